@@ -1,0 +1,228 @@
+"""The action repository: every query of the specification, each one round trip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentmem.analytics import Lesson, SequenceAnalysis, analyze_sequence, learn
+from agentmem.errors import InvalidInput
+from agentmem.keyspace import Layout, check_action_type, layout
+from agentmem.models import Action
+from agentmem.plan import Arg, Plan, command, script_call, single
+from agentmem.repository import RecordOps, build, check_limit, score_arg
+from agentmem.runner import Asynchronous, Blocking, operation
+from agentmem.scripts import RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
+
+
+class ActionOps(RecordOps[Action]):
+    """Action queries; use :class:`ActionRepository` or :class:`AsyncActionRepository`.
+
+    ``ttl`` (seconds, ``None`` for none) and ``relative_index_size`` override the
+    layout's defaults; ``embedding_dim`` makes every stored embedding have that length.
+    """
+
+    def __init__(
+        self,
+        runner: Any,
+        *,
+        layout_version: int = 1,
+        ttl: int | None = None,
+        relative_index_size: int | None = None,
+        embedding_dim: int | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        self.layout: Layout = layout(layout_version)
+        spec = self.layout.action
+        if ttl is not None or relative_index_size is not None:
+            caps = {"relative_index": relative_index_size} if relative_index_size else None
+            spec = spec.replace(ttl=ttl if ttl is not None else "keep", caps=caps)
+        if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):
+            raise InvalidInput(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+        self.embedding_dim = embedding_dim
+        super().__init__(runner, spec, batch_size=batch_size)
+
+    def check(self, record: Action) -> None:
+        dim = self.embedding_dim
+        if dim is not None and record.embedding is not None and record.embedding.shape[0] != dim:
+            raise InvalidInput(
+                f"embedding has {record.embedding.shape[0]} dimensions; this repository "
+                f"stores {dim}"
+            )
+
+    @operation
+    def record(self, **fields: Any) -> Plan[Action]:
+        """Build an :class:`Action` from keyword fields and store it (like ``store_agent_action``)."""
+        return self._write_plan([build(Action, **fields)]).map(lambda out: out[0])
+
+    # -- per-agent queries ---------------------------------------------------
+
+    def _agent(self, agent_id: str) -> tuple[str, str]:
+        return self.layout.record_key_parts("action", agent_id=agent_id)
+
+    def _key(self, family: str, **parts: str | int) -> str:
+        return self.layout.key(family, **parts)
+
+    def _sorted_members(self, skey: str, zkey: str, agent_id: str, *, limit: int | None,
+                        min_score: float | None = None, exclusive: bool = False
+                        ) -> Plan[list[Action]]:
+        prefix, suffix = self._agent(agent_id)
+        argv: list[Arg] = [skey, zkey, prefix, suffix, "1", check_limit(limit),
+                           "" if min_score is None else score_arg(min_score, ""),
+                           "1" if exclusive else "0"]
+        return single(script_call(SET_SORTED_FETCH, argv), self._decode_list)
+
+    def _zrange(self, zkey: str, agent_id: str, by: str, lo: str, hi: str, *,
+                newest_first: bool, limit: int | None) -> Plan[list[Action]]:
+        prefix, suffix = self._agent(agent_id)
+        argv: list[Arg] = [zkey, prefix, suffix, by, lo, hi, "1" if newest_first else "0",
+                           check_limit(limit)]
+        return single(script_call(ZRANGE_FETCH, argv), self._decode_list)
+
+    @operation
+    def by_type(self, agent_id: str, action_type: str, limit: int | None = None
+                ) -> Plan[list[Action]]:
+        """The agent's actions of one type, newest first (by step, then id)."""
+        return self._sorted_members(
+            self._key("types", agent_id=agent_id, action_type=action_type),
+            self._key("timeline", agent_id=agent_id), agent_id, limit=limit)
+
+    @operation
+    def by_target(self, agent_id: str, target_id: str, limit: int | None = None
+                  ) -> Plan[list[Action]]:
+        """The agent's actions aimed at ``target_id``, newest first."""
+        return self._sorted_members(
+            self._key("targets", agent_id=agent_id, action_target_id=target_id),
+            self._key("timeline", agent_id=agent_id), agent_id, limit=limit)
+
+    @operation
+    def high_reward(self, agent_id: str, min_reward: float = 0.5, limit: int | None = 10
+                    ) -> Plan[list[Action]]:
+        """Actions with ``reward >= min_reward``, highest reward first.
+
+        The specification's code returns the *lowest* rewards above the threshold
+        first; agentmem returns the highest, which is what "high reward" asks for.
+        """
+        return self._zrange(self._key("rewards", agent_id=agent_id), agent_id, "score",
+                            score_arg(min_reward, "-inf"), "+inf", newest_first=True,
+                            limit=limit)
+
+    @operation
+    def successful_interactions(self, agent_id: str, target_id: str, limit: int | None = 3
+                                ) -> Plan[list[Action]]:
+        """Actions aimed at ``target_id`` with ``reward > 0``, highest reward first."""
+        return self._sorted_members(
+            self._key("targets", agent_id=agent_id, action_target_id=target_id),
+            self._key("rewards", agent_id=agent_id), agent_id, limit=limit, min_score=0.0,
+            exclusive=True)
+
+    @operation
+    def timeline(self, agent_id: str, start: int | None = None, end: int | None = None, *,
+                 newest_first: bool = False, limit: int | None = None) -> Plan[list[Action]]:
+        """Actions with ``start <= step_number <= end`` (either bound open), oldest first."""
+        return self._zrange(self._key("timeline", agent_id=agent_id), agent_id, "score",
+                            score_arg(start, "-inf"), score_arg(end, "+inf"),
+                            newest_first=newest_first, limit=limit)
+
+    @operation
+    def recent(self, agent_id: str, n: int = 10) -> Plan[list[Action]]:
+        """The ``n`` most recent actions, newest first (expired ones skipped)."""
+        n = check_limit(n)
+        if n == 0:
+            return Plan((), lambda raw: [])
+        return self._zrange(self._key("timeline", agent_id=agent_id), agent_id, "rank", "0",
+                            str(n - 1), newest_first=True, limit=n)
+
+    @operation
+    def relative(self, agent_id: str, position: int = 0) -> Plan[Action | None]:
+        """The action at a relative position: 0 is the newest, -1 the one before, …
+
+        Positions within the relative index (20 by default) read it; older ones
+        read the timeline. The specification's formula maps -1 to the *oldest*
+        entry; here -k is the k-th before the newest.
+        """
+        if isinstance(position, bool) or not isinstance(position, int) or position > 0:
+            raise InvalidInput(f"relative position must be an int <= 0, got {position!r}")
+        prefix, suffix = self._agent(agent_id)
+        argv: list[Arg] = [self._key("relative_index", agent_id=agent_id),
+                           self._key("timeline", agent_id=agent_id), prefix, suffix, -position]
+        decode = self.spec.codec.decode
+        return single(script_call(RELATIVE_FETCH, argv),
+                      lambda raw: decode(raw[0]) if raw else None)
+
+    # -- simulation-level queries --------------------------------------------
+
+    def _sim_fetch(self, source: str, kind: str, start: int, stop: int, limit: int | None
+                   ) -> Plan[list[Action]]:
+        t = self.layout.template("action")
+        # agent:{agent_id}:action:{action_id} -> prefix, middle, suffix around both ids
+        marker = {"agent_id": "\x01", "action_id": "\x02"}
+        shape = "".join(v if k == "L" else marker.get(v, "") for k, v in t.parts)
+        prefix, rest = shape.split("\x01", 1)
+        middle, suffix = rest.split("\x02", 1)
+        argv: list[Arg] = [source, kind, start, stop, prefix, middle, suffix, check_limit(limit)]
+        return single(script_call(SIM_FETCH, argv), self._decode_list)
+
+    @operation
+    def at_step(self, simulation_id: str, step: int, limit: int | None = None
+                ) -> Plan[list[Action]]:
+        """Every action of a simulation at one step, ordered by action id."""
+        key = self._key("sim_step", simulation_id=simulation_id, step_number=step)
+        return self._sim_fetch(key, "set", 0, -1, limit)
+
+    @operation
+    def simulation_actions(self, simulation_id: str, start: int = 0, stop: int = -1
+                           ) -> Plan[list[Action]]:
+        """A slice of a simulation's actions in write order (LRANGE semantics)."""
+        key = self._key("sim_actions", simulation_id=simulation_id)
+        return self._sim_fetch(key, "list", start, stop, None)
+
+    @operation
+    def steps(self, simulation_id: str, start: int | None = None, end: int | None = None
+              ) -> Plan[list[int]]:
+        """Steps of a simulation that have actions, ascending."""
+        key = self._key("sim_steps", simulation_id=simulation_id)
+        call = command("ZRANGE", key, score_arg(start, "-inf"), score_arg(end, "+inf"),
+                       "BYSCORE")
+        return single(call, lambda raw: [int(m) for m in raw])
+
+    @operation
+    def type_counts(self, simulation_id: str) -> Plan[dict[str, int]]:
+        """Number of actions per type in a simulation."""
+        key = self._key("sim_by_type", simulation_id=simulation_id)
+
+        def parse(raw: Any) -> dict[str, int]:
+            items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2])
+            return {k.decode(): int(v) for k, v in items}
+
+        return single(command("HGETALL", key), parse)
+
+    # -- analytics (section 8) -----------------------------------------------
+
+    @operation
+    def learn_from_past_actions(self, agent_id: str, action_type: str,
+                                position: tuple[float, float] | None = None, limit: int = 5,
+                                radius: float = 0.2) -> Plan[Lesson | None]:
+        """Section 8.1: average reward and best action among the newest ``limit`` of a type."""
+        check_action_type(action_type)
+        return ActionOps.by_type.build(self, agent_id, action_type, limit).map(
+            lambda past: learn(past, position, radius))
+
+    @operation
+    def analyze_action_sequence(self, agent_id: str, length: int = 5
+                                ) -> Plan[SequenceAnalysis | None]:
+        """Section 8.3 over the ``length`` most recent actions, in one round trip."""
+        return ActionOps.recent.build(self, agent_id, length).map(analyze_sequence)
+
+    @operation
+    def find_successful_interactions_with(self, agent_id: str, target_id: str, limit: int = 3
+                                          ) -> Plan[list[Action]]:
+        """Section 8.2 (same as :meth:`successful_interactions`)."""
+        return ActionOps.successful_interactions.build(self, agent_id, target_id, limit)
+
+
+class ActionRepository(ActionOps, Blocking):
+    """Blocking action repository."""
+
+
+class AsyncActionRepository(ActionOps, Asynchronous):
+    """asyncio action repository (every method is awaited)."""

@@ -1,0 +1,240 @@
+"""Encode models into Redis hash fields and decode hashes back into models.
+
+A :class:`Codec` is compiled once per model class from its annotations and the
+storage hints of :mod:`agentmem.fields`. Encoding yields one value per hash
+field (``None`` for an absent field, which is not stored); decoding accepts the
+``HGETALL`` reply, including hashes written by the specification's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+from pydantic import BaseModel, ValidationError
+
+from agentmem import jsonvalue
+from agentmem.errors import DecodeError, InvalidInput, SchemaError
+from agentmem.fields import AsJson, Split, StoredAs, Vector, WriteTime
+from agentmem.models import TRUSTED
+
+M = TypeVar("M", bound=BaseModel)
+Raw = str | bytes
+Encoder = Callable[[Any], Raw]
+Decoder = Callable[[bytes], Any]
+
+_HINTS = (AsJson, Split, StoredAs, Vector, WriteTime)
+
+
+def _unwrap(annotation: Any, metadata: Sequence[Any]) -> tuple[Any, list[Any]]:
+    """Strip ``Optional`` and ``Annotated``; return the base type and every storage hint."""
+    hints = [m for m in metadata if isinstance(m, _HINTS)]
+    tp = annotation
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            hints += [m for m in tp.__metadata__ if isinstance(m, _HINTS)]
+            tp = tp.__origin__
+        elif origin in (typing.Union, types.UnionType):
+            arms = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(arms) != 1:
+                return tp, hints
+            tp = arms[0]
+        else:
+            return tp, hints
+
+
+def _enc_str(v: Any) -> Raw:
+    return str(v)
+
+
+def _enc_int(v: Any) -> Raw:
+    return str(int(v))
+
+
+def _enc_float(v: Any) -> Raw:
+    f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"must be a finite number, got {f!r}")
+    return repr(f)
+
+
+def _enc_bool(v: Any) -> Raw:
+    return "1" if v else "0"
+
+
+def _dec_str(b: bytes) -> Any:
+    return b.decode()
+
+
+def _dec_int(b: bytes) -> Any:
+    try:
+        return int(b)
+    except ValueError:
+        return int(float(b))
+
+
+def _dec_bool(b: bytes) -> Any:
+    return b in (b"1", b"true", b"True")
+
+
+def _dec_json(b: bytes) -> Any:
+    text = b.decode()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # as the specification's convert_hash_to_action does
+
+
+_SCALARS: dict[Any, tuple[Encoder, Decoder]] = {
+    str: (_enc_str, _dec_str),
+    int: (_enc_int, _dec_int),
+    float: (_enc_float, float),
+    bool: (_enc_bool, _dec_bool),
+}
+
+
+def _vector_codec(hint: Vector) -> tuple[Encoder, Decoder]:
+    dtype = np.dtype(hint.dtype).newbyteorder("<")
+
+    def enc(v: Any) -> Raw:
+        arr = np.asarray(v)
+        if arr.dtype != np.dtype(hint.dtype):
+            raise ValueError(f"vector must have dtype {hint.dtype}, got {arr.dtype}")
+        if arr.ndim != 1 or (hint.dim is not None and arr.shape[0] != hint.dim):
+            want = f"({hint.dim},)" if hint.dim is not None else "1-D"
+            raise ValueError(f"vector must have shape {want}, got {arr.shape}")
+        return arr.astype(dtype, copy=False).tobytes()
+
+    def dec(b: bytes) -> Any:
+        return np.frombuffer(b, dtype=dtype).astype(hint.dtype)
+
+    return enc, dec
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """How one model field maps onto one or more hash fields."""
+
+    name: str
+    storage: tuple[str, ...]
+    encode: Encoder
+    decode: Decoder
+    split: bool = False
+    json: bool = False
+    write_time: bool = False
+
+
+def _field_map(name: str, annotation: Any, metadata: Sequence[Any]) -> FieldMap:
+    tp, hints = _unwrap(annotation, metadata)
+    stored_as = next((h.name for h in hints if isinstance(h, StoredAs)), name)
+    split = next((h for h in hints if isinstance(h, Split)), None)
+    vector = next((h for h in hints if isinstance(h, Vector)), None)
+    if split is not None:
+        args = typing.get_args(tp)
+        if typing.get_origin(tp) is not tuple or len(args) != len(split.names):
+            raise SchemaError(f"{name}: Split{split.names} needs a tuple of {len(split.names)}")
+        elem = _unwrap(args[0], ())[0]
+        if elem not in _SCALARS or any(_unwrap(a, ())[0] is not elem for a in args):
+            raise SchemaError(f"{name}: Split elements must all be one of str, int, float, bool")
+        enc, dec = _SCALARS[elem]
+        return FieldMap(name, split.names, enc, dec, split=True)
+    if any(isinstance(h, AsJson) for h in hints):
+        return FieldMap(name, (stored_as,), jsonvalue.dumps, _dec_json, json=True)
+    if vector is not None:
+        enc, dec = _vector_codec(vector)
+        return FieldMap(name, (stored_as,), enc, dec)
+    if any(isinstance(h, WriteTime) for h in hints):
+        if tp is not int:
+            raise SchemaError(f"{name}: WriteTime() needs an int field")
+        return FieldMap(name, (stored_as,), _enc_int, _dec_int, write_time=True)
+    if tp in _SCALARS:
+        enc, dec = _SCALARS[tp]
+        return FieldMap(name, (stored_as,), enc, dec)
+    raise SchemaError(
+        f"{name}: cannot store {tp!r}; use str, int, float, bool, or a hint "
+        "(Split, AsJson, Vector, WriteTime)"
+    )
+
+
+class Codec(Generic[M]):
+    """The compiled mapping between one model class and its hash fields."""
+
+    def __init__(self, model: type[M]) -> None:
+        self.model = model
+        self.fields = tuple(
+            _field_map(name, info.annotation, info.metadata)
+            for name, info in model.model_fields.items()
+        )
+        storage = [s for f in self.fields for s in f.storage]
+        dupes = {s for s in storage if storage.count(s) > 1}
+        if dupes:
+            raise SchemaError(f"{model.__name__}: hash field names used twice: {sorted(dupes)}")
+        self.storage_names: tuple[str, ...] = tuple(storage)
+        stamps = [f for f in self.fields if f.write_time]
+        if len(stamps) > 1:
+            raise SchemaError(f"{model.__name__}: at most one WriteTime() field")
+        self.write_time_field: FieldMap | None = stamps[0] if stamps else None
+        self._by_storage = {s: f for f in self.fields for s in f.storage}
+
+    def field_for(self, storage_name: str) -> FieldMap:
+        """The model field that stores ``storage_name``."""
+        try:
+            return self._by_storage[storage_name]
+        except KeyError:
+            raise SchemaError(
+                f"{self.model.__name__} has no hash field {storage_name!r}; "
+                f"it has {list(self.storage_names)}"
+            ) from None
+
+    def encode(self, obj: M) -> list[Raw | None]:
+        """One value per name of :attr:`storage_names`; ``None`` where nothing is stored."""
+        out: list[Raw | None] = []
+        values = obj.__dict__
+        for f in self.fields:
+            v = values[f.name]
+            try:
+                if v is None or f.write_time:
+                    out.extend([None] * len(f.storage))
+                elif f.split:
+                    if len(v) != len(f.storage):
+                        raise ValueError(f"needs {len(f.storage)} elements, got {len(v)}")
+                    out.extend(f.encode(x) for x in v)
+                else:
+                    out.append(f.encode(v))
+            except (ValueError, TypeError) as exc:
+                raise InvalidInput(f"{self.model.__name__}.{f.name}: {exc}") from None
+        return out
+
+    def encode_scalar(self, storage_name: str, value: Any) -> Raw:
+        """Encode one value as it would be stored in ``storage_name`` (for query bounds)."""
+        try:
+            return self.field_for(storage_name).encode(value)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput(f"{storage_name}: {exc}") from None
+
+    def decode(self, raw: Mapping[bytes, bytes] | Sequence[bytes]) -> M:
+        """Build a model from an ``HGETALL`` reply (a mapping or a flat list)."""
+        if not isinstance(raw, Mapping):
+            it = iter(raw)
+            raw = dict(zip(it, it, strict=True))
+        data: dict[str, Any] = {}
+        try:
+            for f in self.fields:
+                if f.split:
+                    parts = [raw.get(s.encode()) for s in f.storage]
+                    if all(p is not None for p in parts):
+                        data[f.name] = tuple(f.decode(p) for p in parts if p is not None)
+                else:
+                    b = raw.get(f.storage[0].encode())
+                    if b is not None:
+                        data[f.name] = f.decode(b)
+            return self.model.model_validate(data, context=TRUSTED)
+        except (ValueError, ValidationError, UnicodeDecodeError) as exc:
+            raise DecodeError(f"stored {self.model.__name__} does not decode: {exc}") from exc

@@ -1,0 +1,64 @@
+"""The one exception hierarchy of agentmem.
+
+Every error agentmem raises on purpose derives from :class:`AgentMemError`, so
+``except agentmem.AgentMemError`` catches all of them. Bad input also derives
+from :class:`ValueError` and an unreachable server from :class:`ConnectionError`,
+so code written against the builtin families keeps working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class AgentMemError(Exception):
+    """Root of every agentmem exception."""
+
+
+class InvalidInput(AgentMemError, ValueError):
+    """A value cannot be stored as given; nothing was written."""
+
+
+class InvalidId(InvalidInput):
+    """An id (agent, action, simulation, target, type) cannot be part of a key."""
+
+
+class SchemaError(AgentMemError, TypeError):
+    """A model declaration (key pattern, index, field hint) is inconsistent."""
+
+
+class ConfigError(AgentMemError, ValueError):
+    """A connection URL or an option is malformed or unsupported."""
+
+
+class LayoutError(AgentMemError):
+    """A key layout version is unknown to this version of agentmem."""
+
+
+class BackendError(AgentMemError):
+    """The storage server answered with an error."""
+
+
+class Unavailable(BackendError, ConnectionError):
+    """The storage server cannot be reached (refused, reset, timed out)."""
+
+
+class DecodeError(AgentMemError):
+    """Stored data does not decode into the declared model."""
+
+
+class WriteError(AgentMemError):
+    """Some records of a write were refused by the server; each is all-or-nothing.
+
+    ``stored`` holds the ids that were written, ``failed`` maps the position of
+    every refused record in the input to the server's reason.
+    """
+
+    def __init__(self, message: str, *, stored: Sequence[str], failed: dict[int, str]) -> None:
+        super().__init__(message)
+        self.stored = list(stored)
+        self.failed = dict(failed)
+
+
+class DuplicateId(WriteError):
+    """A record with an explicit id already exists; it was not overwritten."""

@@ -1,0 +1,117 @@
+"""Per-field storage hints and the id types, as ``typing.Annotated`` metadata.
+
+These are declarations only (SQLModel-style): a model says *how* a field is
+stored, the codec does the storing. Nothing here talks to a server.
+
+    position: Annotated[tuple[float, float] | None, Split("position_x", "position_y")] = None
+    details: Annotated[Any, AsJson()] = None
+    embedding: Annotated[np.ndarray | None, Vector()] = None
+    stored_at: Annotated[int | None, WriteTime()] = None
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+ID_MAX_LENGTH = 64
+ACTION_ID_MAX_LENGTH = 128
+ACTION_TYPE_MAX_LENGTH = 20
+
+# Python's \s is Unicode-aware, so every kind of whitespace is covered; the
+# explicit ranges are the C0 and C1 control characters and DEL.
+_FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f]")
+
+
+def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -> str:
+    """Return ``value`` if it can be embedded in a key, else raise ``ValueError``.
+
+    An id is 1..max_length characters with no ``:``, ``{``, ``}``, whitespace or
+    control character, so it can neither add a key segment, nor open a Redis
+    Cluster hash tag, nor collide with another key of the layout.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    if len(value) > max_length:
+        raise ValueError(f"{what} is {len(value)} characters long; at most {max_length} allowed")
+    bad = _FORBIDDEN.search(value)
+    if bad is not None:
+        raise ValueError(
+            f"{what} {value!r} contains {bad.group()!r}; ids may not contain ':', '{{', '}}', "
+            "whitespace or control characters"
+        )
+    return value
+
+
+def _id(value: str) -> str:
+    return check_id(value)
+
+
+def _action_id(value: str) -> str:
+    return check_id(value, what="action id", max_length=ACTION_ID_MAX_LENGTH)
+
+
+def _action_type(value: str) -> str:
+    return check_id(value, what="action type", max_length=ACTION_TYPE_MAX_LENGTH)
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return value
+
+
+Identifier = Annotated[str, AfterValidator(_id)]
+"""A string that can be part of a key (agent, simulation, target ids)."""
+
+ActionId = Annotated[str, AfterValidator(_action_id)]
+"""An action id: an identifier of at most 128 characters (agent id + step + type)."""
+
+ActionType = Annotated[str, AfterValidator(_action_type)]
+"""An action type: an identifier of at most 20 characters (AgentFarm's String(20))."""
+
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+"""A float that is neither NaN nor infinite (it may be a sorted-set score)."""
+
+NonNegativeInt = Annotated[int, Field(ge=0)]
+
+
+@dataclass(frozen=True)
+class Split:
+    """Store a fixed-length tuple as one hash field per element."""
+
+    names: tuple[str, ...]
+
+    def __init__(self, *names: str) -> None:
+        object.__setattr__(self, "names", tuple(names))
+
+
+@dataclass(frozen=True)
+class AsJson:
+    """Store any JSON value as JSON text; numpy scalars and arrays are converted."""
+
+
+@dataclass(frozen=True)
+class Vector:
+    """Store a 1-D numpy array as raw bytes (little-endian ``dtype``, not base64)."""
+
+    dtype: str = "float32"
+    dim: int | None = None
+
+
+@dataclass(frozen=True)
+class WriteTime:
+    """Set to the server's clock (integer Unix seconds) when the record is written."""
+
+
+@dataclass(frozen=True)
+class StoredAs:
+    """Store the field under another hash field name."""
+
+    name: str

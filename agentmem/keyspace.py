@@ -1,0 +1,182 @@
+"""Every key of the agent-action layout, in one place, per layout version.
+
+Pure: renders and checks key names, never talks to a server. Version 1 is the
+specification's exact layout (sections 3.1, 3.3, 3.4, 3.5 and the IM keys of
+section 6). :func:`layout` gives the declarations of :class:`~agentmem.models.Action`
+and :class:`~agentmem.models.IMAction` for a version, and :func:`key_table` the
+table that ``docs/keyspace.md`` shows (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from agentmem.errors import InvalidId, LayoutError
+from agentmem.fields import ACTION_ID_MAX_LENGTH, ACTION_TYPE_MAX_LENGTH, check_id
+from agentmem.models import Action, IMAction
+from agentmem.schema import (
+    CounterIndex,
+    ListIndex,
+    RecordSpec,
+    SetIndex,
+    SortedIndex,
+    Template,
+    declare,
+)
+
+CURRENT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+DEFAULT_ACTION_TTL = 24 * 3600
+"""Short-term TTL of an action hash, in seconds (the spec leaves ACTION_STM_TTL undefined)."""
+DEFAULT_IM_TTL = 7 * 24 * 3600
+"""TTL of an intermediate-memory hash, in seconds (the spec's ACTION_IM_TTL)."""
+DEFAULT_RELATIVE_INDEX_SIZE = 20
+
+ACTION_ID_TEMPLATE = "{agent_id}-{step_number}-{action_type}"
+
+_V1 = {
+    "action": "agent:{agent_id}:action:{action_id}",
+    "timeline": "agent:{agent_id}:action:timeline",
+    "relative_index": "agent:{agent_id}:action:relative_index",
+    "types": "agent:{agent_id}:action:types:{action_type}",
+    "targets": "agent:{agent_id}:action:targets:{action_target_id}",
+    "rewards": "agent:{agent_id}:action:rewards",
+    "sim_actions": "simulation:{simulation_id}:actions",
+    "sim_step": "simulation:{simulation_id}:actions:{step_number}",
+    "sim_steps": "simulation:{simulation_id}:actions:steps",
+    "sim_by_type": "simulation:{simulation_id}:actions:by_type",
+    "im_action": "agent:{agent_id}:im:action:{action_id}",
+    "im_timeline": "agent:{agent_id}:im:action:timeline",
+}
+
+_TYPES = {
+    "action": "hash", "timeline": "zset", "relative_index": "zset", "types": "set",
+    "targets": "set", "rewards": "zset", "sim_actions": "list", "sim_step": "set",
+    "sim_steps": "zset", "sim_by_type": "hash", "im_action": "hash", "im_timeline": "zset",
+}
+
+_PURPOSE = {
+    "action": "one action: the fields of section 3.2",
+    "timeline": "action ids scored by step",
+    "relative_index": "the newest action ids scored by step, trimmed to 20",
+    "types": "action ids of one type",
+    "targets": "action ids aimed at one target",
+    "rewards": "action ids scored by (raw) reward",
+    "sim_actions": "every action id of a simulation, in write order",
+    "sim_step": "action ids of one step",
+    "sim_steps": "steps that have actions (member = score = step)",
+    "sim_by_type": "action count per type",
+    "im_action": "a compressed intermediate-memory action",
+    "im_timeline": "intermediate-memory action ids scored by step",
+}
+
+
+
+@dataclass(frozen=True)
+class KeyFamily:
+    """One row of the key table: a family name, its pattern and its Redis type."""
+
+    name: str
+    pattern: str
+    type: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The keys and the Action / IMAction declarations of one layout version."""
+
+    version: int
+    patterns: dict[str, str]
+    action: RecordSpec[Action]
+    im_action: RecordSpec[IMAction]
+
+    def template(self, family: str) -> Template:
+        return Template.parse(self.patterns[family])
+
+    def key(self, family: str, **parts: str | int) -> str:
+        """Render one key; every id is checked first (:class:`~agentmem.errors.InvalidId`)."""
+        if family not in self.patterns:
+            raise LayoutError(f"layout {self.version} has no key family {family!r}")
+        if family in ("types", "sim_by_type") and "action_type" in parts:
+            check_action_type(parts["action_type"])
+        if "action_id" in parts:
+            check_action_id(parts["action_id"])
+        return self.template(family).render(parts)
+
+    def record_key_parts(self, family: str, **scope: str | int) -> tuple[str, str]:
+        """A record key around its ``action_id``: (prefix, suffix), scope ids checked."""
+        return self.template(family).around("action_id", scope)
+
+
+def check_action_id(value: object) -> str:
+    """Check an action id used in a key (at most 128 characters, not a reserved name)."""
+    try:
+        check_id(value, what="action id", max_length=ACTION_ID_MAX_LENGTH)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidId(str(exc)) from None
+    assert isinstance(value, str)
+    if value in layout().action.reserved_ids:
+        raise InvalidId(f"action id {value!r} is reserved: it names an index key of the layout")
+    return value
+
+
+def check_action_type(value: object) -> str:
+    try:
+        return check_id(value, what="action type", max_length=ACTION_TYPE_MAX_LENGTH)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidId(str(exc)) from None
+
+
+def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:
+    return declare(
+        Action,
+        key=p["action"],
+        id="action_id",
+        id_template=ACTION_ID_TEMPLATE,
+        ttl=DEFAULT_ACTION_TTL,
+        unique_in="timeline",
+        indexes=[
+            SortedIndex("timeline", p["timeline"], score="step_number"),
+            SortedIndex("relative_index", p["relative_index"], score="step_number",
+                        cap=relative_size),
+            SetIndex("types", p["types"]),
+            SetIndex("targets", p["targets"]),
+            SortedIndex("rewards", p["rewards"], score="reward"),
+            ListIndex("sim_actions", p["sim_actions"]),
+            SetIndex("sim_step", p["sim_step"]),
+            SortedIndex("sim_steps", p["sim_steps"], score="step_number", member="step_number"),
+            CounterIndex("sim_by_type", p["sim_by_type"], field="action_type"),
+        ],
+    )
+
+
+def _im_spec(p: dict[str, str]) -> RecordSpec[IMAction]:
+    return declare(
+        IMAction,
+        key=p["im_action"],
+        id="action_id",
+        ttl=DEFAULT_IM_TTL,
+        indexes=[SortedIndex("im_timeline", p["im_timeline"], score="step_number")],
+    )
+
+
+@cache
+def layout(version: int = CURRENT_VERSION) -> Layout:
+    """The layout of ``version``; an unknown version raises :class:`LayoutError`."""
+    if version not in SUPPORTED_VERSIONS:
+        raise LayoutError(
+            f"key layout version {version!r} is unknown to this agentmem; "
+            f"it knows {list(SUPPORTED_VERSIONS)}"
+        )
+    patterns = dict(_V1)
+    return Layout(version, patterns, _action_spec(patterns, DEFAULT_RELATIVE_INDEX_SIZE),
+                  _im_spec(patterns))
+
+
+def key_table(version: int = CURRENT_VERSION) -> list[KeyFamily]:
+    """The rows of the key table in ``docs/keyspace.md``."""
+    lay = layout(version)
+    return [KeyFamily(n, lay.patterns[n], _TYPES[n], _PURPOSE[n]) for n in lay.patterns]

@@ -1,0 +1,52 @@
+"""Command plans: what to send, and how to read the replies; no I/O.
+
+A repository method builds a :class:`Plan`; a runner (blocking, asyncio or
+cluster, in :mod:`agentmem.backends`) sends its calls in one round trip and
+hands the replies to ``plan.parse``. Only the runner differs between clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from agentmem.scripts import Script
+
+T = TypeVar("T")
+U = TypeVar("U")
+Arg = str | bytes | int | float
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command. For a script, ``args`` is the EVALSHA command and ``script`` its source."""
+
+    args: tuple[Arg, ...]
+    script: Script | None = None
+
+
+def script_call(script: Script, argv: Sequence[Arg], keys: Sequence[str] = ()) -> Call:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *argv), script)
+
+
+def command(*args: Arg) -> Call:
+    return Call(tuple(args))
+
+
+@dataclass(frozen=True)
+class Plan(Generic[T]):
+    """Calls to send in one round trip, and the function that reads their replies."""
+
+    calls: tuple[Call, ...]
+    parse: Callable[[list[Any]], T]
+
+    def map(self, f: Callable[[T], U]) -> Plan[U]:
+        """The same calls, with ``f`` applied to the parsed result."""
+        parse = self.parse
+        return Plan(self.calls, lambda raw: f(parse(raw)))
+
+
+def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:
+    """A plan of one call whose reply is parsed by ``parse``."""
+    return Plan((call,), lambda raw: parse(raw[0]))

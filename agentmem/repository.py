@@ -1,0 +1,216 @@
+"""The repository: store and query any declared model, blocking or asyncio.
+
+Each method builds a plan once; :class:`~agentmem.runner.operation` runs it on
+the instance's runner, so :class:`Repository` and :class:`AsyncRepository`
+share every definition and differ only in the I/O underneath.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agentmem.errors import DuplicateId, InvalidInput, SchemaError, WriteError
+from agentmem.plan import Arg, Plan, command, script_call, single
+from agentmem.runner import Asynchronous, Blocking, operation
+from agentmem.schema import ID, RecordSpec, SetIndex, SortedIndex, Template
+from agentmem.scripts import GET_MANY, SET_SORTED_FETCH, ZRANGE_FETCH
+from agentmem.writeplan import WritePlanner, parse_write
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def score_arg(value: float | None, default: str) -> str:
+    """A sorted-set bound: ``None`` is open, finite numbers are exact, ±inf allowed."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidInput(f"score bound must be a number, got {value!r}")
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+def check_limit(limit: int | None) -> int:
+    if limit is None:
+        return -1
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
+    return limit
+
+
+def build(model: type[M], **fields: Any) -> M:
+    """Construct a model, turning pydantic's error into :class:`InvalidInput`."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise InvalidInput(str(exc)) from exc
+
+
+class RecordOps(Generic[M]):
+    """Operations on one declared model. Use :class:`Repository` or :class:`AsyncRepository`."""
+
+    def __init__(self, runner: Any, spec: RecordSpec[M], *, batch_size: int = 500) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.writer = WritePlanner(spec, batch_size=batch_size)
+
+    # -- writing ----------------------------------------------------------
+
+    def check(self, record: M) -> None:
+        """Extra validation before encoding; subclasses add model-specific rules."""
+
+    def _write_plan(self, records: Sequence[M]) -> Plan[list[M]]:
+        for n, rec in enumerate(records):
+            try:
+                self.check(rec)
+            except InvalidInput as exc:
+                raise type(exc)(f"record {n}: {exc}") from None
+        encoded = self.writer.encode_all(records)
+        spec = self.spec
+        stamp_field = spec.codec.write_time_field
+
+        def parse(replies: list[Any]) -> list[M]:
+            stamp, ids, failed = parse_write(replies)
+            if failed:
+                stored = [i for i in ids if i is not None]
+                cls = DuplicateId if all(r.startswith("EXISTS") for r in failed.values()) \
+                    else WriteError
+                first = next(iter(failed.items()))
+                raise cls(
+                    f"{len(failed)} of {len(ids)} records refused (record {first[0]}: "
+                    f"{first[1]}); the others were stored",
+                    stored=stored, failed=failed,
+                )
+            update: dict[str, Any] = {}
+            if stamp_field is not None and stamp is not None:
+                update[stamp_field.name] = stamp
+            id_name = spec.codec.field_for(spec.id).name
+            return [
+                rec.model_copy(update={**update, id_name: _typed_id(rec, id_name, new)})
+                for rec, new in zip(records, ids, strict=True)
+            ]
+
+        return Plan(tuple(self.writer.calls(encoded)), parse)
+
+    @operation
+    def add(self, record: M) -> Plan[M]:
+        """Store one record and all its indices atomically, in one round trip.
+
+        Returns the record as stored (with its id and write time filled in).
+        """
+        return self._write_plan([record]).map(lambda out: out[0])
+
+    @operation
+    def add_many(self, records: Iterable[M]) -> Plan[list[M]]:
+        """Store many records in one round trip; each record is all-or-nothing.
+
+        Every record is validated before anything is sent. If the server refuses
+        some (an id that exists, a key of the wrong type), the others are stored
+        and :class:`~agentmem.errors.WriteError` lists both.
+        """
+        return self._write_plan(list(records))
+
+    # -- reading ----------------------------------------------------------
+
+    def _around(self, scope: dict[str, Any]) -> tuple[str, str]:
+        return self.spec.key.around(self.spec.id, scope)
+
+    def _decode_list(self, raw: list[Any]) -> list[M]:
+        decode = self.spec.codec.decode
+        return [decode(h) for h in raw]
+
+    @operation
+    def get(self, id: str | int, **scope: str | int) -> Plan[M | None]:
+        """The record with ``id`` (``scope`` fills the other key fields), or None."""
+        return self._get_many(scope, [id]).map(lambda out: out[0])
+
+    @operation
+    def get_many(self, ids: Sequence[str | int], **scope: str | int) -> Plan[list[M | None]]:
+        """Records by id, in order, ``None`` where absent; one round trip."""
+        return self._get_many(scope, ids)
+
+    def _get_many(self, scope: dict[str, Any], ids: Sequence[str | int]) -> Plan[list[M | None]]:
+        prefix, suffix = self._around(scope)
+        checked = [Template.parse("{i}").render({"i": i}) for i in ids]
+        decode = self.spec.codec.decode
+
+        def parse(raw: Any) -> list[M | None]:
+            return [decode(h) if h else None for h in raw]
+
+        return single(script_call(GET_MANY, [prefix, suffix, *checked]), parse)
+
+    def _index_key(self, name: str, kind: type, scope: dict[str, Any]) -> str:
+        ix = self.spec.index(name)
+        if not isinstance(ix, kind):
+            raise SchemaError(f"index {name!r} is not a {kind.__name__}")
+        if getattr(ix, "member", ID) != ID:
+            raise SchemaError(f"index {name!r} holds field values, not record ids")
+        return Template.parse(ix.key).render(scope)
+
+    @operation
+    def range(
+        self,
+        index: str,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+        **scope: str | int,
+    ) -> Plan[list[M]]:
+        """Records of a sorted index with ``min <= score <= max``, in one round trip.
+
+        Ordered by score (highest first with ``newest_first``); records whose hash
+        has expired are skipped.
+        """
+        zkey = self._index_key(index, SortedIndex, scope)
+        prefix, suffix = self._around(scope)
+        argv: list[Arg] = [zkey, prefix, suffix, "score", score_arg(min, "-inf"),
+                           score_arg(max, "+inf"), "1" if newest_first else "0",
+                           check_limit(limit)]
+        return single(script_call(ZRANGE_FETCH, argv), self._decode_list)
+
+    @operation
+    def members(
+        self,
+        index: str,
+        *,
+        order_by: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+        **scope: str | int,
+    ) -> Plan[list[M]]:
+        """Records of a set index, ordered by the score they have in sorted index ``order_by``."""
+        skey = self._index_key(index, SetIndex, scope)
+        zkey = self._index_key(order_by, SortedIndex, scope) if order_by else ""
+        prefix, suffix = self._around(scope)
+        argv: list[Arg] = [skey, zkey, prefix, suffix, "1" if newest_first else "0",
+                           check_limit(limit), "", "0"]
+        return single(script_call(SET_SORTED_FETCH, argv), self._decode_list)
+
+    @operation
+    def count(self, index: str, **scope: str | int) -> Plan[int]:
+        """Number of entries in an index (ZCARD, SCARD or LLEN)."""
+        ix = self.spec.index(index)
+        key = Template.parse(ix.key).render(scope)
+        cmd = {"zset": "ZCARD", "set": "SCARD", "list": "LLEN", "hash": "HLEN"}[ix.kind]
+        return single(command(cmd, key), int)
+
+
+def _typed_id(record: BaseModel, name: str, new: str | None) -> Any:
+    current = record.__dict__[name]
+    if current is not None or new is None:
+        return current
+    return new
+
+
+class Repository(RecordOps[M], Blocking):
+    """Blocking repository of one declared model."""
+
+
+class AsyncRepository(RecordOps[M], Asynchronous):
+    """asyncio repository of one declared model (every method is awaited)."""

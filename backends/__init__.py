@@ -1,0 +1,1 @@
+"""Storage backends of agentmem (installed as ``agentmem.backends``)."""

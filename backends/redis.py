@@ -1,0 +1,305 @@
+"""Redis and Valkey: URL configuration, connection pool, blocking and asyncio runners.
+
+The runners are the only code that differs between clients: both send a plan's
+calls in one round trip (a pipeline when there are several), reload scripts
+the server forgot (``NOSCRIPT`` after a restart) and map redis-py's errors onto
+:mod:`agentmem.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+import redis.asyncio
+from redis.exceptions import NoScriptError
+
+from agentmem.actions import ActionRepository, AsyncActionRepository
+from agentmem.errors import BackendError, ConfigError, Unavailable
+from agentmem.keyspace import layout
+from agentmem.models import IMAction
+from agentmem.plan import Call, Plan
+from agentmem.repository import AsyncRepository, Repository
+from agentmem.schema import RecordSpec
+
+T = TypeVar("T")
+M = TypeVar("M")
+
+SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+
+
+def parse_url(url: str) -> tuple[str, dict[str, Any]]:
+    """Check a redis-py URL; return it normalised (``valkey://`` -> ``redis://``)."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"not a Redis URL: {url!r} (expected redis://host:port/db)")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"malformed Redis URL {url!r}: {exc}") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(f"unsupported URL scheme {parts.scheme!r}; use one of {SCHEMES}")
+    if scheme in ("valkey", "valkeys"):
+        url = url.replace(parts.scheme + "://", "redis://" if scheme == "valkey" else "rediss://", 1)
+    if scheme == "unix":
+        if not parts.path:
+            raise ConfigError(f"unix URL {url!r} has no socket path")
+    else:
+        if not parts.hostname:
+            raise ConfigError(f"Redis URL {url!r} has no host")
+        if port is not None and not 0 < port < 65536:
+            raise ConfigError(f"Redis URL {url!r} has a bad port")
+        db = parts.path.lstrip("/")
+        if db and not db.isdigit():
+            raise ConfigError(f"Redis URL {url!r}: database must be a number, got {db!r}")
+    query = parse_qs(parts.query)
+    if query.get("decode_responses", ["false"])[0].lower() in ("1", "true", "yes"):
+        raise ConfigError("decode_responses must be off: embeddings are raw bytes")
+    return url, {}
+
+
+def _check_client(client: Any) -> None:
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("decode_responses"):
+        raise ConfigError(
+            "the client decodes responses; agentmem needs bytes (embeddings are raw "
+            "bytes). Create it with decode_responses=False"
+        )
+
+
+def _unavailable(exc: Exception) -> Unavailable:
+    return Unavailable(f"Redis is unreachable: {exc}")
+
+
+def _scripts_to_load(calls: Sequence[Call], replies: Sequence[Any]) -> list[int]:
+    return [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+
+
+def _first_error(replies: Sequence[Any]) -> None:
+    for r in replies:
+        if isinstance(r, (redis.ConnectionError, redis.TimeoutError)):
+            raise _unavailable(r)
+        if isinstance(r, Exception):
+            raise BackendError(f"Redis refused a command: {r}") from r
+
+
+class RedisRunner:
+    """Runs plans on a blocking redis-py client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        _check_client(client)
+        self.client = client
+
+    def run(self, plan: Plan[T]) -> T:
+        calls = plan.calls
+        try:
+            replies = self._send(calls)
+            missing = _scripts_to_load(calls, replies)
+            if missing:
+                for i in missing:
+                    script = calls[i].script
+                    assert script is not None
+                    self.client.script_load(script.source)
+                again = self._send([calls[i] for i in missing])
+                for i, r in zip(missing, again, strict=True):
+                    replies[i] = r
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        _first_error(replies)
+        return plan.parse(replies)
+
+    def _send(self, calls: Sequence[Call]) -> list[Any]:
+        if not calls:
+            return []
+        if len(calls) == 1:
+            try:
+                return [self.client.execute_command(*calls[0].args)]
+            except redis.ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for c in calls:
+            pipe.execute_command(*c.args)
+        return list(pipe.execute(raise_on_error=False))
+
+
+class AsyncRedisRunner:
+    """Runs plans on an asyncio redis-py client."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        _check_client(client)
+        self.client = client
+
+    async def run(self, plan: Plan[T]) -> T:
+        calls = plan.calls
+        try:
+            replies = await self._send(calls)
+            missing = _scripts_to_load(calls, replies)
+            if missing:
+                for i in missing:
+                    script = calls[i].script
+                    assert script is not None
+                    await self.client.script_load(script.source)
+                again = await self._send([calls[i] for i in missing])
+                for i, r in zip(missing, again, strict=True):
+                    replies[i] = r
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        _first_error(replies)
+        return plan.parse(replies)
+
+    async def _send(self, calls: Sequence[Call]) -> list[Any]:
+        if not calls:
+            return []
+        if len(calls) == 1:
+            try:
+                return [await self.client.execute_command(*calls[0].args)]
+            except redis.ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for c in calls:
+            pipe.execute_command(*c.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+
+R = TypeVar("R", RedisRunner, AsyncRedisRunner)
+
+
+class _Memory(Generic[R]):
+    def __init__(self, runner: R, actions: Any, im_actions: Any, options: dict[str, Any]) -> None:
+        self.runner = runner
+        self.actions = actions
+        self.im_actions = im_actions
+        self._options = options
+
+
+class Memory(_Memory[RedisRunner]):
+    """A blocking agentmem store on one Redis or Valkey server.
+
+    ``actions`` is the :class:`~agentmem.actions.ActionRepository`;
+    ``repository(spec)`` gives one for any declared model.
+    """
+
+    actions: ActionRepository
+    im_actions: Repository[IMAction]
+
+    def repository(self, spec: RecordSpec[Any]) -> Repository[Any]:
+        return Repository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    @property
+    def client(self) -> redis.Redis:
+        return self.runner.client
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.runner.client.ping())
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    def close(self) -> None:
+        self.runner.client.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncMemory(_Memory[AsyncRedisRunner]):
+    """The asyncio twin of :class:`Memory`, over the same plans."""
+
+    actions: AsyncActionRepository
+    im_actions: AsyncRepository[IMAction]
+
+    def repository(self, spec: RecordSpec[Any]) -> AsyncRepository[Any]:
+        return AsyncRepository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    @property
+    def client(self) -> redis.asyncio.Redis:
+        return self.runner.client
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.runner.client.ping())
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+
+    async def close(self) -> None:
+        await self.runner.client.aclose()
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _options(layout_version: int, ttl: int | None, relative_index_size: int | None,
+             embedding_dim: int | None, batch_size: int) -> dict[str, Any]:
+    layout(layout_version)  # unknown versions fail here, before connecting
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    return {"layout_version": layout_version, "ttl": ttl,
+            "relative_index_size": relative_index_size, "embedding_dim": embedding_dim,
+            "batch_size": batch_size}
+
+
+def connect(
+    url: str = DEFAULT_URL,
+    *,
+    client: redis.Redis | None = None,
+    layout_version: int = 1,
+    ttl: int | None = None,
+    relative_index_size: int | None = None,
+    embedding_dim: int | None = None,
+    batch_size: int = 500,
+    **pool_options: Any,
+) -> Memory:
+    """Open a blocking store. ``url`` is a redis-py URL (``redis://``, ``rediss://``,
+    ``unix://``, ``valkey://``; ``user:password@`` for ACLs). Nothing is sent until
+    the first call. ``pool_options`` go to the connection pool (``max_connections`` …).
+    """
+    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
+    if client is None:
+        url, _ = parse_url(url)
+        try:
+            client = redis.Redis.from_url(url, decode_responses=False, **pool_options)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"bad Redis URL or option: {exc}") from None
+    runner = RedisRunner(client)
+    actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
+                               relative_index_size=relative_index_size,
+                               embedding_dim=embedding_dim, batch_size=batch_size)
+    im = Repository(runner, layout(layout_version).im_action, batch_size=batch_size)
+    return Memory(runner, actions, im, opts)
+
+
+def connect_async(
+    url: str = DEFAULT_URL,
+    *,
+    client: redis.asyncio.Redis | None = None,
+    layout_version: int = 1,
+    ttl: int | None = None,
+    relative_index_size: int | None = None,
+    embedding_dim: int | None = None,
+    batch_size: int = 500,
+    **pool_options: Any,
+) -> AsyncMemory:
+    """Open an asyncio store; the same options as :func:`connect`."""
+    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
+    if client is None:
+        url, _ = parse_url(url)
+        try:
+            client = redis.asyncio.Redis.from_url(url, decode_responses=False, **pool_options)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"bad Redis URL or option: {exc}") from None
+    runner = AsyncRedisRunner(client)
+    actions = AsyncActionRepository(runner, layout_version=layout_version, ttl=ttl,
+                                    relative_index_size=relative_index_size,
+                                    embedding_dim=embedding_dim, batch_size=batch_size)
+    im = AsyncRepository(runner, layout(layout_version).im_action, batch_size=batch_size)
+    return AsyncMemory(runner, actions, im, opts)
