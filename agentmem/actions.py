@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentmem.analytics import Lesson, SequenceAnalysis, analyze_sequence, learn
-from agentmem.errors import InvalidInput
+from agentmem.errors import DecodeError, InvalidInput
 from agentmem.keyspace import Layout, check_action_type, layout
 from agentmem.models import Action
 from agentmem.plan import Arg, Plan, command, script_call, single
@@ -50,8 +50,8 @@ class ActionOps(RecordOps[Action]):
             )
 
     @operation
-    def record(self, **fields: Any) -> Plan[Action]:
-        """Build an :class:`Action` from keyword fields and store it (like ``store_agent_action``)."""
+    def record(self, /, **fields: Any) -> Plan[Action]:
+        """Build an :class:`Action` from keyword fields and store it (``store_agent_action``)."""
         return self._write_plan([build(Action, **fields)]).map(lambda out: out[0])
 
     # -- per-agent queries ---------------------------------------------------
@@ -79,7 +79,7 @@ class ActionOps(RecordOps[Action]):
         return single(script_call(ZRANGE_FETCH, argv), self._decode_list)
 
     @operation
-    def by_type(self, agent_id: str, action_type: str, limit: int | None = None
+    def by_type(self, /, agent_id: str, action_type: str, limit: int | None = None
                 ) -> Plan[list[Action]]:
         """The agent's actions of one type, newest first (by step, then id)."""
         return self._sorted_members(
@@ -87,7 +87,7 @@ class ActionOps(RecordOps[Action]):
             self._key("timeline", agent_id=agent_id), agent_id, limit=limit)
 
     @operation
-    def by_target(self, agent_id: str, target_id: str, limit: int | None = None
+    def by_target(self, /, agent_id: str, target_id: str, limit: int | None = None
                   ) -> Plan[list[Action]]:
         """The agent's actions aimed at ``target_id``, newest first."""
         return self._sorted_members(
@@ -95,7 +95,7 @@ class ActionOps(RecordOps[Action]):
             self._key("timeline", agent_id=agent_id), agent_id, limit=limit)
 
     @operation
-    def high_reward(self, agent_id: str, min_reward: float = 0.5, limit: int | None = 10
+    def high_reward(self, /, agent_id: str, min_reward: float = 0.5, limit: int | None = 10
                     ) -> Plan[list[Action]]:
         """Actions with ``reward >= min_reward``, highest reward first.
 
@@ -107,7 +107,7 @@ class ActionOps(RecordOps[Action]):
                             limit=limit)
 
     @operation
-    def successful_interactions(self, agent_id: str, target_id: str, limit: int | None = 3
+    def successful_interactions(self, /, agent_id: str, target_id: str, limit: int | None = 3
                                 ) -> Plan[list[Action]]:
         """Actions aimed at ``target_id`` with ``reward > 0``, highest reward first."""
         return self._sorted_members(
@@ -116,7 +116,7 @@ class ActionOps(RecordOps[Action]):
             exclusive=True)
 
     @operation
-    def timeline(self, agent_id: str, start: int | None = None, end: int | None = None, *,
+    def timeline(self, /, agent_id: str, start: int | None = None, end: int | None = None, *,
                  newest_first: bool = False, limit: int | None = None) -> Plan[list[Action]]:
         """Actions with ``start <= step_number <= end`` (either bound open), oldest first."""
         return self._zrange(self._key("timeline", agent_id=agent_id), agent_id, "score",
@@ -124,7 +124,7 @@ class ActionOps(RecordOps[Action]):
                             newest_first=newest_first, limit=limit)
 
     @operation
-    def recent(self, agent_id: str, n: int = 10) -> Plan[list[Action]]:
+    def recent(self, /, agent_id: str, n: int = 10) -> Plan[list[Action]]:
         """The ``n`` most recent actions, newest first (expired ones skipped)."""
         n = check_limit(n)
         if n == 0:
@@ -133,7 +133,7 @@ class ActionOps(RecordOps[Action]):
                             str(n - 1), newest_first=True, limit=n)
 
     @operation
-    def relative(self, agent_id: str, position: int = 0) -> Plan[Action | None]:
+    def relative(self, /, agent_id: str, position: int = 0) -> Plan[Action | None]:
         """The action at a relative position: 0 is the newest, -1 the one before, …
 
         Positions within the relative index (20 by default) read it; older ones
@@ -163,21 +163,21 @@ class ActionOps(RecordOps[Action]):
         return single(script_call(SIM_FETCH, argv), self._decode_list)
 
     @operation
-    def at_step(self, simulation_id: str, step: int, limit: int | None = None
+    def at_step(self, /, simulation_id: str, step: int, limit: int | None = None
                 ) -> Plan[list[Action]]:
         """Every action of a simulation at one step, ordered by action id."""
         key = self._key("sim_step", simulation_id=simulation_id, step_number=step)
         return self._sim_fetch(key, "set", 0, -1, limit)
 
     @operation
-    def simulation_actions(self, simulation_id: str, start: int = 0, stop: int = -1
+    def simulation_actions(self, /, simulation_id: str, start: int = 0, stop: int = -1
                            ) -> Plan[list[Action]]:
         """A slice of a simulation's actions in write order (LRANGE semantics)."""
         key = self._key("sim_actions", simulation_id=simulation_id)
         return self._sim_fetch(key, "list", start, stop, None)
 
     @operation
-    def steps(self, simulation_id: str, start: int | None = None, end: int | None = None
+    def steps(self, /, simulation_id: str, start: int | None = None, end: int | None = None
               ) -> Plan[list[int]]:
         """Steps of a simulation that have actions, ascending."""
         key = self._key("sim_steps", simulation_id=simulation_id)
@@ -186,20 +186,23 @@ class ActionOps(RecordOps[Action]):
         return single(call, lambda raw: [int(m) for m in raw])
 
     @operation
-    def type_counts(self, simulation_id: str) -> Plan[dict[str, int]]:
+    def type_counts(self, /, simulation_id: str) -> Plan[dict[str, int]]:
         """Number of actions per type in a simulation."""
         key = self._key("sim_by_type", simulation_id=simulation_id)
 
         def parse(raw: Any) -> dict[str, int]:
-            items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2])
-            return {k.decode(): int(v) for k, v in items}
+            items = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+            try:
+                return {k.decode(): int(v) for k, v in items}
+            except ValueError as exc:
+                raise DecodeError(f"{key} holds a count that is not an integer: {exc}") from None
 
         return single(command("HGETALL", key), parse)
 
     # -- analytics (section 8) -----------------------------------------------
 
     @operation
-    def learn_from_past_actions(self, agent_id: str, action_type: str,
+    def learn_from_past_actions(self, /, agent_id: str, action_type: str,
                                 position: tuple[float, float] | None = None, limit: int = 5,
                                 radius: float = 0.2) -> Plan[Lesson | None]:
         """Section 8.1: average reward and best action among the newest ``limit`` of a type."""
@@ -208,13 +211,13 @@ class ActionOps(RecordOps[Action]):
             lambda past: learn(past, position, radius))
 
     @operation
-    def analyze_action_sequence(self, agent_id: str, length: int = 5
+    def analyze_action_sequence(self, /, agent_id: str, length: int = 5
                                 ) -> Plan[SequenceAnalysis | None]:
         """Section 8.3 over the ``length`` most recent actions, in one round trip."""
         return ActionOps.recent.build(self, agent_id, length).map(analyze_sequence)
 
     @operation
-    def find_successful_interactions_with(self, agent_id: str, target_id: str, limit: int = 3
+    def find_successful_interactions_with(self, /, agent_id: str, target_id: str, limit: int = 3
                                           ) -> Plan[list[Action]]:
         """Section 8.2 (same as :meth:`successful_interactions`)."""
         return ActionOps.successful_interactions.build(self, agent_id, target_id, limit)

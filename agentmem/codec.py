@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import numpy as np
 from pydantic import BaseModel, ValidationError
@@ -25,7 +25,8 @@ from agentmem.fields import AsJson, Split, StoredAs, Vector, WriteTime
 from agentmem.models import TRUSTED
 
 M = TypeVar("M", bound=BaseModel)
-Raw = str | bytes
+Raw = str | bytes | int | float
+"""An encoded value: text, bytes, or a finite float / int written as ``repr`` writes it."""
 Encoder = Callable[[Any], Raw]
 Decoder = Callable[[bytes], Any]
 
@@ -55,14 +56,14 @@ def _enc_str(v: Any) -> Raw:
 
 
 def _enc_int(v: Any) -> Raw:
-    return str(int(v))
+    return int(v)
 
 
 def _enc_float(v: Any) -> Raw:
     f = float(v)
     if not math.isfinite(f):
         raise ValueError(f"must be a finite number, got {f!r}")
-    return repr(f)
+    return f
 
 
 def _enc_bool(v: Any) -> Raw:
@@ -163,6 +164,76 @@ def _field_map(name: str, annotation: Any, metadata: Sequence[Any]) -> FieldMap:
     )
 
 
+_K_STR, _K_INT, _K_FLOAT, _K_SKIP, _K_SPLIT, _K_OTHER = (
+    "str", "int", "float", "skip", "split", "other")
+
+
+def _kind(f: FieldMap) -> str:
+    if f.write_time:
+        return _K_SKIP
+    if f.split:
+        return _K_SPLIT
+    if f.encode is _enc_str:
+        return _K_STR
+    if f.encode is _enc_int:
+        return _K_INT
+    if f.encode is _enc_float:
+        return _K_FLOAT
+    return _K_OTHER
+
+
+class _Bad(Exception):
+    def __init__(self, field: str, why: str) -> None:
+        self.field, self.why = field, why
+
+
+def _bad(field: str, exc: Exception) -> NoReturn:
+    raise _Bad(field, str(exc)) from None
+
+
+def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], list[Any]]:
+    """Generate straight-line code that encodes one model's ``__dict__``.
+
+    The same rules as the field encoders, without a per-field dispatch: str
+    passes through, finite floats and ints pass to the packer as they are
+    (it writes them as ``repr`` does), everything else calls its encoder.
+    """
+    env: dict[str, Any] = {"_bad": _bad, "float": float, "int": int, "str": str, "len": len}
+    lines = ["def encode(d):", "    out = []", "    ap = out.append", "    ex = out.extend"]
+    for n, f in enumerate(fields):
+        kind, width, name = _kind(f), len(f.storage), f.name
+        env[f"enc{n}"] = f.encode
+        lines.append(f"    v = d[{name!r}]")
+        if kind == _K_SKIP:
+            lines.append(f"    ex((None,) * {width})")
+            continue
+        lines.append("    if v is None:")
+        lines.append(f"        ex((None,) * {width})")
+        lines.append("    else:")
+        lines.append("        try:")
+        if kind == _K_STR:
+            lines.append("            ap(v if type(v) is str else str(v))")
+        elif kind == _K_FLOAT:
+            lines.append("            if type(v) is not float: v = float(v)")
+            lines.append("            if v - v != 0.0: raise ValueError("
+                         "f'must be a finite number, got {v!r}')")
+            lines.append("            ap(v)")
+        elif kind == _K_INT:
+            lines.append("            ap(v if type(v) is int else int(v))")
+        elif kind == _K_SPLIT:
+            lines.append(f"            if len(v) != {width}: raise ValueError("
+                         f"f'needs {width} elements, got {{len(v)}}')")
+            lines.append(f"            ex([enc{n}(x) for x in v])")
+        else:
+            lines.append(f"            ap(enc{n}(v))")
+        lines.append("        except (ValueError, TypeError) as exc:")
+        lines.append(f"            _bad({name!r}, exc)")
+    lines.append("    return out")
+    exec("\n".join(lines), env)  # source built above from the model's fields
+    encode: Callable[[dict[str, Any]], list[Any]] = env["encode"]
+    return encode
+
+
 class Codec(Generic[M]):
     """The compiled mapping between one model class and its hash fields."""
 
@@ -182,6 +253,7 @@ class Codec(Generic[M]):
             raise SchemaError(f"{model.__name__}: at most one WriteTime() field")
         self.write_time_field: FieldMap | None = stamps[0] if stamps else None
         self._by_storage = {s: f for f in self.fields for s in f.storage}
+        self._encode = _compile_encoder(self.fields)
 
     def field_for(self, storage_name: str) -> FieldMap:
         """The model field that stores ``storage_name``."""
@@ -195,22 +267,10 @@ class Codec(Generic[M]):
 
     def encode(self, obj: M) -> list[Raw | None]:
         """One value per name of :attr:`storage_names`; ``None`` where nothing is stored."""
-        out: list[Raw | None] = []
-        values = obj.__dict__
-        for f in self.fields:
-            v = values[f.name]
-            try:
-                if v is None or f.write_time:
-                    out.extend([None] * len(f.storage))
-                elif f.split:
-                    if len(v) != len(f.storage):
-                        raise ValueError(f"needs {len(f.storage)} elements, got {len(v)}")
-                    out.extend(f.encode(x) for x in v)
-                else:
-                    out.append(f.encode(v))
-            except (ValueError, TypeError) as exc:
-                raise InvalidInput(f"{self.model.__name__}.{f.name}: {exc}") from None
-        return out
+        try:
+            return self._encode(obj.__dict__)
+        except _Bad as bad:
+            raise InvalidInput(f"{self.model.__name__}.{bad.field}: {bad.why}") from None
 
     def encode_scalar(self, storage_name: str, value: Any) -> Raw:
         """Encode one value as it would be stored in ``storage_name`` (for query bounds)."""

@@ -11,12 +11,11 @@ stored, the codec does the storing. Nothing here talks to a server.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import Field, StringConstraints
 
 ID_MAX_LENGTH = 64
 ACTION_ID_MAX_LENGTH = 128
@@ -24,7 +23,7 @@ ACTION_TYPE_MAX_LENGTH = 20
 
 # Python's \s is Unicode-aware, so every kind of whitespace is covered; the
 # explicit ranges are the C0 and C1 control characters and DEL.
-_FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f]")
+FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f]")
 
 
 def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -> str:
@@ -40,7 +39,7 @@ def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -
         raise ValueError(f"{what} must not be empty")
     if len(value) > max_length:
         raise ValueError(f"{what} is {len(value)} characters long; at most {max_length} allowed")
-    bad = _FORBIDDEN.search(value)
+    bad = FORBIDDEN.search(value)
     if bad is not None:
         raise ValueError(
             f"{what} {value!r} contains {bad.group()!r}; ids may not contain ':', '{{', '}}', "
@@ -49,34 +48,25 @@ def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -
     return value
 
 
-def _id(value: str) -> str:
-    return check_id(value)
+ID_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f]+$"
+"""The id rule as a regular expression (checked natively by pydantic)."""
 
-
-def _action_id(value: str) -> str:
-    return check_id(value, what="action id", max_length=ACTION_ID_MAX_LENGTH)
-
-
-def _action_type(value: str) -> str:
-    return check_id(value, what="action type", max_length=ACTION_TYPE_MAX_LENGTH)
-
-
-def _finite(value: float) -> float:
-    if not math.isfinite(value):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return value
-
-
-Identifier = Annotated[str, AfterValidator(_id)]
+Identifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=ID_MAX_LENGTH, pattern=ID_PATTERN)
+]
 """A string that can be part of a key (agent, simulation, target ids)."""
 
-ActionId = Annotated[str, AfterValidator(_action_id)]
+ActionId = Annotated[
+    str, StringConstraints(min_length=1, max_length=ACTION_ID_MAX_LENGTH, pattern=ID_PATTERN)
+]
 """An action id: an identifier of at most 128 characters (agent id + step + type)."""
 
-ActionType = Annotated[str, AfterValidator(_action_type)]
+ActionType = Annotated[
+    str, StringConstraints(min_length=1, max_length=ACTION_TYPE_MAX_LENGTH, pattern=ID_PATTERN)
+]
 """An action type: an identifier of at most 20 characters (AgentFarm's String(20))."""
 
-FiniteFloat = Annotated[float, AfterValidator(_finite)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor infinite (it may be a sorted-set score)."""
 
 NonNegativeInt = Annotated[int, Field(ge=0)]

@@ -1,4 +1,10 @@
-"""Strict JSON for ``details``: numpy values converted, NaN and unknown types refused."""
+"""Strict JSON for ``details``: numpy values converted, NaN and unknown types refused.
+
+Plain values (str, int, finite float, bool, None, lists, tuples, dicts with
+string keys) are checked by a walk and written by orjson; anything else (numpy
+values, non-string keys) takes the standard library's encoder with a converter,
+which also refuses what JSON cannot hold.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import json
 from typing import Any
 
 import numpy as np
+import orjson
 
 
 def _default(value: Any) -> Any:
@@ -23,16 +30,79 @@ _ENCODER = json.JSONEncoder(
 )
 
 
-def dumps(value: Any) -> str:
-    """Encode ``value`` as compact JSON text or raise ``ValueError``."""
+class _Slow(Exception):
+    pass
+
+
+def _check(value: Any, depth: int) -> None:
+    """Return if ``value`` is plain JSON; raise _Slow if it needs conversion."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return
+    if t is float:
+        if value - value != 0.0:
+            raise ValueError("details cannot be stored as JSON: NaN and infinity are not JSON")
+        return
+    if depth > 100:
+        raise _Slow
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _Slow
+            _check(v, depth + 1)
+        return
+    if t is list or t is tuple:
+        for v in value:
+            _check(v, depth + 1)
+        return
+    raise _Slow
+
+
+def _slow_dumps(value: Any) -> str:
     try:
         return _ENCODER.encode(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"details cannot be stored as JSON: {exc}") from None
 
 
+def dumps(value: Any) -> bytes | str:
+    """Encode ``value`` as compact UTF-8 JSON text or raise ``ValueError``."""
+    try:
+        _check(value, 0)
+    except _Slow:
+        return _slow_dumps(value)
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits
+        return _slow_dumps(value)
+
+
+def _copy(value: Any, depth: int) -> Any:
+    """A plain copy of ``value`` (tuples become lists), or raise _Slow."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        if value - value != 0.0:
+            raise ValueError("details cannot be stored as JSON: NaN and infinity are not JSON")
+        return value
+    if depth > 100:
+        raise _Slow
+    if t is dict:
+        out = {}
+        for k, v in value.items():
+            if type(k) is not str:
+                raise _Slow
+            out[k] = _copy(v, depth + 1)
+        return out
+    if t is list or t is tuple:
+        return [_copy(v, depth + 1) for v in value]
+    raise _Slow
+
+
 def normalize(value: Any) -> Any:
     """Return the plain JSON value that ``value`` reads back as (tuples become lists)."""
-    if value is None or isinstance(value, (str, bool, int)) and not isinstance(value, np.generic):
-        return value
-    return json.loads(dumps(value))
+    try:
+        return _copy(value, 0)
+    except _Slow:
+        return orjson.loads(_slow_dumps(value))

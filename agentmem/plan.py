@@ -7,7 +7,7 @@ hands the replies to ``plan.parse``. Only the runner differs between clients.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -36,15 +36,40 @@ def command(*args: Arg) -> Call:
 
 @dataclass(frozen=True)
 class Plan(Generic[T]):
-    """Calls to send in one round trip, and the function that reads their replies."""
+    """Calls to send in one round trip, and the function that reads their replies.
 
-    calls: tuple[Call, ...]
+    ``calls`` may be a lazy iterable: a runner sends each call as soon as it is
+    built, so building the next overlaps the server running the previous one.
+    A plan is run once.
+    """
+
+    calls: Iterable[Call]
     parse: Callable[[list[Any]], T]
 
     def map(self, f: Callable[[T], U]) -> Plan[U]:
         """The same calls, with ``f`` applied to the parsed result."""
         parse = self.parse
-        return Plan(self.calls, lambda raw: f(parse(raw)))
+
+        def mapped(raw: list[Any]) -> U:
+            try:
+                return f(parse(raw))
+            except FollowUp as more:
+                raise FollowUp(more.plan.map(f)) from None
+
+        return Plan(self.calls, mapped)
+
+
+class FollowUp(Exception):
+    """Raised by ``Plan.parse`` when the answer needs another round trip.
+
+    The runner runs ``plan`` and returns its result instead. Used only on rare
+    paths (a write the server partly refused is retried without the refused
+    records), never in the common case.
+    """
+
+    def __init__(self, plan: Plan[Any]) -> None:
+        super().__init__("follow-up plan")
+        self.plan = plan
 
 
 def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:

@@ -8,17 +8,18 @@ share every definition and differ only in the I/O underneath.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from agentmem.errors import DuplicateId, InvalidInput, SchemaError, WriteError
-from agentmem.plan import Arg, Plan, command, script_call, single
+from agentmem.fields import check_id
+from agentmem.plan import Arg, Call, FollowUp, Plan, command, script_call, single
 from agentmem.runner import Asynchronous, Blocking, operation
 from agentmem.schema import ID, RecordSpec, SetIndex, SortedIndex, Template
 from agentmem.scripts import GET_MANY, SET_SORTED_FETCH, ZRANGE_FETCH
-from agentmem.writeplan import WritePlanner, parse_write
+from agentmem.writeplan import WritePlanner, parse_batch
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -47,7 +48,22 @@ def build(model: type[M], **fields: Any) -> M:
     try:
         return model(**fields)
     except ValidationError as exc:
-        raise InvalidInput(str(exc)) from exc
+        raise InvalidInput(explain(exc)) from exc
+
+
+def explain(exc: ValidationError) -> str:
+    """pydantic's message, with the id rule spelled out where an id broke it."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "string_pattern_mismatch":
+            try:
+                check_id(err["input"], what=where)
+            except ValueError as why:
+                msg = str(why)
+        lines.append(f"{where}: {msg}")
+    return f"invalid {exc.title}: " + "; ".join(lines)
 
 
 class RecordOps(Generic[M]):
@@ -64,40 +80,16 @@ class RecordOps(Generic[M]):
         """Extra validation before encoding; subclasses add model-specific rules."""
 
     def _write_plan(self, records: Sequence[M]) -> Plan[list[M]]:
+        """All records validated and encoded now; sent batch by batch when run."""
         for n, rec in enumerate(records):
             try:
                 self.check(rec)
             except InvalidInput as exc:
                 raise type(exc)(f"record {n}: {exc}") from None
-        encoded = self.writer.encode_all(records)
-        spec = self.spec
-        stamp_field = spec.codec.write_time_field
-
-        def parse(replies: list[Any]) -> list[M]:
-            stamp, ids, failed = parse_write(replies)
-            if failed:
-                stored = [i for i in ids if i is not None]
-                cls = DuplicateId if all(r.startswith("EXISTS") for r in failed.values()) \
-                    else WriteError
-                first = next(iter(failed.items()))
-                raise cls(
-                    f"{len(failed)} of {len(ids)} records refused (record {first[0]}: "
-                    f"{first[1]}); the others were stored",
-                    stored=stored, failed=failed,
-                )
-            update: dict[str, Any] = {}
-            if stamp_field is not None and stamp is not None:
-                update[stamp_field.name] = stamp
-            id_name = spec.codec.field_for(spec.id).name
-            return [
-                rec.model_copy(update={**update, id_name: _typed_id(rec, id_name, new)})
-                for rec, new in zip(records, ids, strict=True)
-            ]
-
-        return Plan(tuple(self.writer.calls(encoded)), parse)
+        return _Write(self.spec, self.writer, records).plan(list(range(len(records))))
 
     @operation
-    def add(self, record: M) -> Plan[M]:
+    def add(self, /, record: M) -> Plan[M]:
         """Store one record and all its indices atomically, in one round trip.
 
         Returns the record as stored (with its id and write time filled in).
@@ -105,7 +97,7 @@ class RecordOps(Generic[M]):
         return self._write_plan([record]).map(lambda out: out[0])
 
     @operation
-    def add_many(self, records: Iterable[M]) -> Plan[list[M]]:
+    def add_many(self, /, records: Iterable[M]) -> Plan[list[M]]:
         """Store many records in one round trip; each record is all-or-nothing.
 
         Every record is validated before anything is sent. If the server refuses
@@ -124,12 +116,12 @@ class RecordOps(Generic[M]):
         return [decode(h) for h in raw]
 
     @operation
-    def get(self, id: str | int, **scope: str | int) -> Plan[M | None]:
+    def get(self, /, id: str | int, **scope: str | int) -> Plan[M | None]:
         """The record with ``id`` (``scope`` fills the other key fields), or None."""
         return self._get_many(scope, [id]).map(lambda out: out[0])
 
     @operation
-    def get_many(self, ids: Sequence[str | int], **scope: str | int) -> Plan[list[M | None]]:
+    def get_many(self, /, ids: Sequence[str | int], **scope: str | int) -> Plan[list[M | None]]:
         """Records by id, in order, ``None`` where absent; one round trip."""
         return self._get_many(scope, ids)
 
@@ -153,7 +145,7 @@ class RecordOps(Generic[M]):
 
     @operation
     def range(
-        self,
+        self, /,
         index: str,
         *,
         min: float | None = None,
@@ -176,7 +168,7 @@ class RecordOps(Generic[M]):
 
     @operation
     def members(
-        self,
+        self, /,
         index: str,
         *,
         order_by: str | None = None,
@@ -193,7 +185,7 @@ class RecordOps(Generic[M]):
         return single(script_call(SET_SORTED_FETCH, argv), self._decode_list)
 
     @operation
-    def count(self, index: str, **scope: str | int) -> Plan[int]:
+    def count(self, /, index: str, **scope: str | int) -> Plan[int]:
         """Number of entries in an index (ZCARD, SCARD or LLEN)."""
         ix = self.spec.index(index)
         key = Template.parse(ix.key).render(scope)
@@ -201,11 +193,76 @@ class RecordOps(Generic[M]):
         return single(command(cmd, key), int)
 
 
-def _typed_id(record: BaseModel, name: str, new: str | None) -> Any:
-    current = record.__dict__[name]
-    if current is not None or new is None:
-        return current
-    return new
+class _Write(Generic[M]):
+    """The state of one write across its (rare) retries."""
+
+    def __init__(self, spec: RecordSpec[M], writer: WritePlanner[M], records: Sequence[M]):
+        self.spec = spec
+        self.writer = writer
+        self.records = records
+        self.prepared = writer.prepare_all(records)
+        self.ids: list[str | None] = [None] * len(records)
+        self.stamps: list[int | None] = [None] * len(records)
+        self.failed: dict[int, str] = {}
+
+    def plan(self, todo: list[int]) -> Plan[list[M]]:
+        size = self.writer.batch_size
+        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+        guesses: list[list[str]] = []
+
+        def calls() -> Iterator[Call]:
+            for batch in batches:
+                call, guessed = self.writer.batch([self.prepared[j] for j in batch])
+                guesses.append(guessed)
+                yield call
+
+        def parse(replies: list[Any]) -> list[M]:
+            retry: list[int] = []
+            for batch, guessed, reply in zip(batches, guesses, replies, strict=True):
+                res = parse_batch(reply)
+                if res.written:
+                    changed = res.changed or {}
+                    for pos, j in enumerate(batch):
+                        self.ids[j] = changed.get(pos, guessed[pos])
+                        self.stamps[j] = res.stamp
+                    continue
+                bad = set(res.bad_keys)
+                for pos, j in enumerate(batch):
+                    if pos in res.conflicts:
+                        self.failed[j] = f"EXISTS: {self.spec.id} {guessed[pos]!r} is taken"
+                    elif bad and bad & self.writer.record_keys(self.prepared[j]):
+                        keys = sorted(bad & self.writer.record_keys(self.prepared[j]))
+                        self.failed[j] = f"WRONGTYPE: key {keys[0]!r} holds another type"
+                    else:
+                        retry.append(j)
+            if retry:
+                raise FollowUp(self.plan(retry))
+            return self.finish()
+
+        return Plan(calls(), parse)
+
+    def finish(self) -> list[M]:
+        if self.failed:
+            stored = [i for i in self.ids if i is not None]
+            cls = DuplicateId if all(r.startswith("EXISTS") for r in self.failed.values()) \
+                else WriteError
+            n, reason = min(self.failed.items())
+            raise cls(
+                f"{len(self.failed)} of {len(self.records)} records refused (record {n}: "
+                f"{reason}); the others were stored",
+                stored=stored, failed=self.failed,
+            )
+        stamp_field = self.spec.codec.write_time_field
+        id_name = self.spec.codec.field_for(self.spec.id).name
+        out = []
+        for rec, new, stamp in zip(self.records, self.ids, self.stamps, strict=True):
+            update: dict[str, Any] = {}
+            if rec.__dict__[id_name] is None:
+                update[id_name] = new
+            if stamp_field is not None and stamp is not None:
+                update[stamp_field.name] = stamp
+            out.append(rec.model_copy(update=update) if update else rec)
+        return out
 
 
 class Repository(RecordOps[M], Blocking):

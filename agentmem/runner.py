@@ -58,12 +58,13 @@ class operation(Generic[S, P, T]):  # noqa: N801 - used as a decorator
     def __get__(self, obj: Any, owner: type) -> Any:
         if obj is None:
             return self
-        build = self.build
+        build: Any = self.build
         runner = obj.runner
         if isinstance(obj, Asynchronous):
 
             async def call_async(*args: P.args, **kwargs: P.kwargs) -> T:
-                return await runner.run(build(obj, *args, **kwargs))
+                result: T = await runner.run(build(obj, *args, **kwargs))
+                return result
 
             bound: Any = functools.update_wrapper(call_async, build)
         else:

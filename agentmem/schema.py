@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import string
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dc_field
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -110,7 +111,7 @@ class SortedIndex:
     score: str
     member: str = ID
     cap: int | None = None
-    kind: Literal["zset"] = field(default="zset", init=False)
+    kind: Literal["zset"] = dc_field(default="zset", init=False)
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class SetIndex:
     name: str
     key: str
     member: str = ID
-    kind: Literal["set"] = field(default="set", init=False)
+    kind: Literal["set"] = dc_field(default="set", init=False)
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ class ListIndex:
     name: str
     key: str
     member: str = ID
-    kind: Literal["list"] = field(default="list", init=False)
+    kind: Literal["list"] = dc_field(default="list", init=False)
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ class CounterIndex:
     name: str
     key: str
     field: str
-    kind: Literal["hash"] = field(default="hash", init=False)
+    kind: Literal["hash"] = dc_field(default="hash", init=False)
 
 
 Index = SortedIndex | SetIndex | ListIndex | CounterIndex
@@ -181,7 +182,7 @@ class RecordSpec(Generic[M]):
             f"{self.model.__name__} has no index {name!r}; it has {[i.name for i in self.indexes]}"
         )
 
-    def replace(self, *, ttl: int | None | Literal["keep"] = "keep",
+    def replace(self, *, ttl: int | Literal["keep"] | None = "keep",
                 caps: Mapping[str, int | None] | None = None) -> RecordSpec[M]:
         """A copy with another TTL and/or other sorted-index caps (by index name)."""
         caps = dict(caps or {})

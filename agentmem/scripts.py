@@ -24,245 +24,163 @@ class Script:
 
 
 WRITE = Script("write", r"""#!lua
--- Generic write: see agentmem/writeplan.py for the argument layout.
+-- Arguments: see agentmem/writeplan.py. Checks everything first; writes only
+-- when every record of the call can be written whole.
 local A = ARGV
-local pos = 1
-local function nxt() local v = A[pos]; pos = pos + 1; return v end
-local concat = table.concat
+local unpack, tonumber, CH = unpack, tonumber, 1000
+local nrec, ttl, idf, stampf = tonumber(A[1]), tonumber(A[2]), A[3], A[4]
+local nscope = tonumber(A[5])
+local spre, ssuf, spk = {}, {}, {}
+local pos = 6
+for i = 1, nscope do
+  spre[i], ssuf[i], spk[i] = A[pos], A[pos + 1], A[pos + 2]
+  pos = pos + 3
+end
+local mode, base, rid, pre, suf, pk, hs, he, keys = {}, {}, {}, {}, {}, {}, {}, {}, {}
+for r = 1, nrec do
+  mode[r], base[r], rid[r] = A[pos], A[pos + 1], A[pos + 2]
+  local sc = tonumber(A[pos + 3])
+  pre[r], suf[r], pk[r] = spre[sc], ssuf[sc], spk[sc]
+  local nh = tonumber(A[pos + 4])
+  hs[r] = pos + 5
+  he[r] = pos + 4 + nh
+  pos = pos + 5 + nh
+  keys[r] = pre[r] .. rid[r] .. suf[r]
+end
 
--- A template renders keys from a record's values; keys of templates with one
--- or two fields are cached per value so each distinct key is built once per call.
-local function template()
-  local n = tonumber(nxt()); local kinds, texts, fields = {}, {}, {}
-  for i = 1, n do
-    local p = nxt(); kinds[i] = string.sub(p, 1, 1); texts[i] = string.sub(p, 2)
-    if kinds[i] == 'F' then fields[#fields + 1] = texts[i] end
+-- where the probe lists lie (the ids looked up after the type checks)
+local nprobe = tonumber(A[pos]); pos = pos + 1
+local pkeys, ps, pe = {}, {}, {}
+for p = 1, nprobe do
+  local n = tonumber(A[pos + 1])
+  pkeys[p], ps[p], pe[p] = A[pos], pos + 2, pos + 1 + n
+  pos = pos + 2 + n
+end
+
+-- every index key must be absent or of its type; counters must hold integers
+local ngroup = tonumber(A[pos]); pos = pos + 1
+local gcmd, gkey, gids, gcap, gs, ge = {}, {}, {}, {}, {}, {}
+local checked, badlist = {}, {}
+for g = 1, ngroup do
+  local cmd, key, typ = A[pos], A[pos + 1], A[pos + 2]
+  local n = tonumber(A[pos + 5])
+  gcmd[g], gkey[g], gids[g], gcap[g] = cmd, key, A[pos + 3] == '1', tonumber(A[pos + 4])
+  gs[g] = pos + 6
+  ge[g] = pos + 5 + n
+  pos = pos + 6 + n
+  local state = checked[key]
+  if state == nil then
+    local t = redis.call('TYPE', key)['ok']
+    state = t == 'none' or t == typ
+    checked[key] = state
+    if not state then badlist[#badlist + 1] = key end
   end
-  local function build(vals)
-    local out = {}
-    for i = 1, n do
-      if kinds[i] == 'L' then out[i] = texts[i] else
-        local v = vals[texts[i]]
-        if v == nil then return nil end
-        out[i] = v
+  if state and cmd == 'HINCRBY' then
+    local fields = {}
+    for i = gs[g], ge[g], 2 do fields[#fields + 1] = A[i] end
+    for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
+      if v and not string.match(v, '^%-?%d+$') then
+        checked[key] = false
+        badlist[#badlist + 1] = key
+        break
       end
     end
-    return concat(out)
   end
-  local nf = #fields
-  if nf == 0 then
-    local k = build({})
-    return function() return k end, fields
-  elseif nf == 1 then
-    local f, cache = fields[1], {}
-    return function(vals)
-      local v = vals[f]
-      if v == nil then return nil end
-      local k = cache[v]
-      if k == nil then k = build(vals); cache[v] = k end
-      return k
-    end, fields
-  elseif nf == 2 then
-    local f1, f2, cache = fields[1], fields[2], {}
-    return function(vals)
-      local v1, v2 = vals[f1], vals[f2]
-      if v1 == nil or v2 == nil then return nil end
-      local c = cache[v1]
-      if c == nil then c = {}; cache[v1] = c end
-      local k = c[v2]
-      if k == nil then k = build(vals); c[v2] = k end
-      return k
-    end, fields
+end
+for p = 1, nprobe do
+  local key = pkeys[p]
+  if checked[key] == nil then
+    local t = redis.call('TYPE', key)['ok']
+    checked[key] = t == 'none' or t == 'zset'
+    if not checked[key] then badlist[#badlist + 1] = key end
   end
-  return build, fields
+end
+if #badlist > 0 then return {'\0WRONGTYPE', unpack(badlist)} end
+
+-- ids already in each probe index (the timeline: ids in use, even if expired)
+local taken = {}
+for p = 1, nprobe do
+  local key, s, e = pkeys[p], ps[p], pe[p]
+  local t = {}
+  taken[key] = t
+  for i = s, e, CH do
+    local j2 = math.min(i + CH - 1, e)
+    local sc = redis.call('ZMSCORE', key, unpack(A, i, j2))
+    for j = i, j2 do if sc[j - i + 1] then t[A[j]] = true end end
+  end
 end
 
-local nrec = tonumber(nxt())
-local ttl = tonumber(nxt())
-local idf = nxt()
-local stampf = nxt()
-local nk = tonumber(nxt())
-local knames = {}
-for i = 1, nk do knames[i] = nxt() end
-local reckey = template()
-local probe = tonumber(nxt())
-local nidx = tonumber(nxt())
-local ikind, ikey, ia, imember, icap = {}, {}, {}, {}, {}
-for i = 1, nidx do
-  ikind[i] = nxt(); ikey[i] = template(); ia[i] = nxt(); imember[i] = nxt()
-  icap[i] = tonumber(nxt())
-end
-local stamp = nil
-if stampf ~= '' then stamp = redis.call('TIME')[1] end
-
--- Pass 1: read every record (the values its keys need, and where its hash
--- fields lie in ARGV); look up all candidate ids with one ZMSCORE per probe
--- key and one EXISTS over all candidate record keys.
-local recs = {}
-local byprobe, probeorder = {}, {}
-local allkeys = {}
-for r = 1, nrec do
-  local mode, base = A[pos], A[pos + 1]
-  pos = pos + 2
-  local vals = {}
-  for i = 1, nk do
-    local v = A[pos]; pos = pos + 1
-    if v ~= '' then vals[knames[i]] = v end
-  end
-  local nh = tonumber(A[pos])
-  local hstart = pos + 1
-  pos = hstart + nh
-  vals[idf] = base
-  local key = reckey(vals)
-  local pkey = nil
-  if probe > 0 then
-    pkey = ikey[probe](vals)
-    local l = byprobe[pkey]
-    if l == nil then l = {}; byprobe[pkey] = l; probeorder[#probeorder + 1] = pkey end
-    l[#l + 1] = base
-  end
-  allkeys[r] = key
-  recs[r] = {mode, base, vals, hstart, pos - 1, pkey}
-end
-local CH = 1000
-local inprobe = {}
-for _, pkey in ipairs(probeorder) do
-  local ids = byprobe[pkey]
-  local seen = {}
-  inprobe[pkey] = seen
-  for i = 1, #ids, CH do
-    local j = math.min(i + CH - 1, #ids)
-    local sc = redis.call('ZMSCORE', pkey, unpack(ids, i, j))
-    for k = i, j do if sc[k - i + 1] then seen[ids[k]] = true end end
-  end
-end
+-- decide ids: a record whose id is taken gets the next free .n of its base
 local anyexist = false
-for i = 1, #allkeys, CH do
-  if redis.call('EXISTS', unpack(allkeys, i, math.min(i + CH - 1, #allkeys))) > 0 then
+for i = 1, nrec, CH do
+  if redis.call('EXISTS', unpack(keys, i, math.min(i + CH - 1, nrec))) > 0 then
     anyexist = true
   end
 end
-
--- Pass 2: decide each id, check every key it touches, write its hash.
-local EXPECT = {z = 'zset', s = 'set', l = 'list', h = 'hash'}
-local known = {}
-local function type_ok(key, want)
-  local k = known[key]
-  if k then return k == want end
-  local t = redis.call('TYPE', key)['ok']
-  if t ~= 'none' and t ~= want then return false end
-  known[key] = want
-  return true
+local assigned, nextn, remap, changed, conflicts = {}, {}, nil, {}, {}
+local function busy(p, id, key)
+  if assigned[key] then return true end
+  if p ~= '' and (taken[p][id] or redis.call('ZSCORE', p, id)) then return true end
+  return redis.call('EXISTS', key) == 1
 end
-local counted = {}
-local function counter_ok(key, f)
-  local c = counted[key]
-  if c == nil then c = {}; counted[key] = c end
-  if c[f] then return true end
-  local v = redis.call('HGET', key, f)
-  if v and not string.match(v, '^%-?%d+$') then return false end
-  c[f] = true
-  return true
-end
-local taken = {}
-local nextn = {}
-local out = {stamp or ''}
-local zs, ss, ls, hc, caps, zdedupe = {}, {}, {}, {}, {}, {}
-local opk, opa, opm = {}, {}, {}
 for r = 1, nrec do
-  local rec = recs[r]
-  local mode, base, vals, hstart, hend, pkey = rec[1], rec[2], rec[3], rec[4], rec[5], rec[6]
-  local err = nil
-  local n = nextn[base] or 0
-  local id = base
-  if n > 0 then id = base .. '.' .. n; vals[idf] = id end
-  local key = reckey(vals)
-  while true do
-    local busy = taken[key]
-    if not busy and pkey then
-      if n == 0 then busy = inprobe[pkey][id]
-      else busy = redis.call('ZSCORE', pkey, id) end
-    end
-    if not busy and (anyexist or n > 0) then busy = redis.call('EXISTS', key) == 1 end
-    if not busy then break end
-    if mode == 'f' then err = 'EXISTS ' .. key; break end
-    n = n + 1
-    id = base .. '.' .. n
-    vals[idf] = id
-    key = reckey(vals)
-  end
-  local nops = 0
-  if not err then
-    for i = 1, nidx do
-      local kind = ikind[i]
-      local k = ikey[i](vals)
-      if k ~= nil then
-        local a, m = nil, id
-        local use = true
-        if kind == 'z' or kind == 'h' then a = vals[ia[i]]; use = a ~= nil end
-        if use and imember[i] ~= '' then m = vals[imember[i]]; use = m ~= nil end
-        if use then
-          if not type_ok(k, EXPECT[kind]) then err = 'WRONGTYPE ' .. k; break end
-          if kind == 'h' and not counter_ok(k, a) then err = 'NOTCOUNTER ' .. k; break end
-          nops = nops + 1; opk[nops] = k; opa[nops] = a; opm[nops] = i
-          if kind ~= 'h' then opm[nops] = m; opa[nops] = {i, a} end
-        end
-      end
+  local id, key, p = rid[r], keys[r], pk[r]
+  local isbusy = assigned[key] or (p ~= '' and taken[p][id]) or
+    (anyexist and redis.call('EXISTS', key) == 1)
+  if isbusy then
+    if mode[r] == 'f' then
+      conflicts[#conflicts + 1] = r
+    else
+      local scope = pre[r] .. base[r] .. suf[r]
+      local n = nextn[scope] or 1
+      repeat
+        id = base[r] .. '.' .. n
+        key = pre[r] .. id .. suf[r]
+        n = n + 1
+      until not busy(p, id, key)
+      nextn[scope] = n
+      remap = remap or {}
+      remap[rid[r]] = id
+      changed[#changed + 1] = r
+      changed[#changed + 1] = id
+      rid[r], keys[r] = id, key
     end
   end
-  if err then
-    out[r + 1] = '\0' .. err
-  else
-    if mode == 'g' then nextn[base] = n + 1 end
-    taken[key] = true
-    if stamp then redis.call('HSET', key, idf, id, stampf, stamp, unpack(A, hstart, hend))
-    else redis.call('HSET', key, idf, id, unpack(A, hstart, hend)) end
-    if ttl > 0 then redis.call('EXPIRE', key, ttl) end
-    for j = 1, nops do
-      local k = opk[j]
-      local a = opa[j]
-      if type(a) == 'table' then
-        local i = a[1]
-        local kind = ikind[i]
-        local l
-        if kind == 'z' then
-          l = zs[k]; if l == nil then l = {}; zs[k] = l end
-          if imember[i] ~= '' then
-            local d = zdedupe[k]; if d == nil then d = {}; zdedupe[k] = d end
-            local m = opm[j]
-            if d[m] then l = nil else d[m] = true end
-          end
-          if l then l[#l + 1] = a[2] end
-          if icap[i] > 0 then caps[k] = icap[i] end
-        elseif kind == 's' then
-          l = ss[k]; if l == nil then l = {}; ss[k] = l end
-        else
-          l = ls[k]; if l == nil then l = {}; ls[k] = l end
-        end
-        if l then l[#l + 1] = opm[j] end
-      else
-        local h = hc[k]; if h == nil then h = {}; hc[k] = h end
-        h[a] = (h[a] or 0) + 1
-      end
-    end
-    out[r + 1] = id
-  end
+  assigned[key] = true
 end
+if #conflicts > 0 then return {'\0EXISTS', unpack(conflicts)} end
 
--- Pass 3: one variadic command per index key.
-local function variadic(cmd, k, l)
-  for i = 1, #l, CH do redis.call(cmd, k, unpack(l, i, math.min(i + CH - 1, #l))) end
+-- write: each hash with its TTL, then one variadic command per index key
+local stamp = nil
+if stampf ~= '' then stamp = redis.call('TIME')[1] end
+for r = 1, nrec do
+  if stamp then
+    redis.call('HSET', keys[r], idf, rid[r], stampf, stamp, unpack(A, hs[r], he[r]))
+  else
+    redis.call('HSET', keys[r], idf, rid[r], unpack(A, hs[r], he[r]))
+  end
+  if ttl > 0 then redis.call('EXPIRE', keys[r], ttl) end
 end
-for k, l in pairs(zs) do
-  variadic('ZADD', k, l)
-  if caps[k] then redis.call('ZREMRANGEBYRANK', k, 0, -caps[k] - 1) end
+local caps = {}
+for g = 1, ngroup do
+  local cmd, key, s, e = gcmd[g], gkey[g], gs[g], ge[g]
+  if cmd == 'HINCRBY' then
+    for i = s, e, 2 do redis.call('HINCRBY', key, A[i], A[i + 1]) end
+  elseif remap and gids[g] then
+    local l = {}
+    if cmd == 'ZADD' then
+      for i = s, e, 2 do l[#l + 1] = A[i]; l[#l + 1] = remap[A[i + 1]] or A[i + 1] end
+    else
+      for i = s, e do l[#l + 1] = remap[A[i]] or A[i] end
+    end
+    redis.call(cmd, key, unpack(l))
+  else
+    redis.call(cmd, key, unpack(A, s, e))
+  end
+  if gcap[g] > 0 then caps[key] = gcap[g] end
 end
-for k, l in pairs(ss) do variadic('SADD', k, l) end
-for k, l in pairs(ls) do variadic('RPUSH', k, l) end
-for k, h in pairs(hc) do
-  for f, c in pairs(h) do redis.call('HINCRBY', k, f, c) end
-end
-return out
+for key, cap in pairs(caps) do redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
+return {stamp or '', unpack(changed)}
 """)
 
 

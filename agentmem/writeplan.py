@@ -1,20 +1,35 @@
-"""Encode records into calls of the generic write script (see :mod:`agentmem.scripts`).
+"""Plan writes for the write script (:data:`agentmem.scripts.WRITE`).
 
-The header (key templates, index declarations) is built once per declaration;
-each record adds its id mode, base id, a presence mask and its field values.
-Every record is validated and encoded before the first call is built, so bad
-input raises before anything is sent.
+Two phases, so that bad input never reaches the server and the rest of the
+client's work overlaps the server's:
+
+1. :meth:`WritePlanner.prepare` validates and encodes every record (the only
+   step that can fail on bad data) before anything is sent;
+2. :meth:`WritePlanner.batch` renders each record's keys and groups its index
+   entries per key, one script call per batch, built while the previous batch
+   runs on the server.
+
+The script checks every key it will touch, decides ids that are already taken
+on the server, and then writes each hash and one variadic command per index key.
+
+Arguments of one call: ``nrec ttl id_field stamp_field nscope``, then per scope
+(the parts of record keys shared by records of one agent)
+``key_prefix key_suffix probe_key``, then per record
+``mode base id scope nh <nh hash args>``, then ``nprobe`` and
+per probe key ``key n <n ids>``, then ``ngroup`` and per group
+``command key type ids? cap n <n args>``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from agentmem.errors import InvalidId, InvalidInput
-from agentmem.fields import check_id
+from agentmem.fields import FORBIDDEN, check_id
 from agentmem.plan import Arg, Call, script_call
 from agentmem.schema import (
     ID,
@@ -24,22 +39,50 @@ from agentmem.schema import (
     SetIndex,
     SortedIndex,
     Template,
-    index_fields,
 )
 from agentmem.scripts import WRITE
 
 M = TypeVar("M", bound=BaseModel)
 
-_KIND = {SortedIndex: "z", SetIndex: "s", ListIndex: "l", CounterIndex: "h"}
+GROUP_ARGS = 1000  # keeps every unpack() in the script far below Lua's stack limit
 
-Encoded = list[Arg]
-"""One record's arguments: mode ('g' generate / 'f' fixed), base id, the values
-the keys and indices need ('' when absent), the number of hash arguments, and
-the hash's field/value pairs."""
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A key template as a %-format string over positions of the encoded values."""
+
+    fmt: str
+    refs: tuple[int, ...]
+
+    @classmethod
+    def of(cls, template: Template, names: Sequence[str]) -> _Compiled:
+        fmt = "".join(v.replace("%", "%%") if k == "L" else "%s" for k, v in template.parts)
+        return cls(fmt, tuple(names.index(v) for k, v in template.parts if k == "F"))
+
+
+@dataclass(frozen=True)
+class _Index:
+    cmd: str
+    type: str
+    key: _Compiled
+    score: int | None  # position of the score (zset) or counted field (hash)
+    member: int | None  # position of the member field; None: the record id
+    cap: int
+
+
+class Prepared:
+    """One validated, encoded record."""
+
+    __slots__ = ("base", "mode", "vals")
+
+    def __init__(self, mode: str, base: str, vals: list[Arg | None]) -> None:
+        self.mode = mode  # 'g': id generated from the template, 'f': given by the caller
+        self.base = base
+        self.vals = vals
 
 
 class WritePlanner(Generic[M]):
-    """Builds write-script calls for one declaration."""
+    """Plans write-script calls for one declaration."""
 
     def __init__(self, spec: RecordSpec[M], *, batch_size: int = 500) -> None:
         self.spec = spec
@@ -50,112 +93,272 @@ class WritePlanner(Generic[M]):
         self.id_pos = names.index(spec.id)
         stamp = codec.write_time_field
         self.stamp_name = stamp.storage[0] if stamp else ""
-        self.skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
+        skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
+        self.hash_pos = [i for i in range(len(names)) if i not in skip]
         self.key_pos = [i for i, n in enumerate(names) if n in spec.key_fields and i != self.id_pos]
-        self.id_template = Template.parse(spec.id_template) if spec.id_template else None
-        self.id_refs = (
-            [names.index(f) for f in self.id_template.fields] if self.id_template else []
+        self.id_template = _Compiled.of(Template.parse(spec.id_template), names) \
+            if spec.id_template else None
+        self.prefix, self.suffix = (
+            _Compiled.of(Template(spec.key.pattern, part), names)
+            for part in _split(spec.key.parts, spec.id)
         )
-        needed: list[str] = []
-        for f in (*spec.key.fields, *(f for ix in spec.indexes for f in index_fields(ix))):
-            if f not in needed and f != spec.id:
-                needed.append(f)
-        self.kpos = [names.index(f) for f in needed]
-        probe = 0
-        header: list[Arg] = [spec.ttl or 0, spec.id, self.stamp_name, len(needed), *needed]
-        header += spec.key.wire()
-        idx: list[Arg] = []
-        for n, ix in enumerate(spec.indexes, start=1):
-            if ix.name == spec.unique_in:
-                probe = n
-            a = ix.score if isinstance(ix, SortedIndex) else (
-                ix.field if isinstance(ix, CounterIndex) else "")
-            member = "" if isinstance(ix, CounterIndex) or ix.member == ID else ix.member
-            cap = ix.cap if isinstance(ix, SortedIndex) and ix.cap else 0
-            idx += [_KIND[type(ix)], *Template.parse(ix.key).wire(), a, member, cap]
-        self.header: list[Arg] = [*header, probe, len(spec.indexes), *idx]
+        self.indexes: list[_Index] = []
+        self.probe: _Compiled | None = None
+        for ix in spec.indexes:
+            key = _Compiled.of(Template.parse(ix.key), names)
+            if isinstance(ix, SortedIndex):
+                member = None if ix.member == ID else names.index(ix.member)
+                self.indexes.append(_Index("ZADD", "zset", key, names.index(ix.score), member,
+                                           ix.cap or 0))
+                if ix.name == spec.unique_in:
+                    self.probe = key
+            elif isinstance(ix, CounterIndex):
+                self.indexes.append(_Index("HINCRBY", "hash", key, names.index(ix.field),
+                                           None, 0))
+            else:
+                member = None if ix.member == ID else names.index(ix.member)
+                cmd, typ = ("SADD", "set") if isinstance(ix, SetIndex) else ("RPUSH", "list")
+                assert isinstance(ix, (SetIndex, ListIndex))
+                self.indexes.append(_Index(cmd, typ, key, None, member, 0))
+        self._render_plan = [
+            (ix, ix.key.fmt, len(ix.key.refs),
+             ix.key.refs[0] if ix.key.refs else -1,
+             ix.key.refs[1] if len(ix.key.refs) > 1 else -1,
+             -1 if ix.score is None else ix.score,
+             -1 if ix.member is None else ix.member)
+            for ix in self.indexes
+        ]
+        self.index_pos = sorted({
+            p for ix in self.indexes for p in (*ix.key.refs, ix.score, ix.member) if p is not None
+        })
 
-    def encode(self, record: M) -> Encoded:
-        """Validate and encode one record; raises :class:`InvalidInput` on bad data."""
+    # -- phase 1: validate and encode (may raise; nothing has been sent) ------
+
+    def prepare(self, record: M) -> Prepared:
         spec = self.spec
         if not isinstance(record, spec.model):
-            raise InvalidInput(
-                f"expected a {spec.model.__name__}, got {type(record).__name__}"
-            )
+            raise InvalidInput(f"expected a {spec.model.__name__}, got {type(record).__name__}")
         vals = spec.codec.encode(record)
-        for i in self.key_pos:
-            v = vals[i]
-            if isinstance(v, str):
-                try:
-                    check_id(v, what=self.names[i], max_length=128)
-                except ValueError as exc:
-                    raise InvalidId(str(exc)) from None
+        names = self.names
+        keyvals = [v for v in (vals[i] for i in self.key_pos) if isinstance(v, str)]
+        if (FORBIDDEN.search("".join(keyvals)) or "" in keyvals
+                or any(len(v) > 128 for v in keyvals)):
+            for i in self.key_pos:
+                v = vals[i]
+                if isinstance(v, str):
+                    try:
+                        check_id(v, what=names[i], max_length=128)
+                    except ValueError as exc:
+                        raise InvalidId(str(exc)) from None
+        for i in self.index_pos:
+            if vals[i] == "":
+                raise InvalidInput(f"{names[i]} is used in an index and must not be empty")
         given = vals[self.id_pos]
         if given is None:
             if self.id_template is None:
                 raise InvalidInput(f"{spec.model.__name__}.{spec.id} is required")
-            parts = {self.names[i]: vals[i] for i in self.id_refs}
-            mode, base = "g", self.id_template.render(parts)
-        else:
-            mode, base = "f", str(given)
-            try:
-                check_id(base, what=spec.id, max_length=128)
-            except ValueError as exc:
-                raise InvalidId(str(exc)) from None
-            if base in spec.reserved_ids:
-                raise InvalidId(f"{spec.id} {base!r} is reserved: it names an index key")
-        names = self.names
-        skip = self.skip
-        kvals: list[Arg] = []
-        for i in self.kpos:
-            v = vals[i]
-            if v is None:
-                kvals.append("")
-            elif v == "":
-                raise InvalidInput(f"{names[i]} is used in a key or index and must not be empty")
-            else:
-                kvals.append(v)
-        pairs: list[Arg] = []
-        for i, v in enumerate(vals):
-            if v is not None and i not in skip:
-                pairs += (names[i], v)
-        return [mode, base, *kvals, len(pairs), *pairs]
+            t = self.id_template
+            if any(vals[i] is None for i in t.refs):
+                raise InvalidInput(f"the id of {spec.model.__name__} needs {spec.id_template}")
+            return Prepared("g", t.fmt % tuple(vals[i] for i in t.refs), vals)
+        base = str(given)
+        try:
+            check_id(base, what=spec.id, max_length=128)
+        except ValueError as exc:
+            raise InvalidId(str(exc)) from None
+        if base in spec.reserved_ids:
+            raise InvalidId(f"{spec.id} {base!r} is reserved: it names an index key")
+        return Prepared("f", base, vals)
 
-    def calls(self, encoded: Sequence[Encoded]) -> list[Call]:
-        """One script call per batch of encoded records."""
-        out = []
-        for start in range(0, len(encoded), self.batch_size):
-            chunk = encoded[start : start + self.batch_size]
-            argv: list[Arg] = [len(chunk), *self.header]
-            for args in chunk:
-                argv += args
-            out.append(script_call(WRITE, argv))
-        return out
-
-    def encode_all(self, records: Iterable[M]) -> list[Encoded]:
+    def prepare_all(self, records: Iterable[M]) -> list[Prepared]:
         out = []
         for n, rec in enumerate(records):
             try:
-                out.append(self.encode(rec))
+                out.append(self.prepare(rec))
             except InvalidInput as exc:
                 raise type(exc)(f"record {n}: {exc}") from None
         return out
 
+    # -- phase 2: render keys, group per key (cannot fail) ---------------------
 
-def parse_write(replies: list[Any]) -> tuple[int | None, list[str | None], dict[int, str]]:
-    """Read write-script replies: (stamp, id or None per record, failures by position)."""
-    stamp: int | None = None
-    ids: list[str | None] = []
-    failed: dict[int, str] = {}
-    for reply in replies:
-        head = reply[0]
-        if head not in (b"", ""):
-            stamp = int(head)
-        for item in reply[1:]:
-            text = item.decode() if isinstance(item, bytes) else str(item)
-            if text.startswith("\x00"):
-                failed[len(ids)] = text[1:]
-                ids.append(None)
+    def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
+        """One script call for ``records``, and the id each record gets unless the
+        server finds it taken (the script then reports the id it chose)."""
+        names = self.names
+        scopes: dict[tuple[str, str, str], int] = {}
+        recargs: list[Arg] = []
+        groups: dict[str, list[Arg]] = {}
+        meta: dict[str, _Index] = {}
+        counters: dict[str, dict[Arg, int]] = {}
+        zmembers: dict[str, dict[Arg, Arg]] = {}
+        probes: dict[str, list[str]] = {}
+        used: dict[str, int] = {}
+        guessed: list[str] = []
+        prefix_c, suffix_c, probe = self.prefix, self.suffix, self.probe
+        hash_pos = [(i, names[i]) for i in self.hash_pos]
+        plan = self._render_plan
+        for rec in records:
+            vals = rec.vals
+            prefix = prefix_c.fmt % tuple(vals[i] for i in prefix_c.refs)
+            suffix = suffix_c.fmt % tuple(vals[i] for i in suffix_c.refs)
+            pkey = _render(probe, vals) if probe is not None else None
+            rid = rec.base
+            if rec.mode == "g":
+                # ids repeated within the batch get .1, .2 here; the script redoes
+                # this for any base already taken on the server
+                scope = prefix + rid + suffix
+                n = used.get(scope)
+                if n is not None:
+                    rid = f"{rid}.{n}"
+                used[scope] = (n or 0) + 1
+            guessed.append(rid)
+            if pkey is not None:
+                probes.setdefault(pkey, []).append(rid)
+            skey = (prefix, suffix, pkey or "")
+            sno = scopes.get(skey)
+            if sno is None:
+                sno = scopes[skey] = len(scopes) + 1
+            hargs: list[Arg] = []
+            for i, name in hash_pos:
+                v = vals[i]
+                if v is not None:
+                    hargs += (name, v)
+            recargs += (rec.mode, rec.base, rid, sno, len(hargs))
+            recargs += hargs
+            for ix, fmt, nref, r0, r1, score, member in plan:
+                if nref == 1:
+                    v0 = vals[r0]
+                    if v0 is None:
+                        continue
+                    key = fmt % v0
+                elif nref == 2:
+                    v0, v1 = vals[r0], vals[r1]
+                    if v0 is None or v1 is None:
+                        continue
+                    key = fmt % (v0, v1)
+                else:
+                    key = _render(ix.key, vals)  # type: ignore[assignment]
+                    if key is None:
+                        continue
+                m = rid if member < 0 else vals[member]
+                if m is None:
+                    continue
+                cmd = ix.cmd
+                if cmd == "ZADD":
+                    sc = vals[score]
+                    if sc is None:
+                        continue
+                    if member >= 0:  # field members repeat: keep one each
+                        zmembers.setdefault(key, {})[m] = sc
+                    else:
+                        g = groups.get(key)
+                        if g is None:
+                            g = groups[key] = []
+                            meta[key] = ix
+                        g += (sc, m)
+                    meta[key] = ix
+                elif cmd == "HINCRBY":
+                    f = vals[score]
+                    if f is None:
+                        continue
+                    c = counters.get(key)
+                    if c is None:
+                        c = counters[key] = {}
+                        meta[key] = ix
+                    c[f] = c.get(f, 0) + 1
+                else:
+                    g = groups.get(key)
+                    if g is None:
+                        g = groups[key] = []
+                        meta[key] = ix
+                    g.append(m)
+        argv: list[Arg] = [len(records), self.spec.ttl or 0, self.spec.id, self.stamp_name,
+                           len(scopes)]
+        for skey in scopes:
+            argv += skey
+        argv += recargs
+        argv.append(len(probes))
+        for pkey, ids in probes.items():
+            argv += (pkey, len(ids))
+            argv += ids
+        for key, members in zmembers.items():
+            flat = groups.setdefault(key, [])
+            for m, sc in members.items():
+                flat += (sc, m)
+        for key, counts in counters.items():
+            groups[key] = [x for f, c in counts.items() for x in (f, c)]
+        chunks: list[tuple[str, _Index, list[Arg]]] = []
+        step = GROUP_ARGS
+        for key, flat in groups.items():
+            ix = meta[key]
+            if ix.cap and ix.cmd == "ZADD":
+                flat = _top(flat, ix.cap)
+            if len(flat) <= step:
+                chunks.append((key, ix, flat))
             else:
-                ids.append(text)
-    return stamp, ids, failed
+                for start in range(0, len(flat), step):
+                    chunks.append((key, ix, flat[start : start + step]))
+        argv.append(len(chunks))
+        for key, ix, flat in chunks:
+            argv += (ix.cmd, key, ix.type, "1" if ix.member is None else "0", ix.cap, len(flat))
+            argv += flat
+        return script_call(WRITE, argv), guessed
+
+    def record_keys(self, rec: Prepared) -> set[str]:
+        """Every index key ``rec`` touches (to tell which records a bad key refuses)."""
+        vals = rec.vals
+        out = set()
+        for ix in self.indexes:
+            key = _render(ix.key, vals)
+            if key is not None:
+                out.add(key)
+        return out
+
+
+def _render(c: _Compiled, vals: Sequence[Arg | None]) -> str | None:
+    """Render ``c`` from encoded values, or None when a value it needs is absent."""
+    args = tuple(vals[i] for i in c.refs)
+    if None in args:
+        return None
+    return c.fmt % args
+
+
+def _split(parts: Sequence[tuple[Any, str]], field: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    i = list(parts).index(("F", field))
+    return tuple(parts[:i]), tuple(parts[i + 1 :])
+
+
+def _top(flat: list[Arg], cap: int) -> list[Arg]:
+    """Of (score, member) pairs, drop those a cap of ``cap`` would trim at once.
+
+    Keeps every pair scoring at least the cap-th highest score, so ties are left
+    to the server's exact trim.
+    """
+    n = len(flat) // 2
+    if n <= 2 * cap:
+        return flat
+    pairs = [(float(flat[2 * i]), flat[2 * i], flat[2 * i + 1]) for i in range(n)]
+    threshold = sorted((p[0] for p in pairs), reverse=True)[cap - 1]
+    return [x for s, raw, m in pairs if s >= threshold for x in (raw, m)]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The script's answer for one batch."""
+
+    written: bool
+    stamp: int | None = None
+    changed: dict[int, str] | None = None  # 0-based record -> id chosen on the server
+    bad_keys: tuple[str, ...] = ()  # keys of a wrong type (nothing was written)
+    conflicts: tuple[int, ...] = ()  # 0-based records whose given id exists (nothing written)
+
+
+def parse_batch(reply: Sequence[Any]) -> BatchResult:
+    items = [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+    head = items[0]
+    if head == "\x00WRONGTYPE":
+        return BatchResult(False, bad_keys=tuple(items[1:]))
+    if head == "\x00EXISTS":
+        return BatchResult(False, conflicts=tuple(int(x) - 1 for x in items[1:]))
+    changed = {int(items[i]) - 1: items[i + 1] for i in range(1, len(items), 2)}
+    return BatchResult(True, int(head) if head else None, changed)

@@ -8,24 +8,31 @@ the server forgot (``NOSCRIPT`` after a restart) and map redis-py's errors onto
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio
+from pydantic import BaseModel
 from redis.exceptions import NoScriptError
 
 from agentmem.actions import ActionRepository, AsyncActionRepository
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.keyspace import layout
 from agentmem.models import IMAction
-from agentmem.plan import Call, Plan
+from agentmem.plan import Call, FollowUp, Plan
 from agentmem.repository import AsyncRepository, Repository
 from agentmem.schema import RecordSpec
 
+hiredis: Any
+try:
+    import hiredis
+except ImportError:  # pragma: no cover - hiredis is a dependency, but optional in redis-py
+    hiredis = None
+
 T = TypeVar("T")
-M = TypeVar("M")
+MT = TypeVar("MT", bound=BaseModel)
 
 SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -44,7 +51,8 @@ def parse_url(url: str) -> tuple[str, dict[str, Any]]:
     if scheme not in SCHEMES:
         raise ConfigError(f"unsupported URL scheme {parts.scheme!r}; use one of {SCHEMES}")
     if scheme in ("valkey", "valkeys"):
-        url = url.replace(parts.scheme + "://", "redis://" if scheme == "valkey" else "rediss://", 1)
+        plain = "redis://" if scheme == "valkey" else "rediss://"
+        url = url.replace(parts.scheme + "://", plain, 1)
     if scheme == "unix":
         if not parts.path:
             raise ConfigError(f"unix URL {url!r} has no socket path")
@@ -75,11 +83,11 @@ def _unavailable(exc: Exception) -> Unavailable:
     return Unavailable(f"Redis is unreachable: {exc}")
 
 
-def _scripts_to_load(calls: Sequence[Call], replies: Sequence[Any]) -> list[int]:
+def _missing_scripts(replies: Sequence[Any]) -> list[int]:
     return [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
 
 
-def _first_error(replies: Sequence[Any]) -> None:
+def _raise_errors(replies: Sequence[Any]) -> None:
     for r in replies:
         if isinstance(r, (redis.ConnectionError, redis.TimeoutError)):
             raise _unavailable(r)
@@ -87,88 +95,133 @@ def _first_error(replies: Sequence[Any]) -> None:
             raise BackendError(f"Redis refused a command: {r}") from r
 
 
+def _pack(conn: Any, call: Call) -> list[bytes]:
+    """The RESP bytes of ``call``; hiredis directly, skipping redis-py's per-argument pass."""
+    if hiredis is not None:
+        try:
+            return [hiredis.pack_command(call.args)]
+        except TypeError:
+            pass  # an argument type hiredis does not take: let redis-py convert it
+    return list(conn.pack_command(*call.args))
+
+
+def _command_name(call: Call) -> str:
+    name = call.args[0]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
 class RedisRunner:
-    """Runs plans on a blocking redis-py client."""
+    """Runs plans on a blocking redis-py client.
+
+    The calls of a plan are written to one connection as they are built and
+    their replies read afterwards: one round trip, with building and sending
+    overlapping the server's work. Scripts the server lacks are loaded and
+    the refused calls sent again (a ``NOSCRIPT`` call has not run).
+    """
 
     def __init__(self, client: redis.Redis) -> None:
         _check_client(client)
         self.client = client
 
     def run(self, plan: Plan[T]) -> T:
-        calls = plan.calls
-        try:
-            replies = self._send(calls)
-            missing = _scripts_to_load(calls, replies)
-            if missing:
-                for i in missing:
-                    script = calls[i].script
-                    assert script is not None
-                    self.client.script_load(script.source)
-                again = self._send([calls[i] for i in missing])
-                for i, r in zip(missing, again, strict=True):
-                    replies[i] = r
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
-        _first_error(replies)
-        return plan.parse(replies)
-
-    def _send(self, calls: Sequence[Call]) -> list[Any]:
-        if not calls:
-            return []
-        if len(calls) == 1:
+        while True:
             try:
-                return [self.client.execute_command(*calls[0].args)]
-            except redis.ResponseError as exc:
-                return [exc]
-        pipe = self.client.pipeline(transaction=False)
-        for c in calls:
-            pipe.execute_command(*c.args)
-        return list(pipe.execute(raise_on_error=False))
+                sent, replies = self._send(plan.calls)
+                missing = _missing_scripts(replies)
+                if missing:
+                    for script in {sent[i].script for i in missing}:
+                        assert script is not None
+                        self.client.script_load(script.source)
+                    _, again = self._send(sent[i] for i in missing)
+                    for i, r in zip(missing, again, strict=True):
+                        replies[i] = r
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise _unavailable(exc) from exc
+            _raise_errors(replies)
+            try:
+                return plan.parse(replies)
+            except FollowUp as more:
+                plan = more.plan
+
+    def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
+        client: Any = self.client
+        pool = client.connection_pool
+        conn = pool.get_connection()
+        sent: list[Call] = []
+        replies: list[Any] = []
+        try:
+            for call in calls:
+                conn.send_packed_command(_pack(conn, call), check_health=not sent)
+                sent.append(call)
+            for call in sent:
+                try:
+                    replies.append(client.parse_response(conn, _command_name(call)))
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+        return sent, replies
 
 
 class AsyncRedisRunner:
-    """Runs plans on an asyncio redis-py client."""
+    """Runs plans on an asyncio redis-py client; the same protocol as :class:`RedisRunner`."""
 
     def __init__(self, client: redis.asyncio.Redis) -> None:
         _check_client(client)
         self.client = client
 
     async def run(self, plan: Plan[T]) -> T:
-        calls = plan.calls
-        try:
-            replies = await self._send(calls)
-            missing = _scripts_to_load(calls, replies)
-            if missing:
-                for i in missing:
-                    script = calls[i].script
-                    assert script is not None
-                    await self.client.script_load(script.source)
-                again = await self._send([calls[i] for i in missing])
-                for i, r in zip(missing, again, strict=True):
-                    replies[i] = r
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
-        _first_error(replies)
-        return plan.parse(replies)
-
-    async def _send(self, calls: Sequence[Call]) -> list[Any]:
-        if not calls:
-            return []
-        if len(calls) == 1:
+        while True:
             try:
-                return [await self.client.execute_command(*calls[0].args)]
-            except redis.ResponseError as exc:
-                return [exc]
-        pipe = self.client.pipeline(transaction=False)
-        for c in calls:
-            pipe.execute_command(*c.args)
-        return list(await pipe.execute(raise_on_error=False))
+                sent, replies = await self._send(plan.calls)
+                missing = _missing_scripts(replies)
+                if missing:
+                    for script in {sent[i].script for i in missing}:
+                        assert script is not None
+                        await self.client.script_load(script.source)
+                    _, again = await self._send(sent[i] for i in missing)
+                    for i, r in zip(missing, again, strict=True):
+                        replies[i] = r
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise _unavailable(exc) from exc
+            _raise_errors(replies)
+            try:
+                return plan.parse(replies)
+            except FollowUp as more:
+                plan = more.plan
+
+    async def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
+        client: Any = self.client
+        pool = client.connection_pool
+        conn = await pool.get_connection()
+        sent: list[Call] = []
+        replies: list[Any] = []
+        try:
+            for call in calls:
+                await conn.send_packed_command(_pack(conn, call), check_health=not sent)
+                sent.append(call)
+            for call in sent:
+                try:
+                    replies.append(await client.parse_response(conn, _command_name(call)))
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+        return sent, replies
 
 
 R = TypeVar("R", RedisRunner, AsyncRedisRunner)
 
 
 class _Memory(Generic[R]):
+    runner: R
+
     def __init__(self, runner: R, actions: Any, im_actions: Any, options: dict[str, Any]) -> None:
         self.runner = runner
         self.actions = actions
@@ -186,12 +239,14 @@ class Memory(_Memory[RedisRunner]):
     actions: ActionRepository
     im_actions: Repository[IMAction]
 
-    def repository(self, spec: RecordSpec[Any]) -> Repository[Any]:
+    def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
+        """A repository for any declared model, on this connection."""
         return Repository(self.runner, spec, batch_size=self._options["batch_size"])
 
     @property
     def client(self) -> redis.Redis:
-        return self.runner.client
+        client: redis.Redis = self.runner.client
+        return client
 
     def ping(self) -> bool:
         try:
@@ -215,12 +270,14 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
     actions: AsyncActionRepository
     im_actions: AsyncRepository[IMAction]
 
-    def repository(self, spec: RecordSpec[Any]) -> AsyncRepository[Any]:
+    def repository(self, spec: RecordSpec[MT]) -> AsyncRepository[MT]:
+        """A repository for any declared model, on this connection."""
         return AsyncRepository(self.runner, spec, batch_size=self._options["batch_size"])
 
     @property
     def client(self) -> redis.asyncio.Redis:
-        return self.runner.client
+        client: redis.asyncio.Redis = self.runner.client
+        return client
 
     async def ping(self) -> bool:
         try:
