@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from agentmem.analytics import Lesson, SequenceAnalysis, analyze_sequence, learn
-from agentmem.errors import DecodeError, InvalidInput
-from agentmem.keyspace import Layout, check_action_type, layout
+from agentmem.errors import ConfigError, DecodeError, InvalidInput
+from agentmem.keyspace import (
+    DEFAULT_ACTION_TTL,
+    DEFAULT_RELATIVE_INDEX_SIZE,
+    Layout,
+    check_action_type,
+    layout,
+)
 from agentmem.models import Action
 from agentmem.plan import Arg, Plan, command, script_call, single
 from agentmem.repository import RecordOps, build, check_limit, score_arg
@@ -14,11 +20,29 @@ from agentmem.runner import Asynchronous, Blocking, operation
 from agentmem.scripts import RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
 
 
+def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
+                  batch_size: object) -> None:
+    """Reject malformed repository options with :class:`ConfigError`."""
+    def positive(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if ttl is not None and not positive(ttl):
+        raise ConfigError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    if not positive(relative_index_size):
+        raise ConfigError(
+            f"relative_index_size must be a positive int, got {relative_index_size!r}")
+    if embedding_dim is not None and not positive(embedding_dim):
+        raise ConfigError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+    if not positive(batch_size):
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 class ActionOps(RecordOps[Action]):
     """Action queries; use :class:`ActionRepository` or :class:`AsyncActionRepository`.
 
-    ``ttl`` (seconds, ``None`` for none) and ``relative_index_size`` override the
-    layout's defaults; ``embedding_dim`` makes every stored embedding have that length.
+    ``ttl`` is the action hash's TTL in seconds (``None``: never expires; default one
+    day), ``relative_index_size`` how many ids the relative index keeps (default 20),
+    ``embedding_dim`` the length every stored embedding must have.
     """
 
     def __init__(
@@ -26,22 +50,28 @@ class ActionOps(RecordOps[Action]):
         runner: Any,
         *,
         layout_version: int = 1,
-        ttl: int | None = None,
-        relative_index_size: int | None = None,
+        ttl: int | None = DEFAULT_ACTION_TTL,
+        relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
         embedding_dim: int | None = None,
         batch_size: int = 500,
     ) -> None:
         self.layout: Layout = layout(layout_version)
-        spec = self.layout.action
-        if ttl is not None or relative_index_size is not None:
-            caps = {"relative_index": relative_index_size} if relative_index_size else None
-            spec = spec.replace(ttl=ttl if ttl is not None else "keep", caps=caps)
-        if embedding_dim is not None and (not isinstance(embedding_dim, int) or embedding_dim < 1):
-            raise InvalidInput(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+        check_options(ttl=ttl, relative_index_size=relative_index_size,
+                      embedding_dim=embedding_dim, batch_size=batch_size)
+        spec = self.layout.action.replace(ttl=ttl, caps={"relative_index": relative_index_size})
         self.embedding_dim = embedding_dim
         super().__init__(runner, spec, batch_size=batch_size)
 
     def check(self, record: Action) -> None:
+        given = record.action_id
+        if given is not None:
+            head = f"{record.agent_id}-{record.step_number}-"
+            rest = given[len(head):]
+            if not given.startswith(head) or not rest or "-" in rest:
+                raise InvalidInput(
+                    f"action id {given!r} must read {head}<type or name without '-'>, so "
+                    "that simulation-level indices can find its agent"
+                )
         dim = self.embedding_dim
         if dim is not None and record.embedding is not None and record.embedding.shape[0] != dim:
             raise InvalidInput(
@@ -151,15 +181,16 @@ class ActionOps(RecordOps[Action]):
 
     # -- simulation-level queries --------------------------------------------
 
-    def _sim_fetch(self, source: str, kind: str, start: int, stop: int, limit: int | None
-                   ) -> Plan[list[Action]]:
+    def _sim_fetch(self, source: str, kind: str, start: int, stop: int, limit: int | None,
+                   step: int | None = None) -> Plan[list[Action]]:
         t = self.layout.template("action")
         # agent:{agent_id}:action:{action_id} -> prefix, middle, suffix around both ids
         marker = {"agent_id": "\x01", "action_id": "\x02"}
         shape = "".join(v if k == "L" else marker.get(v, "") for k, v in t.parts)
         prefix, rest = shape.split("\x01", 1)
         middle, suffix = rest.split("\x02", 1)
-        argv: list[Arg] = [source, kind, start, stop, prefix, middle, suffix, check_limit(limit)]
+        argv: list[Arg] = [source, kind, start, stop, prefix, middle, suffix, check_limit(limit),
+                           "" if step is None else step]
         return single(script_call(SIM_FETCH, argv), self._decode_list)
 
     @operation
@@ -167,7 +198,7 @@ class ActionOps(RecordOps[Action]):
                 ) -> Plan[list[Action]]:
         """Every action of a simulation at one step, ordered by action id."""
         key = self._key("sim_step", simulation_id=simulation_id, step_number=step)
-        return self._sim_fetch(key, "set", 0, -1, limit)
+        return self._sim_fetch(key, "set", 0, -1, limit, step)
 
     @operation
     def simulation_actions(self, /, simulation_id: str, start: int = 0, stop: int = -1

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agentmem import jsonvalue
 from agentmem.errors import DecodeError, InvalidInput, SchemaError
 from agentmem.fields import AsJson, Split, StoredAs, Vector, WriteTime
-from agentmem.models import TRUSTED
 
 M = TypeVar("M", bound=BaseModel)
 Raw = str | bytes | int | float
@@ -254,6 +253,8 @@ class Codec(Generic[M]):
         self.write_time_field: FieldMap | None = stamps[0] if stamps else None
         self._by_storage = {s: f for f in self.fields for s in f.storage}
         self._encode = _compile_encoder(self.fields)
+        self._required = frozenset(
+            name for name, info in model.model_fields.items() if info.is_required())
 
     def field_for(self, storage_name: str) -> FieldMap:
         """The model field that stores ``storage_name``."""
@@ -280,7 +281,11 @@ class Codec(Generic[M]):
             raise InvalidInput(f"{storage_name}: {exc}") from None
 
     def decode(self, raw: Mapping[bytes, bytes] | Sequence[bytes]) -> M:
-        """Build a model from an ``HGETALL`` reply (a mapping or a flat list)."""
+        """Build a model from an ``HGETALL`` reply (a mapping or a flat list).
+
+        Stored values are converted to the field types and the model is built
+        without re-validation; a missing required field raises :class:`DecodeError`.
+        """
         if not isinstance(raw, Mapping):
             it = iter(raw)
             raw = dict(zip(it, it, strict=True))
@@ -295,6 +300,12 @@ class Codec(Generic[M]):
                     b = raw.get(f.storage[0].encode())
                     if b is not None:
                         data[f.name] = f.decode(b)
-            return self.model.model_validate(data, context=TRUSTED)
-        except (ValueError, ValidationError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError) as exc:
             raise DecodeError(f"stored {self.model.__name__} does not decode: {exc}") from exc
+        missing = self._required.difference(data)
+        if missing:
+            raise DecodeError(f"stored {self.model.__name__} lacks {sorted(missing)}")
+        # Values were converted to their types above; write-time rules (id
+        # patterns, limits) are not applied again, so data written by other code
+        # (the specification's own functions) reads back as it is.
+        return self.model.model_construct(**data)

@@ -61,10 +61,14 @@ ActionId = Annotated[
 ]
 """An action id: an identifier of at most 128 characters (agent id + step + type)."""
 
+ACTION_TYPE_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f-]+$"
+"""The id rule without ``-``: an action id's parts are separated by ``-``."""
+
 ActionType = Annotated[
-    str, StringConstraints(min_length=1, max_length=ACTION_TYPE_MAX_LENGTH, pattern=ID_PATTERN)
+    str,
+    StringConstraints(min_length=1, max_length=ACTION_TYPE_MAX_LENGTH, pattern=ACTION_TYPE_PATTERN),
 ]
-"""An action type: an identifier of at most 20 characters (AgentFarm's String(20))."""
+"""An action type: an identifier of at most 20 characters (AgentFarm's String(20)), no ``-``."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor infinite (it may be a sorted-set score)."""

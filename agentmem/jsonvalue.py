@@ -34,10 +34,24 @@ class _Slow(Exception):
     pass
 
 
+_NOT_UTF8 = "details cannot be stored as JSON: text with a lone surrogate is not UTF-8"
+
+
+def _utf8(text: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(_NOT_UTF8) from None
+
+
 def _check(value: Any, depth: int) -> None:
     """Return if ``value`` is plain JSON; raise _Slow if it needs conversion."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        _utf8(value)
+        return
+    if t is int or t is bool or value is None:
         return
     if t is float:
         if value - value != 0.0:
@@ -49,6 +63,7 @@ def _check(value: Any, depth: int) -> None:
         for k, v in value.items():
             if type(k) is not str:
                 raise _Slow
+            _utf8(k)
             _check(v, depth + 1)
         return
     if t is list or t is tuple:
@@ -58,14 +73,16 @@ def _check(value: Any, depth: int) -> None:
     raise _Slow
 
 
-def _slow_dumps(value: Any) -> str:
+def _slow_dumps(value: Any) -> bytes:
     try:
-        return _ENCODER.encode(value)
+        return _ENCODER.encode(value).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(_NOT_UTF8) from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise ValueError(f"details cannot be stored as JSON: {exc}") from None
 
 
-def dumps(value: Any) -> bytes | str:
+def dumps(value: Any) -> bytes:
     """Encode ``value`` as compact UTF-8 JSON text or raise ``ValueError``."""
     try:
         _check(value, 0)
@@ -80,7 +97,10 @@ def dumps(value: Any) -> bytes | str:
 def _copy(value: Any, depth: int) -> Any:
     """A plain copy of ``value`` (tuples become lists), or raise _Slow."""
     t = type(value)
-    if t is str or t is int or t is bool or value is None:
+    if t is str:
+        _utf8(value)
+        return value
+    if t is int or t is bool or value is None:
         return value
     if t is float:
         if value - value != 0.0:
@@ -93,6 +113,7 @@ def _copy(value: Any, depth: int) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 raise _Slow
+            _utf8(k)
             out[k] = _copy(v, depth + 1)
         return out
     if t is list or t is tuple:

@@ -97,13 +97,15 @@ class Layout:
         return Template.parse(self.patterns[family])
 
     def key(self, family: str, **parts: str | int) -> str:
-        """Render one key; every id is checked first (:class:`~agentmem.errors.InvalidId`)."""
+        """Render one key; every part is checked first (:class:`~agentmem.errors.InvalidId`).
+
+        Agent, simulation and target ids: at most 64 characters; action types: 20;
+        action ids: 128; steps: non-negative ints.
+        """
         if family not in self.patterns:
             raise LayoutError(f"layout {self.version} has no key family {family!r}")
-        if family in ("types", "sim_by_type") and "action_type" in parts:
-            check_action_type(parts["action_type"])
-        if "action_id" in parts:
-            check_action_id(parts["action_id"])
+        for name, value in parts.items():
+            check_part(name, value)
         return self.template(family).render(parts)
 
     def record_key_parts(self, family: str, **scope: str | int) -> tuple[str, str]:
@@ -124,10 +126,31 @@ def check_action_id(value: object) -> str:
 
 
 def check_action_type(value: object) -> str:
+    """Check an action type: at most 20 characters, no ``-`` (it separates the id's parts)."""
     try:
-        return check_id(value, what="action type", max_length=ACTION_TYPE_MAX_LENGTH)  # type: ignore[arg-type]
+        check_id(value, what="action type", max_length=ACTION_TYPE_MAX_LENGTH)  # type: ignore[arg-type]
     except ValueError as exc:
         raise InvalidId(str(exc)) from None
+    assert isinstance(value, str)
+    if "-" in value:
+        raise InvalidId(f"action type {value!r} contains '-'; it separates the parts of action ids")
+    return value
+
+
+def check_part(name: str, value: object) -> None:
+    """Check one named part of a key (agent_id, step_number, action_type, ...)."""
+    if name == "step_number":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidId(f"step_number must be a non-negative int, got {value!r}")
+    elif name == "action_type":
+        check_action_type(value)
+    elif name == "action_id":
+        check_action_id(value)
+    else:
+        try:
+            check_id(value, what=name)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise InvalidId(str(exc)) from None
 
 
 def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:

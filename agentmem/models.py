@@ -16,7 +16,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    ValidationInfo,
     field_validator,
 )
 
@@ -32,9 +31,6 @@ from agentmem.fields import (
     Vector,
     WriteTime,
 )
-
-TRUSTED = {"agentmem_trusted": True}
-"""Validation context for data read back from storage: skips re-normalising JSON."""
 
 
 def _float32_vector(value: Any) -> Any:
@@ -124,9 +120,7 @@ class Action(Record):
 
     @field_validator("details", mode="after")
     @classmethod
-    def _details_json(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.context and info.context.get("agentmem_trusted"):
-            return value
+    def _details_json(cls, value: Any) -> Any:
         return jsonvalue.normalize(value)
 
     @field_validator("action_type", mode="before")

@@ -62,6 +62,9 @@ def explain(exc: ValidationError) -> str:
                 check_id(err["input"], what=where)
             except ValueError as why:
                 msg = str(why)
+            else:
+                if "-" in str(err["input"]):
+                    msg = f"{where} {err['input']!r} contains '-', which separates the parts of ids"
         lines.append(f"{where}: {msg}")
     return f"invalid {exc.title}: " + "; ".join(lines)
 

@@ -110,45 +110,64 @@ for p = 1, nprobe do
   end
 end
 
--- decide ids: a record whose id is taken gets the next free .n of its base
+-- decide ids. The client gave every record a distinct id; where a generated id
+-- is taken on the server, every generated record of that base is renumbered, in
+-- order, to the free .n ids (ids given by the caller are never renamed: taken
+-- means refused).
 local anyexist = false
 for i = 1, nrec, CH do
   if redis.call('EXISTS', unpack(keys, i, math.min(i + CH - 1, nrec))) > 0 then
     anyexist = true
   end
 end
-local assigned, nextn, remap, changed, conflicts = {}, {}, nil, {}, {}
-local function busy(p, id, key)
-  if assigned[key] then return true end
-  if p ~= '' and (taken[p][id] or redis.call('ZSCORE', p, id)) then return true end
-  return redis.call('EXISTS', key) == 1
-end
+local reserved, dirty, conflicts = {}, nil, {}
 for r = 1, nrec do
-  local id, key, p = rid[r], keys[r], pk[r]
-  local isbusy = assigned[key] or (p ~= '' and taken[p][id]) or
+  local key, p = keys[r], pk[r]
+  local busy = reserved[key] or (p ~= '' and taken[p][rid[r]]) or
     (anyexist and redis.call('EXISTS', key) == 1)
-  if isbusy then
+  if busy then
     if mode[r] == 'f' then
       conflicts[#conflicts + 1] = r
     else
-      local scope = pre[r] .. base[r] .. suf[r]
-      local n = nextn[scope] or 1
-      repeat
-        id = base[r] .. '.' .. n
-        key = pre[r] .. id .. suf[r]
-        n = n + 1
-      until not busy(p, id, key)
-      nextn[scope] = n
-      remap = remap or {}
-      remap[rid[r]] = id
-      changed[#changed + 1] = r
-      changed[#changed + 1] = id
-      rid[r], keys[r] = id, key
+      dirty = dirty or {}
+      dirty[pre[r] .. base[r] .. suf[r]] = true
     end
   end
-  assigned[key] = true
+  reserved[key] = true
 end
 if #conflicts > 0 then return {'\0EXISTS', unpack(conflicts)} end
+local remap, changed = nil, {}
+if dirty then
+  remap = {}
+  for r = 1, nrec do
+    if mode[r] == 'g' and dirty[pre[r] .. base[r] .. suf[r]] then reserved[keys[r]] = nil end
+  end
+  local nextn = {}
+  for r = 1, nrec do
+    local scope = pre[r] .. base[r] .. suf[r]
+    if mode[r] == 'g' and dirty[scope] then
+      local p, n, id, key = pk[r], nextn[scope] or 0, nil, nil
+      while true do
+        if n == 0 then id = base[r] else id = base[r] .. '.' .. n end
+        key = pre[r] .. id .. suf[r]
+        n = n + 1
+        if not reserved[key]
+          and not (p ~= '' and (taken[p][id] or redis.call('ZSCORE', p, id)))
+          and redis.call('EXISTS', key) == 0 then
+          break
+        end
+      end
+      nextn[scope] = n
+      reserved[key] = true
+      if id ~= rid[r] then
+        remap[rid[r]] = id
+        changed[#changed + 1] = r
+        changed[#changed + 1] = id
+        rid[r], keys[r] = id, key
+      end
+    end
+  end
+end
 
 -- write: each hash with its TTL, then one variadic command per index key
 local stamp = nil
@@ -300,13 +319,15 @@ return {h}
 
 SIM_FETCH = Script("sim_fetch", r"""#!lua flags=no-writes
 -- Resolve action ids of a simulation-level index to their agent's hash and fetch them.
--- ARGV: source key, 'set'|'list', start, stop, prefix, middle, suffix, limit (-1: all)
--- An action id is {agent_id}-{step}-{type}[.n]; the agent id may itself contain '-',
--- so every split before a '-<digits>-' is tried until the hash exists.
+-- ARGV: source key, 'set'|'list', start, stop, prefix, middle, suffix, limit (-1: all),
+-- step ('' when unknown). An id reads {agent_id}-{step}-{rest} where rest has no '-'
+-- (agentmem refuses '-' in action types), so the agent is what precedes the last two
+-- '-'. Ids written by other code may have '-' in the type: every other split before
+-- '-<step>-' is then tried, nearest the end first.
 local src, kind = ARGV[1], ARGV[2]
 local start, stop = tonumber(ARGV[3]), tonumber(ARGV[4])
 local prefix, middle, suffix = ARGV[5], ARGV[6], ARGV[7]
-local limit = tonumber(ARGV[8])
+local limit, step = tonumber(ARGV[8]), ARGV[9]
 local ids
 if kind == 'set' then
   ids = redis.call('SMEMBERS', src)
@@ -317,16 +338,21 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   if limit >= 0 and #out >= limit then break end
+  local dashes = {}
   local init = 1
   while true do
-    local s, e = string.find(id, '%-%d+%-', init)
-    if not s then break end
-    local agent = string.sub(id, 1, s - 1)
-    if #agent > 0 then
-      local h = redis.call('HGETALL', prefix .. agent .. middle .. id .. suffix)
+    local d = string.find(id, '-', init, true)
+    if not d then break end
+    dashes[#dashes + 1] = d
+    init = d + 1
+  end
+  for k = #dashes - 1, 1, -1 do
+    local s = string.sub(id, dashes[k] + 1, dashes[k + 1] - 1)
+    if string.match(s, '^%d+$') and (step == '' or s == step) and dashes[k] > 1 then
+      local h = redis.call('HGETALL', prefix .. string.sub(id, 1, dashes[k] - 1) .. middle
+                           .. id .. suffix)
       if #h > 0 then out[#out + 1] = h; break end
     end
-    init = s + 1
   end
 end
 return out

@@ -197,6 +197,12 @@ class WritePlanner(Generic[M]):
         prefix_c, suffix_c, probe = self.prefix, self.suffix, self.probe
         hash_pos = [(i, names[i]) for i in self.hash_pos]
         plan = self._render_plan
+        # ids given by the caller are reserved first, so no generated id takes one
+        reserved = {
+            prefix_c.fmt % tuple(r.vals[i] for i in prefix_c.refs) + r.base
+            + suffix_c.fmt % tuple(r.vals[i] for i in suffix_c.refs)
+            for r in records if r.mode == "f"
+        }
         for rec in records:
             vals = rec.vals
             prefix = prefix_c.fmt % tuple(vals[i] for i in prefix_c.refs)
@@ -205,12 +211,15 @@ class WritePlanner(Generic[M]):
             rid = rec.base
             if rec.mode == "g":
                 # ids repeated within the batch get .1, .2 here; the script redoes
-                # this for any base already taken on the server
+                # this for a base with an id already taken on the server
                 scope = prefix + rid + suffix
-                n = used.get(scope)
-                if n is not None:
-                    rid = f"{rid}.{n}"
-                used[scope] = (n or 0) + 1
+                n = used.get(scope, 0)
+                while True:
+                    rid = rec.base if n == 0 else f"{rec.base}.{n}"
+                    n += 1
+                    if not reserved or prefix + rid + suffix not in reserved:
+                        break
+                used[scope] = n
             guessed.append(rid)
             if pkey is not None:
                 probes.setdefault(pkey, []).append(rid)

@@ -17,9 +17,9 @@ import redis.asyncio
 from pydantic import BaseModel
 from redis.exceptions import NoScriptError
 
-from agentmem.actions import ActionRepository, AsyncActionRepository
+from agentmem.actions import ActionRepository, AsyncActionRepository, check_options
 from agentmem.errors import BackendError, ConfigError, Unavailable
-from agentmem.keyspace import layout
+from agentmem.keyspace import DEFAULT_ACTION_TTL, DEFAULT_RELATIVE_INDEX_SIZE, layout
 from agentmem.models import IMAction
 from agentmem.plan import Call, FollowUp, Plan
 from agentmem.repository import AsyncRepository, Repository
@@ -79,7 +79,9 @@ def _check_client(client: Any) -> None:
         )
 
 
-def _unavailable(exc: Exception) -> Unavailable:
+def _unavailable(exc: Exception) -> BackendError:
+    if isinstance(exc, redis.AuthenticationError):
+        return BackendError(f"Redis refused the credentials: {exc}")
     return Unavailable(f"Redis is unreachable: {exc}")
 
 
@@ -295,11 +297,11 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
         await self.close()
 
 
-def _options(layout_version: int, ttl: int | None, relative_index_size: int | None,
+def _options(layout_version: int, ttl: int | None, relative_index_size: int,
              embedding_dim: int | None, batch_size: int) -> dict[str, Any]:
     layout(layout_version)  # unknown versions fail here, before connecting
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    check_options(ttl=ttl, relative_index_size=relative_index_size,
+                  embedding_dim=embedding_dim, batch_size=batch_size)
     return {"layout_version": layout_version, "ttl": ttl,
             "relative_index_size": relative_index_size, "embedding_dim": embedding_dim,
             "batch_size": batch_size}
@@ -310,15 +312,18 @@ def connect(
     *,
     client: redis.Redis | None = None,
     layout_version: int = 1,
-    ttl: int | None = None,
-    relative_index_size: int | None = None,
+    ttl: int | None = DEFAULT_ACTION_TTL,
+    relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
     batch_size: int = 500,
     **pool_options: Any,
 ) -> Memory:
     """Open a blocking store. ``url`` is a redis-py URL (``redis://``, ``rediss://``,
     ``unix://``, ``valkey://``; ``user:password@`` for ACLs). Nothing is sent until
-    the first call. ``pool_options`` go to the connection pool (``max_connections`` …).
+    the first call. ``ttl`` is the action hash TTL in seconds (``None``: no expiry),
+    ``relative_index_size`` the length of the relative index, ``embedding_dim`` the
+    required embedding length, ``batch_size`` the records per script call of
+    ``add_many``. ``pool_options`` go to the connection pool (``max_connections`` …).
     """
     opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
     if client is None:
@@ -340,8 +345,8 @@ def connect_async(
     *,
     client: redis.asyncio.Redis | None = None,
     layout_version: int = 1,
-    ttl: int | None = None,
-    relative_index_size: int | None = None,
+    ttl: int | None = DEFAULT_ACTION_TTL,
+    relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
     batch_size: int = 500,
     **pool_options: Any,
