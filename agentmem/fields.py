@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, GetCoreSchemaHandler, StringConstraints
+from pydantic_core import core_schema
+
+from agentmem import jsonvalue
 
 ID_MAX_LENGTH = 64
 ACTION_ID_MAX_LENGTH = 128
@@ -88,7 +91,17 @@ class Split:
 
 @dataclass(frozen=True)
 class AsJson:
-    """Store any JSON value as JSON text; numpy scalars and arrays are converted."""
+    """Store any JSON value as JSON text; numpy scalars and arrays are converted.
+
+    The hint also normalises the value when the model is validated (tuples
+    become lists, numpy values plain numbers), so a model holds what it reads
+    back, and a value JSON cannot hold is refused at construction.
+    """
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(jsonvalue.normalize, handler(source))
 
 
 @dataclass(frozen=True)

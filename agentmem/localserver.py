@@ -86,7 +86,9 @@ class LocalServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                    reply = s.recv(64)
+                    # +PONG, or -NOAUTH from a password-protected server: it is up
+                    if reply.startswith((b"+PONG", b"-NOAUTH")):
                         return self
             except OSError:
                 pass

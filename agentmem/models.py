@@ -19,7 +19,6 @@ from pydantic import (
     field_validator,
 )
 
-from agentmem import jsonvalue
 from agentmem.fields import (
     ActionId,
     ActionType,
@@ -117,11 +116,6 @@ class Action(Record):
     module_type: Annotated[str | None, Field(max_length=50)] = None
     module_id: Annotated[str | None, Field(max_length=64)] = None
     stored_at: Annotated[int | None, WriteTime()] = None
-
-    @field_validator("details", mode="after")
-    @classmethod
-    def _details_json(cls, value: Any) -> Any:
-        return jsonvalue.normalize(value)
 
     @field_validator("action_type", mode="before")
     @classmethod

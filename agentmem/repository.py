@@ -84,7 +84,11 @@ class RecordOps(Generic[M]):
 
     def _write_plan(self, records: Sequence[M]) -> Plan[list[M]]:
         """All records validated and encoded now; sent batch by batch when run."""
+        model = self.spec.model
         for n, rec in enumerate(records):
+            if not isinstance(rec, model):
+                raise InvalidInput(
+                    f"record {n}: expected a {model.__name__}, got {type(rec).__name__}")
             try:
                 self.check(rec)
             except InvalidInput as exc:

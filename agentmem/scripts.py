@@ -78,12 +78,15 @@ for g = 1, ngroup do
   if state and cmd == 'HINCRBY' then
     local fields = {}
     for i = gs[g], ge[g], 2 do fields[#fields + 1] = A[i] end
-    for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
-      if v and not string.match(v, '^%-?%d+$') then
-        checked[key] = false
-        badlist[#badlist + 1] = key
-        break
+    for i = 1, #fields, CH do
+      local vals = redis.call('HMGET', key, unpack(fields, i, math.min(i + CH - 1, #fields)))
+      for _, v in ipairs(vals) do
+        if v and not string.match(v, '^%-?%d+$') then state = false end
       end
+    end
+    if not state then
+      checked[key] = false
+      badlist[#badlist + 1] = key
     end
   end
 end
@@ -95,7 +98,12 @@ for p = 1, nprobe do
     if not checked[key] then badlist[#badlist + 1] = key end
   end
 end
-if #badlist > 0 then return {'\0WRONGTYPE', unpack(badlist)} end
+local function tagged(tag, list)
+  local out = {tag}
+  for i = 1, #list do out[i + 1] = list[i] end
+  return out
+end
+if #badlist > 0 then return tagged('\0WRONGTYPE', badlist) end
 
 -- ids already in each probe index (the timeline: ids in use, even if expired)
 local taken = {}
@@ -135,7 +143,7 @@ for r = 1, nrec do
   end
   reserved[key] = true
 end
-if #conflicts > 0 then return {'\0EXISTS', unpack(conflicts)} end
+if #conflicts > 0 then return tagged('\0EXISTS', conflicts) end
 local remap, changed = nil, {}
 if dirty then
   remap = {}
@@ -199,7 +207,7 @@ for g = 1, ngroup do
   if gcap[g] > 0 then caps[key] = gcap[g] end
 end
 for key, cap in pairs(caps) do redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
-return {stamp or '', unpack(changed)}
+return tagged(stamp or '', changed)
 """)
 
 

@@ -96,6 +96,7 @@ class WritePlanner(Generic[M]):
         skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
         self.hash_pos = [i for i in range(len(names)) if i not in skip]
         self.key_pos = [i for i, n in enumerate(names) if n in spec.key_fields and i != self.id_pos]
+        self.int_key_pos = [i for i, n in enumerate(names) if n in spec.key_fields]
         self.id_template = _Compiled.of(Template.parse(spec.id_template), names) \
             if spec.id_template else None
         self.prefix, self.suffix = (
@@ -153,6 +154,10 @@ class WritePlanner(Generic[M]):
         for i in self.index_pos:
             if vals[i] == "":
                 raise InvalidInput(f"{names[i]} is used in an index and must not be empty")
+        for i in self.int_key_pos:
+            v = vals[i]
+            if type(v) is int and v < 0:
+                raise InvalidId(f"{names[i]} is part of a key and must not be negative, got {v}")
         given = vals[self.id_pos]
         if given is None:
             if self.id_template is None:
@@ -161,6 +166,8 @@ class WritePlanner(Generic[M]):
             if any(vals[i] is None for i in t.refs):
                 raise InvalidInput(f"the id of {spec.model.__name__} needs {spec.id_template}")
             return Prepared("g", t.fmt % tuple(vals[i] for i in t.refs), vals)
+        if type(given) is int and given < 0:
+            raise InvalidId(f"{spec.id} is part of a key and must not be negative, got {given}")
         base = str(given)
         try:
             check_id(base, what=spec.id, max_length=128)

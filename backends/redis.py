@@ -326,6 +326,10 @@ def connect(
     ``add_many``. ``pool_options`` go to the connection pool (``max_connections`` …).
     """
     opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
+    if client is not None and not isinstance(client, redis.Redis):
+        raise ConfigError(f"connect() needs a blocking redis.Redis client, got "
+                          f"{type(client).__module__}.{type(client).__name__}; "
+                          "use connect_async() for redis.asyncio clients")
     if client is None:
         url, _ = parse_url(url)
         try:
@@ -353,6 +357,9 @@ def connect_async(
 ) -> AsyncMemory:
     """Open an asyncio store; the same options as :func:`connect`."""
     opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
+    if client is not None and not isinstance(client, redis.asyncio.Redis):
+        raise ConfigError(f"connect_async() needs a redis.asyncio.Redis client, got "
+                          f"{type(client).__module__}.{type(client).__name__}")
     if client is None:
         url, _ = parse_url(url)
         try:

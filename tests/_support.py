@@ -1,0 +1,194 @@
+"""Helpers shared by the test modules (no fixtures here; those live in conftest.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import redis
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from agentmem import Action
+from agentmem.fields import check_id
+
+
+def act(agent_id: str = "a1", step: int = 1, action_type: str = "move", *,
+        sim: str = "sim01", **fields: Any) -> Action:
+    """A valid Action with short positional defaults."""
+    return Action(agent_id=agent_id, simulation_id=sim, step_number=step,
+                  action_type=action_type, **fields)
+
+
+def ids(actions: Iterable[Action | None]) -> list[str | None]:
+    return [None if a is None else a.action_id for a in actions]
+
+
+def expire_now(client: redis.Redis, key: str) -> None:
+    """Let ``key`` expire for real (a 1 ms TTL) and wait until the server has dropped it."""
+    assert client.pexpire(key, 1)
+    deadline = time.monotonic() + 5
+    while client.exists(key):  # EXISTS expires the key lazily once its TTL has passed
+        assert time.monotonic() < deadline, f"{key} did not expire"
+        time.sleep(0.002)
+
+
+class _Resp:
+    """Counts complete commands in a client-to-server RESP byte stream."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def feed(self, data: bytes) -> int:
+        self.buf += data
+        n = 0
+        while True:
+            end = self._command_end(self.buf)
+            if end is None:
+                return n
+            self.buf = self.buf[end:]
+            n += 1
+
+    @staticmethod
+    def _command_end(buf: bytes) -> int | None:
+        if not buf:
+            return None
+        line = buf.find(b"\r\n")
+        if line < 0:
+            return None
+        if buf[:1] != b"*":  # inline command: one line
+            return line + 2
+        count = int(buf[1:line])
+        pos = line + 2
+        for _ in range(count):
+            nl = buf.find(b"\r\n", pos)
+            if nl < 0:
+                return None
+            assert buf[pos:pos + 1] == b"$", buf[pos:pos + 20]
+            size = int(buf[pos + 1:nl])
+            pos = nl + 2 + size + 2
+            if pos > len(buf):
+                return None
+        return pos
+
+
+class CountingProxy:
+    """A TCP relay in front of a real server that counts the commands clients send.
+
+    Commands run inside a Lua script never cross the wire, so ``commands`` is the
+    number of top-level commands (one per round trip for a single-command query).
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.commands = 0
+        self.lock = threading.Lock()
+        self.sockets: list[socket.socket] = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, db: int = 0) -> str:
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def reset(self) -> None:
+        with self.lock:
+            self.commands = 0
+
+    def _accept(self) -> None:
+        while not self.closed:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, _Resp()),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None),
+                             daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, parser: _Resp | None) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if parser is not None:
+                    n = parser.feed(data)
+                    with self.lock:
+                        self.commands += n
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+
+
+# -- hypothesis strategies for Action values ------------------------------------------
+
+def _is_id(s: str, n: int) -> bool:
+    try:
+        check_id(s, max_length=n)
+    except ValueError:
+        return False
+    return True
+
+
+id_text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Z")), min_size=1,
+                  max_size=64).filter(lambda s: _is_id(s, 64))
+types = id_text.filter(lambda s: len(s) <= 20 and "-" not in s)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+extreme = st.sampled_from([1e308, -1e308, 5e-324, -5e-324, -0.0, 0.0, 2.2250738585072014e-308,
+                           1.7976931348623157e308, 0.1, 1 / 3])
+numbers = finite | extreme
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**64, max_value=2**200)
+    | numbers | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=20,
+)
+embeddings = st.integers(min_value=1, max_value=64).flatmap(
+    lambda n: hnp.arrays(np.float32, n, elements=st.floats(width=32, allow_nan=False,
+                                                           allow_infinity=False)))
+
+
+@st.composite
+def actions(draw, *, with_action_id: bool = True):
+    """Any valid Action (with or without an explicit, arbitrary action_id)."""
+    opt = lambda s: st.none() | s  # noqa: E731
+    return Action(
+        agent_id=draw(id_text), simulation_id=draw(id_text),
+        step_number=draw(st.integers(min_value=0, max_value=2**80)),
+        action_type=draw(types),
+        action_id=draw(opt(id_text)) if with_action_id else None,
+        action_target_id=draw(opt(id_text)),
+        state_before_id=draw(opt(st.text(max_size=128))),
+        state_after_id=draw(opt(st.text(max_size=128))),
+        resources_before=draw(opt(numbers)), resources_after=draw(opt(numbers)),
+        reward=draw(opt(numbers)),
+        details=draw(json_values),
+        position=draw(opt(st.tuples(numbers, numbers))),
+        embedding=draw(opt(embeddings)),
+        module_type=draw(opt(st.text(max_size=50))),
+        module_id=draw(opt(st.text(max_size=64))),
+    )
+
+
