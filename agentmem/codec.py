@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar
 
 import numpy as np
+import orjson
 from pydantic import BaseModel
 
 from agentmem import jsonvalue
@@ -203,11 +205,12 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
         kind, width, name = _kind(f), len(f.storage), f.name
         env[f"enc{n}"] = f.encode
         lines.append(f"    v = d[{name!r}]")
+        nones = "ap(None)" if width == 1 else f"ex((None,) * {width})"
         if kind == _K_SKIP:
-            lines.append(f"    ex((None,) * {width})")
+            lines.append(f"    {nones}")
             continue
         lines.append("    if v is None:")
-        lines.append(f"        ex((None,) * {width})")
+        lines.append(f"        {nones}")
         lines.append("    else:")
         lines.append("        try:")
         if kind == _K_STR:
@@ -222,7 +225,14 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
         elif kind == _K_SPLIT:
             lines.append(f"            if len(v) != {width}: raise ValueError("
                          f"f'needs {width} elements, got {{len(v)}}')")
-            lines.append(f"            ex([enc{n}(x) for x in v])")
+            if f.encode is _enc_float:  # finite floats pass as they are
+                lines.append("            for x in v:")
+                lines.append("                if type(x) is not float: x = float(x)")
+                lines.append("                if x - x != 0.0: raise ValueError("
+                             "f'must be a finite number, got {x!r}')")
+                lines.append("                ap(x)")
+            else:
+                lines.append(f"            ex([enc{n}(x) for x in v])")
         else:
             lines.append(f"            ap(enc{n}(v))")
         lines.append("        except (ValueError, TypeError) as exc:")
@@ -231,6 +241,61 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
     exec("\n".join(lines), env)  # source built above from the model's fields
     encode: Callable[[dict[str, Any]], list[Any]] = env["encode"]
     return encode
+
+
+_set = object.__setattr__
+
+
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def _dec_json_fast(b: bytes) -> Any:
+    # orjson reads an integer beyond 64 bits as a float; such text takes the
+    # exact standard-library parser, as does text that is not JSON at all
+    if _LONG_NUMBER.search(b):
+        return _dec_json(b)
+    try:
+        return orjson.loads(b)
+    except orjson.JSONDecodeError:
+        return _dec_json(b)
+
+
+def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap]
+                     ) -> Callable[[Mapping[bytes, bytes]], tuple[dict[str, Any], set[str]]]:
+    """Generate straight-line code that turns an ``HGETALL`` mapping into field values.
+
+    Returns every field (absent ones at their default) and the names present.
+    """
+    env: dict[str, Any] = {"_json": _dec_json_fast, "_factories": {}}
+    lines = ["def decode(raw):", "    get = raw.get", "    d = {}", "    present = set()"]
+    for n, f in enumerate(fields):
+        info = model.model_fields[f.name]
+        env[f"dec{n}"] = _dec_json_fast if f.json else f.decode
+        if info.default_factory is not None:
+            env["_factories"][f.name] = info.default_factory
+            default = f"_factories[{f.name!r}]()"
+        else:
+            env[f"default{n}"] = None if info.is_required() else info.default
+            default = f"default{n}"
+        if f.split:
+            parts = [f"get({s.encode()!r})" for s in f.storage]
+            lines.append(f"    p = ({', '.join(parts)},)")
+            lines.append("    if None in p:")
+            lines.append(f"        d[{f.name!r}] = {default}")
+            lines.append("    else:")
+            lines.append(f"        d[{f.name!r}] = tuple([dec{n}(x) for x in p])")
+            lines.append(f"        present.add({f.name!r})")
+        else:
+            lines.append(f"    v = get({f.storage[0].encode()!r})")
+            lines.append("    if v is None:")
+            lines.append(f"        d[{f.name!r}] = {default}")
+            lines.append("    else:")
+            lines.append(f"        d[{f.name!r}] = dec{n}(v)")
+            lines.append(f"        present.add({f.name!r})")
+    lines.append("    return d, present")
+    exec("\n".join(lines), env)  # source built above from the model's fields
+    decode: Callable[[Mapping[bytes, bytes]], tuple[dict[str, Any], set[str]]] = env["decode"]
+    return decode
 
 
 class Codec(Generic[M]):
@@ -253,6 +318,12 @@ class Codec(Generic[M]):
         self.write_time_field: FieldMap | None = stamps[0] if stamps else None
         self._by_storage = {s: f for f in self.fields for s in f.storage}
         self._encode = _compile_encoder(self.fields)
+        self._decode = _compile_decoder(model, self.fields)
+        # pydantic's own model_construct does what build() does, plus private
+        # attributes, extra fields and model_post_init; without those, build() is
+        # the same and five times faster
+        self._fast = not (model.__private_attributes__ or model.__pydantic_post_init__
+                          or model.model_config.get("extra") == "allow")
         self._required = frozenset(
             name for name, info in model.model_fields.items() if info.is_required())
 
@@ -284,28 +355,34 @@ class Codec(Generic[M]):
         """Build a model from an ``HGETALL`` reply (a mapping or a flat list).
 
         Stored values are converted to the field types and the model is built
-        without re-validation; a missing required field raises :class:`DecodeError`.
+        without re-validation, so data written by other code (the
+        specification's own functions) reads back as it is; a value that does
+        not convert, or a missing required field, raises :class:`DecodeError`.
         """
         if not isinstance(raw, Mapping):
             it = iter(raw)
             raw = dict(zip(it, it, strict=True))
-        data: dict[str, Any] = {}
         try:
-            for f in self.fields:
-                if f.split:
-                    parts = [raw.get(s.encode()) for s in f.storage]
-                    if all(p is not None for p in parts):
-                        data[f.name] = tuple(f.decode(p) for p in parts if p is not None)
-                else:
-                    b = raw.get(f.storage[0].encode())
-                    if b is not None:
-                        data[f.name] = f.decode(b)
+            values, present = self._decode(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise DecodeError(f"stored {self.model.__name__} does not decode: {exc}") from exc
-        missing = self._required.difference(data)
+        missing = self._required.difference(present)
         if missing:
             raise DecodeError(f"stored {self.model.__name__} lacks {sorted(missing)}")
-        # Values were converted to their types above; write-time rules (id
-        # patterns, limits) are not applied again, so data written by other code
-        # (the specification's own functions) reads back as it is.
-        return self.model.model_construct(**data)
+        return self.build(values, present)
+
+    def build(self, values: dict[str, Any], fields_set: set[str]) -> M:
+        """An instance from complete, already-typed field values, without validation."""
+        if self._fast:
+            inst = self.model.__new__(self.model)
+            _set(inst, "__dict__", values)
+            _set(inst, "__pydantic_fields_set__", fields_set)
+            _set(inst, "__pydantic_extra__", None)
+            _set(inst, "__pydantic_private__", None)
+            return inst
+        return self.model.model_construct(fields_set, **values)
+
+    def with_values(self, record: M, update: dict[str, Any]) -> M:
+        """A copy of a validated ``record`` with some fields replaced (no validation)."""
+        return self.build({**record.__dict__, **update},
+                          record.__pydantic_fields_set__ | update.keys())

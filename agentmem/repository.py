@@ -15,13 +15,16 @@ from pydantic import BaseModel, ValidationError
 
 from agentmem.errors import DuplicateId, InvalidInput, SchemaError, WriteError
 from agentmem.fields import check_id
-from agentmem.plan import Arg, Call, FollowUp, Plan, command, script_call, single
+from agentmem.plan import Arg, Call, FollowUp, Plan, command, paused_gc, script_call, single
 from agentmem.runner import Asynchronous, Blocking, operation
 from agentmem.schema import ID, RecordSpec, SetIndex, SortedIndex, Template
 from agentmem.scripts import GET_MANY, SET_SORTED_FETCH, ZRANGE_FETCH
 from agentmem.writeplan import WritePlanner, parse_batch
 
 M = TypeVar("M", bound=BaseModel)
+
+BULK = 256
+"""Writes of at least this many records run with the garbage collector paused."""
 
 
 def score_arg(value: float | None, default: str) -> str:
@@ -93,7 +96,9 @@ class RecordOps(Generic[M]):
                 self.check(rec)
             except InvalidInput as exc:
                 raise type(exc)(f"record {n}: {exc}") from None
-        return _Write(self.spec, self.writer, records).plan(list(range(len(records))))
+        with paused_gc(len(records) >= BULK):
+            write = _Write(self.spec, self.writer, records)
+        return write.plan(list(range(len(records))))
 
     @operation
     def add(self, /, record: M) -> Plan[M]:
@@ -246,7 +251,7 @@ class _Write(Generic[M]):
                 raise FollowUp(self.plan(retry))
             return self.finish()
 
-        return Plan(calls(), parse)
+        return Plan(calls(), parse, bulk=len(todo) >= BULK)
 
     def finish(self) -> list[M]:
         if self.failed:
@@ -259,16 +264,19 @@ class _Write(Generic[M]):
                 f"{reason}); the others were stored",
                 stored=stored, failed=self.failed,
             )
-        stamp_field = self.spec.codec.write_time_field
-        id_name = self.spec.codec.field_for(self.spec.id).name
+        codec = self.spec.codec
+        stamp_field = codec.write_time_field
+        stamp_name = stamp_field.name if stamp_field is not None else None
+        id_name = codec.field_for(self.spec.id).name
+        with_values = codec.with_values
         out = []
         for rec, new, stamp in zip(self.records, self.ids, self.stamps, strict=True):
             update: dict[str, Any] = {}
             if rec.__dict__[id_name] is None:
                 update[id_name] = new
-            if stamp_field is not None and stamp is not None:
-                update[stamp_field.name] = stamp
-            out.append(rec.model_copy(update=update) if update else rec)
+            if stamp_name is not None and stamp is not None:
+                update[stamp_name] = stamp
+            out.append(with_values(rec, update) if update else rec)
         return out
 
 

@@ -59,15 +59,22 @@ end
 
 -- every index key must be absent or of its type; counters must hold integers
 local ngroup = tonumber(A[pos]); pos = pos + 1
+local CMD = {Z = 'ZADD', z = 'ZADD', S = 'SADD', s = 'SADD', L = 'RPUSH', l = 'RPUSH',
+  h = 'HINCRBY'}
+local TYP = {Z = 'zset', z = 'zset', S = 'set', s = 'set', L = 'list', l = 'list', h = 'hash'}
 local gcmd, gkey, gids, gcap, gs, ge = {}, {}, {}, {}, {}, {}
 local checked, badlist = {}, {}
 for g = 1, ngroup do
-  local cmd, key, typ = A[pos], A[pos + 1], A[pos + 2]
-  local n = tonumber(A[pos + 5])
-  gcmd[g], gkey[g], gids[g], gcap[g] = cmd, key, A[pos + 3] == '1', tonumber(A[pos + 4])
-  gs[g] = pos + 6
-  ge[g] = pos + 5 + n
-  pos = pos + 6 + n
+  -- a group: code key n <n args>; code = kind letter (upper case: the members
+  -- are record ids) and, for a capped sorted set, the cap
+  local code, key, n = A[pos], A[pos + 1], tonumber(A[pos + 2])
+  local c = string.sub(code, 1, 1)
+  local cmd, typ = CMD[c], TYP[c]
+  gcmd[g], gkey[g], gids[g], gcap[g] = cmd, key, c == 'Z' or c == 'S' or c == 'L',
+    tonumber(string.sub(code, 2)) or 0
+  gs[g] = pos + 3
+  ge[g] = pos + 2 + n
+  pos = pos + 3 + n
   local state = checked[key]
   if state == nil then
     local t = redis.call('TYPE', key)['ok']

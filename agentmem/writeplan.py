@@ -16,14 +16,17 @@ Arguments of one call: ``nrec ttl id_field stamp_field nscope``, then per scope
 (the parts of record keys shared by records of one agent)
 ``key_prefix key_suffix probe_key``, then per record
 ``mode base id scope nh <nh hash args>``, then ``nprobe`` and
-per probe key ``key n <n ids>``, then ``ngroup`` and per group
-``command key type ids? cap n <n args>``.
+per probe key ``key n <n ids>``, then ``ngroup`` and per group ``code key n
+<n args>``, where ``code`` is the index kind (``Z`` sorted set, ``S`` set,
+``L`` list of record ids; ``z`` a sorted set of field values; ``h`` counters)
+followed by the cap of a capped sorted set (``Z20``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -59,6 +62,17 @@ class _Compiled:
         fmt = "".join(v.replace("%", "%%") if k == "L" else "%s" for k, v in template.parts)
         return cls(fmt, tuple(names.index(v) for k, v in template.parts if k == "F"))
 
+    @property
+    def get(self) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+        """The values the template needs, as a tuple (``operator.itemgetter``, in C)."""
+        refs = self.refs
+        if not refs:
+            return lambda vals: ()
+        if len(refs) == 1:
+            i = refs[0]
+            return lambda vals: (vals[i],)
+        return itemgetter(*refs)
+
 
 @dataclass(frozen=True)
 class _Index:
@@ -68,6 +82,15 @@ class _Index:
     score: int | None  # position of the score (zset) or counted field (hash)
     member: int | None  # position of the member field; None: the record id
     cap: int
+
+    @property
+    def code(self) -> str:
+        """The group code the script reads: a kind letter, upper case when the
+        members are record ids, then the cap of a capped sorted set."""
+        letter = {"ZADD": "z", "SADD": "s", "RPUSH": "l", "HINCRBY": "h"}[self.cmd]
+        if self.member is None and self.cmd != "HINCRBY":
+            letter = letter.upper()
+        return letter + (str(self.cap) if self.cap else "")
 
 
 class Prepared:
@@ -129,9 +152,18 @@ class WritePlanner(Generic[M]):
              -1 if ix.member is None else ix.member)
             for ix in self.indexes
         ]
+        self._key_get = itemgetter(*self.key_pos) if len(self.key_pos) > 1 else (
+            (lambda vals, i=self.key_pos[0]: (vals[i],)) if self.key_pos else (lambda vals: ()))
+        if self.id_template is not None:
+            self._id_get = self.id_template.get
+            self._id_fmt = self.id_template.fmt
         self.index_pos = sorted({
             p for ix in self.indexes for p in (*ix.key.refs, ix.score, ix.member) if p is not None
         })
+        int_keys = set(self.int_key_pos)
+        index_checks = dict.fromkeys(self.index_pos, False)
+        index_checks.update(dict.fromkeys(int_keys, True))
+        self._index_checks = sorted(index_checks.items())
 
     # -- phase 1: validate and encode (may raise; nothing has been sent) ------
 
@@ -140,32 +172,23 @@ class WritePlanner(Generic[M]):
         if not isinstance(record, spec.model):
             raise InvalidInput(f"expected a {spec.model.__name__}, got {type(record).__name__}")
         vals = spec.codec.encode(record)
-        names = self.names
-        keyvals = [v for v in (vals[i] for i in self.key_pos) if isinstance(v, str)]
-        if (FORBIDDEN.search("".join(keyvals)) or "" in keyvals
-                or any(len(v) > 128 for v in keyvals)):
-            for i in self.key_pos:
-                v = vals[i]
-                if isinstance(v, str):
-                    try:
-                        check_id(v, what=names[i], max_length=128)
-                    except ValueError as exc:
-                        raise InvalidId(str(exc)) from None
-        for i in self.index_pos:
-            if vals[i] == "":
-                raise InvalidInput(f"{names[i]} is used in an index and must not be empty")
-        for i in self.int_key_pos:
+        keyvals = [v for v in self._key_get(vals) if type(v) is str]
+        joined = "".join(keyvals)
+        if FORBIDDEN.search(joined) or "" in keyvals or (
+                len(joined) > 128 and max(map(len, keyvals)) > 128):
+            self._explain_key(vals)
+        for i, empty_or_negative in self._index_checks:
             v = vals[i]
-            if type(v) is int and v < 0:
-                raise InvalidId(f"{names[i]} is part of a key and must not be negative, got {v}")
+            if v == "" or (empty_or_negative and type(v) is int and v < 0):
+                self._explain_index(i, v)
         given = vals[self.id_pos]
         if given is None:
             if self.id_template is None:
                 raise InvalidInput(f"{spec.model.__name__}.{spec.id} is required")
-            t = self.id_template
-            if any(vals[i] is None for i in t.refs):
+            parts = self._id_get(vals)
+            if None in parts:
                 raise InvalidInput(f"the id of {spec.model.__name__} needs {spec.id_template}")
-            return Prepared("g", t.fmt % tuple(vals[i] for i in t.refs), vals)
+            return Prepared("g", self._id_fmt % parts, vals)
         if type(given) is int and given < 0:
             raise InvalidId(f"{spec.id} is part of a key and must not be negative, got {given}")
         base = str(given)
@@ -176,6 +199,20 @@ class WritePlanner(Generic[M]):
         if base in spec.reserved_ids:
             raise InvalidId(f"{spec.id} {base!r} is reserved: it names an index key")
         return Prepared("f", base, vals)
+
+    def _explain_key(self, vals: Sequence[Any]) -> None:
+        for i in self.key_pos:
+            v = vals[i]
+            if isinstance(v, str):
+                try:
+                    check_id(v, what=self.names[i], max_length=128)
+                except ValueError as exc:
+                    raise InvalidId(str(exc)) from None
+
+    def _explain_index(self, i: int, v: Any) -> None:
+        if v == "":
+            raise InvalidInput(f"{self.names[i]} is used in an index and must not be empty")
+        raise InvalidId(f"{self.names[i]} is part of a key and must not be negative, got {v}")
 
     def prepare_all(self, records: Iterable[M]) -> list[Prepared]:
         out = []
@@ -205,16 +242,20 @@ class WritePlanner(Generic[M]):
         hash_pos = [(i, names[i]) for i in self.hash_pos]
         plan = self._render_plan
         # ids given by the caller are reserved first, so no generated id takes one
+        pfmt, pget, sfmt, sget = prefix_c.fmt, prefix_c.get, suffix_c.fmt, suffix_c.get
+        kfmt, kget = (probe.fmt, probe.get) if probe is not None else ("", None)
         reserved = {
-            prefix_c.fmt % tuple(r.vals[i] for i in prefix_c.refs) + r.base
-            + suffix_c.fmt % tuple(r.vals[i] for i in suffix_c.refs)
-            for r in records if r.mode == "f"
+            pfmt % pget(r.vals) + r.base + sfmt % sget(r.vals) for r in records if r.mode == "f"
         }
         for rec in records:
             vals = rec.vals
-            prefix = prefix_c.fmt % tuple(vals[i] for i in prefix_c.refs)
-            suffix = suffix_c.fmt % tuple(vals[i] for i in suffix_c.refs)
-            pkey = _render(probe, vals) if probe is not None else None
+            prefix = pfmt % pget(vals)
+            suffix = sfmt % sget(vals)
+            pkey = None
+            if kget is not None:
+                kvals = kget(vals)
+                if None not in kvals:
+                    pkey = kfmt % kvals
             rid = rec.base
             if rec.mode == "g":
                 # ids repeated within the batch get .1, .2 here; the script redoes
@@ -316,7 +357,7 @@ class WritePlanner(Generic[M]):
                     chunks.append((key, ix, flat[start : start + step]))
         argv.append(len(chunks))
         for key, ix, flat in chunks:
-            argv += (ix.cmd, key, ix.type, "1" if ix.member is None else "0", ix.cap, len(flat))
+            argv += (ix.code, key, len(flat))
             argv += flat
         return script_call(WRITE, argv), guessed
 

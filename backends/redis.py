@@ -21,7 +21,7 @@ from agentmem.actions import ActionRepository, AsyncActionRepository, check_opti
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.keyspace import DEFAULT_ACTION_TTL, DEFAULT_RELATIVE_INDEX_SIZE, layout
 from agentmem.models import IMAction
-from agentmem.plan import Call, FollowUp, Plan
+from agentmem.plan import Call, FollowUp, Plan, paused_gc
 from agentmem.repository import AsyncRepository, Repository
 from agentmem.schema import RecordSpec
 
@@ -127,23 +127,30 @@ class RedisRunner:
 
     def run(self, plan: Plan[T]) -> T:
         while True:
-            try:
-                sent, replies = self._send(plan.calls)
-                missing = _missing_scripts(replies)
-                if missing:
-                    for script in {sent[i].script for i in missing}:
-                        assert script is not None
-                        self.client.script_load(script.source)
-                    _, again = self._send(sent[i] for i in missing)
-                    for i, r in zip(missing, again, strict=True):
-                        replies[i] = r
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                raise _unavailable(exc) from exc
-            _raise_errors(replies)
-            try:
-                return plan.parse(replies)
-            except FollowUp as more:
-                plan = more.plan
+            with paused_gc(plan.bulk):
+                result = self._run_once(plan)
+            if not isinstance(result, FollowUp):
+                return result
+            plan = result.plan
+
+    def _run_once(self, plan: Plan[T]) -> T | FollowUp:
+        try:
+            sent, replies = self._send(plan.calls)
+            missing = _missing_scripts(replies)
+            if missing:
+                for script in {sent[i].script for i in missing}:
+                    assert script is not None
+                    self.client.script_load(script.source)
+                _, again = self._send(sent[i] for i in missing)
+                for i, r in zip(missing, again, strict=True):
+                    replies[i] = r
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        _raise_errors(replies)
+        try:
+            return plan.parse(replies)
+        except FollowUp as more:
+            return more
 
     def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
         client: Any = self.client
@@ -177,23 +184,30 @@ class AsyncRedisRunner:
 
     async def run(self, plan: Plan[T]) -> T:
         while True:
-            try:
-                sent, replies = await self._send(plan.calls)
-                missing = _missing_scripts(replies)
-                if missing:
-                    for script in {sent[i].script for i in missing}:
-                        assert script is not None
-                        await self.client.script_load(script.source)
-                    _, again = await self._send(sent[i] for i in missing)
-                    for i, r in zip(missing, again, strict=True):
-                        replies[i] = r
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                raise _unavailable(exc) from exc
-            _raise_errors(replies)
-            try:
-                return plan.parse(replies)
-            except FollowUp as more:
-                plan = more.plan
+            with paused_gc(plan.bulk):
+                result = await self._run_once(plan)
+            if not isinstance(result, FollowUp):
+                return result
+            plan = result.plan
+
+    async def _run_once(self, plan: Plan[T]) -> T | FollowUp:
+        try:
+            sent, replies = await self._send(plan.calls)
+            missing = _missing_scripts(replies)
+            if missing:
+                for script in {sent[i].script for i in missing}:
+                    assert script is not None
+                    await self.client.script_load(script.source)
+                _, again = await self._send(sent[i] for i in missing)
+                for i, r in zip(missing, again, strict=True):
+                    replies[i] = r
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        _raise_errors(replies)
+        try:
+            return plan.parse(replies)
+        except FollowUp as more:
+            return more
 
     async def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
         client: Any = self.client
