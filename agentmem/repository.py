@@ -216,6 +216,13 @@ class _Write(Generic[M]):
         self.ids: list[str | None] = [None] * len(records)
         self.stamps: list[int | None] = [None] * len(records)
         self.failed: dict[int, str] = {}
+        # the records as stored, built while the server runs each batch; not
+        # shared until finish() has put in the server's id changes and write time
+        self.out: list[M | None] = [None] * len(records)
+        codec = spec.codec
+        self.id_name = codec.field_for(spec.id).name
+        stamp = codec.write_time_field
+        self.stamp_name = stamp.name if stamp is not None else None
 
     def plan(self, todo: list[int]) -> Plan[list[M]]:
         size = self.writer.batch_size
@@ -223,10 +230,16 @@ class _Write(Generic[M]):
         guesses: list[list[str]] = []
 
         def calls() -> Iterator[Call]:
+            with_values = self.spec.codec.with_values
+            records, out, id_name = self.records, self.out, self.id_name
             for batch in batches:
                 call, guessed = self.writer.batch([self.prepared[j] for j in batch])
                 guesses.append(guessed)
                 yield call
+                for j, rid in zip(batch, guessed, strict=True):
+                    rec = records[j]
+                    out[j] = with_values(rec, {id_name: rid}) \
+                        if rec.__dict__[id_name] is None else with_values(rec, {})
 
         def parse(replies: list[Any]) -> list[M]:
             retry: list[int] = []
@@ -264,19 +277,18 @@ class _Write(Generic[M]):
                 f"{reason}); the others were stored",
                 stored=stored, failed=self.failed,
             )
-        codec = self.spec.codec
-        stamp_field = codec.write_time_field
-        stamp_name = stamp_field.name if stamp_field is not None else None
-        id_name = codec.field_for(self.spec.id).name
-        with_values = codec.with_values
-        out = []
-        for rec, new, stamp in zip(self.records, self.ids, self.stamps, strict=True):
-            update: dict[str, Any] = {}
-            if rec.__dict__[id_name] is None:
-                update[id_name] = new
+        id_name, stamp_name = self.id_name, self.stamp_name
+        out: list[M] = []
+        for copy, prep, new, stamp in zip(self.out, self.prepared, self.ids, self.stamps,
+                                          strict=True):
+            assert copy is not None
+            values = copy.__dict__
+            if prep.mode == "g" and values[id_name] != new:
+                values[id_name] = new  # renumbered on the server
             if stamp_name is not None and stamp is not None:
-                update[stamp_name] = stamp
-            out.append(with_values(rec, update) if update else rec)
+                values[stamp_name] = stamp
+                copy.__pydantic_fields_set__.add(stamp_name)
+            out.append(copy)
         return out
 
 

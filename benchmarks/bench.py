@@ -56,20 +56,22 @@ from typing import Any
 
 import redis
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import agentmem
 from agentmem import Action
 from agentmem.localserver import LocalServer, find_binary
+from benchmarks.spec_reference import (  # the document's own code, verbatim
+    ACTION_STM_TTL,
+    get_agent_actions_by_type,
+    store_agent_action,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LIMITS_PY = REPO.parent / "shared" / "bench" / "limits.py"
 
 TYPES = ("move", "gather", "share", "attack", "reproduce", "defend", "pass")
 SIMULATION_ID = "sim01"
-
-# The specification never defines ACTION_STM_TTL; agentmem's default short-term
-# TTL is 24 h, so the reference paths use the same value (the TTL value itself
-# does not change the cost or the memory of a write).
-ACTION_STM_TTL = 24 * 3600
 
 TARGETS = {"add": 5.0, "add_many": 50.0, "by_type": 10.0}
 
@@ -141,123 +143,7 @@ def make_actions(agents: int, steps: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-# -- the specification's code (agent_action_redis_schema.md), written out ----
-
-
-def update_action_relative_index(redis_client, agent_id, action_id, step_number, max_size=20):
-    """Section 3.5: update the relative time index with a new action."""
-    redis_client.zadd(f"agent:{agent_id}:action:relative_index", {action_id: step_number})
-    redis_client.zremrangebyrank(f"agent:{agent_id}:action:relative_index", 0, -max_size - 1)
-
-
-def store_agent_action(
-    redis_client,
-    agent_id,
-    simulation_id,
-    step_number,
-    action_type,
-    action_target_id=None,
-    state_before_id=None,
-    state_after_id=None,
-    resources_before=None,
-    resources_after=None,
-    reward=None,
-    details=None,
-    position=None,
-):
-    """Section 4.1: store an agent action, one command per round trip."""
-    action_id = f"{agent_id}-{step_number}-{action_type}"
-    action_hash = {
-        "action_id": action_id,
-        "simulation_id": simulation_id,
-        "step_number": step_number,
-        "agent_id": agent_id,
-        "action_type": action_type,
-        "stored_at": int(time.time()),
-    }
-    if action_target_id:
-        action_hash["action_target_id"] = action_target_id
-    if state_before_id:
-        action_hash["state_before_id"] = state_before_id
-    if state_after_id:
-        action_hash["state_after_id"] = state_after_id
-    if resources_before is not None:
-        action_hash["resources_before"] = resources_before
-    if resources_after is not None:
-        action_hash["resources_after"] = resources_after
-    if reward is not None:
-        action_hash["reward"] = reward
-    if details:
-        action_hash["details"] = json.dumps(details)
-    if position:
-        action_hash["position_x"] = position[0]
-        action_hash["position_y"] = position[1]
-    if hasattr(action_type, "to_embedding"):
-        embedding = action_type.to_embedding().tobytes()
-        action_hash["embedding"] = embedding
-
-    redis_client.hset(f"agent:{agent_id}:action:{action_id}", mapping=action_hash)
-    redis_client.zadd(f"agent:{agent_id}:action:timeline", {action_id: step_number})
-    update_action_relative_index(redis_client, agent_id, action_id, step_number)
-    redis_client.sadd(f"agent:{agent_id}:action:types:{action_type}", action_id)
-    if action_target_id:
-        redis_client.sadd(f"agent:{agent_id}:action:targets:{action_target_id}", action_id)
-    if reward is not None:
-        redis_client.zadd(f"agent:{agent_id}:action:rewards", {action_id: reward})
-    redis_client.rpush(f"simulation:{simulation_id}:actions", action_id)
-    redis_client.sadd(f"simulation:{simulation_id}:actions:{step_number}", action_id)
-    redis_client.zadd(f"simulation:{simulation_id}:actions:steps", {step_number: step_number})
-    redis_client.hincrby(f"simulation:{simulation_id}:actions:by_type", action_type, 1)
-    redis_client.expire(f"agent:{agent_id}:action:{action_id}", ACTION_STM_TTL)
-    return action_id
-
-
-def get_agent_actions_by_type(redis_client, agent_id, action_type, limit=None):
-    """Section 4.2: retrieve agent actions of a specific type (N+1 round trips)."""
-    action_ids = redis_client.smembers(f"agent:{agent_id}:action:types:{action_type}")
-    if limit:
-        actions_with_steps = []
-        for action_id in action_ids:
-            step = redis_client.hget(f"agent:{agent_id}:action:{action_id}", "step_number")
-            if step:
-                actions_with_steps.append((action_id, int(step)))
-        actions_with_steps.sort(key=lambda x: x[1], reverse=True)
-        action_ids = [a[0] for a in actions_with_steps[:limit]]
-    actions = []
-    for action_id in action_ids:
-        action_hash = redis_client.hgetall(f"agent:{agent_id}:action:{action_id}")
-        if action_hash:
-            actions.append(convert_hash_to_action(action_hash))
-    return actions
-
-
-def convert_hash_to_action(action_hash):
-    """Section 5.1: convert a Redis hash (decoded to str) to an action dict."""
-    details = None
-    if "details" in action_hash:
-        try:
-            details = json.loads(action_hash["details"])
-        except Exception:  # the specification's bare ``except:``
-            details = action_hash["details"]
-    action = {
-        "action_id": action_hash["action_id"],
-        "simulation_id": action_hash["simulation_id"],
-        "step_number": int(action_hash["step_number"]),
-        "agent_id": action_hash["agent_id"],
-        "action_type": action_hash["action_type"],
-        "action_target_id": action_hash.get("action_target_id"),
-        "state_before_id": action_hash.get("state_before_id"),
-        "state_after_id": action_hash.get("state_after_id"),
-        "resources_before": float(action_hash["resources_before"])
-        if "resources_before" in action_hash else None,
-        "resources_after": float(action_hash["resources_after"])
-        if "resources_after" in action_hash else None,
-        "reward": float(action_hash["reward"]) if "reward" in action_hash else None,
-        "details": details,
-    }
-    if "position_x" in action_hash and "position_y" in action_hash:
-        action["position"] = (float(action_hash["position_x"]), float(action_hash["position_y"]))
-    return action
+# -- the specification's code: benchmarks/spec_reference.py (shared with the tests)
 
 
 # -- the reference lua_batch path of ../shared/bench/limits.py ---------------
