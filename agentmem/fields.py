@@ -64,17 +64,25 @@ ActionId = Annotated[
 ]
 """An action id: an identifier of at most 128 characters (agent id + step + type)."""
 
-ACTION_TYPE_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f-]+$"
-"""The id rule without ``-``: an action id's parts are separated by ``-``."""
+ACTION_TYPE_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f.-]+$"
+"""The id rule without ``-`` and ``.``: an action id's parts are separated by ``-``,
+and ``.`` starts the suffix of a duplicate (``a1-5-move.1``)."""
 
 ActionType = Annotated[
     str,
     StringConstraints(min_length=1, max_length=ACTION_TYPE_MAX_LENGTH, pattern=ACTION_TYPE_PATTERN),
 ]
-"""An action type: an identifier of at most 20 characters (AgentFarm's String(20)), no ``-``."""
+"""An action type: an identifier of at most 20 characters (AgentFarm's String(20)),
+without ``-`` or ``.``."""
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor infinite (it may be a sorted-set score)."""
+
+MAX_STEP = 2**53
+"""Steps are sorted-set scores, which are doubles: integers are exact up to 2**53."""
+
+Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
+"""A simulation step: a non-negative int that a sorted-set score holds exactly."""
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
 

@@ -126,14 +126,15 @@ def check_action_id(value: object) -> str:
 
 
 def check_action_type(value: object) -> str:
-    """Check an action type: at most 20 characters, no ``-`` (it separates the id's parts)."""
+    """Check an action type: at most 20 characters, no ``-`` or ``.`` (id separators)."""
     try:
         check_id(value, what="action type", max_length=ACTION_TYPE_MAX_LENGTH)  # type: ignore[arg-type]
     except ValueError as exc:
         raise InvalidId(str(exc)) from None
     assert isinstance(value, str)
-    if "-" in value:
-        raise InvalidId(f"action type {value!r} contains '-'; it separates the parts of action ids")
+    if "-" in value or "." in value:
+        raise InvalidId(f"action type {value!r} contains '-' or '.'; '-' separates the parts "
+                        "of action ids and '.' starts the suffix of a duplicate")
     return value
 
 

@@ -25,8 +25,8 @@ from agentmem.fields import (
     AsJson,
     FiniteFloat,
     Identifier,
-    NonNegativeInt,
     Split,
+    Step,
     Vector,
     WriteTime,
 )
@@ -99,7 +99,7 @@ class Action(Record):
 
     agent_id: Identifier
     simulation_id: Identifier
-    step_number: NonNegativeInt
+    step_number: Step
     action_type: ActionType
     action_id: ActionId | None = None
     action_target_id: Identifier | None = None
@@ -132,7 +132,7 @@ class IMAction(Record):
     action_id: ActionId
     agent_id: Identifier
     simulation_id: Identifier
-    step_number: NonNegativeInt
+    step_number: Step
     action_type: ActionType
     reward: FiniteFloat = 0.0
     importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0

@@ -66,8 +66,9 @@ def explain(exc: ValidationError) -> str:
             except ValueError as why:
                 msg = str(why)
             else:
-                if "-" in str(err["input"]):
-                    msg = f"{where} {err['input']!r} contains '-', which separates the parts of ids"
+                if "-" in str(err["input"]) or "." in str(err["input"]):
+                    msg = (f"{where} {err['input']!r} contains '-' or '.', which separate the "
+                           "parts of action ids")
         lines.append(f"{where}: {msg}")
     return f"invalid {exc.title}: " + "; ".join(lines)
 
@@ -225,14 +226,14 @@ class _Write(Generic[M]):
         self.stamp_name = stamp.name if stamp is not None else None
 
     def plan(self, todo: list[int]) -> Plan[list[M]]:
-        size = self.writer.batch_size
-        batches = [todo[i : i + size] for i in range(0, len(todo), size)]
+        batches: list[list[int]] = []
         guesses: list[list[str]] = []
 
         def calls() -> Iterator[Call]:
             with_values = self.spec.codec.with_values
             records, out, id_name = self.records, self.out, self.id_name
-            for batch in batches:
+            for batch in self.writer.chunks(self.prepared, todo):
+                batches.append(batch)
                 call, guessed = self.writer.batch([self.prepared[j] for j in batch])
                 guesses.append(guessed)
                 yield call

@@ -24,7 +24,7 @@ followed by the cap of a capped sorted set (``Z20``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
@@ -48,6 +48,7 @@ from agentmem.scripts import WRITE
 M = TypeVar("M", bound=BaseModel)
 
 GROUP_ARGS = 1000  # keeps every unpack() in the script far below Lua's stack limit
+MAX_SCORE_INT = 2**53  # sorted-set scores are doubles
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,12 @@ class WritePlanner(Generic[M]):
         self.index_pos = sorted({
             p for ix in self.indexes for p in (*ix.key.refs, ix.score, ix.member) if p is not None
         })
+        self._score_pos = sorted({ix.score for ix in self.indexes
+                                  if ix.cmd == "ZADD" and ix.score is not None})
+        # a generated id made only of key fields is checked with them; one made of
+        # other fields is checked on its own
+        self._check_generated = spec.id_template is not None and not set(
+            Template.parse(spec.id_template).fields) <= set(spec.key_fields)
         int_keys = set(self.int_key_pos)
         index_checks = dict.fromkeys(self.index_pos, False)
         index_checks.update(dict.fromkeys(int_keys, True))
@@ -181,6 +188,11 @@ class WritePlanner(Generic[M]):
             v = vals[i]
             if v == "" or (empty_or_negative and type(v) is int and v < 0):
                 self._explain_index(i, v)
+        for i in self._score_pos:
+            v = vals[i]
+            if type(v) is int and not -MAX_SCORE_INT <= v <= MAX_SCORE_INT:
+                raise InvalidInput(f"{self.names[i]} = {v} is a sorted-set score; scores are "
+                                   f"doubles, exact for integers up to 2**53")
         given = vals[self.id_pos]
         if given is None:
             if self.id_template is None:
@@ -188,17 +200,23 @@ class WritePlanner(Generic[M]):
             parts = self._id_get(vals)
             if None in parts:
                 raise InvalidInput(f"the id of {spec.model.__name__} needs {spec.id_template}")
-            return Prepared("g", self._id_fmt % parts, vals)
+            base = self._id_fmt % parts
+            if self._check_generated:
+                self._check_id(base)
+            return Prepared("g", base, vals)
         if type(given) is int and given < 0:
             raise InvalidId(f"{spec.id} is part of a key and must not be negative, got {given}")
         base = str(given)
+        self._check_id(base)
+        return Prepared("f", base, vals)
+
+    def _check_id(self, rid: str) -> None:
         try:
-            check_id(base, what=spec.id, max_length=128)
+            check_id(rid, what=self.spec.id, max_length=128)
         except ValueError as exc:
             raise InvalidId(str(exc)) from None
-        if base in spec.reserved_ids:
-            raise InvalidId(f"{spec.id} {base!r} is reserved: it names an index key")
-        return Prepared("f", base, vals)
+        if rid in self.spec.reserved_ids:
+            raise InvalidId(f"{self.spec.id} {rid!r} is reserved: it names an index key")
 
     def _explain_key(self, vals: Sequence[Any]) -> None:
         for i in self.key_pos:
@@ -258,16 +276,19 @@ class WritePlanner(Generic[M]):
                     pkey = kfmt % kvals
             rid = rec.base
             if rec.mode == "g":
-                # ids repeated within the batch get .1, .2 here; the script redoes
-                # this for a base with an id already taken on the server
+                # ids repeated within the batch get .1, .2 here, skipping every id
+                # another record of the batch has; the script redoes this for a
+                # base with an id already taken on the server
                 scope = prefix + rid + suffix
                 n = used.get(scope, 0)
                 while True:
                     rid = rec.base if n == 0 else f"{rec.base}.{n}"
                     n += 1
-                    if not reserved or prefix + rid + suffix not in reserved:
+                    key = prefix + rid + suffix
+                    if key not in reserved:
                         break
                 used[scope] = n
+                reserved.add(key)
             guessed.append(rid)
             if pkey is not None:
                 probes.setdefault(pkey, []).append(rid)
@@ -362,14 +383,47 @@ class WritePlanner(Generic[M]):
         return script_call(WRITE, argv), guessed
 
     def record_keys(self, rec: Prepared) -> set[str]:
-        """Every index key ``rec`` touches (to tell which records a bad key refuses)."""
+        """Every index key ``rec`` writes to (to tell which records a bad key refuses)."""
         vals = rec.vals
         out = set()
         for ix in self.indexes:
             key = _render(ix.key, vals)
-            if key is not None:
-                out.add(key)
+            if key is None:
+                continue
+            if ix.score is not None and vals[ix.score] is None:
+                continue
+            if ix.member is not None and vals[ix.member] is None:
+                continue
+            out.add(key)
         return out
+
+    def chunks(self, prepared: Sequence[Prepared], todo: Iterable[int]) -> Iterator[list[int]]:
+        """Split ``todo`` into script calls of at most ``batch_size`` records, cutting
+        where two records of different scopes would share an id root (``k`` and
+        ``k.1``): inside one call a bare id then names one record, which is what
+        the script's renumbering relies on."""
+        size = self.batch_size
+        cur: list[int] = []
+        roots: dict[str, int] = {}
+        for j in todo:
+            base = prepared[j].base
+            head, dot, tail = base.rpartition(".")
+            root = head if dot and tail.isdigit() else base
+            first = roots.get(root)
+            if len(cur) >= size or (first is not None
+                                    and self._scope(prepared[first]) != self._scope(prepared[j])):
+                yield cur
+                cur, roots = [], {}
+                first = None
+            if first is None:
+                roots[root] = j
+            cur.append(j)
+        if cur:
+            yield cur
+
+    def _scope(self, rec: Prepared) -> tuple[str, str]:
+        vals = rec.vals
+        return (self.prefix.fmt % self.prefix.get(vals), self.suffix.fmt % self.suffix.get(vals))
 
 
 def _render(c: _Compiled, vals: Sequence[Arg | None]) -> str | None:

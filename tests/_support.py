@@ -153,7 +153,7 @@ def _is_id(s: str, n: int) -> bool:
 
 id_text = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Z")), min_size=1,
                   max_size=64).filter(lambda s: _is_id(s, 64))
-types = id_text.filter(lambda s: len(s) <= 20 and "-" not in s)
+types = id_text.filter(lambda s: len(s) <= 20 and "-" not in s and "." not in s)
 finite = st.floats(allow_nan=False, allow_infinity=False)
 extreme = st.sampled_from([1e308, -1e308, 5e-324, -5e-324, -0.0, 0.0, 2.2250738585072014e-308,
                            1.7976931348623157e308, 0.1, 1 / 3])
@@ -176,7 +176,7 @@ def actions(draw, *, with_action_id: bool = True):
     opt = lambda s: st.none() | s  # noqa: E731
     return Action(
         agent_id=draw(id_text), simulation_id=draw(id_text),
-        step_number=draw(st.integers(min_value=0, max_value=2**80)),
+        step_number=draw(st.integers(min_value=0, max_value=2**53)),
         action_type=draw(types),
         action_id=draw(opt(id_text)) if with_action_id else None,
         action_target_id=draw(opt(id_text)),

@@ -9,6 +9,7 @@ import pytest
 from _support import actions, embeddings, id_text, numbers, types
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from agentmem import Action, IMAction, keyspace
 from agentmem.errors import AgentMemError, DecodeError, InvalidInput
@@ -111,10 +112,10 @@ def test_negative_zero_keeps_its_sign():
 
 
 def test_big_ints_round_trip():
-    a = Action(agent_id="a", simulation_id="s", step_number=2**70, action_type="m",
+    a = Action(agent_id="a", simulation_id="s", step_number=2**53, action_type="m",
                details={"big": 2**100, "neg": -(2**90), "u64": 2**64 - 1})
     back = round_trip(a)
-    assert back.step_number == 2**70
+    assert back.step_number == 2**53
     assert back.details == {"big": 2**100, "neg": -(2**90), "u64": 2**64 - 1}
 
 
@@ -229,7 +230,12 @@ def test_encode_refuses_non_finite_values_as_invalid_input():
 
 @given(st.builds(
     IMAction, action_id=id_text, agent_id=id_text, simulation_id=id_text,
-    step_number=st.integers(min_value=0, max_value=2**62), action_type=types, reward=numbers,
+    step_number=st.integers(min_value=0, max_value=2**53), action_type=types, reward=numbers,
     importance=st.floats(min_value=0.0, max_value=1.0), action_target_id=st.none() | id_text))
 def test_im_action_round_trips(im):
     assert IM_CODEC.decode(as_hash(IM_CODEC, im)) == im
+
+
+def test_step_beyond_what_a_score_holds_exactly_is_refused():
+    with pytest.raises(ValidationError, match="step_number"):
+        Action(agent_id="a", simulation_id="s", step_number=2**53 + 1, action_type="m")

@@ -217,7 +217,7 @@ def check_ok(value: str, max_length: int) -> bool:
 
 VALID = {
     "id": _valid(64),
-    "type": _valid(20).filter(lambda s: "-" not in s),
+    "type": _valid(20).filter(lambda s: "-" not in s and "." not in s),
     "action_id": _valid(128).filter(lambda s: s not in RESERVED),
     "step": st.integers(min_value=0, max_value=2**63),
 }

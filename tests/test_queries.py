@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from _support import act, expire_now, ids
 
+import agentmem
 from agentmem.errors import BackendError, DecodeError, InvalidId, InvalidInput
 
 # agent a1 in sim01: (step, type, target, reward, position)
@@ -228,12 +229,21 @@ def test_at_step_limit_and_empty_step(mem, data):
     assert ids(mem.actions.at_step("sim02", 5)) == ["a3-5-move"]
 
 
+def test_action_types_with_a_dot_or_dash_are_refused(mem, r):
+    # '.' would collide with duplicate suffixes (type move.1 vs the 2nd move), '-' with
+    # the id's separators; both are refused before anything is written
+    for bad in ("move.1", "5-move"):
+        with pytest.raises(agentmem.InvalidInput, match="action_type"):
+            mem.actions.record(agent_id="a", simulation_id="s", step_number=1, action_type=bad)
+    assert r.dbsize() == 0
+
+
 def test_at_step_resolves_agent_ids_with_dashes_and_digits(mem):
     mem.actions.add_many([act("x-1-2", 3), act("x-1", 3, "3"), act("x", 3, "x1"),
-                          act("x-3", 3), act("x-1-3", 3, "move.1")])
+                          act("x-3", 3), act("x-1-3", 3, "move_1")])
     got = {(a.agent_id, a.action_type) for a in mem.actions.at_step("sim01", 3)}
     assert got == {("x-1-2", "move"), ("x-1", "3"), ("x", "x1"), ("x-3", "move"),
-                   ("x-1-3", "move.1")}
+                   ("x-1-3", "move_1")}
     assert {a.agent_id for a in mem.actions.simulation_actions("sim01")} == {
         "x-1-2", "x-1", "x", "x-3", "x-1-3"}
 
