@@ -17,6 +17,7 @@ from agentmem.models import Action
 from agentmem.plan import Arg, Plan, command, script_call, single
 from agentmem.repository import RecordOps, build, check_limit, score_arg
 from agentmem.runner import Asynchronous, Blocking, operation
+from agentmem.schema import MAX_TTL
 from agentmem.scripts import RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
 
 
@@ -26,8 +27,8 @@ def check_options(*, ttl: object, relative_index_size: object, embedding_dim: ob
     def positive(v: object) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
-    if ttl is not None and not positive(ttl):
-        raise ConfigError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    if ttl is not None and not (positive(ttl) and ttl <= MAX_TTL):  # type: ignore[operator]
+        raise ConfigError(f"ttl must be 1..{MAX_TTL} seconds or None, got {ttl!r}")
     if not positive(relative_index_size):
         raise ConfigError(
             f"relative_index_size must be a positive int, got {relative_index_size!r}")

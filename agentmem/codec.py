@@ -132,6 +132,11 @@ class FieldMap:
     json: bool = False
     write_time: bool = False
 
+    @property
+    def numeric(self) -> bool:
+        """An int or float field, which can be a sorted-set score."""
+        return not self.split and self.encode in (_enc_int, _enc_float)
+
 
 def _field_map(name: str, annotation: Any, metadata: Sequence[Any]) -> FieldMap:
     tp, hints = _unwrap(annotation, metadata)
@@ -225,6 +230,7 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
         elif kind == _K_SPLIT:
             lines.append(f"            if len(v) != {width}: raise ValueError("
                          f"f'needs {width} elements, got {{len(v)}}')")
+            lines.append("            if None in v: raise ValueError('elements must not be None')")
             if f.encode is _enc_float:  # finite floats pass as they are
                 lines.append("            for x in v:")
                 lines.append("                if type(x) is not float: x = float(x)")
@@ -260,6 +266,12 @@ def _dec_json_fast(b: bytes) -> Any:
         return _dec_json(b)
 
 
+def _immutable(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bytes, int, float, bool, frozenset)):
+        return True
+    return isinstance(value, tuple) and all(_immutable(v) for v in value)
+
+
 def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap]
                      ) -> Callable[[Mapping[bytes, bytes]], tuple[dict[str, Any], set[str]]]:
     """Generate straight-line code that turns an ``HGETALL`` mapping into field values.
@@ -271,12 +283,16 @@ def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap]
     for n, f in enumerate(fields):
         info = model.model_fields[f.name]
         env[f"dec{n}"] = _dec_json_fast if f.json else f.decode
-        if info.default_factory is not None:
-            env["_factories"][f.name] = info.default_factory
-            default = f"_factories[{f.name!r}]()"
-        else:
-            env[f"default{n}"] = None if info.is_required() else info.default
+        if info.is_required():
+            env[f"default{n}"] = None
             default = f"default{n}"
+        elif info.default_factory is None and _immutable(info.default):
+            env[f"default{n}"] = info.default
+            default = f"default{n}"
+        else:  # a factory, or a mutable default: pydantic makes a fresh one
+            env["_factories"][f.name] = info
+            default = (f"_factories[{f.name!r}].get_default(call_default_factory=True, "
+                       "validated_data=d)")
         if f.split:
             parts = [f"get({s.encode()!r})" for s in f.storage]
             lines.append(f"    p = ({', '.join(parts)},)")
@@ -364,7 +380,7 @@ class Codec(Generic[M]):
             raw = dict(zip(it, it, strict=True))
         try:
             values, present = self._decode(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, OverflowError, UnicodeDecodeError) as exc:
             raise DecodeError(f"stored {self.model.__name__} does not decode: {exc}") from exc
         missing = self._required.difference(present)
         if missing:

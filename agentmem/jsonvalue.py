@@ -126,4 +126,4 @@ def normalize(value: Any) -> Any:
     try:
         return _copy(value, 0)
     except _Slow:
-        return orjson.loads(_slow_dumps(value))
+        return json.loads(_slow_dumps(value))  # exact for integers beyond 64 bits

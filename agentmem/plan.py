@@ -42,7 +42,9 @@ class Plan(Generic[T]):
 
     ``calls`` may be a lazy iterable: a runner sends each call as soon as it is
     built, so building the next overlaps the server running the previous one.
-    A plan is run once.
+    A plan is run once. ``parse`` receives one reply per call, in order; a call
+    the server refused is an :class:`~agentmem.errors.BackendError` instance in
+    its place, so a plan can tell what was done from what was not.
     """
 
     calls: Iterable[Call]
@@ -96,5 +98,11 @@ def paused_gc(pause: bool) -> Iterator[None]:
 
 
 def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:
-    """A plan of one call whose reply is parsed by ``parse``."""
-    return Plan((call,), lambda raw: parse(raw[0]))
+    """A plan of one call whose reply is parsed by ``parse`` (an error reply is raised)."""
+
+    def parse_one(raw: list[Any]) -> T:
+        if isinstance(raw[0], Exception):
+            raise raw[0]
+        return parse(raw[0])
+
+    return Plan((call,), parse_one)

@@ -13,7 +13,13 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from agentmem.errors import DuplicateId, InvalidInput, SchemaError, WriteError
+from agentmem.errors import (
+    DuplicateId,
+    InvalidId,
+    InvalidInput,
+    SchemaError,
+    WriteError,
+)
 from agentmem.fields import check_id
 from agentmem.plan import Arg, Call, FollowUp, Plan, command, paused_gc, script_call, single
 from agentmem.runner import Asynchronous, Blocking, operation
@@ -141,6 +147,9 @@ class RecordOps(Generic[M]):
     def _get_many(self, scope: dict[str, Any], ids: Sequence[str | int]) -> Plan[list[M | None]]:
         prefix, suffix = self._around(scope)
         checked = [Template.parse("{i}").render({"i": i}) for i in ids]
+        for i in checked:
+            if i in self.spec.reserved_ids:
+                raise InvalidId(f"{self.spec.id} {i!r} is reserved: it names an index key")
         decode = self.spec.codec.decode
 
         def parse(raw: Any) -> list[M | None]:
@@ -217,6 +226,7 @@ class _Write(Generic[M]):
         self.ids: list[str | None] = [None] * len(records)
         self.stamps: list[int | None] = [None] * len(records)
         self.failed: dict[int, str] = {}
+        self.error: Exception | None = None
         # the records as stored, built while the server runs each batch; not
         # shared until finish() has put in the server's id changes and write time
         self.out: list[M | None] = [None] * len(records)
@@ -245,6 +255,11 @@ class _Write(Generic[M]):
         def parse(replies: list[Any]) -> list[M]:
             retry: list[int] = []
             for batch, guessed, reply in zip(batches, guesses, replies, strict=True):
+                if isinstance(reply, Exception):  # the server refused the whole call
+                    self.error = reply
+                    for j in batch:
+                        self.failed[j] = str(reply)
+                    continue
                 res = parse_batch(reply)
                 if res.written:
                     changed = res.changed or {}
@@ -270,6 +285,8 @@ class _Write(Generic[M]):
     def finish(self) -> list[M]:
         if self.failed:
             stored = [i for i in self.ids if i is not None]
+            if self.error is not None and not stored:
+                raise self.error  # nothing was stored: the server's error as it is
             cls = DuplicateId if all(r.startswith("EXISTS") for r in self.failed.values()) \
                 else WriteError
             n, reason = min(self.failed.items())
@@ -277,7 +294,7 @@ class _Write(Generic[M]):
                 f"{len(self.failed)} of {len(self.records)} records refused (record {n}: "
                 f"{reason}); the others were stored",
                 stored=stored, failed=self.failed,
-            )
+            ) from self.error
         id_name, stamp_name = self.id_name, self.stamp_name
         out: list[M] = []
         for copy, prep, new, stamp in zip(self.out, self.prepared, self.ids, self.stamps,

@@ -29,6 +29,9 @@ from agentmem.errors import InvalidId, SchemaError
 from agentmem.fields import check_id
 
 M = TypeVar("M", bound=BaseModel)
+MAX_TTL = 2**31 - 1
+"""The longest TTL accepted, in seconds (about 68 years)."""
+
 ID = "@id"
 """``member=ID`` (the default): the index holds the record's id."""
 
@@ -250,8 +253,13 @@ def declare(
         ux = next((ix for ix in ixs if ix.name == unique_in), None)
         if not isinstance(ux, SortedIndex) or ux.member != ID or ux.cap is not None:
             raise SchemaError("unique_in must name an uncapped sorted index of record ids")
-    if ttl is not None and (not isinstance(ttl, int) or ttl <= 0):
-        raise SchemaError(f"ttl must be a positive number of seconds or None, got {ttl!r}")
+    if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)
+                            or not 0 < ttl <= MAX_TTL):
+        raise SchemaError(f"ttl must be 1..{MAX_TTL} seconds or None, got {ttl!r}")
+    for ix in ixs:
+        if isinstance(ix, SortedIndex) and not codec.field_for(ix.score).numeric:
+            raise SchemaError(f"index {ix.name!r}: score field {ix.score!r} must be an int "
+                              "or a float (sorted-set scores are numbers)")
     key_fields = frozenset(template.fields).union(
         *(Template.parse(ix.key).fields for ix in ixs)
     ) | ({ix.field for ix in ixs if isinstance(ix, CounterIndex)})

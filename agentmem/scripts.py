@@ -88,7 +88,10 @@ for g = 1, ngroup do
     for i = 1, #fields, CH do
       local vals = redis.call('HMGET', key, unpack(fields, i, math.min(i + CH - 1, #fields)))
       for _, v in ipairs(vals) do
-        if v and not string.match(v, '^%-?%d+$') then state = false end
+        -- a canonical integer HINCRBY accepts and cannot overflow with our increments
+        if v and not ((string.match(v, '^%-?[1-9]%d*$') or v == '0') and #v <= 15) then
+          state = false
+        end
       end
     end
     if not state then

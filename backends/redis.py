@@ -89,12 +89,22 @@ def _missing_scripts(replies: Sequence[Any]) -> list[int]:
     return [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
 
 
-def _raise_errors(replies: Sequence[Any]) -> None:
+def _mapped(replies: list[Any]) -> list[Any]:
+    """Replies with redis-py errors turned into agentmem errors (not raised)."""
+    out = []
     for r in replies:
         if isinstance(r, (redis.ConnectionError, redis.TimeoutError)):
             raise _unavailable(r)
         if isinstance(r, Exception):
-            raise BackendError(f"Redis refused a command: {r}") from r
+            err = BackendError(f"Redis refused a command: {r}")
+            err.__cause__ = r
+            r = err
+        out.append(r)
+    return out
+
+
+def _script_error(exc: redis.RedisError) -> BackendError:
+    return BackendError(f"Redis refused to load a script: {exc}")
 
 
 def _pack(conn: Any, call: Call) -> list[bytes]:
@@ -140,15 +150,17 @@ class RedisRunner:
             if missing:
                 for script in {sent[i].script for i in missing}:
                     assert script is not None
-                    self.client.script_load(script.source)
+                    try:
+                        self.client.script_load(script.source)
+                    except redis.ResponseError as exc:
+                        raise _script_error(exc) from exc
                 _, again = self._send(sent[i] for i in missing)
                 for i, r in zip(missing, again, strict=True):
                     replies[i] = r
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise _unavailable(exc) from exc
-        _raise_errors(replies)
         try:
-            return plan.parse(replies)
+            return plan.parse(_mapped(replies))
         except FollowUp as more:
             return more
 
@@ -183,9 +195,10 @@ class AsyncRedisRunner:
         self.client = client
 
     async def run(self, plan: Plan[T]) -> T:
+        # No garbage-collector pause here: it is process-wide, and other tasks of
+        # the event loop run while this plan awaits its replies.
         while True:
-            with paused_gc(plan.bulk):
-                result = await self._run_once(plan)
+            result = await self._run_once(plan)
             if not isinstance(result, FollowUp):
                 return result
             plan = result.plan
@@ -197,15 +210,17 @@ class AsyncRedisRunner:
             if missing:
                 for script in {sent[i].script for i in missing}:
                     assert script is not None
-                    await self.client.script_load(script.source)
+                    try:
+                        await self.client.script_load(script.source)
+                    except redis.ResponseError as exc:
+                        raise _script_error(exc) from exc
                 _, again = await self._send(sent[i] for i in missing)
                 for i, r in zip(missing, again, strict=True):
                     replies[i] = r
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise _unavailable(exc) from exc
-        _raise_errors(replies)
         try:
-            return plan.parse(replies)
+            return plan.parse(_mapped(replies))
         except FollowUp as more:
             return more
 
