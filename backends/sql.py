@@ -1,0 +1,550 @@
+"""The SQL archive: AgentFarm's ``agent_actions`` table, written with SQLAlchemy Core.
+
+``open_archive()`` opens (and creates when missing) a database holding
+AgentFarm's ``simulations``, ``agents`` and ``agent_actions`` tables plus
+agentmem's side table ``agentmem_action_extras``, which keeps what exists only in
+the Redis memory (the string action id, the position, the embedding, the write
+time) and the full text of ``details`` longer than the column allows, keyed to
+the SQL row. ``agent_actions`` therefore stays column-compatible with AgentFarm:
+an archive created here opens with AgentFarm's models, and an existing AgentFarm
+database (either generation of the table) is used as it is. See
+``docs/archive.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    Double,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    and_,
+    create_engine,
+    event,
+    func,
+    inspect,
+    or_,
+    select,
+)
+from sqlalchemy.engine import URL, Connection, RowMapping, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.types import TypeEngine
+
+from agentmem import jsonvalue
+from agentmem.errors import BackendError, ConfigError, DecodeError, InvalidInput, Unavailable
+from agentmem.models import Action
+
+__all__ = [
+    "DETAILS_MAX_LENGTH",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "Archive",
+    "action_extras",
+    "agent_actions",
+    "agents",
+    "metadata",
+    "open_archive",
+    "simulations",
+]
+
+DETAILS_MAX_LENGTH = 1024
+"""Characters of JSON text that ``agent_actions.details`` holds (AgentFarm's String(1024))."""
+
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""How long a SQLite connection waits for another writer's lock, in milliseconds."""
+
+DEFAULT_FILE = "agentmem.db"
+
+
+def _real() -> TypeEngine[float]:
+    # AgentFarm declares Float(precision=6); on PostgreSQL that is a 4-byte REAL,
+    # which would round what agentmem stores, so a created archive uses DOUBLE there.
+    return Float(precision=6).with_variant(Double(), "postgresql")
+
+
+metadata = MetaData()
+
+simulations = Table(
+    "simulations",
+    metadata,
+    Column("simulation_id", String(64), primary_key=True),
+    Column("experiment_id", String(64), nullable=True),
+    Column("start_time", DateTime, nullable=True),
+    Column("end_time", DateTime, nullable=True),
+    Column("status", String(50), nullable=True, default="pending"),
+    Column("parameters", JSON, nullable=False),
+    Column("results_summary", JSON, nullable=True),
+    Column("simulation_db_path", String(255), nullable=False),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("agent_id", String(64), primary_key=True),
+    Column("simulation_id", String(64), ForeignKey("simulations.simulation_id"), nullable=True),
+    Column("birth_time", Integer, nullable=True),
+    Column("death_time", Integer, nullable=True),
+    Column("agent_type", String(50), nullable=True),
+    Column("position_x", _real(), nullable=True),
+    Column("position_y", _real(), nullable=True),
+    Column("initial_resources", _real(), nullable=True),
+    Column("starting_health", _real(), nullable=True),
+    Column("genome_id", String(64), nullable=True),
+    Column("generation", Integer, nullable=True),
+    Column("action_weights", JSON, nullable=True),
+)
+
+agent_actions = Table(
+    "agent_actions",
+    metadata,
+    Column("action_id", Integer, primary_key=True, autoincrement=True),
+    Column("simulation_id", String(64), ForeignKey("simulations.simulation_id"), nullable=True),
+    Column("step_number", Integer, nullable=False),
+    Column("agent_id", String(64), ForeignKey("agents.agent_id"), nullable=False),
+    Column("action_type", String(20), nullable=False),
+    Column("action_target_id", String(64), nullable=True),
+    Column("state_before_id", String(128), nullable=True),
+    Column("state_after_id", String(128), nullable=True),
+    Column("resources_before", _real(), nullable=True),
+    Column("resources_after", _real(), nullable=True),
+    Column("reward", _real(), nullable=True),
+    Column("details", String(DETAILS_MAX_LENGTH), nullable=True),
+    Column("module_type", String(50), nullable=True),
+    Column("module_id", String(64), nullable=True),
+    Index("idx_agent_actions_step_number", "step_number"),
+    Index("idx_agent_actions_agent_id", "agent_id"),
+    Index("idx_agent_actions_action_type", "action_type"),
+    Index("idx_agent_actions_module_type", "module_type"),
+)
+
+action_extras = Table(
+    "agentmem_action_extras",
+    metadata,
+    Column("row_id", Integer, ForeignKey("agent_actions.action_id"), primary_key=True,
+           autoincrement=False),
+    Column("simulation_id", String(64), nullable=False),
+    Column("agent_id", String(64), nullable=False),
+    Column("action_id", String(128), nullable=False),
+    Column("position_x", Double(), nullable=True),
+    Column("position_y", Double(), nullable=True),
+    Column("embedding", LargeBinary, nullable=True),
+    Column("stored_at", BigInteger, nullable=True),
+    Column("details_full", Text, nullable=True),
+    Column("extra_fields", Text, nullable=True),
+    UniqueConstraint("simulation_id", "agent_id", "action_id",
+                     name="uq_agentmem_action_extras_action"),
+)
+
+REQUIRED_ACTION_COLUMNS = ("action_id", "simulation_id", "step_number", "agent_id", "action_type")
+OPTIONAL_ACTION_COLUMNS = (
+    "action_target_id", "state_before_id", "state_after_id", "resources_before",
+    "resources_after", "reward", "details", "module_type", "module_id",
+)
+"""Action fields stored in ``agent_actions`` columns when the table has them; a field
+whose column the table lacks (e.g. ``module_type`` in the old generation) is kept in
+``agentmem_action_extras.extra_fields`` instead."""
+
+
+def _details_marker(length: int) -> str:
+    return json.dumps(
+        {"agentmem_details": "agentmem_action_extras.details_full", "length": length},
+        separators=(",", ":"),
+    )
+
+
+def split_details(details: Any) -> tuple[str | None, str | None]:
+    """The ``(details column, details_full column)`` values for an action's details.
+
+    JSON text of at most :data:`DETAILS_MAX_LENGTH` characters goes into
+    ``agent_actions.details`` as it is. Longer text goes whole into
+    ``agentmem_action_extras.details_full`` and ``details`` holds a short marker
+    object ``{"agentmem_details": "agentmem_action_extras.details_full", "length": N}``
+    (N characters), so nothing is cut and both engines store the same values.
+    """
+    if details is None:
+        return None, None
+    try:
+        text = jsonvalue.dumps(details).decode("utf-8")
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    if len(text) <= DETAILS_MAX_LENGTH:
+        return text, None
+    return _details_marker(len(text)), text
+
+
+class _Prepared:
+    __slots__ = ("action", "main", "side")
+
+    def __init__(self, action: Action, main: dict[str, Any], side: dict[str, Any]) -> None:
+        self.action = action
+        self.main = main
+        self.side = side
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class Archive:
+    """An opened SQL archive; made by :func:`open_archive`.
+
+    ``action_columns`` names the columns the database's ``agent_actions`` has;
+    only those are written and read.
+    """
+
+    def __init__(self, engine: Engine, location: str) -> None:
+        self.engine = engine
+        self.location = location
+        try:
+            with engine.begin() as conn:
+                self.action_columns = self._prepare_schema(conn)
+                # the old generation's action_target_id references agents
+                self._fk_target = any(
+                    fk["constrained_columns"] == ["action_target_id"]
+                    for fk in inspect(conn).get_foreign_keys("agent_actions")
+                )
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise _backend_error(exc) from exc
+        except BaseException:
+            engine.dispose()
+            raise
+
+    # -- set-up -------------------------------------------------------------------------
+
+    @staticmethod
+    def _prepare_schema(conn: Connection) -> frozenset[str]:
+        present = set(inspect(conn).get_table_names())
+        missing = [t for t in metadata.sorted_tables if t.name not in present]
+        if missing:
+            metadata.create_all(conn, tables=missing)
+        columns = frozenset(c["name"] for c in inspect(conn).get_columns("agent_actions"))
+        lacking = [c for c in REQUIRED_ACTION_COLUMNS if c not in columns]
+        if lacking:
+            raise BackendError(
+                "the database's agent_actions table is not AgentFarm's: it lacks "
+                + ", ".join(lacking)
+            )
+        return columns
+
+    def close(self) -> None:
+        """Release the engine's connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ------------------------------------------------------------------------
+
+    def write(self, actions: Sequence[Action]) -> int:
+        """Archive ``actions`` in one transaction; return how many rows were inserted.
+
+        Missing ``simulations`` and ``agents`` rows are written first. An action
+        whose string id is already archived for its agent and simulation is
+        skipped, so writing the same actions again inserts nothing. An action
+        without an id gets ``{agent_id}-{step_number}-{action_type}``, with the
+        next free ``.1``, ``.2`` … suffix (as the Redis repository does).
+        """
+        for n, action in enumerate(actions):
+            if not isinstance(action, Action):
+                raise InvalidInput(f"record {n}: expected an Action, got {type(action).__name__}")
+        if not actions:
+            return 0
+        try:
+            with self.engine.begin() as conn:
+                return self._write(conn, actions)
+        except SQLAlchemyError as exc:
+            raise _backend_error(exc) from exc
+
+    @staticmethod
+    def _existing_ids(conn: Connection, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
+        """The archived ids that ``actions`` could collide with (never a whole simulation)."""
+        x = action_extras.c
+        explicit: dict[str, set[str]] = {}
+        wanted: set[tuple[str, str, str]] = set()
+        bases: set[tuple[str, str, str]] = set()
+        for a in actions:
+            if a.action_id is not None:
+                explicit.setdefault(a.simulation_id, set()).add(a.action_id)
+                wanted.add((a.simulation_id, a.agent_id, a.action_id))
+            else:
+                bases.add((a.simulation_id, a.agent_id,
+                           f"{a.agent_id}-{a.step_number}-{a.action_type}"))
+        found: set[tuple[str, str, str]] = set()
+        columns = (x.simulation_id, x.agent_id, x.action_id)
+        for sim, ids in sorted(explicit.items()):
+            for chunk in _chunks(sorted(ids), 500):
+                stmt = select(*columns).where(x.simulation_id == sim, x.action_id.in_(chunk))
+                for s_id, a_id, act_id in conn.execute(stmt):
+                    if (s_id, a_id, act_id) in wanted:
+                        found.add((s_id, a_id, act_id))
+        for group in _chunks(sorted(bases), 100):
+            stmt = select(*columns).where(or_(*[
+                and_(x.simulation_id == sim, x.agent_id == agent,
+                     or_(x.action_id == base, x.action_id.startswith(base + ".", autoescape=True)))
+                for sim, agent, base in group
+            ]))
+            found.update((s_id, a_id, act_id) for s_id, a_id, act_id in conn.execute(stmt))
+        return found
+
+    def _prepare(
+        self, actions: Sequence[Action], taken: set[tuple[str, str, str]]
+    ) -> list[_Prepared]:
+        columns = self.action_columns
+        out: list[_Prepared] = []
+        for n, action in enumerate(actions):
+            sim, agent = action.simulation_id, action.agent_id
+            if action.action_id is not None:
+                aid = action.action_id
+                if (sim, agent, aid) in taken:
+                    continue  # archived already (or earlier in this call)
+            else:
+                base = f"{agent}-{action.step_number}-{action.action_type}"
+                aid, suffix = base, 0
+                while (sim, agent, aid) in taken:
+                    suffix += 1
+                    aid = f"{base}.{suffix}"
+                if len(aid) > 128:
+                    raise InvalidInput(f"record {n}: generated action id {aid!r} is too long")
+            taken.add((sim, agent, aid))
+            try:
+                details, details_full = split_details(action.details)
+            except InvalidInput as exc:
+                raise InvalidInput(f"record {n}: {exc}") from None
+            row: dict[str, Any] = {
+                "simulation_id": sim,
+                "step_number": action.step_number,
+                "agent_id": agent,
+                "action_type": action.action_type,
+            }
+            if "details" not in columns and details_full is None:
+                details_full = details  # no details column: the side table keeps the text
+            extra: dict[str, Any] = {}
+            for name in OPTIONAL_ACTION_COLUMNS:
+                if name == "details":
+                    if name in columns:
+                        row[name] = details
+                    continue
+                value = getattr(action, name)
+                if name in columns:
+                    row[name] = value
+                elif value is not None:
+                    extra[name] = value
+            position = action.position
+            embedding = action.embedding
+            side = {
+                "simulation_id": sim,
+                "agent_id": agent,
+                "action_id": aid,
+                "position_x": None if position is None else position[0],
+                "position_y": None if position is None else position[1],
+                "embedding": None if embedding is None else embedding.astype("<f4").tobytes(),
+                "stored_at": action.stored_at,
+                "details_full": details_full,
+                "extra_fields": json.dumps(extra, separators=(",", ":")) if extra else None,
+            }
+            out.append(_Prepared(action, row, side))
+        return out
+
+    def _write_parents(self, conn: Connection, prepared: Sequence[_Prepared]) -> None:
+        sims = sorted({p.action.simulation_id for p in prepared})
+        agent_sims: dict[str, str] = {}
+        for p in prepared:
+            agent_sims.setdefault(p.action.agent_id, p.action.simulation_id)
+        if self._fk_target:  # the old generation: action_target_id references agents
+            for p in prepared:
+                target = p.action.action_target_id
+                if target is not None:
+                    agent_sims.setdefault(target, p.action.simulation_id)
+        have_sims: set[str] = set()
+        for chunk in _chunks(sims, 500):
+            have_sims.update(conn.execute(
+                select(simulations.c.simulation_id).where(simulations.c.simulation_id.in_(chunk))
+            ).scalars())
+        new_sims = [s for s in sims if s not in have_sims]
+        if new_sims:
+            path = self.location[:255]
+            conn.execute(simulations.insert(), [
+                {"simulation_id": s, "status": "pending", "parameters": {},
+                 "simulation_db_path": path}
+                for s in new_sims
+            ])
+        agent_ids = sorted(agent_sims)
+        have_agents: set[str] = set()
+        for chunk in _chunks(agent_ids, 500):
+            have_agents.update(conn.execute(
+                select(agents.c.agent_id).where(agents.c.agent_id.in_(chunk))
+            ).scalars())
+        new_agents = [a for a in agent_ids if a not in have_agents]
+        if new_agents:
+            conn.execute(agents.insert(), [
+                {"agent_id": a, "simulation_id": agent_sims[a]} for a in new_agents
+            ])
+
+    def _write(self, conn: Connection, actions: Sequence[Action]) -> int:
+        prepared = self._prepare(actions, self._existing_ids(conn, actions))
+        if not prepared:
+            return 0
+        self._write_parents(conn, prepared)
+        main_rows = [p.main for p in prepared]
+        stmt = agent_actions.insert().returning(
+            agent_actions.c.action_id, sort_by_parameter_order=True
+        )
+        keys = list(conn.execute(stmt, main_rows).scalars())
+        if len(keys) != len(prepared):
+            raise BackendError(
+                f"the database returned {len(keys)} keys for {len(prepared)} inserted rows"
+            )
+        side_rows = []
+        for key, p in zip(keys, prepared, strict=True):
+            side = dict(p.side)
+            side["row_id"] = key
+            side_rows.append(side)
+        conn.execute(action_extras.insert(), side_rows)
+        return len(prepared)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def read(self, simulation_id: str) -> list[Action]:
+        """Every archived action of ``simulation_id``, in insertion (row id) order.
+
+        Side fields (id, position, embedding, write time), the full ``details``
+        and fields kept beside an older table come back as they were written.
+        Rows written by AgentFarm itself have no side row: their ``action_id``,
+        ``position``, ``embedding`` and ``stored_at`` are ``None``.
+        """
+        cols = [agent_actions.c[name] for name in (*REQUIRED_ACTION_COLUMNS,
+                                                   *OPTIONAL_ACTION_COLUMNS)
+                if name in self.action_columns]
+        side = [action_extras.c[name] for name in (
+            "action_id", "position_x", "position_y", "embedding", "stored_at",
+            "details_full", "extra_fields")]
+        stmt = (
+            select(*cols, *[c.label(f"x_{c.name}") for c in side])
+            .select_from(agent_actions.outerjoin(
+                action_extras, action_extras.c.row_id == agent_actions.c.action_id))
+            .where(agent_actions.c.simulation_id == simulation_id)
+            .order_by(agent_actions.c.action_id)
+        )
+        try:
+            with self.engine.connect() as conn:
+                rows = [r._mapping for r in conn.execute(stmt)]
+        except SQLAlchemyError as exc:
+            raise _backend_error(exc) from exc
+        return [_decode(r) for r in rows]
+
+    def count(self, simulation_id: str | None = None) -> int:
+        """Rows in ``agent_actions`` (of one simulation when given)."""
+        stmt = select(func.count()).select_from(agent_actions)
+        if simulation_id is not None:
+            stmt = stmt.where(agent_actions.c.simulation_id == simulation_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+
+def _decode(row: RowMapping) -> Action:
+    try:
+        full = row["x_details_full"]
+        text = full if full is not None else row.get("details")
+        details = None if text is None else json.loads(text)
+        fields: dict[str, Any] = {
+            "agent_id": row["agent_id"],
+            "simulation_id": row["simulation_id"],
+            "step_number": row["step_number"],
+            "action_type": row["action_type"],
+            "action_id": row["x_action_id"],
+            "details": details,
+            "stored_at": row["x_stored_at"],
+        }
+        for name in OPTIONAL_ACTION_COLUMNS:
+            if name != "details" and name in row:
+                fields[name] = row[name]
+        if row["x_extra_fields"] is not None:
+            fields.update(json.loads(row["x_extra_fields"]))
+        if row["x_position_x"] is not None and row["x_position_y"] is not None:
+            fields["position"] = (row["x_position_x"], row["x_position_y"])
+        if row["x_embedding"] is not None:
+            fields["embedding"] = np.frombuffer(bytes(row["x_embedding"]), dtype="<f4").astype(
+                np.float32)
+        return Action.model_validate(fields)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise DecodeError(
+            f"agent_actions row {row['action_id']} does not decode into an Action: {exc}"
+        ) from None
+
+
+def _backend_error(exc: SQLAlchemyError) -> BackendError:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return Unavailable(f"the database connection was lost: {exc.orig}")
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        text = str(exc.orig).strip()
+        if "could not connect" in text or "Connection refused" in text:
+            return Unavailable(f"the database cannot be reached: {text}")
+        return BackendError(f"the database refused the operation: {text}")
+    return BackendError(str(exc))
+
+
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _location(url: URL) -> str:
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return str(url.database)
+    return url.render_as_string(hide_password=True)
+
+
+def open_archive(url_or_path: str | os.PathLike[str] | None = None) -> Archive:
+    """Open the SQL archive at ``url_or_path``, creating the tables it lacks.
+
+    ``None`` is the SQLite file ``agentmem.db`` in the current directory; a path
+    is a SQLite file; a string containing ``://`` is any SQLAlchemy URL (e.g.
+    ``postgresql+psycopg://user@host/db``). SQLite connections run with WAL, a
+    busy timeout of :data:`SQLITE_BUSY_TIMEOUT_MS` and ``foreign_keys=ON``.
+    """
+    target: str | os.PathLike[str] = DEFAULT_FILE if url_or_path is None else url_or_path
+    if isinstance(target, str) and "://" in target:
+        try:
+            url = make_url(target)
+        except ArgumentError as exc:
+            raise ConfigError(f"not a database URL: {exc}") from None
+    else:
+        url = URL.create("sqlite", database=str(Path(target).resolve()))
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"cannot use {url.render_as_string(hide_password=True)}: {exc}") from exc
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return Archive(engine, _location(url))
+
+
