@@ -200,6 +200,14 @@ class _Prepared:
         self.side = side
 
 
+def _existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
+    """Which of ``values`` are already in ``column`` (a primary key), queried in chunks."""
+    found: set[str] = set()
+    for chunk in _chunks(values, 500):
+        found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -379,11 +387,7 @@ class Archive:
                 target = p.action.action_target_id
                 if target is not None:
                     agent_sims.setdefault(target, p.action.simulation_id)
-        have_sims: set[str] = set()
-        for chunk in _chunks(sims, 500):
-            have_sims.update(conn.execute(
-                select(simulations.c.simulation_id).where(simulations.c.simulation_id.in_(chunk))
-            ).scalars())
+        have_sims = _existing(conn, simulations.c.simulation_id, sims)
         new_sims = [s for s in sims if s not in have_sims]
         if new_sims:
             path = self.location[:255]
@@ -393,11 +397,7 @@ class Archive:
                 for s in new_sims
             ])
         agent_ids = sorted(agent_sims)
-        have_agents: set[str] = set()
-        for chunk in _chunks(agent_ids, 500):
-            have_agents.update(conn.execute(
-                select(agents.c.agent_id).where(agents.c.agent_id.in_(chunk))
-            ).scalars())
+        have_agents = _existing(conn, agents.c.agent_id, agent_ids)
         new_agents = [a for a in agent_ids if a not in have_agents]
         if new_agents:
             conn.execute(agents.insert(), [
