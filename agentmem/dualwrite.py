@@ -1,0 +1,349 @@
+"""Dual write: store actions in Redis and archive them in bulk to SQL (a unit of work).
+
+``DualWriter(memory, archive)`` stores each action through ``memory.actions``
+(Redis or Valkey) and queues the stored copy, with its final ``action_id`` and
+``stored_at``, for the SQL archive. The archive is written in one transaction
+when the buffer reaches ``buffer_size`` rows, when ``interval`` seconds have
+passed since the last archive write (checked on every write and by
+``flush_if_needed``), on ``flush()``, ``close()``, leaving ``with`` and at
+interpreter exit. The buffer is cleared only after the archive write
+succeeded: a failed write keeps its rows for the next try. Re-archiving rows
+that are already archived inserts nothing (``Archive.write`` skips known ids).
+
+``background=True`` moves all I/O to a daemon thread fed by a bounded queue:
+``add`` returns ``None`` at once unless the queue is full (then it waits), and
+an error of the thread is raised by the next call. See ``docs/dualwrite.md``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from agentmem.backends.redis import Memory
+from agentmem.backends.sql import Archive
+from agentmem.errors import AgentMemError, BackendError, ConfigError, InvalidInput, WriteError
+from agentmem.models import Action
+from agentmem.repository import build
+
+DEFAULT_BUFFER_SIZE = 1000
+DEFAULT_INTERVAL = 30.0
+DEFAULT_QUEUE_SIZE = 10_000
+# how long the background thread sleeps at most between checks of the interval
+_POLL = 0.5
+
+
+class _Flush:
+    """A flush request travelling through the queue behind the actions it covers."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class _Stop:
+    """Tells the background thread to end (after everything before it)."""
+
+
+_Item = Action | _Flush | _Stop
+
+
+def _as_agentmem_error(exc: BaseException, what: str) -> AgentMemError:
+    if isinstance(exc, AgentMemError):
+        return exc
+    err = BackendError(f"{what}: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+class DualWriter:
+    """Store actions in Redis and archive them to SQL in bulk; see the module doc."""
+
+    def __init__(
+        self,
+        memory: Memory,
+        archive: Archive,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        interval: float = DEFAULT_INTERVAL,
+        background: bool = False,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ConfigError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
+                interval > 0):
+            raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise ConfigError(f"queue_size must be a positive integer, got {queue_size!r}")
+        self.memory = memory
+        self.archive = archive
+        self.buffer_size = buffer_size
+        self.interval = float(interval)
+        self.background = background
+        self._clock = clock
+        self._lock = threading.RLock()  # guards _buffer and _last_write
+        self._buffer: list[Action] = []  # stored in Redis, not yet archived
+        self._last_write = clock()
+        self._closed = False
+        self._error: AgentMemError | None = None  # kept by the thread, raised by the caller
+        self._error_lock = threading.Lock()
+        self._queue: queue.Queue[_Item] | None = None
+        self._thread: threading.Thread | None = None
+        self._unsent: list[Action] = []  # background: taken from the queue, not in Redis yet
+        if background:
+            self._queue = queue.Queue(maxsize=queue_size)
+            self._thread = threading.Thread(target=self._run, name="agentmem-dualwrite",
+                                            daemon=True)
+            self._thread.start()
+        atexit.register(self.close)
+
+    # -- the caller's side ----------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Actions stored in Redis and not archived yet (blocking mode: exact)."""
+        with self._lock:
+            return len(self._buffer)
+
+    def add(self, action: Action) -> Action | None:
+        """Store one action in Redis and queue it for the archive.
+
+        Blocking mode: returns the stored action (final id and write time).
+        Background mode: returns ``None`` at once (the id is decided later, by
+        the server); waits only while the queue is full.
+        """
+        out = self.add_many([action])
+        return None if out is None else out[0]
+
+    def add_many(self, actions: Iterable[Action]) -> list[Action] | None:
+        """Store many actions in Redis (one call) and queue them for the archive.
+
+        Blocking mode: returns the stored actions. Background mode: ``None``.
+        """
+        self._check_open()
+        items = list(actions)
+        for n, a in enumerate(items):
+            if not isinstance(a, Action):
+                raise InvalidInput(f"record {n}: expected an Action, got {type(a).__name__}")
+        if self._queue is not None:
+            for n, a in enumerate(items):  # refuse now what the thread would refuse later
+                try:
+                    self.memory.actions.check(a)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"record {n}: {exc}") from None
+            for a in items:
+                self._queue.put(a)  # blocks while the queue is full: backpressure
+            return None
+        try:
+            stored = self.memory.actions.add_many(items)
+        except WriteError as exc:
+            # the records that were stored in Redis are archived too; the error propagates
+            with self._lock:
+                self._buffer.extend(self._stored_part(items, exc))
+            raise
+        with self._lock:
+            self._buffer.extend(stored)
+            if self._due():
+                self._write_locked()
+        return stored
+
+    def record(self, **fields: Any) -> Action | None:
+        """Build an :class:`Action` from keyword fields and :meth:`add` it."""
+        return self.add(build(Action, **fields))
+
+    def flush(self) -> int:
+        """Archive everything queued; return the rows inserted (background mode: 0).
+
+        Background mode: waits until everything queued before the call is in
+        Redis and the archive, then raises the thread's error if there was one.
+        """
+        if self._queue is None:
+            with self._lock:
+                return self._write_locked()
+        self._wait_for_thread()  # drain first, so that a kept error never stops a drain
+        self._raise_kept()
+        return 0
+
+    def flush_if_needed(self) -> int:
+        """Archive the buffer if ``interval`` seconds have passed since the last write.
+
+        Meant to be called once per step, like AgentFarm's. Background mode: the
+        thread does this by itself; this only raises its kept error.
+        """
+        if self._queue is None:
+            with self._lock:
+                if self._clock() - self._last_write >= self.interval:
+                    return self._write_locked()
+            return 0
+        self._raise_kept()
+        return 0
+
+    def close(self) -> None:
+        """Archive everything, stop the thread, unregister the exit hook.
+
+        If the final archive write fails, the error is raised and the writer
+        stays open with its rows (close again, or the exit hook retries).
+        """
+        if self._closed:
+            return
+        self.flush()
+        self._closed = True
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(_Stop())
+            self._thread.join(timeout=30)
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> DualWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this DualWriter is closed")
+        self._raise_kept()
+
+    def _raise_kept(self) -> None:
+        with self._error_lock:
+            err, self._error = self._error, None
+        if err is not None:
+            raise err
+
+    def _keep(self, exc: BaseException, what: str) -> None:
+        with self._error_lock:
+            if self._error is None:  # the first error is the informative one
+                self._error = _as_agentmem_error(exc, what)
+
+    def _stored_part(self, items: list[Action], exc: WriteError) -> list[Action]:
+        """The records of a partly refused write that were stored, read back from Redis.
+
+        ``exc.stored`` lists the ids of the records not in ``exc.failed``, in input order.
+        """
+        kept = [a for n, a in enumerate(items) if n not in exc.failed]
+        if len(kept) != len(exc.stored):
+            return []
+        by_agent: dict[str, list[str]] = {}
+        for a, rid in zip(kept, exc.stored, strict=True):
+            by_agent.setdefault(a.agent_id, []).append(rid)
+        found: dict[tuple[str, str], Action] = {}
+        for agent_id, ids in by_agent.items():
+            for got in self.memory.actions.get_many(ids, agent_id=agent_id):
+                if got is not None and got.action_id is not None:
+                    found[(agent_id, got.action_id)] = got
+        out = []
+        for a, rid in zip(kept, exc.stored, strict=True):
+            got = found.get((a.agent_id, rid))
+            if got is not None:
+                out.append(got)
+        return out
+
+    def _due(self) -> bool:
+        return bool(self._buffer) and (
+            len(self._buffer) >= self.buffer_size
+            or self._clock() - self._last_write >= self.interval)
+
+    def _write_locked(self) -> int:
+        """Archive the buffer in one transaction; clear it only when that succeeded."""
+        batch = list(self._buffer)
+        if batch:
+            try:
+                n = self.archive.write(batch)
+            except Exception as exc:
+                raise _as_agentmem_error(exc, "the archive write failed") from exc
+            del self._buffer[:len(batch)]
+        else:
+            n = 0
+        self._last_write = self._clock()
+        return n
+
+    def _wait_for_thread(self) -> None:
+        assert self._queue is not None
+        assert self._thread is not None
+        if not self._thread.is_alive():
+            raise BackendError("the background writer is not running")
+        marker = _Flush()
+        self._queue.put(marker)
+        while not marker.done.wait(0.1):
+            if not self._thread.is_alive():
+                raise BackendError("the background writer stopped before the flush ended")
+
+    # -- the background thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        q = self._queue
+        while True:
+            wait = self.interval - (self._clock() - self._last_write)
+            try:
+                first = q.get(timeout=min(max(wait, 0.01), _POLL))
+            except queue.Empty:
+                first = None
+            items: list[_Item] = [] if first is None else [first]
+            # while Redis writes are being retried, take little more: the queue stays the bound
+            room = max(1, self.buffer_size - len(self._unsent))
+            while len(items) < room:
+                try:
+                    items.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = False
+            markers: list[_Flush] = []
+            try:
+                for item in items:
+                    if isinstance(item, Action):
+                        self._unsent.append(item)
+                    elif isinstance(item, _Flush):
+                        markers.append(item)
+                    else:
+                        stop = True
+                self._round(force=bool(markers) or stop)
+            except BaseException as exc:  # never die silently: keep it for the caller
+                self._keep(exc, "the background writer failed")
+            finally:
+                for m in markers:
+                    m.done.set()
+                for _ in items:
+                    q.task_done()
+            if stop:
+                return
+
+    def _round(self, *, force: bool) -> None:
+        """Store what was taken in Redis, then archive if due (or forced)."""
+        if self._unsent:
+            batch = self._unsent
+            try:
+                stored = self.memory.actions.add_many(batch)
+            except WriteError as exc:
+                # some records were refused and the rest stored: the refused ones are not
+                # retried (they would be refused again), the stored ones are archived
+                self._unsent = []
+                self._keep(exc, "the background Redis write failed")
+                try:
+                    part = self._stored_part(batch, exc)
+                except Exception as again:
+                    self._keep(again, "reading back the stored records failed")
+                    return
+                with self._lock:
+                    self._buffer.extend(part)
+                return
+            except Exception as exc:
+                self._keep(exc, "the background Redis write failed")  # kept for a retry
+                return
+            self._unsent = []
+            with self._lock:
+                self._buffer.extend(stored)
+        with self._lock:
+            if force or self._due():
+                try:
+                    self._write_locked()
+                except AgentMemError as exc:
+                    self._keep(exc, "the background archive write failed")
+
