@@ -456,6 +456,81 @@ class Archive:
             raise _backend_error(exc) from exc
         return [_decode(r) for r in rows]
 
+    def read_rows(
+        self, simulation_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[tuple[int, Action]]:
+        """``(row id, Action)`` pairs of ``simulation_id`` in row-id order.
+
+        Only rows whose ``agent_actions.action_id`` is greater than ``after`` (when
+        given), at most ``limit`` of them (when given): a way to read a large
+        simulation in chunks. The actions are those :meth:`read` returns.
+        """
+        cols = [agent_actions.c[name] for name in (*REQUIRED_ACTION_COLUMNS,
+                                                   *OPTIONAL_ACTION_COLUMNS)
+                if name in self.action_columns]
+        side = [action_extras.c[name] for name in (
+            "action_id", "position_x", "position_y", "embedding", "stored_at",
+            "details_full", "extra_fields")]
+        stmt = (
+            select(*cols, *[c.label(f"x_{c.name}") for c in side])
+            .select_from(agent_actions.outerjoin(
+                action_extras, action_extras.c.row_id == agent_actions.c.action_id))
+            .where(agent_actions.c.simulation_id == simulation_id)
+            .order_by(agent_actions.c.action_id)
+        )
+        if after is not None:
+            stmt = stmt.where(agent_actions.c.action_id > after)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        try:
+            with self.engine.connect() as conn:
+                rows = [r._mapping for r in conn.execute(stmt)]
+        except SQLAlchemyError as exc:
+            raise _backend_error(exc) from exc
+        return [(int(r["action_id"]), _decode(r)) for r in rows]
+
+    def assign_ids(self, simulation_id: str) -> int:
+        """Give an agentmem string id to every row of ``simulation_id`` that has none.
+
+        Rows written by AgentFarm itself have no side row; each gets one holding
+        ``{agent_id}-{step_number}-{action_type}``, with the first free ``.1``,
+        ``.2`` … suffix, in row-id order (the rule :meth:`write` and the Redis
+        repository follow). Rows that have an id keep it, so a second call assigns
+        nothing. Returns how many rows were given an id.
+        """
+        a, x = agent_actions.c, action_extras.c
+        pending = (
+            select(a.action_id, a.agent_id, a.step_number, a.action_type)
+            .select_from(agent_actions.outerjoin(action_extras, x.row_id == a.action_id))
+            .where(a.simulation_id == simulation_id, x.row_id.is_(None))
+            .order_by(a.action_id)
+        )
+        try:
+            with self.engine.begin() as conn:
+                rows = conn.execute(pending).all()
+                if not rows:
+                    return 0
+                taken = {(agent, aid) for agent, aid in conn.execute(
+                    select(x.agent_id, x.action_id).where(x.simulation_id == simulation_id))}
+                side: list[dict[str, Any]] = []
+                for row_id, agent, step, kind in rows:
+                    base = f"{agent}-{step}-{kind}"
+                    aid, suffix = base, 0
+                    while (agent, aid) in taken:
+                        suffix += 1
+                        aid = f"{base}.{suffix}"
+                    if len(aid) > 128:
+                        raise InvalidInput(f"agent_actions row {row_id}: generated action id "
+                                           f"{aid!r} is too long")
+                    taken.add((agent, aid))
+                    side.append({"row_id": row_id, "simulation_id": simulation_id,
+                                 "agent_id": agent, "action_id": aid})
+                for chunk in _chunks(side, 5000):
+                    conn.execute(action_extras.insert(), list(chunk))
+                return len(side)
+        except SQLAlchemyError as exc:
+            raise _backend_error(exc) from exc
+
     def count(self, simulation_id: str | None = None) -> int:
         """Rows in ``agent_actions`` (of one simulation when given)."""
         stmt = select(func.count()).select_from(agent_actions)

@@ -127,7 +127,7 @@ def test_relative_links_resolve(path: Path) -> None:
 def _module_file(module: str) -> Path:
     if module.startswith("backends."):
         return ROOT / "backends" / (module.split(".", 1)[1] + ".py")
-    return ROOT / "agentmem" / f"{module}.py"
+    return ROOT / "agentmem" / (module.replace(".", "/") + ".py")
 
 
 def _imported_modules(path: Path) -> set[str]:

@@ -1,0 +1,1 @@
+"""Integrations of agentmem with other frameworks (see ``docs/agentfarm.md``)."""
