@@ -20,6 +20,23 @@ them into what it sends:
   naive, all   the naive path once over all actions: memory at equal n and a
                check that the subset rate is representative (``--no-naive-full``)
 
+Dual-write against SQL-only logging (issue item 7), both on all actions, each
+into a fresh SQLite file (WAL, foreign keys on) in a temporary directory, in
+the same rounds as the writes above:
+
+  SQL-only     AgentFarm's ``DataLogger`` way: a row dict per action
+               (``json.dumps(details)`` or None) into a buffer, SQLAlchemy Core
+               ``conn.execute(agent_actions.insert(), rows)`` and a commit every
+               1000 rows, into agentmem's copy of AgentFarm's tables (parents
+               inserted before the timed region)
+  dual-write   ``DualWriter(mem, open_archive(path), buffer_size=1000)``:
+               ``add_many([Action(**d) for d in all])`` then ``close()``: Redis
+               fully indexed plus the archive (its parents, ``agent_actions`` and
+               ``agentmem_action_extras``), all timed; ``open_archive`` (table
+               creation) is not, like the SQL-only path's ``create_all``
+
+``--only-dual`` runs just these two rows (no naive, single, read paths).
+
 Reads: the data is loaded with ``add_many``, then ``--reads`` by-type queries
 (random agent, random type, limit 10) run through the specification's N+1
 ``get_agent_actions_by_type`` (section 4.2, with its ``convert_hash_to_action``
@@ -48,6 +65,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -55,11 +73,15 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import sqlalchemy as sa
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agentmem.backends import sql as amsql
+
 import agentmem
 from agentmem import Action
+from agentmem.dualwrite import DualWriter
 from agentmem.localserver import LocalServer, find_binary
 from benchmarks.spec_reference import (  # the document's own code, verbatim
     ACTION_STM_TTL,
@@ -73,7 +95,8 @@ LIMITS_PY = REPO.parent / "shared" / "bench" / "limits.py"
 TYPES = ("move", "gather", "share", "attack", "reproduce", "defend", "pass")
 SIMULATION_ID = "sim01"
 
-TARGETS = {"add": 5.0, "add_many": 50.0, "by_type": 10.0}
+TARGETS = {"add": 5.0, "add_many": 50.0, "by_type": 10.0, "dual": 0.3}
+SQL_BUFFER = 1000  # AgentFarm DataLogger's buffer_size
 
 
 # -- data -------------------------------------------------------------------
@@ -197,6 +220,7 @@ class Row:
     rates: list[float] = field(default_factory=list)
     bytes_per_action: list[float] = field(default_factory=list)
     keys: int | None = None
+    redis_memory: bool = True  # False: the path writes no Redis (bytes/action left empty)
     baseline: str | None = None
     target: float | None = None
     note: str = ""
@@ -215,8 +239,15 @@ def used_memory(admin: redis.Redis) -> int:
 
 
 def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> None:
-    """One timed write into a flushed database: its rate and memory go into ``row``."""
+    """One timed write into a flushed database: its rate and memory go into ``row``.
+
+    A ``write`` with ``prepare``/``finish`` methods (:class:`SqlPath`) has them
+    called before and after the timed region.
+    """
     admin.flushdb()
+    prepare = getattr(write, "prepare", None)
+    if prepare is not None:
+        prepare()
     gc.collect()
     before = used_memory(admin)
     t0 = time.perf_counter()
@@ -224,9 +255,66 @@ def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> Non
     dt = time.perf_counter() - t0
     after = used_memory(admin)
     row.rates.append(row.n / dt)
-    row.bytes_per_action.append((after - before) / row.n)
+    if row.redis_memory:
+        row.bytes_per_action.append((after - before) / row.n)
     row.keys = int(admin.dbsize())
+    finish = getattr(write, "finish", None)
+    if finish is not None:
+        finish()
     admin.flushdb()
+
+
+class SqlPath:
+    """A write path into a fresh SQLite file: ``prepare`` (untimed), call (timed), ``finish``.
+
+    ``finish`` checks that every action reached ``agent_actions`` and deletes the file.
+    """
+
+    def __init__(self, tmp: str, name: str, batch: list[dict[str, Any]],
+                 go: Callable[[SqlPath], None], parents: bool) -> None:
+        self.tmp, self.name, self.batch, self.go, self.parents = tmp, name, batch, go, parents
+        self.path = ""
+        self.round = 0
+        self.engine: Any = None
+        self.archive: Any = None
+
+    def prepare(self) -> None:
+        self.round += 1
+        self.path = os.path.join(self.tmp, f"{self.name}-{self.round}.db")
+        if not self.parents:  # dual-write: the archive's tables made by open_archive
+            self.archive = amsql.open_archive(self.path)
+            return
+        # SQL-only: AgentFarm's tables, same pragmas as open_archive, parents first
+        self.engine = sa.create_engine(f"sqlite:///{self.path}")
+        sa.event.listen(self.engine, "connect", amsql._sqlite_pragmas)
+        amsql.metadata.create_all(self.engine)
+        agent_ids = sorted({d["agent_id"] for d in self.batch})
+        with self.engine.begin() as conn:
+            conn.execute(amsql.simulations.insert(), [
+                {"simulation_id": SIMULATION_ID, "status": "pending", "parameters": {},
+                 "simulation_db_path": self.path}])
+            conn.execute(amsql.agents.insert(), [
+                {"agent_id": a, "simulation_id": SIMULATION_ID} for a in agent_ids])
+
+    def __call__(self) -> None:
+        self.go(self)
+
+    def finish(self) -> None:
+        if self.archive is not None:
+            self.archive.close()
+            self.archive = None
+        engine = self.engine or sa.create_engine(f"sqlite:///{self.path}")
+        with engine.connect() as conn:
+            got = conn.execute(sa.select(sa.func.count()).select_from(
+                amsql.agent_actions)).scalar()
+        engine.dispose()
+        self.engine = None
+        if got != len(self.batch):
+            raise RuntimeError(f"{self.name}: {got} rows in agent_actions, "
+                               f"expected {len(self.batch)}")
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(self.path + suffix):
+                os.remove(self.path + suffix)
 
 
 def measure_writes(admin: redis.Redis, paths: list[tuple[Row, Callable[[], object],
@@ -295,7 +383,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
             add_many([Action(**d) for d in batch])
         return go
 
-    paths = [
+    paths: list[tuple[Row, Callable[[], object], Callable[[], object]]] = [
         (Row("naive (spec 4.1)", "write", naive_n, "actions/s", baseline="naive",
              note=f"first {naive_n:,} actions"), naive(actions[:naive_n]), naive(warm)),
         (Row("agentmem add()", "write", single_n, "actions/s", baseline="naive",
@@ -309,8 +397,62 @@ def run_server(url: str, label: str, args: argparse.Namespace,
          batch_write(actions), batch_write(warm)),
     ]
 
+    if args.only_dual:
+        paths = []
+
+    # dual-write against SQL-only logging the way AgentFarm does it
+    tmp = tempfile.TemporaryDirectory(prefix="agentmem-bench-")
+    insert = amsql.agent_actions.insert()
+    dumps = json.dumps
+
+    def sql_only(p: SqlPath) -> None:
+        buffer: list[dict[str, Any]] = []
+        with p.engine.connect() as conn:
+            for d in p.batch:
+                details = d["details"]
+                buffer.append({
+                    "simulation_id": d["simulation_id"],
+                    "step_number": d["step_number"],
+                    "agent_id": d["agent_id"],
+                    "action_type": d["action_type"],
+                    "action_target_id": d["action_target_id"],
+                    "resources_before": d["resources_before"],
+                    "resources_after": d["resources_after"],
+                    "reward": d["reward"],
+                    "details": dumps(details) if details else None,
+                    "module_type": None,
+                    "module_id": None,
+                })
+                if len(buffer) >= SQL_BUFFER:
+                    conn.execute(insert, buffer)
+                    conn.commit()
+                    buffer = []
+            if buffer:
+                conn.execute(insert, buffer)
+                conn.commit()
+
+    def dual(p: SqlPath) -> None:
+        writer = DualWriter(mem, p.archive, buffer_size=SQL_BUFFER)
+        writer.add_many([Action(**d) for d in p.batch])
+        writer.close()
+
+    def sql_path(name: str, batch: list[dict[str, Any]], go: Callable[[SqlPath], None],
+                 parents: bool) -> SqlPath:
+        return SqlPath(tmp.name, name, batch, go, parents)
+
+    paths += [
+        (Row("SQL-only bulk (AgentFarm)", "dual", n, "actions/s", baseline="sql_only",
+             redis_memory=False, note=f"SQLAlchemy Core, buffer {SQL_BUFFER}, bulk insert "
+                                      "+ commit; fresh SQLite file"),
+         sql_path("sql", actions, sql_only, True), sql_path("sqlw", warm, sql_only, True)),
+        (Row("dual-write (Redis + SQLite)", "dual", n, "actions/s", baseline="sql_only",
+             target=TARGETS["dual"], note=f"DualWriter buffer {SQL_BUFFER}: add_many + "
+                                          "close(); fresh SQLite file"),
+         sql_path("dual", actions, dual, False), sql_path("dualw", warm, dual, False)),
+    ]
+
     # the reference lua_batch path of limits.py
-    if limits is not None:
+    if limits is not None and not args.only_dual:
         script = raw.register_script(limits.LUA)
         size = args.lua_batch
 
@@ -328,7 +470,26 @@ def run_server(url: str, label: str, args: argparse.Namespace,
                           note=f"reference, batches of {size}; informational"),
                       lua_batch(actions), lua_batch(warm)))
 
-    rows += measure_writes(admin, paths, repeat, lambda m: progress(f"{label}: {m}"))
+    def warm_sql(write: Callable[[], object]) -> Callable[[], None]:
+        def go() -> None:
+            write_once(admin, Row("warm", "dual", 1, ""), write)
+        return go
+
+    paths = [(r, w, warm_sql(wm) if isinstance(wm, SqlPath) else wm) for r, w, wm in paths]
+    try:
+        measured = measure_writes(admin, paths, repeat, lambda m: progress(f"{label}: {m}"))
+    finally:
+        tmp.cleanup()
+    dual_rows = [r for r in measured if r.what == "dual"]
+    rows += [r for r in measured if r.what != "dual"]
+    if args.only_dual:
+        for c in (admin, raw, text):
+            c.close()
+        mem.close()
+        result = _result(server, dual_rows, [], time.perf_counter() - started)
+        result["read_checked"] = 0
+        server["load_after"] = round(os.getloadavg()[0], 2)
+        return result
 
     # the naive path once over everything: memory at equal n, rate check
     if args.naive_full and naive_n < n:
@@ -370,6 +531,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
         spec_row.rates.append(len(queries) / spent[0])
         mem_row.rates.append(len(queries) / spent[1])
     rows += [spec_row, mem_row]
+    rows += dual_rows
     admin.flushdb()
 
     for c in (admin, raw, text):
@@ -395,14 +557,11 @@ def _check_reads(text: redis.Redis, by_type: Callable[..., Any],
 
 def _result(server: dict[str, Any], rows: list[Row], mismatches: list[str],
             seconds: float) -> dict[str, Any]:
-    base = {
-        "naive": next(r.rate for r in rows if r.path.startswith("naive (spec")),
-        "spec_n1": next(r.rate for r in rows if r.path.startswith("spec N+1")),
-    }
-    base_rates = {
-        "naive": next(r.rates for r in rows if r.path.startswith("naive (spec")),
-        "spec_n1": next(r.rates for r in rows if r.path.startswith("spec N+1")),
-    }
+    firsts = {"naive": "naive (spec", "spec_n1": "spec N+1", "sql_only": "SQL-only"}
+    base = {k: next((r.rate for r in rows if r.path.startswith(p)), None)
+            for k, p in firsts.items()}
+    base_rates = {k: next((r.rates for r in rows if r.path.startswith(p)), [])
+                  for k, p in firsts.items()}
     out_rows = []
     for r in rows:
         ratio = r.rate / base[r.baseline] if r.baseline else None
@@ -485,7 +644,10 @@ def render(result: dict[str, Any]) -> str:
             section = r["what"]
             if section == "read":
                 lines.append("| **reads by type, limit 10** | | | | vs spec N+1 | | | | |")
-        target = f">= {r['target']:.0f}x" if r["target"] else ""
+            elif section == "dual":
+                lines.append("| **dual-write vs SQL-only logging** | | | | vs SQL-only "
+                             "| | | | |")
+        target = f">= {r['target']:g}x" if r["target"] else ""
         met = "" if r["met"] is None else ("PASS" if r["met"] else "FAIL")
         memory = "" if r["memory"] is None else _fmt(r["memory"])
         spread = f"{_fmt(min(r['rates']))}-{_fmt(max(r['rates']))}" if len(r["rates"]) > 1 \
@@ -494,7 +656,7 @@ def render(result: dict[str, Any]) -> str:
             f"| {r['path']} | {r['n']:,} | {_fmt(r['rate'])} {r['unit']} | {spread} "
             f"| {r['ratio']:.2f}x | {target} | {met} | {memory} | {r['note']} |")
     lines.append("")
-    verdicts = [f"{r['path']} {r['ratio']:.2f}x (target {r['target']:.0f}x): "
+    verdicts = [f"{r['path']} {r['ratio']:.2f}x (target {r['target']:g}x): "
                 f"{'met' if r['met'] else 'NOT met'}"
                 + (f" [median of per-round ratios {r['paired_ratio']:.2f}x]"
                    if r["paired_ratio"] is not None else "")
@@ -505,7 +667,17 @@ def render(result: dict[str, Any]) -> str:
     if full and batch:
         lines.append(f"At equal n (all {batch['n']:,} actions, the naive path run once): "
                      f"add_many is {batch['rate'] / full['rate']:.1f}x the naive path.")
-    if result["read_mismatches"]:
+    dual = rows.get("dual-write (Redis + SQLite)")
+    if batch and dual and batch["keys"] != dual["keys"]:
+        lines.append(f"WARNING: dual-write left {dual['keys']:,} Redis keys, add_many "
+                     f"{batch['keys']:,}")
+    elif dual:
+        lines.append(f"Check: every dual-write and SQL-only round put all {dual['n']:,} "
+                     f"actions in agent_actions; dual-write left {dual['keys']:,} Redis keys"
+                     + (" (as add_many)." if batch else "."))
+    if not result["read_checked"]:
+        pass
+    elif result["read_mismatches"]:
         lines.append(f"WARNING: {len(result['read_mismatches'])} of the checked queries "
                      "returned different results:")
         lines += ["  " + m for m in result["read_mismatches"][:5]]
@@ -551,6 +723,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--pin", action="store_true",
                     help="pin the private server to one CPU and the benchmark to another "
                          "(steadier figures on a small machine; not with --url)")
+    ap.add_argument("--only-dual", action="store_true",
+                    help="run only the dual-write and SQL-only rows (a quick run)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     ns = ap.parse_args(argv)
