@@ -48,6 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import URL, Connection, RowMapping, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeEngine
 
 from agentmem import jsonvalue
@@ -436,25 +437,23 @@ class Archive:
         Rows written by AgentFarm itself have no side row: their ``action_id``,
         ``position``, ``embedding`` and ``stored_at`` are ``None``.
         """
+        return [action for _, action in self.read_rows(simulation_id)]
+
+    def _select_actions(self, simulation_id: str) -> Select[Any]:
+        """Action rows of a simulation joined with their side rows, in row-id order."""
         cols = [agent_actions.c[name] for name in (*REQUIRED_ACTION_COLUMNS,
                                                    *OPTIONAL_ACTION_COLUMNS)
                 if name in self.action_columns]
         side = [action_extras.c[name] for name in (
             "action_id", "position_x", "position_y", "embedding", "stored_at",
             "details_full", "extra_fields")]
-        stmt = (
+        return (
             select(*cols, *[c.label(f"x_{c.name}") for c in side])
             .select_from(agent_actions.outerjoin(
                 action_extras, action_extras.c.row_id == agent_actions.c.action_id))
             .where(agent_actions.c.simulation_id == simulation_id)
             .order_by(agent_actions.c.action_id)
         )
-        try:
-            with self.engine.connect() as conn:
-                rows = [r._mapping for r in conn.execute(stmt)]
-        except SQLAlchemyError as exc:
-            raise _backend_error(exc) from exc
-        return [_decode(r) for r in rows]
 
     def read_rows(
         self, simulation_id: str, *, after: int | None = None, limit: int | None = None
@@ -465,19 +464,7 @@ class Archive:
         given), at most ``limit`` of them (when given): a way to read a large
         simulation in chunks. The actions are those :meth:`read` returns.
         """
-        cols = [agent_actions.c[name] for name in (*REQUIRED_ACTION_COLUMNS,
-                                                   *OPTIONAL_ACTION_COLUMNS)
-                if name in self.action_columns]
-        side = [action_extras.c[name] for name in (
-            "action_id", "position_x", "position_y", "embedding", "stored_at",
-            "details_full", "extra_fields")]
-        stmt = (
-            select(*cols, *[c.label(f"x_{c.name}") for c in side])
-            .select_from(agent_actions.outerjoin(
-                action_extras, action_extras.c.row_id == agent_actions.c.action_id))
-            .where(agent_actions.c.simulation_id == simulation_id)
-            .order_by(agent_actions.c.action_id)
-        )
+        stmt = self._select_actions(simulation_id)
         if after is not None:
             stmt = stmt.where(agent_actions.c.action_id > after)
         if limit is not None:
