@@ -62,8 +62,11 @@ __all__ = [
     "action_extras",
     "agent_actions",
     "agents",
+    "backend_error",
+    "decode_row",
     "metadata",
     "open_archive",
+    "select_actions",
     "simulations",
 ]
 
@@ -234,7 +237,7 @@ class Archive:
                 )
         except SQLAlchemyError as exc:
             engine.dispose()
-            raise _backend_error(exc) from exc
+            raise backend_error(exc) from exc
         except BaseException:
             engine.dispose()
             raise
@@ -286,7 +289,34 @@ class Archive:
             with self.engine.begin() as conn:
                 return self._write(conn, actions)
         except SQLAlchemyError as exc:
-            raise _backend_error(exc) from exc
+            raise backend_error(exc) from exc
+
+    def existing_ids(self, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
+        """Archived ``(simulation_id, agent_id, action_id)`` that ``actions`` could
+        collide with: their own ids, and for actions without one every archived
+        ``{agent_id}-{step}-{type}`` id and its ``.n`` suffixes."""
+        try:
+            with self.engine.connect() as conn:
+                return self._existing_ids(conn, actions)
+        except SQLAlchemyError as exc:
+            raise backend_error(exc) from exc
+
+    def rename_id(self, simulation_id: str, agent_id: str, old: str, new: str) -> bool:
+        """Give the archived action ``old`` of an agent the string id ``new``.
+
+        Returns whether a row was renamed (``False``: no row has ``old``). Used
+        when a replayed action finds its id taken in Redis by another action.
+        """
+        x = action_extras.c
+        stmt = (action_extras.update()
+                .where(x.simulation_id == simulation_id, x.agent_id == agent_id,
+                       x.action_id == old)
+                .values(action_id=new))
+        try:
+            with self.engine.begin() as conn:
+                return bool(conn.execute(stmt).rowcount)
+        except SQLAlchemyError as exc:
+            raise backend_error(exc) from exc
 
     @staticmethod
     def _existing_ids(conn: Connection, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
@@ -441,19 +471,9 @@ class Archive:
 
     def _select_actions(self, simulation_id: str) -> Select[Any]:
         """Action rows of a simulation joined with their side rows, in row-id order."""
-        cols = [agent_actions.c[name] for name in (*REQUIRED_ACTION_COLUMNS,
-                                                   *OPTIONAL_ACTION_COLUMNS)
-                if name in self.action_columns]
-        side = [action_extras.c[name] for name in (
-            "action_id", "position_x", "position_y", "embedding", "stored_at",
-            "details_full", "extra_fields")]
-        return (
-            select(*cols, *[c.label(f"x_{c.name}") for c in side])
-            .select_from(agent_actions.outerjoin(
-                action_extras, action_extras.c.row_id == agent_actions.c.action_id))
-            .where(agent_actions.c.simulation_id == simulation_id)
-            .order_by(agent_actions.c.action_id)
-        )
+        return (select_actions(self.action_columns)
+                .where(agent_actions.c.simulation_id == simulation_id)
+                .order_by(agent_actions.c.action_id))
 
     def read_rows(
         self, simulation_id: str, *, after: int | None = None, limit: int | None = None
@@ -473,8 +493,8 @@ class Archive:
             with self.engine.connect() as conn:
                 rows = [r._mapping for r in conn.execute(stmt)]
         except SQLAlchemyError as exc:
-            raise _backend_error(exc) from exc
-        return [(int(r["action_id"]), _decode(r)) for r in rows]
+            raise backend_error(exc) from exc
+        return [(int(r["action_id"]), decode_row(r)) for r in rows]
 
     def assign_ids(self, simulation_id: str) -> int:
         """Give an agentmem string id to every row of ``simulation_id`` that has none.
@@ -516,7 +536,7 @@ class Archive:
                     conn.execute(action_extras.insert(), list(chunk))
                 return len(side)
         except SQLAlchemyError as exc:
-            raise _backend_error(exc) from exc
+            raise backend_error(exc) from exc
 
     def count(self, simulation_id: str | None = None) -> int:
         """Rows in ``agent_actions`` (of one simulation when given)."""
@@ -527,7 +547,23 @@ class Archive:
             return int(conn.execute(stmt).scalar_one())
 
 
-def _decode(row: RowMapping) -> Action:
+def select_actions(columns: frozenset[str]) -> Select[Any]:
+    """``agent_actions`` rows (the ``columns`` the table has) outer-joined with their
+    side rows, labelled as :func:`decode_row` reads them; no filter, no order."""
+    cols = [agent_actions.c[name] for name in (*REQUIRED_ACTION_COLUMNS,
+                                               *OPTIONAL_ACTION_COLUMNS)
+            if name in columns]
+    side = [action_extras.c[name] for name in (
+        "action_id", "position_x", "position_y", "embedding", "stored_at",
+        "details_full", "extra_fields")]
+    return (
+        select(*cols, *[c.label(f"x_{c.name}") for c in side])
+        .select_from(agent_actions.outerjoin(
+            action_extras, action_extras.c.row_id == agent_actions.c.action_id))
+    )
+
+
+def decode_row(row: RowMapping) -> Action:
     try:
         full = row["x_details_full"]
         text = full if full is not None else row.get("details")
@@ -558,7 +594,7 @@ def _decode(row: RowMapping) -> Action:
         ) from None
 
 
-def _backend_error(exc: SQLAlchemyError) -> BackendError:
+def backend_error(exc: SQLAlchemyError) -> BackendError:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return Unavailable(f"the database connection was lost: {exc.orig}")
     if isinstance(exc, DBAPIError) and exc.orig is not None:
