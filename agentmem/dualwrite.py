@@ -13,22 +13,47 @@ that are already archived inserts nothing (``Archive.write`` skips known ids).
 ``background=True`` moves all I/O to a daemon thread fed by a bounded queue:
 ``add`` returns ``None`` at once unless the queue is full (then it waits), and
 an error of the thread is raised by the next call. See ``docs/dualwrite.md``.
+
+Failover (``docs/failover.md``): unless ``strict=True``, a write that cannot
+reach Redis still succeeds. Its actions get their ids here, go to a durable
+replay journal on disk and to the archive buffer; ``by_type``, ``by_target``,
+``timeline``, ``recent``, ``high_reward`` and ``get`` are answered by the
+archive meanwhile. Every ``retry_interval`` seconds a call probes Redis; when it
+answers, the journal is replayed (every index written) before anything else.
+A journal left by a crashed process is replayed by the next writer that opens
+it. With ``strict=True`` connection errors are raised (``Unavailable``).
 """
 
 from __future__ import annotations
 
 import atexit
+import logging
+import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.errors import AgentMemError, BackendError, ConfigError, InvalidInput, WriteError
+from agentmem.dualreads import FallbackReads
+from agentmem.errors import (
+    AgentMemError,
+    BackendError,
+    ConfigError,
+    DuplicateId,
+    InvalidInput,
+    Unavailable,
+    WriteError,
+)
+from agentmem.failover import DEFAULT_RETRY_INTERVAL, Failover, Replay, default_journal_path
+from agentmem.journal import Journal
 from agentmem.models import Action
 from agentmem.repository import build
+
+T = TypeVar("T")
+log = logging.getLogger("agentmem.dualwrite")
 
 DEFAULT_BUFFER_SIZE = 1000
 DEFAULT_INTERVAL = 30.0
@@ -59,7 +84,7 @@ def _as_agentmem_error(exc: BaseException, what: str) -> AgentMemError:
     return err
 
 
-class DualWriter:
+class DualWriter(FallbackReads):
     """Store actions in Redis and archive them to SQL in bulk; see the module doc."""
 
     def __init__(
@@ -71,6 +96,9 @@ class DualWriter:
         interval: float = DEFAULT_INTERVAL,
         background: bool = False,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        strict: bool = False,
+        journal: str | os.PathLike[str] | None = None,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
@@ -80,6 +108,12 @@ class DualWriter:
             raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ConfigError(f"queue_size must be a positive integer, got {queue_size!r}")
+        if isinstance(retry_interval, bool) or not isinstance(retry_interval, int | float) \
+                or not retry_interval >= 0:
+            raise ConfigError(f"retry_interval must be a number of seconds >= 0, got "
+                              f"{retry_interval!r}")
+        if strict and journal is not None:
+            raise ConfigError("strict=True raises connection errors: it keeps no journal")
         self.memory = memory
         self.archive = archive
         self.buffer_size = buffer_size
@@ -95,6 +129,13 @@ class DualWriter:
         self._queue: queue.Queue[_Item] | None = None
         self._thread: threading.Thread | None = None
         self._unsent: list[Action] = []  # background: taken from the queue, not in Redis yet
+        self.strict = strict
+        self._io = threading.RLock()  # one Redis write, replay or fallback read at a time
+        self.failover: Failover | None = None
+        if not strict:
+            path = default_journal_path(archive) if journal is None else journal
+            self.failover = Failover(memory, archive, Journal(path),
+                                     retry_interval=float(retry_interval), clock=clock)
         if background:
             self._queue = queue.Queue(maxsize=queue_size)
             self._thread = threading.Thread(target=self._run, name="agentmem-dualwrite",
@@ -139,17 +180,14 @@ class DualWriter:
             for a in items:
                 self._queue.put(a)  # blocks while the queue is full: backpressure
             return None
-        try:
-            stored = self.memory.actions.add_many(items)
-        except WriteError as exc:
-            # the records that were stored in Redis are archived too; the error propagates
+        with self._io:
+            stored, err = self._store(items)
             with self._lock:
-                self._buffer.extend(self._stored_part(items, exc))
-            raise
-        with self._lock:
-            self._buffer.extend(stored)
-            if self._due():
-                self._write_locked()
+                self._buffer.extend(stored)
+                if err is None and self._due():
+                    self._auto_write()
+        if err is not None:
+            raise err  # the records that were stored are archived too
         return stored
 
     def record(self, **fields: Any) -> Action | None:
@@ -163,8 +201,10 @@ class DualWriter:
         Redis and the archive, then raises the thread's error if there was one.
         """
         if self._queue is None:
-            with self._lock:
-                return self._write_locked()
+            with self._io:
+                self._recover()
+                with self._lock:
+                    return self._write_locked()
         self._wait_for_thread()  # drain first, so that a kept error never stops a drain
         self._raise_kept()
         return 0
@@ -176,9 +216,11 @@ class DualWriter:
         thread does this by itself; this only raises its kept error.
         """
         if self._queue is None:
-            with self._lock:
-                if self._clock() - self._last_write >= self.interval:
-                    return self._write_locked()
+            with self._io:
+                self._recover()
+                with self._lock:
+                    if self._clock() - self._last_write >= self.interval:
+                        return self._auto_write()
             return 0
         self._raise_kept()
         return 0
@@ -191,11 +233,16 @@ class DualWriter:
         """
         if self._closed:
             return
+        if self._queue is None:
+            with self._io:
+                self._recover(force=True)
         self.flush()
         self._closed = True
         if self._queue is not None and self._thread is not None:
             self._queue.put(_Stop())
             self._thread.join(timeout=30)
+        if self.failover is not None:
+            self.failover.journal.close()
         atexit.unregister(self.close)
 
     def __enter__(self) -> DualWriter:
@@ -253,16 +300,129 @@ class DualWriter:
     def _write_locked(self) -> int:
         """Archive the buffer in one transaction; clear it only when that succeeded."""
         batch = list(self._buffer)
-        if batch:
-            try:
-                n = self.archive.write(batch)
-            except Exception as exc:
-                raise _as_agentmem_error(exc, "the archive write failed") from exc
-            del self._buffer[:len(batch)]
-        else:
-            n = 0
+        fo = self.failover
+        try:
+            if fo is not None:
+                fo.apply_renames()
+            n = self.archive.write(batch) if batch else 0
+        except Exception as exc:
+            raise _as_agentmem_error(exc, "the archive write failed") from exc
+        del self._buffer[:len(batch)]
+        if fo is not None:
+            fo.confirm()  # whatever a replay handed over is archived now
         self._last_write = self._clock()
         return n
+
+    def _auto_write(self) -> int:
+        """An archive write the writer decided on (buffer full, interval passed).
+
+        Unless strict, an unreachable archive is not the agent loop's problem:
+        the rows stay buffered (and journaled, if Redis is down) for the next try.
+        """
+        try:
+            return self._write_locked()
+        except Unavailable as exc:
+            if self.strict:
+                raise
+            log.warning("the archive is unreachable (%s); %d rows kept for the next try",
+                        exc, len(self._buffer))
+            self._last_write = self._clock()
+            return 0
+
+    # -- failover -----------------------------------------------------------------------------
+
+    def _store(self, items: list[Action]) -> tuple[list[Action], WriteError | None]:
+        """Store ``items`` in Redis, or divert them while it is unreachable.
+
+        Returns what was stored (to archive) and the error to raise for what was
+        refused. Called with ``_io`` held.
+        """
+        fo = self.failover
+        if fo is not None and fo.needs_replay:
+            self._recover()
+            if fo.down:
+                return self._divert(items)
+        try:
+            return self.memory.actions.add_many(items), None
+        except Unavailable as exc:
+            if fo is None:
+                raise
+            with self._lock:
+                fo.mark_down(exc, self._buffer)
+            return self._divert(items)
+        except WriteError as exc:
+            try:
+                return self._stored_part(items, exc), exc
+            except Unavailable as again:
+                if fo is None:
+                    raise
+                # stored in Redis, unreadable now: journaled too, the replay finds them there
+                with self._lock:
+                    fo.mark_down(again, self._buffer)
+                kept = [a for n, a in enumerate(items) if n not in exc.failed]
+                return self._divert(kept)[0], exc
+
+    def _divert(self, items: list[Action]) -> tuple[list[Action], WriteError | None]:
+        assert self.failover is not None
+        out, failed = self.failover.divert(items)
+        if not failed:
+            return out, None
+        n, reason = min(failed.items())
+        return out, DuplicateId(
+            f"{len(failed)} of {len(items)} records refused (record {n}: {reason}); the "
+            "others were stored (Redis is unreachable: in the replay journal)",
+            stored=[str(a.action_id) for a in out], failed=failed)
+
+    def _recover(self, *, force: bool = False) -> None:
+        """Replay the journal if Redis answers (when a probe is due); called with ``_io``."""
+        fo = self.failover
+        if fo is None or not fo.needs_replay:
+            return
+        done = fo.recover(force=force)
+        if done is not None:
+            self._take_replay(done)
+
+    def _take_replay(self, done: Replay) -> None:
+        """Hand the replayed actions to the archive buffer, under their final ids."""
+        with self._lock:
+            old = set(done.renamed)
+            keep = [a for a in self._buffer
+                    if (a.simulation_id, a.agent_id, a.action_id) not in old]
+            have = {(a.simulation_id, a.agent_id, a.action_id) for a in keep}
+            keep.extend(a for a in done.actions
+                        if (a.simulation_id, a.agent_id, a.action_id) not in have)
+            self._buffer[:] = keep
+            self._auto_write()
+
+    @property
+    def redis_down(self) -> bool:
+        """Whether the last Redis call failed to connect (writes go to the journal)."""
+        return self.failover is not None and self.failover.down
+
+    @property
+    def journaled(self) -> int:
+        """Appends in the replay journal not yet known to be in Redis and the archive."""
+        return 0 if self.failover is None else len(self.failover.journal)
+
+    # -- reads: Redis, or the archive while Redis is unreachable ------------------------------
+
+    def _read(self, from_redis: Callable[[], T], from_archive: Callable[[], T]) -> T:
+        self._check_open()
+        fo = self.failover
+        with self._io:
+            if fo is not None and fo.needs_replay:
+                self._recover()
+            if fo is None or not fo.down:
+                try:
+                    return from_redis()
+                except Unavailable as exc:
+                    if fo is None:
+                        raise
+                    with self._lock:
+                        fo.mark_down(exc, self._buffer)
+            with self._lock:
+                self._write_locked()  # the archive must hold everything written so far
+            return from_archive()
 
     def _wait_for_thread(self) -> None:
         assert self._queue is not None
@@ -317,33 +477,38 @@ class DualWriter:
 
     def _round(self, *, force: bool) -> None:
         """Store what was taken in Redis, then archive if due (or forced)."""
-        if self._unsent:
-            batch = self._unsent
-            try:
-                stored = self.memory.actions.add_many(batch)
-            except WriteError as exc:
-                # some records were refused and the rest stored: the refused ones are not
-                # retried (they would be refused again), the stored ones are archived
-                self._unsent = []
-                self._keep(exc, "the background Redis write failed")
+        with self._io:
+            if force:
                 try:
-                    part = self._stored_part(batch, exc)
-                except Exception as again:
-                    self._keep(again, "reading back the stored records failed")
+                    self._recover(force=True)
+                except Exception as exc:
+                    self._keep(exc, "replaying the journal failed")
+            if self._unsent:
+                batch = self._unsent
+                try:
+                    stored, err = self._store(batch)
+                except InvalidInput as exc:  # cannot happen: add_many checked them
+                    self._unsent = []
+                    self._keep(exc, "the background Redis write failed")
                     return
+                except Exception as exc:
+                    self._keep(exc, "the background Redis write failed")  # kept for a retry
+                    return
+                self._unsent = []
                 with self._lock:
-                    self._buffer.extend(part)
-                return
-            except Exception as exc:
-                self._keep(exc, "the background Redis write failed")  # kept for a retry
-                return
-            self._unsent = []
+                    self._buffer.extend(stored)
+                if err is not None:
+                    # refused records are not retried (they would be refused again)
+                    self._keep(err, "the background Redis write failed")
+                    return
             with self._lock:
-                self._buffer.extend(stored)
-        with self._lock:
-            if force or self._due():
-                try:
-                    self._write_locked()
-                except AgentMemError as exc:
-                    self._keep(exc, "the background archive write failed")
-
+                if force:
+                    try:
+                        self._write_locked()
+                    except AgentMemError as exc:
+                        self._keep(exc, "the background archive write failed")
+                elif self._due():
+                    try:
+                        self._auto_write()
+                    except AgentMemError as exc:
+                        self._keep(exc, "the background archive write failed")

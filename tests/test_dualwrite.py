@@ -387,13 +387,13 @@ def test_background_error_surfaces_on_next_add(mem: Memory, archive: Archive, db
     assert archived_ids(archive) == ["a1-0-move", "a1-1-move"]
 
 
-def test_background_redis_stopped_surfaces_and_is_retried(archive: Archive) -> None:
+def test_strict_background_redis_stopped_surfaces_and_is_retried(archive: Archive) -> None:
     if find_binary("redis") is None:
         pytest.skip("no redis-server on PATH")
     server = LocalServer("redis").start()
     try:
         mem = agentmem.connect(server.url, socket_timeout=1, socket_connect_timeout=1)
-        w = DualWriter(mem, archive, background=True)
+        w = DualWriter(mem, archive, background=True, strict=True)
         w.add(act(step=0))
         w.flush()
         port = server.port

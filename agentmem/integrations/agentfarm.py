@@ -15,6 +15,7 @@ otherwise. See ``docs/agentfarm.md``.
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.dualwrite import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
 from agentmem.errors import ConfigError
+from agentmem.failover import DEFAULT_RETRY_INTERVAL
 
 __all__ = ["AgentFarmLogger"]
 
@@ -40,7 +42,9 @@ class AgentFarmLogger:
     and whose ``flush_if_needed`` / ``flush_all_buffers`` are called with ours.
     ``buffer_size`` and ``commit_interval`` are AgentFarm's names and defaults
     (1000 rows, 30 seconds) for the archive's bulk writes; ``background=True``
-    moves all I/O to a thread (see ``docs/dualwrite.md``).
+    moves all I/O to a thread (see ``docs/dualwrite.md``). While Redis is
+    unreachable, actions go to the archive and a replay journal (``journal``,
+    ``retry_interval``); ``strict=True`` raises instead (see ``docs/failover.md``).
     """
 
     def __init__(
@@ -53,11 +57,16 @@ class AgentFarmLogger:
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         commit_interval: float = DEFAULT_INTERVAL,
         background: bool = False,
+        strict: bool = False,
+        journal: str | os.PathLike[str] | None = None,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
     ) -> None:
         self.simulation_id = simulation_id
         self.wrapped = wrapped
         self.writer = DualWriter(memory, archive, buffer_size=buffer_size,
-                                 interval=commit_interval, background=background)
+                                 interval=commit_interval, background=background,
+                                 strict=strict, journal=journal,
+                                 retry_interval=retry_interval)
 
     # -- AgentFarm's action protocol ------------------------------------------------------
 

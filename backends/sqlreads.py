@@ -1,0 +1,163 @@
+"""Agent-level queries answered by the SQL archive, shaped like the Redis ones.
+
+While Redis is unreachable, the dual writer answers the queries the archive
+can answer from it (see ``docs/failover.md``). Each function here returns what
+the :class:`~agentmem.actions.ActionRepository` method of the same name returns
+for the same data, in the same order:
+
+- ``by_type`` / ``by_target``: newest first, by step, then by action id;
+- ``timeline``: by step, then id (oldest first unless ``newest_first``);
+- ``recent``: the ``n`` newest, newest first;
+- ``high_reward``: ``reward >= min_reward``, highest first, then by id (descending);
+- ``get``: one action by its string id, or ``None``.
+
+Ids compare byte by byte, as Redis compares members (on PostgreSQL with the
+``C`` collation). Rows AgentFarm wrote without an agentmem id have ``action_id``
+``None`` and sort after every id of their step.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from agentmem.backends.sql import (
+    Archive,
+    action_extras,
+    agent_actions,
+    backend_error,
+    decode_row,
+    select_actions,
+)
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from agentmem.errors import InvalidInput
+from agentmem.models import Action
+
+__all__ = ["action_ids", "by_target", "by_type", "get", "high_reward", "recent", "timeline"]
+
+
+def _limit(limit: int | None) -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
+    return limit
+
+
+def _bound(value: float | None, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidInput(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _text(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{what} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _id_column(archive: Archive) -> ColumnElement[Any]:
+    col: ColumnElement[Any] = action_extras.c.action_id
+    if archive.engine.dialect.name == "postgresql":
+        col = col.collate("C")
+    return col
+
+
+def _order(archive: Archive, first: ColumnElement[Any], *, descending: bool
+           ) -> list[ColumnElement[Any]]:
+    ident = _id_column(archive)
+    row = agent_actions.c.action_id
+    if descending:
+        # NULL ids (rows AgentFarm wrote) after the ids of their step
+        return [first.desc(), ident.is_(None).asc(), ident.desc(), row.desc()]
+    return [first.asc(), ident.is_(None).desc(), ident.asc(), row.asc()]
+
+
+def _run(archive: Archive, stmt: Select[Any], limit: int | None) -> list[Action]:
+    if limit is not None:
+        if limit == 0:
+            return []
+        stmt = stmt.limit(limit)
+    try:
+        with archive.engine.connect() as conn:
+            rows = [r._mapping for r in conn.execute(stmt)]
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+    return [decode_row(r) for r in rows]
+
+
+def _agent(archive: Archive, agent_id: str) -> Select[Any]:
+    return select_actions(archive.action_columns).where(
+        agent_actions.c.agent_id == _text(agent_id, "agent_id"))
+
+
+def action_ids(archive: Archive, agent_id: str) -> set[str]:
+    """Every agentmem string id archived for ``agent_id`` (in any simulation)."""
+    x = action_extras.c
+    stmt = select(x.action_id).where(x.agent_id == _text(agent_id, "agent_id"))
+    try:
+        with archive.engine.connect() as conn:
+            return set(conn.execute(stmt).scalars())
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+
+
+def get(archive: Archive, agent_id: str, action_id: str) -> Action | None:
+    """The archived action ``action_id`` of ``agent_id``, or ``None``."""
+    stmt = _agent(archive, agent_id).where(
+        action_extras.c.action_id == _text(action_id, "action_id"))
+    found = _run(archive, stmt, 1)
+    return found[0] if found else None
+
+
+def by_type(archive: Archive, agent_id: str, action_type: str, limit: int | None = None
+            ) -> list[Action]:
+    """The agent's actions of one type, newest first (by step, then id)."""
+    stmt = _agent(archive, agent_id).where(
+        agent_actions.c.action_type == _text(action_type, "action_type"))
+    stmt = stmt.order_by(*_order(archive, agent_actions.c.step_number, descending=True))
+    return _run(archive, stmt, _limit(limit))
+
+
+def by_target(archive: Archive, agent_id: str, target_id: str, limit: int | None = None
+              ) -> list[Action]:
+    """The agent's actions aimed at ``target_id``, newest first."""
+    stmt = _agent(archive, agent_id).where(
+        agent_actions.c.action_target_id == _text(target_id, "target_id"))
+    stmt = stmt.order_by(*_order(archive, agent_actions.c.step_number, descending=True))
+    return _run(archive, stmt, _limit(limit))
+
+
+def timeline(archive: Archive, agent_id: str, start: int | None = None, end: int | None = None,
+             *, newest_first: bool = False, limit: int | None = None) -> list[Action]:
+    """Actions with ``start <= step_number <= end`` (either bound open), oldest first."""
+    stmt = _agent(archive, agent_id)
+    lo, hi = _bound(start, "start"), _bound(end, "end")
+    if lo is not None:
+        stmt = stmt.where(agent_actions.c.step_number >= lo)
+    if hi is not None:
+        stmt = stmt.where(agent_actions.c.step_number <= hi)
+    stmt = stmt.order_by(*_order(archive, agent_actions.c.step_number,
+                                 descending=newest_first))
+    return _run(archive, stmt, _limit(limit))
+
+
+def recent(archive: Archive, agent_id: str, n: int = 10) -> list[Action]:
+    """The ``n`` most recent actions, newest first."""
+    return timeline(archive, agent_id, newest_first=True, limit=_limit(n))
+
+
+def high_reward(archive: Archive, agent_id: str, min_reward: float = 0.5,
+                limit: int | None = 10) -> list[Action]:
+    """Actions with ``reward >= min_reward``, highest reward first."""
+    stmt = _agent(archive, agent_id)
+    lo = _bound(min_reward, "min_reward")
+    stmt = stmt.where(agent_actions.c.reward.is_not(None))
+    if lo is not None and lo != -math.inf:
+        stmt = stmt.where(agent_actions.c.reward >= lo)
+    stmt = stmt.order_by(*_order(archive, agent_actions.c.reward, descending=True))
+    return _run(archive, stmt, _limit(limit))
