@@ -13,8 +13,11 @@ database (either generation of the table) is used as it is. See
 
 from __future__ import annotations
 
+import functools
 import json
+import operator
 import os
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,7 +50,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import URL, Connection, RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeEngine
 
@@ -195,13 +198,73 @@ def split_details(details: Any) -> tuple[str | None, str | None]:
     return _details_marker(len(text)), text
 
 
-class _Prepared:
-    __slots__ = ("action", "main", "side")
+_SIDE_COLUMNS = ("simulation_id", "agent_id", "action_id", "position_x", "position_y",
+                 "embedding", "stored_at", "details_full", "extra_fields", "row_id")
+"""The side table's columns in the order a prepared side row holds them (``row_id`` last:
+it is known only once the ``agent_actions`` row is in)."""
 
-    def __init__(self, action: Action, main: dict[str, Any], side: dict[str, Any]) -> None:
-        self.action = action
-        self.main = main
-        self.side = side
+_LOOKUP_CHUNK = 300
+"""Rows per id lookup query (three parameters each: under SQLite's oldest limit of 999)."""
+
+
+class _Batch:
+    """Rows of one ``write`` call ready for the database, as plain tuples.
+
+    ``main`` holds ``agent_actions`` rows in the column order of
+    :attr:`Archive._main_columns`; ``side`` holds ``agentmem_action_extras``
+    rows in :data:`_SIDE_COLUMNS` order without the last one (``row_id``).
+    """
+
+    __slots__ = ("agents", "main", "side", "sims")
+
+    def __init__(self) -> None:
+        self.main: list[tuple[Any, ...]] = []
+        self.side: list[tuple[Any, ...]] = []
+        self.sims: dict[str, None] = {}  # in first-seen order
+        self.agents: dict[str, str] = {}  # agent id -> simulation of its first action
+
+
+class _Attempt:
+    """One transaction of a ``write`` call: whether it may trust the parent cache, whether
+    it did, and the parent rows it made sure of (remembered once it has committed)."""
+
+    __slots__ = ("agents", "relied_on_cache", "sims", "use_cache")
+
+    def __init__(self, use_cache: bool) -> None:
+        self.use_cache = use_cache
+        self.relied_on_cache = False
+        self.sims: list[str] = []
+        self.agents: list[str] = []
+
+
+_SQLITE_TOP = (
+    "SELECT (SELECT max(action_id) FROM agent_actions), "
+    "(SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+    "AND lower(tbl_name) = 'agent_actions')"
+)
+"""SQLite: the largest row id of ``agent_actions`` and how many triggers the table has."""
+
+
+@functools.lru_cache(maxsize=8)
+def _sqlite_lookup(rows: int) -> str:
+    """SQLite: the archived ``(simulation_id, agent_id, action_id)`` among ``rows`` given
+    triples, one probe of the side table's unique index per triple."""
+    values = ",".join(["(?,?,?)"] * rows)
+    return (
+        "SELECT x.simulation_id, x.agent_id, x.action_id "
+        f"FROM (VALUES {values}) AS v JOIN agentmem_action_extras AS x "
+        "ON x.simulation_id = v.column1 AND x.agent_id = v.column2 AND x.action_id = v.column3"
+    )
+
+
+def _foreign_key_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row for a missing parent (not, e.g., a duplicate)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23503":  # PostgreSQL foreign_key_violation
+        return True
+    if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY":
+        return True
+    return "foreign key" in str(orig).lower()
 
 
 def _existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
@@ -241,6 +304,32 @@ class Archive:
         except BaseException:
             engine.dispose()
             raise
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._returning = bool(engine.dialect.insert_returning)
+        columns = self.action_columns
+        plain = tuple(c for c in (*REQUIRED_ACTION_COLUMNS[1:], *OPTIONAL_ACTION_COLUMNS)
+                      if c in columns and c != "details")
+        self._has_details = "details" in columns
+        # agent_actions columns written, in the order of a prepared row (details last)
+        self._main_columns = plain + (("details",) if self._has_details else ())
+        self._main_values = operator.itemgetter(*plain)
+        # action fields the table lacks: kept in agentmem_action_extras.extra_fields
+        self._extra_names = tuple(c for c in OPTIONAL_ACTION_COLUMNS
+                                  if c not in columns and c != "details")
+        quote = engine.dialect.identifier_preparer.quote
+        main_cols = ", ".join(quote(c) for c in self._main_columns)
+        marks = ", ".join("?" * len(self._main_columns))
+        self._sql_main = f"INSERT INTO agent_actions ({main_cols}) VALUES ({marks})"
+        self._sql_main_returning = self._sql_main + " RETURNING action_id"
+        self._sql_main_keyed = (f"INSERT INTO agent_actions ({main_cols}, action_id) "
+                                f"VALUES ({marks}, ?)")
+        self._sql_side = (
+            f"INSERT INTO agentmem_action_extras ({', '.join(quote(c) for c in _SIDE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_SIDE_COLUMNS))})")
+        # simulations and agents rows seen committed by this archive: not looked up again
+        self._known_sims: set[str] = set()
+        self._known_agents: set[str] = set()
+        self._known_lock = threading.Lock()
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -285,11 +374,25 @@ class Archive:
                 raise InvalidInput(f"record {n}: expected an Action, got {type(action).__name__}")
         if not actions:
             return 0
-        try:
-            with self.engine.begin() as conn:
-                return self._write(conn, actions)
-        except SQLAlchemyError as exc:
-            raise backend_error(exc) from exc
+        use_cache = True
+        while True:
+            attempt = _Attempt(use_cache)
+            try:
+                with self.engine.begin() as conn:
+                    inserted = self._write(conn, actions, attempt)
+            except IntegrityError as exc:
+                if attempt.relied_on_cache and _foreign_key_violation(exc):
+                    # a parent row the cache vouched for may have been deleted since:
+                    # forget what the cache knows and write the whole call again, checked
+                    self._forget_parents()
+                    use_cache = False
+                    continue
+                raise backend_error(exc) from exc
+            except SQLAlchemyError as exc:
+                raise backend_error(exc) from exc
+            # committed: from now on these parent rows are known to exist
+            self._remember_parents(attempt.sims, attempt.agents)
+            return inserted
 
     def existing_ids(self, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
         """Archived ``(simulation_id, agent_id, action_id)`` that ``actions`` could
@@ -322,24 +425,34 @@ class Archive:
     def _existing_ids(conn: Connection, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
         """The archived ids that ``actions`` could collide with (never a whole simulation)."""
         x = action_extras.c
-        explicit: dict[str, set[str]] = {}
-        wanted: set[tuple[str, str, str]] = set()
+        wanted: dict[tuple[str, str, str], None] = {}
         bases: set[tuple[str, str, str]] = set()
         for a in actions:
-            if a.action_id is not None:
-                explicit.setdefault(a.simulation_id, set()).add(a.action_id)
-                wanted.add((a.simulation_id, a.agent_id, a.action_id))
+            d = a.__dict__
+            agent = d["agent_id"]
+            if d["action_id"] is not None:
+                wanted[(d["simulation_id"], agent, d["action_id"])] = None
             else:
-                bases.add((a.simulation_id, a.agent_id,
-                           f"{a.agent_id}-{a.step_number}-{a.action_type}"))
+                bases.add((d["simulation_id"], agent,
+                           f"{agent}-{d['step_number']}-{d['action_type']}"))
         found: set[tuple[str, str, str]] = set()
         columns = (x.simulation_id, x.agent_id, x.action_id)
-        for sim, ids in sorted(explicit.items()):
-            for chunk in _chunks(sorted(ids), 500):
-                stmt = select(*columns).where(x.simulation_id == sim, x.action_id.in_(chunk))
-                for s_id, a_id, act_id in conn.execute(stmt):
-                    if (s_id, a_id, act_id) in wanted:
-                        found.add((s_id, a_id, act_id))
+        # SQLite: each id is one probe of the side table's unique (simulation, agent, action) index
+        if conn.dialect.name == "sqlite":
+            for chunk in _chunks(list(wanted), _LOOKUP_CHUNK):
+                found.update(tuple(row) for row in conn.exec_driver_sql(
+                    _sqlite_lookup(len(chunk)), tuple(v for key in chunk for v in key)))
+        else:  # other databases: the query as it was, per simulation and 500 ids
+            explicit: dict[str, set[str]] = {}
+            for sim, _agent, aid in wanted:
+                explicit.setdefault(sim, set()).add(aid)
+            for sim, ids in sorted(explicit.items()):
+                for ids_chunk in _chunks(sorted(ids), 500):
+                    stmt = select(*columns).where(x.simulation_id == sim,
+                                                  x.action_id.in_(ids_chunk))
+                    for s_id, a_id, act_id in conn.execute(stmt):
+                        if (s_id, a_id, act_id) in wanted:
+                            found.add((s_id, a_id, act_id))
         for group in _chunks(sorted(bases), 100):
             stmt = select(*columns).where(or_(*[
                 and_(x.simulation_id == sim, x.agent_id == agent,
@@ -349,113 +462,171 @@ class Archive:
             found.update((s_id, a_id, act_id) for s_id, a_id, act_id in conn.execute(stmt))
         return found
 
-    def _prepare(
-        self, actions: Sequence[Action], taken: set[tuple[str, str, str]]
-    ) -> list[_Prepared]:
-        columns = self.action_columns
-        out: list[_Prepared] = []
+    def _prepare(self, actions: Sequence[Action], taken: set[tuple[str, str, str]]) -> _Batch:
+        """The rows to insert for the actions whose id is not ``taken`` (ids are added)."""
+        batch = _Batch()
+        main, side = batch.main, batch.side
+        sims, agents = batch.sims, batch.agents
+        targets: dict[str, str] = {}
+        main_values = self._main_values
+        has_details = self._has_details
+        extra_names = self._extra_names
+        fk_target = self._fk_target
         for n, action in enumerate(actions):
-            sim, agent = action.simulation_id, action.agent_id
-            if action.action_id is not None:
-                aid = action.action_id
-                if (sim, agent, aid) in taken:
+            d = action.__dict__  # the validated field values (a frozen pydantic model)
+            sim, agent, aid = d["simulation_id"], d["agent_id"], d["action_id"]
+            if aid is not None:
+                key = (sim, agent, aid)
+                if key in taken:
                     continue  # archived already (or earlier in this call)
             else:
-                base = f"{agent}-{action.step_number}-{action.action_type}"
+                base = f"{agent}-{d['step_number']}-{d['action_type']}"
                 aid, suffix = base, 0
-                while (sim, agent, aid) in taken:
+                key = (sim, agent, aid)
+                while key in taken:
                     suffix += 1
                     aid = f"{base}.{suffix}"
+                    key = (sim, agent, aid)
                 if len(aid) > 128:
                     raise InvalidInput(f"record {n}: generated action id {aid!r} is too long")
-            taken.add((sim, agent, aid))
-            try:
-                details, details_full = split_details(action.details)
-            except InvalidInput as exc:
-                raise InvalidInput(f"record {n}: {exc}") from None
-            row: dict[str, Any] = {
-                "simulation_id": sim,
-                "step_number": action.step_number,
-                "agent_id": agent,
-                "action_type": action.action_type,
-            }
-            if "details" not in columns and details_full is None:
-                details_full = details  # no details column: the side table keeps the text
-            extra: dict[str, Any] = {}
-            for name in OPTIONAL_ACTION_COLUMNS:
-                if name == "details":
-                    if name in columns:
-                        row[name] = details
-                    continue
-                value = getattr(action, name)
-                if name in columns:
-                    row[name] = value
-                elif value is not None:
-                    extra[name] = value
-            position = action.position
-            embedding = action.embedding
-            side = {
-                "simulation_id": sim,
-                "agent_id": agent,
-                "action_id": aid,
-                "position_x": None if position is None else position[0],
-                "position_y": None if position is None else position[1],
-                "embedding": None if embedding is None else embedding.astype("<f4").tobytes(),
-                "stored_at": action.stored_at,
-                "details_full": details_full,
-                "extra_fields": json.dumps(extra, separators=(",", ":")) if extra else None,
-            }
-            out.append(_Prepared(action, row, side))
-        return out
+            taken.add(key)
+            if d["details"] is None:
+                details = details_full = None
+            else:
+                try:
+                    details, details_full = split_details(d["details"])
+                except InvalidInput as exc:
+                    raise InvalidInput(f"record {n}: {exc}") from None
+            if has_details:
+                main.append((*main_values(d), details))
+            else:
+                main.append(main_values(d))
+                if details_full is None:
+                    details_full = details  # no details column: the side table keeps the text
+            extra_fields = None
+            if extra_names:
+                extra = {name: d[name] for name in extra_names if d[name] is not None}
+                if extra:
+                    extra_fields = json.dumps(extra, separators=(",", ":"))
+            position = d["position"]
+            embedding = d["embedding"]
+            if position is None:
+                side.append((sim, agent, aid, None, None,
+                             None if embedding is None else embedding.astype("<f4").tobytes(),
+                             d["stored_at"], details_full, extra_fields))
+            else:
+                side.append((sim, agent, aid, position[0], position[1],
+                             None if embedding is None else embedding.astype("<f4").tobytes(),
+                             d["stored_at"], details_full, extra_fields))
+            if sim not in sims:
+                sims[sim] = None
+            if agent not in agents:
+                agents[agent] = sim
+            if fk_target:  # the old generation: action_target_id references agents
+                target = d["action_target_id"]
+                if target is not None and target not in targets:
+                    targets[target] = sim
+        for target, sim in targets.items():
+            agents.setdefault(target, sim)
+        return batch
 
-    def _write_parents(self, conn: Connection, prepared: Sequence[_Prepared]) -> None:
-        sims = sorted({p.action.simulation_id for p in prepared})
-        agent_sims: dict[str, str] = {}
-        for p in prepared:
-            agent_sims.setdefault(p.action.agent_id, p.action.simulation_id)
-        if self._fk_target:  # the old generation: action_target_id references agents
-            for p in prepared:
-                target = p.action.action_target_id
-                if target is not None:
-                    agent_sims.setdefault(target, p.action.simulation_id)
-        have_sims = _existing(conn, simulations.c.simulation_id, sims)
-        new_sims = [s for s in sims if s not in have_sims]
-        if new_sims:
-            path = self.location[:255]
-            conn.execute(simulations.insert(), [
-                {"simulation_id": s, "status": "pending", "parameters": {},
-                 "simulation_db_path": path}
-                for s in new_sims
-            ])
-        agent_ids = sorted(agent_sims)
-        have_agents = _existing(conn, agents.c.agent_id, agent_ids)
-        new_agents = [a for a in agent_ids if a not in have_agents]
-        if new_agents:
-            conn.execute(agents.insert(), [
-                {"agent_id": a, "simulation_id": agent_sims[a]} for a in new_agents
-            ])
+    def _write_parents(self, conn: Connection, batch: _Batch, attempt: _Attempt) -> None:
+        """Insert the ``simulations`` and ``agents`` rows ``batch`` needs and lacks.
 
-    def _write(self, conn: Connection, actions: Sequence[Action]) -> int:
-        prepared = self._prepare(actions, self._existing_ids(conn, actions))
-        if not prepared:
+        Rows this archive saw committed before are not looked up again (when
+        ``attempt.use_cache``); ``attempt`` records the parents of the call.
+        """
+        use_cache = attempt.use_cache
+        known_sims = self._known_sims if use_cache else frozenset()
+        known_agents = self._known_agents if use_cache else frozenset()
+        attempt.sims = list(batch.sims)
+        attempt.agents = list(batch.agents)
+        sims = sorted(s for s in batch.sims if s not in known_sims)
+        agent_ids = sorted(a for a in batch.agents if a not in known_agents)
+        if len(sims) < len(batch.sims) or len(agent_ids) < len(batch.agents):
+            attempt.relied_on_cache = True
+        if sims:
+            have_sims = _existing(conn, simulations.c.simulation_id, sims)
+            new_sims = [s for s in sims if s not in have_sims]
+            if new_sims:
+                path = self.location[:255]
+                conn.execute(simulations.insert(), [
+                    {"simulation_id": s, "status": "pending", "parameters": {},
+                     "simulation_db_path": path}
+                    for s in new_sims
+                ])
+        if agent_ids:
+            have_agents = _existing(conn, agents.c.agent_id, agent_ids)
+            new_agents = [a for a in agent_ids if a not in have_agents]
+            if new_agents:
+                conn.execute(agents.insert(), [
+                    {"agent_id": a, "simulation_id": batch.agents[a]} for a in new_agents
+                ])
+
+    def _remember_parents(self, sims: Sequence[str], agent_ids: Sequence[str]) -> None:
+        with self._known_lock:
+            self._known_sims.update(sims)
+            self._known_agents.update(agent_ids)
+
+    def _forget_parents(self) -> None:
+        with self._known_lock:
+            self._known_sims.clear()
+            self._known_agents.clear()
+
+    def _write(self, conn: Connection, actions: Sequence[Action], attempt: _Attempt) -> int:
+        batch = self._prepare(actions, self._existing_ids(conn, actions))
+        if not batch.main:
             return 0
-        self._write_parents(conn, prepared)
-        main_rows = [p.main for p in prepared]
-        stmt = agent_actions.insert().returning(
-            agent_actions.c.action_id, sort_by_parameter_order=True
-        )
-        keys = list(conn.execute(stmt, main_rows).scalars())
-        if len(keys) != len(prepared):
-            raise BackendError(
-                f"the database returned {len(keys)} keys for {len(prepared)} inserted rows"
+        self._write_parents(conn, batch, attempt)
+        if self._sqlite:
+            keys = self._insert_sqlite(conn, batch.main)
+        else:
+            names = self._main_columns
+            stmt = agent_actions.insert().returning(
+                agent_actions.c.action_id, sort_by_parameter_order=True
             )
-        side_rows = []
-        for key, p in zip(keys, prepared, strict=True):
-            side = dict(p.side)
-            side["row_id"] = key
-            side_rows.append(side)
-        conn.execute(action_extras.insert(), side_rows)
-        return len(prepared)
+            keys = list(conn.execute(stmt, [dict(zip(names, row, strict=True))
+                                            for row in batch.main]).scalars())
+        if len(keys) != len(batch.main):
+            raise BackendError(
+                f"the database returned {len(keys)} keys for {len(batch.main)} inserted rows"
+            )
+        side = [(*row, key) for row, key in zip(batch.side, keys, strict=True)]
+        if self._sqlite:
+            conn.exec_driver_sql(self._sql_side, side)
+        else:
+            conn.execute(action_extras.insert(),
+                         [dict(zip(_SIDE_COLUMNS, row, strict=True)) for row in side])
+        return len(batch.main)
+
+    def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> Sequence[int]:
+        """Insert ``agent_actions`` rows on SQLite; their row ids, in order.
+
+        The first row gets its id from SQLite; from then on this transaction
+        holds SQLite's write lock (no other connection writes or changes the
+        schema until it ends), so if that id is the table's largest and no
+        trigger fires on the table, the next ids are free and are exactly those
+        SQLite would assign one by one: the other rows go in with them, in one
+        ``executemany``. Otherwise every row is inserted alone and its id read back.
+        """
+        first = self._insert_one(conn, rows[0])
+        if len(rows) == 1:
+            return [first]
+        top, triggers = conn.exec_driver_sql(_SQLITE_TOP).one()
+        if top == first and not triggers:
+            conn.exec_driver_sql(self._sql_main_keyed,
+                                 [(*row, first + n) for n, row in enumerate(rows) if n])
+            return range(first, first + len(rows))
+        return [first, *(self._insert_one(conn, row) for row in rows[1:])]
+
+    def _insert_one(self, conn: Connection, row: tuple[Any, ...]) -> int:
+        if self._returning:
+            key = conn.exec_driver_sql(self._sql_main_returning, row).scalar_one()
+        else:
+            key = conn.exec_driver_sql(self._sql_main, row).lastrowid
+        if not isinstance(key, int):
+            raise BackendError(f"the database returned the row id {key!r}")
+        return key
 
     # -- reading ------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agentmem.backends.sql import DETAILS_MAX_LENGTH, open_archive
+from agentmem.backends.sql import DETAILS_MAX_LENGTH, Archive, open_archive
 from sqlalchemy import (
     JSON,
     Column,
@@ -216,6 +216,154 @@ def test_default_archive_is_agentmem_db_in_cwd(tmp_path: Path,
     with open_archive() as archive:
         archive.write(make_actions(5))
     assert (tmp_path / "agentmem.db").exists()
+
+
+# -- the write path: id lookups, row ids, the parent cache --------------------------------
+
+
+def _by_id(actions: list[Action]) -> list[Action]:
+    return sorted(actions, key=lambda a: (a.agent_id, a.action_id or ""))
+
+
+def test_rewrite_of_a_mix_looks_up_every_id(db: Db) -> None:
+    actions = make_actions(1000)
+    old = actions[::3] + actions[1::3]  # 667 of them, archived first
+    with open_archive(db.url) as archive:
+        assert archive.write(old) == 667
+        assert archive.existing_ids(actions) == {
+            (a.simulation_id, a.agent_id, str(a.action_id)) for a in old}
+        assert archive.write(list(reversed(actions))) == 333
+        assert archive.write(actions) == 0
+        assert archive.count() == 1000
+        assert _by_id(archive.read("sim_3f9a2c1d")) == _by_id(actions)
+
+
+def test_two_archives_on_one_database_interleave(db: Db) -> None:
+    a1, a2 = make_actions(300), make_actions(300, sim="sim_two", seed=8)
+    with open_archive(db.url) as one, open_archive(db.url) as two:
+        for start in range(0, 300, 100):
+            assert one.write(a1[start:start + 100]) == 100
+            assert two.write(a2[start:start + 100]) == 100
+        assert one.read("sim_3f9a2c1d") == a1
+        assert two.read("sim_two") == a2
+
+
+def _trigger_ddl(kind: str) -> tuple[list[str], str]:
+    """A trigger refusing every side-table row (the write fails after its parents), and
+    the statement dropping it."""
+    if kind == "sqlite":
+        return (["CREATE TRIGGER refuse BEFORE INSERT ON agentmem_action_extras "
+                 "BEGIN SELECT RAISE(ABORT, 'refused'); END"], "DROP TRIGGER refuse")
+    return ([
+        "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; "
+        "END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse BEFORE INSERT ON agentmem_action_extras "
+        "FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ], "DROP TRIGGER refuse ON agentmem_action_extras")
+
+
+def test_a_rolled_back_write_leaves_no_parent_in_the_cache(db: Db) -> None:
+    first, second = make_actions(20), make_actions(20, sim="sim_later", seed=8)
+    with open_archive(db.url) as archive:
+        assert archive.write(first) == 20
+        engine = db.engine()
+        create, drop = _trigger_ddl(db.kind)
+        with engine.begin() as conn:
+            for stmt in create:
+                conn.execute(text(stmt))
+        with pytest.raises(BackendError, match="refused"):
+            archive.write(second)
+        with engine.connect() as conn:  # the parents went with the transaction ...
+            assert conn.execute(text(
+                "SELECT count(*) FROM simulations WHERE simulation_id = 'sim_later'")).scalar() == 0
+            assert conn.execute(text(
+                "SELECT count(*) FROM agents WHERE simulation_id = 'sim_later'")).scalar() == 0
+        # ... and the cache claims none of them
+        assert "sim_later" not in archive._known_sims
+        assert not {a.agent_id for a in second} & archive._known_agents
+        assert "sim_3f9a2c1d" in archive._known_sims  # what was committed stays known
+        with engine.begin() as conn:
+            conn.execute(text(drop))
+        engine.dispose()
+        assert archive.write(second) == 20
+        assert archive.read("sim_later") == second
+        assert "sim_later" in archive._known_sims
+
+
+def test_parents_deleted_behind_the_cache_are_written_again(db: Db) -> None:
+    actions = make_actions(30)
+    with open_archive(db.url) as archive:
+        assert archive.write(actions[:10]) == 10
+        engine = db.engine()
+        with engine.begin() as conn:  # someone empties the archive, parents included
+            for table in ("agentmem_action_extras", "agent_actions", "agents", "simulations"):
+                conn.execute(text(f"DELETE FROM {table}"))
+        engine.dispose()
+        assert archive.write(actions) == 30
+        assert archive.read("sim_3f9a2c1d") == actions
+        assert archive.write(actions) == 0
+
+
+def test_a_duplicate_id_still_fails_with_the_cache(db: Db,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two writers inserting one id at the same moment: the second fails and writes
+    nothing (only a missing parent makes a write that trusted the cache run again)."""
+    actions = make_actions(20)
+    with open_archive(db.url) as archive:
+        assert archive.write(actions[:10]) == 10
+        # the other writer's rows are not visible to the lookup yet
+        monkeypatch.setattr(Archive, "_existing_ids", staticmethod(lambda conn, actions: set()))
+        with pytest.raises(BackendError, match="refused"):
+            archive.write(actions[5:])
+        monkeypatch.undo()
+        assert archive.count() == 10
+        assert archive.write(actions) == 10
+
+
+def test_row_ids_when_sqlite_would_not_number_rows_in_sequence(tmp_path: Path) -> None:
+    """Rows go in under ids SQLite chose, whatever the table: after a row at the largest
+    id (SQLite then picks free ids at random), with triggers, with AUTOINCREMENT."""
+    actions = make_actions(60)
+    cases = {
+        "top": ["INSERT INTO agent_actions (action_id, simulation_id, step_number, agent_id, "
+                "action_type) VALUES (9223372036854775807, 'sim_farm', 0, 'agent_f', 'move')"],
+        "trigger": ["CREATE TABLE seen (n INTEGER)",
+                    "CREATE TRIGGER count_rows AFTER INSERT ON agent_actions "
+                    "BEGIN INSERT INTO seen VALUES (new.action_id); END"],
+    }
+    for name, ddl in cases.items():
+        path = tmp_path / f"{name}.db"
+        with open_archive(path) as archive:
+            with archive.engine.begin() as conn:
+                conn.execute(text("INSERT INTO simulations (simulation_id, parameters, "
+                                  "simulation_db_path) VALUES ('sim_farm', '{}', 'p')"))
+                conn.execute(text("INSERT INTO agents (agent_id) VALUES ('agent_f')"))
+                for stmt in ddl:
+                    conn.execute(text(stmt))
+            assert archive.write(actions[:1]) == 1
+            assert archive.write(actions) == 59
+            assert _by_id(archive.read("sim_3f9a2c1d")) == _by_id(actions)
+            if name == "trigger":
+                with archive.engine.connect() as conn:
+                    assert conn.execute(text("SELECT count(*) FROM seen")).scalar() == 60
+    # AUTOINCREMENT: ids never reused, even after the last rows were deleted
+    path = tmp_path / "autoincrement.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        for stmt in _agentfarm_ddl("sqlite", "new"):
+            conn.execute(text(stmt.replace("action_id INTEGER NOT NULL",
+                                           "action_id INTEGER PRIMARY KEY AUTOINCREMENT")
+                              .replace("PRIMARY KEY (action_id),", "")))
+    engine.dispose()
+    with open_archive(path) as archive:
+        assert archive.write(actions[:30]) == 30
+        with archive.engine.begin() as conn:
+            conn.execute(text("DELETE FROM agentmem_action_extras WHERE row_id > 20"))
+            conn.execute(text("DELETE FROM agent_actions WHERE action_id > 20"))
+        assert archive.write(actions) == 40
+        rows = archive.read_rows("sim_3f9a2c1d")
+    assert [r for r, _ in rows] == [*range(1, 21), *range(31, 71)]
+    assert [a for _, a in rows] == actions  # the missing ones again, in input order
 
 
 # -- the details rule -------------------------------------------------------------------
