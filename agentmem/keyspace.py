@@ -49,12 +49,14 @@ _V1 = {
     "sim_by_type": "simulation:{simulation_id}:actions:by_type",
     "im_action": "agent:{agent_id}:im:action:{action_id}",
     "im_timeline": "agent:{agent_id}:im:action:timeline",
+    "pinned": "agent:{agent_id}:pinned",
 }
 
 _TYPES = {
     "action": "hash", "timeline": "zset", "relative_index": "zset", "types": "set",
     "targets": "set", "rewards": "zset", "sim_actions": "list", "sim_step": "set",
     "sim_steps": "zset", "sim_by_type": "hash", "im_action": "hash", "im_timeline": "zset",
+    "pinned": "set",
 }
 
 _PURPOSE = {
@@ -70,6 +72,7 @@ _PURPOSE = {
     "sim_by_type": "action count per type",
     "im_action": "a compressed intermediate-memory action",
     "im_timeline": "intermediate-memory action ids scored by step",
+    "pinned": "ids of the agent's pinned actions, which maintenance leaves in their tier",
 }
 
 

@@ -18,7 +18,7 @@ import json
 import operator
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -404,6 +404,14 @@ class Archive:
         except SQLAlchemyError as exc:
             raise backend_error(exc) from exc
 
+    def archived(self, keys: Iterable[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which of the ``(simulation_id, agent_id, action_id)`` are archived."""
+        try:
+            with self.engine.connect() as conn:
+                return self._lookup(conn, dict.fromkeys(keys), set())
+        except SQLAlchemyError as exc:
+            raise backend_error(exc) from exc
+
     def rename_id(self, simulation_id: str, agent_id: str, old: str, new: str) -> bool:
         """Give the archived action ``old`` of an agent the string id ``new``.
 
@@ -424,7 +432,6 @@ class Archive:
     @staticmethod
     def _existing_ids(conn: Connection, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
         """The archived ids that ``actions`` could collide with (never a whole simulation)."""
-        x = action_extras.c
         wanted: dict[tuple[str, str, str], None] = {}
         bases: set[tuple[str, str, str]] = set()
         for a in actions:
@@ -435,6 +442,14 @@ class Archive:
             else:
                 bases.add((d["simulation_id"], agent,
                            f"{agent}-{d['step_number']}-{d['action_type']}"))
+        return Archive._lookup(conn, wanted, bases)
+
+    @staticmethod
+    def _lookup(conn: Connection, wanted: dict[tuple[str, str, str], None],
+                bases: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+        """Which ``wanted`` (simulation, agent, id) are archived, and every archived id
+        of each (simulation, agent, base) in ``bases`` (the base or ``base.n``)."""
+        x = action_extras.c
         found: set[tuple[str, str, str]] = set()
         columns = (x.simulation_id, x.agent_id, x.action_id)
         # SQLite: each id is one probe of the side table's unique (simulation, agent, action) index

@@ -61,10 +61,25 @@ def test_every_family_renders_the_spec_key(family, parts, expected):
     assert LAYOUT.key(family, **parts) == expected
 
 
+# agentmem's own families beside the specification's: (pattern, type)
+EXTENSIONS = {"pinned": ("agent:{agent_id}:pinned", "set")}
+
+
 def test_layout_has_exactly_the_spec_families_and_types():
-    assert set(LAYOUT.patterns) == {row[0] for row in SPEC_KEYS}
-    assert {row.name: row.type for row in keyspace.key_table()} == SPEC_TYPES
+    assert set(LAYOUT.patterns) == {row[0] for row in SPEC_KEYS} | set(EXTENSIONS)
+    assert {row.name: row.type for row in keyspace.key_table()} == SPEC_TYPES | {
+        name: typ for name, (_, typ) in EXTENSIONS.items()}
     assert {row.name: row.pattern for row in keyspace.key_table()} == LAYOUT.patterns
+
+
+def test_extensions_name_no_key_of_the_spec_families():
+    """``agent:{a}:pinned`` has three parts; every spec key of an agent has four or more
+    (``agent:{a}:action:...``, ``agent:{a}:im:...``), and ids hold no ``:``."""
+    for name, (pattern, _) in EXTENSIONS.items():
+        assert LAYOUT.patterns[name] == pattern
+        key = LAYOUT.key(name, agent_id="a1")
+        for _, _parts, expected in SPEC_KEYS:
+            assert key.count(":") != expected.count(":") or not expected.startswith("agent:")
 
 
 def test_action_declaration_uses_the_spec_patterns():
