@@ -819,7 +819,7 @@ def open_archive(url_or_path: str | os.PathLike[str] | None = None) -> Archive:
     if isinstance(target, str) and "://" in target:
         try:
             url = make_url(target)
-        except ArgumentError as exc:
+        except (ArgumentError, ValueError) as exc:
             raise ConfigError(f"not a database URL: {exc}") from None
     else:
         url = URL.create("sqlite", database=str(Path(target).resolve()))

@@ -1,13 +1,18 @@
 """The documentation agrees with the code: key table, public names, examples, links.
 
-Pure file checks; no server is started here.
+File checks, and a strict ``mkdocs build`` of the site into a temporary folder;
+no server is started here.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
+import os
 import re
+import subprocess
+import sys
 import typing
 from pathlib import Path
 
@@ -19,6 +24,7 @@ from agentmem.keyspace import key_table
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 README = ROOT / "README.md"
+REFERENCE = DOCS / "reference"
 
 # Public classes/functions that need not be named in docs/ (none at present).
 UNDOCUMENTED_OK: frozenset[str] = frozenset()
@@ -79,17 +85,22 @@ def test_public_callables_found() -> None:
 
 
 def test_readme_setup_and_example() -> None:
+    """The README is a quickstart: one command installs, one runs the main job, one
+    runs the tests (the one .ci/run runs), and a short API example that compiles."""
     text = README.read_text()
-    assert 'pip install -e ".[dev]"' in text
-    assert "AGENTMEM_TEST_REDIS_URL" in text
-    assert "python benchmarks/bench.py" in text
+    setup = re.search(r"## Set-up\n.*?```sh\n(.*?)```", text, re.S)
+    assert setup, "README has no set-up commands"
+    commands = [line.split("#")[0].strip() for line in setup.group(1).splitlines()
+                if line.strip()]
+    assert commands == ['pip install -e ".[dev]"', "agentmem demo", "pytest"]
+    assert "pytest" in (ROOT / ".ci" / "run").read_text()
     blocks = python_blocks(README)
     assert blocks, "README has no python example"
     for n, block in enumerate(blocks):
         compile(block, f"README.md python block {n}", "exec")
     usage = "\n".join(blocks)
-    for call in ("connect(", "connect_async(", ".record(", ".add(", ".add_many(", ".by_type(",
-                 ".high_reward(", ".relative(", ".at_step(", ".type_counts("):
+    assert len(usage.splitlines()) <= 12
+    for call in ("connect(", ".record(", ".by_type(", ".high_reward(", ".relative("):
         assert call in usage, f"README example does not show {call}"
 
 
@@ -110,13 +121,17 @@ def _anchors(path: Path) -> set[str]:
     return {_slug(m) for m in re.findall(r"^#+ (.+)$", text, re.M)}
 
 
-@pytest.mark.parametrize("path", [README, *doc_files()], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [README, *doc_files(), *sorted(REFERENCE.glob("*.md"))],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_resolve(path: Path) -> None:
     for target in re.findall(r"\]\(([^)\s]+)\)", path.read_text()):
         if "://" in target or target.startswith("mailto:"):
             continue
         file, _, anchor = target.partition("#")
         dest = (path.parent / file).resolve() if file else path
+        if path != README:
+            # The site is built from docs/ alone: a link out of it is a dead link there.
+            assert dest.is_relative_to(DOCS), f"{path.name}: {target} leaves docs/"
         if dest.name == "performance.md" and not dest.exists():
             continue  # written by the benchmark, may be absent in a partial checkout
         assert dest.exists(), f"{path.name}: broken link {target}"
@@ -127,7 +142,9 @@ def test_relative_links_resolve(path: Path) -> None:
 def _module_file(module: str) -> Path:
     if module.startswith("backends."):
         return ROOT / "backends" / (module.split(".", 1)[1] + ".py")
-    return ROOT / "agentmem" / (module.replace(".", "/") + ".py")
+    path = ROOT / "agentmem" / (module.replace(".", "/") + ".py")
+    package = ROOT / "agentmem" / module.replace(".", "/") / "__init__.py"
+    return package if not path.exists() and package.exists() else path
 
 
 def _imported_modules(path: Path) -> set[str]:
@@ -137,7 +154,11 @@ def _imported_modules(path: Path) -> set[str]:
             if node.module == "agentmem":
                 out.update(a.name for a in node.names)
             elif node.module.startswith("agentmem."):
-                out.add(node.module.removeprefix("agentmem."))
+                base = node.module.removeprefix("agentmem.")
+                # `from agentmem.pkg import module` depends on that module, not on pkg
+                subs = {f"{base}.{a.name}" for a in node.names
+                        if _module_file(f"{base}.{a.name}").exists()}
+                out.update(subs or {base})
         elif isinstance(node, ast.Import):
             out.update(a.name.removeprefix("agentmem.") for a in node.names
                        if a.name.startswith("agentmem."))
@@ -162,3 +183,30 @@ def test_ci_installs_as_readme_says() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'python -m pip install -e ".[dev]"' in ci
     assert "set -euo pipefail" in ci
+
+
+def test_reference_lists_every_export() -> None:
+    text = (REFERENCE / "agentmem.md").read_text()
+    missing = [n for n in agentmem.__all__ if f"[`{n}`]" not in text]
+    assert not missing, f"docs/reference/agentmem.md does not list {missing}"
+
+
+def _mkdocs_missing() -> list[str]:
+    return [m for m in ("mkdocs", "material", "mkdocstrings_handlers.python", "mkdocs_click")
+            if importlib.util.find_spec(m) is None]
+
+
+@pytest.mark.skipif(bool(_mkdocs_missing()), reason="mkdocs and its plugins are not installed")
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    """The site builds without a single warning (links, anchors, nav, API reference)."""
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+         "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(site)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (site / "index.html").exists()
+    assert (site / "reference" / "backends-redis" / "index.html").exists()
+    redis_page = (site / "reference" / "backends-redis" / "index.html").read_text()
+    assert 'id="agentmem.backends.redis.connect"' in redis_page

@@ -1,0 +1,54 @@
+"""The ``agentmem`` command: a thin layer over the library (see ``docs/cli.md``).
+
+Every command takes the stores from the group's options: ``--redis-url`` (or
+``$AGENTMEM_REDIS_URL``) and ``--archive-url`` (or ``$AGENTMEM_ARCHIVE_URL``);
+without a Redis URL, the embedded Valkey of the data folder (``--data``,
+``$AGENTMEM_DATA``, default ``./agentmem-data``) is started for the command and
+stopped when it ends (:mod:`agentmem.embedded`).
+"""
+
+from __future__ import annotations
+
+import click
+
+from agentmem.cli import inspecting, maintenance, running
+from agentmem.cli.stores import Stores
+from agentmem.errors import AgentMemError
+
+
+class _Group(click.Group):
+    """Turns agentmem errors into a one-line message (exit status 1), not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except AgentMemError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--data", type=click.Path(file_okay=False), envvar="AGENTMEM_DATA",
+              help="Data folder of the embedded default (Valkey files and archive.db). "
+                   "Default: ./agentmem-data.")
+@click.option("--redis-url", envvar="AGENTMEM_REDIS_URL",
+              help="Use this Redis/Valkey instead of the embedded server.")
+@click.option("--archive-url", envvar="AGENTMEM_ARCHIVE_URL",
+              help="SQLAlchemy URL or SQLite path of the archive. Default: "
+                   "<data folder>/archive.db.")
+@click.version_option(package_name="agentmem")
+@click.pass_context
+def main(ctx: click.Context, data: str | None, redis_url: str | None,
+         archive_url: str | None) -> None:
+    """agentmem: a fast, queryable memory of what agents did.
+
+    Start with `agentmem demo`.
+    """
+    stores = Stores(data=data, redis_url=redis_url, archive_url=archive_url)
+    ctx.obj = stores
+    ctx.call_on_close(stores.close)
+
+
+for command in (*running.COMMANDS, *inspecting.COMMANDS, *maintenance.COMMANDS):
+    main.add_command(command)
+
+__all__ = ["main"]

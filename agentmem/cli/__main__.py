@@ -1,0 +1,5 @@
+"""``python -m agentmem.cli``: the ``agentmem`` command."""
+
+from agentmem.cli import main
+
+main()

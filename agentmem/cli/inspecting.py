@@ -1,0 +1,279 @@
+"""Read-only commands: ``stats``, ``inspect``, ``query``, ``export``."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any, BinaryIO, TextIO
+
+import click
+
+from agentmem import tierreads
+from agentmem.cli import output
+from agentmem.cli.stores import Stores
+from agentmem.keyspace import CURRENT_VERSION
+from agentmem.models import Action, IMAction
+from agentmem.sync import archive_to_sql
+from agentmem.tiers import Tiers
+
+pass_stores = click.make_pass_decorator(Stores)
+
+
+def _scan(stores: Stores, pattern: str) -> list[str]:
+    keys: Any = stores.memory.client.scan_iter(match=pattern, count=1000)
+    return sorted(k.decode() if isinstance(k, bytes) else str(k) for k in keys)
+
+
+def collect_stats(stores: Stores) -> dict[str, Any]:
+    """Counts per simulation, type and tier; memory; layout version."""
+    mem, client = stores.memory, stores.memory.client
+    sims: dict[str, Any] = {}
+    for key in _scan(stores, "simulation:*:actions"):
+        sim = key[len("simulation:"):-len(":actions")]
+        if ":" in sim:
+            continue
+        raw: Any = client.hgetall(f"simulation:{sim}:actions:by_type")
+        by_type = {k.decode(): int(v) for k, v in raw.items()}
+        sims[sim] = {"stm_actions": int(client.llen(key)), "by_type": by_type,
+                     "archived": stores.archive.count(sim)}
+    agents = Tiers(mem).agents()
+    pipe = client.pipeline(transaction=False)
+    for a in agents:
+        pipe.zcard(mem.actions.layout.key("timeline", agent_id=a))
+        pipe.zcard(mem.actions.layout.key("im_timeline", agent_id=a))
+    counts = pipe.execute()
+    types: Counter[str] = Counter()
+    for s in sims.values():
+        types.update(s["by_type"])
+    info = client.info("memory")
+    return {
+        "stores": stores.describe(),
+        "layout_version": CURRENT_VERSION,
+        "simulations": sims,
+        "agents": len(agents),
+        "tiers": {"stm": sum(counts[0::2]), "im": sum(counts[1::2]),
+                  "archive": stores.archive.count()},
+        "types_in_stm": dict(types.most_common()),
+        "memory": {"used_memory": int(info["used_memory"]),
+                   "used_memory_human": str(info["used_memory_human"])},
+    }
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_stores
+def stats(stores: Stores, as_json: bool) -> None:
+    """Counts per simulation, agent, type and tier; memory; layout version."""
+    s = collect_stats(stores)
+    if as_json:
+        output.json_object(s)
+        return
+    output.pairs("stores", s["stores"])
+    output.pairs("tiers", {"short-term (STM)": s["tiers"]["stm"],
+                           "intermediate (IM)": s["tiers"]["im"],
+                           "archive rows": s["tiers"]["archive"]})
+    output.pairs("memory", {"used_memory": s["memory"]["used_memory_human"],
+                            "agents": s["agents"], "layout version": s["layout_version"]})
+    output.table([{"simulation": k, "stm actions": v["stm_actions"],
+                   "archived": v["archived"]} for k, v in s["simulations"].items()],
+                 ["simulation", "stm actions", "archived"])
+    output.table([{"type": k, "count": v} for k, v in s["types_in_stm"].items()],
+                 ["type", "count"])
+
+
+@click.command()
+@click.argument("agent")
+@click.option("--limit", default=10, show_default=True, help="Recent actions to show.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_stores
+def inspect(stores: Stores, agent: str, limit: int, as_json: bool) -> None:
+    """An agent's recent actions, its action mix and its best actions (STM and IM)."""
+    mem = stores.memory
+    everything = tierreads.history(mem, agent)
+    recent = list(reversed(everything))[:limit]
+    mix = Counter(a.action_type for a in everything)
+    best = sorted((a for a in everything if a.reward is not None),
+                  key=lambda a: -(a.reward or 0.0))[:5]
+    if as_json:
+        output.json_object({"agent": agent, "actions": len(everything),
+                            "recent": [output.action_row(a) for a in recent],
+                            "mix": dict(mix.most_common()),
+                            "best": [output.action_row(a) for a in best]})
+        return
+    click.secho(f"agent {agent}: {len(everything)} actions in memory", bold=True)
+    click.secho("recent", bold=True)
+    output.actions(recent, False)
+    click.secho("action mix", bold=True)
+    output.table([{"type": k, "count": v, "share": f"{v / len(everything):.0%}"}
+                  for k, v in mix.most_common()], ["type", "count", "share"])
+    click.secho("best actions", bold=True)
+    output.actions(best, False)
+
+
+def _steps(text: str | None) -> tuple[int | None, int | None]:
+    if not text:
+        return None, None
+    lo, _, hi = text.partition(":")
+    try:
+        return (int(lo) if lo else None), (int(hi) if hi else None)
+    except ValueError:
+        raise click.BadParameter("use START:END, either may be empty", param_hint="--steps") \
+            from None
+
+
+@click.command()
+@click.option("--agent", required=True, help="The agent whose memory is queried.")
+@click.option("--type", "action_type", help="Actions of this type (newest first).")
+@click.option("--target", help="Actions aimed at this agent (newest first).")
+@click.option("--min-reward", type=float, help="Actions with reward >= this, best first.")
+@click.option("--steps", help="Step range START:END (oldest first).")
+@click.option("--relative", type=int, help="The action at this position: 0 newest, -1 ...")
+@click.option("--near", help="X,Y: actions within --radius of this position, nearest first.")
+@click.option("--radius", type=float, default=5.0, show_default=True)
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--all-tiers", is_flag=True, help="--steps/--relative: read STM and IM.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@pass_stores
+def query(stores: Stores, agent: str, action_type: str | None, target: str | None,
+          min_reward: float | None, steps: str | None, relative: int | None,
+          near: str | None, radius: float, limit: int, all_tiers: bool,
+          as_json: bool) -> None:
+    """Query an agent's memory: by type, target, reward, step range, relative position
+    or position (exactly one of them)."""
+    chosen = [n for n, v in (("--type", action_type), ("--target", target),
+                             ("--min-reward", min_reward), ("--steps", steps),
+                             ("--relative", relative), ("--near", near)) if v is not None]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --type, --target, --min-reward, "
+                               "--steps, --relative, --near")
+    ops = stores.memory.actions
+    found: list[Action | IMAction]
+    if action_type is not None:
+        found = list(ops.by_type(agent, action_type, limit))
+    elif target is not None:
+        found = list(ops.by_target(agent, target, limit))
+    elif min_reward is not None:
+        found = list(ops.high_reward(agent, min_reward, limit))
+    elif steps is not None:
+        lo, hi = _steps(steps)
+        found = tierreads.history(stores.memory, agent, lo, hi, limit=limit) if all_tiers \
+            else list(ops.timeline(agent, lo, hi, limit=limit))
+    elif relative is not None:
+        one = tierreads.relative(stores.memory, agent, relative) if all_tiers \
+            else ops.relative(agent, relative)
+        found = [] if one is None else [one]
+    else:
+        assert near is not None
+        found = list(_near(ops.timeline(agent), near, radius, limit))
+    output.actions(found, as_json)
+
+
+def _near(actions: list[Action], near: str, radius: float, limit: int) -> list[Action]:
+    try:
+        x, y = (float(v) for v in near.split(","))
+    except ValueError:
+        raise click.BadParameter("use X,Y", param_hint="--near") from None
+    hits = [(math.dist(a.position, (x, y)), a) for a in actions if a.position is not None]
+    return [a for d, a in sorted(hits, key=lambda t: t[0]) if d <= radius][:limit]
+
+
+EXPORT_FIELDS = ("simulation_id", "agent_id", "action_id", "step_number", "action_type",
+                 "action_target_id", "state_before_id", "state_after_id", "resources_before",
+                 "resources_after", "reward", "details", "position_x", "position_y",
+                 "module_type", "module_id", "stored_at")
+
+
+def _flat(a: Action) -> dict[str, Any]:
+    d = a.model_dump(mode="json")
+    pos = d.pop("position")
+    d["position_x"], d["position_y"] = (pos or (None, None))
+    d["details"] = None if d["details"] is None else json.dumps(d["details"],
+                                                                ensure_ascii=False)
+    d.pop("embedding", None)
+    return {k: d.get(k) for k in EXPORT_FIELDS}
+
+
+class _Sink:
+    """Writes rows of :data:`EXPORT_FIELDS` to a file in one format."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.fmt = fmt
+        self._parquet: Any = None
+        if fmt == "parquet":
+            try:
+                self._pa = importlib.import_module("pyarrow")
+                self._pq = importlib.import_module("pyarrow.parquet")
+            except ImportError:
+                raise click.UsageError("--format parquet needs pyarrow (pip install pyarrow)") \
+                    from None
+            self._bin: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()
+        else:
+            self._text: TextIO = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            if fmt == "csv":
+                self._csv = csv.DictWriter(self._text, fieldnames=EXPORT_FIELDS)
+                self._csv.writeheader()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if self.fmt == "csv":
+            self._csv.writerows(rows)
+        elif self.fmt == "jsonl":
+            self._text.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        else:
+            table = self._pa.Table.from_pylist(rows, schema=_arrow_schema(self._pa))
+            if self._parquet is None:
+                self._parquet = self._pq.ParquetWriter(self._bin, table.schema)
+            self._parquet.write_table(table)
+
+    def close(self) -> None:
+        if self.fmt == "parquet":
+            if self._parquet is not None:
+                self._parquet.close()
+            self._bin.close()
+        else:
+            self._text.close()
+
+
+@click.command()
+@click.argument("simulation")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet"]),
+              default="csv", show_default=True)
+@click.option("--output", "-o", "out", type=click.Path(dir_okay=False), required=True)
+@click.option("--sync/--no-sync", default=True, show_default=True,
+              help="Archive what Redis holds first, so the file has every action.")
+@click.option("--chunk", default=5000, show_default=True, help="Rows read at a time.")
+@pass_stores
+def export(stores: Stores, simulation: str, fmt: str, out: str, sync: bool,
+           chunk: int) -> None:
+    """Write a simulation's actions to CSV, JSON lines or Parquet, streamed."""
+    if sync:
+        archive_to_sql(stores.memory, stores.archive, simulation)
+    total = stores.archive.count(simulation)
+    sink = _Sink(Path(out), fmt)
+    try:
+        with click.progressbar(length=total, label="exporting",
+                               file=click.get_text_stream("stderr")) as bar:
+            after: int | None = None
+            while True:
+                rows = stores.archive.read_rows(simulation, after=after, limit=chunk)
+                if not rows:
+                    break
+                after = rows[-1][0]
+                sink.write([_flat(a) for _, a in rows])
+                bar.update(len(rows))
+    finally:
+        sink.close()
+    click.echo(f"{total} actions of {simulation} written to {out}")
+
+
+def _arrow_schema(pa: Any) -> Any:
+    ints = {"step_number", "stored_at"}
+    floats = {"resources_before", "resources_after", "reward", "position_x", "position_y"}
+    return pa.schema([(n, pa.int64() if n in ints else pa.float64() if n in floats
+                       else pa.string()) for n in EXPORT_FIELDS])
+
+
+COMMANDS = (stats, inspect, query, export)

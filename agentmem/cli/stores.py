@@ -1,0 +1,94 @@
+"""Which stores a command uses: a Redis URL and an archive URL, or the embedded default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentmem.backends.redis import Memory, connect
+from agentmem.backends.sql import Archive, open_archive
+from agentmem.embedded import Embedded, data_folder
+
+REDIS_ENV = "AGENTMEM_REDIS_URL"
+ARCHIVE_ENV = "AGENTMEM_ARCHIVE_URL"
+
+
+@dataclass
+class Stores:
+    """Opened on first use, closed by :meth:`close` (the command's end).
+
+    Redis: ``redis_url``, else ``$AGENTMEM_REDIS_URL``, else the embedded Valkey of
+    the data folder. Archive: ``archive_url``, else ``$AGENTMEM_ARCHIVE_URL``, else
+    ``<data folder>/archive.db``.
+    """
+
+    data: str | None = None
+    redis_url: str | None = None
+    archive_url: str | None = None
+    _embedded: Embedded | None = field(default=None, init=False)
+    _memory: Memory | None = field(default=None, init=False)
+    _archive: Archive | None = field(default=None, init=False)
+
+    @property
+    def folder(self) -> Path:
+        return data_folder(self.data)
+
+    @property
+    def embedded(self) -> bool:
+        return not (self.redis_url or os.environ.get(REDIS_ENV))
+
+    def url(self) -> str:
+        url = self.redis_url or os.environ.get(REDIS_ENV)
+        if url:
+            return url
+        if self._embedded is None:
+            self._embedded = Embedded(self.data).start()
+        return self._embedded.url
+
+    @property
+    def memory(self) -> Memory:
+        if self._memory is None:
+            memory = connect(self.url(), socket_connect_timeout=5)
+            try:
+                memory.ping()  # fail now, with Unavailable, rather than inside a command
+            except BaseException:
+                memory.close()
+                raise
+            self._memory = memory
+        return self._memory
+
+    @property
+    def archive(self) -> Archive:
+        if self._archive is None:
+            target = self.archive_url or os.environ.get(ARCHIVE_ENV)
+            if not target:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                target = str(self.folder / "archive.db")
+            self._archive = open_archive(target)
+        return self._archive
+
+    def describe(self) -> dict[str, str]:
+        """Where the data is, for summaries (no passwords)."""
+        redis = "embedded Valkey in " + str(self.folder / "valkey") if self.embedded else \
+            _hide(self.redis_url or os.environ.get(REDIS_ENV, ""))
+        return {"redis": redis, "archive": self.archive.location}
+
+    def close(self) -> None:
+        try:
+            if self._memory is not None:
+                self._memory.close()
+            if self._archive is not None:
+                self._archive.close()
+        finally:
+            self._memory = self._archive = None
+            if self._embedded is not None:
+                self._embedded.stop()
+                self._embedded = None
+
+
+def _hide(url: str) -> str:
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

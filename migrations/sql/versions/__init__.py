@@ -1,0 +1,1 @@
+"""Alembic revision files of the SQL archive schema (see ``agentmem.migrations.sql``)."""

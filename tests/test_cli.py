@@ -1,0 +1,239 @@
+"""The ``agentmem`` command end to end: its real entry point, the embedded default
+(a Valkey server of the data folder, started and stopped per command) and a Redis URL.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from click.testing import CliRunner, Result
+
+from agentmem.cli import main
+from agentmem.embedded import Embedded
+from agentmem.errors import ConfigError
+from agentmem.localserver import LocalServer, find_binary
+
+COMMANDS = ["demo", "stats", "inspect", "query", "export", "check", "repair", "sync",
+            "maintain", "report"]
+
+
+def run(args: list[str], **kw: Any) -> Result:
+    result = CliRunner().invoke(main, args, catch_exceptions=False, **kw)
+    return result
+
+
+def ok(args: list[str]) -> Result:
+    result = run(args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(params=["embedded", "redis-url"])
+def base(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    """The global options of one way to run: the embedded default, or a Redis URL."""
+    if request.param == "embedded":
+        if find_binary("valkey") is None and find_binary("redis") is None:
+            pytest.skip("no server binary")
+        yield ["--data", str(tmp_path / "data")]
+        return
+    if find_binary("redis") is None:
+        pytest.skip("no redis-server")
+    with LocalServer("redis") as srv:
+        yield ["--redis-url", srv.url, "--archive-url", str(tmp_path / "archive.db"),
+               "--data", str(tmp_path / "data")]
+
+
+def test_every_command_has_help() -> None:
+    assert set(COMMANDS) <= set(main.commands)
+    for name in COMMANDS:
+        result = ok([name, "--help"])
+        assert "Usage:" in result.output
+    assert "agentmem demo" in ok(["--help"]).output
+
+
+def test_the_console_script_runs() -> None:
+    proc = subprocess.run([sys.executable, "-m", "agentmem.cli", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "demo" in proc.stdout
+
+
+def test_demo_then_every_command(base: list[str], tmp_path: Path) -> None:
+    summary = json.loads(ok([*base, "demo", "--agents", "6", "--steps", "30", "--json"]).stdout)
+    logged = summary["actions_logged"]
+    assert logged >= 6 * 30
+    stats = json.loads(ok([*base, "stats", "--json"]).stdout)  # a later command: same data
+    assert stats["tiers"]["archive"] == logged
+    assert stats["simulations"]["demo"]["archived"] == logged
+    assert stats["tiers"]["stm"] == summary["stm_actions"]
+    assert stats["tiers"]["im"] == summary["im_actions"]
+    assert stats["tiers"]["stm"] > 0
+    assert stats["layout_version"] == 1
+    assert stats["memory"]["used_memory"] > 0
+    human = ok([*base, "stats"]).output
+    assert "short-term (STM)" in human
+
+    agent = "agent_0"
+    inspect = json.loads(ok([*base, "inspect", agent, "--json"]).stdout)
+    assert inspect["actions"] > 0
+    assert sum(inspect["mix"].values()) == inspect["actions"]
+    assert "recent" in ok([*base, "inspect", agent]).output
+
+    def lines(args: list[str]) -> list[dict[str, Any]]:
+        out = ok([*base, "query", "--agent", agent, *args, "--json"]).stdout
+        return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+    moves = lines(["--type", "move", "--limit", "3"])
+    assert all(r["action_type"] == "move" for r in moves)
+    assert len(moves) <= 3
+    good = lines(["--min-reward", "0.0"])
+    assert [r["reward"] for r in good] == sorted((r["reward"] for r in good), reverse=True)
+    span = lines(["--steps", "0:29", "--all-tiers", "--limit", "1000"])
+    assert len(span) == inspect["actions"]
+    assert {r["tier"] for r in span} <= {"stm", "im"}
+    newest = lines(["--relative", "0"])
+    assert len(newest) == 1
+    near = lines(["--near", "50,50", "--radius", "1000"])
+    assert all(r["position"] is not None for r in near)
+    bad = run([*base, "query", "--agent", agent])
+    assert bad.exit_code == 2
+    assert "exactly one" in bad.output
+
+    out_csv = tmp_path / "demo.csv"
+    ok([*base, "export", "demo", "-o", str(out_csv)])
+    with open(out_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == logged
+    assert {r["simulation_id"] for r in rows} == {"demo"}
+    out_jsonl = tmp_path / "demo.jsonl"
+    ok([*base, "export", "demo", "--format", "jsonl", "-o", str(out_jsonl), "--chunk", "50"])
+    assert len(out_jsonl.read_text().splitlines()) == logged
+
+    again = run([*base, "demo", "--agents", "6", "--steps", "30"])
+    assert again.exit_code == 1
+    assert "already holds" in again.output
+    assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
+    assert json.loads(ok([*base, "repair", "--json"]).stdout)["total"] == 0
+    assert json.loads(ok([*base, "sync", "demo", "--json"]).stdout)["archived"] == 0
+    rep = json.loads(ok([*base, "maintain", "--stm-steps", "2", "--now-step", "29",
+                         "--json"]).stdout)
+    assert rep["agents"] >= 6
+    after = json.loads(ok([*base, "stats", "--json"]).stdout)
+    assert after["tiers"]["stm"] <= 6 * 2 * 2  # two steps of (at most two) actions per agent
+    assert after["tiers"]["archive"] == logged
+
+    charts = json.loads(ok([*base, "report", "demo", "--out", str(tmp_path / "charts"),
+                            "--json"]).stdout)["files"]
+    assert len(charts) >= 3  # action mix, rewards, memory per tier over the run
+    for name in charts:
+        data = Path(name).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n")
+        assert len(data) > 1000
+
+
+def test_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
+    result = run(["--redis-url", "redis://127.0.0.1:1/0", "--archive-url",
+                  str(tmp_path / "a.db"), "stats"])
+    assert result.exit_code == 1
+    assert "Unavailable" in result.output
+    assert "Traceback" not in result.output
+
+
+# -- the embedded server ------------------------------------------------------------------
+
+
+def _valkeys(folder: Path) -> list[int]:
+    """Pids of server processes working in ``folder``/valkey (the server's --dir)."""
+    out = []
+    want = str((folder / "valkey").resolve())
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{pid}/cwd") == want:
+                out.append(int(pid))
+        except OSError:
+            continue
+    return out
+
+
+def test_embedded_keeps_data_and_stops_its_server(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Embedded(data) as emb:
+        r = redis.Redis.from_url(emb.url)
+        r.set("kept", "1")
+        r.close()
+        assert _valkeys(data)
+    assert _valkeys(data) == []  # stopped at the end
+    with Embedded(data) as emb:
+        assert not emb.reused
+        assert redis.Redis.from_url(emb.url).get("kept") == b"1"  # append-only file
+
+
+def test_a_server_left_by_a_killed_command_is_reused_not_duplicated(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    script = f"""
+import os, signal, redis
+from agentmem.embedded import Embedded
+emb = Embedded({str(data)!r}).start()
+redis.Redis.from_url(emb.url).set("before", "kill")
+print(emb.port, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    port = int(proc.stdout.split()[0])
+    left = _valkeys(data)
+    assert len(left) == 1  # the server outlived its command
+    with Embedded(data) as emb:
+        assert emb.reused
+        assert emb.port == port
+        assert _valkeys(data) == left  # no second server
+        assert redis.Redis.from_url(emb.url).get("before") == b"kill"
+    deadline = time.monotonic() + 10
+    while _valkeys(data) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _valkeys(data) == []
+
+
+def test_a_stale_state_file_is_replaced(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "valkey").mkdir(parents=True)
+    (data / "valkey" / "server.json").write_text(json.dumps({"pid": 2**22 + 7, "port": 1}))
+    with Embedded(data) as emb:
+        assert not emb.reused
+        assert emb.port != 1
+        assert redis.Redis.from_url(emb.url).ping()
+
+
+def test_two_commands_never_share_a_folder_at_once(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with Embedded(data):
+        with pytest.raises(ConfigError, match="another agentmem command"):
+            Embedded(data, wait=0.2).start()
+        assert len(_valkeys(data)) == 1
+
+
+def test_demo_human_summary_and_reset(tmp_path: Path) -> None:
+    if find_binary("valkey") is None and find_binary("redis") is None:
+        pytest.skip("no server binary")
+    base = ["--data", str(tmp_path / "data")]
+    first = ok([*base, "demo", "--agents", "4", "--steps", "12"]).output
+    assert "actions_per_second" in first
+    assert "example queries" in first
+    ok([*base, "demo", "--agents", "4", "--steps", "12", "--reset"])
+    stats = json.loads(ok([*base, "stats", "--json"]).stdout)
+    assert stats["tiers"]["archive"] == stats["simulations"]["demo"]["archived"]
+    assert stats["simulations"]["demo"]["archived"] >= 4 * 12
