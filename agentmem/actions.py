@@ -13,12 +13,13 @@ from agentmem.keyspace import (
     check_action_type,
     layout,
 )
-from agentmem.models import Action
+from agentmem.models import Action, IMAction
 from agentmem.plan import Arg, Plan, command, script_call, single
 from agentmem.repository import RecordOps, build, check_limit, score_arg
 from agentmem.runner import Asynchronous, Blocking, operation
 from agentmem.schema import MAX_TTL
 from agentmem.scripts import RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
+from agentmem.tierscripts import HISTORY
 
 
 def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
@@ -179,6 +180,29 @@ class ActionOps(RecordOps[Action]):
         decode = self.spec.codec.decode
         return single(script_call(RELATIVE_FETCH, argv),
                       lambda raw: decode(raw[0]) if raw else None)
+
+    @operation
+    def history(self, /, agent_id: str, start: int | None = None, end: int | None = None, *,
+                newest_first: bool = False, limit: int | None = None
+                ) -> Plan[list[Action | IMAction]]:
+        """The agent's actions in short-term **and** intermediate memory with
+        ``start <= step_number <= end``, as one sequence ordered by step then id, in
+        one round trip: STM entries are :class:`Action`, IM entries :class:`IMAction`
+        (see ``docs/tiers.md``)."""
+        prefix, suffix = self._agent(agent_id)
+        iprefix, isuffix = self.layout.record_key_parts("im_action", agent_id=agent_id)
+        argv: list[Arg] = [self._key("timeline", agent_id=agent_id), prefix, suffix,
+                           self._key("im_timeline", agent_id=agent_id), iprefix, isuffix,
+                           score_arg(start, "-inf"), score_arg(end, "+inf"),
+                           "1" if newest_first else "0", check_limit(limit)]
+        stm_decode = self.spec.codec.decode
+        im_decode = self.layout.im_action.codec.decode
+
+        def parse(raw: Any) -> list[Action | IMAction]:
+            return [stm_decode(raw[i + 1]) if raw[i] in (b"s", "s") else im_decode(raw[i + 1])
+                    for i in range(0, len(raw), 2)]
+
+        return single(script_call(HISTORY, argv), parse)
 
     # -- simulation-level queries --------------------------------------------
 

@@ -10,46 +10,24 @@ Redis. See ``docs/tiers.md``.
 
 from __future__ import annotations
 
-from typing import Any
-
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.errors import InvalidInput
 from agentmem.keyspace import check_part
 from agentmem.models import Action, IMAction
-from agentmem.plan import Plan, script_call, single
-from agentmem.repository import check_limit, score_arg
-from agentmem.tiers import Shapes
-from agentmem.tierscripts import HISTORY
+from agentmem.repository import check_limit
 
 __all__ = ["find", "history", "recent", "relative"]
 
 
-def _history_plan(memory: Memory, agent_id: str, start: float | None, end: float | None,
-                  newest_first: bool, limit: int | None) -> Plan[list[Action | IMAction]]:
-    sh = Shapes(memory.actions.layout, agent_id)
-    argv: list[Any] = [sh.timeline, *sh.hash, sh.im_timeline, *sh.im_hash,
-                       score_arg(start, "-inf"), score_arg(end, "+inf"),
-                       "1" if newest_first else "0", check_limit(limit)]
-    stm_decode = memory.actions.spec.codec.decode
-    im_decode = memory.im_actions.spec.codec.decode
-
-    def parse(raw: Any) -> list[Action | IMAction]:
-        out: list[Action | IMAction] = []
-        for i in range(0, len(raw), 2):
-            tier = raw[i]
-            out.append(stm_decode(raw[i + 1]) if tier in (b"s", "s") else im_decode(raw[i + 1]))
-        return out
-
-    return single(script_call(HISTORY, argv), parse)
-
-
-def history(memory: Memory, agent_id: str, start: float | None = None,
-            end: float | None = None, *, newest_first: bool = False,
+def history(memory: Memory, agent_id: str, start: int | None = None,
+            end: int | None = None, *, newest_first: bool = False,
             limit: int | None = None) -> list[Action | IMAction]:
-    """The agent's actions with ``start <= step <= end`` in STM and IM, oldest first."""
-    return memory.runner.run(_history_plan(memory, agent_id, start, end, newest_first, limit))
+    """The agent's actions with ``start <= step <= end`` in STM and IM, oldest first
+    (``memory.actions.history``; the asyncio repository has it too)."""
+    return memory.actions.history(agent_id, start, end, newest_first=newest_first,
+                                  limit=limit)
 
 
 def recent(memory: Memory, agent_id: str, n: int = 10) -> list[Action | IMAction]:

@@ -251,3 +251,13 @@ def test_maintenance_leaves_every_index_consistent(mem: agentmem.Memory,
     report = check(mem)
     assert report.clean, str(report)
     assert mem.actions.type_counts(SIM) == {"move": 20, "share": 21}
+
+
+async def test_history_on_the_asyncio_repository(mem: agentmem.Memory,
+                                                 amem: agentmem.AsyncMemory) -> None:
+    mem.actions.add_many([act(step=s) for s in range(6)])
+    Tiers(mem).transition("a1", ["a1-0-move", "a1-1-move"])
+    seq = await amem.actions.history("a1", newest_first=True, limit=5)
+    assert [a.action_id for a in seq] == [f"a1-{s}-move" for s in (5, 4, 3, 2, 1)]
+    assert isinstance(seq[-1], IMAction)
+    assert seq == history(mem, "a1", newest_first=True, limit=5)
