@@ -197,6 +197,16 @@ def _bad(field: str, exc: Exception) -> NoReturn:
     raise _Bad(field, str(exc)) from None
 
 
+def _enc_json_owned(v: Any) -> Raw:
+    """:func:`jsonvalue.dumps`, copied into a bytes object of its own size.
+
+    orjson's result keeps the allocation of its larger working buffer; a bulk
+    write holds thousands of them until they are sent, and allocating those
+    costs several times the encoding (about 2 us against 0.3 us per value).
+    """
+    return bytes(memoryview(jsonvalue.dumps(v)))
+
+
 def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], list[Any]]:
     """Generate straight-line code that encodes one model's ``__dict__``.
 
@@ -208,7 +218,7 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
     lines = ["def encode(d):", "    out = []", "    ap = out.append", "    ex = out.extend"]
     for n, f in enumerate(fields):
         kind, width, name = _kind(f), len(f.storage), f.name
-        env[f"enc{n}"] = f.encode
+        env[f"enc{n}"] = _enc_json_owned if f.encode is jsonvalue.dumps else f.encode
         lines.append(f"    v = d[{name!r}]")
         nones = "ap(None)" if width == 1 else f"ex((None,) * {width})"
         if kind == _K_SKIP:

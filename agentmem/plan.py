@@ -8,8 +8,8 @@ hands the replies to ``plan.parse``. Only the runner differs between clients.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -78,23 +78,31 @@ class FollowUp(Exception):
         self.plan = plan
 
 
-@contextmanager
-def paused_gc(pause: bool) -> Iterator[None]:
+class _PausedGC:
+    """The garbage collector paused from ``__enter__`` to ``__exit__``."""
+
+    def __enter__(self) -> None:
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        gc.enable()
+
+
+_NO_PAUSE = nullcontext()
+
+
+def paused_gc(pause: bool) -> AbstractContextManager[None]:
     """Pause the cyclic garbage collector while a bulk plan runs.
 
     Encoding thousands of records allocates many short-lived containers, none
     of them in reference cycles; the collector's repeated scans of that growing
     heap cost more than the encoding itself. Reference counting still frees
     everything; the collector resumes (if it was on) when the plan is done.
+    Without a pause (the common single write) this costs next to nothing.
     """
     if not pause or not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
+        return _NO_PAUSE
+    return _PausedGC()
 
 
 def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:

@@ -27,151 +27,174 @@ WRITE = Script("write", r"""#!lua
 -- Arguments: see agentmem/writeplan.py. Checks everything first; writes only
 -- when every record of the call can be written whole.
 local A = ARGV
-local unpack, tonumber, CH = unpack, tonumber, 1000
+local unpack, tonumber, call, byte = unpack, tonumber, redis.call, string.byte
+local CH = 1000
 local nrec, ttl, idf, stampf = tonumber(A[1]), tonumber(A[2]), A[3], A[4]
 local nscope = tonumber(A[5])
-local spre, ssuf, spk = {}, {}, {}
-local pos = 6
-for i = 1, nscope do
-  spre[i], ssuf[i], spk[i] = A[pos], A[pos + 1], A[pos + 2]
-  pos = pos + 3
-end
-local mode, base, rid, pre, suf, pk, hs, he, keys = {}, {}, {}, {}, {}, {}, {}, {}, {}
+-- scope s: A[3s+3] key prefix, A[3s+4] key suffix, A[3s+5] probe key
+local pos = 6 + 3 * nscope
+local rpos, rsc, rid, keys = {}, {}, {}, {}
 for r = 1, nrec do
-  mode[r], base[r], rid[r] = A[pos], A[pos + 1], A[pos + 2]
-  local sc = tonumber(A[pos + 3])
-  pre[r], suf[r], pk[r] = spre[sc], ssuf[sc], spk[sc]
-  local nh = tonumber(A[pos + 4])
-  hs[r] = pos + 5
-  he[r] = pos + 4 + nh
-  pos = pos + 5 + nh
-  keys[r] = pre[r] .. rid[r] .. suf[r]
+  -- a record: mode base id scope nh <nh hash args>
+  local s = 3 * tonumber(A[pos + 3]) + 3
+  local id = A[pos + 2]
+  rpos[r], rsc[r], rid[r] = pos, s, id
+  keys[r] = A[s] .. id .. A[s + 1]
+  pos = pos + 5 + tonumber(A[pos + 4])
 end
-
--- where the probe lists lie (the ids looked up after the type checks)
 local nprobe = tonumber(A[pos]); pos = pos + 1
-local pkeys, ps, pe = {}, {}, {}
-for p = 1, nprobe do
-  local n = tonumber(A[pos + 1])
-  pkeys[p], ps[p], pe[p] = A[pos], pos + 2, pos + 1 + n
-  pos = pos + 2 + n
+local ppos = pos
+for p = 1, nprobe do pos = pos + 2 + tonumber(A[pos + 1]) end
+local ngroup = tonumber(A[pos]); pos = pos + 1
+local gpos = pos
+
+-- are any of the records' keys taken? (when none is, each is a key known absent)
+local anyexist = false
+for i = 1, nrec, CH do
+  if call('EXISTS', unpack(keys, i, math.min(i + CH - 1, nrec))) > 0 then anyexist = true end
 end
 
--- every index key must be absent or of its type; counters must hold integers
-local ngroup = tonumber(A[pos]); pos = pos + 1
-local CMD = {Z = 'ZADD', z = 'ZADD', S = 'SADD', s = 'SADD', L = 'RPUSH', l = 'RPUSH',
-  h = 'HINCRBY'}
-local TYP = {Z = 'zset', z = 'zset', S = 'set', s = 'set', L = 'list', l = 'list', h = 'hash'}
-local gcmd, gkey, gids, gcap, gs, ge = {}, {}, {}, {}, {}, {}
-local checked, badlist = {}, {}
+-- every key must be absent or of its type; counters must hold integers.
+-- The probe indices (sorted sets) are checked by the lookup of their ids.
+local checked, badlist, taken = {}, {}, {}
+local function typed(key, typ)
+  local t = call('TYPE', key)['ok']
+  local ok = t == 'none' or t == typ
+  checked[key] = ok
+  if not ok then badlist[#badlist + 1] = key end
+  return ok
+end
+pos = ppos
+for p = 1, nprobe do
+  local key, n = A[pos], tonumber(A[pos + 1])
+  local s, e = pos + 2, pos + 1 + n
+  pos = e + 1
+  if checked[key] == nil then
+    local t = {}
+    taken[key] = t
+    for i = s, e, CH do
+      local j2 = math.min(i + CH - 1, e)
+      local sc = redis.pcall('ZMSCORE', key, unpack(A, i, j2))
+      if sc.err then
+        if typed(key, 'zset') then return sc end  -- not a type error: raised as it is
+        break
+      end
+      checked[key] = true
+      for j = i, j2 do if sc[j - i + 1] then t[A[j]] = true end end
+    end
+  end
+end
+local sets, others = {}, {}
+pos = gpos
 for g = 1, ngroup do
   -- a group: code key n <n args>; code = kind letter (upper case: the members
   -- are record ids) and, for a capped sorted set, the cap
-  local code, key, n = A[pos], A[pos + 1], tonumber(A[pos + 2])
-  local c = string.sub(code, 1, 1)
-  local cmd, typ = CMD[c], TYP[c]
-  gcmd[g], gkey[g], gids[g], gcap[g] = cmd, key, c == 'Z' or c == 'S' or c == 'L',
-    tonumber(string.sub(code, 2)) or 0
-  gs[g] = pos + 3
-  ge[g] = pos + 2 + n
-  pos = pos + 3 + n
-  local state = checked[key]
-  if state == nil then
-    local t = redis.call('TYPE', key)['ok']
-    state = t == 'none' or t == typ
-    checked[key] = state
-    if not state then badlist[#badlist + 1] = key end
-  end
-  if state and cmd == 'HINCRBY' then
-    local fields = {}
-    for i = gs[g], ge[g], 2 do fields[#fields + 1] = A[i] end
-    for i = 1, #fields, CH do
-      local vals = redis.call('HMGET', key, unpack(fields, i, math.min(i + CH - 1, #fields)))
-      for _, v in ipairs(vals) do
-        -- a canonical integer HINCRBY accepts and cannot overflow with our increments
-        if v and not ((string.match(v, '^%-?[1-9]%d*$') or v == '0') and #v <= 15) then
-          state = false
+  local c, key, n = byte(A[pos]), A[pos + 1], tonumber(A[pos + 2])
+  if c == 104 then
+    -- counters: the fields of every group of the key (a key may take several)
+    if checked[key] ~= false then
+      local fields = {}
+      for i = pos + 3, pos + 2 + n, 2 do fields[#fields + 1] = A[i] end
+      local ok = true
+      for i = 1, #fields, CH do
+        local vals = redis.pcall('HMGET', key, unpack(fields, i, math.min(i + CH - 1, #fields)))
+        if vals.err then
+          if typed(key, 'hash') then return vals end
+          ok = nil
+          break
+        end
+        for _, v in ipairs(vals) do
+          -- a canonical integer HINCRBY accepts and cannot overflow with our increments
+          if v and not ((string.match(v, '^%-?[1-9]%d*$') or v == '0') and #v <= 15) then
+            ok = false
+          end
         end
       end
+      if ok ~= nil then
+        checked[key] = ok
+        if not ok then badlist[#badlist + 1] = key end
+      end
     end
-    if not state then
-      checked[key] = false
-      badlist[#badlist + 1] = key
+  elseif checked[key] == nil then
+    if c == 83 or c == 115 then  -- S, s: sets, checked together below
+      checked[key] = true
+      sets[#sets + 1] = key
+    else
+      checked[key] = true
+      others[#others + 1] = key
+      others[#others + 1] = (c == 76 or c == 108) and 'list' or 'zset'
     end
   end
+  pos = pos + 3 + n
 end
-for p = 1, nprobe do
-  local key = pkeys[p]
-  if checked[key] == nil then
-    local t = redis.call('TYPE', key)['ok']
-    checked[key] = t == 'none' or t == 'zset'
-    if not checked[key] then badlist[#badlist + 1] = key end
+-- sets: SINTERCARD refuses a key of another type; with a key known to be absent
+-- it stops there, without intersecting anything
+local nsets = #sets
+if nsets > 0 then
+  local ok = false
+  if not anyexist then
+    ok = true
+    for i = 1, nsets, CH do
+      local j2 = math.min(i + CH - 1, nsets)
+      local res = redis.pcall('SINTERCARD', j2 - i + 2, keys[1], unpack(sets, i, j2))
+      if type(res) == 'table' then ok = false; break end
+    end
+  end
+  if not ok then
+    for i = 1, nsets do typed(sets[i], 'set') end
   end
 end
-local function tagged(tag, list)
-  local out = {tag}
-  for i = 1, #list do out[i + 1] = list[i] end
-  return out
-end
-if #badlist > 0 then return tagged('\0WRONGTYPE', badlist) end
-
--- ids already in each probe index (the timeline: ids in use, even if expired)
-local taken = {}
-for p = 1, nprobe do
-  local key, s, e = pkeys[p], ps[p], pe[p]
-  local t = {}
-  taken[key] = t
-  for i = s, e, CH do
-    local j2 = math.min(i + CH - 1, e)
-    local sc = redis.call('ZMSCORE', key, unpack(A, i, j2))
-    for j = i, j2 do if sc[j - i + 1] then t[A[j]] = true end end
-  end
+for i = 1, #others, 2 do typed(others[i], others[i + 1]) end
+if #badlist > 0 then
+  table.insert(badlist, 1, '\0WRONGTYPE')
+  return badlist
 end
 
 -- decide ids. The client gave every record a distinct id; where a generated id
 -- is taken on the server, every generated record of that base is renumbered, in
 -- order, to the free .n ids (ids given by the caller are never renamed: taken
 -- means refused).
-local anyexist = false
-for i = 1, nrec, CH do
-  if redis.call('EXISTS', unpack(keys, i, math.min(i + CH - 1, nrec))) > 0 then
-    anyexist = true
-  end
-end
 local reserved, dirty, conflicts = {}, nil, {}
 for r = 1, nrec do
-  local key, p = keys[r], pk[r]
+  local key, p = keys[r], A[rsc[r] + 2]
   local busy = reserved[key] or (p ~= '' and taken[p][rid[r]]) or
-    (anyexist and redis.call('EXISTS', key) == 1)
+    (anyexist and call('EXISTS', key) == 1)
   if busy then
-    if mode[r] == 'f' then
+    local rp = rpos[r]
+    if A[rp] == 'f' then
       conflicts[#conflicts + 1] = r
     else
       dirty = dirty or {}
-      dirty[pre[r] .. base[r] .. suf[r]] = true
+      dirty[A[rsc[r]] .. A[rp + 1] .. A[rsc[r] + 1]] = true
     end
   end
   reserved[key] = true
 end
-if #conflicts > 0 then return tagged('\0EXISTS', conflicts) end
-local remap, changed = nil, {}
+if #conflicts > 0 then
+  table.insert(conflicts, 1, '\0EXISTS')
+  return conflicts
+end
+local remap, changed = nil, {''}
 if dirty then
   remap = {}
   for r = 1, nrec do
-    if mode[r] == 'g' and dirty[pre[r] .. base[r] .. suf[r]] then reserved[keys[r]] = nil end
+    local rp, s = rpos[r], rsc[r]
+    if A[rp] == 'g' and dirty[A[s] .. A[rp + 1] .. A[s + 1]] then reserved[keys[r]] = nil end
   end
   local nextn = {}
   for r = 1, nrec do
-    local scope = pre[r] .. base[r] .. suf[r]
-    if mode[r] == 'g' and dirty[scope] then
-      local p, n, id, key = pk[r], nextn[scope] or 0, nil, nil
+    local rp, s = rpos[r], rsc[r]
+    local pre, base, suf = A[s], A[rp + 1], A[s + 1]
+    local scope = pre .. base .. suf
+    if A[rp] == 'g' and dirty[scope] then
+      local p, n, id, key = A[s + 2], nextn[scope] or 0, nil, nil
       while true do
-        if n == 0 then id = base[r] else id = base[r] .. '.' .. n end
-        key = pre[r] .. id .. suf[r]
+        if n == 0 then id = base else id = base .. '.' .. n end
+        key = pre .. id .. suf
         n = n + 1
         if not reserved[key]
-          and not (p ~= '' and (taken[p][id] or redis.call('ZSCORE', p, id)))
-          and redis.call('EXISTS', key) == 0 then
+          and not (p ~= '' and (taken[p][id] or call('ZSCORE', p, id)))
+          and call('EXISTS', key) == 0 then
           break
         end
       end
@@ -189,35 +212,54 @@ end
 
 -- write: each hash with its TTL, then one variadic command per index key
 local stamp = nil
-if stampf ~= '' then stamp = redis.call('TIME')[1] end
+if stampf ~= '' then
+  stamp = call('TIME')[1]
+  changed[1] = stamp
+end
 for r = 1, nrec do
+  local rp = rpos[r]
+  local s, e = rp + 5, rp + 4 + tonumber(A[rp + 4])
   if stamp then
-    redis.call('HSET', keys[r], idf, rid[r], stampf, stamp, unpack(A, hs[r], he[r]))
+    call('HSET', keys[r], idf, rid[r], stampf, stamp, unpack(A, s, e))
   else
-    redis.call('HSET', keys[r], idf, rid[r], unpack(A, hs[r], he[r]))
+    call('HSET', keys[r], idf, rid[r], unpack(A, s, e))
   end
-  if ttl > 0 then redis.call('EXPIRE', keys[r], ttl) end
+  if ttl > 0 then call('EXPIRE', keys[r], ttl) end
 end
-local caps = {}
+local caps = nil
+pos = gpos
 for g = 1, ngroup do
-  local cmd, key, s, e = gcmd[g], gkey[g], gs[g], ge[g]
-  if cmd == 'HINCRBY' then
-    for i = s, e, 2 do redis.call('HINCRBY', key, A[i], A[i + 1]) end
-  elseif remap and gids[g] then
-    local l = {}
-    if cmd == 'ZADD' then
-      for i = s, e, 2 do l[#l + 1] = A[i]; l[#l + 1] = remap[A[i + 1]] or A[i + 1] end
-    else
-      for i = s, e do l[#l + 1] = remap[A[i]] or A[i] end
-    end
-    redis.call(cmd, key, unpack(l))
+  local code, key, n = A[pos], A[pos + 1], tonumber(A[pos + 2])
+  local c = byte(code)
+  local s, e = pos + 3, pos + 2 + n
+  pos = e + 1
+  if c == 104 then
+    for i = s, e, 2 do call('HINCRBY', key, A[i], A[i + 1]) end
   else
-    redis.call(cmd, key, unpack(A, s, e))
+    local cmd
+    if c == 90 or c == 122 then cmd = 'ZADD' elseif c == 83 or c == 115 then cmd = 'SADD'
+    else cmd = 'RPUSH' end
+    if remap and (c == 90 or c == 83 or c == 76) then
+      local l = {}
+      if c == 90 then
+        for i = s, e, 2 do l[#l + 1] = A[i]; l[#l + 1] = remap[A[i + 1]] or A[i + 1] end
+      else
+        for i = s, e do l[#l + 1] = remap[A[i]] or A[i] end
+      end
+      call(cmd, key, unpack(l))
+    else
+      call(cmd, key, unpack(A, s, e))
+    end
+    if #code > 1 then
+      caps = caps or {}
+      caps[key] = tonumber(string.sub(code, 2))
+    end
   end
-  if gcap[g] > 0 then caps[key] = gcap[g] end
 end
-for key, cap in pairs(caps) do redis.call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
-return tagged(stamp or '', changed)
+if caps then
+  for key, cap in pairs(caps) do call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
+end
+return changed
 """)
 
 

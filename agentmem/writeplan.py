@@ -24,6 +24,7 @@ followed by the cap of a capped sorted set (``Z20``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -31,6 +32,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from agentmem.codec import _enc_int, _enc_str
 from agentmem.errors import InvalidId, InvalidInput
 from agentmem.fields import FORBIDDEN, check_id
 from agentmem.plan import Arg, Call, script_call
@@ -63,7 +65,7 @@ class _Compiled:
         fmt = "".join(v.replace("%", "%%") if k == "L" else "%s" for k, v in template.parts)
         return cls(fmt, tuple(names.index(v) for k, v in template.parts if k == "F"))
 
-    @property
+    @functools.cached_property
     def get(self) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
         """The values the template needs, as a tuple (``operator.itemgetter``, in C)."""
         refs = self.refs
@@ -84,7 +86,7 @@ class _Index:
     member: int | None  # position of the member field; None: the record id
     cap: int
 
-    @property
+    @functools.cached_property
     def code(self) -> str:
         """The group code the script reads: a kind letter, upper case when the
         members are record ids, then the cap of a capped sorted set."""
@@ -145,14 +147,6 @@ class WritePlanner(Generic[M]):
                 cmd, typ = ("SADD", "set") if isinstance(ix, SetIndex) else ("RPUSH", "list")
                 assert isinstance(ix, (SetIndex, ListIndex))
                 self.indexes.append(_Index(cmd, typ, key, None, member, 0))
-        self._render_plan = [
-            (ix, ix.key.fmt, len(ix.key.refs),
-             ix.key.refs[0] if ix.key.refs else -1,
-             ix.key.refs[1] if len(ix.key.refs) > 1 else -1,
-             -1 if ix.score is None else ix.score,
-             -1 if ix.member is None else ix.member)
-            for ix in self.indexes
-        ]
         self._key_get = itemgetter(*self.key_pos) if len(self.key_pos) > 1 else (
             (lambda vals, i=self.key_pos[0]: (vals[i],)) if self.key_pos else (lambda vals: ()))
         if self.id_template is not None:
@@ -171,6 +165,68 @@ class WritePlanner(Generic[M]):
         index_checks = dict.fromkeys(self.index_pos, False)
         index_checks.update(dict.fromkeys(int_keys, True))
         self._index_checks = sorted(index_checks.items())
+        exact = {i for i, n in enumerate(names)
+                 if codec.field_for(n).encode in (_enc_str, _enc_int)}
+        self._emit = _compile_emit([(i, names[i]) for i in self.hash_pos], self.indexes, exact)
+        # the values the record key's prefix and suffix and the probe key are made
+        # of: records with equal values (str and int fields) share them
+        scope_refs = sorted({*self.prefix.refs, *self.suffix.refs,
+                             *(self.probe.refs if self.probe is not None else ())})
+        self._scope_get: Callable[[Sequence[Any]], Any] | None = (
+            itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
+        self._fast = self._compile_fast()
+
+    def _compile_fast(self) -> Callable[[list[Arg | None]], Prepared | None]:
+        """Generate the checks of :meth:`prepare` for encoded values, straight-line,
+        for the common case: a record they pass is prepared (its id generated from
+        the template); any other gives None and goes through :meth:`prepare`'s own
+        checks, which explain what is wrong."""
+        str_pos = {i for i, n in enumerate(self.names)
+                   if self.spec.codec.field_for(n).encode is _enc_str}
+        env: dict[str, Any] = {"Prepared": Prepared, "FORBIDDEN": FORBIDDEN.search,
+                               "check_id": self._check_id}
+        lines = ["def fast(vals):"]
+        if self.id_template is None or not self.key_pos:
+            lines.append("    return None")
+        else:
+            # key values: every str one non-empty, at most 128 characters, none of the
+            # forbidden characters
+            for n, i in enumerate(self.key_pos):
+                lines.append(f"    k{n} = vals[{i}]")
+                test = f"k{n} is not None" if i in str_pos else f"type(k{n}) is str"
+                lines.append(f"    if {test} and (not k{n} or len(k{n}) > 128):")
+                lines.append("        return None")
+            keys = [f"k{n}" for n, i in enumerate(self.key_pos)]
+            lines.append("    if FORBIDDEN(''.join([x for x in (" + ", ".join(keys)
+                         + ",) if type(x) is str])):")
+            lines.append("        return None")
+            for i, negative in self._index_checks:
+                if i == self.id_pos or (i in str_pos and i in self.key_pos):
+                    continue  # checked above, or must be None (below)
+                lines.append(f"    v = vals[{i}]")
+                if negative:
+                    lines.append("    if v == '' or (type(v) is int and v < 0):")
+                else:
+                    lines.append("    if v == '':")
+                lines.append("        return None")
+            for i in self._score_pos:
+                lines.append(f"    v = vals[{i}]")
+                lines.append(f"    if type(v) is int and not {-MAX_SCORE_INT} <= v <= "
+                             f"{MAX_SCORE_INT}:")
+                lines.append("        return None")
+            env["ID_GET"], env["ID_FMT"] = self._id_get, self._id_fmt
+            lines.append(f"    if vals[{self.id_pos}] is not None:")
+            lines.append("        return None")
+            lines.append("    parts = ID_GET(vals)")
+            lines.append("    if None in parts:")
+            lines.append("        return None")
+            lines.append("    base = ID_FMT % parts")
+            if self._check_generated:
+                lines.append("    check_id(base)")
+            lines.append("    return Prepared('g', base, vals)")
+        exec("\n".join(lines), env)  # source built above from the declaration
+        fast: Callable[[list[Arg | None]], Prepared | None] = env["fast"]
+        return fast
 
     # -- phase 1: validate and encode (may raise; nothing has been sent) ------
 
@@ -179,6 +235,9 @@ class WritePlanner(Generic[M]):
         if not isinstance(record, spec.model):
             raise InvalidInput(f"expected a {spec.model.__name__}, got {type(record).__name__}")
         vals = spec.codec.encode(record)
+        done = self._fast(vals)
+        if done is not None:
+            return done
         keyvals = [v for v in self._key_get(vals) if type(v) is str]
         joined = "".join(keyvals)
         if FORBIDDEN.search(joined) or "" in keyvals or (
@@ -246,7 +305,6 @@ class WritePlanner(Generic[M]):
     def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
         """One script call for ``records``, and the id each record gets unless the
         server finds it taken (the script then reports the id it chose)."""
-        names = self.names
         scopes: dict[tuple[str, str, str], int] = {}
         recargs: list[Arg] = []
         groups: dict[str, list[Arg]] = {}
@@ -257,99 +315,64 @@ class WritePlanner(Generic[M]):
         used: dict[str, int] = {}
         guessed: list[str] = []
         prefix_c, suffix_c, probe = self.prefix, self.suffix, self.probe
-        hash_pos = [(i, names[i]) for i in self.hash_pos]
-        plan = self._render_plan
+        items: list[tuple[list[Arg | None], str, tuple[Arg, ...]]] = []
         # ids given by the caller are reserved first, so no generated id takes one
         pfmt, pget, sfmt, sget = prefix_c.fmt, prefix_c.get, suffix_c.fmt, suffix_c.get
         kfmt, kget = (probe.fmt, probe.get) if probe is not None else ("", None)
         reserved = {
             pfmt % pget(r.vals) + r.base + sfmt % sget(r.vals) for r in records if r.mode == "f"
         }
+        scope_get = self._scope_get
+        known: dict[Any, tuple[str, str, int, list[str] | None]] = {}
         for rec in records:
             vals = rec.vals
-            prefix = pfmt % pget(vals)
-            suffix = sfmt % sget(vals)
-            pkey = None
-            if kget is not None:
-                kvals = kget(vals)
-                if None not in kvals:
-                    pkey = kfmt % kvals
-            rid = rec.base
+            sk = scope_get(vals) if scope_get is not None else None
+            scope_info = known.get(sk) if scope_get is not None else None
+            if scope_info is None:
+                prefix = pfmt % pget(vals)
+                suffix = sfmt % sget(vals)
+                pkey = None
+                if kget is not None:
+                    kvals = kget(vals)
+                    if None not in kvals:
+                        pkey = kfmt % kvals
+                skey = (prefix, suffix, pkey or "")
+                sno = scopes.get(skey)
+                if sno is None:
+                    sno = scopes[skey] = len(scopes) + 1
+                plist = None
+                if pkey is not None:
+                    plist = probes.get(pkey)
+                    if plist is None:
+                        plist = probes[pkey] = []
+                scope_info = (prefix, suffix, sno, plist)
+                if scope_get is not None:
+                    known[sk] = scope_info
+            prefix, suffix, sno, plist = scope_info
+            rid = base = rec.base
             if rec.mode == "g":
                 # ids repeated within the batch get .1, .2 here, skipping every id
                 # another record of the batch has; the script redoes this for a
                 # base with an id already taken on the server
-                scope = prefix + rid + suffix
+                scope = prefix + base + suffix
                 n = used.get(scope, 0)
-                while True:
-                    rid = rec.base if n == 0 else f"{rec.base}.{n}"
-                    n += 1
-                    key = prefix + rid + suffix
-                    if key not in reserved:
-                        break
+                if n == 0 and scope not in reserved:
+                    key = scope
+                    n = 1
+                else:
+                    while True:
+                        rid = base if n == 0 else f"{base}.{n}"
+                        n += 1
+                        key = prefix + rid + suffix
+                        if key not in reserved:
+                            break
                 used[scope] = n
                 reserved.add(key)
             guessed.append(rid)
-            if pkey is not None:
-                probes.setdefault(pkey, []).append(rid)
-            skey = (prefix, suffix, pkey or "")
-            sno = scopes.get(skey)
-            if sno is None:
-                sno = scopes[skey] = len(scopes) + 1
-            hargs: list[Arg] = []
-            for i, name in hash_pos:
-                v = vals[i]
-                if v is not None:
-                    hargs += (name, v)
-            recargs += (rec.mode, rec.base, rid, sno, len(hargs))
-            recargs += hargs
-            for ix, fmt, nref, r0, r1, score, member in plan:
-                if nref == 1:
-                    v0 = vals[r0]
-                    if v0 is None:
-                        continue
-                    key = fmt % v0
-                elif nref == 2:
-                    v0, v1 = vals[r0], vals[r1]
-                    if v0 is None or v1 is None:
-                        continue
-                    key = fmt % (v0, v1)
-                else:
-                    key = _render(ix.key, vals)  # type: ignore[assignment]
-                    if key is None:
-                        continue
-                m = rid if member < 0 else vals[member]
-                if m is None:
-                    continue
-                cmd = ix.cmd
-                if cmd == "ZADD":
-                    sc = vals[score]
-                    if sc is None:
-                        continue
-                    if member >= 0:  # field members repeat: keep one each
-                        zmembers.setdefault(key, {})[m] = sc
-                    else:
-                        g = groups.get(key)
-                        if g is None:
-                            g = groups[key] = []
-                            meta[key] = ix
-                        g += (sc, m)
-                    meta[key] = ix
-                elif cmd == "HINCRBY":
-                    f = vals[score]
-                    if f is None:
-                        continue
-                    c = counters.get(key)
-                    if c is None:
-                        c = counters[key] = {}
-                        meta[key] = ix
-                    c[f] = c.get(f, 0) + 1
-                else:
-                    g = groups.get(key)
-                    if g is None:
-                        g = groups[key] = []
-                        meta[key] = ix
-                    g.append(m)
+            if plist is not None:
+                plist.append(rid)
+            items.append((vals, rid, (rec.mode, base, rid, sno)))
+        self._emit(items, recargs, groups, meta, counters, zmembers)
         argv: list[Arg] = [len(records), self.spec.ttl or 0, self.spec.id, self.stamp_name,
                            len(scopes)]
         for skey in scopes:
@@ -365,21 +388,26 @@ class WritePlanner(Generic[M]):
                 flat += (sc, m)
         for key, counts in counters.items():
             groups[key] = [x for f, c in counts.items() for x in (f, c)]
-        chunks: list[tuple[str, _Index, list[Arg]]] = []
+        at = len(argv)
+        argv.append(0)  # the number of groups, known below
+        ngroup = 0
         step = GROUP_ARGS
         for key, flat in groups.items():
             ix = meta[key]
-            if ix.cap and ix.cmd == "ZADD":
+            if ix.cap and len(flat) > 4 * ix.cap and ix.cmd == "ZADD":
                 flat = _top(flat, ix.cap)
-            if len(flat) <= step:
-                chunks.append((key, ix, flat))
+            n = len(flat)
+            if n <= step:
+                argv += (ix.code, key, n)
+                argv += flat
+                ngroup += 1
             else:
-                for start in range(0, len(flat), step):
-                    chunks.append((key, ix, flat[start : start + step]))
-        argv.append(len(chunks))
-        for key, ix, flat in chunks:
-            argv += (ix.code, key, len(flat))
-            argv += flat
+                for start in range(0, n, step):
+                    part = flat[start : start + step]
+                    argv += (ix.code, key, len(part))
+                    argv += part
+                    ngroup += 1
+        argv[at] = ngroup
         return script_call(WRITE, argv), guessed
 
     def record_keys(self, rec: Prepared) -> set[str]:
@@ -424,6 +452,91 @@ class WritePlanner(Generic[M]):
     def _scope(self, rec: Prepared) -> tuple[str, str]:
         vals = rec.vals
         return (self.prefix.fmt % self.prefix.get(vals), self.suffix.fmt % self.suffix.get(vals))
+
+
+Emit = Callable[[list[tuple[list[Arg | None], str, tuple[Arg, ...]]], list[Arg],
+                  dict[str, list[Arg]], dict[str, _Index], dict[str, dict[Arg, int]],
+                  dict[str, dict[Arg, Arg]]], None]
+
+
+def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index],
+                  exact: set[int]) -> Emit:
+    """Generate straight-line code that adds each record's arguments to ``recargs``
+    and its index entries to the groups: one block per index, no per-index dispatch.
+
+    ``emit(items, recargs, groups, meta, counters, zmembers)``, ``items`` being
+    ``(vals, rid, head)`` per record: ``head`` and the record's hash arguments go
+    to ``recargs``. Absent values are skipped as :func:`_render` skips them; a
+    sorted set whose members are field values keeps one score per member
+    (``zmembers``), counters count per field value (``counters``), every other
+    group lists its arguments in record order. Within one call, the group of an
+    index is looked up by the values its key is made of when those are str or
+    int fields (``exact``: equal values render equal keys), so a key is
+    rendered once per call rather than once per record.
+    """
+    env: dict[str, Any] = {}
+    head = ["def emit(items, recargs, groups, meta, counters, zmembers):"]
+    lines = ["    for vals, rid, hd in items:", "        recargs += hd", "        h = []"]
+    for i, name in hash_pos:
+        lines += [f"        v = vals[{i}]", "        if v is not None:",
+                  f"            h += ({name!r}, v)"]
+    lines += ["        recargs.append(len(h))", "        recargs += h"]
+    for n, ix in enumerate(indexes):
+        env[f"IX{n}"] = ix
+        refs = ix.key.refs
+        need = [f"a{k}" for k in range(len(refs))]
+        lines += [f"        a{k} = vals[{r}]" for k, r in enumerate(refs)]
+        if ix.member is not None:
+            lines.append(f"        m = vals[{ix.member}]")
+            need.append("m")
+        else:
+            lines.append("        m = rid")
+        if ix.score is not None:
+            lines.append(f"        sc = vals[{ix.score}]")
+            need.append("sc")
+        cond = " and ".join(f"{x} is not None" for x in need) if need else "True"
+        lines.append(f"        if {cond}:")
+        if not refs:
+            env[f"K{n}"] = ix.key.fmt % ()
+            render = f"K{n}"
+        else:
+            env[f"F{n}"] = ix.key.fmt
+            render = f"F{n} % " + ("a0" if len(refs) == 1 else "(" + ", ".join(need[:len(refs)])
+                                   + ")")
+        if ix.cmd == "ZADD" and ix.member is not None:
+            store, kind, add = "zmembers", "{}", "g[m] = sc"
+        elif ix.cmd == "ZADD":
+            store, kind, add = "groups", "[]", "g += (sc, m)"
+        elif ix.cmd == "HINCRBY":
+            store, kind, add = "counters", "{}", "g[sc] = g.get(sc, 0) + 1"
+        else:
+            store, kind, add = "groups", "[]", "g.append(m)"
+        # the group of this record, created (and its index noted) when new
+        find = [f"key = {render}",
+                f"g = {store}.get(key)",
+                "if g is None:",
+                f"    g = {store}[key] = {kind}",
+                f"    meta[key] = IX{n}"]
+        if ix.cmd == "ZADD":  # a sorted set's group notes its index each time
+            find[-1:] = [f"meta[key] = IX{n}"]
+        if not refs:
+            # one key per call: its group is found once
+            head.append(f"    g{n} = None")
+            lines += [f"            if g{n} is None:"]
+            lines += ["                " + x for x in find]
+            lines += [f"                g{n} = g", f"            g = g{n}"]
+        elif all(r in exact for r in refs):
+            ck = "a0" if len(refs) == 1 else "(" + ", ".join(need[:len(refs)]) + ")"
+            head.append(f"    c{n} = {{}}")
+            lines += [f"            g = c{n}.get({ck})", "            if g is None:"]
+            lines += ["                " + x for x in find]
+            lines += [f"                c{n}[{ck}] = g"]
+        else:
+            lines += ["            " + x for x in find]
+        lines.append(f"            {add}")
+    exec("\n".join(head + lines), env)  # source built above from the declaration
+    emit: Emit = env["emit"]
+    return emit
 
 
 def _render(c: _Compiled, vals: Sequence[Arg | None]) -> str | None:

@@ -590,6 +590,66 @@ def test_batch_of_9000_explicit_ids_that_exist(connect, r):
     assert len(info.value.failed) == 9000
 
 
+def _make(r, key: str, kind: str) -> None:
+    {"string": lambda: r.set(key, "x"), "set": lambda: r.sadd(key, "x"),
+     "zset": lambda: r.zadd(key, {"x": 1}), "list": lambda: r.rpush(key, "x"),
+     "hash": lambda: r.hset(key, "x", "1")}[kind]()
+
+
+@pytest.mark.parametrize("taken", [False, True])
+@pytest.mark.parametrize(("bad_key", "kind"), [
+    ("agent:a1:action:types:move", "zset"), ("agent:a1:action:types:move", "list"),
+    ("agent:a1:action:types:move", "hash"), ("agent:a1:action:targets:t1", "zset"),
+    ("simulation:sim01:actions:1", "zset"),
+    ("agent:a1:action:rewards", "set"), ("agent:a1:action:relative_index", "list"),
+    ("agent:a1:action:timeline", "set"), ("agent:a1:action:timeline", "hash"),
+    ("simulation:sim01:actions:steps", "set"), ("simulation:sim01:actions", "set"),
+    ("simulation:sim01:actions:by_type", "zset"),
+])
+def test_index_key_of_another_collection_type_refuses_the_records_using_it(
+        mem, r, bad_key, kind, taken):
+    # the write script checks sets together, sorted sets through their lookups or
+    # one by one; a record whose id is taken on the server takes another path
+    _make(r, bad_key, kind)
+    if taken:
+        r.hset("agent:a3:action:a3-1-move", "x", "1")
+    before = {k: r.dump(k) for k in r.keys("*")}
+    with pytest.raises(WriteError) as info:
+        mem.actions.add_many([act("a1", 1, reward=1.0, action_target_id="t1"),
+                              act("a2", 2, reward=1.0, action_target_id="t1"),
+                              act("a3", 1, reward=1.0)])
+    uses = {0, 2} if bad_key.startswith("simulation:sim01:actions:1") else (
+        {0} if bad_key.startswith("agent:a1") else {0, 1, 2})
+    assert set(info.value.failed) == uses
+    assert bad_key in info.value.failed[min(uses)]
+    assert {k: r.dump(k) for k in before} == before  # untouched
+    keys = ["agent:a1:action:a1-1-move", "agent:a2:action:a2-2-move",
+            "agent:a3:action:a3-1-move" + (".1" if taken else "")]
+    for n, key in enumerate(keys):
+        assert bool(r.exists(key)) == (n not in uses)
+
+
+def test_set_keys_of_the_wrong_type_beyond_one_check_call(connect, r):
+    # more set keys than one set check takes; the bad one in a later part
+    m = connect(batch_size=3000)
+    r.zadd("agent:a2500:action:types:move", {"x": 1})
+    with pytest.raises(WriteError) as info:
+        m.actions.add_many([act(f"a{i}", 1) for i in range(3000)])
+    assert set(info.value.failed) == {2500}
+    assert r.llen("simulation:sim01:actions") == 2999
+
+
+def test_counter_field_checked_in_every_group_of_its_key(connect, r):
+    # 1200 types: the counter hash takes three groups; the bad field is in the last
+    m = connect(batch_size=2000)
+    r.hset("simulation:sim01:actions:by_type", "t1100", "many")
+    with pytest.raises(WriteError) as info:
+        m.actions.add_many([act(f"a{i}", 1, f"t{i}") for i in range(1200)])
+    assert set(info.value.failed) == set(range(1200))  # every record counts in that hash
+    assert r.dbsize() == 1
+    assert r.hgetall("simulation:sim01:actions:by_type") == {b"t1100": b"many"}
+
+
 def test_batch_with_9000_keys_of_the_wrong_type(connect, r):
     m = connect(batch_size=9000)
     with r.pipeline(transaction=False) as p:
