@@ -675,12 +675,15 @@ class Archive:
             stmt = stmt.where(agent_actions.c.action_id > after)
         if limit is not None:
             stmt = stmt.limit(limit)
+        return [(int(r["action_id"]), decode_row(r)) for r in self.rows(stmt)]
+
+    def rows(self, stmt: Select[Any]) -> list[RowMapping]:
+        """Run a ``SELECT`` (one connection) and return its rows as mappings."""
         try:
             with self.engine.connect() as conn:
-                rows = [r._mapping for r in conn.execute(stmt)]
+                return [r._mapping for r in conn.execute(stmt)]
         except SQLAlchemyError as exc:
             raise backend_error(exc) from exc
-        return [(int(r["action_id"]), decode_row(r)) for r in rows]
 
     def assign_ids(self, simulation_id: str) -> int:
         """Give an agentmem string id to every row of ``simulation_id`` that has none.

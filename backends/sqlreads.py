@@ -82,12 +82,7 @@ def _run(archive: Archive, stmt: Select[Any], limit: int | None) -> list[Action]
         if limit == 0:
             return []
         stmt = stmt.limit(limit)
-    try:
-        with archive.engine.connect() as conn:
-            rows = [r._mapping for r in conn.execute(stmt)]
-    except SQLAlchemyError as exc:
-        raise backend_error(exc) from exc
-    return [decode_row(r) for r in rows]
+    return [decode_row(r) for r in archive.rows(stmt)]
 
 
 def _agent(archive: Archive, agent_id: str) -> Select[Any]:
@@ -114,22 +109,27 @@ def get(archive: Archive, agent_id: str, action_id: str) -> Action | None:
     return found[0] if found else None
 
 
+def _newest_where(archive: Archive, agent_id: str, condition: ColumnElement[bool],
+                  limit: int | None) -> list[Action]:
+    stmt = _agent(archive, agent_id).where(condition)
+    stmt = stmt.order_by(*_order(archive, agent_actions.c.step_number, descending=True))
+    return _run(archive, stmt, _limit(limit))
+
+
 def by_type(archive: Archive, agent_id: str, action_type: str, limit: int | None = None
             ) -> list[Action]:
     """The agent's actions of one type, newest first (by step, then id)."""
-    stmt = _agent(archive, agent_id).where(
-        agent_actions.c.action_type == _text(action_type, "action_type"))
-    stmt = stmt.order_by(*_order(archive, agent_actions.c.step_number, descending=True))
-    return _run(archive, stmt, _limit(limit))
+    return _newest_where(archive, agent_id,
+                         agent_actions.c.action_type == _text(action_type, "action_type"),
+                         limit)
 
 
 def by_target(archive: Archive, agent_id: str, target_id: str, limit: int | None = None
               ) -> list[Action]:
     """The agent's actions aimed at ``target_id``, newest first."""
-    stmt = _agent(archive, agent_id).where(
-        agent_actions.c.action_target_id == _text(target_id, "target_id"))
-    stmt = stmt.order_by(*_order(archive, agent_actions.c.step_number, descending=True))
-    return _run(archive, stmt, _limit(limit))
+    return _newest_where(archive, agent_id,
+                         agent_actions.c.action_target_id == _text(target_id, "target_id"),
+                         limit)
 
 
 def timeline(archive: Archive, agent_id: str, start: int | None = None, end: int | None = None,
