@@ -97,7 +97,8 @@ def check(memory: Memory, *, batch: int = DEFAULT_BATCH,
     to those agents' keys and to their ids in the simulation-level indices; the
     steps zsets and the counters (which span agents) are then not checked.
     """
-    return _Walk(memory, batch, agent_ids, fix=False).run()
+    return _cluster(memory, batch, agent_ids, fix=False) or \
+        _Walk(memory, batch, agent_ids, fix=False).run()
 
 
 def repair(memory: Memory, *, batch: int = DEFAULT_BATCH,
@@ -108,7 +109,22 @@ def repair(memory: Memory, *, batch: int = DEFAULT_BATCH,
     (timeline scored by ``step_number``, rewards by ``reward``; the relative index
     only loses orphans), counters rewritten to the true counts (0: field removed).
     """
-    return _Walk(memory, batch, agent_ids, fix=True).run()
+    return _cluster(memory, batch, agent_ids, fix=True) or \
+        _Walk(memory, batch, agent_ids, fix=True).run()
+
+
+def _cluster(memory: Any, batch: int, agent_ids: Iterable[str] | None, *,
+             fix: bool) -> IntegrityReport | None:
+    """On a Redis Cluster (``agentmem.backends.cluster.ClusterMemory``), its own walk,
+    slot by slot (see ``docs/cluster.md``); None on one server."""
+    walk = getattr(memory, "cluster_integrity", None)
+    if walk is None:
+        return None
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InvalidInput(f"batch must be a positive int, got {batch!r}")
+    report = IntegrityReport(repaired=fix)
+    walk(report, batch=batch, agent_ids=agent_ids, fix=fix)
+    return report
 
 
 def _glob_escape(text: str) -> str:
@@ -131,7 +147,8 @@ class _Walk:
         self.mode = "fix" if fix else "check"
         self.report = IntegrityReport(repaired=fix)
         lay = memory.actions.layout
-        self.p = lay.patterns
+        # literal braces written once ({name} is the only brace-word), as the scripts read them
+        self.p = {family: lay.plain(family) for family in lay.patterns}
         self.families = _matchers(self.p)
         shape = self.p["action"].replace("{agent_id}", "\x01").replace("{action_id}", "\x02")
         prefix, rest = shape.split("\x01", 1)
@@ -235,8 +252,8 @@ class _Walk:
                 elif family in ("timeline", "relative_index", "rewards", "types", "targets",
                                 "im_timeline"):
                     hfam = "im_action" if family == "im_timeline" else "action"
-                    pre, suf = self.p[hfam].format_map(
-                        {"agent_id": agent, "action_id": "\x02"}).split("\x02")
+                    pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}
+                                     ).split("\x02")
                     kind = "s" if family in ("types", "targets") else "z"
                     self._scan_members(lua.ORPHANS, key, family, kind, "a", pre, suf, "", 0)
         self._actions(actions)
@@ -258,7 +275,7 @@ class _Walk:
                 if family == "sim_steps":  # one entry per step, however many actions lack it
                     if (sim, step) not in self.steps_seen:
                         self.steps_seen.add((sim, step))
-                        key = self.p[family].format_map({"simulation_id": sim})
+                        key = _fill(self.p[family], {"simulation_id": sim})
                         self.report.add("missing", family, [f"{key} {step}"])
                 else:
                     self.report.add("missing", family,
@@ -286,17 +303,17 @@ class _Walk:
                         [self._hash_key("im_action", a, i) for a, i in _pairs(out)])
 
     def _hash_key(self, family: str, agent_id: str, action_id: str) -> str:
-        return self.p[family].format_map({"agent_id": agent_id, "action_id": action_id})
+        return _fill(self.p[family], {"agent_id": agent_id, "action_id": action_id})
 
     def _steps(self, sim: str) -> None:
-        key = self.p["sim_steps"].format_map({"simulation_id": sim})
-        pre, suf = self.p["sim_step"].format_map(
-            {"simulation_id": sim, "step_number": "\x02"}).split("\x02")
+        key = _fill(self.p["sim_steps"], {"simulation_id": sim})
+        pre, suf = _fill(self.p["sim_step"], {"simulation_id": sim, "step_number": "\x02"}
+                         ).split("\x02")
         self._scan_members(lua.STEPS, key, "sim_steps", pre, suf, *self.sim_parts)
 
     def _counters(self, sim: str) -> None:
-        lk = self.p["sim_actions"].format_map({"simulation_id": sim})
-        ck = self.p["sim_by_type"].format_map({"simulation_id": sim})
+        lk = _fill(self.p["sim_actions"], {"simulation_id": sim})
+        ck = _fill(self.p["sim_by_type"], {"simulation_id": sim})
         client: Any = self.memory.client
         size = int(client.llen(lk))
         counts = Counter(self.unlisted.get(sim, {}))
@@ -314,6 +331,11 @@ class _Walk:
         rows = [out[i:i + 3] for i in range(0, len(out), 3)]
         self.report.add("counters", "sim_by_type", [
             f"{ck} {t.decode()}: {v.decode() or 'absent'} -> {n.decode()}" for t, v, n in rows])
+
+
+def _fill(pattern: str, values: dict[str, str]) -> str:
+    """Render a plain pattern as the scripts' ``render`` does: each ``{name}`` replaced."""
+    return re.sub(r"\{(\w+)\}", lambda m: values[m[1]], pattern)
 
 
 def _pairs(flat: list[bytes]) -> list[tuple[str, str]]:

@@ -2,13 +2,17 @@
 
 Pure: renders and checks key names, never talks to a server. Version 1 is the
 specification's exact layout (sections 3.1, 3.3, 3.4, 3.5 and the IM keys of
-section 6). :func:`layout` gives the declarations of :class:`~agentmem.models.Action`
+section 6); version 2 is the same families with the agent id or simulation id
+wrapped in braces, a Redis Cluster hash tag (``agent:{a1}:action:timeline``), so
+that every key of one agent (of one simulation) lives in one slot.
+:func:`layout` gives the declarations of :class:`~agentmem.models.Action`
 and :class:`~agentmem.models.IMAction` for a version, and :func:`key_table` the
 table that ``docs/keyspace.md`` shows (a test keeps the two equal).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -26,7 +30,16 @@ from agentmem.schema import (
 )
 
 CURRENT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+SUPPORTED_VERSIONS = (1, 2)
+
+LAYOUT_KEY = "agentmem:layout"
+"""The key where a server records the layout version of its data (``"1"``, ``"2"``).
+
+Outside every family of every layout (those start with ``agent:`` or
+``simulation:``). Absent: the data is layout 1 (written by an older agentmem or
+by the specification's own code). While a migration between layouts runs it
+holds ``"<from>><to>"`` (e.g. ``"1>2"``), which no client accepts.
+"""
 
 DEFAULT_ACTION_TTL = 24 * 3600
 """Short-term TTL of an action hash, in seconds (the spec leaves ACTION_STM_TTL undefined)."""
@@ -52,6 +65,25 @@ _V1 = {
     "pinned": "agent:{agent_id}:pinned",
 }
 
+# Version 2: the agent id / simulation id is a hash tag ({{ and }} are literal braces).
+_V2 = {
+    "action": "agent:{{{agent_id}}}:action:{action_id}",
+    "timeline": "agent:{{{agent_id}}}:action:timeline",
+    "relative_index": "agent:{{{agent_id}}}:action:relative_index",
+    "types": "agent:{{{agent_id}}}:action:types:{action_type}",
+    "targets": "agent:{{{agent_id}}}:action:targets:{action_target_id}",
+    "rewards": "agent:{{{agent_id}}}:action:rewards",
+    "sim_actions": "simulation:{{{simulation_id}}}:actions",
+    "sim_step": "simulation:{{{simulation_id}}}:actions:{step_number}",
+    "sim_steps": "simulation:{{{simulation_id}}}:actions:steps",
+    "sim_by_type": "simulation:{{{simulation_id}}}:actions:by_type",
+    "im_action": "agent:{{{agent_id}}}:im:action:{action_id}",
+    "im_timeline": "agent:{{{agent_id}}}:im:action:timeline",
+    "pinned": "agent:{{{agent_id}}}:pinned",
+}
+
+_PATTERNS = {1: _V1, 2: _V2}
+
 _TYPES = {
     "action": "hash", "timeline": "zset", "relative_index": "zset", "types": "set",
     "targets": "set", "rewards": "zset", "sim_actions": "list", "sim_step": "set",
@@ -74,7 +106,6 @@ _PURPOSE = {
     "im_timeline": "intermediate-memory action ids scored by step",
     "pinned": "ids of the agent's pinned actions, which maintenance leaves in their tier",
 }
-
 
 
 @dataclass(frozen=True)
@@ -114,6 +145,84 @@ class Layout:
     def record_key_parts(self, family: str, **scope: str | int) -> tuple[str, str]:
         """A record key around its ``action_id``: (prefix, suffix), scope ids checked."""
         return self.template(family).around("action_id", scope)
+
+    def plain(self, family: str) -> str:
+        """The pattern with its literal braces written once (``agent:{{agent_id}}:pinned``
+        for version 2): the form in which ``{name}`` is the only brace-word, as Lua-side
+        rendering and key parsers read it."""
+        return "".join(v if k == "L" else "{" + v + "}" for k, v in self.template(family).parts)
+
+    def parse(self, key: str) -> tuple[str, dict[str, str]] | None:
+        """The family and ids of a key of this layout, or ``None`` for any other key."""
+        for family, rx in _matchers(self.version):
+            m = rx.match(key)
+            if m:
+                return family, m.groupdict()
+        return None
+
+
+@cache
+def _matchers(version: int) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """A regex per family, most literal first (``...:timeline`` before ``...:{id}``);
+    an id matches no ``:``, ``{`` or ``}``, as the id rules allow none."""
+    lay = layout(version)
+    rows = []
+    for family in lay.patterns:
+        parts = lay.template(family).parts
+        rx = "".join(re.escape(v) if k == "L" else
+                     (rf"(?P<{v}>\d+)" if v == "step_number" else rf"(?P<{v}>[^:{{}}]+)")
+                     for k, v in parts)
+        fields = sum(1 for k, _ in parts if k == "F")
+        literal = sum(len(v) for k, v in parts if k == "L")
+        rows.append((fields, -literal, family, re.compile(rx + r"\Z", re.S)))
+    rows.sort(key=lambda row: row[:3])
+    return tuple((family, rx) for _, _, family, rx in rows)
+
+
+def layout_key() -> str:
+    """The name of the key that records the server's layout version (:data:`LAYOUT_KEY`)."""
+    return LAYOUT_KEY
+
+
+def parse_layout_value(raw: bytes | str | None) -> int | None:
+    """The version a server records (``None``: no key, layout 1 assumed).
+
+    Raises :class:`LayoutError` for a migration in progress (``"1>2"``), a value that
+    is not a version, or a version this agentmem does not know.
+    """
+    if raw is None:
+        return None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if ">" in text:
+        old, _, new = text.partition(">")
+        raise LayoutError(
+            f"a migration of the key layout from version {old} to {new} is in progress "
+            f"(or was interrupted) on this server ({LAYOUT_KEY} = {text!r}); finish it with "
+            "`agentmem migrate upgrade` (or `downgrade`) before using the data")
+    if not text.isdigit() or int(text) not in SUPPORTED_VERSIONS:
+        raise LayoutError(
+            f"the server's data is in key layout version {text!r} ({LAYOUT_KEY}), which "
+            f"this agentmem does not know (it knows {list(SUPPORTED_VERSIONS)}); upgrade "
+            "agentmem, or migrate the data")
+    return int(text)
+
+
+def check_recorded_version(raw: bytes | str | None, version: int) -> int:
+    """Check a client opened with layout ``version`` against what the server records.
+
+    Returns the server's version (1 when it records none); raises :class:`LayoutError`
+    when they differ or the recorded value is unknown.
+    """
+    recorded = parse_layout_value(raw)
+    found = 1 if recorded is None else recorded
+    if found != version:
+        how = f"records layout version {found}" if recorded is not None else (
+            "records no layout version, so its data is taken to be layout 1")
+        raise LayoutError(
+            f"this store was opened with key layout version {version}, but the server "
+            f"{how} ({LAYOUT_KEY}); open it with layout_version={found}, or migrate the "
+            f"data with `agentmem migrate upgrade`")
+    return found
 
 
 def check_action_id(value: object) -> str:
@@ -198,7 +307,7 @@ def layout(version: int = CURRENT_VERSION) -> Layout:
             f"key layout version {version!r} is unknown to this agentmem; "
             f"it knows {list(SUPPORTED_VERSIONS)}"
         )
-    patterns = dict(_V1)
+    patterns = dict(_PATTERNS[version])
     return Layout(version, patterns, _action_spec(patterns, DEFAULT_RELATIVE_INDEX_SIZE),
                   _im_spec(patterns))
 

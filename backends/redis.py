@@ -19,7 +19,13 @@ from redis.exceptions import NoScriptError
 
 from agentmem.actions import ActionRepository, AsyncActionRepository, check_options
 from agentmem.errors import BackendError, ConfigError, Unavailable
-from agentmem.keyspace import DEFAULT_ACTION_TTL, DEFAULT_RELATIVE_INDEX_SIZE, layout
+from agentmem.keyspace import (
+    DEFAULT_ACTION_TTL,
+    DEFAULT_RELATIVE_INDEX_SIZE,
+    LAYOUT_KEY,
+    check_recorded_version,
+    layout,
+)
 from agentmem.models import IMAction
 from agentmem.plan import Call, FollowUp, Plan, paused_gc
 from agentmem.repository import AsyncRepository, Repository
@@ -117,6 +123,18 @@ def _pack(conn: Any, call: Call) -> list[bytes]:
     return list(conn.pack_command(*call.args))
 
 
+_CLAIM_LAYOUT = """
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+if ARGV[1] == '1' or redis.call('DBSIZE') > 0 then return false end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
+"""The layout check of a store's first plan: the version the server records. No key
+means layout 1 (which leaves the specification's key space as it is); another
+version is recorded by its first use of an empty database."""
+
+
 def _command_name(call: Call) -> str:
     name = call.args[0]
     return name.decode() if isinstance(name, bytes) else str(name)
@@ -131,11 +149,32 @@ class RedisRunner:
     the refused calls sent again (a ``NOSCRIPT`` call has not run).
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, layout_version: int | None = None) -> None:
         _check_client(client)
         self.client = client
+        self.pending_layout = layout_version
+        """The layout the server must record; checked before the first plan, then None."""
+
+    def check_layout(self) -> None:
+        """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
+        version = self.pending_layout
+        if version is None:
+            return
+        try:
+            try:
+                raw = self.client.eval(_CLAIM_LAYOUT, 1, LAYOUT_KEY, str(version))
+            except redis.exceptions.ReadOnlyError:  # a replica: read what it has
+                raw = self.client.get(LAYOUT_KEY)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        except redis.ResponseError as exc:
+            raise BackendError(f"Redis refused the layout check: {exc}") from exc
+        check_recorded_version(raw, version)
+        self.pending_layout = None
 
     def run(self, plan: Plan[T]) -> T:
+        if self.pending_layout is not None:
+            self.check_layout()
         while True:
             with paused_gc(plan.bulk):
                 result = self._run_once(plan)
@@ -190,11 +229,31 @@ class RedisRunner:
 class AsyncRedisRunner:
     """Runs plans on an asyncio redis-py client; the same protocol as :class:`RedisRunner`."""
 
-    def __init__(self, client: redis.asyncio.Redis) -> None:
+    def __init__(self, client: redis.asyncio.Redis, layout_version: int | None = None) -> None:
         _check_client(client)
         self.client = client
+        self.pending_layout = layout_version
+
+    async def check_layout(self) -> None:
+        """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
+        version = self.pending_layout
+        if version is None:
+            return
+        try:
+            try:
+                raw = await self.client.eval(_CLAIM_LAYOUT, 1, LAYOUT_KEY, str(version))
+            except redis.exceptions.ReadOnlyError:
+                raw = await self.client.get(LAYOUT_KEY)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise _unavailable(exc) from exc
+        except redis.ResponseError as exc:
+            raise BackendError(f"Redis refused the layout check: {exc}") from exc
+        check_recorded_version(raw, version)
+        self.pending_layout = None
 
     async def run(self, plan: Plan[T]) -> T:
+        if self.pending_layout is not None:
+            await self.check_layout()
         # No garbage-collector pause here: it is process-wide, and other tasks of
         # the event loop run while this plan awaits its replies.
         while True:
@@ -353,6 +412,11 @@ def connect(
     ``relative_index_size`` the length of the relative index, ``embedding_dim`` the
     required embedding length, ``batch_size`` the records per script call of
     ``add_many``. ``pool_options`` go to the connection pool (``max_connections`` …).
+
+    The first call compares ``layout_version`` with the version the server records
+    in ``agentmem:layout`` (no key: layout 1; a store of another layout records it
+    on its first use of an empty database) and raises
+    :class:`~agentmem.errors.LayoutError` on a mismatch, before anything is written.
     """
     opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
     if client is not None and not isinstance(client, redis.Redis):
@@ -365,7 +429,7 @@ def connect(
             client = redis.Redis.from_url(url, decode_responses=False, **pool_options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
-    runner = RedisRunner(client)
+    runner = RedisRunner(client, layout_version)
     actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
                                relative_index_size=relative_index_size,
                                embedding_dim=embedding_dim, batch_size=batch_size)
@@ -395,7 +459,7 @@ def connect_async(
             client = redis.asyncio.Redis.from_url(url, decode_responses=False, **pool_options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
-    runner = AsyncRedisRunner(client)
+    runner = AsyncRedisRunner(client, layout_version)
     actions = AsyncActionRepository(runner, layout_version=layout_version, ttl=ttl,
                                     relative_index_size=relative_index_size,
                                     embedding_dim=embedding_dim, batch_size=batch_size)

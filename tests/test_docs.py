@@ -48,16 +48,28 @@ def test_docs_exist() -> None:
             "spec-defects.md"} <= names
 
 
-def test_key_table_matches_layout_v1() -> None:
+def _key_tables() -> list[list[tuple[str, ...]]]:
+    """The rows of every Family | Pattern | Type | Purpose table of keyspace.md, in order."""
     lines = (DOCS / "keyspace.md").read_text().splitlines()
-    header = next(i for i, line in enumerate(lines)
-                  if cells(line) == ["Family", "Pattern", "Type", "Purpose"])
-    rows = []
-    for line in lines[header + 2:]:
-        if not line.startswith("|"):
-            break
-        rows.append(tuple(cells(line)))
-    expected = [(r.name, r.pattern, r.type, r.purpose) for r in key_table(1)]
+    tables = []
+    for i, line in enumerate(lines):
+        if cells(line) != ["Family", "Pattern", "Type", "Purpose"]:
+            continue
+        rows = []
+        for row in lines[i + 2:]:
+            if not row.startswith("|"):
+                break
+            rows.append(tuple(cells(row)))
+        tables.append(rows)
+    return tables
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_key_table_matches_layout(version: int) -> None:
+    tables = _key_tables()
+    assert len(tables) == 2, "keyspace.md shows one key table per layout version, in order"
+    rows = tables[version - 1]
+    expected = [(r.name, r.pattern, r.type, r.purpose) for r in key_table(version)]
     assert [r[:3] for r in rows] == [e[:3] for e in expected]
     assert rows == expected
 
@@ -142,6 +154,10 @@ def test_relative_links_resolve(path: Path) -> None:
 def _module_file(module: str) -> Path:
     if module.startswith("backends."):
         return ROOT / "backends" / (module.split(".", 1)[1] + ".py")
+    if module.startswith("migrations."):  # installed as agentmem.migrations
+        rest = module.split(".", 1)[1].replace(".", "/")
+        path, package = ROOT / "migrations" / (rest + ".py"), ROOT / "migrations" / rest
+        return package / "__init__.py" if not path.exists() else path
     path = ROOT / "agentmem" / (module.replace(".", "/") + ".py")
     package = ROOT / "agentmem" / module.replace(".", "/") / "__init__.py"
     return package if not path.exists() and package.exists() else path

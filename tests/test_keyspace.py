@@ -95,11 +95,71 @@ def test_action_declaration_uses_the_spec_patterns():
 
 
 def test_unknown_layout_version_raises_layout_error():
-    with pytest.raises(LayoutError):
-        keyspace.layout(2)
-    with pytest.raises(LayoutError):
-        agentmem.connect("redis://127.0.0.1:1/0", layout_version=2)
+    assert keyspace.SUPPORTED_VERSIONS == (1, 2)
+    for version in (0, 3, 9):
+        with pytest.raises(LayoutError):
+            keyspace.layout(version)
+        with pytest.raises(LayoutError):
+            agentmem.connect("redis://127.0.0.1:1/0", layout_version=version)
     assert issubclass(LayoutError, AgentMemError)
+
+
+# -- layout 2: the same families, the agent / simulation id as a hash tag ----------
+
+LAYOUT2 = keyspace.layout(2)
+
+
+def _v2(key: str) -> str:
+    """The layout-2 key of a layout-1 key: the id after agent:/simulation: in braces."""
+    head, first, rest = key.split(":", 2)
+    return f"{head}:{{{first}}}:{rest}"
+
+
+@pytest.mark.parametrize(("family", "parts", "expected"), SPEC_KEYS,
+                         ids=[row[0] for row in SPEC_KEYS])
+def test_layout2_wraps_the_agent_or_simulation_id_in_a_hash_tag(family, parts, expected):
+    key = LAYOUT2.key(family, **parts)
+    assert key == _v2(expected)
+    tag = key[key.index("{") + 1:key.index("}")]
+    assert tag == parts.get("agent_id", parts.get("simulation_id"))
+    assert LAYOUT2.parse(key) == (family, {k: str(v) for k, v in parts.items()})
+    assert LAYOUT.parse(key) is None
+    assert LAYOUT2.parse(expected) is None
+
+
+def test_layout2_has_the_families_and_types_of_layout1():
+    assert list(LAYOUT2.patterns) == list(LAYOUT.patterns)
+    assert [(r.name, r.type, r.purpose) for r in keyspace.key_table(2)] == [
+        (r.name, r.type, r.purpose) for r in keyspace.key_table(1)]
+    assert LAYOUT2.key("pinned", agent_id="a1") == "agent:{a1}:pinned"
+    assert LAYOUT2.plain("action") == "agent:{{agent_id}}:action:{action_id}"
+    assert LAYOUT.plain("action") == LAYOUT.patterns["action"]
+
+
+def test_layout2_declarations_use_its_patterns():
+    assert LAYOUT2.action.key.pattern == LAYOUT2.patterns["action"]
+    assert LAYOUT2.im_action.key.pattern == LAYOUT2.patterns["im_action"]
+    assert {ix.name: ix.key for ix in LAYOUT2.action.indexes} == {
+        ix.name: LAYOUT2.patterns[ix.name] for ix in LAYOUT.action.indexes}
+    assert LAYOUT2.action.reserved_ids == RESERVED
+    assert LAYOUT2.action.index("relative_index").cap == 20
+
+
+def test_layout_key_is_outside_every_family():
+    assert keyspace.layout_key() == keyspace.LAYOUT_KEY == "agentmem:layout"
+    for lay in (LAYOUT, LAYOUT2):
+        assert lay.parse(keyspace.LAYOUT_KEY) is None
+        assert not keyspace.LAYOUT_KEY.startswith(("agent:", "simulation:"))
+
+
+def test_recorded_layout_values():
+    assert keyspace.parse_layout_value(None) is None
+    assert keyspace.parse_layout_value(b"2") == 2
+    assert keyspace.check_recorded_version(None, 1) == 1
+    assert keyspace.check_recorded_version(b"2", 2) == 2
+    for raw, version in [(b"9", 1), (b"x", 1), (b"1>2", 2), (None, 2), (b"1", 2), (b"2", 1)]:
+        with pytest.raises(LayoutError):
+            keyspace.check_recorded_version(raw, version)
 
 
 def test_unknown_family_raises_layout_error():

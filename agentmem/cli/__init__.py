@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from agentmem.cli import inspecting, maintenance, running
+from agentmem.cli import inspecting, maintenance, migrating, running
 from agentmem.cli.stores import Stores
 from agentmem.errors import AgentMemError
 
@@ -48,7 +48,8 @@ def main(ctx: click.Context, data: str | None, redis_url: str | None,
     ctx.call_on_close(stores.close)
 
 
-for command in (*running.COMMANDS, *inspecting.COMMANDS, *maintenance.COMMANDS):
+for command in (*running.COMMANDS, *inspecting.COMMANDS, *maintenance.COMMANDS,
+                *migrating.COMMANDS):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -1,0 +1,403 @@
+"""Key-layout migrations of the Redis data (installed as ``agentmem.migrations.redis``).
+
+Shaped like Alembic: one module per revision in ``versions/`` (``revision``,
+``down_revision``, ``description``, ``layout``, ``upgrade(ctx)``, ``downgrade(ctx)``),
+and a runner: :func:`upgrade`, :func:`downgrade`, :func:`current`, :func:`status`,
+:func:`history`. See ``docs/layouts.md``.
+
+The server's state is three keys outside every layout's families:
+
+- ``agentmem:layout`` (:data:`~agentmem.keyspace.LAYOUT_KEY`): the layout version of
+  the data, ``"<from>><to>"`` while a revision that changes it runs (no store opens
+  the data then);
+- ``agentmem:layout:revision``: the last revision applied (absent: the revision of
+  the recorded layout, ``0001`` for layout 1);
+- ``agentmem:layout:progress``: a hash, present while a revision runs: the revision,
+  the direction, the phase, the SCAN cursor after the last finished batch and the
+  counters so far. A runner that was killed resumes from there.
+
+Revisions walk the key space with ``SCAN`` in batches of ``batch`` (``COUNT``), so a
+live server is never blocked, and each batch is idempotent: re-running the batch
+after a crash finds its work done and skips it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import redis
+from agentmem.backends.redis import parse_url
+
+from agentmem.errors import ConfigError, LayoutError, Unavailable
+from agentmem.keyspace import LAYOUT_KEY, parse_layout_value
+
+__all__ = [
+    "DEFAULT_BATCH",
+    "PROGRESS_KEY",
+    "REVISION_KEY",
+    "Context",
+    "MigrationError",
+    "MigrationReport",
+    "Revision",
+    "Status",
+    "current",
+    "downgrade",
+    "history",
+    "status",
+    "upgrade",
+]
+
+REVISION_KEY = LAYOUT_KEY + ":revision"
+"""The last revision applied (absent: the base revision of the recorded layout)."""
+PROGRESS_KEY = LAYOUT_KEY + ":progress"
+"""A hash, present while a revision runs: where a killed runner resumes."""
+DEFAULT_BATCH = 1000
+"""Keys per SCAN batch (``COUNT``)."""
+PAUSE_ENV = "AGENTMEM_MIGRATE_PAUSE"
+"""Seconds to sleep after each batch (for tests that kill a runner half-way)."""
+
+
+class MigrationError(LayoutError):
+    """A migration cannot start, or its verification failed (nothing is hidden)."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One revision of the key layout, as :func:`history` lists it."""
+
+    revision: str
+    down_revision: str | None
+    description: str
+    layout: int
+    """The layout version of the data once this revision is applied."""
+    module: ModuleType = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What :func:`status` reads from a server."""
+
+    revision: str
+    """The last revision applied."""
+    layout: int | None
+    """The recorded layout version (``None``: no key, layout 1 assumed; or in progress)."""
+    in_progress: dict[str, str] | None
+    """The progress hash of a revision that has not finished (``None``: none)."""
+
+
+@dataclass
+class MigrationReport:
+    """What :func:`upgrade` or :func:`downgrade` did (or, with ``dry_run``, would do)."""
+
+    direction: str
+    start: str
+    target: str
+    dry_run: bool
+    revisions: list[str] = field(default_factory=list)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per revision run: its counters (``before.<family>``, ``after.<family>``, ...)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"direction": self.direction, "from": self.start, "to": self.target,
+                "dry_run": self.dry_run, "revisions": self.revisions, "counts": self.counts}
+
+    def __str__(self) -> str:
+        head = f"{self.direction} {self.start} -> {self.target}"
+        if self.dry_run:
+            head += " (dry run: nothing written)"
+        lines = [head]
+        if not self.revisions:
+            lines.append("  nothing to do")
+        by_id = {r.revision: r for r in history()}
+        for rev in self.revisions:
+            lines.append(f"  {rev}  {by_id[rev].description}")
+            for name, n in sorted(self.counts.get(rev, {}).items()):
+                lines.append(f"        {name}: {n}")
+        return "\n".join(lines)
+
+
+class Context:
+    """What a revision's ``upgrade``/``downgrade`` gets: the client and resumable scans.
+
+    ``scan(phase)`` yields batches of keys; the cursor and the counters are saved
+    after each batch the revision has handled, so a killed runner resumes at the
+    first unfinished batch (phases already done are skipped). ``count`` adds to a
+    named counter; ``counters`` holds them all, saved ones included.
+    """
+
+    def __init__(self, client: redis.Redis, revision: Revision, direction: str, *,
+                 batch: int, dry_run: bool, data_layout: int,
+                 resume: dict[str, str] | None) -> None:
+        self.client = client
+        self.revision = revision
+        self.direction = direction
+        self.batch = batch
+        self.dry_run = dry_run
+        self.data_layout = data_layout
+        """The layout of the data when the revision starts (dry run: as it is now)."""
+        self.counters: dict[str, int] = {}
+        self.batches = 0
+        self._resume_phase: str | None = None
+        self._resume_cursor = "0"
+        self._pause = float(os.environ.get(PAUSE_ENV) or 0)
+        if resume:
+            self._resume_phase = resume.get("phase") or None
+            self._resume_cursor = resume.get("cursor", "0")
+            self.batches = int(resume.get("batches", "0"))
+            self.counters = {k[2:]: int(v) for k, v in resume.items() if k.startswith("n:")}
+
+    def count(self, name: str, n: int = 1) -> None:
+        if n:
+            self.counters[name] = self.counters.get(name, 0) + n
+
+    def reset(self, prefix: str) -> None:
+        """Drop the counters whose names start with ``prefix``."""
+        for name in [k for k in self.counters if k.startswith(prefix)]:
+            del self.counters[name]
+
+    def scan(self, phase: str, match: str | None = None) -> Iterator[list[str]]:
+        """Batches of key names (``SCAN cursor [MATCH match] COUNT batch``), resumable."""
+        cursor = "0"
+        if self._resume_phase is not None:
+            if phase != self._resume_phase:
+                return  # an earlier phase, finished before the runner stopped
+            self._resume_phase = None
+            if self._resume_cursor == "done":
+                return
+            cursor = self._resume_cursor
+        started = False
+        while not started or cursor != "0":
+            started = True
+            nxt, raw = self.client.scan(int(cursor), match=match, count=self.batch)
+            keys = []
+            for k in raw:
+                try:
+                    keys.append(k.decode() if isinstance(k, bytes) else str(k))
+                except UnicodeDecodeError:
+                    continue  # not a key of any layout (ids are text)
+            yield keys
+            cursor = str(int(nxt))
+            self.batches += 1
+            self._save(phase, "done" if cursor == "0" else cursor)
+            if self._pause:
+                time.sleep(self._pause)
+
+    def restart(self, phase: str) -> None:
+        """Make the next run (of this revision) start again at ``phase``, cursor 0."""
+        self._save(phase, "0")
+
+    def _save(self, phase: str, cursor: str) -> None:
+        if self.dry_run:
+            return
+        fields: dict[Any, Any] = {
+            "revision": self.revision.revision, "direction": self.direction, "phase": phase,
+            "cursor": cursor, "batches": self.batches}
+        fields.update({f"n:{k}": v for k, v in self.counters.items()})
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(PROGRESS_KEY)
+        pipe.hset(PROGRESS_KEY, mapping=fields)
+        pipe.execute()
+
+
+# -- the chain --------------------------------------------------------------------
+
+def _load() -> list[Revision]:
+    from agentmem.migrations.redis import versions
+
+    found: dict[str | None, Revision] = {}
+    for info in pkgutil.iter_modules(versions.__path__):
+        module = importlib.import_module(f"{versions.__name__}.{info.name}")
+        rev = Revision(module.revision, module.down_revision, module.description,
+                       module.layout, module)
+        if rev.down_revision in found:
+            raise MigrationError(f"revisions {found[rev.down_revision].revision} and "
+                                 f"{rev.revision} both follow {rev.down_revision}")
+        found[rev.down_revision] = rev
+    chain: list[Revision] = []
+    parent: str | None = None
+    while parent in found:
+        chain.append(found.pop(parent))
+        parent = chain[-1].revision
+    if found:
+        orphans = sorted(r.revision for r in found.values())
+        raise MigrationError(f"revisions outside the chain: {orphans}")
+    return chain
+
+
+_CHAIN: list[Revision] | None = None
+
+
+def history() -> list[Revision]:
+    """Every revision, base first."""
+    global _CHAIN
+    if _CHAIN is None:
+        _CHAIN = _load()
+    return list(_CHAIN)
+
+
+def _index(revision: str) -> int:
+    chain = history()
+    if revision in ("head", "heads"):
+        return len(chain) - 1
+    if revision == "base":
+        return 0
+    for i, rev in enumerate(chain):
+        if rev.revision == revision:
+            return i
+    raise ConfigError(f"unknown revision {revision!r}; the revisions are "
+                      f"{[r.revision for r in chain]} (or head, base)")
+
+
+# -- the server's state -----------------------------------------------------------
+
+def _client(url: str) -> redis.Redis:
+    url, _ = parse_url(url)
+    try:
+        return redis.Redis.from_url(url, decode_responses=False)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"bad Redis URL: {exc}") from None
+
+
+def _text(raw: Any) -> str | None:
+    return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _read(client: redis.Redis) -> Status:
+    try:
+        pipe = client.pipeline(transaction=False)
+        pipe.get(LAYOUT_KEY)
+        pipe.get(REVISION_KEY)
+        pipe.hgetall(PROGRESS_KEY)
+        raw_layout, raw_rev, raw_progress = pipe.execute()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Unavailable(f"Redis is unreachable: {exc}") from exc
+    progress = {k.decode(): v.decode() for k, v in raw_progress.items()} or None
+    text = _text(raw_layout)
+    layout: int | None = None
+    if text is not None and ">" not in text:
+        layout = parse_layout_value(text)
+    elif text is not None and progress is None:
+        raise MigrationError(f"{LAYOUT_KEY} = {text!r} says a migration runs, but there is no "
+                             f"{PROGRESS_KEY}: the state is unknown; restore {LAYOUT_KEY}")
+    revision = _text(raw_rev)
+    if revision is None:
+        base = [r for r in history() if r.layout == (layout or 1)]
+        revision = base[0].revision
+    return Status(revision, layout, progress)
+
+
+def status(url: str) -> Status:
+    """The revision, the recorded layout and any unfinished revision of a server."""
+    client = _client(url)
+    try:
+        return _read(client)
+    finally:
+        client.close()
+
+
+def current(url: str) -> str:
+    """The last revision applied to the server at ``url`` (``0001``: layout 1, the base)."""
+    return status(url).revision
+
+
+# -- running ------------------------------------------------------------------------
+
+def upgrade(url: str, target: str = "head", *, dry_run: bool = False,
+            batch: int = DEFAULT_BATCH) -> MigrationReport:
+    """Apply the revisions after the server's current one, up to ``target``.
+
+    A revision left unfinished by a runner that stopped is resumed first. With
+    ``dry_run`` nothing is written: the report has the revisions that would run and
+    the keys each would touch, counted per family.
+    """
+    return _run(url, "upgrade", target, dry_run, batch)
+
+
+def downgrade(url: str, target: str, *, dry_run: bool = False,
+              batch: int = DEFAULT_BATCH) -> MigrationReport:
+    """Undo revisions, newest first, until ``target`` is the current one (``base``: 0001)."""
+    return _run(url, "downgrade", target, dry_run, batch)
+
+
+def _run(url: str, direction: str, target: str, dry_run: bool, batch: int) -> MigrationReport:
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise ConfigError(f"batch must be a positive int, got {batch!r}")
+    chain = history()
+    client = _client(url)
+    try:
+        state = _read(client)
+        now = _index(state.revision)
+        goal = _index(target)
+        report = MigrationReport(direction, state.revision, chain[goal].revision, dry_run)
+        todo: list[tuple[Revision, dict[str, str] | None]] = []
+        progress = state.in_progress
+        if progress is not None:
+            running = _index(progress["revision"])
+            if progress.get("direction") != direction:
+                raise MigrationError(
+                    f"a {progress.get('direction')} of revision {progress['revision']} was "
+                    f"interrupted; run `agentmem migrate {progress.get('direction')}` to "
+                    "finish it first")
+            todo.append((chain[running], progress))
+            now = running if direction == "upgrade" else running - 1
+        if direction == "upgrade":
+            if goal < now:
+                raise MigrationError(f"target {chain[goal].revision} is below the current "
+                                     f"revision {chain[now].revision}; use downgrade")
+            todo += [(rev, None) for rev in chain[now + 1:goal + 1]]
+        else:
+            if goal > now:
+                raise MigrationError(f"target {chain[goal].revision} is above the current "
+                                     f"revision {chain[now].revision}; use upgrade")
+            todo += [(chain[i], None) for i in range(now, goal, -1)]
+        data_layout = state.layout or 1
+        for rev, resume in todo:
+            data_layout = _apply(client, rev, direction, batch, dry_run, resume, data_layout,
+                                 report)
+        return report
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise Unavailable(f"Redis is unreachable: {exc}") from exc
+    finally:
+        client.close()
+
+
+def _parent(rev: Revision) -> Revision:
+    chain = history()
+    return chain[max(0, _index(rev.revision) - 1)]
+
+
+def _apply(client: redis.Redis, rev: Revision, direction: str, batch: int, dry_run: bool,
+           resume: dict[str, str] | None, data_layout: int, report: MigrationReport) -> int:
+    parent = _parent(rev)
+    up = direction == "upgrade"
+    old, new = (parent.layout, rev.layout) if up else (rev.layout, parent.layout)
+    if not dry_run:
+        data_layout = old
+        if resume is None:
+            pipe = client.pipeline(transaction=True)
+            if old != new:
+                pipe.set(LAYOUT_KEY, f"{old}>{new}")
+            pipe.delete(PROGRESS_KEY)
+            pipe.hset(PROGRESS_KEY, mapping={"revision": rev.revision, "direction": direction})
+            pipe.execute()
+    ctx = Context(client, rev, direction, batch=batch, dry_run=dry_run,
+                  data_layout=data_layout, resume=resume)
+    step: Callable[[Context], None] = rev.module.upgrade if up else rev.module.downgrade
+    step(ctx)
+    report.revisions.append(rev.revision)
+    report.counts[rev.revision] = dict(ctx.counters)
+    if dry_run:
+        return data_layout
+    pipe = client.pipeline(transaction=True)
+    pipe.set(LAYOUT_KEY, str(new))
+    pipe.set(REVISION_KEY, rev.revision if up else parent.revision)
+    pipe.delete(PROGRESS_KEY)
+    pipe.execute()
+    return new

@@ -1,0 +1,109 @@
+"""The ``details`` of actions written by the specification's code, as agentmem writes them.
+
+The specification's ``store_agent_action`` stores ``json.dumps(details)``: a space
+after every ``,`` and ``:`` and every non-ASCII character as a ``\\uXXXX`` escape
+(six bytes for ``é``, twelve for an emoji). agentmem stores the same value as
+compact UTF-8 JSON (``agentmem.jsonvalue.dumps``). Both read back to the same
+value, but the bytes differ: data written by both holds two forms of one value,
+and the specification's form takes more memory. The upgrade rewrites each
+action hash's ``details`` in the compact form; the downgrade writes them back in
+the specification's form (``json.dumps`` with its defaults).
+
+Text that is not JSON, or JSON that agentmem would refuse (NaN, infinities), is
+left as it is (``skipped``). Each rewrite is a compare-and-set on the server
+(``HSET`` only if the field still holds what was read, and the hash still exists,
+which keeps its TTL), so writers may run meanwhile and a batch run twice changes
+nothing the second time. Counters: ``hashes`` (action hashes seen), ``rewritten``
+(``to_rewrite`` in a dry run), ``skipped``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from agentmem.migrations.redis import Context
+
+from agentmem.errors import InvalidInput
+from agentmem.jsonvalue import dumps
+from agentmem.keyspace import layout as get_layout
+
+revision = "0003"
+down_revision: str | None = "0002"
+description = "details written by the specification's code (json.dumps) as compact JSON"
+layout = 2
+
+CAS = """
+local v = redis.call('HGET', KEYS[1], 'details')
+if v ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'details', ARGV[2])
+return 1
+"""
+
+
+def _reject(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _value(raw: bytes) -> tuple[bool, Any]:
+    try:
+        return True, json.loads(raw, parse_constant=_reject)
+    except ValueError:
+        return False, None
+
+
+def compact(raw: bytes) -> bytes | None:
+    ok, value = _value(raw)
+    if not ok:
+        return None
+    try:
+        return dumps(value)
+    except (InvalidInput, ValueError, TypeError):
+        return None
+
+
+def spec_form(raw: bytes) -> bytes | None:
+    ok, value = _value(raw)
+    return json.dumps(value).encode() if ok else None
+
+
+def upgrade(ctx: Context) -> None:
+    rewrite(ctx, compact)
+
+
+def downgrade(ctx: Context) -> None:
+    rewrite(ctx, spec_form)
+
+
+def rewrite(ctx: Context, encode: Callable[[bytes], bytes | None]) -> None:
+    lay = get_layout(ctx.data_layout)
+    head = lay.plain("action").split("{", 1)[0]
+    for keys in ctx.scan("rewrite", match=head + "*"):
+        hashes = []
+        for k in keys:
+            found = lay.parse(k)
+            if found and found[0] == "action":
+                hashes.append(k)
+        if not hashes:
+            continue
+        ctx.count("hashes", len(hashes))
+        pipe = ctx.client.pipeline(transaction=False)
+        for k in hashes:
+            pipe.hget(k, "details")
+        todo = []
+        for k, raw in zip(hashes, pipe.execute(), strict=True):
+            if raw is None:
+                continue
+            new = encode(raw)
+            if new is None:
+                ctx.count("skipped")
+            elif new != raw:
+                todo.append((k, raw, new))
+        if ctx.dry_run:
+            ctx.count("to_rewrite", len(todo))
+            continue
+        pipe = ctx.client.pipeline(transaction=False)
+        for k, raw, new in todo:
+            pipe.eval(CAS, 1, k, raw, new)
+        ctx.count("rewritten", sum(int(x) for x in pipe.execute()))
