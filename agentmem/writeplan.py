@@ -33,7 +33,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from agentmem.codec import _enc_int, _enc_str
-from agentmem.errors import InvalidId, InvalidInput
+from agentmem.errors import ConfigError, InvalidId, InvalidInput
 from agentmem.fields import FORBIDDEN, check_id
 from agentmem.plan import Arg, Call, script_call
 from agentmem.schema import (
@@ -110,9 +110,14 @@ class Prepared:
 class WritePlanner(Generic[M]):
     """Plans write-script calls for one declaration."""
 
-    def __init__(self, spec: RecordSpec[M], *, batch_size: int = 500) -> None:
+    def __init__(self, spec: RecordSpec[M], *, batch_size: int = 500,
+                 cluster: bool = False) -> None:
         self.spec = spec
         self.batch_size = batch_size
+        self.cluster = cluster
+        self.remote: list[_Index] = []
+        """Cluster mode: the indexes outside the record's slot, written by
+        :meth:`remote_calls` once the record's id is final (empty otherwise)."""
         codec = spec.codec
         names = codec.storage_names
         self.names = names
@@ -167,6 +172,9 @@ class WritePlanner(Generic[M]):
         self._index_checks = sorted(index_checks.items())
         exact = {i for i, n in enumerate(names)
                  if codec.field_for(n).encode in (_enc_str, _enc_int)}
+        if cluster:
+            self._split_slots()
+            self._emit_remote = _compile_emit([], self.remote, exact)
         self._emit = _compile_emit([(i, names[i]) for i in self.hash_pos], self.indexes, exact)
         # the values the record key's prefix and suffix and the probe key are made
         # of: records with equal values (str and int fields) share them
@@ -175,6 +183,53 @@ class WritePlanner(Generic[M]):
         self._scope_get: Callable[[Sequence[Any]], Any] | None = (
             itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
         self._fast = self._compile_fast()
+
+    def _split_slots(self) -> None:
+        """Cluster mode: keep in ``self.indexes`` the indexes in the record's slot (their
+        key's hash tag is the record key's), move the others to ``self.remote``."""
+        spec = self.spec
+        own = _tag_field(Template.parse(spec.key.pattern))
+        if own is None:
+            raise ConfigError(
+                f"{spec.model.__name__}'s key {spec.key.pattern!r} has no hash tag: on a Redis "
+                "Cluster each record's keys must share a slot (use key layout 2)")
+        local: list[_Index] = []
+        for ix, decl in zip(self.indexes, spec.indexes, strict=True):
+            tag = _tag_field(Template.parse(decl.key))
+            if tag is None:
+                raise ConfigError(f"index {decl.name!r} ({decl.key!r}) has no hash tag: on a "
+                                  "Redis Cluster every key needs one (use key layout 2)")
+            if tag == own:
+                local.append(ix)
+            else:
+                if decl.name == spec.unique_in:
+                    raise ConfigError(f"index {decl.name!r} decides ids and must share the "
+                                      "record's slot")
+                self.remote.append(ix)
+        self.indexes = local
+
+    def remote_calls(self, records: Sequence[tuple[Prepared, str]]) -> list[Call]:
+        """Cluster mode: write-script calls adding ``records`` (with their final ids) to
+        the indexes outside their slot, one call per slot (hash tag); the script then
+        writes no record, only those index entries, after checking their types."""
+        items: list[tuple[list[Arg | None], str, tuple[Arg, ...]]] = [
+            (rec.vals, rid, ()) for rec, rid in records]
+        groups: dict[str, list[Arg]] = {}
+        meta: dict[str, _Index] = {}
+        counters: dict[str, dict[Arg, int]] = {}
+        zmembers: dict[str, dict[Arg, Arg]] = {}
+        self._emit_remote(items, [], groups, meta, counters, zmembers)
+        _merge_groups(groups, counters, zmembers)
+        by_tag: dict[str, dict[str, list[Arg]]] = {}
+        for key, flat in groups.items():
+            start = key.index("{") + 1
+            by_tag.setdefault(key[start:key.index("}", start)], {})[key] = flat
+        calls = []
+        for part in by_tag.values():
+            argv: list[Arg] = [0, 0, self.spec.id, "", 0, 0]
+            _append_groups(argv, part, meta)
+            calls.append(script_call(WRITE, argv, route=next(iter(part))))
+        return calls
 
     def _compile_fast(self) -> Callable[[list[Arg | None]], Prepared | None]:
         """Generate the checks of :meth:`prepare` for encoded values, straight-line,
@@ -382,32 +437,10 @@ class WritePlanner(Generic[M]):
         for pkey, ids in probes.items():
             argv += (pkey, len(ids))
             argv += ids
-        for key, members in zmembers.items():
-            flat = groups.setdefault(key, [])
-            for m, sc in members.items():
-                flat += (sc, m)
-        for key, counts in counters.items():
-            groups[key] = [x for f, c in counts.items() for x in (f, c)]
-        at = len(argv)
-        argv.append(0)  # the number of groups, known below
-        ngroup = 0
-        step = GROUP_ARGS
-        for key, flat in groups.items():
-            ix = meta[key]
-            if ix.cap and len(flat) > 4 * ix.cap and ix.cmd == "ZADD":
-                flat = _top(flat, ix.cap)
-            n = len(flat)
-            if n <= step:
-                argv += (ix.code, key, n)
-                argv += flat
-                ngroup += 1
-            else:
-                for start in range(0, n, step):
-                    part = flat[start : start + step]
-                    argv += (ix.code, key, len(part))
-                    argv += part
-                    ngroup += 1
-        argv[at] = ngroup
+        _merge_groups(groups, counters, zmembers)
+        _append_groups(argv, groups, meta)
+        if self.cluster and scopes:  # routed to the slot of the records' keys
+            return script_call(WRITE, argv, route=str(argv[5])), guessed
         return script_call(WRITE, argv), guessed
 
     def record_keys(self, rec: Prepared) -> set[str]:
@@ -426,6 +459,16 @@ class WritePlanner(Generic[M]):
         return out
 
     def chunks(self, prepared: Sequence[Prepared], todo: Iterable[int]) -> Iterator[list[int]]:
+        """Split ``todo`` into script calls (see :meth:`_chunks`); in cluster mode each
+        call holds the records of one key scope (one agent: one slot), in order."""
+        if not self.cluster:
+            return self._chunks(prepared, todo)
+        parts: dict[str, list[int]] = {}
+        for j in todo:
+            parts.setdefault(self._scope(prepared[j])[0], []).append(j)
+        return (chunk for part in parts.values() for chunk in self._chunks(prepared, part))
+
+    def _chunks(self, prepared: Sequence[Prepared], todo: Iterable[int]) -> Iterator[list[int]]:
         """Split ``todo`` into script calls of at most ``batch_size`` records, cutting
         where two records of different scopes would share an id root (``k`` and
         ``k.1``): inside one call a bare id then names one record, which is what
@@ -537,6 +580,56 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
     exec("\n".join(head + lines), env)  # source built above from the declaration
     emit: Emit = env["emit"]
     return emit
+
+
+def _merge_groups(groups: dict[str, list[Arg]], counters: dict[str, dict[Arg, int]],
+                  zmembers: dict[str, dict[Arg, Arg]]) -> None:
+    """Add the sorted sets of field values and the counters to ``groups``."""
+    for key, members in zmembers.items():
+        flat = groups.setdefault(key, [])
+        for m, sc in members.items():
+            flat += (sc, m)
+    for key, counts in counters.items():
+        groups[key] = [x for f, c in counts.items() for x in (f, c)]
+
+
+def _append_groups(argv: list[Arg], groups: dict[str, list[Arg]],
+                   meta: dict[str, _Index]) -> None:
+    """Append ``ngroup`` and each group (``code key n <n args>``) to ``argv``."""
+    at = len(argv)
+    argv.append(0)  # the number of groups, known below
+    ngroup = 0
+    step = GROUP_ARGS
+    for key, flat in groups.items():
+        ix = meta[key]
+        if ix.cap and len(flat) > 4 * ix.cap and ix.cmd == "ZADD":
+            flat = _top(flat, ix.cap)
+        n = len(flat)
+        if n <= step:
+            argv += (ix.code, key, n)
+            argv += flat
+            ngroup += 1
+        else:
+            for start in range(0, n, step):
+                part = flat[start : start + step]
+                argv += (ix.code, key, len(part))
+                argv += part
+                ngroup += 1
+    argv[at] = ngroup
+
+
+def _tag_field(template: Template) -> str | None:
+    """The field a key pattern's Redis Cluster hash tag is made of (``agent:{{{agent_id}}}:...``
+    gives ``agent_id``), or None when its tag is not exactly one field (or it has none)."""
+    parts = template.parts
+    for n, (kind, text) in enumerate(parts):
+        if kind == "L" and "{" in text:
+            if (text.endswith("{") and text.index("{") == len(text) - 1 and n + 2 < len(parts)
+                    and parts[n + 1][0] == "F" and parts[n + 2][0] == "L"
+                    and parts[n + 2][1].startswith("}")):
+                return parts[n + 1][1]
+            return None
+    return None
 
 
 def _render(c: _Compiled, vals: Sequence[Arg | None]) -> str | None:

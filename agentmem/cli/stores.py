@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
+from agentmem.backends.cluster import connect_cluster, is_cluster_url
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.embedded import Embedded, data_folder
@@ -20,7 +22,9 @@ class Stores:
 
     Redis: ``redis_url``, else ``$AGENTMEM_REDIS_URL``, else the embedded Valkey of
     the data folder. Archive: ``archive_url``, else ``$AGENTMEM_ARCHIVE_URL``, else
-    ``<data folder>/archive.db``.
+    ``<data folder>/archive.db``. A Redis URL with a ``+cluster`` scheme
+    (``redis+cluster://host:port``) opens a Redis Cluster with key layout 2
+    (:func:`agentmem.backends.cluster.connect_cluster`, see ``docs/cluster.md``).
     """
 
     data: str | None = None
@@ -49,7 +53,11 @@ class Stores:
     @property
     def memory(self) -> Memory:
         if self._memory is None:
-            memory = connect(self.url(), socket_connect_timeout=5)
+            url = self.url()
+            # a ClusterMemory has the same actions / im_actions / repository / ping /
+            # close; commands whose scripts span slots (tiers, sync) are refused by the nodes
+            memory = cast(Memory, connect_cluster(url, socket_connect_timeout=5)) \
+                if is_cluster_url(url) else connect(url, socket_connect_timeout=5)
             try:
                 memory.ping()  # fail now, with Unavailable, rather than inside a command
             except BaseException:
