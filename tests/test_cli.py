@@ -237,3 +237,25 @@ def test_demo_human_summary_and_reset(tmp_path: Path) -> None:
     stats = json.loads(ok([*base, "stats", "--json"]).stdout)
     assert stats["tiers"]["archive"] == stats["simulations"]["demo"]["archived"]
     assert stats["simulations"]["demo"]["archived"] >= 4 * 12
+
+
+def test_commands_follow_a_store_migrated_to_layout_2(tmp_path: Path) -> None:
+    if find_binary("redis") is None:
+        pytest.skip("no redis-server")
+    with LocalServer("redis") as srv:
+        base = ["--redis-url", srv.url, "--archive-url", str(tmp_path / "a.db"),
+                "--data", str(tmp_path / "data")]
+        ok([*base, "demo", "--agents", "4", "--steps", "15"])
+        before = json.loads(ok([*base, "stats", "--json"]).stdout)
+        ok([*base, "migrate", "upgrade", "0002"])
+        after = json.loads(ok([*base, "stats", "--json"]).stdout)
+        assert before["layout_version"] == 1
+        assert after["layout_version"] == 2
+        assert after["tiers"] == before["tiers"]
+        assert after["simulations"] == before["simulations"]
+        moves = ok([*base, "query", "--agent", "agent_0", "--steps", "0:14", "--all-tiers",
+                    "--json"]).stdout.splitlines()
+        assert len(moves) == before["tiers"]["stm"] // 4 + before["tiers"]["im"] // 4
+        assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
+        keys = {k.decode() for k in redis.Redis.from_url(srv.url).scan_iter(count=1000)}
+        assert "agent:{agent_0}:action:timeline" in keys

@@ -15,7 +15,6 @@ import click
 from agentmem import tierreads
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
-from agentmem.keyspace import CURRENT_VERSION
 from agentmem.models import Action, IMAction
 from agentmem.sync import archive_to_sql
 from agentmem.tiers import Tiers
@@ -28,15 +27,23 @@ def _scan(stores: Stores, pattern: str) -> list[str]:
     return sorted(k.decode() if isinstance(k, bytes) else str(k) for k in keys)
 
 
+def _glob(text: str) -> str:
+    """``text`` with the glob characters of SCAN MATCH escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 def collect_stats(stores: Stores) -> dict[str, Any]:
     """Counts per simulation, type and tier; memory; layout version."""
     mem, client = stores.memory, stores.memory.client
+    lay = mem.actions.layout
     sims: dict[str, Any] = {}
-    for key in _scan(stores, "simulation:*:actions"):
-        sim = key[len("simulation:"):-len(":actions")]
-        if ":" in sim:
+    pre, suf = lay.template("sim_actions").around("simulation_id", {})
+    for key in _scan(stores, _glob(pre) + "*" + _glob(suf)):
+        found = lay.parse(key)
+        if found is None or found[0] != "sim_actions":
             continue
-        raw: Any = client.hgetall(f"simulation:{sim}:actions:by_type")
+        sim = found[1]["simulation_id"]
+        raw: Any = client.hgetall(lay.key("sim_by_type", simulation_id=sim))
         by_type = {k.decode(): int(v) for k, v in raw.items()}
         sims[sim] = {"stm_actions": int(client.llen(key)), "by_type": by_type,
                      "archived": stores.archive.count(sim)}
@@ -52,7 +59,7 @@ def collect_stats(stores: Stores) -> dict[str, Any]:
     info = client.info("memory")
     return {
         "stores": stores.describe(),
-        "layout_version": CURRENT_VERSION,
+        "layout_version": lay.version,
         "simulations": sims,
         "agents": len(agents),
         "tiers": {"stm": sum(counts[0::2]), "im": sum(counts[1::2]),

@@ -11,6 +11,7 @@ from agentmem.backends.cluster import connect_cluster, is_cluster_url
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.embedded import Embedded, data_folder
+from agentmem.keyspace import layout_key, parse_layout_value
 
 REDIS_ENV = "AGENTMEM_REDIS_URL"
 ARCHIVE_ENV = "AGENTMEM_ARCHIVE_URL"
@@ -60,6 +61,13 @@ class Stores:
                 if is_cluster_url(url) else connect(url, socket_connect_timeout=5)
             try:
                 memory.ping()  # fail now, with Unavailable, rather than inside a command
+                if not is_cluster_url(url):
+                    # open the data in the layout the server records (a migrated store)
+                    version = parse_layout_value(memory.client.get(layout_key())) or 1
+                    if version != 1:
+                        memory.close()
+                        memory = connect(url, socket_connect_timeout=5,
+                                         layout_version=version)
             except BaseException:
                 memory.close()
                 raise
