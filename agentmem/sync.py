@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agentmem.errors import DuplicateId, InvalidInput
+from agentmem.plan import command, single
 
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
@@ -42,7 +43,7 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
     """
     _check_chunk(chunk)
     key = memory.actions.layout.key("sim_actions", simulation_id=simulation_id)
-    total = int(memory.client.llen(key))
+    total = memory.runner.run(single(command("LLEN", key), int))  # one server or a cluster
     inserted = 0
     for start in range(0, total, chunk):
         actions = memory.actions.simulation_actions(simulation_id, start, start + chunk - 1)

@@ -13,6 +13,8 @@ how importance weighs against age. :class:`Tiers` applies it:
 - :meth:`Tiers.start` runs ``maintain`` in a background thread.
 
 Reads across the tiers are in :mod:`agentmem.tierreads`. See ``docs/tiers.md``.
+On a Redis Cluster (a ``ClusterMemory``) the STM -> IM move runs in two parts, the
+agent's slot then the simulation's (``docs/cluster.md``).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from agentmem.models import Action
 from agentmem.plan import Plan, script_call, single
 from agentmem.repository import RecordOps
 from agentmem.schema import MAX_TTL, Template
-from agentmem.tierscripts import EVICT_IM, EVICT_PLAN, TO_IM
+from agentmem.tierscripts import EVICT_IM, EVICT_PLAN, TO_IM, TO_IM_AGENT, TO_IM_SIM
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
 
@@ -181,6 +183,11 @@ class Tiers:
         self._error: AgentMemError | None = None
         self.last_report: MaintainReport | None = None
 
+    @property
+    def cluster(self) -> bool:
+        """Whether the memory is a Redis Cluster (TO_IM then runs in two parts)."""
+        return bool(getattr(getattr(self.memory, "runner", None), "cluster", False))
+
     def _shapes(self, agent_id: str) -> Shapes:
         return Shapes(self.layout, agent_id)
 
@@ -190,17 +197,40 @@ class Tiers:
     # -- moving ----------------------------------------------------------------------------
 
     def _to_im_plan(self, agent_id: str, moves: Sequence[tuple[str, float]]
-                    ) -> Plan[tuple[list[str], list[str], list[str]]]:
-        argv: list[Any] = [self.policy.im_ttl or 0, *self._shapes(agent_id).argv(), len(moves)]
+                    ) -> Plan[tuple[list[str], list[str], list[str], list[str]]]:
+        """One agent's move: TO_IM on one server (atomic per action); on a cluster its
+        agent-slot part, TO_IM_AGENT, which also reports (simulation, id, step, type)
+        flattened, for :meth:`_to_im_sim_plans`."""
+        sh = self._shapes(agent_id)
+        argv: list[Any] = [self.policy.im_ttl or 0, *sh.argv(), len(moves)]
         for aid, importance in moves:
             argv += (aid, _importance_text(importance))
 
-        def parse(raw: Any) -> tuple[list[str], list[str], list[str]]:
-            moved, missing, refused = ([x.decode() if isinstance(x, bytes) else str(x)
-                                        for x in part] for part in raw)
-            return moved, missing, refused
+        def parse(raw: Any) -> tuple[list[str], list[str], list[str], list[str]]:
+            parts = [[_text(x) for x in part] for part in raw]
+            return parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else []
 
+        if self.cluster:
+            return single(script_call(TO_IM_AGENT, argv, route=sh.timeline), parse)
         return single(script_call(TO_IM, argv), parse)
+
+    def _to_im_sim_plans(self, sims: Sequence[str]) -> list[Plan[list[str]]]:
+        """The simulation-slot part of the moves on a cluster (TO_IM_SIM), one call per
+        simulation and 500 ids, from the flattened (simulation, id, step, type) reports."""
+        per_sim: dict[str, list[str]] = {}
+        for i in range(0, len(sims), 4):
+            per_sim.setdefault(sims[i], []).extend(sims[i + 1:i + 4])
+        sh = self._shapes("_")
+        shapes = [*sh.sim_actions, *sh.sim_step, *sh.sim_steps, *sh.sim_by_type]
+        plans = []
+        for sim, flat in per_sim.items():
+            route = self.layout.key("sim_actions", simulation_id=sim)
+            for start in range(0, len(flat), 1500):
+                plans.append(single(script_call(TO_IM_SIM, [*shapes, sim,
+                                                            *flat[start:start + 1500]],
+                                                route=route),
+                                    lambda raw: [_text(x) for x in raw]))
+        return plans
 
     def transition(self, agent_id: str, action_ids: Iterable[str]) -> list[str]:
         """Move these STM actions of ``agent_id`` to IM (archived first when an archive is
@@ -231,13 +261,25 @@ class Tiers:
             moves = [(str(a.action_id), _checked_importance(imp(a))) for a in actions]
             plans += [self._to_im_plan(agent_id, moves[start:start + 500])
                       for start in range(0, len(moves), 500)]
-        for moved, missing, refused in self.memory.runner.run(_gather(plans)):
+        sims: list[str] = []
+        for moved, missing, refused, sim_parts in self.memory.runner.run(_gather(plans)):
             report.to_im += len(moved)
             report.missing += len(missing)
             report.refused += refused
+            sims += sim_parts
             if refused:
                 log.error("keys of the wrong type kept %d actions in STM: %s", len(refused),
                           refused[:5])
+        if sims:  # a cluster: the simulation-slot part, after every agent part
+            self._finish_on_simulations(sims)
+
+    def _finish_on_simulations(self, sims: Sequence[str]) -> None:
+        """Remove moved actions from the simulation-level indices (a cluster's second
+        TO_IM part; a crash before it leaves orphans that ``integrity.repair`` removes)."""
+        for refused in self.memory.runner.run(_gather(self._to_im_sim_plans(sims))):
+            if refused:
+                log.error("simulation keys of the wrong type kept %d moved actions in the "
+                          "simulation-level indices: %s", len(refused), refused[:5])
 
     # -- pins ------------------------------------------------------------------------------
 
@@ -276,8 +318,7 @@ class Tiers:
         found: set[str] = set()
         for family in ("timeline", "im_timeline"):
             pre, suf = _pieces(self.layout.template(family), {}, ["agent_id"])
-            for key in self.memory.client.scan_iter(match=_glob(pre) + "*" + _glob(suf),
-                                                    count=batch):
+            for key in scan_keys(self.memory, _glob(pre) + "*" + _glob(suf), batch):
                 k = _text(key)
                 if k.startswith(pre) and k.endswith(suf) and len(k) > len(pre) + len(suf):
                     agent = k[len(pre):len(k) - len(suf)]
@@ -295,8 +336,7 @@ class Tiers:
         report = MaintainReport()
         agents = self.agents() if agent_ids is None else list(agent_ids)
         if now is None and self.policy.stm_seconds is not None:
-            sec, _ = self.memory.client.time()
-            now = float(sec)
+            now = _server_time(self.memory)
         for start in range(0, len(agents), _AGENT_BATCH):
             self._maintain_batch(agents[start:start + _AGENT_BATCH], report, now_step, now)
         self.last_report = report
@@ -384,7 +424,8 @@ class Tiers:
         assert p.im_capacity is not None
         plans = [single(script_call(EVICT_PLAN, [*sh.im_hash, sh.im_timeline,
                                                  self._pinned_key(agent_id), p.im_capacity,
-                                                 repr(float(p.importance_weight))]),
+                                                 repr(float(p.importance_weight))],
+                                    route=sh.im_timeline),
                         lambda raw: [_text(x) for x in raw])
                  for agent_id, sh, _ in over]
         planned: list[list[str]] = self.memory.runner.run(_gather(plans))
@@ -395,7 +436,8 @@ class Tiers:
         if self.archive is not None:
             self._ensure_archived(victims)
         evictions = [single(script_call(EVICT_IM, [*sh.im_hash, sh.im_timeline,
-                                                   *ids[start:start + 500]]), int)
+                                                   *ids[start:start + 500]],
+                                        route=sh.im_timeline), int)
                      for _, sh, ids, _ in victims for start in range(0, len(ids), 500)]
         gone: list[int] = self.memory.runner.run(_gather(evictions))
         report.evicted += sum(gone)
@@ -492,6 +534,26 @@ def _checked_importance(value: object) -> float:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def scan_keys(memory: Any, match: str, batch: int) -> Iterable[Any]:
+    """SCAN MATCH on the server, or on every master of a Redis Cluster."""
+    runner: Any = getattr(memory, "runner", None)
+    if not getattr(runner, "cluster", False):
+        yield from memory.client.scan_iter(match=match, count=batch)
+        return
+    for node in runner.primaries():
+        yield from runner.node_client(node).scan_iter(match=match, count=batch)
+
+
+def _server_time(memory: Any) -> float:
+    """The server's clock in seconds (a cluster: its first master's)."""
+    runner = getattr(memory, "runner", None)
+    client = memory.client
+    if runner is not None and getattr(runner, "cluster", False):
+        client = runner.node_client(runner.primaries()[0])
+    sec, _ = client.time()
+    return float(sec)
 
 
 def _glob(text: str) -> str:

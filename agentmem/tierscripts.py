@@ -5,6 +5,10 @@
   entry are written and the action leaves **every** short-term index, the
   relative index and the simulation-level ones included. Atomic per action,
   many actions per call.
+- :data:`TO_IM_AGENT` / :data:`TO_IM_SIM`: the same move split in two on a Redis
+  Cluster, where an agent's keys and a simulation's keys live in different slots:
+  the agent-slot part (atomic per agent) reports what the simulation-slot part then
+  removes (see ``docs/cluster.md``).
 - :data:`EVICT_IM` deletes IM entries (after the archive has them).
 - :data:`HISTORY` reads an agent's STM and IM timelines as one sequence.
 
@@ -80,6 +84,96 @@ for i = 0, n - 1 do
   end
 end
 return {moved, missing, refused}
+""")
+
+TO_IM_AGENT = Script("to_im_agent", r"""#!lua
+-- The agent-slot part of TO_IM on a Redis Cluster. ARGV as TO_IM (the simulation-level
+-- shapes are passed but not used). Writes the IM hash and timeline entry and removes
+-- the action from the agent's STM hash and agent-level indices. Returns {moved ids,
+-- missing ids, refused ids, {simulation, id, step, type, ...}} for TO_IM_SIM.
+local A = ARGV
+local ttl = tonumber(A[1])
+local hpre, hsuf, tl, rel, rw = A[2], A[3], A[4], A[5], A[6]
+local tpre, tsuf, xpre, xsuf = A[7], A[8], A[9], A[10]
+local ipre, isuf, itl = A[20], A[21], A[22]
+local n = tonumber(A[23])
+local function ok(key, typ)
+  local t = redis.call('TYPE', key)['ok']
+  return t == 'none' or t == typ
+end
+local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
+local moved, missing, refused, sims = {}, {}, {}, {}
+for i = 0, n - 1 do
+  local id, imp = A[24 + 2 * i], A[25 + 2 * i]
+  local key = hpre .. id .. hsuf
+  local ikey = ipre .. id .. isuf
+  local h = redis.call('HMGET', key, 'simulation_id', 'step_number', 'agent_id',
+    'action_type', 'reward', 'action_target_id')
+  local sim, step, agent, typ, rwd, tgt = h[1], h[2], h[3], h[4], h[5], h[6]
+  if not typ or not step or not agent then
+    missing[#missing + 1] = id
+  else
+    local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, 'set')
+    if good and tgt then good = ok(xpre .. tgt .. xsuf, 'set') end
+    if not good then
+      refused[#refused + 1] = id
+    else
+      local r6 = '0'
+      if rwd then r6 = string.format('%.6g', tonumber(rwd)) end
+      local f = {'action_id', id, 'simulation_id', sim or '', 'step_number', step,
+        'agent_id', agent, 'action_type', typ, 'reward', r6, 'importance', imp}
+      if tgt then f[#f + 1] = 'action_target_id'; f[#f + 1] = tgt end
+      redis.call('HSET', ikey, unpack(f))
+      if ttl > 0 then redis.call('EXPIRE', ikey, ttl) else redis.call('PERSIST', ikey) end
+      redis.call('ZADD', itl, step, id)
+      redis.call('DEL', key)
+      redis.call('ZREM', tl, id)
+      redis.call('ZREM', rel, id)
+      redis.call('ZREM', rw, id)
+      redis.call('SREM', tpre .. typ .. tsuf, id)
+      if tgt then redis.call('SREM', xpre .. tgt .. xsuf, id) end
+      if sim then
+        sims[#sims + 1] = sim; sims[#sims + 1] = id
+        sims[#sims + 1] = step; sims[#sims + 1] = typ
+      end
+      moved[#moved + 1] = id
+    end
+  end
+end
+return {moved, missing, refused, sims}
+""")
+
+TO_IM_SIM = Script("to_im_sim", r"""#!lua
+-- The simulation-slot part of TO_IM on a Redis Cluster. ARGV: the simulation-level key
+-- shapes (sim_actions pre suf, sim_step pre mid suf, sim_steps pre suf, sim_by_type pre
+-- suf), the simulation id, then (id, step, type) triples from TO_IM_AGENT. Removes each
+-- id from the list and its step set (and an emptied step from the steps zset); the type
+-- counter goes down only when the list held the id, so a second run (or a repair that
+-- came first) changes nothing. Returns the ids of keys of the wrong type (untouched).
+local A = ARGV
+local sim = A[10]
+local sa = A[1] .. sim .. A[2]
+local st, sb = A[6] .. sim .. A[7], A[8] .. sim .. A[9]
+local function ok(key, typ)
+  local t = redis.call('TYPE', key)['ok']
+  return t == 'none' or t == typ
+end
+local fixed = ok(sa, 'list') and ok(st, 'zset') and ok(sb, 'hash')
+local refused = {}
+for i = 11, #A, 3 do
+  local id, step, typ = A[i], A[i + 1], A[i + 2]
+  local sk = A[3] .. sim .. A[4] .. step .. A[5]
+  if not (fixed and ok(sk, 'set')) then
+    refused[#refused + 1] = id
+  else
+    if redis.call('LREM', sa, 1, id) > 0 then
+      if redis.call('HINCRBY', sb, typ, -1) <= 0 then redis.call('HDEL', sb, typ) end
+    end
+    redis.call('SREM', sk, id)
+    if redis.call('SCARD', sk) == 0 then redis.call('ZREM', st, step) end
+  end
+end
+return refused
 """)
 
 EVICT_IM = Script("evict_im", r"""#!lua

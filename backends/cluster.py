@@ -32,7 +32,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from agentmem.actions import ActionRepository, check_options
+from agentmem.actions import ActionRepository, _sim_agents, check_options
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.keyspace import (
     DEFAULT_ACTION_TTL,
@@ -563,14 +563,66 @@ return out
 """)
 
 
+SIM_ORPHANS = Script("cluster_integrity_sim_orphans", r"""#!lua
+-- ARGV: mode, list key, steps zset key, n, n list ids, then groups (step, step set key,
+-- m, m ids). Ids the client found without a hash (in their agents' slots). fix: LREM
+-- each list id, SREM each group's ids and ZREM a step whose set is left empty.
+-- Returns the steps with an empty set (removed in fix mode).
+local call = redis.call
+local fix = ARGV[1] == 'fix'
+local lk, zk = ARGV[2], ARGV[3]
+local n = tonumber(ARGV[4])
+if fix then
+  for i = 5, 4 + n do call('LREM', lk, 0, ARGV[i]) end
+end
+local out = {}
+local i = 5 + n
+while i <= #ARGV do
+  local step, sk, m = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  local left = call('SCARD', sk)
+  if fix then
+    for j = i + 3, i + 2 + m do call('SREM', sk, ARGV[j]) end
+    left = call('SCARD', sk)
+  else
+    left = left - m
+  end
+  if left <= 0 then
+    out[#out + 1] = step
+    if fix then call('ZREM', zk, step) end
+  end
+  i = i + 3 + m
+end
+return out
+""")
+
+SET_COUNTERS = Script("cluster_integrity_counters", r"""#!lua
+-- ARGV: list key, counters key, list length the counts were made at, then (type, count)
+-- pairs. Rewrites the counters when the list still has that length (no write part ran
+-- meanwhile); returns 1 when written, 0 when skipped.
+local call = redis.call
+if call('LLEN', ARGV[1]) ~= tonumber(ARGV[3]) then return 0 end
+call('DEL', ARGV[2])
+for i = 4, #ARGV, 2 do call('HSET', ARGV[2], ARGV[i], ARGV[i + 1]) end
+return 1
+""")
+
+
 def _text(x: Any) -> str:
     return x.decode() if isinstance(x, bytes) else str(x)
 
 
+def _candidates(action_id: str) -> list[str]:
+    """The agents an id of the simulation-level indices may belong to, as the
+    single-server scripts and ``SIM_FETCH`` try them."""
+    return _sim_agents(action_id, "")
+
+
 class _ClusterWalk:
     """Integrity on a cluster: SCAN on every master, agent-level checks in each agent's
-    slot, simulation-level checks in each simulation's slot (missing entries; see
-    ``docs/cluster.md`` for what the single-server walk does that this one does not)."""
+    slot, simulation-level checks in each simulation's slot: hashes missing from an
+    index, index entries whose hash is gone (orphans: agent-level indices checked in
+    the agent's slot; simulation-level ids looked up in their agents' slots) and the
+    type counters (see ``docs/cluster.md``)."""
 
     def __init__(self, memory: ClusterMemory, report: Any, batch: int,
                  agent_ids: Iterable[str] | None, fix: bool) -> None:
@@ -585,17 +637,36 @@ class _ClusterWalk:
     def run(self) -> None:
         runner = self.memory.runner
         head = self.p["action"].split("{", 1)[0]
+        sim_head = self.p["sim_actions"].split("{", 1)[0]
+        sims: set[str] = set()
+        for node in runner.primaries():  # simulation-level orphans and counters first
+            try:
+                for raw in runner.node_client(node).scan_iter(match=sim_head + "*",
+                                                               count=self.batch):
+                    self.report.keys_scanned += 1
+                    parsed = self.layout.parse(_text(raw))
+                    if parsed is not None and parsed[0].startswith("sim_"):
+                        sims.add(parsed[1]["simulation_id"])
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                raise _unavailable(f"node {node.name} is unreachable", exc) from exc
+        for sim in sorted(sims):
+            self._sim_orphans(sim)
         for node in runner.primaries():
             client = runner.node_client(node)
             pending: list[tuple[str, str]] = []
             try:
                 for raw in client.scan_iter(match=head + "*", count=self.batch):
                     self.report.keys_scanned += 1
-                    parsed = self.layout.parse(_text(raw))
-                    if parsed is None or parsed[0] != "action":
+                    key = _text(raw)
+                    parsed = self.layout.parse(key)
+                    if parsed is None:
                         continue
-                    agent = parsed[1]["agent_id"]
+                    agent = parsed[1].get("agent_id", "")
                     if self.agents is not None and agent not in self.agents:
+                        continue
+                    if parsed[0] in _AGENT_INDICES:
+                        self._agent_orphans(key, parsed[0], agent)
+                    if parsed[0] != "action":
                         continue
                     pending.append((agent, parsed[1]["action_id"]))
                     if len(pending) >= self.batch:
@@ -660,6 +731,99 @@ class _ClusterWalk:
                         ck = _fill(self.p["sim_by_type"], {"simulation_id": sim})
                         self.report.add("counters", "sim_by_type", [f"{ck} {typ}: +1"])
 
+    def _agent_orphans(self, key: str, family: str, agent: str) -> None:
+        """Entries of one agent-level index whose hash is gone (the single-server
+        ORPHANS script, run in the agent's slot)."""
+        from agentmem import integrity_scripts as lua
+
+        hfam = "im_action" if family == "im_timeline" else "action"
+        pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}).split("\x02")
+        kind = "s" if family in ("types", "targets") else "z"
+        cursor = "0"
+        while True:
+            call = script_call(lua.ORPHANS, [self.mode, key, cursor, self.batch, kind, "a",
+                                             pre, suf, "", 0], route=key)
+            out = self.memory.runner.run(Plan((call,), _raise_errors))[0]
+            cursor = _text(out[0])
+            self.report.add("orphans", family, [f"{key} {_text(m)}" for m in out[1:]])
+            if cursor == "0":
+                return
+
+    def _live(self, ids: Iterable[str]) -> dict[str, str]:
+        """The ids whose STM hash exists, with their action type (looked up in each
+        candidate agent's slot, ``batch`` lookups per round trip)."""
+        todo = [(aid, agent) for aid in ids for agent in _candidates(aid)]
+        found: dict[str, str] = {}
+        for start in range(0, len(todo), self.batch):
+            part = todo[start:start + self.batch]
+            calls = [Call(("HGET", _fill(self.p["action"], {"agent_id": a, "action_id": i}),
+                           "action_type")) for i, a in part]
+            for (aid, _), typ in zip(part, self.memory.runner.run(Plan(calls, _raise_errors)),
+                                     strict=True):
+                if typ is not None and aid not in found:
+                    found[aid] = _text(typ)
+        return found
+
+    def _sim_orphans(self, sim: str) -> None:
+        """A simulation's list, step sets and steps zset: entries whose hash is gone
+        (removed by a fix), then its type counters recounted from the list."""
+        runner = self.memory.runner
+        lk = self.layout.key("sim_actions", simulation_id=sim)
+        zk = self.layout.key("sim_steps", simulation_id=sim)
+        ck = self.layout.key("sim_by_type", simulation_id=sim)
+        ids = []
+        start = 0
+        while True:
+            part = runner.run(Plan((Call(("LRANGE", lk, start, start + self.batch - 1)),),
+                                   _raise_errors))[0]
+            ids += [_text(x) for x in part]
+            if len(part) < self.batch:
+                break
+            start += self.batch
+        steps = [_text(x) for x in runner.run(Plan((Call(("ZRANGE", zk, 0, -1)),),
+                                                   _raise_errors))[0]]
+        skeys = [self.layout.key("sim_step", simulation_id=sim, step_number=int(st))
+                 for st in steps]
+        members = runner.run(Plan([Call(("SMEMBERS", k)) for k in skeys], _raise_errors)) \
+            if skeys else []
+        step_ids = [[_text(m) for m in ms] for ms in members]
+        live = self._live(set(ids).union(*map(set, step_ids)))
+
+        def orphan(aid: str) -> bool:
+            if aid in live:
+                return False
+            return self.agents is None or any(a in self.agents for a in _candidates(aid))
+
+        gone = [aid for aid in ids if orphan(aid)]
+        self.report.add("orphans", "sim_actions", [f"{lk} {aid}" for aid in gone])
+        argv: list[Any] = [self.mode, lk, zk, len(gone), *gone]
+        for st, sk, ms in zip(steps, skeys, step_ids, strict=True):
+            dead = [m for m in ms if orphan(m)]
+            self.report.add("orphans", "sim_step", [f"{sk} {m}" for m in dead])
+            if self.agents is None or dead:
+                argv += [st, sk, len(dead), *dead]
+        empty = runner.run(Plan((script_call(SIM_ORPHANS, argv, route=lk),),
+                                _raise_errors))[0]
+        if self.agents is not None:
+            return  # the steps zset and the counters span agents: not checked
+        self.report.add("orphans", "sim_steps", [f"{zk} {_text(st)}" for st in empty])
+        want: dict[str, int] = defaultdict(int)
+        for aid in ids:
+            if aid in live:
+                want[live[aid]] += 1
+        length = len(ids) - (len(gone) if self.fix else 0)
+        have_raw = runner.run(Plan((Call(("HGETALL", ck)),), _raise_errors))[0]
+        have = {_text(k): int(v) for k, v in _hash_items(have_raw)}
+        wrong = sorted(t for t in set(have) | set(want) if have.get(t, 0) != want.get(t, 0))
+        if not wrong:
+            return
+        self.report.add("counters", "sim_by_type",
+                        [f"{ck} {t}: {have.get(t, 0)} -> {want.get(t, 0)}" for t in wrong])
+        if self.fix:
+            pairs = [x for t, n in sorted(want.items()) if n > 0 for x in (t, n)]
+            runner.run(Plan((script_call(SET_COUNTERS, [lk, ck, length, *pairs], route=lk),),
+                            _raise_errors))
+
     def _list(self, sim: str) -> set[str]:
         """The ids of a simulation's list, read a slice at a time."""
         key = self.layout.key("sim_actions", simulation_id=sim)
@@ -673,6 +837,17 @@ class _ClusterWalk:
             if len(part) < self.batch:
                 return seen
             start += self.batch
+
+
+_AGENT_INDICES = frozenset(("timeline", "relative_index", "rewards", "types", "targets",
+                            "im_timeline"))
+
+
+def _hash_items(raw: Any) -> list[tuple[Any, Any]]:
+    """HGETALL's reply as pairs: a dict (parsed) or a flat list (raw RESP2)."""
+    if isinstance(raw, dict):
+        return list(raw.items())
+    return list(zip(raw[0::2], raw[1::2], strict=True))
 
 
 def _raise_errors(replies: list[Any]) -> list[Any]:

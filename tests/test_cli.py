@@ -70,6 +70,12 @@ def test_the_console_script_runs() -> None:
 
 
 def test_demo_then_every_command(base: list[str], tmp_path: Path) -> None:
+    demo_then_every_command(base, tmp_path, layout_version=1)
+
+
+def demo_then_every_command(base: list[str], tmp_path: Path, *, layout_version: int) -> None:
+    """A demo, then every command on its stores, checked against the demo's numbers
+    (also run on a Redis Cluster by test_cli_cluster.py)."""
     summary = json.loads(ok([*base, "demo", "--agents", "6", "--steps", "30", "--json"]).stdout)
     logged = summary["actions_logged"]
     assert logged >= 6 * 30
@@ -79,10 +85,16 @@ def test_demo_then_every_command(base: list[str], tmp_path: Path) -> None:
     assert stats["tiers"]["stm"] == summary["stm_actions"]
     assert stats["tiers"]["im"] == summary["im_actions"]
     assert stats["tiers"]["stm"] > 0
-    assert stats["layout_version"] == 1
+    assert stats["layout_version"] == layout_version
     assert stats["memory"]["used_memory"] > 0
+    assert stats["agent_count"] == len(stats["agents"]) == 6
+    assert sum(c["stm"] for c in stats["agents"].values()) == stats["tiers"]["stm"]
+    assert sum(c["im"] for c in stats["agents"].values()) == stats["tiers"]["im"]
+    assert sum(stats["simulations"]["demo"]["by_type"].values()) == \
+        stats["simulations"]["demo"]["stm_actions"] == stats["tiers"]["stm"]
     human = ok([*base, "stats"]).output
     assert "short-term (STM)" in human
+    assert "agent_0" in human
 
     agent = "agent_0"
     inspect = json.loads(ok([*base, "inspect", agent, "--json"]).stdout)
@@ -132,6 +144,10 @@ def test_demo_then_every_command(base: list[str], tmp_path: Path) -> None:
     after = json.loads(ok([*base, "stats", "--json"]).stdout)
     assert after["tiers"]["stm"] <= 6 * 2 * 2  # two steps of (at most two) actions per agent
     assert after["tiers"]["archive"] == logged
+    assert after["simulations"]["demo"]["stm_actions"] == after["tiers"]["stm"]
+    assert after["tiers"]["stm"] + after["tiers"]["im"] == \
+        stats["tiers"]["stm"] + stats["tiers"]["im"]
+    assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
 
     charts = json.loads(ok([*base, "report", "demo", "--out", str(tmp_path / "charts"),
                             "--json"]).stdout)["files"]

@@ -16,14 +16,16 @@ from agentmem import tierreads
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
 from agentmem.models import Action, IMAction
+from agentmem.plan import Plan, command
 from agentmem.sync import archive_to_sql
-from agentmem.tiers import Tiers
+from agentmem.tiers import Tiers, scan_keys
 
 pass_stores = click.make_pass_decorator(Stores)
 
 
 def _scan(stores: Stores, pattern: str) -> list[str]:
-    keys: Any = stores.memory.client.scan_iter(match=pattern, count=1000)
+    """Keys matching ``pattern`` (SCAN; on a Redis Cluster, on every master)."""
+    keys: Any = scan_keys(stores.memory, pattern, 1000)
     return sorted(k.decode() if isinstance(k, bytes) else str(k) for k in keys)
 
 
@@ -32,42 +34,89 @@ def _glob(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
+def _used_memory(memory: Any) -> dict[str, Any]:
+    """``used_memory`` of the server, or summed over a cluster's masters."""
+    runner = getattr(memory, "runner", None)
+    if runner is not None and getattr(runner, "cluster", False):
+        used = sum(int(runner.node_client(n).info("memory")["used_memory"])
+                   for n in runner.primaries())
+        return {"used_memory": used, "used_memory_human": _human(used)}
+    info = memory.client.info("memory")
+    return {"used_memory": int(info["used_memory"]),
+            "used_memory_human": str(info["used_memory_human"])}
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "K", "M", "G"):
+        if n < 1024 or unit == "G":
+            return f"{n:.2f}{unit}" if unit != "B" else f"{int(n)}B"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
 def collect_stats(stores: Stores) -> dict[str, Any]:
-    """Counts per simulation, type and tier; memory; layout version."""
-    mem, client = stores.memory, stores.memory.client
+    """Counts per simulation, agent, type and tier; memory; layout version. Works on one
+    server and on a Redis Cluster (SCAN on every master, reads routed by slot)."""
+    mem = stores.memory
+    run = mem.runner.run
     lay = mem.actions.layout
     sims: dict[str, Any] = {}
     pre, suf = lay.template("sim_actions").around("simulation_id", {})
+    names = []
     for key in _scan(stores, _glob(pre) + "*" + _glob(suf)):
         found = lay.parse(key)
-        if found is None or found[0] != "sim_actions":
-            continue
-        sim = found[1]["simulation_id"]
-        raw: Any = client.hgetall(lay.key("sim_by_type", simulation_id=sim))
-        by_type = {k.decode(): int(v) for k, v in raw.items()}
-        sims[sim] = {"stm_actions": int(client.llen(key)), "by_type": by_type,
+        if found is not None and found[0] == "sim_actions":
+            names.append((found[1]["simulation_id"], key))
+    calls = [c for sim, key in names for c in (
+        command("LLEN", key), command("HGETALL", lay.key("sim_by_type", simulation_id=sim)))]
+    replies = run(Plan(calls, _raised)) if calls else []
+    for n, (sim, _) in enumerate(names):
+        length, raw = replies[2 * n:2 * n + 2]
+        by_type = {_str(k): int(v) for k, v in _hash_items(raw)}
+        sims[sim] = {"stm_actions": int(length), "by_type": by_type,
                      "archived": stores.archive.count(sim)}
     agents = Tiers(mem).agents()
-    pipe = client.pipeline(transaction=False)
-    for a in agents:
-        pipe.zcard(mem.actions.layout.key("timeline", agent_id=a))
-        pipe.zcard(mem.actions.layout.key("im_timeline", agent_id=a))
-    counts = pipe.execute()
+    calls = [command("ZCARD", lay.key(family, agent_id=a))
+             for a in agents for family in ("timeline", "im_timeline")]
+    counts = [int(x) for x in run(Plan(calls, _raised))] if calls else []
+    per_agent = {a: {"stm": counts[2 * n], "im": counts[2 * n + 1]}
+                 for n, a in enumerate(agents)}
     types: Counter[str] = Counter()
     for s in sims.values():
         types.update(s["by_type"])
-    info = client.info("memory")
     return {
         "stores": stores.describe(),
         "layout_version": lay.version,
         "simulations": sims,
-        "agents": len(agents),
+        "agent_count": len(agents),
+        "agents": per_agent,
         "tiers": {"stm": sum(counts[0::2]), "im": sum(counts[1::2]),
                   "archive": stores.archive.count()},
         "types_in_stm": dict(types.most_common()),
-        "memory": {"used_memory": int(info["used_memory"]),
-                   "used_memory_human": str(info["used_memory_human"])},
+        "memory": _used_memory(mem),
     }
+
+
+def _raised(replies: list[Any]) -> list[Any]:
+    for r in replies:
+        if isinstance(r, Exception):
+            raise r
+    return replies
+
+
+def _hash_items(raw: Any) -> list[tuple[Any, Any]]:
+    """HGETALL's reply as pairs: a dict (parsed) or a flat list (raw RESP2)."""
+    if isinstance(raw, dict):
+        return list(raw.items())
+    return list(zip(raw[0::2], raw[1::2], strict=True))
+
+
+def _str(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+TOP_AGENTS = 10
+"""Agents the human ``stats`` output lists (those with the most actions)."""
 
 
 @click.command()
@@ -84,10 +133,13 @@ def stats(stores: Stores, as_json: bool) -> None:
                            "intermediate (IM)": s["tiers"]["im"],
                            "archive rows": s["tiers"]["archive"]})
     output.pairs("memory", {"used_memory": s["memory"]["used_memory_human"],
-                            "agents": s["agents"], "layout version": s["layout_version"]})
+                            "agents": s["agent_count"], "layout version": s["layout_version"]})
     output.table([{"simulation": k, "stm actions": v["stm_actions"],
                    "archived": v["archived"]} for k, v in s["simulations"].items()],
                  ["simulation", "stm actions", "archived"])
+    top = sorted(s["agents"].items(), key=lambda kv: (-(kv[1]["stm"] + kv[1]["im"]), kv[0]))
+    output.table([{"agent": a, "stm": c["stm"], "im": c["im"]} for a, c in top[:TOP_AGENTS]],
+                 ["agent", "stm", "im"])
     output.table([{"type": k, "count": v} for k, v in s["types_in_stm"].items()],
                  ["type", "count"])
 

@@ -55,8 +55,8 @@ class Stores:
     def memory(self) -> Memory:
         if self._memory is None:
             url = self.url()
-            # a ClusterMemory has the same actions / im_actions / repository / ping /
-            # close; commands whose scripts span slots (tiers, sync) are refused by the nodes
+            # a ClusterMemory has the same actions / im_actions / repository / runner /
+            # ping / close; tiers, integrity, sync and stats split their work per slot
             memory = cast(Memory, connect_cluster(url, socket_connect_timeout=5)) \
                 if is_cluster_url(url) else connect(url, socket_connect_timeout=5)
             try:
