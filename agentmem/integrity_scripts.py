@@ -130,7 +130,29 @@ if fix then chunked('ZREM', key, gone) end
 return out
 """)
 
-ACTIONS = Script("integrity_actions", "#!lua\n" + _COMMON + r"""
+AGENT_INDICES = r"""
+-- Is the action (fields t, HMGET reply f: simulation, step, type, target, reward) in
+-- each agent-level index it belongs in (patterns of the timeline, types, targets and
+-- rewards)? need(family, present, add) records a miss and, when fixing, adds it.
+local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, need)
+  local k = render(p_tl, t)
+  need('timeline', call('ZSCORE', k, id), function() call('ZADD', k, f[2], id) end)
+  local kt = render(p_ty, t)
+  need('types', call('SISMEMBER', kt, id) == 1, function() call('SADD', kt, id) end)
+  if f[4] then
+    local kx = render(p_tg, t)
+    need('targets', call('SISMEMBER', kx, id) == 1, function() call('SADD', kx, id) end)
+  end
+  if f[5] then
+    local kr = render(p_rw, t)
+    need('rewards', call('ZSCORE', kr, id), function() call('ZADD', kr, f[5], id) end)
+  end
+end
+"""
+"""Lua (needs ``call`` and ``render``): the agent-level index checks that the
+single-server and the cluster integrity scripts share."""
+
+ACTIONS = Script("integrity_actions", "#!lua\n" + _COMMON + AGENT_INDICES + r"""
 -- ARGV: mode, patterns (action timeline types targets rewards sim_step sim_steps),
 -- then (agent_id, action_id) pairs. For each action hash that exists: is it in
 -- each index it belongs in? fix: adds it from its own fields. Returns per hash
@@ -148,18 +170,7 @@ for i = 9, #ARGV, 2 do
     local function need(name, present, add)
       if not present then miss[#miss + 1] = name; if fix then add() end end
     end
-    local k = render(P[2], t)
-    need('timeline', call('ZSCORE', k, id), function() call('ZADD', k, f[2], id) end)
-    local kt = render(P[3], t)
-    need('types', call('SISMEMBER', kt, id) == 1, function() call('SADD', kt, id) end)
-    if f[4] then
-      local kx = render(P[4], t)
-      need('targets', call('SISMEMBER', kx, id) == 1, function() call('SADD', kx, id) end)
-    end
-    if f[5] then
-      local kr = render(P[5], t)
-      need('rewards', call('ZSCORE', kr, id), function() call('ZADD', kr, f[5], id) end)
-    end
+    agent_indices(t, id, f, P[2], P[3], P[4], P[5], need)
     local ks = render(P[6], t)
     need('sim_step', call('SISMEMBER', ks, id) == 1, function() call('SADD', ks, id) end)
     local kz = render(P[7], t)

@@ -19,82 +19,46 @@ from __future__ import annotations
 
 from agentmem.scripts import Script
 
-TO_IM = Script("to_im", r"""#!lua
+
+def _to_im(name: str, *, split: bool) -> Script:
+    """TO_IM (one server: everything, atomic per action) or TO_IM_AGENT (a cluster's
+    agent-slot part, which reports what TO_IM_SIM removes in the simulation's slot):
+    one source, so the two cannot drift apart."""
+    head = (r"""#!lua
+-- The agent-slot part of TO_IM on a Redis Cluster. ARGV as TO_IM (the simulation-level
+-- shapes are passed but not used). Writes the IM hash and timeline entry and removes
+-- the action from the agent's STM hash and agent-level indices. Returns {moved ids,
+-- missing ids, refused ids, {simulation, id, step, type, ...}} for TO_IM_SIM.
+""" if split else r"""#!lua
 -- ARGV: im_ttl, then the key shapes (see agentmem/tiers.py Shapes.argv), then
 -- n and n pairs (action id, importance). Returns {moved ids, missing ids, refused ids}.
-local A = ARGV
-local ttl = tonumber(A[1])
-local hpre, hsuf, tl, rel, rw = A[2], A[3], A[4], A[5], A[6]
-local tpre, tsuf, xpre, xsuf = A[7], A[8], A[9], A[10]
-local sapre, sasuf, sspre, ssmid, sssuf = A[11], A[12], A[13], A[14], A[15]
-local stpre, stsuf, sbpre, sbsuf = A[16], A[17], A[18], A[19]
-local ipre, isuf, itl = A[20], A[21], A[22]
-local n = tonumber(A[23])
-local function ok(key, typ)
-  local t = redis.call('TYPE', key)['ok']
-  return t == 'none' or t == typ
-end
-local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
-local moved, missing, refused = {}, {}, {}
-for i = 0, n - 1 do
-  local id, imp = A[24 + 2 * i], A[25 + 2 * i]
-  local key = hpre .. id .. hsuf
-  local ikey = ipre .. id .. isuf
-  local h = redis.call('HMGET', key, 'simulation_id', 'step_number', 'agent_id',
-    'action_type', 'reward', 'action_target_id')
-  local sim, step, agent, typ, rwd, tgt = h[1], h[2], h[3], h[4], h[5], h[6]
-  if not typ or not step or not agent then
-    missing[#missing + 1] = id
-  else
-    -- every key this action touches must be absent or of its type: else nothing moves
-    local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, 'set')
-    if good and tgt then good = ok(xpre .. tgt .. xsuf, 'set') end
+""")
+    # every key an action touches must be absent or of its type, else nothing of it moves
+    sim_check = "" if split else r"""
     local sa, sk, st, sb
     if good and sim then
       sa, sk = sapre .. sim .. sasuf, sspre .. sim .. ssmid .. step .. sssuf
       st, sb = stpre .. sim .. stsuf, sbpre .. sim .. sbsuf
       good = ok(sa, 'list') and ok(sk, 'set') and ok(st, 'zset') and ok(sb, 'hash')
-    end
-    if not good then
-      refused[#refused + 1] = id
-    else
-      -- IM keeps the reward to 6 significant digits (the archive has it exactly)
-      local r6 = '0'
-      if rwd then r6 = string.format('%.6g', tonumber(rwd)) end
-      local f = {'action_id', id, 'simulation_id', sim or '', 'step_number', step,
-        'agent_id', agent, 'action_type', typ, 'reward', r6, 'importance', imp}
-      if tgt then f[#f + 1] = 'action_target_id'; f[#f + 1] = tgt end
-      redis.call('HSET', ikey, unpack(f))
-      if ttl > 0 then redis.call('EXPIRE', ikey, ttl) else redis.call('PERSIST', ikey) end
-      redis.call('ZADD', itl, step, id)
-      redis.call('DEL', key)
-      redis.call('ZREM', tl, id)
-      redis.call('ZREM', rel, id)
-      redis.call('ZREM', rw, id)
-      redis.call('SREM', tpre .. typ .. tsuf, id)
-      if tgt then redis.call('SREM', xpre .. tgt .. xsuf, id) end
+    end"""
+    sim_part = r"""
+      if sim then
+        sims[#sims + 1] = sim; sims[#sims + 1] = id
+        sims[#sims + 1] = step; sims[#sims + 1] = typ
+      end""" if split else r"""
       if sim then
         redis.call('LREM', sa, 1, id)
         redis.call('SREM', sk, id)
         if redis.call('SCARD', sk) == 0 then redis.call('ZREM', st, step) end
         if redis.call('HINCRBY', sb, typ, -1) <= 0 then redis.call('HDEL', sb, typ) end
-      end
-      moved[#moved + 1] = id
-    end
-  end
-end
-return {moved, missing, refused}
-""")
-
-TO_IM_AGENT = Script("to_im_agent", r"""#!lua
--- The agent-slot part of TO_IM on a Redis Cluster. ARGV as TO_IM (the simulation-level
--- shapes are passed but not used). Writes the IM hash and timeline entry and removes
--- the action from the agent's STM hash and agent-level indices. Returns {moved ids,
--- missing ids, refused ids, {simulation, id, step, type, ...}} for TO_IM_SIM.
-local A = ARGV
+      end"""
+    result = "{moved, missing, refused, sims}" if split else "{moved, missing, refused}"
+    return Script(name, head + r"""local A = ARGV
 local ttl = tonumber(A[1])
 local hpre, hsuf, tl, rel, rw = A[2], A[3], A[4], A[5], A[6]
 local tpre, tsuf, xpre, xsuf = A[7], A[8], A[9], A[10]
+local sapre, sasuf, sspre, ssmid, sssuf = A[11], A[12], A[13], A[14], A[15]
+local stpre, stsuf, sbpre, sbsuf = A[16], A[17], A[18], A[19]
 local ipre, isuf, itl = A[20], A[21], A[22]
 local n = tonumber(A[23])
 local function ok(key, typ)
@@ -114,10 +78,11 @@ for i = 0, n - 1 do
     missing[#missing + 1] = id
   else
     local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, 'set')
-    if good and tgt then good = ok(xpre .. tgt .. xsuf, 'set') end
+    if good and tgt then good = ok(xpre .. tgt .. xsuf, 'set') end""" + sim_check + r"""
     if not good then
       refused[#refused + 1] = id
     else
+      -- IM keeps the reward to 6 significant digits (the archive has it exactly)
       local r6 = '0'
       if rwd then r6 = string.format('%.6g', tonumber(rwd)) end
       local f = {'action_id', id, 'simulation_id', sim or '', 'step_number', step,
@@ -131,17 +96,16 @@ for i = 0, n - 1 do
       redis.call('ZREM', rel, id)
       redis.call('ZREM', rw, id)
       redis.call('SREM', tpre .. typ .. tsuf, id)
-      if tgt then redis.call('SREM', xpre .. tgt .. xsuf, id) end
-      if sim then
-        sims[#sims + 1] = sim; sims[#sims + 1] = id
-        sims[#sims + 1] = step; sims[#sims + 1] = typ
-      end
+      if tgt then redis.call('SREM', xpre .. tgt .. xsuf, id) end""" + sim_part + r"""
       moved[#moved + 1] = id
     end
   end
 end
-return {moved, missing, refused, sims}
-""")
+return """ + result + "\n")
+
+
+TO_IM = _to_im("to_im", split=False)
+TO_IM_AGENT = _to_im("to_im_agent", split=True)
 
 TO_IM_SIM = Script("to_im_sim", r"""#!lua
 -- The simulation-slot part of TO_IM on a Redis Cluster. ARGV: the simulation-level key

@@ -34,6 +34,7 @@ from redis.exceptions import (
 
 from agentmem.actions import ActionRepository, _sim_agents, check_options
 from agentmem.errors import BackendError, ConfigError, Unavailable
+from agentmem.integrity_scripts import AGENT_INDICES
 from agentmem.keyspace import (
     DEFAULT_ACTION_TTL,
     DEFAULT_RELATIVE_INDEX_SIZE,
@@ -492,6 +493,7 @@ AGENT_CHECK = Script("cluster_integrity_agent", r"""#!lua
 local call = redis.call
 local fix = ARGV[1] == 'fix'
 local function render(p, t) return (string.gsub(p, '{([%w_]+)}', t)) end
+""" + AGENT_INDICES + r"""
 local now = tonumber(call('TIME')[1])
 local out = {}
 for i = 8, #ARGV do
@@ -505,18 +507,7 @@ for i = 8, #ARGV do
     local function need(name, present, add)
       if not present then miss[#miss + 1] = name; if fix then add() end end
     end
-    local k = render(ARGV[3], t)
-    need('timeline', call('ZSCORE', k, id), function() call('ZADD', k, f[2], id) end)
-    local kt = render(ARGV[4], t)
-    need('types', call('SISMEMBER', kt, id) == 1, function() call('SADD', kt, id) end)
-    if f[4] then
-      local kx = render(ARGV[5], t)
-      need('targets', call('SISMEMBER', kx, id) == 1, function() call('SADD', kx, id) end)
-    end
-    if f[5] then
-      local kr = render(ARGV[6], t)
-      need('rewards', call('ZSCORE', kr, id), function() call('ZADD', kr, f[5], id) end)
-    end
+    agent_indices(t, id, f, ARGV[3], ARGV[4], ARGV[5], ARGV[6], need)
     local age = f[6] and (now - tonumber(f[6])) or 1e9
     out[#out + 1] = id; out[#out + 1] = f[1]; out[#out + 1] = f[3]; out[#out + 1] = f[2]
     out[#out + 1] = tostring(age); out[#out + 1] = table.concat(miss, ',')
