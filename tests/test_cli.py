@@ -210,18 +210,22 @@ os.kill(os.getpid(), signal.SIGKILL)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == -signal.SIGKILL
-    port = int(proc.stdout.split()[0])
-    left = _valkeys(data)
-    assert len(left) == 1  # the server outlived its command
-    with Embedded(data) as emb:
-        assert emb.reused
-        assert emb.port == port
-        assert _valkeys(data) == left  # no second server
-        assert redis.Redis.from_url(emb.url).get("before") == b"kill"
-    deadline = time.monotonic() + 10
-    while _valkeys(data) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _valkeys(data) == []
+    try:
+        port = int(proc.stdout.split()[0])
+        left = _valkeys(data)
+        assert len(left) == 1  # the server outlived its command
+        with Embedded(data) as emb:
+            assert emb.reused
+            assert emb.port == port
+            assert _valkeys(data) == left  # no second server
+            assert redis.Redis.from_url(emb.url).get("before") == b"kill"
+        deadline = time.monotonic() + 10
+        while _valkeys(data) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _valkeys(data) == []
+    finally:  # never leave the orphan behind, whatever failed
+        for pid in _valkeys(data):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_a_stale_state_file_is_replaced(tmp_path: Path) -> None:
