@@ -279,3 +279,19 @@ def test_commands_follow_a_store_migrated_to_layout_2(tmp_path: Path) -> None:
         assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
         keys = {k.decode() for k in redis.Redis.from_url(srv.url).scan_iter(count=1000)}
         assert "agent:{agent_0}:action:timeline" in keys
+
+
+def test_migrate_on_the_embedded_default(tmp_path: Path) -> None:
+    if find_binary("valkey") is None and find_binary("redis") is None:
+        pytest.skip("no server binary")
+    base = ["--data", str(tmp_path / "data")]
+    ok([*base, "demo", "--agents", "3", "--steps", "10"])
+    before = json.loads(ok([*base, "stats", "--json"]).stdout)
+    assert json.loads(ok([*base, "migrate", "current", "--json"]).stdout)["revision"] == "0001"
+    ok([*base, "migrate", "upgrade"])
+    after = json.loads(ok([*base, "stats", "--json"]).stdout)  # a later command: same data
+    assert after["layout_version"] == 2
+    assert after["tiers"] == before["tiers"]
+    assert "layout 2" in ok([*base, "migrate", "current"]).stdout
+    ok([*base, "migrate", "downgrade", "base"])
+    assert json.loads(ok([*base, "stats", "--json"]).stdout)["tiers"] == before["tiers"]
