@@ -263,6 +263,24 @@ return changed
 """)
 
 
+SORT_ROWS = r"""
+-- rows of {score, member, ...}: by score, then member (bytewise), both reversed with rev
+local function sort_rows(rows, rev)
+  if rev then
+    table.sort(rows, function(x, y)
+      if x[1] ~= y[1] then return x[1] > y[1] end
+      return x[2] > y[2]
+    end)
+  else
+    table.sort(rows, function(x, y)
+      if x[1] ~= y[1] then return x[1] < y[1] end
+      return x[2] < y[2]
+    end)
+  end
+end
+"""
+"""Lua: the order of the sorted reads (score, then id), shared by the fetch scripts."""
+
 _FETCH = r"""
 local function fetch_into(out, key)
   local h = redis.call('HGETALL', key)
@@ -322,7 +340,7 @@ end
 """)
 
 SET_SORTED_FETCH = Script("set_sorted_fetch", r"""#!lua flags=no-writes
-""" + _FETCH + r"""
+""" + _FETCH + SORT_ROWS + r"""
 -- ARGV: skey, zkey, prefix, suffix, rev ('1'|'0'), limit (-1: all), min ('' none), min_exclusive
 local skey, zkey, prefix, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local rev, limit = ARGV[5] == '1', tonumber(ARGV[6])
@@ -345,17 +363,7 @@ for i = 1, #ids, CH do
     if keep then rows[#rows + 1] = {num or -math.huge, ids[k]} end
   end
 end
-if rev then
-  table.sort(rows, function(x, y)
-    if x[1] ~= y[1] then return x[1] > y[1] end
-    return x[2] > y[2]
-  end)
-else
-  table.sort(rows, function(x, y)
-    if x[1] ~= y[1] then return x[1] < y[1] end
-    return x[2] < y[2]
-  end)
-end
+sort_rows(rows, rev)
 local out = {}
 for _, row in ipairs(rows) do
   if limit >= 0 and #out >= limit then break end

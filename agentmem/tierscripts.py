@@ -17,7 +17,7 @@ Key shapes come from the layout (``Shapes``), so the scripts hold no key names.
 
 from __future__ import annotations
 
-from agentmem.scripts import Script
+from agentmem.scripts import SORT_ROWS, Script
 
 
 def _to_im(name: str, *, split: bool) -> Script:
@@ -155,7 +155,7 @@ return gone
 """)
 
 HISTORY = Script("history", r"""#!lua flags=no-writes
--- ARGV: STM timeline, STM prefix, suffix, IM timeline, IM prefix, suffix,
+""" + SORT_ROWS + r"""-- ARGV: STM timeline, STM prefix, suffix, IM timeline, IM prefix, suffix,
 -- min, max, rev ('1'|'0'), limit (-1: all). Both timelines by score (step), merged
 -- by (step, id); returns {tier, hash, tier, hash, ...} with tier 's' or 'i',
 -- skipping ids whose hash is gone.
@@ -173,17 +173,7 @@ local function take(key, tier)
 end
 take(tl, 's')
 take(itl, 'i')
-if rev then
-  table.sort(rows, function(x, y)
-    if x[1] ~= y[1] then return x[1] > y[1] end
-    return x[2] > y[2]
-  end)
-else
-  table.sort(rows, function(x, y)
-    if x[1] ~= y[1] then return x[1] < y[1] end
-    return x[2] < y[2]
-  end)
-end
+sort_rows(rows, rev)
 local out = {}
 for _, row in ipairs(rows) do
   if limit >= 0 and #out >= 2 * limit then break end
