@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import redis
+from agentmem.backends.redis import pack_args
 from pydantic import BaseModel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
@@ -47,12 +48,6 @@ from agentmem.plan import Call, FollowUp, Plan, paused_gc, script_call
 from agentmem.repository import Repository
 from agentmem.schema import RecordSpec
 from agentmem.scripts import Script
-
-hiredis: Any
-try:
-    import hiredis
-except ImportError:  # pragma: no cover - hiredis is a dependency, but optional in redis-py
-    hiredis = None
 
 T = TypeVar("T")
 MT = TypeVar("MT", bound=BaseModel)
@@ -131,15 +126,6 @@ def parse_nodes(url_or_nodes: str | Sequence[str | tuple[str, int]]
 
 def _unavailable(what: str, exc: BaseException) -> Unavailable:
     return Unavailable(f"Redis Cluster {what}: {exc}")
-
-
-def _pack(conn: Any, args: Sequence[Any]) -> list[bytes]:
-    if hiredis is not None:
-        try:
-            return [hiredis.pack_command(tuple(args))]
-        except TypeError:
-            pass
-    return list(conn.pack_command(*args))
 
 
 def _name(args: Sequence[Any]) -> str:
@@ -389,8 +375,8 @@ class ClusterRunner:
                 return unsent
             for i in idx:
                 if i in asking:
-                    conn.send_packed_command(_pack(conn, ("ASKING",)), check_health=False)
-                conn.send_packed_command(_pack(conn, wires[i]), check_health=False)
+                    conn.send_packed_command(pack_args(conn, ("ASKING",)), check_health=False)
+                conn.send_packed_command(pack_args(conn, wires[i]), check_health=False)
             for i in idx:
                 if i in asking:
                     with contextlib.suppress(redis.ResponseError):

@@ -113,14 +113,15 @@ def _script_error(exc: redis.RedisError) -> BackendError:
     return BackendError(f"Redis refused to load a script: {exc}")
 
 
-def _pack(conn: Any, call: Call) -> list[bytes]:
-    """The RESP bytes of ``call``; hiredis directly, skipping redis-py's per-argument pass."""
+def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
+    """The RESP bytes of a command; hiredis directly, skipping redis-py's per-argument
+    pass (also used by the cluster runner)."""
     if hiredis is not None:
         try:
-            return [hiredis.pack_command(call.args)]
+            return [hiredis.pack_command(tuple(args))]
         except TypeError:
             pass  # an argument type hiredis does not take: let redis-py convert it
-    return list(conn.pack_command(*call.args))
+    return list(conn.pack_command(*args))
 
 
 _CLAIM_LAYOUT = """
@@ -211,7 +212,7 @@ class RedisRunner:
         replies: list[Any] = []
         try:
             for call in calls:
-                conn.send_packed_command(_pack(conn, call), check_health=not sent)
+                conn.send_packed_command(pack_args(conn, call.args), check_health=not sent)
                 sent.append(call)
             for call in sent:
                 try:
@@ -291,7 +292,7 @@ class AsyncRedisRunner:
         replies: list[Any] = []
         try:
             for call in calls:
-                await conn.send_packed_command(_pack(conn, call), check_health=not sent)
+                await conn.send_packed_command(pack_args(conn, call.args), check_health=not sent)
                 sent.append(call)
             for call in sent:
                 try:
