@@ -131,6 +131,13 @@ def demo_then_every_command(base: list[str], tmp_path: Path, *, layout_version: 
     out_jsonl = tmp_path / "demo.jsonl"
     ok([*base, "export", "demo", "--format", "jsonl", "-o", str(out_jsonl), "--chunk", "50"])
     assert len(out_jsonl.read_text().splitlines()) == logged
+    pq = pytest.importorskip("pyarrow.parquet")  # a dev dependency: installed in CI
+    out_pq = tmp_path / "demo.parquet"
+    ok([*base, "export", "demo", "--format", "parquet", "-o", str(out_pq), "--chunk", "40"])
+    table = pq.read_table(out_pq)
+    assert table.num_rows == logged
+    assert set(table.column("simulation_id").to_pylist()) == {"demo"}
+    assert sorted(table.column("action_id").to_pylist()) == sorted(r["action_id"] for r in rows)
 
     again = run([*base, "demo", "--agents", "6", "--steps", "30"])
     assert again.exit_code == 1
