@@ -142,6 +142,7 @@ def demo_then_every_command(base: list[str], tmp_path: Path, *, layout_version: 
     again = run([*base, "demo", "--agents", "6", "--steps", "30"])
     assert again.exit_code == 1
     assert "already holds" in again.output
+    assert "--reset" in again.output
     assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
     assert json.loads(ok([*base, "repair", "--json"]).stdout)["total"] == 0
     assert json.loads(ok([*base, "sync", "demo", "--json"]).stdout)["archived"] == 0

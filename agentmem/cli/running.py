@@ -9,6 +9,7 @@ import click
 
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
+from agentmem.errors import ConfigError
 
 pass_stores = click.make_pass_decorator(Stores)
 
@@ -58,7 +59,13 @@ def demo(stores: Stores, agents: int, steps: int, seed: int, simulation_id: str,
             bar.update(step - done[0])
             done[0] = step
 
-        summary = run_demo(memory, archive, config, progress=progress, series_path=path)
+        try:
+            summary = run_demo(memory, archive, config, progress=progress, series_path=path)
+        except ConfigError as exc:
+            if "already holds" not in str(exc):
+                raise
+            raise ConfigError(f"{exc}. `agentmem demo --reset` starts over (embedded default), "
+                              "or give --simulation-id and --agent-prefix") from None
     result: dict[str, Any] = summary.to_dict()
     result["stores"] = stores.describe()
     if as_json:
