@@ -8,7 +8,8 @@ the server forgot (``NOSCRIPT`` after a restart) and map redis-py's errors onto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -124,6 +125,17 @@ def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
     return list(conn.pack_command(*args))
 
 
+@contextmanager
+def _layout_errors() -> Iterator[None]:
+    """The layout check's redis-py errors as agentmem errors (blocking and asyncio)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise _unavailable(exc) from exc
+    except redis.ResponseError as exc:
+        raise BackendError(f"Redis refused the layout check: {exc}") from exc
+
+
 _CLAIM_LAYOUT = """
 local v = redis.call('GET', KEYS[1])
 if v then return v end
@@ -161,15 +173,11 @@ class RedisRunner:
         version = self.pending_layout
         if version is None:
             return
-        try:
+        with _layout_errors():
             try:
                 raw = self.client.eval(_CLAIM_LAYOUT, 1, LAYOUT_KEY, str(version))
             except redis.exceptions.ReadOnlyError:  # a replica: read what it has
                 raw = self.client.get(LAYOUT_KEY)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
-        except redis.ResponseError as exc:
-            raise BackendError(f"Redis refused the layout check: {exc}") from exc
         check_recorded_version(raw, version)
         self.pending_layout = None
 
@@ -240,15 +248,11 @@ class AsyncRedisRunner:
         version = self.pending_layout
         if version is None:
             return
-        try:
+        with _layout_errors():
             try:
                 raw = await self.client.eval(_CLAIM_LAYOUT, 1, LAYOUT_KEY, str(version))
-            except redis.exceptions.ReadOnlyError:
+            except redis.exceptions.ReadOnlyError:  # a replica: read what it has
                 raw = await self.client.get(LAYOUT_KEY)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
-        except redis.ResponseError as exc:
-            raise BackendError(f"Redis refused the layout check: {exc}") from exc
         check_recorded_version(raw, version)
         self.pending_layout = None
 
