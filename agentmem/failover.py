@@ -108,8 +108,12 @@ class Failover:
 
     @property
     def needs_replay(self) -> bool:
-        """Redis was down, or the journal holds actions Redis has not seen."""
-        return self.down or len(self.journal) > self.unconfirmed
+        """Redis was down, or the journal holds actions Redis has not seen.
+
+        Checked on every write: a journal this writer has not opened is empty (one
+        left by an earlier run is opened when the writer starts), so the file is
+        not looked at then."""
+        return self.down or (self.journal.is_open and len(self.journal) > self.unconfirmed)
 
     def mark_down(self, exc: BaseException | None = None,
                   buffered: Iterable[Action] = ()) -> None:
