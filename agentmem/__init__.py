@@ -27,10 +27,12 @@ from agentmem.errors import (
 from agentmem.fields import AsJson, Identifier, Split, StoredAs, Vector, WriteTime
 from agentmem.keyspace import layout
 from agentmem.models import Action, IMAction, Record
+from agentmem.nearby import Near
 from agentmem.repository import AsyncRepository, Repository
 from agentmem.schema import (
     ID,
     CounterIndex,
+    GridIndex,
     ListIndex,
     RecordSpec,
     SetIndex,
@@ -43,8 +45,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ID", "Action", "ActionRepository", "AgentMemError", "AgentMemoryMixin", "AsJson",
     "AsyncActionRepository", "AsyncMemory", "AsyncRepository", "BackendError", "ConfigError",
-    "CounterIndex", "DecodeError", "DuplicateId", "IMAction", "Identifier", "InvalidId",
-    "InvalidInput", "LayoutError", "Lesson", "ListIndex", "Memory", "Record", "RecordSpec",
+    "CounterIndex", "DecodeError", "DuplicateId", "GridIndex",
+    "IMAction", "Identifier", "InvalidId",
+    "InvalidInput", "LayoutError", "Lesson", "ListIndex", "Memory", "Near", "Record", "RecordSpec",
     "Repository", "SchemaError", "SequenceAnalysis", "SetIndex", "SortedIndex", "Split",
     "StoredAs", "Unavailable", "Vector", "WriteError", "WriteTime", "action_importance",
     "connect", "connect_async", "declare", "layout",

@@ -2,28 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agentmem.analytics import Lesson, SequenceAnalysis, analyze_sequence, learn
 from agentmem.errors import ConfigError, DecodeError, InvalidInput
 from agentmem.keyspace import (
     DEFAULT_ACTION_TTL,
+    DEFAULT_GRID_CELL,
     DEFAULT_RELATIVE_INDEX_SIZE,
     Layout,
     check_action_type,
     layout,
 )
 from agentmem.models import Action, IMAction
-from agentmem.plan import Arg, FollowUp, Plan, command, script_call, single
-from agentmem.repository import RecordOps, build, check_limit, score_arg
+from agentmem.nearby import Circle, Filters, Near, check_steps, near_call, near_split, parse_near
+from agentmem.plan import Arg, FollowUp, Plan, check_limit, command, score_arg, script_call, single
+from agentmem.repository import RecordOps, build
 from agentmem.runner import Asynchronous, Blocking, operation
 from agentmem.schema import MAX_TTL
 from agentmem.scripts import GET_MANY, RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
+from agentmem.spatial import check_cell
 from agentmem.tierscripts import HISTORY
 
 
 def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
-                  batch_size: object) -> None:
+                  batch_size: object, grid_cell: object = DEFAULT_GRID_CELL) -> None:
     """Reject malformed repository options with :class:`ConfigError`."""
     def positive(v: object) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
@@ -37,6 +41,10 @@ def check_options(*, ttl: object, relative_index_size: object, embedding_dim: ob
         raise ConfigError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
     if not positive(batch_size):
         raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    try:
+        check_cell(grid_cell)
+    except InvalidInput as exc:
+        raise ConfigError(f"grid_cell: {exc}") from None
 
 
 class ActionOps(RecordOps[Action]):
@@ -44,7 +52,9 @@ class ActionOps(RecordOps[Action]):
 
     ``ttl`` is the action hash's TTL in seconds (``None``: never expires; default one
     day), ``relative_index_size`` how many ids the relative index keeps (default 20),
-    ``embedding_dim`` the length every stored embedding must have.
+    ``embedding_dim`` the length every stored embedding must have, ``grid_cell`` the
+    side of a cell of the radius-search grid (every client of the data must use the
+    same; see ``docs/search.md``).
     """
 
     def __init__(
@@ -56,11 +66,15 @@ class ActionOps(RecordOps[Action]):
         relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
         embedding_dim: int | None = None,
         batch_size: int = 500,
+        grid_cell: float = DEFAULT_GRID_CELL,
     ) -> None:
         self.layout: Layout = layout(layout_version)
         check_options(ttl=ttl, relative_index_size=relative_index_size,
-                      embedding_dim=embedding_dim, batch_size=batch_size)
-        spec = self.layout.action.replace(ttl=ttl, caps={"relative_index": relative_index_size})
+                      embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
+        self.grid_cell = float(grid_cell)
+        spec = self.layout.action.replace(
+            ttl=ttl, caps={"relative_index": relative_index_size},
+            cells={"grid": self.grid_cell, "sim_grid": self.grid_cell})
         self.embedding_dim = embedding_dim
         super().__init__(runner, spec, batch_size=batch_size)
 
@@ -204,16 +218,90 @@ class ActionOps(RecordOps[Action]):
 
         return single(script_call(HISTORY, argv), parse)
 
+    # -- radius search ---------------------------------------------------------
+
+    def _type_filter(self, action_type: str | Sequence[str] | None) -> Filters:
+        if action_type is None:
+            return Filters()
+        types = (action_type,) if isinstance(action_type, str) else tuple(action_type)
+        for t in types:
+            check_action_type(t)
+        return Filters(match=("action_type", types))
+
+    @operation
+    def near(self, /, agent_id: str, x: float, y: float, radius: float, *,
+             limit: int | None = None, action_type: str | Sequence[str] | None = None,
+             start: int | None = None, end: int | None = None) -> Plan[list[Near[Action]]]:
+        """The agent's short-term actions whose position is within ``radius`` of
+        ``(x, y)``, nearest first (ties by id), as ``(record, distance)`` pairs.
+
+        Optionally only actions of ``action_type`` (one or several) and of steps
+        ``start..end`` (inclusive). Exact (the same set as a filter over every
+        action), from the grid index, in one round trip.
+        """
+        circle = Circle.of(x, y, radius, self.grid_cell)
+        f = self._type_filter(action_type)
+        start, end = check_steps(start, end)
+        if start is not None or end is not None:
+            f = Filters(f.match, ("step_number", start, end))
+        prefix, suffix = self._agent(agent_id)
+        key = self._key("grid", agent_id=agent_id)
+        call = near_call(circle, mode="r", shape=(prefix, "", suffix),
+                         fields=("position_x", "position_y"), limit=limit, filters=f,
+                         keys=[(key, "")], route=key)
+        return single(call, parse_near(self.spec.codec.decode))
+
+    @operation
+    def near_at(self, /, simulation_id: str, x: float, y: float, radius: float, *,
+                step: int | None = None, start: int | None = None, end: int | None = None,
+                limit: int | None = None, action_type: str | Sequence[str] | None = None
+                ) -> Plan[list[Near[Action]]]:
+        """A simulation's short-term actions within ``radius`` of ``(x, y)`` at one
+        ``step``, or over steps ``start..end`` (inclusive; both open: every step),
+        nearest first (ties by id); optionally only of ``action_type``. One round
+        trip (two on a Redis Cluster)."""
+        circle = Circle.of(x, y, radius, self.grid_cell)
+        f = self._type_filter(action_type)
+        start, end = check_steps(start, end)
+        if step is not None and (start is not None or end is not None):
+            raise InvalidInput("give step, or start and/or end, not both")
+        shape = self._sim_shape()
+        fields = ("position_x", "position_y")
+        keys: list[tuple[str, str]] = []
+        steps = None
+        if step is not None:
+            keys = [(self._key("sim_grid", simulation_id=simulation_id, step_number=step),
+                     str(step))]
+        else:
+            kpre, ksuf = self.layout.template("sim_grid").around(
+                "step_number", {"simulation_id": simulation_id})
+            steps = (self._key("sim_steps", simulation_id=simulation_id),
+                     score_arg(start, "-inf"), score_arg(end, "+inf"), kpre, ksuf)
+        if not self.cluster:
+            call = near_call(circle, mode="s", shape=shape, fields=fields, limit=limit,
+                             filters=f, keys=keys, steps=steps)
+            return single(call, parse_near(self.spec.codec.decode))
+        route = self._key("sim_steps", simulation_id=simulation_id)
+        first = near_call(circle, mode="c", shape=shape, fields=fields, limit=limit,
+                          filters=f, keys=keys, steps=steps, route=route)
+        return near_split(circle, candidates=first, shape=shape, fields=fields, limit=limit,
+                          filters=f, agents_of=_sim_agents, decode=self.spec.codec.decode)
+
     # -- simulation-level queries --------------------------------------------
 
-    def _sim_fetch(self, source: str, kind: str, start: int, stop: int, limit: int | None,
-                   step: int | None = None) -> Plan[list[Action]]:
+    def _sim_shape(self) -> tuple[str, str, str]:
+        """The action key around its two ids: (prefix, middle, suffix)."""
         t = self.layout.template("action")
-        # agent:{agent_id}:action:{action_id} -> prefix, middle, suffix around both ids
         marker = {"agent_id": "\x01", "action_id": "\x02"}
         shape = "".join(v if k == "L" else marker.get(v, "") for k, v in t.parts)
         prefix, rest = shape.split("\x01", 1)
         middle, suffix = rest.split("\x02", 1)
+        return prefix, middle, suffix
+
+    def _sim_fetch(self, source: str, kind: str, start: int, stop: int, limit: int | None,
+                   step: int | None = None) -> Plan[list[Action]]:
+        # agent:{agent_id}:action:{action_id} -> prefix, middle, suffix around both ids
+        prefix, middle, suffix = self._sim_shape()
         argv: list[Arg] = [source, kind, start, stop, prefix, middle, suffix, check_limit(limit),
                            "" if step is None else step]
         if self.cluster:

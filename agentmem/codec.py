@@ -137,6 +137,12 @@ class FieldMap:
         """An int or float field, which can be a sorted-set score."""
         return not self.split and self.encode in (_enc_int, _enc_float)
 
+    @property
+    def stores_numbers(self) -> bool:
+        """Each hash field it maps onto holds an int or a float (``numeric``, or a
+        ``Split`` of numbers such as a position's ``position_x``/``position_y``)."""
+        return self.encode in (_enc_int, _enc_float)
+
 
 def _field_map(name: str, annotation: Any, metadata: Sequence[Any]) -> FieldMap:
     tp, hints = _unwrap(annotation, metadata)

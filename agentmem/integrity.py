@@ -215,8 +215,9 @@ class _Walk:
             self.sims.add(sim)
             if family == "sim_actions":
                 self._list(key, sim)
-            elif family == "sim_step":
-                self._scan_members(lua.ORPHANS, key, family, "s", "s", *self.sim_parts,
+            elif family in ("sim_step", "sim_grid"):
+                kind = "s" if family == "sim_step" else "z"
+                self._scan_members(lua.ORPHANS, key, family, kind, "s", *self.sim_parts,
                                    *self.filter)
 
     def _list(self, key: str, sim: str) -> None:
@@ -250,7 +251,7 @@ class _Walk:
                         self._ims(ims)
                         ims = []
                 elif family in ("timeline", "relative_index", "rewards", "types", "targets",
-                                "im_timeline"):
+                                "grid", "im_timeline"):
                     hfam = "im_action" if family == "im_timeline" else "action"
                     pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}
                                      ).split("\x02")
@@ -263,8 +264,9 @@ class _Walk:
         if not pairs:
             return
         pats = [self.p[f] for f in ("action", "timeline", "types", "targets", "rewards",
-                                    "sim_step", "sim_steps")]
-        out = self._call(lua.ACTIONS, *pats, *_flat(pairs))
+                                    "sim_step", "sim_steps", "grid", "sim_grid")]
+        out = self._call(lua.ACTIONS, *pats, repr(self.memory.actions.grid_cell),
+                         *_flat(pairs))
         rows = [[v.decode() for v in out[i:i + 6]] for i in range(0, len(out), 6)]
         self.report.hashes_checked += len(rows)
         unlisted: list[tuple[str, str]] = []

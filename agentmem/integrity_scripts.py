@@ -131,10 +131,30 @@ return out
 """)
 
 AGENT_INDICES = r"""
--- Is the action (fields t, HMGET reply f: simulation, step, type, target, reward) in
--- each agent-level index it belongs in (patterns of the timeline, types, targets and
--- rewards)? need(family, present, add) records a miss and, when fixing, adds it.
-local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, need)
+-- The Z-order code of the grid cell of (x, y): agentmem.spatial.code, step for step.
+local function grid_code(x, y, cell)
+  local function c(v)
+    local n = math.floor(v / cell) + 33554432
+    if n < 0 then n = 0 elseif n > 67108863 then n = 67108863 end
+    return n
+  end
+  local cx, cy = c(x), c(y)
+  local code, w = 0, 1
+  for _ = 1, 26 do
+    code = code + (cx % 2) * w + (cy % 2) * 2 * w
+    cx = math.floor(cx / 2)
+    cy = math.floor(cy / 2)
+    w = w * 4
+  end
+  return code
+end
+-- Is the action (fields t, HMGET reply f: simulation, step, type, target, reward,
+-- position_x, position_y) in each agent-level index it belongs in (patterns of the
+-- timeline, types, targets, rewards and grid; cell: the grid's cell size)?
+-- need(family, present, add) records a miss and, when fixing, adds it. A grid entry
+-- with another score than the position's code counts as missing (fix: rescored).
+-- Returns the grid code (nil without a position).
+local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, p_gr, cell, need)
   local k = render(p_tl, t)
   need('timeline', call('ZSCORE', k, id), function() call('ZADD', k, f[2], id) end)
   local kt = render(p_ty, t)
@@ -147,32 +167,47 @@ local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, need)
     local kr = render(p_rw, t)
     need('rewards', call('ZSCORE', kr, id), function() call('ZADD', kr, f[5], id) end)
   end
+  local px, py = tonumber(f[6]), tonumber(f[7])
+  if not (px and py) then return nil end
+  local code = grid_code(px, py, cell)
+  local kg = render(p_gr, t)
+  local s = call('ZSCORE', kg, id)
+  need('grid', s and tonumber(s) == code, function() call('ZADD', kg, code, id) end)
+  return code
 end
 """
 """Lua (needs ``call`` and ``render``): the agent-level index checks that the
-single-server and the cluster integrity scripts share."""
+single-server and the cluster integrity scripts share, and ``grid_code``."""
 
 ACTIONS = Script("integrity_actions", "#!lua\n" + _COMMON + AGENT_INDICES + r"""
--- ARGV: mode, patterns (action timeline types targets rewards sim_step sim_steps),
--- then (agent_id, action_id) pairs. For each action hash that exists: is it in
--- each index it belongs in? fix: adds it from its own fields. Returns per hash
--- {id, agent, simulation, type, step, missing families (comma separated)}.
-local P = {unpack(ARGV, 2, 8)}
+-- ARGV: mode, patterns (action timeline types targets rewards sim_step sim_steps grid
+-- sim_grid), grid cell size, then (agent_id, action_id) pairs. For each action hash
+-- that exists: is it in each index it belongs in? fix: adds it from its own fields.
+-- Returns per hash {id, agent, simulation, type, step, missing families (comma
+-- separated)}.
+local P = {unpack(ARGV, 2, 10)}
+local cell = tonumber(ARGV[11])
 local out = {}
-for i = 9, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   local t = {agent_id = ARGV[i], action_id = ARGV[i + 1]}
   local id = t.action_id
   local f = redis.pcall('HMGET', render(P[1], t), 'simulation_id', 'step_number',
-                        'action_type', 'action_target_id', 'reward')
+                        'action_type', 'action_target_id', 'reward', 'position_x',
+                        'position_y')
   if f.err == nil and f[1] and f[2] and f[3] then
     t.simulation_id, t.step_number, t.action_type, t.action_target_id = f[1], f[2], f[3], f[4]
     local miss = {}
     local function need(name, present, add)
       if not present then miss[#miss + 1] = name; if fix then add() end end
     end
-    agent_indices(t, id, f, P[2], P[3], P[4], P[5], need)
+    local code = agent_indices(t, id, f, P[2], P[3], P[4], P[5], P[8], cell, need)
     local ks = render(P[6], t)
     need('sim_step', call('SISMEMBER', ks, id) == 1, function() call('SADD', ks, id) end)
+    if code then
+      local kg = render(P[9], t)
+      local sc = call('ZSCORE', kg, id)
+      need('sim_grid', sc and tonumber(sc) == code, function() call('ZADD', kg, code, id) end)
+    end
     local kz = render(P[7], t)
     need('sim_steps', call('ZSCORE', kz, f[2]), function() call('ZADD', kz, f[2], f[2]) end)
     out[#out + 1] = id; out[#out + 1] = t.agent_id; out[#out + 1] = f[1]

@@ -21,6 +21,7 @@ from agentmem.fields import ACTION_ID_MAX_LENGTH, ACTION_TYPE_MAX_LENGTH, check_
 from agentmem.models import Action, IMAction
 from agentmem.schema import (
     CounterIndex,
+    GridIndex,
     ListIndex,
     RecordSpec,
     SetIndex,
@@ -46,6 +47,8 @@ DEFAULT_ACTION_TTL = 24 * 3600
 DEFAULT_IM_TTL = 7 * 24 * 3600
 """TTL of an intermediate-memory hash, in seconds (the spec's ACTION_IM_TTL)."""
 DEFAULT_RELATIVE_INDEX_SIZE = 20
+DEFAULT_GRID_CELL = 1.0
+"""Side of a grid cell of the radius-search indices, in simulation units."""
 
 ACTION_ID_TEMPLATE = "{agent_id}-{step_number}-{action_type}"
 
@@ -56,10 +59,12 @@ _V1 = {
     "types": "agent:{agent_id}:action:types:{action_type}",
     "targets": "agent:{agent_id}:action:targets:{action_target_id}",
     "rewards": "agent:{agent_id}:action:rewards",
+    "grid": "agent:{agent_id}:action:grid",
     "sim_actions": "simulation:{simulation_id}:actions",
     "sim_step": "simulation:{simulation_id}:actions:{step_number}",
     "sim_steps": "simulation:{simulation_id}:actions:steps",
     "sim_by_type": "simulation:{simulation_id}:actions:by_type",
+    "sim_grid": "simulation:{simulation_id}:actions:{step_number}:grid",
     "im_action": "agent:{agent_id}:im:action:{action_id}",
     "im_timeline": "agent:{agent_id}:im:action:timeline",
     "pinned": "agent:{agent_id}:pinned",
@@ -73,10 +78,12 @@ _V2 = {
     "types": "agent:{{{agent_id}}}:action:types:{action_type}",
     "targets": "agent:{{{agent_id}}}:action:targets:{action_target_id}",
     "rewards": "agent:{{{agent_id}}}:action:rewards",
+    "grid": "agent:{{{agent_id}}}:action:grid",
     "sim_actions": "simulation:{{{simulation_id}}}:actions",
     "sim_step": "simulation:{{{simulation_id}}}:actions:{step_number}",
     "sim_steps": "simulation:{{{simulation_id}}}:actions:steps",
     "sim_by_type": "simulation:{{{simulation_id}}}:actions:by_type",
+    "sim_grid": "simulation:{{{simulation_id}}}:actions:{step_number}:grid",
     "im_action": "agent:{{{agent_id}}}:im:action:{action_id}",
     "im_timeline": "agent:{{{agent_id}}}:im:action:timeline",
     "pinned": "agent:{{{agent_id}}}:pinned",
@@ -88,7 +95,7 @@ _TYPES = {
     "action": "hash", "timeline": "zset", "relative_index": "zset", "types": "set",
     "targets": "set", "rewards": "zset", "sim_actions": "list", "sim_step": "set",
     "sim_steps": "zset", "sim_by_type": "hash", "im_action": "hash", "im_timeline": "zset",
-    "pinned": "set",
+    "pinned": "set", "grid": "zset", "sim_grid": "zset",
 }
 
 _PURPOSE = {
@@ -98,10 +105,12 @@ _PURPOSE = {
     "types": "action ids of one type",
     "targets": "action ids aimed at one target",
     "rewards": "action ids scored by (raw) reward",
+    "grid": "ids of actions with a position, scored by the Z-order code of its grid cell",
     "sim_actions": "every action id of a simulation, in write order",
     "sim_step": "action ids of one step",
     "sim_steps": "steps that have actions (member = score = step)",
     "sim_by_type": "action count per type",
+    "sim_grid": "ids of one step's actions with a position, scored as in grid",
     "im_action": "a compressed intermediate-memory action",
     "im_timeline": "intermediate-memory action ids scored by step",
     "pinned": "ids of the agent's pinned actions, which maintenance leaves in their tier",
@@ -285,6 +294,10 @@ def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:
             SetIndex("sim_step", p["sim_step"]),
             SortedIndex("sim_steps", p["sim_steps"], score="step_number", member="step_number"),
             CounterIndex("sim_by_type", p["sim_by_type"], field="action_type"),
+            GridIndex("grid", p["grid"], x="position_x", y="position_y",
+                      cell=DEFAULT_GRID_CELL),
+            GridIndex("sim_grid", p["sim_grid"], x="position_x", y="position_y",
+                      cell=DEFAULT_GRID_CELL),
         ],
     )
 

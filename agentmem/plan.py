@@ -8,11 +8,13 @@ hands the replies to ``plan.parse``. Only the runner differs between clients.
 from __future__ import annotations
 
 import gc
+import math
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from agentmem.errors import InvalidInput
 from agentmem.scripts import Script
 
 T = TypeVar("T")
@@ -119,3 +121,22 @@ def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:
         return parse(raw[0])
 
     return Plan((call,), parse_one)
+
+
+def score_arg(value: float | None, default: str) -> str:
+    """A sorted-set bound: ``None`` is open, finite numbers are exact, ±inf allowed."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidInput(f"score bound must be a number, got {value!r}")
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+def check_limit(limit: int | None) -> int:
+    if limit is None:
+        return -1
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
+    return limit

@@ -7,7 +7,6 @@ share every definition and differ only in the I/O underneath.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -21,9 +20,21 @@ from agentmem.errors import (
     WriteError,
 )
 from agentmem.fields import check_id
-from agentmem.plan import Arg, Call, FollowUp, Plan, command, paused_gc, script_call, single
+from agentmem.nearby import Circle, Filters, Near, near_call, parse_near
+from agentmem.plan import (
+    Arg,
+    Call,
+    FollowUp,
+    Plan,
+    check_limit,
+    command,
+    paused_gc,
+    score_arg,
+    script_call,
+    single,
+)
 from agentmem.runner import Asynchronous, Blocking, operation
-from agentmem.schema import ID, RecordSpec, SetIndex, SortedIndex, Template
+from agentmem.schema import ID, GridIndex, RecordSpec, SetIndex, SortedIndex, Template
 from agentmem.scripts import GET_MANY, SET_SORTED_FETCH, ZRANGE_FETCH
 from agentmem.writeplan import WritePlanner, parse_batch
 
@@ -31,25 +42,6 @@ M = TypeVar("M", bound=BaseModel)
 
 BULK = 256
 """Writes of at least this many records run with the garbage collector paused."""
-
-
-def score_arg(value: float | None, default: str) -> str:
-    """A sorted-set bound: ``None`` is open, finite numbers are exact, ±inf allowed."""
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise InvalidInput(f"score bound must be a number, got {value!r}")
-    if math.isinf(value):
-        return "+inf" if value > 0 else "-inf"
-    return repr(float(value))
-
-
-def check_limit(limit: int | None) -> int:
-    if limit is None:
-        return -1
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
-    return limit
 
 
 def build(model: type[M], **fields: Any) -> M:
@@ -207,6 +199,30 @@ class RecordOps(Generic[M]):
         argv: list[Arg] = [skey, zkey, prefix, suffix, "1" if newest_first else "0",
                            check_limit(limit), "", "0"]
         return single(script_call(SET_SORTED_FETCH, argv), self._decode_list)
+
+    @operation
+    def near(
+        self, /,
+        index: str,
+        x: float,
+        y: float,
+        radius: float,
+        *,
+        limit: int | None = None,
+        **scope: str | int,
+    ) -> Plan[list[Near[M]]]:
+        """Records of a grid index within ``radius`` of ``(x, y)``, nearest first (ties
+        by id), as :class:`~agentmem.nearby.Near` ``(record, distance)`` pairs; exact,
+        one round trip. Records whose hash has expired are skipped."""
+        ix = self.spec.index(index)
+        if not isinstance(ix, GridIndex) or ix.member != ID:
+            raise SchemaError(f"index {index!r} is not a grid index of record ids")
+        key = Template.parse(ix.key).render(scope)
+        prefix, suffix = self._around(scope)
+        circle = Circle.of(x, y, radius, ix.cell)
+        call = near_call(circle, mode="r", shape=(prefix, "", suffix), fields=(ix.x, ix.y),
+                         limit=limit, filters=Filters(), keys=[(key, "")], route=key)
+        return single(call, parse_near(self.spec.codec.decode))
 
     @operation
     def count(self, /, index: str, **scope: str | int) -> Plan[int]:

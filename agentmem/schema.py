@@ -16,6 +16,7 @@ Declarations are plain frozen values: no metaclass, no connection.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -147,7 +148,26 @@ class CounterIndex:
     kind: Literal["hash"] = dc_field(default="hash", init=False)
 
 
-Index = SortedIndex | SetIndex | ListIndex | CounterIndex
+@dataclass(frozen=True)
+class GridIndex:
+    """A sorted set scored by the Z-order code of the grid cell of ``(x, y)``.
+
+    ``x`` and ``y`` name numeric fields (positions in simulation coordinates, any
+    finite floats); ``cell`` is the side of a grid cell. Radius queries over it
+    are exact whatever the cell; a cell near the usual query radius keeps them
+    fast (see :mod:`agentmem.spatial`).
+    """
+
+    name: str
+    key: str
+    x: str
+    y: str
+    cell: float = 1.0
+    member: str = ID
+    kind: Literal["zset"] = dc_field(default="zset", init=False)
+
+
+Index = SortedIndex | SetIndex | ListIndex | CounterIndex | GridIndex
 
 
 def index_fields(ix: Index) -> tuple[str, ...]:
@@ -155,6 +175,8 @@ def index_fields(ix: Index) -> tuple[str, ...]:
     names = list(Template.parse(ix.key).fields)
     if isinstance(ix, SortedIndex):
         names.append(ix.score)
+    if isinstance(ix, GridIndex):
+        names += (ix.x, ix.y)
     if isinstance(ix, CounterIndex):
         names.append(ix.field)
     elif ix.member != ID:
@@ -186,15 +208,23 @@ class RecordSpec(Generic[M]):
         )
 
     def replace(self, *, ttl: int | Literal["keep"] | None = "keep",
-                caps: Mapping[str, int | None] | None = None) -> RecordSpec[M]:
-        """A copy with another TTL and/or other sorted-index caps (by index name)."""
+                caps: Mapping[str, int | None] | None = None,
+                cells: Mapping[str, float] | None = None) -> RecordSpec[M]:
+        """A copy with another TTL, other sorted-index caps and/or other grid cell
+        sizes (both by index name)."""
         caps = dict(caps or {})
+        cells = dict(cells or {})
         for name in caps:
             if not isinstance(self.index(name), SortedIndex):
                 raise SchemaError(f"index {name!r} is not a sorted index; it has no cap")
+        for name in cells:
+            if not isinstance(self.index(name), GridIndex):
+                raise SchemaError(f"index {name!r} is not a grid index; it has no cell size")
         indexes = tuple(
             SortedIndex(ix.name, ix.key, ix.score, ix.member, caps[ix.name])
-            if isinstance(ix, SortedIndex) and ix.name in caps else ix
+            if isinstance(ix, SortedIndex) and ix.name in caps else
+            GridIndex(ix.name, ix.key, ix.x, ix.y, cells[ix.name], ix.member)
+            if isinstance(ix, GridIndex) and ix.name in cells else ix
             for ix in self.indexes
         )
         return declare(
@@ -260,6 +290,15 @@ def declare(
         if isinstance(ix, SortedIndex) and not codec.field_for(ix.score).numeric:
             raise SchemaError(f"index {ix.name!r}: score field {ix.score!r} must be an int "
                               "or a float (sorted-set scores are numbers)")
+        if isinstance(ix, GridIndex):
+            for f in (ix.x, ix.y):
+                if not codec.field_for(f).stores_numbers:
+                    raise SchemaError(f"grid index {ix.name!r}: {f!r} must be an int or a "
+                                      "float field")
+            if isinstance(ix.cell, bool) or not isinstance(ix.cell, (int, float)) or not (
+                    math.isfinite(ix.cell) and ix.cell > 0):
+                raise SchemaError(f"grid index {ix.name!r}: cell must be a finite number > 0, "
+                                  f"got {ix.cell!r}")
     key_fields = frozenset(template.fields).union(
         *(Template.parse(ix.key).fields for ix in ixs)
     ) | ({ix.field for ix in ixs if isinstance(ix, CounterIndex)})

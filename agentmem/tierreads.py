@@ -16,7 +16,7 @@ from agentmem.backends.sql import Archive
 from agentmem.errors import InvalidInput
 from agentmem.keyspace import check_part
 from agentmem.models import Action, IMAction
-from agentmem.repository import check_limit
+from agentmem.plan import check_limit
 
 __all__ = ["find", "history", "recent", "relative"]
 

@@ -151,11 +151,14 @@ class Shapes:
         self.sim_by_type = _pieces(t("sim_by_type"), a, ["simulation_id"])
         self.im_hash = _pieces(t("im_action"), a, ["action_id"])
         self.im_timeline = t("im_timeline").render(a)
+        self.grid = t("grid").render(a)
+        self.sim_grid = _pieces(t("sim_grid"), a, ["simulation_id", "step_number"])
 
     def argv(self) -> list[str]:
         return [*self.hash, self.timeline, self.relative, self.rewards, *self.types,
                 *self.targets, *self.sim_actions, *self.sim_step, *self.sim_steps,
-                *self.sim_by_type, *self.im_hash, self.im_timeline]
+                *self.sim_by_type, *self.im_hash, self.im_timeline, self.grid,
+                *self.sim_grid]
 
 
 def _order_key(weight: float) -> Callable[[tuple[float, float, str]], tuple[float, float, str]]:
@@ -221,7 +224,8 @@ class Tiers:
         for i in range(0, len(sims), 4):
             per_sim.setdefault(sims[i], []).extend(sims[i + 1:i + 4])
         sh = self._shapes("_")
-        shapes = [*sh.sim_actions, *sh.sim_step, *sh.sim_steps, *sh.sim_by_type]
+        shapes = [*sh.sim_actions, *sh.sim_step, *sh.sim_steps, *sh.sim_by_type,
+                  *sh.sim_grid]
         plans = []
         for sim, flat in per_sim.items():
             route = self.layout.key("sim_actions", simulation_id=sim)

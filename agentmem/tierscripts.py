@@ -35,11 +35,13 @@ def _to_im(name: str, *, split: bool) -> Script:
 """)
     # every key an action touches must be absent or of its type, else nothing of it moves
     sim_check = "" if split else r"""
-    local sa, sk, st, sb
+    local sa, sk, st, sb, sg
     if good and sim then
       sa, sk = sapre .. sim .. sasuf, sspre .. sim .. ssmid .. step .. sssuf
       st, sb = stpre .. sim .. stsuf, sbpre .. sim .. sbsuf
+      sg = sgpre .. sim .. sgmid .. step .. sgsuf
       good = ok(sa, 'list') and ok(sk, 'set') and ok(st, 'zset') and ok(sb, 'hash')
+        and ok(sg, 'zset')
     end"""
     sim_part = r"""
       if sim then
@@ -49,6 +51,7 @@ def _to_im(name: str, *, split: bool) -> Script:
       if sim then
         redis.call('LREM', sa, 1, id)
         redis.call('SREM', sk, id)
+        redis.call('ZREM', sg, id)
         if redis.call('SCARD', sk) == 0 then redis.call('ZREM', st, step) end
         if redis.call('HINCRBY', sb, typ, -1) <= 0 then redis.call('HDEL', sb, typ) end
       end"""
@@ -60,15 +63,17 @@ local tpre, tsuf, xpre, xsuf = A[7], A[8], A[9], A[10]
 local sapre, sasuf, sspre, ssmid, sssuf = A[11], A[12], A[13], A[14], A[15]
 local stpre, stsuf, sbpre, sbsuf = A[16], A[17], A[18], A[19]
 local ipre, isuf, itl = A[20], A[21], A[22]
-local n = tonumber(A[23])
+local grid, sgpre, sgmid, sgsuf = A[23], A[24], A[25], A[26]
+local n = tonumber(A[27])
 local function ok(key, typ)
   local t = redis.call('TYPE', key)['ok']
   return t == 'none' or t == typ
 end
 local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
+  and ok(grid, 'zset')
 local moved, missing, refused, sims = {}, {}, {}, {}
 for i = 0, n - 1 do
-  local id, imp = A[24 + 2 * i], A[25 + 2 * i]
+  local id, imp = A[28 + 2 * i], A[29 + 2 * i]
   local key = hpre .. id .. hsuf
   local ikey = ipre .. id .. isuf
   local h = redis.call('HMGET', key, 'simulation_id', 'step_number', 'agent_id',
@@ -95,6 +100,7 @@ for i = 0, n - 1 do
       redis.call('ZREM', tl, id)
       redis.call('ZREM', rel, id)
       redis.call('ZREM', rw, id)
+      redis.call('ZREM', grid, id)
       redis.call('SREM', tpre .. typ .. tsuf, id)
       if tgt then redis.call('SREM', xpre .. tgt .. xsuf, id) end""" + sim_part + r"""
       moved[#moved + 1] = id
@@ -110,12 +116,13 @@ TO_IM_AGENT = _to_im("to_im_agent", split=True)
 TO_IM_SIM = Script("to_im_sim", r"""#!lua
 -- The simulation-slot part of TO_IM on a Redis Cluster. ARGV: the simulation-level key
 -- shapes (sim_actions pre suf, sim_step pre mid suf, sim_steps pre suf, sim_by_type pre
--- suf), the simulation id, then (id, step, type) triples from TO_IM_AGENT. Removes each
--- id from the list and its step set (and an emptied step from the steps zset); the type
+-- suf, sim_grid pre mid suf), the simulation id, then (id, step, type) triples from
+-- TO_IM_AGENT. Removes each id from the list, its step set and its step's grid (and an
+-- emptied step from the steps zset); the type
 -- counter goes down only when the list held the id, so a second run (or a repair that
 -- came first) changes nothing. Returns the ids of keys of the wrong type (untouched).
 local A = ARGV
-local sim = A[10]
+local sim = A[13]
 local sa = A[1] .. sim .. A[2]
 local st, sb = A[6] .. sim .. A[7], A[8] .. sim .. A[9]
 local function ok(key, typ)
@@ -124,16 +131,18 @@ local function ok(key, typ)
 end
 local fixed = ok(sa, 'list') and ok(st, 'zset') and ok(sb, 'hash')
 local refused = {}
-for i = 11, #A, 3 do
+for i = 14, #A, 3 do
   local id, step, typ = A[i], A[i + 1], A[i + 2]
   local sk = A[3] .. sim .. A[4] .. step .. A[5]
-  if not (fixed and ok(sk, 'set')) then
+  local sg = A[10] .. sim .. A[11] .. step .. A[12]
+  if not (fixed and ok(sk, 'set') and ok(sg, 'zset')) then
     refused[#refused + 1] = id
   else
     if redis.call('LREM', sa, 1, id) > 0 then
       if redis.call('HINCRBY', sb, typ, -1) <= 0 then redis.call('HDEL', sb, typ) end
     end
     redis.call('SREM', sk, id)
+    redis.call('ZREM', sg, id)
     if redis.call('SCARD', sk) == 0 then redis.call('ZREM', st, step) end
   end
 end

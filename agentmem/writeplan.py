@@ -39,6 +39,7 @@ from agentmem.plan import Arg, Call, script_call
 from agentmem.schema import (
     ID,
     CounterIndex,
+    GridIndex,
     ListIndex,
     RecordSpec,
     SetIndex,
@@ -46,6 +47,7 @@ from agentmem.schema import (
     Template,
 )
 from agentmem.scripts import WRITE
+from agentmem.spatial import code as grid_code
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -85,6 +87,9 @@ class _Index:
     score: int | None  # position of the score (zset) or counted field (hash)
     member: int | None  # position of the member field; None: the record id
     cap: int
+    grid: tuple[int, int, float] | None = None
+    """A grid index: the positions of its x and y fields and its cell size (the
+    score is the Z-order code of the cell, :func:`agentmem.spatial.code`)."""
 
     @functools.cached_property
     def code(self) -> str:
@@ -147,6 +152,10 @@ class WritePlanner(Generic[M]):
             elif isinstance(ix, CounterIndex):
                 self.indexes.append(_Index("HINCRBY", "hash", key, names.index(ix.field),
                                            None, 0))
+            elif isinstance(ix, GridIndex):
+                member = None if ix.member == ID else names.index(ix.member)
+                self.indexes.append(_Index("ZADD", "zset", key, None, member, 0,
+                                           (names.index(ix.x), names.index(ix.y), ix.cell)))
             else:
                 member = None if ix.member == ID else names.index(ix.member)
                 cmd, typ = ("SADD", "set") if isinstance(ix, SetIndex) else ("RPUSH", "list")
@@ -455,6 +464,8 @@ class WritePlanner(Generic[M]):
                 continue
             if ix.member is not None and vals[ix.member] is None:
                 continue
+            if ix.grid is not None and (vals[ix.grid[0]] is None or vals[ix.grid[1]] is None):
+                continue
             out.add(key)
         return out
 
@@ -524,6 +535,16 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
         lines += [f"        v = vals[{i}]", "        if v is not None:",
                   f"            h += ({name!r}, v)"]
     lines += ["        recargs.append(len(h))", "        recargs += h"]
+    # each grid's code once per record (an index at the agent and one at the step share it)
+    grids: dict[tuple[int, int, float], str] = {}
+    for ix in indexes:
+        if ix.grid is not None and ix.grid not in grids:
+            name = grids[ix.grid] = f"gc{len(grids)}"
+            xi, yi, cell = ix.grid
+            env[f"{name}_code"] = grid_code
+            lines += [f"        gx = vals[{xi}]", f"        gy = vals[{yi}]",
+                      f"        {name} = None if gx is None or gy is None else "
+                      f"{name}_code(gx, gy, {cell!r})"]
     for n, ix in enumerate(indexes):
         env[f"IX{n}"] = ix
         refs = ix.key.refs
@@ -536,6 +557,9 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
             lines.append("        m = rid")
         if ix.score is not None:
             lines.append(f"        sc = vals[{ix.score}]")
+            need.append("sc")
+        if ix.grid is not None:
+            lines.append(f"        sc = {grids[ix.grid]}")
             need.append("sc")
         cond = " and ".join(f"{x} is not None" for x in need) if need else "True"
         lines.append(f"        if {cond}:")

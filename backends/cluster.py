@@ -38,6 +38,7 @@ from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.integrity_scripts import AGENT_INDICES
 from agentmem.keyspace import (
     DEFAULT_ACTION_TTL,
+    DEFAULT_GRID_CELL,
     DEFAULT_RELATIVE_INDEX_SIZE,
     LAYOUT_KEY,
     check_recorded_version,
@@ -472,49 +473,54 @@ class ClusterMemory:
 
 
 AGENT_CHECK = Script("cluster_integrity_agent", r"""#!lua
--- ARGV: mode, patterns (action timeline types targets rewards, literal braces once),
--- agent id, action ids. For each existing hash: is it in each agent-level index it
--- belongs in? fix: adds it. Returns per hash {id, simulation, type, step, age (s),
--- missing families (comma separated)}.
+-- ARGV: mode, patterns (action timeline types targets rewards grid, literal braces
+-- once), grid cell size, agent id, action ids. For each existing hash: is it in each
+-- agent-level index it belongs in? fix: adds it. Returns per hash {id, simulation,
+-- type, step, age (s), missing families (comma separated), grid code ('' none)}.
 local call = redis.call
 local fix = ARGV[1] == 'fix'
 local function render(p, t) return (string.gsub(p, '{([%w_]+)}', t)) end
 """ + AGENT_INDICES + r"""
 local now = tonumber(call('TIME')[1])
 local out = {}
-for i = 8, #ARGV do
-  local t = {agent_id = ARGV[7], action_id = ARGV[i]}
+local cell = tonumber(ARGV[8])
+for i = 10, #ARGV do
+  local t = {agent_id = ARGV[9], action_id = ARGV[i]}
   local id = ARGV[i]
   local f = redis.pcall('HMGET', render(ARGV[2], t), 'simulation_id', 'step_number',
-                        'action_type', 'action_target_id', 'reward', 'stored_at')
+                        'action_type', 'action_target_id', 'reward', 'position_x',
+                        'position_y', 'stored_at')
   if f.err == nil and f[1] and f[2] and f[3] then
     t.simulation_id, t.step_number, t.action_type, t.action_target_id = f[1], f[2], f[3], f[4]
     local miss = {}
     local function need(name, present, add)
       if not present then miss[#miss + 1] = name; if fix then add() end end
     end
-    agent_indices(t, id, f, ARGV[3], ARGV[4], ARGV[5], ARGV[6], need)
-    local age = f[6] and (now - tonumber(f[6])) or 1e9
+    local code = agent_indices(t, id, f, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], cell,
+                               need)
+    local age = f[8] and (now - tonumber(f[8])) or 1e9
     out[#out + 1] = id; out[#out + 1] = f[1]; out[#out + 1] = f[3]; out[#out + 1] = f[2]
     out[#out + 1] = tostring(age); out[#out + 1] = table.concat(miss, ',')
+    out[#out + 1] = code and string.format('%.17g', code) or ''
   end
 end
 return out
 """)
 
 SIM_CHECK = Script("cluster_integrity_sim", r"""#!lua
--- ARGV: mode, patterns (sim_actions sim_step sim_steps sim_by_type, literal braces
--- once), simulation id, then (action id, step, type, listed) quadruples; listed = '1'
--- when the client saw the id in the simulation list. Returns per id {id, missing
--- families}; fix adds what is missing. The simulation-level part of a write is one
+-- ARGV: mode, patterns (sim_actions sim_step sim_steps sim_by_type sim_grid, literal
+-- braces once), simulation id, then (action id, step, type, listed, grid code)
+-- quintuples; listed = '1' when the client saw the id in the simulation list, the
+-- code '' for an action without a position. Returns per id {id, missing families};
+-- fix adds what is missing. The simulation-level part of a write is one
 -- script, so an id missing from the list also lacks its counter increment: fix adds both.
 local call = redis.call
 local fix = ARGV[1] == 'fix'
 local function render(p, t) return (string.gsub(p, '{([%w_]+)}', t)) end
 local out = {}
-for i = 7, #ARGV, 4 do
-  local id, step, typ = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local t = {simulation_id = ARGV[6], step_number = step}
+for i = 8, #ARGV, 5 do
+  local id, step, typ, code = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 4]
+  local t = {simulation_id = ARGV[7], step_number = step}
   local miss = {}
   local lk = render(ARGV[2], t)
   if ARGV[i + 3] ~= '1' and not call('LPOS', lk, id) then
@@ -533,6 +539,14 @@ for i = 7, #ARGV, 4 do
   if not call('ZSCORE', kz, step) then
     miss[#miss + 1] = 'sim_steps'
     if fix then call('ZADD', kz, step, step) end
+  end
+  if code ~= '' then
+    local kg = render(ARGV[6], t)
+    local sc = call('ZSCORE', kg, id)
+    if not (sc and tonumber(sc) == tonumber(code)) then
+      miss[#miss + 1] = 'sim_grid'
+      if fix then call('ZADD', kg, code, id) end
+    end
   end
   if #miss > 0 then out[#out + 1] = id; out[#out + 1] = table.concat(miss, ',') end
 end
@@ -610,6 +624,8 @@ class _ClusterWalk:
         self.p = {f: self.layout.plain(f) for f in self.layout.patterns}
         self.listed: dict[str, set[str]] = {}
         self.steps_seen: set[tuple[str, str]] = set()
+        self.grids: dict[str, list[str]] = defaultdict(list)
+        """The simulation-level grid keys found by the scan, per simulation."""
 
     def run(self) -> None:
         runner = self.memory.runner
@@ -624,6 +640,8 @@ class _ClusterWalk:
                     parsed = self.layout.parse(_text(raw))
                     if parsed is not None and parsed[0].startswith("sim_"):
                         sims.add(parsed[1]["simulation_id"])
+                        if parsed[0] == "sim_grid":
+                            self.grids[parsed[1]["simulation_id"]].append(_text(raw))
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 raise _unavailable(f"node {node.name} is unreachable", exc) from exc
         for sim in sorted(sims):
@@ -659,39 +677,42 @@ class _ClusterWalk:
         per_agent: dict[str, list[str]] = defaultdict(list)
         for agent, aid in pairs:
             per_agent[agent].append(aid)
-        pats = [self.p[f] for f in ("action", "timeline", "types", "targets", "rewards")]
+        pats = [self.p[f] for f in ("action", "timeline", "types", "targets", "rewards",
+                                    "grid")]
+        cell = repr(self.memory.actions.grid_cell)
         agents = list(per_agent)
-        calls = [script_call(AGENT_CHECK, [self.mode, *pats, a, *per_agent[a]],
+        calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, a, *per_agent[a]],
                              route=self.layout.key("timeline", agent_id=a)) for a in agents]
         replies = self.memory.runner.run(Plan(calls, _raise_errors))
-        sims: dict[str, list[tuple[str, str, str, str]]] = defaultdict(list)
+        sims: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)
         settle = self.memory.settle_seconds
         for agent, out in zip(agents, replies, strict=True):
-            rows = [[_text(v) for v in out[i:i + 6]] for i in range(0, len(out), 6)]
+            rows = [[_text(v) for v in out[i:i + 7]] for i in range(0, len(out), 7)]
             self.report.hashes_checked += len(rows)
-            for aid, sim, typ, step, age, missing in rows:
+            for aid, sim, typ, step, age, missing, code in rows:
                 key = _fill(self.p["action"], {"agent_id": agent, "action_id": aid})
                 for family in filter(None, missing.split(",")):
                     self.report.add("missing", family, [key])
                 if float(age) >= settle:
-                    sims[sim].append((aid, step, typ, key))
+                    sims[sim].append((aid, step, typ, key, code))
         if not sims:
             return
         names = list(sims)
         for sim in names:
             if sim not in self.listed:
                 self.listed[sim] = self._list(sim)
-        spats = [self.p[f] for f in ("sim_actions", "sim_step", "sim_steps", "sim_by_type")]
+        spats = [self.p[f] for f in ("sim_actions", "sim_step", "sim_steps", "sim_by_type",
+                                     "sim_grid")]
         calls = []
         for sim in names:
             argv: list[Any] = [self.mode, *spats, sim]
-            for aid, step, typ, _ in sims[sim]:
-                argv += (aid, step, typ, "1" if aid in self.listed[sim] else "0")
+            for aid, step, typ, _, code in sims[sim]:
+                argv += (aid, step, typ, "1" if aid in self.listed[sim] else "0", code)
             calls.append(script_call(SIM_CHECK, argv,
                                      route=self.layout.key("sim_actions", simulation_id=sim)))
         replies = self.memory.runner.run(Plan(calls, _raise_errors))
         for sim, out in zip(names, replies, strict=True):
-            keys = {aid: (step, typ, key) for aid, step, typ, key in sims[sim]}
+            keys = {aid: (step, typ, key) for aid, step, typ, key, _ in sims[sim]}
             for i in range(0, len(out), 2):
                 aid, missing = _text(out[i]), _text(out[i + 1])
                 step, typ, key = keys[aid]
@@ -764,7 +785,10 @@ class _ClusterWalk:
         members = runner.run(Plan([Call(("SMEMBERS", k)) for k in skeys], _raise_errors)) \
             if skeys else []
         step_ids = [[_text(m) for m in ms] for ms in members]
-        live = self._live(set(ids).union(*map(set, step_ids)))
+        gkeys = sorted(self.grids.get(sim, ()))
+        grid_ids = [[_text(m) for m in ms] for ms in runner.run(
+            Plan([Call(("ZRANGE", k, 0, -1)) for k in gkeys], _raise_errors))] if gkeys else []
+        live = self._live(set(ids).union(*map(set, step_ids), *map(set, grid_ids)))
 
         def orphan(aid: str) -> bool:
             if aid in live:
@@ -781,6 +805,11 @@ class _ClusterWalk:
                 argv += [st, sk, len(dead), *dead]
         empty = runner.run(Plan((script_call(SIM_ORPHANS, argv, route=lk),),
                                 _raise_errors))[0]
+        for gk, ms in zip(gkeys, grid_ids, strict=True):
+            dead = [m for m in ms if orphan(m)]
+            self.report.add("orphans", "sim_grid", [f"{gk} {m}" for m in dead])
+            if self.fix and dead:
+                runner.run(Plan((Call(("ZREM", gk, *dead)),), _raise_errors))
         if self.agents is not None:
             return  # the steps zset and the counters span agents: not checked
         self.report.add("orphans", "sim_steps", [f"{zk} {_text(st)}" for st in empty])
@@ -817,7 +846,7 @@ class _ClusterWalk:
 
 
 _AGENT_INDICES = frozenset(("timeline", "relative_index", "rewards", "types", "targets",
-                            "im_timeline"))
+                            "grid", "im_timeline"))
 
 
 def _hash_items(raw: Any) -> list[tuple[Any, Any]]:
@@ -850,6 +879,7 @@ def connect_cluster(
     relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
     batch_size: int = 500,
+    grid_cell: float = DEFAULT_GRID_CELL,
     **options: Any,
 ) -> ClusterMemory:
     """Open a blocking store on a Redis Cluster (or a Valkey cluster).
@@ -869,7 +899,7 @@ def connect_cluster(
             "record's write cannot be atomic (migrate with `agentmem migrate upgrade`)")
     layout(layout_version)
     check_options(ttl=ttl, relative_index_size=relative_index_size,
-                  embedding_dim=embedding_dim, batch_size=batch_size)
+                  embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
     if client is None:
         nodes, parsed = parse_nodes(url_or_nodes)
         try:
@@ -887,9 +917,10 @@ def connect_cluster(
     runner = ClusterRunner(client, layout_version)
     actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
                                relative_index_size=relative_index_size,
-                               embedding_dim=embedding_dim, batch_size=batch_size)
+                               embedding_dim=embedding_dim, batch_size=batch_size,
+                               grid_cell=grid_cell)
     im = Repository(runner, layout(layout_version).im_action, batch_size=batch_size)
     opts = {"layout_version": layout_version, "ttl": ttl,
             "relative_index_size": relative_index_size, "embedding_dim": embedding_dim,
-            "batch_size": batch_size}
+            "batch_size": batch_size, "grid_cell": grid_cell}
     return ClusterMemory(runner, actions, im, opts)

@@ -22,6 +22,7 @@ from agentmem.actions import ActionRepository, AsyncActionRepository, check_opti
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.keyspace import (
     DEFAULT_ACTION_TTL,
+    DEFAULT_GRID_CELL,
     DEFAULT_RELATIVE_INDEX_SIZE,
     LAYOUT_KEY,
     check_recorded_version,
@@ -391,13 +392,13 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
 
 
 def _options(layout_version: int, ttl: int | None, relative_index_size: int,
-             embedding_dim: int | None, batch_size: int) -> dict[str, Any]:
+             embedding_dim: int | None, batch_size: int, grid_cell: float) -> dict[str, Any]:
     layout(layout_version)  # unknown versions fail here, before connecting
     check_options(ttl=ttl, relative_index_size=relative_index_size,
-                  embedding_dim=embedding_dim, batch_size=batch_size)
+                  embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
     return {"layout_version": layout_version, "ttl": ttl,
             "relative_index_size": relative_index_size, "embedding_dim": embedding_dim,
-            "batch_size": batch_size}
+            "batch_size": batch_size, "grid_cell": grid_cell}
 
 
 def connect(
@@ -409,6 +410,7 @@ def connect(
     relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
     batch_size: int = 500,
+    grid_cell: float = DEFAULT_GRID_CELL,
     **pool_options: Any,
 ) -> Memory:
     """Open a blocking store. ``url`` is a redis-py URL (``redis://``, ``rediss://``,
@@ -416,14 +418,17 @@ def connect(
     the first call. ``ttl`` is the action hash TTL in seconds (``None``: no expiry),
     ``relative_index_size`` the length of the relative index, ``embedding_dim`` the
     required embedding length, ``batch_size`` the records per script call of
-    ``add_many``. ``pool_options`` go to the connection pool (``max_connections`` …).
+    ``add_many``, ``grid_cell`` the side of a cell of the radius-search grid (the same
+    for every client of the data). ``pool_options`` go to the connection pool
+    (``max_connections`` …).
 
     The first call compares ``layout_version`` with the version the server records
     in ``agentmem:layout`` (no key: layout 1; a store of another layout records it
     on its first use of an empty database) and raises
     :class:`~agentmem.errors.LayoutError` on a mismatch, before anything is written.
     """
-    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
+    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size,
+                    grid_cell)
     if client is not None and not isinstance(client, redis.Redis):
         raise ConfigError(f"connect() needs a blocking redis.Redis client, got "
                           f"{type(client).__module__}.{type(client).__name__}; "
@@ -437,7 +442,8 @@ def connect(
     runner = RedisRunner(client, layout_version)
     actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
                                relative_index_size=relative_index_size,
-                               embedding_dim=embedding_dim, batch_size=batch_size)
+                               embedding_dim=embedding_dim, batch_size=batch_size,
+                               grid_cell=grid_cell)
     im = Repository(runner, layout(layout_version).im_action, batch_size=batch_size)
     return Memory(runner, actions, im, opts)
 
@@ -451,10 +457,12 @@ def connect_async(
     relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
     batch_size: int = 500,
+    grid_cell: float = DEFAULT_GRID_CELL,
     **pool_options: Any,
 ) -> AsyncMemory:
     """Open an asyncio store; the same options as :func:`connect`."""
-    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size)
+    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size,
+                    grid_cell)
     if client is not None and not isinstance(client, redis.asyncio.Redis):
         raise ConfigError(f"connect_async() needs a redis.asyncio.Redis client, got "
                           f"{type(client).__module__}.{type(client).__name__}")
@@ -467,6 +475,7 @@ def connect_async(
     runner = AsyncRedisRunner(client, layout_version)
     actions = AsyncActionRepository(runner, layout_version=layout_version, ttl=ttl,
                                     relative_index_size=relative_index_size,
-                                    embedding_dim=embedding_dim, batch_size=batch_size)
+                                    embedding_dim=embedding_dim, batch_size=batch_size,
+                               grid_cell=grid_cell)
     im = AsyncRepository(runner, layout(layout_version).im_action, batch_size=batch_size)
     return AsyncMemory(runner, actions, im, opts)

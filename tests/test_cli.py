@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -117,7 +118,10 @@ def demo_then_every_command(base: list[str], tmp_path: Path, *, layout_version: 
     newest = lines(["--relative", "0"])
     assert len(newest) == 1
     near = lines(["--near", "50,50", "--radius", "1000"])
+    assert near
     assert all(r["position"] is not None for r in near)
+    dists = [math.dist(r["position"], (50, 50)) for r in near]
+    assert dists == sorted(dists)  # nearest first, from the grid index
     bad = run([*base, "query", "--agent", agent])
     assert bad.exit_code == 2
     assert "exactly one" in bad.output

@@ -127,12 +127,18 @@ def test_same_results_as_one_server(cm: ClusterMemory, ref: agentmem.Memory) -> 
         ("count", ("sim_actions",), {"simulation_id": "sim1"}),
         ("learn_from_past_actions", ("agent_2", "eat"), {}),
         ("analyze_action_sequence", ("agent_3", 5), {}),
+        ("near", ("agent_1", 2, 1, 1.5), {}),
+        ("near", ("agent_3", 0.5, 0.5, 3.0), {"action_type": ["eat", "move"], "limit": 4}),
+        ("near_at", ("sim1", 2, 1, 1.5), {"step": 3}),
+        ("near_at", ("sim0", 2.0, 1.0, 2.0), {"start": 2, "end": 20, "limit": 5}),
+        ("near_at", ("sim1", 1.0, 1.0, 9.0), {"action_type": "eat"}),
     ]
     for name, args, kwargs in queries:
         got = getattr(cm.actions, name)(*args, **kwargs)
         want = getattr(ref.actions, name)(*args, **kwargs)
         assert _dump(got) == _dump(want), name
     assert len(cm.actions.simulation_actions("sim1")) == 200 + 3
+    assert len(cm.actions.near_at("sim1", 1.0, 1.0, 9.0)) == 200  # every action with a position
     assert integrity.check(cm).clean
 
 

@@ -40,7 +40,7 @@ SPEC_TYPES = {
     "sim_steps": "zset", "sim_by_type": "hash", "im_action": "hash", "im_timeline": "zset",
 }
 
-RESERVED = {"timeline", "relative_index", "rewards"}
+RESERVED = {"timeline", "relative_index", "rewards", "grid"}
 
 # Which part of a family is which kind of id (for the parser and the generators).
 PART_KIND = {
@@ -62,7 +62,11 @@ def test_every_family_renders_the_spec_key(family, parts, expected):
 
 
 # agentmem's own families beside the specification's: (pattern, type)
-EXTENSIONS = {"pinned": ("agent:{agent_id}:pinned", "set")}
+EXTENSIONS = {
+    "pinned": ("agent:{agent_id}:pinned", "set"),
+    "grid": ("agent:{agent_id}:action:grid", "zset"),
+    "sim_grid": ("simulation:{simulation_id}:actions:{step_number}:grid", "zset"),
+}
 
 
 def test_layout_has_exactly_the_spec_families_and_types():
@@ -74,12 +78,22 @@ def test_layout_has_exactly_the_spec_families_and_types():
 
 def test_extensions_name_no_key_of_the_spec_families():
     """``agent:{a}:pinned`` has three parts; every spec key of an agent has four or more
-    (``agent:{a}:action:...``, ``agent:{a}:im:...``), and ids hold no ``:``."""
+    (``agent:{a}:action:...``, ``agent:{a}:im:...``), and ids hold no ``:``.
+    ``simulation:{s}:actions:{step}:grid`` has five; the spec's simulation keys at most
+    four. ``agent:{a}:action:grid`` has the shape of an action hash whose id is
+    ``grid``: that id is reserved, and the specification's ids (``{agent}-{step}-{type}``)
+    always hold a ``-``."""
     for name, (pattern, _) in EXTENSIONS.items():
         assert LAYOUT.patterns[name] == pattern
-        key = LAYOUT.key(name, agent_id="a1")
+        key = LAYOUT.key(name, agent_id="a1", simulation_id="s1", step_number=3)
+        head = key.split(":", 1)[0]
         for _, _parts, expected in SPEC_KEYS:
-            assert key.count(":") != expected.count(":") or not expected.startswith("agent:")
+            if expected.startswith(head) and key.count(":") == expected.count(":"):
+                assert name == "grid"
+                assert expected.split(":")[2] == "action"
+    assert "grid" in LAYOUT.action.reserved_ids
+    with pytest.raises(InvalidId, match="reserved"):
+        keyspace.check_action_id("grid")
 
 
 def test_action_declaration_uses_the_spec_patterns():
@@ -89,9 +103,10 @@ def test_action_declaration_uses_the_spec_patterns():
     assert {ix.name: ix.key for ix in LAYOUT.action.indexes} == {
         name: LAYOUT.patterns[name]
         for name in ("timeline", "relative_index", "types", "targets", "rewards",
-                     "sim_actions", "sim_step", "sim_steps", "sim_by_type")
+                     "sim_actions", "sim_step", "sim_steps", "sim_by_type", "grid", "sim_grid")
     }
     assert LAYOUT.action.index("relative_index").cap == 20
+    assert LAYOUT.action.index("grid").cell == keyspace.DEFAULT_GRID_CELL == 1.0
 
 
 def test_unknown_layout_version_raises_layout_error():

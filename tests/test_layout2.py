@@ -61,7 +61,8 @@ def scenario(mem: agentmem.Memory, tmp: Path) -> dict[str, Any]:
     out["add"] = a.add(act("a1", 1, "move", sim="s1", reward=0.9, action_target_id="a2"))
     out["add_many"] = a.add_many(
         [act("a1", s, "eat" if s % 2 else "share", sim="s1", reward=s / 10,
-             action_target_id="a2" if s % 3 == 0 else None) for s in range(2, 12)]
+             action_target_id="a2" if s % 3 == 0 else None, position=(s / 2, -s))
+         for s in range(2, 12)]
         + [act("a2", s, "move", sim="s1", reward=0.5) for s in range(1, 6)]
         + [act("b1", 3, "move", sim="s2")])
     out["by_type"] = a.by_type("a1", "eat", limit=3)
@@ -78,6 +79,8 @@ def scenario(mem: agentmem.Memory, tmp: Path) -> dict[str, Any]:
     out["type_counts"] = a.type_counts("s1")
     out["learn"] = a.learn_from_past_actions("a1", "eat", limit=3)
     out["sequence"] = a.analyze_action_sequence("a1", 4)
+    out["near"] = a.near("a1", 3.0, -5.0, 4.0, limit=3)
+    out["near_at"] = a.near_at("s1", 3.0, -5.0, 40.0, start=2, end=9)
     mem.im_actions.add(agentmem.IMAction(
         action_id="b1-1-move", agent_id="b1", simulation_id="s2", step_number=1,
         action_type="move", reward=0.1, importance=0.4))

@@ -416,6 +416,8 @@ QUERIES = {
     "type_counts": lambda q: q.type_counts("sim01"),
     "learn_from_past_actions": lambda q: q.learn_from_past_actions("a1", "move", (0.0, 0.0)),
     "analyze_action_sequence": lambda q: q.analyze_action_sequence("a1", 5),
+    "near": lambda q: q.near("a1", 0.0, 0.0, 50.0, limit=3, action_type="move"),
+    "near_at": lambda q: q.near_at("sim01", 0.0, 0.0, 50.0, start=0, end=9),
 }
 
 

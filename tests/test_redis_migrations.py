@@ -71,7 +71,8 @@ def populate(url: str, r: redis.Redis, agents: int = 4, steps: int = 12) -> None
         mem.actions.add_many([
             act(f"a{n}", s, "move" if s % 3 else "share", sim=f"s{n % 2}",
                 reward=s / 10 if s % 2 else None, action_target_id="b1" if s % 4 == 0 else None,
-                details={"s": s, "name": "é"} if s % 5 == 0 else None)
+                details={"s": s, "name": "é"} if s % 5 == 0 else None,
+                position=(n + s / 4, -s) if s % 2 == 0 else None)
             for n in range(agents) for s in range(steps)])
         mem.im_actions.add(IMAction(action_id="a0-99-move", agent_id="a0", simulation_id="s0",
                                     step_number=99, action_type="move", importance=0.5))
@@ -108,7 +109,7 @@ def test_dry_run_counts_per_family_and_writes_nothing(server: Any, r: redis.Redi
         if found:
             expected[f"before.{found[0]}"] = expected.get(f"before.{found[0]}", 0) + 1
     assert report.counts["0002"] == expected
-    assert len(expected) == 13  # every family of the layout is present
+    assert len(expected) == 15  # every family of the layout is present
     assert report.counts["0003"]["to_rewrite"] == 3  # the specification's details
     assert "dry run" in str(report)
     assert "before.timeline" in str(report)
@@ -142,6 +143,8 @@ def test_upgrade_renames_every_key_keeps_ttls_and_contents(server: Any, r: redis
             f"moved.{family}"]
     with agentmem.connect(server.url, layout_version=2) as mem:
         assert len(mem.actions.timeline("a1")) == 12
+        assert len(mem.actions.near("a1", 0.0, 0.0, 100.0)) == 6  # the grid moved too
+        assert len(mem.actions.near_at("s1", 0.0, 0.0, 100.0, step=4)) == 2
         assert mem.actions.type_counts("s0")["share"] == 8
         assert [a.action_id for a in mem.actions.history("a0", 99)] == ["a0-99-move"]
         assert mem.actions.recent("sp", 1)[0].details == {"où": [1, 2], "n": 2}

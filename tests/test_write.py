@@ -55,6 +55,9 @@ def test_single_write_creates_exactly_the_spec_keys(mem, r):
         "simulation:sim01:actions:5",
         "simulation:sim01:actions:steps",
         "simulation:sim01:actions:by_type",
+        # agentmem's radius-search grids (the action has a position)
+        "agent:a1:action:grid",
+        "simulation:sim01:actions:5:grid",
     }
 
 
@@ -71,6 +74,8 @@ def test_single_write_key_types(mem, r):
         "simulation:sim01:actions:5": b"set",
         "simulation:sim01:actions:steps": b"zset",
         "simulation:sim01:actions:by_type": b"hash",
+        "agent:a1:action:grid": b"zset",
+        "simulation:sim01:actions:5:grid": b"zset",
     }
     assert {k: r.type(k) for k in expected} == expected
 

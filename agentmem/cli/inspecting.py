@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import math
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -227,17 +226,17 @@ def query(stores: Stores, agent: str, action_type: str | None, target: str | Non
         found = [] if one is None else [one]
     else:
         assert near is not None
-        found = list(_near(ops.timeline(agent), near, radius, limit))
+        x, y = _point(near)
+        found = [n.record for n in ops.near(agent, x, y, radius, limit=limit)]
     output.actions(found, as_json)
 
 
-def _near(actions: list[Action], near: str, radius: float, limit: int) -> list[Action]:
+def _point(near: str) -> tuple[float, float]:
     try:
         x, y = (float(v) for v in near.split(","))
     except ValueError:
         raise click.BadParameter("use X,Y", param_hint="--near") from None
-    hits = [(math.dist(a.position, (x, y)), a) for a in actions if a.position is not None]
-    return [a for d, a in sorted(hits, key=lambda t: t[0]) if d <= radius][:limit]
+    return x, y
 
 
 EXPORT_FIELDS = ("simulation_id", "agent_id", "action_id", "step_number", "action_type",

@@ -1,0 +1,150 @@
+"""Grid cells and Z-order (Morton) codes for radius search in simulation coordinates.
+
+Pure: no server. A position ``(x, y)`` (any finite floats) falls in the grid
+cell ``(floor(x / cell), floor(y / cell))``; the cell's two coordinates,
+offset by ``2**25`` and clamped to ``0 .. 2**26 - 1``, are interleaved bit by
+bit into a 52-bit Z-order code, which a sorted-set score holds exactly. Cells
+beyond ``±2**25`` cells from the origin share the edge cells: still exact
+(every candidate is checked against its true position), only slower there.
+
+A radius query covers the circle's bounding box of cells with a few ranges of
+codes (:func:`cover`), reads the members in those ranges, and keeps those whose
+true position is within the radius (:func:`within`, the same arithmetic as the
+server's script).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from agentmem.errors import InvalidInput
+
+BITS = 26
+"""Bits per axis of a cell coordinate; a code has ``2 * BITS`` = 52 bits (< 2**53)."""
+OFFSET = 1 << (BITS - 1)
+TOP = (1 << BITS) - 1
+MAX_RANGES = 48
+"""At most this many code ranges per query (and per key); a box that would need
+more is covered by larger blocks, whose extra cells the exact filter drops."""
+
+_SPREAD = [0] * 256
+for _i in range(256):
+    _v = 0
+    for _b in range(8):
+        if _i >> _b & 1:
+            _v |= 1 << (2 * _b)
+    _SPREAD[_i] = _v
+del _i, _v, _b
+_SPREAD13 = [_SPREAD[i & 255] | _SPREAD[i >> 8] << 16 for i in range(1 << 13)]
+"""13 bits spread to the even places of 26: a cell coordinate is two lookups."""
+
+
+def check_cell(cell: object) -> float:
+    """A grid cell size: a finite float > 0."""
+    if isinstance(cell, bool) or not isinstance(cell, (int, float)) or not (
+            math.isfinite(cell) and cell > 0):
+        raise InvalidInput(f"the grid cell size must be a finite number > 0, got {cell!r}")
+    return float(cell)
+
+
+def cell_of(v: float, cell: float) -> int:
+    """The clamped, offset cell coordinate of one position coordinate."""
+    c = math.floor(v / cell) + OFFSET
+    return 0 if c < 0 else TOP if c > TOP else c
+
+
+def interleave(cx: int, cy: int) -> int:
+    """The Z-order code of cell ``(cx, cy)``: bits of ``cx`` at even, ``cy`` at odd places."""
+    s = _SPREAD13
+    return (s[cx & 8191] | s[cx >> 13] << 26) | (s[cy & 8191] | s[cy >> 13] << 26) << 1
+
+
+def code(x: float, y: float, cell: float) -> int:
+    """The Z-order code of the cell of position ``(x, y)`` (on the write path: inlined)."""
+    cx = math.floor(x / cell) + OFFSET
+    cy = math.floor(y / cell) + OFFSET
+    if not (0 <= cx <= TOP):
+        cx = 0 if cx < 0 else TOP
+    if not (0 <= cy <= TOP):
+        cy = 0 if cy < 0 else TOP
+    s = _SPREAD13
+    return (s[cx & 8191] | s[cx >> 13] << 26) | (s[cy & 8191] | s[cy >> 13] << 26) << 1
+
+
+def cover(x0: int, x1: int, y0: int, y1: int, max_ranges: int = MAX_RANGES
+          ) -> list[tuple[int, int]]:
+    """Inclusive code ranges, ascending and disjoint, that hold every cell of the box
+    ``[x0, x1] x [y0, y1]`` (cell coordinates) and as few others as ``max_ranges`` allows.
+
+    A quadtree walk from the whole grid down: blocks inside the box are taken whole,
+    blocks outside are dropped, blocks across its edge are split, level by level,
+    while the ranges stay within the budget; then the edge blocks are taken whole.
+    """
+    if not (0 <= x0 <= x1 <= TOP and 0 <= y0 <= y1 <= TOP):
+        raise ValueError(f"bad cell box {(x0, x1, y0, y1)}")
+    out: list[tuple[int, int]] = []
+    partial = [(0, 0, BITS)]  # (block x, block y, level): a 2**level square
+    while partial:
+        level = partial[0][2]
+        if level == 0 or len(out) + 4 * len(partial) > max_ranges:
+            for bx, by, lv in partial:
+                base = interleave(bx, by)
+                out.append((base, base + (1 << (2 * lv)) - 1))
+            break
+        half = 1 << (level - 1)
+        nxt = []
+        for bx, by, _ in partial:
+            for cx, cy in ((bx, by), (bx + half, by), (bx, by + half), (bx + half, by + half)):
+                ex, ey = cx + half - 1, cy + half - 1
+                if ex < x0 or cx > x1 or ey < y0 or cy > y1:
+                    continue
+                if x0 <= cx and ex <= x1 and y0 <= cy and ey <= y1:
+                    base = interleave(cx, cy)
+                    out.append((base, base + (1 << (2 * (level - 1))) - 1))
+                else:
+                    nxt.append((cx, cy, level - 1))
+        partial = nxt
+    out.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in out:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def check_query(x: object, y: object, radius: object) -> tuple[float, float, float]:
+    """The query point and radius as floats: finite, radius >= 0."""
+    vals = []
+    for name, v in (("x", x), ("y", y), ("radius", radius)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise InvalidInput(f"{name} must be a finite number, got {v!r}")
+        vals.append(float(v))
+    if vals[2] < 0:
+        raise InvalidInput(f"radius must be >= 0, got {radius!r}")
+    return vals[0], vals[1], vals[2]
+
+
+def circle_cover(x: float, y: float, radius: float, cell: float,
+                 max_ranges: int = MAX_RANGES) -> list[tuple[int, int]]:
+    """The code ranges covering every cell that a point within ``radius`` of ``(x, y)``
+    can fall in (the circle's bounding box, widened by one cell against rounding)."""
+    x0, x1 = cell_of(x - radius, cell) - 1, cell_of(x + radius, cell) + 1
+    y0, y1 = cell_of(y - radius, cell) - 1, cell_of(y + radius, cell) + 1
+    return cover(max(x0, 0), min(x1, TOP), max(y0, 0), min(y1, TOP), max_ranges)
+
+
+def within(px: float, py: float, x: float, y: float, r2: float) -> bool:
+    """Whether ``(px, py)`` is within the radius whose square is ``r2``: the server
+    script's test, operation for operation."""
+    dx = px - x
+    dy = py - y
+    return dx * dx + dy * dy <= r2
+
+
+def range_args(ranges: Iterable[tuple[int, int]]) -> list[str]:
+    """Ranges as script arguments (a count, then ``lo hi`` pairs)."""
+    flat = [str(v) for lo, hi in ranges for v in (lo, hi)]
+    return [str(len(flat) // 2), *flat]
