@@ -117,7 +117,7 @@ def best_load(url: str, batch: list[Action]) -> float:
     return best
 
 
-def main() -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--server", choices=["redis", "valkey"], default="redis")
     ap.add_argument("--n", type=int, default=100_000)
@@ -128,7 +128,22 @@ def main() -> int:
     ap.add_argument("--agents", type=int, default=100)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    return ap
+
+
+def main() -> int:
+    args = parser().parse_args()
+    res = run(args)
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for key, v in res.items():
+            print(f"{key:34} {v}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement above on a private server of ``args.server``; the figures."""
     server = LocalServer(args.server).start()
     res: dict[str, Any] = {"server": args.server, "n": args.n, "world": args.world,
                            "radius": args.radius, "limit": args.limit}
@@ -212,12 +227,7 @@ def main() -> int:
     for key, v in res.items():
         if isinstance(v, float):
             res[key] = round(v, 3) if not math.isinf(v) else v
-    if args.json:
-        print(json.dumps(res, indent=2))
-    else:
-        for key, v in res.items():
-            print(f"{key:34} {v}")
-    return 0
+    return res
 
 
 if __name__ == "__main__":

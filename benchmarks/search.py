@@ -20,7 +20,9 @@ float32 embeddings (``add_many``), then times:
                   would pay: ``ZRANGE 0 -1 WITHSCORES`` of the timeline, median
 
 and the sequence analytics over the agent's ``--n`` action types
-(``agentmem.sequences``, numpy) against pure-Python loops (``Counter``, dicts).
+(``agentmem.sequences``, numpy) against pure-Python loops (``Counter``, dicts);
+then radius search against full scans (``benchmarks/radius.py`` with its
+defaults, on a fresh server of the same kind; ``--no-radius`` leaves it out).
 The exit code is 0 whatever the figures: this is a report.
 """
 
@@ -42,6 +44,7 @@ import redis
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/radius.py
 
 import itertools
 
@@ -124,6 +127,7 @@ def main() -> int:
     ap.add_argument("--queries", type=int, default=50)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-radius", action="store_true", help="skip the radius-search part")
     args = ap.parse_args()
     server = LocalServer(args.server).start()
     res: dict[str, Any] = {"server": args.server, "n": args.n, "dim": args.dim}
@@ -172,6 +176,11 @@ def main() -> int:
         res["analytics_window"] = len(types)
     finally:
         server.close()
+    if not args.no_radius:
+        import radius  # benchmarks/radius.py, beside this file
+
+        rargs = radius.parser().parse_args(["--server", args.server, "--seed", str(args.seed)])
+        res.update({f"radius_{k}": v for k, v in radius.run(rargs).items()})
     for k, v in res.items():
         if isinstance(v, float):
             res[k] = round(v, 2)
