@@ -196,7 +196,9 @@ def test_layout_2_answers_the_same(connect: Any, r: redis.Redis) -> None:
             _got(one.actions.near_at("s1", 5.0, 5.0, 12.0, start=10, end=90))]
     r.flushdb()
     two = connect(layout_version=2)
-    assert two.actions.add_many(stored) == stored
+    again = two.actions.add_many(stored)
+    assert [a.model_copy(update={"stored_at": None}) for a in again] == [
+        a.model_copy(update={"stored_at": None}) for a in stored]  # write times may differ
     assert [_got(two.actions.near("a1", 5.0, 5.0, 12.0)),
             _got(two.actions.near_at("s1", 5.0, 5.0, 12.0, start=10, end=90))] == want
     assert r.exists("agent:{a1}:action:grid")
