@@ -10,32 +10,22 @@ placeholders replaced in Lua), so the scripts hard-code no key name.
 
 from __future__ import annotations
 
-from agentmem.scripts import Script
+from agentmem.scripts import SIM_AGENTS, Script
 
-_COMMON = r"""
-local call, unpack, sub, find, match = redis.call, unpack, string.sub, string.find, string.match
+_COMMON = SIM_AGENTS + r"""
+local call, unpack = redis.call, unpack
 local fix = ARGV[1] == 'fix'
 local function render(p, t) return (string.gsub(p, '{([%w_]+)}', t)) end
 -- the hash of a simulation-level member {agent_id}-{step}-{rest}, found as SIM_FETCH
 -- finds it: every split before '-<digits>-', nearest the end first. Returns the key
 -- of the existing hash (or nil) and its agent (or the first candidate agent).
 local function sim_hash(id, prefix, middle, suffix)
-  local dashes, init, first = {}, 1, nil
-  while true do
-    local d = find(id, '-', init, true)
-    if not d then break end
-    dashes[#dashes + 1] = d
-    init = d + 1
+  local agents = sim_agents(id, '')
+  for _, agent in ipairs(agents) do
+    local key = prefix .. agent .. middle .. id .. suffix
+    if call('EXISTS', key) == 1 then return key, agent end
   end
-  for k = #dashes - 1, 1, -1 do
-    if match(sub(id, dashes[k] + 1, dashes[k + 1] - 1), '^%d+$') and dashes[k] > 1 then
-      local agent = sub(id, 1, dashes[k] - 1)
-      local key = prefix .. agent .. middle .. id .. suffix
-      if call('EXISTS', key) == 1 then return key, agent end
-      first = first or agent
-    end
-  end
-  return nil, first
+  return nil, agents[1]
 end
 local function read_filter(pos)
   local n = tonumber(ARGV[pos])

@@ -385,7 +385,31 @@ if #h == 0 then return {} end
 return {h}
 """)
 
+SIM_AGENTS = r"""
+-- The agents a simulation-level id {agent_id}-{step}-{rest} may belong to, nearest the
+-- end first: what precedes each '-<digits>-' (that is '-<step>-' unless step is '').
+local function sim_agents(id, step)
+  local dashes, init, out = {}, 1, {}
+  while true do
+    local d = string.find(id, '-', init, true)
+    if not d then break end
+    dashes[#dashes + 1] = d
+    init = d + 1
+  end
+  for k = #dashes - 1, 1, -1 do
+    local s = string.sub(id, dashes[k] + 1, dashes[k + 1] - 1)
+    if dashes[k] > 1 and string.match(s, '^%d+$') and (step == '' or s == step) then
+      out[#out + 1] = string.sub(id, 1, dashes[k] - 1)
+    end
+  end
+  return out
+end
+"""
+"""Lua: how a simulation-level id names its agent (``agentmem.actions._sim_agents`` in
+Python), shared by SIM_FETCH, the radius search and the integrity scripts."""
+
 SIM_FETCH = Script("sim_fetch", r"""#!lua flags=no-writes
+""" + SIM_AGENTS + r"""
 -- Resolve action ids of a simulation-level index to their agent's hash and fetch them.
 -- ARGV: source key, 'set'|'list', start, stop, prefix, middle, suffix, limit (-1: all),
 -- step ('' when unknown). An id reads {agent_id}-{step}-{rest} where rest has no '-'
@@ -406,21 +430,9 @@ end
 local out = {}
 for _, id in ipairs(ids) do
   if limit >= 0 and #out >= limit then break end
-  local dashes = {}
-  local init = 1
-  while true do
-    local d = string.find(id, '-', init, true)
-    if not d then break end
-    dashes[#dashes + 1] = d
-    init = d + 1
-  end
-  for k = #dashes - 1, 1, -1 do
-    local s = string.sub(id, dashes[k] + 1, dashes[k + 1] - 1)
-    if string.match(s, '^%d+$') and (step == '' or s == step) and dashes[k] > 1 then
-      local h = redis.call('HGETALL', prefix .. string.sub(id, 1, dashes[k] - 1) .. middle
-                           .. id .. suffix)
-      if #h > 0 then out[#out + 1] = h; break end
-    end
+  for _, agent in ipairs(sim_agents(id, step)) do
+    local h = redis.call('HGETALL', prefix .. agent .. middle .. id .. suffix)
+    if #h > 0 then out[#out + 1] = h; break end
   end
 end
 return out

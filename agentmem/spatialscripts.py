@@ -8,9 +8,10 @@ nearest first. Key shapes are arguments, so it holds no key names.
 
 from __future__ import annotations
 
-from agentmem.scripts import Script
+from agentmem.scripts import SIM_AGENTS, Script
 
 NEAR = Script("near", r"""#!lua flags=no-writes
+""" + SIM_AGENTS + r"""
 -- ARGV:
 --   mode: 'r' (members are record ids; hash = pre .. id .. suf), 's' (members are the
 --     action ids of one simulation step; hash = pre .. agent .. mid .. id .. suf, the
@@ -53,20 +54,11 @@ local rpos = nil
 if rf ~= '' then fields[#fields + 1] = rf; rpos = #fields end
 local mpos = mf ~= '' and 3 or nil
 
--- the hash of a simulation-level member: try each '-<step>-' split, nearest the end
+-- the hash of a simulation-level member of a step: its first agent whose hash exists
 local function sim_hash(id, step)
-  local init, dashes = 1, {}
-  while true do
-    local d = string.find(id, '-', init, true)
-    if not d then break end
-    dashes[#dashes + 1] = d
-    init = d + 1
-  end
-  for k = #dashes - 1, 1, -1 do
-    if dashes[k] > 1 and string.sub(id, dashes[k] + 1, dashes[k + 1] - 1) == step then
-      local key = pre .. string.sub(id, 1, dashes[k] - 1) .. mid .. id .. suf
-      if redis.call('EXISTS', key) == 1 then return key end
-    end
+  for _, agent in ipairs(sim_agents(id, step)) do
+    local key = pre .. agent .. mid .. id .. suf
+    if redis.call('EXISTS', key) == 1 then return key end
   end
   return nil
 end
