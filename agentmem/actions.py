@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from agentmem.analytics import Lesson, SequenceAnalysis, analyze_sequence, learn
 from agentmem.errors import ConfigError, DecodeError, InvalidInput
@@ -11,8 +11,11 @@ from agentmem.keyspace import (
     DEFAULT_ACTION_TTL,
     DEFAULT_GRID_CELL,
     DEFAULT_RELATIVE_INDEX_SIZE,
+    GRID_CELL_KEY,
     Layout,
     check_action_type,
+    check_recorded_cell,
+    grid_cell_text,
     layout,
 )
 from agentmem.models import Action, IMAction
@@ -21,9 +24,18 @@ from agentmem.plan import Arg, FollowUp, Plan, check_limit, command, score_arg, 
 from agentmem.repository import RecordOps, build
 from agentmem.runner import Asynchronous, Blocking, operation
 from agentmem.schema import MAX_TTL
-from agentmem.scripts import GET_MANY, RELATIVE_FETCH, SET_SORTED_FETCH, SIM_FETCH, ZRANGE_FETCH
+from agentmem.scripts import (
+    CLAIM,
+    GET_MANY,
+    RELATIVE_FETCH,
+    SET_SORTED_FETCH,
+    SIM_FETCH,
+    ZRANGE_FETCH,
+)
 from agentmem.spatial import check_cell
 from agentmem.tierscripts import HISTORY
+
+T = TypeVar("T")
 
 
 def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
@@ -76,7 +88,53 @@ class ActionOps(RecordOps[Action]):
             ttl=ttl, caps={"relative_index": relative_index_size},
             cells={"grid": self.grid_cell, "sim_grid": self.grid_cell})
         self.embedding_dim = embedding_dim
+        self._cell_state = 0
+        """What this store knows of the server's grid cell (``agentmem:grid_cell``):
+        0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded."""
         super().__init__(runner, spec, batch_size=batch_size)
+
+    def _cell_plan(self, record: bool, then: Callable[[], T]) -> Plan[T]:
+        """The look at the server's grid cell (see :meth:`grid_cell_check`), then ``then()``."""
+        call = script_call(CLAIM, [grid_cell_text(self.grid_cell)], keys=[GRID_CELL_KEY]) \
+            if record else command("GET", GRID_CELL_KEY)
+
+        def parse(replies: list[Any]) -> T:
+            raw = replies[0]
+            if isinstance(raw, Exception):
+                raise raw
+            check_recorded_cell(raw, self.grid_cell)
+            self._cell_state = 2 if record or raw is not None else 1
+            return then()
+
+        return Plan((call,), parse)
+
+    def _with_cell(self, then: Plan[T], *, record: bool) -> Plan[T]:
+        """``then``, preceded on a store's first use of the grids by a look at the grid
+        cell the server records: a write of positions records ours if none is
+        (:data:`~agentmem.scripts.CLAIM`), a search only reads it; another cell raises
+        :class:`~agentmem.errors.LayoutError` before ``then`` runs. Later calls skip it."""
+        if self._cell_state == 2 or (self._cell_state == 1 and not record):
+            return then
+
+        def follow() -> T:
+            raise FollowUp(then)
+
+        return self._cell_plan(record, follow)
+
+    @operation
+    def grid_cell_check(self, /, *, record: bool = False) -> Plan[float]:
+        """This store's ``grid_cell``, checked against the one the server records in
+        ``agentmem:grid_cell`` (:class:`~agentmem.errors.LayoutError` if they differ);
+        with ``record``, recorded when the server has none. One round trip. Writes of
+        positions and searches do this on a store's first use of the grids;
+        ``integrity.check``/``repair`` call it."""
+        return self._cell_plan(record, lambda: self.grid_cell)
+
+    def _write_plan(self, records: Sequence[Action]) -> Plan[list[Action]]:
+        plan = super()._write_plan(records)  # validated and encoded first
+        if self._cell_state == 2 or all(r.position is None for r in records):
+            return plan
+        return self._with_cell(plan, record=True)
 
     def check(self, record: Action) -> None:
         given = record.action_id
@@ -249,7 +307,7 @@ class ActionOps(RecordOps[Action]):
         call = near_call(circle, mode="r", shape=(prefix, "", suffix),
                          fields=("position_x", "position_y"), limit=limit, filters=f,
                          keys=[(key, "")], route=key)
-        return single(call, parse_near(self.spec.codec.decode))
+        return self._with_cell(single(call, parse_near(self.spec.codec.decode)), record=False)
 
     @operation
     def near_at(self, /, simulation_id: str, x: float, y: float, radius: float, *,
@@ -280,12 +338,14 @@ class ActionOps(RecordOps[Action]):
         if not self.cluster:
             call = near_call(circle, mode="s", shape=shape, fields=fields, limit=limit,
                              filters=f, keys=keys, steps=steps)
-            return single(call, parse_near(self.spec.codec.decode))
+            return self._with_cell(single(call, parse_near(self.spec.codec.decode)),
+                                   record=False)
         route = self._key("sim_steps", simulation_id=simulation_id)
         first = near_call(circle, mode="c", shape=shape, fields=fields, limit=limit,
                           filters=f, keys=keys, steps=steps, route=route)
-        return near_split(circle, candidates=first, shape=shape, fields=fields, limit=limit,
-                          filters=f, agents_of=_sim_agents, decode=self.spec.codec.decode)
+        return self._with_cell(near_split(
+            circle, candidates=first, shape=shape, fields=fields, limit=limit, filters=f,
+            agents_of=_sim_agents, decode=self.spec.codec.decode), record=False)
 
     # -- simulation-level queries --------------------------------------------
 

@@ -97,6 +97,7 @@ def check(memory: Memory, *, batch: int = DEFAULT_BATCH,
     to those agents' keys and to their ids in the simulation-level indices; the
     steps zsets and the counters (which span agents) are then not checked.
     """
+    memory.actions.grid_cell_check()
     return _cluster(memory, batch, agent_ids, fix=False) or \
         _Walk(memory, batch, agent_ids, fix=False).run()
 
@@ -107,10 +108,18 @@ def repair(memory: Memory, *, batch: int = DEFAULT_BATCH,
 
     Orphans are removed, missing entries re-added from the hash's own fields
     (timeline scored by ``step_number``, rewards by ``reward``; the relative index
-    only loses orphans), counters rewritten to the true counts (0: field removed).
+    only loses orphans), counters rewritten to the true counts (0: field removed),
+    grid entries scored with the store's ``grid_cell`` (a store whose cell differs from
+    the one the server records in ``agentmem:grid_cell`` is refused with
+    :class:`~agentmem.errors.LayoutError`, as by :func:`check`; when it records none
+    and the repair wrote grid entries, it records the store's).
     """
-    return _cluster(memory, batch, agent_ids, fix=True) or \
+    memory.actions.grid_cell_check()
+    report = _cluster(memory, batch, agent_ids, fix=True) or \
         _Walk(memory, batch, agent_ids, fix=True).run()
+    if report.missing.get("grid") or report.missing.get("sim_grid"):
+        memory.actions.grid_cell_check(record=True)
+    return report
 
 
 def _cluster(memory: Any, batch: int, agent_ids: Iterable[str] | None, *,

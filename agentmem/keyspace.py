@@ -50,6 +50,15 @@ DEFAULT_RELATIVE_INDEX_SIZE = 20
 DEFAULT_GRID_CELL = 1.0
 """Side of a grid cell of the radius-search indices, in simulation units."""
 
+GRID_CELL_KEY = "agentmem:grid_cell"
+"""The key where a server records the grid cell of its radius-search indices (``"1.0"``).
+
+A grid score is only meaningful with the cell it was computed with, so the first
+store to use a server records its ``grid_cell`` here and every later store must
+have the same (:func:`check_recorded_cell`). Outside every family, like
+:data:`LAYOUT_KEY`.
+"""
+
 ACTION_ID_TEMPLATE = "{agent_id}-{step_number}-{action_type}"
 
 _V1 = {
@@ -232,6 +241,33 @@ def check_recorded_version(raw: bytes | str | None, version: int) -> int:
             f"{how} ({LAYOUT_KEY}); open it with layout_version={found}, or migrate the "
             f"data with `agentmem migrate upgrade`")
     return found
+
+
+def grid_cell_text(cell: float) -> str:
+    """How a grid cell is recorded in :data:`GRID_CELL_KEY` (``repr`` of the float)."""
+    return repr(float(cell))
+
+
+def check_recorded_cell(raw: bytes | str | None, cell: float) -> None:
+    """Check a store's ``grid_cell`` against the one the server records (``None``: none yet).
+
+    Raises :class:`LayoutError` when they differ: grid entries written with one cell
+    and searched with another would give wrong answers.
+    """
+    if raw is None:
+        return
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        recorded = float(text)
+    except ValueError:
+        recorded = None
+    if recorded == float(cell):
+        return
+    raise LayoutError(
+        f"this store was opened with grid_cell={float(cell)!r}, but the server's radius-search "
+        f"grids use {text!r} ({GRID_CELL_KEY}); open it with grid_cell={text}, or change the "
+        f"cell of the data: delete {GRID_CELL_KEY} and run agentmem.integrity.repair() with a "
+        "store of the new cell, which rescores every grid entry")
 
 
 def check_action_id(value: object) -> str:

@@ -263,6 +263,16 @@ return changed
 """)
 
 
+CLAIM = Script("claim", r"""#!lua
+-- KEYS[1] a setting's key, ARGV[1] a value: the recorded value, recording ARGV[1]
+-- when there is none (then nil). SET NX GET, without a client's reply conversion.
+local v = redis.call('GET', KEYS[1])
+if v then return v end
+redis.call('SET', KEYS[1], ARGV[1])
+return false
+""")
+
+
 SORT_ROWS = r"""
 -- rows of {score, member, ...}: by score, then member (bytewise), both reversed with rev
 local function sort_rows(rows, rev)

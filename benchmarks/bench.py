@@ -238,13 +238,21 @@ def used_memory(admin: redis.Redis) -> int:
     return int(admin.info("memory")["used_memory"])
 
 
+def flush(admin: redis.Redis) -> None:
+    """Empty the database and free its memory before returning. A plain ``FLUSHDB``
+    frees in the background on Valkey 8+ (``lazyfree-lazy-user-flush yes`` by
+    default), so a ``used_memory`` read right after it would still count the
+    previous round's data."""
+    admin.execute_command("FLUSHDB", "SYNC")
+
+
 def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> None:
     """One timed write into a flushed database: its rate and memory go into ``row``.
 
     A ``write`` with ``prepare``/``finish`` methods (:class:`SqlPath`) has them
     called before and after the timed region.
     """
-    admin.flushdb()
+    flush(admin)
     prepare = getattr(write, "prepare", None)
     if prepare is not None:
         prepare()
@@ -261,7 +269,7 @@ def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> Non
     finish = getattr(write, "finish", None)
     if finish is not None:
         finish()
-    admin.flushdb()
+    flush(admin)
 
 
 class SqlPath:
@@ -322,7 +330,7 @@ def measure_writes(admin: redis.Redis, paths: list[tuple[Row, Callable[[], objec
                    repeat: int, say: Callable[[str], None]) -> list[Row]:
     """Every path ``repeat`` times, round robin, so that a noisy moment hits all alike."""
     for _row, _write, warm in paths:
-        admin.flushdb()
+        flush(admin)
         warm()  # scripts loaded, connections open: not part of any measurement
     for i in range(repeat):
         say(f"writes, round {i + 1} of {repeat}: " + ", ".join(r.path for r, _, _ in paths))
@@ -501,7 +509,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
 
     # reads by type, limit 10
     progress(f"{label}: reads by type, {args.reads:,} queries x{repeat} on each path")
-    admin.flushdb()
+    flush(admin)
     add_many([Action(**d) for d in actions])
     rnd = random.Random(args.seed + 1)
     agents = sorted({d["agent_id"] for d in actions})
@@ -532,7 +540,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
         mem_row.rates.append(len(queries) / spent[1])
     rows += [spec_row, mem_row]
     rows += dual_rows
-    admin.flushdb()
+    flush(admin)
 
     for c in (admin, raw, text):
         c.close()

@@ -38,7 +38,7 @@ import agentmem
 from agentmem import Action
 from agentmem.localserver import LocalServer, find_binary
 from agentmem.tiers import TierPolicy, Tiers
-from benchmarks.bench import make_actions
+from benchmarks.bench import flush, make_actions
 
 TYPES = ("move", "gather", "share", "attack")
 
@@ -58,7 +58,7 @@ def used(r: redis.Redis) -> int:
 
 def per_action(url: str, agents: int, per_agent: int) -> tuple[float, float]:
     r = redis.Redis.from_url(url)
-    r.flushdb()
+    flush(r)
     mem = agentmem.connect(url)
     names = [f"agent_{i}" for i in range(agents)]
     base = used(r)
@@ -70,7 +70,7 @@ def per_action(url: str, agents: int, per_agent: int) -> tuple[float, float]:
     for a in names:
         tiers.transition(a, [str(x.action_id) for x in mem.actions.timeline(a)])
     im = (used(r) - base) / n
-    r.flushdb()
+    flush(r)
     mem.close()
     r.close()
     return stm, im
@@ -78,7 +78,7 @@ def per_action(url: str, agents: int, per_agent: int) -> tuple[float, float]:
 
 def tiered_run(url: str, agents: int, steps: int, *, tiered: bool) -> dict[str, Any]:
     r = redis.Redis.from_url(url)
-    r.flushdb()
+    flush(r)
     mem = agentmem.connect(url)
     names = [f"agent_{i}" for i in range(agents)]
     with tempfile.TemporaryDirectory() as tmp, open_archive(Path(tmp) / "a.db") as archive:
@@ -94,7 +94,7 @@ def tiered_run(url: str, agents: int, steps: int, *, tiered: bool) -> dict[str, 
                     tiers.maintain(names, now_step=step)
         elapsed = time.perf_counter() - t0
         peak = max(peak, used(r))
-    r.flushdb()
+    flush(r)
     mem.close()
     r.close()
     return {"rate": agents * steps / elapsed, "peak_mib": peak / 2**20}

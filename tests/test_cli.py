@@ -20,6 +20,7 @@ import pytest
 import redis
 from click.testing import CliRunner, Result
 
+import agentmem
 from agentmem.cli import main
 from agentmem.embedded import Embedded
 from agentmem.errors import ConfigError
@@ -291,6 +292,28 @@ def test_commands_follow_a_store_migrated_to_layout_2(tmp_path: Path) -> None:
         assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
         keys = {k.decode() for k in redis.Redis.from_url(srv.url).scan_iter(count=1000)}
         assert "agent:{agent_0}:action:timeline" in keys
+
+
+def test_commands_use_the_grid_cell_the_server_records(tmp_path: Path) -> None:
+    """Data written with grid_cell=4: the commands search, check and repair it with
+    that cell (a store of the default cell would be refused)."""
+    if find_binary("redis") is None:
+        pytest.skip("no redis-server")
+    with LocalServer("redis") as srv:
+        base = ["--redis-url", srv.url, "--archive-url", str(tmp_path / "a.db"),
+                "--data", str(tmp_path / "data")]
+        writer = agentmem.connect(srv.url, grid_cell=4.0)
+        writer.actions.add_many([
+            agentmem.Action(agent_id="a1", simulation_id="s1", step_number=i,
+                            action_type="move", position=(float(i), 0.0)) for i in range(40)])
+        with pytest.raises(agentmem.LayoutError):
+            agentmem.connect(srv.url).actions.near("a1", 0.0, 0.0, 1.0)
+        out = ok([*base, "query", "--agent", "a1", "--near", "10,0", "--radius", "2.5",
+                  "--json"]).stdout
+        found = [json.loads(x)["action_id"] for x in out.splitlines() if x.strip()]
+        assert found == ["a1-10-move", "a1-11-move", "a1-9-move", "a1-12-move", "a1-8-move"]
+        assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
+        writer.close()
 
 
 def test_migrate_on_the_embedded_default(tmp_path: Path) -> None:

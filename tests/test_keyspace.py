@@ -162,9 +162,22 @@ def test_layout2_declarations_use_its_patterns():
 
 def test_layout_key_is_outside_every_family():
     assert keyspace.layout_key() == keyspace.LAYOUT_KEY == "agentmem:layout"
+    assert keyspace.GRID_CELL_KEY == "agentmem:grid_cell"
     for lay in (LAYOUT, LAYOUT2):
-        assert lay.parse(keyspace.LAYOUT_KEY) is None
-        assert not keyspace.LAYOUT_KEY.startswith(("agent:", "simulation:"))
+        for key in (keyspace.LAYOUT_KEY, keyspace.GRID_CELL_KEY):
+            assert lay.parse(key) is None
+            assert not key.startswith(("agent:", "simulation:"))
+
+
+def test_recorded_grid_cells():
+    assert keyspace.grid_cell_text(1) == "1.0"
+    assert keyspace.grid_cell_text(0.1) == "0.1"
+    keyspace.check_recorded_cell(None, 7.0)  # nothing recorded: any cell
+    keyspace.check_recorded_cell(b"0.5", 0.5)
+    keyspace.check_recorded_cell("2", 2.0)  # the same number, written otherwise
+    for raw in (b"0.5", b"1.00001", b"nonsense", b""):
+        with pytest.raises(LayoutError, match="agentmem:grid_cell"):
+            keyspace.check_recorded_cell(raw, 1.0)
 
 
 def test_recorded_layout_values():

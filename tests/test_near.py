@@ -283,6 +283,75 @@ def test_bad_queries_raise_before_anything_is_sent(mem: agentmem.Memory) -> None
             agentmem.connect("redis://127.0.0.1:1/0", grid_cell=cell)
 
 
+def _placed() -> Action:
+    return Action(agent_id="a0", simulation_id="s1", step_number=900, action_type="move",
+                  position=(1.0, 2.0))
+
+
+def test_a_write_without_positions_records_no_grid_cell(mem: agentmem.Memory,
+                                                        r: redis.Redis) -> None:
+    mem.actions.add(Action(agent_id="a0", simulation_id="s1", step_number=1,
+                           action_type="move"))
+    assert r.get("agentmem:grid_cell") is None
+    assert mem.actions.near("a0", 0.0, 0.0, 1.0) == []
+    assert r.get("agentmem:grid_cell") is None  # a search only reads it
+
+
+def test_the_server_records_the_grid_cell_and_refuses_another(connect: Any,
+                                                             r: redis.Redis) -> None:
+    first = connect(grid_cell=0.5)
+    stored = first.actions.add_many(_world(40))
+    assert r.get("agentmem:grid_cell") == b"0.5"
+    keys = sorted(r.keys())
+    # a store with another cell is refused on its first call, reads included, and
+    # writes nothing
+    other = connect(grid_cell=2.0)
+    with pytest.raises(agentmem.LayoutError, match=r"grid_cell=0\.5") as err:
+        other.actions.add(_placed())
+    assert "agentmem:grid_cell" in str(err.value)
+    with pytest.raises(agentmem.LayoutError):
+        connect(grid_cell=2.0).actions.near("a0", 0.0, 0.0, 5.0)
+    assert sorted(r.keys()) == keys
+    assert r.get("agentmem:grid_cell") == b"0.5"
+    # the same cell, written another way, is the same cell
+    same = connect(grid_cell=1 / 2)
+    assert _got(same.actions.near("a0", 0.0, 0.0, 30.0)) == _brute(
+        stored, 0.0, 0.0, 30.0, agent="a0")
+
+
+async def test_an_asyncio_store_checks_the_recorded_grid_cell(server: Any,
+                                                               r: redis.Redis) -> None:
+    r.set("agentmem:grid_cell", "3.0")
+    bad = agentmem.connect_async(server.url)
+    try:
+        with pytest.raises(agentmem.LayoutError, match=r"'3\.0'"):
+            await bad.actions.add(_placed())
+    finally:
+        await bad.close()
+    good = agentmem.connect_async(server.url, grid_cell=3.0)
+    try:
+        await good.actions.add(_placed())
+        assert r.zcard("agent:a0:action:grid") == 1
+    finally:
+        await good.close()
+
+
+def test_changing_the_grid_cell_of_data_with_repair(connect: Any, r: redis.Redis) -> None:
+    """The documented way to change the cell: delete the record, repair with the new cell."""
+    old = connect(grid_cell=1.0)
+    stored = old.actions.add_many(_world(200))
+    r.delete("agentmem:grid_cell")
+    new = connect(grid_cell=7.0)
+    report = integrity.repair(new)
+    assert report.missing["grid"] > 0  # rescored to the new cell
+    assert r.get("agentmem:grid_cell") == b"7.0"
+    assert integrity.check(new).clean
+    for x, y, radius in ((0.0, 0.0, 9.0), (-20.0, 15.0, 30.0), (5.0, 5.0, 0.0)):
+        assert _got(new.actions.near("a1", x, y, radius)) == _brute(
+            stored, x, y, radius, agent="a1")
+        assert _got(new.actions.near_at("s1", x, y, radius)) == _brute(stored, x, y, radius)
+
+
 class Beacon(BaseModel):
     beacon_id: str
     zone: str

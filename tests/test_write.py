@@ -55,10 +55,13 @@ def test_single_write_creates_exactly_the_spec_keys(mem, r):
         "simulation:sim01:actions:5",
         "simulation:sim01:actions:steps",
         "simulation:sim01:actions:by_type",
-        # agentmem's radius-search grids (the action has a position)
+        # agentmem's radius-search grids (the action has a position), and the grid
+        # cell they use, recorded by a store's first write of a position
         "agent:a1:action:grid",
         "simulation:sim01:actions:5:grid",
+        "agentmem:grid_cell",
     }
+    assert r.get("agentmem:grid_cell") == b"1.0"
 
 
 def test_single_write_key_types(mem, r):

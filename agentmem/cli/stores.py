@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ from agentmem.backends.cluster import connect_cluster, is_cluster_url
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.embedded import Embedded, data_folder
-from agentmem.keyspace import layout_key, parse_layout_value
+from agentmem.keyspace import DEFAULT_GRID_CELL, GRID_CELL_KEY, layout_key, parse_layout_value
 
 REDIS_ENV = "AGENTMEM_REDIS_URL"
 ARCHIVE_ENV = "AGENTMEM_ARCHIVE_URL"
@@ -57,17 +58,22 @@ class Stores:
             url = self.url()
             # a ClusterMemory has the same actions / im_actions / repository / runner /
             # ping / close; tiers, integrity, sync and stats split their work per slot
+            cluster = is_cluster_url(url)
             memory = cast(Memory, connect_cluster(url, socket_connect_timeout=5)) \
-                if is_cluster_url(url) else connect(url, socket_connect_timeout=5)
+                if cluster else connect(url, socket_connect_timeout=5)
             try:
                 memory.ping()  # fail now, with Unavailable, rather than inside a command
-                if not is_cluster_url(url):
-                    # open the data in the layout the server records (a migrated store)
-                    version = parse_layout_value(memory.client.get(layout_key())) or 1
-                    if version != 1:
-                        memory.close()
-                        memory = connect(url, socket_connect_timeout=5,
-                                         layout_version=version)
+                # open the data in the layout and with the grid cell the server records
+                # (a migrated store; data written with another grid_cell)
+                version = 2 if cluster else (
+                    parse_layout_value(memory.client.get(layout_key())) or 1)
+                cell = _recorded_cell(memory.client.get(GRID_CELL_KEY))
+                if version != (2 if cluster else 1) or cell != DEFAULT_GRID_CELL:
+                    memory.close()
+                    memory = cast(Memory, connect_cluster(
+                        url, socket_connect_timeout=5, grid_cell=cell)) if cluster else \
+                        connect(url, socket_connect_timeout=5, layout_version=version,
+                                grid_cell=cell)
             except BaseException:
                 memory.close()
                 raise
@@ -108,3 +114,13 @@ def _hide(url: str) -> str:
         return url
     scheme, _, rest = url.partition("://")
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
+
+
+def _recorded_cell(raw: bytes | str | None) -> float:
+    """The grid cell a server records, or the default (none, or a value no store could
+    have written: the store's own check then reports it)."""
+    try:
+        cell = float(raw) if raw is not None else DEFAULT_GRID_CELL
+    except ValueError:
+        return DEFAULT_GRID_CELL
+    return cell if math.isfinite(cell) and cell > 0 else DEFAULT_GRID_CELL
