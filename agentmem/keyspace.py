@@ -12,6 +12,7 @@ table that ``docs/keyspace.md`` shows (a test keeps the two equal).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -248,21 +249,27 @@ def grid_cell_text(cell: float) -> str:
     return repr(float(cell))
 
 
+def recorded_cell(raw: bytes | str | None) -> float | None:
+    """The grid cell a server records in :data:`GRID_CELL_KEY`; ``None`` when there is
+    none or its value is no cell a store could have written."""
+    if raw is None:
+        return None
+    try:
+        cell = float(raw)
+    except ValueError:
+        return None
+    return cell if math.isfinite(cell) and cell > 0 else None
+
+
 def check_recorded_cell(raw: bytes | str | None, cell: float) -> None:
     """Check a store's ``grid_cell`` against the one the server records (``None``: none yet).
 
     Raises :class:`LayoutError` when they differ: grid entries written with one cell
     and searched with another would give wrong answers.
     """
-    if raw is None:
+    if raw is None or recorded_cell(raw) == float(cell):
         return
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    try:
-        recorded = float(text)
-    except ValueError:
-        recorded = None
-    if recorded == float(cell):
-        return
     raise LayoutError(
         f"this store was opened with grid_cell={float(cell)!r}, but the server's radius-search "
         f"grids use {text!r} ({GRID_CELL_KEY}); open it with grid_cell={text}, or change the "

@@ -175,6 +175,9 @@ def test_recorded_grid_cells():
     keyspace.check_recorded_cell(None, 7.0)  # nothing recorded: any cell
     keyspace.check_recorded_cell(b"0.5", 0.5)
     keyspace.check_recorded_cell("2", 2.0)  # the same number, written otherwise
+    assert keyspace.recorded_cell(b"0.25") == 0.25
+    for raw in (None, b"nonsense", b"", b"0", b"-1", b"nan", b"inf"):
+        assert keyspace.recorded_cell(raw) is None
     for raw in (b"0.5", b"1.00001", b"nonsense", b""):
         with pytest.raises(LayoutError, match="agentmem:grid_cell"):
             keyspace.check_recorded_cell(raw, 1.0)

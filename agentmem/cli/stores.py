@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +11,13 @@ from agentmem.backends.cluster import connect_cluster, is_cluster_url
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.embedded import Embedded, data_folder
-from agentmem.keyspace import DEFAULT_GRID_CELL, GRID_CELL_KEY, layout_key, parse_layout_value
+from agentmem.keyspace import (
+    DEFAULT_GRID_CELL,
+    GRID_CELL_KEY,
+    layout_key,
+    parse_layout_value,
+    recorded_cell,
+)
 
 REDIS_ENV = "AGENTMEM_REDIS_URL"
 ARCHIVE_ENV = "AGENTMEM_ARCHIVE_URL"
@@ -67,7 +72,7 @@ class Stores:
                 # (a migrated store; data written with another grid_cell)
                 version = 2 if cluster else (
                     parse_layout_value(memory.client.get(layout_key())) or 1)
-                cell = _recorded_cell(memory.client.get(GRID_CELL_KEY))
+                cell = recorded_cell(memory.client.get(GRID_CELL_KEY)) or DEFAULT_GRID_CELL
                 if version != (2 if cluster else 1) or cell != DEFAULT_GRID_CELL:
                     memory.close()
                     memory = cast(Memory, connect_cluster(
@@ -115,12 +120,3 @@ def _hide(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
-
-def _recorded_cell(raw: bytes | str | None) -> float:
-    """The grid cell a server records, or the default (none, or a value no store could
-    have written: the store's own check then reports it)."""
-    try:
-        cell = float(raw) if raw is not None else DEFAULT_GRID_CELL
-    except ValueError:
-        return DEFAULT_GRID_CELL
-    return cell if math.isfinite(cell) and cell > 0 else DEFAULT_GRID_CELL
