@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 import redis
 from agentmem.backends.redis import pack_args
+from agentmem.backends.spin import resolve_spin, wait_readable
 from pydantic import BaseModel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
@@ -181,7 +182,7 @@ class ClusterRunner:
     """Tells the repositories to split writes and simulation-level reads per slot."""
 
     def __init__(self, client: RedisCluster, layout_version: int | None = 2, *,
-                 attempts: int = ATTEMPTS) -> None:
+                 attempts: int = ATTEMPTS, spin_us: int | None = None) -> None:
         kwargs = client.nodes_manager.connection_kwargs
         if kwargs.get("decode_responses"):
             raise ConfigError("the cluster client decodes responses; agentmem needs bytes "
@@ -192,6 +193,10 @@ class ClusterRunner:
         self._stale = False
         self._lock = threading.Lock()
         self._threads: ThreadPoolExecutor | None = None
+        resolve_spin(spin_us, host=None, unix=False)  # a malformed value fails now
+        self._spin_us = spin_us
+        self._spins: dict[str, float] = {}
+        """The longest poll for a reply per node name, in seconds (agentmem.backends.spin)."""
 
     # -- the slot map ---------------------------------------------------------
 
@@ -342,7 +347,7 @@ class ClusterRunner:
         jobs = list(groups.values())
         if len(jobs) == 1:
             node, idx = jobs[0]
-            return [(node, idx, self._send(node, idx, wires, asking))]
+            return [(node, idx, self._send(node, idx, wires, asking, poll=True))]
         if self._threads is None:
             self._threads = ThreadPoolExecutor(max_workers=8,
                                                thread_name_prefix="agentmem-cluster")
@@ -355,8 +360,12 @@ class ClusterRunner:
         return out
 
     def _send(self, node: ClusterNode, idx: list[int], wires: list[tuple[Any, ...]],
-              asking: dict[int, ClusterNode]) -> list[Any] | _Unsent:
-        """The calls ``idx`` on one node's connection, pipelined; their replies in order."""
+              asking: dict[int, ClusterNode], *, poll: bool = False) -> list[Any] | _Unsent:
+        """The calls ``idx`` on one node's connection, pipelined; their replies in order.
+
+        ``poll``: wait for the first reply by polling first (a plan for one node; the
+        threads of a plan for several nodes sleep, so that they leave the CPUs to the
+        servers)."""
         client: Any = self.node_client(node)
         pool = client.connection_pool
         try:
@@ -378,6 +387,13 @@ class ClusterRunner:
                 if i in asking:
                     conn.send_packed_command(pack_args(conn, ("ASKING",)), check_health=False)
                 conn.send_packed_command(pack_args(conn, wires[i]), check_health=False)
+            if poll and idx:
+                spin = self._spins.get(node.name)
+                if spin is None:
+                    spin = self._spins[node.name] = resolve_spin(
+                        self._spin_us, host=node.host, unix=False)
+                if spin:
+                    wait_readable(conn, spin)
             for i in idx:
                 if i in asking:
                     with contextlib.suppress(redis.ResponseError):
@@ -880,6 +896,7 @@ def connect_cluster(
     embedding_dim: int | None = None,
     batch_size: int = 500,
     grid_cell: float = DEFAULT_GRID_CELL,
+    spin_us: int | None = None,
     **options: Any,
 ) -> ClusterMemory:
     """Open a blocking store on a Redis Cluster (or a Valkey cluster).
@@ -900,6 +917,7 @@ def connect_cluster(
     layout(layout_version)
     check_options(ttl=ttl, relative_index_size=relative_index_size,
                   embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
+    resolve_spin(spin_us, host=None, unix=False)  # a malformed value fails before connecting
     if client is None:
         nodes, parsed = parse_nodes(url_or_nodes)
         try:
@@ -914,7 +932,7 @@ def connect_cluster(
     elif not isinstance(client, RedisCluster):
         raise ConfigError(f"connect_cluster() needs a redis.cluster.RedisCluster client, got "
                           f"{type(client).__module__}.{type(client).__name__}")
-    runner = ClusterRunner(client, layout_version)
+    runner = ClusterRunner(client, layout_version, spin_us=spin_us)
     actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
                                relative_index_size=relative_index_size,
                                embedding_dim=embedding_dim, batch_size=batch_size,

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio
+from agentmem.backends.spin import client_spin, wait_readable
 from pydantic import BaseModel
 from redis.exceptions import NoScriptError
 
@@ -160,14 +161,19 @@ class RedisRunner:
     The calls of a plan are written to one connection as they are built and
     their replies read afterwards: one round trip, with building and sending
     overlapping the server's work. Scripts the server lacks are loaded and
-    the refused calls sent again (a ``NOSCRIPT`` call has not run).
+    the refused calls sent again (a ``NOSCRIPT`` call has not run). Before the
+    first reply it polls the socket for up to ``spin`` seconds
+    (:mod:`agentmem.backends.spin`; ``None``: on for a local server).
     """
 
-    def __init__(self, client: redis.Redis, layout_version: int | None = None) -> None:
+    def __init__(self, client: redis.Redis, layout_version: int | None = None, *,
+                 spin_us: int | None = None) -> None:
         _check_client(client)
         self.client = client
         self.pending_layout = layout_version
         """The layout the server must record; checked before the first plan, then None."""
+        self.spin = client_spin(spin_us, client.connection_pool.connection_kwargs)
+        """The longest poll for a reply, in seconds (0: a blocking read)."""
 
     def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -223,6 +229,8 @@ class RedisRunner:
             for call in calls:
                 conn.send_packed_command(pack_args(conn, call.args), check_health=not sent)
                 sent.append(call)
+            if self.spin and sent:
+                wait_readable(conn, self.spin)
             for call in sent:
                 try:
                     replies.append(client.parse_response(conn, _command_name(call)))
@@ -411,6 +419,7 @@ def connect(
     embedding_dim: int | None = None,
     batch_size: int = 500,
     grid_cell: float = DEFAULT_GRID_CELL,
+    spin_us: int | None = None,
     **pool_options: Any,
 ) -> Memory:
     """Open a blocking store. ``url`` is a redis-py URL (``redis://``, ``rediss://``,
@@ -419,8 +428,11 @@ def connect(
     ``relative_index_size`` the length of the relative index, ``embedding_dim`` the
     required embedding length, ``batch_size`` the records per script call of
     ``add_many``, ``grid_cell`` the side of a cell of the radius-search grid (the same
-    for every client of the data). ``pool_options`` go to the connection pool
-    (``max_connections`` …).
+    for every client of the data). ``spin_us`` is how long, in microseconds, a call
+    polls the socket for its reply before it sleeps (``None``: 200 µs when the server
+    is on this machine, a loopback address or a Unix socket, and at least two CPUs
+    are usable, else 0; ``0``: never; see :mod:`agentmem.backends.spin`).
+    ``pool_options`` go to the connection pool (``max_connections`` …).
 
     The first call compares ``layout_version`` with the version the server records
     in ``agentmem:layout`` (no key: layout 1; a store of another layout records it
@@ -439,7 +451,7 @@ def connect(
             client = redis.Redis.from_url(url, decode_responses=False, **pool_options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
-    runner = RedisRunner(client, layout_version)
+    runner = RedisRunner(client, layout_version, spin_us=spin_us)
     actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
                                relative_index_size=relative_index_size,
                                embedding_dim=embedding_dim, batch_size=batch_size,
@@ -460,7 +472,8 @@ def connect_async(
     grid_cell: float = DEFAULT_GRID_CELL,
     **pool_options: Any,
 ) -> AsyncMemory:
-    """Open an asyncio store; the same options as :func:`connect`."""
+    """Open an asyncio store; the same options as :func:`connect` except ``spin_us``
+    (an asyncio client waits for replies in its event loop)."""
     opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size,
                     grid_cell)
     if client is not None and not isinstance(client, redis.asyncio.Redis):

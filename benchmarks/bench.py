@@ -12,7 +12,11 @@ them into what it sends:
   naive        the specification's ``store_agent_action`` (section 4.1) written
                out: one command per round trip, ``update_action_relative_index``
                included. Slow, so timed on the first ``--naive-n`` actions.
-  add          ``mem.actions.add(Action(**d))`` per action (first ``--single-n``)
+  add          ``mem.actions.add(Action(**d))`` per action (first ``--single-n``),
+               with the defaults of ``agentmem.connect`` (on a local server the
+               client polls the socket for its reply up to 200 µs before it sleeps:
+               ``agentmem.backends.spin``)
+  add, no poll the same with ``connect(url, spin_us=0)`` (informational)
   record       ``mem.actions.record(**d)`` per action (informational)
   add_many     ``mem.actions.add_many([Action(**d) for d in all])``
   lua_batch    the reference ``lua_batch`` path of ``../shared/bench/limits.py``
@@ -246,6 +250,14 @@ def flush(admin: redis.Redis) -> None:
     admin.execute_command("FLUSHDB", "SYNC")
 
 
+def spec_keys(admin: redis.Redis) -> int:
+    """Keys of the specification's layout: all but agentmem's radius-search grids
+    (``...:grid``) and its own records (``agentmem:...``), which the other paths lack."""
+    extra = sum(1 for k in admin.scan_iter(count=1000)
+                if k.endswith(b":grid") or k.startswith(b"agentmem:"))
+    return int(admin.dbsize()) - extra
+
+
 def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> None:
     """One timed write into a flushed database: its rate and memory go into ``row``.
 
@@ -265,7 +277,7 @@ def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> Non
     row.rates.append(row.n / dt)
     if row.redis_memory:
         row.bytes_per_action.append((after - before) / row.n)
-    row.keys = int(admin.dbsize())
+    row.keys = spec_keys(admin)
     finish = getattr(write, "finish", None)
     if finish is not None:
         finish()
@@ -346,6 +358,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
     raw = redis.Redis.from_url(url)  # the naive writer: a plain redis-py client
     text = redis.Redis.from_url(url, decode_responses=True)  # the spec's reader
     mem = agentmem.connect(url)
+    sleeper = agentmem.connect(url, spin_us=0)  # the same store, a blocking read per reply
     info = admin.info("server")
     server = {
         "label": label,
@@ -354,6 +367,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
         "valkey_version": info.get("valkey_version"),
         "server_name": info.get("server_name", "redis"),
         "load_before": round(os.getloadavg()[0], 2),
+        "spin_us": round(mem.runner.spin * 1e6),
     }
     n = len(actions)
     naive_n = min(args.naive_n, n)
@@ -373,7 +387,8 @@ def run_server(url: str, label: str, args: argparse.Namespace,
         return go
 
     # (b) agentmem single writes, and record() which builds the Action itself
-    def single(batch: list[dict[str, Any]]) -> Callable[[], None]:
+    def single(batch: list[dict[str, Any]], add: Callable[[Action], Action] = add
+               ) -> Callable[[], None]:
         def go() -> None:
             for d in batch:
                 add(Action(**d))
@@ -397,6 +412,10 @@ def run_server(url: str, label: str, args: argparse.Namespace,
         (Row("agentmem add()", "write", single_n, "actions/s", baseline="naive",
              target=TARGETS["add"], note=f"first {single_n:,} actions"),
          single(actions[:single_n]), single(warm)),
+        (Row("agentmem add(), no poll", "write", single_n, "actions/s", baseline="naive",
+             note=f"first {single_n:,} actions; spin_us=0; informational"),
+         single(actions[:single_n], sleeper.actions.add),
+         single(warm, sleeper.actions.add)),
         (Row("agentmem record()", "write", single_n, "actions/s", baseline="naive",
              note=f"first {single_n:,} actions; informational"),
          recording(actions[:single_n]), recording(warm)),
@@ -494,6 +513,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
         for c in (admin, raw, text):
             c.close()
         mem.close()
+        sleeper.close()
         result = _result(server, dual_rows, [], time.perf_counter() - started)
         result["read_checked"] = 0
         server["load_after"] = round(os.getloadavg()[0], 2)
@@ -545,6 +565,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
     for c in (admin, raw, text):
         c.close()
     mem.close()
+    sleeper.close()
     result = _result(server, rows, mismatches, time.perf_counter() - started)
     result["read_checked"] = len(checked)
     server["load_after"] = round(os.getloadavg()[0], 2)
@@ -642,7 +663,9 @@ def render(result: dict[str, Any]) -> str:
     name = f"Valkey {s['valkey_version']}" if s.get("valkey_version") else \
         f"Redis {s['redis_version']}"
     lines = [f"## {name} ({s['label']}, {s['url']}) - {result['seconds']:.0f} s, "
-             f"1-min load average {s['load_before']} before, {s['load_after']} after", ""]
+             f"1-min load average {s['load_before']} before, {s['load_after']} after", "",
+             f"agentmem's client polls for a reply up to {s['spin_us']} µs before it sleeps "
+             "(`connect()`'s default `spin_us` for this server).", ""]
     head = ("| path | n | rate (median) | min-max | vs baseline | target | result "
             "| bytes/action | note |")
     lines += [head, "|---|--:|--:|--:|--:|:-:|:-:|--:|---|"]
