@@ -704,8 +704,8 @@ def render(result: dict[str, Any]) -> str:
                      f"{batch['keys']:,}")
     elif dual:
         lines.append(f"Check: every dual-write and SQL-only round put all {dual['n']:,} "
-                     f"actions in agent_actions; dual-write left {dual['keys']:,} Redis keys"
-                     + (" (as add_many)." if batch else "."))
+                     f"actions in agent_actions; dual-write left {dual['keys']:,} keys of the "
+                     "specification's layout" + (" (as add_many)." if batch else "."))
     if not result["read_checked"]:
         pass
     elif result["read_mismatches"]:
@@ -721,8 +721,9 @@ def render(result: dict[str, Any]) -> str:
     if len(set(full.values())) > 1:
         lines.append(f"WARNING: key counts differ at equal n: {full}")
     elif full:
-        lines.append(f"Check: same number of keys after writing all actions on every "
-                     f"full-n path ({next(iter(full.values())):,}).")
+        lines.append(f"Check: same number of keys of the specification's layout after "
+                     f"writing all actions on every full-n path ({next(iter(full.values())):,}; "
+                     "agentmem's grid keys and agentmem:* records not counted).")
     return "\n".join(lines)
 
 
