@@ -83,8 +83,8 @@ def wait_readable(conn: Any, budget: float) -> None:
     without a plain socket (TLS may hold decrypted bytes the socket does not show).
     """
     sock = getattr(conn, "_sock", None)
-    if sock is None or isinstance(sock, ssl.SSLSocket):
-        return
+    if sock is None or isinstance(sock, ssl.SSLSocket) or not hasattr(select, "poll"):
+        return  # (no select.poll: Windows)
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN | select.POLLERR | select.POLLHUP)
     poll = poller.poll
