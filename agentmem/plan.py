@@ -112,6 +112,19 @@ def paused_gc(pause: bool) -> AbstractContextManager[None]:
     return _PausedGC()
 
 
+def run_through(run_once: Callable[[Plan[Any]], Any], plan: Plan[T]) -> T:
+    """Run ``plan`` with a blocking runner's ``run_once`` (one round trip, returning
+    the result or a :class:`FollowUp`), and its follow-ups, until there is a result;
+    the garbage collector paused for bulk plans (:func:`paused_gc`)."""
+    current: Plan[Any] = plan
+    while True:
+        with paused_gc(current.bulk):
+            result = run_once(current)
+        if not isinstance(result, FollowUp):
+            return result  # type: ignore[no-any-return]
+        current = result.plan
+
+
 def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:
     """A plan of one call whose reply is parsed by ``parse`` (an error reply is raised)."""
 

@@ -46,7 +46,7 @@ from agentmem.keyspace import (
     layout,
 )
 from agentmem.models import IMAction
-from agentmem.plan import Call, FollowUp, Plan, paused_gc, script_call
+from agentmem.plan import Call, FollowUp, Plan, run_through, script_call
 from agentmem.repository import Repository
 from agentmem.schema import RecordSpec
 from agentmem.scripts import Script
@@ -250,12 +250,7 @@ class ClusterRunner:
     def run(self, plan: Plan[T]) -> T:
         if self.layout_version is not None:
             self.check_layout()
-        while True:
-            with paused_gc(plan.bulk):
-                result = self._run_once(plan)
-            if not isinstance(result, FollowUp):
-                return result
-            plan = result.plan
+        return run_through(self._run_once, plan)
 
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         keyslot: Any = self.client.keyslot

@@ -30,7 +30,7 @@ from agentmem.keyspace import (
     layout,
 )
 from agentmem.models import IMAction
-from agentmem.plan import Call, FollowUp, Plan, paused_gc
+from agentmem.plan import Call, FollowUp, Plan, run_through
 from agentmem.repository import AsyncRepository, Repository
 from agentmem.schema import RecordSpec
 
@@ -191,12 +191,7 @@ class RedisRunner:
     def run(self, plan: Plan[T]) -> T:
         if self.pending_layout is not None:
             self.check_layout()
-        while True:
-            with paused_gc(plan.bulk):
-                result = self._run_once(plan)
-            if not isinstance(result, FollowUp):
-                return result
-            plan = result.plan
+        return run_through(self._run_once, plan)
 
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
