@@ -149,7 +149,9 @@ def test_a_reply_later_than_the_poll_is_read_after_it(local: LocalServer) -> Non
         assert steps == [4]
 
 
-def test_a_server_lost_during_the_poll_is_unavailable(local: LocalServer) -> None:
+def test_a_server_lost_while_a_reply_is_awaited_is_unavailable(local: LocalServer) -> None:
+    """The server is killed 30 ms into a wait whose poll may last 100 ms: usually while
+    the client polls, else in the blocking read after it; either way Unavailable."""
     with local, agentmem.connect(local.url, spin_us=spin.MAX_SPIN_US) as mem:
         assert mem.actions.steps("s1") == []
         _busy(local.url)
