@@ -10,6 +10,7 @@ version other than the client's, stops it before it writes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,8 @@ def _no_time(value: Any) -> Any:
     """``value`` with every write time cleared (the two runs may straddle a second)."""
     if isinstance(value, agentmem.Action):
         return value.model_copy(update={"stored_at": None})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # e.g. a Lesson
+        return {f.name: _no_time(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, list | tuple):
         return [_no_time(v) for v in value]
     if isinstance(value, dict):
