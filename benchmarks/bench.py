@@ -223,6 +223,8 @@ class Row:
     unit: str
     rates: list[float] = field(default_factory=list)
     bytes_per_action: list[float] = field(default_factory=list)
+    # server time in scripts (EVALSHA/EVAL, INFO commandstats) per action, per round
+    script_us: list[float] = field(default_factory=list)
     keys: int | None = None
     redis_memory: bool = True  # False: the path writes no Redis (bytes/action left empty)
     baseline: str | None = None
@@ -237,6 +239,10 @@ class Row:
     def memory(self) -> float | None:
         return statistics.median(self.bytes_per_action) if self.bytes_per_action else None
 
+    @property
+    def script(self) -> float | None:
+        return statistics.median(self.script_us) if self.script_us else None
+
 
 def used_memory(admin: redis.Redis) -> int:
     return int(admin.info("memory")["used_memory"])
@@ -248,6 +254,13 @@ def flush(admin: redis.Redis) -> None:
     default), so a ``used_memory`` read right after it would still count the
     previous round's data."""
     admin.execute_command("FLUSHDB", "SYNC")
+
+
+def script_usec(admin: redis.Redis) -> int:
+    """Microseconds the server has spent running scripts (``EVALSHA`` and ``EVAL``
+    in ``INFO commandstats``; the commands a script calls are inside that time)."""
+    stats = admin.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "eval"))
 
 
 def spec_keys(admin: redis.Redis) -> int:
@@ -269,6 +282,7 @@ def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> Non
     if prepare is not None:
         prepare()
     gc.collect()
+    scripts = script_usec(admin)
     before = used_memory(admin)
     t0 = time.perf_counter()
     write()
@@ -277,6 +291,9 @@ def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> Non
     row.rates.append(row.n / dt)
     if row.redis_memory:
         row.bytes_per_action.append((after - before) / row.n)
+        spent = script_usec(admin) - scripts
+        if spent > 0:
+            row.script_us.append(spent / row.n)
     row.keys = spec_keys(admin)
     finish = getattr(write, "finish", None)
     if finish is not None:
@@ -335,6 +352,52 @@ class SqlPath:
         for suffix in ("", "-wal", "-shm"):
             if os.path.exists(self.path + suffix):
                 os.remove(self.path + suffix)
+
+
+def build_time(actions: list[dict[str, Any]], repeat: int) -> float:
+    """Microseconds per action of ``[Action(**d) for d in actions]``, the part of the
+    ``add_many`` and dual-write paths that runs before the call (median of rounds)."""
+    spent = []
+    for _ in range(repeat):
+        gc.collect()
+        t0 = time.perf_counter()
+        built = [Action(**d) for d in actions]
+        spent.append((time.perf_counter() - t0) / len(actions) * 1e6)
+        del built
+    return statistics.median(spent)
+
+
+def ceiling(result: dict[str, Any]) -> list[str]:
+    """What the measured server time allows: the lines under the targets.
+
+    ``add_many`` builds its ``Action`` objects before the call, and the server runs
+    the write script for every action; a client that cost nothing else could not
+    write faster than one action per (build + script) time.
+    """
+    rows = {r["path"]: r for r in result["rows"]}
+    batch, naive = rows.get("agentmem add_many()"), rows.get("naive (spec 4.1)")
+    build = result["server"].get("build_us")
+    if not (batch and batch["script"] and build):
+        return []
+    bound = 1e6 / (build + batch["script"])
+    lines = [f"Ceiling: add_many's write script ran {batch['script']:.1f} µs per action on "
+             f"the server (INFO commandstats, median of rounds) and building the Actions took "
+             f"{build:.1f} µs per action before the call; with a client that cost nothing "
+             f"else, add_many could write at most {_fmt(bound)} actions/s"]
+    if naive:
+        lines[0] += (f", {bound / naive['rate']:.1f}x the naive path "
+                     f"(target {TARGETS['add_many']:g}x)")
+    ref = rows.get("lua_batch (limits.py)")
+    if ref and ref["script"]:
+        lines[0] += f"; the reference lua_batch script ran {ref['script']:.1f} µs per action"
+    lines[0] += "."
+    dual, sql = rows.get("dual-write (Redis + SQLite)"), rows.get("SQL-only bulk (AgentFarm)")
+    if dual and sql:
+        lines.append(f"Dual-write does add_many's work and the archive's: the same ceiling is "
+                     f"{bound / sql['rate']:.2f}x the SQL-only rate (target "
+                     f"{TARGETS['dual']:g}x); add_many alone measured "
+                     f"{batch['rate'] / sql['rate']:.2f}x of it.")
+    return lines
 
 
 def measure_writes(admin: redis.Redis, paths: list[tuple[Row, Callable[[], object],
@@ -509,6 +572,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
         tmp.cleanup()
     dual_rows = [r for r in measured if r.what == "dual"]
     rows += [r for r in measured if r.what != "dual"]
+    server["build_us"] = build_time(actions, repeat)
     if args.only_dual:
         for c in (admin, raw, text):
             c.close()
@@ -599,7 +663,8 @@ def _result(server: dict[str, Any], rows: list[Row], mismatches: list[str],
         paired = statistics.median(a / b for a, b in zip(r.rates, pairs, strict=False)) \
             if r.baseline and len(r.rates) == len(pairs) else None
         d = asdict(r)
-        d.update(rate=r.rate, memory=r.memory, ratio=ratio, paired_ratio=paired,
+        d.update(rate=r.rate, memory=r.memory, script=r.script, ratio=ratio,
+                 paired_ratio=paired,
                  met=None if r.target is None else bool(ratio is not None and ratio >= r.target))
         out_rows.append(d)
     return {"server": server, "rows": out_rows, "read_mismatches": mismatches,
@@ -693,6 +758,7 @@ def render(result: dict[str, Any]) -> str:
                    if r["paired_ratio"] is not None else "")
                 for r in result["rows"] if r["target"]]
     lines += ["Targets: " + "; ".join(verdicts) + "."]
+    lines += ceiling(result)
     rows = {r["path"]: r for r in result["rows"]}
     full, batch = rows.get("naive, all actions"), rows.get("agentmem add_many()")
     if full and batch:
