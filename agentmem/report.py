@@ -66,7 +66,12 @@ def tier_counts(memory: Memory, agent_ids: Sequence[str]) -> tuple[int, int]:
 
 
 def used_memory(memory: Memory) -> int:
-    """Redis ``INFO memory`` ``used_memory``, in bytes."""
+    """Redis ``INFO memory`` ``used_memory``, in bytes; on a Redis Cluster, summed over
+    its masters (the nodes that hold the data)."""
+    runner: Any = getattr(memory, "runner", None)
+    if runner is not None and getattr(runner, "cluster", False):
+        return sum(int(runner.node_client(node).info("memory")["used_memory"])
+                   for node in runner.primaries())
     return int(memory.client.info("memory")["used_memory"])
 
 

@@ -18,6 +18,7 @@ from test_cli import demo_then_every_command
 from agentmem import integrity
 from agentmem.localserver import LocalCluster, find_binary
 from agentmem.models import Action
+from agentmem.report import used_memory
 from agentmem.tiers import TierPolicy, Tiers
 
 
@@ -45,6 +46,19 @@ def test_every_command_on_a_cluster(cluster: LocalCluster, cm: ClusterMemory,
     base = ["--redis-url", cluster.url, "--archive-url", str(tmp_path / "archive.db"),
             "--data", str(tmp_path / "data")]
     demo_then_every_command(base, tmp_path, layout_version=2)
+
+
+def test_memory_figures_sum_every_master(cm: ClusterMemory) -> None:
+    """``report.used_memory`` (the demo's per-step series, the report's chart, ``stats``)
+    is the masters' ``used_memory`` summed, not one node's."""
+    cm.actions.add_many(_actions(30, 20))
+    nodes = [cm.runner.node_client(n) for n in cm.runner.primaries()]
+    before = [int(c.info("memory")["used_memory"]) for c in nodes]
+    total = used_memory(cm)
+    after = [int(c.info("memory")["used_memory"]) for c in nodes]
+    assert len(nodes) == 3
+    assert min(sum(before), sum(after)) * 0.95 <= total <= max(sum(before), sum(after)) * 1.05
+    assert total > 1.5 * max(before + after)
 
 
 def _actions(agents: int, steps: int) -> list[Action]:

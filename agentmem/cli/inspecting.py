@@ -16,6 +16,7 @@ from agentmem.cli import output
 from agentmem.cli.stores import Stores
 from agentmem.models import Action, IMAction
 from agentmem.plan import Plan, command
+from agentmem.report import used_memory
 from agentmem.sync import archive_to_sql
 from agentmem.tiers import Tiers, scan_keys
 
@@ -35,14 +36,8 @@ def _glob(text: str) -> str:
 
 def _used_memory(memory: Any) -> dict[str, Any]:
     """``used_memory`` of the server, or summed over a cluster's masters."""
-    runner = getattr(memory, "runner", None)
-    if runner is not None and getattr(runner, "cluster", False):
-        used = sum(int(runner.node_client(n).info("memory")["used_memory"])
-                   for n in runner.primaries())
-        return {"used_memory": used, "used_memory_human": _human(used)}
-    info = memory.client.info("memory")
-    return {"used_memory": int(info["used_memory"]),
-            "used_memory_human": str(info["used_memory_human"])}
+    used = used_memory(memory)
+    return {"used_memory": used, "used_memory_human": _human(used)}
 
 
 def _human(n: float) -> str:
