@@ -35,6 +35,7 @@ from agentmem import tierreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive, agent_actions
 from agentmem.errors import AgentMemError, BackendError, InvalidInput
+from agentmem.tiers import used_memory
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -63,16 +64,6 @@ def tier_counts(memory: Memory, agent_ids: Sequence[str]) -> tuple[int, int]:
     """``(STM, IM)`` actions of the agents, summed."""
     sizes = tier_sizes(memory, agent_ids)
     return sum(s for s, _ in sizes), sum(i for _, i in sizes)
-
-
-def used_memory(memory: Memory) -> int:
-    """Redis ``INFO memory`` ``used_memory``, in bytes; on a Redis Cluster, summed over
-    its masters (the nodes that hold the data)."""
-    runner: Any = getattr(memory, "runner", None)
-    if runner is not None and getattr(runner, "cluster", False):
-        return sum(int(runner.node_client(node).info("memory")["used_memory"])
-                   for node in runner.primaries())
-    return int(memory.client.info("memory")["used_memory"])
 
 
 @dataclass

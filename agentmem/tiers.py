@@ -550,6 +550,16 @@ def scan_keys(memory: Any, match: str, batch: int) -> Iterable[Any]:
         yield from runner.node_client(node).scan_iter(match=match, count=batch)
 
 
+def used_memory(memory: Any) -> int:
+    """Redis ``INFO memory`` ``used_memory``, in bytes; on a Redis Cluster, summed over
+    its masters (the nodes that hold the data)."""
+    runner: Any = getattr(memory, "runner", None)
+    if runner is not None and getattr(runner, "cluster", False):
+        return sum(int(runner.node_client(node).info("memory")["used_memory"])
+                   for node in runner.primaries())
+    return int(memory.client.info("memory")["used_memory"])
+
+
 def _server_time(memory: Any) -> float:
     """The server's clock in seconds (a cluster: its first master's)."""
     runner = getattr(memory, "runner", None)

@@ -16,9 +16,8 @@ from agentmem.cli import output
 from agentmem.cli.stores import Stores
 from agentmem.models import Action, IMAction
 from agentmem.plan import Plan, command
-from agentmem.report import used_memory
 from agentmem.sync import archive_to_sql
-from agentmem.tiers import Tiers, scan_keys
+from agentmem.tiers import Tiers, scan_keys, used_memory
 
 pass_stores = click.make_pass_decorator(Stores)
 
