@@ -540,33 +540,30 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def _masters(memory: Any) -> list[Any]:
+    """Clients of the nodes that hold the data: the server, or every master of a Redis
+    Cluster (in slot-map order)."""
+    runner: Any = getattr(memory, "runner", None)
+    if runner is not None and getattr(runner, "cluster", False):
+        return [runner.node_client(node) for node in runner.primaries()]
+    return [memory.client]
+
+
 def scan_keys(memory: Any, match: str, batch: int) -> Iterable[Any]:
     """SCAN MATCH on the server, or on every master of a Redis Cluster."""
-    runner: Any = getattr(memory, "runner", None)
-    if not getattr(runner, "cluster", False):
-        yield from memory.client.scan_iter(match=match, count=batch)
-        return
-    for node in runner.primaries():
-        yield from runner.node_client(node).scan_iter(match=match, count=batch)
+    for client in _masters(memory):
+        yield from client.scan_iter(match=match, count=batch)
 
 
 def used_memory(memory: Any) -> int:
     """Redis ``INFO memory`` ``used_memory``, in bytes; on a Redis Cluster, summed over
     its masters (the nodes that hold the data)."""
-    runner: Any = getattr(memory, "runner", None)
-    if runner is not None and getattr(runner, "cluster", False):
-        return sum(int(runner.node_client(node).info("memory")["used_memory"])
-                   for node in runner.primaries())
-    return int(memory.client.info("memory")["used_memory"])
+    return sum(int(client.info("memory")["used_memory"]) for client in _masters(memory))
 
 
 def _server_time(memory: Any) -> float:
     """The server's clock in seconds (a cluster: its first master's)."""
-    runner = getattr(memory, "runner", None)
-    client = memory.client
-    if runner is not None and getattr(runner, "cluster", False):
-        client = runner.node_client(runner.primaries()[0])
-    sec, _ = client.time()
+    sec, _ = _masters(memory)[0].time()
     return float(sec)
 
 
