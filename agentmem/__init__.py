@@ -7,9 +7,6 @@
     mem.actions.by_type("a1", "move", limit=10)
 """
 
-from agentmem.actions import ActionRepository, AsyncActionRepository
-from agentmem.agent import AgentMemoryMixin
-from agentmem.analytics import Lesson, SequenceAnalysis, action_importance
 from agentmem.backends.redis import AsyncMemory, Memory, connect, connect_async
 from agentmem.errors import (
     AgentMemError,
@@ -24,12 +21,10 @@ from agentmem.errors import (
     Unavailable,
     WriteError,
 )
-from agentmem.fields import AsJson, Identifier, Split, StoredAs, Vector, WriteTime
-from agentmem.keyspace import layout
-from agentmem.models import Action, IMAction, Record
-from agentmem.nearby import Near
-from agentmem.repository import AsyncRepository, Repository
-from agentmem.schema import (
+from agentmem.model.analytics import Lesson, SequenceAnalysis, action_importance
+from agentmem.model.fields import AsJson, Identifier, Split, StoredAs, Vector, WriteTime
+from agentmem.model.records import Action, IMAction, Record
+from agentmem.model.schema import (
     ID,
     CounterIndex,
     GridIndex,
@@ -39,6 +34,11 @@ from agentmem.schema import (
     SortedIndex,
     declare,
 )
+from agentmem.plans.keyspace import layout
+from agentmem.plans.radius import Near
+from agentmem.repository.actions import ActionRepository, AsyncActionRepository
+from agentmem.repository.agent import AgentMemoryMixin
+from agentmem.repository.base import AsyncRepository, Repository
 
 __version__ = "0.1.0"
 

@@ -1,11 +1,11 @@
 """Redis Cluster: the same repositories and plans, run slot by slot on a cluster.
 
 :func:`connect_cluster` opens a :class:`ClusterMemory` whose repositories are the
-same :class:`~agentmem.actions.ActionRepository` / :class:`~agentmem.repository.Repository`
-classes as on one server, over a :class:`ClusterRunner`. Key layout 2 only: the agent
-id and the simulation id are hash tags, so each agent's keys share a slot, and each
-simulation's. See ``docs/cluster.md`` for the write split, the crash window and
-failover.
+same :class:`~agentmem.repository.actions.ActionRepository` /
+:class:`~agentmem.repository.base.Repository` classes as on one server, over a
+:class:`ClusterRunner`. Key layout 2 only: the agent id and the simulation id are hash
+tags, so each agent's keys share a slot, and each simulation's. See ``docs/cluster.md``
+for the write split, the crash window and failover.
 """
 
 from __future__ import annotations
@@ -34,10 +34,12 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from agentmem.actions import ActionRepository, _sim_agents, check_options
 from agentmem.errors import BackendError, ConfigError, Unavailable
-from agentmem.integrity_scripts import AGENT_INDICES
-from agentmem.keyspace import (
+from agentmem.lua.integrity import AGENT_INDICES
+from agentmem.lua.scripts import Script
+from agentmem.model.records import IMAction
+from agentmem.model.schema import RecordSpec
+from agentmem.plans.keyspace import (
     DEFAULT_ACTION_TTL,
     DEFAULT_GRID_CELL,
     DEFAULT_RELATIVE_INDEX_SIZE,
@@ -45,11 +47,9 @@ from agentmem.keyspace import (
     check_recorded_version,
     layout,
 )
-from agentmem.models import IMAction
-from agentmem.plan import Call, FollowUp, Plan, run_through, script_call
-from agentmem.repository import Repository
-from agentmem.schema import RecordSpec
-from agentmem.scripts import Script
+from agentmem.plans.plan import Call, FollowUp, Plan, run_through, script_call
+from agentmem.repository.actions import ActionRepository, _sim_agents, check_options
+from agentmem.repository.base import Repository
 
 T = TypeVar("T")
 MT = TypeVar("MT", bound=BaseModel)
@@ -743,7 +743,7 @@ class _ClusterWalk:
     def _agent_orphans(self, key: str, family: str, agent: str) -> None:
         """Entries of one agent-level index whose hash is gone (the single-server
         ORPHANS script, run in the agent's slot)."""
-        from agentmem import integrity_scripts as lua
+        from agentmem.lua import integrity as lua
 
         hfam = "im_action" if family == "im_timeline" else "action"
         pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}).split("\x02")

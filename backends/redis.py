@@ -19,9 +19,10 @@ from agentmem.backends.spin import client_spin, wait_readable
 from pydantic import BaseModel
 from redis.exceptions import NoScriptError
 
-from agentmem.actions import ActionRepository, AsyncActionRepository, check_options
 from agentmem.errors import BackendError, ConfigError, Unavailable
-from agentmem.keyspace import (
+from agentmem.model.records import IMAction
+from agentmem.model.schema import RecordSpec
+from agentmem.plans.keyspace import (
     DEFAULT_ACTION_TTL,
     DEFAULT_GRID_CELL,
     DEFAULT_RELATIVE_INDEX_SIZE,
@@ -29,10 +30,9 @@ from agentmem.keyspace import (
     check_recorded_version,
     layout,
 )
-from agentmem.models import IMAction
-from agentmem.plan import Call, FollowUp, Plan, run_through
-from agentmem.repository import AsyncRepository, Repository
-from agentmem.schema import RecordSpec
+from agentmem.plans.plan import Call, FollowUp, Plan, run_through
+from agentmem.repository.actions import ActionRepository, AsyncActionRepository, check_options
+from agentmem.repository.base import AsyncRepository, Repository
 
 hiredis: Any
 try:
@@ -331,7 +331,7 @@ class _Memory(Generic[R]):
 class Memory(_Memory[RedisRunner]):
     """A blocking agentmem store on one Redis or Valkey server.
 
-    ``actions`` is the :class:`~agentmem.actions.ActionRepository`;
+    ``actions`` is the :class:`~agentmem.repository.actions.ActionRepository`;
     ``repository(spec)`` gives one for any declared model.
     """
 

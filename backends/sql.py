@@ -54,9 +54,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 from sqlalchemy.sql import Select
 from sqlalchemy.types import TypeEngine
 
-from agentmem import jsonvalue
 from agentmem.errors import BackendError, ConfigError, DecodeError, InvalidInput, Unavailable
-from agentmem.models import Action
+from agentmem.model import jsonvalue
+from agentmem.model.records import Action
 
 __all__ = [
     "DETAILS_MAX_LENGTH",

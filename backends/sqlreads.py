@@ -2,7 +2,7 @@
 
 While Redis is unreachable, the dual writer answers the queries the archive
 can answer from it (see ``docs/failover.md``). Each function here returns what
-the :class:`~agentmem.actions.ActionRepository` method of the same name returns
+the :class:`~agentmem.repository.actions.ActionRepository` method of the same name returns
 for the same data, in the same order:
 
 - ``by_type`` / ``by_target``: newest first, by step, then by action id;
@@ -33,7 +33,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentmem.errors import InvalidInput
-from agentmem.models import Action
+from agentmem.model.records import Action
 
 __all__ = ["action_ids", "by_target", "by_type", "get", "high_reward", "recent", "timeline"]
 

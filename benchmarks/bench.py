@@ -85,8 +85,8 @@ from agentmem.backends import sql as amsql
 
 import agentmem
 from agentmem import Action
-from agentmem.dualwrite import DualWriter
-from agentmem.localserver import LocalServer, find_binary
+from agentmem.dualwrite.writer import DualWriter
+from agentmem.servers.local import LocalServer, find_binary
 from benchmarks.spec_reference import (  # the document's own code, verbatim
     ACTION_STM_TTL,
     get_agent_actions_by_type,

@@ -4,7 +4,7 @@
                                  [--repeats 5] [--masters 3]
 
 Both stores are private servers started here on loopback (the cluster with
-:class:`agentmem.localserver.LocalCluster`, key layout 2 on both). Each repeat
+:class:`agentmem.servers.local.LocalCluster`, key layout 2 on both). Each repeat
 flushes both and writes the same AgentFarm-shaped actions
 (:func:`benchmarks.bench.make_actions`) with one ``add_many``, alternating which
 store goes first (round robin); the median of each and their ratio are printed.
@@ -20,8 +20,8 @@ from typing import Any
 from agentmem.backends.cluster import ClusterMemory, connect_cluster
 
 import agentmem
-from agentmem.localserver import LocalCluster, LocalServer
-from agentmem.models import Action
+from agentmem.model.records import Action
+from agentmem.servers.local import LocalCluster, LocalServer
 from benchmarks.bench import make_actions
 
 

@@ -43,8 +43,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import agentmem
-from agentmem.localserver import LocalServer
-from agentmem.models import Action
+from agentmem.model.records import Action
+from agentmem.servers.local import LocalServer
 
 TYPES = ["move", "gather", "attack", "share"]
 

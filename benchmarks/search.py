@@ -20,7 +20,7 @@ float32 embeddings (``add_many``), then times:
                   would pay: ``ZRANGE 0 -1 WITHSCORES`` of the timeline, median
 
 and the sequence analytics over the agent's ``--n`` action types
-(``agentmem.sequences``, numpy) against pure-Python loops (``Counter``, dicts);
+(``agentmem.search.sequences``, numpy) against pure-Python loops (``Counter``, dicts);
 then radius search against full scans (``benchmarks/radius.py`` with its
 defaults, on a fresh server of the same kind; ``--no-radius`` leaves it out).
 The exit code is 0 whatever the figures: this is a report.
@@ -49,10 +49,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/radius.py
 import itertools
 
 import agentmem
-from agentmem.localserver import LocalServer
-from agentmem.models import Action
-from agentmem.sequences import best_next, cycles, ngram_counts, read_window, transition_matrix
-from agentmem.similarity import SimilarityIndex
+from agentmem.model.records import Action
+from agentmem.search.sequences import (
+    best_next,
+    cycles,
+    ngram_counts,
+    read_window,
+    transition_matrix,
+)
+from agentmem.search.similarity import SimilarityIndex
+from agentmem.servers.local import LocalServer
 
 TYPES = ["move", "gather", "attack", "share", "reproduce", "defend", "rest", "flee"]
 

@@ -38,8 +38,8 @@ from agentmem.backends.sql import open_archive
 
 import agentmem
 from agentmem import Action
-from agentmem.localserver import LocalServer, find_binary
-from agentmem.tiers import TierPolicy, Tiers
+from agentmem.servers.local import LocalServer, find_binary
+from agentmem.tiers.maintenance import TierPolicy, Tiers
 from benchmarks.bench import flush, make_actions
 
 TYPES = ("move", "gather", "share", "attack")

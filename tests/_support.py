@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from agentmem import Action
-from agentmem.fields import check_id
+from agentmem.model.fields import check_id
 
 
 def act(agent_id: str = "a1", step: int = 1, action_type: str = "move", *,

@@ -18,7 +18,7 @@ from _support import CountingProxy
 from hypothesis import settings
 
 import agentmem
-from agentmem.localserver import LocalServer, find_binary
+from agentmem.servers.local import LocalServer, find_binary
 
 settings.register_profile("agentmem", deadline=None, max_examples=100, derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "agentmem"))

@@ -4,7 +4,9 @@ Every command takes the stores from the group's options: ``--redis-url`` (or
 ``$AGENTMEM_REDIS_URL``) and ``--archive-url`` (or ``$AGENTMEM_ARCHIVE_URL``);
 without a Redis URL, the embedded Valkey of the data folder (``--data``,
 ``$AGENTMEM_DATA``, default ``./agentmem-data``) is started for the command and
-stopped when it ends (:mod:`agentmem.embedded`).
+stopped when it ends (:mod:`agentmem.servers.embedded`).
+
+May import: everything; nothing imports it.
 """
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ from typing import Any, BinaryIO, TextIO
 
 import click
 
-from agentmem import tierreads
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
-from agentmem.models import Action, IMAction
-from agentmem.plan import Plan, command
-from agentmem.sync import archive_to_sql
-from agentmem.tiers import Tiers, scan_keys, used_memory
+from agentmem.dualwrite.sync import archive_to_sql
+from agentmem.model.records import Action, IMAction
+from agentmem.plans.plan import Plan, command
+from agentmem.tiers import reads as tierreads
+from agentmem.tiers.maintenance import Tiers, scan_keys, used_memory
 
 pass_stores = click.make_pass_decorator(Stores)
 

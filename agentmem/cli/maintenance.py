@@ -11,8 +11,8 @@ import click
 from agentmem import integrity
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
-from agentmem.sync import archive_to_sql, load_from_sql
-from agentmem.tiers import DEFAULT_IM_TTL, TierPolicy, Tiers
+from agentmem.dualwrite.sync import archive_to_sql, load_from_sql
+from agentmem.tiers.maintenance import DEFAULT_IM_TTL, TierPolicy, Tiers
 
 pass_stores = click.make_pass_decorator(Stores)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from agentmem.models import Action, IMAction
+from agentmem.model.records import Action, IMAction
 
 ACTION_COLUMNS = ("tier", "action_id", "step_number", "action_type", "action_target_id",
                   "reward", "position")

@@ -38,7 +38,7 @@ def demo(stores: Stores, agents: int, steps: int, seed: int, simulation_id: str,
     A second run into the same stores needs --reset, or another --simulation-id and
     --agent-prefix.
     """
-    from agentmem.demo import DemoConfig, run_demo
+    from agentmem.app.demo import DemoConfig, run_demo
 
     config = DemoConfig(agents=agents, steps=steps, seed=seed, simulation_id=simulation_id,
                         agent_prefix=agent_prefix)
@@ -95,7 +95,7 @@ def _print_summary(s: dict[str, Any]) -> None:
 def report(stores: Stores, simulation: str, folder: str, as_json: bool) -> None:
     """Write PNG charts of a simulation: action mix over steps, rewards by type,
     memory per tier over the run (when the run was a `demo`)."""
-    from agentmem.report import write_report
+    from agentmem.app.report import write_report
 
     path = series_path(stores, simulation)
     files = write_report(stores.memory, stores.archive, simulation, Path(folder),

@@ -10,14 +10,14 @@ from typing import cast
 from agentmem.backends.cluster import connect_cluster, is_cluster_url
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
-from agentmem.embedded import Embedded, data_folder
-from agentmem.keyspace import (
+from agentmem.plans.keyspace import (
     DEFAULT_GRID_CELL,
     GRID_CELL_KEY,
     layout_key,
     parse_layout_value,
     recorded_cell,
 )
+from agentmem.servers.embedded import Embedded, data_folder
 
 REDIS_ENV = "AGENTMEM_REDIS_URL"
 ARCHIVE_ENV = "AGENTMEM_ARCHIVE_URL"

@@ -22,9 +22,9 @@ import numpy as np
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.dualwrite import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
+from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
+from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
 from agentmem.errors import ConfigError
-from agentmem.failover import DEFAULT_RETRY_INTERVAL
 
 __all__ = ["AgentFarmLogger"]
 

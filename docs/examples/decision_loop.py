@@ -23,8 +23,8 @@ from collections import defaultdict
 from typing import Any
 
 import agentmem
-from agentmem.localserver import LocalServer, find_binary
-from agentmem.models import Action
+from agentmem.model.records import Action
+from agentmem.servers.local import LocalServer, find_binary
 
 SIMULATION = "decision_loop"
 ACTIONS = ("gather", "fish", "rest")

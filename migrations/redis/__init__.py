@@ -7,7 +7,7 @@ and a runner: :func:`upgrade`, :func:`downgrade`, :func:`current`, :func:`status
 
 The server's state is three keys outside every layout's families:
 
-- ``agentmem:layout`` (:data:`~agentmem.keyspace.LAYOUT_KEY`): the layout version of
+- ``agentmem:layout`` (:data:`~agentmem.plans.keyspace.LAYOUT_KEY`): the layout version of
   the data, ``"<from>><to>"`` while a revision that changes it runs (no store opens
   the data then);
 - ``agentmem:layout:revision``: the last revision applied (absent: the revision of
@@ -36,7 +36,7 @@ import redis
 from agentmem.backends.redis import parse_url
 
 from agentmem.errors import ConfigError, LayoutError, Unavailable
-from agentmem.keyspace import LAYOUT_KEY, parse_layout_value
+from agentmem.plans.keyspace import LAYOUT_KEY, parse_layout_value
 
 __all__ = [
     "DEFAULT_BATCH",

@@ -27,8 +27,8 @@ import re
 import redis
 from agentmem.migrations.redis import Context, MigrationError
 
-from agentmem.keyspace import Layout
-from agentmem.keyspace import layout as get_layout
+from agentmem.plans.keyspace import Layout
+from agentmem.plans.keyspace import layout as get_layout
 
 revision = "0002"
 down_revision: str | None = "0001"

@@ -3,7 +3,7 @@
 The specification's ``store_agent_action`` stores ``json.dumps(details)``: a space
 after every ``,`` and ``:`` and every non-ASCII character as a ``\\uXXXX`` escape
 (six bytes for ``é``, twelve for an emoji). agentmem stores the same value as
-compact UTF-8 JSON (``agentmem.jsonvalue.dumps``). Both read back to the same
+compact UTF-8 JSON (``agentmem.model.jsonvalue.dumps``). Both read back to the same
 value, but the bytes differ: data written by both holds two forms of one value,
 and the specification's form takes more memory. The upgrade rewrites each
 action hash's ``details`` in the compact form; the downgrade writes them back in
@@ -26,8 +26,8 @@ from typing import Any
 from agentmem.migrations.redis import Context
 
 from agentmem.errors import InvalidInput
-from agentmem.jsonvalue import dumps
-from agentmem.keyspace import layout as get_layout
+from agentmem.model.jsonvalue import dumps
+from agentmem.plans.keyspace import layout as get_layout
 
 revision = "0003"
 down_revision: str | None = "0002"

@@ -1,0 +1,13 @@
+"""Dual-write: Redis and the SQL archive kept in agreement.
+
+Owns the unit of work (``DualWriter``), the reads that fall back to the archive,
+failover (journal, probing, replay) and the bulk sync between Redis and the
+archive.
+
+May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``,
+``agentmem.plans``, ``agentmem.repository.base``, ``agentmem.backends``.
+"""
+
+from agentmem.dualwrite.writer import DualWriter
+
+__all__ = ["DualWriter"]

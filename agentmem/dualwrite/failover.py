@@ -1,0 +1,284 @@
+"""Failover for the dual writer: keep writing while Redis is unreachable, lose nothing.
+
+:class:`Failover` holds the state the :class:`~agentmem.dualwrite.DualWriter`
+needs when Redis cannot be reached (see ``docs/failover.md``):
+
+- **ids**: an action that cannot reach Redis gets its id here, by the rule the
+  write script follows (``{agent_id}-{step}-{type}``, then the first free
+  ``.n``), against every id the archive, the writer's buffer and the journal
+  hold. With one writer per agent these are the ids Redis knows, so an id
+  given here is the one Redis would have given, also for a write whose reply
+  was lost with the connection (it may have been stored: the replay finds it).
+- **the journal**: the actions are appended to a durable
+  :class:`~agentmem.dualwrite.journal.Journal` before the write returns.
+- **probing**: at most every ``retry_interval`` seconds, a call that needs Redis
+  sends ``PING``; when it answers, the journal is replayed before anything else.
+- **replay**: journaled actions are written to Redis under their ids, in
+  order, with every index. An id found taken holds either the same action (a
+  write that reached Redis before the connection broke, or an earlier replay:
+  nothing to do) or, when another writer took it, a different one: the
+  journaled action is then stored under a new id and renamed in the archive.
+  A record Redis refuses for another reason (a key of the wrong type) cannot be
+  stored there; it stays in the archive and is listed in :attr:`Failover.refused`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from agentmem.backends import sqlreads
+from agentmem.backends.redis import Memory
+from agentmem.backends.sql import Archive
+from agentmem.dualwrite.journal import Journal
+from agentmem.errors import AgentMemError, InvalidInput, Unavailable, WriteError
+from agentmem.model.records import Action
+
+__all__ = ["DEFAULT_RETRY_INTERVAL", "Failover", "Replay", "default_journal_path", "same_action"]
+
+log = logging.getLogger("agentmem.dualwrite.failover")
+
+DEFAULT_RETRY_INTERVAL = 1.0
+REPLAY_CHUNK = 1000
+
+Key = tuple[str, str]  # (agent_id, action_id): what Redis keeps unique
+
+
+def default_journal_path(archive: Archive) -> Path:
+    """Beside a SQLite archive file (``<file>-agentmem-journal``); for any other
+    database, ``$XDG_DATA_HOME/agentmem/journal-<hash of the URL>`` (default
+    ``~/.local/share``)."""
+    if archive.engine.dialect.name == "sqlite" and "://" not in archive.location:
+        db = Path(archive.location)
+        return db.with_name(db.name + "-agentmem-journal")
+    home = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                           ".local", "share")
+    digest = hashlib.sha1(archive.location.encode()).hexdigest()[:16]
+    return Path(home) / "agentmem" / f"journal-{digest}"
+
+
+def same_action(a: Action, b: Action) -> bool:
+    """Equal in every field but the write time (which a replay sets anew)."""
+    return a.model_copy(update={"stored_at": None}) == b.model_copy(update={"stored_at": None})
+
+
+@dataclass
+class Replay:
+    """What one replay did."""
+
+    actions: list[Action]  # the journaled actions under their final ids, in order
+    lines: int  # journal lines replayed
+    stored: int = 0  # written to Redis now
+    present: int = 0  # found in Redis already
+    renamed: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  # action id -> reason
+
+
+class Failover:
+    """Ids, journal, probing and replay for a writer whose Redis may be down."""
+
+    def __init__(self, memory: Memory, archive: Archive, journal: Journal, *,
+                 retry_interval: float = DEFAULT_RETRY_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.memory = memory
+        self.archive = archive
+        self.journal = journal
+        self.retry_interval = retry_interval
+        self._clock = clock
+        self.down = False  # the last Redis call failed to connect
+        self._next_probe = 0.0
+        self.reserved: set[Key] = set()  # ids given here and not yet replayed
+        # ids Redis holds as far as this writer knows, per agent, while it is down:
+        # the agent's archived ids (read once per agent) and the writer's buffer
+        self._known: dict[str, set[str]] = {}
+        self._buffered: set[Key] = set()
+        self.refused: dict[str, str] = {}
+        self.pending_renames: list[tuple[str, str, str, str]] = []
+        self.unconfirmed = 0  # journal lines replayed to Redis, not yet known archived
+        if len(journal):  # a journal left by an earlier run: replay it before anything else
+            journal.open()
+            self.reserved = {(a.agent_id, str(a.action_id)) for a in journal.read()}
+
+    # -- state ----------------------------------------------------------------------------
+
+    @property
+    def needs_replay(self) -> bool:
+        """Redis was down, or the journal holds actions Redis has not seen.
+
+        Checked on every write: a journal this writer has not opened is empty (one
+        left by an earlier run is opened when the writer starts), so the file is
+        not looked at then."""
+        return self.down or (self.journal.is_open and len(self.journal) > self.unconfirmed)
+
+    def mark_down(self, exc: BaseException | None = None,
+                  buffered: Iterable[Action] = ()) -> None:
+        """Redis could not be reached. ``buffered``: the writer's actions stored in
+        Redis and not archived yet (their ids are taken)."""
+        self._buffered.update((a.agent_id, str(a.action_id)) for a in buffered)
+        if not self.down:
+            log.warning("%s; writing to the archive and the replay journal %s",
+                        exc or "Redis is unreachable", self.journal.path)
+        self.down = True
+        self._next_probe = self._clock() + self.retry_interval
+
+    # -- while Redis is down --------------------------------------------------------------
+
+    def _taken(self, agent_id: str) -> set[str]:
+        known = self._known.get(agent_id)
+        if known is None:
+            try:
+                known = sqlreads.action_ids(self.archive, agent_id)
+            except AgentMemError as exc:  # the archive is unreachable too: the replay renames
+                log.warning("the archive cannot tell which ids are taken (%s)", exc)
+                return {aid for agent, aid in self._buffered | self.reserved if agent == agent_id}
+            known.update(aid for agent, aid in self._buffered | self.reserved if agent == agent_id)
+            self._known[agent_id] = known
+        return known
+
+    def divert(self, items: Sequence[Action]) -> tuple[list[Action], dict[int, str]]:
+        """Give ``items`` ids and a write time, journal them; return them and the refusals.
+
+        Validated exactly as a Redis write validates (``InvalidInput``, nothing
+        journaled). An explicit id already known is refused, as Redis refuses it.
+        """
+        ops = self.memory.actions
+        for n, a in enumerate(items):
+            try:
+                ops.check(a)
+            except InvalidInput as exc:
+                raise type(exc)(f"record {n}: {exc}") from None
+        ops.writer.prepare_all(items)
+        new: dict[str, set[str]] = {}  # ids given in this call, per agent
+        stamp = int(time.time())
+        out: list[Action] = []
+        failed: dict[int, str] = {}
+        for n, a in enumerate(items):
+            taken = self._taken(a.agent_id)
+            mine = new.setdefault(a.agent_id, set())
+            if a.action_id is not None:
+                aid = a.action_id
+                if aid in taken or aid in mine:
+                    failed[n] = f"EXISTS: action_id {aid!r} is taken"
+                    continue
+            else:
+                base = f"{a.agent_id}-{a.step_number}-{a.action_type}"
+                aid, suffix = base, 0
+                while aid in taken or aid in mine:
+                    suffix += 1
+                    aid = f"{base}.{suffix}"
+            mine.add(aid)
+            out.append(a.model_copy(update={"action_id": aid, "stored_at": stamp}))
+        self.journal.append(out)  # durable first; only then are the ids taken
+        for agent, ids in new.items():
+            self._known.get(agent, set()).update(ids)
+            self.reserved.update((agent, aid) for aid in ids)
+        return out, failed
+
+    # -- coming back ----------------------------------------------------------------------
+
+    def recover(self, *, force: bool = False) -> Replay | None:
+        """Probe Redis (when due or ``force``) and replay the journal if it answers.
+
+        Returns the replay, or ``None`` when Redis is still down or nothing was due.
+        """
+        if not self.needs_replay:
+            return None
+        if self.down and not force and self._clock() < self._next_probe:
+            return None
+        try:
+            self.memory.ping()
+            done = self._replay()
+        except Unavailable as exc:
+            self.mark_down(exc)  # still (or again) down: the next probe later
+            return None
+        self.down = False
+        log.warning("Redis is back: replayed %d journaled actions (%d were there already)",
+                    len(done.actions), done.present)
+        return done
+
+    def _replay(self) -> Replay:
+        lines = len(self.journal.open())
+        journaled = self.journal.read()
+        done = Replay([], lines)
+        ops = self.memory.actions
+        for start in range(0, len(journaled), REPLAY_CHUNK):
+            chunk = journaled[start:start + REPLAY_CHUNK]
+            try:
+                ops.add_many(chunk)
+                done.stored += len(chunk)
+                done.actions.extend(chunk)
+                continue
+            except WriteError as exc:
+                failed = exc.failed
+            done.stored += len(chunk) - len(failed)
+            taken = [a for pos, a in enumerate(chunk) if failed.get(pos, "").startswith("EXISTS")]
+            held = self._held(taken)
+            for pos, a in enumerate(chunk):
+                reason = failed.get(pos)
+                if reason is None:
+                    done.actions.append(a)
+                elif not reason.startswith("EXISTS"):
+                    done.refused[str(a.action_id)] = reason
+                    done.actions.append(a)
+                elif (h := held.get((a.agent_id, str(a.action_id)))) is None \
+                        or same_action(h, a):
+                    done.present += 1  # stored before (its hash may have expired since)
+                    done.actions.append(a)
+                else:
+                    done.actions.append(self._rename(a, done))
+        self.refused.update(done.refused)
+        for aid, reason in done.refused.items():
+            log.error("Redis refused journaled action %s (%s); it stays in the archive",
+                      aid, reason)
+        self.unconfirmed = lines
+        self.reserved.clear()
+        self._known.clear()  # Redis knows its ids again
+        self._buffered.clear()
+        return done
+
+    def _held(self, actions: Sequence[Action]) -> dict[Key, Action]:
+        """What Redis holds under the ids of ``actions`` (one round trip per agent)."""
+        by_agent: dict[str, list[str]] = {}
+        for a in actions:
+            by_agent.setdefault(a.agent_id, []).append(str(a.action_id))
+        out: dict[Key, Action] = {}
+        for agent, ids in by_agent.items():
+            for got in self.memory.actions.get_many(ids, agent_id=agent):
+                if got is not None and got.action_id is not None:
+                    out[(agent, got.action_id)] = got
+        return out
+
+    def _rename(self, a: Action, done: Replay) -> Action:
+        """Store ``a``, whose id another action holds in Redis, under a new id."""
+        old = str(a.action_id)
+        try:
+            new = self.memory.actions.add(a.model_copy(update={"action_id": None}))
+        except WriteError as exc:
+            done.refused[old] = str(exc)
+            return a
+        new_id = str(new.action_id)
+        done.stored += 1
+        done.renamed[(a.simulation_id, a.agent_id, old)] = new_id
+        self.pending_renames.append((a.simulation_id, a.agent_id, old, new_id))
+        log.warning("journaled action %s of agent %s found its id taken by another action "
+                    "in Redis: stored as %s", old, a.agent_id, new_id)
+        return new
+
+    def apply_renames(self) -> None:
+        """Rename in the archive the actions a replay stored under new ids."""
+        while self.pending_renames:
+            sim, agent, old, new = self.pending_renames[0]
+            self.archive.rename_id(sim, agent, old, new)
+            self.pending_renames.pop(0)
+
+    def confirm(self) -> None:
+        """Everything replayed is archived: clear the journal (unless more came)."""
+        if self.unconfirmed and len(self.journal) == self.unconfirmed \
+                and not self.pending_renames:
+            self.journal.clear()
+            self.unconfirmed = 0

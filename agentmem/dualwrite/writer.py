@@ -1,0 +1,519 @@
+"""Dual write: store actions in Redis and archive them in bulk to SQL (a unit of work).
+
+``DualWriter(memory, archive)`` stores each action through ``memory.actions``
+(Redis or Valkey) and queues the stored copy, with its final ``action_id`` and
+``stored_at``, for the SQL archive. The archive is written in one transaction
+when the buffer reaches ``buffer_size`` rows, when ``interval`` seconds have
+passed since the last archive write (checked on every write and by
+``flush_if_needed``), on ``flush()``, ``close()``, leaving ``with`` and at
+interpreter exit. The buffer is cleared only after the archive write
+succeeded: a failed write keeps its rows for the next try. Re-archiving rows
+that are already archived inserts nothing (``Archive.write`` skips known ids).
+
+``background=True`` moves all I/O to a daemon thread fed by a bounded queue:
+``add`` returns ``None`` at once unless the queue is full (then it waits), and
+an error of the thread is raised by the next call. See ``docs/dualwrite.md``.
+
+Failover (``docs/failover.md``): unless ``strict=True``, a write that cannot
+reach Redis still succeeds. Its actions get their ids here, go to a durable
+replay journal on disk and to the archive buffer; ``by_type``, ``by_target``,
+``timeline``, ``recent``, ``high_reward`` and ``get`` are answered by the
+archive meanwhile. Every ``retry_interval`` seconds a call probes Redis; when it
+answers, the journal is replayed (every index written) before anything else.
+A journal left by a crashed process is replayed by the next writer that opens
+it. With ``strict=True`` connection errors are raised (``Unavailable``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from agentmem.backends.redis import Memory
+from agentmem.backends.sql import Archive
+from agentmem.dualwrite.failover import (
+    DEFAULT_RETRY_INTERVAL,
+    Failover,
+    Replay,
+    default_journal_path,
+)
+from agentmem.dualwrite.fallback import FallbackReads
+from agentmem.dualwrite.journal import Journal
+from agentmem.errors import (
+    AgentMemError,
+    BackendError,
+    ConfigError,
+    DuplicateId,
+    InvalidInput,
+    Unavailable,
+    WriteError,
+)
+from agentmem.model.records import Action
+from agentmem.repository.base import build
+
+T = TypeVar("T")
+log = logging.getLogger("agentmem.dualwrite.writer")
+
+DEFAULT_BUFFER_SIZE = 1000
+DEFAULT_INTERVAL = 30.0
+DEFAULT_QUEUE_SIZE = 10_000
+# how long the background thread sleeps at most between checks of the interval
+_POLL = 0.5
+
+
+class _Flush:
+    """A flush request travelling through the queue behind the actions it covers."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class _Stop:
+    """Tells the background thread to end (after everything before it)."""
+
+
+_Item = Action | _Flush | _Stop
+
+
+def _as_agentmem_error(exc: BaseException, what: str) -> AgentMemError:
+    if isinstance(exc, AgentMemError):
+        return exc
+    err = BackendError(f"{what}: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
+
+class DualWriter(FallbackReads):
+    """Store actions in Redis and archive them to SQL in bulk; see the module doc."""
+
+    def __init__(
+        self,
+        memory: Memory,
+        archive: Archive,
+        *,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
+        interval: float = DEFAULT_INTERVAL,
+        background: bool = False,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        strict: bool = False,
+        journal: str | os.PathLike[str] | None = None,
+        retry_interval: float = DEFAULT_RETRY_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
+            raise ConfigError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
+                interval > 0):
+            raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
+        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
+            raise ConfigError(f"queue_size must be a positive integer, got {queue_size!r}")
+        if isinstance(retry_interval, bool) or not isinstance(retry_interval, int | float) \
+                or not retry_interval >= 0:
+            raise ConfigError(f"retry_interval must be a number of seconds >= 0, got "
+                              f"{retry_interval!r}")
+        if strict and journal is not None:
+            raise ConfigError("strict=True raises connection errors: it keeps no journal")
+        self.memory = memory
+        self.archive = archive
+        self.buffer_size = buffer_size
+        self.interval = float(interval)
+        self.background = background
+        self._clock = clock
+        self._lock = threading.RLock()  # guards _buffer and _last_write
+        self._buffer: list[Action] = []  # stored in Redis, not yet archived
+        self._last_write = clock()
+        self._closed = False
+        self._error: AgentMemError | None = None  # kept by the thread, raised by the caller
+        self._error_lock = threading.Lock()
+        self._queue: queue.Queue[_Item] | None = None
+        self._thread: threading.Thread | None = None
+        self._unsent: list[Action] = []  # background: taken from the queue, not in Redis yet
+        self.strict = strict
+        self._io = threading.RLock()  # one Redis write, replay or fallback read at a time
+        self.failover: Failover | None = None
+        if not strict:
+            path = default_journal_path(archive) if journal is None else journal
+            self.failover = Failover(memory, archive, Journal(path),
+                                     retry_interval=float(retry_interval), clock=clock)
+        if background:
+            self._queue = queue.Queue(maxsize=queue_size)
+            self._thread = threading.Thread(target=self._run, name="agentmem-dualwrite",
+                                            daemon=True)
+            self._thread.start()
+        atexit.register(self.close)
+
+    # -- the caller's side ----------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Actions stored in Redis and not archived yet (blocking mode: exact)."""
+        with self._lock:
+            return len(self._buffer)
+
+    def add(self, action: Action) -> Action | None:
+        """Store one action in Redis and queue it for the archive.
+
+        Blocking mode: returns the stored action (final id and write time).
+        Background mode: returns ``None`` at once (the id is decided later, by
+        the server); waits only while the queue is full.
+        """
+        out = self.add_many([action])
+        return None if out is None else out[0]
+
+    def add_many(self, actions: Iterable[Action]) -> list[Action] | None:
+        """Store many actions in Redis (one call) and queue them for the archive.
+
+        Blocking mode: returns the stored actions. Background mode: ``None``.
+        """
+        self._check_open()
+        items = list(actions)
+        for n, a in enumerate(items):
+            if not isinstance(a, Action):
+                raise InvalidInput(f"record {n}: expected an Action, got {type(a).__name__}")
+        if self._queue is not None:
+            for n, a in enumerate(items):  # refuse now what the thread would refuse later
+                try:
+                    self.memory.actions.check(a)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"record {n}: {exc}") from None
+            for a in items:
+                self._queue.put(a)  # blocks while the queue is full: backpressure
+            return None
+        with self._io:
+            stored, err = self._store(items)
+            with self._lock:
+                self._buffer.extend(stored)
+                if err is None and self._due():
+                    self._auto_write()
+        if err is not None:
+            raise err  # the records that were stored are archived too
+        return stored
+
+    def record(self, **fields: Any) -> Action | None:
+        """Build an :class:`Action` from keyword fields and :meth:`add` it."""
+        return self.add(build(Action, **fields))
+
+    def flush(self) -> int:
+        """Archive everything queued; return the rows inserted (background mode: 0).
+
+        Background mode: waits until everything queued before the call is in
+        Redis and the archive, then raises the thread's error if there was one.
+        """
+        if self._queue is None:
+            with self._io:
+                self._recover()
+                with self._lock:
+                    return self._write_locked()
+        self._wait_for_thread()  # drain first, so that a kept error never stops a drain
+        self._raise_kept()
+        return 0
+
+    def flush_if_needed(self) -> int:
+        """Archive the buffer if ``interval`` seconds have passed since the last write.
+
+        Meant to be called once per step, like AgentFarm's. Background mode: the
+        thread does this by itself; this only raises its kept error.
+        """
+        if self._queue is None:
+            with self._io:
+                self._recover()
+                with self._lock:
+                    if self._clock() - self._last_write >= self.interval:
+                        return self._auto_write()
+            return 0
+        self._raise_kept()
+        return 0
+
+    def close(self) -> None:
+        """Archive everything, stop the thread, unregister the exit hook.
+
+        If the final archive write fails, the error is raised and the writer
+        stays open with its rows (close again, or the exit hook retries).
+        """
+        if self._closed:
+            return
+        if self._queue is None:
+            with self._io:
+                self._recover(force=True)
+        self.flush()
+        self._closed = True
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(_Stop())
+            self._thread.join(timeout=30)
+        if self.failover is not None:
+            self.failover.journal.close()
+        atexit.unregister(self.close)
+
+    def __enter__(self) -> DualWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ConfigError("this DualWriter is closed")
+        self._raise_kept()
+
+    def _raise_kept(self) -> None:
+        with self._error_lock:
+            err, self._error = self._error, None
+        if err is not None:
+            raise err
+
+    def _keep(self, exc: BaseException, what: str) -> None:
+        with self._error_lock:
+            if self._error is None:  # the first error is the informative one
+                self._error = _as_agentmem_error(exc, what)
+
+    def _stored_part(self, items: list[Action], exc: WriteError) -> list[Action]:
+        """The records of a partly refused write that were stored, read back from Redis.
+
+        ``exc.stored`` lists the ids of the records not in ``exc.failed``, in input order.
+        """
+        kept = [a for n, a in enumerate(items) if n not in exc.failed]
+        if len(kept) != len(exc.stored):
+            return []
+        by_agent: dict[str, list[str]] = {}
+        for a, rid in zip(kept, exc.stored, strict=True):
+            by_agent.setdefault(a.agent_id, []).append(rid)
+        found: dict[tuple[str, str], Action] = {}
+        for agent_id, ids in by_agent.items():
+            for got in self.memory.actions.get_many(ids, agent_id=agent_id):
+                if got is not None and got.action_id is not None:
+                    found[(agent_id, got.action_id)] = got
+        out = []
+        for a, rid in zip(kept, exc.stored, strict=True):
+            got = found.get((a.agent_id, rid))
+            if got is not None:
+                out.append(got)
+        return out
+
+    def _due(self) -> bool:
+        return bool(self._buffer) and (
+            len(self._buffer) >= self.buffer_size
+            or self._clock() - self._last_write >= self.interval)
+
+    def _write_locked(self) -> int:
+        """Archive the buffer in one transaction; clear it only when that succeeded."""
+        batch = list(self._buffer)
+        fo = self.failover
+        try:
+            if fo is not None:
+                fo.apply_renames()
+            n = self.archive.write(batch) if batch else 0
+        except Exception as exc:
+            raise _as_agentmem_error(exc, "the archive write failed") from exc
+        del self._buffer[:len(batch)]
+        if fo is not None:
+            fo.confirm()  # whatever a replay handed over is archived now
+        self._last_write = self._clock()
+        return n
+
+    def _auto_write(self) -> int:
+        """An archive write the writer decided on (buffer full, interval passed).
+
+        Unless strict, an unreachable archive is not the agent loop's problem:
+        the rows stay buffered (and journaled, if Redis is down) for the next try.
+        """
+        try:
+            return self._write_locked()
+        except Unavailable as exc:
+            if self.strict:
+                raise
+            log.warning("the archive is unreachable (%s); %d rows kept for the next try",
+                        exc, len(self._buffer))
+            self._last_write = self._clock()
+            return 0
+
+    # -- failover -----------------------------------------------------------------------------
+
+    def _store(self, items: list[Action]) -> tuple[list[Action], WriteError | None]:
+        """Store ``items`` in Redis, or divert them while it is unreachable.
+
+        Returns what was stored (to archive) and the error to raise for what was
+        refused. Called with ``_io`` held.
+        """
+        fo = self.failover
+        if fo is not None and fo.needs_replay:
+            self._recover()
+            if fo.down:
+                return self._divert(items)
+        try:
+            return self.memory.actions.add_many(items), None
+        except Unavailable as exc:
+            if fo is None:
+                raise
+            with self._lock:
+                fo.mark_down(exc, self._buffer)
+            return self._divert(items)
+        except WriteError as exc:
+            try:
+                return self._stored_part(items, exc), exc
+            except Unavailable as again:
+                if fo is None:
+                    raise
+                # stored in Redis, unreadable now: journaled too, the replay finds them there
+                with self._lock:
+                    fo.mark_down(again, self._buffer)
+                kept = [a for n, a in enumerate(items) if n not in exc.failed]
+                return self._divert(kept)[0], exc
+
+    def _divert(self, items: list[Action]) -> tuple[list[Action], WriteError | None]:
+        assert self.failover is not None
+        out, failed = self.failover.divert(items)
+        if not failed:
+            return out, None
+        n, reason = min(failed.items())
+        return out, DuplicateId(
+            f"{len(failed)} of {len(items)} records refused (record {n}: {reason}); the "
+            "others were stored (Redis is unreachable: in the replay journal)",
+            stored=[str(a.action_id) for a in out], failed=failed)
+
+    def _recover(self, *, force: bool = False) -> None:
+        """Replay the journal if Redis answers (when a probe is due); called with ``_io``."""
+        fo = self.failover
+        if fo is None or not fo.needs_replay:
+            return
+        done = fo.recover(force=force)
+        if done is not None:
+            self._take_replay(done)
+
+    def _take_replay(self, done: Replay) -> None:
+        """Hand the replayed actions to the archive buffer, under their final ids."""
+        with self._lock:
+            old = set(done.renamed)
+            keep = [a for a in self._buffer
+                    if (a.simulation_id, a.agent_id, a.action_id) not in old]
+            have = {(a.simulation_id, a.agent_id, a.action_id) for a in keep}
+            keep.extend(a for a in done.actions
+                        if (a.simulation_id, a.agent_id, a.action_id) not in have)
+            self._buffer[:] = keep
+            self._auto_write()
+
+    @property
+    def redis_down(self) -> bool:
+        """Whether the last Redis call failed to connect (writes go to the journal)."""
+        return self.failover is not None and self.failover.down
+
+    @property
+    def journaled(self) -> int:
+        """Appends in the replay journal not yet known to be in Redis and the archive."""
+        return 0 if self.failover is None else len(self.failover.journal)
+
+    # -- reads: Redis, or the archive while Redis is unreachable ------------------------------
+
+    def _read(self, from_redis: Callable[[], T], from_archive: Callable[[], T]) -> T:
+        self._check_open()
+        fo = self.failover
+        with self._io:
+            if fo is not None and fo.needs_replay:
+                self._recover()
+            if fo is None or not fo.down:
+                try:
+                    return from_redis()
+                except Unavailable as exc:
+                    if fo is None:
+                        raise
+                    with self._lock:
+                        fo.mark_down(exc, self._buffer)
+            with self._lock:
+                self._write_locked()  # the archive must hold everything written so far
+            return from_archive()
+
+    def _wait_for_thread(self) -> None:
+        assert self._queue is not None
+        assert self._thread is not None
+        if not self._thread.is_alive():
+            raise BackendError("the background writer is not running")
+        marker = _Flush()
+        self._queue.put(marker)
+        while not marker.done.wait(0.1):
+            if not self._thread.is_alive():
+                raise BackendError("the background writer stopped before the flush ended")
+
+    # -- the background thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        assert self._queue is not None
+        q = self._queue
+        while True:
+            wait = self.interval - (self._clock() - self._last_write)
+            try:
+                first = q.get(timeout=min(max(wait, 0.01), _POLL))
+            except queue.Empty:
+                first = None
+            items: list[_Item] = [] if first is None else [first]
+            # while Redis writes are being retried, take little more: the queue stays the bound
+            room = max(1, self.buffer_size - len(self._unsent))
+            while len(items) < room:
+                try:
+                    items.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            stop = False
+            markers: list[_Flush] = []
+            try:
+                for item in items:
+                    if isinstance(item, Action):
+                        self._unsent.append(item)
+                    elif isinstance(item, _Flush):
+                        markers.append(item)
+                    else:
+                        stop = True
+                self._round(force=bool(markers) or stop)
+            except BaseException as exc:  # never die silently: keep it for the caller
+                self._keep(exc, "the background writer failed")
+            finally:
+                for m in markers:
+                    m.done.set()
+                for _ in items:
+                    q.task_done()
+            if stop:
+                return
+
+    def _round(self, *, force: bool) -> None:
+        """Store what was taken in Redis, then archive if due (or forced)."""
+        with self._io:
+            if force:
+                try:
+                    self._recover(force=True)
+                except Exception as exc:
+                    self._keep(exc, "replaying the journal failed")
+            if self._unsent:
+                batch = self._unsent
+                try:
+                    stored, err = self._store(batch)
+                except InvalidInput as exc:  # cannot happen: add_many checked them
+                    self._unsent = []
+                    self._keep(exc, "the background Redis write failed")
+                    return
+                except Exception as exc:
+                    self._keep(exc, "the background Redis write failed")  # kept for a retry
+                    return
+                self._unsent = []
+                with self._lock:
+                    self._buffer.extend(stored)
+                if err is not None:
+                    # refused records are not retried (they would be refused again)
+                    self._keep(err, "the background Redis write failed")
+                    return
+            with self._lock:
+                if force:
+                    try:
+                        self._write_locked()
+                    except AgentMemError as exc:
+                        self._keep(exc, "the background archive write failed")
+                elif self._due():
+                    try:
+                        self._auto_write()
+                    except AgentMemError as exc:
+                        self._keep(exc, "the background archive write failed")

@@ -1,0 +1,139 @@
+"""Domain models: :class:`Action` and its compressed intermediate form :class:`IMAction`.
+
+Pure pydantic v2 value objects with per-field storage hints (see
+:mod:`agentmem.model.fields`); how they map onto keys is declared in
+:mod:`agentmem.plans.keyspace`, and nothing here talks to a server.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
+
+from agentmem.model.fields import (
+    ActionId,
+    ActionType,
+    AsJson,
+    FiniteFloat,
+    Identifier,
+    Split,
+    Step,
+    Vector,
+    WriteTime,
+)
+
+
+def _float32_vector(value: Any) -> Any:
+    if value is None:
+        return None
+    if not isinstance(value, np.ndarray):
+        raise ValueError(
+            f"embedding must be a numpy array of float32, got {type(value).__name__}; "
+            "use np.asarray(values, dtype=np.float32)"
+        )
+    if value.dtype != np.float32:
+        raise ValueError(f"embedding must have dtype float32, got {value.dtype}")
+    if value.ndim != 1 or value.size == 0:
+        raise ValueError(f"embedding must be a non-empty 1-D vector, got shape {value.shape}")
+    if not np.isfinite(value).all():
+        raise ValueError("embedding contains NaN or infinite values")
+    return value
+
+
+Float32Vector = Annotated[
+    np.ndarray,
+    BeforeValidator(_float32_vector),
+    PlainSerializer(lambda v: v.tolist(), when_used="json"),
+    Vector("float32"),
+]
+
+
+def _values_equal(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.dtype == b.dtype
+            and bool(np.array_equal(a, b))
+        )
+    return bool(a == b)
+
+
+class Record(BaseModel):
+    """Base for storable models: frozen values that may hold numpy arrays.
+
+    Subclassing it is optional; any pydantic model can be declared. It gives
+    value equality that works when a field holds a numpy array.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return NotImplemented
+        assert isinstance(other, Record)
+        mine, theirs = self.__dict__, other.__dict__
+        return mine.keys() == theirs.keys() and all(
+            _values_equal(v, theirs[k]) for k, v in mine.items()
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class Action(Record):
+    """One action of one agent at one step (section 3.2 of the schema).
+
+    ``action_id`` and ``stored_at`` are filled in by the repository on write:
+    the id is ``{agent_id}-{step_number}-{action_type}``, with ``.1``, ``.2`` …
+    appended when the same agent takes the same type of action twice in a step.
+    """
+
+    agent_id: Identifier
+    simulation_id: Identifier
+    step_number: Step
+    action_type: ActionType
+    action_id: ActionId | None = None
+    action_target_id: Identifier | None = None
+    state_before_id: Annotated[str | None, Field(max_length=128)] = None
+    state_after_id: Annotated[str | None, Field(max_length=128)] = None
+    resources_before: FiniteFloat | None = None
+    resources_after: FiniteFloat | None = None
+    reward: FiniteFloat | None = None
+    details: Annotated[Any, AsJson()] = None
+    position: Annotated[
+        tuple[FiniteFloat, FiniteFloat] | None, Split("position_x", "position_y")
+    ] = None
+    embedding: Float32Vector | None = None
+    module_type: Annotated[str | None, Field(max_length=50)] = None
+    module_id: Annotated[str | None, Field(max_length=64)] = None
+    stored_at: Annotated[int | None, WriteTime()] = None
+
+    @field_validator("action_type", mode="before")
+    @classmethod
+    def _type_to_str(cls, value: Any) -> Any:
+        # AgentFarm str()-s non-string action types (enums); so do we.
+        if value is not None and not isinstance(value, str):
+            return str(getattr(value, "value", value))
+        return value
+
+
+class IMAction(Record):
+    """The compressed intermediate-memory form of an action (section 6)."""
+
+    action_id: ActionId
+    agent_id: Identifier
+    simulation_id: Identifier
+    step_number: Step
+    action_type: ActionType
+    reward: FiniteFloat = 0.0
+    importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    action_target_id: Identifier | None = None

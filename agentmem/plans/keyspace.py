@@ -1,0 +1,374 @@
+"""Every key of the agent-action layout, in one place, per layout version.
+
+Pure: renders and checks key names, never talks to a server. Version 1 is the
+specification's exact layout (sections 3.1, 3.3, 3.4, 3.5 and the IM keys of
+section 6); version 2 is the same families with the agent id or simulation id
+wrapped in braces, a Redis Cluster hash tag (``agent:{a1}:action:timeline``), so
+that every key of one agent (of one simulation) lives in one slot.
+:func:`layout` gives the declarations of :class:`~agentmem.model.records.Action`
+and :class:`~agentmem.model.records.IMAction` for a version, and :func:`key_table` the
+table that ``docs/keyspace.md`` shows (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from agentmem.errors import InvalidId, LayoutError
+from agentmem.model.fields import ACTION_ID_MAX_LENGTH, ACTION_TYPE_MAX_LENGTH, check_id
+from agentmem.model.records import Action, IMAction
+from agentmem.model.schema import (
+    CounterIndex,
+    GridIndex,
+    ListIndex,
+    RecordSpec,
+    SetIndex,
+    SortedIndex,
+    Template,
+    declare,
+)
+
+CURRENT_VERSION = 1
+SUPPORTED_VERSIONS = (1, 2)
+
+LAYOUT_KEY = "agentmem:layout"
+"""The key where a server records the layout version of its data (``"1"``, ``"2"``).
+
+Outside every family of every layout (those start with ``agent:`` or
+``simulation:``). Absent: the data is layout 1 (written by an older agentmem or
+by the specification's own code). While a migration between layouts runs it
+holds ``"<from>><to>"`` (e.g. ``"1>2"``), which no client accepts.
+"""
+
+DEFAULT_ACTION_TTL = 24 * 3600
+"""Short-term TTL of an action hash, in seconds (the spec leaves ACTION_STM_TTL undefined)."""
+DEFAULT_IM_TTL = 7 * 24 * 3600
+"""TTL of an intermediate-memory hash, in seconds (the spec's ACTION_IM_TTL)."""
+DEFAULT_RELATIVE_INDEX_SIZE = 20
+DEFAULT_GRID_CELL = 1.0
+"""Side of a grid cell of the radius-search indices, in simulation units."""
+
+GRID_CELL_KEY = "agentmem:grid_cell"
+"""The key where a server records the grid cell of its radius-search indices (``"1.0"``).
+
+A grid score is only meaningful with the cell it was computed with, so the first
+store to use a server records its ``grid_cell`` here and every later store must
+have the same (:func:`check_recorded_cell`). Outside every family, like
+:data:`LAYOUT_KEY`.
+"""
+
+ACTION_ID_TEMPLATE = "{agent_id}-{step_number}-{action_type}"
+
+_V1 = {
+    "action": "agent:{agent_id}:action:{action_id}",
+    "timeline": "agent:{agent_id}:action:timeline",
+    "relative_index": "agent:{agent_id}:action:relative_index",
+    "types": "agent:{agent_id}:action:types:{action_type}",
+    "targets": "agent:{agent_id}:action:targets:{action_target_id}",
+    "rewards": "agent:{agent_id}:action:rewards",
+    "grid": "agent:{agent_id}:action:grid",
+    "sim_actions": "simulation:{simulation_id}:actions",
+    "sim_step": "simulation:{simulation_id}:actions:{step_number}",
+    "sim_steps": "simulation:{simulation_id}:actions:steps",
+    "sim_by_type": "simulation:{simulation_id}:actions:by_type",
+    "sim_grid": "simulation:{simulation_id}:actions:{step_number}:grid",
+    "im_action": "agent:{agent_id}:im:action:{action_id}",
+    "im_timeline": "agent:{agent_id}:im:action:timeline",
+    "pinned": "agent:{agent_id}:pinned",
+}
+
+# Version 2: the agent id / simulation id is a hash tag ({{ and }} are literal braces).
+_V2 = {
+    "action": "agent:{{{agent_id}}}:action:{action_id}",
+    "timeline": "agent:{{{agent_id}}}:action:timeline",
+    "relative_index": "agent:{{{agent_id}}}:action:relative_index",
+    "types": "agent:{{{agent_id}}}:action:types:{action_type}",
+    "targets": "agent:{{{agent_id}}}:action:targets:{action_target_id}",
+    "rewards": "agent:{{{agent_id}}}:action:rewards",
+    "grid": "agent:{{{agent_id}}}:action:grid",
+    "sim_actions": "simulation:{{{simulation_id}}}:actions",
+    "sim_step": "simulation:{{{simulation_id}}}:actions:{step_number}",
+    "sim_steps": "simulation:{{{simulation_id}}}:actions:steps",
+    "sim_by_type": "simulation:{{{simulation_id}}}:actions:by_type",
+    "sim_grid": "simulation:{{{simulation_id}}}:actions:{step_number}:grid",
+    "im_action": "agent:{{{agent_id}}}:im:action:{action_id}",
+    "im_timeline": "agent:{{{agent_id}}}:im:action:timeline",
+    "pinned": "agent:{{{agent_id}}}:pinned",
+}
+
+_PATTERNS = {1: _V1, 2: _V2}
+
+_TYPES = {
+    "action": "hash", "timeline": "zset", "relative_index": "zset", "types": "set",
+    "targets": "set", "rewards": "zset", "sim_actions": "list", "sim_step": "set",
+    "sim_steps": "zset", "sim_by_type": "hash", "im_action": "hash", "im_timeline": "zset",
+    "pinned": "set", "grid": "zset", "sim_grid": "zset",
+}
+
+_PURPOSE = {
+    "action": "one action: the fields of section 3.2",
+    "timeline": "action ids scored by step",
+    "relative_index": "the newest action ids scored by step, trimmed to 20",
+    "types": "action ids of one type",
+    "targets": "action ids aimed at one target",
+    "rewards": "action ids scored by (raw) reward",
+    "grid": "ids of actions with a position, scored by the Z-order code of its grid cell",
+    "sim_actions": "every action id of a simulation, in write order",
+    "sim_step": "action ids of one step",
+    "sim_steps": "steps that have actions (member = score = step)",
+    "sim_by_type": "action count per type",
+    "sim_grid": "ids of one step's actions with a position, scored as in grid",
+    "im_action": "a compressed intermediate-memory action",
+    "im_timeline": "intermediate-memory action ids scored by step",
+    "pinned": "ids of the agent's pinned actions, which maintenance leaves in their tier",
+}
+
+
+@dataclass(frozen=True)
+class KeyFamily:
+    """One row of the key table: a family name, its pattern and its Redis type."""
+
+    name: str
+    pattern: str
+    type: str
+    purpose: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The keys and the Action / IMAction declarations of one layout version."""
+
+    version: int
+    patterns: dict[str, str]
+    action: RecordSpec[Action]
+    im_action: RecordSpec[IMAction]
+
+    def template(self, family: str) -> Template:
+        return Template.parse(self.patterns[family])
+
+    def key(self, family: str, **parts: str | int) -> str:
+        """Render one key; every part is checked first (:class:`~agentmem.errors.InvalidId`).
+
+        Agent, simulation and target ids: at most 64 characters; action types: 20;
+        action ids: 128; steps: non-negative ints.
+        """
+        if family not in self.patterns:
+            raise LayoutError(f"layout {self.version} has no key family {family!r}")
+        for name, value in parts.items():
+            check_part(name, value)
+        return self.template(family).render(parts)
+
+    def record_key_parts(self, family: str, **scope: str | int) -> tuple[str, str]:
+        """A record key around its ``action_id``: (prefix, suffix), scope ids checked."""
+        return self.template(family).around("action_id", scope)
+
+    def plain(self, family: str) -> str:
+        """The pattern with its literal braces written once (``agent:{{agent_id}}:pinned``
+        for version 2): the form in which ``{name}`` is the only brace-word, as Lua-side
+        rendering and key parsers read it."""
+        return "".join(v if k == "L" else "{" + v + "}" for k, v in self.template(family).parts)
+
+    def parse(self, key: str) -> tuple[str, dict[str, str]] | None:
+        """The family and ids of a key of this layout, or ``None`` for any other key."""
+        for family, rx in _matchers(self.version):
+            m = rx.match(key)
+            if m:
+                return family, m.groupdict()
+        return None
+
+
+@cache
+def _matchers(version: int) -> tuple[tuple[str, re.Pattern[str]], ...]:
+    """A regex per family, most literal first (``...:timeline`` before ``...:{id}``);
+    an id matches no ``:``, ``{`` or ``}``, as the id rules allow none."""
+    lay = layout(version)
+    rows = []
+    for family in lay.patterns:
+        parts = lay.template(family).parts
+        rx = "".join(re.escape(v) if k == "L" else
+                     (rf"(?P<{v}>\d+)" if v == "step_number" else rf"(?P<{v}>[^:{{}}]+)")
+                     for k, v in parts)
+        fields = sum(1 for k, _ in parts if k == "F")
+        literal = sum(len(v) for k, v in parts if k == "L")
+        rows.append((fields, -literal, family, re.compile(rx + r"\Z", re.S)))
+    rows.sort(key=lambda row: row[:3])
+    return tuple((family, rx) for _, _, family, rx in rows)
+
+
+def layout_key() -> str:
+    """The name of the key that records the server's layout version (:data:`LAYOUT_KEY`)."""
+    return LAYOUT_KEY
+
+
+def parse_layout_value(raw: bytes | str | None) -> int | None:
+    """The version a server records (``None``: no key, layout 1 assumed).
+
+    Raises :class:`LayoutError` for a migration in progress (``"1>2"``), a value that
+    is not a version, or a version this agentmem does not know.
+    """
+    if raw is None:
+        return None
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if ">" in text:
+        old, _, new = text.partition(">")
+        raise LayoutError(
+            f"a migration of the key layout from version {old} to {new} is in progress "
+            f"(or was interrupted) on this server ({LAYOUT_KEY} = {text!r}); finish it with "
+            "`agentmem migrate upgrade` (or `downgrade`) before using the data")
+    if not text.isdigit() or int(text) not in SUPPORTED_VERSIONS:
+        raise LayoutError(
+            f"the server's data is in key layout version {text!r} ({LAYOUT_KEY}), which "
+            f"this agentmem does not know (it knows {list(SUPPORTED_VERSIONS)}); upgrade "
+            "agentmem, or migrate the data")
+    return int(text)
+
+
+def check_recorded_version(raw: bytes | str | None, version: int) -> int:
+    """Check a client opened with layout ``version`` against what the server records.
+
+    Returns the server's version (1 when it records none); raises :class:`LayoutError`
+    when they differ or the recorded value is unknown.
+    """
+    recorded = parse_layout_value(raw)
+    found = 1 if recorded is None else recorded
+    if found != version:
+        how = f"records layout version {found}" if recorded is not None else (
+            "records no layout version, so its data is taken to be layout 1")
+        raise LayoutError(
+            f"this store was opened with key layout version {version}, but the server "
+            f"{how} ({LAYOUT_KEY}); open it with layout_version={found}, or migrate the "
+            f"data with `agentmem migrate upgrade`")
+    return found
+
+
+def grid_cell_text(cell: float) -> str:
+    """How a grid cell is recorded in :data:`GRID_CELL_KEY` (``repr`` of the float)."""
+    return repr(float(cell))
+
+
+def recorded_cell(raw: bytes | str | None) -> float | None:
+    """The grid cell a server records in :data:`GRID_CELL_KEY`; ``None`` when there is
+    none or its value is no cell a store could have written."""
+    if raw is None:
+        return None
+    try:
+        cell = float(raw)
+    except ValueError:
+        return None
+    return cell if math.isfinite(cell) and cell > 0 else None
+
+
+def check_recorded_cell(raw: bytes | str | None, cell: float) -> None:
+    """Check a store's ``grid_cell`` against the one the server records (``None``: none yet).
+
+    Raises :class:`LayoutError` when they differ: grid entries written with one cell
+    and searched with another would give wrong answers.
+    """
+    if raw is None or recorded_cell(raw) == float(cell):
+        return
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    raise LayoutError(
+        f"this store was opened with grid_cell={float(cell)!r}, but the server's radius-search "
+        f"grids use {text!r} ({GRID_CELL_KEY}); open it with grid_cell={text}, or change the "
+        f"cell of the data: delete {GRID_CELL_KEY} and run agentmem.integrity.repair() with a "
+        "store of the new cell, which rescores every grid entry")
+
+
+def check_action_id(value: object) -> str:
+    """Check an action id used in a key (at most 128 characters, not a reserved name)."""
+    try:
+        check_id(value, what="action id", max_length=ACTION_ID_MAX_LENGTH)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidId(str(exc)) from None
+    assert isinstance(value, str)
+    if value in layout().action.reserved_ids:
+        raise InvalidId(f"action id {value!r} is reserved: it names an index key of the layout")
+    return value
+
+
+def check_action_type(value: object) -> str:
+    """Check an action type: at most 20 characters, no ``-`` or ``.`` (id separators)."""
+    try:
+        check_id(value, what="action type", max_length=ACTION_TYPE_MAX_LENGTH)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidId(str(exc)) from None
+    assert isinstance(value, str)
+    if "-" in value or "." in value:
+        raise InvalidId(f"action type {value!r} contains '-' or '.'; '-' separates the parts "
+                        "of action ids and '.' starts the suffix of a duplicate")
+    return value
+
+
+def check_part(name: str, value: object) -> None:
+    """Check one named part of a key (agent_id, step_number, action_type, ...)."""
+    if name == "step_number":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidId(f"step_number must be a non-negative int, got {value!r}")
+    elif name == "action_type":
+        check_action_type(value)
+    elif name == "action_id":
+        check_action_id(value)
+    else:
+        try:
+            check_id(value, what=name)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise InvalidId(str(exc)) from None
+
+
+def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:
+    return declare(
+        Action,
+        key=p["action"],
+        id="action_id",
+        id_template=ACTION_ID_TEMPLATE,
+        ttl=DEFAULT_ACTION_TTL,
+        unique_in="timeline",
+        indexes=[
+            SortedIndex("timeline", p["timeline"], score="step_number"),
+            SortedIndex("relative_index", p["relative_index"], score="step_number",
+                        cap=relative_size),
+            SetIndex("types", p["types"]),
+            SetIndex("targets", p["targets"]),
+            SortedIndex("rewards", p["rewards"], score="reward"),
+            ListIndex("sim_actions", p["sim_actions"]),
+            SetIndex("sim_step", p["sim_step"]),
+            SortedIndex("sim_steps", p["sim_steps"], score="step_number", member="step_number"),
+            CounterIndex("sim_by_type", p["sim_by_type"], field="action_type"),
+            GridIndex("grid", p["grid"], x="position_x", y="position_y",
+                      cell=DEFAULT_GRID_CELL),
+            GridIndex("sim_grid", p["sim_grid"], x="position_x", y="position_y",
+                      cell=DEFAULT_GRID_CELL),
+        ],
+    )
+
+
+def _im_spec(p: dict[str, str]) -> RecordSpec[IMAction]:
+    return declare(
+        IMAction,
+        key=p["im_action"],
+        id="action_id",
+        ttl=DEFAULT_IM_TTL,
+        indexes=[SortedIndex("im_timeline", p["im_timeline"], score="step_number")],
+    )
+
+
+@cache
+def layout(version: int = CURRENT_VERSION) -> Layout:
+    """The layout of ``version``; an unknown version raises :class:`LayoutError`."""
+    if version not in SUPPORTED_VERSIONS:
+        raise LayoutError(
+            f"key layout version {version!r} is unknown to this agentmem; "
+            f"it knows {list(SUPPORTED_VERSIONS)}"
+        )
+    patterns = dict(_PATTERNS[version])
+    return Layout(version, patterns, _action_spec(patterns, DEFAULT_RELATIVE_INDEX_SIZE),
+                  _im_spec(patterns))
+
+
+def key_table(version: int = CURRENT_VERSION) -> list[KeyFamily]:
+    """The rows of the key table in ``docs/keyspace.md``."""
+    lay = layout(version)
+    return [KeyFamily(n, lay.patterns[n], _TYPES[n], _PURPOSE[n]) for n in lay.patterns]

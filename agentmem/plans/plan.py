@@ -1,0 +1,155 @@
+"""Command plans: what to send, and how to read the replies; no I/O.
+
+A repository method builds a :class:`Plan`; a runner (blocking, asyncio or
+cluster, in :mod:`agentmem.backends`) sends its calls in one round trip and
+hands the replies to ``plan.parse``. Only the runner differs between clients.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from agentmem.errors import InvalidInput
+from agentmem.lua.scripts import Script
+
+T = TypeVar("T")
+U = TypeVar("U")
+Arg = str | bytes | int | float
+
+
+@dataclass(frozen=True)
+class Call:
+    """One command. For a script, ``args`` is the EVALSHA command and ``script`` its source."""
+
+    args: tuple[Arg, ...]
+    script: Script | None = None
+    route: str | None = None
+    """A cluster runner's routing key (not sent): the call runs on this key's slot.
+    ``None``: the first key of the command (for a script, ``KEYS[1]`` or else its
+    first argument). One server ignores it."""
+
+
+def script_call(script: Script, argv: Sequence[Arg], keys: Sequence[str] = (),
+                route: str | None = None) -> Call:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *argv), script, route)
+
+
+def command(*args: Arg) -> Call:
+    return Call(tuple(args))
+
+
+@dataclass(frozen=True)
+class Plan(Generic[T]):
+    """Calls to send in one round trip, and the function that reads their replies.
+
+    ``calls`` may be a lazy iterable: a runner sends each call as soon as it is
+    built, so building the next overlaps the server running the previous one.
+    A plan is run once. ``parse`` receives one reply per call, in order; a call
+    the server refused is an :class:`~agentmem.errors.BackendError` instance in
+    its place, so a plan can tell what was done from what was not.
+    """
+
+    calls: Iterable[Call]
+    parse: Callable[[list[Any]], T]
+    bulk: bool = False
+    """Many records: the runner pauses the cyclic garbage collector while it runs."""
+
+    def map(self, f: Callable[[T], U]) -> Plan[U]:
+        """The same calls, with ``f`` applied to the parsed result."""
+        parse = self.parse
+
+        def mapped(raw: list[Any]) -> U:
+            try:
+                return f(parse(raw))
+            except FollowUp as more:
+                raise FollowUp(more.plan.map(f)) from None
+
+        return Plan(self.calls, mapped, self.bulk)
+
+
+class FollowUp(Exception):
+    """Raised by ``Plan.parse`` when the answer needs another round trip.
+
+    The runner runs ``plan`` and returns its result instead. Used only on rare
+    paths (a write the server partly refused is retried without the refused
+    records), never in the common case.
+    """
+
+    def __init__(self, plan: Plan[Any]) -> None:
+        super().__init__("follow-up plan")
+        self.plan = plan
+
+
+class _PausedGC:
+    """The garbage collector paused from ``__enter__`` to ``__exit__``."""
+
+    def __enter__(self) -> None:
+        gc.disable()
+
+    def __exit__(self, *exc: object) -> None:
+        gc.enable()
+
+
+_NO_PAUSE = nullcontext()
+
+
+def paused_gc(pause: bool) -> AbstractContextManager[None]:
+    """Pause the cyclic garbage collector while a bulk plan runs.
+
+    Encoding thousands of records allocates many short-lived containers, none
+    of them in reference cycles; the collector's repeated scans of that growing
+    heap cost more than the encoding itself. Reference counting still frees
+    everything; the collector resumes (if it was on) when the plan is done.
+    Without a pause (the common single write) this costs next to nothing.
+    """
+    if not pause or not gc.isenabled():
+        return _NO_PAUSE
+    return _PausedGC()
+
+
+def run_through(run_once: Callable[[Plan[Any]], Any], plan: Plan[T]) -> T:
+    """Run ``plan`` with a blocking runner's ``run_once`` (one round trip, returning
+    the result or a :class:`FollowUp`), and its follow-ups, until there is a result;
+    the garbage collector paused for bulk plans (:func:`paused_gc`)."""
+    current: Plan[Any] = plan
+    while True:
+        with paused_gc(current.bulk):
+            result = run_once(current)
+        if not isinstance(result, FollowUp):
+            return result  # type: ignore[no-any-return]
+        current = result.plan
+
+
+def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:
+    """A plan of one call whose reply is parsed by ``parse`` (an error reply is raised)."""
+
+    def parse_one(raw: list[Any]) -> T:
+        if isinstance(raw[0], Exception):
+            raise raw[0]
+        return parse(raw[0])
+
+    return Plan((call,), parse_one)
+
+
+def score_arg(value: float | None, default: str) -> str:
+    """A sorted-set bound: ``None`` is open, finite numbers are exact, ±inf allowed."""
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise InvalidInput(f"score bound must be a number, got {value!r}")
+    if math.isinf(value):
+        return "+inf" if value > 0 else "-inf"
+    return repr(float(value))
+
+
+def check_limit(limit: int | None) -> int:
+    if limit is None:
+        return -1
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
+    return limit

@@ -1,0 +1,705 @@
+"""Plan writes for the write script (:data:`agentmem.lua.scripts.WRITE`).
+
+Two phases, so that bad input never reaches the server and the rest of the
+client's work overlaps the server's:
+
+1. :meth:`WritePlanner.prepare` validates and encodes every record (the only
+   step that can fail on bad data) before anything is sent;
+2. :meth:`WritePlanner.batch` renders each record's keys and groups its index
+   entries per key, one script call per batch, built while the previous batch
+   runs on the server.
+
+The script checks every key it will touch, decides ids that are already taken
+on the server, and then writes each hash and one variadic command per index key.
+
+Arguments of one call: ``nrec ttl id_field stamp_field nscope``, then per scope
+(the parts of record keys shared by records of one agent)
+``key_prefix key_suffix probe_key``, then per record
+``mode base id scope nh <nh hash args>``, then ``nprobe`` and
+per probe key ``key n <n ids>``, then ``ngroup`` and per group ``code key n
+<n args>``, where ``code`` is the index kind (``Z`` sorted set, ``S`` set,
+``L`` list of record ids; ``z`` a sorted set of field values; ``h`` counters)
+followed by the cap of a capped sorted set (``Z20``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from agentmem.errors import ConfigError, InvalidId, InvalidInput
+from agentmem.lua.scripts import WRITE
+from agentmem.model.codec import _enc_int, _enc_str
+from agentmem.model.fields import FORBIDDEN, check_id
+from agentmem.model.schema import (
+    ID,
+    CounterIndex,
+    GridIndex,
+    ListIndex,
+    RecordSpec,
+    SetIndex,
+    SortedIndex,
+    Template,
+)
+from agentmem.plans.grid import code as grid_code
+from agentmem.plans.plan import Arg, Call, script_call
+
+M = TypeVar("M", bound=BaseModel)
+
+GROUP_ARGS = 1000  # keeps every unpack() in the script far below Lua's stack limit
+MAX_SCORE_INT = 2**53  # sorted-set scores are doubles
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A key template as a %-format string over positions of the encoded values."""
+
+    fmt: str
+    refs: tuple[int, ...]
+
+    @classmethod
+    def of(cls, template: Template, names: Sequence[str]) -> _Compiled:
+        fmt = "".join(v.replace("%", "%%") if k == "L" else "%s" for k, v in template.parts)
+        return cls(fmt, tuple(names.index(v) for k, v in template.parts if k == "F"))
+
+    @functools.cached_property
+    def get(self) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+        """The values the template needs, as a tuple (``operator.itemgetter``, in C)."""
+        refs = self.refs
+        if not refs:
+            return lambda vals: ()
+        if len(refs) == 1:
+            i = refs[0]
+            return lambda vals: (vals[i],)
+        return itemgetter(*refs)
+
+
+@dataclass(frozen=True)
+class _Index:
+    cmd: str
+    type: str
+    key: _Compiled
+    score: int | None  # position of the score (zset) or counted field (hash)
+    member: int | None  # position of the member field; None: the record id
+    cap: int
+    grid: tuple[int, int, float] | None = None
+    """A grid index: the positions of its x and y fields and its cell size (the
+    score is the Z-order code of the cell, :func:`agentmem.plans.grid.code`)."""
+
+    @functools.cached_property
+    def code(self) -> str:
+        """The group code the script reads: a kind letter, upper case when the
+        members are record ids, then the cap of a capped sorted set."""
+        letter = {"ZADD": "z", "SADD": "s", "RPUSH": "l", "HINCRBY": "h"}[self.cmd]
+        if self.member is None and self.cmd != "HINCRBY":
+            letter = letter.upper()
+        return letter + (str(self.cap) if self.cap else "")
+
+
+class Prepared:
+    """One validated, encoded record."""
+
+    __slots__ = ("base", "mode", "vals")
+
+    def __init__(self, mode: str, base: str, vals: list[Arg | None]) -> None:
+        self.mode = mode  # 'g': id generated from the template, 'f': given by the caller
+        self.base = base
+        self.vals = vals
+
+
+class WritePlanner(Generic[M]):
+    """Plans write-script calls for one declaration."""
+
+    def __init__(self, spec: RecordSpec[M], *, batch_size: int = 500,
+                 cluster: bool = False) -> None:
+        self.spec = spec
+        self.batch_size = batch_size
+        self.cluster = cluster
+        self.remote: list[_Index] = []
+        """Cluster mode: the indexes outside the record's slot, written by
+        :meth:`remote_calls` once the record's id is final (empty otherwise)."""
+        codec = spec.codec
+        names = codec.storage_names
+        self.names = names
+        self.id_pos = names.index(spec.id)
+        stamp = codec.write_time_field
+        self.stamp_name = stamp.storage[0] if stamp else ""
+        skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
+        self.hash_pos = [i for i in range(len(names)) if i not in skip]
+        self.key_pos = [i for i, n in enumerate(names) if n in spec.key_fields and i != self.id_pos]
+        self.int_key_pos = [i for i, n in enumerate(names) if n in spec.key_fields]
+        self.id_template = _Compiled.of(Template.parse(spec.id_template), names) \
+            if spec.id_template else None
+        self.prefix, self.suffix = (
+            _Compiled.of(Template(spec.key.pattern, part), names)
+            for part in _split(spec.key.parts, spec.id)
+        )
+        self.indexes: list[_Index] = []
+        self.probe: _Compiled | None = None
+        for ix in spec.indexes:
+            key = _Compiled.of(Template.parse(ix.key), names)
+            if isinstance(ix, SortedIndex):
+                member = None if ix.member == ID else names.index(ix.member)
+                self.indexes.append(_Index("ZADD", "zset", key, names.index(ix.score), member,
+                                           ix.cap or 0))
+                if ix.name == spec.unique_in:
+                    self.probe = key
+            elif isinstance(ix, CounterIndex):
+                self.indexes.append(_Index("HINCRBY", "hash", key, names.index(ix.field),
+                                           None, 0))
+            elif isinstance(ix, GridIndex):
+                member = None if ix.member == ID else names.index(ix.member)
+                self.indexes.append(_Index("ZADD", "zset", key, None, member, 0,
+                                           (names.index(ix.x), names.index(ix.y), ix.cell)))
+            else:
+                member = None if ix.member == ID else names.index(ix.member)
+                cmd, typ = ("SADD", "set") if isinstance(ix, SetIndex) else ("RPUSH", "list")
+                assert isinstance(ix, (SetIndex, ListIndex))
+                self.indexes.append(_Index(cmd, typ, key, None, member, 0))
+        self._key_get = itemgetter(*self.key_pos) if len(self.key_pos) > 1 else (
+            (lambda vals, i=self.key_pos[0]: (vals[i],)) if self.key_pos else (lambda vals: ()))
+        if self.id_template is not None:
+            self._id_get = self.id_template.get
+            self._id_fmt = self.id_template.fmt
+        self.index_pos = sorted({
+            p for ix in self.indexes for p in (*ix.key.refs, ix.score, ix.member) if p is not None
+        })
+        self._score_pos = sorted({ix.score for ix in self.indexes
+                                  if ix.cmd == "ZADD" and ix.score is not None})
+        # a generated id made only of key fields is checked with them; one made of
+        # other fields is checked on its own
+        self._check_generated = spec.id_template is not None and not set(
+            Template.parse(spec.id_template).fields) <= set(spec.key_fields)
+        int_keys = set(self.int_key_pos)
+        index_checks = dict.fromkeys(self.index_pos, False)
+        index_checks.update(dict.fromkeys(int_keys, True))
+        self._index_checks = sorted(index_checks.items())
+        exact = {i for i, n in enumerate(names)
+                 if codec.field_for(n).encode in (_enc_str, _enc_int)}
+        if cluster:
+            self._split_slots()
+            self._emit_remote = _compile_emit([], self.remote, exact)
+        self._emit = _compile_emit([(i, names[i]) for i in self.hash_pos], self.indexes, exact)
+        # the values the record key's prefix and suffix and the probe key are made
+        # of: records with equal values (str and int fields) share them
+        scope_refs = sorted({*self.prefix.refs, *self.suffix.refs,
+                             *(self.probe.refs if self.probe is not None else ())})
+        self._scope_get: Callable[[Sequence[Any]], Any] | None = (
+            itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
+        self._fast = self._compile_fast()
+
+    def _split_slots(self) -> None:
+        """Cluster mode: keep in ``self.indexes`` the indexes in the record's slot (their
+        key's hash tag is the record key's), move the others to ``self.remote``."""
+        spec = self.spec
+        own = _tag_field(Template.parse(spec.key.pattern))
+        if own is None:
+            raise ConfigError(
+                f"{spec.model.__name__}'s key {spec.key.pattern!r} has no hash tag: on a Redis "
+                "Cluster each record's keys must share a slot (use key layout 2)")
+        local: list[_Index] = []
+        for ix, decl in zip(self.indexes, spec.indexes, strict=True):
+            tag = _tag_field(Template.parse(decl.key))
+            if tag is None:
+                raise ConfigError(f"index {decl.name!r} ({decl.key!r}) has no hash tag: on a "
+                                  "Redis Cluster every key needs one (use key layout 2)")
+            if tag == own:
+                local.append(ix)
+            else:
+                if decl.name == spec.unique_in:
+                    raise ConfigError(f"index {decl.name!r} decides ids and must share the "
+                                      "record's slot")
+                self.remote.append(ix)
+        self.indexes = local
+
+    def remote_calls(self, records: Sequence[tuple[Prepared, str]]) -> list[Call]:
+        """Cluster mode: write-script calls adding ``records`` (with their final ids) to
+        the indexes outside their slot, one call per slot (hash tag); the script then
+        writes no record, only those index entries, after checking their types."""
+        items: list[tuple[list[Arg | None], str, tuple[Arg, ...]]] = [
+            (rec.vals, rid, ()) for rec, rid in records]
+        groups: dict[str, list[Arg]] = {}
+        meta: dict[str, _Index] = {}
+        counters: dict[str, dict[Arg, int]] = {}
+        zmembers: dict[str, dict[Arg, Arg]] = {}
+        self._emit_remote(items, [], groups, meta, counters, zmembers)
+        _merge_groups(groups, counters, zmembers)
+        by_tag: dict[str, dict[str, list[Arg]]] = {}
+        for key, flat in groups.items():
+            start = key.index("{") + 1
+            by_tag.setdefault(key[start:key.index("}", start)], {})[key] = flat
+        calls = []
+        for part in by_tag.values():
+            argv: list[Arg] = [0, 0, self.spec.id, "", 0, 0]
+            _append_groups(argv, part, meta)
+            calls.append(script_call(WRITE, argv, route=next(iter(part))))
+        return calls
+
+    def _compile_fast(self) -> Callable[[list[Arg | None]], Prepared | None]:
+        """Generate the checks of :meth:`prepare` for encoded values, straight-line,
+        for the common case: a record they pass is prepared (its id generated from
+        the template); any other gives None and goes through :meth:`prepare`'s own
+        checks, which explain what is wrong."""
+        str_pos = {i for i, n in enumerate(self.names)
+                   if self.spec.codec.field_for(n).encode is _enc_str}
+        env: dict[str, Any] = {"Prepared": Prepared, "FORBIDDEN": FORBIDDEN.search,
+                               "check_id": self._check_id}
+        lines = ["def fast(vals):"]
+        if self.id_template is None or not self.key_pos:
+            lines.append("    return None")
+        else:
+            # key values: every str one non-empty, at most 128 characters, none of the
+            # forbidden characters
+            for n, i in enumerate(self.key_pos):
+                lines.append(f"    k{n} = vals[{i}]")
+                test = f"k{n} is not None" if i in str_pos else f"type(k{n}) is str"
+                lines.append(f"    if {test} and (not k{n} or len(k{n}) > 128):")
+                lines.append("        return None")
+            keys = [f"k{n}" for n, i in enumerate(self.key_pos)]
+            lines.append("    if FORBIDDEN(''.join([x for x in (" + ", ".join(keys)
+                         + ",) if type(x) is str])):")
+            lines.append("        return None")
+            for i, negative in self._index_checks:
+                if i == self.id_pos or (i in str_pos and i in self.key_pos):
+                    continue  # checked above, or must be None (below)
+                lines.append(f"    v = vals[{i}]")
+                if negative:
+                    lines.append("    if v == '' or (type(v) is int and v < 0):")
+                else:
+                    lines.append("    if v == '':")
+                lines.append("        return None")
+            for i in self._score_pos:
+                lines.append(f"    v = vals[{i}]")
+                lines.append(f"    if type(v) is int and not {-MAX_SCORE_INT} <= v <= "
+                             f"{MAX_SCORE_INT}:")
+                lines.append("        return None")
+            env["ID_GET"], env["ID_FMT"] = self._id_get, self._id_fmt
+            lines.append(f"    if vals[{self.id_pos}] is not None:")
+            lines.append("        return None")
+            lines.append("    parts = ID_GET(vals)")
+            lines.append("    if None in parts:")
+            lines.append("        return None")
+            lines.append("    base = ID_FMT % parts")
+            if self._check_generated:
+                lines.append("    check_id(base)")
+            lines.append("    return Prepared('g', base, vals)")
+        exec("\n".join(lines), env)  # source built above from the declaration
+        fast: Callable[[list[Arg | None]], Prepared | None] = env["fast"]
+        return fast
+
+    # -- phase 1: validate and encode (may raise; nothing has been sent) ------
+
+    def prepare(self, record: M) -> Prepared:
+        spec = self.spec
+        if not isinstance(record, spec.model):
+            raise InvalidInput(f"expected a {spec.model.__name__}, got {type(record).__name__}")
+        vals = spec.codec.encode(record)
+        done = self._fast(vals)
+        if done is not None:
+            return done
+        keyvals = [v for v in self._key_get(vals) if type(v) is str]
+        joined = "".join(keyvals)
+        if FORBIDDEN.search(joined) or "" in keyvals or (
+                len(joined) > 128 and max(map(len, keyvals)) > 128):
+            self._explain_key(vals)
+        for i, empty_or_negative in self._index_checks:
+            v = vals[i]
+            if v == "" or (empty_or_negative and type(v) is int and v < 0):
+                self._explain_index(i, v)
+        for i in self._score_pos:
+            v = vals[i]
+            if type(v) is int and not -MAX_SCORE_INT <= v <= MAX_SCORE_INT:
+                raise InvalidInput(f"{self.names[i]} = {v} is a sorted-set score; scores are "
+                                   f"doubles, exact for integers up to 2**53")
+        given = vals[self.id_pos]
+        if given is None:
+            if self.id_template is None:
+                raise InvalidInput(f"{spec.model.__name__}.{spec.id} is required")
+            parts = self._id_get(vals)
+            if None in parts:
+                raise InvalidInput(f"the id of {spec.model.__name__} needs {spec.id_template}")
+            base = self._id_fmt % parts
+            if self._check_generated:
+                self._check_id(base)
+            return Prepared("g", base, vals)
+        if type(given) is int and given < 0:
+            raise InvalidId(f"{spec.id} is part of a key and must not be negative, got {given}")
+        base = str(given)
+        self._check_id(base)
+        return Prepared("f", base, vals)
+
+    def _check_id(self, rid: str) -> None:
+        try:
+            check_id(rid, what=self.spec.id, max_length=128)
+        except ValueError as exc:
+            raise InvalidId(str(exc)) from None
+        if rid in self.spec.reserved_ids:
+            raise InvalidId(f"{self.spec.id} {rid!r} is reserved: it names an index key")
+
+    def _explain_key(self, vals: Sequence[Any]) -> None:
+        for i in self.key_pos:
+            v = vals[i]
+            if isinstance(v, str):
+                try:
+                    check_id(v, what=self.names[i], max_length=128)
+                except ValueError as exc:
+                    raise InvalidId(str(exc)) from None
+
+    def _explain_index(self, i: int, v: Any) -> None:
+        if v == "":
+            raise InvalidInput(f"{self.names[i]} is used in an index and must not be empty")
+        raise InvalidId(f"{self.names[i]} is part of a key and must not be negative, got {v}")
+
+    def prepare_all(self, records: Iterable[M]) -> list[Prepared]:
+        out = []
+        for n, rec in enumerate(records):
+            try:
+                out.append(self.prepare(rec))
+            except InvalidInput as exc:
+                raise type(exc)(f"record {n}: {exc}") from None
+        return out
+
+    # -- phase 2: render keys, group per key (cannot fail) ---------------------
+
+    def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
+        """One script call for ``records``, and the id each record gets unless the
+        server finds it taken (the script then reports the id it chose)."""
+        scopes: dict[tuple[str, str, str], int] = {}
+        recargs: list[Arg] = []
+        groups: dict[str, list[Arg]] = {}
+        meta: dict[str, _Index] = {}
+        counters: dict[str, dict[Arg, int]] = {}
+        zmembers: dict[str, dict[Arg, Arg]] = {}
+        probes: dict[str, list[str]] = {}
+        used: dict[str, int] = {}
+        guessed: list[str] = []
+        prefix_c, suffix_c, probe = self.prefix, self.suffix, self.probe
+        items: list[tuple[list[Arg | None], str, tuple[Arg, ...]]] = []
+        # ids given by the caller are reserved first, so no generated id takes one
+        pfmt, pget, sfmt, sget = prefix_c.fmt, prefix_c.get, suffix_c.fmt, suffix_c.get
+        kfmt, kget = (probe.fmt, probe.get) if probe is not None else ("", None)
+        reserved = {
+            pfmt % pget(r.vals) + r.base + sfmt % sget(r.vals) for r in records if r.mode == "f"
+        }
+        scope_get = self._scope_get
+        known: dict[Any, tuple[str, str, int, list[str] | None]] = {}
+        for rec in records:
+            vals = rec.vals
+            sk = scope_get(vals) if scope_get is not None else None
+            scope_info = known.get(sk) if scope_get is not None else None
+            if scope_info is None:
+                prefix = pfmt % pget(vals)
+                suffix = sfmt % sget(vals)
+                pkey = None
+                if kget is not None:
+                    kvals = kget(vals)
+                    if None not in kvals:
+                        pkey = kfmt % kvals
+                skey = (prefix, suffix, pkey or "")
+                sno = scopes.get(skey)
+                if sno is None:
+                    sno = scopes[skey] = len(scopes) + 1
+                plist = None
+                if pkey is not None:
+                    plist = probes.get(pkey)
+                    if plist is None:
+                        plist = probes[pkey] = []
+                scope_info = (prefix, suffix, sno, plist)
+                if scope_get is not None:
+                    known[sk] = scope_info
+            prefix, suffix, sno, plist = scope_info
+            rid = base = rec.base
+            if rec.mode == "g":
+                # ids repeated within the batch get .1, .2 here, skipping every id
+                # another record of the batch has; the script redoes this for a
+                # base with an id already taken on the server
+                scope = prefix + base + suffix
+                n = used.get(scope, 0)
+                if n == 0 and scope not in reserved:
+                    key = scope
+                    n = 1
+                else:
+                    while True:
+                        rid = base if n == 0 else f"{base}.{n}"
+                        n += 1
+                        key = prefix + rid + suffix
+                        if key not in reserved:
+                            break
+                used[scope] = n
+                reserved.add(key)
+            guessed.append(rid)
+            if plist is not None:
+                plist.append(rid)
+            items.append((vals, rid, (rec.mode, base, rid, sno)))
+        self._emit(items, recargs, groups, meta, counters, zmembers)
+        argv: list[Arg] = [len(records), self.spec.ttl or 0, self.spec.id, self.stamp_name,
+                           len(scopes)]
+        for skey in scopes:
+            argv += skey
+        argv += recargs
+        argv.append(len(probes))
+        for pkey, ids in probes.items():
+            argv += (pkey, len(ids))
+            argv += ids
+        _merge_groups(groups, counters, zmembers)
+        _append_groups(argv, groups, meta)
+        if self.cluster and scopes:  # routed to the slot of the records' keys
+            return script_call(WRITE, argv, route=str(argv[5])), guessed
+        return script_call(WRITE, argv), guessed
+
+    def record_keys(self, rec: Prepared) -> set[str]:
+        """Every index key ``rec`` writes to (to tell which records a bad key refuses)."""
+        vals = rec.vals
+        out = set()
+        for ix in self.indexes:
+            key = _render(ix.key, vals)
+            if key is None:
+                continue
+            if ix.score is not None and vals[ix.score] is None:
+                continue
+            if ix.member is not None and vals[ix.member] is None:
+                continue
+            if ix.grid is not None and (vals[ix.grid[0]] is None or vals[ix.grid[1]] is None):
+                continue
+            out.add(key)
+        return out
+
+    def chunks(self, prepared: Sequence[Prepared], todo: Iterable[int]) -> Iterator[list[int]]:
+        """Split ``todo`` into script calls (see :meth:`_chunks`); in cluster mode each
+        call holds the records of one key scope (one agent: one slot), in order."""
+        if not self.cluster:
+            return self._chunks(prepared, todo)
+        parts: dict[str, list[int]] = {}
+        for j in todo:
+            parts.setdefault(self._scope(prepared[j])[0], []).append(j)
+        return (chunk for part in parts.values() for chunk in self._chunks(prepared, part))
+
+    def _chunks(self, prepared: Sequence[Prepared], todo: Iterable[int]) -> Iterator[list[int]]:
+        """Split ``todo`` into script calls of at most ``batch_size`` records, cutting
+        where two records of different scopes would share an id root (``k`` and
+        ``k.1``): inside one call a bare id then names one record, which is what
+        the script's renumbering relies on."""
+        size = self.batch_size
+        cur: list[int] = []
+        roots: dict[str, int] = {}
+        for j in todo:
+            base = prepared[j].base
+            head, dot, tail = base.rpartition(".")
+            root = head if dot and tail.isdigit() else base
+            first = roots.get(root)
+            if len(cur) >= size or (first is not None
+                                    and self._scope(prepared[first]) != self._scope(prepared[j])):
+                yield cur
+                cur, roots = [], {}
+                first = None
+            if first is None:
+                roots[root] = j
+            cur.append(j)
+        if cur:
+            yield cur
+
+    def _scope(self, rec: Prepared) -> tuple[str, str]:
+        vals = rec.vals
+        return (self.prefix.fmt % self.prefix.get(vals), self.suffix.fmt % self.suffix.get(vals))
+
+
+Emit = Callable[[list[tuple[list[Arg | None], str, tuple[Arg, ...]]], list[Arg],
+                  dict[str, list[Arg]], dict[str, _Index], dict[str, dict[Arg, int]],
+                  dict[str, dict[Arg, Arg]]], None]
+
+
+def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index],
+                  exact: set[int]) -> Emit:
+    """Generate straight-line code that adds each record's arguments to ``recargs``
+    and its index entries to the groups: one block per index, no per-index dispatch.
+
+    ``emit(items, recargs, groups, meta, counters, zmembers)``, ``items`` being
+    ``(vals, rid, head)`` per record: ``head`` and the record's hash arguments go
+    to ``recargs``. Absent values are skipped as :func:`_render` skips them; a
+    sorted set whose members are field values keeps one score per member
+    (``zmembers``), counters count per field value (``counters``), every other
+    group lists its arguments in record order. Within one call, the group of an
+    index is looked up by the values its key is made of when those are str or
+    int fields (``exact``: equal values render equal keys), so a key is
+    rendered once per call rather than once per record.
+    """
+    env: dict[str, Any] = {}
+    head = ["def emit(items, recargs, groups, meta, counters, zmembers):"]
+    lines = ["    for vals, rid, hd in items:", "        recargs += hd", "        h = []"]
+    for i, name in hash_pos:
+        lines += [f"        v = vals[{i}]", "        if v is not None:",
+                  f"            h += ({name!r}, v)"]
+    lines += ["        recargs.append(len(h))", "        recargs += h"]
+    # each grid's code once per record (an index at the agent and one at the step share it)
+    grids: dict[tuple[int, int, float], str] = {}
+    for ix in indexes:
+        if ix.grid is not None and ix.grid not in grids:
+            name = grids[ix.grid] = f"gc{len(grids)}"
+            xi, yi, cell = ix.grid
+            env[f"{name}_code"] = grid_code
+            lines += [f"        gx = vals[{xi}]", f"        gy = vals[{yi}]",
+                      f"        {name} = None if gx is None or gy is None else "
+                      f"{name}_code(gx, gy, {cell!r})"]
+    for n, ix in enumerate(indexes):
+        env[f"IX{n}"] = ix
+        refs = ix.key.refs
+        need = [f"a{k}" for k in range(len(refs))]
+        lines += [f"        a{k} = vals[{r}]" for k, r in enumerate(refs)]
+        if ix.member is not None:
+            lines.append(f"        m = vals[{ix.member}]")
+            need.append("m")
+        else:
+            lines.append("        m = rid")
+        if ix.score is not None:
+            lines.append(f"        sc = vals[{ix.score}]")
+            need.append("sc")
+        if ix.grid is not None:
+            lines.append(f"        sc = {grids[ix.grid]}")
+            need.append("sc")
+        cond = " and ".join(f"{x} is not None" for x in need) if need else "True"
+        lines.append(f"        if {cond}:")
+        if not refs:
+            env[f"K{n}"] = ix.key.fmt % ()
+            render = f"K{n}"
+        else:
+            env[f"F{n}"] = ix.key.fmt
+            render = f"F{n} % " + ("a0" if len(refs) == 1 else "(" + ", ".join(need[:len(refs)])
+                                   + ")")
+        if ix.cmd == "ZADD" and ix.member is not None:
+            store, kind, add = "zmembers", "{}", "g[m] = sc"
+        elif ix.cmd == "ZADD":
+            store, kind, add = "groups", "[]", "g += (sc, m)"
+        elif ix.cmd == "HINCRBY":
+            store, kind, add = "counters", "{}", "g[sc] = g.get(sc, 0) + 1"
+        else:
+            store, kind, add = "groups", "[]", "g.append(m)"
+        # the group of this record, created (and its index noted) when new
+        find = [f"key = {render}",
+                f"g = {store}.get(key)",
+                "if g is None:",
+                f"    g = {store}[key] = {kind}",
+                f"    meta[key] = IX{n}"]
+        if ix.cmd == "ZADD":  # a sorted set's group notes its index each time
+            find[-1:] = [f"meta[key] = IX{n}"]
+        if not refs:
+            # one key per call: its group is found once
+            head.append(f"    g{n} = None")
+            lines += [f"            if g{n} is None:"]
+            lines += ["                " + x for x in find]
+            lines += [f"                g{n} = g", f"            g = g{n}"]
+        elif all(r in exact for r in refs):
+            ck = "a0" if len(refs) == 1 else "(" + ", ".join(need[:len(refs)]) + ")"
+            head.append(f"    c{n} = {{}}")
+            lines += [f"            g = c{n}.get({ck})", "            if g is None:"]
+            lines += ["                " + x for x in find]
+            lines += [f"                c{n}[{ck}] = g"]
+        else:
+            lines += ["            " + x for x in find]
+        lines.append(f"            {add}")
+    exec("\n".join(head + lines), env)  # source built above from the declaration
+    emit: Emit = env["emit"]
+    return emit
+
+
+def _merge_groups(groups: dict[str, list[Arg]], counters: dict[str, dict[Arg, int]],
+                  zmembers: dict[str, dict[Arg, Arg]]) -> None:
+    """Add the sorted sets of field values and the counters to ``groups``."""
+    for key, members in zmembers.items():
+        flat = groups.setdefault(key, [])
+        for m, sc in members.items():
+            flat += (sc, m)
+    for key, counts in counters.items():
+        groups[key] = [x for f, c in counts.items() for x in (f, c)]
+
+
+def _append_groups(argv: list[Arg], groups: dict[str, list[Arg]],
+                   meta: dict[str, _Index]) -> None:
+    """Append ``ngroup`` and each group (``code key n <n args>``) to ``argv``."""
+    at = len(argv)
+    argv.append(0)  # the number of groups, known below
+    ngroup = 0
+    step = GROUP_ARGS
+    for key, flat in groups.items():
+        ix = meta[key]
+        if ix.cap and len(flat) > 4 * ix.cap and ix.cmd == "ZADD":
+            flat = _top(flat, ix.cap)
+        n = len(flat)
+        if n <= step:
+            argv += (ix.code, key, n)
+            argv += flat
+            ngroup += 1
+        else:
+            for start in range(0, n, step):
+                part = flat[start : start + step]
+                argv += (ix.code, key, len(part))
+                argv += part
+                ngroup += 1
+    argv[at] = ngroup
+
+
+def _tag_field(template: Template) -> str | None:
+    """The field a key pattern's Redis Cluster hash tag is made of (``agent:{{{agent_id}}}:...``
+    gives ``agent_id``), or None when its tag is not exactly one field (or it has none)."""
+    parts = template.parts
+    for n, (kind, text) in enumerate(parts):
+        if kind == "L" and "{" in text:
+            if (text.endswith("{") and text.index("{") == len(text) - 1 and n + 2 < len(parts)
+                    and parts[n + 1][0] == "F" and parts[n + 2][0] == "L"
+                    and parts[n + 2][1].startswith("}")):
+                return parts[n + 1][1]
+            return None
+    return None
+
+
+def _render(c: _Compiled, vals: Sequence[Arg | None]) -> str | None:
+    """Render ``c`` from encoded values, or None when a value it needs is absent."""
+    args = tuple(vals[i] for i in c.refs)
+    if None in args:
+        return None
+    return c.fmt % args
+
+
+def _split(parts: Sequence[tuple[Any, str]], field: str) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    i = list(parts).index(("F", field))
+    return tuple(parts[:i]), tuple(parts[i + 1 :])
+
+
+def _top(flat: list[Arg], cap: int) -> list[Arg]:
+    """Of (score, member) pairs, drop those a cap of ``cap`` would trim at once.
+
+    Keeps every pair scoring at least the cap-th highest score, so ties are left
+    to the server's exact trim.
+    """
+    n = len(flat) // 2
+    if n <= 2 * cap:
+        return flat
+    pairs = [(float(flat[2 * i]), flat[2 * i], flat[2 * i + 1]) for i in range(n)]
+    threshold = sorted((p[0] for p in pairs), reverse=True)[cap - 1]
+    return [x for s, raw, m in pairs if s >= threshold for x in (raw, m)]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """The script's answer for one batch."""
+
+    written: bool
+    stamp: int | None = None
+    changed: dict[int, str] | None = None  # 0-based record -> id chosen on the server
+    bad_keys: tuple[str, ...] = ()  # keys of a wrong type (nothing was written)
+    conflicts: tuple[int, ...] = ()  # 0-based records whose given id exists (nothing written)
+
+
+def parse_batch(reply: Sequence[Any]) -> BatchResult:
+    items = [x.decode() if isinstance(x, bytes) else str(x) for x in reply]
+    head = items[0]
+    if head == "\x00WRONGTYPE":
+        return BatchResult(False, bad_keys=tuple(items[1:]))
+    if head == "\x00EXISTS":
+        return BatchResult(False, conflicts=tuple(int(x) - 1 for x in items[1:]))
+    changed = {int(items[i]) - 1: items[i + 1] for i in range(1, len(items), 2)}
+    return BatchResult(True, int(head) if head else None, changed)

@@ -1,0 +1,384 @@
+"""The repository: store and query any declared model, blocking or asyncio.
+
+Each method builds a plan once; :class:`~agentmem.plans.runner.operation` runs it on
+the instance's runner, so :class:`Repository` and :class:`AsyncRepository`
+share every definition and differ only in the I/O underneath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from agentmem.errors import (
+    DuplicateId,
+    InvalidId,
+    InvalidInput,
+    SchemaError,
+    WriteError,
+)
+from agentmem.lua.scripts import GET_MANY, SET_SORTED_FETCH, ZRANGE_FETCH
+from agentmem.model.fields import check_id
+from agentmem.model.schema import ID, GridIndex, RecordSpec, SetIndex, SortedIndex, Template
+from agentmem.plans.plan import (
+    Arg,
+    Call,
+    FollowUp,
+    Plan,
+    check_limit,
+    command,
+    paused_gc,
+    score_arg,
+    script_call,
+    single,
+)
+from agentmem.plans.radius import Circle, Filters, Near, near_call, parse_near
+from agentmem.plans.runner import Asynchronous, Blocking, operation
+from agentmem.plans.write import WritePlanner, parse_batch
+
+M = TypeVar("M", bound=BaseModel)
+
+BULK = 256
+"""Writes of at least this many records run with the garbage collector paused."""
+
+
+def build(model: type[M], **fields: Any) -> M:
+    """Construct a model, turning pydantic's error into :class:`InvalidInput`."""
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        raise InvalidInput(explain(exc)) from exc
+
+
+def explain(exc: ValidationError) -> str:
+    """pydantic's message, with the id rule spelled out where an id broke it."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"]
+        if err["type"] == "string_pattern_mismatch":
+            try:
+                check_id(err["input"], what=where)
+            except ValueError as why:
+                msg = str(why)
+            else:
+                if "-" in str(err["input"]) or "." in str(err["input"]):
+                    msg = (f"{where} {err['input']!r} contains '-' or '.', which separate the "
+                           "parts of action ids")
+        lines.append(f"{where}: {msg}")
+    return f"invalid {exc.title}: " + "; ".join(lines)
+
+
+class RecordOps(Generic[M]):
+    """Operations on one declared model. Use :class:`Repository` or :class:`AsyncRepository`."""
+
+    def __init__(self, runner: Any, spec: RecordSpec[M], *, batch_size: int = 500) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.cluster = bool(getattr(runner, "cluster", False))
+        """A Redis Cluster runner: writes and simulation-level reads are split per slot."""
+        self.writer = WritePlanner(spec, batch_size=batch_size, cluster=self.cluster)
+
+    # -- writing ----------------------------------------------------------
+
+    def check(self, record: M) -> None:
+        """Extra validation before encoding; subclasses add model-specific rules."""
+
+    def _write_plan(self, records: Sequence[M]) -> Plan[list[M]]:
+        """All records validated and encoded now; sent batch by batch when run."""
+        model = self.spec.model
+        for n, rec in enumerate(records):
+            if not isinstance(rec, model):
+                raise InvalidInput(
+                    f"record {n}: expected a {model.__name__}, got {type(rec).__name__}")
+            try:
+                self.check(rec)
+            except InvalidInput as exc:
+                raise type(exc)(f"record {n}: {exc}") from None
+        with paused_gc(len(records) >= BULK):
+            write = _Write(self.spec, self.writer, records)
+        return write.plan(list(range(len(records))))
+
+    @operation
+    def add(self, /, record: M) -> Plan[M]:
+        """Store one record and all its indices atomically, in one round trip.
+
+        Returns the record as stored (with its id and write time filled in).
+        """
+        return self._write_plan([record]).map(lambda out: out[0])
+
+    @operation
+    def add_many(self, /, records: Iterable[M]) -> Plan[list[M]]:
+        """Store many records in one round trip; each record is all-or-nothing.
+
+        Every record is validated before anything is sent. If the server refuses
+        some (an id that exists, a key of the wrong type), the others are stored
+        and :class:`~agentmem.errors.WriteError` lists both.
+        """
+        return self._write_plan(list(records))
+
+    # -- reading ----------------------------------------------------------
+
+    def _around(self, scope: dict[str, Any]) -> tuple[str, str]:
+        return self.spec.key.around(self.spec.id, scope)
+
+    def _decode_list(self, raw: list[Any]) -> list[M]:
+        decode = self.spec.codec.decode
+        return [decode(h) for h in raw]
+
+    @operation
+    def get(self, /, id: str | int, **scope: str | int) -> Plan[M | None]:
+        """The record with ``id`` (``scope`` fills the other key fields), or None."""
+        return self._get_many(scope, [id]).map(lambda out: out[0])
+
+    @operation
+    def get_many(self, /, ids: Sequence[str | int], **scope: str | int) -> Plan[list[M | None]]:
+        """Records by id, in order, ``None`` where absent; one round trip."""
+        return self._get_many(scope, ids)
+
+    def _get_many(self, scope: dict[str, Any], ids: Sequence[str | int]) -> Plan[list[M | None]]:
+        prefix, suffix = self._around(scope)
+        checked = [Template.parse("{i}").render({"i": i}) for i in ids]
+        for i in checked:
+            if i in self.spec.reserved_ids:
+                raise InvalidId(f"{self.spec.id} {i!r} is reserved: it names an index key")
+        decode = self.spec.codec.decode
+
+        def parse(raw: Any) -> list[M | None]:
+            return [decode(h) if h else None for h in raw]
+
+        return single(script_call(GET_MANY, [prefix, suffix, *checked]), parse)
+
+    def _index_key(self, name: str, kind: type, scope: dict[str, Any]) -> str:
+        ix = self.spec.index(name)
+        if not isinstance(ix, kind):
+            raise SchemaError(f"index {name!r} is not a {kind.__name__}")
+        if getattr(ix, "member", ID) != ID:
+            raise SchemaError(f"index {name!r} holds field values, not record ids")
+        return Template.parse(ix.key).render(scope)
+
+    @operation
+    def range(
+        self, /,
+        index: str,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+        **scope: str | int,
+    ) -> Plan[list[M]]:
+        """Records of a sorted index with ``min <= score <= max``, in one round trip.
+
+        Ordered by score (highest first with ``newest_first``); records whose hash
+        has expired are skipped.
+        """
+        zkey = self._index_key(index, SortedIndex, scope)
+        prefix, suffix = self._around(scope)
+        argv: list[Arg] = [zkey, prefix, suffix, "score", score_arg(min, "-inf"),
+                           score_arg(max, "+inf"), "1" if newest_first else "0",
+                           check_limit(limit)]
+        return single(script_call(ZRANGE_FETCH, argv), self._decode_list)
+
+    @operation
+    def members(
+        self, /,
+        index: str,
+        *,
+        order_by: str | None = None,
+        newest_first: bool = True,
+        limit: int | None = None,
+        **scope: str | int,
+    ) -> Plan[list[M]]:
+        """Records of a set index, ordered by the score they have in sorted index ``order_by``."""
+        skey = self._index_key(index, SetIndex, scope)
+        zkey = self._index_key(order_by, SortedIndex, scope) if order_by else ""
+        prefix, suffix = self._around(scope)
+        argv: list[Arg] = [skey, zkey, prefix, suffix, "1" if newest_first else "0",
+                           check_limit(limit), "", "0"]
+        return single(script_call(SET_SORTED_FETCH, argv), self._decode_list)
+
+    @operation
+    def near(
+        self, /,
+        index: str,
+        x: float,
+        y: float,
+        radius: float,
+        *,
+        limit: int | None = None,
+        **scope: str | int,
+    ) -> Plan[list[Near[M]]]:
+        """Records of a grid index within ``radius`` of ``(x, y)``, nearest first (ties
+        by id), as :class:`~agentmem.plans.radius.Near` ``(record, distance)`` pairs; exact,
+        one round trip. Records whose hash has expired are skipped."""
+        ix = self.spec.index(index)
+        if not isinstance(ix, GridIndex) or ix.member != ID:
+            raise SchemaError(f"index {index!r} is not a grid index of record ids")
+        key = Template.parse(ix.key).render(scope)
+        prefix, suffix = self._around(scope)
+        circle = Circle.of(x, y, radius, ix.cell)
+        call = near_call(circle, mode="r", shape=(prefix, "", suffix), fields=(ix.x, ix.y),
+                         limit=limit, filters=Filters(), keys=[(key, "")], route=key)
+        return single(call, parse_near(self.spec.codec.decode))
+
+    @operation
+    def count(self, /, index: str, **scope: str | int) -> Plan[int]:
+        """Number of entries in an index (ZCARD, SCARD or LLEN)."""
+        ix = self.spec.index(index)
+        key = Template.parse(ix.key).render(scope)
+        cmd = {"zset": "ZCARD", "set": "SCARD", "list": "LLEN", "hash": "HLEN"}[ix.kind]
+        return single(command(cmd, key), int)
+
+
+class _Write(Generic[M]):
+    """The state of one write across its (rare) retries."""
+
+    def __init__(self, spec: RecordSpec[M], writer: WritePlanner[M], records: Sequence[M]):
+        self.spec = spec
+        self.writer = writer
+        self.records = records
+        self.prepared = writer.prepare_all(records)
+        self.ids: list[str | None] = [None] * len(records)
+        self.stamps: list[int | None] = [None] * len(records)
+        self.failed: dict[int, str] = {}
+        self.error: Exception | None = None
+        # cluster mode: records stored in their own slot whose entries in other slots
+        # (simulation-level indices) are still to be written, with their final ids
+        self.remote: list[int] = []
+        # the records as stored, built while the server runs each batch; not
+        # shared until finish() has put in the server's id changes and write time
+        self.out: list[M | None] = [None] * len(records)
+        codec = spec.codec
+        self.id_name = codec.field_for(spec.id).name
+        stamp = codec.write_time_field
+        self.stamp_name = stamp.name if stamp is not None else None
+
+    def plan(self, todo: list[int]) -> Plan[list[M]]:
+        batches: list[list[int]] = []
+        guesses: list[list[str]] = []
+
+        def calls() -> Iterator[Call]:
+            with_values = self.spec.codec.with_values
+            records, out, id_name = self.records, self.out, self.id_name
+            for batch in self.writer.chunks(self.prepared, todo):
+                batches.append(batch)
+                call, guessed = self.writer.batch([self.prepared[j] for j in batch])
+                guesses.append(guessed)
+                yield call
+                for j, rid in zip(batch, guessed, strict=True):
+                    rec = records[j]
+                    out[j] = with_values(rec, {id_name: rid}) \
+                        if rec.__dict__[id_name] is None else with_values(rec, {})
+
+        def parse(replies: list[Any]) -> list[M]:
+            retry: list[int] = []
+            for batch, guessed, reply in zip(batches, guesses, replies, strict=True):
+                if isinstance(reply, Exception):  # the server refused the whole call
+                    self.error = reply
+                    for j in batch:
+                        self.failed[j] = str(reply)
+                    continue
+                res = parse_batch(reply)
+                if res.written:
+                    changed = res.changed or {}
+                    for pos, j in enumerate(batch):
+                        self.ids[j] = changed.get(pos, guessed[pos])
+                        self.stamps[j] = res.stamp
+                    if self.writer.remote:
+                        self.remote += batch
+                    continue
+                bad = set(res.bad_keys)
+                for pos, j in enumerate(batch):
+                    if pos in res.conflicts:
+                        self.failed[j] = f"EXISTS: {self.spec.id} {guessed[pos]!r} is taken"
+                    elif bad and bad & self.writer.record_keys(self.prepared[j]):
+                        keys = sorted(bad & self.writer.record_keys(self.prepared[j]))
+                        self.failed[j] = f"WRONGTYPE: key {keys[0]!r} holds another type"
+                    else:
+                        retry.append(j)
+            if retry:
+                raise FollowUp(self.plan(retry))
+            if self.remote:
+                raise FollowUp(self.remote_plan())
+            return self.finish()
+
+        return Plan(calls(), parse, bulk=len(todo) >= BULK)
+
+    def remote_plan(self) -> Plan[list[M]]:
+        """Cluster mode: the entries of the stored records in other slots, with their final
+        ids (see ``docs/cluster.md``); then the result of the write."""
+        todo, self.remote = sorted(self.remote), []  # the caller's order
+        size = self.writer.batch_size
+        owners: list[list[int]] = []
+
+        def calls() -> Iterator[Call]:
+            for start in range(0, len(todo), size):
+                chunk = todo[start:start + size]
+                ids = self.ids
+                for call in self.writer.remote_calls(
+                        [(self.prepared[j], str(ids[j])) for j in chunk]):
+                    owners.append(chunk)
+                    yield call
+
+        def parse(replies: list[Any]) -> list[M]:
+            missed: dict[int, str] = {}
+            cause: Exception | None = None
+            for chunk, reply in zip(owners, replies, strict=True):
+                if isinstance(reply, Exception):
+                    why, cause = str(reply), reply
+                else:
+                    res = parse_batch(reply)
+                    if res.written:
+                        continue
+                    why = f"WRONGTYPE: key {res.bad_keys[0]!r} holds another type"
+                for j in chunk:
+                    missed.setdefault(j, why)
+            if missed:
+                n, reason = min(missed.items())
+                raise WriteError(
+                    f"{len(missed)} of {len(self.records)} records were stored without some "
+                    f"of their entries in other slots (record {n}: {reason}); "
+                    "agentmem.integrity.repair() adds them",
+                    stored=[i for i in self.ids if i is not None], failed=missed,
+                ) from cause
+            return self.finish()
+
+        return Plan(calls(), parse, bulk=len(todo) >= BULK)
+
+    def finish(self) -> list[M]:
+        if self.failed:
+            stored = [i for i in self.ids if i is not None]
+            if self.error is not None and not stored:
+                raise self.error  # nothing was stored: the server's error as it is
+            cls = DuplicateId if all(r.startswith("EXISTS") for r in self.failed.values()) \
+                else WriteError
+            n, reason = min(self.failed.items())
+            raise cls(
+                f"{len(self.failed)} of {len(self.records)} records refused (record {n}: "
+                f"{reason}); the others were stored",
+                stored=stored, failed=self.failed,
+            ) from self.error
+        id_name, stamp_name = self.id_name, self.stamp_name
+        out: list[M] = []
+        for copy, prep, new, stamp in zip(self.out, self.prepared, self.ids, self.stamps,
+                                          strict=True):
+            assert copy is not None
+            values = copy.__dict__
+            if prep.mode == "g" and values[id_name] != new:
+                values[id_name] = new  # renumbered on the server
+            if stamp_name is not None and stamp is not None:
+                values[stamp_name] = stamp
+                copy.__pydantic_fields_set__.add(stamp_name)
+            out.append(copy)
+        return out
+
+
+class Repository(RecordOps[M], Blocking):
+    """Blocking repository of one declared model."""
+
+
+class AsyncRepository(RecordOps[M], Asynchronous):
+    """asyncio repository of one declared model (every method is awaited)."""

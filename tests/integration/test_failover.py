@@ -1,0 +1,472 @@
+"""Failover without loss (agentmem.dualwrite: failover, journal, the DualWriter's reads).
+
+Real servers throughout: each test starts a private Redis (or Valkey) with its
+append-only file on, stops or kills it, and starts it again on the same port and
+folder, so what it had acknowledged is there after the restart. Archives are
+SQLite files, and PostgreSQL schemas where the test says so.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from agentmem.backends import sqlreads
+from agentmem.backends.sql import Archive, open_archive
+from test_sql_archive import Db, db  # noqa: F401 - the sqlite/postgresql fixture
+
+import agentmem
+from agentmem import Action, ConfigError, DecodeError, DuplicateId, Memory, Unavailable
+from agentmem.dualwrite.failover import default_journal_path, same_action
+from agentmem.dualwrite.journal import Journal
+from agentmem.dualwrite.writer import DualWriter
+from agentmem.servers.local import LocalServer, find_binary
+
+SIM = "sim_fo"
+TYPES = ["move", "gather", "share", "attack", "defend"]
+
+
+def need(kind: str) -> None:
+    if find_binary(kind) is None:  # type: ignore[arg-type]
+        pytest.skip(f"no {kind} server binary")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LocalServer]:
+    need("redis")
+    srv = LocalServer("redis", directory=tmp_path / "redis", appendonly=True,
+                      extra_args=("--appendfsync", "always")).start()
+    yield srv
+    srv.close()
+
+
+def restart(srv: LocalServer) -> None:
+    """Start the server again on its port, with its folder (and append-only file)."""
+    srv.start()
+
+
+def stream(n: int, *, agents: int = 20, seed: int = 1) -> list[Action]:
+    """``n`` actions of ``agents`` agents, AgentFarm-shaped, some sharing agent+step+type."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        agent = f"agent_{i % agents}"
+        step = i // agents
+        kind = "move" if i % 97 == 0 else TYPES[rng.randrange(len(TYPES))]
+        out.append(Action(
+            agent_id=agent, simulation_id=SIM, step_number=step // 2, action_type=kind,
+            action_target_id=f"agent_{rng.randrange(agents)}" if kind in ("share", "attack")
+            else None,
+            resources_before=float(rng.randrange(100)), resources_after=rng.random() * 100,
+            reward=round(rng.uniform(-1, 2), 3), position=(rng.random() * 50, rng.random() * 50),
+            details={"i": i, "ok": bool(i % 3)},
+        ))
+    return out
+
+
+def key(a: Action) -> tuple[Any, ...]:
+    """An action's identity without its id and write time."""
+    return (a.agent_id, a.step_number, a.action_type, a.reward, a.position,
+            json.dumps(a.details, sort_keys=True))
+
+
+def check_exactly_once(mem: Memory, archive: Archive, sent: list[Action]) -> None:
+    """Redis and the archive each hold every sent action once, under the same ids,
+    with every index of the layout complete."""
+    in_redis = mem.actions.simulation_actions(SIM)
+    in_sql = archive.read(SIM)
+    assert len(in_redis) == len(sent)
+    assert len(in_sql) == len(sent)
+    assert Counter(key(a) for a in in_redis) == Counter(key(a) for a in sent)
+    assert Counter(key(a) for a in in_sql) == Counter(key(a) for a in sent)
+    redis_ids = {(a.agent_id, a.action_id) for a in in_redis}
+    assert len(redis_ids) == len(sent)
+    assert redis_ids == {(a.agent_id, a.action_id) for a in in_sql}
+    by_id = {(a.agent_id, a.action_id): a for a in in_redis}
+    for a in in_sql:
+        assert same_action(a, by_id[(a.agent_id, a.action_id)])
+    # every index: timelines, type and target sets, rewards, simulation-level counters
+    per_agent: dict[str, list[Action]] = {}
+    for a in sent:
+        per_agent.setdefault(a.agent_id, []).append(a)
+    for agent, acts in per_agent.items():
+        assert len(mem.actions.timeline(agent)) == len(acts)
+        for kind, n in Counter(a.action_type for a in acts).items():
+            assert len(mem.actions.by_type(agent, kind)) == n
+        targets = Counter(a.action_target_id for a in acts if a.action_target_id)
+        for target, n in targets.items():
+            assert len(mem.actions.by_target(agent, target)) == n
+        assert len(mem.actions.high_reward(agent, float("-inf"), None)) == len(acts)
+    assert mem.actions.type_counts(SIM) == dict(Counter(a.action_type for a in sent))
+    steps = {a.step_number for a in sent}
+    assert sum(len(mem.actions.at_step(SIM, s)) for s in steps) == len(sent)
+
+
+# -- the stream test of the issue ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kind", "background"), [("redis", False), ("redis", True),
+                                             ("valkey", False)],
+                         ids=["redis-blocking", "redis-background", "valkey-blocking"])
+def test_redis_stopped_mid_stream_of_20000_writes_loses_nothing(
+        tmp_path: Path, kind: str, background: bool) -> None:
+    need(kind)
+    # a graceful stop writes the append-only file out: acknowledged writes survive it
+    srv = LocalServer(kind, directory=tmp_path / kind,  # type: ignore[arg-type]
+                      appendonly=True).start()
+    sent = stream(20_000)
+    try:
+        mem = agentmem.connect(srv.url, socket_timeout=5, socket_connect_timeout=1)
+        archive = open_archive(tmp_path / "archive.db")
+        w = DualWriter(mem, archive, retry_interval=0.05, background=background)
+        saw_down = False
+        for i, a in enumerate(sent):
+            if i == 7_000:
+                srv.stop()
+            elif i == 14_000:
+                if not background:
+                    assert w.redis_down
+                    assert w.journaled > 0
+                restart(srv)
+            w.add(a)  # never raises: the agent loop keeps going
+            saw_down = saw_down or w.redis_down
+        w.close()
+        assert saw_down or background
+        assert not w.redis_down
+        assert w.journaled == 0
+        check_exactly_once(mem, archive, sent)
+        mem.close()
+        archive.close()
+    finally:
+        srv.close()
+
+
+def test_server_killed_during_batched_writes_loses_and_duplicates_nothing(
+        server: LocalServer, tmp_path: Path) -> None:
+    """SIGKILL while batches are in flight: a batch may have run with its reply lost;
+    the replay finds it stored and does not store it twice."""
+    sent = stream(12_000, seed=5)
+    mem = agentmem.connect(server.url, socket_timeout=5, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    go = threading.Event()
+
+    def kill_soon() -> None:
+        go.wait()
+        time.sleep(0.015)  # while the chunks of the next call are on their way or running
+        server.kill()
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    batches = [sent[i:i + 2000] for i in range(0, len(sent), 2000)]  # 4 script calls each
+    for n, batch in enumerate(batches):
+        if n == 2:
+            go.set()
+        if n == 4:
+            killer.join()
+            assert w.redis_down
+            restart(server)
+        w.add_many(batch)
+    w.close()
+    check_exactly_once(mem, archive, sent)
+    mem.close()
+    archive.close()
+
+
+# -- durability across a process crash -------------------------------------------------------
+
+
+def test_journal_survives_a_killed_process_and_replays_in_the_next(
+        server: LocalServer, tmp_path: Path) -> None:
+    db_path = tmp_path / "archive.db"
+    port = server.port
+    server.stop()  # Redis is down for the whole life of the first process
+    script = f"""
+import os, signal
+import agentmem
+from agentmem import Action
+from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.writer import DualWriter
+
+w = DualWriter(agentmem.connect("redis://127.0.0.1:{port}/0", socket_connect_timeout=1),
+               open_archive({str(db_path)!r}), buffer_size=100_000)
+for i in range(300):
+    w.add(Action(agent_id=f"a{{i % 3}}", simulation_id={SIM!r}, step_number=i // 3,
+                 action_type="move", reward=float(i)))
+assert w.redis_down and w.journaled == 300
+os.kill(os.getpid(), signal.SIGKILL)  # no flush, no close, no exit hook
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    with open_archive(db_path) as archive:
+        assert archive.count(SIM) == 0  # the buffer died with the process
+    with open_archive(db_path) as archive:
+        assert len(Journal(default_journal_path(archive))) == 300
+    restart(server)
+    mem = agentmem.connect(server.url)
+    archive = open_archive(db_path)
+    w = DualWriter(mem, archive)
+    assert w.journaled == 300
+    w.close()  # replays, archives, clears the journal
+    assert w.journaled == 0
+    in_redis = mem.actions.simulation_actions(SIM)
+    assert sorted(a.reward for a in in_redis) == [float(i) for i in range(300)]  # type: ignore[type-var]
+    assert {a.action_id for a in in_redis} == {f"a{i % 3}-{i // 3}-move" for i in range(300)}
+    assert {a.action_id for a in archive.read(SIM)} == {a.action_id for a in in_redis}
+    assert archive.count(SIM) == 300
+    mem.close()
+    archive.close()
+
+
+# -- reads while Redis is down ---------------------------------------------------------------
+
+
+def _strip(actions: list[Action] | Action | None) -> Any:
+    if actions is None:
+        return None
+    if isinstance(actions, Action):
+        return actions.model_copy(update={"stored_at": None})
+    return [a.model_copy(update={"stored_at": None}) for a in actions]
+
+
+def test_archive_answers_queries_while_redis_is_down_as_redis_does(
+        server: LocalServer, db: Db, tmp_path: Path) -> None:  # noqa: F811
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(db.url)
+    w = DualWriter(mem, archive, retry_interval=3600, journal=tmp_path / "journal")
+    sent = stream(600, agents=4, seed=9)
+    sent = [a if i % 7 else a.model_copy(update={"embedding": np.arange(4, dtype=np.float32)})
+            for i, a in enumerate(sent)]
+    online = w.add_many(sent[:300])
+    server.stop()
+    diverted = [w.add(a) for a in sent[300:]]
+    assert w.redis_down
+    queries: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+    for agent in ("agent_0", "agent_3"):
+        queries += [
+            ("by_type", (agent, "move"), {}), ("by_type", (agent, "share"), {"limit": 3}),
+            ("by_target", (agent, "agent_1"), {}), ("by_target", (agent, "agent_2"),
+                                                    {"limit": 2}),
+            ("timeline", (agent,), {}), ("timeline", (agent, 10, 40), {}),
+            ("timeline", (agent, 5, None), {"newest_first": True, "limit": 7}),
+            ("recent", (agent, 5), {}), ("high_reward", (agent,), {}),
+            ("high_reward", (agent, 1.5, None), {}), ("high_reward", (agent, -1.0, 4), {}),
+        ]
+    picked = [online[17], online[201], diverted[5], diverted[250]]  # type: ignore[index]
+    during = [_strip(getattr(w, q)(*args, **kw)) for q, args, kw in queries]
+    got = [w.get(a.agent_id, a.action_id) for a in picked]  # type: ignore[union-attr, arg-type]
+    assert None not in got
+    assert w.redis_down  # all of that came from the archive
+    assert any(during), "the archive answered nothing"
+    restart(server)
+    w.close()
+    mem2 = agentmem.connect(server.url)
+    after = [_strip(getattr(mem2.actions, q)(*args, **kw)) for q, args, kw in queries]
+    assert during == after
+    assert [_strip(g) for g in got] == [
+        _strip(mem2.actions.get(a.action_id, agent_id=a.agent_id))  # type: ignore[union-attr, arg-type]
+        for a in picked]
+    mem.close()
+    mem2.close()
+    archive.close()
+
+
+def test_sqlreads_match_redis_on_the_same_data(mem_and_archive: tuple[Memory, Archive]
+                                                ) -> None:
+    mem, archive = mem_and_archive
+    sent = stream(400, agents=3, seed=3)
+    stored = mem.actions.add_many(sent)
+    archive.write(stored)
+    for agent in ("agent_0", "agent_1", "agent_2"):
+        for kind in TYPES:
+            assert _strip(sqlreads.by_type(archive, agent, kind)) == \
+                _strip(mem.actions.by_type(agent, kind))
+        assert _strip(sqlreads.timeline(archive, agent)) == _strip(mem.actions.timeline(agent))
+        assert _strip(sqlreads.recent(archive, agent, 12)) == \
+            _strip(mem.actions.recent(agent, 12))
+        assert _strip(sqlreads.high_reward(archive, agent, 0.2, None)) == \
+            _strip(mem.actions.high_reward(agent, 0.2, None))
+
+
+@pytest.fixture
+def mem_and_archive(server: LocalServer, db: Db) -> Iterator[tuple[Memory, Archive]]:  # noqa: F811
+    mem = agentmem.connect(server.url)
+    archive = open_archive(db.url)
+    yield mem, archive
+    mem.close()
+    archive.close()
+
+
+# -- ids, conflicts, strict mode -------------------------------------------------------------
+
+
+def test_a_write_whose_reply_was_lost_is_not_stored_twice(
+        server: LocalServer, tmp_path: Path) -> None:
+    """The action reached Redis, but the writer never learnt it (another client stands
+    in for the lost reply); the writer journals it under the id Redis gave it."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    w.add(Action(agent_id="a1", simulation_id=SIM, step_number=1, action_type="move"))
+    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(lost).action_id == "a1-2-move"
+    server.stop()
+    out = w.add(lost)
+    assert out is not None
+    assert out.action_id == "a1-2-move"
+    restart(server)
+    w.close()
+    assert [a.action_id for a in mem.actions.timeline("a1")] == ["a1-1-move", "a1-2-move"]
+    assert [a.action_id for a in archive.read(SIM)] == ["a1-1-move", "a1-2-move"]
+    mem.close()
+    archive.close()
+
+
+def test_an_id_another_writer_took_meanwhile_is_renamed_everywhere(
+        server: LocalServer, tmp_path: Path) -> None:
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    server.stop()
+    mine = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
+                  reward=1.0)
+    assert w.add(mine).action_id == "a1-3-move"  # type: ignore[union-attr]
+    w.flush()  # archived under that id while Redis is down
+    restart(server)
+    theirs = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
+                    reward=-5.0)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(theirs).action_id == "a1-3-move"
+    w.close()  # the replay finds a1-3-move holding another action
+    held = {a.action_id: a.reward for a in mem.actions.timeline("a1")}
+    assert held == {"a1-3-move": -5.0, "a1-3-move.1": 1.0}
+    assert [(a.action_id, a.reward) for a in archive.read(SIM)] == [("a1-3-move.1", 1.0)]
+    mem.close()
+    archive.close()
+
+
+def test_explicit_id_known_taken_is_refused_while_down(server: LocalServer,
+                                                       tmp_path: Path) -> None:
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=3600)
+    w.add(Action(agent_id="a1", simulation_id=SIM, step_number=1, action_type="move",
+                 action_id="a1-1-x"))
+    server.stop()
+    with pytest.raises(DuplicateId) as info:
+        w.add_many([Action(agent_id="a1", simulation_id=SIM, step_number=1,
+                           action_type="move", action_id="a1-1-x"),
+                    Action(agent_id="a1", simulation_id=SIM, step_number=2,
+                           action_type="move")])
+    assert info.value.stored == ["a1-2-move"]
+    assert w.journaled == 1
+    w.close()
+    mem.close()
+    archive.close()
+
+
+def test_strict_mode_raises_and_journals_nothing(server: LocalServer, tmp_path: Path) -> None:
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, strict=True)
+    w.add(Action(agent_id="a1", simulation_id=SIM, step_number=1, action_type="move"))
+    server.stop()
+    with pytest.raises(Unavailable):
+        w.add(Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move"))
+    with pytest.raises(Unavailable):
+        w.by_type("a1", "move")
+    assert w.journaled == 0
+    assert not default_journal_path(archive).exists()
+    w.flush()
+    assert [a.action_id for a in archive.read(SIM)] == ["a1-1-move"]
+    with pytest.raises(ConfigError):
+        DualWriter(mem, archive, strict=True, journal=tmp_path / "j")
+    mem.close()
+    archive.close()
+
+
+def test_invalid_input_while_down_is_refused_before_anything_is_journaled(
+        server: LocalServer, tmp_path: Path) -> None:
+    mem = agentmem.connect(server.url, socket_connect_timeout=1, embedding_dim=4)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=3600)
+    server.stop()
+    w.add(Action(agent_id="a1", simulation_id=SIM, step_number=1, action_type="move"))
+    assert w.journaled == 1
+    bad = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                 embedding=np.zeros(3, dtype=np.float32))
+    with pytest.raises(agentmem.InvalidInput, match="record 1"):
+        w.add_many([Action(agent_id="a1", simulation_id=SIM, step_number=2,
+                           action_type="move"), bad])
+    assert w.journaled == 1
+    w.close()
+    mem.close()
+    archive.close()
+
+
+# -- the journal file ------------------------------------------------------------------------
+
+
+def test_journal_round_trips_every_field(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "j")
+    a = Action(agent_id="a1", simulation_id="s", step_number=2**53, action_type="move",
+               action_id="a1-9-move.2", action_target_id="b", state_before_id="x" * 128,
+               resources_before=1e-300, resources_after=-0.0, reward=0.1 + 0.2,
+               details={"big": 2**70, "u": "é\u2028", "l": [1, None, {"x": 1.5}]},
+               position=(1.5, -2.25), embedding=np.array([0.1, 3e38, -1e-38], np.float32),
+               module_type="dqn", module_id="m", stored_at=17)
+    b = Action(agent_id="a2", simulation_id="s", step_number=0, action_type="pass")
+    j.append([a])
+    j.append([b, a])
+    assert j.read() == [a, b, a]
+    assert len(j) == 2
+    j.close()
+    assert len(Journal(tmp_path / "j")) == 2
+    j.clear()
+    assert j.read() == []
+    assert len(j) == 0
+    j.close()
+
+
+def test_journal_ignores_an_unfinished_last_append(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    j = Journal(path)
+    a = Action(agent_id="a1", simulation_id="s", step_number=1, action_type="move")
+    j.append([a])
+    j.close()
+    with open(path, "ab") as f:
+        f.write(b'{"v": 1, "actions": [{"agent_id": "a')  # the crash came mid-write
+    j = Journal(path)
+    assert j.read() == [a]
+    assert len(j) == 1
+    j.close()
+
+
+def test_journal_refuses_a_corrupt_line_and_a_second_owner(tmp_path: Path) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(b'{"v": 1, "actions": []}\nnot json\n{"v": 1, "actions": []}\n')
+    j = Journal(path).open()
+    with pytest.raises(DecodeError, match="line 2"):
+        j.read()
+    with pytest.raises(ConfigError, match="in use"):
+        Journal(path).open()
+    j.close()
+    Journal(path).open().close()  # free again once closed
+
+
+def test_default_journal_path_is_beside_a_sqlite_file(tmp_path: Path) -> None:
+    with open_archive(tmp_path / "x.db") as archive:
+        assert default_journal_path(archive) == tmp_path / "x.db-agentmem-journal"

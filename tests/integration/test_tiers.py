@@ -1,0 +1,263 @@
+"""Memory tiers (agentmem.tiers.maintenance, agentmem.tiers.reads) against real Redis and Valkey.
+
+The archive is a SQLite file of the test's own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from agentmem.backends.sql import Archive, open_archive
+
+import agentmem
+from agentmem import Action, ConfigError, IMAction, action_importance
+from agentmem.tiers.maintenance import TierPolicy, Tiers
+from agentmem.tiers.reads import find, history, recent, relative
+
+SIM = "sim_t"
+
+
+def act(agent: str = "a1", step: int = 1, kind: str = "move", **kw: Any) -> Action:
+    return Action(agent_id=agent, simulation_id=SIM, step_number=step, action_type=kind, **kw)
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    with open_archive(tmp_path / "archive.db") as a:
+        yield a
+
+
+def keys(r: redis.Redis) -> set[str]:
+    return {k.decode() for k in r.scan_iter(count=1000)}
+
+
+def test_transition_leaves_every_short_term_index(mem: agentmem.Memory, r: redis.Redis,
+                                                  archive: Archive) -> None:
+    stored = mem.actions.add_many([
+        act(step=1, kind="share", action_target_id="b2", reward=0.8, resources_before=1.0,
+            resources_after=2.0, details={"x": 1}, position=(1.0, 2.0)),
+        act(step=1, kind="move", reward=-0.1),
+        act(step=2, kind="move"),
+    ])
+    tiers = Tiers(mem, archive=archive)
+    moved = tiers.transition("a1", ["a1-1-share", "a1-1-move"])
+    assert moved == ["a1-1-share", "a1-1-move"]
+    # the compressed hash of section 6, with the importance of section 7
+    im = r.hgetall("agent:a1:im:action:a1-1-share")
+    assert {k.decode(): v.decode() for k, v in im.items()} == {
+        "action_id": "a1-1-share", "simulation_id": SIM, "step_number": "1", "agent_id": "a1",
+        "action_type": "share", "reward": "0.8", "action_target_id": "b2",
+        "importance": format(action_importance(stored[0]), ".6g"),
+    }
+    assert r.ttl("agent:a1:im:action:a1-1-share") > 0
+    assert r.zrange("agent:a1:im:action:timeline", 0, -1, withscores=True) == [
+        (b"a1-1-move", 1.0), (b"a1-1-share", 1.0)]
+    # gone from every STM index, the relative and simulation-level ones included
+    assert not r.exists("agent:a1:action:a1-1-share", "agent:a1:action:a1-1-move")
+    assert r.zrange("agent:a1:action:timeline", 0, -1) == [b"a1-2-move"]
+    assert r.zrange("agent:a1:action:relative_index", 0, -1) == [b"a1-2-move"]
+    assert r.smembers("agent:a1:action:types:move") == {b"a1-2-move"}
+    assert not r.exists("agent:a1:action:types:share", "agent:a1:action:targets:b2")
+    assert r.zrange("agent:a1:action:rewards", 0, -1) == []
+    assert r.lrange(f"simulation:{SIM}:actions", 0, -1) == [b"a1-2-move"]
+    assert not r.exists(f"simulation:{SIM}:actions:1")
+    assert r.zrange(f"simulation:{SIM}:actions:steps", 0, -1) == [b"2"]
+    assert r.hgetall(f"simulation:{SIM}:actions:by_type") == {b"move": b"1"}
+    # archived in full before leaving Redis; found by id through the tiers
+    assert [a.action_id for a in archive.read(SIM)] == ["a1-1-share", "a1-1-move"]
+    assert find(mem, "a1", "a1-1-share", archive) == mem.im_actions.get("a1-1-share",
+                                                                       agent_id="a1")
+    assert tiers.transition("a1", ["a1-1-share"]) == []  # not in STM any more
+
+
+def test_history_reads_stm_and_im_as_one_sequence(mem: agentmem.Memory) -> None:
+    mem.actions.add_many([act(step=s, kind=k) for s in range(10) for k in ("move", "eat")])
+    Tiers(mem).transition("a1", [f"a1-{s}-{k}" for s in range(6) for k in ("move", "eat")])
+    seq = history(mem, "a1")
+    assert [a.action_id for a in seq] == [f"a1-{s}-{k}" for s in range(10)
+                                          for k in ("eat", "move")]
+    assert [type(a) for a in seq[:12]] == [IMAction] * 12
+    assert [type(a) for a in seq[12:]] == [Action] * 8
+    assert [a.action_id for a in recent(mem, "a1", 3)] == ["a1-9-move", "a1-9-eat",
+                                                            "a1-8-move"]
+    assert [a.action_id for a in history(mem, "a1", 5, 6, newest_first=True)] == [
+        "a1-6-move", "a1-6-eat", "a1-5-move", "a1-5-eat"]
+    rel = relative(mem, "a1", -12)
+    assert rel is not None
+    assert rel.action_id == "a1-3-move"
+    assert isinstance(rel, IMAction)
+    assert relative(mem, "a1", -20) is None
+
+
+def test_window_by_steps_moves_the_old(mem: agentmem.Memory, archive: Archive) -> None:
+    mem.actions.add_many([act(agent=a, step=s) for a in ("a1", "a2") for s in range(10)])
+    tiers = Tiers(mem, TierPolicy(stm_steps=3), archive=archive)
+    rep = tiers.maintain(now_step=9)
+    assert rep.agents == 2
+    assert rep.to_im == 14
+    assert [a.step_number for a in mem.actions.timeline("a1")] == [7, 8, 9]
+    assert mem.im_actions.count("im_timeline", agent_id="a1") == 7
+    assert archive.count(SIM) == 14
+    assert tiers.maintain(now_step=9).to_im == 0  # nothing more to do
+
+
+def test_window_by_time_moves_the_old(mem: agentmem.Memory) -> None:
+    mem.actions.add_many([act(step=s) for s in range(3)])
+    tiers = Tiers(mem, TierPolicy(stm_seconds=30))
+    assert tiers.maintain().to_im == 0
+    assert tiers.maintain(now=time.time() + 31).to_im == 3
+    with pytest.raises(ConfigError, match="shorter"):
+        Tiers(agentmem.connect("redis://127.0.0.1:1/0", ttl=60), TierPolicy(stm_seconds=60))
+
+
+def test_capacity_keeps_the_important_among_the_same_age(mem: agentmem.Memory) -> None:
+    mem.actions.add_many([
+        act(step=1, kind="move"),                                  # importance 0
+        act(step=1, kind="attack", action_target_id="b", reward=1.0),  # 1.0
+        act(step=1, kind="share", reward=0.2),                     # 0.4
+        act(step=2, kind="move"),
+    ])
+    Tiers(mem, TierPolicy(stm_capacity=2)).maintain()
+    assert {a.action_id for a in mem.actions.timeline("a1")} == {"a1-1-attack", "a1-2-move"}
+
+
+def test_importance_weight_lets_importance_outlive_age(mem: agentmem.Memory) -> None:
+    mem.actions.add_many([act(step=1, kind="attack", action_target_id="b", reward=1.0),
+                          act(step=2, kind="move"), act(step=3, kind="move")])
+    Tiers(mem, TierPolicy(stm_capacity=2, importance_weight=5)).maintain()
+    assert {a.action_id for a in mem.actions.timeline("a1")} == {"a1-1-attack", "a1-3-move"}
+
+
+def test_pinned_actions_stay(mem: agentmem.Memory, r: redis.Redis) -> None:
+    mem.actions.add_many([act(step=s) for s in range(5)])
+    tiers = Tiers(mem, TierPolicy(stm_steps=1, im_capacity=1))
+    tiers.pin("a1", "a1-0-move")
+    assert r.ttl("agent:a1:action:a1-0-move") == -1  # no TTL while pinned
+    tiers.maintain()
+    assert [a.action_id for a in mem.actions.timeline("a1")] == ["a1-0-move", "a1-4-move"]
+    assert tiers.pinned("a1") == {"a1-0-move"}
+    tiers.unpin("a1", "a1-0-move")
+    assert r.ttl("agent:a1:action:a1-0-move") > 0
+    tiers.maintain()
+    assert [a.action_id for a in mem.actions.timeline("a1")] == ["a1-4-move"]
+
+
+def test_im_capacity_evicts_to_the_archive(mem: agentmem.Memory, archive: Archive) -> None:
+    mem.actions.add_many([act(step=s, reward=s / 10) for s in range(10)])
+    tiers = Tiers(mem, TierPolicy(stm_steps=2, im_capacity=3), archive=archive)
+    rep = tiers.maintain()
+    assert rep.to_im == 8
+    assert rep.evicted == 5
+    im = history(mem, "a1")
+    assert [a.action_id for a in im] == [f"a1-{s}-move" for s in range(5, 10)]
+    assert archive.count(SIM) == 8
+    # an evicted action is still found by id, in full, through the archive
+    got = find(mem, "a1", "a1-0-move", archive)
+    assert isinstance(got, Action)
+    assert got.reward == 0.0
+
+
+def test_policy_is_checked() -> None:
+    for bad in ({"stm_steps": 0}, {"stm_capacity": -1}, {"im_ttl": 2**40},
+                {"importance_weight": -1}, {"stm_seconds": float("nan")},
+                {"importance": 3}):
+        with pytest.raises(ConfigError):
+            TierPolicy(**bad)
+
+
+def test_background_runner_maintains(mem: agentmem.Memory) -> None:
+    mem.actions.add_many([act(step=s) for s in range(6)])
+    tiers = Tiers(mem, TierPolicy(stm_steps=2))
+    tiers.start(interval=0.05)
+    deadline = time.monotonic() + 5
+    while mem.actions.count("timeline", agent_id="a1") > 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    tiers.stop()
+    assert tiers.last_report is not None
+
+
+def test_100_agents_2000_steps_within_limits_and_archived_once(
+        server: Any, r: redis.Redis, archive: Archive) -> None:
+    """The issue's run: small limits, maintenance every 10 steps. Redis never holds more
+    per agent than the limits allow: IM at most ``im_capacity`` at every check, STM at
+    most ``stm_capacity`` after each maintenance and at most ``stm_capacity`` plus the
+    10 steps written since before it. The archive ends with every action exactly once;
+    the peak memory is printed."""
+    mem = agentmem.connect(server.url)
+    policy = TierPolicy(stm_steps=20, stm_capacity=25, im_capacity=50)
+    tiers = Tiers(mem, policy, archive=archive)
+    agents = [f"ag{i}" for i in range(100)]
+    every = 10
+    peak = 0
+
+    def counts() -> tuple[int, int]:
+        pipe = r.pipeline(transaction=False)
+        for a in agents:
+            pipe.zcard(f"agent:{a}:action:timeline")
+            pipe.zcard(f"agent:{a}:im:action:timeline")
+        got = pipe.execute()
+        return max(got[0::2]), max(got[1::2])
+
+    for step in range(2000):
+        mem.actions.add_many([
+            Action(agent_id=a, simulation_id=SIM, step_number=step,
+                   action_type=("move", "gather", "share", "attack")[(step + i) % 4],
+                   reward=((step * 7 + i) % 11) / 10, action_target_id=agents[(i + 1) % 100]
+                   if (step + i) % 4 >= 2 else None, resources_before=1.0,
+                   resources_after=1.0 + (step % 3))
+            for i, a in enumerate(agents)])
+        if step % every == every - 1:
+            stm, im = counts()
+            assert stm <= policy.stm_capacity + every  # type: ignore[operator]
+            assert im <= policy.im_capacity  # type: ignore[operator]
+            peak = max(peak, int(r.info("memory")["used_memory"]))
+            tiers.maintain(agents, now_step=step)
+            stm, im = counts()
+            assert stm <= policy.stm_capacity  # type: ignore[operator]
+            assert im <= policy.im_capacity  # type: ignore[operator]
+    in_stm = [a for ag in agents for a in mem.actions.timeline(ag)]
+    assert len(in_stm) == 100 * 20
+    # what left Redis is archived; what is still in STM is archived when it leaves
+    assert archive.count(SIM) == 200_000 - len(in_stm)
+    archive.write(in_stm)
+    ids = [(a.agent_id, a.action_id) for a in archive.read(SIM)]
+    assert len(ids) == 200_000
+    assert len(set(ids)) == 200_000
+    print(f"\npeak used_memory over the 100 x 2,000 run: {peak / 2**20:.1f} MiB")
+    mem.close()
+
+
+def test_maintenance_leaves_every_index_consistent(mem: agentmem.Memory,
+                                                   archive: Archive) -> None:
+    """check() (agentmem.integrity.check) finds nothing wrong after transitions and evictions:
+    no orphan, no hash missing from an index, every counter right."""
+    from agentmem.integrity.check import check
+
+    mem.actions.add_many([act(agent=f"a{i}", step=s, kind=("move", "share")[s % 2],
+                              action_target_id="b" if s % 2 else None, reward=s / 7)
+                          for i in range(5) for s in range(40)])
+    tiers = Tiers(mem, TierPolicy(stm_steps=10, stm_capacity=8, im_capacity=12),
+                  archive=archive)
+    tiers.pin("a0", "a0-3-share")
+    rep = tiers.maintain()
+    assert rep.to_im == 5 * 32 - 1
+    assert rep.evicted == 5 * 20 - 1
+    report = check(mem)
+    assert report.clean, str(report)
+    assert mem.actions.type_counts(SIM) == {"move": 20, "share": 21}
+
+
+async def test_history_on_the_asyncio_repository(mem: agentmem.Memory,
+                                                 amem: agentmem.AsyncMemory) -> None:
+    mem.actions.add_many([act(step=s) for s in range(6)])
+    Tiers(mem).transition("a1", ["a1-0-move", "a1-1-move"])
+    seq = await amem.actions.history("a1", newest_first=True, limit=5)
+    assert [a.action_id for a in seq] == [f"a1-{s}-move" for s in (5, 4, 3, 2, 1)]
+    assert isinstance(seq[-1], IMAction)
+    assert seq == history(mem, "a1", newest_first=True, limit=5)
