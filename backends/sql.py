@@ -13,49 +13,49 @@ database (either generation of the table) is used as it is. See
 
 from __future__ import annotations
 
-import functools
-import json
 import operator
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from pydantic import ValidationError
+from agentmem.backends.sqlrows import backend_error, decode_row, select_actions
+from agentmem.backends.sqltables import (
+    DETAILS_MAX_LENGTH,
+    OPTIONAL_ACTION_COLUMNS,
+    REQUIRED_ACTION_COLUMNS,
+    action_extras,
+    agent_actions,
+    agents,
+    metadata,
+    simulations,
+)
+from agentmem.backends.sqlwrite import (
+    SIDE_COLUMNS,
+    SQLITE_TOP,
+    Attempt,
+    Batch,
+    chunks,
+    existing,
+    existing_ids,
+    foreign_key_violation,
+    lookup,
+    prepare_batch,
+)
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Column,
-    DateTime,
-    Double,
     Engine,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    and_,
     create_engine,
     event,
     func,
     inspect,
-    or_,
     select,
 )
 from sqlalchemy.engine import URL, Connection, RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 from sqlalchemy.sql import Select
-from sqlalchemy.types import TypeEngine
 
-from agentmem.errors import BackendError, ConfigError, DecodeError, InvalidInput, Unavailable
-from agentmem.model import jsonvalue
+from agentmem.errors import BackendError, ConfigError, InvalidInput
 from agentmem.model.records import Action
 
 __all__ = [
@@ -73,211 +73,10 @@ __all__ = [
     "simulations",
 ]
 
-DETAILS_MAX_LENGTH = 1024
-"""Characters of JSON text that ``agent_actions.details`` holds (AgentFarm's String(1024))."""
-
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long a SQLite connection waits for another writer's lock, in milliseconds."""
 
 DEFAULT_FILE = "agentmem.db"
-
-
-def _real() -> TypeEngine[float]:
-    # AgentFarm declares Float(precision=6); on PostgreSQL that is a 4-byte REAL,
-    # which would round what agentmem stores, so a created archive uses DOUBLE there.
-    return Float(precision=6).with_variant(Double(), "postgresql")
-
-
-metadata = MetaData()
-
-simulations = Table(
-    "simulations",
-    metadata,
-    Column("simulation_id", String(64), primary_key=True),
-    Column("experiment_id", String(64), nullable=True),
-    Column("start_time", DateTime, nullable=True),
-    Column("end_time", DateTime, nullable=True),
-    Column("status", String(50), nullable=True, default="pending"),
-    Column("parameters", JSON, nullable=False),
-    Column("results_summary", JSON, nullable=True),
-    Column("simulation_db_path", String(255), nullable=False),
-)
-
-agents = Table(
-    "agents",
-    metadata,
-    Column("agent_id", String(64), primary_key=True),
-    Column("simulation_id", String(64), ForeignKey("simulations.simulation_id"), nullable=True),
-    Column("birth_time", Integer, nullable=True),
-    Column("death_time", Integer, nullable=True),
-    Column("agent_type", String(50), nullable=True),
-    Column("position_x", _real(), nullable=True),
-    Column("position_y", _real(), nullable=True),
-    Column("initial_resources", _real(), nullable=True),
-    Column("starting_health", _real(), nullable=True),
-    Column("genome_id", String(64), nullable=True),
-    Column("generation", Integer, nullable=True),
-    Column("action_weights", JSON, nullable=True),
-)
-
-agent_actions = Table(
-    "agent_actions",
-    metadata,
-    Column("action_id", Integer, primary_key=True, autoincrement=True),
-    Column("simulation_id", String(64), ForeignKey("simulations.simulation_id"), nullable=True),
-    Column("step_number", Integer, nullable=False),
-    Column("agent_id", String(64), ForeignKey("agents.agent_id"), nullable=False),
-    Column("action_type", String(20), nullable=False),
-    Column("action_target_id", String(64), nullable=True),
-    Column("state_before_id", String(128), nullable=True),
-    Column("state_after_id", String(128), nullable=True),
-    Column("resources_before", _real(), nullable=True),
-    Column("resources_after", _real(), nullable=True),
-    Column("reward", _real(), nullable=True),
-    Column("details", String(DETAILS_MAX_LENGTH), nullable=True),
-    Column("module_type", String(50), nullable=True),
-    Column("module_id", String(64), nullable=True),
-    Index("idx_agent_actions_step_number", "step_number"),
-    Index("idx_agent_actions_agent_id", "agent_id"),
-    Index("idx_agent_actions_action_type", "action_type"),
-    Index("idx_agent_actions_module_type", "module_type"),
-)
-
-action_extras = Table(
-    "agentmem_action_extras",
-    metadata,
-    Column("row_id", Integer, ForeignKey("agent_actions.action_id"), primary_key=True,
-           autoincrement=False),
-    Column("simulation_id", String(64), nullable=False),
-    Column("agent_id", String(64), nullable=False),
-    Column("action_id", String(128), nullable=False),
-    Column("position_x", Double(), nullable=True),
-    Column("position_y", Double(), nullable=True),
-    Column("embedding", LargeBinary, nullable=True),
-    Column("stored_at", BigInteger, nullable=True),
-    Column("details_full", Text, nullable=True),
-    Column("extra_fields", Text, nullable=True),
-    UniqueConstraint("simulation_id", "agent_id", "action_id",
-                     name="uq_agentmem_action_extras_action"),
-)
-
-REQUIRED_ACTION_COLUMNS = ("action_id", "simulation_id", "step_number", "agent_id", "action_type")
-OPTIONAL_ACTION_COLUMNS = (
-    "action_target_id", "state_before_id", "state_after_id", "resources_before",
-    "resources_after", "reward", "details", "module_type", "module_id",
-)
-"""Action fields stored in ``agent_actions`` columns when the table has them; a field
-whose column the table lacks (e.g. ``module_type`` in the old generation) is kept in
-``agentmem_action_extras.extra_fields`` instead."""
-
-
-def _details_marker(length: int) -> str:
-    return json.dumps(
-        {"agentmem_details": "agentmem_action_extras.details_full", "length": length},
-        separators=(",", ":"),
-    )
-
-
-def split_details(details: Any) -> tuple[str | None, str | None]:
-    """The ``(details column, details_full column)`` values for an action's details.
-
-    JSON text of at most :data:`DETAILS_MAX_LENGTH` characters goes into
-    ``agent_actions.details`` as it is. Longer text goes whole into
-    ``agentmem_action_extras.details_full`` and ``details`` holds a short marker
-    object ``{"agentmem_details": "agentmem_action_extras.details_full", "length": N}``
-    (N characters), so nothing is cut and both engines store the same values.
-    """
-    if details is None:
-        return None, None
-    try:
-        text = jsonvalue.dumps(details).decode("utf-8")
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    if len(text) <= DETAILS_MAX_LENGTH:
-        return text, None
-    return _details_marker(len(text)), text
-
-
-_SIDE_COLUMNS = ("simulation_id", "agent_id", "action_id", "position_x", "position_y",
-                 "embedding", "stored_at", "details_full", "extra_fields", "row_id")
-"""The side table's columns in the order a prepared side row holds them (``row_id`` last:
-it is known only once the ``agent_actions`` row is in)."""
-
-_LOOKUP_CHUNK = 300
-"""Rows per id lookup query (three parameters each: under SQLite's oldest limit of 999)."""
-
-
-class _Batch:
-    """Rows of one ``write`` call ready for the database, as plain tuples.
-
-    ``main`` holds ``agent_actions`` rows in the column order of
-    :attr:`Archive._main_columns`; ``side`` holds ``agentmem_action_extras``
-    rows in :data:`_SIDE_COLUMNS` order without the last one (``row_id``).
-    """
-
-    __slots__ = ("agents", "main", "side", "sims")
-
-    def __init__(self) -> None:
-        self.main: list[tuple[Any, ...]] = []
-        self.side: list[tuple[Any, ...]] = []
-        self.sims: dict[str, None] = {}  # in first-seen order
-        self.agents: dict[str, str] = {}  # agent id -> simulation of its first action
-
-
-class _Attempt:
-    """One transaction of a ``write`` call: whether it may trust the parent cache, whether
-    it did, and the parent rows it made sure of (remembered once it has committed)."""
-
-    __slots__ = ("agents", "relied_on_cache", "sims", "use_cache")
-
-    def __init__(self, use_cache: bool) -> None:
-        self.use_cache = use_cache
-        self.relied_on_cache = False
-        self.sims: list[str] = []
-        self.agents: list[str] = []
-
-
-_SQLITE_TOP = (
-    "SELECT (SELECT max(action_id) FROM agent_actions), "
-    "(SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
-    "AND lower(tbl_name) = 'agent_actions')"
-)
-"""SQLite: the largest row id of ``agent_actions`` and how many triggers the table has."""
-
-
-@functools.lru_cache(maxsize=8)
-def _sqlite_lookup(rows: int) -> str:
-    """SQLite: the archived ``(simulation_id, agent_id, action_id)`` among ``rows`` given
-    triples, one probe of the side table's unique index per triple."""
-    values = ",".join(["(?,?,?)"] * rows)
-    return (
-        "SELECT x.simulation_id, x.agent_id, x.action_id "
-        f"FROM (VALUES {values}) AS v JOIN agentmem_action_extras AS x "
-        "ON x.simulation_id = v.column1 AND x.agent_id = v.column2 AND x.action_id = v.column3"
-    )
-
-
-def _foreign_key_violation(exc: IntegrityError) -> bool:
-    """Whether the database refused a row for a missing parent (not, e.g., a duplicate)."""
-    orig = exc.orig
-    if getattr(orig, "sqlstate", None) == "23503":  # PostgreSQL foreign_key_violation
-        return True
-    if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY":
-        return True
-    return "foreign key" in str(orig).lower()
-
-
-def _existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
-    """Which of ``values`` are already in ``column`` (a primary key), queried in chunks."""
-    found: set[str] = set()
-    for chunk in _chunks(values, 500):
-        found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
-    return found
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class Archive:
@@ -324,8 +123,8 @@ class Archive:
         self._sql_main_keyed = (f"INSERT INTO agent_actions ({main_cols}, action_id) "
                                 f"VALUES ({marks}, ?)")
         self._sql_side = (
-            f"INSERT INTO agentmem_action_extras ({', '.join(quote(c) for c in _SIDE_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_SIDE_COLUMNS))})")
+            f"INSERT INTO agentmem_action_extras ({', '.join(quote(c) for c in SIDE_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(SIDE_COLUMNS))})")
         # simulations and agents rows seen committed by this archive: not looked up again
         self._known_sims: set[str] = set()
         self._known_agents: set[str] = set()
@@ -376,12 +175,12 @@ class Archive:
             return 0
         use_cache = True
         while True:
-            attempt = _Attempt(use_cache)
+            attempt = Attempt(use_cache)
             try:
                 with self.engine.begin() as conn:
                     inserted = self._write(conn, actions, attempt)
             except IntegrityError as exc:
-                if attempt.relied_on_cache and _foreign_key_violation(exc):
+                if attempt.relied_on_cache and foreign_key_violation(exc):
                     # a parent row the cache vouched for may have been deleted since:
                     # forget what the cache knows and write the whole call again, checked
                     self._forget_parents()
@@ -400,7 +199,7 @@ class Archive:
         ``{agent_id}-{step}-{type}`` id and its ``.n`` suffixes."""
         try:
             with self.engine.connect() as conn:
-                return self._existing_ids(conn, actions)
+                return existing_ids(conn, actions)
         except SQLAlchemyError as exc:
             raise backend_error(exc) from exc
 
@@ -408,7 +207,7 @@ class Archive:
         """Which of the ``(simulation_id, agent_id, action_id)`` are archived."""
         try:
             with self.engine.connect() as conn:
-                return self._lookup(conn, dict.fromkeys(keys), set())
+                return lookup(conn, dict.fromkeys(keys), set())
         except SQLAlchemyError as exc:
             raise backend_error(exc) from exc
 
@@ -429,123 +228,7 @@ class Archive:
         except SQLAlchemyError as exc:
             raise backend_error(exc) from exc
 
-    @staticmethod
-    def _existing_ids(conn: Connection, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
-        """The archived ids that ``actions`` could collide with (never a whole simulation)."""
-        wanted: dict[tuple[str, str, str], None] = {}
-        bases: set[tuple[str, str, str]] = set()
-        for a in actions:
-            d = a.__dict__
-            agent = d["agent_id"]
-            if d["action_id"] is not None:
-                wanted[(d["simulation_id"], agent, d["action_id"])] = None
-            else:
-                bases.add((d["simulation_id"], agent,
-                           f"{agent}-{d['step_number']}-{d['action_type']}"))
-        return Archive._lookup(conn, wanted, bases)
-
-    @staticmethod
-    def _lookup(conn: Connection, wanted: dict[tuple[str, str, str], None],
-                bases: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
-        """Which ``wanted`` (simulation, agent, id) are archived, and every archived id
-        of each (simulation, agent, base) in ``bases`` (the base or ``base.n``)."""
-        x = action_extras.c
-        found: set[tuple[str, str, str]] = set()
-        columns = (x.simulation_id, x.agent_id, x.action_id)
-        # SQLite: each id is one probe of the side table's unique (simulation, agent, action) index
-        if conn.dialect.name == "sqlite":
-            for chunk in _chunks(list(wanted), _LOOKUP_CHUNK):
-                found.update(tuple(row) for row in conn.exec_driver_sql(
-                    _sqlite_lookup(len(chunk)), tuple(v for key in chunk for v in key)))
-        else:  # other databases: the query as it was, per simulation and 500 ids
-            explicit: dict[str, set[str]] = {}
-            for sim, _agent, aid in wanted:
-                explicit.setdefault(sim, set()).add(aid)
-            for sim, ids in sorted(explicit.items()):
-                for ids_chunk in _chunks(sorted(ids), 500):
-                    stmt = select(*columns).where(x.simulation_id == sim,
-                                                  x.action_id.in_(ids_chunk))
-                    for s_id, a_id, act_id in conn.execute(stmt):
-                        if (s_id, a_id, act_id) in wanted:
-                            found.add((s_id, a_id, act_id))
-        for group in _chunks(sorted(bases), 100):
-            stmt = select(*columns).where(or_(*[
-                and_(x.simulation_id == sim, x.agent_id == agent,
-                     or_(x.action_id == base, x.action_id.startswith(base + ".", autoescape=True)))
-                for sim, agent, base in group
-            ]))
-            found.update((s_id, a_id, act_id) for s_id, a_id, act_id in conn.execute(stmt))
-        return found
-
-    def _prepare(self, actions: Sequence[Action], taken: set[tuple[str, str, str]]) -> _Batch:
-        """The rows to insert for the actions whose id is not ``taken`` (ids are added)."""
-        batch = _Batch()
-        main, side = batch.main, batch.side
-        sims, agents = batch.sims, batch.agents
-        targets: dict[str, str] = {}
-        main_values = self._main_values
-        has_details = self._has_details
-        extra_names = self._extra_names
-        fk_target = self._fk_target
-        for n, action in enumerate(actions):
-            d = action.__dict__  # the validated field values (a frozen pydantic model)
-            sim, agent, aid = d["simulation_id"], d["agent_id"], d["action_id"]
-            if aid is not None:
-                key = (sim, agent, aid)
-                if key in taken:
-                    continue  # archived already (or earlier in this call)
-            else:
-                base = f"{agent}-{d['step_number']}-{d['action_type']}"
-                aid, suffix = base, 0
-                key = (sim, agent, aid)
-                while key in taken:
-                    suffix += 1
-                    aid = f"{base}.{suffix}"
-                    key = (sim, agent, aid)
-                if len(aid) > 128:
-                    raise InvalidInput(f"record {n}: generated action id {aid!r} is too long")
-            taken.add(key)
-            if d["details"] is None:
-                details = details_full = None
-            else:
-                try:
-                    details, details_full = split_details(d["details"])
-                except InvalidInput as exc:
-                    raise InvalidInput(f"record {n}: {exc}") from None
-            if has_details:
-                main.append((*main_values(d), details))
-            else:
-                main.append(main_values(d))
-                if details_full is None:
-                    details_full = details  # no details column: the side table keeps the text
-            extra_fields = None
-            if extra_names:
-                extra = {name: d[name] for name in extra_names if d[name] is not None}
-                if extra:
-                    extra_fields = json.dumps(extra, separators=(",", ":"))
-            position = d["position"]
-            embedding = d["embedding"]
-            if position is None:
-                side.append((sim, agent, aid, None, None,
-                             None if embedding is None else embedding.astype("<f4").tobytes(),
-                             d["stored_at"], details_full, extra_fields))
-            else:
-                side.append((sim, agent, aid, position[0], position[1],
-                             None if embedding is None else embedding.astype("<f4").tobytes(),
-                             d["stored_at"], details_full, extra_fields))
-            if sim not in sims:
-                sims[sim] = None
-            if agent not in agents:
-                agents[agent] = sim
-            if fk_target:  # the old generation: action_target_id references agents
-                target = d["action_target_id"]
-                if target is not None and target not in targets:
-                    targets[target] = sim
-        for target, sim in targets.items():
-            agents.setdefault(target, sim)
-        return batch
-
-    def _write_parents(self, conn: Connection, batch: _Batch, attempt: _Attempt) -> None:
+    def _write_parents(self, conn: Connection, batch: Batch, attempt: Attempt) -> None:
         """Insert the ``simulations`` and ``agents`` rows ``batch`` needs and lacks.
 
         Rows this archive saw committed before are not looked up again (when
@@ -561,7 +244,7 @@ class Archive:
         if len(sims) < len(batch.sims) or len(agent_ids) < len(batch.agents):
             attempt.relied_on_cache = True
         if sims:
-            have_sims = _existing(conn, simulations.c.simulation_id, sims)
+            have_sims = existing(conn, simulations.c.simulation_id, sims)
             new_sims = [s for s in sims if s not in have_sims]
             if new_sims:
                 path = self.location[:255]
@@ -571,7 +254,7 @@ class Archive:
                     for s in new_sims
                 ])
         if agent_ids:
-            have_agents = _existing(conn, agents.c.agent_id, agent_ids)
+            have_agents = existing(conn, agents.c.agent_id, agent_ids)
             new_agents = [a for a in agent_ids if a not in have_agents]
             if new_agents:
                 conn.execute(agents.insert(), [
@@ -588,8 +271,10 @@ class Archive:
             self._known_sims.clear()
             self._known_agents.clear()
 
-    def _write(self, conn: Connection, actions: Sequence[Action], attempt: _Attempt) -> int:
-        batch = self._prepare(actions, self._existing_ids(conn, actions))
+    def _write(self, conn: Connection, actions: Sequence[Action], attempt: Attempt) -> int:
+        batch = prepare_batch(actions, existing_ids(conn, actions), main_values=self._main_values,
+                              has_details=self._has_details, extra_names=self._extra_names,
+                              fk_target=self._fk_target)
         if not batch.main:
             return 0
         self._write_parents(conn, batch, attempt)
@@ -611,7 +296,7 @@ class Archive:
             conn.exec_driver_sql(self._sql_side, side)
         else:
             conn.execute(action_extras.insert(),
-                         [dict(zip(_SIDE_COLUMNS, row, strict=True)) for row in side])
+                         [dict(zip(SIDE_COLUMNS, row, strict=True)) for row in side])
         return len(batch.main)
 
     def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> Sequence[int]:
@@ -627,7 +312,7 @@ class Archive:
         first = self._insert_one(conn, rows[0])
         if len(rows) == 1:
             return [first]
-        top, triggers = conn.exec_driver_sql(_SQLITE_TOP).one()
+        top, triggers = conn.exec_driver_sql(SQLITE_TOP).one()
         if top == first and not triggers:
             conn.exec_driver_sql(self._sql_main_keyed,
                                  [(*row, first + n) for n, row in enumerate(rows) if n])
@@ -721,7 +406,7 @@ class Archive:
                     taken.add((agent, aid))
                     side.append({"row_id": row_id, "simulation_id": simulation_id,
                                  "agent_id": agent, "action_id": aid})
-                for chunk in _chunks(side, 5000):
+                for chunk in chunks(side, 5000):
                     conn.execute(action_extras.insert(), list(chunk))
                 return len(side)
         except SQLAlchemyError as exc:
@@ -734,64 +419,6 @@ class Archive:
             stmt = stmt.where(agent_actions.c.simulation_id == simulation_id)
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
-
-
-def select_actions(columns: frozenset[str]) -> Select[Any]:
-    """``agent_actions`` rows (the ``columns`` the table has) outer-joined with their
-    side rows, labelled as :func:`decode_row` reads them; no filter, no order."""
-    cols = [agent_actions.c[name] for name in (*REQUIRED_ACTION_COLUMNS,
-                                               *OPTIONAL_ACTION_COLUMNS)
-            if name in columns]
-    side = [action_extras.c[name] for name in (
-        "action_id", "position_x", "position_y", "embedding", "stored_at",
-        "details_full", "extra_fields")]
-    return (
-        select(*cols, *[c.label(f"x_{c.name}") for c in side])
-        .select_from(agent_actions.outerjoin(
-            action_extras, action_extras.c.row_id == agent_actions.c.action_id))
-    )
-
-
-def decode_row(row: RowMapping) -> Action:
-    try:
-        full = row["x_details_full"]
-        text = full if full is not None else row.get("details")
-        details = None if text is None else json.loads(text)
-        fields: dict[str, Any] = {
-            "agent_id": row["agent_id"],
-            "simulation_id": row["simulation_id"],
-            "step_number": row["step_number"],
-            "action_type": row["action_type"],
-            "action_id": row["x_action_id"],
-            "details": details,
-            "stored_at": row["x_stored_at"],
-        }
-        for name in OPTIONAL_ACTION_COLUMNS:
-            if name != "details" and name in row:
-                fields[name] = row[name]
-        if row["x_extra_fields"] is not None:
-            fields.update(json.loads(row["x_extra_fields"]))
-        if row["x_position_x"] is not None and row["x_position_y"] is not None:
-            fields["position"] = (row["x_position_x"], row["x_position_y"])
-        if row["x_embedding"] is not None:
-            fields["embedding"] = np.frombuffer(bytes(row["x_embedding"]), dtype="<f4").astype(
-                np.float32)
-        return Action.model_validate(fields)
-    except (ValidationError, ValueError, TypeError) as exc:
-        raise DecodeError(
-            f"agent_actions row {row['action_id']} does not decode into an Action: {exc}"
-        ) from None
-
-
-def backend_error(exc: SQLAlchemyError) -> BackendError:
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return Unavailable(f"the database connection was lost: {exc.orig}")
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        text = str(exc.orig).strip()
-        if "could not connect" in text or "Connection refused" in text:
-            return Unavailable(f"the database cannot be reached: {text}")
-        return BackendError(f"the database refused the operation: {text}")
-    return BackendError(str(exc))
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:

@@ -5,7 +5,7 @@ failover (journal, probing, replay) and the bulk sync between Redis and the
 archive.
 
 May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``,
-``agentmem.plans``, ``agentmem.repository.base``, ``agentmem.backends``.
+``agentmem.plans``, ``agentmem.repository``, ``agentmem.backends``.
 """
 
 from agentmem.dualwrite.writer import DualWriter

@@ -1,4 +1,4 @@
-"""The Lua scripts of :mod:`agentmem.integrity.check`: each checks (and, in ``fix`` mode, repairs)
+"""The Lua scripts of :mod:`agentmem.integrity`: each checks (and, in ``fix`` mode, repairs)
 one bounded slice of the key space atomically.
 
 Every script receives its first argument ``mode``: ``'check'`` only reports, ``'fix'``

@@ -2,5 +2,5 @@
 sequence analytics. Radius search is a plan (``agentmem.plans.radius``).
 
 May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``,
-``agentmem.plans``, ``agentmem.repository.base``, ``agentmem.backends``.
+``agentmem.plans``, ``agentmem.repository``, ``agentmem.backends``.
 """

@@ -4,7 +4,7 @@ Owns ``TierPolicy`` and ``Tiers`` (maintenance, transitions, the background
 runner) and the reads across the tiers.
 
 May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``,
-``agentmem.plans``, ``agentmem.repository.base``, ``agentmem.backends``.
+``agentmem.plans``, ``agentmem.repository``, ``agentmem.backends``.
 """
 
 from agentmem.tiers.maintenance import (

@@ -1,4 +1,4 @@
-"""Check and repair (agentmem.integrity.check) against real Redis and Valkey servers.
+"""Check and repair (agentmem.integrity.checker) against real Redis and Valkey servers.
 
 Orphans are made for real: actions written with a 1-second TTL expire (one sleep per
 server kind, in the one test that needs it), and keys are changed behind the library's
@@ -16,9 +16,9 @@ import redis
 from _support import act
 
 import agentmem
-from agentmem import IMAction, integrity
+from agentmem import IMAction
 from agentmem.errors import InvalidInput
-from agentmem.integrity.check import check, repair
+from agentmem.integrity import check, checker, repair
 
 ORPHANS = {"timeline": 5, "relative_index": 5, "types": 5, "targets": 1, "rewards": 2,
            "sim_actions": 5, "sim_step": 5, "sim_steps": 2, "im_timeline": 1}
@@ -178,7 +178,7 @@ def test_agent_ids_limit_the_scope(r: redis.Redis, mem: agentmem.Memory) -> None
 
 def test_big_simulation_counts_in_slices(monkeypatch: pytest.MonkeyPatch, r: redis.Redis,
                                          mem: agentmem.Memory) -> None:
-    monkeypatch.setattr(integrity, "CONSISTENT_COUNT_MAX", 4)
+    monkeypatch.setattr(checker, "CONSISTENT_COUNT_MAX", 4)
     mem.actions.add_many(live_actions())
     r.delete("agent:a2:action:a2-5-eat")
     r.lrem("simulation:s1:actions", 0, "a1-4-move")

@@ -21,7 +21,7 @@ from agentmem.backends.sql import open_archive
 
 import agentmem
 from agentmem import LayoutError
-from agentmem.integrity.check import check, repair
+from agentmem.integrity import check, repair
 from agentmem.plans import keyspace
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agentmem.backends.sql import DETAILS_MAX_LENGTH, Archive, open_archive
+from agentmem.backends import sql
+from agentmem.backends.sql import DETAILS_MAX_LENGTH, open_archive
 from sqlalchemy import (
     JSON,
     Column,
@@ -312,7 +313,7 @@ def test_a_duplicate_id_still_fails_with_the_cache(db: Db,
     with open_archive(db.url) as archive:
         assert archive.write(actions[:10]) == 10
         # the other writer's rows are not visible to the lookup yet
-        monkeypatch.setattr(Archive, "_existing_ids", staticmethod(lambda conn, actions: set()))
+        monkeypatch.setattr(sql, "existing_ids", lambda conn, actions: set())
         with pytest.raises(BackendError, match="refused"):
             archive.write(actions[5:])
         monkeypatch.undo()

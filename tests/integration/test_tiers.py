@@ -235,9 +235,9 @@ def test_100_agents_2000_steps_within_limits_and_archived_once(
 
 def test_maintenance_leaves_every_index_consistent(mem: agentmem.Memory,
                                                    archive: Archive) -> None:
-    """check() (agentmem.integrity.check) finds nothing wrong after transitions and evictions:
+    """check() (agentmem.integrity.checker) finds nothing wrong after transitions and evictions:
     no orphan, no hash missing from an index, every counter right."""
-    from agentmem.integrity.check import check
+    from agentmem.integrity import check
 
     mem.actions.add_many([act(agent=f"a{i}", step=s, kind=("move", "share")[s % 2],
                               action_target_id="b" if s % 2 else None, reward=s / 7)

@@ -1,0 +1,215 @@
+"""The archive's write helpers: prepared batches, and which action ids it holds.
+
+Id lookups go through the side table's unique (simulation, agent, action id)
+index: on SQLite one probe per id, elsewhere one query per simulation and chunk.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from agentmem.backends.sqltables import action_extras, split_details
+from sqlalchemy import and_, or_, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from agentmem.errors import InvalidInput
+from agentmem.model.records import Action
+
+SIDE_COLUMNS = ("simulation_id", "agent_id", "action_id", "position_x", "position_y",
+                 "embedding", "stored_at", "details_full", "extra_fields", "row_id")
+"""The side table's columns in the order a prepared side row holds them (``row_id`` last:
+it is known only once the ``agent_actions`` row is in)."""
+
+LOOKUP_CHUNK = 300
+"""Rows per id lookup query (three parameters each: under SQLite's oldest limit of 999)."""
+
+
+class Batch:
+    """Rows of one ``write`` call ready for the database, as plain tuples.
+
+    ``main`` holds ``agent_actions`` rows in the column order of
+    :attr:`Archive._main_columns`; ``side`` holds ``agentmem_action_extras``
+    rows in :data:`SIDE_COLUMNS` order without the last one (``row_id``).
+    """
+
+    __slots__ = ("agents", "main", "side", "sims")
+
+    def __init__(self) -> None:
+        self.main: list[tuple[Any, ...]] = []
+        self.side: list[tuple[Any, ...]] = []
+        self.sims: dict[str, None] = {}  # in first-seen order
+        self.agents: dict[str, str] = {}  # agent id -> simulation of its first action
+
+
+class Attempt:
+    """One transaction of a ``write`` call: whether it may trust the parent cache, whether
+    it did, and the parent rows it made sure of (remembered once it has committed)."""
+
+    __slots__ = ("agents", "relied_on_cache", "sims", "use_cache")
+
+    def __init__(self, use_cache: bool) -> None:
+        self.use_cache = use_cache
+        self.relied_on_cache = False
+        self.sims: list[str] = []
+        self.agents: list[str] = []
+
+
+SQLITE_TOP = (
+    "SELECT (SELECT max(action_id) FROM agent_actions), "
+    "(SELECT count(*) FROM sqlite_master WHERE type = 'trigger' "
+    "AND lower(tbl_name) = 'agent_actions')"
+)
+"""SQLite: the largest row id of ``agent_actions`` and how many triggers the table has."""
+
+
+@functools.lru_cache(maxsize=8)
+def sqlite_lookup(rows: int) -> str:
+    """SQLite: the archived ``(simulation_id, agent_id, action_id)`` among ``rows`` given
+    triples, one probe of the side table's unique index per triple."""
+    values = ",".join(["(?,?,?)"] * rows)
+    return (
+        "SELECT x.simulation_id, x.agent_id, x.action_id "
+        f"FROM (VALUES {values}) AS v JOIN agentmem_action_extras AS x "
+        "ON x.simulation_id = v.column1 AND x.agent_id = v.column2 AND x.action_id = v.column3"
+    )
+
+
+def foreign_key_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row for a missing parent (not, e.g., a duplicate)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23503":  # PostgreSQL foreign_key_violation
+        return True
+    if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY":
+        return True
+    return "foreign key" in str(orig).lower()
+
+
+def existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
+    """Which of ``values`` are already in ``column`` (a primary key), queried in chunks."""
+    found: set[str] = set()
+    for chunk in chunks(values, 500):
+        found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    return found
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def existing_ids(conn: Connection, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
+    """The archived ids that ``actions`` could collide with (never a whole simulation)."""
+    wanted: dict[tuple[str, str, str], None] = {}
+    bases: set[tuple[str, str, str]] = set()
+    for a in actions:
+        d = a.__dict__
+        agent = d["agent_id"]
+        if d["action_id"] is not None:
+            wanted[(d["simulation_id"], agent, d["action_id"])] = None
+        else:
+            bases.add((d["simulation_id"], agent,
+                       f"{agent}-{d['step_number']}-{d['action_type']}"))
+    return lookup(conn, wanted, bases)
+
+def lookup(conn: Connection, wanted: dict[tuple[str, str, str], None],
+            bases: set[tuple[str, str, str]]) -> set[tuple[str, str, str]]:
+    """Which ``wanted`` (simulation, agent, id) are archived, and every archived id
+    of each (simulation, agent, base) in ``bases`` (the base or ``base.n``)."""
+    x = action_extras.c
+    found: set[tuple[str, str, str]] = set()
+    columns = (x.simulation_id, x.agent_id, x.action_id)
+    # SQLite: each id is one probe of the side table's unique (simulation, agent, action) index
+    if conn.dialect.name == "sqlite":
+        for chunk in chunks(list(wanted), LOOKUP_CHUNK):
+            found.update(tuple(row) for row in conn.exec_driver_sql(
+                sqlite_lookup(len(chunk)), tuple(v for key in chunk for v in key)))
+    else:  # other databases: the query as it was, per simulation and 500 ids
+        explicit: dict[str, set[str]] = {}
+        for sim, _agent, aid in wanted:
+            explicit.setdefault(sim, set()).add(aid)
+        for sim, ids in sorted(explicit.items()):
+            for ids_chunk in chunks(sorted(ids), 500):
+                stmt = select(*columns).where(x.simulation_id == sim,
+                                              x.action_id.in_(ids_chunk))
+                for s_id, a_id, act_id in conn.execute(stmt):
+                    if (s_id, a_id, act_id) in wanted:
+                        found.add((s_id, a_id, act_id))
+    for group in chunks(sorted(bases), 100):
+        stmt = select(*columns).where(or_(*[
+            and_(x.simulation_id == sim, x.agent_id == agent,
+                 or_(x.action_id == base, x.action_id.startswith(base + ".", autoescape=True)))
+            for sim, agent, base in group
+        ]))
+        found.update((s_id, a_id, act_id) for s_id, a_id, act_id in conn.execute(stmt))
+    return found
+
+
+def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *,
+                  main_values: Callable[[dict[str, Any]], tuple[Any, ...]], has_details: bool,
+                  extra_names: Sequence[str], fk_target: bool) -> Batch:
+    """The rows to insert for the actions whose id is not ``taken`` (ids are added)."""
+    batch = Batch()
+    main, side = batch.main, batch.side
+    sims, agents = batch.sims, batch.agents
+    targets: dict[str, str] = {}
+    for n, action in enumerate(actions):
+        d = action.__dict__  # the validated field values (a frozen pydantic model)
+        sim, agent, aid = d["simulation_id"], d["agent_id"], d["action_id"]
+        if aid is not None:
+            key = (sim, agent, aid)
+            if key in taken:
+                continue  # archived already (or earlier in this call)
+        else:
+            base = f"{agent}-{d['step_number']}-{d['action_type']}"
+            aid, suffix = base, 0
+            key = (sim, agent, aid)
+            while key in taken:
+                suffix += 1
+                aid = f"{base}.{suffix}"
+                key = (sim, agent, aid)
+            if len(aid) > 128:
+                raise InvalidInput(f"record {n}: generated action id {aid!r} is too long")
+        taken.add(key)
+        if d["details"] is None:
+            details = details_full = None
+        else:
+            try:
+                details, details_full = split_details(d["details"])
+            except InvalidInput as exc:
+                raise InvalidInput(f"record {n}: {exc}") from None
+        if has_details:
+            main.append((*main_values(d), details))
+        else:
+            main.append(main_values(d))
+            if details_full is None:
+                details_full = details  # no details column: the side table keeps the text
+        extra_fields = None
+        if extra_names:
+            extra = {name: d[name] for name in extra_names if d[name] is not None}
+            if extra:
+                extra_fields = json.dumps(extra, separators=(",", ":"))
+        position = d["position"]
+        embedding = d["embedding"]
+        if position is None:
+            side.append((sim, agent, aid, None, None,
+                         None if embedding is None else embedding.astype("<f4").tobytes(),
+                         d["stored_at"], details_full, extra_fields))
+        else:
+            side.append((sim, agent, aid, position[0], position[1],
+                         None if embedding is None else embedding.astype("<f4").tobytes(),
+                         d["stored_at"], details_full, extra_fields))
+        if sim not in sims:
+            sims[sim] = None
+        if agent not in agents:
+            agents[agent] = sim
+        if fk_target:  # the old generation: action_target_id references agents
+            target = d["action_target_id"]
+            if target is not None and target not in targets:
+                targets[target] = sim
+    for target, sim in targets.items():
+        agents.setdefault(target, sim)
+    return batch
