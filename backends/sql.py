@@ -13,13 +13,17 @@ database (either generation of the table) is used as it is. See
 
 from __future__ import annotations
 
+import contextlib
 import operator
 import os
+import random
 import threading
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from agentmem.backends.sqlengine import SQLITE_BUSY_TIMEOUT_MS, check_file, make_engine
 from agentmem.backends.sqlrows import backend_error, decode_row, select_actions
 from agentmem.backends.sqltables import (
     DETAILS_MAX_LENGTH,
@@ -37,25 +41,26 @@ from agentmem.backends.sqlwrite import (
     Attempt,
     Batch,
     chunks,
+    contended,
     existing,
     existing_ids,
     foreign_key_violation,
     lookup,
     prepare_batch,
+    stored_actions,
+    unique_violation,
 )
 from sqlalchemy import (
     Engine,
-    create_engine,
-    event,
     func,
     inspect,
     select,
 )
-from sqlalchemy.engine import URL, Connection, RowMapping, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
-from agentmem.errors import BackendError, ConfigError, InvalidInput
+from agentmem.errors import BackendError, DuplicateId, InvalidInput
 from agentmem.model.records import Action
 
 __all__ = [
@@ -73,10 +78,14 @@ __all__ = [
     "simulations",
 ]
 
-SQLITE_BUSY_TIMEOUT_MS = 5000
-"""How long a SQLite connection waits for another writer's lock, in milliseconds."""
 
-DEFAULT_FILE = "agentmem.db"
+WRITE_ATTEMPTS = 50
+"""How many times a write that lost a race to another writer is run again."""
+
+
+def _pause(attempt: int) -> None:
+    """Back off before running a contended write again (up to ~50 ms, jittered)."""
+    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
 class Archive:
@@ -86,9 +95,10 @@ class Archive:
     only those are written and read.
     """
 
-    def __init__(self, engine: Engine, location: str) -> None:
+    def __init__(self, engine: Engine, location: str, *, file: Path | None = None) -> None:
         self.engine = engine
         self.location = location
+        self._file: tuple[Path, tuple[int, int]] | None = None
         try:
             with engine.begin() as conn:
                 self.action_columns = self._prepare_schema(conn)
@@ -104,6 +114,9 @@ class Archive:
             engine.dispose()
             raise
         self._sqlite = engine.dialect.name == "sqlite"
+        if file is not None:
+            st = os.stat(file)  # the schema is in: the file exists
+            self._file = (file, (st.st_dev, st.st_ino))
         self._returning = bool(engine.dialect.insert_returning)
         columns = self.action_columns
         plain = tuple(c for c in (*REQUIRED_ACTION_COLUMNS[1:], *OPTIONAL_ACTION_COLUMNS)
@@ -162,23 +175,36 @@ class Archive:
     def write(self, actions: Sequence[Action]) -> int:
         """Archive ``actions`` in one transaction; return how many rows were inserted.
 
-        Missing ``simulations`` and ``agents`` rows are written first. An action
-        whose string id is already archived for its agent and simulation is
-        skipped, so writing the same actions again inserts nothing. An action
-        without an id gets ``{agent_id}-{step_number}-{action_type}``, with the
-        next free ``.1``, ``.2`` … suffix (as the Redis repository does).
+        Missing ``simulations`` and ``agents`` rows are written first. Inserts are
+        keyed by each action's identity, (simulation, agent, action id): an action
+        already archived under its id, with the same content but for the write time,
+        is not inserted again, so writing the same actions twice, or from several
+        writers at once, inserts each once. An action without an id gets
+        ``{agent_id}-{step_number}-{action_type}``, with the next free ``.1``,
+        ``.2`` … suffix (as the Redis repository does).
+
+        Any number of writers and processes may write into one archive: a
+        transaction that loses a race for a key (another writer inserted it after
+        this one looked) or for the database's lock is run again, up to
+        :data:`WRITE_ATTEMPTS` times. An action whose id the archive holds with
+        *other* content is never dropped silently: the others are archived, then
+        :class:`~agentmem.errors.DuplicateId` is raised, with ``stored`` (the ids
+        written) and ``failed`` (position -> reason).
         """
         for n, action in enumerate(actions):
             if not isinstance(action, Action):
                 raise InvalidInput(f"record {n}: expected an Action, got {type(action).__name__}")
         if not actions:
             return 0
+        if self._file is not None:
+            check_file(*self._file)
         use_cache = True
+        races = 0
         while True:
             attempt = Attempt(use_cache)
             try:
-                with self.engine.begin() as conn:
-                    inserted = self._write(conn, actions, attempt)
+                with self._write_transaction() as conn:
+                    batch = self._write(conn, actions, attempt)
             except IntegrityError as exc:
                 if attempt.relied_on_cache and foreign_key_violation(exc):
                     # a parent row the cache vouched for may have been deleted since:
@@ -186,12 +212,37 @@ class Archive:
                     self._forget_parents()
                     use_cache = False
                     continue
+                if unique_violation(exc) and races < WRITE_ATTEMPTS:
+                    races += 1  # a concurrent writer took a key after we looked: look again
+                    _pause(races)
+                    continue
+                raise backend_error(exc) from exc
+            except OperationalError as exc:
+                if contended(exc) and races < WRITE_ATTEMPTS:
+                    races += 1
+                    _pause(races)
+                    continue
                 raise backend_error(exc) from exc
             except SQLAlchemyError as exc:
                 raise backend_error(exc) from exc
             # committed: from now on these parent rows are known to exist
             self._remember_parents(attempt.sims, attempt.agents)
-            return inserted
+            if batch.conflicts:
+                raise DuplicateId(
+                    f"{len(batch.conflicts)} of {len(actions)} actions not archived: another "
+                    f"action holds their id ({next(iter(batch.conflicts.values()))})",
+                    stored=batch.ids, failed=batch.conflicts)
+            return len(batch.main)
+
+    @contextlib.contextmanager
+    def _write_transaction(self) -> Iterator[Connection]:
+        """A transaction that writes: on SQLite it takes the write lock at ``BEGIN``
+        (``BEGIN IMMEDIATE``), so what it looks up stays true until it commits."""
+        with self.engine.connect() as conn:
+            if self._sqlite:
+                conn.execution_options(agentmem_immediate=True)
+            with conn.begin():
+                yield conn
 
     def existing_ids(self, actions: Sequence[Action]) -> set[tuple[str, str, str]]:
         """Archived ``(simulation_id, agent_id, action_id)`` that ``actions`` could
@@ -271,12 +322,16 @@ class Archive:
             self._known_sims.clear()
             self._known_agents.clear()
 
-    def _write(self, conn: Connection, actions: Sequence[Action], attempt: Attempt) -> int:
-        batch = prepare_batch(actions, existing_ids(conn, actions), main_values=self._main_values,
+    def _write(self, conn: Connection, actions: Sequence[Action], attempt: Attempt) -> Batch:
+        taken = existing_ids(conn, actions)
+        explicit = [k for a in actions if a.action_id is not None
+                    and (k := (a.simulation_id, a.agent_id, a.action_id)) in taken]
+        stored = stored_actions(conn, self.action_columns, explicit) if explicit else {}
+        batch = prepare_batch(actions, taken, stored=stored, main_values=self._main_values,
                               has_details=self._has_details, extra_names=self._extra_names,
                               fk_target=self._fk_target)
         if not batch.main:
-            return 0
+            return batch
         self._write_parents(conn, batch, attempt)
         if self._sqlite:
             keys = self._insert_sqlite(conn, batch.main)
@@ -297,7 +352,7 @@ class Archive:
         else:
             conn.execute(action_extras.insert(),
                          [dict(zip(SIDE_COLUMNS, row, strict=True)) for row in side])
-        return len(batch.main)
+        return batch
 
     def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> Sequence[int]:
         """Insert ``agent_actions`` rows on SQLite; their row ids, in order.
@@ -421,44 +476,14 @@ class Archive:
             return int(conn.execute(stmt).scalar_one())
 
 
-def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()
-
-
-def _location(url: URL) -> str:
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return str(url.database)
-    return url.render_as_string(hide_password=True)
-
-
 def open_archive(url_or_path: str | os.PathLike[str] | None = None) -> Archive:
     """Open the SQL archive at ``url_or_path``, creating the tables it lacks.
 
     ``None`` is the SQLite file ``agentmem.db`` in the current directory; a path
     is a SQLite file; a string containing ``://`` is any SQLAlchemy URL (e.g.
     ``postgresql+psycopg://user@host/db``). SQLite connections run with WAL, a
-    busy timeout of :data:`SQLITE_BUSY_TIMEOUT_MS` and ``foreign_keys=ON``.
+    busy timeout of :data:`SQLITE_BUSY_TIMEOUT_MS` and ``foreign_keys=ON``; a
+    SQLite file that does not exist is created readable by its owner only.
     """
-    target: str | os.PathLike[str] = DEFAULT_FILE if url_or_path is None else url_or_path
-    if isinstance(target, str) and "://" in target:
-        try:
-            url = make_url(target)
-        except (ArgumentError, ValueError) as exc:
-            raise ConfigError(f"not a database URL: {exc}") from None
-    else:
-        url = URL.create("sqlite", database=str(Path(target).resolve()))
-    try:
-        engine = create_engine(url)
-    except (ArgumentError, ImportError) as exc:
-        raise ConfigError(f"cannot use {url.render_as_string(hide_password=True)}: {exc}") from exc
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return Archive(engine, _location(url))
-
-
+    engine, location, path = make_engine(url_or_path)
+    return Archive(engine, location, file=path)

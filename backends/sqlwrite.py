@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from agentmem.backends.sqlrows import decode_row, select_actions
 from agentmem.backends.sqltables import action_extras, split_details
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from agentmem.errors import InvalidInput
-from agentmem.model.records import Action
+from agentmem.model.records import Action, same_action
 
 SIDE_COLUMNS = ("simulation_id", "agent_id", "action_id", "position_x", "position_y",
                  "embedding", "stored_at", "details_full", "extra_fields", "row_id")
@@ -36,13 +37,17 @@ class Batch:
     rows in :data:`SIDE_COLUMNS` order without the last one (``row_id``).
     """
 
-    __slots__ = ("agents", "main", "side", "sims")
+    __slots__ = ("agents", "conflicts", "ids", "main", "present", "side", "sims")
 
     def __init__(self) -> None:
         self.main: list[tuple[Any, ...]] = []
         self.side: list[tuple[Any, ...]] = []
+        self.ids: list[str] = []  # the action id of each row of ``main``
         self.sims: dict[str, None] = {}  # in first-seen order
         self.agents: dict[str, str] = {}  # agent id -> simulation of its first action
+        self.present = 0  # actions archived already, with the same content
+        # position in the input -> why it was refused: another action holds its id
+        self.conflicts: dict[int, str] = {}
 
 
 class Attempt:
@@ -86,6 +91,42 @@ def foreign_key_violation(exc: IntegrityError) -> bool:
     if getattr(orig, "sqlite_errorname", None) == "SQLITE_CONSTRAINT_FOREIGNKEY":
         return True
     return "foreign key" in str(orig).lower()
+
+
+def unique_violation(exc: IntegrityError) -> bool:
+    """Whether the database refused a row because its key is taken (by a concurrent
+    writer, since every key was looked up first in the same transaction)."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505":  # PostgreSQL unique_violation
+        return True
+    if getattr(orig, "sqlite_errorname", None) in ("SQLITE_CONSTRAINT_UNIQUE",
+                                                   "SQLITE_CONSTRAINT_PRIMARYKEY"):
+        return True
+    return "unique constraint" in str(orig).lower()
+
+
+def contended(exc: OperationalError) -> bool:
+    """Whether a PostgreSQL transaction failed only because of other writers
+    (serialization failure, deadlock). SQLite's busy timeout already waits for the
+    lock (a write transaction takes it at ``BEGIN IMMEDIATE``): not retried."""
+    return getattr(exc.orig, "sqlstate", None) in ("40001", "40P01")
+
+
+def stored_actions(conn: Connection, columns: frozenset[str],
+                   keys: Iterable[tuple[str, str, str]]) -> dict[tuple[str, str, str], Action]:
+    """The archived actions under ``keys`` (simulation, agent, action id), decoded."""
+    by_agent: dict[tuple[str, str], list[str]] = {}
+    for sim, agent, aid in keys:
+        by_agent.setdefault((sim, agent), []).append(aid)
+    x = action_extras.c
+    out: dict[tuple[str, str, str], Action] = {}
+    for (sim, agent), ids in sorted(by_agent.items()):
+        for chunk in chunks(sorted(ids), 500):
+            stmt = select_actions(columns).where(
+                x.simulation_id == sim, x.agent_id == agent, x.action_id.in_(chunk))
+            for row in conn.execute(stmt).mappings():
+                out[(sim, agent, row["x_action_id"])] = decode_row(row)
+    return out
 
 
 def existing(conn: Connection, column: Any, values: Sequence[str]) -> set[str]:
@@ -149,20 +190,36 @@ def lookup(conn: Connection, wanted: dict[tuple[str, str, str], None],
 
 
 def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *,
+                  stored: Mapping[tuple[str, str, str], Action],
                   main_values: Callable[[dict[str, Any]], tuple[Any, ...]], has_details: bool,
                   extra_names: Sequence[str], fk_target: bool) -> Batch:
-    """The rows to insert for the actions whose id is not ``taken`` (ids are added)."""
+    """The rows to insert for the actions whose id is not ``taken`` (ids are added).
+
+    An action whose explicit id is taken is the same action archived again (it
+    equals the archived one, ``stored``, or an earlier one of this call, but for its
+    write time): it is counted in ``present`` and skipped. Any other action under a
+    taken id is a conflict, recorded in ``conflicts`` and never written.
+    """
     batch = Batch()
     main, side = batch.main, batch.side
     sims, agents = batch.sims, batch.agents
     targets: dict[str, str] = {}
+    earlier: dict[tuple[str, str, str], Action] = {}
     for n, action in enumerate(actions):
         d = action.__dict__  # the validated field values (a frozen pydantic model)
         sim, agent, aid = d["simulation_id"], d["agent_id"], d["action_id"]
         if aid is not None:
             key = (sim, agent, aid)
             if key in taken:
-                continue  # archived already (or earlier in this call)
+                held = earlier.get(key) or stored.get(key)
+                if held is not None and same_action(held, action):
+                    batch.present += 1
+                else:
+                    batch.conflicts[n] = (
+                        f"action id {aid!r} of agent {agent!r} in simulation {sim!r} is "
+                        "archived with other content; this action was not archived")
+                continue
+            earlier[key] = action
         else:
             base = f"{agent}-{d['step_number']}-{d['action_type']}"
             aid, suffix = base, 0
@@ -174,6 +231,7 @@ def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *
             if len(aid) > 128:
                 raise InvalidInput(f"record {n}: generated action id {aid!r} is too long")
         taken.add(key)
+        batch.ids.append(aid)
         if d["details"] is None:
             details = details_full = None
         else:

@@ -37,7 +37,7 @@ from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, InvalidInput, Unavailable, WriteError
-from agentmem.model.records import Action
+from agentmem.model.records import Action, same_action
 
 __all__ = ["DEFAULT_RETRY_INTERVAL", "Failover", "Replay", "default_journal_path", "same_action"]
 
@@ -60,11 +60,6 @@ def default_journal_path(archive: Archive) -> Path:
                                                            ".local", "share")
     digest = hashlib.sha1(archive.location.encode()).hexdigest()[:16]
     return Path(home) / "agentmem" / f"journal-{digest}"
-
-
-def same_action(a: Action, b: Action) -> bool:
-    """Equal in every field but the write time (which a replay sets anew)."""
-    return a.model_copy(update={"stored_at": None}) == b.model_copy(update={"stored_at": None})
 
 
 @dataclass

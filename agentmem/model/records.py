@@ -7,6 +7,7 @@ Pure pydantic v2 value objects with per-field storage hints (see
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import numpy as np
@@ -137,3 +138,28 @@ class IMAction(Record):
     reward: FiniteFloat = 0.0
     importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     action_target_id: Identifier | None = None
+
+
+def _close(a: Any, b: Any) -> bool:
+    """Equal values, floats to float32 precision (the archive may store REAL)."""
+    if isinstance(a, float) or isinstance(b, float):
+        if isinstance(a, bool) or isinstance(b, bool) or not (
+                isinstance(a, int | float) and isinstance(b, int | float)):
+            return False
+        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return _values_equal(a, b)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(v, b[k]) for k, v in a.items())
+    return type(a) is type(b) and bool(a == b)
+
+
+def same_action(a: Action, b: Action) -> bool:
+    """Whether two actions are the same action: equal in every field but the write
+    time (which a replay or a re-archive sets anew), floats to float32 precision (an
+    AgentFarm archive on PostgreSQL keeps ``REAL`` columns)."""
+    mine, theirs = a.__dict__, b.__dict__
+    return mine.keys() == theirs.keys() and all(
+        _close(v, theirs[k]) for k, v in mine.items() if k != "stored_at")

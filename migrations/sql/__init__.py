@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentmem.backends.sql import DEFAULT_FILE, backend_error
+from agentmem.backends.sqlengine import DEFAULT_FILE
+from agentmem.backends.sqlrows import backend_error
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
