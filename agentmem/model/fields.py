@@ -15,7 +15,8 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field, GetCoreSchemaHandler, StringConstraints
+import numpy as np
+from pydantic import BeforeValidator, Field, GetCoreSchemaHandler, StringConstraints
 from pydantic_core import core_schema
 
 from agentmem.model import jsonvalue
@@ -25,8 +26,14 @@ ACTION_ID_MAX_LENGTH = 128
 ACTION_TYPE_MAX_LENGTH = 20
 
 # Python's \s is Unicode-aware, so every kind of whitespace is covered; the
-# explicit ranges are the C0 and C1 control characters and DEL.
-FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f]")
+# explicit ranges are the C0 and C1 control characters and DEL, and INVISIBLE the
+# characters that print as nothing (soft hyphen, zero-width spaces and joiners, bidi
+# controls, word joiner, byte order mark, interlinear annotations: Unicode's
+# format characters) and lone surrogates: two ids that look the same are the same id.
+INVISIBLE = ("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
+             "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+             "\ud800-\udfff")
+FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f" + INVISIBLE + "]")
 
 
 def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -> str:
@@ -46,12 +53,12 @@ def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -
     if bad is not None:
         raise ValueError(
             f"{what} {value!r} contains {bad.group()!r}; ids may not contain ':', '{{', '}}', "
-            "whitespace or control characters"
+            "whitespace, control or invisible characters"
         )
     return value
 
 
-ID_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f]+$"
+ID_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f" + INVISIBLE + "]+$"
 """The id rule as a regular expression (checked natively by pydantic)."""
 
 Identifier = Annotated[
@@ -64,7 +71,7 @@ ActionId = Annotated[
 ]
 """An action id: an identifier of at most 128 characters (agent id + step + type)."""
 
-ACTION_TYPE_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f.-]+$"
+ACTION_TYPE_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f" + INVISIBLE + ".-]+$"
 """The id rule without ``-`` and ``.``: an action id's parts are separated by ``-``,
 and ``.`` starts the suffix of a duplicate (``a1-5-move.1``)."""
 
@@ -75,16 +82,25 @@ ActionType = Annotated[
 """An action type: an identifier of at most 20 characters (AgentFarm's String(20)),
 without ``-`` or ``.``."""
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+def refuse_bool(value: Any) -> Any:
+    """A number field takes numbers (numpy's too), not ``True``/``False``."""
+    if isinstance(value, bool | np.bool_):
+        raise ValueError("a number is expected, not a bool")
+    return value
+
+
+NotBool = BeforeValidator(refuse_bool)
+
+FiniteFloat = Annotated[float, NotBool, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor infinite (it may be a sorted-set score)."""
 
 MAX_STEP = 2**53
 """Steps are sorted-set scores, which are doubles: integers are exact up to 2**53."""
 
-Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
+Step = Annotated[int, NotBool, Field(ge=0, le=MAX_STEP)]
 """A simulation step: a non-negative int that a sorted-set score holds exactly."""
 
-NonNegativeInt = Annotated[int, Field(ge=0)]
+NonNegativeInt = Annotated[int, NotBool, Field(ge=0)]
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ Pure pydantic v2 value objects with per-field storage hints (see
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 import numpy as np
 from pydantic import (
@@ -17,9 +17,12 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationError,
     field_validator,
 )
 
+from agentmem.errors import InvalidInput
+from agentmem.model.explain import explain
 from agentmem.model.fields import (
     ActionId,
     ActionType,
@@ -77,6 +80,21 @@ class Record(BaseModel):
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    def __init__(self, /, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:  # one error root: InvalidInput (a ValueError)
+            raise InvalidInput(explain(exc)) from exc
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
+        """pydantic's ``model_validate``; a value that does not validate raises
+        :class:`~agentmem.errors.InvalidInput` (pydantic's error is its cause)."""
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            raise InvalidInput(explain(exc)) from exc
 
     def __eq__(self, other: object) -> bool:
         if type(self) is not type(other):

@@ -20,7 +20,7 @@ from agentmem.errors import (
     WriteError,
 )
 from agentmem.lua.scripts import GET_MANY, SET_SORTED_FETCH, ZRANGE_FETCH
-from agentmem.model.fields import check_id
+from agentmem.model.explain import explain
 from agentmem.model.schema import ID, GridIndex, RecordSpec, SetIndex, SortedIndex, Template
 from agentmem.plans.plan import (
     Arg,
@@ -50,25 +50,6 @@ def build(model: type[M], **fields: Any) -> M:
         return model(**fields)
     except ValidationError as exc:
         raise InvalidInput(explain(exc)) from exc
-
-
-def explain(exc: ValidationError) -> str:
-    """pydantic's message, with the id rule spelled out where an id broke it."""
-    lines = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"]
-        if err["type"] == "string_pattern_mismatch":
-            try:
-                check_id(err["input"], what=where)
-            except ValueError as why:
-                msg = str(why)
-            else:
-                if "-" in str(err["input"]) or "." in str(err["input"]):
-                    msg = (f"{where} {err['input']!r} contains '-' or '.', which separate the "
-                           "parts of action ids")
-        lines.append(f"{where}: {msg}")
-    return f"invalid {exc.title}: " + "; ".join(lines)
 
 
 class RecordOps(Generic[M]):

@@ -1,0 +1,33 @@
+"""Bad input through the Redis write path: one clear InvalidInput, nothing written
+(real Redis and Valkey)."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+import agentmem
+from agentmem import Action
+from agentmem.errors import InvalidInput
+
+
+@pytest.mark.parametrize("fields", [
+    {"agent_id": "a\u200bb"}, {"simulation_id": "s\ufeff"}, {"action_type": "mo\u00adve"},
+    {"step_number": True}, {"reward": False},
+], ids=["zwsp-agent", "bom-sim", "soft-hyphen-type", "bool-step", "bool-reward"])
+def test_record_refuses_and_writes_nothing(mem: agentmem.Memory, r: redis.Redis,
+                                           fields: dict[str, object]) -> None:
+    base = {"agent_id": "a1", "simulation_id": "s1", "step_number": 1, "action_type": "move"}
+    with pytest.raises(InvalidInput):
+        mem.actions.record(**{**base, **fields})
+    assert r.dbsize() == 0 or set(r.keys()) <= {b"agentmem:layout", b"agentmem:grid_cell"}
+
+
+def test_add_many_refuses_the_whole_call_for_one_bad_record(mem: agentmem.Memory,
+                                                             r: redis.Redis) -> None:
+    good = [Action(agent_id="a1", simulation_id="s1", step_number=i, action_type="move")
+            for i in range(5)]
+    with pytest.raises(InvalidInput, match="record 5"):
+        mem.actions.add_many([*good, {"agent_id": "a\u2060", "simulation_id": "s1",  # type: ignore[list-item]
+                                      "step_number": 9, "action_type": "move"}])
+    assert not list(r.scan_iter("agent:*"))
