@@ -79,7 +79,9 @@ class Journal:
             return self
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+b")  # noqa: SIM115 - kept open until close()
+            # owner-only: a journal holds actions not yet stored anywhere else
+            fd = os.open(self.path, os.O_CREAT | os.O_APPEND | os.O_RDWR, 0o600)
+            f = os.fdopen(fd, "a+b")
         except OSError as exc:
             raise ConfigError(f"cannot open the replay journal {self.path}: {exc}") from exc
         if fcntl is not None:

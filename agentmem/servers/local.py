@@ -56,6 +56,7 @@ class LocalServer:
     directory: Path | None = None
     appendonly: bool = False
     extra_args: tuple[str, ...] = ()
+    config_file: Path | None = None  # read first (e.g. a requirepass kept off the command line)
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
 
@@ -74,7 +75,8 @@ class LocalServer:
         if not self.port:
             self.port = free_port()
         args = [
-            binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            binary, *([str(self.config_file)] if self.config_file is not None else []),
+            "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--save", "",
             "--appendonly", "yes" if self.appendonly else "no",
             "--logfile", str(self.directory / f"{self.kind}.log"),
