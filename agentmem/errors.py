@@ -40,7 +40,14 @@ class BackendError(AgentMemError):
 
 
 class Unavailable(BackendError, ConnectionError):
-    """The storage server cannot be reached (refused, reset, timed out)."""
+    """The storage server cannot be reached (refused, reset, timed out); the same
+    call may succeed later (a dual writer journals the action and replays it)."""
+
+
+class Refused(BackendError):
+    """The storage server turned this client away for a reason waiting does not fix:
+    credentials, an ACL refusal, a TLS certificate that does not verify, a protocol
+    error. Raised at once; never journaled."""
 
 
 class DecodeError(AgentMemError):

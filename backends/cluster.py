@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import redis
+from agentmem.backends.failures import connection_failure
 from agentmem.backends.redis import pack_args
 from agentmem.backends.spin import resolve_spin, wait_readable
 from pydantic import BaseModel
@@ -126,8 +127,8 @@ def parse_nodes(url_or_nodes: str | Sequence[str | tuple[str, int]]
     return nodes, options
 
 
-def _unavailable(what: str, exc: BaseException) -> Unavailable:
-    return Unavailable(f"Redis Cluster {what}: {exc}")
+def _unavailable(what: str, exc: BaseException) -> BackendError:
+    return connection_failure(f"Redis Cluster ({what})", exc)
 
 
 def _name(args: Sequence[Any]) -> str:

@@ -15,11 +15,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio
+from agentmem.backends.failures import connection_failure, is_permanent
 from agentmem.backends.spin import client_spin, wait_readable
 from pydantic import BaseModel
 from redis.exceptions import NoScriptError
 
-from agentmem.errors import BackendError, ConfigError, Unavailable
+from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.keyspace import (
@@ -89,9 +90,7 @@ def _check_client(client: Any) -> None:
 
 
 def _unavailable(exc: Exception) -> BackendError:
-    if isinstance(exc, redis.AuthenticationError):
-        return BackendError(f"Redis refused the credentials: {exc}")
-    return Unavailable(f"Redis is unreachable: {exc}")
+    return connection_failure("Redis", exc)
 
 
 def _missing_scripts(replies: Sequence[Any]) -> list[int]:
@@ -105,7 +104,8 @@ def _mapped(replies: list[Any]) -> list[Any]:
         if isinstance(r, (redis.ConnectionError, redis.TimeoutError)):
             raise _unavailable(r)
         if isinstance(r, Exception):
-            err = BackendError(f"Redis refused a command: {r}")
+            err = (Refused(f"Redis refused a command ({type(r).__name__}): {r}")
+                   if is_permanent(r) else BackendError(f"Redis refused a command: {r}"))
             err.__cause__ = r
             r = err
         out.append(r)
@@ -135,6 +135,9 @@ def _layout_errors() -> Iterator[None]:
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         raise _unavailable(exc) from exc
     except redis.ResponseError as exc:
+        if is_permanent(exc):
+            raise Refused(f"Redis refused the layout check ({type(exc).__name__}): "
+                          f"{exc}") from exc
         raise BackendError(f"Redis refused the layout check: {exc}") from exc
 
 

@@ -1,0 +1,68 @@
+"""What a redis-py exception means for agentmem: wait, or stop.
+
+:class:`~agentmem.errors.Unavailable` means the server could not be reached
+(refused connection, reset, timeout): the same call may succeed later, so a
+dual writer journals the action and replays it. :class:`~agentmem.errors.Refused`
+means the server or the connection turned this client away for a reason that
+waiting does not fix: wrong credentials (``WRONGPASS``, ``NOAUTH``), an ACL
+that does not grant a command or key (``NOPERM``), a TLS certificate that does
+not verify, a protocol the client cannot speak. Those raise at once, naming the
+cause; nothing is journaled for them.
+"""
+
+from __future__ import annotations
+
+import ssl
+
+import redis
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    InvalidResponse,
+    NoPermissionError,
+)
+
+from agentmem.errors import BackendError, Refused, Unavailable
+
+__all__ = ["PERMANENT_MARKERS", "connection_failure", "is_permanent"]
+
+PERMANENT_MARKERS = ("WRONGPASS", "NOAUTH", "NOPERM", "invalid password", "invalid username",
+                     "certificate verify failed", "CERTIFICATE_VERIFY_FAILED",
+                     "wrong version number", "Protocol error", "unknown protocol")
+"""Texts of a connection error that waiting does not fix (redis-py wraps some of them
+in a plain ``ConnectionError``)."""
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in seen and len(seen) < 10:
+        seen.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return seen
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether ``exc`` (from redis-py) is a refusal that retrying does not fix."""
+    for e in _chain(exc):
+        if isinstance(e, AuthenticationError | AuthorizationError | NoPermissionError
+                      | InvalidResponse | ssl.SSLCertVerificationError):
+            return True
+        if isinstance(e, ssl.SSLError) and not isinstance(
+                e, ssl.SSLEOFError | ssl.SSLZeroReturnError):
+            return True  # a handshake that failed, not a connection that dropped
+        text = str(e)
+        if any(marker in text for marker in PERMANENT_MARKERS):
+            return True
+    return False
+
+
+def connection_failure(what: str, exc: BaseException) -> BackendError:
+    """The agentmem error for a failed connection or call: :class:`Refused` when the
+    cause is permanent, else :class:`Unavailable`; ``what`` names the server."""
+    if is_permanent(exc):
+        return Refused(f"{what} refused this client ({type(exc).__name__}): {exc}; "
+                       "check the credentials, the ACL, the TLS settings or the URL")
+    if isinstance(exc, redis.RedisError | OSError):
+        return Unavailable(f"{what} is unreachable: {exc}")
+    return Unavailable(f"{what} is unreachable: {exc!r}")
