@@ -20,9 +20,6 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import redis
-from agentmem.backends.failures import connection_failure
-from agentmem.backends.redis import pack_args
-from agentmem.backends.spin import resolve_spin, wait_readable
 from pydantic import BaseModel
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import (
@@ -35,6 +32,9 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from agentmem.backends.failures import connection_failure
+from agentmem.backends.redis import pack_args
+from agentmem.backends.spin import resolve_spin, wait_readable
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.lua.integrity import AGENT_INDICES
 from agentmem.lua.scripts import Script

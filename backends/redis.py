@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio
-from agentmem.backends.failures import connection_failure, is_permanent
-from agentmem.backends.spin import client_spin, wait_readable
 from pydantic import BaseModel
 from redis.exceptions import NoScriptError
 
+from agentmem.backends.failures import connection_failure, is_permanent
+from agentmem.backends.spin import client_spin, wait_readable
 from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec

@@ -23,6 +23,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import (
+    Engine,
+    func,
+    inspect,
+    select,
+)
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.sql import Select
+
 from agentmem.backends.sqlengine import SQLITE_BUSY_TIMEOUT_MS, check_file, make_engine
 from agentmem.backends.sqlrows import backend_error, decode_row, select_actions
 from agentmem.backends.sqltables import (
@@ -50,16 +60,6 @@ from agentmem.backends.sqlwrite import (
     stored_actions,
     unique_violation,
 )
-from sqlalchemy import (
-    Engine,
-    func,
-    inspect,
-    select,
-)
-from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
-from sqlalchemy.sql import Select
-
 from agentmem.errors import BackendError, DuplicateId, InvalidInput
 from agentmem.model.records import Action
 

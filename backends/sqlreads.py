@@ -21,6 +21,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.exc import SQLAlchemyError
+
 from agentmem.backends.sql import (
     Archive,
     action_extras,
@@ -29,9 +32,6 @@ from agentmem.backends.sql import (
     decode_row,
     select_actions,
 )
-from sqlalchemy import ColumnElement, Select, select
-from sqlalchemy.exc import SQLAlchemyError
-
 from agentmem.errors import InvalidInput
 from agentmem.model.records import Action
 

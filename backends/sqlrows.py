@@ -9,18 +9,18 @@ import json
 from typing import Any
 
 import numpy as np
-from agentmem.backends.sqltables import (
-    OPTIONAL_ACTION_COLUMNS,
-    REQUIRED_ACTION_COLUMNS,
-    action_extras,
-    agent_actions,
-)
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
+from agentmem.backends.sqltables import (
+    OPTIONAL_ACTION_COLUMNS,
+    REQUIRED_ACTION_COLUMNS,
+    action_extras,
+    agent_actions,
+)
 from agentmem.errors import BackendError, DecodeError, Unavailable
 from agentmem.model.records import Action
 

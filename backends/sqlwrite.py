@@ -11,12 +11,12 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from agentmem.backends.sqlrows import decode_row, select_actions
-from agentmem.backends.sqltables import action_extras, split_details
 from sqlalchemy import and_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from agentmem.backends.sqlrows import decode_row, select_actions
+from agentmem.backends.sqltables import action_extras, split_details
 from agentmem.errors import InvalidInput
 from agentmem.model.records import Action, same_action
 

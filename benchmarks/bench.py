@@ -81,10 +81,9 @@ import sqlalchemy as sa
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agentmem.backends import sql as amsql
-
 import agentmem
 from agentmem import Action
+from agentmem.backends import sql as amsql
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer, find_binary
 from benchmarks.spec_reference import (  # the document's own code, verbatim

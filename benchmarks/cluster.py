@@ -17,9 +17,8 @@ import statistics
 import time
 from typing import Any
 
-from agentmem.backends.cluster import ClusterMemory, connect_cluster
-
 import agentmem
+from agentmem.backends.cluster import ClusterMemory, connect_cluster
 from agentmem.model.records import Action
 from agentmem.servers.local import LocalCluster, LocalServer
 from benchmarks.bench import make_actions

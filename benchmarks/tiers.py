@@ -34,10 +34,9 @@ import redis
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from agentmem.backends.sql import open_archive
-
 import agentmem
 from agentmem import Action
+from agentmem.backends.sql import open_archive
 from agentmem.servers.local import LocalServer, find_binary
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 from benchmarks.bench import flush, make_actions

@@ -20,6 +20,7 @@ matplotlib is imported only when a chart is drawn.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive, agent_actions
-from agentmem.errors import AgentMemError, BackendError, InvalidInput
+from agentmem.errors import AgentMemError, BackendError, ConfigError, InvalidInput
 from agentmem.tiers import reads as tierreads
 from agentmem.tiers.maintenance import used_memory
 
@@ -133,16 +134,27 @@ def _types(found: Sequence[str]) -> list[str]:
     return [t for t in _ORDER if t in present] + sorted(present - set(_ORDER))
 
 
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.figure import Figure  # imported when drawing: importing it takes a while
+REPORT_EXTRA = 'pip install "agentmem[report]"'
 
-    return Figure(figsize=(width, height), layout="constrained")
+
+def _matplotlib(module: str) -> Any:
+    """Import a matplotlib module when a chart is drawn (importing it takes a while);
+    without matplotlib (an optional extra), a ConfigError that says what to install."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"the PNG report needs matplotlib, an optional extra: "
+                          f"{REPORT_EXTRA}") from None
+
+
+def _figure(width: float, height: float) -> Figure:
+    figure: type[Figure] = _matplotlib("matplotlib.figure").Figure
+    return figure(figsize=(width, height), layout="constrained")
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)  # the Agg renderer: no display, no pyplot state
+    canvas = _matplotlib("matplotlib.backends.backend_agg").FigureCanvasAgg
+    canvas(fig)  # the Agg renderer: no display, no pyplot state
     fig.savefig(path, format="png", dpi=100)
     return path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib
 import json
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -260,7 +261,8 @@ class _Sink:
                 self._pa = importlib.import_module("pyarrow")
                 self._pq = importlib.import_module("pyarrow.parquet")
             except ImportError:
-                raise click.UsageError("--format parquet needs pyarrow (pip install pyarrow)") \
+                raise click.UsageError('--format parquet needs pyarrow, an optional extra: '
+                                       'pip install "agentmem[parquet]"') \
                     from None
             self._bin: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by close()
         else:
@@ -307,7 +309,7 @@ def export(stores: Stores, simulation: str, fmt: str, out: str, sync: bool,
     sink = _Sink(Path(out), fmt)
     try:
         with click.progressbar(length=total, label="exporting",
-                               file=click.get_text_stream("stderr")) as bar:
+                               file=sys.stderr) as bar:
             after: int | None = None
             while True:
                 rows = stores.archive.read_rows(simulation, after=after, limit=chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def demo(stores: Stores, agents: int, steps: int, seed: int, simulation_id: str,
     path.parent.mkdir(parents=True, exist_ok=True)
     memory, archive = stores.memory, stores.archive
     with click.progressbar(length=steps, label=f"{agents} agents x {steps} steps",
-                           file=click.get_text_stream("stderr")) as bar:
+                           file=sys.stderr) as bar:
         done = [0]
 
         def progress(step: int, total: int) -> None:

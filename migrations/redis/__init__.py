@@ -33,8 +33,8 @@ from types import ModuleType
 from typing import Any
 
 import redis
-from agentmem.backends.redis import parse_url
 
+from agentmem.backends.redis import parse_url
 from agentmem.errors import ConfigError, LayoutError, Unavailable
 from agentmem.plans.keyspace import LAYOUT_KEY, parse_layout_value
 

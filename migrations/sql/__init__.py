@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agentmem.backends.sqlengine import DEFAULT_FILE
-from agentmem.backends.sqlrows import backend_error
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
@@ -35,6 +33,8 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from agentmem.backends.sqlengine import DEFAULT_FILE
+from agentmem.backends.sqlrows import backend_error
 from agentmem.errors import ConfigError
 
 __all__ = [

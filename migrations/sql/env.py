@@ -8,8 +8,9 @@ version table is ``agentmem_alembic_version``, beside AgentFarm's tables.
 
 from __future__ import annotations
 
-from agentmem.migrations.sql import VERSION_TABLE
 from alembic import context
+
+from agentmem.migrations.sql import VERSION_TABLE
 
 config = context.config
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentmem.backends.cluster import ClusterMemory, connect_cluster
-from agentmem.backends.sql import open_archive
 from test_cli import demo_then_every_command
 
 from agentmem import integrity
 from agentmem.app.report import used_memory
+from agentmem.backends.cluster import ClusterMemory, connect_cluster
+from agentmem.backends.sql import open_archive
 from agentmem.model.records import Action
 from agentmem.servers.local import LocalCluster, find_binary
 from agentmem.tiers.maintenance import TierPolicy, Tiers

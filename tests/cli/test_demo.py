@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 import redis
-from agentmem.backends.sql import Archive, open_archive
 
 import agentmem
 from agentmem import ConfigError
 from agentmem.app.demo import TYPES, DemoConfig, run_demo
 from agentmem.app.report import load_series, write_report
+from agentmem.backends.sql import Archive, open_archive
 from agentmem.errors import InvalidInput
 
 SIM = "demo_t"

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import redis
 from _support import act
-from agentmem.migrations import redis as mig
 from click.testing import CliRunner, Result
 
 import agentmem
 from agentmem.cli import main
+from agentmem.migrations import redis as mig
 from agentmem.plans import keyspace
 
 

@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from agentmem.backends.cluster import ClusterMemory, connect_cluster, is_cluster_url
 
 import agentmem
 from agentmem import integrity
+from agentmem.backends.cluster import ClusterMemory, connect_cluster, is_cluster_url
 from agentmem.errors import BackendError, ConfigError, DuplicateId, Unavailable
 from agentmem.model.records import Action
 from agentmem.repository.base import _Write

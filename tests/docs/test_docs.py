@@ -154,6 +154,22 @@ def test_ci_installs_as_readme_says() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert 'python -m pip install -e ".[dev]"' in ci
     assert "set -euo pipefail" in ci
+    assert 'export PIP_CONSTRAINT="$PWD/constraints.txt"' in ci  # the tested versions
+
+
+def test_constraints_pin_every_dependency() -> None:
+    """constraints.txt pins each requirement of pyproject.toml (core and dev extra)."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        wanted += [r for r in extra if not r.startswith("agentmem")]
+    names = {re.split(r"[\[<>=!~; ]", r, maxsplit=1)[0].lower().replace("_", "-")
+             for r in wanted}
+    pinned = {line.split("==")[0] for line in (ROOT / "constraints.txt").read_text().splitlines()
+              if "==" in line and not line.startswith("#")}
+    assert names <= pinned, f"not pinned in constraints.txt: {sorted(names - pinned)}"
 
 
 def test_reference_lists_every_export() -> None:

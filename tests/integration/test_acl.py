@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from agentmem.backends.sql import open_archive
 
 import agentmem
 from agentmem import Action
+from agentmem.backends.sql import open_archive
 from agentmem.integrity import check, repair
 from agentmem.search.sequences import analyze, read_window
 from agentmem.search.similarity import SimilarityIndex

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agentmem.backends.sql import agent_actions, agents, metadata, open_archive, simulations
 from sqlalchemy import create_engine, event, select
 
+from agentmem.backends.sql import agent_actions, agents, metadata, open_archive, simulations
 from agentmem.errors import ConfigError, InvalidInput
 from agentmem.integrations.agentfarm import AgentFarmLogger
 

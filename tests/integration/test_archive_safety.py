@@ -16,10 +16,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from agentmem.backends.sql import action_extras, agent_actions, open_archive
 from sqlalchemy import func, select
 from test_sql_archive import Db, db, make_actions  # noqa: F401 - db: the sqlite/postgresql fixture
 
+from agentmem.backends.sql import action_extras, agent_actions, open_archive
 from agentmem.errors import AgentMemError, BackendError, DuplicateId
 
 WRITERS = 4

@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 import redis
-from agentmem.backends.sql import Archive, open_archive
 from sqlalchemy import event
 
 import agentmem
@@ -32,6 +31,7 @@ from agentmem import (
     Memory,
     Unavailable,
 )
+from agentmem.backends.sql import Archive, open_archive
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer, find_binary
 

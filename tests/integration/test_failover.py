@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agentmem.backends import sqlreads
-from agentmem.backends.sql import Archive, open_archive
 from test_sql_archive import Db, db  # noqa: F401 - the sqlite/postgresql fixture
 
 import agentmem
 from agentmem import Action, ConfigError, DecodeError, DuplicateId, Memory, Unavailable
+from agentmem.backends import sqlreads
+from agentmem.backends.sql import Archive, open_archive
 from agentmem.dualwrite.failover import default_journal_path, same_action
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.writer import DualWriter

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import redis
 from _support import act
-from agentmem.backends.sql import open_archive
 
 import agentmem
 from agentmem import LayoutError
+from agentmem.backends.sql import open_archive
 from agentmem.integrity import check, repair
 from agentmem.plans import keyspace
 from agentmem.tiers.maintenance import TierPolicy, Tiers

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import redis
 from _support import act
-from agentmem.migrations import redis as mig
 
 import agentmem
 from agentmem import IMAction, LayoutError
 from agentmem.errors import ConfigError
+from agentmem.migrations import redis as mig
 from agentmem.plans import keyspace
 from agentmem.tiers.maintenance import Tiers
 from benchmarks.spec_reference import store_agent_action

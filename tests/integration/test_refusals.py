@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from agentmem.backends.sql import open_archive
 
 import agentmem
 from agentmem import Action
+from agentmem.backends.sql import open_archive
 from agentmem.dualwrite import DualWriter
 from agentmem.errors import BackendError, Refused, Unavailable
 from agentmem.servers.local import LocalServer, find_binary, free_port

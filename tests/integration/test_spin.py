@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 import pytest
 import redis
+
+import agentmem
 from agentmem.backends import spin
 from agentmem.backends.cluster import connect_cluster
 from agentmem.backends.spin import AUTO_SPIN_US, resolve_spin
-
-import agentmem
 from agentmem.servers.local import LocalServer, find_binary
 
 AUTO = AUTO_SPIN_US / 1e6

@@ -19,8 +19,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from agentmem.backends import sql
-from agentmem.backends.sql import DETAILS_MAX_LENGTH, open_archive
 from sqlalchemy import (
     JSON,
     Column,
@@ -41,6 +39,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Session, relationship
 
 from agentmem import Action
+from agentmem.backends import sql
+from agentmem.backends.sql import DETAILS_MAX_LENGTH, open_archive
 from agentmem.errors import BackendError
 
 PG_ENV = "AGENTMEM_TEST_PG_URL"

@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentmem.backends.sql import open_archive
-from agentmem.migrations import sql as migrations
-from agentmem.migrations.sql import VERSION_TABLE, Revision
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,7 +20,10 @@ from test_sql_archive import (  # noqa: F401 - db: the sqlite/postgresql fixture
 )
 
 from agentmem import Action
+from agentmem.backends.sql import open_archive
 from agentmem.errors import BackendError, ConfigError
+from agentmem.migrations import sql as migrations
+from agentmem.migrations.sql import VERSION_TABLE, Revision
 
 FOUR = ("state_before_id", "state_after_id", "resources_before", "resources_after")
 LOG = "agentmem_migration_log"

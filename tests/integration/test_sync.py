@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 import redis
-from agentmem.backends.sql import open_archive
 
 import agentmem
 from agentmem import Action
+from agentmem.backends.sql import open_archive
 from agentmem.dualwrite.sync import archive_to_sql, load_from_sql
 from agentmem.errors import InvalidInput
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import redis
-from agentmem.backends.sql import Archive, open_archive
 
 import agentmem
 from agentmem import Action, ConfigError, IMAction, action_importance
+from agentmem.backends.sql import Archive, open_archive
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 from agentmem.tiers.reads import find, history, recent, relative
 

@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 
 import redis
-from agentmem.migrations.redis import Context, MigrationError
 
+from agentmem.migrations.redis import Context, MigrationError
 from agentmem.plans.keyspace import Layout
 from agentmem.plans.keyspace import layout as get_layout
 

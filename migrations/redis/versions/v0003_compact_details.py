@@ -23,9 +23,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from agentmem.migrations.redis import Context
-
 from agentmem.errors import InvalidInput
+from agentmem.migrations.redis import Context
 from agentmem.model.jsonvalue import dumps
 from agentmem.plans.keyspace import layout as get_layout
 
