@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
-from agentmem.backends.cluster import connect_cluster, is_cluster_url
+from agentmem.backends.cluster import connect_cluster
+from agentmem.backends.clusterurl import is_cluster_url
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.plans.keyspace import (

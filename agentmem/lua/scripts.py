@@ -415,7 +415,7 @@ local function sim_agents(id, step)
   return out
 end
 """
-"""Lua: how a simulation-level id names its agent (``agentmem.repository.actions._sim_agents`` in
+"""Lua: how a simulation-level id names its agent (``agentmem.plans.keyspace.candidate_agents`` in
 Python), shared by SIM_FETCH, the radius search and the integrity scripts."""
 
 SIM_FETCH = Script("sim_fetch", r"""#!lua flags=no-writes

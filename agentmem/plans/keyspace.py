@@ -372,3 +372,15 @@ def key_table(version: int = CURRENT_VERSION) -> list[KeyFamily]:
     """The rows of the key table in ``docs/keyspace.md``."""
     lay = layout(version)
     return [KeyFamily(n, lay.patterns[n], _TYPES[n], _PURPOSE[n]) for n in lay.patterns]
+
+
+def candidate_agents(action_id: str, step: str = "") -> list[str]:
+    """The agents an id of a simulation-level index may belong to, as SIM_FETCH tries
+    them: what precedes ``-<digits>-`` (matching ``step`` when given), nearest the end first."""
+    dashes = [n for n, c in enumerate(action_id) if c == "-"]
+    out = []
+    for k in range(len(dashes) - 2, -1, -1):
+        part = action_id[dashes[k] + 1:dashes[k + 1]]
+        if part.isdigit() and part.isascii() and (not step or part == step) and dashes[k] > 0:
+            out.append(action_id[:dashes[k]])
+    return out

@@ -25,6 +25,7 @@ from agentmem.plans.keyspace import (
     DEFAULT_RELATIVE_INDEX_SIZE,
     GRID_CELL_KEY,
     Layout,
+    candidate_agents,
     check_action_type,
     check_recorded_cell,
     grid_cell_text,
@@ -362,7 +363,7 @@ class ActionOps(RecordOps[Action]):
                           filters=f, keys=keys, steps=steps, route=route)
         return self._with_cell(near_split(
             circle, candidates=first, shape=shape, fields=fields, limit=limit, filters=f,
-            agents_of=_sim_agents, decode=self.spec.codec.decode), record=False)
+            agents_of=candidate_agents, decode=self.spec.codec.decode), record=False)
 
     # -- simulation-level queries --------------------------------------------
 
@@ -403,7 +404,7 @@ class ActionOps(RecordOps[Action]):
             ids = [x.decode() if isinstance(x, bytes) else str(x) for x in raw[0]]
             if kind == "set":
                 ids.sort(key=lambda i: i.encode())
-            options = [_sim_agents(i, want) for i in ids]
+            options = [candidate_agents(i, want) for i in ids]
             per_agent: dict[str, list[str]] = {}
             for i, agents in zip(ids, options, strict=True):
                 for a in agents:
@@ -497,18 +498,6 @@ class ActionOps(RecordOps[Action]):
                                           ) -> Plan[list[Action]]:
         """Section 8.2 (same as :meth:`successful_interactions`)."""
         return ActionOps.successful_interactions.build(self, agent_id, target_id, limit)
-
-
-def _sim_agents(action_id: str, step: str) -> list[str]:
-    """The agents an id of a simulation-level index may belong to, as SIM_FETCH tries
-    them: what precedes ``-<digits>-`` (matching ``step`` when given), nearest the end first."""
-    dashes = [n for n, c in enumerate(action_id) if c == "-"]
-    out = []
-    for k in range(len(dashes) - 2, -1, -1):
-        part = action_id[dashes[k] + 1:dashes[k + 1]]
-        if part.isdigit() and part.isascii() and (not step or part == step) and dashes[k] > 0:
-            out.append(action_id[:dashes[k]])
-    return out
 
 
 class ActionRepository(ActionOps, Blocking):

@@ -13,7 +13,8 @@ import pytest
 
 import agentmem
 from agentmem import integrity
-from agentmem.backends.cluster import ClusterMemory, connect_cluster, is_cluster_url
+from agentmem.backends.cluster import ClusterMemory, connect_cluster
+from agentmem.backends.clusterurl import is_cluster_url
 from agentmem.errors import BackendError, ConfigError, DuplicateId, Unavailable
 from agentmem.model.records import Action
 from agentmem.repository.base import _Write

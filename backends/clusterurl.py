@@ -1,0 +1,69 @@
+"""Redis Cluster URLs: which URLs name a cluster, and their startup nodes and options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from agentmem.errors import ConfigError
+
+__all__ = ["SCHEMES", "is_cluster_url", "parse_nodes"]
+
+SCHEMES = ("redis+cluster", "rediss+cluster", "valkey+cluster", "valkeys+cluster")
+"""URL schemes that select the cluster backend (``--redis-url``, :func:`is_cluster_url`)."""
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a cluster (``redis+cluster://host:port``, see :data:`SCHEMES`)."""
+    return url.split("://", 1)[0].lower() in SCHEMES
+
+
+def parse_nodes(url_or_nodes: str | Sequence[str | tuple[str, int]]
+                ) -> tuple[list[tuple[str, int]], dict[str, Any]]:
+    """Startup nodes and connection options of a cluster URL
+    (``redis+cluster://[user:password@]host:port[,host:port...]``, also ``redis://``,
+    ``rediss+cluster://`` for TLS) or of a list of ``"host:port"`` / ``(host, port)``."""
+    options: dict[str, Any] = {}
+    if isinstance(url_or_nodes, str):
+        url = url_or_nodes
+        if "://" not in url:
+            raise ConfigError(f"not a Redis Cluster URL: {url!r} "
+                              "(expected redis+cluster://host:port)")
+        scheme, rest = url.split("://", 1)
+        scheme = scheme.lower().removesuffix("+cluster")
+        if scheme not in ("redis", "rediss", "valkey", "valkeys"):
+            raise ConfigError(f"unsupported cluster URL scheme {scheme!r}; use one of {SCHEMES}")
+        if scheme in ("rediss", "valkeys"):
+            options["ssl"] = True
+        netloc, _, path = rest.partition("/")
+        path = path.split("?", 1)[0]
+        if path not in ("", "0"):
+            raise ConfigError(f"cluster URL {url!r}: a Redis Cluster has database 0 only")
+        if "@" in netloc:
+            auth, _, netloc = netloc.rpartition("@")
+            user, colon, password = auth.partition(":")
+            if colon:
+                options["password"] = unquote(password)
+                if user:
+                    options["username"] = unquote(user)
+            else:
+                options["password"] = unquote(user)
+        entries: list[str | tuple[str, int]] = [n for n in netloc.split(",") if n]
+    else:
+        entries = list(url_or_nodes)
+    nodes = []
+    for entry in entries:
+        if isinstance(entry, tuple):
+            host, port = entry
+        else:
+            host, _, text = entry.rpartition(":")
+            if not host or not text.isdigit():
+                raise ConfigError(f"bad cluster node {entry!r} (expected host:port)")
+            port = int(text)
+        if not 0 < int(port) < 65536:
+            raise ConfigError(f"bad cluster node port {port!r}")
+        nodes.append((str(host), int(port)))
+    if not nodes:
+        raise ConfigError("a Redis Cluster needs at least one startup node (host:port)")
+    return nodes, options
