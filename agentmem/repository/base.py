@@ -36,7 +36,8 @@ from agentmem.plans.plan import (
 )
 from agentmem.plans.radius import Circle, Filters, Near, near_call, parse_near
 from agentmem.plans.runner import Asynchronous, Blocking, operation
-from agentmem.plans.write import WritePlanner, parse_batch
+from agentmem.plans.write import WritePlanner
+from agentmem.plans.writereply import parse_batch
 
 M = TypeVar("M", bound=BaseModel)
 

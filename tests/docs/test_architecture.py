@@ -25,7 +25,7 @@ MAX_LINES = 500
 # Modules still over the limit, each to be split by concern (issue 16); the list only shrinks.
 OVERSIZE = frozenset({
     "agentmem.dualwrite.writer",
-    "agentmem.plans.write", "agentmem.repository.actions", "agentmem.search.similarity",
+    "agentmem.search.similarity",
     "agentmem.tiers.maintenance",
 })
 

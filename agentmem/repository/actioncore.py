@@ -1,0 +1,196 @@
+"""The action repository's core: options, the grid-cell check, writes and key helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from agentmem.errors import ConfigError, InvalidInput
+from agentmem.lua.scripts import (
+    CLAIM,
+    SET_SORTED_FETCH,
+    ZRANGE_FETCH,
+)
+from agentmem.model.records import Action
+from agentmem.model.schema import MAX_TTL
+from agentmem.plans.grid import check_cell
+from agentmem.plans.keyspace import (
+    DEFAULT_ACTION_TTL,
+    DEFAULT_GRID_CELL,
+    DEFAULT_RELATIVE_INDEX_SIZE,
+    GRID_CELL_KEY,
+    Layout,
+    check_recorded_cell,
+    grid_cell_text,
+    layout,
+)
+from agentmem.plans.plan import (
+    Arg,
+    FollowUp,
+    Plan,
+    check_limit,
+    command,
+    score_arg,
+    script_call,
+    single,
+)
+from agentmem.plans.runner import operation
+from agentmem.repository.base import RecordOps, build
+
+T = TypeVar("T")
+
+
+def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
+                  batch_size: object, grid_cell: object = DEFAULT_GRID_CELL) -> None:
+    """Reject malformed repository options with :class:`ConfigError`."""
+    def positive(v: object) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if ttl is not None and not (positive(ttl) and ttl <= MAX_TTL):  # type: ignore[operator]
+        raise ConfigError(f"ttl must be 1..{MAX_TTL} seconds or None, got {ttl!r}")
+    if not positive(relative_index_size):
+        raise ConfigError(
+            f"relative_index_size must be a positive int, got {relative_index_size!r}")
+    if embedding_dim is not None and not positive(embedding_dim):
+        raise ConfigError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
+    if not positive(batch_size):
+        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
+    try:
+        check_cell(grid_cell)
+    except InvalidInput as exc:
+        raise ConfigError(f"grid_cell: {exc}") from None
+
+
+class ActionCore(RecordOps[Action]):
+    """What every action operation shares: the key layout, options, the grid cell
+    check, writes (``add``, ``add_many``, ``record``) and key helpers.
+
+    ``ttl`` is the action hash's TTL in seconds (``None``: never expires; default one
+    day), ``relative_index_size`` how many ids the relative index keeps (default 20),
+    ``embedding_dim`` the length every stored embedding must have, ``grid_cell`` the
+    side of a cell of the radius-search grid (every client of the data must use the
+    same; see ``docs/search.md``).
+    """
+
+    def __init__(
+        self,
+        runner: Any,
+        *,
+        layout_version: int = 1,
+        ttl: int | None = DEFAULT_ACTION_TTL,
+        relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
+        embedding_dim: int | None = None,
+        batch_size: int = 500,
+        grid_cell: float = DEFAULT_GRID_CELL,
+    ) -> None:
+        self.layout: Layout = layout(layout_version)
+        check_options(ttl=ttl, relative_index_size=relative_index_size,
+                      embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
+        self.grid_cell = float(grid_cell)
+        spec = self.layout.action.replace(
+            ttl=ttl, caps={"relative_index": relative_index_size},
+            cells={"grid": self.grid_cell, "sim_grid": self.grid_cell})
+        self.embedding_dim = embedding_dim
+        self._cell_state = 0
+        """What this store knows of the server's grid cell (``agentmem:grid_cell``):
+        0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded."""
+        super().__init__(runner, spec, batch_size=batch_size)
+
+    def _cell_plan(self, record: bool, then: Callable[[], T]) -> Plan[T]:
+        """The look at the server's grid cell (see :meth:`grid_cell_check`), then ``then()``."""
+        call = script_call(CLAIM, [grid_cell_text(self.grid_cell)], keys=[GRID_CELL_KEY]) \
+            if record else command("GET", GRID_CELL_KEY)
+
+        def parse(replies: list[Any]) -> T:
+            raw = replies[0]
+            if isinstance(raw, Exception):
+                raise raw
+            check_recorded_cell(raw, self.grid_cell)
+            self._cell_state = 2 if record or raw is not None else 1
+            return then()
+
+        return Plan((call,), parse)
+
+    def _with_cell(self, then: Plan[T], *, record: bool) -> Plan[T]:
+        """``then``, preceded on a store's first use of the grids by a look at the grid
+        cell the server records: a write of positions records ours if none is
+        (:data:`~agentmem.lua.scripts.CLAIM`), a search only reads it; another cell raises
+        :class:`~agentmem.errors.LayoutError` before ``then`` runs. Later calls skip it."""
+        if self._cell_state == 2 or (self._cell_state == 1 and not record):
+            return then
+
+        def follow() -> T:
+            raise FollowUp(then)
+
+        return self._cell_plan(record, follow)
+
+    @operation
+    def grid_cell_check(self, /, *, record: bool = False) -> Plan[float]:
+        """This store's ``grid_cell``, checked against the one the server records in
+        ``agentmem:grid_cell`` (:class:`~agentmem.errors.LayoutError` if they differ);
+        with ``record``, recorded when the server has none. One round trip. Writes of
+        positions and searches do this on a store's first use of the grids;
+        ``integrity.check``/``repair`` call it."""
+        return self._cell_plan(record, lambda: self.grid_cell)
+
+    def _write_plan(self, records: Sequence[Action]) -> Plan[list[Action]]:
+        plan = super()._write_plan(records)  # validated and encoded first
+        if self._cell_state == 2 or all(r.position is None for r in records):
+            return plan
+        return self._with_cell(plan, record=True)
+
+    def check(self, record: Action) -> None:
+        given = record.action_id
+        if given is not None:
+            head = f"{record.agent_id}-{record.step_number}-"
+            rest = given[len(head):]
+            if not given.startswith(head) or not rest or "-" in rest:
+                raise InvalidInput(
+                    f"action id {given!r} must read {head}<type or name without '-'>, so "
+                    "that simulation-level indices can find its agent"
+                )
+        dim = self.embedding_dim
+        if dim is not None and record.embedding is not None and record.embedding.shape[0] != dim:
+            raise InvalidInput(
+                f"embedding has {record.embedding.shape[0]} dimensions; this repository "
+                f"stores {dim}"
+            )
+
+    @operation
+    def record(self, /, **fields: Any) -> Plan[Action]:
+        """Build an :class:`Action` from keyword fields and store it (``store_agent_action``)."""
+        return self._write_plan([build(Action, **fields)]).map(lambda out: out[0])
+
+    # -- per-agent queries ---------------------------------------------------
+
+    def _agent(self, agent_id: str) -> tuple[str, str]:
+        return self.layout.record_key_parts("action", agent_id=agent_id)
+
+    def _key(self, family: str, **parts: str | int) -> str:
+        return self.layout.key(family, **parts)
+
+    def _sorted_members(self, skey: str, zkey: str, agent_id: str, *, limit: int | None,
+                        min_score: float | None = None, exclusive: bool = False
+                        ) -> Plan[list[Action]]:
+        prefix, suffix = self._agent(agent_id)
+        argv: list[Arg] = [skey, zkey, prefix, suffix, "1", check_limit(limit),
+                           "" if min_score is None else score_arg(min_score, ""),
+                           "1" if exclusive else "0"]
+        return single(script_call(SET_SORTED_FETCH, argv), self._decode_list)
+
+    def _zrange(self, zkey: str, agent_id: str, by: str, lo: str, hi: str, *,
+                newest_first: bool, limit: int | None) -> Plan[list[Action]]:
+        prefix, suffix = self._agent(agent_id)
+        argv: list[Arg] = [zkey, prefix, suffix, by, lo, hi, "1" if newest_first else "0",
+                           check_limit(limit)]
+        return single(script_call(ZRANGE_FETCH, argv), self._decode_list)
+
+    def _sim_shape(self) -> tuple[str, str, str]:
+        """The action key around its two ids: (prefix, middle, suffix)."""
+        t = self.layout.template("action")
+        marker = {"agent_id": "\x01", "action_id": "\x02"}
+        shape = "".join(v if k == "L" else marker.get(v, "") for k, v in t.parts)
+        prefix, rest = shape.split("\x01", 1)
+        middle, suffix = rest.split("\x02", 1)
+        return prefix, middle, suffix
+
