@@ -490,3 +490,4 @@ def connect_async(
                                grid_cell=grid_cell)
     im = AsyncRepository(runner, layout(layout_version).im_action, batch_size=batch_size)
     return AsyncMemory(runner, actions, im, opts)
+

@@ -32,11 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentmem.backends.masters import used_memory
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive, agent_actions
 from agentmem.errors import AgentMemError, BackendError, ConfigError, InvalidInput
+from agentmem.plans.plan import Plan, command
 from agentmem.tiers import reads as tierreads
-from agentmem.tiers.maintenance import used_memory
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -53,11 +54,16 @@ _AGENTS_SHOWN = 60  # bars of the tiers-now chart at most
 def tier_sizes(memory: Memory, agent_ids: Sequence[str]) -> list[tuple[int, int]]:
     """``(STM, IM)`` actions of each agent: ZCARD of its two timelines (one round trip)."""
     layout = memory.actions.layout
-    pipe = memory.client.pipeline(transaction=False)
-    for a in agent_ids:
-        pipe.zcard(layout.key("timeline", agent_id=a))
-        pipe.zcard(layout.key("im_timeline", agent_id=a))
-    sizes = [int(n) for n in pipe.execute()]
+    calls = [command("ZCARD", layout.key(family, agent_id=a))
+             for a in agent_ids for family in ("timeline", "im_timeline")]
+
+    def parse(replies: list[Any]) -> list[int]:
+        for r in replies:
+            if isinstance(r, Exception):
+                raise r
+        return [int(n) for n in replies]
+
+    sizes = memory.runner.run(Plan(calls, parse)) if calls else []
     return list(zip(sizes[0::2], sizes[1::2], strict=True))
 
 

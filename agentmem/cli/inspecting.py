@@ -12,13 +12,14 @@ from typing import Any, BinaryIO, TextIO
 
 import click
 
+from agentmem.backends.masters import scan_keys, used_memory
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
 from agentmem.dualwrite.sync import archive_to_sql
 from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command
 from agentmem.tiers import reads as tierreads
-from agentmem.tiers.maintenance import Tiers, scan_keys, used_memory
+from agentmem.tiers.maintenance import Tiers
 
 pass_stores = click.make_pass_decorator(Stores)
 

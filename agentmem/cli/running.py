@@ -11,6 +11,7 @@ import click
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
 from agentmem.errors import ConfigError
+from agentmem.plans.plan import command, single
 
 pass_stores = click.make_pass_decorator(Stores)
 
@@ -48,7 +49,7 @@ def demo(stores: Stores, agents: int, steps: int, seed: int, simulation_id: str,
             raise click.UsageError("--reset empties only the embedded default; with your own "
                                    "servers use another --simulation-id and --agent-prefix")
         (stores.folder / "archive.db").unlink(missing_ok=True)
-        stores.memory.client.flushdb()
+        stores.memory.runner.run(single(command("FLUSHDB"), lambda raw: raw))
     path = series_path(stores, simulation_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     memory, archive = stores.memory, stores.archive

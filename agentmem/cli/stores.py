@@ -9,6 +9,7 @@ from typing import cast
 
 from agentmem.backends.cluster import connect_cluster
 from agentmem.backends.clusterurl import is_cluster_url
+from agentmem.backends.masters import read_unchecked
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.plans.keyspace import (
@@ -71,9 +72,9 @@ class Stores:
                 memory.ping()  # fail now, with Unavailable, rather than inside a command
                 # open the data in the layout and with the grid cell the server records
                 # (a migrated store; data written with another grid_cell)
-                version = 2 if cluster else (
-                    parse_layout_value(memory.client.get(layout_key())) or 1)
-                cell = recorded_cell(memory.client.get(GRID_CELL_KEY)) or DEFAULT_GRID_CELL
+                raw_layout, raw_cell = read_unchecked(memory, layout_key(), GRID_CELL_KEY)
+                version = 2 if cluster else (parse_layout_value(raw_layout) or 1)
+                cell = recorded_cell(raw_cell) or DEFAULT_GRID_CELL
                 if version != (2 if cluster else 1) or cell != DEFAULT_GRID_CELL:
                     memory.close()
                     memory = cast(Memory, connect_cluster(

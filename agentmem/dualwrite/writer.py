@@ -45,6 +45,16 @@ from agentmem.dualwrite.failover import (
 )
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.journal import Journal
+from agentmem.dualwrite.queueing import (
+    _POLL,
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_INTERVAL,
+    DEFAULT_QUEUE_SIZE,
+    _as_agentmem_error,
+    _Flush,
+    _Item,
+    _Stop,
+)
 from agentmem.errors import (
     AgentMemError,
     BackendError,
@@ -59,35 +69,6 @@ from agentmem.repository.base import build
 
 T = TypeVar("T")
 log = logging.getLogger("agentmem.dualwrite.writer")
-
-DEFAULT_BUFFER_SIZE = 1000
-DEFAULT_INTERVAL = 30.0
-DEFAULT_QUEUE_SIZE = 10_000
-# how long the background thread sleeps at most between checks of the interval
-_POLL = 0.5
-
-
-class _Flush:
-    """A flush request travelling through the queue behind the actions it covers."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-class _Stop:
-    """Tells the background thread to end (after everything before it)."""
-
-
-_Item = Action | _Flush | _Stop
-
-
-def _as_agentmem_error(exc: BaseException, what: str) -> AgentMemError:
-    if isinstance(exc, AgentMemError):
-        return exc
-    err = BackendError(f"{what}: {type(exc).__name__}: {exc}")
-    err.__cause__ = exc
-    return err
-
 
 class DualWriter(FallbackReads):
     """Store actions in Redis and archive them to SQL in bulk; see the module doc."""

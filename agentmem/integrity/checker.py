@@ -19,11 +19,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from agentmem.backends.masters import scan_keys
 from agentmem.errors import InvalidInput
 from agentmem.lua import integrity as lua
 from agentmem.lua.scripts import Script
 from agentmem.plans.keyspace import check_part
-from agentmem.plans.plan import Arg, script_call, single
+from agentmem.plans.plan import Arg, command, script_call, single
 
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
@@ -176,23 +177,17 @@ class _Walk:
                                              lambda reply: reply))
 
     def _scan(self, match: str) -> Iterator[tuple[str, dict[str, str]]]:
-        client: Any = self.memory.client
-        cursor = 0
-        while True:
-            cursor, keys = client.scan(cursor, match=match, count=self.batch)
-            self.report.keys_scanned += len(keys)
-            for raw in keys:
-                try:
-                    key = raw.decode()
-                except UnicodeDecodeError:
-                    continue
-                for family, rx in self.families:
-                    m = rx.match(key)
-                    if m:
-                        yield key, {"family": family, **m.groupdict()}
-                        break
-            if int(cursor) == 0:
-                return
+        for raw in scan_keys(self.memory, match, self.batch):
+            self.report.keys_scanned += 1
+            try:
+                key = raw.decode()
+            except UnicodeDecodeError:
+                continue
+            for family, rx in self.families:
+                m = rx.match(key)
+                if m:
+                    yield key, {"family": family, **m.groupdict()}
+                    break
 
     def _scan_members(self, script: Script, key: str, family: str, *args: Arg) -> None:
         cursor: Arg = "0"
@@ -325,8 +320,7 @@ class _Walk:
     def _counters(self, sim: str) -> None:
         lk = _fill(self.p["sim_actions"], {"simulation_id": sim})
         ck = _fill(self.p["sim_by_type"], {"simulation_id": sim})
-        client: Any = self.memory.client
-        size = int(client.llen(lk))
+        size = self.memory.runner.run(single(command("LLEN", lk), int))
         counts = Counter(self.unlisted.get(sim, {}))
         start = 0
         if size > CONSISTENT_COUNT_MAX:  # too big for one script: sum slices (see docs)

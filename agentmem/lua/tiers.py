@@ -163,6 +163,24 @@ end
 return gone
 """)
 
+PIN = Script("pin", r"""#!lua
+-- KEYS: the agent's pinned set, the action's STM hash, its IM hash.
+-- ARGV: '1' pin | '0' unpin, action id, STM TTL ('' none), IM TTL ('' none).
+-- Pin: adds the id to the set and takes the TTL off both hashes. Unpin: removes
+-- it and gives each existing hash its tier's TTL again. Atomic. Returns 1.
+local pinned, stm, im = KEYS[1], KEYS[2], KEYS[3]
+if ARGV[1] == '1' then
+  redis.call('SADD', pinned, ARGV[2])
+  redis.call('PERSIST', stm)
+  redis.call('PERSIST', im)
+else
+  redis.call('SREM', pinned, ARGV[2])
+  if ARGV[3] ~= '' then redis.call('EXPIRE', stm, ARGV[3]) end
+  if ARGV[4] ~= '' then redis.call('EXPIRE', im, ARGV[4]) end
+end
+return 1
+""")
+
 HISTORY = Script("history", r"""#!lua flags=no-writes
 """ + SORT_ROWS + r"""-- ARGV: STM timeline, STM prefix, suffix, IM timeline, IM prefix, suffix,
 -- min, max, rev ('1'|'0'), limit (-1: all). Both timelines by score (step), merged

@@ -27,33 +27,21 @@ Blocking stores only; an index object is not thread-safe.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import socket
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
-import hiredis
 import numpy as np
 
 from agentmem.backends.redis import Memory
+from agentmem.backends.tracking import ChangeFeed
 from agentmem.errors import BackendError, DecodeError, InvalidInput
 from agentmem.lua.search import TIMELINE, VECTORS
-from agentmem.model.records import Action
 from agentmem.plans.keyspace import check_action_type
-from agentmem.plans.plan import Arg, Plan, command, script_call, single
-
-INVALIDATE_CHANNEL = b"__redis__:invalidate"
-
-
-@dataclass(frozen=True)
-class Match:
-    """One result: the action (read fresh from the server) and its cosine similarity."""
-
-    action: Action
-    score: float
+from agentmem.plans.plan import Plan, command, script_call, single
+from agentmem.search.vectorindex import ServerVectorIndex, server_has_vector_index
+from agentmem.search.vectors import Match, as_query, normalised, text, top_k
 
 
 @dataclass
@@ -70,144 +58,6 @@ class CacheStats:
     """``PING`` round trips that validated a cache."""
 
 
-# -- pure helpers ---------------------------------------------------------------------------
-
-
-def as_query(vector: Any) -> np.ndarray:
-    """The query as a 1-D float32 vector; :class:`InvalidInput` when it is not usable."""
-    try:
-        q = np.asarray(vector, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"query must be a vector of numbers: {exc}") from None
-    if q.ndim != 1 or q.size == 0:
-        raise InvalidInput(f"query must be a non-empty 1-D vector, got shape {q.shape}")
-    if not np.isfinite(q).all():
-        raise InvalidInput("query contains NaN or infinite values")
-    if not np.any(q):
-        raise InvalidInput("query is the zero vector: its cosine similarity is undefined")
-    return q
-
-
-def normalised(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (float32); zero rows stay zero (similarity 0)."""
-    m = np.asarray(matrix, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", m, m, dtype=np.float64))
-    norms[norms == 0] = 1.0
-    out: np.ndarray = (m / norms[:, None]).astype(np.float32, copy=False)
-    return out
-
-
-def top_k(scores: np.ndarray, k: int, eligible: np.ndarray | None = None) -> np.ndarray:
-    """Row indices of the ``k`` best scores, best first; ties go to the higher row.
-
-    Rows are kept in timeline order (step, then id), so the higher row is the newer
-    action. ``eligible`` (a boolean mask) leaves rows out. Exact: every row whose
-    score equals the k-th best is considered before the tie is broken.
-    """
-    if eligible is not None:
-        rows = np.flatnonzero(eligible)
-        s = scores[rows]
-    else:
-        rows = np.arange(scores.shape[0])
-        s = scores
-    n = s.shape[0]
-    if n == 0 or k <= 0:
-        return np.empty(0, dtype=np.int64)
-    if k < n:
-        kth = s[np.argpartition(-s, k - 1)[k - 1]]
-        pick = np.flatnonzero(s >= kth)
-    else:
-        pick = np.arange(n)
-    # best score first, then the newest (highest row)
-    order = np.lexsort((-rows[pick], -s[pick]))[:k]
-    out: np.ndarray = rows[pick][order]
-    return out
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _pack(args: tuple[Arg, ...]) -> bytes:
-    packed: bytes = hiredis.pack_command(cast(Any, args))
-    return packed
-
-
-# -- the change feed -----------------------------------------------------------------------
-
-
-class _Tracker:
-    """A connection on which the server reports changes to keys under one prefix.
-
-    Opened with the store's connection settings (host, credentials, TLS, database),
-    then read and written raw with hiredis: redis-py's own reader does not take
-    invalidation messages on a subscribed connection.
-    """
-
-    def __init__(self, memory: Memory, prefix: str) -> None:
-        pool: Any = memory.client.connection_pool
-        self.conn: Any = pool.make_connection()
-        self.reader = hiredis.Reader()
-        try:
-            self.conn.connect()
-            self.sock: socket.socket = self.conn._sock
-            self.sock.settimeout(10.0)
-            self._call("HELLO", "2")  # RESP2: invalidations as messages of a subscription
-            cid = self._call("CLIENT", "ID")
-            self._call("CLIENT", "TRACKING", "ON", "REDIRECT", str(cid), "BCAST",
-                       "PREFIX", prefix)
-            reply = self._call("SUBSCRIBE", INVALIDATE_CHANNEL)
-            if not (isinstance(reply, list) and reply[0] == b"subscribe"):
-                raise BackendError(f"unexpected SUBSCRIBE reply {reply!r}")
-        except BaseException:
-            self.close()
-            raise
-        self.token = 0
-
-    def _read(self) -> Any:
-        while True:
-            reply = self.reader.gets()
-            if reply is not False:
-                if isinstance(reply, hiredis.ReplyError):
-                    raise BackendError(f"Redis refused change tracking: {reply}")
-                return reply
-            data = self.sock.recv(1 << 16)
-            if not data:
-                raise ConnectionError("the server closed the tracking connection")
-            self.reader.feed(data)
-
-    def _call(self, *args: Arg) -> Any:
-        self.sock.sendall(_pack(args))
-        return self._read()
-
-    def changes(self) -> list[bytes] | None:
-        """The keys changed since the last call (``None``: everything may have changed).
-
-        Sends ``PING`` and reads up to its reply, so every change the server made
-        before it has been seen.
-        """
-        self.token += 1
-        tok = str(self.token).encode()
-        self.sock.sendall(_pack(("PING", tok)))
-        keys: list[bytes] = []
-        flushed = False
-        while True:
-            msg = self._read()
-            if msg[0] == b"pong":
-                if msg[1] == tok:
-                    return None if flushed else keys
-                continue
-            if msg[0] == b"message" and msg[1] == INVALIDATE_CHANNEL:
-                if msg[2] is None:
-                    flushed = True
-                else:
-                    keys.extend(msg[2])
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):  # a connection that may be broken already
-            self.conn.disconnect()
-
-
 # -- the per-agent cache ---------------------------------------------------------------------
 
 
@@ -215,7 +65,7 @@ class _Tracker:
 class _Agent:
     """The cached short-term vectors of one agent, rows in timeline order (step, id)."""
 
-    tracker: _Tracker
+    tracker: ChangeFeed
     members: dict[bytes, bytes] = field(default_factory=dict)
     """Every id of the timeline with its step (also those without a hash or embedding)."""
     ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype="S1"))
@@ -288,7 +138,7 @@ class SimilarityIndex:
             rows, scores = self._rank(entry, q, k, types, start, end)
             if not rows.size:
                 return []
-            ids = [_text(i) for i in entry.ids[rows]]
+            ids = [text(i) for i in entry.ids[rows]]
             actions = self.memory.actions.get_many(ids, agent_id=agent_id)
             gone = {i.encode() for i, a in zip(ids, actions, strict=True) if a is None}
             if not gone:
@@ -357,7 +207,7 @@ class SimilarityIndex:
             self._agents.move_to_end(agent_id)
             return entry
         prefix, _ = self.layout.record_key_parts("action", agent_id=agent_id)
-        entry = _Agent(tracker=_Tracker(self.memory, prefix))
+        entry = _Agent(tracker=ChangeFeed(self.memory, prefix))
         self._agents[agent_id] = entry
         while len(self._agents) > self.max_agents:
             _, old = self._agents.popitem(last=False)
@@ -513,128 +363,6 @@ def _types(action_type: str | Sequence[str] | None) -> list[str] | None:
     for t in types:
         check_action_type(t)
     return types
-
-
-# -- the server's vector index (Redis Query Engine) -------------------------------------
-
-
-def _execute(memory: Memory, *args: Any, **options: Any) -> Any:
-    client: Any = memory.client
-    return client.execute_command(*args, **options)
-
-
-def server_has_vector_index(memory: Memory) -> bool:
-    """Whether the server answers ``FT.SEARCH`` (``COMMAND INFO FT.SEARCH``)."""
-    try:
-        reply = _execute(memory, "COMMAND", "INFO", "FT.SEARCH",
-                                              NEVER_DECODE=True)
-    except Exception:
-        return False
-    return _command_info_found(reply)
-
-
-def _command_info_found(reply: Any) -> bool:
-    if isinstance(reply, dict):
-        return any(v for v in reply.values())
-    if isinstance(reply, (list, tuple)):
-        return any(r for r in reply)
-    return bool(reply)
-
-
-_TAG_SPECIAL = set(",.<>{}[]\"':;!@#$%^&*()-+=~|/\\ ")
-
-
-def _tag(value: str) -> str:
-    return "".join("\\" + c if c in _TAG_SPECIAL else c for c in value)
-
-
-class ServerVectorIndex:
-    """Top-k through the server's vector index (``FT.CREATE`` / ``FT.SEARCH``, KNN).
-
-    One index per store layout and embedding length, created on first use over
-    the agents' action hashes (``ON HASH PREFIX``; vector field ``embedding``,
-    FLOAT32, COSINE; tags ``agent_id`` and ``action_type``; numeric
-    ``step_number``). The server keeps it current on every write, transition and
-    expiry, so nothing is cached here. Results are read fresh and ordered as
-    :meth:`SimilarityIndex.search` orders them.
-    """
-
-    def __init__(self, memory: Memory) -> None:
-        if not server_has_vector_index(memory):
-            raise BackendError("the server has no vector index (FT.SEARCH is unknown)")
-        self.memory = memory
-        self.layout = memory.actions.layout
-        self._ready: set[int] = set()
-
-    def index_name(self, dim: int) -> str:
-        pattern = self.layout.patterns["action"]
-        tag = hashlib.sha1(pattern.encode()).hexdigest()[:8]
-        return f"agentmem:vectors:{tag}:{dim}"
-
-    def _prefix(self) -> str:
-        t = self.layout.template("action")
-        out = ""
-        for kind, value in t.parts:
-            if kind != "L":
-                break
-            out += value
-        return out
-
-    def ensure(self, dim: int) -> str:
-        name = self.index_name(dim)
-        if dim in self._ready:
-            return name
-        try:
-            _execute(
-                self.memory, "FT.CREATE", name, "ON", "HASH", "PREFIX", 1, self._prefix(), "SCHEMA",
-                "embedding", "VECTOR", "FLAT", 6, "TYPE", "FLOAT32", "DIM", dim,
-                "DISTANCE_METRIC", "COSINE", "agent_id", "TAG", "action_type", "TAG",
-                "step_number", "NUMERIC")
-        except Exception as exc:
-            if "already exists" not in str(exc).lower():
-                raise BackendError(f"FT.CREATE {name} failed: {exc}") from exc
-        self._ready.add(dim)
-        return name
-
-    def search(self, agent_id: str, q: np.ndarray, k: int, types: list[str] | None,
-               start: int | None, end: int | None) -> list[Match]:
-        if k == 0:
-            return []
-        name = self.ensure(q.shape[0])
-        self.layout.key("timeline", agent_id=agent_id)  # checks the id
-        flt = [f"@agent_id:{{{_tag(agent_id)}}}"]
-        if types is not None:
-            flt.append("@action_type:{" + " | ".join(_tag(t) for t in types) + "}")
-        if start is not None or end is not None:
-            flt.append(f"@step_number:[{'-inf' if start is None else start} "
-                       f"{'+inf' if end is None else end}]")
-        query = f"({' '.join(flt)})=>[KNN {k} @embedding $vec AS dist]"
-        try:
-            raw = _execute(
-                self.memory, "FT.SEARCH", name, query, "PARAMS", 2, "vec",
-                q.astype("<f4").tobytes(),
-                "SORTBY", "dist", "RETURN", 1, "dist", "LIMIT", 0, k, "DIALECT", 2,
-                NEVER_DECODE=True)
-        except Exception as exc:
-            if "dim" in str(exc).lower() or "size" in str(exc).lower():
-                raise InvalidInput(f"query length {q.shape[0]} does not match the index: "
-                                   f"{exc}") from exc
-            raise BackendError(f"FT.SEARCH failed: {exc}") from exc
-        prefix, suffix = self.layout.record_key_parts("action", agent_id=agent_id)
-        found: list[tuple[str, float]] = []
-        for i in range(1, len(raw), 2):
-            key, fields = _text(raw[i]), raw[i + 1]
-            dist = dict(zip(fields[::2], fields[1::2], strict=True)).get(b"dist", b"1")
-            aid = key[len(prefix):len(key) - len(suffix)] if suffix else key[len(prefix):]
-            found.append((aid, 1.0 - float(dist)))
-        actions = self.memory.actions.get_many([a for a, _ in found], agent_id=agent_id)
-        out = [Match(a, s) for a, (_, s) in zip(actions, found, strict=True) if a is not None]
-        out.sort(key=lambda m: (-m.score, -m.action.step_number, _neg(m.action.action_id)))
-        return out[:k]
-
-
-def _neg(text: str | None) -> tuple[int, ...]:
-    return tuple(-b for b in (text or "").encode())
 
 
 def brute_force(memory: Memory, agent_id: str, query: Any, k: int = 10, *,

@@ -20,145 +20,36 @@ agent's slot then the simulation's (``docs/cluster.md``).
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from agentmem.backends.masters import scan_keys, server_time
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.errors import AgentMemError, BackendError, ConfigError, InvalidInput
-from agentmem.lua.tiers import EVICT_IM, EVICT_PLAN, TO_IM, TO_IM_AGENT, TO_IM_SIM
-from agentmem.model.analytics import action_importance
+from agentmem.errors import AgentMemError, BackendError, ConfigError
+from agentmem.lua.tiers import EVICT_IM, EVICT_PLAN, PIN, TO_IM, TO_IM_AGENT, TO_IM_SIM
 from agentmem.model.records import Action
-from agentmem.model.schema import MAX_TTL, Template
-from agentmem.plans.keyspace import Layout, check_part
-from agentmem.plans.plan import Plan, script_call, single
+from agentmem.plans.keyspace import check_part
+from agentmem.plans.plan import Plan, command, script_call, single
 from agentmem.repository.actions import ActionOps
 from agentmem.repository.base import RecordOps
+from agentmem.tiers.policy import (
+    DEFAULT_IM_TTL,
+    MaintainReport,
+    TierPolicy,
+    _checked_importance,
+    _importance_text,
+    check_positive,
+)
+from agentmem.tiers.shapes import Shapes, _pieces
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
 
 log = logging.getLogger("agentmem.tiers.maintenance")
 
-DEFAULT_IM_TTL = 7 * 86400
-"""IM hashes expire after a week unless maintained (a safety net, like the STM TTL)."""
-
 _AGENT_BATCH = 200
 """Agents whose state one maintenance round trip reads."""
-
-
-def _positive(value: Any, name: str, *, integer: bool = True) -> None:
-    if value is None:
-        return
-    number = isinstance(value, int) or (not integer and isinstance(value, float))
-    if isinstance(value, bool) or not number or not value > 0 or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a positive {'int' if integer else 'number'} or "
-                          f"None, got {value!r}")
-
-
-@dataclass(frozen=True)
-class TierPolicy:
-    """How much each agent keeps in each tier, and for how long.
-
-    - ``stm_steps``: STM keeps the actions of the newest ``stm_steps`` steps
-      (counted back from ``now_step`` given to ``maintain``, else from the
-      agent's newest step); older ones move to IM.
-    - ``stm_seconds``: STM keeps actions written less than this long ago.
-    - ``stm_capacity`` / ``im_capacity``: at most this many actions per agent
-      in the tier after ``maintain`` (pinned actions are exempt and not counted).
-    - ``im_ttl``: seconds an IM hash lives without maintenance (``None``: no TTL).
-    - ``importance_weight``: when a tier is over capacity, actions leave in the
-      order of ``step + importance * importance_weight``, lowest first, ties by
-      lower importance, then older id: among actions of the same age the more
-      important stay longer; a weight lets importance outlive age.
-    - ``importance``: the score function (default: section 7's formula).
-    """
-
-    stm_steps: int | None = None
-    stm_seconds: float | None = None
-    stm_capacity: int | None = None
-    im_capacity: int | None = None
-    im_ttl: int | None = DEFAULT_IM_TTL
-    importance_weight: float = 0.0
-    importance: Callable[[Action], float] = action_importance
-
-    def __post_init__(self) -> None:
-        _positive(self.stm_steps, "stm_steps")
-        _positive(self.stm_seconds, "stm_seconds", integer=False)
-        _positive(self.stm_capacity, "stm_capacity")
-        _positive(self.im_capacity, "im_capacity")
-        _positive(self.im_ttl, "im_ttl")
-        if self.im_ttl is not None and self.im_ttl > MAX_TTL:
-            raise ConfigError(f"im_ttl must be at most {MAX_TTL}, got {self.im_ttl}")
-        w = self.importance_weight
-        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) \
-                or w < 0:
-            raise ConfigError(f"importance_weight must be a finite number >= 0, got {w!r}")
-        if not callable(self.importance):
-            raise ConfigError("importance must be a callable taking an Action")
-
-
-@dataclass
-class MaintainReport:
-    """What one :meth:`Tiers.maintain` did, summed over agents."""
-
-    agents: int = 0
-    to_im: int = 0  # actions moved STM -> IM
-    archived: int = 0  # rows the archive inserted on the way
-    evicted: int = 0  # IM entries removed (archived before)
-    missing: int = 0  # ids in the STM timeline whose hash had expired
-    refused: list[str] = field(default_factory=list)  # ids a key of the wrong type kept
-
-
-def _pieces(template: Template, fixed: dict[str, str], variables: Sequence[str]) -> list[str]:
-    """The literal text around ``variables`` (in the order they appear) with ``fixed``
-    rendered: ``len(variables) + 1`` pieces."""
-    out, cur = [], []
-    seen = []
-    for kind, v in template.parts:
-        if kind == "L":
-            cur.append(v)
-        elif v in variables:
-            out.append("".join(cur))
-            cur = []
-            seen.append(v)
-        else:
-            cur.append(Template(template.pattern, (("F", v),)).render(fixed))
-    out.append("".join(cur))
-    if seen != list(variables):
-        raise ConfigError(f"key pattern {template.pattern!r} does not have {variables} in order")
-    return out
-
-
-class Shapes:
-    """The keys of one agent as the tier scripts build them (prefixes and suffixes)."""
-
-    def __init__(self, layout: Layout, agent_id: str) -> None:
-        check_part("agent_id", agent_id)
-        a = {"agent_id": agent_id}
-        t = layout.template
-        self.hash = _pieces(t("action"), a, ["action_id"])
-        self.timeline = t("timeline").render(a)
-        self.relative = t("relative_index").render(a)
-        self.rewards = t("rewards").render(a)
-        self.types = _pieces(t("types"), a, ["action_type"])
-        self.targets = _pieces(t("targets"), a, ["action_target_id"])
-        self.sim_actions = _pieces(t("sim_actions"), a, ["simulation_id"])
-        self.sim_step = _pieces(t("sim_step"), a, ["simulation_id", "step_number"])
-        self.sim_steps = _pieces(t("sim_steps"), a, ["simulation_id"])
-        self.sim_by_type = _pieces(t("sim_by_type"), a, ["simulation_id"])
-        self.im_hash = _pieces(t("im_action"), a, ["action_id"])
-        self.im_timeline = t("im_timeline").render(a)
-        self.grid = t("grid").render(a)
-        self.sim_grid = _pieces(t("sim_grid"), a, ["simulation_id", "step_number"])
-
-    def argv(self) -> list[str]:
-        return [*self.hash, self.timeline, self.relative, self.rewards, *self.types,
-                *self.targets, *self.sim_actions, *self.sim_step, *self.sim_steps,
-                *self.sim_by_type, *self.im_hash, self.im_timeline, self.grid,
-                *self.sim_grid]
 
 
 def _order_key(weight: float) -> Callable[[tuple[float, float, str]], tuple[float, float, str]]:
@@ -289,31 +180,28 @@ class Tiers:
 
     def pin(self, agent_id: str, action_id: str) -> None:
         """Keep the action in its tier: maintenance skips it and its hash loses its TTL."""
-        check_part("action_id", action_id)
-        sh = self._shapes(agent_id)
-        pipe = self.memory.client.pipeline(transaction=True)
-        pipe.sadd(self._pinned_key(agent_id), action_id)
-        pipe.persist(sh.hash[0] + action_id + sh.hash[1])
-        pipe.persist(sh.im_hash[0] + action_id + sh.im_hash[1])
-        pipe.execute()
+        self.memory.runner.run(self._pin_plan(agent_id, action_id, pin=True))
 
     def unpin(self, agent_id: str, action_id: str) -> None:
         """Undo :meth:`pin`: the hash gets its tier's TTL again."""
+        self.memory.runner.run(self._pin_plan(agent_id, action_id, pin=False))
+
+    def _pin_plan(self, agent_id: str, action_id: str, *, pin: bool) -> Plan[None]:
+        """One atomic script (:data:`~agentmem.lua.tiers.PIN`) in the agent's slot."""
         check_part("action_id", action_id)
         sh = self._shapes(agent_id)
-        pipe = self.memory.client.pipeline(transaction=True)
-        pipe.srem(self._pinned_key(agent_id), action_id)
         stm_ttl = self.memory.actions.spec.ttl
-        if stm_ttl:
-            pipe.expire(sh.hash[0] + action_id + sh.hash[1], stm_ttl)
-        if self.policy.im_ttl:
-            pipe.expire(sh.im_hash[0] + action_id + sh.im_hash[1], self.policy.im_ttl)
-        pipe.execute()
+        keys = [self._pinned_key(agent_id), sh.hash[0] + action_id + sh.hash[1],
+                sh.im_hash[0] + action_id + sh.im_hash[1]]
+        argv = ["1" if pin else "0", action_id, str(stm_ttl) if stm_ttl else "",
+                str(self.policy.im_ttl) if self.policy.im_ttl else ""]
+        return single(script_call(PIN, argv, keys=keys), lambda raw: None)
 
     def pinned(self, agent_id: str) -> set[str]:
         """Ids of the agent's pinned actions."""
-        raw: Any = self.memory.client.smembers(self._pinned_key(agent_id))
-        return {_text(x) for x in raw}
+        plan = single(command("SMEMBERS", self._pinned_key(agent_id)),
+                      lambda raw: {_text(x) for x in raw})
+        return self.memory.runner.run(plan)
 
     # -- maintenance -----------------------------------------------------------------------
 
@@ -340,7 +228,7 @@ class Tiers:
         report = MaintainReport()
         agents = self.agents() if agent_ids is None else list(agent_ids)
         if now is None and self.policy.stm_seconds is not None:
-            now = _server_time(self.memory)
+            now = server_time(self.memory)
         for start in range(0, len(agents), _AGENT_BATCH):
             self._maintain_batch(agents[start:start + _AGENT_BATCH], report, now_step, now)
         self.last_report = report
@@ -352,19 +240,19 @@ class Tiers:
         leaving STM in one transaction, then move and evict agent by agent."""
         p = self.policy
         shapes = [self._shapes(a) for a in agents]
-        pipe = self.memory.client.pipeline(transaction=False)
+        calls = []
         for agent_id, sh in zip(agents, shapes, strict=True):
-            pipe.zrange(sh.timeline, 0, -1, withscores=True)
-            pipe.smembers(self._pinned_key(agent_id))
-            pipe.zcard(sh.im_timeline)
-        state = pipe.execute()
+            calls += [command("ZRANGE", sh.timeline, 0, -1, "WITHSCORES"),
+                      command("SMEMBERS", self._pinned_key(agent_id)),
+                      command("ZCARD", sh.im_timeline)]
+        state = self.memory.runner.run(Plan(calls, _replies))
         ims: list[int] = []
         pins: list[set[str]] = []
         stms: list[list[tuple[str, float]]] = []
         for n in range(len(agents)):
             stm, pinned_raw, im_count = state[3 * n:3 * n + 3]
             pinned = {_text(x) for x in pinned_raw}
-            stms.append([(_text(m), float(s)) for m, s in stm if _text(m) not in pinned])
+            stms.append([(_text(m), float(s)) for m, s in _pairs(stm) if _text(m) not in pinned])
             ims.append(int(im_count))
             pins.append(pinned)
         # the actions each agent's rules need, read for all agents in one round trip
@@ -478,7 +366,7 @@ class Tiers:
         An error stops nothing: it is kept and raised by :meth:`stop` (or
         :meth:`raise_error`), and the runner tries again on its next round.
         """
-        _positive(interval, "interval", integer=False)
+        check_positive(interval, "interval", integer=False)
         if self._thread is not None:
             raise ConfigError("the maintenance runner is already running")
         self._stop.clear()
@@ -523,48 +411,24 @@ def _gather(plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:
     return Plan([c for cs in calls for c in cs], parse)
 
 
-def _importance_text(value: float) -> str:
-    """Importance as stored in IM: 6 significant digits (0.30000000000000004 -> "0.3");
-    a retention score needs no more, and the IM entry stays small."""
-    return format(value, ".6g")
-
-
-def _checked_importance(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not 0.0 <= float(value) <= 1.0:
-        raise InvalidInput(f"importance must be a number in [0, 1], got {value!r}")
-    return float(value)
-
-
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _masters(memory: Any) -> list[Any]:
-    """Clients of the nodes that hold the data: the server, or every master of a Redis
-    Cluster (in slot-map order)."""
-    runner: Any = getattr(memory, "runner", None)
-    if runner is not None and getattr(runner, "cluster", False):
-        return [runner.node_client(node) for node in runner.primaries()]
-    return [memory.client]
+def _replies(raw: list[Any]) -> list[Any]:
+    """Every reply of a plan, an error reply raised."""
+    for r in raw:
+        if isinstance(r, Exception):
+            raise r
+    return raw
 
 
-def scan_keys(memory: Any, match: str, batch: int) -> Iterable[Any]:
-    """SCAN MATCH on the server, or on every master of a Redis Cluster."""
-    for client in _masters(memory):
-        yield from client.scan_iter(match=match, count=batch)
-
-
-def used_memory(memory: Any) -> int:
-    """Redis ``INFO memory`` ``used_memory``, in bytes; on a Redis Cluster, summed over
-    its masters (the nodes that hold the data)."""
-    return sum(int(client.info("memory")["used_memory"]) for client in _masters(memory))
-
-
-def _server_time(memory: Any) -> float:
-    """The server's clock in seconds (a cluster: its first master's)."""
-    sec, _ = _masters(memory)[0].time()
-    return float(sec)
+def _pairs(raw: Any) -> list[tuple[Any, Any]]:
+    """``ZRANGE ... WITHSCORES`` as (member, score) pairs, whether the reply is a flat
+    list (RESP2) or already pairs (RESP3)."""
+    if raw and isinstance(raw[0], list | tuple):
+        return [(m, s) for m, s in raw]
+    return list(zip(raw[0::2], raw[1::2], strict=True))
 
 
 def _glob(text: str) -> str:

@@ -199,7 +199,8 @@ class Recording:
 
     def run(self, plan: Any) -> Any:
         out = self.inner.run(plan)
-        flat = [x for item in out for x in (item if isinstance(item, list) else [item])]
+        items = out if isinstance(out, list) else [out]
+        flat = [x for item in items for x in (item if isinstance(item, list) else [item])]
         self.largest = max(self.largest, len(flat))
         return out
 

@@ -1,0 +1,60 @@
+"""The keys one agent's tiers touch, as the tier scripts take them (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agentmem.errors import ConfigError
+from agentmem.model.schema import Template
+from agentmem.plans.keyspace import Layout, check_part
+
+__all__ = ["Shapes"]
+
+
+def _pieces(template: Template, fixed: dict[str, str], variables: Sequence[str]) -> list[str]:
+    """The literal text around ``variables`` (in the order they appear) with ``fixed``
+    rendered: ``len(variables) + 1`` pieces."""
+    out, cur = [], []
+    seen = []
+    for kind, v in template.parts:
+        if kind == "L":
+            cur.append(v)
+        elif v in variables:
+            out.append("".join(cur))
+            cur = []
+            seen.append(v)
+        else:
+            cur.append(Template(template.pattern, (("F", v),)).render(fixed))
+    out.append("".join(cur))
+    if seen != list(variables):
+        raise ConfigError(f"key pattern {template.pattern!r} does not have {variables} in order")
+    return out
+
+
+class Shapes:
+    """The keys of one agent as the tier scripts build them (prefixes and suffixes)."""
+
+    def __init__(self, layout: Layout, agent_id: str) -> None:
+        check_part("agent_id", agent_id)
+        a = {"agent_id": agent_id}
+        t = layout.template
+        self.hash = _pieces(t("action"), a, ["action_id"])
+        self.timeline = t("timeline").render(a)
+        self.relative = t("relative_index").render(a)
+        self.rewards = t("rewards").render(a)
+        self.types = _pieces(t("types"), a, ["action_type"])
+        self.targets = _pieces(t("targets"), a, ["action_target_id"])
+        self.sim_actions = _pieces(t("sim_actions"), a, ["simulation_id"])
+        self.sim_step = _pieces(t("sim_step"), a, ["simulation_id", "step_number"])
+        self.sim_steps = _pieces(t("sim_steps"), a, ["simulation_id"])
+        self.sim_by_type = _pieces(t("sim_by_type"), a, ["simulation_id"])
+        self.im_hash = _pieces(t("im_action"), a, ["action_id"])
+        self.im_timeline = t("im_timeline").render(a)
+        self.grid = t("grid").render(a)
+        self.sim_grid = _pieces(t("sim_grid"), a, ["simulation_id", "step_number"])
+
+    def argv(self) -> list[str]:
+        return [*self.hash, self.timeline, self.relative, self.rewards, *self.types,
+                *self.targets, *self.sim_actions, *self.sim_step, *self.sim_steps,
+                *self.sim_by_type, *self.im_hash, self.im_timeline, self.grid,
+                *self.sim_grid]

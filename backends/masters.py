@@ -1,0 +1,57 @@
+"""Commands that go to every node holding data: the server, or each master of a
+Redis Cluster (SCAN, INFO, TIME). A plan goes to the node of its keys; these have
+no key, so the backend sends them node by node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from agentmem.backends.redis import Memory, RedisRunner
+from agentmem.plans.plan import Plan, command
+
+__all__ = ["read_unchecked", "scan_keys", "server_time", "used_memory"]
+
+
+def _masters(memory: Any) -> list[Any]:
+    """Clients of the nodes that hold the data: the server, or every master of a Redis
+    Cluster (in slot-map order)."""
+    runner: Any = getattr(memory, "runner", None)
+    if runner is not None and getattr(runner, "cluster", False):
+        return [runner.node_client(node) for node in runner.primaries()]
+    return [memory.client]
+
+
+def scan_keys(memory: Any, match: str, batch: int) -> Iterable[Any]:
+    """SCAN MATCH on the server, or on every master of a Redis Cluster."""
+    for client in _masters(memory):
+        yield from client.scan_iter(match=match, count=batch)
+
+
+def used_memory(memory: Any) -> int:
+    """Redis ``INFO memory`` ``used_memory``, in bytes; on a Redis Cluster, summed over
+    its masters (the nodes that hold the data)."""
+    return sum(int(client.info("memory")["used_memory"]) for client in _masters(memory))
+
+
+def server_time(memory: Any) -> float:
+    """The server's clock in seconds (a cluster: its first master's)."""
+    sec, _ = _masters(memory)[0].time()
+    return float(sec)
+
+
+def read_unchecked(memory: Any, *keys: str) -> list[Any]:
+    """``GET`` of each key in one round trip, before (and without) the store's layout
+    check: how a command opens data in the layout and grid cell the server records.
+    (A Redis Cluster store, which has layout 2 only, reads through its own runner.)"""
+    def parse(replies: list[Any]) -> list[Any]:
+        for r in replies:
+            if isinstance(r, Exception):
+                raise r
+        return replies
+
+    plan = Plan(tuple(command("GET", k) for k in keys), parse)
+    if not isinstance(memory, Memory):
+        result: list[Any] = memory.runner.run(plan)
+        return result
+    return RedisRunner(memory.client, None).run(plan)
