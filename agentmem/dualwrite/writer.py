@@ -37,12 +37,15 @@ from typing import Any, TypeVar
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.dualwrite.failover import (
+from agentmem.config import (
+    DEFAULT_BUFFER_SIZE,
+    DEFAULT_INTERVAL,
+    DEFAULT_QUEUE_SIZE,
     DEFAULT_RETRY_INTERVAL,
-    Failover,
-    Replay,
-    default_journal_path,
+    DualWriteSettings,
+    read,
 )
+from agentmem.dualwrite.failover import Failover, Replay, default_journal_path
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import (
@@ -60,9 +63,6 @@ from agentmem.repository.base import build
 T = TypeVar("T")
 log = logging.getLogger("agentmem.dualwrite.writer")
 
-DEFAULT_BUFFER_SIZE = 1000
-DEFAULT_INTERVAL = 30.0
-DEFAULT_QUEUE_SIZE = 10_000
 # how long the background thread sleeps at most between checks of the interval
 _POLL = 0.5
 
@@ -106,24 +106,19 @@ class DualWriter(FallbackReads):
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-            raise ConfigError(f"buffer_size must be a positive integer, got {buffer_size!r}")
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
-                interval > 0):
-            raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
-        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-            raise ConfigError(f"queue_size must be a positive integer, got {queue_size!r}")
-        if isinstance(retry_interval, bool) or not isinstance(retry_interval, int | float) \
-                or not retry_interval >= 0:
-            raise ConfigError(f"retry_interval must be a number of seconds >= 0, got "
-                              f"{retry_interval!r}")
+        settings = read(DualWriteSettings, {
+            "buffer_size": buffer_size, "interval": interval, "background": background,
+            "queue_size": queue_size, "strict": strict, "journal": journal,
+            "retry_interval": retry_interval}, env={})
         if strict and journal is not None:
             raise ConfigError("strict=True raises connection errors: it keeps no journal")
         self.memory = memory
         self.archive = archive
-        self.buffer_size = buffer_size
-        self.interval = float(interval)
-        self.background = background
+        self.settings = settings
+        """The writer's options (:class:`~agentmem.DualWriteSettings`)."""
+        self.buffer_size = settings.buffer_size
+        self.interval = settings.interval
+        self.background = settings.background
         self._clock = clock
         self._lock = threading.RLock()  # guards _buffer and _last_write
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
@@ -140,7 +135,7 @@ class DualWriter(FallbackReads):
         if not strict:
             path = default_journal_path(archive) if journal is None else journal
             self.failover = Failover(memory, archive, Journal(path),
-                                     retry_interval=float(retry_interval), clock=clock)
+                                     retry_interval=settings.retry_interval, clock=clock)
         if background:
             self._queue = queue.Queue(maxsize=queue_size)
             self._thread = threading.Thread(target=self._run, name="agentmem-dualwrite",

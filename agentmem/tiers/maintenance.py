@@ -23,16 +23,17 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
+from agentmem.config import DEFAULT_IM_TTL, TierSettings, read
 from agentmem.errors import AgentMemError, BackendError, ConfigError, InvalidInput
 from agentmem.lua.tiers import EVICT_IM, EVICT_PLAN, TO_IM, TO_IM_AGENT, TO_IM_SIM
 from agentmem.model.analytics import action_importance
 from agentmem.model.records import Action
-from agentmem.model.schema import MAX_TTL, Template
+from agentmem.model.schema import Template
 from agentmem.plans.keyspace import Layout, check_part
 from agentmem.plans.plan import Plan, script_call, single
 from agentmem.repository.actions import ActionOps
@@ -42,8 +43,6 @@ __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
 
 log = logging.getLogger("agentmem.tiers.maintenance")
 
-DEFAULT_IM_TTL = 7 * 86400
-"""IM hashes expire after a week unless maintained (a safety net, like the STM TTL)."""
 
 _AGENT_BATCH = 200
 """Agents whose state one maintenance round trip reads."""
@@ -85,19 +84,16 @@ class TierPolicy:
     importance: Callable[[Action], float] = action_importance
 
     def __post_init__(self) -> None:
-        _positive(self.stm_steps, "stm_steps")
-        _positive(self.stm_seconds, "stm_seconds", integer=False)
-        _positive(self.stm_capacity, "stm_capacity")
-        _positive(self.im_capacity, "im_capacity")
-        _positive(self.im_ttl, "im_ttl")
-        if self.im_ttl is not None and self.im_ttl > MAX_TTL:
-            raise ConfigError(f"im_ttl must be at most {MAX_TTL}, got {self.im_ttl}")
-        w = self.importance_weight
-        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) \
-                or w < 0:
-            raise ConfigError(f"importance_weight must be a finite number >= 0, got {w!r}")
+        read(TierSettings, {f.name: getattr(self, f.name) for f in fields(self)
+                            if f.name != "importance"}, env={})
         if not callable(self.importance):
             raise ConfigError("importance must be a callable taking an Action")
+
+    @classmethod
+    def from_settings(cls, settings: TierSettings,
+                      importance: Callable[[Action], float] = action_importance) -> TierPolicy:
+        """The policy of ``settings`` (``maintain_interval`` is not part of it)."""
+        return cls(**settings.policy_fields(), importance=importance)
 
 
 @dataclass
