@@ -31,11 +31,12 @@ from agentmem.config.settings import (
     StoreSettings,
     TierSettings,
 )
+from agentmem.config.store import option_names, read_store
 
 __all__ = [
     "DEFAULT_ACTION_TTL", "DEFAULT_BUFFER_SIZE", "DEFAULT_GRID_CELL", "DEFAULT_IM_TTL",
     "DEFAULT_INTERVAL", "DEFAULT_QUEUE_SIZE", "DEFAULT_RELATIVE_INDEX_SIZE",
     "DEFAULT_RETRY_INTERVAL", "ENV_PREFIX", "MAX_SPIN_US", "MAX_TTL", "ArchiveSettings",
-    "DualWriteSettings", "RedisSettings", "Settings", "StoreSettings", "TierSettings", "read",
-    "split_query",
+    "DualWriteSettings", "RedisSettings", "Settings", "StoreSettings", "TierSettings",
+    "option_names", "read", "read_store", "split_query",
 ]
