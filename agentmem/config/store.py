@@ -96,7 +96,7 @@ def read_store(redis_url: str | None = None, *, archive_url: str | None = None,
     if use_writer is not None:
         top["dual_write"] = use_writer
     head = read(StoreSettings, top, env=environ)
-    url, query = head.redis_url, {}
+    url, query = head.redis_url, dict[str, str]()
     if url is not None:
         url, query = split_query(url, [*RedisSettings.model_fields, *RedisSettings.aliases])
     parts = {g: read(m, given[g], query=query if g == "redis" else None, env=environ)

@@ -37,14 +37,10 @@ from typing import Any, TypeVar
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.config import (
-    DEFAULT_BUFFER_SIZE,
-    DEFAULT_INTERVAL,
-    DEFAULT_QUEUE_SIZE,
-    DEFAULT_RETRY_INTERVAL,
-    DualWriteSettings,
-    read,
-)
+from agentmem.config import DEFAULT_BUFFER_SIZE as DEFAULT_BUFFER_SIZE
+from agentmem.config import DEFAULT_INTERVAL as DEFAULT_INTERVAL
+from agentmem.config import DEFAULT_QUEUE_SIZE as DEFAULT_QUEUE_SIZE
+from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.journal import Journal

@@ -18,10 +18,12 @@ from dataclasses import dataclass
 from functools import cache
 
 from agentmem.config.settings import (  # the defaults are declared with the options
-    DEFAULT_ACTION_TTL,
-    DEFAULT_GRID_CELL,
-    DEFAULT_IM_TTL,
-    DEFAULT_RELATIVE_INDEX_SIZE,
+    DEFAULT_ACTION_TTL as DEFAULT_ACTION_TTL,
+)
+from agentmem.config.settings import DEFAULT_GRID_CELL as DEFAULT_GRID_CELL
+from agentmem.config.settings import DEFAULT_IM_TTL as DEFAULT_IM_TTL
+from agentmem.config.settings import (
+    DEFAULT_RELATIVE_INDEX_SIZE as DEFAULT_RELATIVE_INDEX_SIZE,
 )
 from agentmem.errors import InvalidId, LayoutError
 from agentmem.model.fields import ACTION_ID_MAX_LENGTH, ACTION_TYPE_MAX_LENGTH, check_id

@@ -173,7 +173,7 @@ def open(
     over ``AGENTMEM_*`` variables, which win over the defaults. A malformed or
     unknown option raises :class:`~agentmem.errors.ConfigError` naming it.
     """
-    importance = action_importance
+    importance: Callable[..., float] = action_importance
     if isinstance(tiers, TierPolicy):
         importance = tiers.importance
         tiers = _policy_options(tiers)
@@ -189,7 +189,7 @@ def open(
         raise
 
 
-def _build(s: StoreSettings, importance: Callable[[Action], float],
+def _build(s: StoreSettings, importance: Callable[..., float],
            opened: list[Callable[[], object]]) -> Store:
     embedded = None
     url = s.redis_url

@@ -27,9 +27,12 @@ def _no_agentmem_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_open_with_a_redis_url_stores_and_reads(server: Server, r: redis.Redis) -> None:
     with agentmem.open(server.url) as store:
-        assert store.archive is None and store.writer is None and store.tiers is None
+        assert store.archive is None
+        assert store.writer is None
+        assert store.tiers is None
         stored = store.record(**_fields(1))
-        assert stored is not None and stored.action_id == "a1-1-move"
+        assert stored is not None
+        assert stored.action_id == "a1-1-move"
         assert store.actions.by_type("a1", "move") == [stored]
     assert r.exists("agent:a1:action:a1-1-move")
 
@@ -53,7 +56,8 @@ def test_open_with_an_archive_writes_through_a_dual_writer(server: Server, r: re
 def test_dual_write_false_opens_the_archive_without_a_writer(server: Server, r: redis.Redis,
                                                              tmp_path: Path) -> None:
     with agentmem.open(server.url, archive_url=str(tmp_path / "a.db"), dual_write=False) as st:
-        assert isinstance(st.archive, agentmem.Archive) and st.writer is None
+        assert isinstance(st.archive, agentmem.Archive)
+        assert st.writer is None
         st.record(**_fields(1))
         assert st.archive.count() == 0
 
@@ -70,7 +74,8 @@ def test_open_with_tiers_applies_the_policy(server: Server, r: redis.Redis,
         report = store.tiers.maintain()
         assert report.to_im == 3
     with agentmem.open(server.url, stm_capacity=4) as store:  # a tier option turns tiers on
-        assert store.tiers is not None and store.tiers.policy.stm_capacity == 4
+        assert store.tiers is not None
+        assert store.tiers.policy.stm_capacity == 4
 
 
 def test_options_come_from_arguments_then_url_then_environment(
@@ -129,12 +134,14 @@ def test_a_bad_url_or_environment_value_names_its_source(
 def test_close_closes_everything(server: Server, r: redis.Redis, tmp_path: Path) -> None:
     store = agentmem.open(server.url, archive_url=str(tmp_path / "a.db"),
                           tiers=agentmem.TierSettings(stm_steps=5, maintain_interval=60))
-    assert store.tiers is not None and store.tiers._thread is not None
+    assert store.tiers is not None
+    assert store.tiers._thread is not None
     store.record(**_fields(1))
     store.close()
     assert store.closed
     assert store.tiers._thread is None  # the runner stopped
-    assert store.writer is not None and store.writer.pending == 0  # archived at close
+    assert store.writer is not None
+    assert store.writer.pending == 0
     with pytest.raises(agentmem.AgentMemError, match="closed"):
         store.record(**_fields(2))
     with pytest.raises(agentmem.AgentMemError, match="closed"):
@@ -147,11 +154,17 @@ def test_close_closes_everything(server: Server, r: redis.Redis, tmp_path: Path)
 
 def test_the_context_manager_closes_on_an_exception(server: Server, tmp_path: Path) -> None:
     db = tmp_path / "a.db"
-    with pytest.raises(RuntimeError, match="boom"), \
-            agentmem.open(server.url, archive_url=str(db)) as store:
-        store.record(**_fields(1))
-        raise RuntimeError("boom")
-    assert store.closed
+    opened: list[agentmem.Store] = []
+
+    def run() -> None:
+        with agentmem.open(server.url, archive_url=str(db)) as store:
+            opened.append(store)
+            store.record(**_fields(1))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run()
+    assert opened[0].closed
     archive = agentmem.open_archive(db)
     try:
         assert archive.count() == 1  # the writer archived its buffer on the way out

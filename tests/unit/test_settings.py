@@ -54,7 +54,8 @@ def test_text_of_urls_and_the_environment_is_converted() -> None:
              env={"AGENTMEM_EMBEDDING_DIM": "3"})
     assert (s.spin_us, s.ttl, s.grid_cell, s.embedding_dim) == (0, None, 2.5, 3)
     w = read(DualWriteSettings, env={"AGENTMEM_BACKGROUND": "true", "AGENTMEM_JOURNAL": "/j"})
-    assert w.background is True and w.journal == "/j"
+    assert w.background is True
+    assert w.journal == "/j"
 
 
 def test_precedence_arguments_url_environment_base_defaults() -> None:
@@ -105,8 +106,10 @@ def test_split_query_keeps_the_other_parameters() -> None:
 
 def test_every_option_name_belongs_to_one_concern() -> None:
     names = option_names()
-    assert names["spin_us"] == "redis" and names["buffer_size"] == "writer"
-    assert names["stm_steps"] == "tiers" and names["archive_url"] == "archive"
+    assert names["spin_us"] == "redis"
+    assert names["buffer_size"] == "writer"
+    assert names["stm_steps"] == "tiers"
+    assert names["archive_url"] == "archive"
     assert names["redis_url"] == "store"
     fields = [*RedisSettings.model_fields, *DualWriteSettings.model_fields,
               *TierSettings.model_fields]
@@ -120,7 +123,8 @@ def test_read_store_routes_flat_options() -> None:
     assert (s.redis.spin_us, s.redis.layout_version) == (0, 2)
     assert s.archive.archive_url == "a.db"
     assert (s.writer.buffer_size, s.writer.strict) == (10, True)
-    assert s.use_tiers and s.tiers.stm_steps == 4
+    assert s.use_tiers
+    assert s.tiers.stm_steps == 4
 
 
 def test_read_store_tiers_are_off_unless_asked() -> None:
