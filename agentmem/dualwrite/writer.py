@@ -41,6 +41,7 @@ from agentmem.config import DEFAULT_BUFFER_SIZE as DEFAULT_BUFFER_SIZE
 from agentmem.config import DEFAULT_INTERVAL as DEFAULT_INTERVAL
 from agentmem.config import DEFAULT_QUEUE_SIZE as DEFAULT_QUEUE_SIZE
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
+from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.journal import Journal
@@ -59,22 +60,6 @@ from agentmem.repository.base import build
 T = TypeVar("T")
 log = logging.getLogger("agentmem.dualwrite.writer")
 
-# how long the background thread sleeps at most between checks of the interval
-_POLL = 0.5
-
-
-class _Flush:
-    """A flush request travelling through the queue behind the actions it covers."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-
-
-class _Stop:
-    """Tells the background thread to end (after everything before it)."""
-
-
-_Item = Action | _Flush | _Stop
 
 
 def _as_agentmem_error(exc: BaseException, what: str) -> AgentMemError:
@@ -122,7 +107,7 @@ class DualWriter(FallbackReads):
         self._closed = False
         self._error: AgentMemError | None = None  # kept by the thread, raised by the caller
         self._error_lock = threading.Lock()
-        self._queue: queue.Queue[_Item] | None = None
+        self._queue: queue.Queue[Item] | None = None
         self._thread: threading.Thread | None = None
         self._unsent: list[Action] = []  # background: taken from the queue, not in Redis yet
         self.strict = strict
@@ -134,7 +119,7 @@ class DualWriter(FallbackReads):
                                      retry_interval=settings.retry_interval, clock=clock)
         if background:
             self._queue = queue.Queue(maxsize=queue_size)
-            self._thread = threading.Thread(target=self._run, name="agentmem-dualwrite",
+            self._thread = threading.Thread(target=run, args=(self,), name="agentmem-dualwrite",
                                             daemon=True)
             self._thread.start()
         atexit.register(self.close)
@@ -201,7 +186,7 @@ class DualWriter(FallbackReads):
                 self._recover()
                 with self._lock:
                     return self._write_locked()
-        self._wait_for_thread()  # drain first, so that a kept error never stops a drain
+        wait_for_thread(self)  # drain first, so that a kept error never stops a drain
         self._raise_kept()
         return 0
 
@@ -235,7 +220,7 @@ class DualWriter(FallbackReads):
         self.flush()
         self._closed = True
         if self._queue is not None and self._thread is not None:
-            self._queue.put(_Stop())
+            self._queue.put(Stop())
             self._thread.join(timeout=30)
         if self.failover is not None:
             self.failover.journal.close()
@@ -419,92 +404,3 @@ class DualWriter(FallbackReads):
             with self._lock:
                 self._write_locked()  # the archive must hold everything written so far
             return from_archive()
-
-    def _wait_for_thread(self) -> None:
-        assert self._queue is not None
-        assert self._thread is not None
-        if not self._thread.is_alive():
-            raise BackendError("the background writer is not running")
-        marker = _Flush()
-        self._queue.put(marker)
-        while not marker.done.wait(0.1):
-            if not self._thread.is_alive():
-                raise BackendError("the background writer stopped before the flush ended")
-
-    # -- the background thread --------------------------------------------------------------
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        q = self._queue
-        while True:
-            wait = self.interval - (self._clock() - self._last_write)
-            try:
-                first = q.get(timeout=min(max(wait, 0.01), _POLL))
-            except queue.Empty:
-                first = None
-            items: list[_Item] = [] if first is None else [first]
-            # while Redis writes are being retried, take little more: the queue stays the bound
-            room = max(1, self.buffer_size - len(self._unsent))
-            while len(items) < room:
-                try:
-                    items.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = False
-            markers: list[_Flush] = []
-            try:
-                for item in items:
-                    if isinstance(item, Action):
-                        self._unsent.append(item)
-                    elif isinstance(item, _Flush):
-                        markers.append(item)
-                    else:
-                        stop = True
-                self._round(force=bool(markers) or stop)
-            except BaseException as exc:  # never die silently: keep it for the caller
-                self._keep(exc, "the background writer failed")
-            finally:
-                for m in markers:
-                    m.done.set()
-                for _ in items:
-                    q.task_done()
-            if stop:
-                return
-
-    def _round(self, *, force: bool) -> None:
-        """Store what was taken in Redis, then archive if due (or forced)."""
-        with self._io:
-            if force:
-                try:
-                    self._recover(force=True)
-                except Exception as exc:
-                    self._keep(exc, "replaying the journal failed")
-            if self._unsent:
-                batch = self._unsent
-                try:
-                    stored, err = self._store(batch)
-                except InvalidInput as exc:  # cannot happen: add_many checked them
-                    self._unsent = []
-                    self._keep(exc, "the background Redis write failed")
-                    return
-                except Exception as exc:
-                    self._keep(exc, "the background Redis write failed")  # kept for a retry
-                    return
-                self._unsent = []
-                with self._lock:
-                    self._buffer.extend(stored)
-                if err is not None:
-                    # refused records are not retried (they would be refused again)
-                    self._keep(err, "the background Redis write failed")
-                    return
-            with self._lock:
-                if force:
-                    try:
-                        self._write_locked()
-                    except AgentMemError as exc:
-                        self._keep(exc, "the background archive write failed")
-                elif self._due():
-                    try:
-                        self._auto_write()
-                    except AgentMemError as exc:
-                        self._keep(exc, "the background archive write failed")

@@ -24,7 +24,7 @@ TREES = {"agentmem": ROOT / "agentmem", "agentmem.backends": ROOT / "backends",
 MAX_LINES = 500
 # Modules still over the limit, each to be split by concern (issue 16); the list only shrinks.
 OVERSIZE = frozenset({
-    "agentmem.backends.cluster", "agentmem.backends.sql", "agentmem.dualwrite.writer",
+    "agentmem.backends.cluster", "agentmem.backends.sql",
     "agentmem.plans.write", "agentmem.repository.actions", "agentmem.search.similarity",
     "agentmem.tiers.maintenance",
 })
