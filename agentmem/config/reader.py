@@ -59,9 +59,10 @@ def _from_env(model: type[Settings], env: Mapping[str, str]) -> dict[str, tuple[
     for alias, field in model.aliases.items():
         if env_name(alias) in env:
             out[field] = (env[env_name(alias)], env_name(alias))
-    for field in model.model_fields:
+    for field, info in model.model_fields.items():
         var = env_name(field)
-        if var in env and field not in ("redis", "archive", "writer", "tiers"):
+        nested = isinstance(info.annotation, type) and issubclass(info.annotation, Settings)
+        if var in env and not nested:  # a concern of StoreSettings has variables of its own
             out[field] = (env[var], var)
     return out
 

@@ -80,6 +80,9 @@ def read_store(redis_url: str | None = None, *, archive_url: str | None = None,
     if failover is not None:
         if not isinstance(failover, bool):
             raise ConfigError(f"failover must be a bool, got {failover!r}")
+        if "strict" in options:
+            raise ConfigError("give failover or strict (failover=False is strict=True), "
+                              "not both")
         given["writer"]["strict"] = not failover
     routes = option_names()
     for name, value in options.items():

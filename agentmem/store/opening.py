@@ -179,8 +179,8 @@ def open(
         tiers = _policy_options(tiers)
     s = read_store(redis_url, archive_url=archive_url, tiers=tiers, dual_write=dual_write,
                    failover=failover, settings=settings, **options)
-    if dual_write is True and s.archive.archive_url is None:
-        raise ConfigError("dual_write=True needs an archive: give archive_url")
+    if dual_write not in (None, False) and s.archive.archive_url is None:
+        raise ConfigError("dual_write needs an archive: give archive_url")
     opened: list[Callable[[], object]] = []
     try:
         return _build(s, importance, opened)

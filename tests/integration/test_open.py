@@ -62,6 +62,13 @@ def test_dual_write_false_opens_the_archive_without_a_writer(server: Server, r: 
         assert st.archive.count() == 0
 
 
+def test_dual_write_without_an_archive_is_a_config_error(server: Server) -> None:
+    with pytest.raises(agentmem.ConfigError, match="archive_url"):
+        agentmem.open(server.url, dual_write=True)
+    with pytest.raises(agentmem.ConfigError, match="archive_url"):
+        agentmem.open(server.url, dual_write={"buffer_size": 10})
+
+
 def test_open_with_tiers_applies_the_policy(server: Server, r: redis.Redis,
                                             tmp_path: Path) -> None:
     policy = agentmem.TierPolicy(stm_steps=2)

@@ -151,6 +151,14 @@ def test_read_store_refuses_unknown_options_and_bad_parts() -> None:
         read_store(tiers=3, env={})
     with pytest.raises(agentmem.ConfigError, match="failover must be a bool"):
         read_store(failover=1, env={})  # type: ignore[arg-type]
+    with pytest.raises(agentmem.ConfigError, match="failover or strict"):
+        read_store(failover=True, strict=True, env={})
+
+
+def test_a_concern_of_store_settings_is_not_an_environment_variable() -> None:
+    s = read(StoreSettings, env={"AGENTMEM_REDIS": "x", "AGENTMEM_DATA": "/d"})
+    assert s.data == "/d"
+    assert s.redis == RedisSettings()
 
 
 def test_tier_policy_validates_through_tier_settings() -> None:
