@@ -1,13 +1,26 @@
 """agentmem: a fast, queryable, typed memory of what agents did.
 
     import agentmem
-    mem = agentmem.connect("redis://127.0.0.1:6379/0")
-    a = mem.actions.record(agent_id="a1", simulation_id="sim01", step_number=5,
-                           action_type="move", reward=0.4, position=(1.0, 2.0))
-    mem.actions.by_type("a1", "move", limit=10)
+    with agentmem.open("redis://127.0.0.1:6379/0", archive_url="archive.db") as store:
+        a = store.record(agent_id="a1", simulation_id="sim01", step_number=5,
+                         action_type="move", reward=0.4, position=(1.0, 2.0))
+        store.actions.by_type("a1", "move", limit=10)
+
+Everything a user needs is imported from here (``docs/reference/agentmem.md``).
 """
 
+from agentmem.backends.cluster import connect_cluster
 from agentmem.backends.redis import AsyncMemory, Memory, connect, connect_async
+from agentmem.backends.sql import Archive, open_archive
+from agentmem.config import (
+    ArchiveSettings,
+    DualWriteSettings,
+    RedisSettings,
+    StoreSettings,
+    TierSettings,
+)
+from agentmem.dualwrite.failover import Failover
+from agentmem.dualwrite.writer import DualWriter
 from agentmem.errors import (
     AgentMemError,
     BackendError,
@@ -40,17 +53,19 @@ from agentmem.plans.radius import Near
 from agentmem.repository.actions import ActionRepository, AsyncActionRepository
 from agentmem.repository.agent import AgentMemoryMixin
 from agentmem.repository.base import AsyncRepository, Repository
+from agentmem.store import Store, open
+from agentmem.tiers.maintenance import TierPolicy, Tiers
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ID", "Action", "ActionRepository", "AgentMemError", "AgentMemoryMixin", "AsJson",
-    "AsyncActionRepository", "AsyncMemory", "AsyncRepository", "BackendError", "ConfigError",
-    "CounterIndex", "DecodeError", "DuplicateId", "GridIndex",
-    "IMAction", "Identifier", "InvalidId",
+    "ID", "Action", "ActionRepository", "AgentMemError", "AgentMemoryMixin", "Archive",
+    "ArchiveSettings", "AsJson", "AsyncActionRepository", "AsyncMemory", "AsyncRepository",
+    "BackendError", "ConfigError", "CounterIndex", "DecodeError", "DualWriteSettings",
+    "DualWriter", "DuplicateId", "Failover", "GridIndex", "IMAction", "Identifier", "InvalidId",
     "InvalidInput", "LayoutError", "Lesson", "ListIndex", "Memory", "Near", "Record", "RecordSpec",
-    "Refused",
-    "Repository", "SchemaError", "SequenceAnalysis", "SetIndex", "SortedIndex", "Split",
-    "StoredAs", "Unavailable", "Vector", "WriteError", "WriteTime", "action_importance",
-    "connect", "connect_async", "declare", "layout",
+    "RedisSettings", "Refused", "Repository", "SchemaError", "SequenceAnalysis", "SetIndex",
+    "SortedIndex", "Split", "Store", "StoreSettings", "StoredAs", "TierPolicy", "TierSettings",
+    "Tiers", "Unavailable", "Vector", "WriteError", "WriteTime", "action_importance", "connect",
+    "connect_async", "connect_cluster", "declare", "layout", "open", "open_archive",
 ]

@@ -32,8 +32,10 @@ from redis.exceptions import (
 
 from agentmem.backends.clusterurl import parse_nodes
 from agentmem.backends.failures import connection_failure
+from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.redis import pack_args
 from agentmem.backends.spin import resolve_spin, wait_readable
+from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.lua.scripts import Script
 from agentmem.model.records import IMAction
@@ -47,7 +49,7 @@ from agentmem.plans.keyspace import (
     layout,
 )
 from agentmem.plans.plan import Call, FollowUp, Plan, run_through
-from agentmem.repository.actions import ActionRepository, check_options
+from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository
 
 T = TypeVar("T")
@@ -437,6 +439,7 @@ def connect_cluster(
     batch_size: int = 500,
     grid_cell: float = DEFAULT_GRID_CELL,
     spin_us: int | None = None,
+    settings: RedisSettings | None = None,
     **options: Any,
 ) -> ClusterMemory:
     """Open a blocking store on a Redis Cluster (or a Valkey cluster).
@@ -447,17 +450,20 @@ def connect_cluster(
     options are those of :func:`agentmem.connect`; ``options`` go to
     :class:`redis.cluster.RedisCluster`. Key layout 2 only (a
     :class:`~agentmem.errors.ConfigError` otherwise). Reads the slot map now:
-    :class:`~agentmem.errors.Unavailable` when no startup node answers.
+    :class:`~agentmem.errors.Unavailable` when no startup node answers. Options left at
+    their default are read from the URL's query and ``AGENTMEM_*`` as for ``connect``.
     """
-    if layout_version != 2:
+    url_or_nodes, s = options_of(connect_cluster, url_or_nodes, {
+        "layout_version": layout_version, "ttl": ttl, "relative_index_size": relative_index_size,
+        "embedding_dim": embedding_dim, "batch_size": batch_size, "grid_cell": grid_cell,
+        "spin_us": spin_us}, options, settings, base={"layout_version": 2})
+    if s.layout_version != 2:
         raise ConfigError(
-            f"a Redis Cluster needs key layout 2, got layout_version={layout_version!r}: in "
+            f"a Redis Cluster needs key layout 2, got layout_version={s.layout_version!r}: in "
             "layout 1 an agent's keys have no hash tag and spread over slots, so one "
             "record's write cannot be atomic (migrate with `agentmem migrate upgrade`)")
-    layout(layout_version)
-    check_options(ttl=ttl, relative_index_size=relative_index_size,
-                  embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
-    resolve_spin(spin_us, host=None, unix=False)  # a malformed value fails before connecting
+    opts = check_settings(s)
+    options = {**s.pool_options(), **options}
     if client is None:
         nodes, parsed = parse_nodes(url_or_nodes)
         try:
@@ -472,13 +478,7 @@ def connect_cluster(
     elif not isinstance(client, RedisCluster):
         raise ConfigError(f"connect_cluster() needs a redis.cluster.RedisCluster client, got "
                           f"{type(client).__module__}.{type(client).__name__}")
-    runner = ClusterRunner(client, layout_version, spin_us=spin_us)
-    actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
-                               relative_index_size=relative_index_size,
-                               embedding_dim=embedding_dim, batch_size=batch_size,
-                               grid_cell=grid_cell)
-    im = Repository(runner, layout(layout_version).im_action, batch_size=batch_size)
-    opts = {"layout_version": layout_version, "ttl": ttl,
-            "relative_index_size": relative_index_size, "embedding_dim": embedding_dim,
-            "batch_size": batch_size, "grid_cell": grid_cell}
+    runner = ClusterRunner(client, s.layout_version, spin_us=s.spin_us)
+    actions = ActionRepository(runner, **opts)
+    im = Repository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size)
     return ClusterMemory(runner, actions, im, opts)

@@ -19,7 +19,9 @@ from pydantic import BaseModel
 from redis.exceptions import NoScriptError
 
 from agentmem.backends.failures import connection_failure, is_permanent
+from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.spin import client_spin, wait_readable
+from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
@@ -32,7 +34,7 @@ from agentmem.plans.keyspace import (
     layout,
 )
 from agentmem.plans.plan import Call, FollowUp, Plan, run_through
-from agentmem.repository.actions import ActionRepository, AsyncActionRepository, check_options
+from agentmem.repository.actions import ActionRepository, AsyncActionRepository
 from agentmem.repository.base import AsyncRepository, Repository
 
 hiredis: Any
@@ -397,16 +399,6 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
         await self.close()
 
 
-def _options(layout_version: int, ttl: int | None, relative_index_size: int,
-             embedding_dim: int | None, batch_size: int, grid_cell: float) -> dict[str, Any]:
-    layout(layout_version)  # unknown versions fail here, before connecting
-    check_options(ttl=ttl, relative_index_size=relative_index_size,
-                  embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
-    return {"layout_version": layout_version, "ttl": ttl,
-            "relative_index_size": relative_index_size, "embedding_dim": embedding_dim,
-            "batch_size": batch_size, "grid_cell": grid_cell}
-
-
 def connect(
     url: str = DEFAULT_URL,
     *,
@@ -418,6 +410,7 @@ def connect(
     batch_size: int = 500,
     grid_cell: float = DEFAULT_GRID_CELL,
     spin_us: int | None = None,
+    settings: RedisSettings | None = None,
     **pool_options: Any,
 ) -> Memory:
     """Open a blocking store. ``url`` is a redis-py URL (``redis://``, ``rediss://``,
@@ -436,9 +429,18 @@ def connect(
     in ``agentmem:layout`` (no key: layout 1; a store of another layout records it
     on its first use of an empty database) and raises
     :class:`~agentmem.errors.LayoutError` on a mismatch, before anything is written.
+
+    Options left at their default are read from the URL's query
+    (``redis://h:6379/0?layout=2&spin_us=0``) and the ``AGENTMEM_*`` environment
+    (:class:`~agentmem.RedisSettings`, see ``docs/configuration.md``); or pass them
+    all as ``settings``. A malformed option raises :class:`~agentmem.errors.ConfigError`.
     """
-    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size,
-                    grid_cell)
+    url, s = options_of(connect, url, {
+        "layout_version": layout_version, "ttl": ttl, "relative_index_size": relative_index_size,
+        "embedding_dim": embedding_dim, "batch_size": batch_size, "grid_cell": grid_cell,
+        "spin_us": spin_us}, pool_options, settings)
+    opts = check_settings(s)
+    pool_options = {**s.pool_options(), **pool_options}
     if client is not None and not isinstance(client, redis.Redis):
         raise ConfigError(f"connect() needs a blocking redis.Redis client, got "
                           f"{type(client).__module__}.{type(client).__name__}; "
@@ -449,12 +451,9 @@ def connect(
             client = redis.Redis.from_url(url, decode_responses=False, **pool_options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
-    runner = RedisRunner(client, layout_version, spin_us=spin_us)
-    actions = ActionRepository(runner, layout_version=layout_version, ttl=ttl,
-                               relative_index_size=relative_index_size,
-                               embedding_dim=embedding_dim, batch_size=batch_size,
-                               grid_cell=grid_cell)
-    im = Repository(runner, layout(layout_version).im_action, batch_size=batch_size)
+    runner = RedisRunner(client, s.layout_version, spin_us=s.spin_us)
+    actions = ActionRepository(runner, **opts)
+    im = Repository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size)
     return Memory(runner, actions, im, opts)
 
 
@@ -468,12 +467,18 @@ def connect_async(
     embedding_dim: int | None = None,
     batch_size: int = 500,
     grid_cell: float = DEFAULT_GRID_CELL,
+    settings: RedisSettings | None = None,
     **pool_options: Any,
 ) -> AsyncMemory:
     """Open an asyncio store; the same options as :func:`connect` except ``spin_us``
-    (an asyncio client waits for replies in its event loop)."""
-    opts = _options(layout_version, ttl, relative_index_size, embedding_dim, batch_size,
-                    grid_cell)
+    (an asyncio client waits for replies in its event loop; a ``spin_us`` of the
+    settings is not used)."""
+    url, s = options_of(connect_async, url, {
+        "layout_version": layout_version, "ttl": ttl, "relative_index_size": relative_index_size,
+        "embedding_dim": embedding_dim, "batch_size": batch_size, "grid_cell": grid_cell},
+        pool_options, settings)
+    opts = check_settings(s)
+    pool_options = {**s.pool_options(), **pool_options}
     if client is not None and not isinstance(client, redis.asyncio.Redis):
         raise ConfigError(f"connect_async() needs a redis.asyncio.Redis client, got "
                           f"{type(client).__module__}.{type(client).__name__}")
@@ -483,11 +488,8 @@ def connect_async(
             client = redis.asyncio.Redis.from_url(url, decode_responses=False, **pool_options)
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
-    runner = AsyncRedisRunner(client, layout_version)
-    actions = AsyncActionRepository(runner, layout_version=layout_version, ttl=ttl,
-                                    relative_index_size=relative_index_size,
-                                    embedding_dim=embedding_dim, batch_size=batch_size,
-                               grid_cell=grid_cell)
-    im = AsyncRepository(runner, layout(layout_version).im_action, batch_size=batch_size)
+    runner = AsyncRedisRunner(client, s.layout_version)
+    actions = AsyncActionRepository(runner, **opts)
+    im = AsyncRepository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size)
     return AsyncMemory(runner, actions, im, opts)
 

@@ -25,14 +25,15 @@ import ssl
 import time
 from typing import Any
 
-from agentmem.errors import ConfigError
+from agentmem.config import MAX_SPIN_US, RedisSettings, read
 
 AUTO_SPIN_US = 200
 """The longest poll, in microseconds, when it is on by default (a local server): longer
 than the replies of single writes and reads take there (30-130 µs measured), far
 shorter than the time slice a sleeping thread gives up."""
 
-MAX_SPIN_US = 100_000
+__all__ = ["AUTO_SPIN_US", "MAX_SPIN_US", "client_spin", "is_local", "resolve_spin",
+           "wait_readable"]
 
 
 def _usable_cpus() -> int:
@@ -62,11 +63,9 @@ def resolve_spin(spin_us: object, *, host: str | None, unix: bool) -> float:
         if (unix or is_local(host)) and _usable_cpus() >= 2 and hasattr(select, "poll"):
             return AUTO_SPIN_US / 1e6
         return 0.0
-    if isinstance(spin_us, bool) or not isinstance(spin_us, int) \
-            or not 0 <= spin_us <= MAX_SPIN_US:
-        raise ConfigError(f"spin_us must be None or an int from 0 to {MAX_SPIN_US}, "
-                          f"got {spin_us!r}")
-    return spin_us / 1e6
+    checked = read(RedisSettings, {"spin_us": spin_us}, env={}).spin_us
+    assert checked is not None
+    return checked / 1e6
 
 
 def client_spin(spin_us: object, connection_kwargs: dict[str, Any]) -> float:

@@ -1,10 +1,11 @@
 """Dual-write: Redis and the SQL archive kept in agreement.
 
-Owns the unit of work (``DualWriter``), the reads that fall back to the archive,
-failover (journal, probing, replay) and the bulk sync between Redis and the
-archive.
+Owns the unit of work (``DualWriter``) and its background thread, the reads
+that fall back to the archive, failover (journal, probing, replay) and the bulk
+sync between Redis and the archive.
 
-May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``,
+May import: ``agentmem.errors``, ``agentmem.config``,
+``agentmem.model``, ``agentmem.lua``,
 ``agentmem.plans``, ``agentmem.repository``, ``agentmem.backends``.
 """
 

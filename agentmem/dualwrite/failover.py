@@ -35,6 +35,7 @@ from pathlib import Path
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
+from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, InvalidInput, Unavailable, WriteError
 from agentmem.model.records import Action, same_action
@@ -43,7 +44,6 @@ __all__ = ["DEFAULT_RETRY_INTERVAL", "Failover", "Replay", "default_journal_path
 
 log = logging.getLogger("agentmem.dualwrite.failover")
 
-DEFAULT_RETRY_INTERVAL = 1.0
 REPLAY_CHUNK = 1000
 
 Key = tuple[str, str]  # (agent_id, action_id): what Redis keeps unique
@@ -83,7 +83,8 @@ class Failover:
         self.memory = memory
         self.archive = archive
         self.journal = journal
-        self.retry_interval = retry_interval
+        self.retry_interval = read(DualWriteSettings, {"retry_interval": retry_interval},
+                                   env={}).retry_interval
         self._clock = clock
         self.down = False  # the last Redis call failed to connect
         self._next_probe = 0.0

@@ -37,24 +37,14 @@ from typing import Any, TypeVar
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.dualwrite.failover import (
-    DEFAULT_RETRY_INTERVAL,
-    Failover,
-    Replay,
-    default_journal_path,
-)
+from agentmem.config import DEFAULT_BUFFER_SIZE as DEFAULT_BUFFER_SIZE
+from agentmem.config import DEFAULT_INTERVAL as DEFAULT_INTERVAL
+from agentmem.config import DEFAULT_QUEUE_SIZE as DEFAULT_QUEUE_SIZE
+from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
+from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
+from agentmem.dualwrite.failover import Failover, Replay, default_journal_path
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.journal import Journal
-from agentmem.dualwrite.queueing import (
-    _POLL,
-    DEFAULT_BUFFER_SIZE,
-    DEFAULT_INTERVAL,
-    DEFAULT_QUEUE_SIZE,
-    _as_agentmem_error,
-    _Flush,
-    _Item,
-    _Stop,
-)
 from agentmem.errors import (
     AgentMemError,
     BackendError,
@@ -69,6 +59,16 @@ from agentmem.repository.base import build
 
 T = TypeVar("T")
 log = logging.getLogger("agentmem.dualwrite.writer")
+
+
+
+def _as_agentmem_error(exc: BaseException, what: str) -> AgentMemError:
+    if isinstance(exc, AgentMemError):
+        return exc
+    err = BackendError(f"{what}: {type(exc).__name__}: {exc}")
+    err.__cause__ = exc
+    return err
+
 
 class DualWriter(FallbackReads):
     """Store actions in Redis and archive them to SQL in bulk; see the module doc."""
@@ -87,24 +87,19 @@ class DualWriter(FallbackReads):
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-            raise ConfigError(f"buffer_size must be a positive integer, got {buffer_size!r}")
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or not (
-                interval > 0):
-            raise ConfigError(f"interval must be a positive number of seconds, got {interval!r}")
-        if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
-            raise ConfigError(f"queue_size must be a positive integer, got {queue_size!r}")
-        if isinstance(retry_interval, bool) or not isinstance(retry_interval, int | float) \
-                or not retry_interval >= 0:
-            raise ConfigError(f"retry_interval must be a number of seconds >= 0, got "
-                              f"{retry_interval!r}")
+        settings = read(DualWriteSettings, {
+            "buffer_size": buffer_size, "interval": interval, "background": background,
+            "queue_size": queue_size, "strict": strict, "journal": journal,
+            "retry_interval": retry_interval}, env={})
         if strict and journal is not None:
             raise ConfigError("strict=True raises connection errors: it keeps no journal")
         self.memory = memory
         self.archive = archive
-        self.buffer_size = buffer_size
-        self.interval = float(interval)
-        self.background = background
+        self.settings = settings
+        """The writer's options (:class:`~agentmem.DualWriteSettings`)."""
+        self.buffer_size = settings.buffer_size
+        self.interval = settings.interval
+        self.background = settings.background
         self._clock = clock
         self._lock = threading.RLock()  # guards _buffer and _last_write
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
@@ -112,7 +107,7 @@ class DualWriter(FallbackReads):
         self._closed = False
         self._error: AgentMemError | None = None  # kept by the thread, raised by the caller
         self._error_lock = threading.Lock()
-        self._queue: queue.Queue[_Item] | None = None
+        self._queue: queue.Queue[Item] | None = None
         self._thread: threading.Thread | None = None
         self._unsent: list[Action] = []  # background: taken from the queue, not in Redis yet
         self.strict = strict
@@ -121,10 +116,10 @@ class DualWriter(FallbackReads):
         if not strict:
             path = default_journal_path(archive) if journal is None else journal
             self.failover = Failover(memory, archive, Journal(path),
-                                     retry_interval=float(retry_interval), clock=clock)
+                                     retry_interval=settings.retry_interval, clock=clock)
         if background:
             self._queue = queue.Queue(maxsize=queue_size)
-            self._thread = threading.Thread(target=self._run, name="agentmem-dualwrite",
+            self._thread = threading.Thread(target=run, args=(self,), name="agentmem-dualwrite",
                                             daemon=True)
             self._thread.start()
         atexit.register(self.close)
@@ -191,7 +186,7 @@ class DualWriter(FallbackReads):
                 self._recover()
                 with self._lock:
                     return self._write_locked()
-        self._wait_for_thread()  # drain first, so that a kept error never stops a drain
+        wait_for_thread(self)  # drain first, so that a kept error never stops a drain
         self._raise_kept()
         return 0
 
@@ -225,7 +220,7 @@ class DualWriter(FallbackReads):
         self.flush()
         self._closed = True
         if self._queue is not None and self._thread is not None:
-            self._queue.put(_Stop())
+            self._queue.put(Stop())
             self._thread.join(timeout=30)
         if self.failover is not None:
             self.failover.journal.close()
@@ -409,92 +404,3 @@ class DualWriter(FallbackReads):
             with self._lock:
                 self._write_locked()  # the archive must hold everything written so far
             return from_archive()
-
-    def _wait_for_thread(self) -> None:
-        assert self._queue is not None
-        assert self._thread is not None
-        if not self._thread.is_alive():
-            raise BackendError("the background writer is not running")
-        marker = _Flush()
-        self._queue.put(marker)
-        while not marker.done.wait(0.1):
-            if not self._thread.is_alive():
-                raise BackendError("the background writer stopped before the flush ended")
-
-    # -- the background thread --------------------------------------------------------------
-
-    def _run(self) -> None:
-        assert self._queue is not None
-        q = self._queue
-        while True:
-            wait = self.interval - (self._clock() - self._last_write)
-            try:
-                first = q.get(timeout=min(max(wait, 0.01), _POLL))
-            except queue.Empty:
-                first = None
-            items: list[_Item] = [] if first is None else [first]
-            # while Redis writes are being retried, take little more: the queue stays the bound
-            room = max(1, self.buffer_size - len(self._unsent))
-            while len(items) < room:
-                try:
-                    items.append(q.get_nowait())
-                except queue.Empty:
-                    break
-            stop = False
-            markers: list[_Flush] = []
-            try:
-                for item in items:
-                    if isinstance(item, Action):
-                        self._unsent.append(item)
-                    elif isinstance(item, _Flush):
-                        markers.append(item)
-                    else:
-                        stop = True
-                self._round(force=bool(markers) or stop)
-            except BaseException as exc:  # never die silently: keep it for the caller
-                self._keep(exc, "the background writer failed")
-            finally:
-                for m in markers:
-                    m.done.set()
-                for _ in items:
-                    q.task_done()
-            if stop:
-                return
-
-    def _round(self, *, force: bool) -> None:
-        """Store what was taken in Redis, then archive if due (or forced)."""
-        with self._io:
-            if force:
-                try:
-                    self._recover(force=True)
-                except Exception as exc:
-                    self._keep(exc, "replaying the journal failed")
-            if self._unsent:
-                batch = self._unsent
-                try:
-                    stored, err = self._store(batch)
-                except InvalidInput as exc:  # cannot happen: add_many checked them
-                    self._unsent = []
-                    self._keep(exc, "the background Redis write failed")
-                    return
-                except Exception as exc:
-                    self._keep(exc, "the background Redis write failed")  # kept for a retry
-                    return
-                self._unsent = []
-                with self._lock:
-                    self._buffer.extend(stored)
-                if err is not None:
-                    # refused records are not retried (they would be refused again)
-                    self._keep(err, "the background Redis write failed")
-                    return
-            with self._lock:
-                if force:
-                    try:
-                        self._write_locked()
-                    except AgentMemError as exc:
-                        self._keep(exc, "the background archive write failed")
-                elif self._due():
-                    try:
-                        self._auto_write()
-                    except AgentMemError as exc:
-                        self._keep(exc, "the background archive write failed")

@@ -23,8 +23,7 @@ import numpy as np
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
-from agentmem.dualwrite.queueing import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL
-from agentmem.dualwrite.writer import DualWriter
+from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
 from agentmem.errors import ConfigError
 
 __all__ = ["AgentFarmLogger"]

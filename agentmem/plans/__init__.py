@@ -6,5 +6,5 @@ plans and geometry of radius search. Building a plan checks its arguments and
 never does I/O, so one definition serves the blocking, asyncio and cluster
 runners.
 
-May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``.
+May import: ``agentmem.errors``, ``agentmem.config``, ``agentmem.model``, ``agentmem.lua``.
 """

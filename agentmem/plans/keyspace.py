@@ -17,6 +17,14 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
+from agentmem.config.settings import (  # the defaults are declared with the options
+    DEFAULT_ACTION_TTL as DEFAULT_ACTION_TTL,
+)
+from agentmem.config.settings import DEFAULT_GRID_CELL as DEFAULT_GRID_CELL
+from agentmem.config.settings import DEFAULT_IM_TTL as DEFAULT_IM_TTL
+from agentmem.config.settings import (
+    DEFAULT_RELATIVE_INDEX_SIZE as DEFAULT_RELATIVE_INDEX_SIZE,
+)
 from agentmem.errors import InvalidId, LayoutError
 from agentmem.model.fields import ACTION_ID_MAX_LENGTH, ACTION_TYPE_MAX_LENGTH, check_id
 from agentmem.model.records import Action, IMAction
@@ -43,13 +51,6 @@ by the specification's own code). While a migration between layouts runs it
 holds ``"<from>><to>"`` (e.g. ``"1>2"``), which no client accepts.
 """
 
-DEFAULT_ACTION_TTL = 24 * 3600
-"""Short-term TTL of an action hash, in seconds (the spec leaves ACTION_STM_TTL undefined)."""
-DEFAULT_IM_TTL = 7 * 24 * 3600
-"""TTL of an intermediate-memory hash, in seconds (the spec's ACTION_IM_TTL)."""
-DEFAULT_RELATIVE_INDEX_SIZE = 20
-DEFAULT_GRID_CELL = 1.0
-"""Side of a grid cell of the radius-search indices, in simulation units."""
 
 GRID_CELL_KEY = "agentmem:grid_cell"
 """The key where a server records the grid cell of its radius-search indices (``"1.0"``).

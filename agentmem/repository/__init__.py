@@ -4,6 +4,6 @@ Owns ``Repository`` / ``AsyncRepository`` (any declared model),
 ``ActionRepository`` / ``AsyncActionRepository`` (the specification's queries)
 and ``AgentMemoryMixin``.
 
-May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``,
+May import: ``agentmem.errors``, ``agentmem.config``, ``agentmem.model``, ``agentmem.lua``,
 ``agentmem.plans``. No I/O of its own: runners do it.
 """

@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from agentmem.errors import ConfigError, InvalidInput
+from agentmem.config import RedisSettings, read
+from agentmem.errors import InvalidInput
 from agentmem.lua.scripts import (
     CLAIM,
     SET_SORTED_FETCH,
     ZRANGE_FETCH,
 )
 from agentmem.model.records import Action
-from agentmem.model.schema import MAX_TTL
-from agentmem.plans.grid import check_cell
 from agentmem.plans.keyspace import (
     DEFAULT_ACTION_TTL,
     DEFAULT_GRID_CELL,
@@ -42,23 +41,11 @@ T = TypeVar("T")
 
 def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
                   batch_size: object, grid_cell: object = DEFAULT_GRID_CELL) -> None:
-    """Reject malformed repository options with :class:`ConfigError`."""
-    def positive(v: object) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool) and v > 0
-
-    if ttl is not None and not (positive(ttl) and ttl <= MAX_TTL):  # type: ignore[operator]
-        raise ConfigError(f"ttl must be 1..{MAX_TTL} seconds or None, got {ttl!r}")
-    if not positive(relative_index_size):
-        raise ConfigError(
-            f"relative_index_size must be a positive int, got {relative_index_size!r}")
-    if embedding_dim is not None and not positive(embedding_dim):
-        raise ConfigError(f"embedding_dim must be a positive int, got {embedding_dim!r}")
-    if not positive(batch_size):
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    try:
-        check_cell(grid_cell)
-    except InvalidInput as exc:
-        raise ConfigError(f"grid_cell: {exc}") from None
+    """Reject malformed repository options with :class:`~agentmem.errors.ConfigError` (through
+    :class:`~agentmem.config.RedisSettings`, where they are declared)."""
+    read(RedisSettings, {"ttl": ttl, "relative_index_size": relative_index_size,
+                         "embedding_dim": embedding_dim, "batch_size": batch_size,
+                         "grid_cell": grid_cell}, env={})
 
 
 class ActionCore(RecordOps[Action]):

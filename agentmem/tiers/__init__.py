@@ -3,7 +3,8 @@
 Owns ``TierPolicy`` and ``Tiers`` (maintenance, transitions, the background
 runner) and the reads across the tiers.
 
-May import: ``agentmem.errors``, ``agentmem.model``, ``agentmem.lua``,
+May import: ``agentmem.errors``, ``agentmem.config``,
+``agentmem.model``, ``agentmem.lua``,
 ``agentmem.plans``, ``agentmem.repository``, ``agentmem.backends``.
 """
 

@@ -1,22 +1,21 @@
 """The policy of the memory tiers (window, capacities, importance weights, TTLs) and
-what one maintenance did (pure values, checked when made)."""
+what one maintenance did (pure values, checked when made through
+:class:`~agentmem.config.TierSettings`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from agentmem.config import DEFAULT_IM_TTL, TierSettings, read
 from agentmem.errors import ConfigError, InvalidInput
 from agentmem.model.analytics import action_importance
 from agentmem.model.records import Action
-from agentmem.model.schema import MAX_TTL
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "TierPolicy", "check_positive"]
 
-DEFAULT_IM_TTL = 7 * 86400
-"""IM hashes expire after a week unless maintained (a safety net, like the STM TTL)."""
 
 
 def check_positive(value: Any, name: str, *, integer: bool = True) -> None:
@@ -55,19 +54,16 @@ class TierPolicy:
     importance: Callable[[Action], float] = action_importance
 
     def __post_init__(self) -> None:
-        check_positive(self.stm_steps, "stm_steps")
-        check_positive(self.stm_seconds, "stm_seconds", integer=False)
-        check_positive(self.stm_capacity, "stm_capacity")
-        check_positive(self.im_capacity, "im_capacity")
-        check_positive(self.im_ttl, "im_ttl")
-        if self.im_ttl is not None and self.im_ttl > MAX_TTL:
-            raise ConfigError(f"im_ttl must be at most {MAX_TTL}, got {self.im_ttl}")
-        w = self.importance_weight
-        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) \
-                or w < 0:
-            raise ConfigError(f"importance_weight must be a finite number >= 0, got {w!r}")
+        read(TierSettings, {f.name: getattr(self, f.name) for f in fields(self)
+                            if f.name != "importance"}, env={})
         if not callable(self.importance):
             raise ConfigError("importance must be a callable taking an Action")
+
+    @classmethod
+    def from_settings(cls, settings: TierSettings,
+                      importance: Callable[[Action], float] = action_importance) -> TierPolicy:
+        """The policy of ``settings`` (``maintain_interval`` is not part of it)."""
+        return cls(**settings.policy_fields(), importance=importance)
 
 
 @dataclass
