@@ -37,6 +37,7 @@ from agentmem.backends.redis import pack_args
 from agentmem.backends.spin import resolve_spin, wait_readable
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Unavailable
+from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
 from agentmem.lua.scripts import Script
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
@@ -59,13 +60,6 @@ ATTEMPTS = 5
 """Rounds a plan's calls may be redirected (MOVED, ASK, TRYAGAIN, a node being
 promoted) before the run gives up with :class:`~agentmem.errors.Unavailable`."""
 
-_CLAIM_LAYOUT = """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-if ARGV[2] == '0' then return false end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"""
 """The layout check on a cluster: the recorded version, claimed when every master is empty."""
 
 
@@ -183,7 +177,8 @@ class ClusterRunner:
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._stale = True
             raise _unavailable("is unreachable", exc) from exc
-        call = Call(("EVAL", _CLAIM_LAYOUT, 1, LAYOUT_KEY, str(version), "1" if empty else "0"))
+        call = Call(("EVAL", CLAIM_LAYOUT_CLUSTER.source, 1, LAYOUT_KEY, str(version),
+                     "1" if empty else "0"))
         raw = self._run_once(Plan((call,), lambda r: r[0]))
         if isinstance(raw, Exception):
             raise raw

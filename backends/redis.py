@@ -23,6 +23,7 @@ from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.spin import client_spin, wait_readable
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Refused
+from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.keyspace import (
@@ -143,13 +144,6 @@ def _layout_errors() -> Iterator[None]:
         raise BackendError(f"Redis refused the layout check: {exc}") from exc
 
 
-_CLAIM_LAYOUT = """
-local v = redis.call('GET', KEYS[1])
-if v then return v end
-if ARGV[1] == '1' or redis.call('DBSIZE') > 0 then return false end
-redis.call('SET', KEYS[1], ARGV[1])
-return ARGV[1]
-"""
 """The layout check of a store's first plan: the version the server records. No key
 means layout 1 (which leaves the specification's key space as it is); another
 version is recorded by its first use of an empty database."""
@@ -187,7 +181,7 @@ class RedisRunner:
             return
         with _layout_errors():
             try:
-                raw = self.client.eval(_CLAIM_LAYOUT, 1, LAYOUT_KEY, str(version))
+                raw = self.client.eval(CLAIM_LAYOUT.source, 1, LAYOUT_KEY, str(version))
             except redis.exceptions.ReadOnlyError:  # a replica: read what it has
                 raw = self.client.get(LAYOUT_KEY)
         check_recorded_version(raw, version)
@@ -259,7 +253,7 @@ class AsyncRedisRunner:
             return
         with _layout_errors():
             try:
-                raw = await self.client.eval(_CLAIM_LAYOUT, 1, LAYOUT_KEY, str(version))
+                raw = await self.client.eval(CLAIM_LAYOUT.source, 1, LAYOUT_KEY, str(version))
             except redis.exceptions.ReadOnlyError:  # a replica: read what it has
                 raw = await self.client.get(LAYOUT_KEY)
         check_recorded_version(raw, version)

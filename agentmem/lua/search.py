@@ -13,57 +13,12 @@ Key shapes are arguments, so the scripts hold no key names. Neither writes.
 
 from __future__ import annotations
 
-from agentmem.lua.scripts import Script
+from agentmem.lua.loader import load
 
-VECTORS = Script("vectors", r"""#!lua flags=no-writes
--- ARGV: hash prefix, hash suffix, type field, embedding field, ids...
--- Returns {type, embedding, type, embedding, ...}, false where absent.
-local pre, suf, tf, ef = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local out = {}
-for i = 5, #ARGV do
-  local h = redis.call('HMGET', pre .. ARGV[i] .. suf, tf, ef)
-  out[#out + 1] = h[1]
-  out[#out + 1] = h[2]
-end
-return out
-""")
+__all__ = ["ALL", "SEQUENCE", "TIMELINE", "VECTORS"]
 
-SEQUENCE = Script("sequence", r"""#!lua flags=no-writes
--- ARGV: min, max, limit (-1: all; the newest when newest = '1'), newest ('1'|'0'),
--- then per timeline: tier letter, timeline key, hash prefix, hash suffix.
--- Returns {tier, id, step, type, reward, ...} per action whose hash exists, each
--- timeline in (step, id) order (newest first when newest = '1'); reward false when
--- absent. The caller merges the timelines.
-local lo, hi, limit, newest = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4] == '1'
-local out = {}
-for t = 5, #ARGV, 4 do
-  local tier, tl, pre, suf = ARGV[t], ARGV[t + 1], ARGV[t + 2], ARGV[t + 3]
-  local r
-  local extra = {}
-  if limit >= 0 then extra = {'LIMIT', 0, limit} end
-  if newest then
-    r = redis.call('ZRANGE', tl, hi, lo, 'BYSCORE', 'REV', 'WITHSCORES', unpack(extra))
-  else
-    r = redis.call('ZRANGE', tl, lo, hi, 'BYSCORE', 'WITHSCORES', unpack(extra))
-  end
-  for i = 1, #r, 2 do
-    local h = redis.call('HMGET', pre .. r[i] .. suf, 'action_type', 'reward')
-    if h[1] then
-      out[#out + 1] = tier
-      out[#out + 1] = r[i]
-      out[#out + 1] = r[i + 1]
-      out[#out + 1] = h[1]
-      out[#out + 1] = h[2]
-    end
-  end
-end
-return out
-""")
-
-TIMELINE = Script("timeline_text", r"""#!lua flags=no-writes
--- ARGV: timeline key. Every member and its score as one string, "id\nscore\nid\n...":
--- one bulk reply instead of a pair of replies per member.
-return table.concat(redis.call('ZRANGE', ARGV[1], 0, -1, 'WITHSCORES'), '\n')
-""")
+VECTORS = load("search/vectors.lua", "vectors")
+SEQUENCE = load("search/sequence.lua", "sequence")
+TIMELINE = load("search/timeline_text.lua", "timeline_text")
 
 ALL = (VECTORS, SEQUENCE, TIMELINE)

@@ -1,0 +1,241 @@
+#!lua
+-- write: the generic atomic write of records with all their indices.
+-- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
+-- ARGV: nrec ttl id_field stamp_field nscope, scopes, records, probe keys, index groups (the layout is documented in agentmem/plans/write.py)
+-- Reply: {stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...} or {'\0EXISTS', positions...} when nothing was written
+-- Arguments: see agentmem/plans/write.py. Checks everything first; writes only
+-- when every record of the call can be written whole.
+local A = ARGV
+local unpack, tonumber, call, byte = unpack, tonumber, redis.call, string.byte
+local CH = 1000
+local nrec, ttl, idf, stampf = tonumber(A[1]), tonumber(A[2]), A[3], A[4]
+local nscope = tonumber(A[5])
+-- scope s: A[3s+3] key prefix, A[3s+4] key suffix, A[3s+5] probe key
+local pos = 6 + 3 * nscope
+local rpos, rsc, rid, keys = {}, {}, {}, {}
+for r = 1, nrec do
+  -- a record: mode base id scope nh <nh hash args>
+  local s = 3 * tonumber(A[pos + 3]) + 3
+  local id = A[pos + 2]
+  rpos[r], rsc[r], rid[r] = pos, s, id
+  keys[r] = A[s] .. id .. A[s + 1]
+  pos = pos + 5 + tonumber(A[pos + 4])
+end
+local nprobe = tonumber(A[pos]); pos = pos + 1
+local ppos = pos
+for p = 1, nprobe do pos = pos + 2 + tonumber(A[pos + 1]) end
+local ngroup = tonumber(A[pos]); pos = pos + 1
+local gpos = pos
+
+-- are any of the records' keys taken? (when none is, each is a key known absent)
+local anyexist = false
+for i = 1, nrec, CH do
+  if call('EXISTS', unpack(keys, i, math.min(i + CH - 1, nrec))) > 0 then anyexist = true end
+end
+
+-- every key must be absent or of its type; counters must hold integers.
+-- The probe indices (sorted sets) are checked by the lookup of their ids.
+local checked, badlist, taken = {}, {}, {}
+local function typed(key, typ)
+  local t = call('TYPE', key)['ok']
+  local ok = t == 'none' or t == typ
+  checked[key] = ok
+  if not ok then badlist[#badlist + 1] = key end
+  return ok
+end
+pos = ppos
+for p = 1, nprobe do
+  local key, n = A[pos], tonumber(A[pos + 1])
+  local s, e = pos + 2, pos + 1 + n
+  pos = e + 1
+  if checked[key] == nil then
+    local t = {}
+    taken[key] = t
+    for i = s, e, CH do
+      local j2 = math.min(i + CH - 1, e)
+      local sc = redis.pcall('ZMSCORE', key, unpack(A, i, j2))
+      if sc.err then
+        if typed(key, 'zset') then return sc end  -- not a type error: raised as it is
+        break
+      end
+      checked[key] = true
+      for j = i, j2 do if sc[j - i + 1] then t[A[j]] = true end end
+    end
+  end
+end
+local sets, others = {}, {}
+pos = gpos
+for g = 1, ngroup do
+  -- a group: code key n <n args>; code = kind letter (upper case: the members
+  -- are record ids) and, for a capped sorted set, the cap
+  local c, key, n = byte(A[pos]), A[pos + 1], tonumber(A[pos + 2])
+  if c == 104 then
+    -- counters: the fields of every group of the key (a key may take several)
+    if checked[key] ~= false then
+      local fields = {}
+      for i = pos + 3, pos + 2 + n, 2 do fields[#fields + 1] = A[i] end
+      local ok = true
+      for i = 1, #fields, CH do
+        local vals = redis.pcall('HMGET', key, unpack(fields, i, math.min(i + CH - 1, #fields)))
+        if vals.err then
+          if typed(key, 'hash') then return vals end
+          ok = nil
+          break
+        end
+        for _, v in ipairs(vals) do
+          -- a canonical integer HINCRBY accepts and cannot overflow with our increments
+          if v and not ((string.match(v, '^%-?[1-9]%d*$') or v == '0') and #v <= 15) then
+            ok = false
+          end
+        end
+      end
+      if ok ~= nil then
+        checked[key] = ok
+        if not ok then badlist[#badlist + 1] = key end
+      end
+    end
+  elseif checked[key] == nil then
+    if c == 83 or c == 115 then  -- S, s: sets, checked together below
+      checked[key] = true
+      sets[#sets + 1] = key
+    else
+      checked[key] = true
+      others[#others + 1] = key
+      others[#others + 1] = (c == 76 or c == 108) and 'list' or 'zset'
+    end
+  end
+  pos = pos + 3 + n
+end
+-- sets: SINTERCARD refuses a key of another type; with a key known to be absent
+-- it stops there, without intersecting anything
+local nsets = #sets
+if nsets > 0 then
+  local ok = false
+  if not anyexist then
+    ok = true
+    for i = 1, nsets, CH do
+      local j2 = math.min(i + CH - 1, nsets)
+      local res = redis.pcall('SINTERCARD', j2 - i + 2, keys[1], unpack(sets, i, j2))
+      if type(res) == 'table' then ok = false; break end
+    end
+  end
+  if not ok then
+    for i = 1, nsets do typed(sets[i], 'set') end
+  end
+end
+for i = 1, #others, 2 do typed(others[i], others[i + 1]) end
+if #badlist > 0 then
+  table.insert(badlist, 1, '\0WRONGTYPE')
+  return badlist
+end
+
+-- decide ids. The client gave every record a distinct id; where a generated id
+-- is taken on the server, every generated record of that base is renumbered, in
+-- order, to the free .n ids (ids given by the caller are never renamed: taken
+-- means refused).
+local reserved, dirty, conflicts = {}, nil, {}
+for r = 1, nrec do
+  local key, p = keys[r], A[rsc[r] + 2]
+  local busy = reserved[key] or (p ~= '' and taken[p][rid[r]]) or
+    (anyexist and call('EXISTS', key) == 1)
+  if busy then
+    local rp = rpos[r]
+    if A[rp] == 'f' then
+      conflicts[#conflicts + 1] = r
+    else
+      dirty = dirty or {}
+      dirty[A[rsc[r]] .. A[rp + 1] .. A[rsc[r] + 1]] = true
+    end
+  end
+  reserved[key] = true
+end
+if #conflicts > 0 then
+  table.insert(conflicts, 1, '\0EXISTS')
+  return conflicts
+end
+local remap, changed = nil, {''}
+if dirty then
+  remap = {}
+  for r = 1, nrec do
+    local rp, s = rpos[r], rsc[r]
+    if A[rp] == 'g' and dirty[A[s] .. A[rp + 1] .. A[s + 1]] then reserved[keys[r]] = nil end
+  end
+  local nextn = {}
+  for r = 1, nrec do
+    local rp, s = rpos[r], rsc[r]
+    local pre, base, suf = A[s], A[rp + 1], A[s + 1]
+    local scope = pre .. base .. suf
+    if A[rp] == 'g' and dirty[scope] then
+      local p, n, id, key = A[s + 2], nextn[scope] or 0, nil, nil
+      while true do
+        if n == 0 then id = base else id = base .. '.' .. n end
+        key = pre .. id .. suf
+        n = n + 1
+        if not reserved[key]
+          and not (p ~= '' and (taken[p][id] or call('ZSCORE', p, id)))
+          and call('EXISTS', key) == 0 then
+          break
+        end
+      end
+      nextn[scope] = n
+      reserved[key] = true
+      if id ~= rid[r] then
+        remap[rid[r]] = id
+        changed[#changed + 1] = r
+        changed[#changed + 1] = id
+        rid[r], keys[r] = id, key
+      end
+    end
+  end
+end
+
+-- write: each hash with its TTL, then one variadic command per index key
+local stamp = nil
+if stampf ~= '' then
+  stamp = call('TIME')[1]
+  changed[1] = stamp
+end
+for r = 1, nrec do
+  local rp = rpos[r]
+  local s, e = rp + 5, rp + 4 + tonumber(A[rp + 4])
+  if stamp then
+    call('HSET', keys[r], idf, rid[r], stampf, stamp, unpack(A, s, e))
+  else
+    call('HSET', keys[r], idf, rid[r], unpack(A, s, e))
+  end
+  if ttl > 0 then call('EXPIRE', keys[r], ttl) end
+end
+local caps = nil
+pos = gpos
+for g = 1, ngroup do
+  local code, key, n = A[pos], A[pos + 1], tonumber(A[pos + 2])
+  local c = byte(code)
+  local s, e = pos + 3, pos + 2 + n
+  pos = e + 1
+  if c == 104 then
+    for i = s, e, 2 do call('HINCRBY', key, A[i], A[i + 1]) end
+  else
+    local cmd
+    if c == 90 or c == 122 then cmd = 'ZADD' elseif c == 83 or c == 115 then cmd = 'SADD'
+    else cmd = 'RPUSH' end
+    if remap and (c == 90 or c == 83 or c == 76) then
+      local l = {}
+      if c == 90 then
+        for i = s, e, 2 do l[#l + 1] = A[i]; l[#l + 1] = remap[A[i + 1]] or A[i + 1] end
+      else
+        for i = s, e do l[#l + 1] = remap[A[i]] or A[i] end
+      end
+      call(cmd, key, unpack(l))
+    else
+      call(cmd, key, unpack(A, s, e))
+    end
+    if #code > 1 then
+      caps = caps or {}
+      caps[key] = tonumber(string.sub(code, 2))
+    end
+  end
+end
+if caps then
+  for key, cap in pairs(caps) do call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
+end
+return changed

@@ -1,0 +1,46 @@
+-- lib/agent_indices.lua: a part included by scripts (see agentmem/lua/loader.py).
+
+-- The Z-order code of the grid cell of (x, y): agentmem.plans.grid.code, step for step.
+local function grid_code(x, y, cell)
+  local function c(v)
+    local n = math.floor(v / cell) + 33554432
+    if n < 0 then n = 0 elseif n > 67108863 then n = 67108863 end
+    return n
+  end
+  local cx, cy = c(x), c(y)
+  local code, w = 0, 1
+  for _ = 1, 26 do
+    code = code + (cx % 2) * w + (cy % 2) * 2 * w
+    cx = math.floor(cx / 2)
+    cy = math.floor(cy / 2)
+    w = w * 4
+  end
+  return code
+end
+-- Is the action (fields t, HMGET reply f: simulation, step, type, target, reward,
+-- position_x, position_y) in each agent-level index it belongs in (patterns of the
+-- timeline, types, targets, rewards and grid; cell: the grid's cell size)?
+-- need(family, present, add) records a miss and, when fixing, adds it. A grid entry
+-- with another score than the position's code counts as missing (fix: rescored).
+-- Returns the grid code (nil without a position).
+local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, p_gr, cell, need)
+  local k = render(p_tl, t)
+  need('timeline', call('ZSCORE', k, id), function() call('ZADD', k, f[2], id) end)
+  local kt = render(p_ty, t)
+  need('types', call('SISMEMBER', kt, id) == 1, function() call('SADD', kt, id) end)
+  if f[4] then
+    local kx = render(p_tg, t)
+    need('targets', call('SISMEMBER', kx, id) == 1, function() call('SADD', kx, id) end)
+  end
+  if f[5] then
+    local kr = render(p_rw, t)
+    need('rewards', call('ZSCORE', kr, id), function() call('ZADD', kr, f[5], id) end)
+  end
+  local px, py = tonumber(f[6]), tonumber(f[7])
+  if not (px and py) then return nil end
+  local code = grid_code(px, py, cell)
+  local kg = render(p_gr, t)
+  local s = call('ZSCORE', kg, id)
+  need('grid', s and tonumber(s) == code, function() call('ZADD', kg, code, id) end)
+  return code
+end

@@ -1,0 +1,20 @@
+-- lib/sim_agents.lua: a part included by scripts (see agentmem/lua/loader.py).
+
+-- The agents a simulation-level id {agent_id}-{step}-{rest} may belong to, nearest the
+-- end first: what precedes each '-<digits>-' (that is '-<step>-' unless step is '').
+local function sim_agents(id, step)
+  local dashes, init, out = {}, 1, {}
+  while true do
+    local d = string.find(id, '-', init, true)
+    if not d then break end
+    dashes[#dashes + 1] = d
+    init = d + 1
+  end
+  for k = #dashes - 1, 1, -1 do
+    local s = string.sub(id, dashes[k] + 1, dashes[k + 1] - 1)
+    if dashes[k] > 1 and string.match(s, '^%d+$') and (step == '' or s == step) then
+      out[#out + 1] = string.sub(id, 1, dashes[k] - 1)
+    end
+  end
+  return out
+end

@@ -1,0 +1,29 @@
+-- lib/to_im_check.lua: a part included by scripts (see agentmem/lua/loader.py).
+local A = ARGV
+local ttl = tonumber(A[1])
+local hpre, hsuf, tl, rel, rw = A[2], A[3], A[4], A[5], A[6]
+local tpre, tsuf, xpre, xsuf = A[7], A[8], A[9], A[10]
+local sapre, sasuf, sspre, ssmid, sssuf = A[11], A[12], A[13], A[14], A[15]
+local stpre, stsuf, sbpre, sbsuf = A[16], A[17], A[18], A[19]
+local ipre, isuf, itl = A[20], A[21], A[22]
+local grid, sgpre, sgmid, sgsuf = A[23], A[24], A[25], A[26]
+local n = tonumber(A[27])
+local function ok(key, typ)
+  local t = redis.call('TYPE', key)['ok']
+  return t == 'none' or t == typ
+end
+local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
+  and ok(grid, 'zset')
+local moved, missing, refused, sims = {}, {}, {}, {}
+for i = 0, n - 1 do
+  local id, imp = A[28 + 2 * i], A[29 + 2 * i]
+  local key = hpre .. id .. hsuf
+  local ikey = ipre .. id .. isuf
+  local h = redis.call('HMGET', key, 'simulation_id', 'step_number', 'agent_id',
+    'action_type', 'reward', 'action_target_id')
+  local sim, step, agent, typ, rwd, tgt = h[1], h[2], h[3], h[4], h[5], h[6]
+  if not typ or not step or not agent then
+    missing[#missing + 1] = id
+  else
+    local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, 'set')
+    if good and tgt then good = ok(xpre .. tgt .. xsuf, 'set') end

@@ -1,0 +1,21 @@
+-- lib/to_im_move.lua: a part included by scripts (see agentmem/lua/loader.py).
+    if not good then
+      refused[#refused + 1] = id
+    else
+      -- IM keeps the reward to 6 significant digits (the archive has it exactly)
+      local r6 = '0'
+      if rwd then r6 = string.format('%.6g', tonumber(rwd)) end
+      local f = {'action_id', id, 'simulation_id', sim or '', 'step_number', step,
+        'agent_id', agent, 'action_type', typ, 'reward', r6, 'importance', imp}
+      if tgt then f[#f + 1] = 'action_target_id'; f[#f + 1] = tgt end
+      redis.call('HSET', ikey, unpack(f))
+      if ttl > 0 then redis.call('EXPIRE', ikey, ttl) else redis.call('PERSIST', ikey) end
+      redis.call('ZADD', itl, step, id)
+      redis.call('DEL', key)
+      redis.call('ZREM', tl, id)
+      redis.call('ZREM', rel, id)
+      redis.call('ZREM', rw, id)
+      redis.call('ZREM', grid, id)
+      redis.call('SREM', tpre .. typ .. tsuf, id)
+      if tgt then redis.call('SREM', xpre .. tgt .. xsuf, id) end
+      if sim then

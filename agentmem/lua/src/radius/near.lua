@@ -1,0 +1,102 @@
+#!lua flags=no-writes
+-- near: radius search over a grid index.
+-- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
+-- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, code ranges, keys (documented below)
+-- Reply: {id, distance, hash, ...} nearest first; mode 'c': candidates {id, step, ...}
+--!include lib/sim_agents.lua
+
+-- ARGV:
+--   mode: 'r' (members are record ids; hash = pre .. id .. suf), 's' (members are the
+--     action ids of one simulation step; hash = pre .. agent .. mid .. id .. suf, the
+--     agent being what precedes '-<step>-' in the id) or 'c' (as 's', but return the
+--     candidates {id, step, ...} without reading any hash: a cluster's first part);
+--   pre, mid, suf; x field, y field; x, y, radius squared; limit (-1: all);
+--   match field ('' none), n, n accepted values; range field ('' none), lo, hi ('' open);
+--   the keys: 'keys' n (key step)... or 'steps' steps_key lo hi key_pre key_suf (the keys
+--     of the steps that the sorted set steps_key holds in lo..hi);
+--   n, n (lo hi) pairs of codes.
+-- Returns {d2, hash, d2, hash, ...} nearest first (ties by id), d2 the squared distance.
+local A = ARGV
+local mode, pre, mid, suf = A[1], A[2], A[3], A[4]
+local xf, yf = A[5], A[6]
+local x, y, r2 = tonumber(A[7]), tonumber(A[8]), tonumber(A[9])
+local limit = tonumber(A[10])
+local mf, nv = A[11], tonumber(A[12])
+local accept = nil
+if mf ~= '' then
+  accept = {}
+  for i = 1, nv do accept[A[12 + i]] = true end
+end
+local p = 13 + nv
+local rf, rlo, rhi = A[p], tonumber(A[p + 1]), tonumber(A[p + 2])
+p = p + 3
+local keys = {}
+if A[p] == 'keys' then
+  local n = tonumber(A[p + 1])
+  for i = 1, n do keys[i] = {A[p + 2 * i], A[p + 2 * i + 1]} end
+  p = p + 2 + 2 * n
+else
+  local steps = redis.call('ZRANGE', A[p + 1], A[p + 2], A[p + 3], 'BYSCORE')
+  for i, st in ipairs(steps) do keys[i] = {A[p + 4] .. st .. A[p + 5], st} end
+  p = p + 6
+end
+local nr = tonumber(A[p])
+local fields = {xf, yf}
+if mf ~= '' then fields[#fields + 1] = mf end
+local rpos = nil
+if rf ~= '' then fields[#fields + 1] = rf; rpos = #fields end
+local mpos = mf ~= '' and 3 or nil
+
+-- the hash of a simulation-level member of a step: its first agent whose hash exists
+local function sim_hash(id, step)
+  for _, agent in ipairs(sim_agents(id, step)) do
+    local key = pre .. agent .. mid .. id .. suf
+    if redis.call('EXISTS', key) == 1 then return key end
+  end
+  return nil
+end
+
+local rows, cands = {}, {}
+for _, ks in ipairs(keys) do
+  local key, step = ks[1], ks[2]
+  for i = 1, nr do
+    local ids = redis.call('ZRANGE', key, A[p + 2 * i - 1], A[p + 2 * i], 'BYSCORE')
+    for _, id in ipairs(ids) do
+      if mode == 'c' then
+        cands[#cands + 1] = id
+        cands[#cands + 1] = step
+      else
+        local hkey
+        if mode == 'r' then hkey = pre .. id .. suf else hkey = sim_hash(id, step) end
+        if hkey then
+          local h = redis.call('HMGET', hkey, unpack(fields))
+          local px, py = tonumber(h[1]), tonumber(h[2])
+          if px and py then
+            local dx = px - x
+            local dy = py - y
+            local d2 = dx * dx + dy * dy
+            local keep = d2 <= r2
+            if keep and accept then keep = h[mpos] and accept[h[mpos]] or false end
+            if keep and rpos then
+              local v = tonumber(h[rpos])
+              keep = v ~= nil and (not rlo or v >= rlo) and (not rhi or v <= rhi)
+            end
+            if keep then rows[#rows + 1] = {d2, id, hkey} end
+          end
+        end
+      end
+    end
+  end
+end
+if mode == 'c' then return cands end
+table.sort(rows, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end)
+local out = {}
+for _, row in ipairs(rows) do
+  if limit >= 0 and #out >= 2 * limit then break end
+  out[#out + 1] = string.format('%.17g', row[1])
+  out[#out + 1] = redis.call('HGETALL', row[3])
+end
+return out

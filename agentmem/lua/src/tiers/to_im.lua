@@ -1,0 +1,28 @@
+#!lua
+-- to_im: move actions of one agent from STM to IM (one server).
+-- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
+-- ARGV: im_ttl, the key shapes (Shapes.argv), n, n pairs (action id, importance)
+-- Reply: {moved ids, missing ids, refused ids}
+-- ARGV: im_ttl, then the key shapes (see agentmem/tiers/maintenance.py Shapes.argv), then
+-- n and n pairs (action id, importance). Returns {moved ids, missing ids, refused ids}.
+--!include lib/to_im_check.lua
+    local sa, sk, st, sb, sg
+    if good and sim then
+      sa, sk = sapre .. sim .. sasuf, sspre .. sim .. ssmid .. step .. sssuf
+      st, sb = stpre .. sim .. stsuf, sbpre .. sim .. sbsuf
+      sg = sgpre .. sim .. sgmid .. step .. sgsuf
+      good = ok(sa, 'list') and ok(sk, 'set') and ok(st, 'zset') and ok(sb, 'hash')
+        and ok(sg, 'zset')
+    end
+--!include lib/to_im_move.lua
+        redis.call('LREM', sa, 1, id)
+        redis.call('SREM', sk, id)
+        redis.call('ZREM', sg, id)
+        if redis.call('SCARD', sk) == 0 then redis.call('ZREM', st, step) end
+        if redis.call('HINCRBY', sb, typ, -1) <= 0 then redis.call('HDEL', sb, typ) end
+      end
+      moved[#moved + 1] = id
+    end
+  end
+end
+return {moved, missing, refused}

@@ -1,0 +1,116 @@
+"""Each Lua script on a real server (Redis 7 and Valkey 9): it loads under its SHA1,
+and the scripts with a small contract are called directly with the KEYS and ARGV
+their header states, their reply and writes checked. (The large ones, the write,
+the tier transitions, check and repair, radius search, are exercised through the
+plans that call them in tests/integration, and compared with them here where
+cheap: a parity test per read script against the repository query.)"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+import redis
+
+import agentmem
+from agentmem import Action
+from agentmem.lua import cluster, scripts, search, tiers
+from agentmem.lua.loader import Script
+
+MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius"]
+
+
+def _all() -> list[Script]:
+    out: dict[str, Script] = {}
+    for m in MODULES:
+        for v in vars(importlib.import_module(f"agentmem.lua.{m}")).values():
+            if isinstance(v, Script):
+                out[v.name] = v
+    return sorted(out.values(), key=lambda s: s.name)
+
+
+@pytest.mark.parametrize("script", _all(), ids=lambda s: s.name)
+def test_every_script_loads_under_its_sha(r: redis.Redis, script: Script) -> None:
+    assert r.script_load(script.source) == script.sha
+
+
+def _run(r: redis.Redis, script: Script, keys: list[str], *argv: object) -> object:
+    return r.evalsha(script.sha, len(keys), *keys, *argv) if r.script_exists(script.sha)[0] \
+        else r.eval(script.source, len(keys), *keys, *argv)
+
+
+def test_claim_records_once(r: redis.Redis) -> None:
+    assert _run(r, scripts.CLAIM, ["cfg"], "1.5") is None
+    assert r.get("cfg") == b"1.5"
+    assert _run(r, scripts.CLAIM, ["cfg"], "2.0") == b"1.5"
+
+
+def test_claim_layout(r: redis.Redis) -> None:
+    assert _run(r, scripts.CLAIM_LAYOUT, ["agentmem:layout"], "1") is None  # 1: nothing kept
+    assert _run(r, scripts.CLAIM_LAYOUT, ["agentmem:layout"], "2") == b"2"
+    assert _run(r, scripts.CLAIM_LAYOUT, ["agentmem:layout"], "3") == b"2"
+
+
+def test_claim_layout_cluster(r: redis.Redis) -> None:
+    assert _run(r, cluster.CLAIM_LAYOUT_CLUSTER, ["agentmem:layout"], "2", "0") is None
+    assert _run(r, cluster.CLAIM_LAYOUT_CLUSTER, ["agentmem:layout"], "2", "1") == b"2"
+
+
+def test_get_many(r: redis.Redis) -> None:
+    r.hset("h:1:x", mapping={"a": "1"})
+    assert _run(r, scripts.GET_MANY, [], "h:", ":x", "1", "2") == [[b"a", b"1"], []]
+
+
+def test_pin_and_unpin(r: redis.Redis) -> None:
+    r.hset("stm", "f", "1")
+    r.expire("stm", 100)
+    r.hset("im", "f", "1")
+    assert _run(r, tiers.PIN, ["pins", "stm", "im"], "1", "a1-1-move", "100", "50") == 1
+    assert r.smembers("pins") == {b"a1-1-move"}
+    assert r.ttl("stm") == -1
+    assert _run(r, tiers.PIN, ["pins", "stm", "im"], "0", "a1-1-move", "100", "50") == 1
+    assert r.smembers("pins") == set()
+    assert 0 < r.ttl("stm") <= 100
+    assert 0 < r.ttl("im") <= 50
+
+
+def test_evict_im(r: redis.Redis) -> None:
+    r.hset("im:a:x", "f", "1")
+    r.zadd("itl", {"a": 1, "b": 2})
+    assert _run(r, tiers.EVICT_IM, [], "im:", ":x", "itl", "a", "b") == 1
+    assert r.zcard("itl") == 0
+
+
+def test_set_counters_only_when_the_list_did_not_change(r: redis.Redis) -> None:
+    r.rpush("list", "a", "b")
+    assert _run(r, cluster.SET_COUNTERS, [], "list", "counts", 3, "move", 2) == 0
+    assert _run(r, cluster.SET_COUNTERS, [], "list", "counts", 2, "move", 2) == 1
+    assert r.hgetall("counts") == {b"move": b"2"}
+
+
+def test_timeline_text(r: redis.Redis) -> None:
+    r.zadd("tl", {"a1-1-move": 1, "a1-2-eat": 2})
+    assert _run(r, search.TIMELINE, [], "tl") == b"a1-1-move\n1\na1-2-eat\n2"
+
+
+def test_vectors(r: redis.Redis) -> None:
+    emb = np.arange(3, dtype="<f4").tobytes()
+    r.hset("h:1", mapping={"t": "move", "e": emb})
+    reply = _run(r, search.VECTORS, [], "h:", "", "t", "e", "1", "2")
+    assert reply == [b"move", emb, None, None]  # false (nil here) where the hash is gone
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_read_scripts_agree_with_their_queries(connect, version: int) -> None:
+    """Parity: the fetch scripts return what the repository queries decode."""
+    mem: agentmem.Memory = connect(layout_version=version)
+    acts = [Action(agent_id="a1", simulation_id="s1", step_number=i, action_type="move",
+                   reward=i / 10, action_target_id="a2") for i in range(6)]
+    mem.actions.add_many(acts)
+    assert [a.step_number for a in mem.actions.recent("a1", 3)] == [5, 4, 3]
+    assert [a.step_number for a in mem.actions.by_type("a1", "move", 2)] == [5, 4]
+    assert [a.step_number for a in mem.actions.high_reward("a1", 0.3)] == [5, 4, 3]
+    assert mem.actions.relative("a1", -1).step_number == 4
+    assert [a.step_number for a in mem.actions.at_step("s1", 2)] == [2]
+    assert [a.step_number for a in mem.actions.history("a1")] == list(range(6))
