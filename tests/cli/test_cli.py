@@ -71,6 +71,7 @@ def test_the_console_script_runs() -> None:
     assert "demo" in proc.stdout
 
 
+@pytest.mark.slow
 def test_demo_then_every_command(base: list[str], tmp_path: Path) -> None:
     demo_then_every_command(base, tmp_path, layout_version=1)
 

@@ -40,6 +40,7 @@ def cm(cluster: LocalCluster) -> Iterator[ClusterMemory]:
     mem.close()
 
 
+@pytest.mark.slow
 def test_every_command_on_a_cluster(cluster: LocalCluster, cm: ClusterMemory,
                                     tmp_path: Path) -> None:
     assert cluster.url.startswith("redis+cluster://")

@@ -59,6 +59,7 @@ def _rows(where: Db) -> tuple[int, int]:
         engine.dispose()
 
 
+@pytest.mark.slow
 def test_concurrent_writers_never_fail_and_insert_each_action_once(db: Db) -> None:  # noqa: F811
     with open_archive(db.url):
         pass  # the schema exists before the writers race

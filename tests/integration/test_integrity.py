@@ -176,6 +176,7 @@ def test_agent_ids_limit_the_scope(r: redis.Redis, mem: agentmem.Memory) -> None
         repair(mem, agent_ids=["a:1"])
 
 
+@pytest.mark.slow
 def test_big_simulation_counts_in_slices(monkeypatch: pytest.MonkeyPatch, r: redis.Redis,
                                          mem: agentmem.Memory) -> None:
     monkeypatch.setattr(checker, "CONSISTENT_COUNT_MAX", 4)
@@ -209,6 +210,7 @@ def _calls(r: redis.Redis, command: str) -> int:
     return int(r.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
+@pytest.mark.slow
 def test_large_keyspace_in_batches_without_keys(r: redis.Redis, mem: agentmem.Memory) -> None:
     mem.actions.add_many([act(f"agent{a}", s, "move" if s % 2 else "eat", sim="big")
                           for s in range(100) for a in range(200)])

@@ -182,6 +182,7 @@ def test_background_runner_maintains(mem: agentmem.Memory) -> None:
     assert tiers.last_report is not None
 
 
+@pytest.mark.slow
 def test_100_agents_2000_steps_within_limits_and_archived_once(
         server: Any, r: redis.Redis, archive: Archive) -> None:
     """The issue's run: small limits, maintenance every 10 steps. Redis never holds more
