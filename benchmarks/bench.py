@@ -84,6 +84,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import agentmem
 from agentmem import Action
 from agentmem.backends import sql as amsql
+from agentmem.backends.sqlengine import make_engine
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer, find_binary
 from benchmarks.spec_reference import (  # the document's own code, verbatim
@@ -321,8 +322,7 @@ class SqlPath:
             self.archive = amsql.open_archive(self.path)
             return
         # SQL-only: AgentFarm's tables, same pragmas as open_archive, parents first
-        self.engine = sa.create_engine(f"sqlite:///{self.path}")
-        sa.event.listen(self.engine, "connect", amsql._sqlite_pragmas)
+        self.engine = make_engine(self.path)[0]
         amsql.metadata.create_all(self.engine)
         agent_ids = sorted({d["agent_id"] for d in self.batch})
         with self.engine.begin() as conn:

@@ -19,7 +19,7 @@ import agentmem
 from agentmem import Action, declare, integrity
 from agentmem.errors import ConfigError, InvalidId, InvalidInput, SchemaError
 from agentmem.model.schema import GridIndex, SortedIndex
-from agentmem.plans.grid import OFFSET, TOP, cell_of, code, cover, interleave
+from agentmem.plans.grid import OFFSET, TOP, code, cover, interleave
 from agentmem.tiers.maintenance import Tiers
 
 # -- the grid, without a server ------------------------------------------------------
@@ -38,15 +38,6 @@ def test_interleave_is_the_z_order_code(cx: int, cy: int) -> None:
     z = interleave(cx, cy)
     assert 0 <= z < 2**52
     assert _deinterleave(z) == (cx, cy)
-
-
-def test_cells_clamp_at_the_edges() -> None:
-    assert cell_of(0.0, 1.0) == OFFSET
-    assert cell_of(-0.5, 1.0) == OFFSET - 1
-    assert cell_of(2.5, 0.5) == OFFSET + 5
-    assert cell_of(1e300, 1.0) == TOP
-    assert cell_of(-1e300, 1.0) == 0
-    assert code(0.0, 0.0, 1.0) == interleave(OFFSET, OFFSET)
 
 
 @settings(max_examples=300)
@@ -382,13 +373,3 @@ def test_a_declared_model_gets_radius_search(mem: agentmem.Memory) -> None:
         repo.near("by_power", 0.0, 0.0, 1.0, zone="z1")
 
 
-def test_declarations_of_grid_indices_are_checked() -> None:
-    with pytest.raises(SchemaError, match="int or a float"):
-        declare(Beacon, key="b:{beacon_id}", id="beacon_id",
-                indexes=[GridIndex("g", "g", x="zone", y="y")])
-    with pytest.raises(SchemaError, match="cell"):
-        declare(Beacon, key="b:{beacon_id}", id="beacon_id",
-                indexes=[GridIndex("g", "g", x="x", y="y", cell=0.0)])
-    with pytest.raises(SchemaError, match="unknown fields"):
-        declare(Beacon, key="b:{beacon_id}", id="beacon_id",
-                indexes=[GridIndex("g", "g", x="x", y="nope")])

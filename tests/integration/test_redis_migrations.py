@@ -87,14 +87,6 @@ def populate(url: str, r: redis.Redis, agents: int = 4, steps: int = 12) -> None
         r.set(key, value)
 
 
-def test_history_is_one_chain() -> None:
-    revs = mig.history()
-    assert [r.revision for r in revs] == ["0001", "0002", "0003"]
-    assert [r.down_revision for r in revs] == [None, "0001", "0002"]
-    assert [r.layout for r in revs] == [1, 2, 2]
-    assert all(r.description for r in revs)
-
-
 def test_dry_run_counts_per_family_and_writes_nothing(server: Any, r: redis.Redis) -> None:
     populate(server.url, r)
     before, before_ttl = snapshot(r), ttls(r)

@@ -20,7 +20,7 @@ import agentmem
 from agentmem import Action
 from agentmem.backends.sql import open_archive
 from agentmem.dualwrite import DualWriter
-from agentmem.errors import BackendError, Refused, Unavailable
+from agentmem.errors import Refused, Unavailable
 from agentmem.servers.local import LocalServer, find_binary, free_port
 
 pytestmark = pytest.mark.skipif(find_binary("redis") is None, reason="no redis-server on PATH")
@@ -135,7 +135,3 @@ def test_an_unreachable_server_is_unavailable_and_journaled(tmp_path: Path) -> N
     mem.close()
 
 
-def test_refused_is_a_backend_error_but_not_a_connection_error() -> None:
-    assert issubclass(Refused, BackendError)
-    assert not issubclass(Refused, ConnectionError)
-    assert issubclass(Unavailable, ConnectionError)

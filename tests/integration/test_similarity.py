@@ -19,7 +19,6 @@ from agentmem.search.similarity import (
     SimilarityIndex,
     brute_force,
     server_has_vector_index,
-    top_k,
 )
 from agentmem.tiers.maintenance import Tiers
 
@@ -71,15 +70,6 @@ def index(mem: agentmem.Memory) -> Iterator[SimilarityIndex]:
     idx = SimilarityIndex(mem, batch_size=37)  # several batches per read
     yield idx
     idx.close()
-
-
-def test_top_k_pure_ties_and_filters() -> None:
-    scores = np.array([0.5, 0.9, 0.5, 0.9, 0.1], dtype=np.float32)
-    assert top_k(scores, 3).tolist() == [3, 1, 2]  # ties: the higher (newer) row first
-    assert top_k(scores, 10).tolist() == [3, 1, 2, 0, 4]
-    mask = np.array([True, False, True, False, True])
-    assert top_k(scores, 2, mask).tolist() == [2, 0]
-    assert top_k(scores, 0).tolist() == []
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

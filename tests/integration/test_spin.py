@@ -36,22 +36,11 @@ def test_auto_polls_for_a_loopback_server_with_two_cpus(
     assert resolve_spin(None, host=host, unix=False) == AUTO
 
 
-def test_auto_polls_for_a_unix_socket(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(spin, "_usable_cpus", lambda: 2)
-    assert resolve_spin(None, host=None, unix=True) == AUTO
-
-
 @pytest.mark.parametrize("host", ["10.0.0.5", "192.168.1.20", "redis.example.com", None])
 def test_auto_does_not_poll_for_a_remote_server(
         monkeypatch: pytest.MonkeyPatch, host: str | None) -> None:
     monkeypatch.setattr(spin, "_usable_cpus", lambda: 8)
     assert resolve_spin(None, host=host, unix=False) == 0.0
-
-
-def test_auto_does_not_poll_with_one_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(spin, "_usable_cpus", lambda: 1)
-    assert resolve_spin(None, host="127.0.0.1", unix=False) == 0.0
-    assert resolve_spin(None, host=None, unix=True) == 0.0
 
 
 def test_a_given_spin_applies_to_any_server() -> None:

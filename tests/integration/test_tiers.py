@@ -162,14 +162,6 @@ def test_im_capacity_evicts_to_the_archive(mem: agentmem.Memory, archive: Archiv
     assert got.reward == 0.0
 
 
-def test_policy_is_checked() -> None:
-    for bad in ({"stm_steps": 0}, {"stm_capacity": -1}, {"im_ttl": 2**40},
-                {"importance_weight": -1}, {"stm_seconds": float("nan")},
-                {"importance": 3}):
-        with pytest.raises(ConfigError):
-            TierPolicy(**bad)
-
-
 def test_background_runner_maintains(mem: agentmem.Memory) -> None:
     mem.actions.add_many([act(step=s) for s in range(6)])
     tiers = Tiers(mem, TierPolicy(stm_steps=2))
