@@ -15,8 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import numpy as np
-from pydantic import BeforeValidator, Field, GetCoreSchemaHandler, StringConstraints
+from pydantic import Field, GetCoreSchemaHandler, StringConstraints
 from pydantic_core import core_schema
 
 from agentmem.model import jsonvalue
@@ -31,9 +30,12 @@ ACTION_TYPE_MAX_LENGTH = 20
 # controls, word joiner, byte order mark, interlinear annotations: Unicode's
 # format characters) and lone surrogates: two ids that look the same are the same id.
 INVISIBLE = ("\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f"
-             "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
-             "\ud800-\udfff")
-FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f" + INVISIBLE + "]")
+             "\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb")
+SURROGATES = "\ud800-\udfff"
+"""Lone surrogates (no UTF-8 key can hold one): refused by :func:`check_id` and the
+write path; not in :data:`ID_PATTERN`, which pydantic's Rust regex engine cannot
+hold (it would fall back to a slower engine for every id of every model)."""
+FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f" + INVISIBLE + SURROGATES + "]")
 
 
 def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -> str:
@@ -82,25 +84,16 @@ ActionType = Annotated[
 """An action type: an identifier of at most 20 characters (AgentFarm's String(20)),
 without ``-`` or ``.``."""
 
-def refuse_bool(value: Any) -> Any:
-    """A number field takes numbers (numpy's too), not ``True``/``False``."""
-    if isinstance(value, bool | np.bool_):
-        raise ValueError("a number is expected, not a bool")
-    return value
-
-
-NotBool = BeforeValidator(refuse_bool)
-
-FiniteFloat = Annotated[float, NotBool, Field(allow_inf_nan=False)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 """A float that is neither NaN nor infinite (it may be a sorted-set score)."""
 
 MAX_STEP = 2**53
 """Steps are sorted-set scores, which are doubles: integers are exact up to 2**53."""
 
-Step = Annotated[int, NotBool, Field(ge=0, le=MAX_STEP)]
+Step = Annotated[int, Field(ge=0, le=MAX_STEP)]
 """A simulation step: a non-negative int that a sorted-set score holds exactly."""
 
-NonNegativeInt = Annotated[int, NotBool, Field(ge=0)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
 @dataclass(frozen=True)

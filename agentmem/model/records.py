@@ -8,7 +8,8 @@ Pure pydantic v2 value objects with per-field storage hints (see
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Self
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 
 import numpy as np
 from pydantic import (
@@ -61,6 +62,32 @@ Float32Vector = Annotated[
 ]
 
 
+def _holds_numbers(annotation: Any) -> bool:
+    """Whether a field's type is a number, a tuple of numbers, or either optional."""
+    if annotation in (int, float):
+        return True
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _holds_numbers(args[0])
+    if origin is tuple or origin in (Union, UnionType):
+        return bool(args) and all(_holds_numbers(a) or a is Ellipsis for a in args)
+    return False
+
+
+_NP_BOOL = np.bool_
+_SUSPECT = frozenset({np.bool_, tuple, list})
+"""Types of a number field's value that may hide a bool (checked further)."""
+
+
+def _refuse_bools(cls: type, name: str, value: Any) -> None:
+    """Raise when ``value`` is a bool, or a sequence holding one (``position``)."""
+    items = value if isinstance(value, tuple | list) else (value,)
+    if any(isinstance(v, bool | np.bool_) for v in items):
+        raise InvalidInput(f"invalid {cls.__name__}: {name}: a number is expected, not a "
+                           f"bool ({value!r})")
+
+
 def _values_equal(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return (
@@ -81,16 +108,43 @@ class Record(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
+    _number_fields: ClassVar[tuple[str, ...]] = ()
+    """Fields that hold numbers (or tuples of numbers): a bool is refused there."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._number_fields = tuple(name for name, f in cls.model_fields.items()
+                                   if _holds_numbers(f.annotation))
+
     def __init__(self, /, **data: Any) -> None:
+        for name in self._number_fields:  # one pass, not a Python validator per field
+            value = data.get(name)
+            if value is True or value is False or type(value) is _NP_BOOL:
+                _refuse_bools(type(self), name, value)
+            elif type(value) is tuple or type(value) is list:
+                for v in value:
+                    if v is True or v is False or type(v) is _NP_BOOL:
+                        _refuse_bools(type(self), name, value)
         try:
             super().__init__(**data)
         except ValidationError as exc:  # one error root: InvalidInput (a ValueError)
             raise InvalidInput(explain(exc)) from exc
 
+    # pydantic treats an overridden __init__ as custom and then validates through it
+    # on every path (twice the cost of a construction); this one only checks and
+    # translates, so pydantic may keep its own fast path.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> Self:
         """pydantic's ``model_validate``; a value that does not validate raises
         :class:`~agentmem.errors.InvalidInput` (pydantic's error is its cause)."""
+        if isinstance(obj, dict):
+            for name in cls._number_fields:
+                value = obj.get(name)
+                if value is True or value is False or type(value) in _SUSPECT:
+                    _refuse_bools(cls, name, value)
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
