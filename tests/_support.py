@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import socket
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import redis
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from agentmem import Action
+from agentmem import Action, Identifier, Record, Split
 from agentmem.model.fields import check_id
 
 
@@ -192,3 +193,59 @@ def actions(draw, *, with_action_id: bool = True):
     )
 
 
+# -- records that must not validate (the model's unit tests and the stored ones) --
+
+BASE = {"agent_id": "a1", "simulation_id": "sim01", "step_number": 1, "action_type": "move"}
+
+
+class Opaque:
+    pass
+
+
+BAD_FIELDS = {
+    "nan-reward": {"reward": math.nan},
+    "inf-reward": {"reward": math.inf},
+    "minus-inf-resources": {"resources_before": -math.inf},
+    "nan-position": {"position": (math.nan, 0.0)},
+    "negative-step": {"step_number": -1},
+    "21-char-type": {"action_type": "x" * 21},
+    "set-details": {"details": {1, 2}},
+    "object-details": {"details": Opaque()},
+    "nan-details": {"details": {"x": [math.nan]}},
+    "inf-details": {"details": math.inf},
+    "numpy-nan-details": {"details": np.array([1.0, np.nan])},
+    "float64-embedding": {"embedding": np.zeros(4)},
+    "2d-embedding": {"embedding": np.zeros((2, 2), dtype=np.float32)},
+    "empty-embedding": {"embedding": np.zeros(0, dtype=np.float32)},
+    "nan-embedding": {"embedding": np.array([np.nan], dtype=np.float32)},
+    "list-embedding": {"embedding": [0.1, 0.2, 0.3, 0.4]},
+    "bad-agent-id": {"agent_id": "a:1"},
+    "empty-agent-id": {"agent_id": ""},
+    "long-agent-id": {"agent_id": "a" * 65},
+    "space-in-type": {"action_type": "mo ve"},
+    "reserved-action-id": {"action_id": "timeline"},
+    "unknown-field": {"colour": "red"},
+    "missing-simulation": {"simulation_id": None},
+    "int-agent-id": {"agent_id": 7},
+    "dash-in-type": {"action_type": "mo-ve"},
+    "surrogate-details": {"details": {"t": "\ud800"}},
+    "surrogate-details-key": {"details": {"\udfff": 1}},
+    "foreign-action-id": {"action_id": "a2-1-move"},
+}
+
+
+# -- a declared model of the declarative API's tests --
+
+
+class AgentSnapshot(Record):
+    agent_id: Identifier
+    step: int
+    health: float
+    zone: Identifier
+    position: Annotated[tuple[float, float] | None, Split("position_x", "position_y")] = None
+
+
+def snap(step: int, health: float = 1.0, agent_id: str = "a1", zone: str = "z1",
+         position=None) -> AgentSnapshot:
+    return AgentSnapshot(agent_id=agent_id, step=step, health=health, zone=zone,
+                         position=position)

@@ -1,94 +1,20 @@
 """Section 7 and 8 analytics over actions stored in real Redis and Valkey (the pure
 computations are in tests/unit/test_analytics.py)."""
-# ruff: noqa: W293 - the specification's function is copied verbatim
+
 
 from __future__ import annotations
 
 import pytest
-from _support import act
-from hypothesis import strategies as st
 
 from agentmem import Action, AgentMemoryMixin
 
-
-def calculate_action_importance(action_hash):
-    """Section 7 of the specification, verbatim."""
-    importance = 0.0
-    
-    # Reward-based importance
-    if "reward" in action_hash:
-        reward = float(action_hash["reward"])
-        # Higher absolute rewards (positive or negative) are more important
-        importance += min(abs(reward) * 0.5, 0.5)
-    
-    # Action type importance
-    action_type = action_hash["action_type"]
-    if action_type in ["attack", "reproduce", "share"]:
-        # Social interactions are more important
-        importance += 0.3
-    
-    # Target-based importance
-    if "action_target_id" in action_hash:
-        # Actions involving other agents are more important
-        importance += 0.2
-    
-    # Resource change importance
-    if "resources_before" in action_hash and "resources_after" in action_hash:
-        resources_before = float(action_hash["resources_before"])
-        resources_after = float(action_hash["resources_after"])
-        resource_change = abs(resources_after - resources_before)
-        
-        # Significant resource changes are more important
-        if resource_change > 0.2:
-            importance += 0.2
-    
-    return min(importance, 1.0)
-
-
 # -- importance --------------------------------------------------------------------
-
-IMPORTANCE_CASES = {
-    "nothing": ({}, 0.0),
-    "small-reward": ({"reward": 0.4}, 0.2),
-    "negative-reward": ({"reward": -0.4}, 0.2),
-    "zero-reward": ({"reward": 0.0}, 0.0),
-    "reward-capped-at-half": ({"reward": 7.0}, 0.5),
-    "reward-exactly-one": ({"reward": 1.0}, 0.5),
-    "attack": ({"action_type": "attack"}, 0.3),
-    "reproduce": ({"action_type": "reproduce"}, 0.3),
-    "share": ({"action_type": "share"}, 0.3),
-    "not-social": ({"action_type": "Attack"}, 0.0),
-    "target": ({"action_target_id": "a2"}, 0.2),
-    "resource-change": ({"resources_before": 1.0, "resources_after": 1.3}, 0.2),
-    "resource-drop": ({"resources_before": 5.0, "resources_after": 1.0}, 0.2),
-    "resource-change-exactly-0.2": ({"resources_before": 0.0, "resources_after": 0.2}, 0.0),
-    "resource-change-small": ({"resources_before": 1.0, "resources_after": 1.1}, 0.0),
-    "only-resources-before": ({"resources_before": 0.0}, 0.0),
-    "only-resources-after": ({"resources_after": 9.0}, 0.0),
-    "share-with-reward": ({"action_type": "share", "reward": 0.2}, 0.4),
-    "target-and-resources": ({"action_target_id": "x", "resources_before": 0.0,
-                              "resources_after": 1.0}, 0.4),
-    "everything-capped": ({"action_type": "attack", "reward": -3.0, "action_target_id": "a2",
-                           "resources_before": 10.0, "resources_after": 2.0}, 1.0),
-    "just-under-cap": ({"action_type": "attack", "reward": 0.6, "action_target_id": "a2"}, 0.8),
-}
-
-
-finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e6, max_value=1e6)
 
 
 # -- learn -------------------------------------------------------------------------
 
-def at(step, reward, position=None, atype="move"):
-    return act("a1", step, atype, reward=reward, position=position,
-               action_id=f"a1-{step}-{atype}")
-
 
 # -- sequences -----------------------------------------------------------------------
-
-def seq(*types, rewards=None):
-    rewards = rewards or [None] * len(types)
-    return [at(10 - i, rw, atype=t) for i, (t, rw) in enumerate(zip(types, rewards, strict=True))]
 
 
 # -- the agent mixin -----------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import numpy as np
 import pytest
+from _support import AgentSnapshot, snap
 from pydantic import BaseModel
 
 from agentmem import (
@@ -17,22 +18,12 @@ from agentmem import (
     Record,
     SetIndex,
     SortedIndex,
-    Split,
     StoredAs,
     Vector,
     WriteTime,
     declare,
 )
 from agentmem.errors import DuplicateId, InvalidId, InvalidInput, SchemaError
-
-
-class AgentSnapshot(Record):
-    agent_id: Identifier
-    step: int
-    health: float
-    zone: Identifier
-    position: Annotated[tuple[float, float] | None, Split("position_x", "position_y")] = None
-
 
 SNAPSHOTS = declare(
     AgentSnapshot,
@@ -47,12 +38,6 @@ SNAPSHOTS = declare(
         CounterIndex("per_zone", "snapshots:zones", field="zone"),
     ],
 )
-
-
-def snap(step: int, health: float = 1.0, agent_id: str = "a1", zone: str = "z1",
-         position=None) -> AgentSnapshot:
-    return AgentSnapshot(agent_id=agent_id, step=step, health=health, zone=zone,
-                         position=position)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import redis
 import redis.asyncio
-from _support import act
+from _support import BAD_FIELDS, BASE, act
 
 import agentmem
 from agentmem import Action
@@ -18,44 +18,6 @@ from agentmem.errors import (
     DuplicateId,
     InvalidInput,
 )
-
-BASE = {"agent_id": "a1", "simulation_id": "sim01", "step_number": 1, "action_type": "move"}
-
-
-class Opaque:
-    pass
-
-
-BAD_FIELDS = {
-    "nan-reward": {"reward": math.nan},
-    "inf-reward": {"reward": math.inf},
-    "minus-inf-resources": {"resources_before": -math.inf},
-    "nan-position": {"position": (math.nan, 0.0)},
-    "negative-step": {"step_number": -1},
-    "21-char-type": {"action_type": "x" * 21},
-    "set-details": {"details": {1, 2}},
-    "object-details": {"details": Opaque()},
-    "nan-details": {"details": {"x": [math.nan]}},
-    "inf-details": {"details": math.inf},
-    "numpy-nan-details": {"details": np.array([1.0, np.nan])},
-    "float64-embedding": {"embedding": np.zeros(4)},
-    "2d-embedding": {"embedding": np.zeros((2, 2), dtype=np.float32)},
-    "empty-embedding": {"embedding": np.zeros(0, dtype=np.float32)},
-    "nan-embedding": {"embedding": np.array([np.nan], dtype=np.float32)},
-    "list-embedding": {"embedding": [0.1, 0.2, 0.3, 0.4]},
-    "bad-agent-id": {"agent_id": "a:1"},
-    "empty-agent-id": {"agent_id": ""},
-    "long-agent-id": {"agent_id": "a" * 65},
-    "space-in-type": {"action_type": "mo ve"},
-    "reserved-action-id": {"action_id": "timeline"},
-    "unknown-field": {"colour": "red"},
-    "missing-simulation": {"simulation_id": None},
-    "int-agent-id": {"agent_id": 7},
-    "dash-in-type": {"action_type": "mo-ve"},
-    "surrogate-details": {"details": {"t": "\ud800"}},
-    "surrogate-details-key": {"details": {"\udfff": 1}},
-    "foreign-action-id": {"action_id": "a2-1-move"},
-}
 
 
 @pytest.mark.parametrize("bad", list(BAD_FIELDS.values()), ids=list(BAD_FIELDS))
@@ -69,9 +31,6 @@ def test_record_with_bad_input_raises_and_writes_nothing(mem, r, bad):
     assert str(info.value)
     assert r.dbsize() == size
     assert r.zcard("agent:a0:action:timeline") == 1
-
-
-CHECKED_ON_WRITE = ("reserved-action-id", "foreign-action-id")
 
 
 def test_reserved_action_id_is_refused_on_write_not_on_construction(mem, r):

@@ -3,9 +3,6 @@ sequences, and the one-round-trip read of a window (STM, and STM + IM)."""
 
 from __future__ import annotations
 
-import itertools
-from collections import Counter, defaultdict
-
 import numpy as np
 import pytest
 
@@ -19,33 +16,6 @@ from agentmem.search.sequences import (
 from agentmem.tiers.maintenance import Tiers
 
 # -- pure-Python references ----------------------------------------------------------------
-
-
-def ref_ngrams(seq: list[str], n: int) -> dict[tuple[str, ...], int]:
-    return dict(Counter(tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)))
-
-
-def ref_transitions(seq: list[str]) -> dict[tuple[str, str], int]:
-    return dict(Counter(itertools.pairwise(seq)))
-
-
-def ref_reward_after(seq: list[str], rewards: list[float | None]
-                     ) -> dict[tuple[str, str], tuple[float, int]]:
-    acc: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for i in range(len(seq) - 1):
-        if rewards[i + 1] is not None:
-            acc[(seq[i], seq[i + 1])].append(rewards[i + 1])  # type: ignore[arg-type]
-    return {k: (sum(v) / len(v), len(v)) for k, v in acc.items()}
-
-
-def ref_period_length(seq: list[str], p: int) -> int:
-    """The longest suffix with period p, by trying every length."""
-    best = min(p, len(seq))
-    for length in range(len(seq) + 1):
-        s = seq[len(seq) - length:]
-        if all(s[i] == s[i + p] for i in range(len(s) - p)):
-            best = max(best, length)
-    return best
 
 
 # -- hand-computed cases -----------------------------------------------------------------

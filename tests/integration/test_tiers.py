@@ -32,10 +32,6 @@ def archive(tmp_path: Path) -> Iterator[Archive]:
         yield a
 
 
-def keys(r: redis.Redis) -> set[str]:
-    return {k.decode() for k in r.scan_iter(count=1000)}
-
-
 def test_transition_leaves_every_short_term_index(mem: agentmem.Memory, r: redis.Redis,
                                                   archive: Archive) -> None:
     stored = mem.actions.add_many([

@@ -8,7 +8,7 @@ from _support import act
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agentmem import AgentMemoryMixin, action_importance
+from agentmem import action_importance
 from agentmem.model.analytics import analyze_sequence, learn
 from agentmem.plans import keyspace
 
@@ -230,21 +230,5 @@ def test_most_common_tie_goes_to_the_first_seen():
 
 
 # -- the agent mixin -----------------------------------------------------------------
-
-class Environment:
-    def __init__(self, simulation_id: str, time: int) -> None:
-        self.simulation_id = simulation_id
-        self.time = time
-
-
-class Agent(AgentMemoryMixin):
-    def __init__(self, memory, *, use_memory: bool = True) -> None:
-        self.agent_id = "agent7"
-        self.environment = Environment("sim42", 12)
-        self.resource_level = 33.5
-        self.position_x = 1.5
-        self.position_y = -2.0
-        self.memory = memory
-        self.use_memory = use_memory
 
 

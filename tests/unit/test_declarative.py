@@ -3,70 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-import numpy as np
 import pytest
+from _support import AgentSnapshot
 from pydantic import BaseModel
 
 import agentmem
 from agentmem import (
-    AsJson,
     CounterIndex,
-    Identifier,
     ListIndex,
-    Record,
     SetIndex,
     SortedIndex,
-    Split,
-    StoredAs,
-    Vector,
-    WriteTime,
     declare,
 )
 from agentmem.errors import SchemaError
-
-
-class AgentSnapshot(Record):
-    agent_id: Identifier
-    step: int
-    health: float
-    zone: Identifier
-    position: Annotated[tuple[float, float] | None, Split("position_x", "position_y")] = None
-
-
-SNAPSHOTS = declare(
-    AgentSnapshot,
-    key="agent:{agent_id}:snapshot:{step}",
-    id="step",
-    ttl=600,
-    indexes=[
-        SortedIndex("by_step", "agent:{agent_id}:snapshots", score="step"),
-        SortedIndex("by_health", "agent:{agent_id}:snapshots:health", score="health"),
-        SetIndex("in_zone", "agent:{agent_id}:zone:{zone}"),
-        ListIndex("log", "snapshots:log"),
-        CounterIndex("per_zone", "snapshots:zones", field="zone"),
-    ],
-)
-
-
-def snap(step: int, health: float = 1.0, agent_id: str = "a1", zone: str = "z1",
-         position=None) -> AgentSnapshot:
-    return AgentSnapshot(agent_id=agent_id, step=step, health=health, zone=zone,
-                         position=position)
-
-
-def steps(rows) -> list[int]:
-    return [x.step for x in rows]
-
-
-class Note(BaseModel):
-    """Any pydantic model can be declared, not only Record subclasses."""
-
-    note_id: str
-    author: str
-    text: str
-
 
 # -- declaration errors ------------------------------------------------------------
 
@@ -131,24 +81,5 @@ def test_schema_error_is_an_agentmem_error():
 
 
 # -- storage hints on a declared model -------------------------------------------------------
-
-class Event(Record):
-    event_id: Identifier | None = None
-    kind: Identifier
-    n: int
-    payload: Annotated[dict[str, object] | None, AsJson()] = None
-    vec: Annotated[np.ndarray | None, Vector("float32", dim=2)] = None
-    label: Annotated[str | None, StoredAs("lbl")] = None
-    at: Annotated[int | None, WriteTime()] = None
-
-
-EVENTS = declare(
-    Event,
-    key="event:{event_id}",
-    id="event_id",
-    id_template="{kind}-{n}",
-    unique_in="by_n",
-    indexes=[SortedIndex("by_n", "events:by_n", score="n"), SetIndex("all", "events:all")],
-)
 
 

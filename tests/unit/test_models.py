@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import redis
 import redis.asyncio
-from _support import act
+from _support import BAD_FIELDS, BASE, act
 
 import agentmem
 from agentmem import Action
@@ -26,45 +25,6 @@ from agentmem.errors import (
     WriteError,
 )
 
-BASE = {"agent_id": "a1", "simulation_id": "sim01", "step_number": 1, "action_type": "move"}
-
-
-class Opaque:
-    pass
-
-
-BAD_FIELDS = {
-    "nan-reward": {"reward": math.nan},
-    "inf-reward": {"reward": math.inf},
-    "minus-inf-resources": {"resources_before": -math.inf},
-    "nan-position": {"position": (math.nan, 0.0)},
-    "negative-step": {"step_number": -1},
-    "21-char-type": {"action_type": "x" * 21},
-    "set-details": {"details": {1, 2}},
-    "object-details": {"details": Opaque()},
-    "nan-details": {"details": {"x": [math.nan]}},
-    "inf-details": {"details": math.inf},
-    "numpy-nan-details": {"details": np.array([1.0, np.nan])},
-    "float64-embedding": {"embedding": np.zeros(4)},
-    "2d-embedding": {"embedding": np.zeros((2, 2), dtype=np.float32)},
-    "empty-embedding": {"embedding": np.zeros(0, dtype=np.float32)},
-    "nan-embedding": {"embedding": np.array([np.nan], dtype=np.float32)},
-    "list-embedding": {"embedding": [0.1, 0.2, 0.3, 0.4]},
-    "bad-agent-id": {"agent_id": "a:1"},
-    "empty-agent-id": {"agent_id": ""},
-    "long-agent-id": {"agent_id": "a" * 65},
-    "space-in-type": {"action_type": "mo ve"},
-    "reserved-action-id": {"action_id": "timeline"},
-    "unknown-field": {"colour": "red"},
-    "missing-simulation": {"simulation_id": None},
-    "int-agent-id": {"agent_id": 7},
-    "dash-in-type": {"action_type": "mo-ve"},
-    "surrogate-details": {"details": {"t": "\ud800"}},
-    "surrogate-details-key": {"details": {"\udfff": 1}},
-    "foreign-action-id": {"action_id": "a2-1-move"},
-}
-
-
 CHECKED_ON_WRITE = ("reserved-action-id", "foreign-action-id")
 
 
@@ -73,23 +33,6 @@ CHECKED_ON_WRITE = ("reserved-action-id", "foreign-action-id")
 def test_constructing_a_bad_action_raises_invalid_input(bad):
     with pytest.raises(agentmem.InvalidInput):
         Action(**{**BASE, **bad})
-
-
-def _construct(**over):
-    """An Action that skipped validation, as a caller's bug could produce."""
-    good = Action(**BASE)
-    return Action.model_construct(**{**good.__dict__, **over})
-
-
-MIDDLE = {
-    "nan-reward": lambda: _construct(step_number=500, reward=math.nan),
-    "surrogate-details": lambda: _construct(step_number=500, details=["\ud800"]),
-    "set-details": lambda: _construct(step_number=500, details={1, 2}),
-    "bad-agent-id": lambda: _construct(step_number=500, agent_id="a:b"),
-    "float64-embedding": lambda: _construct(step_number=500, embedding=np.zeros(4)),
-    "reserved-id": lambda: act("a1", 500, action_id="relative_index"),
-    "foreign-id": lambda: act("a1", 500, action_id="a2-500-move"),
-}
 
 
 # -- configuration -----------------------------------------------------------------

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import agentmem
-from agentmem import Action, Record, SetIndex, SortedIndex, declare
+from agentmem import Action, Record, SortedIndex, declare
 from agentmem.errors import SchemaError
 from agentmem.model.codec import Codec
 from agentmem.model.fields import AsJson, Identifier, Split
@@ -16,18 +16,6 @@ from agentmem.model.fields import AsJson, Identifier, Split
 
 def act(agent: str = "a", step: int = 1, typ: str = "move", **kw: Any) -> Action:
     return Action(agent_id=agent, simulation_id="s", step_number=step, action_type=typ, **kw)
-
-
-class Note(Record):
-    agent_id: Identifier
-    kind: Identifier
-    step: int
-    note_id: str | None = None
-
-
-NOTES = declare(Note, key="agent:{agent_id}:note:{note_id}", id="note_id", id_template="{kind}",
-                unique_in="tl", indexes=[SortedIndex("tl", "agent:{agent_id}:notes", score="step"),
-                                         SetIndex("bykind", "kinds:{kind}")])
 
 
 def test_a_score_field_must_be_numeric():

@@ -10,9 +10,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-import agentmem
 from agentmem.errors import InvalidInput
-from agentmem.model.records import Action
 from agentmem.search.sequences import (
     best_next,
     cycles,
@@ -145,12 +143,5 @@ def test_against_pure_python(seed: int) -> None:
 
 
 # -- reading a window from a store ------------------------------------------------------------
-
-
-def _load(mem: agentmem.Memory) -> list[Action]:
-    kinds = ["move", "eat", "move", "eat", "attack", "move", "eat"]
-    acts = [Action(agent_id="a1", simulation_id="s1", step_number=i, action_type=k,
-                   reward=None if i == 3 else float(i)) for i, k in enumerate(kinds)]
-    return mem.actions.add_many(acts)
 
 
