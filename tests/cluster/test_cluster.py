@@ -200,6 +200,7 @@ def test_scripts_reloaded_per_node(cm: ClusterMemory) -> None:
     assert len(cm.actions.simulation_actions("sim0")) == 30
 
 
+@pytest.mark.slow
 def test_failover_and_cluster_down() -> None:
     if find_binary("redis") is None:
         pytest.skip("no redis server binary")

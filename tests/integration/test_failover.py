@@ -115,6 +115,7 @@ def check_exactly_once(mem: Memory, archive: Archive, sent: list[Action]) -> Non
 # -- the stream test of the issue ------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "background"), [("redis", False), ("redis", True),
                                              ("valkey", False)],
                          ids=["redis-blocking", "redis-background", "valkey-blocking"])
@@ -151,6 +152,7 @@ def test_redis_stopped_mid_stream_of_20000_writes_loses_nothing(
         srv.close()
 
 
+@pytest.mark.slow
 def test_server_killed_during_batched_writes_loses_and_duplicates_nothing(
         server: LocalServer, tmp_path: Path) -> None:
     """SIGKILL while batches are in flight: a batch may have run with its reply lost;
