@@ -78,7 +78,12 @@ def main() -> int:
         current = OUT.read_text() if OUT.exists() else ""
         strip = lambda s: [ln for ln in s.splitlines() if not re.match(r"\s*(#|$)", ln)]  # noqa: E731
         if strip(current) != strip(text):
+            pinned, here = set(strip(current)), set(strip(text))
             print("constraints.txt differs from this environment; run python tools/constraints.py")
+            for line in sorted(pinned - here):
+                print(f"  pinned, not installed so: {line}")
+            for line in sorted(here - pinned):
+                print(f"  installed, not pinned so: {line}")
             return 1
         return 0
     OUT.write_text(text)

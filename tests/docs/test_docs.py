@@ -155,6 +155,7 @@ def test_ci_installs_as_readme_says() -> None:
     assert 'python -m pip install -e ".[dev]"' in ci
     assert "set -euo pipefail" in ci
     assert 'export PIP_CONSTRAINT="$PWD/constraints.txt"' in ci  # the tested versions
+    assert "python tools/constraints.py --check" in ci  # and nothing pulled in unpinned
 
 
 def test_constraints_pin_every_dependency() -> None:
