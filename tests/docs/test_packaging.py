@@ -4,6 +4,8 @@ CI installs in editable mode, which reads the source tree and so cannot notice a
 subpackage that the build leaves out; this builds the wheel (``pip wheel``) and
 compares its files with the source tree's, the top-level ``backends/`` and
 ``migrations/`` installed as ``agentmem.backends`` and ``agentmem.migrations``.
+It is built from a checkout and from a tree without the symlinks
+``agentmem/backends`` and ``agentmem/migrations``, as an sdist holds it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = (".py", ".lua", ".mako", "py.typed")
@@ -36,7 +40,8 @@ def source_files() -> set[str]:
     return out
 
 
-def test_the_wheel_holds_every_module_exactly_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tree", ["checkout", "sdist"])
+def test_the_wheel_holds_every_module_exactly_once(tmp_path: Path, tree: str) -> None:
     # built from a copy: setuptools leaves build/ and *.egg-info/ in the folder it builds
     src = tmp_path / "src"
     src.mkdir()
@@ -45,6 +50,10 @@ def test_the_wheel_holds_every_module_exactly_once(tmp_path: Path) -> None:
     for top in ("agentmem", *LINKS):
         shutil.copytree(ROOT / top, src / top, symlinks=True,
                         ignore=shutil.ignore_patterns("__pycache__"))
+    for link in LINKS:
+        assert (src / "agentmem" / link).is_symlink()
+        if tree == "sdist":
+            (src / "agentmem" / link).unlink()
     out = tmp_path / "wheel"
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
