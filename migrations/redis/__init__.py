@@ -27,16 +27,19 @@ import importlib
 import os
 import pkgutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 
-import redis
-
-from agentmem.backends.redis import parse_url
-from agentmem.errors import ConfigError, LayoutError, Unavailable
+from agentmem.backends.admin import admin_runner
+from agentmem.backends.redis import RedisRunner
+from agentmem.errors import ConfigError, LayoutError
+from agentmem.lua.migrations import MIGRATION_STATE
 from agentmem.plans.keyspace import LAYOUT_KEY, parse_layout_value
+from agentmem.plans.plan import Arg, Call, Plan, command, script_call, single
+
+T = TypeVar("T")
 
 __all__ = [
     "DEFAULT_BATCH",
@@ -124,18 +127,20 @@ class MigrationReport:
 
 
 class Context:
-    """What a revision's ``upgrade``/``downgrade`` gets: the client and resumable scans.
+    """What a revision's ``upgrade``/``downgrade`` gets: a runner and resumable scans.
 
+    A revision sends its commands as plans (:meth:`run`, :meth:`replies`), like every
+    other part of agentmem: one round trip per batch, redis-py's errors as agentmem's.
     ``scan(phase)`` yields batches of keys; the cursor and the counters are saved
     after each batch the revision has handled, so a killed runner resumes at the
     first unfinished batch (phases already done are skipped). ``count`` adds to a
     named counter; ``counters`` holds them all, saved ones included.
     """
 
-    def __init__(self, client: redis.Redis, revision: Revision, direction: str, *,
+    def __init__(self, runner: RedisRunner, revision: Revision, direction: str, *,
                  batch: int, dry_run: bool, data_layout: int,
                  resume: dict[str, str] | None) -> None:
-        self.client = client
+        self.runner = runner
         self.revision = revision
         self.direction = direction
         self.batch = batch
@@ -152,6 +157,15 @@ class Context:
             self._resume_cursor = resume.get("cursor", "0")
             self.batches = int(resume.get("batches", "0"))
             self.counters = {k[2:]: int(v) for k, v in resume.items() if k.startswith("n:")}
+
+    def run(self, plan: Plan[T]) -> T:
+        """Run ``plan`` (its calls in one round trip) and return what it parses."""
+        return self.runner.run(plan)
+
+    def replies(self, calls: Iterable[Call]) -> list[Any]:
+        """The replies of ``calls``, sent in one round trip; a command the server
+        refused is a :class:`~agentmem.errors.BackendError` in its place (not raised)."""
+        return self.run(Plan(tuple(calls), list))
 
     def count(self, name: str, n: int = 1) -> None:
         if n:
@@ -172,10 +186,12 @@ class Context:
             if self._resume_cursor == "done":
                 return
             cursor = self._resume_cursor
+        match_args: tuple[str, ...] = ("MATCH", match) if match is not None else ()
         started = False
         while not started or cursor != "0":
             started = True
-            nxt, raw = self.client.scan(int(cursor), match=match, count=self.batch)
+            nxt, raw = self.run(single(command("SCAN", cursor, *match_args, "COUNT",
+                                               self.batch), _scan_reply))
             keys = []
             for k in raw:
                 try:
@@ -196,14 +212,28 @@ class Context:
     def _save(self, phase: str, cursor: str) -> None:
         if self.dry_run:
             return
-        fields: dict[Any, Any] = {
+        fields: dict[str, Arg] = {
             "revision": self.revision.revision, "direction": self.direction, "phase": phase,
             "cursor": cursor, "batches": self.batches}
         fields.update({f"n:{k}": v for k, v in self.counters.items()})
-        pipe = self.client.pipeline(transaction=True)
-        pipe.delete(PROGRESS_KEY)
-        pipe.hset(PROGRESS_KEY, mapping=fields)
-        pipe.execute()
+        self.run(_set_state(progress=fields))
+
+
+def _scan_reply(raw: Any) -> tuple[int, list[Any]]:
+    """``SCAN``'s reply: redis-py's parsed ``(cursor, keys)``, or the raw pair."""
+    cursor, keys = raw
+    return int(cursor), list(keys)
+
+
+def _set_state(layout: str = "", revision: str = "",
+               progress: dict[str, Arg] | None = None) -> Plan[None]:
+    """One atomic step of the migration's state: the layout value and the revision
+    (``""``: left as they are) and the progress hash, replaced (``None``: deleted)."""
+    argv: list[Arg] = [layout, revision]
+    for name, value in (progress or {}).items():
+        argv += [name, value]
+    call = script_call(MIGRATION_STATE, argv, (LAYOUT_KEY, REVISION_KEY, PROGRESS_KEY))
+    return single(call, lambda _: None)
 
 
 # -- the chain --------------------------------------------------------------------
@@ -257,28 +287,22 @@ def _index(revision: str) -> int:
 
 # -- the server's state -----------------------------------------------------------
 
-def _client(url: str) -> redis.Redis:
-    url, _ = parse_url(url)
-    try:
-        return redis.Redis.from_url(url, decode_responses=False)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"bad Redis URL: {exc}") from None
-
-
 def _text(raw: Any) -> str | None:
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _read(client: redis.Redis) -> Status:
-    try:
-        pipe = client.pipeline(transaction=False)
-        pipe.get(LAYOUT_KEY)
-        pipe.get(REVISION_KEY)
-        pipe.hgetall(PROGRESS_KEY)
-        raw_layout, raw_rev, raw_progress = pipe.execute()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable(f"Redis is unreachable: {exc}") from exc
-    progress = {k.decode(): v.decode() for k, v in raw_progress.items()} or None
+def _raise_refused(replies: list[Any]) -> list[Any]:
+    for r in replies:
+        if isinstance(r, Exception):
+            raise r
+    return replies
+
+
+def _read(runner: RedisRunner) -> Status:
+    plan = Plan((command("GET", LAYOUT_KEY), command("GET", REVISION_KEY),
+                 command("HGETALL", PROGRESS_KEY)), _raise_refused)
+    raw_layout, raw_rev, raw_progress = runner.run(plan)
+    progress = _progress(raw_progress)
     text = _text(raw_layout)
     layout: int | None = None
     if text is not None and ">" not in text:
@@ -293,13 +317,16 @@ def _read(client: redis.Redis) -> Status:
     return Status(revision, layout, progress)
 
 
+def _progress(raw: Any) -> dict[str, str] | None:
+    """HGETALL's reply (redis-py's dict, or the flat list) as text, ``None`` if empty."""
+    pairs = raw.items() if isinstance(raw, dict) else zip(raw[::2], raw[1::2], strict=True)
+    return {_text(k) or "": _text(v) or "" for k, v in pairs} or None
+
+
 def status(url: str) -> Status:
     """The revision, the recorded layout and any unfinished revision of a server."""
-    client = _client(url)
-    try:
-        return _read(client)
-    finally:
-        client.close()
+    with admin_runner(url) as runner:
+        return _read(runner)
 
 
 def current(url: str) -> str:
@@ -330,9 +357,8 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int) -> Mi
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch must be a positive int, got {batch!r}")
     chain = history()
-    client = _client(url)
-    try:
-        state = _read(client)
+    with admin_runner(url) as runner:
+        state = _read(runner)
         now = _index(state.revision)
         goal = _index(target)
         report = MigrationReport(direction, state.revision, chain[goal].revision, dry_run)
@@ -359,13 +385,9 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int) -> Mi
             todo += [(chain[i], None) for i in range(now, goal, -1)]
         data_layout = state.layout or 1
         for rev, resume in todo:
-            data_layout = _apply(client, rev, direction, batch, dry_run, resume, data_layout,
+            data_layout = _apply(runner, rev, direction, batch, dry_run, resume, data_layout,
                                  report)
         return report
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise Unavailable(f"Redis is unreachable: {exc}") from exc
-    finally:
-        client.close()
 
 
 def _parent(rev: Revision) -> Revision:
@@ -373,7 +395,7 @@ def _parent(rev: Revision) -> Revision:
     return chain[max(0, _index(rev.revision) - 1)]
 
 
-def _apply(client: redis.Redis, rev: Revision, direction: str, batch: int, dry_run: bool,
+def _apply(runner: RedisRunner, rev: Revision, direction: str, batch: int, dry_run: bool,
            resume: dict[str, str] | None, data_layout: int, report: MigrationReport) -> int:
     parent = _parent(rev)
     up = direction == "upgrade"
@@ -381,13 +403,9 @@ def _apply(client: redis.Redis, rev: Revision, direction: str, batch: int, dry_r
     if not dry_run:
         data_layout = old
         if resume is None:
-            pipe = client.pipeline(transaction=True)
-            if old != new:
-                pipe.set(LAYOUT_KEY, f"{old}>{new}")
-            pipe.delete(PROGRESS_KEY)
-            pipe.hset(PROGRESS_KEY, mapping={"revision": rev.revision, "direction": direction})
-            pipe.execute()
-    ctx = Context(client, rev, direction, batch=batch, dry_run=dry_run,
+            runner.run(_set_state(layout=f"{old}>{new}" if old != new else "",
+                                  progress={"revision": rev.revision, "direction": direction}))
+    ctx = Context(runner, rev, direction, batch=batch, dry_run=dry_run,
                   data_layout=data_layout, resume=resume)
     step: Callable[[Context], None] = rev.module.upgrade if up else rev.module.downgrade
     step(ctx)
@@ -395,9 +413,5 @@ def _apply(client: redis.Redis, rev: Revision, direction: str, batch: int, dry_r
     report.counts[rev.revision] = dict(ctx.counters)
     if dry_run:
         return data_layout
-    pipe = client.pipeline(transaction=True)
-    pipe.set(LAYOUT_KEY, str(new))
-    pipe.set(REVISION_KEY, rev.revision if up else parent.revision)
-    pipe.delete(PROGRESS_KEY)
-    pipe.execute()
+    runner.run(_set_state(layout=str(new), revision=rev.revision if up else parent.revision))
     return new

@@ -15,10 +15,10 @@ import redis
 
 import agentmem
 from agentmem import Action
-from agentmem.lua import cluster, scripts, search, tiers
+from agentmem.lua import cluster, migrations, scripts, search, tiers
 from agentmem.lua.loader import Script
 
-MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius"]
+MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius", "migrations"]
 
 
 def _all() -> list[Script]:
@@ -87,6 +87,30 @@ def test_set_counters_only_when_the_list_did_not_change(r: redis.Redis) -> None:
     assert _run(r, cluster.SET_COUNTERS, [], "list", "counts", 3, "move", 2) == 0
     assert _run(r, cluster.SET_COUNTERS, [], "list", "counts", 2, "move", 2) == 1
     assert r.hgetall("counts") == {b"move": b"2"}
+
+
+def test_migration_state_replaces_the_progress_hash(r: redis.Redis) -> None:
+    keys = ["agentmem:layout", "agentmem:layout:revision", "agentmem:layout:progress"]
+    assert _run(r, migrations.MIGRATION_STATE, keys, "1>2", "", "phase", "move", "n:a", "3") == 1
+    assert r.get("agentmem:layout") == b"1>2"
+    assert not r.exists("agentmem:layout:revision")
+    assert r.hgetall(keys[2]) == {b"phase": b"move", b"n:a": b"3"}
+    _run(r, migrations.MIGRATION_STATE, keys, "", "", "phase", "verify")
+    assert r.hgetall(keys[2]) == {b"phase": b"verify"}  # replaced, not merged
+    assert r.get("agentmem:layout") == b"1>2"  # '' leaves it
+    _run(r, migrations.MIGRATION_STATE, keys, "2", "0002")
+    assert (r.get(keys[0]), r.get(keys[1]), r.exists(keys[2])) == (b"2", b"0002", 0)
+
+
+def test_details_cas_writes_only_over_what_was_read(r: redis.Redis) -> None:
+    r.hset("h", mapping={"details": '{"a": 1}', "step": 3})
+    r.expire("h", 100)
+    assert _run(r, migrations.DETAILS_CAS, ["h"], '{"a": 2}', '{"a":2}') == 0
+    assert _run(r, migrations.DETAILS_CAS, ["h"], '{"a": 1}', '{"a":1}') == 1
+    assert r.hget("h", "details") == b'{"a":1}'
+    assert r.ttl("h") > 0
+    assert _run(r, migrations.DETAILS_CAS, ["gone"], '{"a": 1}', "x") == 0
+    assert not r.exists("gone")
 
 
 def test_timeline_text(r: redis.Redis) -> None:

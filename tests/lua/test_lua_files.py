@@ -12,7 +12,7 @@ import pytest
 from agentmem.lua.loader import INCLUDE, Script, resolve, source_files
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius"]
+MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius", "migrations"]
 
 
 def declared() -> dict[str, Script]:

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import re
 
-import redis
-
+from agentmem.errors import BackendError
 from agentmem.migrations.redis import Context, MigrationError
 from agentmem.plans.keyspace import Layout
 from agentmem.plans.keyspace import layout as get_layout
+from agentmem.plans.plan import command
 
 revision = "0002"
 down_revision: str | None = "0001"
@@ -68,12 +68,9 @@ def move(ctx: Context, src: Layout, dst: Layout) -> None:
                 renames.append((found[0], key, render(dst, *found)))
         if not renames:
             continue
-        pipe = ctx.client.pipeline(transaction=False)
-        for _, old, new in renames:
-            pipe.renamenx(old, new)
-        for (family, _, _), done in zip(renames, pipe.execute(raise_on_error=False),
-                                        strict=True):
-            if isinstance(done, redis.ResponseError):  # gone meanwhile (expired)
+        replies = ctx.replies(command("RENAMENX", old, new) for _, old, new in renames)
+        for (family, _, _), done in zip(renames, replies, strict=True):
+            if isinstance(done, BackendError):  # gone meanwhile (expired)
                 ctx.count(f"vanished.{family}")
             elif done:
                 ctx.count(f"moved.{family}")

@@ -23,22 +23,20 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from agentmem.errors import InvalidInput
+from agentmem.errors import BackendError, InvalidInput
+from agentmem.lua.migrations import DETAILS_CAS
 from agentmem.migrations.redis import Context
 from agentmem.model.jsonvalue import dumps
 from agentmem.plans.keyspace import layout as get_layout
+from agentmem.plans.plan import command, script_call
 
 revision = "0003"
 down_revision: str | None = "0002"
 description = "details written by the specification's code (json.dumps) as compact JSON"
 layout = 2
 
-CAS = """
-local v = redis.call('HGET', KEYS[1], 'details')
-if v ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'details', ARGV[2])
-return 1
-"""
+CAS = DETAILS_CAS
+"""The compare-and-set of one hash's ``details`` (``agentmem/lua/src/migrations``)."""
 
 
 def _reject(name: str) -> Any:
@@ -87,11 +85,9 @@ def rewrite(ctx: Context, encode: Callable[[bytes], bytes | None]) -> None:
         if not hashes:
             continue
         ctx.count("hashes", len(hashes))
-        pipe = ctx.client.pipeline(transaction=False)
-        for k in hashes:
-            pipe.hget(k, "details")
         todo = []
-        for k, raw in zip(hashes, pipe.execute(), strict=True):
+        for k, raw in zip(hashes, _checked(ctx.replies(command("HGET", k, "details")
+                                                      for k in hashes)), strict=True):
             if raw is None:
                 continue
             new = encode(raw)
@@ -102,7 +98,13 @@ def rewrite(ctx: Context, encode: Callable[[bytes], bytes | None]) -> None:
         if ctx.dry_run:
             ctx.count("to_rewrite", len(todo))
             continue
-        pipe = ctx.client.pipeline(transaction=False)
-        for k, raw, new in todo:
-            pipe.eval(CAS, 1, k, raw, new)
-        ctx.count("rewritten", sum(int(x) for x in pipe.execute()))
+        done = ctx.replies(script_call(CAS, (raw, new), (k,)) for k, raw, new in todo)
+        ctx.count("rewritten", sum(int(x) for x in _checked(done)))
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """The replies, the first refused command raised (the batch is safe to run again)."""
+    for r in replies:
+        if isinstance(r, BackendError):
+            raise r
+    return replies
