@@ -103,9 +103,11 @@ def near_call(circle: Circle, *, mode: str, shape: tuple[str, str, str],
               fields: tuple[str, str], limit: int | None, filters: Filters,
               keys: Sequence[tuple[str, str]] = (),
               steps: tuple[str, str, str, str, str] | None = None,
-              route: str | None = None) -> Call:
+              route: str | None = None, simulation_id: str = "") -> Call:
     """One :data:`NEAR` call: ``keys`` as (key, step) pairs, or ``steps`` as (steps key,
-    lo, hi, key prefix, key suffix) for the keys of the steps a sorted set holds."""
+    lo, hi, key prefix, key suffix) for the keys of the steps a sorted set holds.
+    ``simulation_id`` (mode ``'s'``): a member whose hash is of another simulation is
+    skipped."""
     argv: list[Arg] = [mode, *shape, *fields, repr(circle.x), repr(circle.y),
                        repr(circle.r2), check_limit(limit), *filters.argv()]
     if steps is None:
@@ -115,6 +117,7 @@ def near_call(circle: Circle, *, mode: str, shape: tuple[str, str, str],
     else:
         argv += ["steps", *steps]
     argv += range_args(circle.ranges)
+    argv.append(simulation_id)
     return script_call(NEAR, argv, route=route)
 
 
@@ -132,11 +135,13 @@ def parse_near(decode: Callable[[Any], M]) -> Callable[[Any], list[Near[M]]]:
 def near_split(circle: Circle, *, candidates: Call, shape: tuple[str, str, str],
                fields: tuple[str, str], limit: int | None, filters: Filters,
                agents_of: Callable[[str, str], list[str]],
-               decode: Callable[[Any], M]) -> Plan[list[Near[M]]]:
+               decode: Callable[[Any], M], simulation_id: str = "") -> Plan[list[Near[M]]]:
     """The cluster path of a simulation-level search: ``candidates`` (a ``'c'``-mode
     call) lists ``id, step`` pairs; one ``GET_MANY`` per agent reads their hashes,
-    and the script's test and order are applied here."""
+    and the script's test and order are applied here (a hash of another simulation
+    than ``simulation_id`` is skipped, as the script does)."""
     pre, mid, suffix = shape
+    sim = simulation_id.encode()
     lim = check_limit(limit)
     fx, fy = (f.encode() for f in fields)
 
@@ -167,7 +172,7 @@ def near_split(circle: Circle, *, candidates: Call, shape: tuple[str, str, str],
             for (i, _), cands in zip(pairs, options, strict=True):
                 for a in cands:
                     h = found.get((a, i))
-                    if h is None:
+                    if h is None or (sim and h.get(b"simulation_id") != sim):
                         continue
                     try:
                         px, py = float(h[fx]), float(h[fy])

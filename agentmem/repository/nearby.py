@@ -90,7 +90,7 @@ class RadiusSearch(ActionCore):
                      score_arg(start, "-inf"), score_arg(end, "+inf"), kpre, ksuf)
         if not self.cluster:
             call = near_call(circle, mode="s", shape=shape, fields=fields, limit=limit,
-                             filters=f, keys=keys, steps=steps)
+                             filters=f, keys=keys, steps=steps, simulation_id=simulation_id)
             return self._with_cell(single(call, parse_near(self.spec.codec.decode)),
                                    record=False)
         route = self._key("sim_steps", simulation_id=simulation_id)
@@ -98,4 +98,5 @@ class RadiusSearch(ActionCore):
                           filters=f, keys=keys, steps=steps, route=route)
         return self._with_cell(near_split(
             circle, candidates=first, shape=shape, fields=fields, limit=limit, filters=f,
-            agents_of=candidate_agents, decode=self.spec.codec.decode), record=False)
+            agents_of=candidate_agents, decode=self.spec.codec.decode,
+            simulation_id=simulation_id), record=False)

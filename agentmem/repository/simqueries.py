@@ -32,18 +32,22 @@ class SimulationQueries(ActionCore):
     same round trip; two on a Redis Cluster)."""
 
     def _sim_fetch(self, source: str, kind: str, start: int, stop: int, limit: int | None,
-                   step: int | None = None) -> Plan[list[Action]]:
+                   simulation_id: str, step: int | None = None) -> Plan[list[Action]]:
+        """The actions an index of ``simulation_id`` lists; an id whose hash is now an
+        action of another simulation (given again after its action left memory) is
+        skipped."""
         # agent:{agent_id}:action:{action_id} -> prefix, middle, suffix around both ids
         prefix, middle, suffix = self._sim_shape()
         argv: list[Arg] = [source, kind, start, stop, prefix, middle, suffix, check_limit(limit),
-                           "" if step is None else step]
+                           "" if step is None else step, simulation_id]
         if self.cluster:
             return self._sim_fetch_split(source, kind, start, stop, check_limit(limit), step,
-                                         (prefix, middle, suffix))
+                                         (prefix, middle, suffix), simulation_id)
         return single(script_call(SIM_FETCH, argv), self._decode_list)
 
     def _sim_fetch_split(self, source: str, kind: str, start: int, stop: int, limit: int,
-                         step: int | None, shape: tuple[str, str, str]) -> Plan[list[Action]]:
+                         step: int | None, shape: tuple[str, str, str], simulation_id: str
+                         ) -> Plan[list[Action]]:
         """Cluster mode: :data:`~agentmem.lua.scripts.SIM_FETCH` in two round trips, as the
         hashes of a simulation's actions are in their agents' slots: the ids from the
         simulation's slot, then one ``GET_MANY`` per agent (grouped per node by the
@@ -52,6 +56,7 @@ class SimulationQueries(ActionCore):
         first = command("SMEMBERS", source) if kind == "set" else \
             command("LRANGE", source, start, stop)
         want = "" if step is None else str(step)
+        sim = simulation_id.encode()
 
         def fetch(raw: list[Any]) -> list[Action]:
             if isinstance(raw[0], Exception):
@@ -76,7 +81,7 @@ class SimulationQueries(ActionCore):
                     if isinstance(reply, Exception):
                         raise reply
                     for i, h in zip(per_agent[a], reply, strict=True):
-                        if h:
+                        if h and _field(h, b"simulation_id") == sim:
                             found[a, i] = h
                 decode = self.spec.codec.decode
                 out: list[Action] = []
@@ -99,14 +104,14 @@ class SimulationQueries(ActionCore):
                 ) -> Plan[list[Action]]:
         """Every action of a simulation at one step, ordered by action id."""
         key = self._key("sim_step", simulation_id=simulation_id, step_number=step)
-        return self._sim_fetch(key, "set", 0, -1, limit, step)
+        return self._sim_fetch(key, "set", 0, -1, limit, simulation_id, step)
 
     @operation
     def simulation_actions(self, /, simulation_id: str, start: int = 0, stop: int = -1
                            ) -> Plan[list[Action]]:
         """A slice of a simulation's actions in write order (LRANGE semantics)."""
         key = self._key("sim_actions", simulation_id=simulation_id)
-        return self._sim_fetch(key, "list", start, stop, None)
+        return self._sim_fetch(key, "list", start, stop, None, simulation_id)
 
     @operation
     def steps(self, /, simulation_id: str, start: int | None = None, end: int | None = None
@@ -130,3 +135,13 @@ class SimulationQueries(ActionCore):
                 raise DecodeError(f"{key} holds a count that is not an integer: {exc}") from None
 
         return single(command("HGETALL", key), parse)
+
+
+def _field(h: Any, name: bytes) -> Any:
+    """A field of a hash as ``HGETALL`` answers it (a flat list, or a dict)."""
+    if isinstance(h, dict):
+        return h.get(name)
+    for i in range(0, len(h) - 1, 2):
+        if h[i] == name:
+            return h[i + 1]
+    return None

@@ -270,3 +270,19 @@ def test_cli_uses_the_cluster(cm: ClusterMemory, clusters: tuple[LocalCluster, L
     res = runner.invoke(main, ["--redis-url", url, "check"])
     assert res.exit_code == 0, res.output
     assert "clean" in res.output
+
+
+def test_a_simulation_never_reads_another_simulations_action(cm: ClusterMemory) -> None:
+    """Issue 17, item 7, on the cluster paths (two round trips): an id of s1's indices
+    given again to s2's action after s1's left memory is not read as s1's."""
+    first = cm.actions.add(Action(agent_id="a1", simulation_id="s1", step_number=5,
+                                  action_type="move", position=(1.0, 2.0)))
+    cm.runner.client.delete(f"agent:{{a1}}:action:{first.action_id}")  # lost
+    cm.runner.client.zrem("agent:{a1}:action:timeline", first.action_id)
+    second = cm.actions.add(first.model_copy(update={"simulation_id": "s2"}))
+    assert second.action_id == first.action_id
+    assert cm.actions.at_step("s1", 5) == []
+    assert cm.actions.simulation_actions("s1") == []
+    assert cm.actions.near_at("s1", 1.0, 2.0, 1.0, step=5) == []
+    assert [a.simulation_id for a in cm.actions.at_step("s2", 5)] == ["s2"]
+    assert [n.record.simulation_id for n in cm.actions.near_at("s2", 1.0, 2.0, 1.0)] == ["s2"]

@@ -18,3 +18,15 @@ local function sim_agents(id, step)
   end
   return out
 end
+
+-- Whether a hash (HGETALL's flat reply) is an action of simulation sim: its
+-- simulation_id field equals sim ('': any simulation). An id of a simulation's index
+-- may have been given again, after its action left memory, to an action of another
+-- simulation: that hash is not this simulation's action.
+local function of_sim(h, sim)
+  if sim == '' then return true end
+  for i = 1, #h, 2 do
+    if h[i] == 'simulation_id' then return h[i + 1] == sim end
+  end
+  return false
+end

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- near: radius search over a grid index.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, code ranges, keys (documented below)
+-- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, keys, code ranges, simulation id (documented below)
 -- Reply: {id, distance, hash, ...} nearest first; mode 'c': candidates {id, step, ...}
 --!include lib/sim_agents.lua
 
@@ -14,7 +14,9 @@
 --   match field ('' none), n, n accepted values; range field ('' none), lo, hi ('' open);
 --   the keys: 'keys' n (key step)... or 'steps' steps_key lo hi key_pre key_suf (the keys
 --     of the steps that the sorted set steps_key holds in lo..hi);
---   n, n (lo hi) pairs of codes.
+--   n, n (lo hi) pairs of codes;
+--   the simulation id of mode 's' ('': any): a member whose hash belongs to
+--     another simulation (an id given again after its action left memory) is skipped.
 -- Returns {d2, hash, d2, hash, ...} nearest first (ties by id), d2 the squared distance.
 local A = ARGV
 local mode, pre, mid, suf = A[1], A[2], A[3], A[4]
@@ -41,6 +43,7 @@ else
   p = p + 6
 end
 local nr = tonumber(A[p])
+local sim = A[p + 2 * nr + 1] or ''
 local fields = {xf, yf}
 if mf ~= '' then fields[#fields + 1] = mf end
 local rpos = nil
@@ -51,7 +54,11 @@ local mpos = mf ~= '' and 3 or nil
 local function sim_hash(id, step)
   for _, agent in ipairs(sim_agents(id, step)) do
     local key = pre .. agent .. mid .. id .. suf
-    if redis.call('EXISTS', key) == 1 then return key end
+    if sim == '' then
+      if redis.call('EXISTS', key) == 1 then return key end
+    elseif redis.call('HGET', key, 'simulation_id') == sim then
+      return key
+    end
   end
   return nil
 end
