@@ -1,0 +1,100 @@
+"""Queries with a limit do work bounded by the limit, not by the index (issue 17,
+item 6), and answer exactly what the full sort answers; on real Redis and Valkey.
+
+``by_type``, ``by_target`` and ``successful_interactions`` read a set index
+ordered by a sorted one (``set_sorted_fetch.lua``). With a limit, the script walks
+the sorted index from the top and keeps the set's members; it sorts the whole set
+only when that is cheaper (the set is small, or its members are the oldest). Which
+way it went is visible in the server's command statistics (``SMEMBERS`` is the
+sort), which the tests read; the answers are compared with a reference computed
+here from every action.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import redis
+
+import agentmem
+from agentmem import Action
+
+
+def _calls(r: redis.Redis, name: str) -> int:
+    stats = r.info("commandstats").get(f"cmdstat_{name}")
+    return int(stats["calls"]) if stats else 0
+
+
+def _ids(actions: list[Action]) -> list[str]:
+    return [a.action_id for a in actions]
+
+
+def _newest_first(actions: list[Action]) -> list[Action]:
+    return sorted(actions, key=lambda a: (a.step_number, a.action_id.encode()), reverse=True)
+
+
+@pytest.fixture
+def stored(mem: agentmem.Memory) -> list[Action]:
+    rng = random.Random(7)
+    kinds = ["move"] * 6 + ["eat"] * 3 + ["share"]
+    acts = [Action(agent_id="a1", simulation_id="s1", step_number=step // 2,
+                   action_type=rng.choice(kinds), action_target_id=rng.choice(["t1", "t2"]),
+                   reward=rng.choice([None, -1.0, 0.0, 0.5, 2.0]))
+            for step in range(3000)]
+    return mem.actions.add_many(acts)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 10, 100, 999, 5000, None])
+def test_by_type_and_by_target_answer_what_the_full_sort_answers(
+        mem: agentmem.Memory, stored: list[Action], limit: int | None) -> None:
+    for kind in ("move", "eat", "share"):
+        want = _newest_first([a for a in stored if a.action_type == kind])[:limit]
+        assert _ids(mem.actions.by_type("a1", kind, limit=limit)) == _ids(want)
+    for target in ("t1", "t2"):
+        want = _newest_first([a for a in stored if a.action_target_id == target])[:limit]
+        assert _ids(mem.actions.by_target("a1", target, limit=limit)) == _ids(want)
+
+
+@pytest.mark.parametrize("limit", [1, 3, 50, None])
+def test_successful_interactions_answer_what_the_full_sort_answers(
+        mem: agentmem.Memory, stored: list[Action], limit: int | None) -> None:
+    for target in ("t1", "t2"):
+        hits = [a for a in stored if a.action_target_id == target and (a.reward or 0) > 0]
+        want = sorted(hits, key=lambda a: (a.reward, a.action_id.encode()), reverse=True)
+        got = mem.actions.successful_interactions("a1", target, limit=limit)
+        assert _ids(got) == _ids(want[:limit])
+
+
+def test_a_common_type_is_answered_without_sorting_the_set(
+        mem: agentmem.Memory, r: redis.Redis, stored: list[Action]) -> None:
+    r.config_resetstat()
+    got = mem.actions.by_type("a1", "move", limit=10)
+    assert len(got) == 10
+    assert _calls(r, "smembers") == 0
+    assert _calls(r, "zrange") == 1  # one page of the timeline held ten moves
+
+
+def test_members_that_are_the_oldest_are_sorted_instead(
+        mem: agentmem.Memory, r: redis.Redis) -> None:
+    old = [Action(agent_id="a1", simulation_id="s1", step_number=s, action_type="rare")
+           for s in range(200)]
+    new = [Action(agent_id="a1", simulation_id="s1", step_number=s, action_type="move")
+           for s in range(200, 2200)]
+    mem.actions.add_many(old + new)
+    r.config_resetstat()
+    got = mem.actions.by_type("a1", "rare", limit=5)
+    assert [a.step_number for a in got] == [199, 198, 197, 196, 195]
+    assert _calls(r, "smembers") == 1  # the walk gave up after 200 members: a sort
+
+
+def test_members_without_a_timeline_entry_still_come_last(
+        mem: agentmem.Memory, r: redis.Redis, stored: list[Action]) -> None:
+    """A member the sorted index lacks (an index left inconsistent) is answered as the
+    sort answers it: after every scored member."""
+    eats = _newest_first([a for a in stored if a.action_type == "eat"])
+    lost = sorted((a.action_id for a in eats[:3]), key=str.encode, reverse=True)
+    r.zrem("agent:a1:action:timeline", *lost)
+    for limit in (len(eats) - 1, len(eats)):  # the walk runs out, then the sort
+        got = mem.actions.by_type("a1", "eat", limit=limit)
+        assert _ids(got) == (_ids(eats[3:]) + lost)[:limit]
