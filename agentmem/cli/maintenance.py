@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -11,6 +12,7 @@ import click
 from agentmem import integrity
 from agentmem.cli import output
 from agentmem.cli.stores import Stores
+from agentmem.dualwrite.outbox import drain
 from agentmem.dualwrite.sync import archive_to_sql, load_from_sql
 from agentmem.tiers.maintenance import DEFAULT_IM_TTL, TierPolicy, Tiers
 
@@ -104,4 +106,39 @@ def maintain(stores: Stores, stm_steps: int | None, stm_seconds: float | None,
         output.pairs("maintain", asdict(rep))
 
 
-COMMANDS = (check, repair, sync, maintain)
+@click.command("archive")
+@click.option("--follow", is_flag=True,
+              help="Keep draining, every --every seconds, until interrupted (a worker).")
+@click.option("--every", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
+              help="Seconds between drains with --follow.")
+@click.option("--all", "include_live", is_flag=True,
+              help="Also the outboxes of running writers (safe: no row is written twice).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per drain).")
+@pass_stores
+def archive(stores: Stores, follow: bool, every: float, include_live: bool,
+            as_json: bool) -> None:
+    """Archive what Redis acknowledged and no writer archived: the outboxes of writers
+    that stopped (see docs/durability.md).
+
+    Exit status 1 when an outbox listed actions that were gone from Redis.
+    """
+    missing = 0
+    try:
+        while True:
+            rep = drain(stores.memory, stores.archive, include_live=include_live)
+            missing += len(rep.missing)
+            if rep.read or rep.missing or not follow:
+                if as_json:
+                    output.json_object(rep.as_dict())
+                else:
+                    output.pairs("archive", rep.as_dict())
+            if not follow:
+                break
+            time.sleep(every)
+    except KeyboardInterrupt:
+        pass
+    if missing:
+        sys.exit(1)
+
+
+COMMANDS = (check, repair, sync, maintain, archive)

@@ -11,7 +11,7 @@ converted first, see :mod:`agentmem.config.reader`).
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -123,6 +123,14 @@ class DualWriteSettings(Settings):
     retry_interval: Annotated[float, Field(ge=0, allow_inf_nan=False)] = \
         DEFAULT_RETRY_INTERVAL
     """Seconds between probes of a Redis that was unreachable."""
+    durability: Literal["buffered", "redis", "archived"] | None = None
+    """When a write returns (``docs/durability.md``): ``buffered`` (queued in the process:
+    the background thread), ``redis`` (stored in Redis with its outbox entry),
+    ``archived`` (committed to the archive too). ``None``: ``buffered`` with
+    ``background``, else ``redis``."""
+    lease: Seconds = 30.0
+    """Seconds a writer's outbox stays its own after its last write; then any other
+    writer, or ``agentmem archive``, may drain it."""
 
 
 class TierSettings(Settings):

@@ -27,13 +27,14 @@ it. With ``strict=True`` connection errors are raised (``Unavailable``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
@@ -45,6 +46,8 @@ from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.journal import Journal
+from agentmem.dualwrite.outbox import DrainReport, Outbox, drain, read_actions
+from agentmem.dualwrite.signals import exit_on_sigterm
 from agentmem.errors import (
     AgentMemError,
     BackendError,
@@ -58,6 +61,7 @@ from agentmem.model.records import Action
 from agentmem.repository.base import build
 
 T = TypeVar("T")
+Durability = Literal["buffered", "redis", "archived"]
 log = logging.getLogger("agentmem.dualwrite.writer")
 
 
@@ -85,21 +89,32 @@ class DualWriter(FallbackReads):
         strict: bool = False,
         journal: str | os.PathLike[str] | None = None,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
+        durability: Durability | None = None,
+        lease: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         settings = read(DualWriteSettings, {
             "buffer_size": buffer_size, "interval": interval, "background": background,
             "queue_size": queue_size, "strict": strict, "journal": journal,
-            "retry_interval": retry_interval}, env={})
+            "retry_interval": retry_interval, "durability": durability, "lease": lease},
+            env={})
         if strict and journal is not None:
             raise ConfigError("strict=True raises connection errors: it keeps no journal")
+        mode = settings.durability or ("buffered" if settings.background else "redis")
+        if mode != "buffered" and settings.background:
+            raise ConfigError(
+                f"durability={mode!r} cannot have background=True: the background thread "
+                "returns before Redis has the action (durability='buffered')")
+        self.durability: Durability = mode
+        """When a write returns (``docs/durability.md``)."""
+        background = mode == "buffered"
         self.memory = memory
         self.archive = archive
         self.settings = settings
         """The writer's options (:class:`~agentmem.DualWriteSettings`)."""
         self.buffer_size = settings.buffer_size
         self.interval = settings.interval
-        self.background = settings.background
+        self.background = background
         self._clock = clock
         self._lock = threading.RLock()  # guards _buffer and _last_write
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
@@ -117,12 +132,28 @@ class DualWriter(FallbackReads):
             path = default_journal_path(archive) if journal is None else journal
             self.failover = Failover(memory, archive, Journal(path),
                                      retry_interval=settings.retry_interval, clock=clock)
+        self.outbox = Outbox(memory, lease=settings.lease)
+        """This writer's outbox (``docs/durability.md``)."""
+        self.recovered = self._drain_stopped()
+        """What opening drained from the outboxes of writers that stopped."""
         if background:
             self._queue = queue.Queue(maxsize=queue_size)
             self._thread = threading.Thread(target=run, args=(self,), name="agentmem-dualwrite",
                                             daemon=True)
             self._thread.start()
         atexit.register(self.close)
+        exit_on_sigterm()
+
+    def _drain_stopped(self) -> DrainReport:
+        """Archive what writers that stopped left in their outboxes (at open)."""
+        try:
+            return drain(self.memory, self.archive, skip=self.outbox.key)
+        except Unavailable as exc:
+            if self.strict:
+                raise
+            log.warning("Redis is unreachable (%s): the outboxes of stopped writers are "
+                        "drained later (agentmem archive, or the next writer)", exc)
+            return DrainReport()
 
     # -- the caller's side ----------------------------------------------------------------
 
@@ -165,7 +196,9 @@ class DualWriter(FallbackReads):
             stored, err = self._store(items)
             with self._lock:
                 self._buffer.extend(stored)
-                if err is None and self._due():
+                if self.durability == "archived" and stored:
+                    self._write_locked()  # returns once the archive has committed
+                elif err is None and self._due():
                     self._auto_write()
         if err is not None:
             raise err  # the records that were stored are archived too
@@ -224,6 +257,8 @@ class DualWriter(FallbackReads):
             self._thread.join(timeout=30)
         if self.failover is not None:
             self.failover.journal.close()
+        with contextlib.suppress(AgentMemError):  # else the lease expires by itself
+            self.outbox.release()
         atexit.unregister(self.close)
 
     def __enter__(self) -> DualWriter:
@@ -279,20 +314,45 @@ class DualWriter(FallbackReads):
             or self._clock() - self._last_write >= self.interval)
 
     def _write_locked(self) -> int:
-        """Archive the buffer in one transaction; clear it only when that succeeded."""
-        batch = list(self._buffer)
+        """Archive the buffer and what the outbox lists in one transaction; clear the
+        buffer and drop the listed keys only when that succeeded."""
+        own = list(self._buffer)
         fo = self.failover
         try:
             if fo is not None:
                 fo.apply_renames()
+            listed, extra = self._listed(own)
+            batch = own + extra
             n = self.archive.write(batch) if batch else 0
         except Exception as exc:
             raise _as_agentmem_error(exc, "the archive write failed") from exc
-        del self._buffer[:len(batch)]
+        if listed:
+            with contextlib.suppress(Unavailable):  # else still listed: archived again
+                self.outbox.ack(listed)  # later, which inserts nothing
+        del self._buffer[:len(own)]
         if fo is not None:
             fo.confirm()  # whatever a replay handed over is archived now
         self._last_write = self._clock()
         return n
+
+    def _listed(self, own: list[Action]) -> tuple[list[str], list[Action]]:
+        """The keys this writer's outbox lists, and the actions among them that are not
+        in ``own`` (stored by a write whose reply was lost), read from Redis. Nothing
+        while Redis is unreachable: the outbox keeps its keys until a later write."""
+        if self.failover is not None and self.failover.down:
+            return [], []
+        try:
+            listed = self.outbox.listed()
+            if not listed:
+                return [], []
+            have = {self.outbox.key_of(a) for a in own}
+            found, missing = read_actions(self.memory, [k for k in listed if k not in have])
+        except Unavailable:
+            return [], []
+        if missing:
+            log.warning("%d actions this writer stored were gone from Redis before they were "
+                        "archived: %s", len(missing), missing[:5])
+        return listed, found
 
     def _auto_write(self) -> int:
         """An archive write the writer decided on (buffer full, interval passed).
@@ -324,7 +384,7 @@ class DualWriter(FallbackReads):
             if fo.down:
                 return self._divert(items)
         try:
-            return self.memory.actions.add_many(items), None
+            return self.outbox.actions.add_many(items), None
         except Unavailable as exc:
             if fo is None:
                 raise

@@ -5,7 +5,7 @@ states its KEYS, ARGV and reply; parts shared by several scripts are files under
 ``src/lib/`` pulled in by a ``--!include lib/<name>.lua`` line (see
 :mod:`agentmem.lua.loader`, the one include mechanism). The modules of this
 package (``scripts``, ``tiers``, ``integrity``, ``cluster``, ``search``,
-``radius``, ``migrations``) name the scripts for their callers.
+``radius``, ``migrations``, ``dualwrite``) name the scripts for their callers.
 
 May import: ``agentmem.errors``. Pure: reads its own package data, no I/O to servers.
 """

@@ -19,11 +19,14 @@ Arguments of one call: ``nrec ttl id_field stamp_field nscope``, then per scope
 per probe key ``key n <n ids>``, then ``ngroup`` and per group ``code key n
 <n args>``, where ``code`` is the index kind (``Z`` sorted set, ``S`` set,
 ``L`` list of record ids; ``z`` a sorted set of field values; ``h`` counters)
-followed by the cap of a capped sorted set (``Z20``).
+followed by the cap of a capped sorted set (``Z20``). A planner given an outbox
+(:meth:`WritePlanner.with_outbox`) adds a last group ``O outbox 3 registry
+lease_key lease_ms``: the script appends every record's key to the outbox list.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
 from typing import Any, Generic, TypeVar
@@ -80,6 +83,8 @@ class WritePlanner(Generic[M]):
         self.spec = spec
         self.batch_size = batch_size
         self.cluster = cluster
+        self.outbox: tuple[str, str, str, int] | None = None
+        """The outbox group's (outbox key, registry key, lease key, lease ms); None: none."""
         self.remote: list[_Index] = []
         """Cluster mode: the indexes outside the record's slot, written by
         :meth:`remote_calls` once the record's id is final (empty otherwise)."""
@@ -152,6 +157,18 @@ class WritePlanner(Generic[M]):
         self._scope_get: Callable[[Sequence[Any]], Any] | None = (
             itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
         self._fast = self._compile_fast()
+
+    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int
+                    ) -> WritePlanner[M]:
+        """A copy of this planner whose calls also append each record's key to the list
+        ``key`` (named in the set ``registry``) and renew ``lease_key`` for ``lease_ms``,
+        in the same atomic script call. One server only."""
+        if self.cluster:
+            raise ConfigError("an outbox needs one server: a Redis Cluster writes each "
+                              "agent's records in its own slot")
+        out = copy.copy(self)
+        out.outbox = (key, registry, lease_key, lease_ms)
+        return out
 
     def _split_slots(self) -> None:
         """Cluster mode: keep in ``self.indexes`` the indexes in the record's slot (their
@@ -407,7 +424,12 @@ class WritePlanner(Generic[M]):
             argv += (pkey, len(ids))
             argv += ids
         _merge_groups(groups, counters, zmembers)
+        at = len(argv)
         _append_groups(argv, groups, meta)
+        if self.outbox is not None:
+            key, registry, lease_key, lease_ms = self.outbox
+            argv[at] = int(argv[at]) + 1
+            argv += ("O", key, 3, registry, lease_key, lease_ms)
         if self.cluster and scopes:  # routed to the slot of the records' keys
             return script_call(WRITE, argv, route=str(argv[5])), guessed
         return script_call(WRITE, argv), guessed
@@ -415,7 +437,7 @@ class WritePlanner(Generic[M]):
     def record_keys(self, rec: Prepared) -> set[str]:
         """Every index key ``rec`` writes to (to tell which records a bad key refuses)."""
         vals = rec.vals
-        out = set()
+        out = set(self.outbox[:2]) if self.outbox is not None else set()
         for ix in self.indexes:
             key = _render(ix.key, vals)
             if key is None:

@@ -7,8 +7,9 @@ share every definition and differ only in the I/O underneath.
 
 from __future__ import annotations
 
+import copy as copying
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -62,6 +63,17 @@ class RecordOps(Generic[M]):
         self.cluster = bool(getattr(runner, "cluster", False))
         """A Redis Cluster runner: writes and simulation-level reads are split per slot."""
         self.writer = WritePlanner(spec, batch_size=batch_size, cluster=self.cluster)
+
+    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int) -> Self:
+        """This repository, with writes that also append each record's key to the outbox
+        list ``key`` in the same atomic step (see :meth:`WritePlanner.with_outbox`): how
+        a dual writer hands what Redis acknowledged to the archive durably."""
+        out = copying.copy(self)
+        for name in [n for n, v in vars(out).items() if callable(v)
+                     and isinstance(getattr(type(out), n, None), operation)]:
+            del out.__dict__[name]  # methods bound to this instance
+        out.writer = self.writer.with_outbox(key, registry, lease_key, lease_ms)
+        return out
 
     # -- writing ----------------------------------------------------------
 

@@ -18,7 +18,8 @@ from agentmem import Action
 from agentmem.lua import cluster, migrations, scripts, search, tiers
 from agentmem.lua.loader import Script
 
-MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius", "migrations"]
+MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius", "migrations",
+           "dualwrite"]
 
 
 def _all() -> list[Script]:

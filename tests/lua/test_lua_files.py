@@ -12,7 +12,8 @@ import pytest
 from agentmem.lua.loader import INCLUDE, Script, resolve, source_files
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius", "migrations"]
+MODULES = ["scripts", "tiers", "integrity", "cluster", "search", "radius", "migrations",
+           "dualwrite"]
 
 
 def declared() -> dict[str, Script]:

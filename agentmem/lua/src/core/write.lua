@@ -4,7 +4,8 @@
 -- ARGV: nrec ttl id_field stamp_field nscope, scopes, records, probe keys, index groups (the layout is documented in agentmem/plans/write.py)
 -- Reply: {stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...} or {'\0EXISTS', positions...} when nothing was written
 -- Arguments: see agentmem/plans/write.py. Checks everything first; writes only
--- when every record of the call can be written whole.
+-- when every record of the call can be written whole. A group 'O' (the dual writer's
+-- outbox) lists the records' keys in the same atomic step (docs/durability.md).
 local A = ARGV
 local unpack, tonumber, call, byte = unpack, tonumber, redis.call, string.byte
 local CH = 1000
@@ -98,6 +99,12 @@ for g = 1, ngroup do
     if c == 83 or c == 115 then  -- S, s: sets, checked together below
       checked[key] = true
       sets[#sets + 1] = key
+    elseif c == 79 then  -- O: the outbox (a list of record keys) and its registry set
+      checked[key] = true
+      others[#others + 1] = key
+      others[#others + 1] = 'list'
+      others[#others + 1] = A[pos + 3]
+      others[#others + 1] = 'set'
     else
       checked[key] = true
       others[#others + 1] = key
@@ -214,6 +221,12 @@ for g = 1, ngroup do
   pos = e + 1
   if c == 104 then
     for i = s, e, 2 do call('HINCRBY', key, A[i], A[i + 1]) end
+  elseif c == 79 then
+    -- the outbox: every record's key, final ids, in record order; the outbox named in
+    -- its registry; the writer's lease renewed (args: registry, lease key, lease ms)
+    for i = 1, nrec, CH do call('RPUSH', key, unpack(keys, i, math.min(i + CH - 1, nrec))) end
+    call('SADD', A[s], key)
+    call('SET', A[s + 1], '1', 'PX', A[s + 2])
   else
     local cmd
     if c == 90 or c == 122 then cmd = 'ZADD' elseif c == 83 or c == 115 then cmd = 'SADD'

@@ -1,0 +1,208 @@
+"""The outbox: what Redis acknowledged, handed to the archive durably.
+
+A dual writer writes each action through a repository with an outbox
+(:meth:`~agentmem.repository.base.RecordOps.with_outbox`): the write script that
+stores the action and its indices also appends the action's hash key to the
+writer's own list ``agentmem:outbox:<name>``, names that list in the set
+``agentmem:outboxes`` and renews the writer's lease ``agentmem:outbox:<name>:lease``,
+all in one atomic step. So an action Redis acknowledged is either archived or
+listed in an outbox, whatever happens to the process that wrote it.
+
+The writer archives its buffer and drops from the head of its outbox exactly the
+keys it read before the archive committed (``outbox_ack.lua``). Any other process
+on the same stores drains the outbox of a writer whose lease has expired
+(:func:`drain`): it renames the list to ``...:claimed`` (``outbox_claim.lua``),
+reads the listed hashes, archives them and drops what it archived, one chunk at a
+time, under the drain lock ``agentmem:outbox-drain``. The archive skips an action it
+holds already, so archiving twice is harmless; dropping only what was read makes
+a crash at any instant leave each key listed until it is archived.
+
+A key whose hash is gone when it is drained (the action expired, or a tier
+transition moved it first) cannot be archived: it is counted in
+:attr:`DrainReport.missing` and logged. Drain within the action TTL.
+See ``docs/durability.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentmem.backends.redis import Memory
+from agentmem.backends.sql import Archive
+from agentmem.errors import BackendError
+from agentmem.lua.dualwrite import OUTBOX_ACK, OUTBOX_CLAIM, OUTBOX_UNLOCK
+from agentmem.lua.scripts import GET_MANY
+from agentmem.model.records import Action
+from agentmem.plans.plan import command, script_call, single
+
+__all__ = ["CLAIMED", "DRAIN_LOCK", "PREFIX", "REGISTRY", "DrainReport", "Outbox", "drain"]
+
+REGISTRY = "agentmem:outboxes"
+"""The set of every outbox list that may hold keys."""
+PREFIX = "agentmem:outbox:"
+"""An outbox list is ``PREFIX + <writer name>``; its lease ``... + ':lease'``."""
+CLAIMED = ":claimed"
+"""The suffix of an outbox a drainer took over."""
+DRAIN_LOCK = "agentmem:outbox-drain"
+"""One drainer at a time (``SET NX PX``; renewed per chunk)."""
+LOCK_MS = 60_000
+CHUNK = 1000
+
+log = logging.getLogger("agentmem.dualwrite.outbox")
+
+
+@dataclass
+class DrainReport:
+    """What :func:`drain` (or a writer's own archive write) did."""
+
+    outboxes: int = 0
+    """Outboxes drained (claimed from stopped writers, or left claimed by a drainer)."""
+    read: int = 0
+    """Keys read from outboxes."""
+    archived: int = 0
+    """Rows the archive inserted (the rest it held already)."""
+    missing: list[str] = field(default_factory=list)
+    """Keys whose hash was gone: not archivable (expired, or moved to a lower tier)."""
+    busy: bool = False
+    """Another drainer held the drain lock: nothing was done."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outboxes": self.outboxes, "read": self.read, "archived": self.archived,
+                "missing": len(self.missing), "busy": self.busy}
+
+
+def _text(x: Any) -> str:
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+class Outbox:
+    """One writer's outbox on ``memory`` (a single server): its list, its lease, and the
+    repository whose writes append to it."""
+
+    def __init__(self, memory: Memory, *, lease: float = 30.0, name: str | None = None) -> None:
+        self.memory = memory
+        self.name = name or secrets.token_hex(8)
+        self.key = PREFIX + self.name
+        self.lease_key = self.key + ":lease"
+        self.lease_ms = max(1, int(lease * 1000))
+        self.actions = memory.actions.with_outbox(self.key, REGISTRY, self.lease_key,
+                                                  self.lease_ms)
+        self._shape: dict[str, tuple[str, str]] = {}
+
+    def key_of(self, action: Action) -> str:
+        """The hash key ``action`` is stored under (as the outbox lists it)."""
+        agent = action.agent_id
+        shape = self._shape.get(agent)
+        if shape is None:
+            shape = self.memory.actions.layout.template("action").around(
+                "action_id", {"agent_id": agent})
+            self._shape[agent] = shape
+        return shape[0] + str(action.action_id) + shape[1]
+
+    def listed(self) -> list[str]:
+        """The keys the outbox holds, oldest first."""
+        return _lrange(self.memory, self.key, -1)
+
+    def ack(self, keys: Sequence[str]) -> bool:
+        """Drop ``keys`` (read from the head, now archived); False if the list was claimed
+        meanwhile (its drainer archives them again, harmlessly)."""
+        return _ack(self.memory, self.key, keys)
+
+    def release(self) -> None:
+        """End the lease (the writer closed): an outbox left non-empty is drained by the
+        next :func:`drain` at once."""
+        self.memory.runner.run(single(command("DEL", self.lease_key), lambda _: None))
+
+
+def _lrange(memory: Memory, key: str, stop: int) -> list[str]:
+    return [_text(k) for k in memory.runner.run(
+        single(command("LRANGE", key, 0, stop), list))]
+
+
+def _ack(memory: Memory, key: str, keys: Sequence[str], lock: str = "") -> bool:
+    """``outbox_ack.lua``: drop ``keys`` from the head of ``key``; with ``lock`` (a drain
+    token) only while that drainer holds the drain lock, which is renewed."""
+    if lock:
+        call = script_call(OUTBOX_ACK, (lock, LOCK_MS, *keys), (key, REGISTRY, DRAIN_LOCK))
+    else:
+        call = script_call(OUTBOX_ACK, ("", "", *keys), (key, REGISTRY))
+    return bool(memory.runner.run(single(call, int)))
+
+
+def read_actions(memory: Memory, keys: Iterable[str]) -> tuple[list[Action], list[str]]:
+    """The actions stored under ``keys`` (one round trip), and the keys whose hash is gone."""
+    keys = list(keys)
+    if not keys:
+        return [], []
+    raw = memory.runner.run(single(script_call(GET_MANY, ["", "", *keys]), list))
+    decode = memory.actions.spec.codec.decode
+    found, missing = [], []
+    for k, h in zip(keys, raw, strict=True):
+        if h:
+            found.append(decode(h))
+        else:
+            missing.append(k)
+    return found, missing
+
+
+def drain(memory: Memory, archive: Archive, *, include_live: bool = False,
+          skip: str | None = None, chunk: int = CHUNK) -> DrainReport:
+    """Archive what the outboxes of stopped writers list (their lease expired), and what
+    a drainer that stopped left claimed; with ``include_live``, every writer's outbox
+    (safe: a live writer's own acknowledgement then finds its list claimed and leaves
+    it). ``skip``: an outbox not to touch (the caller's own). Returns what was done;
+    ``busy`` when another drainer holds the lock."""
+    report = DrainReport()
+    token = secrets.token_hex(8)
+    got = memory.runner.run(single(
+        command("SET", DRAIN_LOCK, token, "NX", "PX", LOCK_MS), lambda r: r is not None))
+    if not got:
+        report.busy = True
+        return report
+    try:
+        members = sorted(_text(m) for m in memory.runner.run(
+            single(command("SMEMBERS", REGISTRY), list)))
+        for key in members:
+            if key == skip:
+                continue
+            if key.endswith(CLAIMED):
+                _drain_list(memory, archive, key, token, chunk, report)
+                continue
+            claimed = key + CLAIMED
+            claim = script_call(OUTBOX_CLAIM, ("1" if include_live else "0",),
+                                (key, claimed, REGISTRY, key + ":lease"))
+            state = memory.runner.run(single(claim, int))
+            if state == -1:  # a claimed list left by a drainer that stopped: first that
+                _drain_list(memory, archive, claimed, token, chunk, report)
+                state = memory.runner.run(single(claim, int))
+            if state == 1:
+                _drain_list(memory, archive, claimed, token, chunk, report)
+    finally:
+        memory.runner.run(single(script_call(OUTBOX_UNLOCK, (token,), (DRAIN_LOCK,)),
+                                 lambda _: None))
+    if report.missing:
+        log.warning("%d actions listed in outboxes were gone from Redis before they were "
+                    "archived (expired, or moved to intermediate memory): %s",
+                    len(report.missing), report.missing[:5])
+    return report
+
+
+def _drain_list(memory: Memory, archive: Archive, key: str, token: str, chunk: int,
+                report: DrainReport) -> None:
+    report.outboxes += 1
+    while True:
+        keys = _lrange(memory, key, chunk - 1)
+        if not keys:
+            _ack(memory, key, (), token)  # the registry forgets the emptied list
+            return
+        actions, missing = read_actions(memory, keys)
+        report.read += len(keys)
+        report.archived += archive.write(actions) if actions else 0
+        report.missing += missing
+        if not _ack(memory, key, keys, token):
+            raise BackendError(f"the drain lock {DRAIN_LOCK} was lost while draining {key}; "
+                               "what was archived stays listed for the next drain")
