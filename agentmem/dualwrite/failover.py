@@ -37,7 +37,7 @@ from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
 from agentmem.dualwrite.journal import Journal
-from agentmem.errors import AgentMemError, InvalidInput, Unavailable, WriteError
+from agentmem.errors import AgentMemError, ConfigError, InvalidInput, Unavailable, WriteError
 from agentmem.model.records import Action, same_action
 
 __all__ = ["DEFAULT_RETRY_INTERVAL", "Failover", "Replay", "default_journal_path", "same_action"]
@@ -50,9 +50,10 @@ Key = tuple[str, str]  # (agent_id, action_id): what Redis keeps unique
 
 
 def default_journal_path(archive: Archive) -> Path:
-    """Beside a SQLite archive file (``<file>-agentmem-journal``); for any other
-    database, ``$XDG_DATA_HOME/agentmem/journal-<hash of the URL>`` (default
-    ``~/.local/share``)."""
+    """The folder of the default journals of the writers on ``archive``: beside a SQLite
+    archive file (``<file>-agentmem-journal``); for any other database,
+    ``$XDG_DATA_HOME/agentmem/journal-<hash of the URL>`` (default ``~/.local/share``).
+    Each writer journals to its own file in it (:func:`own_journal`)."""
     if archive.engine.dialect.name == "sqlite" and "://" not in archive.location:
         db = Path(archive.location)
         return db.with_name(db.name + "-agentmem-journal")
@@ -60,6 +61,49 @@ def default_journal_path(archive: Archive) -> Path:
                                                            ".local", "share")
     digest = hashlib.sha1(archive.location.encode()).hexdigest()[:16]
     return Path(home) / "agentmem" / f"journal-{digest}"
+
+
+JOURNAL_SUFFIX = ".journal"
+
+
+def own_journal(folder: Path, name: str) -> Journal:
+    """A writer's own journal in the default ``folder``, holding what the journals of
+    writers that stopped left there (adopted: appended to it durably, then removed).
+
+    A journal is another writer's while that writer holds its lock (it has it open:
+    Redis was unreachable); an unlocked one was left by a writer that stopped. The
+    journal of agentmem before per-writer files (``folder`` itself, a file) is
+    adopted too. Adopting is safe at any instant: an action in two journals is
+    replayed once (the replay finds it in Redis the second time)."""
+    try:
+        if folder.is_file():  # the single journal file of earlier versions
+            legacy = folder.with_name(folder.name + ".legacy")
+            folder.rename(legacy)
+            folder.mkdir(mode=0o700, parents=True)
+            legacy.rename(folder / ("legacy" + JOURNAL_SUFFIX))
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        others = sorted(p for p in folder.glob("*" + JOURNAL_SUFFIX)
+                        if p.name != name + JOURNAL_SUFFIX)
+    except OSError as exc:
+        raise ConfigError(f"cannot use the journal folder {folder}: {exc}") from exc
+    mine = Journal(folder / (name + JOURNAL_SUFFIX))
+    for path in others:
+        other = Journal(path)
+        try:
+            other.open()
+        except ConfigError:
+            continue  # locked: a live writer's
+        try:
+            left = other.read_appends()
+            for batch in left:
+                mine.append(batch)  # durable before the other file goes
+            if left:
+                log.warning("adopted %d journaled appends of a writer that stopped (%s)",
+                            len(left), path)
+            path.unlink()
+        finally:
+            other.close()
+    return mine
 
 
 @dataclass

@@ -147,13 +147,17 @@ class Journal:
 
     def read(self) -> list[Action]:
         """Every journaled action, in append order."""
-        out: list[Action] = []
+        return [a for batch in self.read_appends() for a in batch]
+
+    def read_appends(self) -> list[list[Action]]:
+        """The journaled actions, one list per append, in append order."""
+        out: list[list[Action]] = []
         for n, line in enumerate(self._read_lines(), 1):
             try:
                 entry = json.loads(line)
                 if not isinstance(entry, dict) or entry.get("v") != VERSION:
                     raise ValueError(f"not a version {VERSION} entry")
-                out.extend(_from_json(dict(a)) for a in entry["actions"])
+                out.append([_from_json(dict(a)) for a in entry["actions"]])
             except (ValueError, KeyError, TypeError, ValidationError) as exc:
                 raise DecodeError(
                     f"the replay journal {self.path} line {n} does not decode: {exc}"

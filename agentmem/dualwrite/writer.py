@@ -43,7 +43,7 @@ from agentmem.config import DEFAULT_INTERVAL as DEFAULT_INTERVAL
 from agentmem.config import DEFAULT_QUEUE_SIZE as DEFAULT_QUEUE_SIZE
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
 from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
-from agentmem.dualwrite.failover import Failover, Replay, default_journal_path
+from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, own_journal
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.outbox import DrainReport, Outbox, drain, read_actions
@@ -128,11 +128,12 @@ class DualWriter(FallbackReads):
         self.strict = strict
         self._io = threading.RLock()  # one Redis write, replay or fallback read at a time
         self.failover: Failover | None = None
-        if not strict:
-            path = default_journal_path(archive) if journal is None else journal
-            self.failover = Failover(memory, archive, Journal(path),
-                                     retry_interval=settings.retry_interval, clock=clock)
         self.outbox = Outbox(memory, lease=settings.lease)
+        if not strict:
+            own = own_journal(default_journal_path(archive), self.outbox.name) \
+                if journal is None else Journal(journal)
+            self.failover = Failover(memory, archive, own,
+                                     retry_interval=settings.retry_interval, clock=clock)
         """This writer's outbox (``docs/durability.md``)."""
         self.recovered = self._drain_stopped()
         """What opening drained from the outboxes of writers that stopped."""

@@ -214,7 +214,9 @@ os.kill(os.getpid(), signal.SIGKILL)  # no flush, no close, no exit hook
     with open_archive(db_path) as archive:
         assert archive.count(SIM) == 0  # the buffer died with the process
     with open_archive(db_path) as archive:
-        assert len(Journal(default_journal_path(archive))) == 300
+        files = list(default_journal_path(archive).glob("*.journal"))
+        assert len(files) == 1  # the dead writer's own
+        assert len(Journal(files[0]).open().read()) == 300
     restart(server)
     mem = agentmem.connect(server.url)
     archive = open_archive(db_path)
@@ -472,3 +474,42 @@ def test_journal_refuses_a_corrupt_line_and_a_second_owner(tmp_path: Path) -> No
 def test_default_journal_path_is_beside_a_sqlite_file(tmp_path: Path) -> None:
     with open_archive(tmp_path / "x.db") as archive:
         assert default_journal_path(archive) == tmp_path / "x.db-agentmem-journal"
+
+
+def test_writers_on_one_archive_each_journal_to_their_own_file(
+        server: LocalServer, tmp_path: Path) -> None:
+    """Two writers on one archive while Redis is down (AgentFarm's ExperimentDatabase
+    writes several simulations into one file): neither refuses a write; once both
+    stopped, the next writer adopts both journals and replays them."""
+    db_path = tmp_path / "archive.db"
+    port = server.port
+    server.stop()
+    script = f"""
+import os, signal, sys
+import agentmem
+from agentmem import Action
+from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.writer import DualWriter
+writers = [DualWriter(agentmem.connect("redis://127.0.0.1:{port}/0", socket_connect_timeout=1),
+                      open_archive({str(db_path)!r}), buffer_size=100_000) for _ in range(2)]
+for i in range(200):
+    writers[i % 2].add(Action(agent_id=f"a{{i % 2}}", simulation_id=f"s{{i % 2}}",
+                              step_number=i // 2, action_type="move", reward=float(i)))
+assert all(w.redis_down and w.journaled == 100 for w in writers)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == -9, proc.stderr
+    with open_archive(db_path) as archive:
+        assert len(list(default_journal_path(archive).glob("*.journal"))) == 2
+    restart(server)
+    mem = agentmem.connect(server.url)
+    with open_archive(db_path) as archive:
+        w = DualWriter(mem, archive)
+        assert w.journaled == 2 * 100  # adopted: one line per add
+        w.close()
+        assert (archive.count("s0"), archive.count("s1")) == (100, 100)
+        assert len(mem.actions.simulation_actions("s0")) == 100
+        assert len(list(default_journal_path(archive).glob("*.journal"))) == 1  # its own
+    mem.close()
