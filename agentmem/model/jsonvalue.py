@@ -82,16 +82,25 @@ def _slow_dumps(value: Any) -> bytes:
         raise ValueError(f"details cannot be stored as JSON: {exc}") from None
 
 
+MAX_BYTES = 512 * 1024 * 1024 - 1
+"""The longest value a Redis server takes in one argument (``proto-max-bulk-len``)."""
+
+
 def dumps(value: Any) -> bytes:
     """Encode ``value`` as compact UTF-8 JSON text or raise ``ValueError``."""
     try:
         _check(value, 0)
     except _Slow:
-        return _slow_dumps(value)
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits
-        return _slow_dumps(value)
+        out = _slow_dumps(value)
+    else:
+        try:
+            out = orjson.dumps(value)
+        except orjson.JSONEncodeError:  # e.g. an int beyond 64 bits
+            out = _slow_dumps(value)
+    if len(out) > MAX_BYTES:
+        raise ValueError(f"details cannot be stored: {len(out):,} bytes of JSON, more than "
+                         f"a Redis value holds ({MAX_BYTES + 1:,} bytes)")
+    return out
 
 
 def _copy(value: Any, depth: int) -> Any:

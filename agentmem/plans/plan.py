@@ -147,9 +147,26 @@ def score_arg(value: float | None, default: str) -> str:
     return repr(float(value))
 
 
+MAX_INDEX = 10**12
+"""The largest limit, offset or rank a query takes: far beyond any index, and small
+enough that the scripts' arithmetic on it stays exact (Lua numbers are doubles, and
+Redis passes a Lua number to a command with 14 significant digits)."""
+
+
 def check_limit(limit: int | None) -> int:
     if limit is None:
         return -1
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
+    if limit > MAX_INDEX:
+        raise InvalidInput(f"limit must be at most 10**12 (None: no limit), got {limit}")
     return limit
+
+
+def check_index(name: str, value: int) -> int:
+    """An offset or rank (negative: from the end), within ±:data:`MAX_INDEX`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInput(f"{name} must be an int, got {value!r}")
+    if not -MAX_INDEX <= value <= MAX_INDEX:
+        raise InvalidInput(f"{name} must be within ±10**12, got {value}")
+    return value

@@ -13,6 +13,7 @@ from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import (
     Arg,
     Plan,
+    check_index,
     check_limit,
     score_arg,
     script_call,
@@ -90,6 +91,7 @@ class AgentQueries(ActionCore):
         """
         if isinstance(position, bool) or not isinstance(position, int) or position > 0:
             raise InvalidInput(f"relative position must be an int <= 0, got {position!r}")
+        check_index("relative position", position)
         prefix, suffix = self._agent(agent_id)
         argv: list[Arg] = [self._key("relative_index", agent_id=agent_id),
                            self._key("timeline", agent_id=agent_id), prefix, suffix, -position]

@@ -42,6 +42,8 @@ from agentmem.plans.writereply import parse_batch
 
 M = TypeVar("M", bound=BaseModel)
 
+GET_CHUNK = 5000
+"""Ids per script call of ``get_many``."""
 BULK = 256
 """Writes of at least this many records run with the garbage collector paused."""
 
@@ -140,10 +142,19 @@ class RecordOps(Generic[M]):
                 raise InvalidId(f"{self.spec.id} {i!r} is reserved: it names an index key")
         decode = self.spec.codec.decode
 
-        def parse(raw: Any) -> list[M | None]:
-            return [decode(h) if h else None for h in raw]
+        def parse(raw: list[Any]) -> list[M | None]:
+            out: list[M | None] = []
+            for part in raw:
+                if isinstance(part, Exception):
+                    raise part
+                out += [decode(h) if h else None for h in part]
+            return out
 
-        return single(script_call(GET_MANY, [prefix, suffix, *checked]), parse)
+        # one script call per GET_CHUNK ids, all in one round trip: no call grows
+        # with the request (a server reads each call whole before running it)
+        calls = [script_call(GET_MANY, [prefix, suffix, *checked[i:i + GET_CHUNK]])
+                 for i in range(0, len(checked), GET_CHUNK)]
+        return Plan(tuple(calls), parse)
 
     def _index_key(self, name: str, kind: type, scope: dict[str, Any]) -> str:
         ix = self.spec.index(name)

@@ -17,6 +17,7 @@ from agentmem.plans.plan import (
     Arg,
     FollowUp,
     Plan,
+    check_index,
     check_limit,
     command,
     score_arg,
@@ -111,6 +112,7 @@ class SimulationQueries(ActionCore):
                            ) -> Plan[list[Action]]:
         """A slice of a simulation's actions in write order (LRANGE semantics)."""
         key = self._key("sim_actions", simulation_id=simulation_id)
+        start, stop = check_index("start", start), check_index("stop", stop)
         return self._sim_fetch(key, "list", start, stop, None, simulation_id)
 
     @operation
