@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from agentmem.backends.sql import (
@@ -35,7 +35,8 @@ from agentmem.backends.sql import (
 from agentmem.errors import InvalidInput
 from agentmem.model.records import Action
 
-__all__ = ["action_ids", "by_target", "by_type", "get", "high_reward", "recent", "timeline"]
+__all__ = ["action_ids", "by_target", "by_type", "get", "high_reward", "recent",
+           "retired_marks", "timeline"]
 
 
 def _limit(limit: int | None) -> int | None:
@@ -99,6 +100,29 @@ def action_ids(archive: Archive, agent_id: str) -> set[str]:
             return set(conn.execute(stmt).scalars())
     except SQLAlchemyError as exc:
         raise backend_error(exc) from exc
+
+
+def retired_marks(archive: Archive) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """What the archive says about ids already given, to seed an empty Redis: the highest
+    archived step per (agent, simulation), and the highest ``.r<n>`` suffix per agent."""
+    a, x = agent_actions.c, action_extras.c
+    steps = (select(a.agent_id, a.simulation_id, func.max(a.step_number))
+             .where(a.simulation_id.is_not(None))
+             .group_by(a.agent_id, a.simulation_id))
+    suffixed = select(x.agent_id, x.action_id).where(x.action_id.like("%.r%"))
+    marks: dict[tuple[str, str], int] = {}
+    seqs: dict[str, int] = {}
+    try:
+        with archive.engine.connect() as conn:
+            for agent, sim, step in conn.execute(steps):
+                marks[str(agent), str(sim)] = int(step)
+            for agent, aid in conn.execute(suffixed):
+                tail = str(aid).rsplit(".r", 1)[1]
+                if tail.isdigit():
+                    seqs[agent] = max(seqs.get(agent, 0), int(tail))
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+    return marks, seqs
 
 
 def get(archive: Archive, agent_id: str, action_id: str) -> Action | None:

@@ -45,6 +45,7 @@ from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
 from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, own_journal
 from agentmem.dualwrite.fallback import FallbackReads
+from agentmem.dualwrite.ids import seed_retired
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.outbox import DrainReport, Outbox, drain, read_actions
 from agentmem.dualwrite.signals import exit_on_sigterm
@@ -146,8 +147,10 @@ class DualWriter(FallbackReads):
         exit_on_sigterm()
 
     def _drain_stopped(self) -> DrainReport:
-        """Archive what writers that stopped left in their outboxes (at open)."""
+        """Archive what writers that stopped left in their outboxes, and seed the retired
+        marks of a Redis that lost its data from the archive (at open)."""
         try:
+            seed_retired(self.memory, self.archive)
             return drain(self.memory, self.archive, skip=self.outbox.key)
         except Unavailable as exc:
             if self.strict:
@@ -422,6 +425,7 @@ class DualWriter(FallbackReads):
             return
         done = fo.recover(force=force)
         if done is not None:
+            seed_retired(self.memory, self.archive)  # Redis may be back empty
             self._take_replay(done)
 
     def _take_replay(self, done: Replay) -> None:

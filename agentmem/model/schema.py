@@ -185,6 +185,24 @@ def index_fields(ix: Index) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Retired:
+    """Where a declaration records the ids that left memory, so that none is generated again.
+
+    ``key`` is a hash (its fields taken from the record key's, without the id), with one
+    field per value of ``scope`` (e.g. a simulation id) holding the highest ``order``
+    value (e.g. a step) of a record that left: whatever removes records (a tier
+    transition) raises it. A record written without an id whose ``order`` is at or
+    below its scope's mark does not get its template id (that id may have been given
+    before): it gets ``<template id>.r<n>``, ``n`` from the key's counter field
+    ``:seq``. See docs/keyspace.md, "Ids for the life of the data".
+    """
+
+    key: str
+    scope: str
+    order: str
+
+
+@dataclass(frozen=True)
 class RecordSpec(Generic[M]):
     """A model declared for storage. Build it with :func:`declare`."""
 
@@ -198,6 +216,7 @@ class RecordSpec(Generic[M]):
     codec: Codec[M]
     key_fields: frozenset[str]
     reserved_ids: frozenset[str] = frozenset()
+    retired: Retired | None = None
 
     def index(self, name: str) -> Index:
         for ix in self.indexes:
@@ -230,6 +249,7 @@ class RecordSpec(Generic[M]):
         return declare(
             self.model, key=self.key.pattern, id=self.id, id_template=self.id_template,
             ttl=self.ttl if ttl == "keep" else ttl, indexes=indexes, unique_in=self.unique_in,
+            retired=self.retired,
         )
 
 
@@ -242,6 +262,7 @@ def declare(
     ttl: int | None = None,
     indexes: Iterable[Index] = (),
     unique_in: str | None = None,
+    retired: Retired | None = None,
 ) -> RecordSpec[M]:
     """Declare how ``model`` is stored: its key pattern, id field, TTL and indices.
 
@@ -250,7 +271,9 @@ def declare(
     record written without an id gets one rendered from its fields, made unique
     on the server by appending ``.1``, ``.2`` … when taken. ``unique_in`` names a
     sorted index whose members are checked too, so an id whose record expired
-    but is still indexed is not reused. ``ttl`` is in seconds (``None``: no expiry).
+    but is still indexed is not reused. ``retired`` (:class:`Retired`) keeps generated
+    ids from being given again after their records left memory. ``ttl`` is in seconds
+    (``None``: no expiry).
     """
     codec = Codec(model)
     names = set(codec.storage_names)
@@ -283,6 +306,16 @@ def declare(
         ux = next((ix for ix in ixs if ix.name == unique_in), None)
         if not isinstance(ux, SortedIndex) or ux.member != ID or ux.cap is not None:
             raise SchemaError("unique_in must name an uncapped sorted index of record ids")
+    if retired is not None:
+        if id_template is None:
+            raise SchemaError("retired needs an id_template (it changes generated ids only)")
+        rfields = Template.parse(retired.key).fields
+        bad = [f for f in rfields if f not in template.fields or f == id]
+        if bad or retired.scope not in names or retired.order not in names:
+            raise SchemaError(f"retired: the key {retired.key!r} may use the record key's "
+                              "fields but the id; scope and order must be fields")
+        if not codec.field_for(retired.order).numeric:
+            raise SchemaError(f"retired: order field {retired.order!r} must be a number")
     if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)
                             or not 0 < ttl <= MAX_TTL):
         raise SchemaError(f"ttl must be 1..{MAX_TTL} seconds or None, got {ttl!r}")
@@ -305,7 +338,7 @@ def declare(
     return RecordSpec(
         model=model, key=template, id=id, id_template=id_template, ttl=ttl, indexes=ixs,
         unique_in=unique_in, codec=codec, key_fields=frozenset(key_fields),
-        reserved_ids=_reserved_ids(template, id, ixs),
+        reserved_ids=_reserved_ids(template, id, ixs), retired=retired,
     )
 
 

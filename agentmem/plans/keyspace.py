@@ -33,6 +33,7 @@ from agentmem.model.schema import (
     GridIndex,
     ListIndex,
     RecordSpec,
+    Retired,
     SetIndex,
     SortedIndex,
     Template,
@@ -79,6 +80,7 @@ _V1 = {
     "im_action": "agent:{agent_id}:im:action:{action_id}",
     "im_timeline": "agent:{agent_id}:im:action:timeline",
     "pinned": "agent:{agent_id}:pinned",
+    "retired": "agent:{agent_id}:retired",
 }
 
 # Version 2: the agent id / simulation id is a hash tag ({{ and }} are literal braces).
@@ -98,6 +100,7 @@ _V2 = {
     "im_action": "agent:{{{agent_id}}}:im:action:{action_id}",
     "im_timeline": "agent:{{{agent_id}}}:im:action:timeline",
     "pinned": "agent:{{{agent_id}}}:pinned",
+    "retired": "agent:{{{agent_id}}}:retired",
 }
 
 _PATTERNS = {1: _V1, 2: _V2}
@@ -106,7 +109,7 @@ _TYPES = {
     "action": "hash", "timeline": "zset", "relative_index": "zset", "types": "set",
     "targets": "set", "rewards": "zset", "sim_actions": "list", "sim_step": "set",
     "sim_steps": "zset", "sim_by_type": "hash", "im_action": "hash", "im_timeline": "zset",
-    "pinned": "set", "grid": "zset", "sim_grid": "zset",
+    "pinned": "set", "grid": "zset", "sim_grid": "zset", "retired": "hash",
 }
 
 _PURPOSE = {
@@ -125,6 +128,8 @@ _PURPOSE = {
     "im_action": "a compressed intermediate-memory action",
     "im_timeline": "intermediate-memory action ids scored by step",
     "pinned": "ids of the agent's pinned actions, which maintenance leaves in their tier",
+    "retired": "per simulation, the highest step of the agent's actions that left STM; "
+               "':seq', the counter of .r ids (docs/keyspace.md)",
 }
 
 
@@ -327,6 +332,7 @@ def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:
         id_template=ACTION_ID_TEMPLATE,
         ttl=DEFAULT_ACTION_TTL,
         unique_in="timeline",
+        retired=Retired(p["retired"], scope="simulation_id", order="step_number"),
         indexes=[
             SortedIndex("timeline", p["timeline"], score="step_number"),
             SortedIndex("relative_index", p["relative_index"], score="step_number",

@@ -14,8 +14,11 @@ on the server, and then writes each hash and one variadic command per index key.
 
 Arguments of one call: ``nrec ttl id_field stamp_field nscope``, then per scope
 (the parts of record keys shared by records of one agent)
-``key_prefix key_suffix probe_key``, then per record
-``mode base id scope nh <nh hash args>``, then ``nprobe`` and
+``key_prefix key_suffix probe_key retired_key``, then per record
+``mode base id scope retired_scope retired_order nh <nh hash args>`` (the retired
+pair: the record's scope and order values when its id is generated and the
+declaration has :class:`~agentmem.model.schema.Retired`, else two empty strings),
+then ``nprobe`` and
 per probe key ``key n <n ids>``, then ``ngroup`` and per group ``code key n
 <n args>``, where ``code`` is the index kind (``Z`` sorted set, ``S`` set,
 ``L`` list of record ids; ``z`` a sorted set of field values; ``h`` counters)
@@ -58,6 +61,7 @@ from agentmem.plans.writeargs import (
     _render,
     _split,
     _tag_field,
+    split_calls,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -106,6 +110,12 @@ class WritePlanner(Generic[M]):
         )
         self.indexes: list[_Index] = []
         self.probe: _Compiled | None = None
+        self.retired: _Compiled | None = None
+        self._retired_pos = (-1, -1)
+        if spec.retired is not None:
+            self.retired = _Compiled.of(Template.parse(spec.retired.key), names)
+            self._retired_pos = (names.index(spec.retired.scope),
+                                 names.index(spec.retired.order))
         for ix in spec.indexes:
             key = _Compiled.of(Template.parse(ix.key), names)
             if isinstance(ix, SortedIndex):
@@ -153,7 +163,8 @@ class WritePlanner(Generic[M]):
         # the values the record key's prefix and suffix and the probe key are made
         # of: records with equal values (str and int fields) share them
         scope_refs = sorted({*self.prefix.refs, *self.suffix.refs,
-                             *(self.probe.refs if self.probe is not None else ())})
+                             *(self.probe.refs if self.probe is not None else ()),
+                             *(self.retired.refs if self.retired is not None else ())})
         self._scope_get: Callable[[Sequence[Any]], Any] | None = (
             itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
         self._fast = self._compile_fast()
@@ -346,7 +357,7 @@ class WritePlanner(Generic[M]):
     def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
         """One script call for ``records``, and the id each record gets unless the
         server finds it taken (the script then reports the id it chose)."""
-        scopes: dict[tuple[str, str, str], int] = {}
+        scopes: dict[tuple[str, str, str, str], int] = {}
         recargs: list[Arg] = []
         groups: dict[str, list[Arg]] = {}
         meta: dict[str, _Index] = {}
@@ -360,6 +371,9 @@ class WritePlanner(Generic[M]):
         # ids given by the caller are reserved first, so no generated id takes one
         pfmt, pget, sfmt, sget = prefix_c.fmt, prefix_c.get, suffix_c.fmt, suffix_c.get
         kfmt, kget = (probe.fmt, probe.get) if probe is not None else ("", None)
+        retired = self.retired
+        rfmt, rget = (retired.fmt, retired.get) if retired is not None else ("", None)
+        rs_pos, ro_pos = self._retired_pos
         reserved = {
             pfmt % pget(r.vals) + r.base + sfmt % sget(r.vals) for r in records if r.mode == "f"
         }
@@ -377,7 +391,12 @@ class WritePlanner(Generic[M]):
                     kvals = kget(vals)
                     if None not in kvals:
                         pkey = kfmt % kvals
-                skey = (prefix, suffix, pkey or "")
+                rkey = ""
+                if rget is not None:
+                    rvals = rget(vals)
+                    if None not in rvals:
+                        rkey = rfmt % rvals
+                skey = (prefix, suffix, pkey or "", rkey)
                 sno = scopes.get(skey)
                 if sno is None:
                     sno = scopes[skey] = len(scopes) + 1
@@ -412,7 +431,12 @@ class WritePlanner(Generic[M]):
             guessed.append(rid)
             if plist is not None:
                 plist.append(rid)
-            items.append((vals, rid, (rec.mode, base, rid, sno)))
+            rs = ro = None
+            if rec.mode == "g" and rget is not None:
+                rs, ro = vals[rs_pos], vals[ro_pos]
+            if rs is None or ro is None:
+                rs = ro = ""
+            items.append((vals, rid, (rec.mode, base, rid, sno, rs, ro)))
         self._emit(items, recargs, groups, meta, counters, zmembers)
         argv: list[Arg] = [len(records), self.spec.ttl or 0, self.spec.id, self.stamp_name,
                            len(scopes)]
@@ -462,28 +486,9 @@ class WritePlanner(Generic[M]):
         return (chunk for part in parts.values() for chunk in self._chunks(prepared, part))
 
     def _chunks(self, prepared: Sequence[Prepared], todo: Iterable[int]) -> Iterator[list[int]]:
-        """Split ``todo`` into script calls of at most ``batch_size`` records, cutting
-        where two records of different scopes would share an id root (``k`` and
-        ``k.1``): inside one call a bare id then names one record, which is what
-        the script's renumbering relies on."""
-        size = self.batch_size
-        cur: list[int] = []
-        roots: dict[str, int] = {}
-        for j in todo:
-            base = prepared[j].base
-            head, dot, tail = base.rpartition(".")
-            root = head if dot and tail.isdigit() else base
-            first = roots.get(root)
-            if len(cur) >= size or (first is not None
-                                    and self._scope(prepared[first]) != self._scope(prepared[j])):
-                yield cur
-                cur, roots = [], {}
-                first = None
-            if first is None:
-                roots[root] = j
-            cur.append(j)
-        if cur:
-            yield cur
+        """Script calls of at most ``batch_size`` records (:func:`split_calls`)."""
+        return split_calls([p.base for p in prepared], todo, self.batch_size,
+                           lambda j: self._scope(prepared[j]))
 
     def _scope(self, rec: Prepared) -> tuple[str, str]:
         vals = rec.vals

@@ -1,10 +1,11 @@
 """The write script's arguments: compiled key templates and index emitters, and the
-grouping of index entries per key (pure; used by :mod:`agentmem.plans.write`)."""
+grouping of index entries per key, the split into calls (pure; used by
+:mod:`agentmem.plans.write`)."""
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -237,3 +238,27 @@ def _top(flat: list[Arg], cap: int) -> list[Arg]:
     pairs = [(float(flat[2 * i]), flat[2 * i], flat[2 * i + 1]) for i in range(n)]
     threshold = sorted((p[0] for p in pairs), reverse=True)[cap - 1]
     return [x for s, raw, m in pairs if s >= threshold for x in (raw, m)]
+
+
+def split_calls(bases: Sequence[str], todo: Iterable[int], size: int,
+                scope_of: Callable[[int], Any]) -> Iterator[list[int]]:
+    """Split ``todo`` (positions in ``bases``, the records' id bases) into script calls of
+    at most ``size`` records, cutting where two records of different scopes
+    (``scope_of``) would share an id root (``k`` and ``k.1``): inside one call a bare id
+    then names one record, which is what the script's renumbering relies on."""
+    cur: list[int] = []
+    roots: dict[str, int] = {}
+    for j in todo:
+        base = bases[j]
+        head, dot, tail = base.rpartition(".")
+        root = head if dot and tail.isdigit() else base
+        first = roots.get(root)
+        if len(cur) >= size or (first is not None and scope_of(first) != scope_of(j)):
+            yield cur
+            cur, roots = [], {}
+            first = None
+        if first is None:
+            roots[root] = j
+        cur.append(j)
+    if cur:
+        yield cur

@@ -99,6 +99,7 @@ class Tiers:
         argv: list[Any] = [self.policy.im_ttl or 0, *sh.argv(), len(moves)]
         for aid, importance in moves:
             argv += (aid, _importance_text(importance))
+        argv.append(sh.retired)
 
         def parse(raw: Any) -> tuple[list[str], list[str], list[str], list[str]]:
             parts = [[_text(x) for x in part] for part in raw]

@@ -52,6 +52,8 @@ class Shapes:
         self.im_timeline = t("im_timeline").render(a)
         self.grid = t("grid").render(a)
         self.sim_grid = _pieces(t("sim_grid"), a, ["simulation_id", "step_number"])
+        self.retired = t("retired").render(a)
+        """The agent's retired marks: every move raises its simulation's to the step."""
 
     def argv(self) -> list[str]:
         return [*self.hash, self.timeline, self.relative, self.rewards, *self.types,

@@ -78,6 +78,8 @@ def populate(url: str, r: redis.Redis, agents: int = 4, steps: int = 12) -> None
         mem.im_actions.add(IMAction(action_id="a0-99-move", agent_id="a0", simulation_id="s0",
                                     step_number=99, action_type="move", importance=0.5))
         Tiers(mem).pin("a0", "a0-1-move")  # the pinned set; the hash loses its TTL
+        mem.actions.add(act("zz", 1, "move", sim="s0"))  # moved to IM: the retired marks
+        Tiers(mem).transition("zz", ["zz-1-move"])
     spec = redis.Redis.from_url(url, decode_responses=True)
     for s in range(3):  # the specification's code: json.dumps details, its own ids
         store_agent_action(spec, "sp", "sim_spec", s, "gather", reward=0.5,
@@ -102,7 +104,7 @@ def test_dry_run_counts_per_family_and_writes_nothing(server: Any, r: redis.Redi
         if found:
             expected[f"before.{found[0]}"] = expected.get(f"before.{found[0]}", 0) + 1
     assert report.counts["0002"] == expected
-    assert len(expected) == 15  # every family of the layout is present
+    assert len(expected) == 16  # every family of the layout is present
     assert report.counts["0003"]["to_rewrite"] == 3  # the specification's details
     assert "dry run" in str(report)
     assert "before.timeline" in str(report)

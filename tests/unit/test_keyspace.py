@@ -63,6 +63,7 @@ def test_every_family_renders_the_spec_key(family, parts, expected):
 # agentmem's own families beside the specification's: (pattern, type)
 EXTENSIONS = {
     "pinned": ("agent:{agent_id}:pinned", "set"),
+    "retired": ("agent:{agent_id}:retired", "hash"),
     "grid": ("agent:{agent_id}:action:grid", "zset"),
     "sim_grid": ("simulation:{simulation_id}:actions:{step_number}:grid", "zset"),
 }

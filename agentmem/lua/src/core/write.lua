@@ -11,16 +11,16 @@ local unpack, tonumber, call, byte = unpack, tonumber, redis.call, string.byte
 local CH = 1000
 local nrec, ttl, idf, stampf = tonumber(A[1]), tonumber(A[2]), A[3], A[4]
 local nscope = tonumber(A[5])
--- scope s: A[3s+3] key prefix, A[3s+4] key suffix, A[3s+5] probe key
-local pos = 6 + 3 * nscope
+-- scope s: A[4s+2] key prefix, A[4s+3] key suffix, A[4s+4] probe key, A[4s+5] retired key
+local pos = 6 + 4 * nscope
 local rpos, rsc, rid, keys = {}, {}, {}, {}
 for r = 1, nrec do
-  -- a record: mode base id scope nh <nh hash args>
-  local s = 3 * tonumber(A[pos + 3]) + 3
+  -- a record: mode base id scope retired_scope retired_order nh <nh hash args>
+  local s = 4 * tonumber(A[pos + 3]) + 2
   local id = A[pos + 2]
   rpos[r], rsc[r], rid[r] = pos, s, id
   keys[r] = A[s] .. id .. A[s + 1]
-  pos = pos + 5 + tonumber(A[pos + 4])
+  pos = pos + 7 + tonumber(A[pos + 6])
 end
 local nprobe = tonumber(A[pos]); pos = pos + 1
 local ppos = pos
@@ -130,6 +130,14 @@ if nsets > 0 then
     for i = 1, nsets do typed(sets[i], 'set') end
   end
 end
+for sc = 1, nscope do
+  local rk = A[4 * sc + 5]
+  if rk ~= '' and checked[rk] == nil then
+    checked[rk] = true
+    others[#others + 1] = rk
+    others[#others + 1] = 'hash'
+  end
+end
 for i = 1, #others, 2 do typed(others[i], others[i + 1]) end
 if #badlist > 0 then
   table.insert(badlist, 1, '\0WRONGTYPE')
@@ -141,38 +149,77 @@ end
 -- order, to the free .n ids (ids given by the caller are never renamed: taken
 -- means refused).
 local reserved, dirty, conflicts = {}, nil, {}
+-- a generated id whose record is at or below its scope's retired mark (an id of that
+-- order may have left memory, and been archived) is never the template id: it gets
+-- base .. '.r' .. n from the retired key's counter, unique for the life of the data
+local marks, remap, changed, retire = {}, nil, {''}, {}
 for r = 1, nrec do
-  local key, p = keys[r], A[rsc[r] + 2]
-  local busy = reserved[key] or (p ~= '' and taken[p][rid[r]]) or
-    (anyexist and call('EXISTS', key) == 1)
-  if busy then
-    local rp = rpos[r]
-    if A[rp] == 'f' then
-      conflicts[#conflicts + 1] = r
-    else
-      dirty = dirty or {}
-      dirty[A[rsc[r]] .. A[rp + 1] .. A[rsc[r] + 1]] = true
+  local rp, s = rpos[r], rsc[r]
+  local rk = A[s + 3]
+  if A[rp] == 'g' and rk ~= '' and A[rp + 4] ~= '' then
+    local mk = rk .. '\0' .. A[rp + 4]
+    local mark = marks[mk]
+    if mark == nil then
+      mark = tonumber(call('HGET', rk, A[rp + 4])) or false
+      marks[mk] = mark
     end
+    if mark and tonumber(A[rp + 5]) <= mark then retire[r] = rk end
   end
-  reserved[key] = true
+end
+for r = 1, nrec do
+  if retire[r] then reserved[keys[r]] = true end  -- its template id stays unused
+end
+for r = 1, nrec do
+  if retire[r] then
+    local rp, s = rpos[r], rsc[r]
+    local id, key
+    repeat
+      id = A[rp + 1] .. '.r' .. call('HINCRBY', retire[r], ':seq', 1)
+      key = A[s] .. id .. A[s + 1]
+    until not reserved[key] and call('EXISTS', key) == 0
+    reserved[key] = true
+    remap = remap or {}
+    remap[rid[r]] = id
+    changed[#changed + 1] = r
+    changed[#changed + 1] = id
+    rid[r], keys[r] = id, key
+  end
+end
+for r = 1, nrec do
+  if not retire[r] then
+    local key, p = keys[r], A[rsc[r] + 2]
+    local busy = reserved[key] or (p ~= '' and taken[p][rid[r]]) or
+      (anyexist and call('EXISTS', key) == 1)
+    if busy then
+      local rp = rpos[r]
+      if A[rp] == 'f' then
+        conflicts[#conflicts + 1] = r
+      else
+        dirty = dirty or {}
+        dirty[A[rsc[r]] .. A[rp + 1] .. A[rsc[r] + 1]] = true
+      end
+    end
+    reserved[key] = true
+  end
 end
 if #conflicts > 0 then
   table.insert(conflicts, 1, '\0EXISTS')
   return conflicts
 end
-local remap, changed = nil, {''}
 if dirty then
-  remap = {}
+  remap = remap or {}
   for r = 1, nrec do
     local rp, s = rpos[r], rsc[r]
-    if A[rp] == 'g' and dirty[A[s] .. A[rp + 1] .. A[s + 1]] then reserved[keys[r]] = nil end
+    if not retire[r] and A[rp] == 'g' and dirty[A[s] .. A[rp + 1] .. A[s + 1]] then
+      reserved[keys[r]] = nil
+    end
   end
   local nextn = {}
   for r = 1, nrec do
     local rp, s = rpos[r], rsc[r]
     local pre, base, suf = A[s], A[rp + 1], A[s + 1]
     local scope = pre .. base .. suf
-    if A[rp] == 'g' and dirty[scope] then
+    if not retire[r] and A[rp] == 'g' and dirty[scope] then
       local p, n, id, key = A[s + 2], nextn[scope] or 0, nil, nil
       while true do
         if n == 0 then id = base else id = base .. '.' .. n end
@@ -204,7 +251,7 @@ if stampf ~= '' then
 end
 for r = 1, nrec do
   local rp = rpos[r]
-  local s, e = rp + 5, rp + 4 + tonumber(A[rp + 4])
+  local s, e = rp + 7, rp + 6 + tonumber(A[rp + 6])
   if stamp then
     call('HSET', keys[r], idf, rid[r], stampf, stamp, unpack(A, s, e))
   else

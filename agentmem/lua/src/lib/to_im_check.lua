@@ -8,12 +8,15 @@ local stpre, stsuf, sbpre, sbsuf = A[16], A[17], A[18], A[19]
 local ipre, isuf, itl = A[20], A[21], A[22]
 local grid, sgpre, sgmid, sgsuf = A[23], A[24], A[25], A[26]
 local n = tonumber(A[27])
+-- after the pairs: the agent's retired marks (a hash; '' none), raised to each moved
+-- action's step in its simulation, so that its id is never generated again
+local retired = A[28 + 2 * n] or ''
 local function ok(key, typ)
   local t = redis.call('TYPE', key)['ok']
   return t == 'none' or t == typ
 end
 local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
-  and ok(grid, 'zset')
+  and ok(grid, 'zset') and (retired == '' or ok(retired, 'hash'))
 local moved, missing, refused, sims = {}, {}, {}, {}
 for i = 0, n - 1 do
   local id, imp = A[28 + 2 * i], A[29 + 2 * i]

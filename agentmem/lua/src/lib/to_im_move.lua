@@ -11,6 +11,10 @@
       redis.call('HSET', ikey, unpack(f))
       if ttl > 0 then redis.call('EXPIRE', ikey, ttl) else redis.call('PERSIST', ikey) end
       redis.call('ZADD', itl, step, id)
+      if retired ~= '' and sim then
+        local mark = tonumber(redis.call('HGET', retired, sim))
+        if not mark or tonumber(step) > mark then redis.call('HSET', retired, sim, step) end
+      end
       redis.call('DEL', key)
       redis.call('ZREM', tl, id)
       redis.call('ZREM', rel, id)

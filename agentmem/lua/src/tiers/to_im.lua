@@ -1,7 +1,7 @@
 #!lua
 -- to_im: move actions of one agent from STM to IM (one server).
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: im_ttl, the key shapes (Shapes.argv), n, n pairs (action id, importance)
+-- ARGV: im_ttl, the key shapes (Shapes.argv), n, n pairs (action id, importance), the retired marks key
 -- Reply: {moved ids, missing ids, refused ids}
 -- ARGV: im_ttl, then the key shapes (see agentmem/tiers/maintenance.py Shapes.argv), then
 -- n and n pairs (action id, importance). Returns {moved ids, missing ids, refused ids}.

@@ -1,0 +1,53 @@
+"""Ids for the life of the data when Redis lost its data (docs/keyspace.md).
+
+The write script never generates an id at or below an agent's retired mark for a
+simulation (:class:`~agentmem.model.schema.Retired`); tier transitions raise the marks.
+A Redis that restarted empty has no marks, while the archive still holds the ids
+given before. So a dual writer that opens a Redis without the marker key
+``agentmem:ids`` first raises every (agent, simulation) mark to the highest step
+the archive holds, and each agent's ``.r`` counter to the highest suffix archived,
+then sets the marker. Seeding twice, or by two writers at once, only raises marks
+to the same values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentmem.backends import sqlreads
+from agentmem.backends.redis import Memory
+from agentmem.backends.sql import Archive
+from agentmem.lua.dualwrite import RETIRED_SEED
+from agentmem.plans.plan import Plan, command, script_call, single
+
+__all__ = ["IDS_KEY", "seed_retired"]
+
+IDS_KEY = "agentmem:ids"
+"""Present once this Redis's retired marks hold what the archive knows (no TTL)."""
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    for r in replies:
+        if isinstance(r, Exception):
+            raise r
+    return replies
+
+
+def seed_retired(memory: Memory, archive: Archive) -> int:
+    """Seed the retired marks of ``memory`` from ``archive`` unless done already on this
+    Redis; returns the number of agents seeded (0: the marker was there)."""
+    run = memory.runner.run
+    if run(single(command("EXISTS", IDS_KEY), int)):
+        return 0
+    marks, seqs = sqlreads.retired_marks(archive)
+    per_agent: dict[str, list[str | int]] = {a: [] for a in seqs}
+    for (agent, sim), step in marks.items():
+        per_agent.setdefault(agent, []).extend((sim, step))
+    template = memory.actions.layout.template("retired")
+    calls = [script_call(RETIRED_SEED, (seqs.get(agent, 0), *pairs),
+                         (template.render({"agent_id": agent}),))
+             for agent, pairs in per_agent.items()]
+    for start in range(0, len(calls), 1000):
+        run(Plan(tuple(calls[start:start + 1000]), _checked))
+    run(single(command("SET", IDS_KEY, "seeded"), lambda _: None))
+    return len(calls)

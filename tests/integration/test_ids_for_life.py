@@ -1,0 +1,106 @@
+"""An id, once given, is never given to another action of that agent and simulation
+(issue 17, item 1): after a tier transition, an eviction, or a Redis that restarted
+empty. Real Redis (and Valkey), real SQLite; the archive must end with every action,
+none refused as a duplicate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+import agentmem
+from agentmem import Action
+from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.ids import IDS_KEY
+from agentmem.dualwrite.writer import DualWriter
+from agentmem.servers.local import LocalServer
+from agentmem.tiers.maintenance import TierPolicy, Tiers
+
+SIM = "s_life"
+
+
+def act(step: int, reward: float, sim: str = SIM, kind: str = "move") -> Action:
+    return Action(agent_id="a1", simulation_id=sim, step_number=step, action_type=kind,
+                  reward=reward)
+
+
+def test_after_a_transition_the_id_is_not_given_again(mem: agentmem.Memory,
+                                                      r: redis.Redis) -> None:
+    first = mem.actions.add(act(5, 1.0))
+    assert first.action_id == "a1-5-move"
+    assert Tiers(mem).transition("a1", ["a1-5-move"]) == ["a1-5-move"]
+    assert r.hget("agent:a1:retired", SIM) == b"5"
+    again = mem.actions.add(act(5, 2.0))  # a late write of the same step and type
+    assert again.action_id == "a1-5-move.r1"
+    later = mem.actions.add_many([act(4, 3.0), act(6, 4.0)])
+    assert [a.action_id for a in later] == ["a1-4-move.r2", "a1-6-move"]
+    im = mem.im_actions.get("a1-5-move", agent_id="a1")
+    assert im is not None
+    assert im.reward == 1.0
+
+
+def test_another_simulation_keeps_its_natural_ids(mem: agentmem.Memory) -> None:
+    mem.actions.add(act(5, 1.0))
+    Tiers(mem).transition("a1", ["a1-5-move"])
+    other = mem.actions.add(act(5, 2.0, sim="s_other"))
+    assert other.action_id == "a1-5-move"  # unique per agent and simulation
+
+
+def test_after_eviction_with_a_dual_writer_every_action_is_archived(
+        mem: agentmem.Memory, tmp_path: Path) -> None:
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        w.add_many([act(s, float(s)) for s in range(10)])
+        w.flush()
+        tiers = Tiers(mem, TierPolicy(stm_steps=2, im_capacity=1), archive=archive)
+        report = tiers.maintain(now_step=9)
+        assert report.evicted >= 1
+        replayed = w.add_many([act(s, 100.0 + s) for s in range(10)])  # the steps again
+        assert replayed is not None
+        assert all(".r" in str(a.action_id) for a in replayed[:8])  # steps 0..7 left STM
+        w.close()  # no DuplicateId: every id is new
+        got = archive.read(SIM)
+        assert sorted(float(a.reward or 0) for a in got) == sorted(
+            [float(s) for s in range(10)] + [100.0 + s for s in range(10)])
+        assert len({a.action_id for a in got}) == 20
+
+
+@pytest.fixture
+def lonely(tmp_path: Path) -> Iterator[LocalServer]:
+    """A server of the test's own, without persistence: a restart comes back empty."""
+    srv = LocalServer("redis", directory=tmp_path / "redis").start()
+    yield srv
+    srv.close()
+
+
+def test_a_redis_that_restarted_empty_gives_no_archived_id_again(
+        lonely: LocalServer, tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    with open_archive(db) as archive:
+        mem = agentmem.connect(lonely.url)
+        w = DualWriter(mem, archive)
+        w.add_many([act(s, float(s)) for s in range(5)])
+        w.add(act(4, 9.0))  # a1-4-move.1
+        Tiers(mem).transition("a1", ["a1-1-move"])
+        w.add(act(1, 10.0))  # a1-1-move.r1
+        w.close()
+        mem.close()
+    lonely.stop()
+    lonely.start()  # empty: no marks, no counter
+    with open_archive(db) as archive:
+        mem = agentmem.connect(lonely.url)
+        w = DualWriter(mem, archive)  # seeds the marks from the archive
+        assert redis.Redis.from_url(lonely.url).exists(IDS_KEY) == 1
+        again = w.add_many([act(3, 20.0), act(4, 21.0), act(1, 22.0), act(7, 23.0)])
+        assert again is not None
+        assert [a.action_id for a in again] == [
+            "a1-3-move.r2", "a1-4-move.r3", "a1-1-move.r4", "a1-7-move"]
+        w.close()
+        rows = archive.read(SIM)
+        assert len(rows) == 11
+        assert len({a.action_id for a in rows}) == 11
+        mem.close()
+
