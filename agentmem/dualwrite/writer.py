@@ -31,6 +31,7 @@ import contextlib
 import logging
 import os
 import queue
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -129,13 +130,17 @@ class DualWriter(FallbackReads):
         self.strict = strict
         self._io = threading.RLock()  # one Redis write, replay or fallback read at a time
         self.failover: Failover | None = None
-        self.outbox = Outbox(memory, lease=settings.lease)
+        self.outbox: Outbox | None = None
+        """This writer's outbox (``docs/durability.md``); ``None`` on a Redis Cluster,
+        which has none yet (recovery there: ``agentmem sync --to sql``)."""
+        if not getattr(memory.runner, "cluster", False):
+            self.outbox = Outbox(memory, lease=settings.lease)
+        name = self.outbox.name if self.outbox is not None else secrets.token_hex(8)
         if not strict:
-            own = own_journal(default_journal_path(archive), self.outbox.name) \
+            own = own_journal(default_journal_path(archive), name) \
                 if journal is None else Journal(journal)
             self.failover = Failover(memory, archive, own,
                                      retry_interval=settings.retry_interval, clock=clock)
-        """This writer's outbox (``docs/durability.md``)."""
         self.recovered = self._drain_stopped()
         """What opening drained from the outboxes of writers that stopped."""
         if background:
@@ -149,6 +154,8 @@ class DualWriter(FallbackReads):
     def _drain_stopped(self) -> DrainReport:
         """Archive what writers that stopped left in their outboxes, and seed the retired
         marks of a Redis that lost its data from the archive (at open)."""
+        if self.outbox is None:
+            return DrainReport()
         try:
             seed_retired(self.memory, self.archive)
             return drain(self.memory, self.archive, skip=self.outbox.key)
@@ -261,8 +268,9 @@ class DualWriter(FallbackReads):
             self._thread.join(timeout=30)
         if self.failover is not None:
             self.failover.journal.close()
-        with contextlib.suppress(AgentMemError):  # else the lease expires by itself
-            self.outbox.release()
+        if self.outbox is not None:
+            with contextlib.suppress(AgentMemError):  # else the lease expires by itself
+                self.outbox.release()
         atexit.unregister(self.close)
 
     def __enter__(self) -> DualWriter:
@@ -330,7 +338,7 @@ class DualWriter(FallbackReads):
             n = self.archive.write(batch) if batch else 0
         except Exception as exc:
             raise _as_agentmem_error(exc, "the archive write failed") from exc
-        if listed:
+        if listed and self.outbox is not None:
             with contextlib.suppress(Unavailable):  # else still listed: archived again
                 self.outbox.ack(listed)  # later, which inserts nothing
         del self._buffer[:len(own)]
@@ -343,7 +351,7 @@ class DualWriter(FallbackReads):
         """The keys this writer's outbox lists, and the actions among them that are not
         in ``own`` (stored by a write whose reply was lost), read from Redis. Nothing
         while Redis is unreachable: the outbox keeps its keys until a later write."""
-        if self.failover is not None and self.failover.down:
+        if self.outbox is None or (self.failover is not None and self.failover.down):
             return [], []
         try:
             listed = self.outbox.listed()
@@ -388,7 +396,8 @@ class DualWriter(FallbackReads):
             if fo.down:
                 return self._divert(items)
         try:
-            return self.outbox.actions.add_many(items), None
+            actions = self.outbox.actions if self.outbox is not None else self.memory.actions
+            return actions.add_many(items), None
         except Unavailable as exc:
             if fo is None:
                 raise
@@ -425,7 +434,8 @@ class DualWriter(FallbackReads):
             return
         done = fo.recover(force=force)
         if done is not None:
-            seed_retired(self.memory, self.archive)  # Redis may be back empty
+            if self.outbox is not None:  # one server: Redis may be back empty
+                seed_retired(self.memory, self.archive)
             self._take_replay(done)
 
     def _take_replay(self, done: Replay) -> None:

@@ -46,6 +46,11 @@ from agentmem.tiers.shapes import Shapes, _pieces
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
 
+SLICE = 100
+"""Actions per script call of a transition or an eviction: each call stays within a few
+milliseconds of server time, so that no other client waits longer (the calls of one
+round still go in one round trip)."""
+
 log = logging.getLogger("agentmem.tiers.maintenance")
 
 _AGENT_BATCH = 200
@@ -155,8 +160,8 @@ class Tiers:
         plans = []
         for agent_id, actions in leaving:
             moves = [(str(a.action_id), _checked_importance(imp(a))) for a in actions]
-            plans += [self._to_im_plan(agent_id, moves[start:start + 500])
-                      for start in range(0, len(moves), 500)]
+            plans += [self._to_im_plan(agent_id, moves[start:start + SLICE])
+                      for start in range(0, len(moves), SLICE)]
         sims: list[str] = []
         for moved, missing, refused, sim_parts in self.memory.runner.run(_gather(plans)):
             report.to_im += len(moved)
@@ -329,9 +334,9 @@ class Tiers:
         if self.archive is not None:
             self._ensure_archived(victims)
         evictions = [single(script_call(EVICT_IM, [*sh.im_hash, sh.im_timeline,
-                                                   *ids[start:start + 500]],
+                                                   *ids[start:start + SLICE]],
                                         route=sh.im_timeline), int)
-                     for _, sh, ids, _ in victims for start in range(0, len(ids), 500)]
+                     for _, sh, ids, _ in victims for start in range(0, len(ids), SLICE)]
         gone: list[int] = self.memory.runner.run(_gather(evictions))
         report.evicted += sum(gone)
 
