@@ -35,7 +35,7 @@ from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.redis import pack_args
 from agentmem.backends.spin import resolve_spin, wait_readable
-from agentmem.config import RedisSettings
+from agentmem.config import DEFAULT_BATCH_SIZE, RedisSettings
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
 from agentmem.lua.scripts import Script
@@ -431,7 +431,7 @@ def connect_cluster(
     ttl: int | None = DEFAULT_ACTION_TTL,
     relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     grid_cell: float = DEFAULT_GRID_CELL,
     spin_us: int | None = None,
     settings: RedisSettings | None = None,

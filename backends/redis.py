@@ -21,7 +21,7 @@ from redis.exceptions import NoScriptError
 from agentmem.backends.failures import connection_failure, is_permanent
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.spin import client_spin, wait_readable
-from agentmem.config import RedisSettings
+from agentmem.config import DEFAULT_BATCH_SIZE, RedisSettings
 from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.model.records import IMAction
@@ -401,7 +401,7 @@ def connect(
     ttl: int | None = DEFAULT_ACTION_TTL,
     relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     grid_cell: float = DEFAULT_GRID_CELL,
     spin_us: int | None = None,
     settings: RedisSettings | None = None,
@@ -459,7 +459,7 @@ def connect_async(
     ttl: int | None = DEFAULT_ACTION_TTL,
     relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
     embedding_dim: int | None = None,
-    batch_size: int = 500,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     grid_cell: float = DEFAULT_GRID_CELL,
     settings: RedisSettings | None = None,
     **pool_options: Any,

@@ -15,6 +15,7 @@ May import: ``agentmem.errors``. Nothing else of agentmem; no redis, no SQL.
 from agentmem.config.reader import ENV_PREFIX, read, split_query
 from agentmem.config.settings import (
     DEFAULT_ACTION_TTL,
+    DEFAULT_BATCH_SIZE,
     DEFAULT_BUFFER_SIZE,
     DEFAULT_GRID_CELL,
     DEFAULT_IM_TTL,
@@ -34,7 +35,8 @@ from agentmem.config.settings import (
 from agentmem.config.store import option_names, read_store
 
 __all__ = [
-    "DEFAULT_ACTION_TTL", "DEFAULT_BUFFER_SIZE", "DEFAULT_GRID_CELL", "DEFAULT_IM_TTL",
+    "DEFAULT_ACTION_TTL", "DEFAULT_BATCH_SIZE", "DEFAULT_BUFFER_SIZE", "DEFAULT_GRID_CELL",
+    "DEFAULT_IM_TTL",
     "DEFAULT_INTERVAL", "DEFAULT_QUEUE_SIZE", "DEFAULT_RELATIVE_INDEX_SIZE",
     "DEFAULT_RETRY_INTERVAL", "ENV_PREFIX", "MAX_SPIN_US", "MAX_TTL", "ArchiveSettings",
     "DualWriteSettings", "RedisSettings", "Settings", "StoreSettings", "TierSettings",

@@ -30,6 +30,9 @@ DEFAULT_ACTION_TTL = 24 * 3600
 """Action hashes expire after a day (the specification's STM)."""
 DEFAULT_RELATIVE_INDEX_SIZE = 20
 DEFAULT_GRID_CELL = 1.0
+DEFAULT_BATCH_SIZE = 250
+"""Records per write-script call: about 5 ms of server time, the longest any other
+client then waits for one call (500 took 10-12 ms for 8% more throughput)."""
 DEFAULT_BUFFER_SIZE = 1000
 DEFAULT_INTERVAL = 30.0
 DEFAULT_QUEUE_SIZE = 10_000
@@ -73,7 +76,7 @@ class RedisSettings(Settings):
     """How many ids an agent's relative index keeps."""
     embedding_dim: Positive | None = None
     """The length every stored embedding must have (``None``: any)."""
-    batch_size: Positive = 500
+    batch_size: Positive = DEFAULT_BATCH_SIZE
     """Records per script call of ``add_many``."""
     grid_cell: Seconds = DEFAULT_GRID_CELL
     """The side of a cell of the radius-search grid (the same for every client)."""

@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from agentmem.config import DEFAULT_BATCH_SIZE
 from agentmem.errors import ConfigError, InvalidId, InvalidInput
 from agentmem.lua.scripts import WRITE
 from agentmem.model.codec import _enc_int, _enc_str
@@ -82,7 +83,7 @@ class Prepared:
 class WritePlanner(Generic[M]):
     """Plans write-script calls for one declaration."""
 
-    def __init__(self, spec: RecordSpec[M], *, batch_size: int = 500,
+    def __init__(self, spec: RecordSpec[M], *, batch_size: int = DEFAULT_BATCH_SIZE,
                  cluster: bool = False) -> None:
         self.spec = spec
         self.batch_size = batch_size

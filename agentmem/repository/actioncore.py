@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from agentmem.config import RedisSettings, read
+from agentmem.config import DEFAULT_BATCH_SIZE, RedisSettings, read
 from agentmem.errors import InvalidInput
 from agentmem.lua.scripts import (
     CLAIM,
@@ -67,7 +67,7 @@ class ActionCore(RecordOps[Action]):
         ttl: int | None = DEFAULT_ACTION_TTL,
         relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
         embedding_dim: int | None = None,
-        batch_size: int = 500,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         grid_cell: float = DEFAULT_GRID_CELL,
     ) -> None:
         self.layout: Layout = layout(layout_version)

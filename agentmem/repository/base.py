@@ -13,6 +13,7 @@ from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from agentmem.config import DEFAULT_BATCH_SIZE
 from agentmem.errors import (
     DuplicateId,
     InvalidId,
@@ -59,7 +60,8 @@ def build(model: type[M], **fields: Any) -> M:
 class RecordOps(Generic[M]):
     """Operations on one declared model. Use :class:`Repository` or :class:`AsyncRepository`."""
 
-    def __init__(self, runner: Any, spec: RecordSpec[M], *, batch_size: int = 500) -> None:
+    def __init__(self, runner: Any, spec: RecordSpec[M], *,
+                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         self.runner = runner
         self.spec = spec
         self.cluster = bool(getattr(runner, "cluster", False))
