@@ -27,6 +27,7 @@ from typing import Any
 from agentmem.backends.masters import scan_keys, server_time
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
+from agentmem.config import TierSettings, read
 from agentmem.errors import AgentMemError, BackendError, ConfigError
 from agentmem.lua.tiers import EVICT_IM, EVICT_PLAN, PIN, TO_IM, TO_IM_AGENT, TO_IM_SIM
 from agentmem.model.records import Action
@@ -40,7 +41,6 @@ from agentmem.tiers.policy import (
     TierPolicy,
     _checked_importance,
     _importance_text,
-    check_positive,
 )
 from agentmem.tiers.shapes import Shapes, _pieces
 
@@ -372,7 +372,8 @@ class Tiers:
         An error stops nothing: it is kept and raised by :meth:`stop` (or
         :meth:`raise_error`), and the runner tries again on its next round.
         """
-        check_positive(interval, "interval", integer=False)
+        interval = read(TierSettings, {"maintain_interval": interval},
+                        env={}).maintain_interval or interval
         if self._thread is not None:
             raise ConfigError("the maintenance runner is already running")
         self._stop.clear()

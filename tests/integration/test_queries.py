@@ -444,8 +444,8 @@ def test_a_write_of_three_batches_is_three_commands(counted):
     m, proxy = counted
     m.actions.add(act("a9", 0))
     proxy.reset()
-    out = m.actions.add_many([act("a1", s) for s in range(600)])  # batch_size 250
-    assert len(out) == 600
+    out = m.actions.add_many([act("a1", s) for s in range(1200)])  # batch_size 500
+    assert len(out) == 1200
     assert proxy.commands == 3
 
 

@@ -250,3 +250,10 @@ async def test_history_on_the_asyncio_repository(mem: agentmem.Memory,
     assert [a.action_id for a in seq] == [f"a1-{s}-move" for s in (5, 4, 3, 2, 1)]
     assert isinstance(seq[-1], IMAction)
     assert seq == history(mem, "a1", newest_first=True, limit=5)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), True, "1"])
+def test_start_refuses_a_bad_interval_through_the_settings_model(mem: agentmem.Memory,
+                                                                 bad: object) -> None:
+    with pytest.raises(ConfigError, match="maintain_interval"):
+        Tiers(mem).start(interval=bad)  # type: ignore[arg-type]

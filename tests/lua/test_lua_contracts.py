@@ -1,9 +1,10 @@
 """Each Lua script on a real server (Redis 7 and Valkey 9): it loads under its SHA1,
 and the scripts with a small contract are called directly with the KEYS and ARGV
-their header states, their reply and writes checked. (The large ones, the write,
-the tier transitions, check and repair, radius search, are exercised through the
-plans that call them in tests/integration, and compared with them here where
-cheap: a parity test per read script against the repository query.)"""
+their header states, their reply and writes checked. The large ones (the write,
+the tier move, integrity, radius search, sequence and history, the fetch scripts,
+the outbox) are called directly in tests/lua/test_lua_contracts_large.py, and
+``evict_plan`` in tests/lua/test_evict_plan.py; here, a parity test per read script
+against the repository query."""
 
 from __future__ import annotations
 
