@@ -35,7 +35,7 @@ def _phase(client: redis.Redis, name: str, fn: Callable[[], object], ms: float) 
     over = [e for e in entries if e["duration"] / 1000 > ms]
     print(f"{name:34} wall {wall:10.1f} ms   commands over {ms:g} ms: {len(over):4}   "
           f"slowest {worst:8.2f} ms")
-    for e in over[:3]:
+    for e in sorted(over, key=lambda e: -e["duration"])[:3]:
         cmd = b" ".join(e["command"][:3]) if isinstance(e["command"], list) else e["command"]
         print(f"    {e['duration'] / 1000:8.2f} ms  {str(cmd)[:90]}")
 

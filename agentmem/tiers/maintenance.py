@@ -53,6 +53,8 @@ round still go in one round trip)."""
 
 log = logging.getLogger("agentmem.tiers.maintenance")
 
+SCAN_SLICE = 5000
+"""Timeline entries per ``ZRANGE`` when maintenance reads an agent's timeline."""
 _AGENT_BATCH = 200
 """Agents whose state one maintenance round trip reads."""
 
@@ -248,18 +250,31 @@ class Tiers:
         shapes = [self._shapes(a) for a in agents]
         calls = []
         for agent_id, sh in zip(agents, shapes, strict=True):
-            calls += [command("ZRANGE", sh.timeline, 0, -1, "WITHSCORES"),
+            calls += [command("ZCARD", sh.timeline),
                       command("SMEMBERS", self._pinned_key(agent_id)),
                       command("ZCARD", sh.im_timeline)]
         state = self.memory.runner.run(Plan(calls, _replies))
+        # the timelines in slices of SCAN_SLICE entries: many short commands (one round
+        # trip), never one that holds the server for a whole large timeline
+        owners: list[int] = []
+        slices = []
+        for n, sh in enumerate(shapes):
+            for start in range(0, int(state[3 * n]), SCAN_SLICE):
+                owners.append(n)
+                slices.append(command("ZRANGE", sh.timeline, start, start + SCAN_SLICE - 1,
+                                      "WITHSCORES"))
+        parts = self.memory.runner.run(Plan(slices, _replies)) if slices else []
+        timelines: list[list[tuple[Any, Any]]] = [[] for _ in agents]
+        for n, part in zip(owners, parts, strict=True):
+            timelines[n] += _pairs(part)
         ims: list[int] = []
         pins: list[set[str]] = []
         stms: list[list[tuple[str, float]]] = []
         for n in range(len(agents)):
-            stm, pinned_raw, im_count = state[3 * n:3 * n + 3]
-            pinned = {_text(x) for x in pinned_raw}
-            stms.append([(_text(m), float(s)) for m, s in _pairs(stm) if _text(m) not in pinned])
-            ims.append(int(im_count))
+            pinned = {_text(x) for x in state[3 * n + 1]}
+            stms.append([(_text(m), float(s)) for m, s in timelines[n]
+                         if _text(m) not in pinned])
+            ims.append(int(state[3 * n + 2]))
             pins.append(pinned)
         # the actions each agent's rules need, read for all agents in one round trip
         wanted = [self._candidates(stm_ids, now_step) for stm_ids in stms]
