@@ -53,6 +53,8 @@ round still go in one round trip)."""
 
 log = logging.getLogger("agentmem.tiers.maintenance")
 
+PLAN_SLICE = 1000
+"""IM entries one eviction plan names at most (the next round plans the rest)."""
 SCAN_SLICE = 5000
 """Timeline entries per ``ZRANGE`` when maintenance reads an agent's timeline."""
 _AGENT_BATCH = 200
@@ -335,15 +337,22 @@ class Tiers:
         archive has them first."""
         p = self.policy
         assert p.im_capacity is not None
-        plans = [single(script_call(EVICT_PLAN, [*sh.im_hash, sh.im_timeline,
-                                                 self._pinned_key(agent_id), p.im_capacity,
-                                                 repr(float(p.importance_weight))],
-                                    route=sh.im_timeline),
-                        lambda raw: [_text(x) for x in raw])
-                 for agent_id, sh, _ in over]
-        planned: list[list[str]] = self.memory.runner.run(_gather(plans))
-        victims = [(agent_id, sh, flat[0::2], flat[1::2])
-                   for (agent_id, sh, _), flat in zip(over, planned, strict=True) if flat]
+        while over:  # rounds of at most PLAN_SLICE victims per agent
+            plans = [single(script_call(EVICT_PLAN, [*sh.im_hash, sh.im_timeline,
+                                                     self._pinned_key(agent_id), p.im_capacity,
+                                                     repr(float(p.importance_weight)),
+                                                     PLAN_SLICE],
+                                        route=sh.im_timeline),
+                            lambda raw: [_text(x) for x in raw])
+                     for agent_id, sh, _ in over]
+            planned: list[list[str]] = self.memory.runner.run(_gather(plans))
+            self._evict_round([(agent_id, sh, flat[0::2], flat[1::2]) for (agent_id, sh, _),
+                               flat in zip(over, planned, strict=True) if flat], report)
+            over = [o for o, flat in zip(over, planned, strict=True)
+                    if len(flat) // 2 >= PLAN_SLICE]
+
+    def _evict_round(self, victims: list[tuple[str, Shapes, list[str], list[str]]],
+                     report: MaintainReport) -> None:
         if not victims:
             return
         if self.archive is not None:

@@ -257,3 +257,16 @@ def test_start_refuses_a_bad_interval_through_the_settings_model(mem: agentmem.M
                                                                  bad: object) -> None:
     with pytest.raises(ConfigError, match="maintain_interval"):
         Tiers(mem).start(interval=bad)  # type: ignore[arg-type]
+
+
+def test_eviction_over_many_plans_removes_every_excess_entry(mem: agentmem.Memory,
+                                                             r: redis.Redis) -> None:
+    """2,400 entries over capacity: planned and evicted in rounds of at most PLAN_SLICE
+    (no single script names them all), the oldest first."""
+    mem.im_actions.add_many([IMAction(action_id=f"a1-{s}-move", agent_id="a1",
+                                      simulation_id=SIM, step_number=s, action_type="move",
+                                      importance=0.5) for s in range(2500)])
+    report = Tiers(mem, TierPolicy(im_capacity=100)).maintain()
+    assert report.evicted == 2400
+    assert r.zrange("agent:a1:im:action:timeline", 0, -1) == [
+        f"a1-{s}-move".encode() for s in sorted(range(2400, 2500), key=lambda s: f"{s}")]

@@ -40,3 +40,5 @@ def test_the_plan_is_the_full_ranking(r: redis.Redis, weight: float, seed: int) 
         ids = [x.decode() for x in got[::2]]
         assert ids == _reference(entries, pinned, cap, weight), (cap, weight)
         assert all(x == b"s1" for x in got[1::2])
+        first = r.evalsha(EVICT_PLAN.sha, 0, PRE, SUF, ITL, PINS, cap, weight, 3)
+        assert [x.decode() for x in first[::2]] == ids[:3]  # at most 3: the lowest three

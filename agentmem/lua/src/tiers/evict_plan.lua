@@ -1,13 +1,14 @@
 #!lua flags=no-writes
 -- evict_plan: which IM entries leave when over capacity.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: IM hash prefix, suffix, IM timeline, pinned set, capacity, weight
+-- ARGV: IM hash prefix, suffix, IM timeline, pinned set, capacity, weight, most (optional: victims named at most)
 -- Reply: {id, simulation_id, ...} of the lowest-ranked entries over capacity
 -- ARGV: IM hash prefix, suffix, IM timeline, pinned set, capacity, weight. Ranks the
 -- agent's unpinned IM entries by (step + importance * weight, importance, id) and
 -- returns the lowest ones over the capacity as {id, simulation_id, ...}.
 local ipre, isuf, itl, pins = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local cap, weight = tonumber(ARGV[5]), tonumber(ARGV[6])
+local most = tonumber(ARGV[7] or '') or math.huge
 local size = redis.call('ZCARD', itl)
 if size - cap <= 0 then return {} end  -- within capacity whatever is pinned: O(1)
 local pinned = {}
@@ -28,7 +29,7 @@ if weight == 0 then
   for id, _ in pairs(pinned) do
     if redis.call('ZSCORE', itl, id) then unpinned = unpinned - 1 end
   end
-  excess = size + unpinned - cap
+  excess = math.min(size + unpinned - cap, most)
   if excess <= 0 then return {} end
   local start, last, CH = 0, nil, 256
   while true do
@@ -48,7 +49,7 @@ else
   for i = 1, #r, 2 do
     if not pinned[r[i]] then rows[#rows + 1] = row(r[i], r[i + 1]) end
   end
-  excess = #rows - cap
+  excess = math.min(#rows - cap, most)
   if excess <= 0 then return {} end
 end
 table.sort(rows, function(x, y)
