@@ -43,7 +43,7 @@ from agentmem.plans.writereply import parse_batch
 
 M = TypeVar("M", bound=BaseModel)
 
-GET_CHUNK = 1000
+GET_CHUNK = 250
 """Ids per script call of ``get_many``."""
 BULK = 256
 """Writes of at least this many records run with the garbage collector paused."""

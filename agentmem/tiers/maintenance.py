@@ -46,7 +46,7 @@ from agentmem.tiers.shapes import Shapes, _pieces
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
 
-SLICE = 100
+SLICE = 50
 """Actions per script call of a transition or an eviction: each call stays within a few
 milliseconds of server time, so that no other client waits longer (the calls of one
 round still go in one round trip)."""

@@ -53,7 +53,7 @@ def test_get_many_of_many_ids_is_split_into_calls(
     assert got[:-1] == [None] * (len(ids) - 1)
     stats = r.info("commandstats")
     calls = sum(int(stats[k]["calls"]) for k in ("cmdstat_evalsha", "cmdstat_eval") if k in stats)
-    assert calls == 13  # 1,000 ids a call
+    assert calls == 49  # 250 ids a call
 
 
 @pytest.mark.slow
