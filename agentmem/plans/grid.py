@@ -15,6 +15,7 @@ server's script).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable
 
@@ -136,6 +137,41 @@ def circle_cover(x: float, y: float, radius: float, cell: float,
     return cover(max(x0, 0), min(x1, TOP), max(y0, 0), min(y1, TOP), max_ranges)
 
 
+RANK_CELLS = 4096
+"""Boxes of at most this many cells get their ranges ranked by distance."""
+
+
+def ranked_cover(x: float, y: float, radius: float, cell: float,
+                 max_ranges: int = MAX_RANGES) -> list[tuple[int, int, float]]:
+    """:func:`circle_cover`'s ranges as ``(lo, hi, d2)``, nearest first: ``d2`` is the
+    least squared distance from ``(x, y)`` to a cell of the circle's box whose code the
+    range holds, a lower bound for every position within the radius that the range
+    can hold (one outside the box is outside the circle). A box of more than
+    :data:`RANK_CELLS` cells, or touching the clamped edge cells, is not ranked
+    (every ``d2`` is 0)."""
+    ranges = circle_cover(x, y, radius, cell, max_ranges)
+    x0, x1 = cell_of(x - radius, cell) - 1, cell_of(x + radius, cell) + 1
+    y0, y1 = cell_of(y - radius, cell) - 1, cell_of(y + radius, cell) + 1
+    if x0 <= 0 or y0 <= 0 or x1 >= TOP or y1 >= TOP or (
+            (x1 - x0 + 1) * (y1 - y0 + 1) > RANK_CELLS):
+        return [(lo, hi, 0.0) for lo, hi in ranges]
+    los = [lo for lo, _ in ranges]
+    best = [math.inf] * len(ranges)
+    for cx in range(x0, x1 + 1):
+        left = (cx - OFFSET) * cell
+        dx = left - x if x < left else x - (left + cell) if x > left + cell else 0.0
+        for cy in range(y0, y1 + 1):
+            bottom = (cy - OFFSET) * cell
+            dy = bottom - y if y < bottom else y - (bottom + cell) if y > bottom + cell else 0.0
+            i = bisect.bisect_right(los, interleave(cx, cy)) - 1
+            d2 = dx * dx + dy * dy
+            if d2 < best[i]:
+                best[i] = d2
+    out = [(lo, hi, 0.0 if math.isinf(d) else d) for (lo, hi), d in zip(ranges, best,
+                                                                        strict=True)]
+    return sorted(out, key=lambda r: (r[2], r[0]))
+
+
 def within(px: float, py: float, x: float, y: float, r2: float) -> bool:
     """Whether ``(px, py)`` is within the radius whose square is ``r2``: the server
     script's test, operation for operation."""
@@ -144,7 +180,7 @@ def within(px: float, py: float, x: float, y: float, r2: float) -> bool:
     return dx * dx + dy * dy <= r2
 
 
-def range_args(ranges: Iterable[tuple[int, int]]) -> list[str]:
-    """Ranges as script arguments (a count, then ``lo hi`` pairs)."""
-    flat = [str(v) for lo, hi in ranges for v in (lo, hi)]
-    return [str(len(flat) // 2), *flat]
+def range_args(ranges: Iterable[tuple[int, int, float]]) -> list[str]:
+    """Ranked ranges as script arguments (a count, then ``lo hi d2`` triples)."""
+    flat = [v for lo, hi, d2 in ranges for v in (str(lo), str(hi), repr(d2))]
+    return [str(len(flat) // 3), *flat]

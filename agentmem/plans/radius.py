@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from agentmem.errors import BackendError, InvalidInput
 from agentmem.lua.radius import NEAR
 from agentmem.lua.scripts import GET_MANY
-from agentmem.plans.grid import check_query, circle_cover, range_args, within
+from agentmem.plans.grid import MAX_RANGES, check_query, range_args, ranked_cover, within
 from agentmem.plans.plan import Arg, Call, FollowUp, Plan, check_limit, score_arg, script_call
 
 M = TypeVar("M", bound=BaseModel)
@@ -34,6 +34,10 @@ class Near(NamedTuple, Generic[M]):
     distance: float
 
 
+LIMITED_RANGES = 256
+"""Code ranges of a limited search of one key: finer than a full read needs."""
+
+
 @dataclass(frozen=True)
 class Circle:
     """A checked query: the point, the radius and the code ranges of its cells."""
@@ -41,12 +45,18 @@ class Circle:
     x: float
     y: float
     radius: float
-    ranges: list[tuple[int, int]]
+    ranges: list[tuple[int, int, float]]
+    """Code ranges, nearest first, with a lower bound of their squared distance."""
 
     @classmethod
-    def of(cls, x: object, y: object, radius: object, cell: float) -> Circle:
+    def of(cls, x: object, y: object, radius: object, cell: float, *,
+           limited: bool = False) -> Circle:
+        """The checked query. ``limited`` (a search of one key with a limit): up to
+        :data:`LIMITED_RANGES` ranges instead of :data:`~agentmem.plans.grid.MAX_RANGES`,
+        so that the nearest ranges are small and the search stops early."""
         fx, fy, fr = check_query(x, y, radius)
-        return cls(fx, fy, fr, circle_cover(fx, fy, fr, cell))
+        most = LIMITED_RANGES if limited else MAX_RANGES
+        return cls(fx, fy, fr, ranked_cover(fx, fy, fr, cell, most))
 
     @property
     def r2(self) -> float:

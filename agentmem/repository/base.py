@@ -226,7 +226,7 @@ class RecordOps(Generic[M]):
             raise SchemaError(f"index {index!r} is not a grid index of record ids")
         key = Template.parse(ix.key).render(scope)
         prefix, suffix = self._around(scope)
-        circle = Circle.of(x, y, radius, ix.cell)
+        circle = Circle.of(x, y, radius, ix.cell, limited=limit is not None)
         call = near_call(circle, mode="r", shape=(prefix, "", suffix), fields=(ix.x, ix.y),
                          limit=limit, filters=Filters(), keys=[(key, "")], route=key)
         return single(call, parse_near(self.spec.codec.decode))

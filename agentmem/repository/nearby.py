@@ -48,9 +48,11 @@ class RadiusSearch(ActionCore):
 
         Optionally only actions of ``action_type`` (one or several) and of steps
         ``start..end`` (inclusive). Exact (the same set as a filter over every
-        action), from the grid index, in one round trip.
+        action), from the grid index, in one round trip; with a ``limit``, the cells
+        nearest the point are read first and the search stops once ``limit`` actions
+        are nearer than any unread cell.
         """
-        circle = Circle.of(x, y, radius, self.grid_cell)
+        circle = Circle.of(x, y, radius, self.grid_cell, limited=limit is not None)
         f = self._type_filter(action_type)
         start, end = check_steps(start, end)
         if start is not None or end is not None:

@@ -373,3 +373,23 @@ def test_a_declared_model_gets_radius_search(mem: agentmem.Memory) -> None:
         repo.near("by_power", 0.0, 0.0, 1.0, zone="z1")
 
 
+
+
+def test_a_limit_stops_the_search_at_the_nearest_ranges(mem: agentmem.Memory,
+                                                        r: redis.Redis) -> None:
+    """Ranges are read nearest first; once ``limit`` rows are nearer than the next
+    range's bound, the rest is not read: fewer positions looked at, the same answer
+    as the full search's first rows."""
+    mem.actions.add_many([Action(agent_id="a1", simulation_id="s1", step_number=i,
+                                 action_type="move", position=(float(i % 40), float(i // 40)))
+                          for i in range(1600)])
+    full = mem.actions.near("a1", 20.0, 20.0, 15.0)
+    r.config_resetstat()
+    first = mem.actions.near("a1", 20.0, 20.0, 15.0, limit=3)
+    read_limited = int(r.info("commandstats")["cmdstat_hmget"]["calls"])
+    r.config_resetstat()
+    mem.actions.near("a1", 20.0, 20.0, 15.0)
+    read_full = int(r.info("commandstats")["cmdstat_hmget"]["calls"])
+    assert [(n.record.action_id, n.distance) for n in first] == [
+        (n.record.action_id, n.distance) for n in full[:3]]
+    assert read_limited * 4 < read_full  # here 336 positions read instead of 1,600

@@ -14,7 +14,9 @@
 --   match field ('' none), n, n accepted values; range field ('' none), lo, hi ('' open);
 --   the keys: 'keys' n (key step)... or 'steps' steps_key lo hi key_pre key_suf (the keys
 --     of the steps that the sorted set steps_key holds in lo..hi);
---   n, n (lo hi) pairs of codes;
+--   n, n (lo hi d2) triples of codes, nearest first (d2: a lower bound of the squared
+--     distance of any position the range can hold within the radius; once limit rows
+--     are nearer than the next range's bound, the rest is not read);
 --   the simulation id of mode 's' ('': any): a member whose hash belongs to
 --     another simulation (an id given again after its action left memory) is skipped.
 -- Returns {d2, hash, d2, hash, ...} nearest first (ties by id), d2 the squared distance.
@@ -43,7 +45,7 @@ else
   p = p + 6
 end
 local nr = tonumber(A[p])
-local sim = A[p + 2 * nr + 1] or ''
+local sim = A[p + 3 * nr + 1] or ''
 local fields = {xf, yf}
 if mf ~= '' then fields[#fields + 1] = mf end
 local rpos = nil
@@ -64,10 +66,15 @@ local function sim_hash(id, step)
 end
 
 local rows, cands = {}, {}
-for _, ks in ipairs(keys) do
-  local key, step = ks[1], ks[2]
-  for i = 1, nr do
-    local ids = redis.call('ZRANGE', key, A[p + 2 * i - 1], A[p + 2 * i], 'BYSCORE')
+local function nearer(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end
+for i = 1, nr do
+  local lo, hi = A[p + 3 * i - 2], A[p + 3 * i - 1]
+  for _, ks in ipairs(keys) do
+    local key, step = ks[1], ks[2]
+    local ids = redis.call('ZRANGE', key, lo, hi, 'BYSCORE')
     for _, id in ipairs(ids) do
       if mode == 'c' then
         cands[#cands + 1] = id
@@ -94,12 +101,15 @@ for _, ks in ipairs(keys) do
       end
     end
   end
+  -- every row of the ranges left is at least their bound away: stop once limit rows
+  -- are strictly nearer (a tie could still win on its id)
+  if mode ~= 'c' and limit >= 0 and #rows >= limit and i < nr then
+    table.sort(rows, nearer)
+    if limit == 0 or rows[limit][1] < tonumber(A[p + 3 * i + 3]) then break end
+  end
 end
 if mode == 'c' then return cands end
-table.sort(rows, function(a, b)
-  if a[1] ~= b[1] then return a[1] < b[1] end
-  return a[2] < b[2]
-end)
+table.sort(rows, nearer)
 local out = {}
 for _, row in ipairs(rows) do
   if limit >= 0 and #out >= 2 * limit then break end
