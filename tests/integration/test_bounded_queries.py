@@ -98,3 +98,24 @@ def test_members_without_a_timeline_entry_still_come_last(
     for limit in (len(eats) - 1, len(eats)):  # the walk runs out, then the sort
         got = mem.actions.by_type("a1", "eat", limit=limit)
         assert _ids(got) == (_ids(eats[3:]) + lost)[:limit]
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_timeline_pages_by_score_past_ties_and_expired_hashes(
+        mem: agentmem.Memory, r: redis.Redis, newest_first: bool) -> None:
+    """The timeline read by score pages with a score cursor (256 a page): 600 actions of
+    one step (ties across pages), then 900 more of which 800 have expired."""
+    tied = mem.actions.add_many([Action(agent_id="a2", simulation_id="s1", step_number=5,
+                                        action_type="move") for _ in range(600)])
+    more = mem.actions.add_many([Action(agent_id="a2", simulation_id="s1", step_number=6 + i,
+                                        action_type="eat") for i in range(900)])
+    gone = more[:800] if not newest_first else more[100:]
+    r.delete(*[f"agent:a2:action:{a.action_id}" for a in gone])
+    live = [a for a in tied + more if a not in gone]
+    want = sorted(live, key=lambda a: (a.step_number, a.action_id.encode()),
+                  reverse=newest_first)
+    got = mem.actions.timeline("a2", newest_first=newest_first)
+    assert _ids(got) == _ids(want)
+    assert _ids(mem.actions.timeline("a2", 6, None, newest_first=newest_first,
+                                     limit=10)) == _ids([a for a in want
+                                                         if a.step_number >= 6][:10])

@@ -32,15 +32,30 @@ if by == 'rank' then
   end
   return out
 end
-local offset = 0
+-- by score, in pages: the next page starts at the last score read, past the members of
+-- that score already read (a cursor, not a rank offset, which would cost its length)
+local tied = 0
 while true do
-  local ids
-  if rev then ids = redis.call('ZRANGE', zkey, hi, lo, 'BYSCORE', 'REV', 'LIMIT', offset, CH)
-  else ids = redis.call('ZRANGE', zkey, lo, hi, 'BYSCORE', 'LIMIT', offset, CH) end
-  for _, id in ipairs(ids) do
+  local page
+  if rev then page = redis.call('ZRANGE', zkey, hi, lo, 'BYSCORE', 'REV', 'LIMIT', tied, CH,
+                                'WITHSCORES')
+  else page = redis.call('ZRANGE', zkey, lo, hi, 'BYSCORE', 'LIMIT', tied, CH, 'WITHSCORES') end
+  local n = #page / 2
+  for k = 1, n do
     if limit >= 0 and #out >= limit then return out end
-    fetch_into(out, prefix .. id .. suffix)
+    fetch_into(out, prefix .. page[2 * k - 1] .. suffix)
   end
-  if #ids < CH then return out end
-  offset = offset + CH
+  if n < CH then return out end
+  local last = page[2 * n]
+  local same = 0
+  for k = n, 1, -1 do
+    if page[2 * k] == last then same = same + 1 else break end
+  end
+  if rev then
+    if last == hi then tied = tied + same else tied = same end
+    hi = last
+  else
+    if last == lo then tied = tied + same else tied = same end
+    lo = last
+  end
 end
