@@ -35,16 +35,13 @@ from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.redis import pack_args
 from agentmem.backends.spin import resolve_spin, wait_readable
-from agentmem.config import DEFAULT_BATCH_SIZE, RedisSettings
+from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
 from agentmem.lua.scripts import Script
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.keyspace import (
-    DEFAULT_ACTION_TTL,
-    DEFAULT_GRID_CELL,
-    DEFAULT_RELATIVE_INDEX_SIZE,
     LAYOUT_KEY,
     check_recorded_version,
     layout,
@@ -427,13 +424,6 @@ def connect_cluster(
     url_or_nodes: str | Sequence[str | tuple[str, int]],
     *,
     client: RedisCluster | None = None,
-    layout_version: int = 2,
-    ttl: int | None = DEFAULT_ACTION_TTL,
-    relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
-    embedding_dim: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    grid_cell: float = DEFAULT_GRID_CELL,
-    spin_us: int | None = None,
     settings: RedisSettings | None = None,
     **options: Any,
 ) -> ClusterMemory:
@@ -442,16 +432,15 @@ def connect_cluster(
     ``url_or_nodes``: ``redis+cluster://[user:password@]host:port[,host:port...]`` (also
     ``redis://``, ``rediss+cluster://`` for TLS), or a list of ``"host:port"`` /
     ``(host, port)`` startup nodes; the rest of the cluster is discovered. The other
-    options are those of :func:`agentmem.connect`; ``options`` go to
+    options are those of :func:`agentmem.connect` (the fields of
+    :class:`~agentmem.RedisSettings`); any other keyword goes to
     :class:`redis.cluster.RedisCluster`. Key layout 2 only (a
     :class:`~agentmem.errors.ConfigError` otherwise). Reads the slot map now:
     :class:`~agentmem.errors.Unavailable` when no startup node answers. Options left at
     their default are read from the URL's query and ``AGENTMEM_*`` as for ``connect``.
     """
-    url_or_nodes, s = options_of(connect_cluster, url_or_nodes, {
-        "layout_version": layout_version, "ttl": ttl, "relative_index_size": relative_index_size,
-        "embedding_dim": embedding_dim, "batch_size": batch_size, "grid_cell": grid_cell,
-        "spin_us": spin_us}, options, settings, base={"layout_version": 2})
+    url_or_nodes, s, options = options_of(url_or_nodes, options, settings,
+                                          base={"layout_version": 2})
     if s.layout_version != 2:
         raise ConfigError(
             f"a Redis Cluster needs key layout 2, got layout_version={s.layout_version!r}: in "

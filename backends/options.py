@@ -8,21 +8,13 @@ settings model (:class:`~agentmem.errors.ConfigError` naming the option).
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from agentmem.config import RedisSettings, read, split_query
 from agentmem.errors import ConfigError
 from agentmem.plans.keyspace import layout
 
-__all__ = ["check_settings", "given_options", "options_of", "read_settings"]
-
-
-def given_options(func: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """The keywords of ``func`` that were passed: those not left at their default (the
-    very object of the signature), which the URL query and the environment may set."""
-    params = inspect.signature(func).parameters
-    return {k: v for k, v in values.items() if v is not params[k].default}
+__all__ = ["check_settings", "options_of", "read_settings"]
 
 
 def read_settings(url: Any, given: dict[str, Any], pool_options: dict[str, Any], *,
@@ -47,14 +39,19 @@ def check_settings(settings: RedisSettings) -> dict[str, Any]:
     return settings.store_options()
 
 
-def options_of(func: Any, url: Any, values: dict[str, Any], pool_options: dict[str, Any],
-               settings: RedisSettings | None, *, base: dict[str, Any] | None = None
-               ) -> tuple[Any, RedisSettings]:
-    """The settings of a call of ``func`` (``connect``...) with option keywords ``values``:
-    ``settings`` itself when given (and no option keyword), else :func:`read_settings`."""
-    given = given_options(func, values)
+def options_of(url: Any, options: dict[str, Any], settings: RedisSettings | None, *,
+               base: dict[str, Any] | None = None
+               ) -> tuple[Any, RedisSettings, dict[str, Any]]:
+    """The settings of a ``connect``-like call and the options left for the client's
+    connection pool: the keywords named like a :class:`~agentmem.RedisSettings` field
+    (the one declaration of the store options) are settings, the others pool options.
+    ``settings`` itself when given (and no settings keyword), else
+    :func:`read_settings`. Returns ``(url, settings, pool options)``."""
+    pool = dict(options)
+    given = {k: pool.pop(k) for k in list(pool) if k in RedisSettings.model_fields}
     if settings is None:
-        return read_settings(url, given, pool_options, base=base)
+        url, s = read_settings(url, given, pool, base=base)
+        return url, s, pool
     if given:
         raise ConfigError(f"pass either settings or {sorted(given)}, not both")
-    return url, settings
+    return url, settings, pool

@@ -21,15 +21,12 @@ from redis.exceptions import NoScriptError
 from agentmem.backends.failures import connection_failure, is_permanent
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.spin import client_spin, wait_readable
-from agentmem.config import DEFAULT_BATCH_SIZE, RedisSettings
+from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.keyspace import (
-    DEFAULT_ACTION_TTL,
-    DEFAULT_GRID_CELL,
-    DEFAULT_RELATIVE_INDEX_SIZE,
     LAYOUT_KEY,
     check_recorded_version,
     layout,
@@ -397,42 +394,34 @@ def connect(
     url: str = DEFAULT_URL,
     *,
     client: redis.Redis | None = None,
-    layout_version: int = 1,
-    ttl: int | None = DEFAULT_ACTION_TTL,
-    relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
-    embedding_dim: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    grid_cell: float = DEFAULT_GRID_CELL,
-    spin_us: int | None = None,
     settings: RedisSettings | None = None,
-    **pool_options: Any,
+    **options: Any,
 ) -> Memory:
     """Open a blocking store. ``url`` is a redis-py URL (``redis://``, ``rediss://``,
     ``unix://``, ``valkey://``; ``user:password@`` for ACLs). Nothing is sent until
-    the first call. ``ttl`` is the action hash TTL in seconds (``None``: no expiry),
-    ``relative_index_size`` the length of the relative index, ``embedding_dim`` the
-    required embedding length, ``batch_size`` the records per script call of
-    ``add_many``, ``grid_cell`` the side of a cell of the radius-search grid (the same
-    for every client of the data). ``spin_us`` is how long, in microseconds, a call
-    polls the socket for its reply before it sleeps (``None``: 200 µs when the server
-    is on this machine, a loopback address or a Unix socket, and at least two CPUs
-    are usable, else 0; ``0``: never; see :mod:`agentmem.backends.spin`).
-    ``pool_options`` go to the connection pool (``max_connections`` …).
+    the first call.
+
+    ``options`` are the store options of :class:`~agentmem.RedisSettings`, declared
+    there once with their types and checks (``docs/configuration.md``):
+    ``layout_version`` (1), ``ttl`` (the action hash TTL in seconds, ``None``: no
+    expiry), ``relative_index_size``, ``embedding_dim``, ``batch_size`` (records per
+    script call of ``add_many``), ``grid_cell`` (the radius-search grid, the same for
+    every client of the data), ``spin_us`` (how long a call polls for its reply before
+    it sleeps; ``None``: 200 µs for a local server with two or more CPUs, see
+    :mod:`agentmem.backends.spin`), the timeouts and ``max_connections``. Any other
+    keyword goes to the connection pool.
 
     The first call compares ``layout_version`` with the version the server records
     in ``agentmem:layout`` (no key: layout 1; a store of another layout records it
     on its first use of an empty database) and raises
     :class:`~agentmem.errors.LayoutError` on a mismatch, before anything is written.
 
-    Options left at their default are read from the URL's query
-    (``redis://h:6379/0?layout=2&spin_us=0``) and the ``AGENTMEM_*`` environment
-    (:class:`~agentmem.RedisSettings`, see ``docs/configuration.md``); or pass them
-    all as ``settings``. A malformed option raises :class:`~agentmem.errors.ConfigError`.
+    Options not given are read from the URL's query
+    (``redis://h:6379/0?layout=2&spin_us=0``) and the ``AGENTMEM_*`` environment; or
+    pass them all as ``settings``. A malformed option raises
+    :class:`~agentmem.errors.ConfigError`.
     """
-    url, s = options_of(connect, url, {
-        "layout_version": layout_version, "ttl": ttl, "relative_index_size": relative_index_size,
-        "embedding_dim": embedding_dim, "batch_size": batch_size, "grid_cell": grid_cell,
-        "spin_us": spin_us}, pool_options, settings)
+    url, s, pool_options = options_of(url, options, settings)
     opts = check_settings(s)
     pool_options = {**s.pool_options(), **pool_options}
     if client is not None and not isinstance(client, redis.Redis):
@@ -455,22 +444,13 @@ def connect_async(
     url: str = DEFAULT_URL,
     *,
     client: redis.asyncio.Redis | None = None,
-    layout_version: int = 1,
-    ttl: int | None = DEFAULT_ACTION_TTL,
-    relative_index_size: int = DEFAULT_RELATIVE_INDEX_SIZE,
-    embedding_dim: int | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    grid_cell: float = DEFAULT_GRID_CELL,
     settings: RedisSettings | None = None,
-    **pool_options: Any,
+    **options: Any,
 ) -> AsyncMemory:
     """Open an asyncio store; the same options as :func:`connect` except ``spin_us``
     (an asyncio client waits for replies in its event loop; a ``spin_us`` of the
     settings is not used)."""
-    url, s = options_of(connect_async, url, {
-        "layout_version": layout_version, "ttl": ttl, "relative_index_size": relative_index_size,
-        "embedding_dim": embedding_dim, "batch_size": batch_size, "grid_cell": grid_cell},
-        pool_options, settings)
+    url, s, pool_options = options_of(url, options, settings)
     opts = check_settings(s)
     pool_options = {**s.pool_options(), **pool_options}
     if client is not None and not isinstance(client, redis.asyncio.Redis):

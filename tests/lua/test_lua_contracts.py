@@ -2,9 +2,11 @@
 and the scripts with a small contract are called directly with the KEYS and ARGV
 their header states, their reply and writes checked. The large ones (the write,
 the tier move, integrity, radius search, sequence and history, the fetch scripts,
-the outbox) are called directly in tests/lua/test_lua_contracts_large.py, and
-``evict_plan`` in tests/lua/test_evict_plan.py; here, a parity test per read script
-against the repository query."""
+the outbox) are called directly in test_lua_contracts_large.py, the tier and
+integrity scripts (the cluster parts of the move included) in
+test_lua_contracts_tiers.py, the read scripts in test_lua_contracts_reads.py and
+``evict_plan`` against a reference ranking in test_evict_plan.py; here, a parity
+test per read script against the repository query."""
 
 from __future__ import annotations
 
