@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -86,6 +87,9 @@ WRITE_ATTEMPTS = 50
 def _pause(attempt: int) -> None:
     """Back off before running a contended write again (up to ~50 ms, jittered)."""
     time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+
+
+SCHEMA_LOCK = 0x61676D656D  # "agmem": the PostgreSQL advisory lock of schema creation
 
 
 class Archive:
@@ -147,6 +151,10 @@ class Archive:
 
     @staticmethod
     def _prepare_schema(conn: Connection) -> frozenset[str]:
+        if conn.dialect.name == "postgresql":
+            # archives opened at once by several processes: one creates the tables, the
+            # others wait and find them (two concurrent CREATE TABLE of one name fail)
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
         present = set(inspect(conn).get_table_names())
         missing = [t for t in metadata.sorted_tables if t.name not in present]
         if missing:

@@ -13,6 +13,8 @@ import multiprocessing as mp
 import os
 import random
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,18 @@ def test_a_new_archive_file_is_private_to_its_owner(tmp_path: Path) -> None:
     with open_archive(path) as archive:
         archive.write(make_actions(3))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_processes_opening_a_new_archive_at_once_all_succeed(db: Db) -> None:  # noqa: F811
+    """Eight processes open one archive that does not exist yet (each creates the tables
+    it finds missing): none fails, and the tables exist once."""
+    script = (
+        "import sys\n"
+        "from agentmem.backends.sql import open_archive\n"
+        "open_archive(sys.argv[1]).close()\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, db.url], stderr=subprocess.PIPE,
+                              text=True) for _ in range(8)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, [e for e in errors if e][:1]
+    with open_archive(db.url) as archive:
+        assert archive.count() == 0
