@@ -28,13 +28,17 @@ from sqlalchemy import (
     func,
     inspect,
     select,
-    text,
 )
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
-from agentmem.backends.sqlengine import SQLITE_BUSY_TIMEOUT_MS, check_file, make_engine
+from agentmem.backends.sqlengine import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    check_file,
+    create_missing,
+    make_engine,
+)
 from agentmem.backends.sqlrows import backend_error, decode_row, select_actions
 from agentmem.backends.sqltables import (
     DETAILS_MAX_LENGTH,
@@ -89,9 +93,6 @@ def _pause(attempt: int) -> None:
     time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
-SCHEMA_LOCK = 0x61676D656D  # "agmem": the PostgreSQL advisory lock of schema creation
-
-
 class Archive:
     """An opened SQL archive; made by :func:`open_archive`.
 
@@ -104,8 +105,9 @@ class Archive:
         self.location = location
         self._file: tuple[Path, tuple[int, int]] | None = None
         try:
+            create_missing(engine)
             with engine.begin() as conn:
-                self.action_columns = self._prepare_schema(conn)
+                self.action_columns = self._check_schema(conn)
                 # the old generation's action_target_id references agents
                 self._fk_target = any(
                     fk["constrained_columns"] == ["action_target_id"]
@@ -150,15 +152,7 @@ class Archive:
     # -- set-up -------------------------------------------------------------------------
 
     @staticmethod
-    def _prepare_schema(conn: Connection) -> frozenset[str]:
-        if conn.dialect.name == "postgresql":
-            # archives opened at once by several processes: one creates the tables, the
-            # others wait and find them (two concurrent CREATE TABLE of one name fail)
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-        present = set(inspect(conn).get_table_names())
-        missing = [t for t in metadata.sorted_tables if t.name not in present]
-        if missing:
-            metadata.create_all(conn, tables=missing)
+    def _check_schema(conn: Connection) -> frozenset[str]:
         columns = frozenset(c["name"] for c in inspect(conn).get_columns("agent_actions"))
         lacking = [c for c in REQUIRED_ACTION_COLUMNS if c not in columns]
         if lacking:

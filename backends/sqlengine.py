@@ -8,13 +8,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
+from agentmem.backends.sqltables import metadata
 from agentmem.errors import BackendError, ConfigError
 
-__all__ = ["DEFAULT_FILE", "SQLITE_BUSY_TIMEOUT_MS", "check_file", "make_engine"]
+__all__ = ["DEFAULT_FILE", "SCHEMA_LOCK", "SQLITE_BUSY_TIMEOUT_MS", "check_file",
+           "create_missing", "make_engine"]
+
+SCHEMA_LOCK = 0x61676D656D  # "agmem"
+"""The PostgreSQL advisory lock under which an archive's tables are created."""
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long a SQLite connection waits for another writer's lock, in milliseconds."""
@@ -39,6 +44,30 @@ def _sqlite_begin(conn: Connection) -> None:
     two writers never both read, then collide), a plain ``BEGIN`` otherwise."""
     immediate = conn.get_execution_options().get("agentmem_immediate")
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def create_missing(engine: Engine) -> None:
+    """Create the archive tables the database lacks. Archives opened at once by several
+    processes: one creates them, the others wait (SQLite's ``BEGIN IMMEDIATE``, a
+    PostgreSQL advisory lock) and then find them; two concurrent ``CREATE TABLE`` of
+    one name would fail. A database that has every table is only read."""
+    with engine.connect() as conn:
+        if not _missing(conn):
+            return
+        conn.rollback()
+        if engine.dialect.name == "sqlite":
+            conn.execution_options(agentmem_immediate=True)
+        with conn.begin():
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            missing = _missing(conn)
+            if missing:
+                metadata.create_all(conn, tables=missing)
+
+
+def _missing(conn: Connection) -> list[Any]:
+    present = set(inspect(conn).get_table_names())
+    return [t for t in metadata.sorted_tables if t.name not in present]
 
 
 def _create_private(path: Path) -> None:
