@@ -1,8 +1,11 @@
 """Dual-write: Redis and the SQL archive kept in agreement.
 
-Owns the unit of work (``DualWriter``) and its background thread, the reads
-that fall back to the archive, failover (journal, probing, replay) and the bulk
-sync between Redis and the archive.
+Owns the unit of work (``DualWriter``) and its background thread, its durability
+modes and the outbox that hands what Redis acknowledged to the archive
+(``outbox``: drain, leases), exit on SIGTERM (``signals``), the seeding of the
+retired-id marks from the archive (``ids``), the reads that fall back to the
+archive, failover (per-writer journals, probing, replay) and the bulk sync
+between Redis and the archive.
 
 May import: ``agentmem.errors``, ``agentmem.config``,
 ``agentmem.model``, ``agentmem.lua``,
