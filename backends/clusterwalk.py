@@ -13,7 +13,7 @@ import redis
 from agentmem.backends.failures import connection_failure
 from agentmem.lua.cluster import AGENT_CHECK, SET_COUNTERS, SIM_CHECK, SIM_ORPHANS
 from agentmem.plans.keyspace import candidate_agents
-from agentmem.plans.plan import Call, Plan, script_call
+from agentmem.plans.plan import Call, Plan, every_reply, script_call
 
 if TYPE_CHECKING:
     from agentmem.backends.cluster import ClusterMemory
@@ -106,7 +106,7 @@ class ClusterWalk:
         agents = list(per_agent)
         calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, a, *per_agent[a]],
                              route=self.layout.key("timeline", agent_id=a)) for a in agents]
-        replies = self.memory.runner.run(Plan(calls, _raise_errors))
+        replies = self.memory.runner.run(Plan(calls, every_reply))
         sims: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)
         settle = self.memory.settle_seconds
         for agent, out in zip(agents, replies, strict=True):
@@ -133,7 +133,7 @@ class ClusterWalk:
                 argv += (aid, step, typ, "1" if aid in self.listed[sim] else "0", code)
             calls.append(script_call(SIM_CHECK, argv,
                                      route=self.layout.key("sim_actions", simulation_id=sim)))
-        replies = self.memory.runner.run(Plan(calls, _raise_errors))
+        replies = self.memory.runner.run(Plan(calls, every_reply))
         for sim, out in zip(names, replies, strict=True):
             keys = {aid: (step, typ, key) for aid, step, typ, key, _ in sims[sim]}
             for i in range(0, len(out), 2):
@@ -164,7 +164,7 @@ class ClusterWalk:
         while True:
             call = script_call(lua.ORPHANS, [self.mode, key, cursor, self.batch, kind, "a",
                                              pre, suf, "", 0], route=key)
-            out = self.memory.runner.run(Plan((call,), _raise_errors))[0]
+            out = self.memory.runner.run(Plan((call,), every_reply))[0]
             cursor = _text(out[0])
             self.report.add("orphans", family, [f"{key} {_text(m)}" for m in out[1:]])
             if cursor == "0":
@@ -179,7 +179,7 @@ class ClusterWalk:
             part = todo[start:start + self.batch]
             calls = [Call(("HGET", _fill(self.p["action"], {"agent_id": a, "action_id": i}),
                            "action_type")) for i, a in part]
-            for (aid, _), typ in zip(part, self.memory.runner.run(Plan(calls, _raise_errors)),
+            for (aid, _), typ in zip(part, self.memory.runner.run(Plan(calls, every_reply)),
                                      strict=True):
                 if typ is not None and aid not in found:
                     found[aid] = _text(typ)
@@ -196,21 +196,21 @@ class ClusterWalk:
         start = 0
         while True:
             part = runner.run(Plan((Call(("LRANGE", lk, start, start + self.batch - 1)),),
-                                   _raise_errors))[0]
+                                   every_reply))[0]
             ids += [_text(x) for x in part]
             if len(part) < self.batch:
                 break
             start += self.batch
         steps = [_text(x) for x in runner.run(Plan((Call(("ZRANGE", zk, 0, -1)),),
-                                                   _raise_errors))[0]]
+                                                   every_reply))[0]]
         skeys = [self.layout.key("sim_step", simulation_id=sim, step_number=int(st))
                  for st in steps]
-        members = runner.run(Plan([Call(("SMEMBERS", k)) for k in skeys], _raise_errors)) \
+        members = runner.run(Plan([Call(("SMEMBERS", k)) for k in skeys], every_reply)) \
             if skeys else []
         step_ids = [[_text(m) for m in ms] for ms in members]
         gkeys = sorted(self.grids.get(sim, ()))
         grid_ids = [[_text(m) for m in ms] for ms in runner.run(
-            Plan([Call(("ZRANGE", k, 0, -1)) for k in gkeys], _raise_errors))] if gkeys else []
+            Plan([Call(("ZRANGE", k, 0, -1)) for k in gkeys], every_reply))] if gkeys else []
         live = self._live(set(ids).union(*map(set, step_ids), *map(set, grid_ids)))
 
         def orphan(aid: str) -> bool:
@@ -227,12 +227,12 @@ class ClusterWalk:
             if self.agents is None or dead:
                 argv += [st, sk, len(dead), *dead]
         empty = runner.run(Plan((script_call(SIM_ORPHANS, argv, route=lk),),
-                                _raise_errors))[0]
+                                every_reply))[0]
         for gk, ms in zip(gkeys, grid_ids, strict=True):
             dead = [m for m in ms if orphan(m)]
             self.report.add("orphans", "sim_grid", [f"{gk} {m}" for m in dead])
             if self.fix and dead:
-                runner.run(Plan((Call(("ZREM", gk, *dead)),), _raise_errors))
+                runner.run(Plan((Call(("ZREM", gk, *dead)),), every_reply))
         if self.agents is not None:
             return  # the steps zset and the counters span agents: not checked
         self.report.add("orphans", "sim_steps", [f"{zk} {_text(st)}" for st in empty])
@@ -241,7 +241,7 @@ class ClusterWalk:
             if aid in live:
                 want[live[aid]] += 1
         length = len(ids) - (len(gone) if self.fix else 0)
-        have_raw = runner.run(Plan((Call(("HGETALL", ck)),), _raise_errors))[0]
+        have_raw = runner.run(Plan((Call(("HGETALL", ck)),), every_reply))[0]
         have = {_text(k): int(v) for k, v in _hash_items(have_raw)}
         wrong = sorted(t for t in set(have) | set(want) if have.get(t, 0) != want.get(t, 0))
         if not wrong:
@@ -251,7 +251,7 @@ class ClusterWalk:
         if self.fix:
             pairs = [x for t, n in sorted(want.items()) if n > 0 for x in (t, n)]
             runner.run(Plan((script_call(SET_COUNTERS, [lk, ck, length, *pairs], route=lk),),
-                            _raise_errors))
+                            every_reply))
 
     def _list(self, sim: str) -> set[str]:
         """The ids of a simulation's list, read a slice at a time."""
@@ -261,7 +261,7 @@ class ClusterWalk:
         client = self.memory.runner
         while True:
             part = client.run(Plan((Call(("LRANGE", key, start, start + self.batch - 1)),),
-                                   _raise_errors))[0]
+                                   every_reply))[0]
             seen.update(_text(x) for x in part)
             if len(part) < self.batch:
                 return seen
@@ -277,13 +277,6 @@ def _hash_items(raw: Any) -> list[tuple[Any, Any]]:
     if isinstance(raw, dict):
         return list(raw.items())
     return list(zip(raw[0::2], raw[1::2], strict=True))
-
-
-def _raise_errors(replies: list[Any]) -> list[Any]:
-    for r in replies:
-        if isinstance(r, Exception):
-            raise r
-    return replies
 
 
 def _fill(pattern: str, values: dict[str, str]) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from agentmem.backends.redis import Memory, RedisRunner
-from agentmem.plans.plan import Plan, command
+from agentmem.plans.plan import Plan, command, every_reply
 
 __all__ = ["read_unchecked", "scan_keys", "server_time", "used_memory"]
 
@@ -44,13 +44,7 @@ def read_unchecked(memory: Any, *keys: str) -> list[Any]:
     """``GET`` of each key in one round trip, before (and without) the store's layout
     check: how a command opens data in the layout and grid cell the server records.
     (A Redis Cluster store, which has layout 2 only, reads through its own runner.)"""
-    def parse(replies: list[Any]) -> list[Any]:
-        for r in replies:
-            if isinstance(r, Exception):
-                raise r
-        return replies
-
-    plan = Plan(tuple(command("GET", k) for k in keys), parse)
+    plan = Plan(tuple(command("GET", k) for k in keys), every_reply)
     if not isinstance(memory, Memory):
         result: list[Any] = memory.runner.run(plan)
         return result

@@ -36,7 +36,7 @@ from agentmem.backends.masters import used_memory
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive, agent_actions
 from agentmem.errors import AgentMemError, BackendError, ConfigError, InvalidInput
-from agentmem.plans.plan import Plan, command
+from agentmem.plans.plan import Plan, command, every_reply
 from agentmem.tiers import reads as tierreads
 
 if TYPE_CHECKING:
@@ -58,10 +58,7 @@ def tier_sizes(memory: Memory, agent_ids: Sequence[str]) -> list[tuple[int, int]
              for a in agent_ids for family in ("timeline", "im_timeline")]
 
     def parse(replies: list[Any]) -> list[int]:
-        for r in replies:
-            if isinstance(r, Exception):
-                raise r
-        return [int(n) for n in replies]
+        return [int(n) for n in every_reply(replies)]
 
     sizes = memory.runner.run(Plan(calls, parse)) if calls else []
     return list(zip(sizes[0::2], sizes[1::2], strict=True))

@@ -17,7 +17,7 @@ from agentmem.cli import output
 from agentmem.cli.stores import Stores
 from agentmem.dualwrite.sync import archive_to_sql
 from agentmem.model.records import Action, IMAction
-from agentmem.plans.plan import Plan, command
+from agentmem.plans.plan import Plan, command, every_reply
 from agentmem.tiers import reads as tierreads
 from agentmem.tiers.maintenance import Tiers
 
@@ -64,7 +64,7 @@ def collect_stats(stores: Stores) -> dict[str, Any]:
             names.append((found[1]["simulation_id"], key))
     calls = [c for sim, key in names for c in (
         command("LLEN", key), command("HGETALL", lay.key("sim_by_type", simulation_id=sim)))]
-    replies = run(Plan(calls, _raised)) if calls else []
+    replies = run(Plan(calls, every_reply)) if calls else []
     for n, (sim, _) in enumerate(names):
         length, raw = replies[2 * n:2 * n + 2]
         by_type = {_str(k): int(v) for k, v in _hash_items(raw)}
@@ -73,7 +73,7 @@ def collect_stats(stores: Stores) -> dict[str, Any]:
     agents = Tiers(mem).agents()
     calls = [command("ZCARD", lay.key(family, agent_id=a))
              for a in agents for family in ("timeline", "im_timeline")]
-    counts = [int(x) for x in run(Plan(calls, _raised))] if calls else []
+    counts = [int(x) for x in run(Plan(calls, every_reply))] if calls else []
     per_agent = {a: {"stm": counts[2 * n], "im": counts[2 * n + 1]}
                  for n, a in enumerate(agents)}
     types: Counter[str] = Counter()
@@ -90,13 +90,6 @@ def collect_stats(stores: Stores) -> dict[str, Any]:
         "types_in_stm": dict(types.most_common()),
         "memory": _used_memory(mem),
     }
-
-
-def _raised(replies: list[Any]) -> list[Any]:
-    for r in replies:
-        if isinstance(r, Exception):
-            raise r
-    return replies
 
 
 def _hash_items(raw: Any) -> list[tuple[Any, Any]]:

@@ -12,25 +12,16 @@ to the same values.
 
 from __future__ import annotations
 
-from typing import Any
-
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.lua.dualwrite import RETIRED_SEED
-from agentmem.plans.plan import Plan, command, script_call, single
+from agentmem.plans.plan import Plan, command, every_reply, script_call, single
 
 __all__ = ["IDS_KEY", "seed_retired"]
 
 IDS_KEY = "agentmem:ids"
 """Present once this Redis's retired marks hold what the archive knows (no TTL)."""
-
-
-def _checked(replies: list[Any]) -> list[Any]:
-    for r in replies:
-        if isinstance(r, Exception):
-            raise r
-    return replies
 
 
 def seed_retired(memory: Memory, archive: Archive) -> int:
@@ -48,6 +39,6 @@ def seed_retired(memory: Memory, archive: Archive) -> int:
                          (template.render({"agent_id": agent}),))
              for agent, pairs in per_agent.items()]
     for start in range(0, len(calls), 1000):
-        run(Plan(tuple(calls[start:start + 1000]), _checked))
+        run(Plan(tuple(calls[start:start + 1000]), every_reply))
     run(single(command("SET", IDS_KEY, "seeded"), lambda _: None))
     return len(calls)

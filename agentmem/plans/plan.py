@@ -125,6 +125,15 @@ def run_through(run_once: Callable[[Plan[Any]], Any], plan: Plan[T]) -> T:
         current = result.plan
 
 
+def every_reply(raw: list[Any]) -> list[Any]:
+    """A plan's ``parse`` for plans that need every call: the replies as they are, the
+    first refused call raised."""
+    for r in raw:
+        if isinstance(r, Exception):
+            raise r
+    return raw
+
+
 def single(call: Call, parse: Callable[[Any], T]) -> Plan[T]:
     """A plan of one call whose reply is parsed by ``parse`` (an error reply is raised)."""
 

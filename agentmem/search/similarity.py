@@ -39,7 +39,7 @@ from agentmem.backends.tracking import ChangeFeed
 from agentmem.errors import BackendError, DecodeError, InvalidInput
 from agentmem.lua.search import TIMELINE, VECTORS
 from agentmem.plans.keyspace import check_action_type
-from agentmem.plans.plan import Plan, command, script_call, single
+from agentmem.plans.plan import Plan, command, every_reply, script_call, single
 from agentmem.search.vectorindex import ServerVectorIndex, server_has_vector_index
 from agentmem.search.vectors import Match, as_query, normalised, text, top_k
 
@@ -300,13 +300,7 @@ class SimilarityIndex:
                                        *ids[i:i + size]])
                  for i in range(0, len(ids), size)]
 
-        def parse(raw: list[Any]) -> list[Any]:
-            for r in raw:
-                if isinstance(r, Exception):
-                    raise r
-            return raw
-
-        replies = self.memory.runner.run(Plan(calls, parse))
+        replies = self.memory.runner.run(Plan(calls, every_reply))
         out: list[Row] = []
         for b, reply in enumerate(replies):
             types, embs = reply[::2], reply[1::2]

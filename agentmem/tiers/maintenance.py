@@ -32,7 +32,7 @@ from agentmem.errors import AgentMemError, BackendError, ConfigError
 from agentmem.lua.tiers import EVICT_IM, EVICT_PLAN, PIN, TO_IM, TO_IM_AGENT, TO_IM_SIM
 from agentmem.model.records import Action
 from agentmem.plans.keyspace import check_part
-from agentmem.plans.plan import Plan, command, script_call, single
+from agentmem.plans.plan import Plan, command, every_reply, script_call, single
 from agentmem.repository.actions import ActionOps
 from agentmem.repository.base import RecordOps
 from agentmem.tiers.policy import (
@@ -255,7 +255,7 @@ class Tiers:
             calls += [command("ZCARD", sh.timeline),
                       command("SMEMBERS", self._pinned_key(agent_id)),
                       command("ZCARD", sh.im_timeline)]
-        state = self.memory.runner.run(Plan(calls, _replies))
+        state = self.memory.runner.run(Plan(calls, every_reply))
         # the timelines in slices of SCAN_SLICE entries: many short commands (one round
         # trip), never one that holds the server for a whole large timeline
         owners: list[int] = []
@@ -265,7 +265,7 @@ class Tiers:
                 owners.append(n)
                 slices.append(command("ZRANGE", sh.timeline, start, start + SCAN_SLICE - 1,
                                       "WITHSCORES"))
-        parts = self.memory.runner.run(Plan(slices, _replies)) if slices else []
+        parts = self.memory.runner.run(Plan(slices, every_reply)) if slices else []
         timelines: list[list[tuple[Any, Any]]] = [[] for _ in agents]
         for n, part in zip(owners, parts, strict=True):
             timelines[n] += _pairs(part)
@@ -444,14 +444,6 @@ def _gather(plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _replies(raw: list[Any]) -> list[Any]:
-    """Every reply of a plan, an error reply raised."""
-    for r in raw:
-        if isinstance(r, Exception):
-            raise r
-    return raw
 
 
 def _pairs(raw: Any) -> list[tuple[Any, Any]]:

@@ -37,7 +37,7 @@ from agentmem.backends.redis import RedisRunner
 from agentmem.errors import ConfigError, LayoutError
 from agentmem.lua.migrations import MIGRATION_STATE
 from agentmem.plans.keyspace import LAYOUT_KEY, parse_layout_value
-from agentmem.plans.plan import Arg, Call, Plan, command, script_call, single
+from agentmem.plans.plan import Arg, Call, Plan, command, every_reply, script_call, single
 
 T = TypeVar("T")
 
@@ -291,16 +291,9 @@ def _text(raw: Any) -> str | None:
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _raise_refused(replies: list[Any]) -> list[Any]:
-    for r in replies:
-        if isinstance(r, Exception):
-            raise r
-    return replies
-
-
 def _read(runner: RedisRunner) -> Status:
     plan = Plan((command("GET", LAYOUT_KEY), command("GET", REVISION_KEY),
-                 command("HGETALL", PROGRESS_KEY)), _raise_refused)
+                 command("HGETALL", PROGRESS_KEY)), every_reply)
     raw_layout, raw_rev, raw_progress = runner.run(plan)
     progress = _progress(raw_progress)
     text = _text(raw_layout)

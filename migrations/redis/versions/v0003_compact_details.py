@@ -23,12 +23,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from agentmem.errors import BackendError, InvalidInput
+from agentmem.errors import InvalidInput
 from agentmem.lua.migrations import DETAILS_CAS
 from agentmem.migrations.redis import Context
 from agentmem.model.jsonvalue import dumps
 from agentmem.plans.keyspace import layout as get_layout
-from agentmem.plans.plan import command, script_call
+from agentmem.plans.plan import command, every_reply, script_call
 
 revision = "0003"
 down_revision: str | None = "0002"
@@ -86,7 +86,7 @@ def rewrite(ctx: Context, encode: Callable[[bytes], bytes | None]) -> None:
             continue
         ctx.count("hashes", len(hashes))
         todo = []
-        for k, raw in zip(hashes, _checked(ctx.replies(command("HGET", k, "details")
+        for k, raw in zip(hashes, every_reply(ctx.replies(command("HGET", k, "details")
                                                       for k in hashes)), strict=True):
             if raw is None:
                 continue
@@ -99,12 +99,5 @@ def rewrite(ctx: Context, encode: Callable[[bytes], bytes | None]) -> None:
             ctx.count("to_rewrite", len(todo))
             continue
         done = ctx.replies(script_call(CAS, (raw, new), (k,)) for k, raw, new in todo)
-        ctx.count("rewritten", sum(int(x) for x in _checked(done)))
+        ctx.count("rewritten", sum(int(x) for x in every_reply(done)))
 
-
-def _checked(replies: list[Any]) -> list[Any]:
-    """The replies, the first refused command raised (the batch is safe to run again)."""
-    for r in replies:
-        if isinstance(r, BackendError):
-            raise r
-    return replies
