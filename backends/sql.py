@@ -16,10 +16,8 @@ from __future__ import annotations
 import contextlib
 import operator
 import os
-import random
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
+from agentmem.backends.farmtables import Generation
 from agentmem.backends.sqlengine import (
     SQLITE_BUSY_TIMEOUT_MS,
     check_file,
@@ -44,15 +43,19 @@ from agentmem.backends.sqltables import (
     DETAILS_MAX_LENGTH,
     OPTIONAL_ACTION_COLUMNS,
     REQUIRED_ACTION_COLUMNS,
+    SCHEMAS,
     action_extras,
     agent_actions,
+    agentfarm_details,
     agents,
     metadata,
     simulations,
+    split_details,
 )
 from agentmem.backends.sqlwrite import (
     SIDE_COLUMNS,
     SQLITE_TOP,
+    WRITE_ATTEMPTS,
     Attempt,
     Batch,
     chunks,
@@ -61,6 +64,7 @@ from agentmem.backends.sqlwrite import (
     existing_ids,
     foreign_key_violation,
     lookup,
+    pause,
     prepare_batch,
     stored_actions,
     unique_violation,
@@ -69,28 +73,10 @@ from agentmem.errors import BackendError, DuplicateId, InvalidInput
 from agentmem.model.records import Action
 
 __all__ = [
-    "DETAILS_MAX_LENGTH",
-    "SQLITE_BUSY_TIMEOUT_MS",
-    "Archive",
-    "action_extras",
-    "agent_actions",
-    "agents",
-    "backend_error",
-    "decode_row",
-    "metadata",
-    "open_archive",
-    "select_actions",
-    "simulations",
+    "DETAILS_MAX_LENGTH", "SQLITE_BUSY_TIMEOUT_MS", "Archive", "action_extras",
+    "agent_actions", "agents", "backend_error", "decode_row", "metadata", "open_archive",
+    "select_actions", "simulations",
 ]
-
-
-WRITE_ATTEMPTS = 50
-"""How many times a write that lost a race to another writer is run again."""
-
-
-def _pause(attempt: int) -> None:
-    """Back off before running a contended write again (up to ~50 ms, jittered)."""
-    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
 
 
 class Archive:
@@ -100,12 +86,16 @@ class Archive:
     only those are written and read.
     """
 
-    def __init__(self, engine: Engine, location: str, *, file: Path | None = None) -> None:
+    def __init__(self, engine: Engine, location: str, *, file: Path | None = None,
+                 generation: Generation | None = None) -> None:
         self.engine = engine
         self.location = location
         self._file: tuple[Path, tuple[int, int]] | None = None
         try:
-            create_missing(engine)
+            self.generation: Generation = create_missing(engine, generation)
+            """The database's AgentFarm schema generation (``docs/archive.md``)."""
+            self.tables = SCHEMAS[self.generation]
+            """The tables of :attr:`generation` (AgentFarm's and the side table)."""
             with engine.begin() as conn:
                 self.action_columns = self._check_schema(conn)
                 # the old generation's action_target_id references agents
@@ -120,6 +110,7 @@ class Archive:
             engine.dispose()
             raise
         self._sqlite = engine.dialect.name == "sqlite"
+        self._split_details: Callable[[Any], tuple[str | None, str | None]] = split_details
         if file is not None:
             st = os.stat(file)  # the schema is in: the file exists
             self._file = (file, (st.st_dev, st.st_ino))
@@ -161,6 +152,11 @@ class Archive:
                 + ", ".join(lacking)
             )
         return columns
+
+    def write_details_as_agentfarm(self) -> None:
+        """From now on write ``details`` as AgentFarm does (``json.dumps`` text, whole
+        on SQLite; the details rule where the length is enforced: docs/archive.md)."""
+        self._split_details = agentfarm_details(None if self._sqlite else DETAILS_MAX_LENGTH)
 
     def close(self) -> None:
         """Release the engine's connections."""
@@ -216,13 +212,13 @@ class Archive:
                     continue
                 if unique_violation(exc) and races < WRITE_ATTEMPTS:
                     races += 1  # a concurrent writer took a key after we looked: look again
-                    _pause(races)
+                    pause(races)
                     continue
                 raise backend_error(exc) from exc
             except OperationalError as exc:
                 if contended(exc) and races < WRITE_ATTEMPTS:
                     races += 1
-                    _pause(races)
+                    pause(races)
                     continue
                 raise backend_error(exc) from exc
             except SQLAlchemyError as exc:
@@ -331,7 +327,7 @@ class Archive:
         stored = stored_actions(conn, self.action_columns, explicit) if explicit else {}
         batch = prepare_batch(actions, taken, stored=stored, main_values=self._main_values,
                               has_details=self._has_details, extra_names=self._extra_names,
-                              fk_target=self._fk_target)
+                              fk_target=self._fk_target, split=self._split_details)
         if not batch.main:
             return batch
         self._write_parents(conn, batch, attempt)
@@ -478,7 +474,8 @@ class Archive:
             return int(conn.execute(stmt).scalar_one())
 
 
-def open_archive(url_or_path: str | os.PathLike[str] | None = None) -> Archive:
+def open_archive(url_or_path: str | os.PathLike[str] | None = None, *,
+                 generation: Generation | None = None) -> Archive:
     """Open the SQL archive at ``url_or_path``, creating the tables it lacks.
 
     ``None`` is the SQLite file ``agentmem.db`` in the current directory; a path
@@ -486,6 +483,11 @@ def open_archive(url_or_path: str | os.PathLike[str] | None = None) -> Archive:
     ``postgresql+psycopg://user@host/db``). SQLite connections run with WAL, a
     busy timeout of :data:`SQLITE_BUSY_TIMEOUT_MS` and ``foreign_keys=ON``; a
     SQLite file that does not exist is created readable by its owner only.
+
+    A new database gets AgentFarm's tables of ``generation`` (``"current"``, the
+    default, or ``"original"``: see :mod:`agentmem.backends.farmtables`), exactly as
+    AgentFarm's own ``create_all`` makes them, plus agentmem's side table; an
+    existing one keeps its own generation (asking for another raises ``ConfigError``).
     """
     engine, location, path = make_engine(url_or_path)
-    return Archive(engine, location, file=path)
+    return Archive(engine, location, file=path, generation=generation)

@@ -12,7 +12,8 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import ArgumentError
 
-from agentmem.backends.sqltables import metadata
+from agentmem.backends.farmtables import GENERATIONS, Generation
+from agentmem.backends.sqltables import SCHEMAS
 from agentmem.errors import BackendError, ConfigError
 
 __all__ = ["DEFAULT_FILE", "SCHEMA_LOCK", "SQLITE_BUSY_TIMEOUT_MS", "check_file",
@@ -46,28 +47,63 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def create_missing(engine: Engine) -> None:
-    """Create the archive tables the database lacks. Archives opened at once by several
-    processes: one creates them, the others wait (SQLite's ``BEGIN IMMEDIATE``, a
-    PostgreSQL advisory lock) and then find them; two concurrent ``CREATE TABLE`` of
-    one name would fail. A database that has every table is only read."""
+CORE_TABLES = ("simulations", "agents", "agent_actions", "agentmem_action_extras")
+"""The tables an archive needs; a database that already has ``agent_actions`` gets only
+those it lacks (``every=False``), so AgentFarm's own database changes by the side table."""
+
+
+def create_missing(engine: Engine, generation: Generation | None = None, *,
+                   every: bool = False) -> Generation:
+    """Create the archive tables the database lacks; return the database's AgentFarm
+    generation (:mod:`~agentmem.backends.farmtables`).
+
+    ``generation``: the one a new archive gets (default ``"current"``); a database
+    that already has ``agent_actions`` keeps its own, and asking for another raises
+    ``ConfigError``. A new database gets every table of the generation; one that has
+    ``agent_actions`` only the missing :data:`CORE_TABLES`, unless ``every``.
+    Archives opened at once by several processes: one creates the
+    tables, the others wait (SQLite's ``BEGIN IMMEDIATE``, a PostgreSQL advisory
+    lock) and then find them; two concurrent ``CREATE TABLE`` of one name would fail.
+    A database that has every table is only read."""
     with engine.connect() as conn:
-        if not _missing(conn):
-            return
+        found = _generation(conn, generation)
+        if not _missing(conn, found, every):
+            return found
         conn.rollback()
         if engine.dialect.name == "sqlite":
             conn.execution_options(agentmem_immediate=True)
         with conn.begin():
             if engine.dialect.name == "postgresql":
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-            missing = _missing(conn)
+            found = _generation(conn, generation)
+            missing = _missing(conn, found, every)
             if missing:
-                metadata.create_all(conn, tables=missing)
+                SCHEMAS[found].create_all(conn, tables=missing)
+        return found
 
 
-def _missing(conn: Connection) -> list[Any]:
+def _generation(conn: Connection, wanted: Generation | None) -> Generation:
+    """The generation of the database's ``agent_actions`` (``wanted`` when it has none)."""
+    if wanted is not None and wanted not in GENERATIONS:
+        raise ConfigError(f"unknown AgentFarm schema generation {wanted!r}: "
+                          f"one of {', '.join(GENERATIONS)}")
+    inspector = inspect(conn)
+    if not inspector.has_table("agent_actions"):
+        return wanted or GENERATIONS[0]
+    columns = {c["name"] for c in inspector.get_columns("agent_actions")}
+    found: Generation = "original" if "state_before_id" in columns \
+        and "module_type" not in columns else "current"
+    if wanted is not None and wanted != found:
+        raise ConfigError(f"the database's agent_actions is of AgentFarm's {found!r} "
+                          f"generation, not {wanted!r}")
+    return found
+
+
+def _missing(conn: Connection, generation: Generation, every: bool) -> list[Any]:
     present = set(inspect(conn).get_table_names())
-    return [t for t in metadata.sorted_tables if t.name not in present]
+    wanted = every or "agent_actions" not in present
+    return [t for t in SCHEMAS[generation].sorted_tables
+            if t.name not in present and (wanted or t.name in CORE_TABLES)]
 
 
 def _create_private(path: Path) -> None:

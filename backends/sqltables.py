@@ -1,23 +1,20 @@
-"""The tables of the SQL archive: AgentFarm's ``simulations``, ``agents`` and
-``agent_actions`` and agentmem's side table ``agentmem_action_extras``
-(SQLAlchemy Core), and how an action's ``details`` are split between them.
-See ``docs/archive.md``.
+"""The tables of the SQL archive: AgentFarm's tables of either generation
+(:mod:`agentmem.backends.farmtables`) and agentmem's side table
+``agentmem_action_extras`` (SQLAlchemy Core), and how an action's ``details``
+are split between them. See ``docs/archive.md``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     Column,
-    DateTime,
     Double,
-    Float,
     ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -26,8 +23,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeEngine
 
+from agentmem.backends.farmtables import GENERATIONS, Generation, farm_tables
 from agentmem.errors import InvalidInput
 from agentmem.model import jsonvalue
 
@@ -35,8 +32,10 @@ __all__ = [
     "DETAILS_MAX_LENGTH",
     "OPTIONAL_ACTION_COLUMNS",
     "REQUIRED_ACTION_COLUMNS",
+    "SCHEMAS",
     "action_extras",
     "agent_actions",
+    "agentfarm_details",
     "agents",
     "metadata",
     "simulations",
@@ -49,84 +48,52 @@ DETAILS_MAX_LENGTH = 1024
 
 
 
-def _real() -> TypeEngine[float]:
-    # AgentFarm declares Float(precision=6); on PostgreSQL that is a 4-byte REAL,
-    # which would round what agentmem stores, so a created archive uses DOUBLE there.
-    return Float(precision=6).with_variant(Double(), "postgresql")
+def _with_side_table(metadata: MetaData) -> MetaData:
+    """Add agentmem's side table ``agentmem_action_extras`` to AgentFarm's tables."""
+    Table(
+        "agentmem_action_extras",
+        metadata,
+        Column("row_id", Integer, ForeignKey("agent_actions.action_id"), primary_key=True,
+               autoincrement=False),
+        Column("simulation_id", String(64), nullable=False),
+        Column("agent_id", String(64), nullable=False),
+        Column("action_id", String(128), nullable=False),
+        Column("position_x", Double(), nullable=True),
+        Column("position_y", Double(), nullable=True),
+        Column("embedding", LargeBinary, nullable=True),
+        Column("stored_at", BigInteger, nullable=True),
+        Column("details_full", Text, nullable=True),
+        Column("extra_fields", Text, nullable=True),
+        UniqueConstraint("simulation_id", "agent_id", "action_id",
+                         name="uq_agentmem_action_extras_action"),
+    )
+    return metadata
 
 
-metadata = MetaData()
+SCHEMAS: dict[Generation, MetaData] = {
+    gen: _with_side_table(farm_tables(MetaData(), gen)) for gen in GENERATIONS}
+"""Per AgentFarm generation, its tables plus agentmem's side table (one ``MetaData`` each)."""
 
-simulations = Table(
-    "simulations",
-    metadata,
-    Column("simulation_id", String(64), primary_key=True),
-    Column("experiment_id", String(64), nullable=True),
-    Column("start_time", DateTime, nullable=True),
-    Column("end_time", DateTime, nullable=True),
-    Column("status", String(50), nullable=True, default="pending"),
-    Column("parameters", JSON, nullable=False),
-    Column("results_summary", JSON, nullable=True),
-    Column("simulation_db_path", String(255), nullable=False),
-)
+metadata = SCHEMAS["current"]
+"""The tables of an archive agentmem creates by default: AgentFarm's current generation."""
+simulations = metadata.tables["simulations"]
+agents = metadata.tables["agents"]
 
-agents = Table(
-    "agents",
-    metadata,
-    Column("agent_id", String(64), primary_key=True),
-    Column("simulation_id", String(64), ForeignKey("simulations.simulation_id"), nullable=True),
-    Column("birth_time", Integer, nullable=True),
-    Column("death_time", Integer, nullable=True),
-    Column("agent_type", String(50), nullable=True),
-    Column("position_x", _real(), nullable=True),
-    Column("position_y", _real(), nullable=True),
-    Column("initial_resources", _real(), nullable=True),
-    Column("starting_health", _real(), nullable=True),
-    Column("genome_id", String(64), nullable=True),
-    Column("generation", Integer, nullable=True),
-    Column("action_weights", JSON, nullable=True),
-)
 
-agent_actions = Table(
-    "agent_actions",
-    metadata,
-    Column("action_id", Integer, primary_key=True, autoincrement=True),
-    Column("simulation_id", String(64), ForeignKey("simulations.simulation_id"), nullable=True),
-    Column("step_number", Integer, nullable=False),
-    Column("agent_id", String(64), ForeignKey("agents.agent_id"), nullable=False),
-    Column("action_type", String(20), nullable=False),
-    Column("action_target_id", String(64), nullable=True),
-    Column("state_before_id", String(128), nullable=True),
-    Column("state_after_id", String(128), nullable=True),
-    Column("resources_before", _real(), nullable=True),
-    Column("resources_after", _real(), nullable=True),
-    Column("reward", _real(), nullable=True),
-    Column("details", String(DETAILS_MAX_LENGTH), nullable=True),
-    Column("module_type", String(50), nullable=True),
-    Column("module_id", String(64), nullable=True),
-    Index("idx_agent_actions_step_number", "step_number"),
-    Index("idx_agent_actions_agent_id", "agent_id"),
-    Index("idx_agent_actions_action_type", "action_type"),
-    Index("idx_agent_actions_module_type", "module_type"),
-)
+def _reading_table() -> Table:
+    """``agent_actions`` with the columns of both generations, for building statements
+    (never created): a statement names only the columns the database has
+    (:attr:`~agentmem.backends.sql.Archive.action_columns`)."""
+    current = metadata.tables["agent_actions"]
+    original = SCHEMAS["original"].tables["agent_actions"]
+    columns = [*current.columns, *(c for c in original.columns if c.name not in current.columns)]
+    return Table("agent_actions", MetaData(),
+                 *(Column(c.name, c.type, primary_key=c.primary_key) for c in columns))
 
-action_extras = Table(
-    "agentmem_action_extras",
-    metadata,
-    Column("row_id", Integer, ForeignKey("agent_actions.action_id"), primary_key=True,
-           autoincrement=False),
-    Column("simulation_id", String(64), nullable=False),
-    Column("agent_id", String(64), nullable=False),
-    Column("action_id", String(128), nullable=False),
-    Column("position_x", Double(), nullable=True),
-    Column("position_y", Double(), nullable=True),
-    Column("embedding", LargeBinary, nullable=True),
-    Column("stored_at", BigInteger, nullable=True),
-    Column("details_full", Text, nullable=True),
-    Column("extra_fields", Text, nullable=True),
-    UniqueConstraint("simulation_id", "agent_id", "action_id",
-                     name="uq_agentmem_action_extras_action"),
-)
+
+agent_actions = _reading_table()
+"""``agent_actions`` for reads: every column of either generation (see above)."""
+action_extras = metadata.tables["agentmem_action_extras"]
 
 REQUIRED_ACTION_COLUMNS = ("action_id", "simulation_id", "step_number", "agent_id", "action_type")
 OPTIONAL_ACTION_COLUMNS = (
@@ -143,6 +110,25 @@ def _details_marker(length: int) -> str:
         {"agentmem_details": "agentmem_action_extras.details_full", "length": length},
         separators=(",", ":"),
     )
+
+
+def agentfarm_details(limit: int | None) -> Callable[[Any], tuple[str | None, str | None]]:
+    """A :func:`split_details` that writes AgentFarm's text: ``json.dumps(details)``
+    (its spacing, non-ASCII escaped). ``limit``: the length the database enforces
+    (``None`` on SQLite, where AgentFarm's full text stays in the column)."""
+
+    def split(details: Any) -> tuple[str | None, str | None]:
+        if details is None:
+            return None, None
+        try:
+            text = json.dumps(details, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInput(f"details cannot be written as JSON: {exc}") from None
+        if limit is None or len(text) <= limit:
+            return text, None
+        return _details_marker(len(text)), text
+
+    return split
 
 
 def split_details(details: Any) -> tuple[str | None, str | None]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -189,10 +191,21 @@ def lookup(conn: Connection, wanted: dict[tuple[str, str, str], None],
     return found
 
 
+WRITE_ATTEMPTS = 50
+"""How many times a write that lost a race to another writer is run again."""
+
+
+def pause(attempt: int) -> None:
+    """Back off before running a contended write again (up to ~50 ms, jittered)."""
+    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
+
+
 def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *,
                   stored: Mapping[tuple[str, str, str], Action],
                   main_values: Callable[[dict[str, Any]], tuple[Any, ...]], has_details: bool,
-                  extra_names: Sequence[str], fk_target: bool) -> Batch:
+                  extra_names: Sequence[str], fk_target: bool,
+                  split: Callable[[Any], tuple[str | None, str | None]] = split_details
+                  ) -> Batch:
     """The rows to insert for the actions whose id is not ``taken`` (ids are added).
 
     An action whose explicit id is taken is the same action archived again (it
@@ -236,7 +249,7 @@ def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *
             details = details_full = None
         else:
             try:
-                details, details_full = split_details(d["details"])
+                details, details_full = split(d["details"])
             except InvalidInput as exc:
                 raise InvalidInput(f"record {n}: {exc}") from None
         if has_details:

@@ -1,50 +1,59 @@
-"""A drop-in for AgentFarm's ``DataLogger.log_agent_action`` that writes through agentmem.
+"""A drop-in for AgentFarm's ``DataLogger``: the whole protocol, through agentmem.
 
-``AgentFarmLogger(memory, archive, simulation_id)`` has AgentFarm's
-``log_agent_action`` signature and behaviour (``step_number < 0`` raises
-``ValueError``; ``details`` deep-copied, ``action_taken`` / ``action_taken_mapped``
-added to it when not ``None``, stored as JSON or ``NULL`` when empty), plus
-``flush_if_needed()`` and ``flush_all_buffers()``. Each action is stored in
-Redis at once (with all its indices) and archived in bulk to the SQL archive's
-``agent_actions`` table by a :class:`agentmem.dualwrite.DualWriter`.
-``log_step``, ``log_agent`` and ``log_health_incident`` are forwarded to a
-wrapped AgentFarm ``DataLogger`` when one is given, and raise ``ConfigError``
-otherwise. See ``docs/agentfarm.md``.
+``AgentFarmLogger(memory, archive, simulation_id)`` has every public method of
+AgentFarm's ``DataLogger`` (commit db2f8f27) with its signature and effect.
+Actions go to Redis (queryable at once) and to the archive's ``agent_actions``;
+everything else lands in the archive's other AgentFarm tables as AgentFarm's
+logger writes it (:mod:`agentmem.integrations.farmrows`). See
+``docs/agentfarm.md`` for the modes and what each can lose.
+
+May import: ``agentmem.backends``, ``agentmem.dualwrite``, ``agentmem.model``,
+``agentmem.config``, ``agentmem.errors``.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from typing import Any
-
-import numpy as np
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
+from agentmem.backends.sqlengine import create_missing
 from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
 from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
-from agentmem.errors import ConfigError
+from agentmem.errors import ConfigError, InvalidInput
+from agentmem.integrations import farmrows
+from agentmem.integrations.farmrows import plain
+from agentmem.model.records import Action
 
-__all__ = ["AgentFarmLogger"]
+__all__ = ["AgentFarmLogger", "LoggerDurability"]
+
+LoggerDurability = Literal["buffered", "redis", "archived"]
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python number it holds; anything else unchanged."""
-    return value.item() if isinstance(value, np.generic) else value
+def _text(value: Any) -> Any:
+    """An id AgentFarm's ``String`` column would hold: ints and numpy values as text."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(plain(value))
 
 
 class AgentFarmLogger:
-    """AgentFarm's ``DataLogger`` action protocol, stored in Redis and the SQL archive.
+    """AgentFarm's ``DataLogger`` protocol over a :class:`Memory` and an :class:`Archive`.
 
-    ``wrapped`` is an optional AgentFarm ``DataLogger`` (or anything with its
-    methods) that receives ``log_step``, ``log_agent`` and ``log_health_incident``
-    and whose ``flush_if_needed`` / ``flush_all_buffers`` are called with ours.
-    ``buffer_size`` and ``commit_interval`` are AgentFarm's names and defaults
-    (1000 rows, 30 seconds) for the archive's bulk writes; ``background=True``
-    moves all I/O to a thread (see ``docs/dualwrite.md``). While Redis is
-    unreachable, actions go to the archive and a replay journal (``journal``,
-    ``retry_interval``); ``strict=True`` raises instead (see ``docs/failover.md``).
+    ``durability`` says when ``log_agent_action`` has done its part
+    (``docs/durability.md``): ``"buffered"`` (the default, like AgentFarm's own
+    logger) keeps the action in this process until the next flush, which stores
+    the buffered actions in Redis in one round trip; ``flush_if_needed()`` (once per
+    step) does that, so Redis holds every step's actions by the next step.
+    ``"redis"`` stores each action in Redis before returning, ``"archived"`` in
+    Redis and the archive. ``buffer_size`` and ``commit_interval`` are AgentFarm's
+    names and defaults (1000 rows, 30 s) for the archive's bulk writes;
+    ``background=True`` (with ``"buffered"``) does the Redis and archive writes in
+    a thread.
     """
 
     def __init__(
@@ -53,85 +62,223 @@ class AgentFarmLogger:
         archive: Archive,
         simulation_id: str,
         *,
-        wrapped: Any = None,
         buffer_size: int = DEFAULT_BUFFER_SIZE,
         commit_interval: float = DEFAULT_INTERVAL,
+        durability: LoggerDurability = "buffered",
         background: bool = False,
         strict: bool = False,
         journal: str | os.PathLike[str] | None = None,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
     ) -> None:
+        if not simulation_id:
+            raise ConfigError("simulation_id is required for DataLogger")
+        if durability not in ("buffered", "redis", "archived"):
+            raise ConfigError(f"durability must be 'buffered', 'redis' or 'archived', "
+                              f"not {durability!r}")
+        if background and durability != "buffered":
+            raise ConfigError("background=True needs durability='buffered'")
         self.simulation_id = simulation_id
-        self.wrapped = wrapped
-        self.writer = DualWriter(memory, archive, buffer_size=buffer_size,
-                                 interval=commit_interval, background=background,
-                                 strict=strict, journal=journal,
-                                 retry_interval=retry_interval)
+        self.memory = memory
+        self.archive = archive
+        self.durability: LoggerDurability = durability
+        self._buffer_size = buffer_size
+        self._commit_interval = commit_interval
+        create_missing(archive.engine, archive.generation, every=True)
+        archive.write_details_as_agentfarm()
+        self.writer = DualWriter(
+            memory, archive, buffer_size=buffer_size, interval=commit_interval,
+            background=background, strict=strict, journal=journal,
+            retry_interval=retry_interval,
+            durability="buffered" if background else
+            ("archived" if durability == "archived" else "redis"))
+        self._actions: list[dict[str, Any]] = []  # buffered: not in Redis yet
+        self._health: list[dict[str, Any]] = []
+        self._last_commit_time = time.time()
 
-    # -- AgentFarm's action protocol ------------------------------------------------------
+    # -- actions ------------------------------------------------------------------------
 
     def log_agent_action(
         self,
         step_number: int,
         agent_id: str,
         action_type: str,
-        action_target_id: str | None = None,
+        action_target_id: str | int | None = None,
         reward: float | None = None,
         details: dict[str, Any] | None = None,
         module_type: str | None = None,
-        module_id: str | None = None,
+        module_id: str | int | None = None,
         action_taken: Any = None,
         action_taken_mapped: Any = None,
+        *,
+        resources_before: float | None = None,
+        resources_after: float | None = None,
+        state_before_id: str | None = None,
+        state_after_id: str | None = None,
     ) -> None:
         """Log one action as AgentFarm's ``DataLogger.log_agent_action`` does.
 
-        ``step_number < 0`` raises ``ValueError`` and stores nothing. ``details``
-        is deep-copied (the caller's dict is never changed); ``action_taken`` and
-        ``action_taken_mapped`` are added to the copy when not ``None``; an empty
-        result is stored as ``NULL``. The action is in Redis when this returns
-        (blocking mode) and reaches ``agent_actions`` with the next bulk write.
+        ``step_number < 0`` raises ``ValueError`` and logs nothing; a non-string
+        ``action_type`` is ``str()``-ed; ``details`` is deep-copied and gets
+        ``action_taken`` / ``action_taken_mapped`` when not ``None`` (stored as
+        ``NULL`` when empty); an int ``action_target_id`` or ``module_id`` is stored
+        as its text, as AgentFarm's ``String`` columns hold it. The keyword-only
+        fields are the original generation's columns.
         """
-        step_number = _plain(step_number)
+        step_number = plain(step_number)
         if step_number < 0:
             raise ValueError("step_number must be non-negative")
         if not isinstance(action_type, str):
-            action_type = str(action_type)  # as AgentFarm does (an Enum gives "Cls.NAME")
+            action_type = str(action_type)
         details_copy: dict[str, Any] = copy.deepcopy(details) if details else {}
         if action_taken is not None:
-            details_copy["action_taken"] = _plain(action_taken)
+            details_copy["action_taken"] = plain(action_taken)
         if action_taken_mapped is not None:
-            details_copy["action_taken_mapped"] = _plain(action_taken_mapped)
-        self.writer.record(
-            agent_id=agent_id,
-            simulation_id=self.simulation_id,
-            step_number=step_number,
-            action_type=action_type,
-            action_target_id=action_target_id,
-            reward=_plain(reward),
-            details=details_copy or None,
-            module_type=module_type,
-            module_id=module_id,
-        )
+            details_copy["action_taken_mapped"] = plain(action_taken_mapped)
+        fields = {
+            "agent_id": _text(agent_id), "simulation_id": self.simulation_id,
+            "step_number": step_number, "action_type": action_type,
+            "action_target_id": _text(action_target_id), "reward": plain(reward),
+            "details": details_copy or None, "module_type": module_type,
+            "module_id": _text(module_id),
+            "resources_before": plain(resources_before),
+            "resources_after": plain(resources_after),
+            "state_before_id": state_before_id, "state_after_id": state_after_id,
+        }
+        if self.durability != "buffered":
+            self.writer.add(Action(**fields))
+            return
+        self._actions.append(fields)
+        if len(self._actions) >= self._buffer_size:
+            self.flush_action_buffer()
+
+    def _send_actions(self) -> None:
+        """Store the buffered actions in Redis (one call) and queue them for the archive.
+
+        A buffered action that is refused (bad input) raises ``InvalidInput`` naming
+        it; the others are stored and the refused one is dropped from the buffer."""
+        if not self._actions:
+            return
+        rows, self._actions = self._actions, []
+        actions: list[Action] = []
+        bad: list[str] = []
+        for n, fields in enumerate(rows):
+            try:
+                actions.append(Action(**fields))
+            except InvalidInput as exc:
+                bad.append(f"action {n} of the buffer ({fields['agent_id']!r}, step "
+                           f"{fields['step_number']}): {exc}")
+        self.writer.add_many(actions)
+        if bad:
+            raise InvalidInput("; ".join(bad))
+
+    # -- health incidents -----------------------------------------------------------------
+
+    def log_health_incident(self, step_number: int, agent_id: str, health_before: float,
+                            health_after: float, cause: str,
+                            details: dict[str, Any] | None = None) -> None:
+        """Buffer a ``health_incidents`` row (written with the next flush)."""
+        self._health.append(farmrows.health_row(self.simulation_id, step_number, agent_id,
+                                                health_before, health_after, cause, details))
+        if len(self._health) >= self._buffer_size:
+            self.flush_health_buffer()
+
+    # -- agents, steps, resources: written at once, as AgentFarm does ----------------------
+
+    def log_agent(self, agent_id: str, birth_time: int, agent_type: str,
+                  position: tuple[float, float], initial_resources: float,
+                  starting_health: float, genome_id: str | None = None, generation: int = 0,
+                  action_weights: dict[str, float] | None = None) -> None:
+        """Write one ``agents`` row now (AgentFarm's ``log_agent``)."""
+        self.log_agents_batch([{
+            "simulation_id": self.simulation_id, "agent_id": agent_id,
+            "birth_time": birth_time, "agent_type": agent_type, "position": position,
+            "initial_resources": initial_resources, "starting_health": starting_health,
+            "genome_id": genome_id, "generation": generation,
+            "action_weights": farmrows.serialized_weights(action_weights)}])
+
+    def log_agents_batch(self, agent_data_list: Sequence[Mapping[str, Any]]) -> None:
+        """Write ``agents`` rows in one transaction (``log_agent``'s keys per entry; a
+        missing required key raises ``ValueError`` and writes nothing)."""
+        rows = [farmrows.agent_row(self.simulation_id, d) for d in agent_data_list]
+        farmrows.insert_agents(self.archive, rows)
+
+    def log_step(self, step_number: int, agent_states: Sequence[Sequence[Any]],
+                 resource_states: Sequence[Sequence[Any]], metrics: Mapping[str, Any]
+                 ) -> None:
+        """Write a step's ``agent_states``, ``resource_states`` and ``simulation_steps``
+        rows in one transaction, then flush if ``commit_interval`` has passed."""
+        tables = self.archive.tables.tables
+        step = plain(step_number)
+        farmrows.insert(self.archive, [
+            ("agent_states", farmrows.agent_state_rows(self.simulation_id, step,
+                                                       agent_states)),
+            ("resource_states", farmrows.resource_rows(self.simulation_id, step,
+                                                       resource_states)),
+            ("simulation_steps", [farmrows.step_row(tables["simulation_steps"],
+                                                    self.simulation_id, step, metrics)]),
+        ])
+        self._check_time_based_flush()
+
+    def log_resource(self, resource_id: str, initial_amount: float,
+                     position: tuple[float, float]) -> None:
+        """Write a step-0 ``resource_states`` row now."""
+        farmrows.insert(self.archive, [("resource_states", farmrows.resource_rows(
+            self.simulation_id, 0, [(resource_id, initial_amount, position[0],
+                                     position[1])]))])
+
+    # -- flushing ---------------------------------------------------------------------
+
+    @property
+    def needs_flush(self) -> bool:
+        """True while any buffer holds rows not in the archive yet."""
+        return bool(self._actions or self._health or self.writer.pending)
+
+    def _check_time_based_flush(self) -> None:
+        now = time.time()
+        if now - self._last_commit_time >= self._commit_interval:
+            self.flush_all_buffers()
+            self._last_commit_time = now
 
     def flush_if_needed(self) -> None:
-        """Archive the buffered actions if ``commit_interval`` has passed (once per step).
-
-        The wrapped logger's ``flush_if_needed`` is called too.
-        """
+        """Once per step: store the step's actions in Redis (one round trip), and
+        flush everything to the archive when ``commit_interval`` has passed."""
+        self._send_actions()
         self.writer.flush_if_needed()
-        if self.wrapped is not None:
-            self.wrapped.flush_if_needed()
+        if self._health:
+            self._check_time_based_flush()
+
+    def flush_action_buffer(self) -> None:
+        """Store the buffered actions in Redis and archive every pending action."""
+        self._send_actions()
+        self.writer.flush()
+
+    def flush_health_buffer(self) -> None:
+        """Write the buffered health incidents (one transaction)."""
+        if self._health:
+            rows = list(self._health)
+            farmrows.insert(self.archive, [("health_incidents", rows)])
+            del self._health[:len(rows)]
 
     def flush_all_buffers(self) -> None:
-        """Archive every buffered action, then flush the wrapped logger's buffers."""
-        self.writer.flush()
-        if self.wrapped is not None:
-            self.wrapped.flush_all_buffers()
+        """Write everything buffered: actions to Redis and the archive, health rows."""
+        self.flush_action_buffer()
+        self.flush_health_buffer()
+
+    def discard_pending_agents(self, agent_ids: Sequence[str]) -> int:
+        """Drop buffered actions and health incidents of ``agent_ids`` that were not
+        sent anywhere yet; return how many were dropped."""
+        if not agent_ids:
+            return 0
+        drop = set(agent_ids)
+        before = len(self._actions) + len(self._health)
+        self._actions = [r for r in self._actions if r["agent_id"] not in drop]
+        self._health = [r for r in self._health if r["agent_id"] not in drop]
+        return before - len(self._actions) - len(self._health)
 
     def close(self) -> None:
-        """Flush everything (ours and the wrapped logger's) and close the writer."""
-        if self.wrapped is not None:
-            self.wrapped.flush_all_buffers()
+        """Flush everything and close the writer."""
+        self._send_actions()
+        self.flush_health_buffer()
         self.writer.close()
 
     def __enter__(self) -> AgentFarmLogger:
@@ -139,25 +286,3 @@ class AgentFarmLogger:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    # -- the rest of DataLogger: forwarded ------------------------------------------------
-
-    def _target(self, method: str) -> Any:
-        if self.wrapped is None:
-            raise ConfigError(
-                f"{method} is not stored by agentmem: pass the AgentFarm DataLogger as "
-                f"AgentFarmLogger(..., wrapped=logger) to forward it"
-            )
-        return getattr(self.wrapped, method)
-
-    def log_step(self, *args: Any, **kwargs: Any) -> Any:
-        """Forwarded to the wrapped logger's ``log_step`` (``ConfigError`` without one)."""
-        return self._target("log_step")(*args, **kwargs)
-
-    def log_agent(self, *args: Any, **kwargs: Any) -> Any:
-        """Forwarded to the wrapped logger's ``log_agent`` (``ConfigError`` without one)."""
-        return self._target("log_agent")(*args, **kwargs)
-
-    def log_health_incident(self, *args: Any, **kwargs: Any) -> Any:
-        """Forwarded to the wrapped ``log_health_incident`` (``ConfigError`` without one)."""
-        return self._target("log_health_incident")(*args, **kwargs)

@@ -98,9 +98,9 @@ def test_sql_schema_commands(base: list[str], tmp_path: Path) -> None:
     result = run([*base, "migrate", "sql-current"])
     assert result.exit_code == 1
     assert "no SQLite database" in result.output
-    assert "revision 0001" in ok([*base, "migrate", "sql-upgrade"]).stdout
+    assert "revision 0002" in ok([*base, "migrate", "sql-upgrade"]).stdout
     assert json.loads(ok([*base, "migrate", "sql-current", "--json"]).stdout) == {
-        "revision": "0001"}
+        "revision": "0002"}
     assert "base (none)" in ok([*base, "migrate", "sql-downgrade", "base"]).stdout
     assert ok([*base, "migrate", "sql-current"]).stdout.strip() == "none"
     sql = ok([*base, "migrate", "sql-upgrade", "--sql"]).stdout

@@ -97,7 +97,7 @@ def test_upgrade_today_generation(db: Db) -> None:  # noqa: F811
     engine = _farm(db)
     before = _rows(engine)
     assert migrations.current(db.url) is None
-    migrations.upgrade(db.url)
+    migrations.upgrade(db.url, "0001")
     assert migrations.current(db.url) == "0001"
 
     real = "FLOAT" if db.kind == "sqlite" else "DOUBLE PRECISION"
@@ -126,7 +126,22 @@ def test_upgrade_today_generation(db: Db) -> None:  # noqa: F811
             "WHERE simulation_id = 'sim_after' ORDER BY action_id")).all()
     assert stored == [(a.resources_before, a.state_before_id) for a in actions]
     assert _fk_violations(db, engine) == []
+
+    # revision 0002: back to AgentFarm's own columns, the values kept in extra_fields
+    migrations.upgrade(db.url)
+    assert migrations.current(db.url) == "0002"
+    assert not set(FOUR) & set(_columns(engine))
+    assert LOG not in inspect(engine).get_table_names() or _log_rows(engine) == [
+        ("table", SIDE)]
+    with open_archive(db.url) as archive:
+        assert archive.read("sim_after") == actions
+    assert _rows(engine)[:3] == before
     engine.dispose()
+
+
+def _log_rows(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return sorted(tuple(r) for r in conn.execute(text(f"SELECT kind, name FROM {LOG}")))
 
 
 @pytest.mark.parametrize("generation", ["new", "old"])
@@ -134,7 +149,7 @@ def test_downgrade_restores_the_original(db: Db, generation: str) -> None:  # no
     engine = _farm(db, generation)
     before_shape = _shape(engine)
     before_rows = _rows(engine)
-    migrations.upgrade(db.url)
+    migrations.upgrade(db.url, "0001")
     added = {"new": set(FOUR), "old": {"module_type", "module_id"}}[generation]
     assert set(_columns(engine)) == {c for c, *_ in before_shape["agent_actions"][0]} | added
     if generation == "old":
@@ -172,7 +187,7 @@ def test_downgrade_restores_the_original(db: Db, generation: str) -> None:  # no
             f"VALUES ('{SIM}', 11, 'agent_nobody', 'move')"))
     assert [r[2] for r in _rows(engine)[4:]] == ([9, 10] if generation == "new" else [10])
     # and the way up again
-    migrations.upgrade(db.url)
+    migrations.upgrade(db.url, "0001")
     assert migrations.current(db.url) == "0001"
     assert added <= set(_columns(engine))
     engine.dispose()
@@ -180,12 +195,11 @@ def test_downgrade_restores_the_original(db: Db, generation: str) -> None:  # no
 
 def test_upgrade_twice_is_harmless(db: Db) -> None:  # noqa: F811
     engine = _farm(db)
-    migrations.upgrade(db.url)
+    migrations.upgrade(db.url, "0001")
     shape = _shape(engine)
     with engine.connect() as conn:
         log = sorted(conn.execute(text(f"SELECT kind, name FROM {LOG}")).all())
     assert log == sorted([("table", SIDE)] + [("column", c) for c in FOUR])
-    migrations.upgrade(db.url)
     migrations.upgrade(db.url, "0001")
     assert _shape(engine) == shape
     assert migrations.current(db.url) == "0001"
@@ -202,11 +216,11 @@ def test_an_archive_made_by_open_archive_is_left_as_it_is(db: Db, how: str) -> N
     with open_archive(db.url) as archive:
         archive.write(actions)
     engine = db.engine()
-    shape, rows = _shape(engine), _rows(engine, (*BASE_COLUMNS, *FOUR))
+    shape, rows = _shape(engine), _rows(engine, BASE_COLUMNS)
     getattr(migrations, how)(db.url)
-    assert migrations.current(db.url) == "0001"
+    assert migrations.current(db.url) == "0002"
     assert _shape(engine, skip=(VERSION_TABLE,)) == shape  # not even the log table
-    assert _rows(engine, (*BASE_COLUMNS, *FOUR)) == rows
+    assert _rows(engine, BASE_COLUMNS) == rows
     # downgrading removes only what revision 0001 added: here nothing
     migrations.downgrade(db.url, "base")
     assert migrations.current(db.url) is None
@@ -231,7 +245,7 @@ def test_side_table_values_move_into_the_columns_and_back(db: Db) -> None:  # no
 
     kept = extras()
     assert any(k and "resources_before" in k for k in kept)
-    migrations.upgrade(db.url)
+    migrations.upgrade(db.url, "0001")
     assert LOG in inspect(engine).get_table_names()
     with engine.connect() as conn:
         moved = conn.execute(text(
@@ -279,10 +293,14 @@ def test_a_foreign_agent_actions_table_is_refused(db: Db) -> None:  # noqa: F811
 
 
 def test_history_heads_and_errors(tmp_path: Path) -> None:
-    assert migrations.history() == [Revision(
-        revision="0001", down_revision=None,
-        description="AgentFarm's database up to agentmem's mirror schema.", is_head=True)]
-    assert migrations.heads() == ["0001"]
+    assert migrations.history() == [
+        Revision(revision="0001", down_revision=None,
+                 description="AgentFarm's database up to agentmem's mirror schema.",
+                 is_head=False),
+        Revision(revision="0002", down_revision="0001",
+                 description="Back to AgentFarm's own ``agent_actions``: the columns "
+                             "revision 0001 added go.", is_head=True)]
+    assert migrations.heads() == ["0002"]
     missing = tmp_path / "missing.db"
     with pytest.raises(ConfigError, match="no SQLite database"):
         migrations.current(missing)
@@ -297,7 +315,7 @@ def test_history_heads_and_errors(tmp_path: Path) -> None:
     migrations.upgrade(path)
     with pytest.raises(ConfigError, match="9999"):
         migrations.upgrade(path, "9999")
-    assert migrations.current(str(path)) == "0001"
+    assert migrations.current(str(path)) == "0002"
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

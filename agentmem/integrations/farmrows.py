@@ -1,0 +1,206 @@
+"""The rows AgentFarm's ``DataLogger`` writes besides ``agent_actions``, and writing them.
+
+Each ``*_row(s)`` function returns the mapping AgentFarm's logger builds for the
+same call (same keys, same values, same JSON text), so the archive holds the
+rows AgentFarm's would; :func:`insert` writes a batch of them in one
+transaction. ``agents`` rows replace the bare parent row the archive writes
+for an action whose agent was not logged yet (:func:`insert_agents`). See
+``docs/agentfarm.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, Table, and_, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from agentmem.backends.sql import Archive, backend_error
+from agentmem.errors import BackendError, InvalidInput
+
+__all__ = [
+    "AGENT_REQUIRED",
+    "agent_row",
+    "agent_state_rows",
+    "health_row",
+    "insert",
+    "insert_agents",
+    "plain",
+    "resource_rows",
+    "step_row",
+]
+
+AGENT_REQUIRED = ("agent_id", "birth_time", "agent_type", "position", "initial_resources",
+                  "starting_health")
+"""The keys every ``log_agents_batch`` entry must have (AgentFarm's ``ValueError``)."""
+
+_BARE = ("birth_time", "death_time", "agent_type", "position_x", "position_y",
+         "initial_resources", "starting_health", "genome_id", "generation", "action_weights")
+
+
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds; anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def json_text(value: Any) -> str | None:
+    """``json.dumps(value)`` as AgentFarm writes it, ``None`` for an empty value;
+    numpy scalars and arrays become plain numbers and lists (AgentFarm would raise)."""
+    if not value:
+        return None
+    try:
+        return json.dumps(value, default=_numpy_default)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"details cannot be written as JSON: {exc}") from None
+
+
+def _numpy_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def agent_row(simulation_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """An ``agents`` row from one ``log_agents_batch`` entry (``log_agent``'s keys)."""
+    for name in AGENT_REQUIRED:
+        if name not in data:
+            raise InvalidInput(f"Missing required field '{name}' in agent data")
+    weights = data.get("action_weights")
+    if weights is not None and not isinstance(weights, dict | str):
+        weights = str(weights)
+    position = data["position"]
+    return {
+        "simulation_id": data.get("simulation_id", simulation_id),
+        "agent_id": plain(data["agent_id"]),
+        "birth_time": plain(data["birth_time"]),
+        "agent_type": data["agent_type"],
+        "position_x": plain(position[0]),
+        "position_y": plain(position[1]),
+        "initial_resources": plain(data["initial_resources"]),
+        "starting_health": plain(data["starting_health"]),
+        "genome_id": data.get("genome_id"),
+        "generation": plain(data.get("generation", 0)),
+        "action_weights": weights,
+    }
+
+
+def serialized_weights(weights: Mapping[Any, Any] | None) -> Any:
+    """``log_agent``'s ``action_weights``: ``{str(k): float(v)}``, or ``str()`` of it
+    when that fails, as AgentFarm does."""
+    if weights is None:
+        return None
+    try:
+        out = {str(k): float(v) for k, v in weights.items()}
+        json.loads(json.dumps(out))
+        return out
+    except Exception:
+        return str(weights)
+
+
+def agent_state_rows(simulation_id: str, step_number: int,
+                     agent_states: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """``agent_states`` rows of one ``log_step``: one per ``id``
+    (``<sim>:<agent>-<step>``), the last state of an agent winning."""
+    rows: dict[str, dict[str, Any]] = {}
+    for state in agent_states:
+        agent_id = plain(state[0])
+        state_id = f"{simulation_id}:{agent_id}-{step_number}" if simulation_id \
+            else f"{agent_id}-{step_number}"
+        rows[state_id] = {
+            "simulation_id": simulation_id, "step_number": step_number,
+            "agent_id": agent_id, "position_x": plain(state[1]),
+            "position_y": plain(state[2]), "resource_level": plain(state[3]),
+            "current_health": plain(state[4]), "starting_health": plain(state[5]),
+            "starvation_counter": plain(state[6]), "is_defending": bool(state[7]),
+            "total_reward": plain(state[8]), "age": plain(state[9]), "id": state_id,
+        }
+    return list(rows.values())
+
+
+def resource_rows(simulation_id: str, step_number: int,
+                  resource_states: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """``resource_states`` rows of one ``log_step``."""
+    return [{"simulation_id": simulation_id, "step_number": step_number,
+             "resource_id": plain(s[0]), "amount": plain(s[1]),
+             "position_x": plain(s[2]), "position_y": plain(s[3])}
+            for s in resource_states]
+
+
+def step_row(table: Table, simulation_id: str, step_number: int,
+             metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``simulation_steps`` row of one ``log_step`` (``resources_consumed``
+    defaults to 0.0); a metric the table has no column for raises ``InvalidInput``
+    (AgentFarm's model raises ``TypeError``)."""
+    unknown = [k for k in metrics if k not in table.c or k in ("simulation_id", "step_number")]
+    if unknown:
+        raise InvalidInput(f"simulation_steps has no column for the metrics {unknown}")
+    row = {k: plain(v) for k, v in metrics.items()}
+    row.setdefault("resources_consumed", 0.0)
+    return {"simulation_id": simulation_id, "step_number": step_number, **row}
+
+
+def health_row(simulation_id: str, step_number: int, agent_id: str, health_before: float,
+               health_after: float, cause: str, details: Any) -> dict[str, Any]:
+    """A ``health_incidents`` row (``details`` as ``json.dumps`` text or ``NULL``)."""
+    return {"simulation_id": simulation_id, "step_number": plain(step_number),
+            "agent_id": agent_id, "health_before": plain(health_before),
+            "health_after": plain(health_after), "cause": cause,
+            "details": json_text(details)}
+
+
+def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+           ) -> None:
+    """Insert ``(table name, rows)`` batches in one transaction (all or nothing)."""
+    todo = [(archive.tables.tables[name], rows) for name, rows in batches if rows]
+    if not todo:
+        return
+    try:
+        with archive.engine.begin() as conn:
+            for table, rows in todo:
+                conn.execute(table.insert(), [dict(r) for r in rows])
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+
+
+def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert ``agents`` rows in one transaction. A row the archive wrote bare (only
+    ids: an action of the agent came first) is completed instead; an agent logged
+    before raises ``BackendError``, as AgentFarm's insert fails."""
+    if not rows:
+        return
+    table = archive.tables.tables["agents"]
+    try:
+        with archive.engine.begin() as conn:
+            bare = _bare_agents(conn, table, [r["agent_id"] for r in rows])
+            fresh = [dict(r) for r in rows if r["agent_id"] not in bare]
+            if fresh:
+                conn.execute(table.insert(), fresh)
+            for r in rows:
+                if r["agent_id"] in bare:
+                    conn.execute(update(table).where(table.c.agent_id == r["agent_id"])
+                                 .values({k: v for k, v in r.items() if k != "agent_id"}))
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+
+
+def _bare_agents(conn: Connection, table: Table, agent_ids: list[Any]) -> set[Any]:
+    """Those of ``agent_ids`` the table holds as bare parent rows."""
+    found: set[Any] = set()
+    for start in range(0, len(agent_ids), 500):
+        chunk = agent_ids[start:start + 500]
+        found |= {r[0] for r in conn.execute(
+            select(table.c.agent_id).where(and_(
+                table.c.agent_id.in_(chunk),
+                *(table.c[name].is_(None) for name in _BARE if name in table.c))))}
+    if len(found) != len(set(agent_ids)):
+        taken = conn.execute(select(table.c.agent_id).where(
+            table.c.agent_id.in_([a for a in agent_ids if a not in found]))).first()
+        if taken is not None:
+            raise BackendError(f"the agent {taken[0]!r} is logged already (agents.agent_id "
+                               "is its primary key)")
+    return found
