@@ -306,8 +306,10 @@ def aggregate_call(name: str, query: str, sort: SortKey | None, offset: int,
     for f in ("step_number", "action_id"):
         if sort is None or sort.field.name != f:
             keys += [f"@{f}", "DESC"]
-    return command("FT.AGGREGATE", name, query, "TIMEOUT", 0, "LOAD", "*",
-                   "SORTBY", len(keys), *keys, "LIMIT", offset, limit, "DIALECT", 2)
+    # LOAD after SORTBY: loaded earlier, the hash's text would replace the sortable
+    # numbers and sort as strings ("88" after "399")
+    return command("FT.AGGREGATE", name, query, "TIMEOUT", 0, "SORTBY", len(keys), *keys,
+                   "LIMIT", offset, limit, "LOAD", "*", "DIALECT", 2)
 
 
 def count_call(name: str, query: str) -> Call:
@@ -318,9 +320,12 @@ def aggregate_rows(reply: Any) -> list[list[Any]]:
     """The rows of an ``FT.AGGREGATE`` reply (RESP2: ``[n, row, row, ...]``)."""
     reply = _raise(reply)
     if isinstance(reply, dict):  # RESP3
-        return [_flat(r.get(b"extra_attributes", r.get("extra_attributes", {})))
+        rows = [_flat(r.get(b"extra_attributes", r.get("extra_attributes")) or {})
                 for r in reply.get(b"results", reply.get("results", []))]
-    return [list(r) for r in reply[1:]]
+    else:
+        rows = [list(r or ()) for r in reply[1:]]
+    # a hash deleted between the match and the LOAD has no stored fields
+    return [r for r in rows if b"action_id" in r[::2] or "action_id" in r[::2]]
 
 
 def _flat(d: Any) -> list[Any]:

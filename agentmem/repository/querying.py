@@ -74,10 +74,23 @@ class ActionSearch(ActionCore):
             return query
 
         def then(_created: bool) -> T:
-            self._ft_made.add(index.name)
-            raise FollowUp(query)
+            raise FollowUp(self._indexed(index.name, query))
 
         return ensure_plan(index, then, legacy_names(self.layout, index))
+
+    def _indexed(self, name: str, then: Plan[T]) -> Plan[T]:
+        """``FT.INFO`` until the server has indexed the hashes that existed when the
+        index was created (a store's first use only), then ``then``."""
+
+        info = info_plan(name)
+
+        def check(replies: list[Any]) -> T:
+            if info.parse(replies).indexing:
+                raise FollowUp(self._indexed(name, then))
+            self._ft_made.add(name)
+            raise FollowUp(then)
+
+        return Plan(info.calls, check)
 
     @operation
     def query_index(self, /) -> Plan[IndexStatus]:

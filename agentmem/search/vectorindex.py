@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from agentmem.backends.redis import Memory
-from agentmem.errors import AgentMemError, BackendError, Unsupported
-from agentmem.plans.ftindex import IndexStatus
+from agentmem.errors import AgentMemError, BackendError
+from agentmem.plans.ftindex import IndexStatus, unsupported
 from agentmem.plans.ftindex import vector_index as vector_index_def
 from agentmem.plans.ftquery import Condition, Q
 from agentmem.plans.plan import Plan, command
@@ -66,8 +66,7 @@ class ServerVectorIndex:
 
     def __init__(self, memory: Memory) -> None:
         if not server_has_vector_index(memory):
-            raise Unsupported("the server has no vector index (FT._LIST is unknown): "
-                              "load the search module (see docs/search.md)")
+            raise unsupported()
         self.memory = memory
         self.layout = memory.actions.layout
 
