@@ -320,8 +320,8 @@ def aggregate_rows(reply: Any) -> list[list[Any]]:
     """The rows of an ``FT.AGGREGATE`` reply (RESP2: ``[n, row, row, ...]``)."""
     reply = _raise(reply)
     if isinstance(reply, dict):  # RESP3
-        rows = [_flat(r.get(b"extra_attributes", r.get("extra_attributes")) or {})
-                for r in reply.get(b"results", reply.get("results", []))]
+        rows = [_flat(r.get(b"extra_attributes") or r.get("extra_attributes") or {})
+                for r in reply.get(b"results") or reply.get("results") or []]
     else:
         rows = [list(r or ()) for r in reply[1:]]
     # a hash deleted between the match and the LOAD has no stored fields
@@ -339,8 +339,8 @@ def search_docs(reply: Any) -> list[dict[Any, Any]]:
     """The documents of an ``FT.SEARCH`` reply, each its fields (RESP2 or RESP3)."""
     reply = _raise(reply)
     if isinstance(reply, dict):
-        return [dict(r.get(b"extra_attributes", r.get("extra_attributes", {})))
-                for r in reply.get(b"results", reply.get("results", []))]
+        return [dict(r.get(b"extra_attributes") or r.get("extra_attributes") or {})
+                for r in reply.get(b"results") or reply.get("results") or []]
     rows = reply[2::2]
     return [dict(zip(r[::2], r[1::2], strict=True)) for r in rows]
 
@@ -348,5 +348,5 @@ def search_docs(reply: Any) -> list[dict[Any, Any]]:
 def search_total(reply: Any) -> int:
     reply = _raise(reply)
     if isinstance(reply, dict):
-        return int(reply.get(b"total_results", reply.get("total_results", 0)))
+        return int(reply.get(b"total_results") or reply.get("total_results") or 0)
     return int(reply[0])

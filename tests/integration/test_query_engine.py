@@ -45,7 +45,7 @@ def stored(r: redis.Redis, mem: agentmem.Memory) -> list[agentmem.Action]:
 
 
 def newest(a: agentmem.Action) -> tuple[Any, ...]:
-    return (-a.step_number, tuple(-b for b in (a.action_id or "").encode()) + (1,))
+    return (-a.step_number, (*tuple(-b for b in (a.action_id or "").encode()), 1))
 
 
 def ids(actions: list[agentmem.Action]) -> list[str | None]:
@@ -97,7 +97,8 @@ def test_results_are_the_stored_actions(smem: agentmem.Memory) -> None:
     smem.actions.add(a)
     (got,) = smem.actions.query(Q.agent_id == "a1")
     assert got == smem.actions.get(got.action_id or "", agent_id="a1")
-    assert got.reward == 0.30000000000000004 and got.step_number == 2**53
+    assert got.reward == 0.30000000000000004
+    assert got.step_number == 2**53
 
 
 @pytest.mark.parametrize("value", ["a,1", "a|1", "a-1.x", "a\\1", "a*", "ä1", "a1'\"()@$",
@@ -124,7 +125,8 @@ def test_only_action_hashes_are_indexed(smem: agentmem.Memory, sr: redis.Redis) 
                                                      "agent_id": "a1", "step_number": 0})
     sr.hset("agent:a1:retired", mapping={"s1": 3})
     status = wait_indexed(smem.actions.query_index)
-    assert status.documents == 5 and status.failures == 0
+    assert status.documents == 5
+    assert status.failures == 0
     assert smem.actions.query_count() == 5
 
 
@@ -155,9 +157,11 @@ def test_older_index_versions_are_dropped(smem: agentmem.Memory, sr: redis.Redis
     sr.execute_command("FT.CREATE", other, "ON", "HASH", "PREFIX", 1, "agent:{", "SCHEMA",
                        "agent_id", "TAG")
     status = smem.actions.query_index()
-    assert status.created and status.name == current.name
+    assert status.created
+    assert status.name == current.name
     names = {n.decode() for n in sr.execute_command("FT._LIST")}
-    assert old not in names and {current.name, other} <= names
+    assert old not in names
+    assert {current.name, other} <= names
     assert sr.exists("agent:a1:action:a1-1-move")  # dropped without the documents
     assert not smem.actions.query_index().created
 
@@ -230,7 +234,7 @@ def test_bad_input(smem: agentmem.Memory) -> None:
 
 def test_unsupported_without_the_module(mem: agentmem.Memory) -> None:
     for call in (mem.actions.query, mem.actions.query_count, mem.actions.query_index):
-        with pytest.raises(Unsupported, match="Redis Stack.*RediSearch"):
+        with pytest.raises(Unsupported, match=r"Redis Stack.*RediSearch"):
             call()
 
 

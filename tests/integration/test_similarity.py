@@ -267,7 +267,7 @@ def test_server_vector_index_unsupported(mem: agentmem.Memory) -> None:
     assert not server_has_vector_index(mem)
     with pytest.raises(agentmem.Unsupported, match="RediSearch"):
         ServerVectorIndex(mem)
-    with pytest.raises(agentmem.Unsupported, match="redisearch.so"):
+    with pytest.raises(agentmem.Unsupported, match=r"redisearch\.so"):
         mem.actions.similar([1.0, 2.0])
     with pytest.raises(agentmem.Unsupported):
         SimilarityIndex(mem, server_index=True)
