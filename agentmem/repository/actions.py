@@ -8,7 +8,8 @@ are one facade over the operations, written once as plans and split by concern:
   across the memory tiers;
 - :mod:`~agentmem.repository.simqueries`: simulation-level queries;
 - :mod:`~agentmem.repository.nearby`: radius search;
-- :mod:`~agentmem.repository.analytics`: section 8's analyses.
+- :mod:`~agentmem.repository.analytics`: section 8's analyses;
+- :mod:`~agentmem.repository.querying`: ad-hoc queries on the Query Engine.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from agentmem.plans.runner import Asynchronous, Blocking
 from agentmem.repository.actioncore import ActionCore, check_options
 from agentmem.repository.analytics import ActionAnalytics
 from agentmem.repository.nearby import RadiusSearch
+from agentmem.repository.querying import ActionSearch
 from agentmem.repository.simqueries import SimulationQueries
 
 __all__ = ["ActionCore", "ActionOps", "ActionRepository", "AsyncActionRepository",
            "check_options"]
 
 
-class ActionOps(ActionAnalytics, SimulationQueries, RadiusSearch):
+class ActionOps(ActionAnalytics, SimulationQueries, RadiusSearch, ActionSearch):
     """Action queries; use :class:`ActionRepository` or :class:`AsyncActionRepository`.
 
     ``ttl`` is the action hash's TTL in seconds (``None``: never expires; default one

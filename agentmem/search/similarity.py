@@ -89,7 +89,7 @@ class SimilarityIndex:
     ``batch_size`` ids are read per script call (all calls of a read in one round
     trip); ``max_agents`` agents are cached at once (each holds one tracking
     connection; the least recently searched is dropped). ``server_index``: ``True``
-    uses the server's vector index (``FT.SEARCH``; :class:`BackendError` without
+    uses the server's vector index (``FT.SEARCH``; :class:`Unsupported` without
     one), ``False`` (the default) never does, ``None`` uses it when the server
     offers it.
     """

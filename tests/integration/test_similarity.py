@@ -46,6 +46,8 @@ def naive(r: redis.Redis, agent: str, query: np.ndarray, k: int, types: Sequence
         if (start is not None and step < start) or (end is not None and step > end):
             continue
         v = np.frombuffer(h[b"embedding"], dtype="<f4").astype(np.float64)
+        if v.shape != np.shape(query):
+            continue
         nv = np.linalg.norm(v)
         score = float(v @ query / (nv * np.linalg.norm(query))) if nv else 0.0
         rows.append((score, step, member))
@@ -225,16 +227,47 @@ def test_layout_2(server: Any, r: redis.Redis) -> None:
         assert idx.stats.loads == 1
 
 
-def test_server_vector_index(mem: agentmem.Memory, r: redis.Redis) -> None:
-    if not server_has_vector_index(mem):
-        pytest.skip("this server has no vector index (COMMAND INFO FT.SEARCH is empty: "
-                    "no Redis Query Engine / valkey-search module)")
+def test_server_vector_index(smem: agentmem.Memory, sr: redis.Redis) -> None:
+    """Server-side KNN (Valkey 9 with the RediSearch module) against the brute force."""
+    assert server_has_vector_index(smem)
     rng = np.random.default_rng(11)
-    mem.actions.add_many([act("a1", i, rng.standard_normal(8), TYPES[i % 3]) for i in range(200)])
-    q = rng.standard_normal(8)
-    ft = ServerVectorIndex(mem)
-    ft.ensure(8)
-    import time
-    time.sleep(0.5)  # the server indexes existing hashes in the background
-    found = ft.search("a1", q.astype(np.float32), 10, ["eat"], 20, 150)
-    check(found, naive(r, "a1", q, 10, ["eat"], 20, 150), eps=1e-4)
+    smem.actions.add_many([act("a1", i, rng.standard_normal(8), TYPES[i % 3])
+                           for i in range(200)])
+    smem.actions.add_many([act("a2", i, rng.standard_normal(8)) for i in range(50)])
+    smem.actions.add(act("a1", 500, rng.standard_normal(4)))  # another length: not a candidate
+    smem.actions.add(act("a1", 501, None))
+    ft = ServerVectorIndex(smem)
+    ft.ensure(8)  # waits until the existing hashes are indexed
+    for _ in range(3):
+        q = rng.standard_normal(8)
+        found = ft.search("a1", q.astype(np.float32), 10, ["eat"], 20, 150)
+        check(found, naive(sr, "a1", q, 10, ["eat"], 20, 150), eps=1e-4)
+        check(ft.search("a1", q.astype(np.float32), 7, None, None, None),
+              naive(sr, "a1", q, 7), eps=1e-4)
+    # the index follows writes and deletions with no cache to invalidate
+    q = np.ones(8, dtype=np.float32)
+    smem.actions.add(act("a1", 900, q * 3))
+    assert ft.search("a1", q, 1, None, None, None)[0].action.action_id == "a1-900-move"
+    sr.delete("agent:a1:action:a1-900-move")
+    assert ft.search("a1", q, 1, None, None, None)[0].action.action_id != "a1-900-move"
+
+
+def test_similarity_index_uses_the_server(smem: agentmem.Memory, sr: redis.Redis) -> None:
+    rng = np.random.default_rng(5)
+    smem.actions.add_many([act("a1", i, rng.standard_normal(6)) for i in range(60)])
+    ServerVectorIndex(smem).ensure(6)
+    with SimilarityIndex(smem, server_index=None) as idx:
+        assert idx.server is not None
+        q = rng.standard_normal(6)
+        check(idx.search("a1", q, 5, start=10), naive(sr, "a1", q, 5, start=10), eps=1e-4)
+
+
+def test_server_vector_index_unsupported(mem: agentmem.Memory) -> None:
+    """Redis 7 / Valkey without the module: a clear error that says what to load."""
+    assert not server_has_vector_index(mem)
+    with pytest.raises(agentmem.Unsupported, match="RediSearch"):
+        ServerVectorIndex(mem)
+    with pytest.raises(agentmem.Unsupported, match=r"redisearch\.so"):
+        mem.actions.similar([1.0, 2.0])
+    with pytest.raises(agentmem.Unsupported):
+        SimilarityIndex(mem, server_index=True)
