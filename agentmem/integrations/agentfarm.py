@@ -24,7 +24,7 @@ from agentmem.backends.sql import Archive
 from agentmem.backends.sqlengine import create_missing
 from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
 from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
-from agentmem.errors import ConfigError, InvalidInput
+from agentmem.errors import ConfigError
 from agentmem.integrations import farmrows
 from agentmem.integrations.farmrows import plain
 from agentmem.model.records import Action
@@ -85,13 +85,14 @@ class AgentFarmLogger:
         self._commit_interval = commit_interval
         create_missing(archive.engine, archive.generation, every=True)
         archive.write_details_as_agentfarm()
+        farmrows.ensure_simulation(archive, simulation_id)
         self.writer = DualWriter(
             memory, archive, buffer_size=buffer_size, interval=commit_interval,
             background=background, strict=strict, journal=journal,
             retry_interval=retry_interval,
             durability="buffered" if background else
             ("archived" if durability == "archived" else "redis"))
-        self._actions: list[dict[str, Any]] = []  # buffered: not in Redis yet
+        self._actions: list[Action] = []  # buffered: not in Redis yet
         self._health: list[dict[str, Any]] = []
         self._last_commit_time = time.time()
 
@@ -144,32 +145,19 @@ class AgentFarmLogger:
             "resources_after": plain(resources_after),
             "state_before_id": state_before_id, "state_after_id": state_after_id,
         }
+        action = Action(**fields)  # bad input raises here, before anything is kept
         if self.durability != "buffered":
-            self.writer.add(Action(**fields))
+            self.writer.add(action)
             return
-        self._actions.append(fields)
+        self._actions.append(action)
         if len(self._actions) >= self._buffer_size:
             self.flush_action_buffer()
 
     def _send_actions(self) -> None:
-        """Store the buffered actions in Redis (one call) and queue them for the archive.
-
-        A buffered action that is refused (bad input) raises ``InvalidInput`` naming
-        it; the others are stored and the refused one is dropped from the buffer."""
-        if not self._actions:
-            return
-        rows, self._actions = self._actions, []
-        actions: list[Action] = []
-        bad: list[str] = []
-        for n, fields in enumerate(rows):
-            try:
-                actions.append(Action(**fields))
-            except InvalidInput as exc:
-                bad.append(f"action {n} of the buffer ({fields['agent_id']!r}, step "
-                           f"{fields['step_number']}): {exc}")
-        self.writer.add_many(actions)
-        if bad:
-            raise InvalidInput("; ".join(bad))
+        """Store the buffered actions in Redis (one call) and queue them for the archive."""
+        if self._actions:
+            actions, self._actions = self._actions, []
+            self.writer.add_many(actions)
 
     # -- health incidents -----------------------------------------------------------------
 
@@ -271,7 +259,7 @@ class AgentFarmLogger:
             return 0
         drop = set(agent_ids)
         before = len(self._actions) + len(self._health)
-        self._actions = [r for r in self._actions if r["agent_id"] not in drop]
+        self._actions = [a for a in self._actions if a.agent_id not in drop]
         self._health = [r for r in self._health if r["agent_id"] not in drop]
         return before - len(self._actions) - len(self._health)
 

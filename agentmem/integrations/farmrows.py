@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Table, and_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from agentmem.backends.sql import Archive, backend_error
 from agentmem.errors import BackendError, InvalidInput
@@ -25,6 +25,7 @@ __all__ = [
     "AGENT_REQUIRED",
     "agent_row",
     "agent_state_rows",
+    "ensure_simulation",
     "health_row",
     "insert",
     "insert_agents",
@@ -163,6 +164,23 @@ def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, 
         with archive.engine.begin() as conn:
             for table, rows in todo:
                 conn.execute(table.insert(), [dict(r) for r in rows])
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+
+
+def ensure_simulation(archive: Archive, simulation_id: str) -> None:
+    """Write the ``simulations`` row of ``simulation_id`` unless there is one (status
+    ``pending``, no parameters, the archive's location as ``simulation_db_path``)."""
+    table = archive.tables.tables["simulations"]
+    try:
+        with archive.engine.begin() as conn:
+            if conn.execute(select(table.c.simulation_id).where(
+                    table.c.simulation_id == simulation_id)).first() is None:
+                conn.execute(table.insert(), [{
+                    "simulation_id": simulation_id, "parameters": {},
+                    "simulation_db_path": archive.location[:255]}])
+    except IntegrityError:
+        pass  # another logger wrote it first
     except SQLAlchemyError as exc:
         raise backend_error(exc) from exc
 

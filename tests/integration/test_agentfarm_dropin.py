@@ -1,89 +1,166 @@
-"""The AgentFarm drop-in: ``agent_actions`` rows equal AgentFarm's, and Redis has every action.
+"""The AgentFarm drop-in: AgentFarm's schema, its whole DataLogger protocol, its rows.
 
-AgentFarm cannot be installed here, so ``ReferenceLogger`` below does what the
-reference (``/work/shared/reference/agentfarm.md``) says AgentFarm's
-``DataLogger.log_agent_action`` and its bulk insert do, into a second SQLite
-file with the same ``agent_actions`` columns.
+AgentFarm cannot be installed for the test suite (it needs torch and more), so
+``ReferenceLogger`` below does what AgentFarm's ``DataLogger`` (db2f8f27) does,
+per ``/work/shared/reference/agentfarm.md``: rows built as it builds them, bulk
+inserted through SQLAlchemy into tables whose DDL equals AgentFarm's own
+``create_all`` (the snapshot in ``data/``, checked below). The same calls go to
+AgentFarm's real logger in ``python -m benchmarks.agentfarm --identity``.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import random
+import sqlite3
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import create_engine, event, select
+from sqlalchemy import create_engine, event
 
-from agentmem.backends.sql import agent_actions, agents, metadata, open_archive, simulations
-from agentmem.errors import ConfigError, InvalidInput
+from agentmem.backends.farmtables import GENERATIONS
+from agentmem.backends.sql import SCHEMAS, open_archive
+from agentmem.errors import BackendError, ConfigError, InvalidInput
 from agentmem.integrations.agentfarm import AgentFarmLogger
 
 SIM = "sim_3f9a2c1b"
 AGENTS = [f"agent_{n:08x}" for n in range(0x1a2b3c00, 0x1a2b3c00 + 20)]
 STEPS = 30
 TYPES = ["defend", "attack", "gather", "share", "move", "reproduce", "pass", "communicate"]
-COLUMNS = [c.name for c in agent_actions.columns if c.name != "action_id"]
+DATA = Path(__file__).parent / "data"
+AUTO = {"agent_actions": "action_id", "health_incidents": "incident_id",
+        "resource_states": "id"}
+"""Autoincrement keys: not compared."""
+
+
+def ddl(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    out = []
+    for typ, name, table, sql in sorted(conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master")):
+        if not table.startswith("agentmem_"):  # agentmem's own side table
+            out += [f"{typ} {name}", str(sql)]
+    conn.close()
+    return "\n".join(out) + "\n"
+
+
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_the_archive_schema_is_agentfarms_own(tmp_path: Path, generation: str) -> None:
+    snapshot = "".join(line for line in (DATA / f"agentfarm_{generation}.sql").open()
+                       if not line.startswith("--"))
+    with open_archive(tmp_path / "a.db", generation=generation) as archive:  # type: ignore[arg-type]
+        assert archive.generation == generation
+    assert ddl(tmp_path / "a.db") == snapshot
+    with open_archive(tmp_path / "a.db") as again:  # reopened: its own generation
+        assert again.generation == generation
+    other = "current" if generation == "original" else "original"
+    with pytest.raises(ConfigError, match="generation"):
+        open_archive(tmp_path / "a.db", generation=other)  # type: ignore[arg-type]
+
+
+# -- AgentFarm's DataLogger, as the reference describes it ---------------------------------
 
 
 class ReferenceLogger:
-    """AgentFarm's ``log_agent_action`` + bulk insert, as the reference describes them."""
+    """AgentFarm's ``DataLogger`` (buffers, row mappings, bulk inserts) over Core."""
 
-    def __init__(self, path: Any, simulation_id: str, buffer_size: int = 1000) -> None:
+    def __init__(self, path: Path, simulation_id: str, generation: str = "current",
+                 buffer_size: int = 1000) -> None:
         self.engine = create_engine(f"sqlite:///{path}")
 
         @event.listens_for(self.engine, "connect")
         def _fk(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
-        metadata.create_all(self.engine)
+        self.tables = SCHEMAS[generation].tables  # type: ignore[index]
+        SCHEMAS[generation].create_all(self.engine)  # type: ignore[index]
         self.simulation_id = simulation_id
         self.buffer_size = buffer_size
-        self.buffer: list[dict[str, Any]] = []
-        with self.engine.begin() as conn:  # AgentFarm writes its parent rows first
-            conn.execute(simulations.insert(), [{
-                "simulation_id": simulation_id, "status": "pending", "parameters": {},
+        self.actions: list[dict[str, Any]] = []
+        self.health: list[dict[str, Any]] = []
+        with self.engine.begin() as conn:
+            conn.execute(self.tables["simulations"].insert(), [{
+                "simulation_id": simulation_id, "parameters": {},
                 "simulation_db_path": str(path)}])
-            conn.execute(agents.insert(), [
-                {"agent_id": a, "simulation_id": simulation_id} for a in AGENTS])
+
+    def _insert(self, table: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(self.tables[table].insert(), rows)
 
     def log_agent_action(self, step_number, agent_id, action_type, action_target_id=None,
                          reward=None, details=None, module_type=None, module_id=None,
-                         action_taken=None, action_taken_mapped=None) -> None:
+                         action_taken=None, action_taken_mapped=None, **old: Any) -> None:
         if step_number < 0:
             raise ValueError("step_number must be non-negative")
         if not isinstance(action_type, str):
             action_type = str(action_type)
-        details_copy = copy.deepcopy(details) if details else {}
+        d = copy.deepcopy(details) if details else {}
         if action_taken is not None:
-            details_copy["action_taken"] = action_taken
+            d["action_taken"] = action_taken
         if action_taken_mapped is not None:
-            details_copy["action_taken_mapped"] = action_taken_mapped
-        self.buffer.append({
-            "simulation_id": self.simulation_id,
-            "step_number": step_number,
-            "agent_id": agent_id,
-            "action_type": action_type,
-            "action_target_id": action_target_id,
-            "reward": reward,
-            "details": json.dumps(details_copy) if details_copy else None,
-            "module_type": module_type,
-            "module_id": module_id,
-        })
-        if len(self.buffer) >= self.buffer_size:
+            d["action_taken_mapped"] = action_taken_mapped
+        row = {"simulation_id": self.simulation_id, "step_number": step_number,
+               "agent_id": agent_id, "action_type": action_type,
+               "action_target_id": action_target_id, "reward": reward,
+               "details": json.dumps(d) if d else None, **old}
+        if "module_type" in self.tables["agent_actions"].c:
+            row["module_type"] = module_type
+            row["module_id"] = str(module_id) if module_id is not None else None
+        self.actions.append(row)
+        if len(self.actions) >= self.buffer_size:
             self.flush_all_buffers()
+
+    def log_health_incident(self, step_number, agent_id, health_before, health_after, cause,
+                            details=None) -> None:
+        self.health.append({"simulation_id": self.simulation_id, "step_number": step_number,
+                            "agent_id": agent_id, "health_before": health_before,
+                            "health_after": health_after, "cause": cause,
+                            "details": json.dumps(details) if details else None})
+
+    def log_agents_batch(self, data: list[dict[str, Any]]) -> None:
+        self._insert("agents", [{
+            "simulation_id": d["simulation_id"], "agent_id": d["agent_id"],
+            "birth_time": d["birth_time"], "agent_type": d["agent_type"],
+            "position_x": d["position"][0], "position_y": d["position"][1],
+            "initial_resources": d["initial_resources"],
+            "starting_health": d["starting_health"], "genome_id": d.get("genome_id"),
+            "generation": d.get("generation", 0), "action_weights": d.get("action_weights")}
+            for d in data])
+
+    def log_step(self, step_number, agent_states, resource_states, metrics) -> None:
+        states = {}
+        for s in agent_states:
+            sid = f"{self.simulation_id}:{s[0]}-{step_number}"
+            states[sid] = {"simulation_id": self.simulation_id, "step_number": step_number,
+                           "agent_id": s[0], "position_x": s[1], "position_y": s[2],
+                           "resource_level": s[3], "current_health": s[4],
+                           "starting_health": s[5], "starvation_counter": s[6],
+                           "is_defending": bool(s[7]), "total_reward": s[8], "age": s[9],
+                           "id": sid}
+        self._insert("agent_states", list(states.values()))
+        self.log_resources(step_number, resource_states)
+        self._insert("simulation_steps", [{"simulation_id": self.simulation_id,
+                                           "step_number": step_number,
+                                           "resources_consumed": 0.0, **metrics}])
+
+    def log_resources(self, step: int, states: list[tuple[Any, ...]]) -> None:
+        self._insert("resource_states", [{
+            "simulation_id": self.simulation_id, "step_number": step, "resource_id": s[0],
+            "amount": s[1], "position_x": s[2], "position_y": s[3]} for s in states])
 
     def flush_if_needed(self) -> None:
         pass  # the 30 s interval never passes in the test
 
     def flush_all_buffers(self) -> None:
-        if self.buffer:
-            with self.engine.begin() as conn:
-                conn.execute(agent_actions.insert(), self.buffer)
-            self.buffer = []
+        self._insert("agent_actions", self.actions)
+        self._insert("health_incidents", self.health)
+        self.actions, self.health = [], []
 
 
 def simulation_calls(seed: int = 7) -> list[dict[str, Any]]:
@@ -97,9 +174,9 @@ def simulation_calls(seed: int = 7) -> list[dict[str, Any]]:
             if kind == "move":
                 old = (rng.randrange(50), rng.randrange(50))
                 call["details"] = {"old_position": old, "new_position": (old[0] + 1, old[1]),
-                                   "distance": 1.0}
+                                   "distance": 1.0, "path": {"via": [old, "é"]}}
             elif kind == "gather":
-                call["action_target_id"] = f"resource_{rng.randrange(10)}"
+                call["action_target_id"] = rng.randrange(10)  # an int resource id
                 call["details"] = {"amount_gathered": rng.random() * 3, "resource_id": "r"}
             elif kind in ("attack", "share"):
                 target = rng.choice(AGENTS)
@@ -119,74 +196,212 @@ def simulation_calls(seed: int = 7) -> list[dict[str, Any]]:
                 calls.append({
                     "step_number": step, "agent_id": agent,
                     "action_type": kind if rng.random() < 0.5 else f"action_{rng.randrange(8)}",
-                    "reward": 0.25, "module_type": "dqn", "module_id": f"dqn_{agent[-4:]}",
+                    "reward": 0.25, "module_type": "dqn",
+                    "module_id": rng.choice([f"dqn_{agent[-4:]}", rng.randrange(100)]),
                     "action_taken": rng.randrange(8), "action_taken_mapped": kind,
                     "details": {"epsilon": 0.1, "q": [0.5, 1.5]},
                 })
     return calls
 
 
-def rows(engine: Any) -> list[dict[str, Any]]:
-    cols = [agent_actions.c[name] for name in COLUMNS]
-    with engine.connect() as conn:
-        out = [dict(r._mapping) for r in conn.execute(
-            select(*cols).order_by(agent_actions.c.action_id))]
-    for r in out:  # the same JSON value with the same key order (separators may differ)
-        if r["details"] is not None:
-            r["details"] = json.dumps(json.loads(r["details"]))
+def table_rows(path: Path, table: str) -> list[dict[str, Any]]:
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    skip = {AUTO.get(table), "start_time"}
+    order = AUTO.get(table, "rowid")
+    out = [{k: r[k] for k in r if k not in skip}
+           for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
+    conn.close()
     return out
 
 
-def drive(logger: Any, calls: list[dict[str, Any]]) -> None:
+def drive(logger: Any, calls: list[dict[str, Any]], *, farm: bool = True) -> None:
+    """The calls of a simulation: agents first, then per step actions, health, a step."""
+    logger.log_agents_batch([{
+        "simulation_id": SIM, "agent_id": a, "birth_time": 0, "agent_type": "SystemAgent",
+        "position": (float(n), 2.5), "initial_resources": 10.0, "starting_health": 100.0,
+        "generation": n % 3, "action_weights": {"move": 0.5, "gather": 0.5}}
+        for n, a in enumerate(AGENTS)])
     step = 0
     for call in calls:
         if call["step_number"] != step:
+            if farm:
+                logger.log_health_incident(step, AGENTS[step % 20], 10.0, 7.5, "attack",
+                                           {"by": AGENTS[0]} if step % 2 else None)
+                logger.log_step(step, [(a, 1.0, 2.0, 5.0, 90.0, 100.0, 0, step % 2, 1.5, step)
+                                       for a in AGENTS[:5]],
+                                [(f"resource_{k}", 3.0, 1.0, 1.0) for k in range(3)],
+                                {"total_agents": 20, "births": 0, "deaths": 1})
             logger.flush_if_needed()  # once per step, as AgentFarm's loop does
             step = call["step_number"]
         logger.log_agent_action(**call)
     logger.flush_all_buffers()
 
 
-@pytest.mark.parametrize("background", [False, True])
-def test_rows_equal_agentfarms_and_redis_has_every_action(mem, tmp_path, background):
+@pytest.mark.parametrize("mode", ["buffered", "redis", "background"])
+def test_every_table_holds_agentfarms_rows(mem, tmp_path, mode):
     calls = simulation_calls()
-    assert len(calls) > STEPS * len(AGENTS)  # module rows were added
     reference = ReferenceLogger(tmp_path / "agentfarm.db", SIM, buffer_size=100)
     drive(reference, calls)
-    with open_archive(tmp_path / "agentmem.db") as archive, AgentFarmLogger(
-            mem, archive, SIM, buffer_size=100, background=background) as logger:
-        drive(logger, calls)
-        assert logger.writer.pending == 0
-        got = rows(archive.engine)
-    want = rows(reference.engine)
     reference.engine.dispose()
+    options: dict[str, Any] = {"background": True} if mode == "background" else {
+        "durability": mode}
+    with open_archive(tmp_path / "agentmem.db") as archive, AgentFarmLogger(
+            mem, archive, SIM, buffer_size=100, **options) as logger:
+        drive(logger, calls)
+        assert not logger.needs_flush
 
-    assert len(got) == len(want) == len(calls)
-    for n, (g, w) in enumerate(zip(got, want, strict=True)):
-        assert g == w, f"row {n}"
+    for table in ("agents", "agent_actions", "agent_states", "resource_states",
+                  "simulation_steps", "health_incidents", "simulations"):
+        want = table_rows(tmp_path / "agentfarm.db", table)
+        got = table_rows(tmp_path / "agentmem.db", table)
+        if table == "simulations":
+            for r in (*want, *got):
+                r.pop("simulation_db_path")
+        assert len(got) == len(want), table
+        for n, (g, w) in enumerate(zip(got, want, strict=True)):
+            assert g == w, f"{table} row {n}"
+    want = table_rows(tmp_path / "agentfarm.db", "agent_actions")
+    assert len(want) == len(calls)
     assert any(r["details"] is None for r in want)
-    assert any(r["module_type"] is not None for r in want)
-    assert any(r["action_type"].isdigit() for r in want)
-    triples = Counter((r["agent_id"], r["step_number"], r["action_type"]) for r in want)
-    assert max(triples.values()) > 1  # duplicate (agent, step, type) rows were compared
+    assert any(r["module_id"] is not None and r["module_id"].isdigit() for r in want)
+    assert any(r["action_target_id"] is not None and r["action_target_id"].isdigit()
+               for r in want)
+    assert max(Counter((r["agent_id"], r["step_number"], r["action_type"])
+                       for r in want).values()) > 1
 
-    # every action is queryable in Redis: at its step, and by its agent and type
-    def key(agent, kind, target, reward, details, module_type):
-        return (agent, kind, target, reward, json.dumps(details), module_type)
-
-    by_step: dict[int, Counter] = {}
-    for r in want:
-        details = None if r["details"] is None else json.loads(r["details"])
-        by_step.setdefault(r["step_number"], Counter())[key(
-            r["agent_id"], r["action_type"], r["action_target_id"], r["reward"], details,
-            r["module_type"])] += 1
-    for step, expected in by_step.items():
+    # every action is queryable in Redis at its step
+    for step in range(STEPS):
+        expected = Counter((r["agent_id"], r["action_type"]) for r in want
+                           if r["step_number"] == step)
         stored = mem.actions.at_step(SIM, step)
-        assert Counter(key(a.agent_id, a.action_type, a.action_target_id, a.reward,
-                           a.details, a.module_type) for a in stored) == expected, step
-    per_type = Counter((r["agent_id"], r["action_type"]) for r in want)
-    for (agent, kind), n in per_type.items():
-        assert len(mem.actions.by_type(agent, kind)) == n, (agent, kind)
+        assert Counter((a.agent_id, a.action_type) for a in stored) == expected, step
+
+
+def test_the_original_generation_gets_its_own_rows(mem, tmp_path):
+    calls = [{"step_number": s, "agent_id": a, "action_type": "move",
+              "action_target_id": AGENTS[0], "reward": 0.5, "details": {"d": s},
+              "resources_before": 5.0, "resources_after": 4.5}
+             for s in range(3) for a in AGENTS[:4]]
+    reference = ReferenceLogger(tmp_path / "agentfarm.db", SIM, "original")
+    reference.log_agents_batch([{"simulation_id": SIM, "agent_id": a, "birth_time": 0,
+                                 "agent_type": "X", "position": (0.0, 0.0),
+                                 "initial_resources": 1.0, "starting_health": 1.0}
+                                for a in AGENTS[:4]])
+    for c in calls:
+        reference.log_agent_action(**c)
+    reference.flush_all_buffers()
+    with open_archive(tmp_path / "agentmem.db", generation="original") as archive, \
+            AgentFarmLogger(mem, archive, SIM) as logger:
+        logger.log_agents_batch([{"agent_id": a, "birth_time": 0, "agent_type": "X",
+                                  "position": (0.0, 0.0), "initial_resources": 1.0,
+                                  "starting_health": 1.0} for a in AGENTS[:4]])
+        for c in calls:
+            logger.log_agent_action(**c)
+    for table in ("agents", "agent_actions"):
+        assert table_rows(tmp_path / "agentmem.db", table) == \
+            table_rows(tmp_path / "agentfarm.db", table), table
+
+
+AGENTFARM_PROTOCOL = {
+    "log_agent_action": ["step_number", "agent_id", "action_type", "action_target_id",
+                         "reward", "details", "module_type", "module_id", "action_taken",
+                         "action_taken_mapped"],
+    "log_health_incident": ["step_number", "agent_id", "health_before", "health_after",
+                            "cause", "details"],
+    "log_agent": ["agent_id", "birth_time", "agent_type", "position", "initial_resources",
+                  "starting_health", "genome_id", "generation", "action_weights"],
+    "log_agents_batch": ["agent_data_list"],
+    "log_step": ["step_number", "agent_states", "resource_states", "metrics"],
+    "log_resource": ["resource_id", "initial_amount", "position"],
+    "flush_if_needed": [], "flush_action_buffer": [], "flush_health_buffer": [],
+    "flush_all_buffers": [], "discard_pending_agents": ["agent_ids"],
+}
+"""AgentFarm's ``DataLogger`` public methods at db2f8f27 and their positional parameters."""
+
+
+def test_every_datalogger_method_with_agentfarms_parameters():
+    for name, params in AGENTFARM_PROTOCOL.items():
+        sig = inspect.signature(getattr(AgentFarmLogger, name))
+        positional = [p.name for p in sig.parameters.values()
+                      if p.kind is p.POSITIONAL_OR_KEYWORD and p.name != "self"]
+        assert positional == params, name
+    assert isinstance(AgentFarmLogger.needs_flush, property)
+
+
+def test_needs_flush_discard_and_the_buffers(mem, tmp_path):
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        lg.log_agents_batch([{"agent_id": a, "birth_time": 0, "agent_type": "X",
+                              "position": (0, 0), "initial_resources": 1,
+                              "starting_health": 1} for a in AGENTS[:3]])
+        assert not lg.needs_flush
+        for a in AGENTS[:3]:
+            lg.log_agent_action(1, a, "move")
+            lg.log_health_incident(1, a, 5.0, 4.0, "starvation")
+        assert lg.needs_flush
+        assert lg.discard_pending_agents([AGENTS[1]]) == 2
+        assert lg.discard_pending_agents([]) == 0
+        lg.flush_health_buffer()
+        assert len(table_rows(tmp_path / "a.db", "health_incidents")) == 2
+        assert lg.needs_flush  # the actions
+        lg.flush_action_buffer()
+        assert not lg.needs_flush
+        assert archive.count(SIM) == 2
+        assert {a.agent_id for a in mem.actions.at_step(SIM, 1)} == {AGENTS[0], AGENTS[2]}
+        with pytest.raises(ValueError, match="Missing required field 'birth_time'"):
+            lg.log_agents_batch([{"agent_id": "agent_x"}])
+        lg.log_resource("resource_9", 4.5, (1.0, 2.0))
+        assert table_rows(tmp_path / "a.db", "resource_states") == [{
+            "simulation_id": SIM, "step_number": 0, "resource_id": "resource_9",
+            "amount": 4.5, "position_x": 1.0, "position_y": 2.0}]
+        with pytest.raises(InvalidInput, match="no column"):
+            lg.log_step(2, [], [], {"not_a_metric": 1})
+
+
+def test_a_bare_agent_row_is_completed_by_log_agent(mem, tmp_path):
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        lg.log_agent_action(0, AGENTS[0], "move")  # archived first: a bare agents row
+        lg.flush_all_buffers()
+        lg.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0,
+                     action_weights={"move": 1})
+        [row] = table_rows(tmp_path / "a.db", "agents")
+        assert row["agent_type"] == "SystemAgent"
+        assert row["position_y"] == 2.0
+        assert json.loads(row["action_weights"]) == {"move": 1.0}
+        with pytest.raises(BackendError, match="logged already"):
+            lg.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
+
+
+def test_two_simulations_log_into_one_archive(mem, tmp_path):
+    """AgentFarm's ExperimentDatabase: several simulations, one file, one logger each."""
+    with open_archive(tmp_path / "a.db") as archive:
+        with AgentFarmLogger(mem, archive, "sim_a") as a, \
+                AgentFarmLogger(mem, archive, "sim_b") as b:
+            for step in range(5):
+                a.log_agent_action(step, "agent_a", "move")
+                b.log_agent_action(step, "agent_b", "gather", action_target_id=step)
+                a.flush_if_needed()
+                b.flush_if_needed()
+            assert a.writer.failover is not None
+            assert b.writer.failover is not None
+            assert a.writer.failover.journal.path != b.writer.failover.journal.path
+        assert archive.count("sim_a") == archive.count("sim_b") == 5
+
+
+def test_after_flush_if_needed_redis_has_the_step(mem, tmp_path):
+    """Buffered (the default): a step's actions are in Redis once flush_if_needed returns;
+    background: once flush_action_buffer returns."""
+    with open_archive(tmp_path / "a.db") as archive:
+        with AgentFarmLogger(mem, archive, SIM) as lg:
+            for step in range(20):
+                lg.log_agent_action(step, AGENTS[0], "move")
+                lg.flush_if_needed()
+                assert [a.step_number for a in mem.actions.recent(AGENTS[0], 1)] == [step]
+        with AgentFarmLogger(mem, archive, "sim_bg", background=True) as lg:
+            for step in range(20):
+                lg.log_agent_action(step, AGENTS[1], "move")
+                lg.flush_action_buffer()
+                assert [a.step_number for a in mem.actions.recent(AGENTS[1], 1)] == [step]
 
 
 def test_negative_step_raises_and_writes_nothing(mem, tmp_path):
@@ -204,84 +419,20 @@ def test_details_are_copied_and_numpy_converted(mem, tmp_path):
     with pytest.raises(TypeError):  # AgentFarm's json.dumps refuses numpy values
         json.dumps(details)
     with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
-        lg.log_agent_action(3, AGENTS[0], "move", details=details, action_taken=np.int64(4),
-                            action_taken_mapped="move")
+        lg.log_agent_action(np.int64(3), AGENTS[0], "move", details=details,
+                            action_taken=np.int64(4), action_taken_mapped="move",
+                            reward=np.float64(0.25))
         assert details == before  # the caller's dict is not changed
         lg.log_agent_action(3, AGENTS[1], "pass")  # no details: NULL
         lg.flush_all_buffers()
-        stored = rows(archive.engine)
-    want = {"new_position": [1, 2], "q": 0.5, "n": 3, "action_taken": 4,
-            "action_taken_mapped": "move"}
-    assert json.loads(stored[0]["details"]) == want
-    assert stored[1]["details"] is None
-    (a,) = mem.actions.by_type(AGENTS[0], "move")
-    assert a.details == want
+        stored = {r["agent_id"]: r["details"] for r in table_rows(tmp_path / "a.db",
+                                                                  "agent_actions")}
+    assert json.loads(stored[AGENTS[0]]) == {"new_position": [1, 2], "q": 0.5, "n": 3,
+                                             "action_taken": 4, "action_taken_mapped": "move"}
+    assert stored[AGENTS[1]] is None
 
 
-class Recorder:
-    """A stand-in for AgentFarm's DataLogger: records what it is given."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def _record(self, name: str, *args: Any, **kwargs: Any) -> str:
-        self.calls.append((name, args, kwargs))
-        return name
-
-    def log_step(self, *args: Any, **kwargs: Any) -> str:
-        return self._record("log_step", *args, **kwargs)
-
-    def log_agent(self, *args: Any, **kwargs: Any) -> str:
-        return self._record("log_agent", *args, **kwargs)
-
-    def log_health_incident(self, *args: Any, **kwargs: Any) -> str:
-        return self._record("log_health_incident", *args, **kwargs)
-
-    def flush_if_needed(self) -> None:
-        self._record("flush_if_needed")
-
-    def flush_all_buffers(self) -> None:
-        self._record("flush_all_buffers")
-
-    def log_agent_action(self, *args: Any, **kwargs: Any) -> None:
-        raise AssertionError("actions go to agentmem, not to the wrapped logger")
-
-
-def test_forwards_the_other_methods_to_the_wrapped_logger(mem, tmp_path):
-    rec = Recorder()
-    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(
-            mem, archive, SIM, wrapped=rec) as lg:
-        assert lg.log_step(1, agent_states=[], resource_states=[], metrics={}) == "log_step"
-        assert lg.log_agent(AGENTS[0], 0, "system", (1.0, 2.0), 5.0, 10.0) == "log_agent"
-        assert lg.log_health_incident(1, AGENTS[0], 10.0, 8.0, "attack",
-                                      details={"by": AGENTS[1]}) == "log_health_incident"
-        lg.log_agent_action(1, AGENTS[0], "move")
-        lg.flush_if_needed()
-        lg.flush_all_buffers()
-        assert archive.count() == 1
-    assert rec.calls[:5] == [
-        ("log_step", (1,), {"agent_states": [], "resource_states": [], "metrics": {}}),
-        ("log_agent", (AGENTS[0], 0, "system", (1.0, 2.0), 5.0, 10.0), {}),
-        ("log_health_incident", (1, AGENTS[0], 10.0, 8.0, "attack"),
-         {"details": {"by": AGENTS[1]}}),
-        ("flush_if_needed", (), {}),
-        ("flush_all_buffers", (), {}),
-    ]
-    assert rec.calls[5:] == [("flush_all_buffers", (), {})]  # by close()
-
-
-def test_without_a_wrapped_logger_the_other_methods_raise(mem, tmp_path):
-    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
-        for call in (lambda: lg.log_step(1, [], [], {}),
-                     lambda: lg.log_agent(AGENTS[0], 0, "system", (0, 0), 1.0, 1.0),
-                     lambda: lg.log_health_incident(1, AGENTS[0], 1.0, 0.5, "starve")):
-            with pytest.raises(ConfigError, match="wrapped="):
-                call()
-        lg.flush_if_needed()
-        lg.flush_all_buffers()
-
-
-def test_an_enum_type_agentfarm_would_store_is_refused(mem, tmp_path):
+def test_bad_input_raises_at_the_call_and_keeps_nothing(mem, tmp_path):
     import enum
 
     class Kind(enum.Enum):
@@ -290,6 +441,11 @@ def test_an_enum_type_agentfarm_would_store_is_refused(mem, tmp_path):
     with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
         with pytest.raises(InvalidInput):  # str(Kind.MOVE) == "Kind.MOVE": '.' is refused
             lg.log_agent_action(1, AGENTS[0], Kind.MOVE)
+        with pytest.raises(InvalidInput):
+            lg.log_agent_action(1, "agent with spaces", "move")
+        assert not lg.needs_flush
         lg.flush_all_buffers()
         assert archive.count() == 0
     assert mem.actions.recent(AGENTS[0], 10) == []
+    with pytest.raises(ConfigError, match="simulation_id"):
+        AgentFarmLogger(mem, archive, "")
