@@ -130,7 +130,9 @@ class AgentFarmLogger:
             raise ValueError("step_number must be non-negative")
         if not isinstance(action_type, str):
             action_type = str(action_type)
-        details_copy: dict[str, Any] = copy.deepcopy(details) if details else {}
+        # a shallow copy: the Action copies the whole value (AgentFarm deep-copies here)
+        details_copy: dict[str, Any] = (dict(details) if isinstance(details, dict)
+                                        else copy.deepcopy(details)) if details else {}
         if action_taken is not None:
             details_copy["action_taken"] = plain(action_taken)
         if action_taken_mapped is not None:

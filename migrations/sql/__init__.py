@@ -1,8 +1,8 @@
 """Alembic migrations of the SQL archive schema (installed as ``agentmem.migrations.sql``).
 
-Revision ``0001`` brings an AgentFarm database (today's generation of
-``agent_actions``, or the old one) up to the schema ``agentmem.backends.sql``
-declares; see ``docs/migrations.md``. The Alembic configuration is built in
+Revision ``0001`` gave an AgentFarm database's ``agent_actions`` the columns of
+both generations; revision ``0002`` takes them away again, so that at the head
+the AgentFarm tables are AgentFarm's own; see ``docs/migrations.md``. The Alembic configuration is built in
 code (no ``alembic.ini``): :func:`upgrade`, :func:`downgrade`, :func:`stamp`,
 :func:`current`, :func:`heads` and :func:`history` take a SQLAlchemy URL or a
 SQLite path, as :func:`agentmem.backends.sql.open_archive` does. Alembic's
