@@ -1,13 +1,13 @@
 """Alembic migrations of the SQL archive schema (installed as ``agentmem.migrations.sql``).
 
-Revision ``0001`` gave an AgentFarm database's ``agent_actions`` the columns of
-both generations; revision ``0002`` takes them away again, so that at the head
-the AgentFarm tables are AgentFarm's own; see ``docs/migrations.md``. The Alembic configuration is built in
-code (no ``alembic.ini``): :func:`upgrade`, :func:`downgrade`, :func:`stamp`,
-:func:`current`, :func:`heads` and :func:`history` take a SQLAlchemy URL or a
-SQLite path, as :func:`agentmem.backends.sql.open_archive` does. Alembic's
-version table is ``agentmem_alembic_version`` (:data:`VERSION_TABLE`), so it
-cannot clash with AgentFarm's tables or another Alembic history.
+Revision ``0001`` gave an AgentFarm database's ``agent_actions`` the columns of both
+generations; revision ``0002`` takes them away again, so that at the head the AgentFarm
+tables are AgentFarm's own; see ``docs/migrations.md``. The Alembic configuration is
+built in code (no ``alembic.ini``): :func:`upgrade`, :func:`downgrade`, :func:`stamp`,
+:func:`current`, :func:`heads` and :func:`history` take a SQLAlchemy URL or a SQLite
+path, as :func:`agentmem.backends.sql.open_archive` does. Alembic's version table is
+``agentmem_alembic_version`` (:data:`VERSION_TABLE`), so it cannot clash with
+AgentFarm's tables or another Alembic history.
 
 On SQLite the migrations run on connections of their own, in one transaction
 (``BEGIN IMMEDIATE``), with foreign keys off: batch mode copies
