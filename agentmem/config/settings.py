@@ -30,10 +30,10 @@ DEFAULT_ACTION_TTL = 24 * 3600
 """Action hashes expire after a day (the specification's STM)."""
 DEFAULT_RELATIVE_INDEX_SIZE = 20
 DEFAULT_GRID_CELL = 1.0
-DEFAULT_BATCH_SIZE = 500
-"""Records per write-script call: about 6 ms of server time on a 2-core machine (12 us
-per action), the longest another client waits for one call; 250 halves that wait
-for 5-15% less throughput (docs/performance.md, "Bounded server work")."""
+DEFAULT_BATCH_SIZE = 100
+"""Records per write-script call: a few ms of server time at most, the longest another
+client waits for one call; calls whose records repeat agents share fewer commands when
+smaller (docs/performance.md, "Bounded server work")."""
 DEFAULT_BUFFER_SIZE = 1000
 DEFAULT_INTERVAL = 30.0
 DEFAULT_QUEUE_SIZE = 10_000
