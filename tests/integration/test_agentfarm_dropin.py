@@ -209,7 +209,7 @@ def table_rows(path: Path, table: str) -> list[dict[str, Any]]:
     conn.row_factory = sqlite3.Row
     skip = {AUTO.get(table), "start_time"}
     order = AUTO.get(table, "rowid")
-    out = [{k: r[k] for k in r if k not in skip}
+    out = [{k: r[k] for k in r.keys() if k not in skip}  # noqa: SIM118 - a sqlite3.Row
            for r in conn.execute(f"SELECT * FROM {table} ORDER BY {order}")]
     conn.close()
     return out
