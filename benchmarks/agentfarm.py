@@ -609,7 +609,8 @@ def identity(args: argparse.Namespace) -> int:
         with contextlib.suppress(Exception):
             dropin.close()
         redis_n = redis_count(mem, SIM)
-        db.close()
+        with contextlib.redirect_stdout(sys.stderr):
+            db.close()
         archive.close()
         af_eng = sa.create_engine(f"sqlite:///{af_path}")
         am_eng = sa.create_engine(f"sqlite:///{am_path}")
