@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from agentmem.backends.redis import Memory
@@ -92,8 +92,13 @@ class AgentFarmLogger:
             retry_interval=retry_interval,
             durability="buffered" if background else
             ("archived" if durability == "archived" else "redis"))
-        self._actions: list[Action] = []  # buffered: not in Redis yet
-        self._health: list[dict[str, Any]] = []
+        # AgentFarm's buffer names (its subclasses and tests read them)
+        self._action_buffer: list[Action] = []  # buffered: not in Redis yet
+        self._health_incident_buffer: list[dict[str, Any]] = []
+        self._learning_exp_buffer: list[dict[str, Any]] = []  # original generation
+        self.reproduction_buffer: list[dict[str, Any]] = []  # original generation
+        self._resource_buffer: list[dict[str, Any]] = []  # always empty: written at once
+        self._step_buffer: list[dict[str, Any]] = []  # always empty: written at once
         self._last_commit_time = time.time()
 
     # -- actions ------------------------------------------------------------------------
@@ -151,40 +156,91 @@ class AgentFarmLogger:
         if self.durability != "buffered":
             self.writer.add(action)
             return
-        self._actions.append(action)
-        if len(self._actions) >= self._buffer_size:
+        self._action_buffer.append(action)
+        if len(self._action_buffer) >= self._buffer_size:
             self.flush_action_buffer()
 
     def _send_actions(self) -> None:
         """Store the buffered actions in Redis (one call) and queue them for the archive."""
-        if self._actions:
-            actions, self._actions = self._actions, []
+        if self._action_buffer:
+            actions = list(self._action_buffer)
+            self._action_buffer.clear()
             self.writer.add_many(actions)
 
-    # -- health incidents -----------------------------------------------------------------
+    # -- buffered rows of AgentFarm's other tables ----------------------------------------
+
+    def _buffer(self, buffer: list[dict[str, Any]], row: dict[str, Any],
+                flush: Callable[[], None]) -> None:
+        buffer.append(row)
+        if len(buffer) >= self._buffer_size:
+            flush()
+
+    def _flush_rows(self, table: str, buffer: list[dict[str, Any]]) -> None:
+        """Write a buffer's rows in one transaction; they stay buffered if that fails."""
+        if buffer:
+            rows = list(buffer)
+            farmrows.insert(self.archive, [(table, rows)])
+            del buffer[:len(rows)]
 
     def log_health_incident(self, step_number: int, agent_id: str, health_before: float,
                             health_after: float, cause: str,
                             details: dict[str, Any] | None = None) -> None:
         """Buffer a ``health_incidents`` row (written with the next flush)."""
-        self._health.append(farmrows.health_row(self.simulation_id, step_number, agent_id,
-                                                health_before, health_after, cause, details))
-        if len(self._health) >= self._buffer_size:
-            self.flush_health_buffer()
+        self._buffer(self._health_incident_buffer, farmrows.health_row(
+            self.simulation_id, step_number, agent_id, health_before, health_after, cause,
+            details), self.flush_health_buffer)
+
+    def log_learning_experience(self, step_number: int, agent_id: str, module_type: str,
+                                module_id: int | str, action_taken: int,
+                                action_taken_mapped: str, reward: float) -> None:
+        """The original generation's ``learning_experiences`` row (buffered)."""
+        self._need("learning_experiences")
+        self._buffer(self._learning_exp_buffer, {
+            "simulation_id": self.simulation_id, "step_number": plain(step_number),
+            "agent_id": agent_id, "module_type": module_type, "module_id": plain(module_id),
+            "action_taken": plain(action_taken), "action_taken_mapped": action_taken_mapped,
+            "reward": plain(reward)}, self.flush_learning_buffer)
+
+    def log_reproduction_event(
+            self, step_number: int, parent_id: str, offspring_id: str | None, success: bool,
+            parent_resources_before: float, parent_resources_after: float,
+            offspring_initial_resources: float | None, failure_reason: str | None,
+            parent_generation: int, offspring_generation: int | None,
+            parent_position: tuple[float, float]) -> None:
+        """The original generation's ``reproduction_events`` row (buffered)."""
+        self._need("reproduction_events")
+        self._buffer(self.reproduction_buffer, {
+            "simulation_id": self.simulation_id, "step_number": plain(step_number),
+            "parent_id": parent_id, "offspring_id": offspring_id, "success": success,
+            "parent_resources_before": plain(parent_resources_before),
+            "parent_resources_after": plain(parent_resources_after),
+            "offspring_initial_resources": plain(offspring_initial_resources),
+            "failure_reason": failure_reason, "parent_generation": plain(parent_generation),
+            "offspring_generation": plain(offspring_generation),
+            "parent_position_x": plain(parent_position[0]),
+            "parent_position_y": plain(parent_position[1])}, self.flush_reproduction_buffer)
+
+    def _need(self, table: str) -> None:
+        if table not in self.archive.tables.tables:
+            raise ConfigError(f"the archive's AgentFarm generation ({self.archive.generation!r}) "
+                              f"has no {table} table: only the original one has")
 
     # -- agents, steps, resources: written at once, as AgentFarm does ----------------------
 
     def log_agent(self, agent_id: str, birth_time: int, agent_type: str,
                   position: tuple[float, float], initial_resources: float,
                   starting_health: float, genome_id: str | None = None, generation: int = 0,
-                  action_weights: dict[str, float] | None = None) -> None:
-        """Write one ``agents`` row now (AgentFarm's ``log_agent``)."""
+                  action_weights: dict[str, float] | None = None, *,
+                  starvation_threshold: int | None = None) -> None:
+        """Write one ``agents`` row now (AgentFarm's ``log_agent``; ``starvation_threshold``
+        is the original generation's column)."""
         self.log_agents_batch([{
             "simulation_id": self.simulation_id, "agent_id": agent_id,
             "birth_time": birth_time, "agent_type": agent_type, "position": position,
             "initial_resources": initial_resources, "starting_health": starting_health,
             "genome_id": genome_id, "generation": generation,
-            "action_weights": farmrows.serialized_weights(action_weights)}])
+            "action_weights": farmrows.serialized_weights(action_weights),
+            "starvation_threshold": starvation_threshold}])
 
     def log_agents_batch(self, agent_data_list: Sequence[Mapping[str, Any]]) -> None:
         """Write ``agents`` rows in one transaction (``log_agent``'s keys per entry; a
@@ -199,9 +255,10 @@ class AgentFarmLogger:
         rows in one transaction, then flush if ``commit_interval`` has passed."""
         tables = self.archive.tables.tables
         step = plain(step_number)
+        sim = self.simulation_id if self.archive.generation == "current" else ""
         farmrows.insert(self.archive, [
-            ("agent_states", farmrows.agent_state_rows(self.simulation_id, step,
-                                                       agent_states)),
+            ("agent_states", farmrows.agent_state_rows(sim, step, agent_states,
+                                                       self.simulation_id)),
             ("resource_states", farmrows.resource_rows(self.simulation_id, step,
                                                        resource_states)),
             ("simulation_steps", [farmrows.step_row(tables["simulation_steps"],
@@ -221,7 +278,9 @@ class AgentFarmLogger:
     @property
     def needs_flush(self) -> bool:
         """True while any buffer holds rows not in the archive yet."""
-        return bool(self._actions or self._health or self.writer.pending)
+        return bool(self._action_buffer or self._health_incident_buffer
+                    or self._learning_exp_buffer or self.reproduction_buffer
+                    or self.writer.pending)
 
     def _check_time_based_flush(self) -> None:
         now = time.time()
@@ -230,11 +289,11 @@ class AgentFarmLogger:
             self._last_commit_time = now
 
     def flush_if_needed(self) -> None:
-        """Once per step: store the step's actions in Redis (one round trip), and
-        flush everything to the archive when ``commit_interval`` has passed."""
+        """Once per step: store the step's actions in Redis (one round trip); flush
+        everything to the archive when ``commit_interval`` has passed since the last
+        time-based flush (AgentFarm's rule)."""
         self._send_actions()
-        self.writer.flush_if_needed()
-        if self._health:
+        if self.needs_flush:
             self._check_time_based_flush()
 
     def flush_action_buffer(self) -> None:
@@ -244,31 +303,41 @@ class AgentFarmLogger:
 
     def flush_health_buffer(self) -> None:
         """Write the buffered health incidents (one transaction)."""
-        if self._health:
-            rows = list(self._health)
-            farmrows.insert(self.archive, [("health_incidents", rows)])
-            del self._health[:len(rows)]
+        self._flush_rows("health_incidents", self._health_incident_buffer)
+
+    def flush_learning_buffer(self) -> None:
+        """Write the buffered learning experiences (original generation)."""
+        self._flush_rows("learning_experiences", self._learning_exp_buffer)
+
+    def flush_reproduction_buffer(self) -> None:
+        """Write the buffered reproduction events (original generation)."""
+        self._flush_rows("reproduction_events", self.reproduction_buffer)
 
     def flush_all_buffers(self) -> None:
-        """Write everything buffered: actions to Redis and the archive, health rows."""
+        """Write everything buffered: actions to Redis and the archive, the other rows."""
         self.flush_action_buffer()
         self.flush_health_buffer()
+        self.flush_learning_buffer()
+        self.flush_reproduction_buffer()
 
     def discard_pending_agents(self, agent_ids: Sequence[str]) -> int:
         """Drop buffered actions and health incidents of ``agent_ids`` that were not
-        sent anywhere yet; return how many were dropped."""
+        sent anywhere yet (logged since the last ``flush_if_needed``); return how many."""
         if not agent_ids:
             return 0
         drop = set(agent_ids)
-        before = len(self._actions) + len(self._health)
-        self._actions = [a for a in self._actions if a.agent_id not in drop]
-        self._health = [r for r in self._health if r["agent_id"] not in drop]
-        return before - len(self._actions) - len(self._health)
+        before = len(self._action_buffer) + len(self._health_incident_buffer)
+        self._action_buffer[:] = [a for a in self._action_buffer if a.agent_id not in drop]
+        self._health_incident_buffer[:] = [r for r in self._health_incident_buffer
+                                           if r["agent_id"] not in drop]
+        return before - len(self._action_buffer) - len(self._health_incident_buffer)
 
     def close(self) -> None:
         """Flush everything and close the writer."""
         self._send_actions()
         self.flush_health_buffer()
+        self.flush_learning_buffer()
+        self.flush_reproduction_buffer()
         self.writer.close()
 
     def __enter__(self) -> AgentFarmLogger:

@@ -87,6 +87,7 @@ def agent_row(simulation_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "genome_id": data.get("genome_id"),
         "generation": plain(data.get("generation", 0)),
         "action_weights": weights,
+        "starvation_threshold": plain(data.get("starvation_threshold")),
     }
 
 
@@ -103,14 +104,15 @@ def serialized_weights(weights: Mapping[Any, Any] | None) -> Any:
         return str(weights)
 
 
-def agent_state_rows(simulation_id: str, step_number: int,
-                     agent_states: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+def agent_state_rows(id_prefix: str, step_number: int, agent_states: Sequence[Sequence[Any]],
+                     simulation_id: str) -> list[dict[str, Any]]:
     """``agent_states`` rows of one ``log_step``: one per ``id``
-    (``<sim>:<agent>-<step>``), the last state of an agent winning."""
+    (``<id_prefix>:<agent>-<step>``, or ``<agent>-<step>`` without a prefix, as the
+    original generation writes it), the last state of an agent winning."""
     rows: dict[str, dict[str, Any]] = {}
     for state in agent_states:
         agent_id = plain(state[0])
-        state_id = f"{simulation_id}:{agent_id}-{step_number}" if simulation_id \
+        state_id = f"{id_prefix}:{agent_id}-{step_number}" if id_prefix \
             else f"{agent_id}-{step_number}"
         rows[state_id] = {
             "simulation_id": simulation_id, "step_number": step_number,
@@ -154,6 +156,12 @@ def health_row(simulation_id: str, step_number: int, agent_id: str, health_befor
             "details": json_text(details)}
 
 
+def _fit(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row's values for the table's columns: a key the table lacks is left out,
+    as AgentFarm's ``bulk_insert_mappings`` leaves it out (the other generation's)."""
+    return {k: v for k, v in row.items() if k in table.c}
+
+
 def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
            ) -> None:
     """Insert ``(table name, rows)`` batches in one transaction (all or nothing)."""
@@ -163,7 +171,7 @@ def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, 
     try:
         with archive.engine.begin() as conn:
             for table, rows in todo:
-                conn.execute(table.insert(), [dict(r) for r in rows])
+                conn.execute(table.insert(), [_fit(table, r) for r in rows])
     except SQLAlchemyError as exc:
         raise backend_error(exc) from exc
 
@@ -195,13 +203,14 @@ def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
     try:
         with archive.engine.begin() as conn:
             bare = _bare_agents(conn, table, [r["agent_id"] for r in rows])
-            fresh = [dict(r) for r in rows if r["agent_id"] not in bare]
+            fresh = [_fit(table, r) for r in rows if r["agent_id"] not in bare]
             if fresh:
                 conn.execute(table.insert(), fresh)
             for r in rows:
                 if r["agent_id"] in bare:
                     conn.execute(update(table).where(table.c.agent_id == r["agent_id"])
-                                 .values({k: v for k, v in r.items() if k != "agent_id"}))
+                                 .values({k: v for k, v in _fit(table, r).items()
+                                          if k != "agent_id"}))
     except SQLAlchemyError as exc:
         raise backend_error(exc) from exc
 
