@@ -43,7 +43,12 @@ class ChangeFeed:
     """
 
     def __init__(self, memory: Memory, prefix: str) -> None:
-        pool: Any = memory.client.connection_pool
+        client: Any = memory.client
+        if getattr(memory.runner, "cluster", False):
+            # a cluster: the node serving the prefix's slot (an agent's keys share one
+            # slot in layout 2), where tracking sees every change of those keys
+            client = client.get_redis_connection(client.get_node_from_key(prefix))
+        pool: Any = client.connection_pool
         self.conn: Any = pool.make_connection()
         self.reader = hiredis.Reader()
         try:

@@ -242,7 +242,9 @@ def read_window(memory: Memory, agent_id: str, start: int | None = None,
     if tiers == "all":
         iprefix, isuffix = lay.record_key_parts("im_action", agent_id=agent_id)
         argv += ["i", lay.key("im_timeline", agent_id=agent_id), iprefix, isuffix]
-    raw = memory.runner.run(single(script_call(SEQUENCE, argv), lambda r: r))
+    # the agent's keys share one slot (layout 2): the call runs there on a cluster
+    route = lay.key("timeline", agent_id=agent_id)
+    raw = memory.runner.run(single(script_call(SEQUENCE, argv, route=route), lambda r: r))
     parts: dict[bytes, list[tuple[float, bytes, bytes, Any, bytes]]] = {b"s": [], b"i": []}
     for i in range(0, len(raw), 5):
         tier, aid, step, typ, rwd = raw[i:i + 5]

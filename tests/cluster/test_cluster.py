@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
 import agentmem
@@ -286,3 +287,42 @@ def test_a_simulation_never_reads_another_simulations_action(cm: ClusterMemory) 
     assert cm.actions.near_at("s1", 1.0, 2.0, 1.0, step=5) == []
     assert [a.simulation_id for a in cm.actions.at_step("s2", 5)] == ["s2"]
     assert [n.record.simulation_id for n in cm.actions.near_at("s2", 1.0, 2.0, 1.0)] == ["s2"]
+
+
+def test_sequence_analytics_and_similarity_on_a_cluster(cm: ClusterMemory,
+                                                        ref: agentmem.Memory) -> None:
+    """Every search call routes to the agent's slot: the same answers as one server."""
+    from agentmem.search import sequences, similarity
+
+    rng = np.random.default_rng(5)
+    batch = [Action(agent_id=f"agent_{i % 3}", simulation_id="sim0", step_number=i // 3,
+                    action_type=("move", "eat", "attack")[i % 4 % 3],
+                    reward=float(i % 5) / 4, embedding=rng.random(8).astype(np.float32))
+             for i in range(120)]
+    for mem in (cm, ref):
+        mem.actions.add_many(batch)
+    for agent in ("agent_0", "agent_2"):
+        want = sequences.read_window(ref, agent, 3, 30)
+        got = sequences.read_window(cm, agent, 3, 30)
+        assert got.ids == want.ids
+        assert got.types == want.types
+        def text(x: Any) -> str:
+            return repr(_dump(x)).replace("\n", "")  # numpy arrays as their repr
+
+        assert text(sequences.analyze(cm, agent, limit=20)) == text(
+            sequences.analyze(ref, agent, limit=20))
+        q = rng.random(8).astype(np.float32)
+        with similarity.SimilarityIndex(cm) as a, similarity.SimilarityIndex(ref) as b:
+            assert [(m.action.action_id, round(m.score, 5)) for m in a.search(agent, q, 5)] == \
+                [(m.action.action_id, round(m.score, 5)) for m in b.search(agent, q, 5)]
+        assert [m.action.action_id for m in similarity.brute_force(cm, agent, q, 5)] == \
+            [m.action.action_id for m in similarity.brute_force(ref, agent, q, 5)]
+    # the Query Engine's calls: a documented Unsupported (docs/cluster.md)
+    from agentmem import Q, Unsupported
+    from agentmem.search.vectorindex import ServerVectorIndex
+
+    for call in (lambda: cm.actions.query(Q.reward > 0.5), lambda: cm.actions.query_count(),
+                 lambda: cm.actions.similar(rng.random(8).astype(np.float32)),
+                 lambda: ServerVectorIndex(cm).search("agent_0", rng.random(8), 3)):
+        with pytest.raises(Unsupported):
+            call()

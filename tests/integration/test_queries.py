@@ -6,6 +6,7 @@ import pytest
 from _support import act, expire_now, ids
 
 import agentmem
+from agentmem.config import DEFAULT_BATCH_SIZE
 from agentmem.errors import BackendError, DecodeError, InvalidId, InvalidInput
 
 # agent a1 in sim01: (step, type, target, reward, position)
@@ -444,8 +445,9 @@ def test_a_write_of_three_batches_is_three_commands(counted):
     m, proxy = counted
     m.actions.add(act("a9", 0))
     proxy.reset()
-    out = m.actions.add_many([act("a1", s) for s in range(1200)])  # batch_size 500
-    assert len(out) == 1200
+    n = 2 * DEFAULT_BATCH_SIZE + 10
+    out = m.actions.add_many([act("a1", s) for s in range(n)])
+    assert len(out) == n
     assert proxy.commands == 3
 
 
