@@ -85,7 +85,7 @@ class AgentFarmLogger:
         self._commit_interval = commit_interval
         create_missing(archive.engine, archive.generation, every=True)
         archive.write_details_as_agentfarm()
-        farmrows.ensure_simulation(archive, simulation_id)
+        self._simulation_known = False  # its simulations row: written before the first row
         self.writer = DualWriter(
             memory, archive, buffer_size=buffer_size, interval=commit_interval,
             background=background, strict=strict, journal=journal,
@@ -179,6 +179,7 @@ class AgentFarmLogger:
         """Write a buffer's rows in one transaction; they stay buffered if that fails."""
         if buffer:
             rows = list(buffer)
+            self._parent()
             farmrows.insert(self.archive, [(table, rows)])
             del buffer[:len(rows)]
 
@@ -220,6 +221,13 @@ class AgentFarmLogger:
             "parent_position_x": plain(parent_position[0]),
             "parent_position_y": plain(parent_position[1])}, self.flush_reproduction_buffer)
 
+    def _parent(self) -> None:
+        """The simulation's ``simulations`` row, written (bare) only if nothing wrote it
+        before the logger's first row: AgentFarm's runner writes its own first."""
+        if not self._simulation_known:
+            farmrows.ensure_simulation(self.archive, self.simulation_id)
+            self._simulation_known = True
+
     def _need(self, table: str) -> None:
         if table not in self.archive.tables.tables:
             raise ConfigError(f"the archive's AgentFarm generation ({self.archive.generation!r}) "
@@ -246,6 +254,7 @@ class AgentFarmLogger:
         """Write ``agents`` rows in one transaction (``log_agent``'s keys per entry; a
         missing required key raises ``ValueError`` and writes nothing)."""
         rows = [farmrows.agent_row(self.simulation_id, d) for d in agent_data_list]
+        self._parent()
         farmrows.insert_agents(self.archive, rows)
 
     def log_step(self, step_number: int, agent_states: Sequence[Sequence[Any]],
@@ -256,6 +265,7 @@ class AgentFarmLogger:
         tables = self.archive.tables.tables
         step = plain(step_number)
         sim = self.simulation_id if self.archive.generation == "current" else ""
+        self._parent()
         farmrows.insert(self.archive, [
             ("agent_states", farmrows.agent_state_rows(sim, step, agent_states,
                                                        self.simulation_id)),
@@ -269,6 +279,7 @@ class AgentFarmLogger:
     def log_resource(self, resource_id: str, initial_amount: float,
                      position: tuple[float, float]) -> None:
         """Write a step-0 ``resource_states`` row now."""
+        self._parent()
         farmrows.insert(self.archive, [("resource_states", farmrows.resource_rows(
             self.simulation_id, 0, [(resource_id, initial_amount, position[0],
                                      position[1])]))])
