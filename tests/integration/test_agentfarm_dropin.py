@@ -449,3 +449,49 @@ def test_bad_input_raises_at_the_call_and_keeps_nothing(mem, tmp_path):
     assert mem.actions.recent(AGENTS[0], 10) == []
     with pytest.raises(ConfigError, match="simulation_id"):
         AgentFarmLogger(mem, archive, "")
+
+
+def test_the_original_generations_own_methods(mem, tmp_path):
+    with open_archive(tmp_path / "a.db", generation="original") as archive, \
+            AgentFarmLogger(mem, archive, SIM) as lg:
+        lg.log_agent(AGENTS[0], 0, "X", (0.0, 1.0), 1.0, 2.0, starvation_threshold=50)
+        lg.log_agent(AGENTS[1], 0, "X", (0.0, 1.0), 1.0, 2.0)
+        lg.log_learning_experience(3, AGENTS[0], "dqn", 7, 2, "move", 0.5)
+        lg.log_reproduction_event(3, AGENTS[0], AGENTS[1], True, 10.0, 5.0, 5.0, None, 0, 1,
+                                  (1.0, 2.0))
+        assert lg.needs_flush
+        lg.flush_all_buffers()
+        assert not lg.needs_flush
+        lg.log_step(3, [(AGENTS[0], 1.0, 2.0, 5.0, 90.0, 100.0, 0, 1, 1.5, 3)], [], {})
+    assert [r["starvation_threshold"] for r in table_rows(tmp_path / "a.db", "agents")] == [
+        50, None]
+    assert table_rows(tmp_path / "a.db", "learning_experiences") == [{
+        "experience_id": 1, "simulation_id": SIM, "step_number": 3, "agent_id": AGENTS[0],
+        "module_type": "dqn", "module_id": "7", "action_taken": 2,
+        "action_taken_mapped": "move", "reward": 0.5}]
+    [event] = table_rows(tmp_path / "a.db", "reproduction_events")
+    assert (event["parent_id"], event["offspring_id"], event["success"],
+            event["parent_position_y"]) == (AGENTS[0], AGENTS[1], 1, 2.0)
+    # the original generation's agent_states id has no simulation prefix
+    assert [r["id"] for r in table_rows(tmp_path / "a.db", "agent_states")] == [
+        f"{AGENTS[0]}-3"]
+    with open_archive(tmp_path / "b.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        with pytest.raises(ConfigError, match="learning_experiences"):
+            lg.log_learning_experience(3, AGENTS[0], "dqn", 7, 2, "move", 0.5)
+
+
+def test_agentfarms_buffer_names_and_its_clock(mem, tmp_path):
+    """AgentFarm's subclass (ExperimentDataLogger) and tests read these names."""
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        assert (lg._action_buffer, lg._health_incident_buffer, lg._resource_buffer,
+                lg._step_buffer, lg._buffer_size) == ([], [], [], [], 1000)
+        lg.log_agent_action(0, AGENTS[0], "move")
+        assert len(lg._action_buffer) == 1
+        lg.flush_if_needed()  # to Redis; the interval has not passed: not archived
+        assert lg._action_buffer == []
+        assert lg.needs_flush
+        assert archive.count() == 0
+        lg._last_commit_time -= 31  # AgentFarm's clock: 30 s since the last commit
+        lg.flush_if_needed()
+        assert not lg.needs_flush
+        assert archive.count() == 1
