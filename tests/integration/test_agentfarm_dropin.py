@@ -475,9 +475,9 @@ def test_the_original_generations_own_methods(mem, tmp_path):
     # the original generation's agent_states id has no simulation prefix
     assert [r["id"] for r in table_rows(tmp_path / "a.db", "agent_states")] == [
         f"{AGENTS[0]}-3"]
-    with open_archive(tmp_path / "b.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
-        with pytest.raises(ConfigError, match="learning_experiences"):
-            lg.log_learning_experience(3, AGENTS[0], "dqn", 7, 2, "move", 0.5)
+    with open_archive(tmp_path / "b.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg, \
+            pytest.raises(ConfigError, match="learning_experiences"):
+        lg.log_learning_experience(3, AGENTS[0], "dqn", 7, 2, "move", 0.5)
 
 
 def test_agentfarms_buffer_names_and_its_clock(mem, tmp_path):
