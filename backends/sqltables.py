@@ -117,11 +117,13 @@ def agentfarm_details(limit: int | None) -> Callable[[Any], tuple[str | None, st
     (its spacing, non-ASCII escaped). ``limit``: the length the database enforces
     (``None`` on SQLite, where AgentFarm's full text stays in the column)."""
 
+    encode = json.JSONEncoder(allow_nan=False).encode  # json.dumps's text, built once
+
     def split(details: Any) -> tuple[str | None, str | None]:
         if details is None:
             return None, None
         try:
-            text = json.dumps(details, allow_nan=False)
+            text = encode(details)
         except (TypeError, ValueError) as exc:
             raise InvalidInput(f"details cannot be written as JSON: {exc}") from None
         if limit is None or len(text) <= limit:
