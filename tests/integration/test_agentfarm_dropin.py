@@ -15,6 +15,7 @@ import inspect
 import json
 import random
 import sqlite3
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, event
 
+import agentmem
 from agentmem.backends.farmtables import GENERATIONS
 from agentmem.backends.sql import SCHEMAS, open_archive
 from agentmem.errors import BackendError, ConfigError, InvalidInput
@@ -495,3 +497,35 @@ def test_agentfarms_buffer_names_and_its_clock(mem, tmp_path):
         lg.flush_if_needed()
         assert not lg.needs_flush
         assert archive.count() == 1
+
+
+def test_two_loggers_ride_out_a_redis_outage(tmp_path):
+    """AgentFarm's ExperimentDatabase: two simulations' loggers on one archive file while
+    their Redis is killed and restarted. Neither refuses a call (each journals to its own
+    file); once Redis is back, every action is in Redis and the archive."""
+    from agentmem.servers.local import LocalServer
+
+    srv = LocalServer("redis", directory=tmp_path / "redis", appendonly=True,
+                      extra_args=("--appendfsync", "always")).start()
+    try:
+        mem = agentmem.connect(srv.url, socket_connect_timeout=1, socket_timeout=1)
+        with open_archive(tmp_path / "a.db") as archive:
+            loggers = [AgentFarmLogger(mem, archive, sim, retry_interval=0.05)
+                       for sim in ("sim_a", "sim_b")]
+            for step in range(30):
+                if step == 10:
+                    srv.stop()  # a real outage: the process is gone
+                if step == 20:
+                    srv.start()
+                    time.sleep(0.1)
+                for lg, agent in zip(loggers, ("agent_a", "agent_b"), strict=True):
+                    lg.log_agent_action(step, agent, "move", reward=float(step))
+                    lg.flush_if_needed()
+            for lg in loggers:
+                lg.close()
+            assert archive.count("sim_a") == archive.count("sim_b") == 30
+        for sim in ("sim_a", "sim_b"):
+            assert len(mem.actions.simulation_actions(sim)) == 30
+        mem.close()
+    finally:
+        srv.close()
