@@ -123,3 +123,15 @@ def test_journal_files_are_private(tmp_path: Path) -> None:
     j = Journal(tmp_path / "writer.journal").open()
     j.close()
     assert _mode(tmp_path / "writer.journal") == 0o600
+
+
+def test_the_embedded_server_runs_agentmems_settings(tmp_path: Path) -> None:
+    """The settings docs/performance.md ("Memory per action") measured, and nothing else
+    changed: an agent's sorted sets stay listpacks up to 256 entries."""
+    with Embedded(tmp_path / "data") as emb:
+        client = redis.Redis.from_url(emb.url)
+        assert client.config_get("zset-max-listpack-entries") == {
+            "zset-max-listpack-entries": "256"}
+        client.zadd("z", {f"m{i}": i for i in range(200)})
+        assert client.object("encoding", "z") == b"listpack"
+        client.close()
