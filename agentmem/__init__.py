@@ -30,6 +30,7 @@ from agentmem.errors import (
     InvalidId,
     InvalidInput,
     LayoutError,
+    NotFound,
     Refused,
     SchemaError,
     Unavailable,
@@ -52,6 +53,7 @@ from agentmem.model.schema import (
 from agentmem.plans.ftindex import IndexStatus
 from agentmem.plans.ftquery import Condition, Q, QueryFields
 from agentmem.plans.keyspace import layout
+from agentmem.plans.paging import Page
 from agentmem.plans.radius import Near
 from agentmem.repository.actions import ActionRepository, AsyncActionRepository
 from agentmem.repository.agent import AgentMemoryMixin
@@ -67,7 +69,7 @@ __all__ = [
     "BackendError", "Condition", "ConfigError", "CounterIndex", "DecodeError",
     "DualWriteSettings", "DualWriter", "DuplicateId", "Failover", "GridIndex", "IMAction",
     "Identifier", "IndexStatus", "InvalidId", "InvalidInput", "LayoutError", "Lesson",
-    "ListIndex", "Memory", "Near", "Q", "QueryFields", "Record", "RecordSpec",
+    "ListIndex", "Memory", "Near", "NotFound", "Page", "Q", "QueryFields", "Record", "RecordSpec",
     "RedisSettings", "Refused", "Repository", "SchemaError", "SequenceAnalysis", "SetIndex",
     "SortedIndex", "Split", "Store", "StoreSettings", "StoredAs", "TierPolicy", "TierSettings",
     "Tiers", "Unavailable", "Unsupported", "Vector", "WriteError", "WriteTime",

@@ -55,6 +55,10 @@ class Unsupported(AgentMemError):
     search module); the message says what to install or use instead."""
 
 
+class NotFound(AgentMemError, LookupError):
+    """The record an operation needs (an ``update``) is not stored."""
+
+
 class DecodeError(AgentMemError):
     """Stored data does not decode into the declared model."""
 

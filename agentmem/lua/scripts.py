@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from agentmem.lua.loader import Script, load
 
-__all__ = ["ALL", "CLAIM", "CLAIM_LAYOUT", "GET_MANY", "RELATIVE_FETCH", "SET_SORTED_FETCH",
-           "SIM_FETCH", "WRITE", "ZRANGE_FETCH", "Script"]
+__all__ = ["ALL", "CLAIM", "CLAIM_LAYOUT", "DELETE", "GET_MANY", "PAGE", "RELATIVE_FETCH",
+           "SET_SORTED_FETCH", "SIM_FETCH", "UPDATE", "WRITE", "ZRANGE_FETCH", "Script"]
 
 WRITE = load("core/write.lua", "write")
 CLAIM = load("core/claim.lua", "claim")
@@ -22,5 +22,9 @@ ZRANGE_FETCH = load("core/zrange_fetch.lua", "zrange_fetch")
 SET_SORTED_FETCH = load("core/set_sorted_fetch.lua", "set_sorted_fetch")
 RELATIVE_FETCH = load("core/relative_fetch.lua", "relative_fetch")
 SIM_FETCH = load("core/sim_fetch.lua", "sim_fetch")
+DELETE = load("core/delete.lua", "delete")
+UPDATE = load("core/update.lua", "update")
+PAGE = load("core/page.lua", "page")
 
-ALL = (WRITE, GET_MANY, ZRANGE_FETCH, SET_SORTED_FETCH, RELATIVE_FETCH, SIM_FETCH)
+ALL = (WRITE, GET_MANY, ZRANGE_FETCH, SET_SORTED_FETCH, RELATIVE_FETCH, SIM_FETCH, DELETE, UPDATE,
+       PAGE)

@@ -9,13 +9,16 @@ are one facade over the operations, written once as plans and split by concern:
 - :mod:`~agentmem.repository.simqueries`: simulation-level queries;
 - :mod:`~agentmem.repository.nearby`: radius search;
 - :mod:`~agentmem.repository.analytics`: section 8's analyses;
-- :mod:`~agentmem.repository.querying`: ad-hoc queries on the Query Engine.
+- :mod:`~agentmem.repository.querying`: ad-hoc queries on the Query Engine;
+- :mod:`~agentmem.repository.actionverbs`: ``get``/``exists``/``delete`` by id alone,
+  ``delete`` in every tier, ``update`` and ``page``.
 """
 
 from __future__ import annotations
 
 from agentmem.plans.runner import Asynchronous, Blocking
 from agentmem.repository.actioncore import ActionCore, check_options
+from agentmem.repository.actionverbs import ActionVerbs
 from agentmem.repository.analytics import ActionAnalytics
 from agentmem.repository.nearby import RadiusSearch
 from agentmem.repository.querying import ActionSearch
@@ -25,7 +28,7 @@ __all__ = ["ActionCore", "ActionOps", "ActionRepository", "AsyncActionRepository
            "check_options"]
 
 
-class ActionOps(ActionAnalytics, SimulationQueries, RadiusSearch, ActionSearch):
+class ActionOps(ActionVerbs, ActionAnalytics, SimulationQueries, RadiusSearch, ActionSearch):
     """Action queries; use :class:`ActionRepository` or :class:`AsyncActionRepository`.
 
     ``ttl`` is the action hash's TTL in seconds (``None``: never expires; default one

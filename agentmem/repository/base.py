@@ -40,6 +40,7 @@ from agentmem.plans.radius import Circle, Filters, Near, near_call, parse_near
 from agentmem.plans.runner import Asynchronous, Blocking, operation
 from agentmem.plans.write import WritePlanner
 from agentmem.plans.writereply import parse_batch
+from agentmem.repository.verbs import RecordVerbs
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,7 +58,7 @@ def build(model: type[M], **fields: Any) -> M:
         raise InvalidInput(explain(exc)) from exc
 
 
-class RecordOps(Generic[M]):
+class RecordOps(RecordVerbs[M], Generic[M]):
     """Operations on one declared model. Use :class:`Repository` or :class:`AsyncRepository`."""
 
     def __init__(self, runner: Any, spec: RecordSpec[M], *,

@@ -21,16 +21,18 @@ from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 
+from agentmem.backends.archivedelete import delete_archived
 from agentmem.backends.cluster import connect_cluster
 from agentmem.backends.clusterurl import is_cluster_url
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.config import StoreSettings, read_store
 from agentmem.dualwrite.writer import DualWriter
-from agentmem.errors import ConfigError
+from agentmem.errors import ConfigError, InvalidInput
 from agentmem.model.analytics import action_importance
 from agentmem.model.records import Action, IMAction
 from agentmem.model.schema import RecordSpec
+from agentmem.plans.keyspace import candidate_agents
 from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository, build
 from agentmem.servers.embedded import Embedded
@@ -99,6 +101,35 @@ class Store:
     def record(self, **fields: Any) -> Action | None:
         """Build an :class:`~agentmem.Action` from keyword fields and :meth:`add` it."""
         return self.add(build(Action, **fields))
+
+    def delete(self, action_id: str, *, agent_id: str | None = None,
+               simulation_id: str | None = None, archive: bool = False) -> bool:
+        """Delete an action from Redis in every tier (:meth:`ActionRepository.delete`) and,
+        with ``archive``, from the SQL archive too (of ``simulation_id``, else of the
+        simulation the Redis record names; an action found only in the archive needs
+        ``simulation_id``). True when something was deleted. An action still waiting in
+        the dual writer's buffer or outbox is archived after this: :meth:`flush` first."""
+        self._open()
+        agent = agent_id
+        sim = simulation_id
+        if archive and (agent is None or sim is None):
+            found = self.memory.actions.get(action_id, **({} if agent is None
+                                                           else {"agent_id": agent}))
+            if found is not None:
+                agent, sim = agent or found.agent_id, sim or found.simulation_id
+        scope = {} if agent is None else {"agent_id": agent}
+        deleted = self.memory.actions.delete(action_id, **scope)
+        if archive:
+            if self.archive is None:
+                raise ConfigError("archive=True needs a store opened with an archive")
+            if agent is None or sim is None:
+                candidates = candidate_agents(action_id)
+                if sim is None or not candidates:
+                    raise InvalidInput("deleting from the archive needs simulation_id (and "
+                                       "agent_id) for an action that is not in Redis")
+                agent = candidates[0]
+            deleted = delete_archived(self.archive, agent, action_id, sim) > 0 or deleted
+        return deleted
 
     def flush(self) -> int:
         """Archive what the writer holds; the rows inserted (0 without a writer)."""

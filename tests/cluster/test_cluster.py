@@ -326,3 +326,51 @@ def test_sequence_analytics_and_similarity_on_a_cluster(cm: ClusterMemory,
                  lambda: ServerVectorIndex(cm).search("agent_0", rng.random(8), 3)):
         with pytest.raises(Unsupported):
             call()
+
+
+def test_orm_verbs_on_cluster(cm: ClusterMemory) -> None:
+    """exists, get by id alone and per-agent pages work; update and delete of actions
+    (indices in the simulation's slot) raise Unsupported, as do pages of simulation-level
+    queries; a declared model whose indices share its record's slot is updated and
+    deleted in one script call."""
+    from agentmem import Action, Identifier, Record, SetIndex, SortedIndex, Unsupported, declare
+
+    a = cm.actions
+    for step in range(30):
+        a.record(agent_id="w-1", simulation_id="cs", step_number=step,
+                 action_type=("move", "eat")[step % 2], reward=step / 10)
+    assert a.exists("w-1-3-eat")
+    assert a.get("w-1-3-eat") == a.get("w-1-3-eat", agent_id="w-1")
+    got, cursor = [], None
+    while True:
+        page = a.page("by_type", "w-1", "move", cursor=cursor, size=4)
+        got += page.items
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert got == a.by_type("w-1", "move")
+    first = a.get("w-1-3-eat")
+    assert first is not None
+    with pytest.raises(Unsupported):
+        a.update(Action.model_validate({**first.model_dump(), "reward": 1.0}))
+    with pytest.raises(Unsupported):
+        a.delete("w-1-3-eat")
+    with pytest.raises(Unsupported):
+        a.page("at_step", "cs", 3)
+
+    class Note(Record):
+        note_id: str
+        agent_id: Identifier
+        step: int
+        tag: str
+
+    notes = cm.repository(declare(
+        Note, key="note:{{{agent_id}}}:{note_id}", id="note_id",
+        indexes=[SortedIndex("by_step", "note:{{{agent_id}}}:steps", score="step"),
+                 SetIndex("by_tag", "note:{{{agent_id}}}:tag:{tag}")]))
+    n = notes.add(Note(note_id="n1", agent_id="w-1", step=1, tag="x"))
+    notes.update(Note.model_validate({**n.model_dump(), "tag": "y"}))
+    assert [x.note_id for x in notes.members("by_tag", agent_id="w-1", tag="y")] == ["n1"]
+    assert notes.members("by_tag", agent_id="w-1", tag="x") == []
+    assert notes.delete("n1", agent_id="w-1") is True
+    assert notes.range("by_step", agent_id="w-1") == []

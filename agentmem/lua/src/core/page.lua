@@ -1,0 +1,181 @@
+#!lua flags=no-writes
+-- page: one page of an index's records after a cursor, with the cursor of the next page.
+-- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
+-- ARGV: mode, key, order key, lo, hi, rev, size, cursor score, cursor member, prefix, suffix, middle, simulation id, step
+-- Reply: {hashes, more, next score, next member}: the HGETALL of up to size records whose hash exists, in order; more '1' when entries follow (the cursor: score and member of the last record returned), '0' at the end
+-- Modes: 'z' a sorted set of ids by score within [lo, hi] (the cursor: the score and id of
+-- the last record returned; ties by id); 's' the ids of set key walked in the order of the
+-- sorted set order key (ids it lacks are not listed); 'i' a set of ids by id (byte order;
+-- cursor: the last id); 'l' a list of ids by position (cursor: the next position).
+-- rev '1': highest score first. middle '': a record key is prefix .. id .. suffix; else
+-- prefix .. agent .. middle .. id .. suffix, the agent read from the id as SIM_FETCH does,
+-- and a hash of another simulation than the simulation id skipped.
+--!include lib/sim_agents.lua
+local mode, key, okey, lo, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local rev, size, cscore, cmember = ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local prefix, suffix, middle, sim, step = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local CH = 128
+
+local function fetch(id)
+  if middle == '' then
+    local h = redis.call('HGETALL', prefix .. id .. suffix)
+    if #h > 0 then return h end
+    return nil
+  end
+  for _, agent in ipairs(sim_agents(id, step)) do
+    local h = redis.call('HGETALL', prefix .. agent .. middle .. id .. suffix)
+    if #h > 0 and of_sim(h, sim) then return h end
+  end
+  return nil
+end
+
+-- the entries after the cursor, in order: next() gives id, score (nil at the end)
+local function sorted_walk(zkey)
+  local buf, at, tied, done = {}, 1, 0, false
+  local from = lo
+  if rev then from = hi end
+  if cscore ~= '' then from = cscore end
+  local function more()
+    local page
+    if rev then page = redis.call('ZRANGE', zkey, from, lo, 'BYSCORE', 'REV', 'LIMIT', tied, CH,
+                                  'WITHSCORES')
+    else page = redis.call('ZRANGE', zkey, from, hi, 'BYSCORE', 'LIMIT', tied, CH,
+                           'WITHSCORES') end
+    local n = #page / 2
+    buf, at = {}, 1
+    for k = 1, n do buf[k] = {page[2 * k - 1], page[2 * k]} end
+    if n < CH then done = true; return end
+    local last, same = page[2 * n], 0
+    for k = n, 1, -1 do
+      if page[2 * k] == last then same = same + 1 else break end
+    end
+    if last == from then tied = tied + same else tied = same end
+    from = last
+  end
+  more()
+  return function()
+    while true do
+      if at > #buf then
+        if done then return nil end
+        more()
+        if at > #buf then return nil end
+      end
+      local e = buf[at]
+      at = at + 1
+      -- past the cursor: entries of its score up to its id (in this direction) were read
+      local skip = false
+      if cscore ~= '' and e[2] == cscore then
+        if rev then skip = e[1] >= cmember else skip = e[1] <= cmember end
+      end
+      if not skip then return e[1], e[2] end
+    end
+  end
+end
+
+local out, nextf, last = {}, nil, nil
+if mode == 'z' then
+  nextf = sorted_walk(key)
+elseif mode == 's' then
+  local n = redis.call('SCARD', key)
+  if n <= 2 * CH then
+    -- a small set: its ids with their scores, sorted (bounded by the set's size)
+    local ids = redis.call('SMEMBERS', key)
+    local scores = #ids > 0 and redis.call('ZMSCORE', okey, unpack(ids)) or {}
+    local rows = {}
+    local function num(b)
+      local v = string.gsub(b, '^%(', '')
+      if v == '-inf' then return -math.huge elseif v == '+inf' or v == 'inf' then return math.huge end
+      return tonumber(v)
+    end
+    local lon, hin = num(lo), num(hi)
+    local lox, hix = string.sub(lo, 1, 1) == '(', string.sub(hi, 1, 1) == '('
+    for i, id in ipairs(ids) do
+      local s = scores[i] and tonumber(scores[i])
+      if s and (s > lon or (s == lon and not lox)) and (s < hin or (s == hin and not hix)) then
+        rows[#rows + 1] = {id, s, scores[i]}
+      end
+    end
+    table.sort(rows, function(a, b)
+      if a[2] ~= b[2] then if rev then return a[2] > b[2] else return a[2] < b[2] end end
+      if rev then return a[1] > b[1] else return a[1] < b[1] end
+    end)
+    local cs = tonumber(cscore)
+    local i = 1
+    nextf = function()
+      while i <= #rows do
+        local r = rows[i]
+        i = i + 1
+        local after = true
+        if cs then
+          if rev then after = r[2] < cs or (r[2] == cs and r[1] < cmember)
+          else after = r[2] > cs or (r[2] == cs and r[1] > cmember) end
+        end
+        if after then return r[1], r[3] end
+      end
+      return nil
+    end
+  else
+    -- a large set: the sorted set walked from the cursor, its members kept (work about
+    -- size x sorted set / set, not the set's size)
+    local walk = sorted_walk(okey)
+    local buf, at, ended = {}, 1, false
+    nextf = function()
+      while true do
+        if at <= #buf then
+          at = at + 1
+          return buf[at - 1][1], buf[at - 1][2]
+        end
+        if ended then return nil end
+        local batch = {}
+        for _ = 1, CH do
+          local id, s = walk()
+          if not id then ended = true; break end
+          batch[#batch + 1] = {id, s}
+        end
+        buf, at = {}, 1
+        if #batch > 0 then
+          local ids = {}
+          for k, e in ipairs(batch) do ids[k] = e[1] end
+          local isin = redis.call('SMISMEMBER', key, unpack(ids))
+          for k, e in ipairs(batch) do if isin[k] == 1 then buf[#buf + 1] = e end end
+        end
+      end
+    end
+  end
+elseif mode == 'i' then
+  local ids = redis.call('SMEMBERS', key)
+  table.sort(ids)
+  local i = 1
+  nextf = function()
+    while i <= #ids do
+      local id = ids[i]
+      i = i + 1
+      if cmember == '' or id > cmember then return id, 'i' end
+    end
+    return nil
+  end
+else
+  local at = tonumber(cscore) or 0
+  local buf, k = {}, 1
+  nextf = function()
+    if k > #buf then
+      buf, k = redis.call('LRANGE', key, at, at + CH - 1), 1
+      if #buf == 0 then return nil end
+    end
+    k = k + 1
+    at = at + 1
+    return buf[k - 1], tostring(at)
+  end
+end
+
+while #out < size do
+  local id, s = nextf()
+  if not id then return {out, '0', '', ''} end
+  local h = fetch(id)
+  if h then
+    out[#out + 1] = h
+    if mode == 'l' then last = {s, ''} else last = {s, id} end
+  end
+end
+if not nextf() then return {out, '0', '', ''} end
+return {out, '1', last[1], last[2]}
