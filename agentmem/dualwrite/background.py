@@ -25,10 +25,12 @@ POLL = 0.5
 
 
 class Flush:
-    """A flush request travelling through the queue behind the actions it covers."""
+    """A flush request travelling through the queue behind the actions it covers;
+    ``archive=False``: only wait until they are stored in Redis (not archived)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, archive: bool = True) -> None:
         self.done = threading.Event()
+        self.archive = archive
 
 
 class Stop:
@@ -38,13 +40,14 @@ class Stop:
 Item = Action | Flush | Stop
 
 
-def wait_for_thread(w: DualWriter) -> None:
-    """Wait until the thread has handled everything queued before this call."""
+def wait_for_thread(w: DualWriter, *, archive: bool = True) -> None:
+    """Wait until the thread has handled everything queued before this call (and, with
+    ``archive``, archived it)."""
     assert w._queue is not None
     assert w._thread is not None
     if not w._thread.is_alive():
         raise BackendError("the background writer is not running")
-    marker = Flush()
+    marker = Flush(archive=archive)
     w._queue.put(marker)
     while not marker.done.wait(0.1):
         if not w._thread.is_alive():
@@ -78,7 +81,7 @@ def run(w: DualWriter) -> None:
                     markers.append(item)
                 else:
                     stop = True
-            run_round(w, force=bool(markers) or stop)
+            run_round(w, force=any(m.archive for m in markers) or stop)
         except BaseException as exc:  # never die silently: keep it for the caller
             w._keep(exc, "the background writer failed")
         finally:

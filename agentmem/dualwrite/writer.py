@@ -120,6 +120,7 @@ class DualWriter(FallbackReads):
         self._clock = clock
         self._lock = threading.RLock()  # guards _buffer and _last_write
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
+        self._discarded: set[str] = set()  # outbox keys of discarded actions
         self._last_write = clock()
         self._closed = False
         self._error: AgentMemError | None = None  # kept by the thread, raised by the caller
@@ -173,6 +174,22 @@ class DualWriter(FallbackReads):
         """Actions stored in Redis and not archived yet (blocking mode: exact)."""
         with self._lock:
             return len(self._buffer)
+
+    def discard(self, match: Callable[[Action], bool]) -> list[Action]:
+        """Take the actions stored in Redis and not archived yet that ``match`` out of the
+        archive's queue, and return them (the caller removes them from Redis: the
+        writer's outbox then finds their hashes gone). Background mode: waits for the
+        thread first. Archived ones stay."""
+        self._check_open()
+        if self._queue is not None:
+            wait_for_thread(self, archive=False)
+        with self._lock:
+            taken = [a for a in self._buffer if match(a)]
+            if taken:
+                self._buffer[:] = [a for a in self._buffer if not match(a)]
+                if self.outbox is not None:  # listed in the outbox: not to be read back
+                    self._discarded.update(self.outbox.key_of(a) for a in taken)
+        return taken
 
     def add(self, action: Action) -> Action | None:
         """Store one action in Redis and queue it for the archive.
@@ -357,10 +374,11 @@ class DualWriter(FallbackReads):
             listed = self.outbox.listed()
             if not listed:
                 return [], []
-            have = {self.outbox.key_of(a) for a in own}
+            have = {self.outbox.key_of(a) for a in own} | self._discarded
             found, missing = read_actions(self.memory, [k for k in listed if k not in have])
         except Unavailable:
             return [], []
+        self._discarded.clear()  # acknowledged with this write's listed keys
         if missing:
             log.warning("%d actions this writer stored were gone from Redis before they were "
                         "archived: %s", len(missing), missing[:5])

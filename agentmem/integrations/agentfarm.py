@@ -332,8 +332,11 @@ class AgentFarmLogger:
         self.flush_reproduction_buffer()
 
     def discard_pending_agents(self, agent_ids: Sequence[str]) -> int:
-        """Drop buffered actions and health incidents of ``agent_ids`` that were not
-        sent anywhere yet (logged since the last ``flush_if_needed``); return how many."""
+        """Drop the pending rows of ``agent_ids``, as AgentFarm drops what it has not
+        written yet: buffered actions and health incidents, and actions stored in Redis
+        but not archived yet (deleted from Redis too, so the memory never shows them;
+        on a Redis Cluster, where an action's delete is unsupported, those stay).
+        Returns how many rows were dropped."""
         if not agent_ids:
             return 0
         drop = set(agent_ids)
@@ -341,7 +344,13 @@ class AgentFarmLogger:
         self._action_buffer[:] = [a for a in self._action_buffer if a.agent_id not in drop]
         self._health_incident_buffer[:] = [r for r in self._health_incident_buffer
                                            if r["agent_id"] not in drop]
-        return before - len(self._action_buffer) - len(self._health_incident_buffer)
+        dropped = before - len(self._action_buffer) - len(self._health_incident_buffer)
+        if not getattr(self.memory.runner, "cluster", False):
+            for action in self.writer.discard(lambda a: a.agent_id in drop):
+                assert action.action_id is not None  # a stored action
+                self.memory.actions.delete(action.action_id, agent_id=action.agent_id)
+                dropped += 1
+        return dropped
 
     def close(self) -> None:
         """Flush everything and close the writer."""

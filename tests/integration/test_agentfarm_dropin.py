@@ -529,3 +529,26 @@ def test_two_loggers_ride_out_a_redis_outage(tmp_path):
         mem.close()
     finally:
         srv.close()
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_discard_reaches_actions_in_redis_not_archived_yet(mem, tmp_path, background):
+    """AgentFarm drops every row it has not written: so does the drop-in, also the
+    actions a flush_if_needed stored in Redis (deleted there) and not archived yet."""
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(
+            mem, archive, SIM, background=background) as lg:
+        for step in range(3):
+            for agent in AGENTS[:2]:
+                lg.log_agent_action(step, agent, "move")
+            lg.log_health_incident(step, AGENTS[1], 5.0, 4.0, "starvation")
+            if step < 2:
+                lg.flush_if_needed()
+        lg.flush_action_buffer()  # step 0-2 in Redis; AGENTS[1] discarded next
+        assert archive.count() == 6
+        lg.log_agent_action(3, AGENTS[1], "move")
+        lg.flush_if_needed()
+        assert lg.discard_pending_agents([AGENTS[1]]) == 1 + 3  # in Redis; health rows
+        lg.flush_all_buffers()
+        assert archive.count() == 6
+        assert [a.step_number for a in mem.actions.timeline(AGENTS[1])] == [0, 1, 2]
+        assert table_rows(tmp_path / "a.db", "health_incidents") == []
