@@ -87,6 +87,7 @@ from agentmem.backends import sql as amsql
 from agentmem.backends.sqlengine import make_engine
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer, find_binary
+from benchmarks.floor import floor_writer
 from benchmarks.spec_reference import (  # the document's own code, verbatim
     ACTION_STM_TTL,
     get_agent_actions_by_type,
@@ -225,6 +226,8 @@ class Row:
     bytes_per_action: list[float] = field(default_factory=list)
     # server time in scripts (EVALSHA/EVAL, INFO commandstats) per action, per round
     script_us: list[float] = field(default_factory=list)
+    # the server's CPU (INFO cpu, user + sys of the whole process) per action, per round
+    cpu_us: list[float] = field(default_factory=list)
     keys: int | None = None
     redis_memory: bool = True  # False: the path writes no Redis (bytes/action left empty)
     baseline: str | None = None
@@ -242,6 +245,10 @@ class Row:
     @property
     def script(self) -> float | None:
         return statistics.median(self.script_us) if self.script_us else None
+
+    @property
+    def cpu(self) -> float | None:
+        return statistics.median(self.cpu_us) if self.cpu_us else None
 
 
 def used_memory(admin: redis.Redis) -> int:
@@ -261,6 +268,12 @@ def script_usec(admin: redis.Redis) -> int:
     in ``INFO commandstats``; the commands a script calls are inside that time)."""
     stats = admin.info("commandstats")
     return sum(int(stats.get(f"cmdstat_{c}", {}).get("usec", 0)) for c in ("evalsha", "eval"))
+
+
+def server_cpu(admin: redis.Redis) -> float:
+    """Seconds of CPU the server process has used (``INFO cpu``: user + sys)."""
+    info = admin.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def spec_keys(admin: redis.Redis) -> int:
@@ -284,9 +297,11 @@ def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> Non
     gc.collect()
     scripts = script_usec(admin)
     before = used_memory(admin)
+    cpu = server_cpu(admin)
     t0 = time.perf_counter()
     write()
     dt = time.perf_counter() - t0
+    cpu = server_cpu(admin) - cpu
     after = used_memory(admin)
     row.rates.append(row.n / dt)
     if row.redis_memory:
@@ -294,6 +309,7 @@ def write_once(admin: redis.Redis, row: Row, write: Callable[[], object]) -> Non
         spent = script_usec(admin) - scripts
         if spent > 0:
             row.script_us.append(spent / row.n)
+        row.cpu_us.append(cpu * 1e6 / row.n)
     row.keys = spec_keys(admin)
     finish = getattr(write, "finish", None)
     if finish is not None:
@@ -559,6 +575,20 @@ def run_server(url: str, label: str, args: argparse.Namespace,
                           note=f"reference, batches of {size}; informational"),
                       lua_batch(actions), lua_batch(warm)))
 
+    # the layout's floor: one variadic command per key, pipelined, no Lua (floor.py)
+    if not args.only_dual:
+        floor_write = floor_writer(raw)
+
+        def floor_path(batch: list[dict[str, Any]]) -> Callable[[], None]:
+            def go() -> None:
+                floor_write(batch)
+            return go
+
+        paths.append((Row("floor (pipeline)", "write", n, "actions/s", baseline="naive",
+                          note="one variadic command per key, batches of 1,000, no Lua: "
+                               "benchmarks/floor.py"),
+                      floor_path(actions), floor_path(warm)))
+
     def warm_sql(write: Callable[[], object]) -> Callable[[], None]:
         def go() -> None:
             write_once(admin, Row("warm", "dual", 1, ""), write)
@@ -662,7 +692,7 @@ def _result(server: dict[str, Any], rows: list[Row], mismatches: list[str],
         paired = statistics.median(a / b for a, b in zip(r.rates, pairs, strict=False)) \
             if r.baseline and len(r.rates) == len(pairs) else None
         d = asdict(r)
-        d.update(rate=r.rate, memory=r.memory, script=r.script, ratio=ratio,
+        d.update(rate=r.rate, memory=r.memory, script=r.script, cpu=r.cpu, ratio=ratio,
                  paired_ratio=paired,
                  met=None if r.target is None else bool(ratio is not None and ratio >= r.target))
         out_rows.append(d)
@@ -731,25 +761,26 @@ def render(result: dict[str, Any]) -> str:
              f"agentmem's client polls for a reply up to {s['spin_us']} µs before it sleeps "
              "(`connect()`'s default `spin_us` for this server).", ""]
     head = ("| path | n | rate (median) | min-max | vs baseline | target | result "
-            "| bytes/action | note |")
-    lines += [head, "|---|--:|--:|--:|--:|:-:|:-:|--:|---|"]
+            "| bytes/action | server CPU µs/action | note |")
+    lines += [head, "|---|--:|--:|--:|--:|:-:|:-:|--:|--:|---|"]
     section = None
     for r in result["rows"]:
         if r["what"] != section:
             section = r["what"]
             if section == "read":
-                lines.append("| **reads by type, limit 10** | | | | vs spec N+1 | | | | |")
+                lines.append("| **reads by type, limit 10** | | | | vs spec N+1 | | | | | |")
             elif section == "dual":
                 lines.append("| **dual-write vs SQL-only logging** | | | | vs SQL-only "
-                             "| | | | |")
+                             "| | | | | |")
         target = f">= {r['target']:g}x" if r["target"] else ""
         met = "" if r["met"] is None else ("PASS" if r["met"] else "FAIL")
         memory = "" if r["memory"] is None else _fmt(r["memory"])
         spread = f"{_fmt(min(r['rates']))}-{_fmt(max(r['rates']))}" if len(r["rates"]) > 1 \
             else ""
+        cpu = "" if r.get("cpu") is None else f"{r['cpu']:.1f}"
         lines.append(
             f"| {r['path']} | {r['n']:,} | {_fmt(r['rate'])} {r['unit']} | {spread} "
-            f"| {r['ratio']:.2f}x | {target} | {met} | {memory} | {r['note']} |")
+            f"| {r['ratio']:.2f}x | {target} | {met} | {memory} | {cpu} | {r['note']} |")
     lines.append("")
     verdicts = [f"{r['path']} {r['ratio']:.2f}x (target {r['target']:g}x): "
                 f"{'met' if r['met'] else 'NOT met'}"
@@ -759,6 +790,15 @@ def render(result: dict[str, Any]) -> str:
     lines += ["Targets: " + "; ".join(verdicts) + "."]
     lines += ceiling(result)
     rows = {r["path"]: r for r in result["rows"]}
+    floor_row, many = rows.get("floor (pipeline)"), rows.get("agentmem add_many()")
+    if floor_row and many:
+        share = many["rate"] / floor_row["rate"]
+        line = (f"Against the floor (same run): add_many writes {share:.2f}x "
+                "the floor's actions/s (issue 19: >= 0.8x)")
+        if floor_row.get("cpu") and many.get("cpu"):
+            line += (f"; the server's CPU per action is {many['cpu'] / floor_row['cpu']:.2f}x "
+                     "the floor's (issue 19: <= 1.15x)")
+        lines.append(line + ".")
     full, batch = rows.get("naive, all actions"), rows.get("agentmem add_many()")
     if full and batch:
         lines.append(f"At equal n (all {batch['n']:,} actions, the naive path run once): "
