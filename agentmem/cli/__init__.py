@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import click
 
-from agentmem.cli import inspecting, maintenance, migrating, running
+from agentmem.cli import inspecting, maintenance, migrating, pinning, running
+from agentmem.cli.exits import failure
 from agentmem.cli.stores import Stores
-from agentmem.errors import AgentMemError
 
 
 class _Group(click.Group):
-    """Turns agentmem errors into a one-line message (exit status 1), not a traceback."""
+    """Turns every failure into a one-line message and the exit status of
+    :mod:`agentmem.cli.exits`, never a traceback (closing the stores included)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except AgentMemError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            raise failure(exc) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,7 +54,7 @@ def main(ctx: click.Context, data: str | None, redis_url: str | None,
 
 
 for command in (*running.COMMANDS, *inspecting.COMMANDS, *maintenance.COMMANDS,
-                *migrating.COMMANDS):
+                *pinning.COMMANDS, *migrating.COMMANDS):
     main.add_command(command)
 
 __all__ = ["main"]

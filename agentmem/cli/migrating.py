@@ -8,12 +8,10 @@ A thin layer over :mod:`agentmem.migrations.redis` (``upgrade``, ``downgrade``,
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from agentmem.cli import output
-from agentmem.cli.stores import ARCHIVE_ENV, Stores
+from agentmem.cli.stores import Stores
 from agentmem.migrations import redis as layouts
 from agentmem.migrations import sql as schema
 
@@ -94,11 +92,7 @@ def history(as_json: bool) -> None:
 
 
 def _archive(stores: Stores) -> str:
-    target = stores.archive_url or os.environ.get(ARCHIVE_ENV)
-    if target:
-        return target
-    stores.folder.mkdir(parents=True, exist_ok=True)
-    return str(stores.folder / "archive.db")
+    return stores.archive_target()
 
 
 @migrate.command("sql-upgrade")
@@ -107,6 +101,7 @@ def _archive(stores: Stores) -> str:
 @pass_stores
 def sql_upgrade(stores: Stores, revision: str, offline: bool) -> None:
     """Upgrade the archive's schema to REVISION (default: head)."""
+    stores.create = True  # the one migration that may create the archive
     text = schema.upgrade(_archive(stores), revision, sql=offline)
     click.echo(text if offline else _at(stores))
 
