@@ -98,22 +98,31 @@ def _archive(stores: Stores) -> str:
 @migrate.command("sql-upgrade")
 @click.argument("revision", default="head")
 @click.option("--sql", "offline", is_flag=True, help="Print the SQL instead of running it.")
+@_json
 @pass_stores
-def sql_upgrade(stores: Stores, revision: str, offline: bool) -> None:
+def sql_upgrade(stores: Stores, revision: str, offline: bool, as_json: bool) -> None:
     """Upgrade the archive's schema to REVISION (default: head)."""
     stores.create = True  # the one migration that may create the archive
-    text = schema.upgrade(_archive(stores), revision, sql=offline)
-    click.echo(text if offline else _at(stores))
+    _done(stores, schema.upgrade(_archive(stores), revision, sql=offline), offline, as_json)
 
 
 @migrate.command("sql-downgrade")
 @click.argument("revision")
 @click.option("--sql", "offline", is_flag=True, help="Print the SQL instead of running it.")
+@_json
 @pass_stores
-def sql_downgrade(stores: Stores, revision: str, offline: bool) -> None:
+def sql_downgrade(stores: Stores, revision: str, offline: bool, as_json: bool) -> None:
     """Downgrade the archive's schema to REVISION (base: before 0001)."""
-    text = schema.downgrade(_archive(stores), revision, sql=offline)
-    click.echo(text if offline else _at(stores))
+    _done(stores, schema.downgrade(_archive(stores), revision, sql=offline), offline, as_json)
+
+
+def _done(stores: Stores, text: str | None, offline: bool, as_json: bool) -> None:
+    """The SQL (--sql), else the revision the archive is at now."""
+    if as_json:
+        output.json_object({"sql": text} if offline else
+                           {"revision": schema.current(_archive(stores))})
+    else:
+        click.echo(text if offline else _at(stores))
 
 
 def _at(stores: Stores) -> str:

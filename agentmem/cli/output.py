@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -67,3 +69,31 @@ def pairs(title: str, values: dict[str, Any]) -> None:
     width = max((len(k) for k in values), default=0)
     for k, v in values.items():
         click.echo(f"  {k.ljust(width)}  {_cell(v)}")
+
+
+class _Quiet:
+    """A progress bar that shows nothing (standard error is not a terminal)."""
+
+    def update(self, n: int) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress(length: int | None, label: str) -> Iterator[Any]:
+    """A progress bar on standard error when it is a terminal; otherwise nothing
+    (scripts and logs get no bar characters). ``update(n)`` advances it."""
+    if not sys.stderr.isatty():
+        yield _Quiet()
+        return
+    bar: Any = click.progressbar(length=length, label=label, file=sys.stderr)
+    with bar:
+        yield bar
+
+
+def truncated(shown: int, total: int | None, what: str, how: str, *, err: bool = False
+              ) -> None:
+    """Say that a listing shows ``shown`` of ``total`` (``None``: unknown, more may
+    exist) ``what``, and ``how`` to see more (on standard error under JSON lines, which
+    must stay JSON)."""
+    of = f"the first {shown}" if total is None else f"{shown} of {total}"
+    click.echo(f"(truncated: {of} {what} shown; {how})", err=err)
