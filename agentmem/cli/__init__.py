@@ -11,6 +11,9 @@ May import: everything; nothing imports it.
 
 from __future__ import annotations
 
+import logging
+import os
+
 import click
 
 from agentmem.cli import inspecting, maintenance, migrating, pinning, running
@@ -48,6 +51,19 @@ def main(ctx: click.Context, data: str | None, redis_url: str | None,
 
     Start with `agentmem demo`.
     """
+    if not os.environ.get("AGENTMEM_DEBUG"):
+        # the command's own one-line error says what failed: the library's warnings
+        # (e.g. a dual writer journaling while the server is away) are not printed
+        log = logging.getLogger("agentmem")
+        quiet = logging.NullHandler()
+        log.addHandler(quiet)
+        was, log.propagate = log.propagate, False
+
+        def restore() -> None:
+            log.removeHandler(quiet)
+            log.propagate = was
+
+        ctx.call_on_close(restore)
     stores = Stores(data=data, redis_url=redis_url, archive_url=archive_url)
     ctx.obj = stores
     ctx.call_on_close(stores.close)

@@ -348,8 +348,9 @@ def export(stores: Stores, simulation: str, fmt: str, out: str, sync: bool,
     an error and writes no file.
     """
     require_simulation(stores, simulation)
+    stores.create = sync  # the archive --sync fills may be new; never without it
     archived = archive_to_sql(stores.memory, stores.archive, simulation) if sync else 0
-    total = stores.archive.count(simulation)
+    total = stores.archive.count(simulation) if stores.has_archive() else 0
     if not total:
         raise Empty(f"nothing to export: the archive has no rows of {simulation!r}"
                     + ("" if sync else " (--no-sync: what Redis holds was not archived)"))

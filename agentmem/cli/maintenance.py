@@ -179,8 +179,10 @@ def maintain(stores: Stores, stm_steps: int | None, stm_seconds: float | None,
     policy = TierPolicy(stm_steps=stm_steps, stm_seconds=stm_seconds,
                         stm_capacity=stm_capacity, im_capacity=im_capacity,
                         im_ttl=im_ttl or None, importance_weight=importance_weight)
+    memory = stores.memory  # an existing Redis; the archive it fills may be new
+    stores.create = True
     archive = None if no_archive or dry_run else stores.archive
-    tiers = Tiers(stores.memory, policy, archive=archive)
+    tiers = Tiers(memory, policy, archive=archive)
     chosen = list(agents) or tiers.agents()
     rep = MaintainReport(dry_run=dry_run)
     with output.progress(max(len(chosen), 1), "planning" if dry_run else "maintaining") as bar:

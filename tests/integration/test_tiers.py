@@ -160,7 +160,9 @@ def test_a_pinned_action_never_moves_nor_expires(mem: agentmem.Memory, r: redis.
     assert tiers.pin("a1", "a1-1-move") == "im"
     assert r.ttl("agent:a1:im:action:a1-1-move") == -1
     rep = tiers.maintain()
-    assert rep.to_im == 3 and rep.pinned == 0 and rep.evicted == 2
+    assert rep.to_im == 3
+    assert rep.pinned == 0
+    assert rep.evicted == 2
     assert {a.action_id for a in history(mem, "a1")} == {"a1-0-move", "a1-1-move",
                                                          "a1-4-move", "a1-5-move"}
     # an entry pinned between the eviction plan and the eviction stays (EVICT_IM checks)
@@ -169,7 +171,9 @@ def test_a_pinned_action_never_moves_nor_expires(mem: agentmem.Memory, r: redis.
     assert victims == {}
     mem.actions.add_many([act(step=s) for s in range(6, 9)])
     planned = tiers.plan()
-    assert planned.dry_run and planned.to_im == 3 and planned.evicted == 4
+    assert planned.dry_run
+    assert planned.to_im == 3
+    assert planned.evicted == 4
     assert planned.moving == {"a1": ["a1-5-move", "a1-6-move", "a1-7-move"]}
     assert r.zcard("agent:a1:im:action:timeline") == 2  # the plan changed nothing
     assert tiers.pin("a1", "a1-4-move") == "im"
@@ -186,7 +190,8 @@ def test_stop_runs_a_last_maintain(mem: agentmem.Memory) -> None:
     mem.actions.add_many([act(step=s) for s in range(6)])
     tiers.stop()
     assert mem.actions.count("timeline", agent_id="a1") == 2
-    assert tiers.last_report is not None and tiers.last_report.to_im == 4
+    assert tiers.last_report is not None
+    assert tiers.last_report.to_im == 4
     mem.actions.add_many([act(step=s) for s in range(6, 9)])
     tiers.start(interval=3600)
     tiers.stop(final=False)  # documented opt-out

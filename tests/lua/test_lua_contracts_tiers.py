@@ -98,8 +98,10 @@ def test_to_im_leaves_a_pinned_action_untouched(mem: agentmem.Memory, r: redis.R
         out = _run(r, script, [], 3600, *SHAPES, 2, "a1-1-move", "0.5", "a1-2-eat", "0.5",
                    "agent:a1:retired", "agent:a1:pinned")
         assert isinstance(out, list)
-        assert out[0] == [b"a1-2-eat"] and out[-1] == [b"a1-1-move"]
-        assert r.exists(PRE + "a1-1-move") and not r.exists(IPRE + "a1-1-move")
+        assert out[0] == [b"a1-2-eat"]
+        assert out[-1] == [b"a1-1-move"]
+        assert r.exists(PRE + "a1-1-move")
+        assert not r.exists(IPRE + "a1-1-move")
         assert r.zscore(TL, "a1-1-move") == 1
         r.flushall()
         for k, v in before.items():
