@@ -11,13 +11,15 @@ May import: everything; nothing imports it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 
 import click
 
 from agentmem.cli import inspecting, maintenance, migrating, pinning, running
-from agentmem.cli.exits import failure
+from agentmem.cli.exits import PIPE, failure
 from agentmem.cli.stores import Stores
 
 
@@ -30,6 +32,10 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:  # `agentmem query ... | head`: stop quietly
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(PIPE.code) from None
         except (Exception, KeyboardInterrupt) as exc:
             raise failure(exc) from None
 

@@ -62,12 +62,14 @@ DATA = Exit(10, "data", "stored data agentmem cannot read: another key layout or
             "cell (LayoutError), undecodable values (DecodeError)")
 SERVER = Exit(11, "server-error", "the server answered with an error (BackendError), or "
               "records of a write were refused (WriteError)")
+PIPE = Exit(141, "pipe", "standard output was closed early (e.g. piped into `head`): "
+            "nothing more is printed, no error message")
 INTERNAL = Exit(70, "internal", "a bug in agentmem: set AGENTMEM_DEBUG=1 for the "
                 "traceback, and report it")
 INTERRUPTED = Exit(130, "interrupted", "interrupted (Ctrl-C)")
 
 EXITS = (OK, FINDINGS, USAGE, BAD_CONFIG, UNAVAILABLE, REFUSED, PERMISSION, PATH,
-         NOT_FOUND, EMPTY, DATA, SERVER, INTERNAL, INTERRUPTED)
+         NOT_FOUND, EMPTY, DATA, SERVER, INTERNAL, INTERRUPTED, PIPE)
 """Every exit status of the command."""
 
 _BY_CLASS: tuple[tuple[type[BaseException], Exit], ...] = (

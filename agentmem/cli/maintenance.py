@@ -53,7 +53,9 @@ def _walk(stores: Stores, fix: bool, batch: int, agents: tuple[str, ...]
             bar.update(min(keys, size) - done[0])
             done[0] = min(keys, size)
 
-        return run(memory, batch=batch, agent_ids=list(agents) or None, progress=progress)
+        rep = run(memory, batch=batch, agent_ids=list(agents) or None, progress=progress)
+        bar.update(max(size - done[0], 0))
+        return rep
 
 
 _batch = click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True,
@@ -237,7 +239,7 @@ def archive(stores: Stores, follow: bool, every: float, include_live: bool,
     except KeyboardInterrupt:
         pass
     if missing:
-        sys.exit(1)
+        sys.exit(FINDINGS.code)
 
 
 COMMANDS = (check, repair, sync, maintain, archive)

@@ -48,7 +48,10 @@ def upgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: b
 
     A revision left unfinished by a stopped run is finished first.
     """
-    _report(layouts.upgrade(stores.url(), revision, dry_run=dry_run, batch=batch), as_json)
+    with output.phased_progress() as progress:
+        rep = layouts.upgrade(stores.url(), revision, dry_run=dry_run, batch=batch,
+                              progress=progress)
+    _report(rep, as_json)
 
 
 @migrate.command()
@@ -59,7 +62,10 @@ def upgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: b
 @pass_stores
 def downgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: bool) -> None:
     """Undo key-layout revisions until REVISION is the current one (base: 0001)."""
-    _report(layouts.downgrade(stores.url(), revision, dry_run=dry_run, batch=batch), as_json)
+    with output.phased_progress() as progress:
+        rep = layouts.downgrade(stores.url(), revision, dry_run=dry_run, batch=batch,
+                                progress=progress)
+    _report(rep, as_json)
 
 
 @migrate.command()

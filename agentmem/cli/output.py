@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -97,3 +97,26 @@ def truncated(shown: int, total: int | None, what: str, how: str, *, err: bool =
     must stay JSON)."""
     of = f"the first {shown}" if total is None else f"{shown} of {total}"
     click.echo(f"(truncated: {of} {what} shown; {how})", err=err)
+
+
+@contextlib.contextmanager
+def phased_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A ``progress(step, done, total)`` callback that shows one bar per step on a
+    terminal's standard error (a new step finishes the bar of the previous one);
+    nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda step, done, total: None
+        return
+    current: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        def update(step: str, done: int, total: int) -> None:
+            if current.get("step") != step:
+                if "bar" in current:
+                    current["bar"].render_finish()
+                bar: Any = click.progressbar(length=max(total, 1), label=step, file=sys.stderr)
+                current.update(step=step, bar=stack.enter_context(bar), done=0)
+            done = min(done, max(total, 1))
+            current["bar"].update(done - current["done"])
+            current["done"] = done
+
+        yield update

@@ -97,8 +97,9 @@ class IntegrityReport:
         for kind in ("orphans", "missing", "counters"):
             counts: dict[str, int] = getattr(self, kind)
             for family, n in sorted(counts.items()):
-                eg = ", ".join(self.samples.get(f"{kind}.{family}", []))
-                lines.append(f"  {kind:<8} {family:<14} {n:>8}  e.g. {eg}")
+                shown = self.samples.get(f"{kind}.{family}", [])
+                more = f" (truncated: {len(shown)} of {n} shown)" if n > len(shown) else ""
+                lines.append(f"  {kind:<8} {family:<14} {n:>8}  e.g. {', '.join(shown)}{more}")
         if self.clean:
             lines.append("  clean")
         return "\n".join(lines)

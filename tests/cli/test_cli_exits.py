@@ -265,3 +265,22 @@ def test_check_accepts_the_specifications_own_data(base: list[str], srv: LocalSe
     ok([*base, "repair"])
     assert json.loads(ok([*base, "check", "--strict", "--json"]).stdout)["clean"]
     client.close()
+
+
+def test_a_closed_pipe_ends_quietly(base: list[str], srv: LocalServer) -> None:
+    """`agentmem query ... | head -1`: status 141, nothing on standard error."""
+    with agentmem.connect(srv.url) as mem:
+        mem.actions.add_many([agentmem.Action(
+            agent_id="a", simulation_id="s", step_number=i, action_type="move",
+            details={"pad": "x" * 200}) for i in range(3000)])
+    proc = subprocess.Popen([sys.executable, "-m", "agentmem.cli", *base, "query", "--agent",
+                             "a", "--steps", "0:", "--limit", "3000", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == CODE["pipe"]
+    assert err == b""
