@@ -284,3 +284,14 @@ def test_a_closed_pipe_ends_quietly(base: list[str], srv: LocalServer) -> None:
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == CODE["pipe"]
     assert err == b""
+
+
+def test_a_command_waits_while_the_embedded_server_loads(tmp_path: Path) -> None:
+    """After a demo, the next command's server replays the append-only file (script
+    calls): the command waits for the load instead of failing with LOADING."""
+    if find_binary("valkey") is None and find_binary("redis") is None:
+        pytest.skip("no server binary")
+    base = ["--data", str(tmp_path / "data")]
+    ok([*base, "demo", "--agents", "20", "--steps", "50"])
+    stats = json.loads(ok([*base, "stats", "--json"]).stdout)
+    assert stats["agent_count"] == 20
