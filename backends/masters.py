@@ -4,9 +4,12 @@ no key, so the backend sends them node by node."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
+import redis
+
+from agentmem.backends.failures import connection_failure
 from agentmem.backends.redis import Memory, RedisRunner
 from agentmem.plans.plan import Plan, command, every_reply
 
@@ -22,21 +25,41 @@ def _masters(memory: Any) -> list[Any]:
     return [memory.client]
 
 
+T = TypeVar("T")
+
+
+def _guarded(call: Callable[[], T]) -> T:
+    """``call()``, a lost or refused connection raised as Unavailable or Refused."""
+    try:
+        return call()
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise connection_failure("Redis", exc) from exc
+
+
 def scan_keys(memory: Any, match: str, batch: int) -> Iterable[Any]:
     """SCAN MATCH on the server, or on every master of a Redis Cluster."""
-    for client in _masters(memory):
-        yield from client.scan_iter(match=match, count=batch)
+    for client in _guarded(lambda: _masters(memory)):
+        keys: Iterator[Any] = iter(client.scan_iter(match=match, count=batch))
+        while True:
+            key = _guarded(lambda it=keys: next(it, _END))  # type: ignore[misc]
+            if key is _END:
+                break
+            yield key
+
+
+_END = object()
 
 
 def used_memory(memory: Any) -> int:
     """Redis ``INFO memory`` ``used_memory``, in bytes; on a Redis Cluster, summed over
     its masters (the nodes that hold the data)."""
-    return sum(int(client.info("memory")["used_memory"]) for client in _masters(memory))
+    return _guarded(lambda: sum(int(client.info("memory")["used_memory"])
+                                for client in _masters(memory)))
 
 
 def server_time(memory: Any) -> float:
     """The server's clock in seconds (a cluster: its first master's)."""
-    sec, _ = _masters(memory)[0].time()
+    sec, _ = _guarded(lambda: _masters(memory)[0].time())
     return float(sec)
 
 

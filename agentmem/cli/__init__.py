@@ -11,21 +11,33 @@ May import: everything; nothing imports it.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
+
 import click
 
-from agentmem.cli import inspecting, maintenance, migrating, running
+from agentmem.cli import inspecting, maintenance, migrating, pinning, running
+from agentmem.cli.exits import PIPE, failure
 from agentmem.cli.stores import Stores
-from agentmem.errors import AgentMemError
 
 
 class _Group(click.Group):
-    """Turns agentmem errors into a one-line message (exit status 1), not a traceback."""
+    """Turns every failure into a one-line message and the exit status of
+    :mod:`agentmem.cli.exits`, never a traceback (closing the stores included)."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except AgentMemError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except BrokenPipeError:  # `agentmem query ... | head`: stop quietly
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise click.exceptions.Exit(PIPE.code) from None
+        except (Exception, KeyboardInterrupt) as exc:
+            raise failure(exc) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,13 +57,26 @@ def main(ctx: click.Context, data: str | None, redis_url: str | None,
 
     Start with `agentmem demo`.
     """
+    if not os.environ.get("AGENTMEM_DEBUG"):
+        # the command's own one-line error says what failed: the library's warnings
+        # (e.g. a dual writer journaling while the server is away) are not printed
+        log = logging.getLogger("agentmem")
+        quiet = logging.NullHandler()
+        log.addHandler(quiet)
+        was, log.propagate = log.propagate, False
+
+        def restore() -> None:
+            log.removeHandler(quiet)
+            log.propagate = was
+
+        ctx.call_on_close(restore)
     stores = Stores(data=data, redis_url=redis_url, archive_url=archive_url)
     ctx.obj = stores
     ctx.call_on_close(stores.close)
 
 
 for command in (*running.COMMANDS, *inspecting.COMMANDS, *maintenance.COMMANDS,
-                *migrating.COMMANDS):
+                *pinning.COMMANDS, *migrating.COMMANDS):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import importlib
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
@@ -14,10 +13,11 @@ import click
 
 from agentmem.backends.masters import scan_keys, used_memory
 from agentmem.cli import output
+from agentmem.cli.exits import Empty, NotFound
 from agentmem.cli.stores import Stores
 from agentmem.dualwrite.sync import archive_to_sql
 from agentmem.model.records import Action, IMAction
-from agentmem.plans.plan import Plan, command, every_reply
+from agentmem.plans.plan import Plan, command, every_reply, single
 from agentmem.tiers import reads as tierreads
 from agentmem.tiers.maintenance import Tiers
 
@@ -69,7 +69,7 @@ def collect_stats(stores: Stores) -> dict[str, Any]:
         length, raw = replies[2 * n:2 * n + 2]
         by_type = {_str(k): int(v) for k, v in _hash_items(raw)}
         sims[sim] = {"stm_actions": int(length), "by_type": by_type,
-                     "archived": stores.archive.count(sim)}
+                     "archived": stores.archive.count(sim) if stores.has_archive() else 0}
     agents = Tiers(mem).agents()
     calls = [command("ZCARD", lay.key(family, agent_id=a))
              for a in agents for family in ("timeline", "im_timeline")]
@@ -86,7 +86,7 @@ def collect_stats(stores: Stores) -> dict[str, Any]:
         "agent_count": len(agents),
         "agents": per_agent,
         "tiers": {"stm": sum(counts[0::2]), "im": sum(counts[1::2]),
-                  "archive": stores.archive.count()},
+                  "archive": stores.archive.count() if stores.has_archive() else 0},
         "types_in_stm": dict(types.most_common()),
         "memory": _used_memory(mem),
     }
@@ -104,13 +104,37 @@ def _str(x: Any) -> str:
 
 
 TOP_AGENTS = 10
-"""Agents the human ``stats`` output lists (those with the most actions)."""
+"""Agents the human ``stats`` output lists by default (those with the most actions)."""
+
+
+def known_simulation(stores: Stores, simulation: str) -> bool:
+    """Whether Redis (its simulation list) or the archive holds the simulation."""
+    key = stores.memory.actions.layout.key("sim_actions", simulation_id=simulation)
+    if stores.memory.runner.run(single(command("EXISTS", key), int)):
+        return True
+    return stores.has_archive() and stores.archive.count(simulation) > 0
+
+
+def require_simulation(stores: Stores, simulation: str) -> None:
+    """Raise :class:`NotFound` for a simulation neither store holds."""
+    if not known_simulation(stores, simulation):
+        raise NotFound(f"unknown simulation {simulation!r}: neither Redis nor the archive "
+                       "holds it (`agentmem stats` lists the simulations)")
+
+
+def require_agent(stores: Stores, agent: str) -> None:
+    """Raise :class:`NotFound` for an agent with nothing in STM or IM."""
+    if not tierreads.known(stores.memory, agent):
+        raise NotFound(f"unknown agent {agent!r}: it has nothing in short-term or "
+                       "intermediate memory (`agentmem stats --top 0` lists the agents)")
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--top", type=click.IntRange(min=0), default=TOP_AGENTS, show_default=True,
+              help="Agents listed (those with the most actions); 0: all.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (every agent).")
 @pass_stores
-def stats(stores: Stores, as_json: bool) -> None:
+def stats(stores: Stores, top: int, as_json: bool) -> None:
     """Counts per simulation, agent, type and tier; memory; layout version."""
     s = collect_stats(stores)
     if as_json:
@@ -125,9 +149,14 @@ def stats(stores: Stores, as_json: bool) -> None:
     output.table([{"simulation": k, "stm actions": v["stm_actions"],
                    "archived": v["archived"]} for k, v in s["simulations"].items()],
                  ["simulation", "stm actions", "archived"])
-    top = sorted(s["agents"].items(), key=lambda kv: (-(kv[1]["stm"] + kv[1]["im"]), kv[0]))
-    output.table([{"agent": a, "stm": c["stm"], "im": c["im"]} for a, c in top[:TOP_AGENTS]],
+    ranked = sorted(s["agents"].items(),
+                    key=lambda kv: (-(kv[1]["stm"] + kv[1]["im"]), kv[0]))
+    shown = ranked[:top] if top else ranked
+    output.table([{"agent": a, "stm": c["stm"], "im": c["im"]} for a, c in shown],
                  ["agent", "stm", "im"])
+    if len(shown) < len(ranked):
+        output.truncated(len(shown), len(ranked), "agents (most actions first)",
+                         "--top 0 or --json lists all")
     output.table([{"type": k, "count": v} for k, v in s["types_in_stm"].items()],
                  ["type", "count"])
 
@@ -140,6 +169,7 @@ def stats(stores: Stores, as_json: bool) -> None:
 def inspect(stores: Stores, agent: str, limit: int, as_json: bool) -> None:
     """An agent's recent actions, its action mix and its best actions (STM and IM)."""
     mem = stores.memory
+    require_agent(stores, agent)
     everything = tierreads.history(mem, agent)
     recent = list(reversed(everything))[:limit]
     mix = Counter(a.action_type for a in everything)
@@ -147,6 +177,7 @@ def inspect(stores: Stores, agent: str, limit: int, as_json: bool) -> None:
                   key=lambda a: -(a.reward or 0.0))[:5]
     if as_json:
         output.json_object({"agent": agent, "actions": len(everything),
+                            "recent_truncated": len(recent) < len(everything),
                             "recent": [output.action_row(a) for a in recent],
                             "mix": dict(mix.most_common()),
                             "best": [output.action_row(a) for a in best]})
@@ -154,10 +185,12 @@ def inspect(stores: Stores, agent: str, limit: int, as_json: bool) -> None:
     click.secho(f"agent {agent}: {len(everything)} actions in memory", bold=True)
     click.secho("recent", bold=True)
     output.actions(recent, False)
+    if len(recent) < len(everything):
+        output.truncated(len(recent), len(everything), "actions", "raise --limit")
     click.secho("action mix", bold=True)
     output.table([{"type": k, "count": v, "share": f"{v / len(everything):.0%}"}
                   for k, v in mix.most_common()], ["type", "count", "share"])
-    click.secho("best actions", bold=True)
+    click.secho("best actions (top 5 by reward)", bold=True)
     output.actions(best, False)
 
 
@@ -182,7 +215,9 @@ def _steps(text: str | None) -> tuple[int | None, int | None]:
 @click.option("--near", help="X,Y: actions within --radius of this position, nearest first.")
 @click.option("--radius", type=float, default=5.0, show_default=True)
 @click.option("--limit", type=int, default=20, show_default=True)
-@click.option("--all-tiers", is_flag=True, help="--steps/--relative: read STM and IM.")
+@click.option("--all-tiers", is_flag=True,
+              help="Read STM and IM (the compressed IM form keeps no position: --near "
+                   "finds STM actions only).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
 @pass_stores
 def query(stores: Stores, agent: str, action_type: str | None, target: str | None,
@@ -197,14 +232,19 @@ def query(stores: Stores, agent: str, action_type: str | None, target: str | Non
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --type, --target, --min-reward, "
                                "--steps, --relative, --near")
-    ops = stores.memory.actions
+    require_agent(stores, agent)
+    mem = stores.memory
+    ops = mem.actions
     found: list[Action | IMAction]
     if action_type is not None:
-        found = list(ops.by_type(agent, action_type, limit))
+        found = tierreads.by_type(mem, agent, action_type, limit) if all_tiers \
+            else list(ops.by_type(agent, action_type, limit))
     elif target is not None:
-        found = list(ops.by_target(agent, target, limit))
+        found = tierreads.by_target(mem, agent, target, limit) if all_tiers \
+            else list(ops.by_target(agent, target, limit))
     elif min_reward is not None:
-        found = list(ops.high_reward(agent, min_reward, limit))
+        found = tierreads.high_reward(mem, agent, min_reward, limit) if all_tiers \
+            else list(ops.high_reward(agent, min_reward, limit))
     elif steps is not None:
         lo, hi = _steps(steps)
         found = tierreads.history(stores.memory, agent, lo, hi, limit=limit) if all_tiers \
@@ -218,6 +258,8 @@ def query(stores: Stores, agent: str, action_type: str | None, target: str | Non
         x, y = _point(near)
         found = [n.record for n in ops.near(agent, x, y, radius, limit=limit)]
     output.actions(found, as_json)
+    if relative is None and len(found) >= limit:
+        output.truncated(len(found), None, "actions", "raise --limit", err=as_json)
 
 
 def _point(near: str) -> tuple[float, float]:
@@ -234,12 +276,14 @@ EXPORT_FIELDS = ("simulation_id", "agent_id", "action_id", "step_number", "actio
                  "module_type", "module_id", "stored_at")
 
 
-def _flat(a: Action) -> dict[str, Any]:
+def _flat(a: Action, *, details_as_text: bool = True) -> dict[str, Any]:
+    """A row of :data:`EXPORT_FIELDS`; ``details`` as JSON text (CSV, Parquet: a text
+    column) or, for JSON lines, as the JSON value itself (never escaped twice)."""
     d = a.model_dump(mode="json")
     pos = d.pop("position")
     d["position_x"], d["position_y"] = (pos or (None, None))
-    d["details"] = None if d["details"] is None else json.dumps(d["details"],
-                                                                ensure_ascii=False)
+    if details_as_text and d["details"] is not None:
+        d["details"] = json.dumps(d["details"], ensure_ascii=False)
     d.pop("embedding", None)
     return {k: d.get(k) for k in EXPORT_FIELDS}
 
@@ -292,29 +336,42 @@ class _Sink:
 @click.option("--output", "-o", "out", type=click.Path(dir_okay=False), required=True)
 @click.option("--sync/--no-sync", default=True, show_default=True,
               help="Archive what Redis holds first, so the file has every action.")
-@click.option("--chunk", default=5000, show_default=True, help="Rows read at a time.")
+@click.option("--chunk", type=click.IntRange(min=1), default=5000, show_default=True,
+              help="Rows read at a time.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_stores
 def export(stores: Stores, simulation: str, fmt: str, out: str, sync: bool,
-           chunk: int) -> None:
-    """Write a simulation's actions to CSV, JSON lines or Parquet, streamed."""
-    if sync:
-        archive_to_sql(stores.memory, stores.archive, simulation)
-    total = stores.archive.count(simulation)
+           chunk: int, as_json: bool) -> None:
+    """Write a simulation's actions to CSV, JSON lines or Parquet, streamed.
+
+    An unknown simulation, or one with no archived rows (with --no-sync), exits with
+    an error and writes no file.
+    """
+    require_simulation(stores, simulation)
+    stores.create = sync  # the archive --sync fills may be new; never without it
+    archived = archive_to_sql(stores.memory, stores.archive, simulation) if sync else 0
+    total = stores.archive.count(simulation) if stores.has_archive() else 0
+    if not total:
+        raise Empty(f"nothing to export: the archive has no rows of {simulation!r}"
+                    + ("" if sync else " (--no-sync: what Redis holds was not archived)"))
     sink = _Sink(Path(out), fmt)
     try:
-        with click.progressbar(length=total, label="exporting",
-                               file=sys.stderr) as bar:
+        with output.progress(total, "exporting") as bar:
             after: int | None = None
             while True:
                 rows = stores.archive.read_rows(simulation, after=after, limit=chunk)
                 if not rows:
                     break
                 after = rows[-1][0]
-                sink.write([_flat(a) for _, a in rows])
+                sink.write([_flat(a, details_as_text=fmt != "jsonl") for _, a in rows])
                 bar.update(len(rows))
     finally:
         sink.close()
-    click.echo(f"{total} actions of {simulation} written to {out}")
+    if as_json:
+        output.json_object({"simulation": simulation, "rows": total, "archived": archived,
+                            "format": fmt, "output": out})
+    else:
+        click.echo(f"{total} actions of {simulation} written to {out}")
 
 
 def _arrow_schema(pa: Any) -> Any:

@@ -11,50 +11,87 @@ import click
 
 from agentmem import integrity
 from agentmem.cli import output
+from agentmem.cli.exits import FINDINGS, NotFound
+from agentmem.cli.inspecting import require_simulation
 from agentmem.cli.stores import Stores
 from agentmem.dualwrite.outbox import drain
 from agentmem.dualwrite.sync import archive_to_sql, load_from_sql
-from agentmem.tiers.maintenance import DEFAULT_IM_TTL, TierPolicy, Tiers
+from agentmem.plans.plan import command, single
+from agentmem.tiers.maintenance import DEFAULT_IM_TTL, MaintainReport, TierPolicy, Tiers
 
 pass_stores = click.make_pass_decorator(Stores)
 
 
 def _report(rep: integrity.IntegrityReport, as_json: bool) -> None:
     if as_json:
-        output.json_object({"clean": rep.clean, "total": rep.total, "repaired": rep.repaired,
+        output.json_object({"clean": rep.clean, "spec_clean": rep.spec_clean,
+                            "unindexed": rep.unindexed, "total": rep.total,
+                            "repaired": rep.repaired,
                             "orphans": rep.orphans, "missing": rep.missing,
                             "counters": rep.counters, "samples": rep.samples,
                             "keys_scanned": rep.keys_scanned,
                             "hashes_checked": rep.hashes_checked})
     else:
         click.echo(str(rep))
+        if rep.unindexed and not rep.repaired:
+            click.echo(f"  {rep.unindexed} entries missing from agentmem's radius-search "
+                       "grids only: data written by other code (e.g. the specification's "
+                       "store_agent_action); `agentmem repair` adds them")
+
+
+def _walk(stores: Stores, fix: bool, batch: int, agents: tuple[str, ...]
+          ) -> integrity.IntegrityReport:
+    """check or repair, with a progress bar of the keys scanned (of DBSIZE)."""
+    memory = stores.memory
+    cluster = bool(getattr(memory.runner, "cluster", False))
+    size = 0 if cluster else memory.runner.run(single(command("DBSIZE"), int))
+    run = integrity.repair if fix else integrity.check
+    with output.progress(max(size, 1), "repairing" if fix else "checking") as bar:
+        done = [0]
+
+        def progress(keys: int) -> None:
+            bar.update(min(keys, size) - done[0])
+            done[0] = min(keys, size)
+
+        rep = run(memory, batch=batch, agent_ids=list(agents) or None, progress=progress)
+        bar.update(max(size - done[0], 0))
+        return rep
+
+
+_batch = click.option("--batch", type=click.IntRange(min=1), default=1000, show_default=True,
+                      help="Keys and entries per step.")
 
 
 @click.command()
-@click.option("--batch", default=1000, show_default=True, help="Keys and entries per step.")
+@_batch
 @click.option("--agent", "agents", multiple=True, help="Only this agent (repeatable).")
+@click.option("--strict", is_flag=True,
+              help="Also fail on entries missing from agentmem's own grids (data written "
+                   "by the specification's code lacks them).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_stores
-def check(stores: Stores, batch: int, agents: tuple[str, ...], as_json: bool) -> None:
+def check(stores: Stores, batch: int, agents: tuple[str, ...], strict: bool,
+          as_json: bool) -> None:
     """Report orphaned index entries, hashes missing from indices and wrong counters.
 
-    Exit status 1 when something is wrong.
+    Exit status 1 when something is wrong by the specification's layout. Entries
+    missing from agentmem's radius-search grids only (data written by the
+    specification's own code) are reported but fail only with --strict.
     """
-    rep = integrity.check(stores.memory, batch=batch, agent_ids=list(agents) or None)
+    rep = _walk(stores, False, batch, agents)
     _report(rep, as_json)
-    if not rep.clean:
-        sys.exit(1)
+    if not (rep.clean if strict else rep.spec_clean):
+        sys.exit(FINDINGS.code)
 
 
 @click.command()
-@click.option("--batch", default=1000, show_default=True, help="Keys and entries per step.")
+@_batch
 @click.option("--agent", "agents", multiple=True, help="Only this agent (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_stores
 def repair(stores: Stores, batch: int, agents: tuple[str, ...], as_json: bool) -> None:
     """Fix what `check` finds; print what was fixed."""
-    _report(integrity.repair(stores.memory, batch=batch, agent_ids=list(agents) or None),
-            as_json)
+    _report(_walk(stores, True, batch, agents), as_json)
 
 
 @click.command()
@@ -65,16 +102,57 @@ def repair(stores: Stores, batch: int, agents: tuple[str, ...], as_json: bool) -
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_stores
 def sync(stores: Stores, simulation: str, direction: str, as_json: bool) -> None:
-    """Sync a simulation between Redis and the archive (idempotent)."""
+    """Sync a simulation between Redis and the archive (idempotent).
+
+    It may create the archive (--to sql) or fill an empty Redis (--to redis); an
+    unknown simulation exits with status 8.
+    """
+    if direction == "redis":  # from an existing archive into Redis, which may be new
+        if not stores.archive.count(simulation):
+            raise NotFound(f"unknown simulation {simulation!r}: the archive has no rows "
+                           "of it")
+    else:  # from an existing Redis into the archive, which may be new
+        require_simulation(stores, simulation)
+    stores.create = True
     out: dict[str, Any] = {"simulation": simulation}
     if direction in ("sql", "both"):
-        out["archived"] = archive_to_sql(stores.memory, stores.archive, simulation)
+        with output.progress(1, "archiving") as bar:
+            out["archived"] = archive_to_sql(stores.memory, stores.archive, simulation,
+                                             progress=_stepper(bar))
     if direction in ("redis", "both"):
-        out["loaded"] = load_from_sql(stores.archive, stores.memory, simulation)
+        with output.progress(1, "loading") as bar:
+            out["loaded"] = load_from_sql(stores.archive, stores.memory, simulation,
+                                          progress=_stepper(bar))
     if as_json:
         output.json_object(out)
     else:
         output.pairs("sync", out)
+
+
+def _stepper(bar: Any) -> Any:
+    """A ``progress(done, total)`` callback driving ``bar``."""
+    seen = [0]
+
+    def progress(done: int, total: int) -> None:
+        if getattr(bar, "length", None) != total and hasattr(bar, "length"):
+            bar.length = max(total, 1)
+        bar.update(done - seen[0])
+        seen[0] = done
+
+    return progress
+
+
+def _add(total: MaintainReport, part: MaintainReport) -> None:
+    for name in ("agents", "to_im", "archived", "evicted", "missing", "pinned"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.refused += part.refused
+    total.moving.update(part.moving)
+
+
+MAINTAIN_BATCH = 200
+"""Agents per maintenance call (a step of the progress bar)."""
+SHOWN_IDS = 5
+"""Ids per agent a human ``maintain --dry-run`` lists."""
 
 
 @click.command()
@@ -88,22 +166,45 @@ def sync(stores: Stores, simulation: str, direction: str, as_json: bool) -> None
 @click.option("--now-step", type=int, help="The simulation's current step.")
 @click.option("--agent", "agents", multiple=True, help="Only this agent (repeatable).")
 @click.option("--no-archive", is_flag=True, help="Evict from IM without archiving.")
+@click.option("--dry-run", is_flag=True,
+              help="Print what would move (per agent) and be evicted; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_stores
 def maintain(stores: Stores, stm_steps: int | None, stm_seconds: float | None,
              stm_capacity: int | None, im_capacity: int | None, im_ttl: int,
              importance_weight: float, now_step: int | None, agents: tuple[str, ...],
-             no_archive: bool, as_json: bool) -> None:
-    """Move actions STM -> IM -> archive by a tier policy (see docs/tiers.md)."""
+             no_archive: bool, dry_run: bool, as_json: bool) -> None:
+    """Move actions STM -> IM -> archive by a tier policy (see docs/tiers.md).
+
+    Pinned actions (`agentmem pin`) stay where they are.
+    """
     policy = TierPolicy(stm_steps=stm_steps, stm_seconds=stm_seconds,
                         stm_capacity=stm_capacity, im_capacity=im_capacity,
                         im_ttl=im_ttl or None, importance_weight=importance_weight)
-    tiers = Tiers(stores.memory, policy, archive=None if no_archive else stores.archive)
-    rep = tiers.maintain(list(agents) or None, now_step=now_step)
+    memory = stores.memory  # an existing Redis; the archive it fills may be new
+    stores.create = True
+    archive = None if no_archive or dry_run else stores.archive
+    tiers = Tiers(memory, policy, archive=archive)
+    chosen = list(agents) or tiers.agents()
+    rep = MaintainReport(dry_run=dry_run)
+    with output.progress(max(len(chosen), 1), "planning" if dry_run else "maintaining") as bar:
+        for start in range(0, len(chosen), MAINTAIN_BATCH):
+            part = chosen[start:start + MAINTAIN_BATCH]
+            run = tiers.plan if dry_run else tiers.maintain
+            _add(rep, run(part, now_step=now_step))
+            bar.update(len(part))
+    result = asdict(rep)
     if as_json:
-        output.json_object(asdict(rep))
-    else:
-        output.pairs("maintain", asdict(rep))
+        output.json_object(result)
+        return
+    moving = result.pop("moving")
+    output.pairs("maintain (dry run: nothing changed)" if dry_run else "maintain", result)
+    if dry_run and moving:
+        click.secho("would move STM -> IM", bold=True)
+        for agent, ids in sorted(moving.items()):
+            more = f" ... (+{len(ids) - SHOWN_IDS} more; --json lists all)" \
+                if len(ids) > SHOWN_IDS else ""
+            click.echo(f"  {agent}: {', '.join(ids[:SHOWN_IDS])}{more}")
 
 
 @click.command("archive")
@@ -138,7 +239,7 @@ def archive(stores: Stores, follow: bool, every: float, include_live: bool,
     except KeyboardInterrupt:
         pass
     if missing:
-        sys.exit(1)
+        sys.exit(FINDINGS.code)
 
 
 COMMANDS = (check, repair, sync, maintain, archive)

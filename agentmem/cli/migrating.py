@@ -8,12 +8,10 @@ A thin layer over :mod:`agentmem.migrations.redis` (``upgrade``, ``downgrade``,
 
 from __future__ import annotations
 
-import os
-
 import click
 
 from agentmem.cli import output
-from agentmem.cli.stores import ARCHIVE_ENV, Stores
+from agentmem.cli.stores import Stores
 from agentmem.migrations import redis as layouts
 from agentmem.migrations import sql as schema
 
@@ -50,7 +48,10 @@ def upgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: b
 
     A revision left unfinished by a stopped run is finished first.
     """
-    _report(layouts.upgrade(stores.url(), revision, dry_run=dry_run, batch=batch), as_json)
+    with output.phased_progress() as progress:
+        rep = layouts.upgrade(stores.url(), revision, dry_run=dry_run, batch=batch,
+                              progress=progress)
+    _report(rep, as_json)
 
 
 @migrate.command()
@@ -61,7 +62,10 @@ def upgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: b
 @pass_stores
 def downgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: bool) -> None:
     """Undo key-layout revisions until REVISION is the current one (base: 0001)."""
-    _report(layouts.downgrade(stores.url(), revision, dry_run=dry_run, batch=batch), as_json)
+    with output.phased_progress() as progress:
+        rep = layouts.downgrade(stores.url(), revision, dry_run=dry_run, batch=batch,
+                                progress=progress)
+    _report(rep, as_json)
 
 
 @migrate.command()
@@ -94,31 +98,37 @@ def history(as_json: bool) -> None:
 
 
 def _archive(stores: Stores) -> str:
-    target = stores.archive_url or os.environ.get(ARCHIVE_ENV)
-    if target:
-        return target
-    stores.folder.mkdir(parents=True, exist_ok=True)
-    return str(stores.folder / "archive.db")
+    return stores.archive_target()
 
 
 @migrate.command("sql-upgrade")
 @click.argument("revision", default="head")
 @click.option("--sql", "offline", is_flag=True, help="Print the SQL instead of running it.")
+@_json
 @pass_stores
-def sql_upgrade(stores: Stores, revision: str, offline: bool) -> None:
+def sql_upgrade(stores: Stores, revision: str, offline: bool, as_json: bool) -> None:
     """Upgrade the archive's schema to REVISION (default: head)."""
-    text = schema.upgrade(_archive(stores), revision, sql=offline)
-    click.echo(text if offline else _at(stores))
+    stores.create = True  # the one migration that may create the archive
+    _done(stores, schema.upgrade(_archive(stores), revision, sql=offline), offline, as_json)
 
 
 @migrate.command("sql-downgrade")
 @click.argument("revision")
 @click.option("--sql", "offline", is_flag=True, help="Print the SQL instead of running it.")
+@_json
 @pass_stores
-def sql_downgrade(stores: Stores, revision: str, offline: bool) -> None:
+def sql_downgrade(stores: Stores, revision: str, offline: bool, as_json: bool) -> None:
     """Downgrade the archive's schema to REVISION (base: before 0001)."""
-    text = schema.downgrade(_archive(stores), revision, sql=offline)
-    click.echo(text if offline else _at(stores))
+    _done(stores, schema.downgrade(_archive(stores), revision, sql=offline), offline, as_json)
+
+
+def _done(stores: Stores, text: str | None, offline: bool, as_json: bool) -> None:
+    """The SQL (--sql), else the revision the archive is at now."""
+    if as_json:
+        output.json_object({"sql": text} if offline else
+                           {"revision": schema.current(_archive(stores))})
+    else:
+        click.echo(text if offline else _at(stores))
 
 
 def _at(stores: Stores) -> str:

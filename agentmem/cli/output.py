@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable, Sequence
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import click
@@ -67,3 +69,54 @@ def pairs(title: str, values: dict[str, Any]) -> None:
     width = max((len(k) for k in values), default=0)
     for k, v in values.items():
         click.echo(f"  {k.ljust(width)}  {_cell(v)}")
+
+
+class _Quiet:
+    """A progress bar that shows nothing (standard error is not a terminal)."""
+
+    def update(self, n: int) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def progress(length: int | None, label: str) -> Iterator[Any]:
+    """A progress bar on standard error when it is a terminal; otherwise nothing
+    (scripts and logs get no bar characters). ``update(n)`` advances it."""
+    if not sys.stderr.isatty():
+        yield _Quiet()
+        return
+    bar: Any = click.progressbar(length=length, label=label, file=sys.stderr)
+    with bar:
+        yield bar
+
+
+def truncated(shown: int, total: int | None, what: str, how: str, *, err: bool = False
+              ) -> None:
+    """Say that a listing shows ``shown`` of ``total`` (``None``: unknown, more may
+    exist) ``what``, and ``how`` to see more (on standard error under JSON lines, which
+    must stay JSON)."""
+    of = f"the first {shown}" if total is None else f"{shown} of {total}"
+    click.echo(f"(truncated: {of} {what} shown; {how})", err=err)
+
+
+@contextlib.contextmanager
+def phased_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A ``progress(step, done, total)`` callback that shows one bar per step on a
+    terminal's standard error (a new step finishes the bar of the previous one);
+    nothing otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda step, done, total: None
+        return
+    current: dict[str, Any] = {}
+    with contextlib.ExitStack() as stack:
+        def update(step: str, done: int, total: int) -> None:
+            if current.get("step") != step:
+                if "bar" in current:
+                    current["bar"].render_finish()
+                bar: Any = click.progressbar(length=max(total, 1), label=step, file=sys.stderr)
+                current.update(step=step, bar=stack.enter_context(bar), done=0)
+            done = min(done, max(total, 1))
+            current["bar"].update(done - current["done"])
+            current["done"] = done
+
+        yield update

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from agentmem.cli import output
+from agentmem.cli.inspecting import require_simulation
 from agentmem.cli.stores import Stores
 from agentmem.errors import ConfigError
 from agentmem.plans.plan import command, single
@@ -44,6 +44,7 @@ def demo(stores: Stores, agents: int, steps: int, seed: int, simulation_id: str,
 
     config = DemoConfig(agents=agents, steps=steps, seed=seed, simulation_id=simulation_id,
                         agent_prefix=agent_prefix)
+    stores.create = True  # the one command that makes a new store
     if reset:
         if not stores.embedded or stores.archive_url:
             raise click.UsageError("--reset empties only the embedded default; with your own "
@@ -53,8 +54,7 @@ def demo(stores: Stores, agents: int, steps: int, seed: int, simulation_id: str,
     path = series_path(stores, simulation_id)
     path.parent.mkdir(parents=True, exist_ok=True)
     memory, archive = stores.memory, stores.archive
-    with click.progressbar(length=steps, label=f"{agents} agents x {steps} steps",
-                           file=sys.stderr) as bar:
+    with output.progress(steps, f"{agents} agents x {steps} steps") as bar:
         done = [0]
 
         def progress(step: int, total: int) -> None:
@@ -99,6 +99,7 @@ def report(stores: Stores, simulation: str, folder: str, as_json: bool) -> None:
     memory per tier over the run (when the run was a `demo`)."""
     from agentmem.app.report import write_report
 
+    require_simulation(stores, simulation)
     path = series_path(stores, simulation)
     files = write_report(stores.memory, stores.archive, simulation, Path(folder),
                          series_path=path if path.exists() else None)

@@ -12,6 +12,7 @@ from agentmem.backends.clusterurl import is_cluster_url
 from agentmem.backends.masters import read_unchecked
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
+from agentmem.cli.exits import NotFound
 from agentmem.plans.keyspace import (
     DEFAULT_GRID_CELL,
     GRID_CELL_KEY,
@@ -34,11 +35,17 @@ class Stores:
     ``<data folder>/archive.db``. A Redis URL with a ``+cluster`` scheme
     (``redis+cluster://host:port``) opens a Redis Cluster with key layout 2
     (:func:`agentmem.backends.cluster.connect_cluster`, see ``docs/cluster.md``).
+
+    ``create``: whether the command may create a store (``demo``, ``sync``, the archive
+    schema's migrations). Otherwise a data folder of the embedded default that holds no
+    store, or an archive file that does not exist, raises :class:`NotFound` instead of
+    being created empty.
     """
 
     data: str | None = None
     redis_url: str | None = None
     archive_url: str | None = None
+    create: bool = False
     _embedded: Embedded | None = field(default=None, init=False)
     _memory: Memory | None = field(default=None, init=False)
     _archive: Archive | None = field(default=None, init=False)
@@ -56,6 +63,10 @@ class Stores:
         if url:
             return url
         if self._embedded is None:
+            if not self.create and not (self.folder / "valkey").is_dir():
+                what = "no such folder" if not self.folder.exists() else "no agentmem data in it"
+                raise NotFound(f"no agentmem store at {self.folder} ({what}); check --data "
+                               "(or $AGENTMEM_DATA), or create one with `agentmem demo`")
             self._embedded = Embedded(self.data).start()
         return self._embedded.url
 
@@ -87,21 +98,39 @@ class Stores:
             self._memory = memory
         return self._memory
 
+    def archive_target(self) -> str:
+        """The archive's URL or path (a missing file raises :class:`NotFound` unless the
+        command may create a store)."""
+        target = self.archive_url or os.environ.get(ARCHIVE_ENV)
+        if not target:
+            if self.create:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            target = str(self.folder / "archive.db")
+        file = archive_file(target)
+        if not self.create and file is not None and not file.exists():
+            raise NotFound(f"no archive at {file}; check --archive-url (or "
+                           "$AGENTMEM_ARCHIVE_URL) and --data")
+        return target
+
     @property
     def archive(self) -> Archive:
         if self._archive is None:
-            target = self.archive_url or os.environ.get(ARCHIVE_ENV)
-            if not target:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                target = str(self.folder / "archive.db")
-            self._archive = open_archive(target)
+            self._archive = open_archive(self.archive_target())
         return self._archive
+
+    def has_archive(self) -> bool:
+        """Whether the archive exists (a server database is taken to exist)."""
+        target = self.archive_url or os.environ.get(ARCHIVE_ENV) or \
+            str(self.folder / "archive.db")
+        file = archive_file(target)
+        return self.create or file is None or file.exists()
 
     def describe(self) -> dict[str, str]:
         """Where the data is, for summaries (no passwords)."""
         redis = "embedded Valkey in " + str(self.folder / "valkey") if self.embedded else \
             _hide(self.redis_url or os.environ.get(REDIS_ENV, ""))
-        return {"redis": redis, "archive": self.archive.location}
+        archive = self.archive.location if self.has_archive() else "(none)"
+        return {"redis": redis, "archive": archive}
 
     def close(self) -> None:
         try:
@@ -114,6 +143,16 @@ class Stores:
             if self._embedded is not None:
                 self._embedded.stop()
                 self._embedded = None
+
+
+def archive_file(target: str) -> Path | None:
+    """The SQLite file of an archive path or ``sqlite:///`` URL (None: a server)."""
+    if "://" not in target:
+        return Path(target).resolve()
+    scheme, _, rest = target.partition("://")
+    if scheme.split("+")[0] == "sqlite" and rest.startswith("/") and len(rest) > 1:
+        return Path(rest[1:].partition("?")[0]).resolve()
+    return None
 
 
 def _hide(url: str) -> str:

@@ -12,6 +12,7 @@ Running either a second time stores nothing and changes no key or row. See
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agentmem.errors import DuplicateId, InvalidInput
@@ -32,14 +33,16 @@ def _check_chunk(chunk: int) -> None:
 
 
 def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
-                   chunk: int = DEFAULT_CHUNK) -> int:
+                   chunk: int = DEFAULT_CHUNK,
+                   progress: Callable[[int, int], None] | None = None) -> int:
     """Write the actions of ``simulation_id`` held in Redis that the archive lacks.
 
     Reads ``simulation:{sim}:actions`` in slices of ``chunk`` ids (write order)
     with ``simulation_actions`` and hands each slice to ``Archive.write``, which
     skips every action whose string id is archived already. Actions whose hash
     has expired are not in Redis any more and are not written. Returns the rows
-    inserted (0 on a second run).
+    inserted (0 on a second run). ``progress(done, total)`` is called after each slice
+    (list entries read, the list's length).
     """
     _check_chunk(chunk)
     key = memory.actions.layout.key("sim_actions", simulation_id=simulation_id)
@@ -49,11 +52,14 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
         actions = memory.actions.simulation_actions(simulation_id, start, start + chunk - 1)
         if actions:
             inserted += archive.write(actions)
+        if progress is not None:
+            progress(min(start + chunk, total), total)
     return inserted
 
 
 def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,
-                  chunk: int = DEFAULT_CHUNK) -> int:
+                  chunk: int = DEFAULT_CHUNK,
+                  progress: Callable[[int, int], None] | None = None) -> int:
     """Write the archived actions of ``simulation_id`` into Redis; return records stored.
 
     Rows that have no agentmem string id (rows AgentFarm wrote) are first given
@@ -64,10 +70,13 @@ def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,
     index of the layout is written as for any other write, and hashes get the
     memory's TTL. A record whose id is already taken in Redis is skipped (its
     ``DuplicateId`` is expected); any other refusal is raised. A second run
-    stores 0 and changes no key.
+    stores 0 and changes no key. ``progress(done, total)`` is called after each chunk
+    (rows read, the simulation's archived rows).
     """
     _check_chunk(chunk)
     archive.assign_ids(simulation_id)
+    total = archive.count(simulation_id) if progress is not None else 0
+    done = 0
     stored = 0
     after: int | None = None
     while True:
@@ -75,8 +84,11 @@ def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,
         if not rows:
             return stored
         after = rows[-1][0]
+        done += len(rows)
         actions = [action for _, action in rows]
         try:
             stored += len(memory.actions.add_many(actions))
         except DuplicateId as exc:
             stored += len(exc.stored)
+        if progress is not None:
+            progress(done, max(total, done))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,9 @@ __all__ = ["IntegrityReport", "check", "repair"]
 DEFAULT_BATCH = 1000
 SAMPLES = 5
 """Keys/ids kept per family in a report, as examples."""
+EXTENSIONS = ("grid", "sim_grid")
+"""agentmem's own index families, which the specification's code never writes: a hash
+missing from them is data written by other code (``repair`` adds the entries)."""
 CONSISTENT_COUNT_MAX = 50_000
 """Simulations with at most this many list entries get their counters counted by one script."""
 
@@ -63,6 +66,18 @@ class IntegrityReport:
         return self.total == 0
 
     @property
+    def unindexed(self) -> int:
+        """Entries missing from agentmem's own indices only (:data:`EXTENSIONS`, the
+        radius-search grids): what data written by the specification's code lacks."""
+        return sum(self.missing.get(f, 0) for f in EXTENSIONS)
+
+    @property
+    def spec_clean(self) -> bool:
+        """True when nothing is wrong by the specification's layout: every finding, if
+        any, is an entry missing from agentmem's own grids (:attr:`unindexed`)."""
+        return self.total == self.unindexed
+
+    @property
     def total(self) -> int:
         return sum(self.orphans.values()) + sum(self.missing.values()) + sum(
             self.counters.values())
@@ -82,29 +97,34 @@ class IntegrityReport:
         for kind in ("orphans", "missing", "counters"):
             counts: dict[str, int] = getattr(self, kind)
             for family, n in sorted(counts.items()):
-                eg = ", ".join(self.samples.get(f"{kind}.{family}", []))
-                lines.append(f"  {kind:<8} {family:<14} {n:>8}  e.g. {eg}")
+                shown = self.samples.get(f"{kind}.{family}", [])
+                more = f" (truncated: {len(shown)} of {n} shown)" if n > len(shown) else ""
+                lines.append(f"  {kind:<8} {family:<14} {n:>8}  e.g. {', '.join(shown)}{more}")
         if self.clean:
             lines.append("  clean")
         return "\n".join(lines)
 
 
 def check(memory: Memory, *, batch: int = DEFAULT_BATCH,
-          agent_ids: Iterable[str] | None = None) -> IntegrityReport:
+          agent_ids: Iterable[str] | None = None,
+          progress: Callable[[int], None] | None = None) -> IntegrityReport:
     """Report orphans, missing index entries and wrong counters; change nothing.
 
     ``batch`` bounds every step: SCAN's COUNT, the members read per ZSCAN/SSCAN or
     list range, the hashes checked per script call. ``agent_ids`` limits the check
     to those agents' keys and to their ids in the simulation-level indices; the
     steps zsets and the counters (which span agents) are then not checked.
+    ``progress(keys)`` is called with the keys scanned so far, every ``batch`` keys (one
+    server; a cluster's walk does not call it).
     """
     memory.actions.grid_cell_check()
     return _cluster(memory, batch, agent_ids, fix=False) or \
-        _Walk(memory, batch, agent_ids, fix=False).run()
+        _Walk(memory, batch, agent_ids, fix=False, progress=progress).run()
 
 
 def repair(memory: Memory, *, batch: int = DEFAULT_BATCH,
-           agent_ids: Iterable[str] | None = None) -> IntegrityReport:
+           agent_ids: Iterable[str] | None = None,
+           progress: Callable[[int], None] | None = None) -> IntegrityReport:
     """Fix what :func:`check` finds; return the report of what was fixed.
 
     Orphans are removed, missing entries re-added from the hash's own fields
@@ -117,7 +137,7 @@ def repair(memory: Memory, *, batch: int = DEFAULT_BATCH,
     """
     memory.actions.grid_cell_check()
     report = _cluster(memory, batch, agent_ids, fix=True) or \
-        _Walk(memory, batch, agent_ids, fix=True).run()
+        _Walk(memory, batch, agent_ids, fix=True, progress=progress).run()
     if report.missing.get("grid") or report.missing.get("sim_grid"):
         memory.actions.grid_cell_check(record=True)
     return report
@@ -143,7 +163,8 @@ def _glob_escape(text: str) -> str:
 
 class _Walk:
     def __init__(self, memory: Memory, batch: int, agent_ids: Iterable[str] | None,
-                 *, fix: bool) -> None:
+                 *, fix: bool, progress: Callable[[int], None] | None = None) -> None:
+        self.progress = progress
         if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
             raise InvalidInput(f"batch must be a positive int, got {batch!r}")
         self.agents: list[str] | None = None
@@ -179,6 +200,8 @@ class _Walk:
     def _scan(self, match: str) -> Iterator[tuple[str, dict[str, str]]]:
         for raw in scan_keys(self.memory, match, self.batch):
             self.report.keys_scanned += 1
+            if self.progress is not None and self.report.keys_scanned % self.batch == 0:
+                self.progress(self.report.keys_scanned)
             try:
                 key = raw.decode()
             except UnicodeDecodeError:

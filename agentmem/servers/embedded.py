@@ -81,6 +81,35 @@ def _is_valkey(pid: int) -> bool:
     return b"valkey" in cmdline or b"redis-server" in cmdline
 
 
+LOAD_WAIT = 120.0
+"""Seconds :meth:`Embedded.start` waits for the server to load its append-only file."""
+
+
+def _wait_loaded(port: int, password: str, timeout: float) -> None:
+    """Wait while the server answers ``-LOADING`` (it is reading its append-only file,
+    which grows with the data): a command sent before would fail at once."""
+    deadline = time.monotonic() + timeout
+    auth = f"*2\r\n$4\r\nAUTH\r\n${len(password.encode())}\r\n{password}\r\n".encode()
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2.0) as s:
+                s.sendall(auth + b"PING\r\n")
+                reply = b""
+                while reply.count(b"\r\n") < 2:
+                    chunk = s.recv(256)
+                    if not chunk:
+                        break
+                    reply += chunk
+        except OSError:
+            reply = b""
+        if b"-LOADING" not in reply:
+            return  # answered (any other problem is the command's to report)
+        if time.monotonic() > deadline:
+            raise Unavailable(f"the embedded server on port {port} is still loading its "
+                              f"data after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
 def _answers(port: int) -> bytes | None:
     """How a server on ``port`` answers ``PING``: ``+PONG`` (no password),
     ``-NOAUTH`` (a password is required), or ``None`` (nothing answers)."""
@@ -156,6 +185,7 @@ class Embedded:
         try:
             if not self._reuse():
                 self._launch()
+            _wait_loaded(self.port, self.password, LOAD_WAIT)
         except BaseException:
             self._release_lock()
             raise

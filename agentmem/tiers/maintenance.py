@@ -42,9 +42,12 @@ from agentmem.tiers.policy import (
     _checked_importance,
     _importance_text,
 )
-from agentmem.tiers.shapes import Shapes, _pieces
+from agentmem.tiers.shapes import Shapes, _gather, _glob, _pairs, _pieces, _text
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
+
+Moved = tuple[list[str], list[str], list[str], list[str], list[str]]
+"""A move's reply: moved, missing, refused ids, the simulation parts (a cluster), pinned."""
 
 SLICE = 50
 """Actions per script call of a transition or an eviction: each call stays within a few
@@ -84,6 +87,7 @@ class Tiers:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._error: AgentMemError | None = None
+        self._maintain_args: dict[str, Any] = {}
         self.last_report: MaintainReport | None = None
 
     @property
@@ -99,22 +103,25 @@ class Tiers:
 
     # -- moving ----------------------------------------------------------------------------
 
-    def _to_im_plan(self, agent_id: str, moves: Sequence[tuple[str, float]]
-                    ) -> Plan[tuple[list[str], list[str], list[str], list[str]]]:
+    def _to_im_plan(self, agent_id: str, moves: Sequence[tuple[str, float]]) -> Plan[Moved]:
         """One agent's move: TO_IM on one server (atomic per action); on a cluster its
         agent-slot part, TO_IM_AGENT, which also reports (simulation, id, step, type)
-        flattened, for :meth:`_to_im_sim_plans`."""
+        flattened, for :meth:`_to_im_sim_plans`. A pinned id is left where it is (the
+        script checks the pinned set in the same atomic step)."""
         sh = self._shapes(agent_id)
         argv: list[Any] = [self.policy.im_ttl or 0, *sh.argv(), len(moves)]
         for aid, importance in moves:
             argv += (aid, _importance_text(importance))
-        argv.append(sh.retired)
+        argv += (sh.retired, self._pinned_key(agent_id))
+        cluster = self.cluster
 
-        def parse(raw: Any) -> tuple[list[str], list[str], list[str], list[str]]:
+        def parse(raw: Any) -> Moved:
             parts = [[_text(x) for x in part] for part in raw]
-            return parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else []
+            if cluster:  # moved, missing, refused, simulation parts, pinned
+                return parts[0], parts[1], parts[2], parts[3], parts[4]
+            return parts[0], parts[1], parts[2], [], parts[3]
 
-        if self.cluster:
+        if cluster:
             return single(script_call(TO_IM_AGENT, argv, route=sh.timeline), parse)
         return single(script_call(TO_IM, argv), parse)
 
@@ -139,25 +146,24 @@ class Tiers:
 
     def transition(self, agent_id: str, action_ids: Iterable[str]) -> list[str]:
         """Move these STM actions of ``agent_id`` to IM (archived first when an archive is
-        configured); return the ids moved. Ids not in STM are skipped."""
+        configured); return the ids moved. Ids not in STM, and pinned ids, are skipped."""
         ids = [str(i) for i in action_ids]
         for i in ids:
             check_part("action_id", i)
+        pinned = self.pinned(agent_id)
         actions = [a for a in self.memory.actions.get_many(ids, agent_id=agent_id)
-                   if a is not None]
+                   if a is not None and str(a.action_id) not in pinned]
         report = MaintainReport()
-        self._move(agent_id, actions, report)
-        return [str(a.action_id) for a in actions if str(a.action_id) not in report.refused]
-
-    def _move(self, agent_id: str, actions: Sequence[Action], report: MaintainReport) -> None:
-        self._move_many([(agent_id, list(actions))], report)
+        moved = self._move_many([(agent_id, actions)], report)
+        return [i for i in ids if i in moved]
 
     def _move_many(self, leaving: Sequence[tuple[str, list[Action]]],
-                   report: MaintainReport) -> None:
-        """Archive every leaving action (one transaction), then move each agent's to IM."""
+                   report: MaintainReport) -> set[str]:
+        """Archive every leaving action (one transaction), then move each agent's to IM;
+        return the ids moved."""
         everything = [a for _, acts in leaving for a in acts]
         if not everything:
-            return
+            return set()
         if self.archive is not None:
             report.archived += self.archive.write(everything)  # before anything leaves Redis
         imp = self.policy.importance
@@ -167,9 +173,13 @@ class Tiers:
             plans += [self._to_im_plan(agent_id, moves[start:start + SLICE])
                       for start in range(0, len(moves), SLICE)]
         sims: list[str] = []
-        for moved, missing, refused, sim_parts in self.memory.runner.run(_gather(plans)):
+        done: set[str] = set()
+        for moved, missing, refused, sim_parts, pinned in self.memory.runner.run(
+                _gather(plans)):
+            done.update(moved)
             report.to_im += len(moved)
             report.missing += len(missing)
+            report.pinned += len(pinned)
             report.refused += refused
             sims += sim_parts
             if refused:
@@ -177,6 +187,7 @@ class Tiers:
                           refused[:5])
         if sims:  # a cluster: the simulation-slot part, after every agent part
             self._finish_on_simulations(sims)
+        return done
 
     def _finish_on_simulations(self, sims: Sequence[str]) -> None:
         """Remove moved actions from the simulation-level indices (a cluster's second
@@ -188,15 +199,18 @@ class Tiers:
 
     # -- pins ------------------------------------------------------------------------------
 
-    def pin(self, agent_id: str, action_id: str) -> None:
-        """Keep the action in its tier: maintenance skips it and its hash loses its TTL."""
-        self.memory.runner.run(self._pin_plan(agent_id, action_id, pin=True))
+    def pin(self, agent_id: str, action_id: str) -> str | None:
+        """Keep the action in its tier: maintenance and transitions skip it, eviction
+        leaves it, and its hash loses its TTL. Return its tier (``"stm"`` or ``"im"``),
+        or ``None`` when the agent has no such action (then nothing is pinned)."""
+        return self.memory.runner.run(self._pin_plan(agent_id, action_id, pin=True))
 
-    def unpin(self, agent_id: str, action_id: str) -> None:
-        """Undo :meth:`pin`: the hash gets its tier's TTL again."""
-        self.memory.runner.run(self._pin_plan(agent_id, action_id, pin=False))
+    def unpin(self, agent_id: str, action_id: str) -> str | None:
+        """Undo :meth:`pin`: the hash gets its tier's TTL again. Return its tier, or
+        ``None`` when the action is in neither (its id leaves the pinned set anyway)."""
+        return self.memory.runner.run(self._pin_plan(agent_id, action_id, pin=False))
 
-    def _pin_plan(self, agent_id: str, action_id: str, *, pin: bool) -> Plan[None]:
+    def _pin_plan(self, agent_id: str, action_id: str, *, pin: bool) -> Plan[str | None]:
         """One atomic script (:data:`~agentmem.lua.tiers.PIN`) in the agent's slot."""
         check_part("action_id", action_id)
         sh = self._shapes(agent_id)
@@ -205,7 +219,8 @@ class Tiers:
                 sh.im_hash[0] + action_id + sh.im_hash[1]]
         argv = ["1" if pin else "0", action_id, str(stm_ttl) if stm_ttl else "",
                 str(self.policy.im_ttl) if self.policy.im_ttl else ""]
-        return single(script_call(PIN, argv, keys=keys), lambda raw: None)
+        return single(script_call(PIN, argv, keys=keys),
+                      lambda raw: {1: "stm", 2: "im"}.get(int(raw)))
 
     def pinned(self, agent_id: str) -> set[str]:
         """Ids of the agent's pinned actions."""
@@ -235,19 +250,33 @@ class Tiers:
         ``now_step``: the simulation's current step, for ``stm_steps``; ``now``:
         the current time in seconds (default: the server's clock), for ``stm_seconds``.
         """
-        report = MaintainReport()
+        report = self._rounds(agent_ids, now_step, now, dry_run=False)
+        self.last_report = report
+        return report
+
+    def plan(self, agent_ids: Iterable[str] | None = None, *, now_step: int | None = None,
+             now: float | None = None) -> MaintainReport:
+        """What :meth:`maintain` would do now, changing nothing (reads only): a report
+        with ``dry_run`` set, ``to_im`` and ``moving`` (per agent, the ids that would move
+        STM -> IM) and ``evicted``, the IM entries that would leave (at most: pins of
+        ids gone from Redis count as IM entries)."""
+        return self._rounds(agent_ids, now_step, now, dry_run=True)
+
+    def _rounds(self, agent_ids: Iterable[str] | None, now_step: int | None,
+                now: float | None, *, dry_run: bool) -> MaintainReport:
+        report = MaintainReport(dry_run=dry_run)
         agents = self.agents() if agent_ids is None else list(agent_ids)
         if now is None and self.policy.stm_seconds is not None:
             now = server_time(self.memory)
         for start in range(0, len(agents), _AGENT_BATCH):
             self._maintain_batch(agents[start:start + _AGENT_BATCH], report, now_step, now)
-        self.last_report = report
         return report
 
     def _maintain_batch(self, agents: Sequence[str], report: MaintainReport,
                         now_step: int | None, now: float | None) -> None:
         """One batch of agents: read their state in one round trip, archive everything
-        leaving STM in one transaction, then move and evict agent by agent."""
+        leaving STM in one transaction, then move and evict agent by agent (a plan:
+        only count what would be done)."""
         p = self.policy
         shapes = [self._shapes(a) for a in agents]
         calls = []
@@ -290,13 +319,23 @@ class Tiers:
             leave = self._stm_leavers(stms[n], got, now_step, now)
             leaving.append((agent_id, leave))
             ims[n] += len(leave)
+        report.agents += len(agents)
+        if report.dry_run:
+            for (agent_id, leave), im_count, pinned, stm in zip(leaving, ims, pins, timelines,
+                                                                strict=True):
+                if leave:
+                    report.moving[agent_id] = [str(a.action_id) for a in leave]
+                report.to_im += len(leave)
+                in_im = len(pinned - {_text(m) for m, _ in stm})  # pins not in STM
+                if p.im_capacity is not None:
+                    report.evicted += max(0, im_count - in_im - p.im_capacity)
+            return
         self._move_many(leaving, report)
         over = [(agent_id, sh, pinned) for (agent_id, _), sh, im_count, pinned
                 in zip(leaving, shapes, ims, pins, strict=True)
                 if p.im_capacity is not None and im_count > p.im_capacity]
         if over:
             self._evict_im(over, report)
-        report.agents += len(agents)
 
     def _by_window(self, stm_ids: list[tuple[str, float]], now_step: int | None) -> set[str]:
         p = self.policy
@@ -358,9 +397,11 @@ class Tiers:
         if self.archive is not None:
             self._ensure_archived(victims)
         evictions = [single(script_call(EVICT_IM, [*sh.im_hash, sh.im_timeline,
+                                                   self._pinned_key(agent_id),
                                                    *ids[start:start + SLICE]],
                                         route=sh.im_timeline), int)
-                     for _, sh, ids, _ in victims for start in range(0, len(ids), SLICE)]
+                     for agent_id, sh, ids, _ in victims
+                     for start in range(0, len(ids), SLICE)]
         gone: list[int] = self.memory.runner.run(_gather(evictions))
         report.evicted += sum(gone)
 
@@ -411,49 +452,28 @@ class Tiers:
                         self._error = exc if isinstance(exc, AgentMemError) else \
                             BackendError(f"maintenance failed: {type(exc).__name__}: {exc}")
 
+        self._maintain_args = maintain_args
         self._thread = threading.Thread(target=run, name="agentmem-tiers", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop the runner (after its current round) and raise its kept error, if any."""
+    def stop(self, *, final: bool = True) -> None:
+        """Stop the runner (after its current round), then, when it was running and
+        ``final`` is true, run :meth:`maintain` one last time (with the runner's
+        arguments), so that what was written since its last round is within the policy
+        too; raise the runner's kept error, else the last round's, if any."""
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
             self._thread = None
+            if final:
+                try:
+                    self.maintain(**self._maintain_args)
+                except AgentMemError as exc:
+                    if self._error is None:
+                        self._error = exc
         self.raise_error()
 
     def raise_error(self) -> None:
         err, self._error = self._error, None
         if err is not None:
             raise err
-
-
-def _gather(plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:
-    """Many plans as one: all their calls in one round trip, a list of their results."""
-    calls = [list(p.calls) for p in plans]
-
-    def parse(raw: list[Any]) -> list[Any]:
-        out, pos = [], 0
-        for p, c in zip(plans, calls, strict=True):
-            out.append(p.parse(raw[pos:pos + len(c)]))
-            pos += len(c)
-        return out
-
-    return Plan([c for cs in calls for c in cs], parse)
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _pairs(raw: Any) -> list[tuple[Any, Any]]:
-    """``ZRANGE ... WITHSCORES`` as (member, score) pairs, whether the reply is a flat
-    list (RESP2) or already pairs (RESP3)."""
-    if raw and isinstance(raw[0], list | tuple):
-        return [(m, s) for m, s in raw]
-    return list(zip(raw[0::2], raw[1::2], strict=True))
-
-
-def _glob(text: str) -> str:
-    """``text`` with the glob characters of SCAN MATCH escaped."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -10,15 +10,18 @@ Redis. See ``docs/tiers.md``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.errors import InvalidInput
 from agentmem.model.records import Action, IMAction
 from agentmem.plans.keyspace import check_part
-from agentmem.plans.plan import check_limit
+from agentmem.plans.plan import check_limit, command, single
 
-__all__ = ["find", "history", "recent", "relative"]
+__all__ = ["by_target", "by_type", "find", "high_reward", "history", "known", "recent",
+           "relative"]
 
 
 def history(memory: Memory, agent_id: str, start: int | None = None,
@@ -56,3 +59,39 @@ def find(memory: Memory, agent_id: str, action_id: str, archive: Archive | None 
     if archive is not None:
         return sqlreads.get(archive, agent_id, action_id)
     return None
+
+
+def known(memory: Memory, agent_id: str) -> bool:
+    """Whether the agent has anything in STM or IM (its timelines exist; one round trip)."""
+    lay = memory.actions.layout
+    keys = [lay.key("timeline", agent_id=agent_id), lay.key("im_timeline", agent_id=agent_id)]
+    return bool(memory.runner.run(single(command("EXISTS", *keys), int)))
+
+
+def _where(memory: Memory, agent_id: str, keep: Callable[[Action | IMAction], bool],
+           limit: int | None) -> list[Action | IMAction]:
+    found = [a for a in history(memory, agent_id, newest_first=True) if keep(a)]
+    return found if limit is None else found[:check_limit(limit)]
+
+
+def by_type(memory: Memory, agent_id: str, action_type: str, limit: int | None = None
+            ) -> list[Action | IMAction]:
+    """The agent's actions of ``action_type`` in STM and IM, newest first (the IM form
+    keeps the type, the target and the reward, so these three reads span both tiers)."""
+    return _where(memory, agent_id, lambda a: a.action_type == action_type, limit)
+
+
+def by_target(memory: Memory, agent_id: str, target_id: str, limit: int | None = None
+              ) -> list[Action | IMAction]:
+    """The agent's actions aimed at ``target_id`` in STM and IM, newest first."""
+    return _where(memory, agent_id, lambda a: a.action_target_id == target_id, limit)
+
+
+def high_reward(memory: Memory, agent_id: str, min_reward: float, limit: int | None = None
+                ) -> list[Action | IMAction]:
+    """The agent's actions with ``reward >= min_reward`` in STM and IM, best first (IM
+    rewards have 6 significant digits)."""
+    found = _where(memory, agent_id,
+                   lambda a: a.reward is not None and a.reward >= min_reward, None)
+    found.sort(key=lambda a: -(a.reward or 0.0))  # stable: ties stay newest first
+    return found if limit is None else found[:check_limit(limit)]

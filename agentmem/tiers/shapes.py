@@ -1,12 +1,15 @@
-"""The keys one agent's tiers touch, as the tier scripts take them (pure)."""
+"""The keys one agent's tiers touch, as the tier scripts take them, and the small
+helpers of the tier plans (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from agentmem.errors import ConfigError
 from agentmem.model.schema import Template
 from agentmem.plans.keyspace import Layout, check_part
+from agentmem.plans.plan import Plan
 
 __all__ = ["Shapes"]
 
@@ -60,3 +63,34 @@ class Shapes:
                 *self.targets, *self.sim_actions, *self.sim_step, *self.sim_steps,
                 *self.sim_by_type, *self.im_hash, self.im_timeline, self.grid,
                 *self.sim_grid]
+
+
+def _gather(plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:
+    """Many plans as one: all their calls in one round trip, a list of their results."""
+    calls = [list(p.calls) for p in plans]
+
+    def parse(raw: list[Any]) -> list[Any]:
+        out, pos = [], 0
+        for p, c in zip(plans, calls, strict=True):
+            out.append(p.parse(raw[pos:pos + len(c)]))
+            pos += len(c)
+        return out
+
+    return Plan([c for cs in calls for c in cs], parse)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pairs(raw: Any) -> list[tuple[Any, Any]]:
+    """``ZRANGE ... WITHSCORES`` as (member, score) pairs, whether the reply is a flat
+    list (RESP2) or already pairs (RESP3)."""
+    if raw and isinstance(raw[0], list | tuple):
+        return [(m, s) for m, s in raw]
+    return list(zip(raw[0::2], raw[1::2], strict=True))
+
+
+def _glob(text: str) -> str:
+    """``text`` with the glob characters of SCAN MATCH escaped."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

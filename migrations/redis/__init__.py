@@ -139,8 +139,10 @@ class Context:
 
     def __init__(self, runner: RedisRunner, revision: Revision, direction: str, *,
                  batch: int, dry_run: bool, data_layout: int,
-                 resume: dict[str, str] | None) -> None:
+                 resume: dict[str, str] | None,
+                 progress: Callable[[str, int, int], None] | None = None) -> None:
         self.runner = runner
+        self.progress = progress
         self.revision = revision
         self.direction = direction
         self.batch = batch
@@ -187,6 +189,8 @@ class Context:
                 return
             cursor = self._resume_cursor
         match_args: tuple[str, ...] = ("MATCH", match) if match is not None else ()
+        size = self.run(single(command("DBSIZE"), int)) if self.progress is not None else 0
+        scanned = 0
         started = False
         while not started or cursor != "0":
             started = True
@@ -199,6 +203,9 @@ class Context:
                 except UnicodeDecodeError:
                     continue  # not a key of any layout (ids are text)
             yield keys
+            scanned += len(raw)
+            if self.progress is not None:
+                self.progress(f"{self.revision.revision} {phase}", scanned, size)
             cursor = str(int(nxt))
             self.batches += 1
             self._save(phase, "done" if cursor == "0" else cursor)
@@ -329,24 +336,30 @@ def current(url: str) -> str:
 
 # -- running ------------------------------------------------------------------------
 
+Progress = Callable[[str, int, int], None]
+"""``progress(step, scanned, total)``: after each SCAN batch, the revision and phase, the
+keys scanned in that phase so far and the keys of the database (``DBSIZE``)."""
+
+
 def upgrade(url: str, target: str = "head", *, dry_run: bool = False,
-            batch: int = DEFAULT_BATCH) -> MigrationReport:
+            batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> MigrationReport:
     """Apply the revisions after the server's current one, up to ``target``.
 
     A revision left unfinished by a runner that stopped is resumed first. With
     ``dry_run`` nothing is written: the report has the revisions that would run and
-    the keys each would touch, counted per family.
+    the keys each would touch, counted per family. ``progress``: see :data:`Progress`.
     """
-    return _run(url, "upgrade", target, dry_run, batch)
+    return _run(url, "upgrade", target, dry_run, batch, progress)
 
 
 def downgrade(url: str, target: str, *, dry_run: bool = False,
-              batch: int = DEFAULT_BATCH) -> MigrationReport:
+              batch: int = DEFAULT_BATCH, progress: Progress | None = None) -> MigrationReport:
     """Undo revisions, newest first, until ``target`` is the current one (``base``: 0001)."""
-    return _run(url, "downgrade", target, dry_run, batch)
+    return _run(url, "downgrade", target, dry_run, batch, progress)
 
 
-def _run(url: str, direction: str, target: str, dry_run: bool, batch: int) -> MigrationReport:
+def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
+         on_batch: Progress | None = None) -> MigrationReport:
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ConfigError(f"batch must be a positive int, got {batch!r}")
     chain = history()
@@ -379,7 +392,7 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int) -> Mi
         data_layout = state.layout or 1
         for rev, resume in todo:
             data_layout = _apply(runner, rev, direction, batch, dry_run, resume, data_layout,
-                                 report)
+                                 report, on_batch)
         return report
 
 
@@ -389,7 +402,8 @@ def _parent(rev: Revision) -> Revision:
 
 
 def _apply(runner: RedisRunner, rev: Revision, direction: str, batch: int, dry_run: bool,
-           resume: dict[str, str] | None, data_layout: int, report: MigrationReport) -> int:
+           resume: dict[str, str] | None, data_layout: int, report: MigrationReport,
+           on_batch: Progress | None = None) -> int:
     parent = _parent(rev)
     up = direction == "upgrade"
     old, new = (parent.layout, rev.layout) if up else (rev.layout, parent.layout)
@@ -399,7 +413,7 @@ def _apply(runner: RedisRunner, rev: Revision, direction: str, batch: int, dry_r
             runner.run(_set_state(layout=f"{old}>{new}" if old != new else "",
                                   progress={"revision": rev.revision, "direction": direction}))
     ctx = Context(runner, rev, direction, batch=batch, dry_run=dry_run,
-                  data_layout=data_layout, resume=resume)
+                  data_layout=data_layout, resume=resume, progress=on_batch)
     step: Callable[[Context], None] = rev.module.upgrade if up else rev.module.downgrade
     step(ctx)
     report.revisions.append(rev.revision)

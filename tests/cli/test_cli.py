@@ -146,7 +146,7 @@ def demo_then_every_command(base: list[str], tmp_path: Path, *, layout_version: 
     assert sorted(table.column("action_id").to_pylist()) == sorted(r["action_id"] for r in rows)
 
     again = run([*base, "demo", "--agents", "6", "--steps", "30"])
-    assert again.exit_code == 1
+    assert again.exit_code == 3  # ConfigError
     assert "already holds" in again.output
     assert "--reset" in again.output
     assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
@@ -175,7 +175,7 @@ def demo_then_every_command(base: list[str], tmp_path: Path, *, layout_version: 
 def test_errors_are_one_line_not_a_traceback(tmp_path: Path) -> None:
     result = run(["--redis-url", "redis://127.0.0.1:1/0", "--archive-url",
                   str(tmp_path / "a.db"), "stats"])
-    assert result.exit_code == 1
+    assert result.exit_code == 4  # unavailable
     assert "Unavailable" in result.output
     assert "Traceback" not in result.output
 

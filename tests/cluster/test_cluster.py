@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -156,6 +156,20 @@ def test_duplicate_id_and_im_repository(cm: ClusterMemory) -> None:
     cm.im_actions.add(im)
     history = cm.actions.history("a1")
     assert [type(x).__name__ for x in history] == ["Action", "IMAction"]
+
+
+def test_a_pinned_action_stays_on_a_cluster(cm: ClusterMemory) -> None:
+    """The agent-slot part of the move checks the pinned set: a transition leaves a
+    pinned action in STM and in the simulation-level indices."""
+    cm.actions.add_many([Action(agent_id="a1", simulation_id="s1", step_number=s,
+                                action_type="move") for s in range(3)])
+    tiers = agentmem.Tiers(cast(Any, cm))
+    assert tiers.pin("a1", "a1-0-move") == "stm"
+    assert tiers.transition("a1", ["a1-0-move", "a1-1-move"]) == ["a1-1-move"]
+    assert [a.action_id for a in cm.actions.timeline("a1")] == ["a1-0-move", "a1-2-move"]
+    assert [a.action_id for a in cm.actions.simulation_actions("s1")] == [
+        "a1-0-move", "a1-2-move"]
+    assert integrity.check(cast(Any, cm)).clean
 
 
 def test_crash_between_parts_found_and_repaired(cm: ClusterMemory,

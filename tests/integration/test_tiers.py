@@ -143,6 +143,61 @@ def test_pinned_actions_stay(mem: agentmem.Memory, r: redis.Redis) -> None:
     assert [a.action_id for a in mem.actions.timeline("a1")] == ["a1-4-move"]
 
 
+def test_a_pinned_action_never_moves_nor_expires(mem: agentmem.Memory, r: redis.Redis,
+                                                archive: Archive) -> None:
+    """A transition asked for a pinned action leaves it (whole, without a TTL); an IM
+    pin is never evicted, even when pinned after the eviction was planned."""
+    mem.actions.add_many([act(step=s) for s in range(6)])
+    tiers = Tiers(mem, TierPolicy(stm_steps=1, im_capacity=1), archive=archive)
+    assert tiers.pin("a1", "a1-0-move") == "stm"
+    assert tiers.pin("a1", "a1-99-move") is None  # no such action: nothing pinned
+    assert tiers.pinned("a1") == {"a1-0-move"}
+    assert tiers.transition("a1", ["a1-0-move", "a1-1-move"]) == ["a1-1-move"]
+    assert r.exists("agent:a1:action:a1-0-move")
+    assert r.ttl("agent:a1:action:a1-0-move") == -1
+    assert r.zscore("agent:a1:action:timeline", "a1-0-move") == 0
+    assert not r.exists("agent:a1:im:action:a1-0-move")
+    assert tiers.pin("a1", "a1-1-move") == "im"
+    assert r.ttl("agent:a1:im:action:a1-1-move") == -1
+    rep = tiers.maintain()
+    assert rep.to_im == 3
+    assert rep.pinned == 0
+    assert rep.evicted == 2
+    assert {a.action_id for a in history(mem, "a1")} == {"a1-0-move", "a1-1-move",
+                                                         "a1-4-move", "a1-5-move"}
+    # an entry pinned between the eviction plan and the eviction stays (EVICT_IM checks)
+    tiers.unpin("a1", "a1-1-move")
+    victims = tiers.plan().moving
+    assert victims == {}
+    mem.actions.add_many([act(step=s) for s in range(6, 9)])
+    planned = tiers.plan()
+    assert planned.dry_run
+    assert planned.to_im == 3
+    assert planned.evicted == 4
+    assert planned.moving == {"a1": ["a1-5-move", "a1-6-move", "a1-7-move"]}
+    assert r.zcard("agent:a1:im:action:timeline") == 2  # the plan changed nothing
+    assert tiers.pin("a1", "a1-4-move") == "im"
+    tiers.maintain()
+    assert r.exists("agent:a1:im:action:a1-4-move")
+    assert r.exists("agent:a1:action:a1-0-move")
+    assert r.ttl("agent:a1:action:a1-0-move") == -1
+
+
+def test_stop_runs_a_last_maintain(mem: agentmem.Memory) -> None:
+    """What was written after the runner's last round is maintained by stop()."""
+    tiers = Tiers(mem, TierPolicy(stm_steps=2))
+    tiers.start(interval=3600)  # never runs on its own during the test
+    mem.actions.add_many([act(step=s) for s in range(6)])
+    tiers.stop()
+    assert mem.actions.count("timeline", agent_id="a1") == 2
+    assert tiers.last_report is not None
+    assert tiers.last_report.to_im == 4
+    mem.actions.add_many([act(step=s) for s in range(6, 9)])
+    tiers.start(interval=3600)
+    tiers.stop(final=False)  # documented opt-out
+    assert mem.actions.count("timeline", agent_id="a1") == 5
+
+
 def test_im_capacity_evicts_to_the_archive(mem: agentmem.Memory, archive: Archive) -> None:
     mem.actions.add_many([act(step=s, reward=s / 10) for s in range(10)])
     tiers = Tiers(mem, TierPolicy(stm_steps=2, im_capacity=3), archive=archive)

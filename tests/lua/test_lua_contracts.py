@@ -67,6 +67,8 @@ def test_get_many(r: redis.Redis) -> None:
 
 
 def test_pin_and_unpin(r: redis.Redis) -> None:
+    assert _run(r, tiers.PIN, ["pins", "stm", "im"], "1", "a1-1-move", "100", "50") == 0
+    assert not r.exists("pins")  # no such action: nothing pinned
     r.hset("stm", "f", "1")
     r.expire("stm", 100)
     r.hset("im", "f", "1")
@@ -77,12 +79,19 @@ def test_pin_and_unpin(r: redis.Redis) -> None:
     assert r.smembers("pins") == set()
     assert 0 < r.ttl("stm") <= 100
     assert 0 < r.ttl("im") <= 50
+    r.delete("stm")
+    assert _run(r, tiers.PIN, ["pins", "stm", "im"], "1", "a1-1-move", "100", "50") == 2
 
 
 def test_evict_im(r: redis.Redis) -> None:
     r.hset("im:a:x", "f", "1")
-    r.zadd("itl", {"a": 1, "b": 2})
-    assert _run(r, tiers.EVICT_IM, [], "im:", ":x", "itl", "a", "b") == 1
+    r.hset("im:c:x", "f", "1")
+    r.zadd("itl", {"a": 1, "b": 2, "c": 3})
+    r.sadd("pins", "c")
+    assert _run(r, tiers.EVICT_IM, [], "im:", ":x", "itl", "pins", "a", "b", "c") == 1
+    assert r.zrange("itl", 0, -1) == [b"c"]  # pinned: stays
+    assert r.exists("im:c:x")
+    assert _run(r, tiers.EVICT_IM, [], "im:", ":x", "itl", "", "c") == 1
     assert r.zcard("itl") == 0
 
 

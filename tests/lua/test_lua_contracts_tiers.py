@@ -60,7 +60,7 @@ def test_shapes_are_the_documented_argv() -> None:
 def test_to_im_moves_from_every_stm_index_to_im(mem: agentmem.Memory, r: redis.Redis) -> None:
     _two(mem)
     out = _run(r, tiers.TO_IM, [], 3600, *SHAPES, 2, "a1-1-move", "0.75", "a1-9-move", "1")
-    assert out == [[b"a1-1-move"], [b"a1-9-move"], []]  # moved, missing, refused
+    assert out == [[b"a1-1-move"], [b"a1-9-move"], [], []]  # moved, missing, refused, pinned
     aid = b"a1-1-move"
     assert r.hgetall(IPRE + "a1-1-move") == {
         b"action_id": aid, b"simulation_id": b"s1", b"step_number": b"1", b"agent_id": b"a1",
@@ -84,8 +84,28 @@ def test_to_im_refuses_an_action_whose_key_has_the_wrong_type(
     r.set(IPRE + "a1-1-move", "not a hash")
     before = {k: r.dump(k) for k in r.keys("*")}
     out = _run(r, tiers.TO_IM, [], 3600, *SHAPES, 1, "a1-1-move", "0.5")
-    assert out == [[], [], [b"a1-1-move"]]
+    assert out == [[], [], [b"a1-1-move"], []]
     assert {k: r.dump(k) for k in r.keys("*")} == before  # nothing moved
+
+
+def test_to_im_leaves_a_pinned_action_untouched(mem: agentmem.Memory, r: redis.Redis) -> None:
+    """The pinned set (after the retired marks key) is checked in the same atomic step:
+    a pinned id is reported, never moved (whole or cluster agent part)."""
+    _two(mem)
+    r.sadd("agent:a1:pinned", "a1-1-move")
+    before = {k: r.dump(k) for k in r.keys("*")}
+    for script in (tiers.TO_IM, tiers.TO_IM_AGENT):
+        out = _run(r, script, [], 3600, *SHAPES, 2, "a1-1-move", "0.5", "a1-2-eat", "0.5",
+                   "agent:a1:retired", "agent:a1:pinned")
+        assert isinstance(out, list)
+        assert out[0] == [b"a1-2-eat"]
+        assert out[-1] == [b"a1-1-move"]
+        assert r.exists(PRE + "a1-1-move")
+        assert not r.exists(IPRE + "a1-1-move")
+        assert r.zscore(TL, "a1-1-move") == 1
+        r.flushall()
+        for k, v in before.items():
+            r.restore(k, 0, v)
 
 
 # -- tiers/to_im_agent.lua and tiers/to_im_sim.lua --------------------------------------
@@ -96,7 +116,7 @@ def test_to_im_agent_moves_the_agent_part_and_reports_the_simulation_part(
     _two(mem)
     sim_before = {k: r.dump(k) for k in r.keys("simulation:*")}
     out = _run(r, tiers.TO_IM_AGENT, [], 0, *SHAPES, 1, "a1-1-move", "0.5")
-    assert out == [[b"a1-1-move"], [], [], [b"s1", b"a1-1-move", b"1", b"move"]]
+    assert out == [[b"a1-1-move"], [], [], [b"s1", b"a1-1-move", b"1", b"move"], []]
     assert r.hget(IPRE + "a1-1-move", "importance") == b"0.5"
     assert r.ttl(IPRE + "a1-1-move") == -1  # im_ttl 0: no expiry
     assert not r.exists(PRE + "a1-1-move", PRE + "types:move", PRE + "targets:a2", RW)

@@ -11,13 +11,16 @@ local n = tonumber(A[27])
 -- after the pairs: the agent's retired marks (a hash; '' none), raised to each moved
 -- action's step in its simulation, so that its id is never generated again
 local retired = A[28 + 2 * n] or ''
+-- then the agent's pinned set ('' or absent: none): a pinned id never moves
+local pins = A[29 + 2 * n] or ''
 local function ok(key, typ)
   local t = redis.call('TYPE', key)['ok']
   return t == 'none' or t == typ
 end
 local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
   and ok(grid, 'zset') and (retired == '' or ok(retired, 'hash'))
-local moved, missing, refused, sims = {}, {}, {}, {}
+  and (pins == '' or ok(pins, 'set'))
+local moved, missing, refused, sims, pinned = {}, {}, {}, {}, {}
 for i = 0, n - 1 do
   local id, imp = A[28 + 2 * i], A[29 + 2 * i]
   local key = hpre .. id .. hsuf
@@ -25,7 +28,9 @@ for i = 0, n - 1 do
   local h = redis.call('HMGET', key, 'simulation_id', 'step_number', 'agent_id',
     'action_type', 'reward', 'action_target_id')
   local sim, step, agent, typ, rwd, tgt = h[1], h[2], h[3], h[4], h[5], h[6]
-  if not typ or not step or not agent then
+  if pins ~= '' and redis.call('SISMEMBER', pins, id) == 1 then
+    pinned[#pinned + 1] = id
+  elseif not typ or not step or not agent then
     missing[#missing + 1] = id
   else
     local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, 'set')
