@@ -56,7 +56,8 @@ class Unsupported(AgentMemError):
 
 
 class NotFound(AgentMemError, LookupError):
-    """The record an operation needs (an ``update``) is not stored."""
+    """What an operation needs does not exist: the record of an ``update``; for the CLI,
+    the store, simulation, agent or action a command names (exit status 8)."""
 
 
 class DecodeError(AgentMemError):

@@ -507,7 +507,7 @@ def run_server(url: str, label: str, args: argparse.Namespace,
 
     # dual-write against SQL-only logging the way AgentFarm does it
     tmp = tempfile.TemporaryDirectory(prefix="agentmem-bench-")
-    insert = amsql.agent_actions.insert()
+    insert = amsql.metadata.tables["agent_actions"].insert()  # AgentFarm's current table
     dumps = json.dumps
 
     def sql_only(p: SqlPath) -> None:
@@ -521,8 +521,6 @@ def run_server(url: str, label: str, args: argparse.Namespace,
                     "agent_id": d["agent_id"],
                     "action_type": d["action_type"],
                     "action_target_id": d["action_target_id"],
-                    "resources_before": d["resources_before"],
-                    "resources_after": d["resources_after"],
                     "reward": d["reward"],
                     "details": dumps(details) if details else None,
                     "module_type": None,

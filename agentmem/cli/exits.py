@@ -17,6 +17,7 @@ from agentmem.errors import (
     DecodeError,
     InvalidInput,
     LayoutError,
+    NotFound,  # also a store, simulation, agent or action a command names that does not exist
     Refused,
     SchemaError,
     Unavailable,
@@ -24,11 +25,6 @@ from agentmem.errors import (
 )
 
 __all__ = ["EXITS", "Empty", "NotFound", "exit_for", "failure"]
-
-
-class NotFound(AgentMemError, LookupError):
-    """A store, simulation, agent or action that does not exist (a read command never
-    creates a store)."""
 
 
 class Empty(AgentMemError):
