@@ -91,8 +91,10 @@ def _generation(conn: Connection, wanted: Generation | None) -> Generation:
     if not inspector.has_table("agent_actions"):
         return wanted or GENERATIONS[0]
     columns = {c["name"] for c in inspector.get_columns("agent_actions")}
-    found: Generation = "original" if "state_before_id" in columns \
-        and "module_type" not in columns else "current"
+    # the original generation's own table (SQL revision 0001 may have added module_type
+    # to its agent_actions, never this table)
+    found: Generation = "original" if inspector.has_table("learning_experiences") or (
+        "state_before_id" in columns and "module_type" not in columns) else "current"
     if wanted is not None and wanted != found:
         raise ConfigError(f"the database's agent_actions is of AgentFarm's {found!r} "
                           f"generation, not {wanted!r}")

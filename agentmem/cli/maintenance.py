@@ -223,6 +223,7 @@ def archive(stores: Stores, follow: bool, every: float, include_live: bool,
 
     Exit status 1 when an outbox listed actions that were gone from Redis.
     """
+    stores.create = True  # the archive it drains into may be new
     missing = 0
     try:
         while True:

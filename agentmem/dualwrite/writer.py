@@ -175,21 +175,39 @@ class DualWriter(FallbackReads):
         with self._lock:
             return len(self._buffer)
 
-    def discard(self, match: Callable[[Action], bool]) -> list[Action]:
-        """Take the actions stored in Redis and not archived yet that ``match`` out of the
-        archive's queue, and return them (the caller removes them from Redis: the
-        writer's outbox then finds their hashes gone). Background mode: waits for the
-        thread first. Archived ones stay."""
+    def discard(self, match: Callable[[Action], bool],
+                remove: Callable[[Action], object]) -> list[Action]:
+        """Drop the actions this writer holds and has not archived that ``match``: those
+        not stored in Redis yet are dropped; each stored one is passed to ``remove`` (which
+        deletes it from Redis) and dropped once that returned, so one that raised stays
+        (stored and archived as usual). Returns the dropped actions. While Redis is
+        unreachable nothing is dropped (the journal would replay it). Background mode:
+        waits until the thread has handled what was queued, without archiving it."""
         self._check_open()
         if self._queue is not None:
             wait_for_thread(self, archive=False)
-        with self._lock:
-            taken = [a for a in self._buffer if match(a)]
-            if taken:
-                self._buffer[:] = [a for a in self._buffer if not match(a)]
-                if self.outbox is not None:  # listed in the outbox: not to be read back
-                    self._discarded.update(self.outbox.key_of(a) for a in taken)
-        return taken
+        if self.redis_down:
+            return []
+        dropped: list[Action] = []
+        with self._io, self._lock:
+            unsent = [a for a in self._unsent if match(a)]  # a Redis write kept for retry
+            if unsent:
+                self._unsent = [a for a in self._unsent if not match(a)]
+                dropped += unsent
+            gone: set[int] = set()
+            try:
+                for a in self._buffer:
+                    if match(a):
+                        remove(a)
+                        gone.add(id(a))
+                        dropped.append(a)
+            finally:
+                if gone:
+                    self._buffer[:] = [a for a in self._buffer if id(a) not in gone]
+                    if self.outbox is not None:  # listed in the outbox: not to be read back
+                        self._discarded.update(self.outbox.key_of(a) for a in dropped
+                                               if id(a) in gone)
+        return dropped
 
     def add(self, action: Action) -> Action | None:
         """Store one action in Redis and queue it for the archive.
@@ -358,6 +376,7 @@ class DualWriter(FallbackReads):
         if listed and self.outbox is not None:
             with contextlib.suppress(Unavailable):  # else still listed: archived again
                 self.outbox.ack(listed)  # later, which inserts nothing
+                self._discarded.difference_update(listed)  # no longer listed
         del self._buffer[:len(own)]
         if fo is not None:
             fo.confirm()  # whatever a replay handed over is archived now
@@ -378,7 +397,6 @@ class DualWriter(FallbackReads):
             found, missing = read_actions(self.memory, [k for k in listed if k not in have])
         except Unavailable:
             return [], []
-        self._discarded.clear()  # acknowledged with this write's listed keys
         if missing:
             log.warning("%d actions this writer stored were gone from Redis before they were "
                         "archived: %s", len(missing), missing[:5])

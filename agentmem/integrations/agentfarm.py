@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from agentmem.backends.redis import Memory
-from agentmem.backends.sql import Archive
+from agentmem.backends.sql import Archive, backend_error
 from agentmem.backends.sqlengine import create_missing
 from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
 from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
-from agentmem.errors import ConfigError
+from agentmem.errors import ConfigError, WriteError
 from agentmem.integrations import farmrows
 from agentmem.integrations.farmrows import plain
 from agentmem.model.records import Action
@@ -83,7 +85,10 @@ class AgentFarmLogger:
         self.durability: LoggerDurability = durability
         self._buffer_size = buffer_size
         self._commit_interval = commit_interval
-        create_missing(archive.engine, archive.generation, every=True)
+        try:
+            create_missing(archive.engine, archive.generation, every=True)
+        except SQLAlchemyError as exc:
+            raise backend_error(exc) from exc
         archive.write_details_as_agentfarm()
         self._simulation_known = False  # its simulations row: written before the first row
         self.writer = DualWriter(
@@ -161,11 +166,26 @@ class AgentFarmLogger:
             self.flush_action_buffer()
 
     def _send_actions(self) -> None:
-        """Store the buffered actions in Redis (one call) and queue them for the archive."""
-        if self._action_buffer:
-            actions = list(self._action_buffer)
-            self._action_buffer.clear()
+        """Store the buffered actions in Redis (one call) and queue them for the archive.
+
+        They leave the buffer once the writer has them: after a failure that stored
+        nothing (a kept error of the background thread, Redis refusing the call) they
+        stay, and the next flush sends them again; a partly refused write raises with the
+        stored ones handed over (the refused ones would be refused again)."""
+        if not self._action_buffer:
+            return
+        actions = list(self._action_buffer)
+        before = self.writer.pending
+        try:
             self.writer.add_many(actions)
+        except WriteError:
+            del self._action_buffer[:len(actions)]
+            raise
+        except BaseException:
+            if not self.writer.background and self.writer.pending > before:
+                del self._action_buffer[:len(actions)]  # stored; the archive step failed
+            raise
+        del self._action_buffer[:len(actions)]
 
     # -- buffered rows of AgentFarm's other tables ----------------------------------------
 
@@ -335,8 +355,8 @@ class AgentFarmLogger:
         """Drop the pending rows of ``agent_ids``, as AgentFarm drops what it has not
         written yet: buffered actions and health incidents, and actions stored in Redis
         but not archived yet (deleted from Redis too, so the memory never shows them;
-        on a Redis Cluster, where an action's delete is unsupported, those stay).
-        Returns how many rows were dropped."""
+        those stay while Redis is unreachable, and on a Redis Cluster, where an action's
+        delete is unsupported). Returns how many rows were dropped."""
         if not agent_ids:
             return 0
         drop = set(agent_ids)
@@ -346,10 +366,11 @@ class AgentFarmLogger:
                                            if r["agent_id"] not in drop]
         dropped = before - len(self._action_buffer) - len(self._health_incident_buffer)
         if not getattr(self.memory.runner, "cluster", False):
-            for action in self.writer.discard(lambda a: a.agent_id in drop):
+            def remove(action: Action) -> None:
                 assert action.action_id is not None  # a stored action
                 self.memory.actions.delete(action.action_id, agent_id=action.agent_id)
-                dropped += 1
+
+            dropped += len(self.writer.discard(lambda a: a.agent_id in drop, remove))
         return dropped
 
     def close(self) -> None:

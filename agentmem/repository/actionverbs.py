@@ -123,23 +123,28 @@ class ActionVerbs(ActionCore):
         hash, every index entry of both, its pin) atomically, in one script call; its
         agent's retired mark is raised to its step, so its id is not given again (docs/
         keyspace.md). Without ``agent_id`` the agent is read from the id first (one more
-        round trip). True when something was deleted. ``Store.delete(...,
+        round trip); with ``simulation_id`` an action of another simulation is not
+        deleted (one more round trip). True when something was deleted. ``Store.delete(...,
         archive=True)`` also deletes it from the SQL archive."""
         self._one_slot("delete")
-        agent, _ = self._split_scope(scope)
+        agent, sim = self._split_scope(scope)
         rid = str(id)
         check_action_id(rid)
-        if agent is not None:
+        if agent is not None and sim is None:
             return self._delete_in(agent, rid)
-        agents = self._agents_of(rid)
-        calls = [command("EXISTS", *self._tier_keys(a, rid)) for a in agents]
+        # find the agent (and check the simulation) first: what names another
+        # simulation's action is not deleted, as get does not return it
+        agents = [agent] if agent is not None else self._agents_of(rid)
+        calls = [command("HGET", k, "simulation_id")
+                 for a in agents for k in self._tier_keys(a, rid)]
 
         def parse(raw: list[Any]) -> bool:
-            for a, reply in zip(agents, raw, strict=True):
-                if isinstance(reply, Exception):
-                    raise reply
-                if int(reply) > 0:
-                    raise FollowUp(self._delete_in(a, rid))
+            for n, a in enumerate(agents):
+                for reply in raw[2 * n:2 * n + 2]:
+                    if isinstance(reply, Exception):
+                        raise reply
+                    if reply is not None and (sim is None or reply == sim.encode()):
+                        raise FollowUp(self._delete_in(a, rid))
             return False
 
         return Plan(tuple(calls), parse)

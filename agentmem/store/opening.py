@@ -118,6 +118,8 @@ class Store:
             if found is not None:
                 agent, sim = agent or found.agent_id, sim or found.simulation_id
         scope = {} if agent is None else {"agent_id": agent}
+        if simulation_id is not None:
+            scope["simulation_id"] = simulation_id
         deleted = self.memory.actions.delete(action_id, **scope)
         if archive:
             if self.archive is None:

@@ -552,3 +552,38 @@ def test_discard_reaches_actions_in_redis_not_archived_yet(mem, tmp_path, backgr
         assert archive.count() == 6
         assert [a.step_number for a in mem.actions.timeline(AGENTS[1])] == [0, 1, 2]
         assert table_rows(tmp_path / "a.db", "health_incidents") == []
+
+
+def test_a_failed_flush_keeps_the_actions_for_the_next(mem, tmp_path):
+    """A flush that stored nothing (here: an error the background thread kept) leaves the
+    step's actions buffered; the next flush stores them: none is lost."""
+    from agentmem.errors import BackendError
+
+    with open_archive(tmp_path / "a.db") as archive:
+        lg = AgentFarmLogger(mem, archive, SIM, background=True)
+        lg.log_agent_action(0, AGENTS[0], "move")
+        lg.flush_if_needed()
+        lg.writer._keep(BackendError("transient"), "a stand-in for a thread's failure")
+        lg.log_agent_action(1, AGENTS[0], "move")
+        lg.log_agent_action(2, AGENTS[0], "move")
+        with pytest.raises(BackendError, match="transient"):
+            lg.flush_if_needed()
+        assert len(lg._action_buffer) == 2
+        lg.flush_if_needed()
+        lg.close()
+        assert archive.count(SIM) == 3
+    assert [a.step_number for a in mem.actions.timeline(AGENTS[0])] == [0, 1, 2]
+
+
+def test_an_original_database_migrated_by_revision_0001_stays_original(tmp_path):
+    """Revision 0001 gave an original-generation agent_actions module_type/module_id:
+    its own tables still say which generation it is."""
+    with open_archive(tmp_path / "a.db", generation="original"):
+        pass
+    conn = sqlite3.connect(tmp_path / "a.db")
+    conn.execute("ALTER TABLE agent_actions ADD COLUMN module_type VARCHAR(50)")
+    conn.execute("ALTER TABLE agent_actions ADD COLUMN module_id VARCHAR(64)")
+    conn.commit()
+    conn.close()
+    with open_archive(tmp_path / "a.db") as archive:
+        assert archive.generation == "original"

@@ -262,3 +262,17 @@ async def test_async_verbs(amem):
     assert page.cursor is None
     assert await amem.actions.delete("a1-1-move") is True
     assert await amem.actions.exists("a1-1-move") is False
+
+
+def test_delete_with_another_simulation_deletes_nothing(mem):
+    """delete honours simulation_id as get does: an action of another simulation stays."""
+    from agentmem import Action
+
+    stored = mem.actions.add(Action(agent_id="b1", simulation_id="simA", step_number=1,
+                                    action_type="move"))
+    assert mem.actions.get(stored.action_id, agent_id="b1", simulation_id="simB") is None
+    assert mem.actions.delete(stored.action_id, agent_id="b1", simulation_id="simB") is False
+    assert mem.actions.delete(stored.action_id, simulation_id="simB") is False
+    assert mem.actions.get(stored.action_id, agent_id="b1") == stored
+    assert mem.actions.delete(stored.action_id, simulation_id="simA") is True
+    assert mem.actions.get(stored.action_id, agent_id="b1") is None

@@ -45,6 +45,11 @@ def _added_by_0001(conn: Connection | None) -> tuple[list[str], list[str]]:
         c.revision == v1.revision, c.table_name == "agent_actions")).all()
     columns = [str(n) for k, n in rows if k == "column"]
     indexes = [str(n) for k, n in rows if k == "index"]
+    if ("table", "agent_actions") in {(str(k), str(n)) for k, n in rows}:
+        # 0001 created the table itself (an empty database), with both generations'
+        # columns: today's generation lacks these
+        have = {c["name"] for c in inspect(conn).get_columns("agent_actions")}
+        columns += [c for c in v1.TODAY_LACKS if c in have and c not in columns]
     return columns, indexes
 
 
