@@ -3,7 +3,8 @@
 Owns the unit of work (``DualWriter``) and its background thread, its durability
 modes and the outbox that hands what Redis acknowledged to the archive
 (``outbox``: drain, leases), exit on SIGTERM (``signals``), the seeding of the
-retired-id marks from the archive (``ids``), the reads that fall back to the
+retired-id marks from the archive (``ids``), dropping what a writer holds and has
+not archived (``discarding``), the reads that fall back to the
 archive, failover (per-writer journals, probing, replay) and the bulk sync
 between Redis and the archive.
 

@@ -44,6 +44,7 @@ from agentmem.config import DEFAULT_INTERVAL as DEFAULT_INTERVAL
 from agentmem.config import DEFAULT_QUEUE_SIZE as DEFAULT_QUEUE_SIZE
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
 from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
+from agentmem.dualwrite.discarding import discard
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, own_journal
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.ids import seed_retired
@@ -177,37 +178,10 @@ class DualWriter(FallbackReads):
 
     def discard(self, match: Callable[[Action], bool],
                 remove: Callable[[Action], object]) -> list[Action]:
-        """Drop the actions this writer holds and has not archived that ``match``: those
-        not stored in Redis yet are dropped; each stored one is passed to ``remove`` (which
-        deletes it from Redis) and dropped once that returned, so one that raised stays
-        (stored and archived as usual). Returns the dropped actions. While Redis is
-        unreachable nothing is dropped (the journal would replay it). Background mode:
-        waits until the thread has handled what was queued, without archiving it."""
+        """Drop the actions this writer holds and has not archived that ``match``
+        (:func:`agentmem.dualwrite.discarding.discard`); returns them."""
         self._check_open()
-        if self._queue is not None:
-            wait_for_thread(self, archive=False)
-        if self.redis_down:
-            return []
-        dropped: list[Action] = []
-        with self._io, self._lock:
-            unsent = [a for a in self._unsent if match(a)]  # a Redis write kept for retry
-            if unsent:
-                self._unsent = [a for a in self._unsent if not match(a)]
-                dropped += unsent
-            gone: set[int] = set()
-            try:
-                for a in self._buffer:
-                    if match(a):
-                        remove(a)
-                        gone.add(id(a))
-                        dropped.append(a)
-            finally:
-                if gone:
-                    self._buffer[:] = [a for a in self._buffer if id(a) not in gone]
-                    if self.outbox is not None:  # listed in the outbox: not to be read back
-                        self._discarded.update(self.outbox.key_of(a) for a in dropped
-                                               if id(a) in gone)
-        return dropped
+        return discard(self, match, remove)
 
     def add(self, action: Action) -> Action | None:
         """Store one action in Redis and queue it for the archive.
