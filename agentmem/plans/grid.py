@@ -18,6 +18,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Iterable
+from typing import Any
 
 from agentmem.errors import InvalidInput
 
@@ -155,6 +156,9 @@ def ranked_cover(x: float, y: float, radius: float, cell: float,
     if x0 <= 0 or y0 <= 0 or x1 >= TOP or y1 >= TOP or (
             (x1 - x0 + 1) * (y1 - y0 + 1) > RANK_CELLS):
         return [(lo, hi, 0.0) for lo, hi in ranges]
+    fine = _cell_ranges(x, y, radius, cell, (x0, x1, y0, y1), max_ranges)
+    if fine is not None:
+        return fine
     los = [lo for lo, _ in ranges]
     best = [math.inf] * len(ranges)
     for cx in range(x0, x1 + 1):
@@ -170,6 +174,38 @@ def ranked_cover(x: float, y: float, radius: float, cell: float,
     out = [(lo, hi, 0.0 if math.isinf(d) else d) for (lo, hi), d in zip(ranges, best,
                                                                         strict=True)]
     return sorted(out, key=lambda r: (r[2], r[0]))
+
+
+def _cell_ranges(x: float, y: float, radius: float, cell: float,
+                 box: tuple[int, int, int, int], max_ranges: int
+                 ) -> list[tuple[int, int, float]] | None:
+    """The box's cells that a point within ``radius`` can fall in (their least distance
+    at most ``radius`` plus one cell, against rounding), as ranges of consecutive codes
+    of one distance bound each, nearest first; ``None`` when that takes more than
+    ``max_ranges`` ranges. Finer than the cover's ranges, so that a search with a limit
+    stops after the cells nearest the centre."""
+    x0, x1, y0, y1 = box
+    admit = (radius + cell) ** 2
+    cells: list[tuple[int, float]] = []
+    for cx in range(x0, x1 + 1):
+        left = (cx - OFFSET) * cell
+        dx = left - x if x < left else x - (left + cell) if x > left + cell else 0.0
+        for cy in range(y0, y1 + 1):
+            bottom = (cy - OFFSET) * cell
+            dy = bottom - y if y < bottom else y - (bottom + cell) if y > bottom + cell else 0.0
+            d2 = dx * dx + dy * dy
+            if d2 <= admit:
+                cells.append((interleave(cx, cy), d2))
+    cells.sort()
+    out: list[list[Any]] = []
+    for c, d2 in cells:
+        if out and out[-1][1] == c - 1 and out[-1][2] == d2:
+            out[-1][1] = c
+        else:
+            out.append([c, c, d2])
+            if len(out) > max_ranges:
+                return None
+    return sorted(((lo, hi, d2) for lo, hi, d2 in out), key=lambda r: (r[2], r[0]))
 
 
 def within(px: float, py: float, x: float, y: float, r2: float) -> bool:

@@ -103,9 +103,18 @@ for i = 1, nr do
   end
   -- every row of the ranges left is at least their bound away: stop once limit rows
   -- are strictly nearer (a tie could still win on its id)
+  -- (the limit-th nearest row is nearer than the bound exactly when at least limit
+  -- rows are: counted, not sorted, so each range costs its rows once)
   if mode ~= 'c' and limit >= 0 and #rows >= limit and i < nr then
-    table.sort(rows, nearer)
-    if limit == 0 or rows[limit][1] < tonumber(A[p + 3 * i + 3]) then break end
+    if limit == 0 then break end
+    local bound, closer = tonumber(A[p + 3 * i + 3]), 0
+    for _, row in ipairs(rows) do
+      if row[1] < bound then
+        closer = closer + 1
+        if closer >= limit then break end
+      end
+    end
+    if closer >= limit then break end
   end
 end
 if mode == 'c' then return cands end
