@@ -3,19 +3,40 @@ in every tier, ``update`` with the grid-cell check, and ``page`` of every listin
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from agentmem.errors import InvalidId, InvalidInput, Unsupported
 from agentmem.lua.scripts import DELETE, GET_MANY
+from agentmem.lua.tiers import TO_IM_SIM
 from agentmem.model.records import Action
+from agentmem.model.schema import Template
 from agentmem.plans.change import section, unindex_body
 from agentmem.plans.keyspace import candidate_agents, check_action_id
 from agentmem.plans.paging import PageSource
 from agentmem.plans.plan import Arg, Call, FollowUp, Plan, command, score_arg, script_call, single
 from agentmem.plans.runner import operation
+from agentmem.plans.writeargs import _tag_field
 from agentmem.repository.actioncore import ActionCore
 from agentmem.repository.base import RecordOps
 from agentmem.repository.verbs import parse_deleted
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _pieces(template: Template) -> list[str]:
+    """The literal text around a key template's fields (``len(fields) + 1`` pieces)."""
+    out, cur = [], []
+    for kind, value in template.parts:
+        if kind == "L":
+            cur.append(value)
+        else:
+            out.append("".join(cur))
+            cur = []
+    out.append("".join(cur))
+    return out
 
 
 def _sim_of(h: Any) -> bytes | None:
@@ -110,12 +131,53 @@ class ActionVerbs(ActionCore):
         stm, im = self._tier_keys(agent, rid)
         bodies = self.__dict__.get("_tier_bodies")
         if bodies is None:
-            bodies = self.__dict__["_tier_bodies"] = (unindex_body(self.spec),
+            spec = self.spec
+            if self.cluster:  # the agent's slot only; the simulation's part follows
+                own = _tag_field(Template.parse(spec.key.pattern))
+                spec = dataclasses.replace(spec, indexes=tuple(
+                    ix for ix in spec.indexes if _tag_field(Template.parse(ix.key)) == own))
+            bodies = self.__dict__["_tier_bodies"] = (unindex_body(spec),
                                                       unindex_body(self.layout.im_action))
         pinned = self._key("pinned", agent_id=agent)
         argv: list[Arg] = [2, *section(bodies[0], stm, rid),
                            *section(bodies[1], im, rid, [pinned])]
-        return single(script_call(DELETE, argv, route=stm), parse_deleted)
+        delete = single(script_call(DELETE, argv, route=stm), parse_deleted)
+        if not self.cluster:
+            return delete
+        # a cluster: the agent's slot (hashes, agent indices, pin, retired mark) in one
+        # script, then the simulation's (list, step set, step grid, counter) in another,
+        # as a transition does (docs/cluster.md: a crash between them leaves entries
+        # that check reports and repair removes)
+
+        def read(raw: list[Any]) -> bool:
+            sim, step, kind = (None if v is None else _text(v) for v in raw)
+
+            def deleted(done: bool) -> bool:
+                if not done or sim is None or step is None or kind is None:
+                    return done  # in IM only: it has no simulation-level entries
+                raise FollowUp(self._delete_sim_part(sim, rid, step, kind))
+
+            raise FollowUp(Plan(delete.calls, lambda r: deleted(delete.parse(r))))
+
+        return single(command("HMGET", stm, "simulation_id", "step_number", "action_type"),
+                      read)
+
+    def _delete_sim_part(self, sim: str, rid: str, step: str, kind: str) -> Plan[bool]:
+        """The simulation-slot part of an action's delete on a cluster (TO_IM_SIM)."""
+        t = self.layout.template
+        shapes = [piece for family in ("sim_actions", "sim_step", "sim_steps", "sim_by_type",
+                                       "sim_grid") for piece in _pieces(t(family))]
+
+        def parse(raw: Any) -> bool:
+            if raw:
+                raise InvalidInput(f"a simulation-level key of {sim!r} holds another type "
+                                   f"than its index needs: {rid!r} is deleted from its agent's "
+                                   "keys only (agentmem repair removes the rest)")
+            return True
+
+        return single(script_call(TO_IM_SIM, [*shapes, sim, rid, step, kind],
+                                  route=self.layout.key("sim_actions", simulation_id=sim)),
+                      parse)
 
     @operation
     def delete(self, /, id: str | int, **scope: str | int) -> Plan[bool]:
@@ -126,7 +188,6 @@ class ActionVerbs(ActionCore):
         round trip); with ``simulation_id`` an action of another simulation is not
         deleted (one more round trip). True when something was deleted. ``Store.delete(...,
         archive=True)`` also deletes it from the SQL archive."""
-        self._one_slot("delete")
         agent, sim = self._split_scope(scope)
         rid = str(id)
         check_action_id(rid)

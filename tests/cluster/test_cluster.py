@@ -343,9 +343,9 @@ def test_sequence_analytics_and_similarity_on_a_cluster(cm: ClusterMemory,
 
 
 def test_orm_verbs_on_cluster(cm: ClusterMemory) -> None:
-    """exists, get by id alone and per-agent pages work; update and delete of actions
-    (indices in the simulation's slot) raise Unsupported, as do pages of simulation-level
-    queries; a declared model whose indices share its record's slot is updated and
+    """exists, get by id alone and per-agent pages work; delete of an action runs the
+    agent's slot, then the simulation's; update of actions (indices in the simulation's
+    slot) raises Unsupported, as do pages of simulation-level queries; a declared model whose indices share its record's slot is updated and
     deleted in one script call."""
     from agentmem import Action, Identifier, Record, SetIndex, SortedIndex, Unsupported, declare
 
@@ -368,9 +368,16 @@ def test_orm_verbs_on_cluster(cm: ClusterMemory) -> None:
     with pytest.raises(Unsupported):
         a.update(Action.model_validate({**first.model_dump(), "reward": 1.0}))
     with pytest.raises(Unsupported):
-        a.delete("w-1-3-eat")
-    with pytest.raises(Unsupported):
         a.page("at_step", "cs", 3)
+    # delete: the agent's slot, then the simulation's: gone from every index
+    steps_before = a.steps("cs")
+    assert a.delete("w-1-3-eat") is True
+    assert a.get("w-1-3-eat") is None
+    assert "w-1-3-eat" not in [x.action_id for x in a.simulation_actions("cs")]
+    assert "w-1-3-eat" not in [x.action_id for x in a.at_step("cs", 3)]
+    assert a.steps("cs") == [st for st in steps_before if st != 3]  # its only action
+    assert a.delete("w-1-3-eat") is False
+    assert integrity.check(cm).clean
 
     class Note(Record):
         note_id: str
