@@ -97,12 +97,13 @@ def fixed_fields(spec: RecordSpec[Any]) -> list[str]:
     return sorted(names)
 
 
-def new_entries(writer: WritePlanner[M], vals: list[Arg | None], rid: str
-                ) -> tuple[list[Arg], list[Arg]]:
+def new_entries(writer: WritePlanner[M], vals: list[Arg | None], rid: str, *,
+                local_only: bool = False) -> tuple[list[Arg], list[Arg]]:
     """The hash arguments (without the id and the write time) and the index groups
     (``ngroup`` then ``code key n args``) the write script would write for one record
-    of encoded values ``vals`` under id ``rid``."""
-    if writer.remote:
+    of encoded values ``vals`` under id ``rid``; ``local_only``: a cluster planner's
+    indices in the record's slot (the caller writes the others)."""
+    if writer.remote and not local_only:
         raise SchemaError("a record with indices in other slots is written in two steps")
     recargs: list[Arg] = []
     groups: dict[str, list[Arg]] = {}

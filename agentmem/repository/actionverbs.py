@@ -12,6 +12,7 @@ from agentmem.lua.tiers import TO_IM_SIM
 from agentmem.model.records import Action
 from agentmem.model.schema import Template
 from agentmem.plans.change import section, unindex_body
+from agentmem.plans.grid import code
 from agentmem.plans.keyspace import candidate_agents, check_action_id
 from agentmem.plans.paging import PageSource
 from agentmem.plans.plan import Arg, Call, FollowUp, Plan, command, score_arg, script_call, single
@@ -127,17 +128,32 @@ class ActionVerbs(ActionCore):
         prefix, suffix = self.layout.record_key_parts("im_action", agent_id=agent)
         return stm, prefix + rid + suffix
 
-    def _delete_in(self, agent: str, rid: str) -> Plan[bool]:
-        stm, im = self._tier_keys(agent, rid)
-        bodies = self.__dict__.get("_tier_bodies")
+    def _bodies(self) -> tuple[list[Arg], list[Arg]]:
+        """The unindex bodies of an action (on a cluster: its indices in the agent's slot
+        only; the simulation's part is a call of its own) and of its IM entry."""
+        bodies: tuple[list[Arg], list[Arg]] | None = self.__dict__.get("_tier_bodies")
         if bodies is None:
             spec = self.spec
-            if self.cluster:  # the agent's slot only; the simulation's part follows
+            if self.cluster:
                 own = _tag_field(Template.parse(spec.key.pattern))
                 spec = dataclasses.replace(spec, indexes=tuple(
                     ix for ix in spec.indexes if _tag_field(Template.parse(ix.key)) == own))
             bodies = self.__dict__["_tier_bodies"] = (unindex_body(spec),
                                                       unindex_body(self.layout.im_action))
+        return bodies
+
+    _remote_follows = True  # update: the step's grid follows in the simulation's slot
+
+    def _unindex(self) -> list[Arg]:
+        return self._bodies()[0]
+
+    def _one_slot(self, verb: str) -> None:
+        """Actions on a cluster: ``update`` and ``delete`` run the agent's slot and then
+        the simulation's, as a transition does."""
+
+    def _delete_in(self, agent: str, rid: str) -> Plan[bool]:
+        stm, im = self._tier_keys(agent, rid)
+        bodies = self._bodies()
         pinned = self._key("pinned", agent_id=agent)
         argv: list[Arg] = [2, *section(bodies[0], stm, rid),
                            *section(bodies[1], im, rid, [pinned])]
@@ -214,11 +230,31 @@ class ActionVerbs(ActionCore):
     def update(self, /, record: Action) -> Plan[Action]:
         """:meth:`~agentmem.repository.verbs.RecordVerbs.update` of a short-term action
         (an action in intermediate memory raises :class:`~agentmem.errors.NotFound`); the
-        agent, simulation, step, type and id cannot change."""
+        agent, simulation, step, type and id cannot change. On a cluster the agent's slot
+        is updated first, then the step's grid in the simulation's slot."""
         plan = self._update_plan(record)
+        if self.cluster:
+            plan = self._then_sim_grid(plan, record)
         if record.position is None:
             return plan
         return self._with_cell(plan, record=True)
+
+    def _then_sim_grid(self, plan: Plan[Action], record: Action) -> Plan[Action]:
+        """On a cluster, after the agent's slot: the one simulation-level entry an update
+        can change, the action's place in its step's grid (the others hang on the id, the
+        step and the type, which cannot change)."""
+        key = self.layout.key("sim_grid", simulation_id=record.simulation_id,
+                              step_number=record.step_number)
+        rid = str(record.action_id)
+        pos = record.position
+        call = command("ZREM", key, rid) if pos is None else \
+            command("ZADD", key, code(pos[0], pos[1], self.grid_cell), rid)
+
+        def parse(raw: list[Any]) -> Action:
+            updated = plan.parse(raw)
+            raise FollowUp(single(call, lambda _: updated))
+
+        return Plan(plan.calls, parse)
 
     # -- pages -----------------------------------------------------------------------
 

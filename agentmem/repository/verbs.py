@@ -45,6 +45,9 @@ def parse_deleted(raw: Any) -> bool:
 class RecordVerbs(Generic[M]):
     """``update``, ``delete``, ``exists`` and ``page`` over one declaration."""
 
+    _remote_follows = False
+    """Whether the caller writes a record's entries in other slots itself (a cluster)."""
+
     runner: Any
     spec: RecordSpec[M]
     writer: WritePlanner[M]
@@ -106,7 +109,8 @@ class RecordVerbs(Generic[M]):
             raise InvalidInput(f"update needs the record's {self.spec.id}: the record to replace")
         rid, vals = prep.base, prep.vals
         key = record_key(self.writer, vals, rid)
-        hash_args, groups = new_entries(self.writer, vals, rid)
+        hash_args, groups = new_entries(self.writer, vals, rid,
+                                        local_only=self._remote_follows)
         argv: list[Arg] = [*section(self._unindex(), key, rid), self.writer.names[
             self.writer.id_pos], self.writer.stamp_name, *fixed_args(self.writer, vals),
             len(hash_args), *hash_args, *groups]

@@ -343,9 +343,9 @@ def test_sequence_analytics_and_similarity_on_a_cluster(cm: ClusterMemory,
 
 
 def test_orm_verbs_on_cluster(cm: ClusterMemory) -> None:
-    """exists, get by id alone and per-agent pages work; delete of an action runs the
-    agent's slot, then the simulation's; update of actions (indices in the simulation's
-    slot) raises Unsupported, as do pages of simulation-level queries; a declared model whose indices share its record's slot is updated and
+    """exists, get by id alone and per-agent pages work; update and delete of an action
+    run the agent's slot, then the simulation's; pages of simulation-level queries raise
+    Unsupported; a declared model whose indices share its record's slot is updated and
     deleted in one script call."""
     from agentmem import Action, Identifier, Record, SetIndex, SortedIndex, Unsupported, declare
 
@@ -365,8 +365,14 @@ def test_orm_verbs_on_cluster(cm: ClusterMemory) -> None:
     assert got == a.by_type("w-1", "move")
     first = a.get("w-1-3-eat")
     assert first is not None
-    with pytest.raises(Unsupported):
-        a.update(Action.model_validate({**first.model_dump(), "reward": 1.0}))
+    # update: the agent's slot, then the step's grid in the simulation's
+    moved = a.update(Action.model_validate({**first.model_dump(), "reward": 1.0,
+                                            "position": (7.0, 8.0)}))
+    assert a.get("w-1-3-eat") == moved
+    assert "w-1-3-eat" in [x.action_id for x in a.high_reward("w-1", 0.95, None)]
+    assert [n.record.action_id for n in a.near_at("cs", 7.0, 8.0, 0.5)] == ["w-1-3-eat"]
+    assert [n.record.action_id for n in a.near("w-1", 7.0, 8.0, 0.5)] == ["w-1-3-eat"]
+    assert integrity.check(cm).clean
     with pytest.raises(Unsupported):
         a.page("at_step", "cs", 3)
     # delete: the agent's slot, then the simulation's: gone from every index
