@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -25,7 +26,7 @@ from agentmem.config.settings import DEFAULT_IM_TTL as DEFAULT_IM_TTL
 from agentmem.config.settings import (
     DEFAULT_RELATIVE_INDEX_SIZE as DEFAULT_RELATIVE_INDEX_SIZE,
 )
-from agentmem.errors import InvalidId, LayoutError
+from agentmem.errors import ConfigError, InvalidId, LayoutError
 from agentmem.model.fields import ACTION_ID_MAX_LENGTH, ACTION_TYPE_MAX_LENGTH, check_id
 from agentmem.model.records import Action, IMAction
 from agentmem.model.schema import (
@@ -390,4 +391,25 @@ def candidate_agents(action_id: str, step: str = "") -> list[str]:
         part = action_id[dashes[k] + 1:dashes[k + 1]]
         if part.isdigit() and part.isascii() and (not step or part == step) and dashes[k] > 0:
             out.append(action_id[:dashes[k]])
+    return out
+
+
+def key_pieces(template: Template, fixed: dict[str, str], variables: Sequence[str]) -> list[str]:
+    """The literal text around ``variables`` (in the order they appear) with ``fixed``
+    rendered: ``len(variables) + 1`` pieces, the shapes the scripts build keys from
+    (``pieces[0] .. v1 .. pieces[1] .. v2 .. pieces[2]``)."""
+    out, cur = [], []
+    seen = []
+    for kind, v in template.parts:
+        if kind == "L":
+            cur.append(v)
+        elif v in variables:
+            out.append("".join(cur))
+            cur = []
+            seen.append(v)
+        else:
+            cur.append(Template(template.pattern, (("F", v),)).render(fixed))
+    out.append("".join(cur))
+    if seen != list(variables):
+        raise ConfigError(f"key pattern {template.pattern!r} does not have {variables} in order")
     return out

@@ -13,7 +13,7 @@ from agentmem.model.records import Action
 from agentmem.model.schema import Template
 from agentmem.plans.change import section, unindex_body
 from agentmem.plans.grid import code
-from agentmem.plans.keyspace import candidate_agents, check_action_id
+from agentmem.plans.keyspace import candidate_agents, check_action_id, key_pieces
 from agentmem.plans.paging import PageSource
 from agentmem.plans.plan import Arg, Call, FollowUp, Plan, command, score_arg, script_call, single
 from agentmem.plans.runner import operation
@@ -25,19 +25,6 @@ from agentmem.repository.verbs import parse_deleted
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _pieces(template: Template) -> list[str]:
-    """The literal text around a key template's fields (``len(fields) + 1`` pieces)."""
-    out, cur = [], []
-    for kind, value in template.parts:
-        if kind == "L":
-            cur.append(value)
-        else:
-            out.append("".join(cur))
-            cur = []
-    out.append("".join(cur))
-    return out
 
 
 def _sim_of(h: Any) -> bytes | None:
@@ -181,8 +168,11 @@ class ActionVerbs(ActionCore):
     def _delete_sim_part(self, sim: str, rid: str, step: str, kind: str) -> Plan[bool]:
         """The simulation-slot part of an action's delete on a cluster (TO_IM_SIM)."""
         t = self.layout.template
-        shapes = [piece for family in ("sim_actions", "sim_step", "sim_steps", "sim_by_type",
-                                       "sim_grid") for piece in _pieces(t(family))]
+        shapes = [piece for family, fields in (
+            ("sim_actions", ["simulation_id"]), ("sim_step", ["simulation_id", "step_number"]),
+            ("sim_steps", ["simulation_id"]), ("sim_by_type", ["simulation_id"]),
+            ("sim_grid", ["simulation_id", "step_number"])) for piece in key_pieces(
+                t(family), {}, fields)]
 
         def parse(raw: Any) -> bool:
             if raw:

@@ -32,6 +32,7 @@ from agentmem.errors import AgentMemError, BackendError, ConfigError
 from agentmem.lua.tiers import EVICT_IM, EVICT_PLAN, PIN, TO_IM, TO_IM_AGENT, TO_IM_SIM
 from agentmem.model.records import Action
 from agentmem.plans.keyspace import check_part
+from agentmem.plans.keyspace import key_pieces as _pieces
 from agentmem.plans.plan import Plan, command, every_reply, script_call, single
 from agentmem.repository.actions import ActionOps
 from agentmem.repository.base import RecordOps
@@ -42,7 +43,7 @@ from agentmem.tiers.policy import (
     _checked_importance,
     _importance_text,
 )
-from agentmem.tiers.shapes import Shapes, _gather, _glob, _pairs, _pieces, _text
+from agentmem.tiers.shapes import Shapes, _gather, _glob, _pairs, _text
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
 

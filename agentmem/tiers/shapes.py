@@ -6,32 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agentmem.errors import ConfigError
-from agentmem.model.schema import Template
 from agentmem.plans.keyspace import Layout, check_part
+from agentmem.plans.keyspace import key_pieces as _pieces
 from agentmem.plans.plan import Plan
 
 __all__ = ["Shapes"]
-
-
-def _pieces(template: Template, fixed: dict[str, str], variables: Sequence[str]) -> list[str]:
-    """The literal text around ``variables`` (in the order they appear) with ``fixed``
-    rendered: ``len(variables) + 1`` pieces."""
-    out, cur = [], []
-    seen = []
-    for kind, v in template.parts:
-        if kind == "L":
-            cur.append(v)
-        elif v in variables:
-            out.append("".join(cur))
-            cur = []
-            seen.append(v)
-        else:
-            cur.append(Template(template.pattern, (("F", v),)).render(fixed))
-    out.append("".join(cur))
-    if seen != list(variables):
-        raise ConfigError(f"key pattern {template.pattern!r} does not have {variables} in order")
-    return out
 
 
 class Shapes:
