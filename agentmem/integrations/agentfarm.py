@@ -355,8 +355,7 @@ class AgentFarmLogger:
         """Drop the pending rows of ``agent_ids``, as AgentFarm drops what it has not
         written yet: buffered actions and health incidents, and actions stored in Redis
         but not archived yet (deleted from Redis too, so the memory never shows them;
-        those stay while Redis is unreachable, and on a Redis Cluster, where an action's
-        delete is unsupported). Returns how many rows were dropped."""
+        those stay while Redis is unreachable). Returns how many rows were dropped."""
         if not agent_ids:
             return 0
         drop = set(agent_ids)
@@ -365,12 +364,12 @@ class AgentFarmLogger:
         self._health_incident_buffer[:] = [r for r in self._health_incident_buffer
                                            if r["agent_id"] not in drop]
         dropped = before - len(self._action_buffer) - len(self._health_incident_buffer)
-        if not getattr(self.memory.runner, "cluster", False):
-            def remove(action: Action) -> None:
-                assert action.action_id is not None  # a stored action
-                self.memory.actions.delete(action.action_id, agent_id=action.agent_id)
 
-            dropped += len(self.writer.discard(lambda a: a.agent_id in drop, remove))
+        def remove(action: Action) -> None:
+            assert action.action_id is not None  # a stored action
+            self.memory.actions.delete(action.action_id, agent_id=action.agent_id)
+
+        dropped += len(self.writer.discard(lambda a: a.agent_id in drop, remove))
         return dropped
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ import redis
 import agentmem
 from agentmem import Action
 from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.writer import DualWriter
 from agentmem.integrity import check, repair
 from agentmem.search.sequences import analyze, read_window
 from agentmem.search.similarity import SimilarityIndex
@@ -98,6 +99,14 @@ def test_every_kind_of_work_runs_as_the_minimal_user(acl_url: str, tmp_path: Pat
             assert report.to_im > 0
             tiers.unpin("a1", newest)
         assert check(mem).clean
+        # the ORM verbs and a dual writer's outbox, as that user
+        first = a.get("a1-3-move", agent_id="a1") or a.recent("a1", 1)[0]
+        a.update(Action.model_validate({**first.model_dump(), "reward": 2.0}))
+        assert a.delete(str(first.action_id), agent_id="a1") is True
+        assert a.exists(str(first.action_id), agent_id="a1") is False
+        with open_archive(tmp_path / "dual.db") as archive, DualWriter(mem, archive) as w:
+            w.record(agent_id="a9", simulation_id="s9", step_number=1, action_type="move")
+            assert w.flush() == 1
         repair(mem)
 
 
