@@ -198,3 +198,16 @@ def test_mkdocs_build_strict(tmp_path: Path) -> None:
     assert (site / "reference" / "backends-redis" / "index.html").exists()
     redis_page = (site / "reference" / "backends-redis" / "index.html").read_text()
     assert 'id="agentmem.backends.redis.connect"' in redis_page
+
+
+def test_no_merge_conflict_markers() -> None:
+    """No file of the repository holds a merge's conflict markers (a docs page did once)."""
+    found = []
+    for path in [README, *ROOT.glob("docs/**/*.md"), *ROOT.glob("agentmem/**/*.py"),
+                 *ROOT.glob("agentmem/**/*.lua"), *ROOT.glob("tests/**/*.py"),
+                 *ROOT.glob("backends/*.py"), *ROOT.glob("migrations/**/*.py"),
+                 *ROOT.glob("benchmarks/*.py")]:
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            if line.startswith(("<<<<<<< ", ">>>>>>> ")) or line == "=======":
+                found.append(f"{path.relative_to(ROOT)}:{n}")
+    assert found == []
