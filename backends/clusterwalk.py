@@ -102,7 +102,7 @@ class ClusterWalk:
             per_agent[agent].append(aid)
         pats = [self.p[f] for f in ("action", "timeline", "types", "targets", "rewards",
                                     "grid")]
-        cell = repr(self.memory.actions.grid_cell)
+        cell = repr(self.memory.actions.grid_cell) if self.memory.actions.grids else "0"
         agents = list(per_agent)
         calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, a, *per_agent[a]],
                              route=self.layout.key("timeline", agent_id=a)) for a in agents]

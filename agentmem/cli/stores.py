@@ -16,6 +16,7 @@ from agentmem.cli.exits import NotFound
 from agentmem.plans.keyspace import (
     DEFAULT_GRID_CELL,
     GRID_CELL_KEY,
+    NO_GRIDS,
     layout_key,
     parse_layout_value,
     recorded_cell,
@@ -86,12 +87,14 @@ class Stores:
                 raw_layout, raw_cell = read_unchecked(memory, layout_key(), GRID_CELL_KEY)
                 version = 2 if cluster else (parse_layout_value(raw_layout) or 1)
                 cell = recorded_cell(raw_cell) or DEFAULT_GRID_CELL
-                if version != (2 if cluster else 1) or cell != DEFAULT_GRID_CELL:
+                grids = raw_cell not in (NO_GRIDS, NO_GRIDS.encode())  # data without grids
+                if version != (2 if cluster else 1) or cell != DEFAULT_GRID_CELL or not grids:
                     memory.close()
                     memory = cast(Memory, connect_cluster(
-                        url, socket_connect_timeout=5, grid_cell=cell)) if cluster else \
-                        connect(url, socket_connect_timeout=5, layout_version=version,
-                                grid_cell=cell)
+                        url, socket_connect_timeout=5, grid_cell=cell, grids=grids)) \
+                        if cluster else connect(url, socket_connect_timeout=5,
+                                                layout_version=version, grid_cell=cell,
+                                                grids=grids)
             except BaseException:
                 memory.close()
                 raise

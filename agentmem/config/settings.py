@@ -81,6 +81,9 @@ class RedisSettings(Settings):
     """Records per script call of ``add_many``."""
     grid_cell: Seconds = DEFAULT_GRID_CELL
     """The side of a cell of the radius-search grid (the same for every client)."""
+    grids: bool = True
+    """Keep the radius-search grids (``False``: no grid entries, fewer bytes per action;
+    ``near``/``near_at`` then raise ``ConfigError``; the same for every client)."""
     spin_us: Annotated[int, Field(ge=0, le=MAX_SPIN_US)] | None = None
     """Microseconds a blocking call polls for its reply (``None``: automatic)."""
     socket_timeout: Seconds | None = None
@@ -98,7 +101,7 @@ class RedisSettings(Settings):
     def store_options(self) -> dict[str, Any]:
         """The options of the store itself (what a ``Memory`` records)."""
         names = ("layout_version", "ttl", "relative_index_size", "embedding_dim",
-                 "batch_size", "grid_cell")
+                 "batch_size", "grid_cell", "grids")
         return {n: getattr(self, n) for n in names}
 
 

@@ -292,7 +292,8 @@ class _Walk:
             return
         pats = [self.p[f] for f in ("action", "timeline", "types", "targets", "rewards",
                                     "sim_step", "sim_steps", "grid", "sim_grid")]
-        out = self._call(lua.ACTIONS, *pats, repr(self.memory.actions.grid_cell),
+        cell = repr(self.memory.actions.grid_cell) if self.memory.actions.grids else "0"
+        out = self._call(lua.ACTIONS, *pats, cell,
                          *_flat(pairs))
         rows = [[v.decode() for v in out[i:i + 6]] for i in range(0, len(out), 6)]
         self.report.hashes_checked += len(rows)

@@ -251,6 +251,11 @@ def check_recorded_version(raw: bytes | str | None, version: int) -> int:
     return found
 
 
+NO_GRIDS = "off"
+"""What :data:`GRID_CELL_KEY` holds when the data's stores keep no radius-search grids
+(``RedisSettings.grids=False``)."""
+
+
 def grid_cell_text(cell: float) -> str:
     """How a grid cell is recorded in :data:`GRID_CELL_KEY` (``repr`` of the float)."""
     return repr(float(cell))
@@ -268,15 +273,29 @@ def recorded_cell(raw: bytes | str | None) -> float | None:
     return cell if math.isfinite(cell) and cell > 0 else None
 
 
-def check_recorded_cell(raw: bytes | str | None, cell: float) -> None:
-    """Check a store's ``grid_cell`` against the one the server records (``None``: none yet).
+def check_recorded_cell(raw: bytes | str | None, cell: float, *, grids: bool = True) -> None:
+    """Check a store's ``grid_cell`` (and whether it keeps grids) against what the server
+    records (``None``: nothing yet).
 
     Raises :class:`LayoutError` when they differ: grid entries written with one cell
-    and searched with another would give wrong answers.
+    and searched with another would give wrong answers, and a store without grids
+    writing beside stores with them would leave actions out of their searches.
     """
-    if raw is None or recorded_cell(raw) == float(cell):
+    if raw is None:
         return
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if text == NO_GRIDS or not grids:
+        if text == NO_GRIDS and not grids:
+            return
+        raise LayoutError(
+            f"this store was opened with grids={grids}, but the server's data "
+            + ("keeps no radius-search grids" if text == NO_GRIDS
+               else f"has radius-search grids of cell {text}")
+            + f" ({GRID_CELL_KEY}); open it with grids={not grids}, or change the data: "
+            f"delete {GRID_CELL_KEY} and run agentmem.integrity.repair() with a store of the "
+            "setting wanted")
+    if recorded_cell(raw) == float(cell):
+        return
     raise LayoutError(
         f"this store was opened with grid_cell={float(cell)!r}, but the server's radius-search "
         f"grids use {text!r} ({GRID_CELL_KEY}); open it with grid_cell={text}, or change the "

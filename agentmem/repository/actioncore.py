@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -13,11 +14,13 @@ from agentmem.lua.scripts import (
     ZRANGE_FETCH,
 )
 from agentmem.model.records import Action
+from agentmem.model.schema import GridIndex
 from agentmem.plans.keyspace import (
     DEFAULT_ACTION_TTL,
     DEFAULT_GRID_CELL,
     DEFAULT_RELATIVE_INDEX_SIZE,
     GRID_CELL_KEY,
+    NO_GRIDS,
     Layout,
     check_recorded_cell,
     grid_cell_text,
@@ -40,12 +43,13 @@ T = TypeVar("T")
 
 
 def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
-                  batch_size: object, grid_cell: object = DEFAULT_GRID_CELL) -> None:
+                  batch_size: object, grid_cell: object = DEFAULT_GRID_CELL,
+                  grids: object = True) -> None:
     """Reject malformed repository options with :class:`~agentmem.errors.ConfigError` (through
     :class:`~agentmem.config.RedisSettings`, where they are declared)."""
     read(RedisSettings, {"ttl": ttl, "relative_index_size": relative_index_size,
                          "embedding_dim": embedding_dim, "batch_size": batch_size,
-                         "grid_cell": grid_cell}, env={})
+                         "grid_cell": grid_cell, "grids": grids}, env={})
 
 
 class ActionCore(RecordOps[Action]):
@@ -69,14 +73,21 @@ class ActionCore(RecordOps[Action]):
         embedding_dim: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         grid_cell: float = DEFAULT_GRID_CELL,
+        grids: bool = True,
     ) -> None:
         self.layout: Layout = layout(layout_version)
         check_options(ttl=ttl, relative_index_size=relative_index_size,
-                      embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell)
+                      embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell,
+                      grids=grids)
         self.grid_cell = float(grid_cell)
+        self.grids = grids
+        """Whether this store keeps the radius-search grids (``RedisSettings.grids``)."""
         spec = self.layout.action.replace(
             ttl=ttl, caps={"relative_index": relative_index_size},
             cells={"grid": self.grid_cell, "sim_grid": self.grid_cell})
+        if not grids:
+            spec = dataclasses.replace(spec, indexes=tuple(
+                ix for ix in spec.indexes if not isinstance(ix, GridIndex)))
         self.embedding_dim = embedding_dim
         self._cell_state = 0
         """What this store knows of the server's grid cell (``agentmem:grid_cell``):
@@ -85,14 +96,15 @@ class ActionCore(RecordOps[Action]):
 
     def _cell_plan(self, record: bool, then: Callable[[], T]) -> Plan[T]:
         """The look at the server's grid cell (see :meth:`grid_cell_check`), then ``then()``."""
-        call = script_call(CLAIM, [grid_cell_text(self.grid_cell)], keys=[GRID_CELL_KEY]) \
+        text = grid_cell_text(self.grid_cell) if self.grids else NO_GRIDS
+        call = script_call(CLAIM, [text], keys=[GRID_CELL_KEY]) \
             if record else command("GET", GRID_CELL_KEY)
 
         def parse(replies: list[Any]) -> T:
             raw = replies[0]
             if isinstance(raw, Exception):
                 raise raw
-            check_recorded_cell(raw, self.grid_cell)
+            check_recorded_cell(raw, self.grid_cell, grids=self.grids)
             self._cell_state = 2 if record or raw is not None else 1
             return then()
 

@@ -223,7 +223,7 @@ class ActionVerbs(ActionCore):
         agent, simulation, step, type and id cannot change. On a cluster the agent's slot
         is updated first, then the step's grid in the simulation's slot."""
         plan = self._update_plan(record)
-        if self.cluster:
+        if self.cluster and self.grids:
             plan = self._then_sim_grid(plan, record)
         if record.position is None:
             return plan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agentmem.errors import InvalidInput
+from agentmem.errors import ConfigError, InvalidInput
 from agentmem.model.records import Action
 from agentmem.plans.keyspace import (
     candidate_agents,
@@ -39,6 +39,11 @@ class RadiusSearch(ActionCore):
             check_action_type(t)
         return Filters(match=("action_type", types))
 
+    def _need_grids(self, call: str) -> None:
+        if not getattr(self, "grids", True):
+            raise ConfigError(f"{call} searches the radius-search grids, which this store "
+                              "does not keep (grids=False): open it with grids=True")
+
     @operation
     def near(self, /, agent_id: str, x: float, y: float, radius: float, *,
              limit: int | None = None, action_type: str | Sequence[str] | None = None,
@@ -52,6 +57,7 @@ class RadiusSearch(ActionCore):
         nearest the point are read first and the search stops once ``limit`` actions
         are nearer than any unread cell.
         """
+        self._need_grids("near")
         circle = Circle.of(x, y, radius, self.grid_cell, limited=limit is not None)
         f = self._type_filter(action_type)
         start, end = check_steps(start, end)
@@ -73,6 +79,7 @@ class RadiusSearch(ActionCore):
         ``step``, or over steps ``start..end`` (inclusive; both open: every step),
         nearest first (ties by id); optionally only of ``action_type``. One round
         trip (two on a Redis Cluster)."""
+        self._need_grids("near_at")
         circle = Circle.of(x, y, radius, self.grid_cell)
         f = self._type_filter(action_type)
         start, end = check_steps(start, end)

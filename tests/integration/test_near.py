@@ -393,3 +393,39 @@ def test_a_limit_stops_the_search_at_the_nearest_ranges(mem: agentmem.Memory,
     assert [(n.record.action_id, n.distance) for n in first] == [
         (n.record.action_id, n.distance) for n in full[:3]]
     assert read_limited * 4 < read_full  # here 336 positions read instead of 1,600
+
+
+def test_a_store_without_grids(server, r):
+    """grids=False: no grid entries, near/near_at refused, integrity clean, the choice
+    recorded so that a store with grids is refused on that data (and the other way)."""
+    import agentmem
+    from agentmem import Action, ConfigError, LayoutError, integrity
+
+    r.flushdb()
+    plain = agentmem.connect(server.url, grids=False)
+    plain.actions.add_many([Action(agent_id="g1", simulation_id="s1", step_number=i,
+                                   action_type="move", position=(i, i)) for i in range(30)])
+    assert not [k for k in r.scan_iter(count=1000) if k.endswith(b":grid")]
+    assert r.get("agentmem:grid_cell") == b"off"
+    with pytest.raises(ConfigError, match="grids=False"):
+        plain.actions.near("g1", 1.0, 1.0, 2.0)
+    with pytest.raises(ConfigError, match="grids=False"):
+        plain.actions.near_at("s1", 1.0, 1.0, 2.0, step=1)
+    assert integrity.check(plain).clean
+    assert [a.position for a in plain.actions.recent("g1", 1)] == [(29.0, 29.0)]
+    gridded = agentmem.connect(server.url)
+    with pytest.raises(LayoutError, match="no radius-search grids"):
+        gridded.actions.add(Action(agent_id="g2", simulation_id="s1", step_number=1,
+                                   action_type="move", position=(1, 1)))
+    with pytest.raises(LayoutError, match="no radius-search grids"):
+        gridded.actions.near("g1", 1.0, 1.0, 2.0)
+    r.flushdb()
+    gridded.actions.add(Action(agent_id="g2", simulation_id="s1", step_number=1,
+                               action_type="move", position=(1, 1)))
+    fresh = agentmem.connect(server.url, grids=False)  # a store checks once, at first use
+    with pytest.raises(LayoutError, match="grids=False"):
+        fresh.actions.add(Action(agent_id="g3", simulation_id="s1", step_number=1,
+                                 action_type="move", position=(1, 1)))
+    fresh.close()
+    plain.close()
+    gridded.close()

@@ -27,7 +27,7 @@ from agentmem.model import schema
 def test_the_defaults_are_those_of_connect() -> None:
     s = RedisSettings()
     assert (s.layout_version, s.ttl, s.relative_index_size, s.batch_size, s.grid_cell,
-            s.spin_us) == (1, DEFAULT_ACTION_TTL, 20, 100, 1.0, None)
+            s.grids, s.spin_us) == (1, DEFAULT_ACTION_TTL, 20, 100, 1.0, True, None)
     assert MAX_TTL == schema.MAX_TTL  # the config layer may not import the model's constant
 
 

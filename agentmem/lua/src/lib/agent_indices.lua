@@ -19,7 +19,8 @@ local function grid_code(x, y, cell)
 end
 -- Is the action (fields t, HMGET reply f: simulation, step, type, target, reward,
 -- position_x, position_y) in each agent-level index it belongs in (patterns of the
--- timeline, types, targets, rewards and grid; cell: the grid's cell size)?
+-- timeline, types, targets, rewards and grid; cell: the grid's cell size, 0 when the
+-- store keeps no grids)?
 -- need(family, present, add) records a miss and, when fixing, adds it. A grid entry
 -- with another score than the position's code counts as missing (fix: rescored).
 -- Returns the grid code (nil without a position).
@@ -37,7 +38,7 @@ local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, p_gr, cell, need)
     need('rewards', call('ZSCORE', kr, id), function() call('ZADD', kr, f[5], id) end)
   end
   local px, py = tonumber(f[6]), tonumber(f[7])
-  if not (px and py) then return nil end
+  if not (px and py) or cell == 0 then return nil end  -- cell 0: a store without grids
   local code = grid_code(px, py, cell)
   local kg = render(p_gr, t)
   local s = call('ZSCORE', kg, id)
