@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from agentmem.errors import InvalidInput
@@ -161,19 +161,27 @@ def ranked_cover(x: float, y: float, radius: float, cell: float,
         return fine
     los = [lo for lo, _ in ranges]
     best = [math.inf] * len(ranges)
+    for c, d2 in _cell_bounds(x, y, cell, (x0, x1, y0, y1)):
+        i = bisect.bisect_right(los, c) - 1
+        if d2 < best[i]:
+            best[i] = d2
+    out = [(lo, hi, 0.0 if math.isinf(d) else d) for (lo, hi), d in zip(ranges, best,
+                                                                        strict=True)]
+    return sorted(out, key=lambda r: (r[2], r[0]))
+
+
+def _cell_bounds(x: float, y: float, cell: float, box: tuple[int, int, int, int]
+                 ) -> Iterator[tuple[int, float]]:
+    """Each cell of ``box`` as ``(code, d2)``: ``d2`` the least squared distance from
+    ``(x, y)`` to the cell."""
+    x0, x1, y0, y1 = box
     for cx in range(x0, x1 + 1):
         left = (cx - OFFSET) * cell
         dx = left - x if x < left else x - (left + cell) if x > left + cell else 0.0
         for cy in range(y0, y1 + 1):
             bottom = (cy - OFFSET) * cell
             dy = bottom - y if y < bottom else y - (bottom + cell) if y > bottom + cell else 0.0
-            i = bisect.bisect_right(los, interleave(cx, cy)) - 1
-            d2 = dx * dx + dy * dy
-            if d2 < best[i]:
-                best[i] = d2
-    out = [(lo, hi, 0.0 if math.isinf(d) else d) for (lo, hi), d in zip(ranges, best,
-                                                                        strict=True)]
-    return sorted(out, key=lambda r: (r[2], r[0]))
+            yield interleave(cx, cy), dx * dx + dy * dy
 
 
 def _cell_ranges(x: float, y: float, radius: float, cell: float,
@@ -184,19 +192,8 @@ def _cell_ranges(x: float, y: float, radius: float, cell: float,
     of one distance bound each, nearest first; ``None`` when that takes more than
     ``max_ranges`` ranges. Finer than the cover's ranges, so that a search with a limit
     stops after the cells nearest the centre."""
-    x0, x1, y0, y1 = box
     admit = (radius + cell) ** 2
-    cells: list[tuple[int, float]] = []
-    for cx in range(x0, x1 + 1):
-        left = (cx - OFFSET) * cell
-        dx = left - x if x < left else x - (left + cell) if x > left + cell else 0.0
-        for cy in range(y0, y1 + 1):
-            bottom = (cy - OFFSET) * cell
-            dy = bottom - y if y < bottom else y - (bottom + cell) if y > bottom + cell else 0.0
-            d2 = dx * dx + dy * dy
-            if d2 <= admit:
-                cells.append((interleave(cx, cy), d2))
-    cells.sort()
+    cells = sorted((c, d2) for c, d2 in _cell_bounds(x, y, cell, box) if d2 <= admit)
     out: list[list[Any]] = []
     for c, d2 in cells:
         if out and out[-1][1] == c - 1 and out[-1][2] == d2:
