@@ -13,6 +13,7 @@ May import: ``agentmem.backends``, ``agentmem.dualwrite``, ``agentmem.model``,
 
 from __future__ import annotations
 
+import atexit
 import copy
 import os
 import time
@@ -105,6 +106,9 @@ class AgentFarmLogger:
         self._resource_buffer: list[dict[str, Any]] = []  # always empty: written at once
         self._step_buffer: list[dict[str, Any]] = []  # always empty: written at once
         self._last_commit_time = time.time()
+        # what is buffered here reaches the writer at interpreter exit and on SIGTERM too
+        # (the writer turns SIGTERM into SystemExit; this hook runs before the writer's)
+        atexit.register(self.close)
 
     # -- actions ------------------------------------------------------------------------
 
@@ -373,12 +377,14 @@ class AgentFarmLogger:
         return dropped
 
     def close(self) -> None:
-        """Flush everything and close the writer."""
+        """Flush everything and close the writer (also run at interpreter exit and on
+        SIGTERM, for a logger never closed)."""
         self._send_actions()
         self.flush_health_buffer()
         self.flush_learning_buffer()
         self.flush_reproduction_buffer()
         self.writer.close()
+        atexit.unregister(self.close)
 
     def __enter__(self) -> AgentFarmLogger:
         return self

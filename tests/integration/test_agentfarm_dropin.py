@@ -587,3 +587,36 @@ def test_an_original_database_migrated_by_revision_0001_stays_original(tmp_path)
     conn.close()
     with open_archive(tmp_path / "a.db") as archive:
         assert archive.generation == "original"
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm"])
+def test_a_logger_never_closed_flushes_at_exit_and_on_sigterm(server, r, tmp_path, how):
+    """Buffered actions and health rows of a logger the simulation never closed reach
+    Redis and the archive when the interpreter exits, or when the process gets SIGTERM."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "a.db"
+    end = "os.kill(os.getpid(), signal.SIGTERM); time.sleep(10)" if how == "sigterm" else ""
+    script = f"""
+import os, signal, time
+import agentmem
+from agentmem.integrations.agentfarm import AgentFarmLogger
+mem = agentmem.connect({server.url!r})
+lg = AgentFarmLogger(mem, agentmem.open_archive({str(db)!r}), "sim_exit")
+lg.log_agents_batch([{{"agent_id": "a1", "birth_time": 0, "agent_type": "X",
+                      "position": (0, 0), "initial_resources": 1, "starting_health": 1}}])
+for step in range(5):
+    lg.log_agent_action(step, "a1", "move")
+lg.log_health_incident(4, "a1", 5.0, 4.0, "starvation")
+{end}
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == (143 if how == "sigterm" else 0), proc.stderr
+    with open_archive(db) as archive:
+        assert archive.count("sim_exit") == 5
+    assert len(table_rows(db, "health_incidents")) == 1
+    mem = agentmem.connect(server.url)
+    assert len(mem.actions.timeline("a1")) == 5
+    mem.close()
