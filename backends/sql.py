@@ -32,13 +32,13 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
 from agentmem.backends.farmtables import Generation
+from agentmem.backends.sqlcopy import copy_rows, serial_sequence
 from agentmem.backends.sqlengine import (
     SQLITE_BUSY_TIMEOUT_MS,
     check_file,
     create_missing,
     make_engine,
 )
-from agentmem.backends.sqlcopy import copy_rows, serial_sequence
 from agentmem.backends.sqlrows import backend_error, decode_row, select_actions
 from agentmem.backends.sqltables import (
     DETAILS_MAX_LENGTH,

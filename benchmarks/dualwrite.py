@@ -12,7 +12,10 @@ the archive: ``close()`` included):
 - ``Redis-only add_many``: ``mem.actions.add_many(step)`` per step;
 - ``DualWriter redis``: ``DualWriter(mem, archive)`` (durability ``redis``, the
   default), ``add_many(step)`` per step, then ``close()``;
-- ``DualWriter buffered``: ``DualWriter(mem, archive, background=True)``, the same.
+- ``DualWriter buffered``: ``DualWriter(mem, archive, background=True)``, the same;
+- ``DualWriter redis, Core INSERT`` (PostgreSQL only): the first, with the archive's
+  ``COPY`` path off (SQLAlchemy Core's ``INSERT ... RETURNING``, the path before
+  ``backends/sqlcopy.py`` and that of drivers other than psycopg 3).
 
 Each round flushes the private Redis and uses a fresh archive (a new SQLite file; a
 new PostgreSQL schema, ``AGENTMEM_BENCH_PG_URL``, default
@@ -78,9 +81,12 @@ def _redis_only(mem: Any, steps: list[list[Action]], _archive: Archive | None) -
         mem.actions.add_many(step)
 
 
-def _writer(**options: Any) -> Callable[[Any, list[list[Action]], Archive | None], None]:
+def _writer(core: bool = False, **options: Any
+            ) -> Callable[[Any, list[list[Action]], Archive | None], None]:
     def run(mem: Any, steps: list[list[Action]], archive: Archive | None) -> None:
         assert archive is not None
+        if core:
+            archive._seq = None  # PostgreSQL without COPY: SQLAlchemy Core's INSERT
         w = DualWriter(mem, archive, **options)
         for step in steps:
             w.add_many(step)
@@ -92,6 +98,7 @@ PATHS: dict[str, tuple[Callable[[Any, list[list[Action]], Archive | None], None]
     "Redis-only add_many": (_redis_only, False),
     "DualWriter redis": (_writer(), True),
     "DualWriter buffered": (_writer(background=True), True),
+    "DualWriter redis, Core INSERT": (_writer(core=True), True),
 }
 
 
@@ -106,8 +113,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = make_actions(args.agents, args.steps, seed=7)
     n = len(rows)
-    names = ["Redis-only add_many"] + [f"{p} / {db}" for db in args.db
-                                       for p in PATHS if PATHS[p][1]]
+    names = ["Redis-only add_many"] + [f"{p} / {db}" for db in args.db for p in PATHS
+                                       if PATHS[p][1] and (db == "postgresql" or "Core" not in p)]
     times: dict[str, list[float]] = {k: [] for k in names}
     ratios: dict[str, list[float]] = {k: [] for k in names}
     with LocalServer(args.kind) as srv, tempfile.TemporaryDirectory() as tmp:

@@ -72,7 +72,8 @@ def test_copy_stores_the_rows_the_core_insert_stores(
         assert archive.write(acts) == 0  # the same actions again: nothing inserted
     assert fast._seq is not None  # the COPY path ran
     a, b = _tables(fast, s1), _tables(core, s2)
-    assert a["agent_actions"] and a["agentmem_action_extras"]
+    assert a["agent_actions"]
+    assert a["agentmem_action_extras"]
     for table in a:
         rows_a, rows_b = a[table], b[table]
         if table == "simulations":  # the database path differs (its schema)
