@@ -1,14 +1,14 @@
 """The SQL archive: AgentFarm's ``agent_actions`` table, written with SQLAlchemy Core.
 
-``open_archive()`` opens (and creates when missing) a database holding
-AgentFarm's ``simulations``, ``agents`` and ``agent_actions`` tables plus
-agentmem's side table ``agentmem_action_extras``, which keeps what exists only in
-the Redis memory (the string action id, the position, the embedding, the write
-time) and the full text of ``details`` longer than the column allows, keyed to
-the SQL row. ``agent_actions`` therefore stays column-compatible with AgentFarm:
-an archive created here opens with AgentFarm's models, and an existing AgentFarm
-database (either generation of the table) is used as it is. See
-``docs/archive.md``.
+``open_archive()`` opens (and creates when missing) a database holding AgentFarm's
+``simulations``, ``agents`` and ``agent_actions`` tables plus agentmem's side table
+``agentmem_action_extras``, which keeps what exists only in the Redis memory (the
+string action id, the position, the embedding, the write time) and the full text of
+``details`` longer than the column allows, keyed to the SQL row. ``agent_actions``
+therefore stays column-compatible with AgentFarm: an archive created here opens with
+AgentFarm's models, and an existing AgentFarm database (either generation of the
+table) is used as it is. See ``docs/archive.md``; PostgreSQL writes with ``COPY``
+(:mod:`~agentmem.backends.sqlcopy`).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.sql import Select
 
 from agentmem.backends.farmtables import Generation
+from agentmem.backends.sqlcopy import copy_rows, serial_sequence
 from agentmem.backends.sqlengine import (
     SQLITE_BUSY_TIMEOUT_MS,
     check_file,
@@ -139,6 +140,7 @@ class Archive:
         self._known_sims: set[str] = set()
         self._known_agents: set[str] = set()
         self._known_lock = threading.Lock()
+        self._seq: str | None = ""  # agent_actions' id sequence on PostgreSQL (sqlcopy)
 
     # -- set-up -------------------------------------------------------------------------
 
@@ -299,16 +301,13 @@ class Archive:
                 path = self.location[:255]
                 conn.execute(simulations.insert(), [
                     {"simulation_id": s, "status": "pending", "parameters": {},
-                     "simulation_db_path": path}
-                    for s in new_sims
-                ])
+                     "simulation_db_path": path} for s in new_sims])
         if agent_ids:
             have_agents = existing(conn, agents.c.agent_id, agent_ids)
             new_agents = [a for a in agent_ids if a not in have_agents]
             if new_agents:
                 conn.execute(agents.insert(), [
-                    {"agent_id": a, "simulation_id": batch.agents[a]} for a in new_agents
-                ])
+                    {"agent_id": a, "simulation_id": batch.agents[a]} for a in new_agents])
 
     def _remember_parents(self, sims: Sequence[str], agent_ids: Sequence[str]) -> None:
         with self._known_lock:
@@ -333,17 +332,19 @@ class Archive:
         self._write_parents(conn, batch, attempt)
         if self._sqlite:
             keys = self._insert_sqlite(conn, batch.main)
+        elif (seq := self._sequence(conn)) is not None:  # PostgreSQL: COPY (sqlcopy)
+            copy_rows(conn, seq, agent_actions, self._main_columns, batch.main, action_extras,
+                      SIDE_COLUMNS, batch.side)
+            return batch
         else:
             names = self._main_columns
-            stmt = agent_actions.insert().returning(
-                agent_actions.c.action_id, sort_by_parameter_order=True
-            )
+            stmt = agent_actions.insert().returning(agent_actions.c.action_id,
+                                                    sort_by_parameter_order=True)
             keys = list(conn.execute(stmt, [dict(zip(names, row, strict=True))
                                             for row in batch.main]).scalars())
         if len(keys) != len(batch.main):
-            raise BackendError(
-                f"the database returned {len(keys)} keys for {len(batch.main)} inserted rows"
-            )
+            raise BackendError(f"the database returned {len(keys)} keys for "
+                               f"{len(batch.main)} inserted rows")
         side = [(*row, key) for row, key in zip(batch.side, keys, strict=True)]
         if self._sqlite:
             conn.exec_driver_sql(self._sql_side, side)
@@ -351,6 +352,11 @@ class Archive:
             conn.execute(action_extras.insert(),
                          [dict(zip(SIDE_COLUMNS, row, strict=True)) for row in side])
         return batch
+
+    def _sequence(self, conn: Connection) -> str | None:
+        if self._seq == "":  # not looked up yet: once per archive
+            self._seq = serial_sequence(conn, agent_actions, "action_id")
+        return self._seq
 
     def _insert_sqlite(self, conn: Connection, rows: list[tuple[Any, ...]]) -> Sequence[int]:
         """Insert ``agent_actions`` rows on SQLite; their row ids, in order.

@@ -85,7 +85,8 @@ def test_members_that_are_the_oldest_are_sorted_instead(
     r.config_resetstat()
     got = mem.actions.by_type("a1", "rare", limit=5)
     assert [a.step_number for a in got] == [199, 198, 197, 196, 195]
-    assert _calls(r, "smembers") == 1  # the walk gave up after 200 members: a sort
+    assert _calls(r, "zinter") == 1  # the walk gave up after 200 members: a sort
+    assert _calls(r, "smembers") == 0  # in the server (ZINTER), not scored here
 
 
 def test_members_without_a_timeline_entry_still_come_last(
@@ -119,3 +120,63 @@ def test_timeline_pages_by_score_past_ties_and_expired_hashes(
     assert _ids(mem.actions.timeline("a2", 6, None, newest_first=newest_first,
                                      limit=10)) == _ids([a for a in want
                                                          if a.step_number >= 6][:10])
+
+
+def _mixed(mem: agentmem.Memory) -> list[Action]:
+    """300 ``rare`` actions that are the oldest, 3000 ``move`` after them with six more
+    ``rare`` among the newest: a set larger than a page walk is worth, mostly old."""
+    acts = [Action(agent_id="a1", simulation_id="s1", step_number=s, action_type="rare")
+            for s in range(300)]
+    acts += [Action(agent_id="a1", simulation_id="s1", step_number=s,
+                    action_type="rare" if s % 500 == 0 else "move")
+             for s in range(300, 3300)]
+    return mem.actions.add_many(acts)
+
+
+def test_a_sparse_old_set_is_sorted_in_the_server_without_a_walk(
+        mem: agentmem.Memory, r: redis.Redis) -> None:
+    """by_type(limit) on a set whose walk would be longer than the set (limit x
+    timeline / set >= set) sorts it at once, with ZINTER, and answers the same."""
+    old = [Action(agent_id="a1", simulation_id="s1", step_number=s, action_type="rare")
+           for s in range(200)]
+    new = [Action(agent_id="a1", simulation_id="s1", step_number=s, action_type="move")
+           for s in range(200, 20200)]
+    mem.actions.add_many(old + new)
+    r.config_resetstat()
+    got = mem.actions.by_type("a1", "rare", limit=5)
+    assert [a.step_number for a in got] == [199, 198, 197, 196, 195]
+    assert _calls(r, "zrange") == 0  # no walk
+    assert _calls(r, "zinter") == 1
+
+
+@pytest.mark.parametrize("size", [1, 7, 10, 300, 1000])
+def test_pages_of_a_mostly_old_set_equal_the_query(mem: agentmem.Memory, size: int) -> None:
+    """page("by_type") over a set of mostly old members: the walk gives the newest
+    members, then switches to the sorted set from the last one it gave (or sorts at
+    once); every page together is the query's answer, in order, without repeats."""
+    stored = _mixed(mem)
+    want = _ids(_newest_first([a for a in stored if a.action_type == "rare"]))
+    assert _ids(mem.actions.by_type("a1", "rare")) == want
+    got: list[str] = []
+    cursor = None
+    while True:
+        page = mem.actions.page("by_type", "a1", "rare", cursor=cursor, size=size)
+        assert len(page.items) <= size
+        got += _ids(page.items)
+        if page.cursor is None:
+            break
+        cursor = page.cursor
+    assert got == want
+
+
+def test_a_page_of_a_mostly_old_set_stops_walking_at_the_set_size(
+        mem: agentmem.Memory, r: redis.Redis) -> None:
+    """The first page of 10 walks the timeline until it has visited as many entries as
+    the set holds (306), then sorts the set once: about 3 walk pages, not 26."""
+    _mixed(mem)
+    r.config_resetstat()
+    page = mem.actions.page("by_type", "a1", "rare", size=10)
+    assert [a.step_number for a in page.items] == [3000, 2500, 2000, 1500, 1000, 500,
+                                                   299, 298, 297, 296]
+    assert _calls(r, "zinter") == 1
+    assert 0 < _calls(r, "zrange") <= 3  # 128 entries a page: 384 >= 306

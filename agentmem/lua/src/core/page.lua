@@ -77,67 +77,76 @@ if mode == 'z' then
   nextf = sorted_walk(key)
 elseif mode == 's' then
   local n = redis.call('SCARD', key)
-  if n <= 2 * CH then
-    -- a small set: its ids with their scores, sorted (bounded by the set's size)
-    local ids = redis.call('SMEMBERS', key)
-    local scores = #ids > 0 and redis.call('ZMSCORE', okey, unpack(ids)) or {}
-    local rows = {}
-    local function num(b)
-      local v = string.gsub(b, '^%(', '')
-      if v == '-inf' then return -math.huge elseif v == '+inf' or v == 'inf' then return math.huge end
-      return tonumber(v)
-    end
+  local function num(b)
+    local v = string.gsub(b, '^%(', '')
+    if v == '-inf' then return -math.huge elseif v == '+inf' or v == 'inf' then return math.huge end
+    return tonumber(v)
+  end
+  -- the set's ids with their scores, sorted, after the cursor (cs, cm): one ZINTER in
+  -- the server (work about the set's size); ids the sorted set lacks are not listed
+  local function sorted_set(cs, cm)
+    local r = redis.call('ZINTER', 2, key, okey, 'WEIGHTS', 0, 1, 'WITHSCORES')
     local lon, hin = num(lo), num(hi)
     local lox, hix = string.sub(lo, 1, 1) == '(', string.sub(hi, 1, 1) == '('
-    for i, id in ipairs(ids) do
-      local s = scores[i] and tonumber(scores[i])
-      if s and (s > lon or (s == lon and not lox)) and (s < hin or (s == hin and not hix)) then
-        rows[#rows + 1] = {id, s, scores[i]}
-      end
-    end
-    table.sort(rows, function(a, b)
-      if a[2] ~= b[2] then if rev then return a[2] > b[2] else return a[2] < b[2] end end
-      if rev then return a[1] > b[1] else return a[1] < b[1] end
-    end)
-    local cs = tonumber(cscore)
-    local i = 1
-    nextf = function()
-      while i <= #rows do
-        local r = rows[i]
-        i = i + 1
+    local csn = tonumber(cs)
+    local m = #r / 2
+    local k, last, step = 1, m, 1
+    if rev then k, last, step = m, 1, -1 end
+    return function()
+      while (step == 1 and k <= last) or (step == -1 and k >= last) do
+        local id, raw = r[2 * k - 1], r[2 * k]
+        k = k + step
+        local sc = num(raw)
+        local inside = (sc > lon or (sc == lon and not lox)) and (sc < hin or (sc == hin and not hix))
         local after = true
-        if cs then
-          if rev then after = r[2] < cs or (r[2] == cs and r[1] < cmember)
-          else after = r[2] > cs or (r[2] == cs and r[1] > cmember) end
+        if csn then
+          if rev then after = sc < csn or (sc == csn and id < cm)
+          else after = sc > csn or (sc == csn and id > cm) end
         end
-        if after then return r[1], r[3] end
+        if inside and after then return id, raw end
       end
       return nil
     end
+  end
+  local zn = redis.call('ZCARD', okey)
+  if n <= 2 * CH or size * zn / math.max(n, 1) >= n then
+    -- a small set, or members too sparse in the sorted set for a walk to pay: sorted
+    nextf = sorted_set(cscore, cmember)
   else
     -- a large set: the sorted set walked from the cursor, its members kept (work about
-    -- size x sorted set / set, not the set's size)
+    -- size x sorted set / set, not the set's size); once the walk has visited as many
+    -- entries as the set holds (its members are further on), the set is sorted instead,
+    -- from the last entry the walk gave
     local walk = sorted_walk(okey)
-    local buf, at, ended = {}, 1, false
+    local buf, at, ended, visited = {}, 1, false, 0
+    local gave_s, gave_id = cscore, cmember
+    local sorted = nil
     nextf = function()
       while true do
+        if sorted then return sorted() end
         if at <= #buf then
           at = at + 1
+          gave_s, gave_id = buf[at - 1][2], buf[at - 1][1]
           return buf[at - 1][1], buf[at - 1][2]
         end
         if ended then return nil end
-        local batch = {}
-        for _ = 1, CH do
-          local id, s = walk()
-          if not id then ended = true; break end
-          batch[#batch + 1] = {id, s}
-        end
-        buf, at = {}, 1
-        if #batch > 0 then
-          local ids = {}
-          for k, e in ipairs(batch) do ids[k] = e[1] end
-          local isin = redis.call('SMISMEMBER', key, unpack(ids))
-          for k, e in ipairs(batch) do if isin[k] == 1 then buf[#buf + 1] = e end end
+        if visited >= n then
+          sorted = sorted_set(gave_s, gave_id)
+        else
+          local batch = {}
+          for _ = 1, CH do
+            local id, sc = walk()
+            if not id then ended = true; break end
+            batch[#batch + 1] = {id, sc}
+          end
+          visited = visited + #batch
+          buf, at = {}, 1
+          if #batch > 0 then
+            local ids = {}
+            for k, e in ipairs(batch) do ids[k] = e[1] end
+            local isin = redis.call('SMISMEMBER', key, unpack(ids))
+            for k, e in ipairs(batch) do if isin[k] == 1 then buf[#buf + 1] = e end end
+          end
         end
       end
     end

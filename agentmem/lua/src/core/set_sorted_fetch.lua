@@ -14,9 +14,15 @@
 --   about limit x (sorted index size / set size): a few members for a common type.
 -- * sort: every member of the set, scored (ZMSCORE) and sorted. Its work is the
 --   set's size; members without a score come last (or are dropped by min).
--- The walk is tried when there is a limit, newest first, and the set is not small;
--- once it has visited as many members of the sorted index as the set holds, sorting
--- the set costs less and it switches (the set's members are the oldest).
+-- The walk is tried when there is a limit, newest first, the set is not small and
+-- the walk's expected length (limit x sorted index size / set size, members spread
+-- evenly) is below the set's size; once it has visited as many members of the sorted
+-- index as the set holds, sorting the set costs less and it switches (the set's
+-- members are the oldest).
+-- The sort is one ZINTER of the set with the sorted index (the server's C code, about
+-- the set's size); only when the sorted index lacks some members (an index left
+-- inconsistent) does it score and sort every member here (members without a score
+-- come last).
 local skey, zkey, prefix, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local rev, limit = ARGV[5] == '1', tonumber(ARGV[6])
 local min = ARGV[7] ~= '' and tonumber(ARGV[7]) or nil
@@ -60,7 +66,38 @@ local function walk(size)
   return nil  -- visited as many as the set holds: sorting the set is cheaper
 end
 
+local function num(v)
+  if v == 'inf' or v == '+inf' then return math.huge elseif v == '-inf' then return -math.huge end
+  return tonumber(v)
+end
+
+-- the set's members ordered by the sorted index, in the server (ZINTER); nil when the
+-- sorted index lacks some of them (the Lua sort below places those)
+local function sort_zinter(size)
+  local r = redis.call('ZINTER', 2, skey, zkey, 'WEIGHTS', 0, 1, 'WITHSCORES')
+  local n = #r / 2
+  if n ~= size then return nil end
+  local out = {}
+  local first, last, step = 1, n, 1
+  if rev then first, last, step = n, 1, -1 end
+  for k = first, last, step do
+    if limit >= 0 and #out >= limit then break end
+    local keep = true
+    if min then
+      local s = num(r[2 * k])
+      keep = s > min or (not excl and s == min)
+    end
+    if keep then fetch_into(out, prefix .. r[2 * k - 1] .. suffix)
+    elseif rev then break end  -- highest first: every later score is below min too
+  end
+  return out
+end
+
 local function sort_all()
+  if zkey ~= '' then
+    local out = sort_zinter(redis.call('SCARD', skey))
+    if out then return out end
+  end
   local ids = redis.call('SMEMBERS', skey)
   local rows = {}
   for i = 1, #ids, CH do
@@ -89,7 +126,8 @@ end
 if limit == 0 then return {} end
 if limit > 0 and rev and zkey ~= '' then
   local size = redis.call('SCARD', skey)
-  if size > SMALL and limit < size then
+  local expected = limit * redis.call('ZCARD', zkey) / math.max(size, 1)
+  if size > SMALL and limit < size and expected < size then
     local out = walk(size)
     -- a walk that found fewer than limit may have missed members the sorted index
     -- lacks (no score): only the sort lists those, so it answers then
