@@ -49,6 +49,7 @@ from agentmem.plans.keyspace import (
 from agentmem.plans.plan import Call, FollowUp, Plan, run_through
 from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository
+from agentmem.repository.batch import Batch
 
 T = TypeVar("T")
 MT = TypeVar("MT", bound=BaseModel)
@@ -387,6 +388,12 @@ class ClusterMemory:
     def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
         """A repository for any declared model (its keys must carry hash tags)."""
         return Repository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    def batch(self) -> Batch:
+        """Many operations in one round trip, as :meth:`agentmem.Memory.batch`: the calls
+        are grouped by node and sent to the nodes in parallel; those of one node keep
+        their order (see ``docs/cluster.md``)."""
+        return Batch(self.runner, self.actions, self.im_actions, self._options["batch_size"])
 
     @property
     def client(self) -> RedisCluster:

@@ -34,6 +34,7 @@ from agentmem.plans.keyspace import (
 from agentmem.plans.plan import Call, FollowUp, Plan, run_through
 from agentmem.repository.actions import ActionRepository, AsyncActionRepository
 from agentmem.repository.base import AsyncRepository, Repository
+from agentmem.repository.batch import AsyncBatch, Batch
 
 hiredis: Any
 try:
@@ -322,6 +323,8 @@ class _Memory(Generic[R]):
         self.actions = actions
         self.im_actions = im_actions
         self._options = options
+        self._batch_scripts: set[str] = set()
+        """The scripts this store's batches sent (see :mod:`agentmem.repository.batch`)."""
 
 
 class Memory(_Memory[RedisRunner]):
@@ -337,6 +340,12 @@ class Memory(_Memory[RedisRunner]):
     def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
         """A repository for any declared model, on this connection."""
         return Repository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    def batch(self) -> Batch:
+        """Many operations of any repositories in one round trip (``docs/queries.md``,
+        "Many operations in one round trip"): ``with mem.batch() as b:``."""
+        return Batch(self.runner, self.actions, self.im_actions, self._options["batch_size"],
+                     loaded=self._batch_scripts)
 
     @property
     def client(self) -> redis.Redis:
@@ -368,6 +377,11 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
     def repository(self, spec: RecordSpec[MT]) -> AsyncRepository[MT]:
         """A repository for any declared model, on this connection."""
         return AsyncRepository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    def batch(self) -> AsyncBatch:
+        """As :meth:`Memory.batch`: ``async with mem.batch() as b:``."""
+        return AsyncBatch(self.runner, self.actions, self.im_actions,
+                          self._options["batch_size"], loaded=self._batch_scripts)
 
     @property
     def client(self) -> redis.asyncio.Redis:

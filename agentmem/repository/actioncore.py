@@ -89,10 +89,19 @@ class ActionCore(RecordOps[Action]):
             spec = dataclasses.replace(spec, indexes=tuple(
                 ix for ix in spec.indexes if not isinstance(ix, GridIndex)))
         self.embedding_dim = embedding_dim
-        self._cell_state = 0
+        self._cell = [0]
         """What this store knows of the server's grid cell (``agentmem:grid_cell``):
-        0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded."""
+        0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded.
+        In a list, shared with the copies of this repository (a batch's, an outbox's)."""
         super().__init__(runner, spec, batch_size=batch_size)
+
+    @property
+    def _cell_state(self) -> int:
+        return self._cell[0]
+
+    @_cell_state.setter
+    def _cell_state(self, state: int) -> None:
+        self._cell[0] = state
 
     def _cell_plan(self, record: bool, then: Callable[[], T]) -> Plan[T]:
         """The look at the server's grid cell (see :meth:`grid_cell_check`), then ``then()``."""
