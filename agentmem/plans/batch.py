@@ -21,6 +21,10 @@ from agentmem.plans.plan import Call, FollowUp, Plan, command
 
 T = TypeVar("T")
 
+BULK_CALLS = 256
+"""A batch of at least this many calls runs as a bulk plan (the garbage collector
+paused: :func:`~agentmem.plans.plan.paused_gc`), as a write of that many records does."""
+
 _PENDING = 0
 _DONE = 1
 _FAILED = 2
@@ -112,7 +116,8 @@ def combine(entries: Sequence[Entry]) -> Plan[None]:
         if more:
             raise FollowUp(combine(more))
 
-    return Plan(calls, parse, bulk=any(entry[1].bulk for entry in entries))
+    return Plan(calls, parse, bulk=len(calls) >= BULK_CALLS
+                or any(entry[1].bulk for entry in entries))
 
 
 def fail_pending(entries: Sequence[Entry], error: BaseException) -> None:
