@@ -128,6 +128,30 @@ def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
     return list(conn.pack_command(*args))
 
 
+SEND_CHUNK = 1 << 16
+"""Bytes of small calls written to the socket together: a plan of many small calls (a
+batch's reads) costs a few writes, not one per call; a large call (a write's batch of
+records) is written as soon as it is built, as before."""
+
+
+def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterator[bytes]:
+    """The RESP bytes of ``calls`` in pieces of about :data:`SEND_CHUNK` (each call
+    appended to ``sent`` as it is packed); built lazily, so that the server runs the
+    first pieces while the next are built."""
+    pending: list[Any] = []
+    size = 0
+    for call in calls:
+        packed = pack_args(conn, call.args)
+        sent.append(call)
+        pending += packed
+        size += sum(map(len, packed))
+        if size >= SEND_CHUNK:
+            yield pending[0] if len(pending) == 1 else b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield pending[0] if len(pending) == 1 else b"".join(pending)
+
+
 @contextmanager
 def _layout_errors() -> Iterator[None]:
     """The layout check's redis-py errors as agentmem errors (blocking and asyncio)."""
@@ -218,9 +242,8 @@ class RedisRunner:
         sent: list[Call] = []
         replies: list[Any] = []
         try:
-            for call in calls:
-                conn.send_packed_command(pack_args(conn, call.args), check_health=not sent)
-                sent.append(call)
+            for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
+                conn.send_packed_command([chunk], check_health=n == 0)
             if self.spin and sent:
                 wait_readable(conn, self.spin)
             for call in sent:
@@ -296,9 +319,8 @@ class AsyncRedisRunner:
         sent: list[Call] = []
         replies: list[Any] = []
         try:
-            for call in calls:
-                await conn.send_packed_command(pack_args(conn, call.args), check_health=not sent)
-                sent.append(call)
+            for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
+                await conn.send_packed_command([chunk], check_health=n == 0)
             for call in sent:
                 try:
                     replies.append(await client.parse_response(conn, _command_name(call)))
