@@ -33,8 +33,8 @@ from redis.exceptions import (
 from agentmem.backends.clusterurl import parse_nodes
 from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
-from agentmem.backends.redis import pack_args
 from agentmem.backends.spin import resolve_spin, wait_readable
+from agentmem.backends.wire import pack_args
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
