@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from agentmem.errors import NotRun
+from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.batch import Entry, Handle, combine, fail_pending, queued, script_loads
 from agentmem.plans.plan import Plan
@@ -70,7 +71,7 @@ def _view(repo: RecordOps[Any], cls: type[V], queue: _Queue) -> V:
 class _BatchBase(Generic[R]):
     """What a blocking and an asyncio batch share: the repositories and the queue."""
 
-    def __init__(self, runner: R, actions: ActionOps, im_actions: RecordOps[Any],
+    def __init__(self, runner: R, actions: ActionOps, im_actions: RecordOps[IMAction],
                  batch_size: int, *, loaded: set[str] | None = None) -> None:
         self.runner: R = runner
         self._queue = _Queue(runner)
@@ -80,8 +81,8 @@ class _BatchBase(Generic[R]):
         in the same round trip, so that no call runs late after a ``NOSCRIPT``."""
         self.actions = _view(actions, BatchActionRepository, self._queue)
         """The action repository's operations, queued."""
-        self.im_actions: BatchRepository[Any] = _view(im_actions, BatchRepository,
-                                                      self._queue)
+        self.im_actions: BatchRepository[IMAction] = _view(im_actions, BatchRepository,
+                                                           self._queue)
         """Intermediate-memory actions (``IMAction``), queued."""
 
     def repository(self, spec: RecordSpec[M]) -> BatchRepository[M]:
