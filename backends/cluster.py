@@ -34,7 +34,7 @@ from agentmem.backends.clusterurl import parse_nodes
 from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.spin import resolve_spin, wait_readable
-from agentmem.backends.wire import pack_args
+from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
@@ -314,10 +314,13 @@ class ClusterRunner:
                 unsent = _Unsent(str(exc))
                 unsent.__cause__ = exc
                 return unsent
+            calls: list[Call] = []
             for i in idx:
                 if i in asking:
-                    conn.send_packed_command(pack_args(conn, ("ASKING",)), check_health=False)
-                conn.send_packed_command(pack_args(conn, wires[i]), check_health=False)
+                    calls.append(Call(("ASKING",)))
+                calls.append(Call(wires[i]))
+            for chunk in packed_chunks(conn, calls, []):
+                conn.send_packed_command([chunk], check_health=False)
             if poll and idx:
                 spin = self._spins.get(node.name)
                 if spin is None:

@@ -20,8 +20,10 @@ actions per agent over three types, stored first. Paths, their rounds interleave
                returning the raw hashes, decoded into dicts of bytes only
 
 Every path builds its ``Action`` models in the timed region. The table gives the
-median ms per step, the ratio to the floor's median, the actions read per step and
-the load average. Not part of the test suite.
+median ms per step (wall time), the ratio to the floor's median and the median of
+the per-round ratios; the CPU time per step of this process plus the server's
+(``INFO cpu``), which a busy machine changes less than the wall time; the actions
+read per step and the load average. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -127,6 +129,12 @@ class Loop:
 PATHS = ("per call", "batch", "batch, add", "floor")
 
 
+def server_cpu(admin: redis.Redis) -> float:
+    """The server process's CPU seconds so far (``INFO cpu``, user + sys)."""
+    info: dict[str, Any] = admin.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
 def run_server(url: str, label: str, args: argparse.Namespace) -> dict[str, Any]:
     admin = redis.Redis.from_url(url)
     admin.flushdb()
@@ -139,25 +147,29 @@ def run_server(url: str, label: str, args: argparse.Namespace) -> dict[str, Any]
     for fn in fns.values():  # warm-up: scripts loaded, grid cell known, caches filled
         fn()
     times: dict[str, list[float]] = {p: [] for p in PATHS}
+    cpu: dict[str, list[float]] = {p: [] for p in PATHS}
     reads: dict[str, int] = {}
     for rnd in range(args.rounds):
         order = PATHS[rnd % len(PATHS):] + PATHS[:rnd % len(PATHS)]
         for path in order:
+            s0, c0 = server_cpu(admin), time.process_time()
             t0 = time.perf_counter()
             reads[path] = fns[path]()
             times[path].append((time.perf_counter() - t0) * 1000)
+            cpu[path].append((time.process_time() - c0 + server_cpu(admin) - s0) * 1000)
         if not args.quiet:
             print(f"  {label} round {rnd + 1}/{args.rounds}: " + ", ".join(
                 f"{p} {times[p][-1]:.0f} ms" for p in PATHS), file=sys.stderr)
     mem.close()
     admin.flushdb()
     admin.close()
-    floor = statistics.median(times["floor"])
+    floor, floor_cpu = statistics.median(times["floor"]), statistics.median(cpu["floor"])
     return {"label": label, "rows": [
         {"path": p, "ms": statistics.median(times[p]),
          "ratio": statistics.median(times[p]) / floor,
          "round_ratio": statistics.median(t / f for t, f in zip(times[p], times["floor"],
                                                                 strict=True)),
+         "cpu": statistics.median(cpu[p]), "cpu_ratio": statistics.median(cpu[p]) / floor_cpu,
          "reads": reads[p]} for p in PATHS], "load": Path("/proc/loadavg").read_text().split()[:3]
         if Path("/proc/loadavg").exists() else []}
 
@@ -165,10 +177,12 @@ def run_server(url: str, label: str, args: argparse.Namespace) -> dict[str, Any]
 def render(res: dict[str, Any]) -> str:
     lines = [f"{res['label']} (load average after: {' '.join(res['load'])})",
              "| path | ms/step (median) | vs floor | median of per-round ratios "
-             "| actions read/step |", "|---|---:|---:|---:|---:|"]
+             "| CPU ms/step, client + server | vs floor | actions read/step |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for row in res["rows"]:
         lines.append(f"| {row['path']} | {row['ms']:.0f} | {row['ratio']:.2f}x | "
-                     f"{row['round_ratio']:.2f}x | {row['reads']:,} |")
+                     f"{row['round_ratio']:.2f}x | {row['cpu']:.0f} | {row['cpu_ratio']:.2f}x | "
+                     f"{row['reads']:,} |")
     return "\n".join(lines)
 
 
