@@ -31,10 +31,11 @@ def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
     return list(conn.pack_command(*args))
 
 
-SEND_CHUNK = 1 << 16
+SEND_CHUNK = 1 << 13
 """Bytes of small calls written to the socket together: a plan of many small calls (a
-batch's reads) costs a few writes, not one per call; a large call (a write's batch of
-records) is written as soon as it is built, as before."""
+batch's reads, ~150 bytes each) costs a few writes, not one per call; a call of a write's
+batch of records (tens of kB) is written as soon as it is built, as before, so that the
+server runs it while the next is built."""
 
 
 def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterator[bytes]:
