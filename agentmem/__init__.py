@@ -31,6 +31,7 @@ from agentmem.errors import (
     InvalidInput,
     LayoutError,
     NotFound,
+    NotRun,
     Refused,
     SchemaError,
     Unavailable,
@@ -50,6 +51,7 @@ from agentmem.model.schema import (
     SortedIndex,
     declare,
 )
+from agentmem.plans.batch import Handle
 from agentmem.plans.ftindex import IndexStatus
 from agentmem.plans.ftquery import Condition, Q, QueryFields
 from agentmem.plans.keyspace import layout
@@ -58,6 +60,7 @@ from agentmem.plans.radius import Near
 from agentmem.repository.actions import ActionRepository, AsyncActionRepository
 from agentmem.repository.agent import AgentMemoryMixin
 from agentmem.repository.base import AsyncRepository, Repository
+from agentmem.repository.batch import AsyncBatch, Batch
 from agentmem.store import Store, open
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 
@@ -65,14 +68,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ID", "Action", "ActionRepository", "AgentMemError", "AgentMemoryMixin", "Archive",
-    "ArchiveSettings", "AsJson", "AsyncActionRepository", "AsyncMemory", "AsyncRepository",
-    "BackendError", "Condition", "ConfigError", "CounterIndex", "DecodeError",
-    "DualWriteSettings", "DualWriter", "DuplicateId", "Failover", "GridIndex", "IMAction",
-    "Identifier", "IndexStatus", "InvalidId", "InvalidInput", "LayoutError", "Lesson",
-    "ListIndex", "Memory", "Near", "NotFound", "Page", "Q", "QueryFields", "Record", "RecordSpec",
-    "RedisSettings", "Refused", "Repository", "SchemaError", "SequenceAnalysis", "SetIndex",
-    "SortedIndex", "Split", "Store", "StoreSettings", "StoredAs", "TierPolicy", "TierSettings",
-    "Tiers", "Unavailable", "Unsupported", "Vector", "WriteError", "WriteTime",
-    "action_importance", "connect", "connect_async", "connect_cluster", "declare", "layout",
-    "open", "open_archive",
+    "ArchiveSettings", "AsJson", "AsyncActionRepository", "AsyncBatch", "AsyncMemory",
+    "AsyncRepository", "BackendError", "Batch", "Condition", "ConfigError", "CounterIndex",
+    "DecodeError", "DualWriteSettings", "DualWriter", "DuplicateId", "Failover", "GridIndex",
+    "Handle", "IMAction", "Identifier", "IndexStatus", "InvalidId", "InvalidInput", "LayoutError",
+    "Lesson", "ListIndex", "Memory", "Near", "NotFound", "NotRun", "Page", "Q", "QueryFields",
+    "Record", "RecordSpec", "RedisSettings", "Refused", "Repository", "SchemaError",
+    "SequenceAnalysis", "SetIndex", "SortedIndex", "Split", "Store", "StoreSettings", "StoredAs",
+    "TierPolicy", "TierSettings", "Tiers", "Unavailable", "Unsupported", "Vector", "WriteError",
+    "WriteTime", "action_importance", "connect", "connect_async", "connect_cluster", "declare",
+    "layout", "open", "open_archive",
 ]

@@ -60,6 +60,11 @@ class NotFound(AgentMemError, LookupError):
     the store, simulation, agent or action a command names (exit status 8)."""
 
 
+class NotRun(AgentMemError):
+    """A batched operation's result was asked for before its batch ran, or its batch
+    did not run (its ``with`` block raised)."""
+
+
 class DecodeError(AgentMemError):
     """Stored data does not decode into the declared model."""
 

@@ -33,8 +33,8 @@ from redis.exceptions import (
 from agentmem.backends.clusterurl import parse_nodes
 from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
-from agentmem.backends.redis import pack_args
 from agentmem.backends.spin import resolve_spin, wait_readable
+from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Unavailable
 from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
@@ -49,6 +49,7 @@ from agentmem.plans.keyspace import (
 from agentmem.plans.plan import Call, FollowUp, Plan, run_through
 from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository
+from agentmem.repository.batch import Batch
 
 T = TypeVar("T")
 MT = TypeVar("MT", bound=BaseModel)
@@ -313,10 +314,13 @@ class ClusterRunner:
                 unsent = _Unsent(str(exc))
                 unsent.__cause__ = exc
                 return unsent
+            calls: list[Call] = []
             for i in idx:
                 if i in asking:
-                    conn.send_packed_command(pack_args(conn, ("ASKING",)), check_health=False)
-                conn.send_packed_command(pack_args(conn, wires[i]), check_health=False)
+                    calls.append(Call(("ASKING",)))
+                calls.append(Call(wires[i]))
+            for chunk in packed_chunks(conn, calls, []):
+                conn.send_packed_command([chunk], check_health=False)
             if poll and idx:
                 spin = self._spins.get(node.name)
                 if spin is None:
@@ -387,6 +391,12 @@ class ClusterMemory:
     def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
         """A repository for any declared model (its keys must carry hash tags)."""
         return Repository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    def batch(self) -> Batch:
+        """Many operations in one round trip, as :meth:`agentmem.Memory.batch`: the calls
+        are grouped by node and sent to the nodes in parallel; those of one node keep
+        their order (see ``docs/cluster.md``)."""
+        return Batch(self.runner, self.actions, self.im_actions, self._options["batch_size"])
 
     @property
     def client(self) -> RedisCluster:

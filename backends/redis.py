@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 from agentmem.backends.failures import connection_failure, is_permanent
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.spin import client_spin, wait_readable
+from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.lua.scripts import CLAIM_LAYOUT
@@ -34,12 +35,7 @@ from agentmem.plans.keyspace import (
 from agentmem.plans.plan import Call, FollowUp, Plan, run_through
 from agentmem.repository.actions import ActionRepository, AsyncActionRepository
 from agentmem.repository.base import AsyncRepository, Repository
-
-hiredis: Any
-try:
-    import hiredis
-except ImportError:  # pragma: no cover - hiredis is a dependency, but optional in redis-py
-    hiredis = None
+from agentmem.repository.batch import AsyncBatch, Batch
 
 T = TypeVar("T")
 MT = TypeVar("MT", bound=BaseModel)
@@ -114,17 +110,6 @@ def _mapped(replies: list[Any]) -> list[Any]:
 
 def _script_error(exc: redis.RedisError) -> BackendError:
     return BackendError(f"Redis refused to load a script: {exc}")
-
-
-def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
-    """The RESP bytes of a command; hiredis directly, skipping redis-py's per-argument
-    pass (also used by the cluster runner)."""
-    if hiredis is not None:
-        try:
-            return [hiredis.pack_command(tuple(args))]
-        except TypeError:
-            pass  # an argument type hiredis does not take: let redis-py convert it
-    return list(conn.pack_command(*args))
 
 
 @contextmanager
@@ -217,9 +202,8 @@ class RedisRunner:
         sent: list[Call] = []
         replies: list[Any] = []
         try:
-            for call in calls:
-                conn.send_packed_command(pack_args(conn, call.args), check_health=not sent)
-                sent.append(call)
+            for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
+                conn.send_packed_command([chunk], check_health=n == 0)
             if self.spin and sent:
                 wait_readable(conn, self.spin)
             for call in sent:
@@ -295,9 +279,8 @@ class AsyncRedisRunner:
         sent: list[Call] = []
         replies: list[Any] = []
         try:
-            for call in calls:
-                await conn.send_packed_command(pack_args(conn, call.args), check_health=not sent)
-                sent.append(call)
+            for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
+                await conn.send_packed_command([chunk], check_health=n == 0)
             for call in sent:
                 try:
                     replies.append(await client.parse_response(conn, _command_name(call)))
@@ -322,6 +305,8 @@ class _Memory(Generic[R]):
         self.actions = actions
         self.im_actions = im_actions
         self._options = options
+        self._batch_scripts: set[str] = set()
+        """The scripts this store's batches sent (see :mod:`agentmem.repository.batch`)."""
 
 
 class Memory(_Memory[RedisRunner]):
@@ -337,6 +322,12 @@ class Memory(_Memory[RedisRunner]):
     def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
         """A repository for any declared model, on this connection."""
         return Repository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    def batch(self) -> Batch:
+        """Many operations of any repositories in one round trip (``docs/queries.md``,
+        "Many operations in one round trip"): ``with mem.batch() as b:``."""
+        return Batch(self.runner, self.actions, self.im_actions, self._options["batch_size"],
+                     loaded=self._batch_scripts)
 
     @property
     def client(self) -> redis.Redis:
@@ -368,6 +359,11 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
     def repository(self, spec: RecordSpec[MT]) -> AsyncRepository[MT]:
         """A repository for any declared model, on this connection."""
         return AsyncRepository(self.runner, spec, batch_size=self._options["batch_size"])
+
+    def batch(self) -> AsyncBatch:
+        """As :meth:`Memory.batch`: ``async with mem.batch() as b:``."""
+        return AsyncBatch(self.runner, self.actions, self.im_actions,
+                          self._options["batch_size"], loaded=self._batch_scripts)
 
     @property
     def client(self) -> redis.asyncio.Redis:

@@ -17,7 +17,7 @@ import atexit
 import copy
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,10 +29,11 @@ from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
 from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
 from agentmem.errors import ConfigError, WriteError
 from agentmem.integrations import farmrows
+from agentmem.integrations.farmrecall import AgentRecall, step_memory
 from agentmem.integrations.farmrows import plain
 from agentmem.model.records import Action
 
-__all__ = ["AgentFarmLogger", "LoggerDurability"]
+__all__ = ["AgentFarmLogger", "AgentRecall", "LoggerDurability", "step_memory"]
 
 LoggerDurability = Literal["buffered", "redis", "archived"]
 
@@ -190,6 +191,21 @@ class AgentFarmLogger:
                 del self._action_buffer[:len(actions)]  # stored; the archive step failed
             raise
         del self._action_buffer[:len(actions)]
+
+    def recall(self, agent_ids: Iterable[Any], *, recent: int = 10,
+               by_type: Sequence[str] = (), limit: int | None = 10
+               ) -> dict[str, AgentRecall]:
+        """For every agent of a step: its ``recent`` newest actions and its newest
+        ``limit`` actions of each type of ``by_type``, in one round trip for all of them
+        (:func:`~agentmem.integrations.farmrecall.step_memory`), keyed by agent id.
+
+        The actions still buffered here are stored in Redis first (one more round trip
+        when there are any, as ``flush_if_needed`` does), so the reads see every action
+        logged so far. With ``background=True`` the thread stores them: call
+        ``flush_action_buffer()`` first to read them (it waits for the thread)."""
+        self._send_actions()
+        return step_memory(self.memory, agent_ids, recent=recent, by_type=by_type,
+                           limit=limit)
 
     # -- buffered rows of AgentFarm's other tables ----------------------------------------
 

@@ -16,6 +16,7 @@ Declarations are plain frozen values: no metaclass, no connection.
 
 from __future__ import annotations
 
+import functools
 import math
 import string
 from collections.abc import Iterable, Mapping
@@ -46,6 +47,13 @@ class Template:
 
     @classmethod
     def parse(cls, pattern: str) -> Template:
+        """The pattern's parts (parsed once per pattern: templates are immutable)."""
+        if cls is Template:
+            return _parsed(pattern)
+        return cls._parse(pattern)
+
+    @classmethod
+    def _parse(cls, pattern: str) -> Template:
         parts: list[tuple[Literal["L", "F"], str]] = []
         try:
             for literal, name, spec, conv in string.Formatter().parse(pattern):
@@ -104,6 +112,11 @@ class Template:
     def wire(self) -> list[str]:
         """The template as sent to the write script: a count, then kind+text per part."""
         return [str(len(self.parts)), *(k + v for k, v in self.parts)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _parsed(pattern: str) -> Template:
+    return Template._parse(pattern)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,9 @@
 
 A repository method is written once, as a builder returning a :class:`Plan`,
 and decorated with :class:`operation`. On a blocking repository it returns the
-result; on an asyncio repository it returns an awaitable of the same result.
+result; on an asyncio repository it returns an awaitable of the same result; on a
+batch's repository (:mod:`agentmem.repository.batch`) a
+:class:`~agentmem.plans.batch.Handle` of the result, there once the batch has run.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from agentmem.plans.batch import Handle
 from agentmem.plans.plan import Plan
 
 P = ParamSpec("P")
@@ -26,6 +29,10 @@ class AsyncRunner(Protocol):
     def run(self, plan: Plan[T]) -> Awaitable[T]: ...
 
 
+class QueueRunner(Protocol):
+    def run(self, plan: Plan[T]) -> Handle[T]: ...
+
+
 class Blocking:
     """Marker base of repositories whose operations return results."""
 
@@ -36,6 +43,13 @@ class Asynchronous:
     """Marker base of repositories whose operations return awaitables."""
 
     runner: AsyncRunner
+
+
+class Batching:
+    """Marker base of a batch's repositories: operations queue their plan and return a
+    :class:`~agentmem.plans.batch.Handle` (the runner is the batch's queue)."""
+
+    runner: QueueRunner
 
 
 class operation(Generic[S, P, T]):  # noqa: N801 - used as a decorator
@@ -54,6 +68,8 @@ class operation(Generic[S, P, T]):  # noqa: N801 - used as a decorator
     def __get__(self, obj: Asynchronous, owner: type) -> Callable[P, Coroutine[Any, Any, T]]: ...
     @overload
     def __get__(self, obj: Blocking, owner: type) -> Callable[P, T]: ...
+    @overload
+    def __get__(self, obj: Batching, owner: type) -> Callable[P, Handle[T]]: ...
 
     def __get__(self, obj: Any, owner: type) -> Any:
         if obj is None:

@@ -41,6 +41,10 @@ from agentmem.repository.base import RecordOps, build
 
 T = TypeVar("T")
 
+KEY_CACHE = 1 << 16
+"""The most keys a repository keeps rendered (:meth:`ActionCore._key`); later ones are
+rendered each time."""
+
 
 def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
                   batch_size: object, grid_cell: object = DEFAULT_GRID_CELL,
@@ -89,10 +93,23 @@ class ActionCore(RecordOps[Action]):
             spec = dataclasses.replace(spec, indexes=tuple(
                 ix for ix in spec.indexes if not isinstance(ix, GridIndex)))
         self.embedding_dim = embedding_dim
-        self._cell_state = 0
+        self._keys: dict[Any, str | tuple[str, str]] = {}
+        """Keys rendered and checked already (an agent's key parts by its id, the others
+        by family and parts): a decision loop renders the same few per agent and step.
+        Shared with the copies of this repository; at most :data:`KEY_CACHE` entries."""
+        self._cell = [0]
         """What this store knows of the server's grid cell (``agentmem:grid_cell``):
-        0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded."""
+        0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded.
+        In a list, shared with the copies of this repository (a batch's, an outbox's)."""
         super().__init__(runner, spec, batch_size=batch_size)
+
+    @property
+    def _cell_state(self) -> int:
+        return self._cell[0]
+
+    @_cell_state.setter
+    def _cell_state(self, state: int) -> None:
+        self._cell[0] = state
 
     def _cell_plan(self, record: bool, then: Callable[[], T]) -> Plan[T]:
         """The look at the server's grid cell (see :meth:`grid_cell_check`), then ``then()``."""
@@ -163,10 +180,27 @@ class ActionCore(RecordOps[Action]):
     # -- per-agent queries ---------------------------------------------------
 
     def _agent(self, agent_id: str) -> tuple[str, str]:
-        return self.layout.record_key_parts("action", agent_id=agent_id)
+        cache = self._keys
+        if type(agent_id) is not str:
+            return self.layout.record_key_parts("action", agent_id=agent_id)
+        found = cache.get(agent_id)
+        if found is None:
+            found = self.layout.record_key_parts("action", agent_id=agent_id)
+            if len(cache) < KEY_CACHE:
+                cache[agent_id] = found
+        return found  # type: ignore[return-value]
 
     def _key(self, family: str, **parts: str | int) -> str:
-        return self.layout.key(family, **parts)
+        if not all(type(v) is str or type(v) is int for v in parts.values()):
+            return self.layout.key(family, **parts)  # it raises the clear error
+        cache = self._keys
+        name = (family, *parts.items())
+        found = cache.get(name)
+        if found is None:
+            found = self.layout.key(family, **parts)
+            if len(cache) < KEY_CACHE:
+                cache[name] = found
+        return found  # type: ignore[return-value]
 
     def _sorted_members(self, skey: str, zkey: str, agent_id: str, *, limit: int | None,
                         min_score: float | None = None, exclusive: bool = False

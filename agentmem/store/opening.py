@@ -35,6 +35,7 @@ from agentmem.model.schema import RecordSpec
 from agentmem.plans.keyspace import candidate_agents
 from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository, build
+from agentmem.repository.batch import Batch
 from agentmem.servers.embedded import Embedded
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 
@@ -84,6 +85,12 @@ class Store:
         """A repository for any declared model, on this store's connection."""
         self._open()
         return self.memory.repository(spec)
+
+    def batch(self) -> Batch:
+        """Many operations in one round trip (:meth:`agentmem.Memory.batch`), on Redis:
+        writes queued here bypass the dual writer (they are not archived)."""
+        self._open()
+        return self.memory.batch()
 
     def add_many(self, actions: Iterable[Action]) -> list[Action] | None:
         """Store actions: through the writer when there is one (archived too), else in

@@ -401,3 +401,47 @@ def test_orm_verbs_on_cluster(cm: ClusterMemory) -> None:
     assert notes.members("by_tag", agent_id="w-1", tag="x") == []
     assert notes.delete("n1", agent_id="w-1") is True
     assert notes.range("by_step", agent_id="w-1") == []
+
+
+def test_a_batch_on_a_cluster(cm: ClusterMemory, ref: agentmem.Memory,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch's calls are grouped by node, in one round trip to each (in parallel);
+    the same results as one server's batch; a write's entries in the simulation's slot
+    follow in one more round trip; the calls of one agent keep their order."""
+    from agentmem.backends.cluster import ClusterRunner
+
+    data = _actions(60)
+    stored = cm.actions.add_many(data)
+    ref.actions.add_many(data)
+    agents = sorted({a.agent_id for a in data})
+    trips = [0]
+    run_once = ClusterRunner._run_once
+
+    def counted(self: ClusterRunner, plan: Any) -> Any:
+        trips[0] += 1
+        return run_once(self, plan)
+
+    monkeypatch.setattr(ClusterRunner, "_run_once", counted)
+    nodes = {cm.client.get_node_from_key(f"agent:{{{a}}}:action:timeline").name
+             for a in agents}
+    assert len(nodes) > 1  # the agents' calls go to several nodes
+    got, want = [], []
+    for mem, out in ((cm, got), (ref, want)):
+        with mem.batch() as b:
+            for a in agents:
+                out.append(b.actions.recent(a, 4))
+                out.append(b.actions.by_type(a, "move", limit=3))
+            out.append(b.actions.type_counts("sim0"))
+    assert trips[0] == 1
+    assert [_dump(h.result()) for h in got] == [_dump(h.result()) for h in want]
+    trips[0] = 0
+    with cm.batch() as b:
+        added = b.actions.add(Action(agent_id="agent_1", simulation_id="sim0", step_number=99,
+                                     action_type="rest"))
+        seen = b.actions.recent("agent_1", 1)
+        dup = b.actions.add(stored[0])  # its id is taken
+    assert trips[0] == 2  # the write's simulation-level entries: one more round trip
+    assert [a.action_id for a in seen.result()] == [added.result().action_id]
+    with pytest.raises(DuplicateId):
+        dup.result()
+    assert cm.actions.at_step("sim0", 99) == [added.result()]

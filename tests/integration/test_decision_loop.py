@@ -20,6 +20,7 @@ import agentmem
 from agentmem.model.records import Action
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "decision_loop.py"
+BATCHED = EXAMPLE.with_name("batched_loop.py")
 AGENTS, STEPS, SEED = 4, 200, 7
 
 
@@ -104,11 +105,40 @@ def test_decision_loop_as_a_program() -> None:
 
 
 def test_doc_shows_the_program_as_it_is() -> None:
-    """Every python excerpt of docs/decision-loop.md is in the example (indentation aside)."""
+    """Every python excerpt of docs/decision-loop.md is in one of its examples (the loop,
+    and the batched loop), indentation aside."""
     doc = (EXAMPLE.parent.parent / "decision-loop.md").read_text()
     blocks = re.findall(r"^```python\n(.*?)^```", doc, re.S | re.M)
-    assert len(blocks) >= 3
-    source = "\n".join(line.strip() for line in EXAMPLE.read_text().splitlines())
+    assert len(blocks) >= 4
+    source = "\n".join(line.strip() for path in (EXAMPLE, BATCHED)
+                       for line in path.read_text().splitlines())
     for block in blocks:
         excerpt = "\n".join(line.strip() for line in block.strip().splitlines())
         assert excerpt in source, f"docs/decision-loop.md shows code not in the example:\n{block}"
+
+
+def test_the_batched_loop_takes_one_round_trip_per_step(server, r: redis.Redis,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/examples/batched_loop.py: one batch per step (counted where the runner writes
+    a plan's calls and reads their replies), every decision stored."""
+    from agentmem.backends.redis import RedisRunner
+
+    spec = importlib.util.spec_from_file_location("batched_loop_example", BATCHED)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    trips = [0]
+    send = RedisRunner._send
+
+    def counted(self: RedisRunner, calls: object) -> object:
+        trips[0] += 1
+        return send(self, calls)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RedisRunner, "_send", counted)
+    with agentmem.connect(server.url) as mem:
+        assert module.run(mem, agents=30, steps=4) == 5
+        assert trips[0] == 5  # 4 steps and the last step's write
+        assert r.llen("simulation:sim-batched:actions") == 30 * 4
+        for n in range(30):
+            assert [a.step_number for a in mem.actions.recent(f"agent_{n}", 10)] == [3, 2, 1, 0]
