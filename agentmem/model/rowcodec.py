@@ -148,6 +148,21 @@ def _refused_ascii(pattern: str) -> str:
     return "[" + "".join(f"\\x{ord(c):02x}" for c in bad) + "]" if bad else "(?!)"
 
 
+def _flat_json(d: dict[Any, Any]) -> None:
+    """:func:`jsonvalue._check` of a dict, without a call per plain entry (details are
+    mostly flat dicts of ASCII text and numbers): raises what it raises."""
+    for k, x in d.items():
+        t = type(x)
+        if type(k) is not str or not k.isascii() or (t is str and not x.isascii()):
+            jsonvalue._check(d, 0)
+            return
+        if t is float:
+            if x - x != 0.0:
+                raise ValueError("not JSON")
+        elif t is not str and t is not int and t is not bool and x is not None:
+            jsonvalue._check(x, 1)
+
+
 class _Source:
     """Generated lines and the names they refer to."""
 
@@ -248,7 +263,8 @@ def _field(src: _Source, n: int, info: FieldInfo, fm: FieldMap, fv: list[Any]) -
     if fm.json:
         if rule.base is not Any or rule.before or rule.bounds:
             raise _Unsupported("JSON of a declared type")
-        src.add(ind, f"JCHECK({var}, 0)", f"{var} = DUMPS({var})",
+        src.add(ind, f"if type({var}) is dict: FLAT({var})", f"else: JCHECK({var}, 0)",
+                f"{var} = DUMPS({var})",
                 f"if len({var}) > {jsonvalue.MAX_BYTES}: return None",
                 f"{var} = bytes(memoryview({var}))")
     elif fm.split:
@@ -310,6 +326,7 @@ def _compile(model: type[BaseModel], codec: Codec[Any]) -> tuple[Fast, Fast]:
     src = _Source()
     outs: list[str] = []
     src.env.update({"MISSING": MISSING, "SURR": _SURROGATE, "JCHECK": jsonvalue._check,
+                    "FLAT": _flat_json,
                     "DUMPS": orjson.dumps})
     for n, (name, fm) in enumerate(zip(names, codec.fields, strict=True)):
         outs += _field(src, n, model.model_fields[name], fm, _field_validators(model, name))

@@ -109,6 +109,8 @@ class RowPlanner(Generic[M]):
             if name in self._listed and hasattr(col, "tolist"):
                 col = col.tolist()
             try:
+                if isinstance(col, str | bytes):
+                    raise TypeError
                 size = len(col)
             except TypeError:
                 raise InvalidInput(f"column {name!r} is not a sequence of values "

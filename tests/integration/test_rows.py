@@ -111,6 +111,23 @@ def test_ids_taken_on_the_server_renumbered_as_add_many(r: redis.Redis,
         mem.actions.add_rows([given])
 
 
+def test_nothing_to_write(r: redis.Redis, mem: agentmem.Memory) -> None:
+    assert mem.actions.add_rows([]) == []
+    assert mem.actions.add_rows(iter([])) == []
+    assert mem.actions.add_columns({}) == []
+    assert mem.actions.add_columns({"agent_id": [], "step_number": np.array([])}) == []
+    assert r.dbsize() == 0
+
+
+def test_rows_from_a_generator(r: redis.Redis, mem: agentmem.Memory) -> None:
+    data = rows(20)
+    ids = mem.actions.add_rows(d for d in data)
+    assert ids[:20] == [f"{d['agent_id']}-{d['step_number']}-{d['action_type']}"
+                        for d in data[:20]]
+    assert len(ids) == len(data) == sum(mem.actions.count("sim_actions", simulation_id=s)
+                                        for s in ("sim0", "sim1"))
+
+
 def test_a_bad_row_writes_nothing(r: redis.Redis, mem: agentmem.Memory) -> None:
     data = rows(50)
     data[37] = {**data[37], "reward": float("nan")}

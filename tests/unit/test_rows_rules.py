@@ -94,6 +94,8 @@ REFUSED: list[dict[str, Any]] = [
     {"resources_before": float("nan")}, {"resources_after": [1.0]},
     {"details": float("nan")}, {"details": {"a": {1, 2}}}, {"details": object()},
     {"details": "x\ud800"}, {"details": [float("inf")]}, {"details": {"a": {"b": "\udfff"}}},
+    {"details": {"a": "\ud800"}}, {"details": {"\ud800": 1}}, {"details": {"a": float("nan")}},
+    {"details": {"a": [1, float("inf")]}}, {"details": {"a": Kind.EAT}},
     {"position": (1.0,)}, {"position": (1.0, 2.0, 3.0)}, {"position": (float("nan"), 1.0)},
     {"position": ("a", 1.0)}, {"position": (True, 1.0)}, {"position": 5},
     {"position": (1.0, None)}, {"position": "ab"},
@@ -174,6 +176,8 @@ def test_columns_of_unequal_length_refused() -> None:
                                           rp.check, rp.check_values)
     with pytest.raises(InvalidInput, match="not a sequence"):
         rp._row_planner().prepare_columns({"agent_id": 5}, rp.check, rp.check_values)
+    with pytest.raises(InvalidInput, match="'agent_id' is not a sequence of values"):
+        rp._row_planner().prepare_columns({"agent_id": "abc"}, rp.check, rp.check_values)
 
 
 def test_numpy_columns_give_the_values_of_python_rows() -> None:
