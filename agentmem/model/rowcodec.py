@@ -242,15 +242,18 @@ def _field(src: _Source, n: int, info: FieldInfo, fm: FieldMap, fv: list[Any]) -
     nones = "pass" if width == 1 else " = ".join([*outs, "None"])
     var = f"v{n}"
     src.add(4, f"if {var} is MISSING:", "    miss += 1")
-    if info.is_required():
+    # a default is taken as it is (pydantic does not validate it unless told to):
+    # one the checks below would not leave as it is goes to pydantic
+    plain_default = info.default is None or (type(info.default) in (str, int, float, bool)
+                                             and not rule.before)
+    if info.is_required() or info.default_factory is not None or info.validate_default \
+            or not plain_default:
         src.add(8, "return None")
-    elif info.default_factory is None and (info.default is None or type(info.default) in (
-            str, int, float, bool)):
-        src.add(8, f"{var} = {src.name('df', info.default)}")
     else:
-        src.add(8, "return None")  # a factory or a mutable default: pydantic makes it
-    for fn in fv:  # the model's before validators: on every value, None included
-        src.add(4, f"{var} = {src.name('fv', fn)}({var})")
+        src.add(8, f"{var} = {src.name('df', info.default)}")
+    if fv:  # the model's before validators: on every value given, None included
+        src.add(4, "else:")
+        src.add(8, *[f"{var} = {src.name('fv', fn)}({var})" for fn in fv])
     if fm.write_time:
         if rule.base is not int:
             raise _Unsupported("write time")

@@ -309,3 +309,33 @@ def test_common_rows_take_the_fast_path() -> None:
         fast = codec.encode_row(row)
         assert fast is not None
         assert fast == Codec(Action).encode(Action(**row))
+
+
+class Moody(Record):
+    """Defaults are not validated (unless validate_default): a validator is not run on them."""
+
+    mid: str | None = None
+    name: Identifier
+    mood: str = "calm"
+    level: Annotated[int, Field(validate_default=True)] = 2
+
+    @field_validator("mood", "level", mode="before")
+    @classmethod
+    def _shout(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value * 10
+
+
+MOODY = declare(Moody, key="moody:{mid}", id="mid", id_template="{name}", indexes=[])
+
+
+def test_defaults_and_validators_as_pydantic_has_them() -> None:
+    from agentmem.repository.base import Repository
+
+    rp: Repository[Moody] = Repository(None, MOODY)
+    planner = rp._row_planner()
+    assert planner.codec.fast is not None
+    rows: list[dict[str, Any]] = [{"name": "a"}, {"name": "b", "mood": "sad", "level": 3}]
+    got = [p.vals for p in planner.prepare_rows(rows, rp.check, None)]
+    assert got == [rp.writer.prepare(Moody(**row)).vals for row in rows]
+    assert got[0][2:] == ["calm", 20]
+    assert got[1][2:] == ["SAD", 30]
