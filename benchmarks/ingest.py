@@ -22,6 +22,10 @@ For each path, in the same rounds (round robin, each into a flushed database):
 - client CPU µs/action: ``time.process_time()`` of this process around the call,
   end to end (waiting for the server costs no CPU unless the client polls:
   ``spin_us=0`` here, so it sleeps);
+- validate µs/action: only validating and encoding every record into what the
+  planner sends (``Prepared``: for add_many ``Action(**d)`` and the planner's
+  ``prepare_all``; for the rows ``RowPlanner.prepare_rows``/``prepare_columns``), the
+  garbage collector paused as in the call;
 - build µs/action: the same work without a server, the plan built and its calls
   iterated (for add_many the ``Action`` objects too), nothing sent;
 - build + pack µs/action: that, plus packing each call into RESP bytes as the
@@ -115,6 +119,14 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
     cpu: dict[str, list[float]] = {k: [] for k in paths}
     rate: dict[str, list[float]] = {k: [] for k in paths}
     build: dict[str, list[float]] = {k: [] for k in plans}
+    rows_planner = repo._row_planner()
+    checks = (repo.check, repo.check_values)
+    validators: dict[str, Callable[[], object]] = {
+        "add_many": lambda: repo.writer.prepare_all([Action(**d) for d in data]),
+        "add_rows": lambda: rows_planner.prepare_rows(data, *checks),
+        "add_columns": lambda: rows_planner.prepare_columns(columns, *checks),
+    }
+    valid: dict[str, list[float]] = {k: [] for k in plans}
     packed: dict[str, list[float]] = {k: [] for k in plans}
     touch: list[float] = []
 
@@ -130,6 +142,13 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
             t1, c1 = time.perf_counter(), time.process_time()
             cpu[name].append((c1 - c0) / n * 1e6)
             rate[name].append(n / (t1 - t0))
+        for name, check in validators.items():
+            gc.collect()
+            gc.disable()
+            c0 = time.process_time()
+            check()
+            valid[name].append((time.process_time() - c0) / n * 1e6)
+            gc.enable()
         for name, make in plans.items():
             gc.collect()
             c0 = time.process_time()
@@ -157,6 +176,7 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
         "server": label, "actions": n, "repeat": args.repeat, "loadavg": load,
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "paths": {name: {"client_cpu_us": median(cpu[name]), "rate": median(rate[name]),
+                         "validate_us": median(valid.get(name, [])),
                          "build_us": median(build.get(name, [])),
                          "build_pack_us": median(packed.get(name, []))}
                   for name in paths},
@@ -176,17 +196,19 @@ def render(result: dict[str, Any]) -> str:
         f"{result['actions']:,} actions, {result['server']}, median of {result['repeat']} "
         f"rounds, {result['date']}, load average {' '.join(result['loadavg'])}",
         "",
-        "| path | client CPU µs/action | build µs/action (no server) | build + pack "
-        "µs/action | actions/s | CPU vs add_many | actions/s vs add_many | actions/s vs floor |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| path | client CPU µs/action | validate µs/action | build µs/action (no server) "
+        "| build + pack µs/action | actions/s | CPU vs add_many | validate vs add_many "
+        "| actions/s vs add_many | actions/s vs floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in p.items():
         def us(x: float) -> str:
             return "—" if x != x else f"{x:.2f}"
         lines.append(
-            f"| {name} | {row['client_cpu_us']:.2f} | {us(row['build_us'])} | "
-            f"{us(row['build_pack_us'])} | {row['rate']:,.0f} | "
+            f"| {name} | {row['client_cpu_us']:.2f} | {us(row['validate_us'])} | "
+            f"{us(row['build_us'])} | {us(row['build_pack_us'])} | {row['rate']:,.0f} | "
             f"{row['client_cpu_us'] / many['client_cpu_us']:.2f}x | "
+            f"{us(row['validate_us'] / many['validate_us'])}x | "
             f"{row['rate'] / many['rate']:.2f}x | {row['rate'] / fl['rate']:.2f}x |")
     lines += ["", f"Reading every field of every row once (the floor of any row path in "
               f"Python): {result['touch_every_field_us']:.2f} µs/action"]

@@ -27,7 +27,7 @@ CheckRecord = Callable[[Any], None]
 """A repository's extra checks of one model object (``RecordOps.check``)."""
 CheckValues = Callable[[list[Any]], None]
 """The same checks on a record's encoded values (``RecordOps.check_values``); ``None``:
-there are none. A repository whose ``check`` has no such twin passes ``fast=False``:
+there are none. A repository whose ``check`` has no such twin passes ``fast_ok=False``:
 each row is then built as a model object and checked by ``check``."""
 
 
@@ -38,9 +38,9 @@ class RowPlanner(Generic[M]):
         self.writer = writer
         self.model = writer.spec.model
         self.codec = RowCodec(self.model, writer.spec.codec)
-        # columns a numpy array (or any sequence with tolist(): a pandas Series) of
-        # is read as a list of Python values; an arbitrary type's (an embedding
-        # matrix) keeps its rows as they are
+        # a column with tolist() (a numpy array, a pandas Series) is read as its list
+        # of Python values, except an arbitrary type's (an embedding matrix: its rows
+        # are the vectors)
         scalars = {enc for enc, _ in _SCALARS.values()}
         self._listed = frozenset(f.name for f in writer.spec.codec.fields
                                  if f.split or f.json or f.write_time or f.encode in scalars)
