@@ -202,13 +202,13 @@ def render(result: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in p.items():
-        def us(x: float) -> str:
-            return "—" if x != x else f"{x:.2f}"
+        def us(x: float, unit: str = "") -> str:
+            return "—" if x != x else f"{x:.2f}{unit}"
         lines.append(
             f"| {name} | {row['client_cpu_us']:.2f} | {us(row['validate_us'])} | "
             f"{us(row['build_us'])} | {us(row['build_pack_us'])} | {row['rate']:,.0f} | "
             f"{row['client_cpu_us'] / many['client_cpu_us']:.2f}x | "
-            f"{us(row['validate_us'] / many['validate_us'])}x | "
+            f"{us(row['validate_us'] / many['validate_us'], 'x')} | "
             f"{row['rate'] / many['rate']:.2f}x | {row['rate'] / fl['rate']:.2f}x |")
     lines += ["", f"Reading every field of every row once (the floor of any row path in "
               f"Python): {result['touch_every_field_us']:.2f} µs/action"]
