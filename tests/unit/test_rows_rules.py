@@ -339,3 +339,25 @@ def test_defaults_and_validators_as_pydantic_has_them() -> None:
     assert got == [rp.writer.prepare(Moody(**row)).vals for row in rows]
     assert got[0][2:] == ["calm", 20]
     assert got[1][2:] == ["SAD", 30]
+
+
+def test_a_repository_check_without_a_values_twin_sees_every_row_as_a_model() -> None:
+    from agentmem.repository.base import Repository
+
+    seen: list[Reading] = []
+
+    class Checked(Repository[Reading]):
+        def check(self, record: Reading) -> None:
+            seen.append(record)
+            if record.value > 50:
+                raise InvalidInput("too hot")
+
+    rp = Checked(None, READINGS)
+    values, fast = rp._row_checks()
+    assert values is None
+    assert fast is False
+    rows = [{"sensor_id": "x", "at": 1, "value": 5}, {"sensor_id": "x", "at": 2, "value": 60}]
+    with pytest.raises(InvalidInput, match="row 1: too hot"):
+        Checked.add_rows.build(rp, rows)
+    assert [r.at for r in seen] == [1, 2]
+    assert all(isinstance(r, Reading) for r in seen)
