@@ -68,7 +68,6 @@ from agentmem.plans.writeargs import (
 M = TypeVar("M", bound=BaseModel)
 
 
-
 class Prepared:
     """One validated, encoded record."""
 
@@ -287,8 +286,11 @@ class WritePlanner(Generic[M]):
         spec = self.spec
         if not isinstance(record, spec.model):
             raise InvalidInput(f"expected a {spec.model.__name__}, got {type(record).__name__}")
-        vals = spec.codec.encode(record)
-        done = self._fast(vals)
+        return self.prepare_encoded(spec.codec.encode(record))
+
+    def prepare_encoded(self, vals: list[Arg | None]) -> Prepared:
+        """:meth:`prepare` from the values ``codec.encode`` gives (or a row's, rows.py)."""
+        done, spec = self._fast(vals), self.spec
         if done is not None:
             return done
         keyvals = [v for v in self._key_get(vals) if type(v) is str]

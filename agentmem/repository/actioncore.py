@@ -37,6 +37,7 @@ from agentmem.plans.plan import (
     single,
 )
 from agentmem.plans.runner import operation
+from agentmem.plans.write import Prepared
 from agentmem.repository.base import RecordOps, build
 
 T = TypeVar("T")
@@ -102,6 +103,9 @@ class ActionCore(RecordOps[Action]):
         0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded.
         In a list, shared with the copies of this repository (a batch's, an outbox's)."""
         super().__init__(runner, spec, batch_size=batch_size)
+        names = self.writer.names
+        self._check_at = tuple(names.index(n) for n in
+                               ("action_id", "agent_id", "step_number", "embedding"))
 
     @property
     def _cell_state(self) -> int:
@@ -155,10 +159,28 @@ class ActionCore(RecordOps[Action]):
             return plan
         return self._with_cell(plan, record=True)
 
+    def _rows_plan(self, prepared: list[Prepared]) -> Plan[list[str]]:
+        plan = super()._rows_plan(prepared)
+        x = self.writer.names.index("position_x")
+        if self._cell_state == 2 or all(p.vals[x] is None for p in prepared):
+            return plan
+        return self._with_cell(plan, record=True)
+
     def check(self, record: Action) -> None:
-        given = record.action_id
+        emb = record.embedding
+        self._check(record.action_id, record.agent_id, record.step_number,
+                    None if emb is None else emb.shape[0])
+
+    def check_values(self, vals: list[Any]) -> None:
+        """:meth:`check` on encoded values (``add_rows``): the embedding is float32 bytes."""
+        aid, agent, step, emb = self._check_at
+        if vals[aid] is not None or (vals[emb] is not None and self.embedding_dim is not None):
+            self._check(vals[aid], vals[agent], vals[step],
+                        None if vals[emb] is None else len(vals[emb]) // 4)
+
+    def _check(self, given: str | None, agent_id: str, step: int, dims: int | None) -> None:
         if given is not None:
-            head = f"{record.agent_id}-{record.step_number}-"
+            head = f"{agent_id}-{step}-"
             rest = given[len(head):]
             if not given.startswith(head) or not rest or "-" in rest:
                 raise InvalidInput(
@@ -166,11 +188,8 @@ class ActionCore(RecordOps[Action]):
                     "that simulation-level indices can find its agent"
                 )
         dim = self.embedding_dim
-        if dim is not None and record.embedding is not None and record.embedding.shape[0] != dim:
-            raise InvalidInput(
-                f"embedding has {record.embedding.shape[0]} dimensions; this repository "
-                f"stores {dim}"
-            )
+        if dim is not None and dims is not None and dims != dim:
+            raise InvalidInput(f"embedding has {dims} dimensions; this repository stores {dim}")
 
     @operation
     def record(self, /, **fields: Any) -> Plan[Action]:

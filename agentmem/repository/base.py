@@ -8,7 +8,7 @@ share every definition and differ only in the I/O underneath.
 from __future__ import annotations
 
 import copy as copying
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -37,8 +37,9 @@ from agentmem.plans.plan import (
     single,
 )
 from agentmem.plans.radius import Circle, Filters, Near, near_call, parse_near
+from agentmem.plans.rows import RowPlanner
 from agentmem.plans.runner import Asynchronous, Blocking, operation
-from agentmem.plans.write import WritePlanner
+from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writereply import parse_batch
 from agentmem.repository.verbs import RecordVerbs
 
@@ -68,6 +69,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         self.cluster = bool(getattr(runner, "cluster", False))
         """A Redis Cluster runner: writes and simulation-level reads are split per slot."""
         self.writer = WritePlanner(spec, batch_size=batch_size, cluster=self.cluster)
+        self._rows: RowPlanner[M] | None = None
 
     def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int) -> Self:
         """This repository, with writes that also append each record's key to the outbox
@@ -78,12 +80,18 @@ class RecordOps(RecordVerbs[M], Generic[M]):
                      and isinstance(getattr(type(out), n, None), operation)]:
             del out.__dict__[name]  # methods bound to this instance
         out.writer = self.writer.with_outbox(key, registry, lease_key, lease_ms)
+        out._rows = None
         return out
 
     # -- writing ----------------------------------------------------------
 
     def check(self, record: M) -> None:
         """Extra validation before encoding; subclasses add model-specific rules."""
+
+    check_values: Any = None
+    """``check``'s twin for ``add_rows``/``add_columns``: a method taking a record's encoded
+    values (in the order of ``writer.names``), or None. A subclass that overrides
+    ``check`` without it has each row built as a model object and checked by ``check``."""
 
     def _write_plan(self, records: Sequence[M]) -> Plan[list[M]]:
         """All records validated and encoded now; sent batch by batch when run."""
@@ -117,6 +125,49 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         and :class:`~agentmem.errors.WriteError` lists both.
         """
         return self._write_plan(list(records))
+
+    def _row_planner(self) -> RowPlanner[M]:
+        if self._rows is None:
+            self._rows = RowPlanner(self.writer)
+        return self._rows
+
+    def _rows_plan(self, prepared: list[Prepared]) -> Plan[list[str]]:
+        """Prepared rows, sent batch by batch when run; the result is their ids."""
+        write: _Write[M] = _Write(self.spec, self.writer, None, prepared)
+        return write.plan(list(range(len(prepared)))).map(lambda _: write.final_ids())
+
+    def _row_checks(self) -> tuple[Any, bool]:
+        """``check_values`` and whether rows may skip model objects (see ``check_values``)."""
+        own = type(self).check is not RecordOps.check
+        return self.check_values, not own or self.check_values is not None
+
+    @operation
+    def add_rows(self, /, rows: Iterable[Mapping[str, Any]]) -> Plan[list[str]]:
+        """Store records given as mappings of field values, like ``add_many`` of
+        ``Model(**row)`` for each row, without building the model objects.
+
+        The same validation as the model's (the same rows refused, with
+        :class:`~agentmem.errors.InvalidInput` naming the row), every row checked
+        before anything is sent, the same bytes stored. Returns the stored ids, in order.
+        """
+        values, fast = self._row_checks()
+        with paused_gc(True):
+            prepared = self._row_planner().prepare_rows(rows, self.check, values, fast)
+        return self._rows_plan(prepared)
+
+    @operation
+    def add_columns(self, /, columns: Mapping[str, Sequence[Any]]) -> Plan[list[str]]:
+        """Store records given as columns: field name to a sequence of values (a list, a
+        tuple, a numpy array), all of one length; row ``i`` is ``{name: column[i]}``.
+
+        As :meth:`add_rows`. A column with ``tolist()`` (a numpy array) is read as its
+        list of Python values, except an arbitrary type's (an embedding matrix, whose
+        rows are the vectors). Returns the stored ids, in order.
+        """
+        values, fast = self._row_checks()
+        with paused_gc(True):
+            prepared = self._row_planner().prepare_columns(columns, self.check, values, fast)
+        return self._rows_plan(prepared)
 
     # -- reading ----------------------------------------------------------
 
@@ -244,13 +295,20 @@ class RecordOps(RecordVerbs[M], Generic[M]):
 class _Write(Generic[M]):
     """The state of one write across its (rare) retries."""
 
-    def __init__(self, spec: RecordSpec[M], writer: WritePlanner[M], records: Sequence[M]):
+    def __init__(self, spec: RecordSpec[M], writer: WritePlanner[M], records: Sequence[M] | None,
+                 prepared: list[Prepared] | None = None):
+        """``records`` or, for rows without model objects, ``prepared`` (the result is
+        then an empty list; :meth:`final_ids` gives the ids)."""
         self.spec = spec
         self.writer = writer
         self.records = records
-        self.prepared = writer.prepare_all(records)
-        self.ids: list[str | None] = [None] * len(records)
-        self.stamps: list[int | None] = [None] * len(records)
+        if records is not None:
+            prepared = writer.prepare_all(records)
+        assert prepared is not None
+        self.prepared: list[Prepared] = prepared
+        self.total = n = len(prepared)
+        self.ids: list[str | None] = [None] * n
+        self.stamps: list[int | None] = [None] * n
         self.failed: dict[int, str] = {}
         self.error: Exception | None = None
         # cluster mode: records stored in their own slot whose entries in other slots
@@ -258,11 +316,15 @@ class _Write(Generic[M]):
         self.remote: list[int] = []
         # the records as stored, built while the server runs each batch; not
         # shared until finish() has put in the server's id changes and write time
-        self.out: list[M | None] = [None] * len(records)
+        self.out: list[M | None] = [None] * n
         codec = spec.codec
         self.id_name = codec.field_for(spec.id).name
         stamp = codec.write_time_field
         self.stamp_name = stamp.name if stamp is not None else None
+
+    def final_ids(self) -> list[str]:
+        """The stored ids, in order (once the write succeeded)."""
+        return [str(i) for i in self.ids]
 
     def plan(self, todo: list[int]) -> Plan[list[M]]:
         batches: list[list[int]] = []
@@ -276,6 +338,8 @@ class _Write(Generic[M]):
                 call, guessed = self.writer.batch([self.prepared[j] for j in batch])
                 guesses.append(guessed)
                 yield call
+                if records is None:
+                    continue
                 for j, rid in zip(batch, guessed, strict=True):
                     rec = records[j]
                     out[j] = with_values(rec, {id_name: rid}) \
@@ -347,7 +411,7 @@ class _Write(Generic[M]):
             if missed:
                 n, reason = min(missed.items())
                 raise WriteError(
-                    f"{len(missed)} of {len(self.records)} records were stored without some "
+                    f"{len(missed)} of {self.total} records were stored without some "
                     f"of their entries in other slots (record {n}: {reason}); "
                     "agentmem.integrity.repair() adds them",
                     stored=[i for i in self.ids if i is not None], failed=missed,
@@ -365,10 +429,12 @@ class _Write(Generic[M]):
                 else WriteError
             n, reason = min(self.failed.items())
             raise cls(
-                f"{len(self.failed)} of {len(self.records)} records refused (record {n}: "
+                f"{len(self.failed)} of {self.total} records refused (record {n}: "
                 f"{reason}); the others were stored",
                 stored=stored, failed=self.failed,
             ) from self.error
+        if self.records is None:
+            return []
         id_name, stamp_name = self.id_name, self.stamp_name
         out: list[M] = []
         for copy, prep, new, stamp in zip(self.out, self.prepared, self.ids, self.stamps,

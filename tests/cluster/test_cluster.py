@@ -445,3 +445,45 @@ def test_a_batch_on_a_cluster(cm: ClusterMemory, ref: agentmem.Memory,
     with pytest.raises(DuplicateId):
         dup.result()
     assert cm.actions.at_step("sim0", 99) == [added.result()]
+
+
+def _cluster_contents(mem: ClusterMemory) -> dict[bytes, Any]:
+    """Every key of every master but the layout marker (written on a store's first
+    call): its content (a hash's write time only as present)."""
+    out: dict[bytes, Any] = {}
+    for node in mem.runner.primaries():
+        client = mem.runner.node_client(node)
+        for key in client.scan_iter(count=1000):
+            if key == b"agentmem:layout":
+                continue
+            t = client.type(key)
+            if t == b"hash":
+                content: Any = client.hgetall(key)
+                content.pop(b"stored_at", None)
+            elif t == b"zset":
+                content = client.zrange(key, 0, -1, withscores=True)
+            elif t == b"set":
+                content = sorted(client.smembers(key))
+            elif t == b"list":
+                content = client.lrange(key, 0, -1)
+            else:
+                content = client.get(key)
+            out[key] = (t, content)
+    return out
+
+
+def test_add_rows_stores_what_add_many_stores(cm: ClusterMemory) -> None:
+    batch = _actions(200)
+    fields = set(Action.model_fields) - {"action_id", "stored_at", "embedding"}
+    data = [{k: v for k, v in a.__dict__.items() if k in fields} for a in batch]
+    ids = [a.action_id for a in cm.actions.add_many(batch)]
+    want = _cluster_contents(cm)
+    _flush(cm)
+    cm.actions._cell_state = 0  # a store new to the grid cell, as for add_many
+    assert cm.actions.add_rows(data) == ids
+    assert _cluster_contents(cm) == want
+    _flush(cm)
+    cm.actions._cell_state = 0
+    cols = {k: [d[k] for d in data] for k in fields}
+    assert cm.actions.add_columns(cols) == ids
+    assert _cluster_contents(cm) == want

@@ -1,0 +1,219 @@
+"""Columnar ingest (issue 19): the client's CPU per action of add_rows and add_columns
+against add_many of Action objects and the layout's floor, in one run.
+
+    python -m benchmarks.ingest                      # a private redis-server
+    python -m benchmarks.ingest --url redis://127.0.0.1:6379/15 --flush
+    python -m benchmarks.ingest --agents 100 --steps 100 --repeat 5 --json
+
+Not part of the test suite. Every path starts from the same AgentFarm-shaped plain
+dicts (``benchmarks.bench.make_actions``); add_columns from the same values as
+columns (numpy arrays for the number columns, a ``(n, 2)`` array of positions, lists
+of strings and details), built before the timed region, as a simulation that keeps
+its state in arrays has them:
+
+  add_many     ``mem.actions.add_many([Action(**d) for d in data])``
+  add_rows     ``mem.actions.add_rows(data)``
+  add_columns  ``mem.actions.add_columns(columns)``
+  floor        ``benchmarks/floor.py``: the same keys and entries in one pipeline
+               of one variadic command per key, no Lua, no checks
+
+For each path, in the same rounds (round robin, each into a flushed database):
+
+- client CPU µs/action: ``time.process_time()`` of this process around the call,
+  end to end (waiting for the server costs no CPU unless the client polls:
+  ``spin_us=0`` here, so it sleeps);
+- validate µs/action: only validating and encoding every record into what the
+  planner sends (``Prepared``: for add_many ``Action(**d)`` and the planner's
+  ``prepare_all``; for the rows ``RowPlanner.prepare_rows``/``prepare_columns``), the
+  garbage collector paused as in the call;
+- build µs/action: the same work without a server, the plan built and its calls
+  iterated (for add_many the ``Action`` objects too), nothing sent;
+- build + pack µs/action: that, plus packing each call into RESP bytes as the
+  runner does (``backends.redis.pack_args``);
+- actions/s end to end (wall clock).
+
+The lower bound of any row path in Python: reading every field of every row once
+(``for d in data: for k in FIELDS: d.get(k)``) is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import redis
+
+import agentmem
+from agentmem.backends.redis import pack_args
+from agentmem.model.records import Action
+from agentmem.servers.local import LocalServer
+from benchmarks.bench import make_actions
+from benchmarks.floor import floor_writer
+
+FIELDS = tuple(Action.model_fields)
+
+
+def to_columns(data: list[dict[str, Any]]) -> dict[str, Any]:
+    """The dicts as columns: numpy arrays for numbers and positions, lists otherwise."""
+    cols: dict[str, Any] = {k: [d[k] for d in data] for k in data[0]}
+    for k in ("step_number", "resources_before", "resources_after", "reward"):
+        cols[k] = np.asarray(cols[k])
+    cols["position"] = np.asarray(cols["position"], dtype=np.float64)
+    return cols
+
+
+def median(xs: list[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--url", help="an existing server (its database is flushed with --flush)")
+    ap.add_argument("--flush", action="store_true")
+    ap.add_argument("--agents", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=100)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    if args.url and not args.flush:
+        print("--url needs --flush: every round writes into a flushed database",
+              file=sys.stderr)
+        return 2
+    if args.url:
+        return run(args.url, "given server", args)
+    with LocalServer("redis") as srv:
+        return run(srv.url, "private redis-server", args)
+
+
+def run(url: str, label: str, args: argparse.Namespace) -> int:
+    data = make_actions(args.agents, args.steps, args.seed)
+    n = len(data)
+    columns = to_columns(data)
+    admin = redis.Redis.from_url(url)
+    raw = redis.Redis.from_url(url)
+    floor = floor_writer(raw)
+    mem = agentmem.connect(url, spin_us=0)
+    repo = mem.actions
+    ops = type(repo)
+    conn = raw.connection_pool.get_connection()
+
+    paths: dict[str, Callable[[], object]] = {
+        "add_many": lambda: repo.add_many([Action(**d) for d in data]),
+        "add_rows": lambda: repo.add_rows(data),
+        "add_columns": lambda: repo.add_columns(columns),
+        "floor": lambda: floor(data),
+    }
+    plans: dict[str, Callable[[], Any]] = {
+        "add_many": lambda: ops.add_many.build(repo, [Action(**d) for d in data]),
+        "add_rows": lambda: ops.add_rows.build(repo, data),
+        "add_columns": lambda: ops.add_columns.build(repo, columns),
+    }
+    cpu: dict[str, list[float]] = {k: [] for k in paths}
+    rate: dict[str, list[float]] = {k: [] for k in paths}
+    build: dict[str, list[float]] = {k: [] for k in plans}
+    rows_planner = repo._row_planner()
+    checks = (repo.check, repo.check_values)
+    validators: dict[str, Callable[[], object]] = {
+        "add_many": lambda: repo.writer.prepare_all([Action(**d) for d in data]),
+        "add_rows": lambda: rows_planner.prepare_rows(data, *checks),
+        "add_columns": lambda: rows_planner.prepare_columns(columns, *checks),
+    }
+    valid: dict[str, list[float]] = {k: [] for k in plans}
+    packed: dict[str, list[float]] = {k: [] for k in plans}
+    touch: list[float] = []
+
+    admin.flushdb()
+    repo.add_rows(data[:10])  # scripts loaded, grid cell recorded: no first-use cost below
+    for _ in range(args.repeat):
+        for name, go in paths.items():
+            admin.flushdb()
+            admin.set("agentmem:grid_cell", "1.0")  # as recorded by the first write
+            gc.collect()
+            c0, t0 = time.process_time(), time.perf_counter()
+            go()
+            t1, c1 = time.perf_counter(), time.process_time()
+            cpu[name].append((c1 - c0) / n * 1e6)
+            rate[name].append(n / (t1 - t0))
+        for name, check in validators.items():
+            gc.collect()
+            gc.disable()
+            c0 = time.process_time()
+            check()
+            valid[name].append((time.process_time() - c0) / n * 1e6)
+            gc.enable()
+        for name, make in plans.items():
+            gc.collect()
+            c0 = time.process_time()
+            for _call in make().calls:
+                pass
+            build[name].append((time.process_time() - c0) / n * 1e6)
+            gc.collect()
+            c0 = time.process_time()
+            for call in make().calls:
+                pack_args(conn, call.args)
+            packed[name].append((time.process_time() - c0) / n * 1e6)
+        gc.collect()
+        c0 = time.process_time()
+        for d in data:
+            for k in FIELDS:
+                d.get(k)
+        touch.append((time.process_time() - c0) / n * 1e6)
+    admin.flushdb()
+    raw.connection_pool.release(conn)
+    mem.close()
+
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    result = {
+        "server": label, "actions": n, "repeat": args.repeat, "loadavg": load,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "paths": {name: {"client_cpu_us": median(cpu[name]), "rate": median(rate[name]),
+                         "validate_us": median(valid.get(name, [])),
+                         "build_us": median(build.get(name, [])),
+                         "build_pack_us": median(packed.get(name, []))}
+                  for name in paths},
+        "touch_every_field_us": median(touch),
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(render(result))
+    return 0
+
+
+def render(result: dict[str, Any]) -> str:
+    p = result["paths"]
+    many, fl = p["add_many"], p["floor"]
+    lines = [
+        f"{result['actions']:,} actions, {result['server']}, median of {result['repeat']} "
+        f"rounds, {result['date']}, load average {' '.join(result['loadavg'])}",
+        "",
+        "| path | client CPU µs/action | validate µs/action | build µs/action (no server) "
+        "| build + pack µs/action | actions/s | CPU vs add_many | validate vs add_many "
+        "| actions/s vs add_many | actions/s vs floor |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in p.items():
+        def us(x: float, unit: str = "") -> str:
+            return "—" if x != x else f"{x:.2f}{unit}"
+        lines.append(
+            f"| {name} | {row['client_cpu_us']:.2f} | {us(row['validate_us'])} | "
+            f"{us(row['build_us'])} | {us(row['build_pack_us'])} | {row['rate']:,.0f} | "
+            f"{row['client_cpu_us'] / many['client_cpu_us']:.2f}x | "
+            f"{us(row['validate_us'] / many['validate_us'], 'x')} | "
+            f"{row['rate'] / many['rate']:.2f}x | {row['rate'] / fl['rate']:.2f}x |")
+    lines += ["", f"Reading every field of every row once (the floor of any row path in "
+              f"Python): {result['touch_every_field_us']:.2f} µs/action"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
