@@ -29,7 +29,8 @@ local function fetch(id)
   return nil
 end
 
--- the entries after the cursor, in order: next() gives id, score (nil at the end)
+-- the entries after the cursor, in order: next() gives id, score (nil at the end); scores
+-- compare as numbers ('0' and '-0' are one score, written either way by the server)
 local function sorted_walk(zkey)
   local buf, at, tied, done = {}, 1, 0, false
   local from = lo
@@ -47,9 +48,9 @@ local function sorted_walk(zkey)
     if n < CH then done = true; return end
     local last, same = page[2 * n], 0
     for k = n, 1, -1 do
-      if page[2 * k] == last then same = same + 1 else break end
+      if tonumber(page[2 * k]) == tonumber(last) then same = same + 1 else break end
     end
-    if last == from then tied = tied + same else tied = same end
+    if tonumber(last) == tonumber(from) then tied = tied + same else tied = same end
     from = last
   end
   more()
@@ -64,7 +65,7 @@ local function sorted_walk(zkey)
       at = at + 1
       -- past the cursor: entries of its score up to its id (in this direction) were read
       local skip = false
-      if cscore ~= '' and e[2] == cscore then
+      if cscore ~= '' and tonumber(e[2]) == tonumber(cscore) then
         if rev then skip = e[1] >= cmember else skip = e[1] <= cmember end
       end
       if not skip then return e[1], e[2] end

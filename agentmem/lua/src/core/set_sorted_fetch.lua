@@ -32,7 +32,8 @@ local SMALL = 128
 
 local function walk(size)
   -- pages of the sorted index, highest first; the next page starts at the last
-  -- score seen, past the members of that score already seen (no rank offsets)
+  -- score seen, past the members of that score already seen (no rank offsets; scores
+  -- compare as numbers: '0' and '-0' are one score)
   local out, visited, hi, tied = {}, 0, '+inf', 0
   local chunk = math.max(4 * limit, 64)
   local lo = '-inf'
@@ -54,10 +55,10 @@ local function walk(size)
     if n < chunk then return out end
     visited = visited + n
     local last = page[2 * n]
-    if last == hi then tied = tied + n else
+    if tonumber(last) == tonumber(hi) then tied = tied + n else
       tied = 0
       for k = n, 1, -1 do
-        if page[2 * k] == last then tied = tied + 1 else break end
+        if tonumber(page[2 * k]) == tonumber(last) then tied = tied + 1 else break end
       end
       hi = last
     end

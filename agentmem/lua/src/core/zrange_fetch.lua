@@ -33,7 +33,8 @@ if by == 'rank' then
   return out
 end
 -- by score, in pages: the next page starts at the last score read, past the members of
--- that score already read (a cursor, not a rank offset, which would cost its length)
+-- that score already read (a cursor, not a rank offset, which would cost its length);
+-- scores compare as numbers: the server writes one score as '0' or '-0' (ties)
 local tied = 0
 while true do
   local page
@@ -49,13 +50,13 @@ while true do
   local last = page[2 * n]
   local same = 0
   for k = n, 1, -1 do
-    if page[2 * k] == last then same = same + 1 else break end
+    if tonumber(page[2 * k]) == tonumber(last) then same = same + 1 else break end
   end
   if rev then
-    if last == hi then tied = tied + same else tied = same end
+    if tonumber(last) == tonumber(hi) then tied = tied + same else tied = same end
     hi = last
   else
-    if last == lo then tied = tied + same else tied = same end
+    if tonumber(last) == tonumber(lo) then tied = tied + same else tied = same end
     lo = last
   end
 end
