@@ -142,6 +142,76 @@ class CountingProxy:
             s.close()
 
 
+class HoldingProxy:
+    """A TCP relay in front of a real server that, once a client sends a command holding
+    ``marker``, forwards that command but holds the server's replies to that client until
+    :meth:`release`: the command has run, its caller waits for the reply. ``seen`` is set
+    when the command has been forwarded; ``hits`` counts such commands. With
+    ``hold=False`` it only counts them."""
+
+    def __init__(self, host: str, port: int, marker: bytes, *, hold: bool = True) -> None:
+        self.target = (host, port)
+        self.marker = marker
+        self.hits = 0
+        self.seen = threading.Event()
+        self.released = threading.Event()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        if not hold:
+            self.released.set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self.sockets += [client, upstream]
+            held = threading.Event()
+            threading.Thread(target=self._pump, args=(client, upstream, held, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, held, False),
+                             daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, held: threading.Event,
+              to_server: bool) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if to_server and self.marker in data:
+                    self.hits += data.count(self.marker)
+                    if not self.released.is_set():
+                        held.set()  # before the command goes: its reply cannot pass
+                    dst.sendall(data)
+                    self.seen.set()
+                    continue
+                if not to_server and held.is_set():
+                    self.released.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.release()
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+
+
 # -- hypothesis strategies for Action values ------------------------------------------
 
 def _is_id(s: str, n: int) -> bool:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -14,7 +19,7 @@ from agentmem.cli import output
 from agentmem.cli.exits import FINDINGS, NotFound
 from agentmem.cli.inspecting import require_simulation
 from agentmem.cli.stores import Stores
-from agentmem.dualwrite.outbox import drain
+from agentmem.dualwrite.outbox import LOCK_MS, drain
 from agentmem.dualwrite.sync import archive_to_sql, load_from_sql
 from agentmem.plans.plan import command, single
 from agentmem.tiers.maintenance import DEFAULT_IM_TTL, MaintainReport, TierPolicy, Tiers
@@ -207,6 +212,34 @@ def maintain(stores: Stores, stm_steps: int | None, stm_seconds: float | None,
             click.echo(f"  {agent}: {', '.join(ids[:SHOWN_IDS])}{more}")
 
 
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """Yield a ``stop()`` that turns true at the first SIGINT or SIGTERM: the drain under
+    way then ends after its chunk and releases the drain lock. A second signal
+    interrupts at once (KeyboardInterrupt), which may leave the lock held until its time
+    to live runs out. Only in the main thread (else signals are left alone)."""
+    stopping = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stopping.is_set
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if stopping.is_set():
+            raise KeyboardInterrupt
+        stopping.set()
+        os.write(2, b"agentmem archive: stopping after the chunk under way "
+                    b"(again to interrupt at once)\n")
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in old:
+        signal.signal(s, handler)
+    try:
+        yield stopping.is_set
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 @click.command("archive")
 @click.option("--follow", is_flag=True,
               help="Keep draining, every --every seconds, until interrupted (a worker).")
@@ -214,29 +247,38 @@ def maintain(stores: Stores, stm_steps: int | None, stm_seconds: float | None,
               help="Seconds between drains with --follow.")
 @click.option("--all", "include_live", is_flag=True,
               help="Also the outboxes of running writers (safe: no row is written twice).")
+@click.option("--wait", type=click.FloatRange(min=0), default=LOCK_MS / 1000 + 5,
+              show_default=True,
+              help="Seconds to wait for the drain lock while another drainer holds it (one "
+                   "that was killed holds it for up to 60 s). Not with --follow, which "
+                   "tries again every --every seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per drain).")
 @pass_stores
-def archive(stores: Stores, follow: bool, every: float, include_live: bool,
+def archive(stores: Stores, follow: bool, every: float, include_live: bool, wait: float,
             as_json: bool) -> None:
     """Archive what Redis acknowledged and no writer archived: the outboxes of writers
     that stopped (see docs/durability.md).
 
-    Exit status 1 when an outbox listed actions that were gone from Redis.
+    The first Ctrl-C (SIGINT) or SIGTERM stops it after the chunk under way, the drain
+    lock released; a second one at once. Exit status 1 when an outbox listed actions
+    that were gone from Redis.
     """
     stores.create = True  # the archive it drains into may be new
     missing = 0
     try:
-        while True:
-            rep = drain(stores.memory, stores.archive, include_live=include_live)
-            missing += len(rep.missing)
-            if rep.read or rep.missing or not follow:
-                if as_json:
-                    output.json_object(rep.as_dict())
-                else:
-                    output.pairs("archive", rep.as_dict())
-            if not follow:
-                break
-            time.sleep(every)
+        with _stop_on_signals() as stop:
+            while not stop():
+                rep = drain(stores.memory, stores.archive, include_live=include_live,
+                            wait=0.0 if follow else wait, stop=stop)
+                missing += len(rep.missing)
+                if rep.read or rep.missing or not follow:
+                    if as_json:
+                        output.json_object(rep.as_dict())
+                    else:
+                        output.pairs("archive", rep.as_dict())
+                if not follow:
+                    break
+                time.sleep(every)  # a signal does not cut it short (PEP 475): <= every
     except KeyboardInterrupt:
         pass
     if missing:

@@ -25,21 +25,24 @@ See ``docs/durability.md``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.errors import BackendError
+from agentmem.errors import AgentMemError, BackendError
 from agentmem.lua.dualwrite import OUTBOX_ACK, OUTBOX_CLAIM, OUTBOX_UNLOCK
 from agentmem.lua.scripts import GET_MANY
 from agentmem.model.records import Action
 from agentmem.plans.plan import command, script_call, single
 
-__all__ = ["CLAIMED", "DRAIN_LOCK", "PREFIX", "REGISTRY", "DrainReport", "Outbox", "drain"]
+__all__ = ["CLAIMED", "DRAIN_LOCK", "LOCK_MS", "PREFIX", "REGISTRY", "DrainReport", "Outbox",
+           "drain"]
 
 REGISTRY = "agentmem:outboxes"
 """The set of every outbox list that may hold keys."""
@@ -50,6 +53,10 @@ CLAIMED = ":claimed"
 DRAIN_LOCK = "agentmem:outbox-drain"
 """One drainer at a time (``SET NX PX``; renewed per chunk)."""
 LOCK_MS = 60_000
+"""The drain lock's time to live: a drainer killed while holding it blocks every other
+drain (``busy``) until it runs out."""
+LOCK_POLL = 0.05
+"""Seconds between tries while :func:`drain` waits for the lock."""
 CHUNK = 1000
 
 log = logging.getLogger("agentmem.dualwrite.outbox")
@@ -150,17 +157,20 @@ def read_actions(memory: Memory, keys: Iterable[str]) -> tuple[list[Action], lis
 
 
 def drain(memory: Memory, archive: Archive, *, include_live: bool = False,
-          skip: str | None = None, chunk: int = CHUNK) -> DrainReport:
+          skip: str | None = None, chunk: int = CHUNK, wait: float = 0.0,
+          stop: Callable[[], bool] | None = None) -> DrainReport:
     """Archive what the outboxes of stopped writers list (their lease expired), and what
     a drainer that stopped left claimed; with ``include_live``, every writer's outbox
     (safe: a live writer's own acknowledgement then finds its list claimed and leaves
-    it). ``skip``: an outbox not to touch (the caller's own). Returns what was done;
-    ``busy`` when another drainer holds the lock."""
+    it). ``skip``: an outbox not to touch (the caller's own). ``wait``: seconds to wait
+    for the drain lock while another drainer holds it (one that was killed holds it
+    until its time to live, :data:`LOCK_MS`, runs out). ``stop``: asked between chunks;
+    when it says so, the drain ends there and what is left stays listed (claimed) for
+    the next drain. Returns what was done; ``busy`` when another drainer held the lock
+    (after ``wait``): nothing was done."""
     report = DrainReport()
     token = secrets.token_hex(8)
-    got = memory.runner.run(single(
-        command("SET", DRAIN_LOCK, token, "NX", "PX", LOCK_MS), lambda r: r is not None))
-    if not got:
+    if not _lock(memory, token, wait):
         report.busy = True
         return report
     try:
@@ -169,21 +179,23 @@ def drain(memory: Memory, archive: Archive, *, include_live: bool = False,
         for key in members:
             if key == skip:
                 continue
+            if stop is not None and stop():
+                break
             if key.endswith(CLAIMED):
-                _drain_list(memory, archive, key, token, chunk, report)
+                _drain_list(memory, archive, key, token, chunk, report, stop)
                 continue
             claimed = key + CLAIMED
             claim = script_call(OUTBOX_CLAIM, ("1" if include_live else "0",),
                                 (key, claimed, REGISTRY, key + ":lease"))
             state = memory.runner.run(single(claim, int))
             if state == -1:  # a claimed list left by a drainer that stopped: first that
-                _drain_list(memory, archive, claimed, token, chunk, report)
+                if not _drain_list(memory, archive, claimed, token, chunk, report, stop):
+                    break
                 state = memory.runner.run(single(claim, int))
             if state == 1:
-                _drain_list(memory, archive, claimed, token, chunk, report)
+                _drain_list(memory, archive, claimed, token, chunk, report, stop)
     finally:
-        memory.runner.run(single(script_call(OUTBOX_UNLOCK, (token,), (DRAIN_LOCK,)),
-                                 lambda _: None))
+        _unlock(memory, token)
     if report.missing:
         log.warning("%d actions listed in outboxes were gone from Redis before they were "
                     "archived (expired, or moved to intermediate memory): %s",
@@ -191,14 +203,42 @@ def drain(memory: Memory, archive: Archive, *, include_live: bool = False,
     return report
 
 
+def _lock(memory: Memory, token: str, wait: float) -> bool:
+    """Take the drain lock, waiting up to ``wait`` seconds while another drainer holds it."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            got = memory.runner.run(single(
+                command("SET", DRAIN_LOCK, token, "NX", "PX", LOCK_MS), lambda r: r is not None))
+        except AgentMemError:  # an error reply, or Redis unreachable: nothing to release
+            raise
+        except BaseException:  # the reply was lost (KeyboardInterrupt): the SET may have
+            with contextlib.suppress(Exception):  # run, and the lock be ours for 60 s
+                _unlock(memory, token)
+            raise
+        left = deadline - time.monotonic()
+        if got or left <= 0:
+            return bool(got)
+        time.sleep(min(LOCK_POLL, left))
+
+
+def _unlock(memory: Memory, token: str) -> None:
+    """Release the drain lock if ``token`` holds it (``outbox_unlock.lua``)."""
+    memory.runner.run(single(script_call(OUTBOX_UNLOCK, (token,), (DRAIN_LOCK,)),
+                             lambda _: None))
+
+
 def _drain_list(memory: Memory, archive: Archive, key: str, token: str, chunk: int,
-                report: DrainReport) -> None:
+                report: DrainReport, stop: Callable[[], bool] | None) -> bool:
+    """Drain the claimed list ``key``; False if ``stop`` ended it before it was empty."""
     report.outboxes += 1
     while True:
         keys = _lrange(memory, key, chunk - 1)
         if not keys:
             _ack(memory, key, (), token)  # the registry forgets the emptied list
-            return
+            return True
+        if stop is not None and stop():
+            return False
         actions, missing = read_actions(memory, keys)
         report.read += len(keys)
         report.archived += archive.write(actions) if actions else 0

@@ -96,6 +96,7 @@ def _recover(url: str, db_url: str) -> int:
     with open_archive(db_url) as archive:
         w = DualWriter(agentmem.connect(url), archive)
         drained = w.recovered.read
+        assert not w.recovered.busy, "another drainer held the drain lock: nothing drained"
         w.close()
     return drained
 
@@ -220,7 +221,7 @@ def test_concurrent_writers_and_drainers_lose_and_duplicate_nothing(
             t.join()
     finally:
         for d in drainers:
-            d.send_signal(signal.SIGINT)
+            d.send_signal(signal.SIGINT)  # stops after its chunk, the drain lock released
         for d in drainers:
             d.wait(timeout=60)
     assert all(d.returncode == 0 for d in drainers), [d.stderr.read() for d in drainers
