@@ -9,7 +9,7 @@ step) is prepared by ``add_many``'s planner and its write-script calls are captu
 path then writes all the actions into a flushed database of a private server, the
 calls sent in one pipeline so that the client costs the server nothing, and the
 server's CPU per action is read from ``INFO cpu`` (user + sys), median of rounds that
-take turns:
+take turns (every other round in reverse order):
 
   floor          ``benchmarks/floor.py``: one variadic command per key for 1,000
                  actions, no Lua (the ``floor (pipeline)`` row of ``bench.py``)
@@ -18,6 +18,9 @@ take turns:
                  the captured calls: what ``add_many`` costs the server
   --also FILE    another version of the write script taking the same arguments
                  (e.g. the previous commit's ``write.lua``), on the same calls
+  add_many       ``mem.actions.add_many([Action(**d) for d in all])`` with
+                 ``batch_size`` ``--batch``: the write script as the library sends it
+                 (calls sent as they are built), for reference
   writes only    ``benchmarks/lua/write_floor.lua`` on the same calls: the script's
                  writes and nothing else (no check, no id decided), the cheapest
                  any script taking these arguments can be
@@ -76,6 +79,14 @@ def script_path(r: redis.Redis, sha: str, calls: list[tuple[Any, ...]]) -> Calla
     return go
 
 
+def add_many(url: str, batch: int, actions: list[dict[str, Any]]) -> Callable[[], None]:
+    mem = agentmem.connect(url + f"?batch_size={batch}")
+
+    def go() -> None:
+        mem.actions.add_many([Action(**d) for d in actions])
+    return go
+
+
 def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str, Any]],
                label: str, also: list[Path]) -> list[str]:
     r = redis.Redis.from_url(url)
@@ -95,13 +106,15 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
             (f"floor, batches of {b}", floor(b)),
             (f"writes only (Lua), calls of {b}", script_path(r, floor_sha, calls)),
             (f"write script, calls of {b}", script_path(r, write_sha, calls)),
+            (f"add_many, calls of {b}", add_many(url, b, actions)),
         ]
         paths += [(f"{p}, calls of {b}", script_path(r, sha, calls)) for p, sha in other_shas]
     cpu: dict[str, list[float]] = {name: [] for name, _ in paths}
     keys: dict[str, int] = {}
     n = len(actions)
     for rnd in range(repeat + 1):  # round 0 warms up
-        for name, go in paths:
+        # every other round in reverse order: no path always follows the same one
+        for name, go in (paths if rnd % 2 else paths[::-1]):
             r.flushdb()
             before = server_cpu(r)
             go()
@@ -117,6 +130,14 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
         m = statistics.median(cpu[name])
         lines.append(f"| {name} | {m:.1f} | {min(cpu[name]):.1f}-{max(cpu[name]):.1f} "
                      f"| {m / base:.2f}x |")
+    for b in batches:
+        mine = cpu[f"write script, calls of {b}"]
+        for p in also:
+            other = cpu[f"{p}, calls of {b}"]
+            per_round = statistics.median(x / y for x, y in zip(mine, other, strict=True))
+            lines.append("")
+            lines.append(f"Write script / {p}, calls of {b}: {per_round:.2f}x (median of the "
+                         "per-round ratios)")
     for b in batches:
         a, w = keys[f"write script, calls of {b}"], keys[f"writes only (Lua), calls of {b}"]
         lines.append("")
