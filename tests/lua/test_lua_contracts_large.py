@@ -86,6 +86,23 @@ def test_write_refuses_a_key_of_the_wrong_type_and_writes_nothing(
     assert not r.exists("agent:a1:action:timeline")
 
 
+@pytest.mark.parametrize(("key", "plant"), [
+    ("agent:a1:action:relative_index", lambda r, k: r.sadd(k, "x")),  # a set for a zset
+    ("agent:a1:action:rewards", lambda r, k: r.set(k, "not a zset")),
+    ("simulation:s1:actions", lambda r, k: r.zadd(k, {"x": 1})),  # a zset for a list
+    ("agent:a1:retired", lambda r, k: r.set(k, "not a hash")),  # read by the mark's HGET
+    ("agent:a1:retired", lambda r, k: r.sadd(k, "x")),
+])
+def test_write_refuses_each_kind_of_key_of_the_wrong_type(
+        mem: agentmem.Memory, r: redis.Redis, key: str, plant: Any) -> None:
+    plant(r, key)
+    reply = run(r, scripts.WRITE, *_write_call(mem, [act(3, reward=0.5), act(4, reward=0.1)]))
+    assert reply == [b"\x00WRONGTYPE", key.encode()]
+    assert not r.exists("agent:a1:action:a1-3-move", "agent:a1:action:a1-4-move")
+    assert not r.exists("agent:a1:action:timeline", "simulation:s1:actions:by_type")
+    assert r.type(key) != b"none"  # the planted key is left as it was
+
+
 def test_write_refuses_a_given_id_that_exists(mem: agentmem.Memory, r: redis.Redis) -> None:
     mem.actions.add(act(3, action_id="a1-3-x"))
     reply = run(r, scripts.WRITE, *_write_call(mem, [act(4), act(3, action_id="a1-3-x")]))

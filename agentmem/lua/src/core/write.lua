@@ -13,14 +13,14 @@ local nrec, ttl, idf, stampf = tonumber(A[1]), tonumber(A[2]), A[3], A[4]
 local nscope = tonumber(A[5])
 -- scope s: A[4s+2] key prefix, A[4s+3] key suffix, A[4s+4] probe key, A[4s+5] retired key
 local pos = 6 + 4 * nscope
-local rpos, rsc, rid, keys = {}, {}, {}, {}
+local rpos, rsc, rid, keys, rnh = {}, {}, {}, {}, {}
 for r = 1, nrec do
   -- a record: mode base id scope retired_scope retired_order nh <nh hash args>
   local s = 4 * tonumber(A[pos + 3]) + 2
-  local id = A[pos + 2]
-  rpos[r], rsc[r], rid[r] = pos, s, id
+  local id, nh = A[pos + 2], tonumber(A[pos + 6])
+  rpos[r], rsc[r], rid[r], rnh[r] = pos, s, id, nh
   keys[r] = A[s] .. id .. A[s + 1]
-  pos = pos + 7 + tonumber(A[pos + 6])
+  pos = pos + 7 + nh
 end
 local nprobe = tonumber(A[pos]); pos = pos + 1
 local ppos = pos
@@ -36,10 +36,19 @@ end
 
 -- every key must be absent or of its type; counters must hold integers.
 -- The probe indices (sorted sets) are checked by the lookup of their ids.
+-- A length command (ZCARD, LLEN, SCARD: an integer, or a type error) is the cheaper
+-- check; a hash is checked by TYPE.
 local checked, badlist, taken = {}, {}, {}
+local LEN = {zset = 'ZCARD', list = 'LLEN', set = 'SCARD'}
 local function typed(key, typ)
-  local t = call('TYPE', key)['ok']
-  local ok = t == 'none' or t == typ
+  local ok
+  local len = LEN[typ]
+  if len then
+    ok = type(redis.pcall(len, key)) == 'number'
+  else
+    local t = call('TYPE', key)['ok']
+    ok = t == 'none' or t == typ
+  end
   checked[key] = ok
   if not ok then badlist[#badlist + 1] = key end
   return ok
@@ -65,11 +74,13 @@ for p = 1, nprobe do
   end
 end
 local sets, others = {}, {}
+local gc, gs, ge = {}, {}, {}  -- each group's kind letter and the range of its args
 pos = gpos
 for g = 1, ngroup do
   -- a group: code key n <n args>; code = kind letter (upper case: the members
   -- are record ids) and, for a capped sorted set, the cap
   local c, key, n = byte(A[pos]), A[pos + 1], tonumber(A[pos + 2])
+  gc[g], gs[g], ge[g] = c, pos + 3, pos + 2 + n
   if c == 104 then
     -- counters: the fields of every group of the key (a key may take several)
     if checked[key] ~= false then
@@ -130,6 +141,34 @@ if nsets > 0 then
     for i = 1, nsets do typed(sets[i], 'set') end
   end
 end
+-- the retired marks (a generated id at or below its scope's mark is renumbered, below):
+-- their HGET checks the retired key's type too
+local marks, retire = {}, {}
+for r = 1, nrec do
+  local rp, s = rpos[r], rsc[r]
+  local rk = A[s + 3]
+  local f = A[rp + 4]
+  if A[rp] == 'g' and rk ~= '' and f ~= '' and checked[rk] ~= false then
+    local mk = marks[rk]
+    if mk == nil then
+      mk = {}
+      marks[rk] = mk
+    end
+    local mark = mk[f]
+    if mark == nil then
+      local v = redis.pcall('HGET', rk, f)
+      if type(v) == 'table' then
+        if typed(rk, 'hash') then return v end  -- not a type error: raised as it is
+        mark = false
+      else
+        checked[rk] = true
+        mark = tonumber(v) or false
+      end
+      mk[f] = mark
+    end
+    if mark and tonumber(A[rp + 5]) <= mark then retire[r] = rk end
+  end
+end
 for sc = 1, nscope do
   local rk = A[4 * sc + 5]
   if rk ~= '' and checked[rk] == nil then
@@ -152,20 +191,7 @@ local reserved, dirty, conflicts = {}, nil, {}
 -- a generated id whose record is at or below its scope's retired mark (an id of that
 -- order may have left memory, and been archived) is never the template id: it gets
 -- base .. '.r' .. n from the retired key's counter, unique for the life of the data
-local marks, remap, changed, retire = {}, nil, {''}, {}
-for r = 1, nrec do
-  local rp, s = rpos[r], rsc[r]
-  local rk = A[s + 3]
-  if A[rp] == 'g' and rk ~= '' and A[rp + 4] ~= '' then
-    local mk = rk .. '\0' .. A[rp + 4]
-    local mark = marks[mk]
-    if mark == nil then
-      mark = tonumber(call('HGET', rk, A[rp + 4])) or false
-      marks[mk] = mark
-    end
-    if mark and tonumber(A[rp + 5]) <= mark then retire[r] = rk end
-  end
-end
+local remap, changed = nil, {''}
 for r = 1, nrec do
   if retire[r] then reserved[keys[r]] = true end  -- its template id stays unused
 end
@@ -249,23 +275,23 @@ if stampf ~= '' then
   stamp = call('TIME')[1]
   changed[1] = stamp
 end
+-- (arguments go to the server as the strings they came as: a Lua number would be
+-- formatted anew for every command)
+local sttl = A[2]
 for r = 1, nrec do
   local rp = rpos[r]
-  local s, e = rp + 7, rp + 6 + tonumber(A[rp + 6])
+  local s, e = rp + 7, rp + 6 + rnh[r]
   if stamp then
     call('HSET', keys[r], idf, rid[r], stampf, stamp, unpack(A, s, e))
   else
     call('HSET', keys[r], idf, rid[r], unpack(A, s, e))
   end
-  if ttl > 0 then call('EXPIRE', keys[r], ttl) end
+  if ttl > 0 then call('EXPIRE', keys[r], sttl) end
 end
 local caps = nil
-pos = gpos
 for g = 1, ngroup do
-  local code, key, n = A[pos], A[pos + 1], tonumber(A[pos + 2])
-  local c = byte(code)
-  local s, e = pos + 3, pos + 2 + n
-  pos = e + 1
+  local c, s, e = gc[g], gs[g], ge[g]
+  local code, key = A[s - 3], A[s - 2]
   if c == 104 then
     for i = s, e, 2 do call('HINCRBY', key, A[i], A[i + 1]) end
   elseif c == 79 then
@@ -291,11 +317,20 @@ for g = 1, ngroup do
     end
     if #code > 1 then
       caps = caps or {}
-      caps[key] = tonumber(string.sub(code, 2))
+      caps[key] = code
     end
   end
 end
 if caps then
-  for key, cap in pairs(caps) do call('ZREMRANGEBYRANK', key, 0, -cap - 1) end
+  -- keep the cap highest: the rank range 0 .. -(cap + 1), formatted once per cap
+  local stops = {}
+  for key, code in pairs(caps) do
+    local stop = stops[code]
+    if stop == nil then
+      stop = '-' .. (tonumber(string.sub(code, 2)) + 1)
+      stops[code] = stop
+    end
+    call('ZREMRANGEBYRANK', key, '0', stop)
+  end
 end
 return changed
