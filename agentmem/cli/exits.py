@@ -58,6 +58,8 @@ DATA = Exit(10, "data", "stored data agentmem cannot read: another key layout or
             "cell (LayoutError), undecodable values (DecodeError)")
 SERVER = Exit(11, "server-error", "the server answered with an error (BackendError), or "
               "records of a write were refused (WriteError)")
+BUSY = Exit(12, "busy", "`archive` (without --follow) could not take the drain lock within "
+            "--wait: another drainer holds it, or a killed one did (it expires in 60 s)")
 PIPE = Exit(141, "pipe", "standard output was closed early (e.g. piped into `head`): "
             "nothing more is printed, no error message")
 INTERNAL = Exit(70, "internal", "a bug in agentmem: set AGENTMEM_DEBUG=1 for the "
@@ -65,7 +67,7 @@ INTERNAL = Exit(70, "internal", "a bug in agentmem: set AGENTMEM_DEBUG=1 for the
 INTERRUPTED = Exit(130, "interrupted", "interrupted (Ctrl-C)")
 
 EXITS = (OK, FINDINGS, USAGE, BAD_CONFIG, UNAVAILABLE, REFUSED, PERMISSION, PATH,
-         NOT_FOUND, EMPTY, DATA, SERVER, INTERNAL, INTERRUPTED, PIPE)
+         NOT_FOUND, EMPTY, DATA, SERVER, BUSY, INTERNAL, INTERRUPTED, PIPE)
 """Every exit status of the command."""
 
 _BY_CLASS: tuple[tuple[type[BaseException], Exit], ...] = (

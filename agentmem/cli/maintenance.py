@@ -16,7 +16,7 @@ import click
 
 from agentmem import integrity
 from agentmem.cli import output
-from agentmem.cli.exits import FINDINGS, NotFound
+from agentmem.cli.exits import BUSY, FINDINGS, NotFound
 from agentmem.cli.inspecting import require_simulation
 from agentmem.cli.stores import Stores
 from agentmem.dualwrite.outbox import LOCK_MS, drain
@@ -261,16 +261,18 @@ def archive(stores: Stores, follow: bool, every: float, include_live: bool, wait
 
     The first Ctrl-C (SIGINT) or SIGTERM stops it after the chunk under way, the drain
     lock released; a second one at once. Exit status 1 when an outbox listed actions
-    that were gone from Redis.
+    that were gone from Redis; 12 when, run once, it could not take the drain lock
+    within --wait (nothing was drained).
     """
     stores.create = True  # the archive it drains into may be new
-    missing = 0
+    missing, busy = 0, False
     try:
         with _stop_on_signals() as stop:
             while not stop():
                 rep = drain(stores.memory, stores.archive, include_live=include_live,
                             wait=0.0 if follow else wait, stop=stop)
                 missing += len(rep.missing)
+                busy = rep.busy and not follow
                 if rep.read or rep.missing or not follow:
                     if as_json:
                         output.json_object(rep.as_dict())
@@ -283,6 +285,8 @@ def archive(stores: Stores, follow: bool, every: float, include_live: bool, wait
         pass
     if missing:
         sys.exit(FINDINGS.code)
+    if busy:
+        sys.exit(BUSY.code)
 
 
 COMMANDS = (check, repair, sync, maintain, archive)

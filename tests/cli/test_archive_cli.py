@@ -179,3 +179,22 @@ def test_archive_waits_for_the_drain_lock_of_a_killed_drainer(
     assert '"busy": false' in out, out
     assert '"archived": 500' in out
     assert _count(db) == 500
+
+
+def test_archive_that_cannot_take_the_drain_lock_exits_busy(
+        server: object, r: redis.Redis, tmp_path: Path) -> None:
+    """A one-shot ``agentmem archive`` that finds the drain lock held for longer than
+    ``--wait`` drains nothing and says so with exit status 12 (``busy``), not 0."""
+    url, db = server.url, str(tmp_path / "a.db")  # type: ignore[attr-defined]
+    _dead_writer(url, db, lease=60)
+    r.set(DRAIN_LOCK, "someone-else", px=60_000)
+    try:
+        held = _cli(url, db, "--all", "--wait", "0.3")
+    finally:
+        r.delete(DRAIN_LOCK)
+    assert held.returncode == 12, (held.returncode, held.stdout, held.stderr)
+    assert '"busy": true' in held.stdout
+    assert _count(db) == 0
+    free = _cli(url, db, "--all", "--wait", "0.3")
+    assert free.returncode == 0, free.stderr
+    assert '"archived": 500' in free.stdout
