@@ -128,19 +128,30 @@ def fail_pending(entries: Sequence[Entry], error: BaseException) -> None:
 
 
 def script_loads(entries: Sequence[Entry], loaded: set[str]) -> list[Entry]:
-    """``SCRIPT LOAD`` entries for the scripts of ``entries`` not in ``loaded`` (which
-    gets them): sent first, in the same round trip, they let every call of the batch run
-    in its place on a server that has not seen a script yet (one server only: the calls
-    refused with ``NOSCRIPT`` would otherwise run again after the others)."""
-    sources: dict[str, str] = {}
-    for calls, _, _ in entries:
-        for call in calls:
+    """``SCRIPT LOAD`` entries, sent first in the same round trip, for the scripts of
+    ``entries`` that could otherwise run late (``loaded``, the scripts earlier batches
+    sent, gets them; one server only).
+
+    A call refused with ``NOSCRIPT`` runs again after the others: harmless when every
+    call after it is refused too (a flushed cache refuses every script: they run again
+    in their order), not when a later call runs in its place (a command, or a script
+    loaded here), which would then not see it. So a script is loaded when it is not in
+    ``loaded``, or when a call that runs in its place follows one of its calls: the
+    stale ``loaded`` of a server restarted or whose scripts were flushed costs a retry,
+    never the order of the calls."""
+    load: dict[str, str] = {}
+    in_place_after = False
+    for calls, _, _ in reversed(entries):
+        for call in reversed(calls):
             script = call.script
-            if script is not None and script.sha not in loaded:
-                sources.setdefault(script.sha, script.source)
-    loaded.update(sources)
+            if script is None or script.sha in load:
+                in_place_after = True
+            elif in_place_after or script.sha not in loaded:
+                load[script.sha] = script.source
+                in_place_after = True
+    loaded.update(load)
     return [((command("SCRIPT", "LOAD", source),), Plan((), _ignored), Handle())
-            for source in sources.values()]
+            for source in reversed(load.values())]
 
 
 def _ignored(replies: list[Any]) -> None:
