@@ -219,3 +219,17 @@ def test_rows_validated_in_pydantic_order_and_like_its_patterns(r: redis.Redis,
     with pytest.raises(InvalidInput, match=r"row 0: .*code"):
         repo.add_rows([{**row, "code": ""}])
     assert r.dbsize() == 0
+
+
+@pytest.mark.parametrize("column", [{"b", "a", "c"}, frozenset({"b", "a", "c"}),
+                                    {"x": "b", "y": "a", "z": "c"}], ids=type)
+def test_a_column_without_positions_is_refused(r: redis.Redis, mem: agentmem.Memory,
+                                               column: Any) -> None:
+    """A set or a mapping has no value per row: refused, not read in its own order."""
+    cols = {"agent_id": column, "simulation_id": ["s"] * 3, "step_number": [1, 2, 3],
+            "action_type": ["move"] * 3}
+    with pytest.raises(InvalidInput, match="column 'agent_id' is not a sequence"):
+        mem.actions.add_columns(cols)
+    with pytest.raises(InvalidInput, match="column 'agent_id' is not a sequence"):
+        mem.actions.add_columns({**cols, "step_number": [1, 2, -3]})
+    assert r.dbsize() == 0
