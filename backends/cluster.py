@@ -41,6 +41,7 @@ from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
 from agentmem.lua.scripts import Script
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
+from agentmem.plans.batch import late_scripts
 from agentmem.plans.keyspace import (
     LAYOUT_KEY,
     check_recorded_version,
@@ -107,10 +108,12 @@ class ClusterRunner:
     each), and the replies put back in order: still one round trip per plan. A reply
     ``MOVED`` refreshes the slot map and resends that call, ``ASK`` resends it with
     ``ASKING`` to the node named, ``TRYAGAIN`` / ``CLUSTERDOWN`` wait and resend (none of
-    those calls ran); ``NOSCRIPT`` loads the script on that node and resends. A node that
-    cannot be connected to gets the slot map refreshed and its calls resent (nothing was
-    sent); a connection lost while replies are outstanding raises
-    :class:`~agentmem.errors.Unavailable` (those calls may have run), as on one server.
+    those calls ran); ``NOSCRIPT`` loads the script on that node and resends (a script
+    new to a node whose call another call on that node follows is loaded first, so that
+    the resent call is never late). A node that cannot be connected to gets the slot map
+    refreshed and its calls resent (nothing was sent); a connection lost while replies
+    are outstanding raises :class:`~agentmem.errors.Unavailable` (those calls may have
+    run), as on one server.
     """
 
     cluster = True
@@ -130,6 +133,8 @@ class ClusterRunner:
         self._threads: ThreadPoolExecutor | None = None
         resolve_spin(spin_us, host=None, unix=False)  # a malformed value fails now
         self._spin_us = spin_us
+        self._scripts: dict[str, set[str]] = {}
+        """The scripts loaded on each node (by name), as far as this runner knows."""
         self._spins: dict[str, float] = {}
         """The longest poll for a reply per node name, in seconds (agentmem.backends.spin)."""
 
@@ -211,6 +216,10 @@ class ClusterRunner:
             for i in todo:
                 node = asking.get(i) or self._node(slots[i])
                 groups.setdefault(node.name, (node, []))[1].append(i)
+            for node, idx in groups.values():  # no call may run late after a NOSCRIPT
+                known = self._scripts.setdefault(node.name, set())
+                for late in late_scripts([calls[i] for i in idx], known).values():
+                    self._load(node, late)
             retry: list[int] = []
             for node, idx, got in self._send_all(groups, wires, asking):
                 if isinstance(got, _Unsent):
@@ -266,6 +275,7 @@ class ClusterRunner:
     def _load(self, node: ClusterNode, script: Script) -> None:
         try:
             self.node_client(node).script_load(script.source)
+            self._scripts.setdefault(node.name, set()).add(script.sha)
         except redis.ResponseError as exc:
             raise BackendError(f"Redis refused to load a script: {exc}") from exc
         except (redis.ConnectionError, redis.TimeoutError) as exc:

@@ -124,6 +124,7 @@ def _rule(annotation: Any, metadata: Sequence[Any], *, outer: bool) -> _Rule:
             break
     for m in metas:
         _constrain(rule, m)
+    rule.before.reverse()  # pydantic runs the last one given first (the outermost)
     rule.base = tp
     if typing.get_origin(tp) is tuple:
         rule.args = tuple(_rule(a, (), outer=False) for a in typing.get_args(tp))
@@ -208,8 +209,10 @@ def _scalar(src: _Source, rule: _Rule, ind: int, var: str) -> None:
             src.add(ind, f"{src.pattern_text(rule.pattern)} += {var}")
         else:
             src.add(ind, f"if not {var}.isascii() and SURR({var}): return None")
-        if rule.min_len is not None:
-            src.add(ind, f"if len({var}) < {rule.min_len}: return None")
+        # a pattern (``^[...]+$``) refuses an empty string whatever min_length says
+        least = 1 if rule.pattern is not None else 0
+        if rule.min_len is not None or least:
+            src.add(ind, f"if len({var}) < {max(rule.min_len or 0, least)}: return None")
         if rule.max_len is not None:
             src.add(ind, f"if len({var}) > {rule.max_len}: return None")
     elif base is int:
@@ -317,7 +320,7 @@ def _field_validators(model: type[BaseModel], name: str) -> list[Any]:
         if dec.info.mode != "before" or len(inspect.signature(dec.func).parameters) != 1:
             raise _Unsupported(f"validator of {name}")
         out.append(dec.func)
-    return out
+    return out[::-1]  # pydantic runs the one defined last first
 
 
 Fast = Callable[..., list[Any] | None]

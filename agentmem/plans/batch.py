@@ -13,10 +13,11 @@ more round trip. No I/O here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 
 from agentmem.errors import NotRun
+from agentmem.lua.scripts import Script
 from agentmem.plans.plan import Call, FollowUp, Plan, command
 
 T = TypeVar("T")
@@ -127,20 +128,37 @@ def fail_pending(entries: Sequence[Entry], error: BaseException) -> None:
             handle.set_error(error)
 
 
+def late_scripts(calls: Iterable[Call], loaded: set[str]) -> dict[str, Script]:
+    """The scripts of ``calls`` (sent in this order to one server) to load before them so
+    that none runs late, by sha; ``loaded``: the scripts that server is thought to have.
+
+    A call refused with ``NOSCRIPT`` runs again after the others: harmless when every
+    call after it is refused too (a flushed cache refuses every script: they run again
+    in their order), not when a later call runs in its place (a command, or a script
+    loaded now), which would then not see it. So a script is loaded when it is not in
+    ``loaded``, or when a call that runs in its place follows one of its calls: a stale
+    ``loaded`` (a server restarted, its scripts flushed) costs a retry, never the order
+    of the calls."""
+    load: dict[str, Script] = {}
+    in_place_after = False
+    for call in reversed(calls if isinstance(calls, Sequence) else list(calls)):
+        script = call.script
+        if script is None or script.sha in load:
+            in_place_after = True
+        elif in_place_after or script.sha not in loaded:
+            load[script.sha] = script
+            in_place_after = True
+    return dict(reversed(load.items()))
+
+
 def script_loads(entries: Sequence[Entry], loaded: set[str]) -> list[Entry]:
-    """``SCRIPT LOAD`` entries for the scripts of ``entries`` not in ``loaded`` (which
-    gets them): sent first, in the same round trip, they let every call of the batch run
-    in its place on a server that has not seen a script yet (one server only: the calls
-    refused with ``NOSCRIPT`` would otherwise run again after the others)."""
-    sources: dict[str, str] = {}
-    for calls, _, _ in entries:
-        for call in calls:
-            script = call.script
-            if script is not None and script.sha not in loaded:
-                sources.setdefault(script.sha, script.source)
-    loaded.update(sources)
-    return [((command("SCRIPT", "LOAD", source),), Plan((), _ignored), Handle())
-            for source in sources.values()]
+    """``SCRIPT LOAD`` entries, sent first in the same round trip, for the scripts of
+    ``entries`` that could otherwise run late (:func:`late_scripts`; ``loaded``, the
+    scripts earlier batches sent, gets them; one server only)."""
+    load = late_scripts([call for entry in entries for call in entry[0]], loaded)
+    loaded.update(load)
+    return [((command("SCRIPT", "LOAD", script.source),), Plan((), _ignored), Handle())
+            for script in load.values()]
 
 
 def _ignored(replies: list[Any]) -> None:

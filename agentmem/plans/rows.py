@@ -11,6 +11,7 @@ refused with the same errors and the same bytes are stored either way. Pure: no 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -109,7 +110,8 @@ class RowPlanner(Generic[M]):
             if name in self._listed and hasattr(col, "tolist"):
                 col = col.tolist()
             try:
-                if isinstance(col, str | bytes):
+                # text is one value; a mapping or a set has no value per row position
+                if isinstance(col, str | bytes | Mapping | AbstractSet):
                     raise TypeError
                 size = len(col)
             except TypeError:

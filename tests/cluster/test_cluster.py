@@ -215,6 +215,18 @@ def test_scripts_reloaded_per_node(cm: ClusterMemory) -> None:
     assert len(cm.actions.simulation_actions("sim0")) == 30
 
 
+def test_a_batch_write_new_to_its_node_runs_before_the_reads_after_it(cm: ClusterMemory
+                                                                       ) -> None:
+    for node in cm.runner.primaries():
+        cm.runner.node_client(node).script_flush()
+    assert cm.actions.recent("agent_1", 5) == []  # the read's script loaded, not the write's
+    with cm.batch() as b:
+        b.actions.add(Action(agent_id="agent_1", simulation_id="sim0", step_number=1,
+                             action_type="move"))
+        seen = b.actions.recent("agent_1", 5)
+    assert [a.action_id for a in seen.result()] == ["agent_1-1-move"]
+
+
 @pytest.mark.slow
 def test_failover_and_cluster_down() -> None:
     if find_binary("redis") is None:

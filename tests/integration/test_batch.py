@@ -205,6 +205,24 @@ def test_new_scripts_are_loaded_in_the_same_round_trip(mem, r, monkeypatch):
     assert after.result() == []
 
 
+def test_scripts_flushed_after_a_batch_loaded_them_keep_the_order(mem, r):
+    """The store's batches sent the scripts once; after a SCRIPT FLUSH (or a server
+    restart), a write refused with NOSCRIPT must not run after the reads that follow it."""
+    with mem.batch() as b:  # the batches' scripts are known to be sent
+        b.actions.add(act("a1", 1))
+        b.actions.recent("a1", 1)
+    r.script_flush()
+    with mem.batch() as b:
+        b.actions.add(act("a1", 2, "eat"))
+        counts = b.actions.type_counts("sim01")  # a command, not a script
+    assert counts.result() == {"move": 1, "eat": 1}
+    r.script_flush()
+    with mem.batch() as b:
+        b.actions.add(act("a1", 3, "eat"))
+        eats = b.actions.by_type("a1", "eat", limit=5)  # a script this store's batches
+    assert ids(eats.result()) == ["a1-3-eat", "a1-2-eat"]  # had not sent: loaded first
+
+
 def test_an_unreachable_server_fails_every_handle():
     from agentmem.servers.local import free_port
 

@@ -5,11 +5,12 @@ actions and a declared model."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pytest
 import redis
+from pydantic import BeforeValidator, StringConstraints, field_validator
 
 import agentmem
 from agentmem.errors import DuplicateId, InvalidInput
@@ -167,3 +168,68 @@ def test_declared_model_rows(r: redis.Redis, mem: agentmem.Memory) -> None:
     assert snapshot(r) == want
     with pytest.raises(InvalidInput, match=r"row 1: .*importance"):
         mem.im_actions.add_rows([data[0], {**data[1], "importance": 2.0}])
+
+
+def _tail(value: Any, tail: str) -> Any:
+    return value + tail if isinstance(value, str) else value
+
+
+class Tagged(agentmem.Record):
+    """Validators run in pydantic's order (the last given first); a pattern field."""
+
+    tid: str | None = None
+    name: agentmem.Identifier
+    code: Annotated[str, StringConstraints(pattern=r"^[a-z]+$")]
+    tag: Annotated[str, BeforeValidator(lambda v: _tail(v, "f")),
+                   BeforeValidator(lambda v: _tail(v, "g"))]
+    n: int
+
+    @field_validator("n", mode="before")
+    @classmethod
+    def _times_three(cls, value: Any) -> Any:
+        return value * 3 if type(value) is int else value
+
+    @field_validator("n", mode="before")
+    @classmethod
+    def _plus_five(cls, value: Any) -> Any:
+        return value + 5 if type(value) is int else value
+
+
+TAGGED = agentmem.declare(Tagged, key="tagged:{tid}", id="tid", id_template="{name}",
+                          indexes=[])
+
+
+def test_rows_validated_in_pydantic_order_and_like_its_patterns(r: redis.Redis,
+                                                                 mem: agentmem.Memory) -> None:
+    repo = mem.repository(TAGGED)
+    row = {"name": "t1", "code": "ab", "tag": "x", "n": 1}
+    model = Tagged(**row)
+    assert (model.tag, model.n) == ("xgf", 18)
+    repo.add_many([model])
+    want = snapshot(r)
+    r.flushdb()
+    assert repo.add_rows([row]) == ["t1"]
+    assert snapshot(r) == want
+    r.flushdb()
+    assert repo.add_columns({k: [v] for k, v in row.items()}) == ["t1"]
+    assert snapshot(r) == want
+    r.flushdb()
+    with pytest.raises(InvalidInput, match="code"):  # the model refuses it
+        Tagged(**{**row, "code": ""})
+    with pytest.raises(InvalidInput, match=r"row 0: .*code"):
+        repo.add_rows([{**row, "code": ""}])
+    assert r.dbsize() == 0
+
+
+@pytest.mark.parametrize("column", [{"b", "a", "c"}, frozenset({"b", "a", "c"}),
+                                    {"x": "b", "y": "a", "z": "c"}], ids=type)
+def test_a_column_without_positions_is_refused(r: redis.Redis, mem: agentmem.Memory,
+                                               column: Any) -> None:
+    """A set or a mapping has no value per row: refused, not read in its own order."""
+    cols = {"agent_id": column, "simulation_id": ["s"] * 3, "step_number": [1, 2, 3],
+            "action_type": ["move"] * 3}
+    with pytest.raises(InvalidInput, match="column 'agent_id' is not a sequence"):
+        mem.actions.add_columns(cols)
+    with pytest.raises(InvalidInput, match="column 'agent_id' is not a sequence"):
+        mem.actions.add_columns({**cols, "step_number": [1, 2, -3]})
+    assert r.dbsize() == 0
