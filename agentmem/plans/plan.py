@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import operator
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -162,20 +163,35 @@ enough that the scripts' arithmetic on it stays exact (Lua numbers are doubles, 
 Redis passes a Lua number to a command with 14 significant digits)."""
 
 
+def _plain_int(value: object) -> int | None:
+    """``value`` as a plain ``int`` when it is an integer (an ``int``, an ``IntEnum``, a
+    numpy integer: anything with ``__index__``) and not a ``bool``; else ``None``."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
 def check_limit(limit: int | None) -> int:
+    """A limit as the plain ``int`` the scripts get (``None``: ``-1``, no limit)."""
     if limit is None:
         return -1
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+    n = _plain_int(limit)
+    if n is None or n < 0:
         raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
-    if limit > MAX_INDEX:
-        raise InvalidInput(f"limit must be at most 10**12 (None: no limit), got {limit}")
-    return limit
+    if n > MAX_INDEX:
+        raise InvalidInput(f"limit must be at most 10**12 (None: no limit), got {n}")
+    return n
 
 
 def check_index(name: str, value: int) -> int:
-    """An offset or rank (negative: from the end), within ±:data:`MAX_INDEX`."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    """An offset or rank (negative: from the end), within ±:data:`MAX_INDEX`, as a plain
+    ``int``."""
+    n = _plain_int(value)
+    if n is None:
         raise InvalidInput(f"{name} must be an int, got {value!r}")
-    if not -MAX_INDEX <= value <= MAX_INDEX:
-        raise InvalidInput(f"{name} must be within ±10**12, got {value}")
-    return value
+    if not -MAX_INDEX <= n <= MAX_INDEX:
+        raise InvalidInput(f"{name} must be within ±10**12, got {n}")
+    return n

@@ -89,9 +89,9 @@ class AgentQueries(ActionCore):
         read the timeline. The specification's formula maps -1 to the *oldest*
         entry; here -k is the k-th before the newest.
         """
-        if isinstance(position, bool) or not isinstance(position, int) or position > 0:
+        position = check_index("relative position", position)
+        if position > 0:
             raise InvalidInput(f"relative position must be an int <= 0, got {position!r}")
-        check_index("relative position", position)
         prefix, suffix = self._agent(agent_id)
         argv: list[Arg] = [self._key("relative_index", agent_id=agent_id),
                            self._key("timeline", agent_id=agent_id), prefix, suffix, -position]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+
+import numpy as np
 import pytest
 from _support import act, expire_now, ids
 
@@ -109,6 +112,28 @@ def test_by_target_is_newest_first(mem, data):
 def test_negative_limit_is_invalid(mem, data):
     with pytest.raises(InvalidInput):
         mem.actions.by_type("a1", "move", limit=-1)
+
+
+class _Two(enum.IntEnum):
+    TWO = 2
+
+
+@pytest.mark.parametrize("limit", [_Two.TWO, np.int64(2), np.int32(2)],
+                         ids=["IntEnum", "int64", "int32"])
+def test_integer_like_limits_and_positions_act_as_ints(mem, data, limit):
+    """An IntEnum or a numpy integer (what simulations hold) is a limit, an offset or a
+    relative position like the int it equals, sent to the server as that int."""
+    assert ids(mem.actions.by_type("a1", "move", limit=limit)) == a1s(8, 6)
+    assert ids(mem.actions.recent("a1", limit)) == a1s(8, 7)
+    assert ids(mem.actions.high_reward("a1", 0.0, limit=limit)) == a1s(5, 8)
+    assert ids(mem.actions.simulation_actions("sim01", 0, limit)) == SIM01_ORDER[:3]
+    assert mem.actions.relative("a1", -limit) == data[a1(6)]
+
+
+@pytest.mark.parametrize("limit", [True, 2.0, "2", np.float64(2.0)])
+def test_limits_that_are_not_integers_are_invalid(mem, data, limit):
+    with pytest.raises(InvalidInput):
+        mem.actions.by_type("a1", "move", limit=limit)
 
 
 # -- rewards -----------------------------------------------------------------------
