@@ -100,6 +100,9 @@ _SCALARS: dict[Any, tuple[Encoder, Decoder]] = {
     float: (_enc_float, float),
     bool: (_enc_bool, _dec_bool),
 }
+SCALAR_ENCODERS: frozenset[Encoder] = frozenset(enc for enc, _ in _SCALARS.values())
+"""The encoders of plain scalar fields (str, int, float, bool): a column of such a field
+is read as Python values (``tolist()``) by the rows path."""
 
 
 def _vector_codec(hint: Vector) -> tuple[Encoder, Decoder]:

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentmem.errors import InvalidInput
-from agentmem.model.codec import _SCALARS
+from agentmem.model.codec import SCALAR_ENCODERS
 from agentmem.model.explain import explain
 from agentmem.model.rowcodec import RowCodec
 from agentmem.plans.write import Prepared, WritePlanner
@@ -42,9 +42,9 @@ class RowPlanner(Generic[M]):
         # a column with tolist() (a numpy array, a pandas Series) is read as its list
         # of Python values, except an arbitrary type's (an embedding matrix: its rows
         # are the vectors)
-        scalars = {enc for enc, _ in _SCALARS.values()}
-        self._listed = frozenset(f.name for f in writer.spec.codec.fields
-                                 if f.split or f.json or f.write_time or f.encode in scalars)
+        self._listed = frozenset(
+            f.name for f in writer.spec.codec.fields
+            if f.split or f.json or f.write_time or f.encode in SCALAR_ENCODERS)
 
     def _slow(self, row: Any, check: CheckRecord) -> Prepared:
         """``row`` built with pydantic: the model's own validation and message."""
