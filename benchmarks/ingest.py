@@ -51,7 +51,7 @@ import numpy as np
 import redis
 
 import agentmem
-from agentmem.backends.redis import pack_args
+from agentmem.backends.wire import pack_args
 from agentmem.model.records import Action
 from agentmem.servers.local import LocalServer
 from benchmarks.bench import make_actions

@@ -18,6 +18,10 @@ take turns (every other round in reverse order):
                  the captured calls: what ``add_many`` costs the server
   --also FILE    another version of the write script taking the same arguments
                  (e.g. the previous commit's ``write.lua``), on the same calls
+  write script, one argument per value
+                 the same script reading ``ARGV`` itself, on the same calls with
+                 their MessagePack array spread into one argument per value (the
+                 argument format before it was packed): what packing saves the server
   add_many       ``mem.actions.add_many([Action(**d) for d in all])`` with
                  ``batch_size`` ``--batch``: the write script as the library sends it
                  (calls sent as they are built), for reference
@@ -37,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
 import redis
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
@@ -49,6 +54,10 @@ from benchmarks.bench import make_actions, server_cpu
 from benchmarks.floor import floor_writer
 
 WRITE_FLOOR = (Path(__file__).resolve().parent / "lua" / "write_floor.lua").read_text()
+PACKED = "local A = cmsgpack.unpack(ARGV[1])\n"
+assert PACKED in WRITE.source
+WRITE_PER_VALUE = WRITE.source.replace(PACKED, "local A = ARGV\n")
+"""The write script as it read its arguments before they were packed (benchmark only)."""
 
 
 def capture(url: str, actions: list[dict[str, Any]], batch: int) -> list[tuple[Any, ...]]:
@@ -92,6 +101,7 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
     r = redis.Redis.from_url(url)
     write_sha = r.script_load(WRITE.source)
     floor_sha = r.script_load(WRITE_FLOOR)
+    per_value_sha = r.script_load(WRITE_PER_VALUE)
     other_shas = [(p, r.script_load(p.read_text())) for p in also]
 
     def floor(size: int) -> Callable[[], None]:
@@ -106,6 +116,9 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
             (f"floor, batches of {b}", floor(b)),
             (f"writes only (Lua), calls of {b}", script_path(r, floor_sha, calls)),
             (f"write script, calls of {b}", script_path(r, write_sha, calls)),
+            (f"write script, one argument per value, calls of {b}",
+             script_path(r, per_value_sha, [tuple(msgpack.unpackb(c[0], raw=True))
+                                            for c in calls])),
             (f"add_many, calls of {b}", add_many(url, b, actions)),
         ]
         paths += [(f"{p}, calls of {b}", script_path(r, sha, calls)) for p, sha in other_shas]
@@ -132,6 +145,11 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
                      f"| {m / base:.2f}x |")
     for b in batches:
         mine = cpu[f"write script, calls of {b}"]
+        flat = cpu[f"write script, one argument per value, calls of {b}"]
+        per_round = statistics.median(x / y for x, y in zip(mine, flat, strict=True))
+        lines.append("")
+        lines.append(f"Write script (one MessagePack argument) / one argument per value, calls "
+                     f"of {b}: {per_round:.2f}x (median of the per-round ratios)")
         for p in also:
             other = cpu[f"{p}, calls of {b}"]
             per_round = statistics.median(x / y for x, y in zip(mine, other, strict=True))

@@ -12,19 +12,7 @@ client's work overlaps the server's:
 The script checks every key it will touch, decides ids that are already taken
 on the server, and then writes each hash and one variadic command per index key.
 
-Arguments of one call: ``nrec ttl id_field stamp_field nscope``, then per scope
-(the parts of record keys shared by records of one agent)
-``key_prefix key_suffix probe_key retired_key``, then per record
-``mode base id scope retired_scope retired_order nh <nh hash args>`` (the retired
-pair: the record's scope and order values when its id is generated and the
-declaration has :class:`~agentmem.model.schema.Retired`, else two empty strings),
-then ``nprobe`` and
-per probe key ``key n <n ids>``, then ``ngroup`` and per group ``code key n
-<n args>``, where ``code`` is the index kind (``Z`` sorted set, ``S`` set,
-``L`` list of record ids; ``z`` a sorted set of field values; ``h`` counters)
-followed by the cap of a capped sorted set (``Z20``). A planner given an outbox
-(:meth:`WritePlanner.with_outbox`) adds a last group ``O outbox 3 registry
-lease_key lease_ms``: the script appends every record's key to the outbox list.
+The arguments of one call are described in :mod:`agentmem.plans.writeargs`.
 """
 
 from __future__ import annotations
@@ -62,7 +50,10 @@ from agentmem.plans.writeargs import (
     _render,
     _split,
     _tag_field,
+    number_texts,
+    pack,
     split_calls,
+    text,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -156,10 +147,12 @@ class WritePlanner(Generic[M]):
         self._index_checks = sorted(index_checks.items())
         exact = {i for i, n in enumerate(names)
                  if codec.field_for(n).encode in (_enc_str, _enc_int)}
+        texts = number_texts([codec.field_for(n).encode for n in names])
         if cluster:
             self._split_slots()
-            self._emit_remote = _compile_emit([], self.remote, exact)
-        self._emit = _compile_emit([(i, names[i]) for i in self.hash_pos], self.indexes, exact)
+            self._emit_remote = _compile_emit([], self.remote, exact, texts)
+        self._emit = _compile_emit([(i, names[i]) for i in self.hash_pos], self.indexes,
+                                   exact, texts)
         # the values the record key's prefix and suffix and the probe key are made
         # of: records with equal values (str and int fields) share them
         scope_refs = sorted({*self.prefix.refs, *self.suffix.refs,
@@ -223,9 +216,9 @@ class WritePlanner(Generic[M]):
             by_tag.setdefault(key[start:key.index("}", start)], {})[key] = flat
         calls = []
         for part in by_tag.values():
-            argv: list[Arg] = [0, 0, self.spec.id, "", 0, 0]
+            argv: list[Arg] = [0, "0", self.spec.id, "", 0, 0]
             _append_groups(argv, part, meta)
-            calls.append(script_call(WRITE, argv, route=next(iter(part))))
+            calls.append(script_call(WRITE, [pack(argv)], route=next(iter(part))))
         return calls
 
     def _compile_fast(self) -> Callable[[list[Arg | None]], Prepared | None]:
@@ -439,10 +432,12 @@ class WritePlanner(Generic[M]):
                 rs, ro = vals[rs_pos], vals[ro_pos]
             if rs is None or ro is None:
                 rs = ro = ""
+            elif type(rs) is not str:
+                rs = text(rs)
             items.append((vals, rid, (rec.mode, base, rid, sno, rs, ro)))
         self._emit(items, recargs, groups, meta, counters, zmembers)
-        argv: list[Arg] = [len(records), self.spec.ttl or 0, self.spec.id, self.stamp_name,
-                           len(scopes)]
+        argv: list[Arg] = [len(records), str(self.spec.ttl or 0), self.spec.id,
+                           self.stamp_name, len(scopes)]
         for skey in scopes:
             argv += skey
         argv += recargs
@@ -456,10 +451,10 @@ class WritePlanner(Generic[M]):
         if self.outbox is not None:
             key, registry, lease_key, lease_ms = self.outbox
             argv[at] = int(argv[at]) + 1
-            argv += ("O", key, 3, registry, lease_key, lease_ms)
+            argv += ("O", key, 3, registry, lease_key, str(lease_ms))
         if self.cluster and scopes:  # routed to the slot of the records' keys
-            return script_call(WRITE, argv, route=str(argv[5])), guessed
-        return script_call(WRITE, argv), guessed
+            return script_call(WRITE, [pack(argv)], route=str(argv[5])), guessed
+        return script_call(WRITE, [pack(argv)]), guessed
 
     def record_keys(self, rec: Prepared) -> set[str]:
         """Every index key ``rec`` writes to (to tell which records a bad key refuses)."""

@@ -1,6 +1,24 @@
 """The write script's arguments: compiled key templates and index emitters, and the
 grouping of index entries per key, the split into calls (pure; used by
-:mod:`agentmem.plans.write`)."""
+:mod:`agentmem.plans.write`).
+
+Arguments of one call, sent as one MessagePack array (:func:`pack`): ``nrec ttl
+id_field stamp_field nscope``, then per scope (the parts of record keys shared by
+records of one agent) ``key_prefix key_suffix probe_key retired_key``, then per record
+``mode base id scope retired_scope retired_order nh <nh hash args>`` (the retired
+pair: the record's scope and order values when its id is generated and the declaration
+has :class:`~agentmem.model.schema.Retired`, else two empty strings), then ``nprobe``
+and per probe key ``key n <n ids>``, then ``ngroup`` and per group ``code key n <n
+args>``, where ``code`` is the index kind (``Z`` sorted set, ``S`` set, ``L`` list of
+record ids; ``z`` a sorted set of field values; ``h`` counters) followed by the cap of
+a capped sorted set (``Z20``). A planner given an outbox
+(:meth:`~agentmem.plans.write.WritePlanner.with_outbox`) adds a last group ``O outbox
+3 registry lease_key lease_ms``: the script appends every record's key to the outbox
+list.
+
+Counts go as integers; every value the script passes on to a command goes as the
+text the server stores.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +28,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
+
+from agentmem.model.codec import _enc_float, _enc_int
 from agentmem.model.schema import (
     Template,
 )
@@ -18,6 +39,31 @@ from agentmem.plans.plan import Arg
 
 GROUP_ARGS = 1000  # keeps every unpack() in the script far below Lua's stack limit
 MAX_SCORE_INT = 2**53  # sorted-set scores are doubles
+
+def pack(argv: Sequence[Arg]) -> bytes:
+    """The write script's one argument: ``argv`` as one MessagePack array.
+
+    Strings and bytes go as MessagePack raw strings (the format the ``cmsgpack``
+    library of Redis's and Valkey's Lua reads), integers as integers: the script
+    reads its counts as numbers and passes every other value on as the string it
+    came as. One argument instead of about 64 per record: the client packs the call
+    in a few percent of the time hiredis takes per argument, and the server reads it
+    without making an object of each (``benchmarks/argformat.py``)."""
+    packed: bytes = msgpack.packb(argv, use_bin_type=False)
+    return packed
+
+
+def text(v: Any) -> Arg:
+    """A value as the text the server stores (floats as ``repr`` writes them)."""
+    return v if isinstance(v, (str, bytes)) else repr(v) if isinstance(v, float) else str(v)
+
+
+def number_texts(encoders: Sequence[Callable[[Any], Any]]) -> dict[int, str]:
+    """Of the encoders of a declaration's stored values, the positions of int and float
+    values and the function that writes each as text (``str``, ``repr``)."""
+    names = {_enc_int: "str", _enc_float: "repr"}
+    return {i: names[enc] for i, enc in enumerate(encoders) if enc in names}
+
 
 @dataclass(frozen=True)
 class _Compiled:
@@ -71,7 +117,7 @@ Emit = Callable[[list[tuple[list[Arg | None], str, tuple[Arg, ...]]], list[Arg],
 
 
 def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index],
-                  exact: set[int]) -> Emit:
+                  exact: set[int], texts: dict[int, str]) -> Emit:
     """Generate straight-line code that adds each record's arguments to ``recargs``
     and its index entries to the groups: one block per index, no per-index dispatch.
 
@@ -84,13 +130,20 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
     index is looked up by the values its key is made of when those are str or
     int fields (``exact``: equal values render equal keys), so a key is
     rendered once per call rather than once per record.
+
+    Every value the script passes on to a command goes as text: ``texts`` names the
+    function (``str`` or ``repr``) that writes the value of each int or float
+    position as the server stores it (what hiredis wrote before, :func:`pack`);
+    scores are written the same way, so that the server parses them once and never
+    formats a number.
     """
     env: dict[str, Any] = {}
     head = ["def emit(items, recargs, groups, meta, counters, zmembers):"]
     lines = ["    for vals, rid, hd in items:", "        recargs += hd", "        h = []"]
     for i, name in hash_pos:
         lines += [f"        v = vals[{i}]", "        if v is not None:",
-                  f"            h += ({name!r}, v)"]
+                  f"            h += ({name!r}, {texts[i]}(v))" if i in texts
+                  else f"            h += ({name!r}, v)"]
     lines += ["        recargs.append(len(h))", "        recargs += h"]
     # each grid's code once per record (an index at the agent and one at the step share it)
     grids: dict[tuple[int, int, float], str] = {}
@@ -101,7 +154,7 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
             env[f"{name}_code"] = grid_code
             lines += [f"        gx = vals[{xi}]", f"        gy = vals[{yi}]",
                       f"        {name} = None if gx is None or gy is None else "
-                      f"{name}_code(gx, gy, {cell!r})"]
+                      f"str({name}_code(gx, gy, {cell!r}))"]
     for n, ix in enumerate(indexes):
         env[f"IX{n}"] = ix
         refs = ix.key.refs
@@ -127,14 +180,16 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
             env[f"F{n}"] = ix.key.fmt
             render = f"F{n} % " + ("a0" if len(refs) == 1 else "(" + ", ".join(need[:len(refs)])
                                    + ")")
+        tm = f"{texts[ix.member]}(m)" if ix.member in texts else "m"
+        ts = f"{texts[ix.score]}(sc)" if ix.score in texts else "sc"
         if ix.cmd == "ZADD" and ix.member is not None:
-            store, kind, add = "zmembers", "{}", "g[m] = sc"
+            store, kind, add = "zmembers", "{}", f"g[{tm}] = {ts}"
         elif ix.cmd == "ZADD":
-            store, kind, add = "groups", "[]", "g += (sc, m)"
+            store, kind, add = "groups", "[]", f"g += ({ts}, {tm})"
         elif ix.cmd == "HINCRBY":
-            store, kind, add = "counters", "{}", "g[sc] = g.get(sc, 0) + 1"
+            store, kind, add = "counters", "{}", f"k = {ts}; g[k] = g.get(k, 0) + 1"
         else:
-            store, kind, add = "groups", "[]", "g.append(m)"
+            store, kind, add = "groups", "[]", f"g.append({tm})"
         # the group of this record, created (and its index noted) when new
         find = [f"key = {render}",
                 f"g = {store}.get(key)",
@@ -171,7 +226,7 @@ def _merge_groups(groups: dict[str, list[Arg]], counters: dict[str, dict[Arg, in
         for m, sc in members.items():
             flat += (sc, m)
     for key, counts in counters.items():
-        groups[key] = [x for f, c in counts.items() for x in (f, c)]
+        groups[key] = [x for f, c in counts.items() for x in (f, str(c))]
 
 
 def _append_groups(argv: list[Arg], groups: dict[str, list[Arg]],

@@ -2,11 +2,11 @@
 -- write_floor: the write script's writes and nothing else, for benchmarks/writecost.py
 -- (not part of the library: the cost of the same commands issued from Lua, no checks).
 -- KEYS: none: every key is built from ARGV
--- ARGV: those of agentmem/lua/src/core/write.lua (documented in agentmem/plans/write.py)
+-- ARGV: those of agentmem/lua/src/core/write.lua (one MessagePack array, documented in agentmem/plans/writeargs.py)
 -- Reply: {stamp}: no key is checked, no id is decided (each record gets the id it came with)
 -- The write phase of write.lua for a call where every check passes and no id is taken;
 -- it must follow that script's argument layout.
-local A = ARGV
+local A = cmsgpack.unpack(ARGV[1])
 local unpack, tonumber, call, byte = unpack, tonumber, redis.call, string.byte
 local CH = 1000
 local nrec, ttl, idf, stampf = tonumber(A[1]), tonumber(A[2]), A[3], A[4]
