@@ -142,7 +142,7 @@ class ActionCore(RecordOps[Action]):
         def follow() -> T:
             raise FollowUp(then)
 
-        return self._cell_plan(record, follow)
+        return dataclasses.replace(self._cell_plan(record, follow), adds=then.adds)
 
     @operation
     def grid_cell_check(self, /, *, record: bool = False) -> Plan[float]:

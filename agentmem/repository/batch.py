@@ -29,7 +29,7 @@ from agentmem.plans.runner import AsyncRunner, Batching, SyncRunner, operation
 from agentmem.repository.actions import ActionOps
 from agentmem.repository.base import RecordOps
 
-__all__ = ["AsyncBatch", "Batch", "BatchActionRepository", "BatchRepository"]
+__all__ = ["AsyncBatch", "Batch", "BatchActionRepository", "BatchRepository", "rebind"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -58,13 +58,14 @@ class _Queue:
         return handle
 
 
-def _view(repo: RecordOps[Any], cls: type[V], queue: _Queue) -> V:
-    """An instance of ``cls`` with ``repo``'s settings and state, queueing on ``queue``."""
+def rebind(repo: RecordOps[Any], cls: type[V], runner: Any) -> V:
+    """An instance of ``cls`` with ``repo``'s settings and state, running its operations
+    on ``runner`` (a batch's queue; :mod:`agentmem.store.guard`'s runner)."""
     out = cls.__new__(cls)
     ops = type(repo)
     out.__dict__.update({name: value for name, value in vars(repo).items()
                          if not isinstance(getattr(ops, name, None), operation)})
-    out.runner = queue
+    out.runner = runner
     return out
 
 
@@ -79,9 +80,9 @@ class _BatchBase(Generic[R]):
         self._loaded = loaded
         """The scripts the store's batches sent (one server): the others are loaded first,
         in the same round trip, so that no call runs late after a ``NOSCRIPT``."""
-        self.actions = _view(actions, BatchActionRepository, self._queue)
+        self.actions = rebind(actions, BatchActionRepository, self._queue)
         """The action repository's operations, queued."""
-        self.im_actions: BatchRepository[IMAction] = _view(im_actions, BatchRepository,
+        self.im_actions: BatchRepository[IMAction] = rebind(im_actions, BatchRepository,
                                                            self._queue)
         """Intermediate-memory actions (``IMAction``), queued."""
 

@@ -37,6 +37,7 @@ from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository, build
 from agentmem.repository.batch import Batch
 from agentmem.servers.embedded import Embedded
+from agentmem.store.guard import refusing_adds
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 
 __all__ = ["Store", "open"]
@@ -64,6 +65,7 @@ class Store:
         self.tiers = tiers
         self.embedded = embedded
         self.closed = False
+        self._actions: ActionRepository | None = None
 
     def _open(self) -> None:
         if self.closed:
@@ -72,9 +74,15 @@ class Store:
     @property
     def actions(self) -> ActionRepository:
         """The action repository (Redis; reads here do not fall back to the archive:
-        use ``writer`` for that)."""
+        use ``writer`` for that). On a store with a dual writer its adds raise
+        :class:`~agentmem.errors.ConfigError` (they would not be archived): add actions
+        with :meth:`add`, :meth:`add_many`, :meth:`record`."""
         self._open()
-        return self.memory.actions
+        if self.writer is None:
+            return self.memory.actions
+        if self._actions is None:
+            self._actions = refusing_adds(self.memory.actions)
+        return self._actions
 
     @property
     def im_actions(self) -> Repository[IMAction]:
@@ -87,10 +95,13 @@ class Store:
         return self.memory.repository(spec)
 
     def batch(self) -> Batch:
-        """Many operations in one round trip (:meth:`agentmem.Memory.batch`), on Redis:
-        writes queued here bypass the dual writer (they are not archived)."""
+        """Many operations in one round trip (:meth:`agentmem.Memory.batch`), on Redis. On
+        a store with a dual writer, adding actions in it raises, as on :attr:`actions`."""
         self._open()
-        return self.memory.batch()
+        batch = self.memory.batch()
+        if self.writer is not None:
+            batch.actions = refusing_adds(batch.actions)
+        return batch
 
     def add_many(self, actions: Iterable[Action]) -> list[Action] | None:
         """Store actions: through the writer when there is one (archived too), else in

@@ -53,6 +53,35 @@ def test_open_with_an_archive_writes_through_a_dual_writer(server: Server, r: re
         archive.close()
 
 
+def test_a_store_with_an_archive_refuses_adds_that_would_not_be_archived(
+        server: Server, r: redis.Redis, tmp_path: Path) -> None:
+    db = tmp_path / "archive.db"
+    act = agentmem.Action(**_fields(1), position=(1.0, 2.0))  # type: ignore[arg-type]
+    with agentmem.open(server.url, archive_url=str(db)) as store:
+        adds = [lambda: store.actions.add(act), lambda: store.actions.add_many([act]),
+                lambda: store.actions.record(**_fields(1)),
+                lambda: store.actions.add_rows([_fields(1)]),
+                lambda: store.actions.add_columns({k: [v] for k, v in _fields(1).items()})]
+        for add in adds:
+            with pytest.raises(agentmem.ConfigError, match=r"store\.add"):
+                add()
+        with pytest.raises(agentmem.ConfigError, match=r"store\.add"), store.batch() as b:
+            b.actions.add(act)
+        assert not r.exists("agent:a1:action:a1-1-move")
+        assert r.get("agentmem:grid_cell") is None  # the first add's cell claim: not sent
+        stored = store.add(act)  # through the dual writer
+        assert stored is not None
+        assert store.actions.recent("a1") == [stored]  # reads as before
+        with store.batch() as b:
+            recent = b.actions.recent("a1")
+        assert recent.result() == [stored]
+    archive = agentmem.open_archive(db)
+    try:
+        assert [a.action_id for a in archive.read(SIM)] == ["a1-1-move"]
+    finally:
+        archive.close()
+
+
 def test_dual_write_false_opens_the_archive_without_a_writer(server: Server, r: redis.Redis,
                                                              tmp_path: Path) -> None:
     with agentmem.open(server.url, archive_url=str(tmp_path / "a.db"), dual_write=False) as st:
