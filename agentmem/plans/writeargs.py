@@ -37,6 +37,10 @@ from agentmem.model.schema import (
 from agentmem.plans.grid import code as grid_code
 from agentmem.plans.plan import Arg
 
+KEY_CACHE = 1 << 13
+"""Index keys an emitter remembers per index, by the values they are made of (8,192: a
+few MB at most for a declaration's indexes); keys of other values are rendered per
+call, as before."""
 GROUP_ARGS = 1000  # keeps every unpack() in the script far below Lua's stack limit
 MAX_SCORE_INT = 2**53  # sorted-set scores are doubles
 
@@ -140,10 +144,20 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
     env: dict[str, Any] = {}
     head = ["def emit(items, recargs, groups, meta, counters, zmembers):"]
     lines = ["    for vals, rid, hd in items:", "        recargs += hd", "        h = []"]
+    # the text of each number the record sends, made once (a step is a hash value and
+    # a score of several indexes)
+    used = {i for i, _ in hash_pos} | {p for ix in indexes for p in (ix.member, ix.score)
+                                       if p is not None}
+    for i in sorted(used & set(texts)):
+        lines += [f"        t{i} = vals[{i}]",
+                  f"        if t{i} is not None: t{i} = {texts[i]}(t{i})"]
+
+    def val(i: int) -> str:
+        return f"t{i}" if i in texts else f"vals[{i}]"
+
     for i, name in hash_pos:
-        lines += [f"        v = vals[{i}]", "        if v is not None:",
-                  f"            h += ({name!r}, {texts[i]}(v))" if i in texts
-                  else f"            h += ({name!r}, v)"]
+        lines += [f"        v = {val(i)}", "        if v is not None:",
+                  f"            h += ({name!r}, v)"]
     lines += ["        recargs.append(len(h))", "        recargs += h"]
     # each grid's code once per record (an index at the agent and one at the step share it)
     grids: dict[tuple[int, int, float], str] = {}
@@ -161,12 +175,12 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
         need = [f"a{k}" for k in range(len(refs))]
         lines += [f"        a{k} = vals[{r}]" for k, r in enumerate(refs)]
         if ix.member is not None:
-            lines.append(f"        m = vals[{ix.member}]")
+            lines.append(f"        m = {val(ix.member)}")
             need.append("m")
         else:
             lines.append("        m = rid")
         if ix.score is not None:
-            lines.append(f"        sc = vals[{ix.score}]")
+            lines.append(f"        sc = {val(ix.score)}")
             need.append("sc")
         if ix.grid is not None:
             lines.append(f"        sc = {grids[ix.grid]}")
@@ -180,16 +194,14 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
             env[f"F{n}"] = ix.key.fmt
             render = f"F{n} % " + ("a0" if len(refs) == 1 else "(" + ", ".join(need[:len(refs)])
                                    + ")")
-        tm = f"{texts[ix.member]}(m)" if ix.member in texts else "m"
-        ts = f"{texts[ix.score]}(sc)" if ix.score in texts else "sc"
         if ix.cmd == "ZADD" and ix.member is not None:
-            store, kind, add = "zmembers", "{}", f"g[{tm}] = {ts}"
+            store, kind, add = "zmembers", "{}", "g[m] = sc"
         elif ix.cmd == "ZADD":
-            store, kind, add = "groups", "[]", f"g += ({ts}, {tm})"
+            store, kind, add = "groups", "[]", "g += (sc, m)"
         elif ix.cmd == "HINCRBY":
-            store, kind, add = "counters", "{}", f"k = {ts}; g[k] = g.get(k, 0) + 1"
+            store, kind, add = "counters", "{}", "g[sc] = g.get(sc, 0) + 1"
         else:
-            store, kind, add = "groups", "[]", f"g.append({tm})"
+            store, kind, add = "groups", "[]", "g.append(m)"
         # the group of this record, created (and its index noted) when new
         find = [f"key = {render}",
                 f"g = {store}.get(key)",
@@ -205,8 +217,14 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
             lines += ["                " + x for x in find]
             lines += [f"                g{n} = g", f"            g = g{n}"]
         elif all(r in exact for r in refs):
+            # the key is also remembered across calls (a simulation's agents write
+            # every step): rendered once per value, not once per call
             ck = "a0" if len(refs) == 1 else "(" + ", ".join(need[:len(refs)]) + ")"
             head.append(f"    c{n} = {{}}")
+            env[f"K{n}"] = {}
+            find[0:1] = [f"key = K{n}.get({ck})", "if key is None:",
+                         f"    key = {render}",
+                         f"    if len(K{n}) < {KEY_CACHE}: K{n}[{ck}] = key"]
             lines += [f"            g = c{n}.get({ck})", "            if g is None:"]
             lines += ["                " + x for x in find]
             lines += [f"                c{n}[{ck}] = g"]
