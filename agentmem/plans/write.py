@@ -432,8 +432,13 @@ class WritePlanner(Generic[M]):
                 rs, ro = vals[rs_pos], vals[ro_pos]
             if rs is None or ro is None:
                 rs = ro = ""
-            elif type(rs) is not str:
-                rs = text(rs)
+            else:
+                # as text, like every value: an int order beyond 64 bits does not pack
+                # as a MessagePack int (the script reads it with tonumber either way)
+                if type(rs) is not str:
+                    rs = text(rs)
+                if type(ro) is not str:
+                    ro = text(ro)
             items.append((vals, rid, (rec.mode, base, rid, sno, rs, ro)))
         self._emit(items, recargs, groups, meta, counters, zmembers)
         argv: list[Arg] = [len(records), str(self.spec.ttl or 0), self.spec.id,

@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from agentmem.errors import ConfigError
+from agentmem.model.schema import RecordSpec
 from agentmem.plans.plan import Plan
 from agentmem.repository.batch import rebind
 
-__all__ = ["ARCHIVED_ADDS", "RefuseAdds", "refusing_adds"]
+__all__ = ["ARCHIVED_ADDS", "RefuseAdds", "refusing_adds", "same_records"]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -49,3 +50,10 @@ def refusing_adds(repo: R) -> R:
     """A copy of the repository ``repo`` whose adds raise (see :class:`RefuseAdds`)."""
     runner = RefuseAdds(repo.runner)  # type: ignore[attr-defined]
     return rebind(repo, type(repo), runner)  # type: ignore[arg-type, type-var]
+
+
+def same_records(spec: RecordSpec[Any], actions: RecordSpec[Any]) -> bool:
+    """Whether ``spec`` declares the store's actions again (their key pattern): a
+    repository of it (``store.repository(spec)``, ``b.repository(spec)``) adds actions
+    as :attr:`Store.actions` would, so it refuses them too."""
+    return spec.key.pattern == actions.key.pattern

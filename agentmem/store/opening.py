@@ -37,7 +37,7 @@ from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository, build
 from agentmem.repository.batch import Batch
 from agentmem.servers.embedded import Embedded
-from agentmem.store.guard import refusing_adds
+from agentmem.store.guard import refusing_adds, same_records
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 
 __all__ = ["Store", "open"]
@@ -90,9 +90,13 @@ class Store:
         return self.memory.im_actions
 
     def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
-        """A repository for any declared model, on this store's connection."""
+        """A repository for any declared model, on this store's connection (on a store
+        with a dual writer, one of the action declaration refuses adds, as :attr:`actions`)."""
         self._open()
-        return self.memory.repository(spec)
+        repo = self.memory.repository(spec)
+        if self.writer is not None and same_records(spec, self.memory.actions.spec):
+            return refusing_adds(repo)
+        return repo
 
     def batch(self) -> Batch:
         """Many operations in one round trip (:meth:`agentmem.Memory.batch`), on Redis. On
@@ -101,6 +105,13 @@ class Store:
         batch = self.memory.batch()
         if self.writer is not None:
             batch.actions = refusing_adds(batch.actions)
+            of_spec, actions = batch.repository, self.memory.actions.spec
+
+            def repository(spec: RecordSpec[MT]) -> Any:
+                repo = of_spec(spec)
+                return refusing_adds(repo) if same_records(spec, actions) else repo
+
+            batch.repository = repository  # type: ignore[method-assign]
         return batch
 
     def add_many(self, actions: Iterable[Action]) -> list[Action] | None:
