@@ -82,6 +82,17 @@ def test_a_store_with_an_archive_refuses_adds_that_would_not_be_archived(
         archive.close()
 
 
+def test_a_store_batch_refuses_actions_added_through_a_repository_of_their_spec(
+        server: Server, r: redis.Redis, tmp_path: Path) -> None:
+    with agentmem.open(server.url, archive_url=str(tmp_path / "a.db")) as store:
+        spec = store.actions.spec
+        with pytest.raises(agentmem.ConfigError):
+            store.repository(spec).add(agentmem.Action(**_fields(1)))  # type: ignore[arg-type]
+        with pytest.raises(agentmem.ConfigError), store.batch() as b:
+            b.repository(spec).add(agentmem.Action(**_fields(2)))  # type: ignore[arg-type]
+    assert r.keys("agent:a1:action:*") == []
+
+
 def test_dual_write_false_opens_the_archive_without_a_writer(server: Server, r: redis.Redis,
                                                              tmp_path: Path) -> None:
     with agentmem.open(server.url, archive_url=str(tmp_path / "a.db"), dual_write=False) as st:

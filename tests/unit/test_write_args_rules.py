@@ -120,3 +120,11 @@ def test_int_and_float_members_and_counted_values_go_as_text() -> None:
     assert g[b"agent:p1:probe:tc"] == [b"-0.0", b"1"]
     assert isinstance(g[b"agent:p1:probe:grid"][0], bytes)
     assert hash_args(argv)[b"px"] == b"1e-07"
+
+
+def test_the_retired_scope_and_order_go_as_text() -> None:
+    argv = argv_of(ActionRepository(None).writer, [Action(
+        agent_id="a1", simulation_id="s1", step_number=7, action_type="move")])
+    head = argv[5 + 4 * argv[4]: 5 + 4 * argv[4] + 6]  # mode base id scope rs ro
+    assert head[0] == b"g"
+    assert head[4:] == [b"s1", b"7"]  # before the fix: [b"s1", 7], a MessagePack int
