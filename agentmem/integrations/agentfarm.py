@@ -140,28 +140,43 @@ class AgentFarmLogger:
         as its text, as AgentFarm's ``String`` columns hold it. The keyword-only
         fields are the original generation's columns.
         """
-        step_number = plain(step_number)
+        if type(step_number) is not int:
+            step_number = plain(step_number)
         if step_number < 0:
             raise ValueError("step_number must be non-negative")
-        if not isinstance(action_type, str):
+        if type(action_type) is not str:
             action_type = str(action_type)
-        # a shallow copy: the Action copies the whole value (AgentFarm deep-copies here)
-        details_copy: dict[str, Any] = (dict(details) if isinstance(details, dict)
-                                        else copy.deepcopy(details)) if details else {}
-        if action_taken is not None:
-            details_copy["action_taken"] = plain(action_taken)
-        if action_taken_mapped is not None:
-            details_copy["action_taken_mapped"] = plain(action_taken_mapped)
-        fields = {
-            "agent_id": _text(agent_id), "simulation_id": self.simulation_id,
-            "step_number": step_number, "action_type": action_type,
-            "action_target_id": _text(action_target_id), "reward": plain(reward),
-            "details": details_copy or None, "module_type": module_type,
-            "module_id": _text(module_id),
-            "resources_before": plain(resources_before),
-            "resources_after": plain(resources_after),
-            "state_before_id": state_before_id, "state_after_id": state_after_id,
-        }
+        # only the fields given: the others keep their default (None) unvalidated
+        fields: dict[str, Any] = {
+            "agent_id": agent_id if type(agent_id) is str else _text(agent_id),
+            "simulation_id": self.simulation_id, "step_number": step_number,
+            "action_type": action_type}
+        if action_target_id is not None:
+            fields["action_target_id"] = _text(action_target_id)
+        if reward is not None:
+            fields["reward"] = reward if type(reward) is float else plain(reward)
+        if action_taken is not None or action_taken_mapped is not None:
+            # AgentFarm's copy with the two keys (the Action copies the whole value)
+            details = (dict(details) if isinstance(details, dict)
+                       else copy.deepcopy(details)) if details else {}
+            if action_taken is not None:
+                details["action_taken"] = plain(action_taken)
+            if action_taken_mapped is not None:
+                details["action_taken_mapped"] = plain(action_taken_mapped)
+        if details:  # the Action holds a copy of its own; empty is stored as NULL
+            fields["details"] = details
+        if module_type is not None:
+            fields["module_type"] = module_type
+        if module_id is not None:
+            fields["module_id"] = _text(module_id)
+        if resources_before is not None:
+            fields["resources_before"] = plain(resources_before)
+        if resources_after is not None:
+            fields["resources_after"] = plain(resources_after)
+        if state_before_id is not None:
+            fields["state_before_id"] = state_before_id
+        if state_after_id is not None:
+            fields["state_after_id"] = state_after_id
         action = Action(**fields)  # bad input raises here, before anything is kept
         if self.durability != "buffered":
             self.writer.add(action)
