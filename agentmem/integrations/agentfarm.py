@@ -177,7 +177,9 @@ class AgentFarmLogger:
             fields["state_before_id"] = state_before_id
         if state_after_id is not None:
             fields["state_after_id"] = state_after_id
-        action = Action(**fields)  # bad input raises here, before anything is kept
+        # bad input raises here, before anything is kept (model_validate: no keyword
+        # re-packing through Record.__init__, the same checks and InvalidInput)
+        action = Action.model_validate(fields)
         if self.durability != "buffered":
             self.writer.add(action)
             return
