@@ -30,7 +30,9 @@ calls plus the final ``flush_all_buffers()`` (AgentFarm) or ``close()`` (drop-in
 divided by N. After each run the counts are checked: the SQLite file holds N
 ``agent_actions`` rows and, for the drop-in, Redis holds N actions. Redis CPU =
 the server's ``INFO cpu`` ``used_cpu_sys + used_cpu_user`` delta over the timed
-region divided by N. Every path runs once per round (order rotated per round,
+region divided by N; client CPU = this process's ``time.process_time()`` over the
+same region (threads included; less sensitive than wall time to other work on the
+machine). Every path runs once per round (order rotated per round,
 after one untimed warm-up round of 1,000 calls); the table shows medians.
 
 Identity (``--identity``). The same sequence of calls (agents, batches,
@@ -222,17 +224,17 @@ def _run_agentfarm(fdb: ModuleType, steps: list[list[dict[str, Any]]], tmp: Path
     logger = db.logger
     logger.log_agents_batch(agent_batch(SIM))
     log, tick = logger.log_agent_action, logger.flush_if_needed
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for calls in steps:
         for kw in calls:
             log(**kw)
         tick()
     logger.flush_all_buffers()
-    elapsed = time.perf_counter() - t0
+    elapsed, client = time.perf_counter() - t0, time.process_time() - c0
     db.close()
     n = sum(len(s) for s in steps)
     return {"seconds": elapsed, "n": n, "archive_rows": sqlite_count(path, SIM),
-            "redis_actions": None, "redis_cpu_s": None}
+            "redis_actions": None, "redis_cpu_s": None, "client_cpu_s": client}
 
 
 def run_dropin(mode: str, mem: Any, admin: redis.Redis, steps: list[list[dict[str, Any]]],
@@ -247,19 +249,20 @@ def run_dropin(mode: str, mem: Any, admin: redis.Redis, steps: list[list[dict[st
     logger.log_agents_batch(agent_batch(SIM))
     log, tick = logger.log_agent_action, logger.flush_if_needed
     cpu0 = server_cpu(admin)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for calls in steps:
         for kw in calls:
             log(**kw)
         tick()
     logger.close()
-    elapsed = time.perf_counter() - t0
+    elapsed, client = time.perf_counter() - t0, time.process_time() - c0
     cpu = server_cpu(admin) - cpu0
     n = sum(len(s) for s in steps)
     rows = archive.count(SIM)
     archive.close()
     return {"seconds": elapsed, "n": n, "archive_rows": rows,
-            "redis_actions": redis_count(mem, SIM), "redis_cpu_s": cpu}
+            "redis_actions": redis_count(mem, SIM), "redis_cpu_s": cpu,
+            "client_cpu_s": client}
 
 
 def load_limits() -> ModuleType | None:
@@ -275,13 +278,14 @@ def load_limits() -> ModuleType | None:
 
 def run_floor(limits: ModuleType, admin: redis.Redis, n: int) -> dict[str, Any]:
     actions = limits.make_actions(n)
-    cpu0 = server_cpu(admin)
+    cpu0, c0 = server_cpu(admin), time.process_time()
     seconds, _, _ = limits.run_redis(admin, "lua_batch", actions, 500)  # flushes the db first
+    client = time.process_time() - c0  # the FLUSHDB and the script load included
     cpu = server_cpu(admin) - cpu0
     keys = admin.dbsize()
     admin.flushdb()
     return {"seconds": seconds, "n": n, "archive_rows": None, "redis_actions": None,
-            "redis_keys": keys, "redis_cpu_s": cpu}
+            "redis_keys": keys, "redis_cpu_s": cpu, "client_cpu_s": client}
 
 
 ROWS = {
@@ -361,6 +365,8 @@ def summarize(results: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, A
                                "min_us": min(us), "max_us": max(us)}
         cpu = [r["redis_cpu_s"] / r["n"] * 1e6 for r in runs if r["redis_cpu_s"] is not None]
         row["redis_cpu_us"] = statistics.median(cpu) if cpu else None
+        mine = [r["client_cpu_s"] / r["n"] * 1e6 for r in runs if "client_cpu_s" in r]
+        row["client_cpu_us"] = statistics.median(mine) if mine else None
         if base:
             b = [r["seconds"] / r["n"] * 1e6 for r in base]
             row["ratio"] = row["median_us"] / statistics.median(b)
@@ -381,15 +387,16 @@ def render(out: dict[str, Any]) -> str:
              + (f"AgentFarm {af['git']} ({af['path']})" if af else "AgentFarm not given"),
              "",
              f"{'path':42} {'us/call':>8} {'min..max':>13} {'x AgentFarm':>11} "
-             f"{'(per-round)':>11} {'Redis CPU us/act':>16}",
-             "-" * 106]
+             f"{'(per-round)':>11} {'client CPU us':>13} {'Redis CPU us/act':>16}",
+             "-" * 120]
     for name, row in out["summary"].items():
         ratio = f"{row['ratio']:.2f}x" if "ratio" in row else "-"
         per = f"{row['ratio_per_round_median']:.2f}x" if "ratio" in row else "-"
         cpu = f"{row['redis_cpu_us']:.1f}" if row["redis_cpu_us"] is not None else "-"
+        mine = f"{row['client_cpu_us']:.1f}" if row.get("client_cpu_us") is not None else "-"
         lines.append(f"{ROWS[name]:42} {row['median_us']:8.1f} "
                      f"{row['min_us']:6.1f}..{row['max_us']:<6.1f} {ratio:>11} {per:>11} "
-                     f"{cpu:>16}")
+                     f"{mine:>13} {cpu:>16}")
     lines.append("")
     counts = []
     for name, runs in out["rounds_raw"].items():
