@@ -23,6 +23,10 @@ the table shows medians, in microseconds per action:
                          the drop-in's per-step Redis write in this process, the
                          archive written by a second process from the same rows
                          (sent through a pipe), both complete at close
+  worker process         the prototype of handing both writes to another process:
+                         ``log_agent_action`` here, each step's actions sent through a
+                         pipe to a process whose ``DualWriter`` stores them in Redis and
+                         the archive (its CPU is the "archiver CPU" column)
 
 Server CPU is ``INFO cpu`` (``used_cpu_sys + used_cpu_user``) over the timed region.
 Client CPU is ``time.process_time`` of this process. Not part of the test suite.
@@ -262,6 +266,59 @@ def run_process(steps: Steps, tmp: Path, admin: redis.Redis, mem: Any) -> dict[s
     return {"wall": wall, "cpu": cpu, "server": srv, "child": child}
 
 
+def _worker(url: str, path: str, conn: Any) -> None:
+    """The second process of the ``worker`` prototype: a dual writer of its own."""
+    from agentmem.dualwrite.writer import DualWriter
+    mem = agentmem.connect(url)
+    archive = agentmem.open_archive(path)
+    archive.write_details_as_agentfarm()
+    writer = DualWriter(mem, archive, buffer_size=1000, durability="redis")
+    while (got := conn.recv()) is not None:
+        writer.add_many(got)
+    writer.close()
+    archive.close()
+    conn.send("done")
+
+
+def run_worker(steps: Steps, tmp: Path, admin: redis.Redis, mem: Any) -> dict[str, float]:
+    """Prototype: validate here, hand each step's actions to a process that stores them
+    in Redis and the archive (this process waits for neither)."""
+    admin.flushdb()
+    logger, archive = _logger(mem, tmp, "worker")
+    logger.close()
+    ctx = mp.get_context("fork")
+    here, there = ctx.Pipe()
+    url = admin.connection_pool.connection_kwargs
+    proc = ctx.Process(target=_worker, args=(
+        f"redis://{url['host']}:{url['port']}/{url['db']}", str(tmp / "worker.db"), there))
+    proc.start()
+    buf: list[Any] = []
+    lg = AgentFarmLogger.__new__(AgentFarmLogger)
+    lg.durability, lg._action_buffer, lg._buffer_size = "buffered", buf, 10**9
+    lg.simulation_id = SIM
+    log = lg.log_agent_action
+    k0 = sum(os.times()[2:4])
+    r0 = server_cpu(admin)
+    t0, c0 = time.perf_counter(), time.process_time()
+    for calls in steps:
+        for kw in calls:
+            log(**kw)
+        here.send(buf)
+        buf.clear()
+    here.send(None)
+    assert here.recv() == "done"
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    srv = server_cpu(admin) - r0
+    proc.join()
+    child = sum(os.times()[2:4]) - k0
+    n = sum(map(len, steps))
+    assert archive.count(SIM) == n, archive.count(SIM)
+    assert int(sum(mem.actions.type_counts(SIM).values())) == n
+    archive.close()
+    admin.flushdb()
+    return {"wall": wall, "cpu": cpu, "server": srv, "child": child}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--agentfarm", metavar="PATH", required=True)
@@ -276,7 +333,7 @@ def main() -> int:
     paths: list[tuple[str, Callable[..., dict[str, float]]]] = [
         ("agentfarm", lambda s, t, a, m: run_agentfarm(fdb, s, t, a, m)),
         ("buffered", run_buffered), ("validate", run_validate), ("redis", run_redis),
-        ("archive", run_archive), ("process", run_process)]
+        ("archive", run_archive), ("process", run_process), ("worker", run_worker)]
     res: dict[str, list[dict[str, float]]] = {name: [] for name, _ in paths}
     load0 = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="affloor-") as tmpdir:
