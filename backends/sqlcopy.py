@@ -12,11 +12,11 @@ archive's retries and error mapping apply unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Table
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, processors
 from sqlalchemy.exc import DBAPIError
 
 __all__ = ["copy_rows", "serial_sequence"]
@@ -33,17 +33,46 @@ def serial_sequence(conn: Connection, table: Table, column: str) -> str | None:
     return None if seq is None else str(seq)
 
 
+def _processors(table: Table, names: Sequence[str],
+                conn: Connection) -> list[tuple[int, Callable[[Any], Any], bool]]:
+    """``(position, bind processor, whether it is ``float()``)`` of the columns of ``names``
+    whose type has a bind processor."""
+    out: list[tuple[int, Callable[[Any], Any], bool]] = []
+    for i, name in enumerate(names):
+        proc = table.c[name].type.bind_processor(conn.dialect)
+        if proc is not None:
+            out.append((i, proc, proc is processors.to_float))
+    return out
+
+
 def _processed(table: Table, names: Sequence[str], conn: Connection,
                rows: Sequence[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    procs = [table.c[n].type.bind_processor(conn.dialect) for n in names]
-    if not any(procs):
+    """``rows`` with each value through its column's bind processor, as SQLAlchemy Core's
+    ``INSERT`` sends it. A float column's processor is ``float()``, which returns an exact
+    ``float`` itself: a row whose such values are all ``None`` or exact floats, and whose
+    other processed columns (the embedding) are ``None``, is kept as it is."""
+    procs = _processors(table, names, conn)
+    if not procs:
         return list(rows)
-    return [tuple(v if p is None or v is None else p(v)
-                  for p, v in zip(procs, row, strict=True)) for row in rows]
+    out = []
+    for row in rows:
+        for i, _, floats in procs:
+            v = row[i]
+            if v is not None and not (floats and type(v) is float):
+                values = list(row)
+                for j, p, _ in procs:
+                    w = values[j]
+                    if w is not None:
+                        values[j] = p(w)
+                row = tuple(values)
+                break
+        out.append(row)
+    return out
 
 
 def _copy(cur: Any, conn: Connection, table: Table, names: Sequence[str],
-          rows: Sequence[tuple[Any, ...]]) -> None:
+          rows: Sequence[tuple[Any, ...]], ids: Sequence[int]) -> None:
+    """``COPY`` ``rows`` into ``names`` of ``table``, each with its id of ``ids`` last."""
     import psycopg  # only reached with the psycopg driver
 
     quote = conn.dialect.identifier_preparer
@@ -51,8 +80,9 @@ def _copy(cur: Any, conn: Connection, table: Table, names: Sequence[str],
            "FROM STDIN")
     try:
         with cur.copy(sql) as copy:
-            for row in _processed(table, names, conn, rows):
-                copy.write_row(row)
+            write = copy.write_row
+            for row, key in zip(_processed(table, names[:-1], conn, rows), ids, strict=True):
+                write((*row, key))
     except psycopg.Error as exc:  # as SQLAlchemy would raise it from an INSERT
         raise DBAPIError.instance(sql, None, exc, psycopg.Error) from exc
 
@@ -64,13 +94,12 @@ def copy_rows(conn: Connection, sequence: str, main: Table, main_names: Sequence
     ``sequence`` in order) and ``side_rows`` with each main row's id appended (the
     last of ``side_names``); returns the ids, in the rows' order."""
     n = len(main_rows)
-    ids = sorted(int(k) for k in conn.exec_driver_sql(
-        "SELECT nextval(%s) FROM generate_series(1, %s)", (sequence, n)).scalars())
+    ids: list[int] = sorted(conn.exec_driver_sql(  # one row: an array of the n new ids
+        "SELECT array(SELECT nextval(%s) FROM generate_series(1, %s))",
+        (sequence, n)).scalar_one())
     raw = conn.connection.driver_connection
     assert raw is not None
     with raw.cursor() as cur:
-        _copy(cur, conn, main, (*main_names, "action_id"),
-              [(*row, key) for row, key in zip(main_rows, ids, strict=True)])
-        _copy(cur, conn, side, side_names,
-              [(*row, key) for row, key in zip(side_rows, ids, strict=True)])
+        _copy(cur, conn, main, (*main_names, "action_id"), main_rows, ids)
+        _copy(cur, conn, side, side_names, side_rows, ids)
     return ids

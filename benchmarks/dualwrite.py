@@ -21,12 +21,16 @@ the archive: ``close()`` included):
   that runs ``Archive.write`` (no outbox, failover or error handling: not a DualWriter),
   timed until both are done; the overlap an archiver thread beside the writer could get.
 
-The floor of the archive, PostgreSQL only, no Redis call in the timed region (the rows
-are the copies Redis stored, with their final ids and write times, made once before the
-first round by an untimed ``add_many`` pass, exactly what ``DualWriter`` archives):
+The floor of the archive, no Redis call in the timed region (the rows are the copies
+Redis stored, with their final ids and write times, made once before the first round by
+an untimed ``add_many`` pass, exactly what ``DualWriter`` archives):
 
-- ``alone: Archive.write``: what ``DualWriter`` calls, batched as it batches (the steps'
-  actions buffered, one ``Archive.write`` per ``buffer_size`` = 1,000 of them);
+- ``alone: Archive.write`` (both databases): what ``DualWriter`` calls, batched as it
+  batches (the steps' actions buffered, one ``Archive.write`` per ``buffer_size`` =
+  1,000 of them);
+- ``raw executemany`` (SQLite): the same rows pre-built as tuples (the archive's own
+  preparation, done before timing), per 1,000 rows one ``BEGIN IMMEDIATE`` transaction
+  of two ``executemany`` (row ids given) into the same tables: SQLite's own cost;
 - ``raw COPY text`` / ``raw COPY binary``: the same rows pre-built as tuples (the
   archive's own preparation, done before timing), per 1,000 rows one transaction of one
   ``nextval`` query and two ``COPY`` (psycopg 3, text or binary format) into the same
@@ -212,6 +216,49 @@ def _prebuild(bare: bool = False) -> Callable[[Case], None]:
     return prepare
 
 
+def _prebuild_sqlite(case: Case) -> None:
+    """Before timing: the archive's own rows of every 1,000 stored actions (SQLite)."""
+    ar = case.archive
+    flat = [a for step in case.stored for a in step]
+    for i in range(0, len(flat), DEFAULT_BUFFER_SIZE):
+        batch = prepare_batch(
+            flat[i:i + DEFAULT_BUFFER_SIZE], set(), stored={}, main_values=ar._main_values,
+            has_details=ar._has_details, extra_names=ar._extra_names,
+            fk_target=ar._fk_target, split=ar._split_details)
+        case.raw.append((batch.main, batch.side))
+
+
+def _raw_executemany(case: Case) -> None:
+    """Pre-built rows into the archive's tables (SQLite): per 1,000 rows one ``BEGIN
+    IMMEDIATE`` transaction of two ``executemany`` with the row ids given; the parent rows
+    first, in the first one."""
+    ar = case.archive
+    sims = sorted({a.simulation_id for step in case.stored for a in step})
+    agents = sorted({a.agent_id: a.simulation_id for step in case.stored for a in step}
+                    .items())
+    raw = ar.engine.raw_connection()
+    try:
+        db = raw.driver_connection
+        assert db is not None
+        db.isolation_level = None  # the transactions below are explicit
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO simulations (simulation_id, status, parameters, "
+                       "simulation_db_path) VALUES (?, 'pending', '{}', ?)",
+                       [(s, ar.location[:255]) for s in sims])
+        db.executemany("INSERT INTO agents (agent_id, simulation_id) VALUES (?, ?)", agents)
+        db.execute("COMMIT")
+        key = 1
+        for main, side in case.raw:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(ar._sql_main_keyed,
+                           [(*row, key + n) for n, row in enumerate(main)])
+            db.executemany(ar._sql_side, [(*row, key + n) for n, row in enumerate(side)])
+            db.execute("COMMIT")
+            key += len(main)
+    finally:
+        raw.close()
+
+
 def _oids(conn: Any, table: str, names: tuple[str, ...]) -> list[int]:
     got = dict(conn.exec_driver_sql(
         "SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass "
@@ -276,7 +323,8 @@ PATHS: dict[str, PathSpec] = {
     "DualWriter redis, Core INSERT": PathSpec(_writer(core=True), ("postgresql",)),
     "probe: add_many, Archive.write in a thread (not a DualWriter)":
         PathSpec(_overlap, ("postgresql",)),
-    "alone: Archive.write": PathSpec(_alone, ("postgresql",), redis=False),
+    "alone: Archive.write": PathSpec(_alone, redis=False),
+    "raw executemany": PathSpec(_raw_executemany, ("sqlite",), _prebuild_sqlite, redis=False),
     "raw COPY text": PathSpec(_raw_copy(False), ("postgresql",), _prebuild(), redis=False),
     "raw COPY binary": PathSpec(_raw_copy(True), ("postgresql",), _prebuild(), redis=False),
     "raw COPY binary, no FKs/indexes (not a valid archive)":

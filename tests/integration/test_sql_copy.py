@@ -13,7 +13,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from agentmem import Action
 from agentmem.backends.sql import Archive, open_archive
+from agentmem.backends.sqlwrite import pg_text_array
 from agentmem.errors import BackendError
 from tests.integration.test_sql_archive import _pg_base, make_actions
 
@@ -98,3 +100,29 @@ def test_a_row_the_database_refuses_raises_the_same_error_and_writes_nothing(
         errors.append(type(info.value))
         assert archive.count() == 0
     assert errors[0] is errors[1]
+
+
+def test_the_id_lookup_finds_ids_that_need_quoting(
+        pg: Callable[[], tuple[Archive, str]]) -> None:
+    """The lookup's arrays are sent as array literals (``pg_text_array``): ids with a
+    quote, a backslash or a comma are found, so a second write inserts nothing."""
+    archive, _ = pg()
+    odd = ['a"b', "c\\d", "e,f", 'g\\"h', "é,\\\"", "NULL", "plain"]
+    acts = [Action(agent_id=f"ag{n}{o}", simulation_id='s"1\\', step_number=n,
+                   action_type="move", action_id=f"{o}.{n}", details={"o": o})
+            for n, o in enumerate(odd)]
+    assert archive.write(acts) == len(acts)
+    assert archive.write(acts) == 0
+    keys = {(a.simulation_id, a.agent_id, str(a.action_id)) for a in acts}
+    assert archive.archived([*keys, ('s"1\\', 'ag0a"b', "x")]) == keys
+    assert [a.action_id for a in archive.read('s"1\\')] == [a.action_id for a in acts]
+
+
+@pytest.mark.parametrize("values", [[], [""], ["a", "b"], ['"', "\\", ",", "{}", " x "],
+                                    ['a"b', "plain"], ["é\u2028", "NULL"]])
+def test_pg_text_array_reads_back_as_the_list(
+        pg: Callable[[], tuple[Archive, str]], values: list[str]) -> None:
+    archive, _ = pg()
+    with archive.engine.connect() as conn:
+        got = conn.exec_driver_sql("SELECT %s::text[]", (pg_text_array(values),)).scalar()
+    assert got == values
