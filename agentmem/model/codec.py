@@ -52,8 +52,17 @@ def _unwrap(annotation: Any, metadata: Sequence[Any]) -> tuple[Any, list[Any]]:
             return tp, hints
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]").search
+"""A lone surrogate: text that has no UTF-8 form (pydantic's ``str`` accepts it), so no
+server can store it; refused before anything is sent."""
+NOT_UTF8 = "text with a lone surrogate (no UTF-8 form) cannot be stored"
+
+
 def _enc_str(v: Any) -> Raw:
-    return str(v)
+    s = str(v)
+    if not s.isascii() and _SURROGATE(s):
+        raise ValueError(NOT_UTF8)
+    return s
 
 
 def _enc_int(v: Any) -> Raw:
@@ -223,7 +232,8 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
     passes through, finite floats and ints pass to the packer as they are
     (it writes them as ``repr`` does), everything else calls its encoder.
     """
-    env: dict[str, Any] = {"_bad": _bad, "float": float, "int": int, "str": str, "len": len}
+    env: dict[str, Any] = {"_bad": _bad, "float": float, "int": int, "str": str, "len": len,
+                           "SURR": _SURROGATE, "NOT_UTF8": NOT_UTF8}
     lines = ["def encode(d):", "    out = []", "    ap = out.append", "    ex = out.extend"]
     for n, f in enumerate(fields):
         kind, width, name = _kind(f), len(f.storage), f.name
@@ -238,7 +248,9 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
         lines.append("    else:")
         lines.append("        try:")
         if kind == _K_STR:
-            lines.append("            ap(v if type(v) is str else str(v))")
+            lines.append("            if type(v) is not str: v = str(v)")
+            lines.append("            if not v.isascii() and SURR(v): raise ValueError(NOT_UTF8)")
+            lines.append("            ap(v)")
         elif kind == _K_FLOAT:
             lines.append("            if type(v) is not float: v = float(v)")
             lines.append("            if v - v != 0.0: raise ValueError("

@@ -31,3 +31,31 @@ def test_add_many_refuses_the_whole_call_for_one_bad_record(mem: agentmem.Memory
         mem.actions.add_many([*good, {"agent_id": "a\u2060", "simulation_id": "s1",  # type: ignore[list-item]
                                       "step_number": 9, "action_type": "move"}])
     assert not list(r.scan_iter("agent:*"))
+
+
+class _Note(agentmem.Record):
+    note_id: str | None = None
+    agent_id: agentmem.Identifier
+    step: int
+    text: str  # a plain str: pydantic accepts a lone surrogate in it
+
+
+NOTES = agentmem.declare(_Note, key="n:{agent_id}:{note_id}", id="note_id",
+                         id_template="{agent_id}-{step}",
+                         indexes=[agentmem.SortedIndex("tl", "n:{agent_id}:tl", score="step")])
+
+
+@pytest.mark.parametrize("path", ["add_many", "add_rows"])
+def test_text_without_a_utf8_form_is_refused_before_any_call_is_sent(
+        connect, r: redis.Redis, path: str) -> None:
+    # 300 records in calls of 100, the bad one last: it used to fail while packing the
+    # third call (UnicodeEncodeError, not an AgentMemError) with 200 records stored
+    repo = connect(batch_size=100).repository(NOTES)
+    notes = [_Note(agent_id="a", step=i, text="ok") for i in range(299)]
+    notes.append(_Note(agent_id="a", step=999, text="x\ud800"))
+    write = repo.add_many if path == "add_many" else (
+        lambda ns: repo.add_rows([n.model_dump() for n in ns]))
+    with pytest.raises(InvalidInput, match=r"299.*lone surrogate"):
+        write(notes)
+    assert not list(r.scan_iter("n:*"))
+    assert repo.add(_Note(agent_id="a", step=1, text="héllo 😀")).text == "héllo 😀"
