@@ -51,8 +51,12 @@ def check_cell(cell: object) -> float:
 
 
 def cell_of(v: float, cell: float) -> int:
-    """The clamped, offset cell coordinate of one position coordinate."""
-    c = math.floor(v / cell) + OFFSET
+    """The clamped, offset cell coordinate of one position coordinate (a quotient beyond
+    the grid, even an infinite one, ``1.7e308 / 0.001``, is the edge cell, as in Lua)."""
+    q = v / cell
+    if not -OFFSET <= q <= OFFSET:
+        return 0 if q < 0 else TOP
+    c = math.floor(q) + OFFSET
     return 0 if c < 0 else TOP if c > TOP else c
 
 
@@ -64,8 +68,10 @@ def interleave(cx: int, cy: int) -> int:
 
 def code(x: float, y: float, cell: float) -> int:
     """The Z-order code of the cell of position ``(x, y)`` (on the write path: inlined)."""
-    cx = math.floor(x / cell) + OFFSET
-    cy = math.floor(y / cell) + OFFSET
+    qx, qy = x / cell, y / cell
+    # beyond the grid (an infinite quotient too): the edge cell, as cell_of and Lua
+    cx = math.floor(qx) + OFFSET if -OFFSET <= qx <= OFFSET else (0 if qx < 0 else TOP)
+    cy = math.floor(qy) + OFFSET if -OFFSET <= qy <= OFFSET else (0 if qy < 0 else TOP)
     if not (0 <= cx <= TOP):
         cx = 0 if cx < 0 else TOP
     if not (0 <= cy <= TOP):

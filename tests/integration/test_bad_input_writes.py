@@ -7,7 +7,7 @@ import pytest
 import redis
 
 import agentmem
-from agentmem import Action
+from agentmem import Action, integrity
 from agentmem.errors import InvalidInput
 
 
@@ -59,3 +59,17 @@ def test_text_without_a_utf8_form_is_refused_before_any_call_is_sent(
         write(notes)
     assert not list(r.scan_iter("n:*"))
     assert repo.add(_Note(agent_id="a", step=1, text="héllo 😀")).text == "héllo 😀"
+
+
+def test_a_position_whose_cell_is_beyond_every_float_is_stored_in_the_edge_cell(
+        connect, r: redis.Redis) -> None:
+    # 1.7e308 / grid_cell 0.001 is infinite: the cell's code raised OverflowError (not an
+    # AgentMemError) while the third call was built, after 200 records were stored
+    mem = connect(batch_size=100, grid_cell=0.001)
+    acts = [Action(agent_id="a1", simulation_id="s1", step_number=i, action_type="move",
+                   position=(1.0, 2.0)) for i in range(250)]
+    acts.append(Action(agent_id="a1", simulation_id="s1", step_number=999,
+                       action_type="move", position=(1.7e308, 2.0)))
+    assert len(mem.actions.add_many(acts)) == 251
+    assert [n.distance for n in mem.actions.near("a1", 1.7e308, 2.0, 1.0)] == [0.0]
+    assert integrity.check(mem).clean

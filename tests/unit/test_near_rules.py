@@ -22,6 +22,13 @@ def test_cells_clamp_at_the_edges() -> None:
     assert code(0.0, 0.0, 1.0) == interleave(OFFSET, OFFSET)
 
 
+def test_a_quotient_beyond_every_float_is_the_edge_cell() -> None:
+    # 1.7e308 / 0.001 is infinite: math.floor raised OverflowError on the write path
+    assert cell_of(1.7e308, 0.001) == TOP
+    assert cell_of(-1.7e308, 0.001) == 0
+    assert code(1.7e308, -1.7e308, 0.001) == interleave(TOP, 0)
+
+
 # -- against a server ----------------------------------------------------------------
 
 
