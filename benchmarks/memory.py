@@ -39,23 +39,31 @@ from benchmarks.tiers import per_action
 _ID = re.compile(r"[^:{}]*\d[^:{}]*")
 
 
-def families(url: str, agents: int, per_agent: int) -> tuple[float, dict[str, float]]:
-    """The ``used_memory`` delta per action and ``MEMORY USAGE`` per key family per action,
-    for ``add_many`` into an empty database of a ``grids=False`` store."""
+def _written(url: str, agents: int, per_agent: int) -> tuple[redis.Redis, agentmem.Memory,
+                                                               int, int]:
+    """An emptied server, the actions written by ``add_many`` of a ``grids=False`` store:
+    the connection, the store, the number of actions, ``used_memory`` before them."""
     r = redis.Redis.from_url(url)
     r.flushall()
     mem = agentmem.connect(url, grids=False)
     actions = [agentmem.Action(**d) for d in make_actions(agents, per_agent, 7)]
     base = int(r.info("memory")["used_memory"])
     mem.actions.add_many(actions)
-    used = (int(r.info("memory")["used_memory"]) - base) / len(actions)
+    return r, mem, len(actions), base
+
+
+def families(url: str, agents: int, per_agent: int) -> tuple[float, dict[str, float]]:
+    """The ``used_memory`` delta per action and ``MEMORY USAGE`` per key family per action,
+    for ``add_many`` into an empty database of a ``grids=False`` store."""
+    r, mem, n, base = _written(url, agents, per_agent)
+    used = (int(r.info("memory")["used_memory"]) - base) / n
     sizes: collections.Counter[str] = collections.Counter()
     for key in r.scan_iter(count=1000):
         sizes[_ID.sub("*", key.decode())] += int(r.memory_usage(key, samples=0) or 0)
     mem.close()
     r.flushall()
     r.close()
-    return used, {f: b / len(actions) for f, b in sizes.most_common()}
+    return used, {f: b / n for f, b in sizes.most_common()}
 
 
 SHORT = {"action_id": "i", "agent_id": "a", "simulation_id": "s", "step_number": "n",
@@ -72,13 +80,7 @@ def short_names(url: str, agents: int, per_agent: int) -> dict[str, float]:
     """The ``used_memory`` delta per action as written (``grids=False``), after renaming
     every action hash's fields (:data:`SHORT`), and after also dropping the fields its
     key holds."""
-    r = redis.Redis.from_url(url)
-    r.flushall()
-    mem = agentmem.connect(url, grids=False)
-    actions = [agentmem.Action(**d) for d in make_actions(agents, per_agent, 7)]
-    base = int(r.info("memory")["used_memory"])
-    mem.actions.add_many(actions)
-    n = len(actions)
+    r, mem, n, base = _written(url, agents, per_agent)
     out = {"as written": (int(r.info("memory")["used_memory"]) - base) / n}
     hashes = [k for k in r.scan_iter(match="agent:*:action:*", count=1000)
               if _HASH.match(k.decode()) and r.type(k) == b"hash"]
