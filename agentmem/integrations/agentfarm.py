@@ -392,14 +392,16 @@ class AgentFarmLogger:
         """Drop the pending rows of ``agent_ids``, as AgentFarm drops what it has not
         written yet: buffered actions and health incidents, and actions stored in Redis
         but not archived yet (deleted from Redis too, so the memory never shows them;
-        those stay while Redis is unreachable). Returns how many rows were dropped."""
+        those stay while Redis is unreachable). Returns how many rows were dropped.
+        Ids compare as the text an action holds: ``7``, ``"7"`` and ``np.int64(7)`` are
+        one agent."""
         if not agent_ids:
             return 0
-        drop = set(agent_ids)
+        drop = {_text(a) for a in agent_ids}
         before = len(self._action_buffer) + len(self._health_incident_buffer)
         self._action_buffer[:] = [a for a in self._action_buffer if a.agent_id not in drop]
         self._health_incident_buffer[:] = [r for r in self._health_incident_buffer
-                                           if r["agent_id"] not in drop]
+                                           if _text(r["agent_id"]) not in drop]
         dropped = before - len(self._action_buffer) - len(self._health_incident_buffer)
 
         def remove(action: Action) -> None:

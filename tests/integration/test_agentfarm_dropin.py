@@ -554,6 +554,26 @@ def test_discard_reaches_actions_in_redis_not_archived_yet(mem, tmp_path, backgr
         assert table_rows(tmp_path / "a.db", "health_incidents") == []
 
 
+def test_discard_takes_an_int_agent_id_as_log_agent_action_does(mem, tmp_path):
+    """An int agent id is logged as its text ("7"), its health incidents as given: the
+    discard of 7, "7" or a numpy 7 drops both kinds of rows (it dropped only the health
+    incidents of 7, and the actions were archived)."""
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        for step in range(2):
+            for agent in (7, 8, 9):
+                lg.log_agent_action(step, agent, "move")
+                lg.log_health_incident(step, agent, 5.0, 4.0, "starvation")
+            if step == 0:
+                lg.flush_if_needed()  # step 0 in Redis, not archived yet
+        assert lg.discard_pending_agents([7]) == 4
+        assert lg.discard_pending_agents(["8"]) == 4
+        assert lg.discard_pending_agents([np.int64(9)]) == 4
+        lg.flush_all_buffers()
+        assert archive.count() == 0
+        assert table_rows(tmp_path / "a.db", "health_incidents") == []
+    assert mem.actions.recent("7", 10) == []
+
+
 def test_a_failed_flush_keeps_the_actions_for_the_next(mem, tmp_path):
     """A flush that stored nothing (here: an error the background thread kept) leaves the
     step's actions buffered; the next flush stores them: none is lost."""
