@@ -413,12 +413,14 @@ class AgentFarmLogger:
 
     def close(self) -> None:
         """Flush everything and close the writer (also run at interpreter exit and on
-        SIGTERM, for a logger never closed)."""
+        SIGTERM, for a logger never closed). The actions are archived first, as
+        ``flush_all_buffers`` does: the bare ``agents`` row an action brings is the
+        parent of its agent's other rows."""
         self._send_actions()
+        self.writer.close()
         self.flush_health_buffer()
         self.flush_learning_buffer()
         self.flush_reproduction_buffer()
-        self.writer.close()
         atexit.unregister(self.close)
 
     def __enter__(self) -> AgentFarmLogger:

@@ -574,6 +574,24 @@ def test_discard_takes_an_int_agent_id_as_log_agent_action_does(mem, tmp_path):
     assert mem.actions.recent("7", 10) == []
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_close_writes_health_incidents_of_an_agent_known_by_its_actions(mem, tmp_path,
+                                                                         background):
+    """The agents row of an agent never logged is the bare one its first archived action
+    brings: close() archives the actions before the health incidents that need it, as
+    flush_all_buffers() does (it wrote the incidents first: FOREIGN KEY constraint
+    failed, the writer left open and the incidents lost at exit)."""
+    with open_archive(tmp_path / "a.db") as archive:
+        lg = AgentFarmLogger(mem, archive, SIM, background=background)
+        lg.log_agent_action(0, AGENTS[0], "move")
+        lg.log_health_incident(0, AGENTS[0], 5.0, 4.0, "starvation")
+        lg.close()
+        assert archive.count(SIM) == 1
+        assert [r["agent_id"] for r in table_rows(tmp_path / "a.db",
+                                                  "health_incidents")] == [AGENTS[0]]
+        assert not lg.needs_flush
+
+
 def test_a_failed_flush_keeps_the_actions_for_the_next(mem, tmp_path):
     """A flush that stored nothing (here: an error the background thread kept) leaves the
     step's actions buffered; the next flush stores them: none is lost."""
