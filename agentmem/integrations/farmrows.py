@@ -195,14 +195,16 @@ def ensure_simulation(archive: Archive, simulation_id: str) -> None:
 
 def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``agents`` rows in one transaction. A row the archive wrote bare (only
-    ids: an action of the agent came first) is completed instead; an agent logged
-    before raises ``BackendError``, as AgentFarm's insert fails."""
+    ids: an action of the agent in the same simulation came first) is completed
+    instead; an agent logged before, or brought by another simulation's action, raises
+    ``BackendError``, as AgentFarm's insert fails."""
     if not rows:
         return
     table = archive.tables.tables["agents"]
     try:
         with archive.engine.begin() as conn:
-            bare = _bare_agents(conn, table, [r["agent_id"] for r in rows])
+            bare = _bare_agents(conn, table, {r["agent_id"]: r["simulation_id"]
+                                              for r in rows})
             fresh = [_fit(table, r) for r in rows if r["agent_id"] not in bare]
             if fresh:
                 conn.execute(table.insert(), fresh)
@@ -215,16 +217,19 @@ def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
         raise backend_error(exc) from exc
 
 
-def _bare_agents(conn: Connection, table: Table, agent_ids: list[Any]) -> set[Any]:
-    """Those of ``agent_ids`` the table holds as bare parent rows."""
+def _bare_agents(conn: Connection, table: Table, simulations: Mapping[Any, Any]) -> set[Any]:
+    """Those agents (agent id -> simulation id) the table holds as bare parent rows
+    of their simulation."""
+    agent_ids = list(simulations)
     found: set[Any] = set()
     for start in range(0, len(agent_ids), 500):
         chunk = agent_ids[start:start + 500]
         found |= {r[0] for r in conn.execute(
-            select(table.c.agent_id).where(and_(
+            select(table.c.agent_id, table.c.simulation_id).where(and_(
                 table.c.agent_id.in_(chunk),
-                *(table.c[name].is_(None) for name in _BARE if name in table.c))))}
-    if len(found) != len(set(agent_ids)):
+                *(table.c[name].is_(None) for name in _BARE if name in table.c))))
+            if r[1] == simulations.get(r[0])}
+    if len(found) != len(agent_ids):
         taken = conn.execute(select(table.c.agent_id).where(
             table.c.agent_id.in_([a for a in agent_ids if a not in found]))).first()
         if taken is not None:

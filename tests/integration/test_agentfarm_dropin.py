@@ -374,6 +374,28 @@ def test_a_bare_agent_row_is_completed_by_log_agent(mem, tmp_path):
             lg.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
 
 
+def test_a_bare_agent_row_of_another_simulation_is_not_taken_over(mem, tmp_path):
+    """agents.agent_id is the table's key: an agent another simulation's action brought
+    (a bare row of that simulation) is logged already, as AgentFarm's insert fails; it
+    was completed with this simulation's values and moved to it."""
+    with open_archive(tmp_path / "a.db") as archive, \
+            AgentFarmLogger(mem, archive, "sim_a") as a, \
+            AgentFarmLogger(mem, archive, "sim_b") as b:
+        a.log_agent_action(0, AGENTS[0], "move")
+        a.flush_all_buffers()
+        with pytest.raises(BackendError, match="logged already"):
+            b.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
+        with pytest.raises(BackendError, match="logged already"):
+            b.log_agents_batch([{"agent_id": a_id, "birth_time": 0, "agent_type": "X",
+                                 "position": (0, 0), "initial_resources": 1,
+                                 "starting_health": 1} for a_id in AGENTS[:2]])
+        [row] = table_rows(tmp_path / "a.db", "agents")
+        assert (row["simulation_id"], row["agent_type"]) == ("sim_a", None)
+        a.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
+        [row] = table_rows(tmp_path / "a.db", "agents")
+        assert (row["simulation_id"], row["agent_type"]) == ("sim_a", "SystemAgent")
+
+
 def test_two_simulations_log_into_one_archive(mem, tmp_path):
     """AgentFarm's ExperimentDatabase: several simulations, one file, one logger each."""
     with open_archive(tmp_path / "a.db") as archive:
