@@ -30,19 +30,13 @@ from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, Dua
 from agentmem.errors import ConfigError, WriteError
 from agentmem.integrations import farmrows
 from agentmem.integrations.farmrecall import AgentRecall, step_memory
+from agentmem.integrations.farmrows import id_text as _text
 from agentmem.integrations.farmrows import plain
 from agentmem.model.records import Action
 
 __all__ = ["AgentFarmLogger", "AgentRecall", "LoggerDurability", "step_memory"]
 
 LoggerDurability = Literal["buffered", "redis", "archived"]
-
-
-def _text(value: Any) -> Any:
-    """An id AgentFarm's ``String`` column would hold: ints and numpy values as text."""
-    if value is None or isinstance(value, str):
-        return value
-    return str(plain(value))
 
 
 class AgentFarmLogger:

@@ -27,6 +27,7 @@ __all__ = [
     "agent_state_rows",
     "ensure_simulation",
     "health_row",
+    "id_text",
     "insert",
     "insert_agents",
     "plain",
@@ -45,6 +46,13 @@ _BARE = ("birth_time", "death_time", "agent_type", "position_x", "position_y",
 def plain(value: Any) -> Any:
     """A numpy scalar as the Python value it holds; anything else unchanged."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def id_text(value: Any) -> Any:
+    """An id AgentFarm's ``String`` column would hold: ints and numpy values as text."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(plain(value))
 
 
 def json_text(value: Any) -> str | None:
@@ -77,7 +85,7 @@ def agent_row(simulation_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
     position = data["position"]
     return {
         "simulation_id": data.get("simulation_id", simulation_id),
-        "agent_id": plain(data["agent_id"]),
+        "agent_id": id_text(data["agent_id"]),
         "birth_time": plain(data["birth_time"]),
         "agent_type": data["agent_type"],
         "position_x": plain(position[0]),

@@ -374,6 +374,22 @@ def test_a_bare_agent_row_is_completed_by_log_agent(mem, tmp_path):
             lg.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
 
 
+def test_an_int_agent_id_is_one_agent_in_every_row(mem, tmp_path):
+    """An int agent id is its text in the agents row too, as in its actions: the bare row
+    its action brought ("7") is completed by log_agent(7) (it raised 'logged already')."""
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        lg.log_agent_action(0, 7, "move")
+        lg.flush_all_buffers()
+        lg.log_agent(7, 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
+        lg.log_agents_batch([{"agent_id": np.int64(8), "birth_time": 0, "agent_type": "X",
+                              "position": (0, 0), "initial_resources": 1,
+                              "starting_health": 1}])
+        lg.log_agent_action(0, 8, "move")
+    rows = table_rows(tmp_path / "a.db", "agents")
+    assert [(r["agent_id"], r["agent_type"]) for r in rows] == [("7", "SystemAgent"),
+                                                                ("8", "X")]
+
+
 def test_a_bare_agent_row_of_another_simulation_is_not_taken_over(mem, tmp_path):
     """agents.agent_id is the table's key: an agent another simulation's action brought
     (a bare row of that simulation) is logged already, as AgentFarm's insert fails; it
