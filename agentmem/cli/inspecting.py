@@ -163,7 +163,8 @@ def stats(stores: Stores, top: int, as_json: bool) -> None:
 
 @click.command()
 @click.argument("agent")
-@click.option("--limit", default=10, show_default=True, help="Recent actions to show.")
+@click.option("--limit", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Recent actions to show.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_stores
 def inspect(stores: Stores, agent: str, limit: int, as_json: bool) -> None:
@@ -197,8 +198,10 @@ def inspect(stores: Stores, agent: str, limit: int, as_json: bool) -> None:
 def _steps(text: str | None) -> tuple[int | None, int | None]:
     if not text:
         return None, None
-    lo, _, hi = text.partition(":")
+    lo, colon, hi = text.partition(":")
     try:
+        if not colon:
+            raise ValueError(text)
         return (int(lo) if lo else None), (int(hi) if hi else None)
     except ValueError:
         raise click.BadParameter("use START:END, either may be empty", param_hint="--steps") \

@@ -30,19 +30,13 @@ from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, Dua
 from agentmem.errors import ConfigError, WriteError
 from agentmem.integrations import farmrows
 from agentmem.integrations.farmrecall import AgentRecall, step_memory
+from agentmem.integrations.farmrows import id_text as _text
 from agentmem.integrations.farmrows import plain
 from agentmem.model.records import Action
 
 __all__ = ["AgentFarmLogger", "AgentRecall", "LoggerDurability", "step_memory"]
 
 LoggerDurability = Literal["buffered", "redis", "archived"]
-
-
-def _text(value: Any) -> Any:
-    """An id AgentFarm's ``String`` column would hold: ints and numpy values as text."""
-    if value is None or isinstance(value, str):
-        return value
-    return str(plain(value))
 
 
 class AgentFarmLogger:
@@ -392,14 +386,16 @@ class AgentFarmLogger:
         """Drop the pending rows of ``agent_ids``, as AgentFarm drops what it has not
         written yet: buffered actions and health incidents, and actions stored in Redis
         but not archived yet (deleted from Redis too, so the memory never shows them;
-        those stay while Redis is unreachable). Returns how many rows were dropped."""
+        those stay while Redis is unreachable). Returns how many rows were dropped.
+        Ids compare as the text an action holds: ``7``, ``"7"`` and ``np.int64(7)`` are
+        one agent."""
         if not agent_ids:
             return 0
-        drop = set(agent_ids)
+        drop = {_text(a) for a in agent_ids}
         before = len(self._action_buffer) + len(self._health_incident_buffer)
         self._action_buffer[:] = [a for a in self._action_buffer if a.agent_id not in drop]
         self._health_incident_buffer[:] = [r for r in self._health_incident_buffer
-                                           if r["agent_id"] not in drop]
+                                           if _text(r["agent_id"]) not in drop]
         dropped = before - len(self._action_buffer) - len(self._health_incident_buffer)
 
         def remove(action: Action) -> None:
@@ -411,12 +407,14 @@ class AgentFarmLogger:
 
     def close(self) -> None:
         """Flush everything and close the writer (also run at interpreter exit and on
-        SIGTERM, for a logger never closed)."""
+        SIGTERM, for a logger never closed). The actions are archived first, as
+        ``flush_all_buffers`` does: the bare ``agents`` row an action brings is the
+        parent of its agent's other rows."""
         self._send_actions()
+        self.writer.close()
         self.flush_health_buffer()
         self.flush_learning_buffer()
         self.flush_reproduction_buffer()
-        self.writer.close()
         atexit.unregister(self.close)
 
     def __enter__(self) -> AgentFarmLogger:

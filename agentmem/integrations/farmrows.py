@@ -27,6 +27,7 @@ __all__ = [
     "agent_state_rows",
     "ensure_simulation",
     "health_row",
+    "id_text",
     "insert",
     "insert_agents",
     "plain",
@@ -45,6 +46,13 @@ _BARE = ("birth_time", "death_time", "agent_type", "position_x", "position_y",
 def plain(value: Any) -> Any:
     """A numpy scalar as the Python value it holds; anything else unchanged."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def id_text(value: Any) -> Any:
+    """An id AgentFarm's ``String`` column would hold: ints and numpy values as text."""
+    if value is None or isinstance(value, str):
+        return value
+    return str(plain(value))
 
 
 def json_text(value: Any) -> str | None:
@@ -77,7 +85,7 @@ def agent_row(simulation_id: str, data: Mapping[str, Any]) -> dict[str, Any]:
     position = data["position"]
     return {
         "simulation_id": data.get("simulation_id", simulation_id),
-        "agent_id": plain(data["agent_id"]),
+        "agent_id": id_text(data["agent_id"]),
         "birth_time": plain(data["birth_time"]),
         "agent_type": data["agent_type"],
         "position_x": plain(position[0]),
@@ -195,14 +203,16 @@ def ensure_simulation(archive: Archive, simulation_id: str) -> None:
 
 def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``agents`` rows in one transaction. A row the archive wrote bare (only
-    ids: an action of the agent came first) is completed instead; an agent logged
-    before raises ``BackendError``, as AgentFarm's insert fails."""
+    ids: an action of the agent in the same simulation came first) is completed
+    instead; an agent logged before, or brought by another simulation's action, raises
+    ``BackendError``, as AgentFarm's insert fails."""
     if not rows:
         return
     table = archive.tables.tables["agents"]
     try:
         with archive.engine.begin() as conn:
-            bare = _bare_agents(conn, table, [r["agent_id"] for r in rows])
+            bare = _bare_agents(conn, table, {r["agent_id"]: r["simulation_id"]
+                                              for r in rows})
             fresh = [_fit(table, r) for r in rows if r["agent_id"] not in bare]
             if fresh:
                 conn.execute(table.insert(), fresh)
@@ -215,16 +225,19 @@ def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
         raise backend_error(exc) from exc
 
 
-def _bare_agents(conn: Connection, table: Table, agent_ids: list[Any]) -> set[Any]:
-    """Those of ``agent_ids`` the table holds as bare parent rows."""
+def _bare_agents(conn: Connection, table: Table, simulations: Mapping[Any, Any]) -> set[Any]:
+    """Those agents (agent id -> simulation id) the table holds as bare parent rows
+    of their simulation."""
+    agent_ids = list(simulations)
     found: set[Any] = set()
     for start in range(0, len(agent_ids), 500):
         chunk = agent_ids[start:start + 500]
         found |= {r[0] for r in conn.execute(
-            select(table.c.agent_id).where(and_(
+            select(table.c.agent_id, table.c.simulation_id).where(and_(
                 table.c.agent_id.in_(chunk),
-                *(table.c[name].is_(None) for name in _BARE if name in table.c))))}
-    if len(found) != len(set(agent_ids)):
+                *(table.c[name].is_(None) for name in _BARE if name in table.c))))
+            if r[1] == simulations.get(r[0])}
+    if len(found) != len(agent_ids):
         taken = conn.execute(select(table.c.agent_id).where(
             table.c.agent_id.in_([a for a in agent_ids if a not in found]))).first()
         if taken is not None:

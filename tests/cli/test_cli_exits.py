@@ -232,6 +232,21 @@ def test_truncated_outputs_say_so(base: list[str], srv: LocalServer) -> None:
     assert "(truncated: 1 of 2 actions" in inspect
 
 
+def test_bad_limits_and_step_ranges_are_usage_errors(base: list[str], srv: LocalServer
+                                                      ) -> None:
+    """inspect --limit -1 showed all but the oldest action (a Python slice); query
+    --steps 3 (no colon) read steps 3 and on, not step 3."""
+    _write(srv.url, agents=1, steps=4)
+    res = run([*base, "inspect", "a0", "--limit", "-1"])
+    assert res.exit_code == CODE["usage"], res.output
+    assert "--limit" in res.output
+    res = run([*base, "query", "--agent", "a0", "--steps", "3"])
+    assert res.exit_code == CODE["usage"], res.output
+    assert "START:END" in res.output
+    rows = ok([*base, "query", "--agent", "a0", "--steps", "3:3", "--json"]).stdout
+    assert [json.loads(r)["step_number"] for r in rows.splitlines()] == [3]
+
+
 def test_jsonl_details_are_json_once_and_no_bar_off_a_terminal(
         base: list[str], srv: LocalServer, tmp_path: Path) -> None:
     _write(srv.url, agents=1, steps=3)

@@ -374,6 +374,44 @@ def test_a_bare_agent_row_is_completed_by_log_agent(mem, tmp_path):
             lg.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
 
 
+def test_an_int_agent_id_is_one_agent_in_every_row(mem, tmp_path):
+    """An int agent id is its text in the agents row too, as in its actions: the bare row
+    its action brought ("7") is completed by log_agent(7) (it raised 'logged already')."""
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        lg.log_agent_action(0, 7, "move")
+        lg.flush_all_buffers()
+        lg.log_agent(7, 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
+        lg.log_agents_batch([{"agent_id": np.int64(8), "birth_time": 0, "agent_type": "X",
+                              "position": (0, 0), "initial_resources": 1,
+                              "starting_health": 1}])
+        lg.log_agent_action(0, 8, "move")
+    rows = table_rows(tmp_path / "a.db", "agents")
+    assert [(r["agent_id"], r["agent_type"]) for r in rows] == [("7", "SystemAgent"),
+                                                                ("8", "X")]
+
+
+def test_a_bare_agent_row_of_another_simulation_is_not_taken_over(mem, tmp_path):
+    """agents.agent_id is the table's key: an agent another simulation's action brought
+    (a bare row of that simulation) is logged already, as AgentFarm's insert fails; it
+    was completed with this simulation's values and moved to it."""
+    with open_archive(tmp_path / "a.db") as archive, \
+            AgentFarmLogger(mem, archive, "sim_a") as a, \
+            AgentFarmLogger(mem, archive, "sim_b") as b:
+        a.log_agent_action(0, AGENTS[0], "move")
+        a.flush_all_buffers()
+        with pytest.raises(BackendError, match="logged already"):
+            b.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
+        with pytest.raises(BackendError, match="logged already"):
+            b.log_agents_batch([{"agent_id": a_id, "birth_time": 0, "agent_type": "X",
+                                 "position": (0, 0), "initial_resources": 1,
+                                 "starting_health": 1} for a_id in AGENTS[:2]])
+        [row] = table_rows(tmp_path / "a.db", "agents")
+        assert (row["simulation_id"], row["agent_type"]) == ("sim_a", None)
+        a.log_agent(AGENTS[0], 0, "SystemAgent", (1.0, 2.0), 10.0, 100.0)
+        [row] = table_rows(tmp_path / "a.db", "agents")
+        assert (row["simulation_id"], row["agent_type"]) == ("sim_a", "SystemAgent")
+
+
 def test_two_simulations_log_into_one_archive(mem, tmp_path):
     """AgentFarm's ExperimentDatabase: several simulations, one file, one logger each."""
     with open_archive(tmp_path / "a.db") as archive:
@@ -552,6 +590,44 @@ def test_discard_reaches_actions_in_redis_not_archived_yet(mem, tmp_path, backgr
         assert archive.count() == 6
         assert [a.step_number for a in mem.actions.timeline(AGENTS[1])] == [0, 1, 2]
         assert table_rows(tmp_path / "a.db", "health_incidents") == []
+
+
+def test_discard_takes_an_int_agent_id_as_log_agent_action_does(mem, tmp_path):
+    """An int agent id is logged as its text ("7"), its health incidents as given: the
+    discard of 7, "7" or a numpy 7 drops both kinds of rows (it dropped only the health
+    incidents of 7, and the actions were archived)."""
+    with open_archive(tmp_path / "a.db") as archive, AgentFarmLogger(mem, archive, SIM) as lg:
+        for step in range(2):
+            for agent in (7, 8, 9):
+                lg.log_agent_action(step, agent, "move")
+                lg.log_health_incident(step, agent, 5.0, 4.0, "starvation")
+            if step == 0:
+                lg.flush_if_needed()  # step 0 in Redis, not archived yet
+        assert lg.discard_pending_agents([7]) == 4
+        assert lg.discard_pending_agents(["8"]) == 4
+        assert lg.discard_pending_agents([np.int64(9)]) == 4
+        lg.flush_all_buffers()
+        assert archive.count() == 0
+        assert table_rows(tmp_path / "a.db", "health_incidents") == []
+    assert mem.actions.recent("7", 10) == []
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_close_writes_health_incidents_of_an_agent_known_by_its_actions(mem, tmp_path,
+                                                                         background):
+    """The agents row of an agent never logged is the bare one its first archived action
+    brings: close() archives the actions before the health incidents that need it, as
+    flush_all_buffers() does (it wrote the incidents first: FOREIGN KEY constraint
+    failed, the writer left open and the incidents lost at exit)."""
+    with open_archive(tmp_path / "a.db") as archive:
+        lg = AgentFarmLogger(mem, archive, SIM, background=background)
+        lg.log_agent_action(0, AGENTS[0], "move")
+        lg.log_health_incident(0, AGENTS[0], 5.0, 4.0, "starvation")
+        lg.close()
+        assert archive.count(SIM) == 1
+        assert [r["agent_id"] for r in table_rows(tmp_path / "a.db",
+                                                  "health_incidents")] == [AGENTS[0]]
+        assert not lg.needs_flush
 
 
 def test_a_failed_flush_keeps_the_actions_for_the_next(mem, tmp_path):
