@@ -20,6 +20,8 @@ as ``action_target_id``, and 5% decision-module rows with ``module_type``,
                          record and the agents (``log_agents_batch``) are written
                          before the timed region, as AgentFarm does
   drop-in buffered       ``AgentFarmLogger(mem, open_archive(fresh file), sim)``
+  drop-in buffered, archive_thread=True
+                         the same with the archive writes in a thread of their own
   drop-in background     the same with ``background=True``
   drop-in redis          ``durability="redis"`` (each call stored in Redis)
   floor: lua_batch       the reference ``lua_batch`` path of ``../shared/bench/
@@ -244,7 +246,8 @@ def run_dropin(mode: str, mem: Any, admin: redis.Redis, steps: list[list[dict[st
     archive = agentmem.open_archive(path)
     _insert_simulation(archive.engine)  # AgentFarm's add_simulation_record, untimed
     options: dict[str, Any] = {"buffered": {}, "background": {"background": True},
-                               "redis": {"durability": "redis"}}[mode]
+                               "redis": {"durability": "redis"},
+                               "thread": {"archive_thread": True}}[mode]
     logger = AgentFarmLogger(mem, archive, SIM, **options)
     logger.log_agents_batch(agent_batch(SIM))
     log, tick = logger.log_agent_action, logger.flush_if_needed
@@ -291,6 +294,7 @@ def run_floor(limits: ModuleType, admin: redis.Redis, n: int) -> dict[str, Any]:
 ROWS = {
     "agentfarm": "AgentFarm DataLogger (SQLite)",
     "buffered": "drop-in buffered (default)",
+    "thread": "drop-in buffered, archive_thread=True",
     "background": "drop-in background=True",
     "redis": "drop-in durability='redis'",
     "floor": "floor: lua_batch (limits.py, Redis only)",
@@ -310,7 +314,7 @@ def benchmark(args: argparse.Namespace) -> int:
     paths: list[tuple[str, Callable[[list[list[dict[str, Any]]], Path], dict[str, Any]]]] = []
     if fdb is not None:
         paths.append(("agentfarm", lambda s, t: run_agentfarm(fdb, s, t)))
-    for mode in ("buffered", "background", "redis"):
+    for mode in ("buffered", "thread", "background", "redis"):
         paths.append((mode, lambda s, t, m=mode: run_dropin(m, mem, admin, s, t)))
     if limits is not None:
         paths.append(("floor", lambda s, t: run_floor(

@@ -13,6 +13,9 @@ the archive: ``close()`` included):
 - ``DualWriter redis``: ``DualWriter(mem, archive)`` (durability ``redis``, the
   default), ``add_many(step)`` per step, then ``close()``;
 - ``DualWriter buffered``: ``DualWriter(mem, archive, background=True)``, the same;
+- ``DualWriter redis, archive_thread``: ``DualWriter(mem, archive, archive_thread=True)``:
+  the Redis writes on the caller's thread, the due archive writes in a thread of their
+  own, the same;
 - ``DualWriter redis, Core INSERT`` (PostgreSQL only): the first, with the archive's
   ``COPY`` path off (SQLAlchemy Core's ``INSERT ... RETURNING``, the path before
   ``backends/sqlcopy.py`` and that of drivers other than psycopg 3);
@@ -320,6 +323,7 @@ PATHS: dict[str, PathSpec] = {
     "Redis-only add_many": PathSpec(_redis_only, ()),
     "DualWriter redis": PathSpec(_writer()),
     "DualWriter buffered": PathSpec(_writer(background=True)),
+    "DualWriter redis, archive_thread": PathSpec(_writer(archive_thread=True)),
     "DualWriter redis, Core INSERT": PathSpec(_writer(core=True), ("postgresql",)),
     "probe: add_many, Archive.write in a thread (not a DualWriter)":
         PathSpec(_overlap, ("postgresql",)),
@@ -367,13 +371,17 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--kind", choices=("redis", "valkey"), default="redis")
+    ap.add_argument("--paths", nargs="+", metavar="PREFIX",
+                    help="only the paths whose name starts with one of these (and Redis-only "
+                         "add_many, the baseline)")
     args = ap.parse_args()
     rows = make_actions(args.agents, args.steps, seed=7)
     n = len(rows)
     local_pg = make_url(os.environ.get("AGENTMEM_BENCH_PG_URL", PG_DEFAULT)).host in (
         "127.0.0.1", "localhost", "::1", None)
-    names = ["Redis-only add_many"] + [f"{p} / {db}" for db in args.db for p in PATHS
-                                       if db in PATHS[p].dbs]
+    names = ["Redis-only add_many"] + [
+        f"{p} / {db}" for db in args.db for p in PATHS if db in PATHS[p].dbs
+        and (not args.paths or any(p.startswith(x) for x in args.paths))]
     times: dict[str, list[float]] = {k: [] for k in names}
     ratios: dict[str, list[float]] = {k: [] for k in names}
     cpu: dict[str, list[tuple[float, float, float | None]]] = {k: [] for k in names}

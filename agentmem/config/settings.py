@@ -138,6 +138,9 @@ class DualWriteSettings(Settings):
     lease: Seconds = 30.0
     """Seconds a writer's outbox stays its own after its last write; then any other
     writer, or ``agentmem archive``, may drain it."""
+    archive_thread: bool = False
+    """``durability="redis"`` only: due archive writes run in a thread of their own while
+    the caller goes on writing to Redis (``docs/dualwrite.md``)."""
 
 
 class TierSettings(Settings):

@@ -118,13 +118,15 @@ def run_round(w: DualWriter, *, force: bool) -> None:
                 # refused records are not retried (they would be refused again)
                 w._keep(err, "the background Redis write failed")
                 return
-        with w._lock:
+        with w._archive_lock:
+            with w._lock:
+                due = w._due()
             if force:
                 try:
-                    w._write_locked()
+                    w._archive_write()
                 except AgentMemError as exc:
                     w._keep(exc, "the background archive write failed")
-            elif w._due():
+            elif due:
                 try:
                     w._auto_write()
                 except AgentMemError as exc:

@@ -28,7 +28,7 @@ def discard(w: DualWriter, match: Callable[[Action], bool],
     if w.redis_down:
         return []
     dropped: list[Action] = []
-    with w._io, w._lock:
+    with w._io, w._archive_lock, w._lock:  # after the archiver's write in progress
         unsent = [a for a in w._unsent if match(a)]  # a Redis write kept for retry
         if unsent:
             w._unsent = [a for a in w._unsent if not match(a)]

@@ -12,7 +12,9 @@ that are already archived inserts nothing (``Archive.write`` skips known ids).
 
 ``background=True`` moves all I/O to a daemon thread fed by a bounded queue:
 ``add`` returns ``None`` at once unless the queue is full (then it waits), and
-an error of the thread is raised by the next call. See ``docs/dualwrite.md``.
+an error of the thread is raised by the next call. ``archive_thread=True`` keeps
+the Redis writes on the caller's thread and moves the due archive writes to a
+thread of their own (``archiver``). See ``docs/dualwrite.md``.
 
 Failover (``docs/failover.md``): unless ``strict=True``, a write that cannot
 reach Redis still succeeds. Its actions get their ids here, go to a durable
@@ -43,17 +45,17 @@ from agentmem.config import DEFAULT_BUFFER_SIZE as DEFAULT_BUFFER_SIZE
 from agentmem.config import DEFAULT_INTERVAL as DEFAULT_INTERVAL
 from agentmem.config import DEFAULT_QUEUE_SIZE as DEFAULT_QUEUE_SIZE
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
+from agentmem.dualwrite.archiver import Archiver, ArchiveSide, as_agentmem_error
 from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
 from agentmem.dualwrite.discarding import discard
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, own_journal
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.ids import seed_retired
 from agentmem.dualwrite.journal import Journal
-from agentmem.dualwrite.outbox import DrainReport, Outbox, drain, read_actions
+from agentmem.dualwrite.outbox import DrainReport, Outbox, drain
 from agentmem.dualwrite.signals import exit_on_sigterm
 from agentmem.errors import (
     AgentMemError,
-    BackendError,
     ConfigError,
     DuplicateId,
     InvalidInput,
@@ -69,15 +71,7 @@ log = logging.getLogger("agentmem.dualwrite.writer")
 
 
 
-def _as_agentmem_error(exc: BaseException, what: str) -> AgentMemError:
-    if isinstance(exc, AgentMemError):
-        return exc
-    err = BackendError(f"{what}: {type(exc).__name__}: {exc}")
-    err.__cause__ = exc
-    return err
-
-
-class DualWriter(FallbackReads):
+class DualWriter(ArchiveSide, FallbackReads):
     """Store actions in Redis and archive them to SQL in bulk; see the module doc."""
 
     def __init__(
@@ -94,13 +88,14 @@ class DualWriter(FallbackReads):
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         durability: Durability | None = None,
         lease: float = 30.0,
+        archive_thread: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         settings = read(DualWriteSettings, {
             "buffer_size": buffer_size, "interval": interval, "background": background,
             "queue_size": queue_size, "strict": strict, "journal": journal,
-            "retry_interval": retry_interval, "durability": durability, "lease": lease},
-            env={})
+            "retry_interval": retry_interval, "durability": durability, "lease": lease,
+            "archive_thread": archive_thread}, env={})
         if strict and journal is not None:
             raise ConfigError("strict=True raises connection errors: it keeps no journal")
         mode = settings.durability or ("buffered" if settings.background else "redis")
@@ -108,6 +103,10 @@ class DualWriter(FallbackReads):
             raise ConfigError(
                 f"durability={mode!r} cannot have background=True: the background thread "
                 "returns before Redis has the action (durability='buffered')")
+        if settings.archive_thread and mode != "redis":
+            raise ConfigError(
+                f"archive_thread=True needs durability='redis' (got {mode!r}): 'archived' "
+                "writes the archive before a call returns, 'buffered' has its own thread")
         self.durability: Durability = mode
         """When a write returns (``docs/durability.md``)."""
         background = mode == "buffered"
@@ -120,6 +119,8 @@ class DualWriter(FallbackReads):
         self.background = background
         self._clock = clock
         self._lock = threading.RLock()  # guards _buffer and _last_write
+        self._archive_lock = threading.RLock()  # one archive write at a time (archiver.py)
+        self._archive_error: AgentMemError | None = None  # the archiver's, until healed
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
         self._discarded: set[str] = set()  # outbox keys of discarded actions
         self._last_write = clock()
@@ -145,6 +146,7 @@ class DualWriter(FallbackReads):
                                      retry_interval=settings.retry_interval, clock=clock)
         self.recovered = self._drain_stopped()
         """What opening drained from the outboxes of writers that stopped."""
+        self._archiver = Archiver(self) if settings.archive_thread else None
         if background:
             self._queue = queue.Queue(maxsize=queue_size)
             self._thread = threading.Thread(target=run, args=(self,), name="agentmem-dualwrite",
@@ -216,10 +218,12 @@ class DualWriter(FallbackReads):
             stored, err = self._store(items)
             with self._lock:
                 self._buffer.extend(stored)
-                if self.durability == "archived" and stored:
-                    self._write_locked()  # returns once the archive has committed
-                elif err is None and self._due():
-                    self._auto_write()
+                due = err is None and self._due()
+            if self.durability == "archived" and stored:
+                with self._archive_lock:
+                    self._archive_write()  # returns once the archive has committed
+            elif due:
+                self._archive_due()
         if err is not None:
             raise err  # the records that were stored are archived too
         return stored
@@ -237,8 +241,8 @@ class DualWriter(FallbackReads):
         if self._queue is None:
             with self._io:
                 self._recover()
-                with self._lock:
-                    return self._write_locked()
+                with self._archive_lock:  # after the archiver's write in progress
+                    return self._archive_write()
         wait_for_thread(self)  # drain first, so that a kept error never stops a drain
         self._raise_kept()
         return 0
@@ -253,8 +257,10 @@ class DualWriter(FallbackReads):
             with self._io:
                 self._recover()
                 with self._lock:
-                    if self._clock() - self._last_write >= self.interval:
-                        return self._auto_write()
+                    due = bool(self._buffer) and \
+                        self._clock() - self._last_write >= self.interval
+                if due:
+                    return self._archive_due()
             return 0
         self._raise_kept()
         return 0
@@ -275,6 +281,8 @@ class DualWriter(FallbackReads):
         if self._queue is not None and self._thread is not None:
             self._queue.put(Stop())
             self._thread.join(timeout=30)
+        if self._archiver is not None:
+            self._archiver.stop()
         if self.failover is not None:
             self.failover.journal.close()
         if self.outbox is not None:
@@ -294,6 +302,7 @@ class DualWriter(FallbackReads):
         if self._closed:
             raise ConfigError("this DualWriter is closed")
         self._raise_kept()
+        self._raise_archive_error()
 
     def _raise_kept(self) -> None:
         with self._error_lock:
@@ -304,7 +313,7 @@ class DualWriter(FallbackReads):
     def _keep(self, exc: BaseException, what: str) -> None:
         with self._error_lock:
             if self._error is None:  # the first error is the informative one
-                self._error = _as_agentmem_error(exc, what)
+                self._error = as_agentmem_error(exc, what)
 
     def _stored_part(self, items: list[Action], exc: WriteError) -> list[Action]:
         """The records of a partly refused write that were stored, read back from Redis.
@@ -328,69 +337,6 @@ class DualWriter(FallbackReads):
             if got is not None:
                 out.append(got)
         return out
-
-    def _due(self) -> bool:
-        return bool(self._buffer) and (
-            len(self._buffer) >= self.buffer_size
-            or self._clock() - self._last_write >= self.interval)
-
-    def _write_locked(self) -> int:
-        """Archive the buffer and what the outbox lists in one transaction; clear the
-        buffer and drop the listed keys only when that succeeded."""
-        own = list(self._buffer)
-        fo = self.failover
-        try:
-            if fo is not None:
-                fo.apply_renames()
-            listed, extra = self._listed(own)
-            batch = own + extra
-            n = self.archive.write(batch) if batch else 0
-        except Exception as exc:
-            raise _as_agentmem_error(exc, "the archive write failed") from exc
-        if listed and self.outbox is not None:
-            with contextlib.suppress(Unavailable):  # else still listed: archived again
-                self.outbox.ack(listed)  # later, which inserts nothing
-                self._discarded.difference_update(listed)  # no longer listed
-        del self._buffer[:len(own)]
-        if fo is not None:
-            fo.confirm()  # whatever a replay handed over is archived now
-        self._last_write = self._clock()
-        return n
-
-    def _listed(self, own: list[Action]) -> tuple[list[str], list[Action]]:
-        """The keys this writer's outbox lists, and the actions among them that are not
-        in ``own`` (stored by a write whose reply was lost), read from Redis. Nothing
-        while Redis is unreachable: the outbox keeps its keys until a later write."""
-        if self.outbox is None or (self.failover is not None and self.failover.down):
-            return [], []
-        try:
-            listed = self.outbox.listed()
-            if not listed:
-                return [], []
-            have = {self.outbox.key_of(a) for a in own} | self._discarded
-            found, missing = read_actions(self.memory, [k for k in listed if k not in have])
-        except Unavailable:
-            return [], []
-        if missing:
-            log.warning("%d actions this writer stored were gone from Redis before they were "
-                        "archived: %s", len(missing), missing[:5])
-        return listed, found
-
-    def _auto_write(self) -> int:
-        """An archive write the writer decided on (buffer full, interval passed).
-
-        Unless strict, an unreachable archive is not the agent loop's problem:
-        the rows stay buffered (and journaled, if Redis is down) for the next try.
-        """
-        try:
-            return self._write_locked()
-        except Unavailable as exc:
-            if self.strict:
-                raise
-            log.warning("the archive is unreachable (%s); %d rows kept for the next try",
-                        exc, len(self._buffer))
-            self._last_write = self._clock()
-            return 0
 
     # -- failover -----------------------------------------------------------------------------
 
@@ -450,7 +396,7 @@ class DualWriter(FallbackReads):
 
     def _take_replay(self, done: Replay) -> None:
         """Hand the replayed actions to the archive buffer, under their final ids."""
-        with self._lock:
+        with self._archive_lock, self._lock:
             old = set(done.renamed)
             keep = [a for a in self._buffer
                     if (a.simulation_id, a.agent_id, a.action_id) not in old]
@@ -486,6 +432,6 @@ class DualWriter(FallbackReads):
                         raise
                     with self._lock:
                         fo.mark_down(exc, self._buffer)
-            with self._lock:
-                self._write_locked()  # the archive must hold everything written so far
+            with self._archive_lock:
+                self._archive_write()  # the archive must hold everything written so far
             return from_archive()

@@ -51,7 +51,8 @@ class AgentFarmLogger:
     Redis and the archive. ``buffer_size`` and ``commit_interval`` are AgentFarm's
     names and defaults (1000 rows, 30 s) for the archive's bulk writes;
     ``background=True`` (with ``"buffered"``) does the Redis and archive writes in
-    a thread.
+    a thread; ``archive_thread=True`` (not with either, nor with ``"archived"``) only the
+    archive writes (``docs/dualwrite.md``).
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class AgentFarmLogger:
         strict: bool = False,
         journal: str | os.PathLike[str] | None = None,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
+        archive_thread: bool = False,
     ) -> None:
         if not simulation_id:
             raise ConfigError("simulation_id is required for DataLogger")
@@ -92,7 +94,8 @@ class AgentFarmLogger:
             background=background, strict=strict, journal=journal,
             retry_interval=retry_interval,
             durability="buffered" if background else
-            ("archived" if durability == "archived" else "redis"))
+            ("archived" if durability == "archived" else "redis"),
+            archive_thread=archive_thread)
         # AgentFarm's buffer names (its subclasses and tests read them)
         self._action_buffer: list[Action] = []  # buffered: not in Redis yet
         self._health_incident_buffer: list[dict[str, Any]] = []

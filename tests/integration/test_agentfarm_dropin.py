@@ -240,14 +240,16 @@ def drive(logger: Any, calls: list[dict[str, Any]], *, farm: bool = True) -> Non
     logger.flush_all_buffers()
 
 
-@pytest.mark.parametrize("mode", ["buffered", "redis", "background"])
+@pytest.mark.parametrize("mode", ["buffered", "buffered+thread", "redis", "background"])
 def test_every_table_holds_agentfarms_rows(mem, tmp_path, mode):
     calls = simulation_calls()
     reference = ReferenceLogger(tmp_path / "agentfarm.db", SIM, buffer_size=100)
     drive(reference, calls)
     reference.engine.dispose()
-    options: dict[str, Any] = {"background": True} if mode == "background" else {
-        "durability": mode}
+    options: dict[str, Any] = {
+        "background": {"background": True},
+        "buffered+thread": {"archive_thread": True},  # the archive written in a thread
+    }.get(mode, {"durability": mode})
     with open_archive(tmp_path / "agentmem.db") as archive, AgentFarmLogger(
             mem, archive, SIM, buffer_size=100, **options) as logger:
         drive(logger, calls)

@@ -42,8 +42,10 @@ from agentmem.backends.sql import open_archive
 from agentmem.dualwrite.writer import DualWriter
 
 url, db_url, mode, sim, lease, start = sys.argv[1:7]
+thread = mode == "redis+thread"  # durability redis, due archive writes in a thread
+mode = "redis" if thread else mode
 w = DualWriter(agentmem.connect(url), open_archive(db_url), durability=mode,
-               lease=float(lease), buffer_size=250)
+               lease=float(lease), buffer_size=250, archive_thread=thread)
 print("ready", flush=True)
 rng, i = random.Random(), int(start)
 while True:
@@ -102,7 +104,7 @@ def _recover(url: str, db_url: str) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["redis", "buffered", "archived"])
+@pytest.mark.parametrize("mode", ["redis", "redis+thread", "buffered", "archived"])
 def test_sigkill_at_random_instants_loses_nothing_acknowledged(
         server: object, db: Db, mode: str) -> None:  # noqa: F811
     url = server.url  # type: ignore[attr-defined]

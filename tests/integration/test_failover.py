@@ -116,11 +116,13 @@ def check_exactly_once(mem: Memory, archive: Archive, sent: list[Action]) -> Non
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "background"), [("redis", False), ("redis", True),
-                                             ("valkey", False)],
-                         ids=["redis-blocking", "redis-background", "valkey-blocking"])
+@pytest.mark.parametrize(("kind", "background", "thread"),
+                         [("redis", False, False), ("redis", True, False),
+                          ("redis", False, True), ("valkey", False, False)],
+                         ids=["redis-blocking", "redis-background", "redis-archive-thread",
+                              "valkey-blocking"])
 def test_redis_stopped_mid_stream_of_20000_writes_loses_nothing(
-        tmp_path: Path, kind: str, background: bool) -> None:
+        tmp_path: Path, kind: str, background: bool, thread: bool) -> None:
     need(kind)
     # a graceful stop writes the append-only file out: acknowledged writes survive it
     srv = LocalServer(kind, directory=tmp_path / kind,  # type: ignore[arg-type]
@@ -129,7 +131,8 @@ def test_redis_stopped_mid_stream_of_20000_writes_loses_nothing(
     try:
         mem = agentmem.connect(srv.url, socket_timeout=5, socket_connect_timeout=1)
         archive = open_archive(tmp_path / "archive.db")
-        w = DualWriter(mem, archive, retry_interval=0.05, background=background)
+        w = DualWriter(mem, archive, retry_interval=0.05, background=background,
+                       archive_thread=thread)
         saw_down = False
         for i, a in enumerate(sent):
             if i == 7_000:

@@ -1,0 +1,219 @@
+"""``DualWriter(..., archive_thread=True)``: due archive writes on a thread of their own.
+
+Real Redis, real SQLite files (a real lock held by another connection) and real
+PostgreSQL; the thread's writes are seen through the archive they went to.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from test_dualwrite import (  # noqa: F401 - fixtures
+    SIM,
+    Lock,
+    _short_busy_timeout,
+    act,
+    archive,
+    archived_ids,
+    db,
+    mem,
+    redis_ids,
+    redis_url,
+    wait_until,
+)
+from test_sql_archive import _pg_base
+
+from agentmem import Action
+from agentmem.backends.redis import Memory
+from agentmem.backends.sql import Archive, open_archive
+from agentmem.dualwrite.writer import DualWriter
+from agentmem.errors import BackendError, ConfigError
+from agentmem.integrations.agentfarm import AgentFarmLogger
+
+
+class Spy:
+    """Wraps ``archive.write`` to record the thread of each call (the archive is real)."""
+
+    def __init__(self, target: Archive) -> None:
+        self.threads: list[int] = []
+        self.entered = threading.Event()
+        self.failed = threading.Event()
+        self._write = target.write
+        target.write = self  # type: ignore[method-assign]
+
+    def __call__(self, rows: list[Action]) -> int:
+        self.threads.append(threading.get_ident())
+        self.entered.set()
+        try:
+            return self._write(rows)
+        except Exception:
+            self.failed.set()
+            raise
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Archive]:
+    if request.param == "sqlite":
+        with open_archive(tmp_path / "archive.db") as a:
+            yield a
+        return
+    base, why = _pg_base()
+    if base is None:
+        pytest.skip(why)
+    schema = f"agentmem_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    try:
+        with open_archive(url.render_as_string(hide_password=False)) as a:
+            yield a
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("durability", ["archived", "buffered"])
+def test_archive_thread_needs_durability_redis(
+        mem: Memory, archive: Archive, durability: str) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="archive_thread=True needs durability='redis'"):
+        DualWriter(mem, archive, archive_thread=True, durability=durability)  # type: ignore[arg-type]
+
+
+def test_due_writes_run_on_the_archive_thread_and_flush_waits_for_them(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=100, archive_thread=True)
+    for step in range(10):  # 10 calls of 30: due at 120, 210, 300
+        w.add_many([act(agent_id=f"a{k}", step=step) for k in range(30)])
+    wait_until(lambda: archive.count() >= 100)
+    assert spy.threads[0] != threading.get_ident()  # the first due write: the thread's
+    w.flush()  # waits for the thread's write in progress, then writes the rest here
+    assert w.pending == 0
+    assert archive.count() == 300
+    assert spy.threads[-1] == threading.get_ident()
+    w.close()
+    assert sorted(archived_ids(archive)) == sorted(redis_ids(mem))  # type: ignore[type-var]
+    assert not w._archiver.thread.is_alive()  # type: ignore[union-attr]
+
+
+def test_redis_writes_go_on_while_the_archive_write_waits_on_a_lock(
+        mem: Memory, db: Path) -> None:  # noqa: F811
+    with open_archive(db) as archive:  # noqa: F811
+        _short_busy_timeout(archive, 10_000)  # the thread's write waits for the lock
+        w = DualWriter(mem, archive, buffer_size=50, archive_thread=True)
+        spy = Spy(archive)
+        lock = Lock(db)
+        try:
+            w.add_many([act(agent_id=f"a{k}", step=0) for k in range(50)])  # due: wakes it
+            assert spy.entered.wait(5)  # the thread is inside Archive.write, on the lock
+            for step in range(1, 5):  # below twice buffer_size: none of these archives here
+                w.add_many([act(agent_id=f"a{k}", step=step) for k in range(10)])
+            # all stored while the archive was locked: the caller did not wait for it
+            assert len(redis_ids(mem)) == 90
+            assert w.pending == 90
+        finally:
+            lock.release()
+        w.close()
+        assert archive.count() == 90
+        assert sorted(archived_ids(archive)) == sorted(redis_ids(mem))  # type: ignore[type-var]
+
+
+def test_the_buffer_stays_within_twice_buffer_size_and_one_call(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    """A caller faster than the archive archives on its own thread at 2 * buffer_size."""
+    w = DualWriter(mem, archive, buffer_size=40, archive_thread=True)
+    most = 0
+    for step in range(60):
+        w.add_many([act(agent_id=f"a{k}", step=step) for k in range(15)])
+        most = max(most, w.pending)
+    assert most < 2 * 40 + 15
+    w.close()
+    assert archive.count() == 900
+    assert sorted(archived_ids(archive)) == sorted(redis_ids(mem))  # type: ignore[type-var]
+
+
+def test_a_failed_write_of_the_thread_is_raised_by_the_next_call_and_loses_nothing(
+        mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    lock = Lock(db)  # the archive's busy timeout is 100 ms: the thread's write fails
+    try:
+        w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])  # due: wakes it
+        assert spy.failed.wait(5)
+        with w._archive_lock:  # the thread's write is over: its error is kept
+            pass
+        with pytest.raises(BackendError, match="locked"):
+            w.add_many([act(agent_id=f"a{k}", step=1) for k in range(5)])
+        assert len(redis_ids(mem)) == 20  # the call that raised stored nothing
+        assert w.pending == 20  # kept for the next write
+        w.add_many([act(agent_id=f"a{k}", step=1) for k in range(5)])  # raised once
+    finally:
+        lock.release()
+    w.flush()  # (the thread may have archived them first, woken by the last call)
+    assert archive.count() == 25
+    assert w.pending == 0
+    w.close()
+    assert sorted(archived_ids(archive)) == sorted(redis_ids(mem))  # type: ignore[type-var]
+
+
+def test_an_error_healed_by_a_later_write_is_not_raised(
+        mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    lock = Lock(db)
+    try:
+        w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])
+        assert spy.failed.wait(5)
+    finally:
+        lock.release()
+    assert w.flush() == 20  # everything the failed write had is archived now
+    w.add_many([act(agent_id=f"a{k}", step=1) for k in range(5)])  # nothing to raise
+    w.close()
+    assert archive.count() == 25
+
+
+def test_random_writes_flushes_and_discards_archive_exactly_what_redis_holds(
+        mem: Memory, any_archive: Archive) -> None:  # noqa: F811
+    """The caller's writes, ``flush_if_needed``, ``flush`` and ``discard`` interleaved with
+    the thread's writes: at close the archive holds exactly Redis's actions, once."""
+    rng = random.Random(11)
+    w = DualWriter(mem, any_archive, buffer_size=37, interval=0.002, archive_thread=True)
+    dropped: list[Action] = []
+    written = 0
+    for step in range(120):
+        n = rng.randint(1, 25)
+        w.add_many([act(agent_id=f"a{k}", step=step) for k in range(n)])
+        written += n
+        roll = rng.random()
+        if roll < 0.3:
+            w.flush_if_needed()
+        elif roll < 0.35:
+            w.flush()
+        elif roll < 0.45:
+            gone = f"a{rng.randrange(25)}"
+            dropped += w.discard(lambda a, g=gone: a.agent_id == g,  # type: ignore[misc]
+                                 lambda a: mem.actions.delete(str(a.action_id),
+                                                              agent_id=a.agent_id))
+    w.close()
+    in_redis = redis_ids(mem)
+    archived = archived_ids(any_archive)
+    assert len(archived) == len(set(archived))
+    assert sorted(archived) == sorted(in_redis)  # type: ignore[type-var]
+    assert dropped
+    assert not {a.action_id for a in dropped} & set(archived)
+    assert len(archived) + len(dropped) == written
+
+
+def test_the_agentfarm_drop_in_refuses_it_with_background(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    with pytest.raises(ConfigError, match="archive_thread=True needs durability='redis'"):
+        AgentFarmLogger(mem, archive, SIM, background=True, archive_thread=True)
