@@ -21,6 +21,7 @@ from agentmem.plans.plan import command, single
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
     from agentmem.backends.sql import Archive
+    from agentmem.model.records import Action
 
 __all__ = ["archive_to_sql", "load_from_sql"]
 
@@ -57,6 +58,20 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
     return inserted
 
 
+def _not_in_im(memory: Memory, actions: list[Action]) -> list[Action]:
+    """Those of ``actions`` whose id intermediate memory does not hold (one round trip:
+    one ``get_many`` per agent, batched)."""
+    ids: dict[str, list[str]] = {}
+    for a in actions:
+        ids.setdefault(a.agent_id, []).append(str(a.action_id))
+    with memory.batch() as b:
+        found = {agent: b.im_actions.get_many(some, agent_id=agent)
+                 for agent, some in ids.items()}
+    held = {(agent, got.action_id) for agent, result in found.items()
+            for got in result.result() if got is not None}
+    return [a for a in actions if (a.agent_id, str(a.action_id)) not in held]
+
+
 def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,
                   chunk: int = DEFAULT_CHUNK,
                   progress: Callable[[int, int], None] | None = None) -> int:
@@ -69,8 +84,9 @@ def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,
     at a time, and written with ``mem.actions.add_many`` under their ids: every
     index of the layout is written as for any other write, and hashes get the
     memory's TTL. A record whose id is already taken in Redis is skipped (its
-    ``DuplicateId`` is expected); any other refusal is raised. A second run
-    stores 0 and changes no key. ``progress(done, total)`` is called after each chunk
+    ``DuplicateId`` is expected), and so is one held in intermediate memory (it left
+    STM through ``maintain``: storing it again would hold one id in both tiers); any
+    other refusal is raised. A second run stores 0 and changes no key. ``progress(done, total)`` is called after each chunk
     (rows read, the simulation's archived rows).
     """
     _check_chunk(chunk)
@@ -85,7 +101,9 @@ def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,
             return stored
         after = rows[-1][0]
         done += len(rows)
-        actions = [action for _, action in rows]
+        actions = _not_in_im(memory, [action for _, action in rows])
+        if not actions:
+            continue
         try:
             stored += len(memory.actions.add_many(actions))
         except DuplicateId as exc:

@@ -25,6 +25,7 @@ from agentmem import Action
 from agentmem.backends.sql import open_archive
 from agentmem.dualwrite.sync import archive_to_sql, load_from_sql
 from agentmem.errors import InvalidInput
+from agentmem.tiers.reads import history
 
 SIM = "sim_af_01"
 N = 10_000
@@ -398,3 +399,25 @@ def test_archive_to_sql_of_an_empty_simulation(mem: agentmem.Memory, tmp_path: P
         assert archive_to_sql(mem, archive, "sim_none") == 0
         assert load_from_sql(archive, mem, "sim_none") == 0
         assert archive.count() == 0
+
+
+def test_load_skips_what_moved_to_intermediate_memory(
+    connect: Any, r: redis.Redis, tmp_path: Path
+) -> None:
+    """Actions that ``maintain`` moved to IM are not stored in STM again: one id in one
+    tier (``agentmem sync --to both`` after ``maintain`` held such ids in both)."""
+    m = connect()
+    actions = [Action(agent_id="a0", simulation_id=SIM, step_number=s, action_type="move")
+               for s in range(30)]
+    stored = m.actions.add_many(actions)
+    tiers = agentmem.Tiers(m, agentmem.TierPolicy(stm_steps=5))
+    tiers.maintain(now_step=29)
+    in_im = {a.action_id for a in history(m, "a0")
+             if isinstance(a, agentmem.IMAction)}
+    assert len(in_im) == 25
+    with open_archive(tmp_path / "archive.db") as archive:
+        assert archive.write(stored) == 30
+        assert load_from_sql(archive, m, SIM) == 0
+    stm = {a.action_id for a in m.actions.timeline("a0")}
+    assert len(stm) == 5
+    assert not stm & in_im
