@@ -86,8 +86,9 @@ def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,
     memory's TTL. A record whose id is already taken in Redis is skipped (its
     ``DuplicateId`` is expected), and so is one held in intermediate memory (it left
     STM through ``maintain``: storing it again would hold one id in both tiers); any
-    other refusal is raised. A second run stores 0 and changes no key. ``progress(done, total)`` is called after each chunk
-    (rows read, the simulation's archived rows).
+    other refusal is raised. A second run stores 0 and changes no key.
+    ``progress(done, total)`` is called after each chunk (rows read, the simulation's
+    archived rows).
     """
     _check_chunk(chunk)
     archive.assign_ids(simulation_id)
