@@ -230,10 +230,15 @@ class AgentFarmLogger:
             flush()
 
     def _flush_rows(self, table: str, buffer: list[dict[str, Any]]) -> None:
-        """Write a buffer's rows in one transaction; they stay buffered if that fails."""
+        """Write a buffer's rows in one transaction; they stay buffered if that fails.
+        When a row's agent has no ``agents`` row yet and actions are pending, those are
+        archived first: an agent known only by its actions gets its (bare) row with them."""
         if buffer:
             rows = list(buffer)
             self._parent()
+            if (self._action_buffer or self.writer.pending) and farmrows.unknown_agents(
+                    self.archive, {_text(r["agent_id"]) for r in rows if "agent_id" in r}):
+                self.flush_action_buffer()
             farmrows.insert(self.archive, [(table, rows)])
             del buffer[:len(rows)]
 

@@ -33,6 +33,7 @@ __all__ = [
     "plain",
     "resource_rows",
     "step_row",
+    "unknown_agents",
 ]
 
 AGENT_REQUIRED = ("agent_id", "birth_time", "agent_type", "position", "initial_resources",
@@ -182,6 +183,23 @@ def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, 
                 conn.execute(table.insert(), [_fit(table, r) for r in rows])
     except SQLAlchemyError as exc:
         raise backend_error(exc) from exc
+
+
+def unknown_agents(archive: Archive, agent_ids: set[Any]) -> set[Any]:
+    """Those of ``agent_ids`` that have no ``agents`` row."""
+    if not agent_ids:
+        return set()
+    table = archive.tables.tables["agents"]
+    ids = sorted(agent_ids, key=str)
+    known: set[Any] = set()
+    try:
+        with archive.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                known.update(r[0] for r in conn.execute(select(table.c.agent_id).where(
+                    table.c.agent_id.in_(ids[start:start + 500]))))
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+    return agent_ids - known
 
 
 def ensure_simulation(archive: Archive, simulation_id: str) -> None:

@@ -632,6 +632,22 @@ def test_close_writes_health_incidents_of_an_agent_known_by_its_actions(mem, tmp
         assert not lg.needs_flush
 
 
+@pytest.mark.parametrize("background", [False, True])
+def test_a_full_health_buffer_of_an_agent_known_by_its_actions(mem, tmp_path, background):
+    """A health buffer that fills up (or flush_health_buffer) while the agent's only
+    agents row would come with its pending actions archives those first; it raised
+    FOREIGN KEY constraint failed from log_health_incident."""
+    with open_archive(tmp_path / "a.db") as archive:
+        lg = AgentFarmLogger(mem, archive, SIM, buffer_size=3, background=background)
+        lg.log_agent_action(0, AGENTS[0], "move")
+        lg.flush_if_needed()  # in Redis, not archived (commit_interval not reached)
+        for step in range(3):  # the third fills the buffer: written now
+            lg.log_health_incident(step, AGENTS[0], 5.0, 4.0, "starvation")
+        assert len(table_rows(tmp_path / "a.db", "health_incidents")) == 3
+        assert archive.count(SIM) == 1
+        lg.close()
+
+
 def test_a_failed_flush_keeps_the_actions_for_the_next(mem, tmp_path):
     """A flush that stored nothing (here: an error the background thread kept) leaves the
     step's actions buffered; the next flush stores them: none is lost."""
