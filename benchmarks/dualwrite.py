@@ -19,6 +19,11 @@ the archive: ``close()`` included):
 - ``DualWriter redis, Core INSERT`` (PostgreSQL only): the first, with the archive's
   ``COPY`` path off (SQLAlchemy Core's ``INSERT ... RETURNING``, the path before
   ``backends/sqlcopy.py`` and that of drivers other than psycopg 3);
+- ``probe: the outbox drained by a second process``: the Redis writes with their outbox
+  entries (what ``DualWriter`` redis mode sends) in this process, while a second process,
+  started before timing, runs the loop of ``agentmem archive --follow --all`` (``drain``
+  of every outbox, every 2 ms), timed until the archive has every action: the archive's
+  Python off this interpreter;
 - ``probe: add_many, Archive.write in a thread``: not a floor but the lever: Redis-only
   ``add_many`` per step, each 1,000 stored copies it returns handed to a second thread
   that runs ``Archive.write`` (no outbox, failover or error handling: not a DualWriter),
@@ -59,6 +64,8 @@ import os
 import pwd
 import queue
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -78,6 +85,7 @@ from agentmem.backends.sql import Archive, action_extras, agent_actions, open_ar
 from agentmem.backends.sqlcopy import _processed
 from agentmem.backends.sqlwrite import SIDE_COLUMNS, prepare_batch
 from agentmem.config import DEFAULT_BUFFER_SIZE
+from agentmem.dualwrite.outbox import Outbox
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer
 from benchmarks.bench import make_actions
@@ -122,6 +130,8 @@ class Case:
     raw: list[tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]] = field(default_factory=list)
     types: tuple[list[int], list[int]] = ([], [])  # the columns' type oids (binary COPY)
     seq: str = ""  # agent_actions' id sequence
+    url: str = ""  # the Redis server's
+    child: Any = None  # the draining process of the worker probe
 
 
 def _redis_only(case: Case) -> None:
@@ -311,6 +321,48 @@ def _raw_copy(binary: bool) -> Callable[[Case], None]:
     return run
 
 
+DRAINER = r"""
+import sys, time
+import agentmem
+from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.outbox import drain
+url, db, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+mem, archive = agentmem.connect(url, ttl=None), open_archive(db)
+print("ready", flush=True)
+sys.stdin.readline()
+done = 0
+while done < n:  # the loop of ``agentmem archive --follow --all``, every 2 ms
+    report = drain(mem, archive, include_live=True)
+    done += report.archived
+    if report.read == 0:
+        time.sleep(0.002)
+print(done, flush=True)
+"""
+
+
+def _start_drainer(case: Case) -> None:
+    n = sum(len(step) for step in case.steps)
+    db = case.archive.engine.url.render_as_string(hide_password=False)
+    case.child = subprocess.Popen([sys.executable, "-c", DRAINER, case.url, db, str(n)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert case.child.stdout.readline().strip() == "ready"
+
+
+def _worker_process(case: Case) -> None:
+    """Redis writes with their outbox entries, as ``DualWriter`` redis mode writes them,
+    in this process; a second process drains the outbox into the archive meanwhile
+    (``agentmem archive --follow --all``'s loop); timed until the archive has all."""
+    outbox = Outbox(case.mem)
+    child = case.child
+    child.stdin.write("go\n")
+    child.stdin.flush()
+    for step in case.steps:
+        outbox.actions.add_many(step)
+    child.stdout.readline()
+    child.wait()
+    outbox.release()
+
+
 @dataclass
 class PathSpec:
     run: Callable[[Case], None]
@@ -325,6 +377,8 @@ PATHS: dict[str, PathSpec] = {
     "DualWriter buffered": PathSpec(_writer(background=True)),
     "DualWriter redis, archive_thread": PathSpec(_writer(archive_thread=True)),
     "DualWriter redis, Core INSERT": PathSpec(_writer(core=True), ("postgresql",)),
+    "probe: the outbox drained by a second process (not a DualWriter)":
+        PathSpec(_worker_process, prepare=_start_drainer),
     "probe: add_many, Archive.write in a thread (not a DualWriter)":
         PathSpec(_overlap, ("postgresql",)),
     "alone: Archive.write": PathSpec(_alone, redis=False),
@@ -401,7 +455,7 @@ def main() -> None:
                 steps = [[Action(**d) for d in rows[i:i + args.agents]]
                          for i in range(0, n, args.agents)]
                 with fresh_archive(db or "sqlite", tmp) as archive:
-                    case = Case(mem, steps, stored, archive)
+                    case = Case(mem, steps, stored, archive, url=srv.url)
                     if spec.prepare is not None:
                         spec.prepare(case)
                     pg0 = _postgres_cpu() if db == "postgresql" and local_pg else None
