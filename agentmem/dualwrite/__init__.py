@@ -1,6 +1,7 @@
 """Dual-write: Redis and the SQL archive kept in agreement.
 
-Owns the unit of work (``DualWriter``) and its background thread, its durability
+Owns the unit of work (``DualWriter``), its background thread and its archive
+writes (``archiver``: when one is due, and the archive thread), its durability
 modes and the outbox that hands what Redis acknowledged to the archive
 (``outbox``: drain, leases), exit on SIGTERM (``signals``), the seeding of the
 retired-id marks from the archive (``ids``), dropping what a writer holds and has
