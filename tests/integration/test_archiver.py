@@ -292,3 +292,23 @@ def test_a_failed_write_at_the_bound_never_makes_the_drop_in_store_a_step_twice(
         ids = redis_ids(mem)
         assert len(ids) == logged, "actions stored in Redis twice"
         assert sorted(archived_ids(archive)) == sorted(ids)  # type: ignore[type-var]
+
+
+def test_flush_if_needed_raises_the_threads_kept_error(
+        mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
+    """A loop that calls ``flush_if_needed`` once per step learns of the thread's failure."""
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    lock = Lock(db)  # the archive's busy timeout is 100 ms: the thread's write fails
+    try:
+        w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])  # due: wakes it
+        assert spy.failed.wait(5)
+        with w._archive_lock:  # the thread's write is over: its error is kept
+            pass
+        with pytest.raises(BackendError, match="locked"):
+            w.flush_if_needed()
+        w.flush_if_needed()  # raised once
+    finally:
+        lock.release()
+    w.close()
+    assert archive.count() == 20
