@@ -109,15 +109,28 @@ class ArchiveSide:
 
     def _archive_due(self) -> int:
         """A due archive write: the archiver's (woken; bounded at twice ``buffer_size``
-        rows), or on this thread. Called with ``_io`` held, not ``_lock``."""
-        if self._archiver is not None and not self._failover_busy():
+        rows), or on this thread. Called with ``_io`` held, not ``_lock``.
+
+        With the archiver, an error of this thread's write is kept like the archiver's
+        (raised by the next call, before it stores anything), never raised by the call
+        that stored: the archiver's write it waited for may have dropped rows from the
+        buffer's head meanwhile, so ``pending`` could not tell that call's caller (the
+        AgentFarm drop-in) that its actions were stored, and it would store them again."""
+        if self._archiver is None:
+            with self._archive_lock:
+                return self._auto_write()
+        if not self._failover_busy():
             with self._lock:
                 full = len(self._buffer) >= 2 * self.buffer_size
             if not full:
                 self._archiver.wake()
                 return 0
         with self._archive_lock:
-            return self._auto_write()
+            try:
+                return self._auto_write()
+            except Exception as exc:  # the rows stay buffered for the next write
+                self._keep_archive_error(exc)
+                return 0
 
     def _archive_write(self) -> int:
         """Archive the buffer and what the outbox lists in one transaction, on this

@@ -254,6 +254,7 @@ class DualWriter(ArchiveSide, FallbackReads):
         thread does this by itself; this only raises its kept error.
         """
         if self._queue is None:
+            self._raise_archive_error()  # the archiver's, as the next add would
             with self._io:
                 self._recover()
                 with self._lock:

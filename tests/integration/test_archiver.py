@@ -7,6 +7,7 @@ PostgreSQL; the thread's writes are seen through the archive they went to.
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,15 @@ from agentmem.backends.sql import Archive, open_archive
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.errors import BackendError, ConfigError
 from agentmem.integrations.agentfarm import AgentFarmLogger
+
+
+class SharedLock(Lock):
+    """A :class:`Lock` any thread may release (another process holding the archive's lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, timeout=1, isolation_level=None,
+                                    check_same_thread=False)
+        self.conn.execute("BEGIN EXCLUSIVE")
 
 
 class Spy:
@@ -217,3 +227,112 @@ def test_the_agentfarm_drop_in_refuses_it_with_background(
         mem: Memory, archive: Archive) -> None:  # noqa: F811
     with pytest.raises(ConfigError, match="archive_thread=True needs durability='redis'"):
         AgentFarmLogger(mem, archive, SIM, background=True, archive_thread=True)
+
+
+def test_a_failed_write_at_the_bound_never_makes_the_drop_in_store_a_step_twice(
+        mem: Memory, db: Path) -> None:  # noqa: F811
+    """The caller's own archive write (twice ``buffer_size`` buffered) waits for the thread's,
+    which drops its rows from the buffer's head; when the caller's write then fails, the
+    drop-in's "did ``add_many`` store them?" (``pending`` grew) must still be right, or
+    ``flush_if_needed`` sends the step's actions to Redis again."""
+    with open_archive(db) as archive:  # noqa: F811
+        _short_busy_timeout(archive, 1500)
+        lg = AgentFarmLogger(mem, archive, SIM, buffer_size=20, archive_thread=True)
+        held: list[SharedLock] = []
+        write = archive.write
+        thread_calls = [0]
+
+        def locking_after_the_threads_write(rows: list[Action]) -> int:
+            n = write(rows)
+            if threading.current_thread().name == "agentmem-archiver" and not thread_calls[0]:
+                thread_calls[0] += 1
+                held.append(SharedLock(db))  # another process takes the lock right after it
+            return n
+
+        archive.write = locking_after_the_threads_write  # type: ignore[method-assign]
+        spy = Spy(archive)
+        logged = 0
+
+        def step(n: int) -> None:
+            nonlocal logged
+            for k in range(19):
+                lg.log_agent_action(n, f"a{k}", "move")
+            logged += 19
+
+        step(0)
+        lg.flush_if_needed()  # 19 buffered in the writer: not due
+        first = SharedLock(db)
+        step(1)
+        lg.flush_if_needed()  # 38: due, the thread's write waits on the lock
+        assert spy.entered.wait(5)
+
+        def release_once_stored() -> None:
+            wait_until(lambda: len(redis_ids(mem)) == 57)
+            first.release()
+
+        helper = threading.Thread(target=release_once_stored)
+        helper.start()
+        step(2)
+        errors = 0
+        try:
+            lg.flush_if_needed()  # 57: the caller archives (after the thread's write): locked
+        except BackendError:
+            errors += 1
+        helper.join()
+        wait_until(lambda: bool(held))
+        held[0].release()
+        for n in range(3, 5):
+            step(n)
+            try:
+                lg.flush_if_needed()
+            except BackendError:
+                errors += 1
+        lg.close()
+        assert errors == 1  # the locked write was reported
+        ids = redis_ids(mem)
+        assert len(ids) == logged, "actions stored in Redis twice"
+        assert sorted(archived_ids(archive)) == sorted(ids)  # type: ignore[type-var]
+
+
+def test_flush_if_needed_raises_the_threads_kept_error(
+        mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
+    """A loop that calls ``flush_if_needed`` once per step learns of the thread's failure."""
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    lock = Lock(db)  # the archive's busy timeout is 100 ms: the thread's write fails
+    try:
+        w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])  # due: wakes it
+        assert spy.failed.wait(5)
+        with w._archive_lock:  # the thread's write is over: its error is kept
+            pass
+        with pytest.raises(BackendError, match="locked"):
+            w.flush_if_needed()
+        w.flush_if_needed()  # raised once
+    finally:
+        lock.release()
+    w.close()
+    assert archive.count() == 20
+
+
+@pytest.mark.xfail(strict=True, reason="the drop-in's own archive writes (agentfarm.py, "
+                   "farmrows.py) do not wait for the archive thread's write; fix outside "
+                   "agentmem/dualwrite (see the review report)")
+def test_log_agent_after_its_actions_is_not_refused_while_the_thread_archives(
+        mem: Memory, any_archive: Archive) -> None:  # noqa: F811
+    """``log_agent`` completes the bare ``agents`` row an action brought; while the thread
+    archives that action, the drop-in's own transaction must not collide with it."""
+    lg = AgentFarmLogger(mem, any_archive, SIM, buffer_size=5, durability="redis",
+                         archive_thread=True)
+    errors: list[str] = []
+    for i in range(200):
+        for step in range(3):
+            lg.log_agent_action(step, f"ag{i}", "move")
+        try:
+            lg.log_agent(f"ag{i}", 0, "basic", (1.0, 2.0), 10.0, 100.0)
+        except BackendError as exc:
+            errors.append(str(exc))
+    lg.close()
+    with any_archive.engine.connect() as conn:
+        rows = conn.execute(text("SELECT count(*), count(agent_type) FROM agents")).one()
+    assert errors == []
+    assert tuple(rows) == (200, 200)
