@@ -190,7 +190,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
 
     def _get_many(self, scope: dict[str, Any], ids: Sequence[str | int]) -> Plan[list[M | None]]:
         prefix, suffix = self._around(scope)
-        checked = [Template.parse("{i}").render({"i": i}) for i in ids]
+        checked = [Template.parse("{id}").render({"id": i}) for i in ids]
         for i in checked:
             if i in self.spec.reserved_ids:
                 raise InvalidId(f"{self.spec.id} {i!r} is reserved: it names an index key")

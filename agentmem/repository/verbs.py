@@ -58,7 +58,7 @@ class RecordVerbs(Generic[M]):
 
     def _key_of(self, id: str | int, scope: dict[str, Any]) -> tuple[str, str]:
         """The record key of ``id`` in ``scope``, and the id as text (checked)."""
-        rid = Template.parse("{i}").render({"i": id})
+        rid = Template.parse("{id}").render({"id": id})
         if rid in self.spec.reserved_ids:
             raise InvalidId(f"{self.spec.id} {rid!r} is reserved: it names an index key")
         prefix, suffix = self.spec.key.around(self.spec.id, scope)

@@ -36,6 +36,7 @@ from agentmem.plans.keyspace import key_pieces as _pieces
 from agentmem.plans.plan import Plan, command, every_reply, script_call, single
 from agentmem.repository.actions import ActionOps
 from agentmem.repository.base import RecordOps
+from agentmem.tiers.archiving import archive_leaving
 from agentmem.tiers.policy import (
     DEFAULT_IM_TTL,
     MaintainReport,
@@ -165,8 +166,14 @@ class Tiers:
         everything = [a for _, acts in leaving for a in acts]
         if not everything:
             return set()
-        if self.archive is not None:
-            report.archived += self.archive.write(everything)  # before anything leaves Redis
+        if self.archive is not None:  # before anything leaves Redis
+            inserted, kept = archive_leaving(self.archive, everything)
+            report.archived += inserted
+            if kept:  # the archive holds other actions under these ids: they stay
+                report.refused += [str(a.action_id) for a in kept]
+                stay = {id(a) for a in kept}
+                leaving = [(agent_id, [a for a in acts if id(a) not in stay])
+                           for agent_id, acts in leaving]
         imp = self.policy.importance
         plans = []
         for agent_id, actions in leaving:

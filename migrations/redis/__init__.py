@@ -65,6 +65,9 @@ DEFAULT_BATCH = 1000
 """Keys per SCAN batch (``COUNT``)."""
 PAUSE_ENV = "AGENTMEM_MIGRATE_PAUSE"
 """Seconds to sleep after each batch (for tests that kill a runner half-way)."""
+OUTBOX_REGISTRY = "agentmem:outboxes"
+"""The dual writers' outboxes (``agentmem.dualwrite.outbox.REGISTRY``): lists of action
+hash keys not archived yet, under their names of the current layout."""
 
 
 class MigrationError(LayoutError):
@@ -389,11 +392,35 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
                 raise MigrationError(f"target {chain[goal].revision} is above the current "
                                      f"revision {chain[now].revision}; use upgrade")
             todo += [(chain[i], None) for i in range(now, goal, -1)]
+        renames = [(_parent(rev).layout, rev.layout) for rev, resume in todo
+                   if resume is None and _parent(rev).layout != rev.layout]
+        if renames:  # before any revision runs
+            old, new = renames[0] if direction == "upgrade" else renames[0][::-1]
+            _refuse_unarchived(runner, old, new)
         data_layout = state.layout or 1
         for rev, resume in todo:
             data_layout = _apply(runner, rev, direction, batch, dry_run, resume, data_layout,
                                  report, on_batch)
         return report
+
+
+def _refuse_unarchived(runner: RedisRunner, old: int, new: int) -> None:
+    """Refuse to rename the keys while dual writers' outboxes list some: an outbox names
+    each action by its hash key of layout ``old``, which the renames would take away, and
+    the recovery would find the hash gone and never archive it."""
+    outboxes = sorted(_text(k) or "" for k in runner.run(
+        single(command("SMEMBERS", OUTBOX_REGISTRY), list)))
+    if not outboxes:
+        return
+    sizes = runner.run(Plan(tuple(command("LLEN", k) for k in outboxes), every_reply))
+    listed = sum(int(n) for n in sizes)
+    if listed:
+        raise MigrationError(
+            f"{listed} actions listed in dual writers' outboxes ({OUTBOX_REGISTRY}) are not "
+            f"archived yet, under their keys of layout {old}: moving the keys to layout "
+            f"{new} would leave the outboxes naming keys that are gone, and those actions "
+            "would never be archived. Close the writers, or drain the outboxes of writers "
+            "that were killed (`agentmem archive --all`), then migrate; nothing was written")
 
 
 def _parent(rev: Revision) -> Revision:

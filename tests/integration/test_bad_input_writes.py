@@ -8,7 +8,7 @@ import redis
 
 import agentmem
 from agentmem import Action, integrity
-from agentmem.errors import InvalidInput
+from agentmem.errors import InvalidId, InvalidInput
 
 
 @pytest.mark.parametrize("fields", [
@@ -73,3 +73,13 @@ def test_a_position_whose_cell_is_beyond_every_float_is_stored_in_the_edge_cell(
     assert len(mem.actions.add_many(acts)) == 251
     assert [n.distance for n in mem.actions.near("a1", 1.7e308, 2.0, 1.0)] == [0.0]
     assert integrity.check(mem).clean
+
+
+def test_a_bad_id_given_to_a_read_is_named_id_in_the_message(mem: agentmem.Memory) -> None:
+    """get/get_many/exists/delete with an id that cannot be in a key said "i 'a:b'
+    contains ':'" (the placeholder's name), on the blocking and the asyncio API alike."""
+    for call in (lambda: mem.actions.get("a:b", agent_id="a1"),
+                 lambda: mem.actions.get_many(["ok", "a b"], agent_id="a1"),
+                 lambda: mem.im_actions.get("a{b", agent_id="a1")):
+        with pytest.raises(InvalidId, match=r"^id '.*' contains "):
+            call()

@@ -301,3 +301,48 @@ def test_a_server_claimed_by_a_layout_2_store_is_at_0002(server: Any, r: redis.R
     assert report.revisions == ["0003", "0002"]
     assert report.counts["0002"]["before.action"] == 1
     assert mig.current(server.url) == "0003"
+
+
+def _killed_writer(url: str, db: str, layout: int, steps: range) -> None:
+    """A dual writer (durability redis) in a process that dies before it archives: its
+    actions are acknowledged, in Redis, and listed in its outbox only."""
+    code = (
+        "import os, agentmem\n"
+        "from agentmem import Action, DualWriter\n"
+        "from agentmem.backends.sql import open_archive\n"
+        f"m = agentmem.connect({url!r}, layout_version={layout})\n"
+        f"w = DualWriter(m, open_archive({db!r}), durability='redis', lease=0.2)\n"
+        "w.add_many([Action(agent_id='a1', simulation_id='s1', step_number=s,\n"
+        f"                  action_type='move') for s in {list(steps)!r}])\n"
+        "os._exit(0)\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_migration_refuses_while_outboxes_list_unarchived_actions(
+        server: Any, r: redis.Redis, tmp_path: Any) -> None:
+    """The outboxes name actions by their hash keys: renaming the keys under them made
+    the recovery find every listed hash gone, and those actions were never archived."""
+    from agentmem.backends.sql import open_archive
+    from agentmem.dualwrite.outbox import REGISTRY, drain
+
+    assert mig.OUTBOX_REGISTRY == REGISTRY
+    db = str(tmp_path / "archive.db")
+    _killed_writer(server.url, db, 1, range(5))
+    for dry_run in (True, False):
+        with pytest.raises(mig.MigrationError, match="5 actions listed in dual writers' "):
+            mig.upgrade(server.url, dry_run=dry_run)
+    assert r.get(LAYOUT_KEY) is None  # nothing written: the data still opens
+    assert not r.exists(mig.PROGRESS_KEY)
+    with agentmem.connect(server.url) as mem, open_archive(db) as archive:
+        assert drain(mem, archive, include_live=True).archived == 5
+    assert mig.upgrade(server.url).revisions == ["0002", "0003"]
+    _killed_writer(server.url, db, 2, range(5, 8))
+    with pytest.raises(mig.MigrationError, match="3 actions listed"):
+        mig.downgrade(server.url, "base")
+    assert r.get(LAYOUT_KEY) == b"2"
+    assert mig.current(server.url) == "0003"  # refused before any revision ran
+    assert mig.downgrade(server.url, "0002").revisions == ["0003"]  # renames nothing
+    with agentmem.connect(server.url, layout_version=2) as mem, open_archive(db) as archive:
+        assert drain(mem, archive, include_live=True).missing == []
+        assert archive.count("s1") == 8
+    assert mig.downgrade(server.url, "base").revisions == ["0002"]

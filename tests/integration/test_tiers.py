@@ -325,3 +325,29 @@ def test_eviction_over_many_plans_removes_every_excess_entry(mem: agentmem.Memor
     assert report.evicted == 2400
     assert r.zrange("agent:a1:im:action:timeline", 0, -1) == [
         f"a1-{s}-move".encode() for s in sorted(range(2400, 2500), key=lambda s: f"{s}")]
+
+
+def test_an_action_updated_after_it_was_archived_moves_and_replaces_its_row(
+        mem: agentmem.Memory, archive: Archive) -> None:
+    """A dual writer archives an action, the user updates it in STM: maintain raised
+    DuplicateId at every round (the archive held the id with other content), and no
+    action of the batch of agents moved any more."""
+    from agentmem.backends import sqlreads
+
+    stored = mem.actions.add_many([act(step=s, reward=0.1) for s in range(1, 5)]
+                                  + [act("a2", step=s) for s in range(1, 5)])
+    archive.write(stored)  # as the dual writer does
+    updated = mem.actions.update(stored[0].model_copy(update={"reward": 0.9}))
+    # another action under an id the archive holds (another write time): never replaced
+    archive.write([act("a2", step=1, action_id="a2-1-move.7", stored_at=1, reward=5.0)])
+    mem.actions.add(act("a2", step=1, action_id="a2-1-move.7"))
+    report = Tiers(mem, TierPolicy(stm_steps=2), archive=archive).maintain(now_step=4)
+    assert report.refused == ["a2-1-move.7"]
+    assert report.to_im == 4
+    assert [a.action_id for a in mem.actions.timeline("a1")] == ["a1-3-move", "a1-4-move"]
+    assert [a.action_id for a in mem.actions.timeline("a2")] == [
+        "a2-1-move.7", "a2-3-move", "a2-4-move"]
+    held = sqlreads.get(archive, "a1", "a1-1-move")
+    assert held == updated
+    assert sqlreads.get(archive, "a2", "a2-1-move.7").reward == 5.0  # type: ignore[union-attr]
+    assert archive.count(SIM) == 9
