@@ -36,7 +36,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal, TypeVar
 
 from agentmem.backends.redis import Memory
@@ -231,6 +231,16 @@ class DualWriter(ArchiveSide, FallbackReads):
     def record(self, **fields: Any) -> Action | None:
         """Build an :class:`Action` from keyword fields and :meth:`add` it."""
         return self.add(build(Action, **fields))
+
+    @contextlib.contextmanager
+    def archive_paused(self) -> Iterator[None]:
+        """A block in which none of this writer's archive writes runs (its archive or
+        background thread waits), for other rows of the same archive written in their own
+        transaction that must not race them (the AgentFarm drop-in's ``agents`` rows,
+        which an archived action may have written bare). Do not wait in it for the
+        background thread (``flush``)."""
+        with self._io, self._archive_lock:
+            yield
 
     def flush(self) -> int:
         """Archive everything queued; return the rows inserted (background mode: 0).

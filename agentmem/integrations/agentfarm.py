@@ -231,15 +231,14 @@ class AgentFarmLogger:
 
     def _flush_rows(self, table: str, buffer: list[dict[str, Any]]) -> None:
         """Write a buffer's rows in one transaction; they stay buffered if that fails.
-        When a row's agent has no ``agents`` row yet and actions are pending, those are
-        archived first: an agent known only by its actions gets its (bare) row with them."""
+        When a row's agent has no ``agents`` row yet, the pending actions are archived
+        first: an agent known only by its actions gets its (bare) row with them."""
         if buffer:
             rows = list(buffer)
-            self._parent()
-            if (self._action_buffer or self.writer.pending) and farmrows.unknown_agents(
+            if farmrows.unknown_agents(  # (background mode: pending is not known here)
                     self.archive, {_text(r["agent_id"]) for r in rows if "agent_id" in r}):
                 self.flush_action_buffer()
-            farmrows.insert(self.archive, [(table, rows)])
+            self._insert(farmrows.insert, [(table, rows)])
             del buffer[:len(rows)]
 
     def log_health_incident(self, step_number: int, agent_id: str, health_before: float,
@@ -280,12 +279,17 @@ class AgentFarmLogger:
             "parent_position_x": plain(parent_position[0]),
             "parent_position_y": plain(parent_position[1])}, self.flush_reproduction_buffer)
 
-    def _parent(self) -> None:
-        """The simulation's ``simulations`` row, written (bare) only if nothing wrote it
-        before the logger's first row: AgentFarm's runner writes its own first."""
-        if not self._simulation_known:
-            farmrows.ensure_simulation(self.archive, self.simulation_id)
-            self._simulation_known = True
+    def _insert(self, how: Callable[[Archive, Any], None], rows: Any) -> None:
+        """Rows of AgentFarm's other tables, written by ``how`` in one transaction, after
+        the simulation's ``simulations`` row (written bare only if nothing wrote it before
+        the logger's first row: AgentFarm's runner writes its own first). No archive
+        write of the writer runs meanwhile: its thread's bare ``agents`` rows would race
+        these (``DualWriter.archive_paused``)."""
+        with self.writer.archive_paused():
+            if not self._simulation_known:
+                farmrows.ensure_simulation(self.archive, self.simulation_id)
+                self._simulation_known = True
+            how(self.archive, rows)
 
     def _need(self, table: str) -> None:
         if table not in self.archive.tables.tables:
@@ -313,8 +317,7 @@ class AgentFarmLogger:
         """Write ``agents`` rows in one transaction (``log_agent``'s keys per entry; a
         missing required key raises ``ValueError`` and writes nothing)."""
         rows = [farmrows.agent_row(self.simulation_id, d) for d in agent_data_list]
-        self._parent()
-        farmrows.insert_agents(self.archive, rows)
+        self._insert(farmrows.insert_agents, rows)
 
     def log_step(self, step_number: int, agent_states: Sequence[Sequence[Any]],
                  resource_states: Sequence[Sequence[Any]], metrics: Mapping[str, Any]
@@ -324,8 +327,7 @@ class AgentFarmLogger:
         tables = self.archive.tables.tables
         step = plain(step_number)
         sim = self.simulation_id if self.archive.generation == "current" else ""
-        self._parent()
-        farmrows.insert(self.archive, [
+        self._insert(farmrows.insert, [
             ("agent_states", farmrows.agent_state_rows(sim, step, agent_states,
                                                        self.simulation_id)),
             ("resource_states", farmrows.resource_rows(self.simulation_id, step,
@@ -338,8 +340,7 @@ class AgentFarmLogger:
     def log_resource(self, resource_id: str, initial_amount: float,
                      position: tuple[float, float]) -> None:
         """Write a step-0 ``resource_states`` row now."""
-        self._parent()
-        farmrows.insert(self.archive, [("resource_states", farmrows.resource_rows(
+        self._insert(farmrows.insert, [("resource_states", farmrows.resource_rows(
             self.simulation_id, 0, [(resource_id, initial_amount, position[0],
                                      position[1])]))])
 

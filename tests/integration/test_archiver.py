@@ -314,9 +314,6 @@ def test_flush_if_needed_raises_the_threads_kept_error(
     assert archive.count() == 20
 
 
-@pytest.mark.xfail(strict=True, reason="the drop-in's own archive writes (agentfarm.py, "
-                   "farmrows.py) do not wait for the archive thread's write; fix outside "
-                   "agentmem/dualwrite (see the review report)")
 def test_log_agent_after_its_actions_is_not_refused_while_the_thread_archives(
         mem: Memory, any_archive: Archive) -> None:  # noqa: F811
     """``log_agent`` completes the bare ``agents`` row an action brought; while the thread
