@@ -14,6 +14,7 @@ May import: ``agentmem.backends``, ``agentmem.dualwrite``, ``agentmem.model``,
 from __future__ import annotations
 
 import atexit
+import contextlib
 import copy
 import os
 import time
@@ -282,10 +283,13 @@ class AgentFarmLogger:
     def _insert(self, how: Callable[[Archive, Any], None], rows: Any) -> None:
         """Rows of AgentFarm's other tables, written by ``how`` in one transaction, after
         the simulation's ``simulations`` row (written bare only if nothing wrote it before
-        the logger's first row: AgentFarm's runner writes its own first). No archive
-        write of the writer runs meanwhile: its thread's bare ``agents`` rows would race
-        these (``DualWriter.archive_paused``)."""
-        with self.writer.archive_paused():
+        the logger's first row: AgentFarm's runner writes its own first). A transaction
+        that reads before it writes (that row, ``agents`` rows, which an archived action
+        may have written bare) runs with no archive write of the writer under way
+        (``DualWriter.archive_paused``): its thread would race it (a duplicate key on
+        PostgreSQL; SQLite refuses a read lock's upgrade at once, "database is locked")."""
+        exclusive = how is farmrows.insert_agents or not self._simulation_known
+        with self.writer.archive_paused() if exclusive else contextlib.nullcontext():
             if not self._simulation_known:
                 farmrows.ensure_simulation(self.archive, self.simulation_id)
                 self._simulation_known = True
