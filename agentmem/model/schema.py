@@ -208,11 +208,17 @@ class Retired:
     below its scope's mark does not get its template id (that id may have been given
     before): it gets ``<template id>.r<n>``, ``n`` from the key's counter field
     ``:seq``. See docs/keyspace.md, "Ids for the life of the data".
+
+    ``moved_to``: the key pattern (with the id field) of the records that left, when
+    they go on living under another key (intermediate memory: ``agent:{agent_id}:im:
+    action:{action_id}``); a record written with an explicit id that such a record
+    holds is refused as taken, as one whose key exists.
     """
 
     key: str
     scope: str
     order: str
+    moved_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,11 @@ def declare(
                               "fields but the id; scope and order must be fields")
         if not codec.field_for(retired.order).numeric:
             raise SchemaError(f"retired: order field {retired.order!r} must be a number")
+        if retired.moved_to is not None:
+            mfields = Template.parse(retired.moved_to).fields
+            if id not in mfields or any(f not in template.fields for f in mfields):
+                raise SchemaError(f"retired: moved_to {retired.moved_to!r} must hold the id "
+                                  "field and only fields of the record key")
     if ttl is not None and (not isinstance(ttl, int) or isinstance(ttl, bool)
                             or not 0 < ttl <= MAX_TTL):
         raise SchemaError(f"ttl must be 1..{MAX_TTL} seconds or None, got {ttl!r}")

@@ -352,7 +352,8 @@ def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:
         id_template=ACTION_ID_TEMPLATE,
         ttl=DEFAULT_ACTION_TTL,
         unique_in="timeline",
-        retired=Retired(p["retired"], scope="simulation_id", order="step_number"),
+        retired=Retired(p["retired"], scope="simulation_id", order="step_number",
+                        moved_to=p["im_action"]),
         indexes=[
             SortedIndex("timeline", p["timeline"], score="step_number"),
             SortedIndex("relative_index", p["relative_index"], score="step_number",

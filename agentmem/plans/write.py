@@ -49,10 +49,10 @@ from agentmem.plans.writeargs import (
     _merge_groups,
     _render,
     _split,
-    _tag_field,
     number_texts,
     pack,
     split_calls,
+    split_slots,
     text,
 )
 
@@ -103,10 +103,15 @@ class WritePlanner(Generic[M]):
         self.probe: _Compiled | None = None
         self.retired: _Compiled | None = None
         self._retired_pos = (-1, -1)
+        self.moved: tuple[_Compiled, _Compiled] | None = None  # the key around the id
         if spec.retired is not None:
             self.retired = _Compiled.of(Template.parse(spec.retired.key), names)
             self._retired_pos = (names.index(spec.retired.scope),
                                  names.index(spec.retired.order))
+            if spec.retired.moved_to is not None:
+                mp, ms = (_Compiled.of(Template(spec.retired.moved_to, part), names) for part
+                          in _split(Template.parse(spec.retired.moved_to).parts, spec.id))
+                self.moved = (mp, ms)
         for ix in spec.indexes:
             key = _Compiled.of(Template.parse(ix.key), names)
             if isinstance(ix, SortedIndex):
@@ -149,7 +154,7 @@ class WritePlanner(Generic[M]):
                  if codec.field_for(n).encode in (_enc_str, _enc_int)}
         texts = number_texts([codec.field_for(n).encode for n in names])
         if cluster:
-            self._split_slots()
+            self.indexes, self.remote = split_slots(spec, self.indexes)
             self._emit_remote = _compile_emit([], self.remote, exact, texts)
         self._emit = _compile_emit([(i, names[i]) for i in self.hash_pos], self.indexes,
                                    exact, texts)
@@ -157,7 +162,8 @@ class WritePlanner(Generic[M]):
         # of: records with equal values (str and int fields) share them
         scope_refs = sorted({*self.prefix.refs, *self.suffix.refs,
                              *(self.probe.refs if self.probe is not None else ()),
-                             *(self.retired.refs if self.retired is not None else ())})
+                             *(self.retired.refs if self.retired is not None else ()),
+                             *(r for m in self.moved or () for r in m.refs)})
         self._scope_get: Callable[[Sequence[Any]], Any] | None = (
             itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
         self._fast = self._compile_fast()
@@ -173,30 +179,6 @@ class WritePlanner(Generic[M]):
         out = copy.copy(self)
         out.outbox = (key, registry, lease_key, lease_ms)
         return out
-
-    def _split_slots(self) -> None:
-        """Cluster mode: keep in ``self.indexes`` the indexes in the record's slot (their
-        key's hash tag is the record key's), move the others to ``self.remote``."""
-        spec = self.spec
-        own = _tag_field(Template.parse(spec.key.pattern))
-        if own is None:
-            raise ConfigError(
-                f"{spec.model.__name__}'s key {spec.key.pattern!r} has no hash tag: on a Redis "
-                "Cluster each record's keys must share a slot (use key layout 2)")
-        local: list[_Index] = []
-        for ix, decl in zip(self.indexes, spec.indexes, strict=True):
-            tag = _tag_field(Template.parse(decl.key))
-            if tag is None:
-                raise ConfigError(f"index {decl.name!r} ({decl.key!r}) has no hash tag: on a "
-                                  "Redis Cluster every key needs one (use key layout 2)")
-            if tag == own:
-                local.append(ix)
-            else:
-                if decl.name == spec.unique_in:
-                    raise ConfigError(f"index {decl.name!r} decides ids and must share the "
-                                      "record's slot")
-                self.remote.append(ix)
-        self.indexes = local
 
     def remote_calls(self, records: Sequence[tuple[Prepared, str]]) -> list[Call]:
         """Cluster mode: write-script calls adding ``records`` (with their final ids) to
@@ -353,7 +335,7 @@ class WritePlanner(Generic[M]):
     def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
         """One script call for ``records``, and the id each record gets unless the
         server finds it taken (the script then reports the id it chose)."""
-        scopes: dict[tuple[str, str, str, str], int] = {}
+        scopes: dict[tuple[str, str, str, str, str, str], int] = {}
         recargs: list[Arg] = []
         groups: dict[str, list[Arg]] = {}
         meta: dict[str, _Index] = {}
@@ -370,6 +352,7 @@ class WritePlanner(Generic[M]):
         retired = self.retired
         rfmt, rget = (retired.fmt, retired.get) if retired is not None else ("", None)
         rs_pos, ro_pos = self._retired_pos
+        moved = self.moved
         reserved = {
             pfmt % pget(r.vals) + r.base + sfmt % sget(r.vals) for r in records if r.mode == "f"
         }
@@ -392,7 +375,9 @@ class WritePlanner(Generic[M]):
                     rvals = rget(vals)
                     if None not in rvals:
                         rkey = rfmt % rvals
-                skey = (prefix, suffix, pkey or "", rkey)
+                mp, ms = ("", "") if moved is None else (
+                    moved[0].fmt % moved[0].get(vals), moved[1].fmt % moved[1].get(vals))
+                skey = (prefix, suffix, pkey or "", rkey, mp, ms)
                 sno = scopes.get(skey)
                 if sno is None:
                     sno = scopes[skey] = len(scopes) + 1

@@ -4,7 +4,9 @@ grouping of index entries per key, the split into calls (pure; used by
 
 Arguments of one call, sent as one MessagePack array (:func:`pack`): ``nrec ttl
 id_field stamp_field nscope``, then per scope (the parts of record keys shared by
-records of one agent) ``key_prefix key_suffix probe_key retired_key``, then per record
+records of one agent) ``key_prefix key_suffix probe_key retired_key moved_prefix
+moved_suffix`` (the last two: the key, around the id, of a record that left and lives
+on elsewhere, :attr:`~agentmem.model.schema.Retired.moved_to`, else empty), then per record
 ``mode base id scope retired_scope retired_order nh <nh hash args>`` (the retired
 pair: the record's scope and order values when its id is generated and the declaration
 has :class:`~agentmem.model.schema.Retired`, else two empty strings), then ``nprobe``
@@ -30,6 +32,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from agentmem.errors import ConfigError
 from agentmem.model.codec import _enc_float, _enc_int
 from agentmem.model.schema import (
     Template,
@@ -270,6 +273,31 @@ def _append_groups(argv: list[Arg], groups: dict[str, list[Arg]],
                 argv += part
                 ngroup += 1
     argv[at] = ngroup
+
+
+def split_slots(spec: Any, indexes: list[_Index]) -> tuple[list[_Index], list[_Index]]:
+    """Cluster mode: ``indexes`` (those of ``spec``, in order) split into those in the
+    record's slot (their key's hash tag is the record key's) and the others."""
+    own = _tag_field(Template.parse(spec.key.pattern))
+    if own is None:
+        raise ConfigError(
+            f"{spec.model.__name__}'s key {spec.key.pattern!r} has no hash tag: on a Redis "
+            "Cluster each record's keys must share a slot (use key layout 2)")
+    local: list[_Index] = []
+    remote: list[_Index] = []
+    for ix, decl in zip(indexes, spec.indexes, strict=True):
+        tag = _tag_field(Template.parse(decl.key))
+        if tag is None:
+            raise ConfigError(f"index {decl.name!r} ({decl.key!r}) has no hash tag: on a "
+                              "Redis Cluster every key needs one (use key layout 2)")
+        if tag == own:
+            local.append(ix)
+        else:
+            if decl.name == spec.unique_in:
+                raise ConfigError(f"index {decl.name!r} decides ids and must share the "
+                                  "record's slot")
+            remote.append(ix)
+    return local, remote
 
 
 def _tag_field(template: Template) -> str | None:

@@ -16,6 +16,7 @@ from agentmem import Action
 from agentmem.backends.sql import open_archive
 from agentmem.dualwrite.ids import IDS_KEY
 from agentmem.dualwrite.writer import DualWriter
+from agentmem.errors import DuplicateId
 from agentmem.servers.local import LocalServer
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 
@@ -40,6 +41,24 @@ def test_after_a_transition_the_id_is_not_given_again(mem: agentmem.Memory,
     im = mem.im_actions.get("a1-5-move", agent_id="a1")
     assert im is not None
     assert im.reward == 1.0
+
+
+def test_an_explicit_id_intermediate_memory_holds_is_refused(mem: agentmem.Memory,
+                                                              r: redis.Redis) -> None:
+    """An id given by the caller that left STM for IM is taken, as one in STM is: it was
+    stored in STM again, one id in both tiers (the archive's load did that)."""
+    mem.actions.add(act(5, 1.0))
+    Tiers(mem).transition("a1", ["a1-5-move"])
+    again = act(5, 2.0).model_copy(update={"action_id": "a1-5-move"})
+    with pytest.raises(DuplicateId, match="record 0"):
+        mem.actions.add(again)
+    with pytest.raises(DuplicateId) as info:  # refused alone, as any taken explicit id
+        mem.actions.add_many([act(7, 3.0), again])
+    assert info.value.failed.keys() == {1}
+    assert [a.action_id for a in mem.actions.timeline("a1")] == ["a1-7-move"]
+    assert not r.exists("agent:a1:action:a1-5-move")
+    fresh = act(9, 4.0).model_copy(update={"action_id": "a1-9-move"})
+    assert mem.actions.add(fresh).action_id == "a1-9-move"  # not in IM: stored
 
 
 def test_another_simulation_keeps_its_natural_ids(mem: agentmem.Memory) -> None:

@@ -60,7 +60,7 @@ def argv_of(planner: WritePlanner[Any], records: list[Any]) -> list[Any]:
 
 def hash_args(argv: list[Any]) -> dict[bytes, bytes]:
     """The first record's hash arguments (the layout in agentmem.plans.writeargs)."""
-    pos = 5 + 4 * argv[4]
+    pos = 5 + 6 * argv[4]
     nh = argv[pos + 6]
     flat = argv[pos + 7: pos + 7 + nh]
     return dict(zip(flat[::2], flat[1::2], strict=True))
@@ -68,7 +68,7 @@ def hash_args(argv: list[Any]) -> dict[bytes, bytes]:
 
 def groups(argv: list[Any]) -> dict[bytes, list[Any]]:
     """Every index group's arguments by key."""
-    pos = 5 + 4 * argv[4]
+    pos = 5 + 6 * argv[4]
     for _ in range(argv[0]):
         pos += 7 + argv[pos + 6]
     nprobe, pos = argv[pos], pos + 1
@@ -125,6 +125,6 @@ def test_int_and_float_members_and_counted_values_go_as_text() -> None:
 def test_the_retired_scope_and_order_go_as_text() -> None:
     argv = argv_of(ActionRepository(None).writer, [Action(
         agent_id="a1", simulation_id="s1", step_number=7, action_type="move")])
-    head = argv[5 + 4 * argv[4]: 5 + 4 * argv[4] + 6]  # mode base id scope rs ro
+    head = argv[5 + 6 * argv[4]: 5 + 6 * argv[4] + 6]  # mode base id scope rs ro
     assert head[0] == b"g"
     assert head[4:] == [b"s1", b"7"]  # before the fix: [b"s1", 7], a MessagePack int

@@ -12,12 +12,13 @@ local unpack, tonumber, call, byte = unpack, tonumber, redis.call, string.byte
 local CH = 1000
 local nrec, ttl, idf, stampf = tonumber(A[1]), tonumber(A[2]), A[3], A[4]
 local nscope = tonumber(A[5])
--- scope s: A[4s+2] key prefix, A[4s+3] key suffix, A[4s+4] probe key, A[4s+5] retired key
-local pos = 6 + 4 * nscope
+-- scope s: A[6s] key prefix, A[6s+1] key suffix, A[6s+2] probe key, A[6s+3] retired key,
+-- A[6s+4] and A[6s+5] the key around the id of a record that left (moved_to), or ''
+local pos = 6 + 6 * nscope
 local rpos, rsc, rid, keys, rnh = {}, {}, {}, {}, {}
 for r = 1, nrec do
   -- a record: mode base id scope retired_scope retired_order nh <nh hash args>
-  local s = 4 * tonumber(A[pos + 3]) + 2
+  local s = 6 * tonumber(A[pos + 3])
   local id, nh = A[pos + 2], tonumber(A[pos + 6])
   rpos[r], rsc[r], rid[r], rnh[r] = pos, s, id, nh
   keys[r] = A[s] .. id .. A[s + 1]
@@ -171,7 +172,7 @@ for r = 1, nrec do
   end
 end
 for sc = 1, nscope do
-  local rk = A[4 * sc + 5]
+  local rk = A[6 * sc + 3]
   if rk ~= '' and checked[rk] == nil then
     checked[rk] = true
     others[#others + 1] = rk
@@ -217,6 +218,10 @@ for r = 1, nrec do
     local key, p = keys[r], A[rsc[r] + 2]
     local busy = reserved[key] or (p ~= '' and taken[p][rid[r]]) or
       (anyexist and call('EXISTS', key) == 1)
+    local mp = A[rsc[r] + 4]
+    if not busy and mp ~= '' and A[rpos[r]] == 'f' then
+      busy = call('EXISTS', mp .. rid[r] .. A[rsc[r] + 5]) == 1  -- left memory, lives on
+    end
     if busy then
       local rp = rpos[r]
       if A[rp] == 'f' then
