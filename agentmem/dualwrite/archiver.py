@@ -24,7 +24,13 @@ whole write and takes the buffer's lock (``_lock``) only to copy the buffer and,
 once the archive committed, to drop what it archived from the buffer's head.
 Everything that changes the buffer other than by appending holds
 ``_archive_lock`` first, so the head the thread archived is still the head it
-drops. Lock order everywhere: ``_io``, then ``_archive_lock``, then ``_lock``.
+drops. Lock order everywhere: ``_io``, then ``_archive_lock``, then ``_lock``; the
+thread never takes ``_io`` (an earlier version did, and the caller, taking it again at
+once for its next write, kept it from the thread for many writes). The thread does
+not read the outbox: it acknowledges its copy's keys as the outbox's head, which they
+are unless a write's reply was lost, an action was discarded or a drainer claimed the
+list; then nothing is dropped and the next archive write, on the caller's thread,
+reads the whole outbox (as without the thread).
 
 An error of the thread's write is kept and raised by the writer's next call (or
 by ``flush``), unless a later archive write succeeded first; the rows stay
@@ -83,6 +89,11 @@ class ArchiveSide:
     _io: threading.RLock
     _error_lock: threading.Lock
     _archive_error: AgentMemError | None
+    _listing_needed: bool = False
+    """The archive thread's last acknowledgement did not find its keys at the outbox's
+    head (a write whose reply was lost, a discarded action, a drainer's claim): the next
+    archive write reads the whole outbox, on the caller's thread."""
+    _acked: bool = True
     _archiver: Archiver | None
 
     def _keep_archive_error(self, exc: BaseException) -> None:
@@ -119,7 +130,7 @@ class ArchiveSide:
         if self._archiver is None:
             with self._archive_lock:
                 return self._auto_write()
-        if not self._failover_busy():
+        if not self._failover_busy() and not self._listing_needed:
             with self._lock:
                 full = len(self._buffer) >= 2 * self.buffer_size
             if not full:
@@ -144,6 +155,7 @@ class ArchiveSide:
         except Exception as exc:
             raise as_agentmem_error(exc, "the archive write failed") from exc
         n = self._archive_commit(listed, own, extra)
+        self._listing_needed = False  # the whole outbox was read and dropped
         if fo is not None:
             fo.confirm()  # whatever a replay handed over is archived now
         return n
@@ -183,9 +195,10 @@ class ArchiveSide:
             n = self.archive.write(batch) if batch else 0
         except Exception as exc:
             raise as_agentmem_error(exc, "the archive write failed") from exc
+        acked = False
         if listed and self.outbox is not None:
             with contextlib.suppress(Unavailable):  # else still listed: archived again
-                self.outbox.ack(listed)  # later, which inserts nothing
+                acked = self.outbox.ack(listed)  # later, which inserts nothing
                 with self._lock:
                     self._discarded.difference_update(listed)  # no longer listed
         with self._lock:
@@ -193,6 +206,7 @@ class ArchiveSide:
             self._last_write = self._clock()
         with self._error_lock:
             self._archive_error = None  # an earlier failure is healed: nothing was lost
+        self._acked = acked or not listed
         return n
 
     def _auto_write(self) -> int:
@@ -249,33 +263,31 @@ class Archiver:
     def write_round(self) -> None:
         """One archive write of the buffer, if it is still due and failover is idle.
 
-        Takes ``_io`` (waiting for the caller's Redis write in flight) and then
-        ``_archive_lock``, reads what to archive, and lets ``_io`` go before the archive
-        write: the caller's next Redis writes run meanwhile."""
+        Holds ``_archive_lock``, not ``_io``: the caller's Redis writes go on meanwhile.
+        The outbox is not read: the keys of the buffer's copy are acknowledged as the
+        outbox's head (the caller's writes since append behind them); when they are not
+        its head, nothing is dropped from it and the next archive write reads it whole
+        on the caller's thread (``_listing_needed``)."""
         w = self._w
-        io_held = w._io.acquire()
-        try:
-            with w._archive_lock:
-                if w._failover_busy():
-                    return  # the caller archives on its own thread meanwhile
+        with w._archive_lock:
+            if w._failover_busy() or w._listing_needed:
+                return  # the caller archives on its own thread meanwhile
+            with w._lock:
+                if not w._due():
+                    return  # archived by the caller since the wake-up
+                own = list(w._buffer)
+            keys = [w.outbox.key_of(a) for a in own] if w.outbox is not None else []
+            try:
+                w._archive_commit(keys, own, [])
+                if not w._acked:
+                    w._listing_needed = True
+            except Unavailable as exc:
+                if w.strict:
+                    w._keep_archive_error(exc)
+                    return
                 with w._lock:
-                    if not w._due():
-                        return  # archived by the caller since the wake-up
-                listed, own, extra = w._archive_batch()
-                w._io.release()
-                io_held = False
-                try:
-                    w._archive_commit(listed, own, extra)
-                except Unavailable as exc:
-                    if w.strict:
-                        w._keep_archive_error(exc)
-                        return
-                    with w._lock:
-                        log.warning("the archive is unreachable (%s); %d rows kept for the "
-                                    "next try", exc, len(w._buffer))
-                        w._last_write = w._clock()
-                except BaseException as exc:  # kept before the lock goes: a flush after
-                    w._keep_archive_error(exc)  # this write sees it (and may heal it)
-        finally:
-            if io_held:
-                w._io.release()
+                    log.warning("the archive is unreachable (%s); %d rows kept for the "
+                                "next try", exc, len(w._buffer))
+                    w._last_write = w._clock()
+            except BaseException as exc:  # kept before the lock goes: a flush after
+                w._keep_archive_error(exc)  # this write sees it (and may heal it)

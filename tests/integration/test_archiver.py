@@ -333,3 +333,27 @@ def test_log_agent_after_its_actions_is_not_refused_while_the_thread_archives(
         rows = conn.execute(text("SELECT count(*), count(agent_type) FROM agents")).one()
     assert errors == []
     assert tuple(rows) == (200, 200)
+
+
+def test_an_outbox_entry_the_buffer_lacks_is_archived_by_the_callers_next_write(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    """A write whose reply was lost leaves its key in the outbox and not in the buffer:
+    the thread's acknowledgement then does not find its keys at the outbox's head, drops
+    nothing, and the next due write (the caller's) reads the whole outbox."""
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    assert w.outbox is not None
+    lost = w.outbox.actions.add(act(agent_id="lost", step=0))  # in Redis, not buffered
+    w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])  # due: the thread's
+    assert spy.entered.wait(5)
+    with w._archive_lock:  # its write is over
+        pass
+    assert archive.count() == 20
+    assert len(w.outbox.listed()) == 21  # nothing dropped: its keys were not the head
+    w.add_many([act(agent_id=f"a{k}", step=1) for k in range(20)])  # due: on this thread
+    assert spy.threads[-1] == threading.get_ident()
+    assert archive.count() == 41  # the lost one too
+    assert w.outbox.listed() == []
+    w.close()
+    assert sorted(archived_ids(archive)) == sorted(redis_ids(mem))  # type: ignore[type-var]
+    assert lost.action_id in archived_ids(archive)
