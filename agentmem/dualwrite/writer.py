@@ -402,7 +402,11 @@ class DualWriter(ArchiveSide, FallbackReads):
         done = fo.recover(force=force)
         if done is not None:
             if self.outbox is not None:  # one server: Redis may be back empty
-                seed_retired(self.memory, self.archive)
+                try:
+                    seed_retired(self.memory, self.archive)
+                except Unavailable as exc:  # lost again: fail over again (the next
+                    with self._lock:  # recovery seeds), the replay's renames kept below
+                        fo.mark_down(exc, self._buffer)
             self._take_replay(done)
 
     def _take_replay(self, done: Replay) -> None:

@@ -365,6 +365,48 @@ def test_an_id_another_writer_took_meanwhile_is_renamed_everywhere(
     archive.close()
 
 
+def test_redis_lost_again_right_after_a_replay_is_failed_over_not_raised(
+        server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay ran (renaming an id another writer took); Redis drops again before the
+    retired marks are seeded: the writer fails over again instead of raising Unavailable
+    to the caller, and the replay's renames still reach the buffer (the archive ends
+    with Redis's ids)."""
+    import agentmem.dualwrite.writer as writer_module
+
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.0)
+    server.stop()
+    mine = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
+                  reward=1.0)
+    assert w.add(mine).action_id == "a1-3-move"  # type: ignore[union-attr]
+    restart(server)
+    with agentmem.connect(server.url) as other:
+        other.actions.add(mine.model_copy(update={"reward": -5.0}))  # takes a1-3-move
+    seed = writer_module.seed_retired
+    calls: list[int] = []
+
+    def seed_then_lost(*args: Any) -> None:  # Redis lost at that instant, once
+        calls.append(1)
+        if len(calls) == 1:
+            raise Unavailable("connection lost (injected right after the replay)")
+        seed(*args)
+
+    monkeypatch.setattr(writer_module, "seed_retired", seed_then_lost)
+    later = Action(agent_id="a1", simulation_id=SIM, step_number=4, action_type="move",
+                   reward=2.0)
+    w.add(later)  # replays, then the seeding fails: no Unavailable here
+    assert calls == [1]
+    assert w.redis_down
+    w.close()  # Redis answers again: the rest is replayed and archived
+    held = {a.action_id: a.reward for a in mem.actions.timeline("a1")}
+    assert held == {"a1-3-move": -5.0, "a1-3-move.1": 1.0, "a1-4-move": 2.0}
+    assert sorted((a.action_id, a.reward) for a in archive.read(SIM)) == [
+        ("a1-3-move.1", 1.0), ("a1-4-move", 2.0)]
+    mem.close()
+    archive.close()
+
+
 def test_explicit_id_known_taken_is_refused_while_down(server: LocalServer,
                                                        tmp_path: Path) -> None:
     mem = agentmem.connect(server.url, socket_connect_timeout=1)
