@@ -68,6 +68,33 @@ def known(memory: Memory, agent_id: str) -> bool:
     return bool(memory.runner.run(single(command("EXISTS", *keys), int)))
 
 
+IM_PAGE = 256
+"""IM entries read per round trip while looking for a limited read's matches."""
+
+
+def _newest(memory: Memory, agent_id: str, stm: list[Action],
+            keep: Callable[[Action | IMAction], bool], n: int) -> list[Action | IMAction]:
+    """The ``n`` newest of ``stm`` (STM's matches, at most ``n``) and IM's matches: IM
+    is read newest first, a page of at least ``IM_PAGE`` entries per round trip, until
+    ``n`` match or it ends, so the work follows ``n`` and where the matches are, not
+    the agent's whole history. Newest: by step, then id, as :func:`history` orders. An
+    action moved from STM to IM between the reads is taken once."""
+    im: list[IMAction] = []
+    cursor: str | None = None
+    while len(im) < n:
+        page = memory.im_actions.page("range", "im_timeline", newest_first=True,
+                                      cursor=cursor, size=max(IM_PAGE, n),
+                                      agent_id=agent_id)
+        im.extend(a for a in page.items if keep(a))
+        cursor = page.cursor
+        if cursor is None:
+            break
+    seen = {a.action_id for a in stm}
+    both: list[Action | IMAction] = [*stm, *(a for a in im[:n] if a.action_id not in seen)]
+    both.sort(key=lambda a: (a.step_number, a.action_id or ""), reverse=True)
+    return both[:n]
+
+
 def _where(memory: Memory, agent_id: str, keep: Callable[[Action | IMAction], bool],
            limit: int | None) -> list[Action | IMAction]:
     found = [a for a in history(memory, agent_id, newest_first=True) if keep(a)]
@@ -77,14 +104,29 @@ def _where(memory: Memory, agent_id: str, keep: Callable[[Action | IMAction], bo
 def by_type(memory: Memory, agent_id: str, action_type: str, limit: int | None = None
             ) -> list[Action | IMAction]:
     """The agent's actions of ``action_type`` in STM and IM, newest first (the IM form
-    keeps the type, the target and the reward, so these three reads span both tiers)."""
-    return _where(memory, agent_id, lambda a: a.action_type == action_type, limit)
+    keeps the type, the target and the reward, so these three reads span both tiers).
+    With a ``limit``: STM's ``by_type`` (bounded by it), then IM newest first in pages
+    until ``limit`` match (see :func:`_newest`)."""
+    def keep(a: Action | IMAction) -> bool:
+        return a.action_type == action_type
+    if limit is None:
+        return _where(memory, agent_id, keep, None)
+    n = check_limit(limit)
+    return _newest(memory, agent_id, memory.actions.by_type(agent_id, action_type, n),
+                   keep, n)
 
 
 def by_target(memory: Memory, agent_id: str, target_id: str, limit: int | None = None
               ) -> list[Action | IMAction]:
-    """The agent's actions aimed at ``target_id`` in STM and IM, newest first."""
-    return _where(memory, agent_id, lambda a: a.action_target_id == target_id, limit)
+    """The agent's actions aimed at ``target_id`` in STM and IM, newest first (with a
+    ``limit``, as :func:`by_type`)."""
+    def keep(a: Action | IMAction) -> bool:
+        return a.action_target_id == target_id
+    if limit is None:
+        return _where(memory, agent_id, keep, None)
+    n = check_limit(limit)
+    return _newest(memory, agent_id, memory.actions.by_target(agent_id, target_id, n),
+                   keep, n)
 
 
 def high_reward(memory: Memory, agent_id: str, min_reward: float, limit: int | None = None

@@ -5,6 +5,7 @@ The archive is a SQLite file of the test's own.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -351,3 +352,30 @@ def test_an_action_updated_after_it_was_archived_moves_and_replaces_its_row(
     assert held == updated
     assert sqlreads.get(archive, "a2", "a2-1-move.7").reward == 5.0  # type: ignore[union-attr]
     assert archive.count(SIM) == 9
+
+
+def test_limited_reads_across_tiers_equal_the_filtered_history(mem: agentmem.Memory) -> None:
+    """``by_type`` and ``by_target`` with a limit read STM's bounded query and IM in pages
+    until enough match; they return what filtering the whole history returns."""
+    from agentmem.tiers import reads
+
+    rng = random.Random(3)
+    kinds, targets = ["move", "gather", "rare"], ["t1", "t2", None]
+    actions = [act(step=s, kind=rng.choices(kinds, [10, 10, 1])[0],
+                   action_target_id=rng.choice(targets), reward=rng.random())
+               for s in range(700) for _ in range(rng.randint(1, 2))]
+    mem.actions.add_many(actions)
+    # by steps, and by capacity with importance: IM and STM interleave in steps
+    Tiers(mem, TierPolicy(stm_steps=200, stm_capacity=150, importance_weight=5.0)
+          ).maintain(now_step=699)
+    whole = history(mem, "a1", newest_first=True)
+    assert {type(a) for a in whole} == {Action, IMAction}
+    for limit in (1, 3, 10, 100, 300, 2000):
+        for kind in kinds:
+            want = [a.action_id for a in whole if a.action_type == kind][:limit]
+            got = [a.action_id for a in reads.by_type(mem, "a1", kind, limit)]
+            assert got == want, (kind, limit)
+        for target in ("t1", "t2", "nobody"):
+            want = [a.action_id for a in whole if a.action_target_id == target][:limit]
+            got = [a.action_id for a in reads.by_target(mem, "a1", target, limit)]
+            assert got == want, (target, limit)
