@@ -59,11 +59,12 @@ class Plan(Generic[T]):
     parse: Callable[[list[Any]], T]
     bulk: bool = False
     """Many records: the runner pauses the cyclic garbage collector while it runs."""
-    adds: bool = False
-    """The plan stores new records (a write of ``add``, ``add_many``, ``add_rows``...): a
-    store whose actions are archived refuses those of its action repository outside its
-    dual writer (:mod:`agentmem.store.guard`). A plan that follows up with such a
-    write (a look at the grid cell first) is flagged too."""
+    adds: str | None = None
+    """The key pattern of the records the plan stores, when it stores new ones (a write
+    of ``add``, ``add_many``, ``add_rows``...): a store whose actions are archived
+    refuses those of its actions outside its dual writer (:mod:`agentmem.store.guard`).
+    A plan that follows up with such a write (a look at the grid cell first) has it
+    too."""
 
     def map(self, f: Callable[[T], U]) -> Plan[U]:
         """The same calls, with ``f`` applied to the parsed result."""

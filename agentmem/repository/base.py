@@ -377,7 +377,7 @@ class _Write(Generic[M]):
                 raise FollowUp(self.remote_plan())
             return self.finish()
 
-        return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=True)
+        return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=self.spec.key.pattern)
 
     def remote_plan(self) -> Plan[list[M]]:
         """Cluster mode: the entries of the stored records in other slots, with their final

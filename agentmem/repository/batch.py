@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from agentmem.errors import NotRun
+from agentmem.errors import ConfigError, NotRun
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.batch import Entry, Handle, combine, fail_pending, queued, script_loads
@@ -51,8 +51,11 @@ class _Queue:
     def __init__(self, runner: Any) -> None:
         self.cluster = bool(getattr(runner, "cluster", False))
         self.entries: list[Entry] = []
+        self.refused: dict[str, str] = {}  # key pattern -> why its adds are refused
 
     def run(self, plan: Plan[T]) -> Handle[T]:
+        if plan.adds is not None and plan.adds in self.refused:
+            raise ConfigError(self.refused[plan.adds])
         handle: Handle[T] = Handle()
         self.entries.append(queued(plan, handle))
         return handle
@@ -89,6 +92,13 @@ class _BatchBase(Generic[R]):
     def repository(self, spec: RecordSpec[M]) -> BatchRepository[M]:
         """The operations of any declared model, queued in this batch."""
         return BatchRepository(self._queue, spec, batch_size=self._batch_size)
+
+    def refuse_adds(self, pattern: str, why: str) -> None:
+        """From now on, an operation that would add records of the key pattern
+        ``pattern`` (any repository of the batch) raises :class:`ConfigError` with
+        ``why`` when it is queued, and queues nothing (an ``agentmem.open`` store with an
+        archive refuses its actions' adds this way, ``docs/dualwrite.md``)."""
+        self._queue.refused[pattern] = why
 
     def __len__(self) -> int:
         """The operations queued and not run yet."""

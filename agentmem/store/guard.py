@@ -18,7 +18,7 @@ from agentmem.model.schema import RecordSpec
 from agentmem.plans.plan import Plan
 from agentmem.repository.batch import rebind
 
-__all__ = ["ARCHIVED_ADDS", "RefuseAdds", "refusing_adds", "same_records"]
+__all__ = ["ARCHIVED_ADDS", "RefuseAdds", "refusing_adds"]
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -31,14 +31,16 @@ ARCHIVED_ADDS = (
 
 class RefuseAdds:
     """A runner that raises :class:`~agentmem.errors.ConfigError` for a plan that adds
-    records (``Plan.adds``) and runs every other plan on ``inner``."""
+    records of the key pattern ``pattern`` (``Plan.adds``) and runs every other plan on
+    ``inner``."""
 
-    def __init__(self, inner: Any, why: str = ARCHIVED_ADDS) -> None:
+    def __init__(self, inner: Any, pattern: str, why: str = ARCHIVED_ADDS) -> None:
         self.inner = inner
+        self.pattern = pattern
         self.why = why
 
     def run(self, plan: Plan[T]) -> Any:
-        if plan.adds:
+        if plan.adds == self.pattern:
             raise ConfigError(self.why)
         return self.inner.run(plan)
 
@@ -46,14 +48,9 @@ class RefuseAdds:
         return getattr(self.inner, name)
 
 
-def refusing_adds(repo: R) -> R:
-    """A copy of the repository ``repo`` whose adds raise (see :class:`RefuseAdds`)."""
-    runner = RefuseAdds(repo.runner)  # type: ignore[attr-defined]
+def refusing_adds(repo: R, actions: RecordSpec[Any]) -> R:
+    """A copy of the repository ``repo`` whose adds of the store's actions (records of
+    their key pattern: a repository of a declaration of them again adds them too) raise
+    (see :class:`RefuseAdds`); other repositories' adds go through."""
+    runner = RefuseAdds(repo.runner, actions.key.pattern)  # type: ignore[attr-defined]
     return rebind(repo, type(repo), runner)  # type: ignore[arg-type, type-var]
-
-
-def same_records(spec: RecordSpec[Any], actions: RecordSpec[Any]) -> bool:
-    """Whether ``spec`` declares the store's actions again (their key pattern): a
-    repository of it (``store.repository(spec)``, ``b.repository(spec)``) adds actions
-    as :attr:`Store.actions` would, so it refuses them too."""
-    return spec.key.pattern == actions.key.pattern

@@ -37,7 +37,7 @@ from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository, build
 from agentmem.repository.batch import Batch
 from agentmem.servers.embedded import Embedded
-from agentmem.store.guard import refusing_adds, same_records
+from agentmem.store.guard import ARCHIVED_ADDS, refusing_adds
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 
 __all__ = ["Store", "open"]
@@ -81,7 +81,7 @@ class Store:
         if self.writer is None:
             return self.memory.actions
         if self._actions is None:
-            self._actions = refusing_adds(self.memory.actions)
+            self._actions = refusing_adds(self.memory.actions, self.memory.actions.spec)
         return self._actions
 
     @property
@@ -94,8 +94,8 @@ class Store:
         with a dual writer, one of the action declaration refuses adds, as :attr:`actions`)."""
         self._open()
         repo = self.memory.repository(spec)
-        if self.writer is not None and same_records(spec, self.memory.actions.spec):
-            return refusing_adds(repo)
+        if self.writer is not None:
+            return refusing_adds(repo, self.memory.actions.spec)
         return repo
 
     def batch(self) -> Batch:
@@ -104,14 +104,7 @@ class Store:
         self._open()
         batch = self.memory.batch()
         if self.writer is not None:
-            batch.actions = refusing_adds(batch.actions)
-            of_spec, actions = batch.repository, self.memory.actions.spec
-
-            def repository(spec: RecordSpec[MT]) -> Any:
-                repo = of_spec(spec)
-                return refusing_adds(repo) if same_records(spec, actions) else repo
-
-            batch.repository = repository  # type: ignore[method-assign]
+            batch.refuse_adds(self.memory.actions.spec.key.pattern, ARCHIVED_ADDS)
         return batch
 
     def add_many(self, actions: Iterable[Action]) -> list[Action] | None:

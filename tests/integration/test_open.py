@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import redis
 from conftest import Server
+from pydantic import BaseModel
 
 import agentmem
 from agentmem.servers.local import find_binary
@@ -90,7 +91,20 @@ def test_a_store_batch_refuses_actions_added_through_a_repository_of_their_spec(
             store.repository(spec).add(agentmem.Action(**_fields(1)))  # type: ignore[arg-type]
         with pytest.raises(agentmem.ConfigError), store.batch() as b:
             b.repository(spec).add(agentmem.Action(**_fields(2)))  # type: ignore[arg-type]
+        # another model's adds go through, on the store and in its batches
+        notes = agentmem.declare(Note, key="note:{note_id}", id="note_id")
+        store.repository(notes).add(Note(note_id="n1", text="hi"))
+        with store.batch() as b:
+            added = b.repository(notes).add(Note(note_id="n2", text="ho"))
+            b.im_actions.get("nothing", agent_id="a1")
+        assert added.result() == Note(note_id="n2", text="ho")
     assert r.keys("agent:a1:action:*") == []
+    assert sorted(r.keys("note:*")) == [b"note:n1", b"note:n2"]
+
+
+class Note(BaseModel):
+    note_id: str
+    text: str
 
 
 def test_dual_write_false_opens_the_archive_without_a_writer(server: Server, r: redis.Redis,
