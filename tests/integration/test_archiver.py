@@ -410,3 +410,32 @@ def test_an_action_the_thread_archived_and_updated_since_does_not_stop_archiving
     w.close()
     assert archive.count() == 81
     assert w.outbox.listed() == []
+
+
+def test_a_writer_that_stopped_with_archived_keys_listed_is_drained_after_an_update(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    """The thread archived its copy and left its keys listed (not the outbox's head); the
+    process stops before its next write, and one of those actions is updated in Redis.
+    The next writer drains the outbox: the action it reads back is the archived one,
+    updated; it replaces the archived row (as maintain does) instead of raising
+    DuplicateId, which kept every later writer from opening."""
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    assert w.outbox is not None
+    w.outbox.actions.add(act(agent_id="lost", step=0))  # in Redis, not buffered
+    first = w.add_many([act(agent_id="a1", step=k, reward=0.0) for k in range(20)])
+    assert first is not None
+    assert spy.entered.wait(5)
+    with w._archive_lock:  # its write is over
+        pass
+    assert len(w.outbox.listed()) == 21
+    mem.actions.update(first[3].model_copy(update={"reward": 9.0}))
+    w.outbox.release()  # the process stops here: its lease is gone
+    w._closed = True  # (never closed: no archive write of its own any more)
+    w._archiver.stop()  # type: ignore[union-attr]
+    nxt = DualWriter(mem, archive)
+    assert nxt.recovered.read == 21
+    nxt.close()
+    assert archive.count() == 21
+    got = {a.action_id: a.reward for a in archive.read(SIM)}
+    assert got["a1-3-move"] == 9.0
