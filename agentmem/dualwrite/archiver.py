@@ -94,6 +94,10 @@ class ArchiveSide:
     head (a write whose reply was lost, a discarded action, a drainer's claim): the next
     archive write reads the whole outbox, on the caller's thread."""
     _acked: bool = True
+    _archived_listed: set[str]
+    """Outbox keys of actions the archive thread archived and could not drop from the
+    outbox (not its head): the caller's next write drops them without reading them back
+    (they may have left Redis since, archived)."""
     _archiver: Archiver | None
 
     def _keep_archive_error(self, exc: BaseException) -> None:
@@ -175,7 +179,10 @@ class ArchiveSide:
         if not listed:
             return [], own, []
         assert self.outbox is not None
-        have = {self.outbox.key_of(a) for a in own} | self._discarded
+        with self._lock:
+            self._archived_listed.intersection_update(listed)  # the others left the list
+            have = {self.outbox.key_of(a) for a in own} | self._discarded | \
+                self._archived_listed
         try:
             found, missing = read_actions(self.memory, [k for k in listed if k not in have])
         except Unavailable:
@@ -201,6 +208,7 @@ class ArchiveSide:
                 acked = self.outbox.ack(listed)  # later, which inserts nothing
                 with self._lock:
                     self._discarded.difference_update(listed)  # no longer listed
+                    self._archived_listed.difference_update(listed)
         with self._lock:
             del self._buffer[:len(own)]
             self._last_write = self._clock()
@@ -280,6 +288,8 @@ class Archiver:
             try:
                 w._archive_commit(keys, own, [])
                 if not w._acked:
+                    with w._lock:
+                        w._archived_listed.update(keys)
                     w._listing_needed = True
             except Unavailable as exc:
                 if w.strict:

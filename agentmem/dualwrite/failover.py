@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,7 +39,7 @@ from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, ConfigError, InvalidInput, Unavailable, WriteError
-from agentmem.model.records import Action, same_action
+from agentmem.model.records import Action, IMAction, same_action
 
 __all__ = ["DEFAULT_RETRY_INTERVAL", "Failover", "Replay", "default_journal_path", "same_action"]
 
@@ -47,6 +48,15 @@ log = logging.getLogger("agentmem.dualwrite.failover")
 REPLAY_CHUNK = 1000
 
 Key = tuple[str, str]  # (agent_id, action_id): what Redis keeps unique
+
+
+def same_im(im: IMAction, a: Action) -> bool:
+    """Whether intermediate memory's compressed ``im`` is the action ``a``: equal in the
+    fields IM keeps, the reward to the 6 significant digits it keeps."""
+    return (im.simulation_id == a.simulation_id and im.step_number == a.step_number
+            and im.action_type == a.action_type
+            and (im.action_target_id or None) == (a.action_target_id or None)
+            and math.isclose(im.reward, a.reward or 0.0, rel_tol=1e-5, abs_tol=1e-9))
 
 
 def default_journal_path(archive: Archive) -> Path:
@@ -258,19 +268,22 @@ class Failover:
             done.stored += len(chunk) - len(failed)
             taken = [a for pos, a in enumerate(chunk) if failed.get(pos, "").startswith("EXISTS")]
             held = self._held(taken)
+            moved = self._held_in_im([a for a in taken
+                                      if (a.agent_id, str(a.action_id)) not in held])
             for pos, a in enumerate(chunk):
                 reason = failed.get(pos)
+                k = (a.agent_id, str(a.action_id))
                 if reason is None:
                     done.actions.append(a)
                 elif not reason.startswith("EXISTS"):
                     done.refused[str(a.action_id)] = reason
                     done.actions.append(a)
-                elif (h := held.get((a.agent_id, str(a.action_id)))) is None \
-                        or same_action(h, a):
-                    done.present += 1  # stored before (its hash may have expired since)
-                    done.actions.append(a)
+                elif ((h := held.get(k)) is not None and not same_action(h, a)) or (
+                        h is None and (m := moved.get(k)) is not None and not same_im(m, a)):
+                    done.actions.append(self._rename(a, done))  # another action holds it
                 else:
-                    done.actions.append(self._rename(a, done))
+                    done.present += 1  # stored before (its hash may have expired since,
+                    done.actions.append(a)  # or left STM for intermediate memory)
         self.refused.update(done.refused)
         for aid, reason in done.refused.items():
             log.error("Redis refused journaled action %s (%s); it stays in the archive",
@@ -291,6 +304,19 @@ class Failover:
             for got in self.memory.actions.get_many(ids, agent_id=agent):
                 if got is not None and got.action_id is not None:
                     out[(agent, got.action_id)] = got
+        return out
+
+    def _held_in_im(self, actions: Sequence[Action]) -> dict[Key, IMAction]:
+        """What intermediate memory holds under the ids of ``actions`` (the write script
+        refuses an explicit id it holds, as one STM holds)."""
+        by_agent: dict[str, list[str]] = {}
+        for a in actions:
+            by_agent.setdefault(a.agent_id, []).append(str(a.action_id))
+        out: dict[Key, IMAction] = {}
+        for agent, ids in by_agent.items():
+            for got in self.memory.im_actions.get_many(ids, agent_id=agent):
+                if got is not None:
+                    out[(agent, str(got.action_id))] = got
         return out
 
     def _rename(self, a: Action, done: Replay) -> Action:

@@ -33,9 +33,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentmem.backends.archivedelete import write_updating
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.errors import AgentMemError, BackendError
+from agentmem.errors import AgentMemError, BackendError, DuplicateId
 from agentmem.lua.dualwrite import OUTBOX_ACK, OUTBOX_CLAIM, OUTBOX_UNLOCK
 from agentmem.lua.scripts import GET_MANY
 from agentmem.model.records import Action
@@ -241,7 +242,15 @@ def _drain_list(memory: Memory, archive: Archive, key: str, token: str, chunk: i
             return False
         actions, missing = read_actions(memory, keys)
         report.read += len(keys)
-        report.archived += archive.write(actions) if actions else 0
+        inserted, refused = write_updating(archive, actions) if actions else (0, [])
+        report.archived += inserted
+        if refused:  # left listed: drained again once resolved
+            raise DuplicateId(
+                f"{len(refused)} of {len(actions)} actions of {key} not archived: the "
+                f"archive holds other actions under their ids "
+                f"({[str(actions[n].action_id) for n in refused[:5]]})",
+                stored=[str(a.action_id) for n, a in enumerate(actions) if n not in refused],
+                failed=dict.fromkeys(refused, "EXISTS: the archive holds another action"))
         report.missing += missing
         if not _ack(memory, key, keys, token):
             raise BackendError(f"the drain lock {DRAIN_LOCK} was lost while draining {key}; "

@@ -123,6 +123,7 @@ class DualWriter(ArchiveSide, FallbackReads):
         self._archive_error: AgentMemError | None = None  # the archiver's, until healed
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
         self._discarded: set[str] = set()  # outbox keys of discarded actions
+        self._archived_listed: set[str] = set()  # archived by the thread, still listed
         self._last_write = clock()
         self._closed = False
         self._error: AgentMemError | None = None  # kept by the thread, raised by the caller

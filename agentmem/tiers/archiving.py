@@ -14,10 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from agentmem.backends import sqlreads
-from agentmem.backends.archivedelete import delete_archived
+from agentmem.backends.archivedelete import write_updating
 from agentmem.backends.sql import Archive
-from agentmem.errors import DuplicateId
 from agentmem.model.records import Action
 
 __all__ = ["archive_leaving"]
@@ -28,23 +26,8 @@ log = logging.getLogger("agentmem.tiers.archiving")
 def archive_leaving(archive: Archive, actions: Sequence[Action]) -> tuple[int, list[Action]]:
     """Archive ``actions`` (one transaction); return the rows inserted and the actions
     that must stay in STM (the archive holds another action under their id)."""
-    try:
-        return archive.write(actions), []
-    except DuplicateId as exc:
-        inserted = len(exc.stored)
-        failed = [actions[n] for n in sorted(exc.failed)]
-    updated, refused = [], []
-    for a in failed:
-        held = sqlreads.get(archive, a.agent_id, str(a.action_id))
-        if (held is not None and held.simulation_id == a.simulation_id
-                and held.stored_at is not None and held.stored_at == a.stored_at):
-            updated.append(a)  # the same action, updated since it was archived
-        else:
-            refused.append(a)
-    for a in updated:  # still in STM if this stops half-way: the next round does it again
-        delete_archived(archive, a.agent_id, str(a.action_id), a.simulation_id)
-    if updated:
-        inserted += archive.write(updated)
+    inserted, failed = write_updating(archive, actions)
+    refused = [actions[n] for n in failed]
     if refused:
         log.error("the archive holds other actions under the ids of %d actions leaving STM; "
                   "they stay in STM: %s", len(refused),

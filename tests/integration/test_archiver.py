@@ -6,6 +6,7 @@ PostgreSQL; the thread's writes are seen through the archive they went to.
 
 from __future__ import annotations
 
+import logging
 import random
 import sqlite3
 import threading
@@ -37,6 +38,7 @@ from agentmem.backends.sql import Archive, open_archive
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.errors import BackendError, ConfigError
 from agentmem.integrations.agentfarm import AgentFarmLogger
+from agentmem.tiers.maintenance import Tiers
 
 
 class SharedLock(Lock):
@@ -357,3 +359,83 @@ def test_an_outbox_entry_the_buffer_lacks_is_archived_by_the_callers_next_write(
     w.close()
     assert sorted(archived_ids(archive)) == sorted(redis_ids(mem))  # type: ignore[type-var]
     assert lost.action_id in archived_ids(archive)
+
+
+def test_actions_the_thread_archived_are_not_reported_lost_when_they_leave_redis(
+        mem: Memory, archive: Archive, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+    """The thread archived its copy but could not drop its keys (not the outbox's head):
+    when those actions leave STM (maintain) before the caller's next write reads the whole
+    outbox, that write knows they were archived: no warning that they were gone from
+    Redis before they were archived, and nothing read back."""
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    assert w.outbox is not None
+    w.outbox.actions.add(act(agent_id="lost", step=0))  # in Redis, not buffered
+    first = w.add_many([act(agent_id="a1", step=k) for k in range(20)])  # the thread's
+    assert first is not None
+    assert spy.entered.wait(5)
+    with w._archive_lock:  # its write is over
+        pass
+    assert archive.count() == 20
+    ids = [str(a.action_id) for a in first]
+    assert Tiers(mem).transition("a1", ids) == ids  # archived: they may leave STM
+    with caplog.at_level(logging.WARNING, logger="agentmem.dualwrite.archiver"):
+        w.add_many([act(agent_id="a2", step=k) for k in range(20)])  # on this thread
+    assert spy.threads[-1] == threading.get_ident()
+    assert "gone from Redis" not in caplog.text
+    assert archive.count() == 41
+    assert w.outbox.listed() == []
+    w.close()
+
+
+def test_an_action_the_thread_archived_and_updated_since_does_not_stop_archiving(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    """The thread archived its copy but could not drop its keys (not the outbox's head);
+    one of those actions is updated in Redis before the caller's next write reads the
+    whole outbox. Read back, it held other content than the archived row: every later
+    archive write raised DuplicateId and the outbox kept its keys."""
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    assert w.outbox is not None
+    w.outbox.actions.add(act(agent_id="lost", step=0))  # in Redis, not buffered
+    first = w.add_many([act(agent_id="a1", step=k, reward=0.0) for k in range(20)])
+    assert first is not None
+    assert spy.entered.wait(5)
+    with w._archive_lock:  # its write is over
+        pass
+    assert archive.count() == 20
+    mem.actions.update(first[3].model_copy(update={"reward": 9.0}))  # after it was archived
+    for step in range(3):
+        w.add_many([act(agent_id="a2", step=step * 20 + k) for k in range(20)])
+    w.close()
+    assert archive.count() == 81
+    assert w.outbox.listed() == []
+
+
+def test_a_writer_that_stopped_with_archived_keys_listed_is_drained_after_an_update(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    """The thread archived its copy and left its keys listed (not the outbox's head); the
+    process stops before its next write, and one of those actions is updated in Redis.
+    The next writer drains the outbox: the action it reads back is the archived one,
+    updated; it replaces the archived row (as maintain does) instead of raising
+    DuplicateId, which kept every later writer from opening."""
+    spy = Spy(archive)
+    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+    assert w.outbox is not None
+    w.outbox.actions.add(act(agent_id="lost", step=0))  # in Redis, not buffered
+    first = w.add_many([act(agent_id="a1", step=k, reward=0.0) for k in range(20)])
+    assert first is not None
+    assert spy.entered.wait(5)
+    with w._archive_lock:  # its write is over
+        pass
+    assert len(w.outbox.listed()) == 21
+    mem.actions.update(first[3].model_copy(update={"reward": 9.0}))
+    w.outbox.release()  # the process stops here: its lease is gone
+    w._closed = True  # (never closed: no archive write of its own any more)
+    w._archiver.stop()  # type: ignore[union-attr]
+    nxt = DualWriter(mem, archive)
+    assert nxt.recovered.read == 21
+    nxt.close()
+    assert archive.count() == 21
+    got = {a.action_id: a.reward for a in archive.read(SIM)}
+    assert got["a1-3-move"] == 9.0

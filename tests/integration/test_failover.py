@@ -31,6 +31,7 @@ from agentmem.dualwrite.failover import default_journal_path, same_action
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer, find_binary
+from agentmem.tiers.maintenance import Tiers
 
 SIM = "sim_fo"
 TYPES = ["move", "gather", "share", "attack", "defend"]
@@ -558,3 +559,60 @@ os.kill(os.getpid(), signal.SIGKILL)
         assert len(mem.actions.simulation_actions("s0")) == 100
         assert len(list(default_journal_path(archive).glob("*.journal"))) == 1  # its own
     mem.close()
+
+
+def test_an_id_another_writer_took_and_moved_to_im_meanwhile_is_renamed(
+        server: LocalServer, tmp_path: Path) -> None:
+    """As above, but the other writer's action left STM for intermediate memory before
+    the replay: the write script refuses the id (IM holds it), and the journaled action,
+    a different one, must be stored under a new id, not taken for one already there."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    server.stop()
+    mine = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
+                  reward=1.0)
+    assert w.add(mine).action_id == "a1-3-move"  # type: ignore[union-attr]
+    w.flush()
+    restart(server)
+    theirs = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
+                    reward=-5.0)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(theirs).action_id == "a1-3-move"
+        assert Tiers(other).transition("a1", ["a1-3-move"]) == ["a1-3-move"]
+    w.close()  # the replay finds a1-3-move held in IM by another action
+    stm = [(a.action_id, a.reward) for a in mem.actions.timeline("a1")]
+    im = mem.im_actions.get("a1-3-move", agent_id="a1")
+    assert im is not None
+    assert im.reward == -5.0
+    assert len(stm) == 1  # mine is in Redis, under a new id
+    assert stm[0][1] == 1.0
+    assert stm[0][0] != "a1-3-move"
+    assert [(a.action_id, a.reward) for a in archive.read(SIM)] == stm
+    mem.close()
+    archive.close()
+
+
+def test_a_lost_replys_action_that_left_for_im_is_not_stored_again(
+        server: LocalServer, tmp_path: Path) -> None:
+    """The action reached Redis (the reply was lost) and left STM for intermediate memory
+    before the replay: the replay finds the same action there and stores nothing."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    w.add(Action(agent_id="a1", simulation_id=SIM, step_number=1, action_type="move"))
+    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=0.123456789, action_target_id="r7")
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(lost).action_id == "a1-2-move"
+    server.stop()
+    assert w.add(lost).action_id == "a1-2-move"  # type: ignore[union-attr]
+    restart(server)
+    with agentmem.connect(server.url) as other:
+        assert Tiers(other).transition("a1", ["a1-2-move"]) == ["a1-2-move"]
+    w.close()
+    assert [a.action_id for a in mem.actions.timeline("a1")] == ["a1-1-move"]
+    assert mem.im_actions.get("a1-2-move", agent_id="a1") is not None
+    assert [a.action_id for a in archive.read(SIM)] == ["a1-1-move", "a1-2-move"]
+    mem.close()
+    archive.close()
