@@ -37,6 +37,7 @@ from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
+from agentmem.dualwrite.ids import held, held_in_im
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, ConfigError, InvalidInput, Unavailable, WriteError
 from agentmem.model.records import Action, IMAction, same_action
@@ -267,9 +268,9 @@ class Failover:
                 failed = exc.failed
             done.stored += len(chunk) - len(failed)
             taken = [a for pos, a in enumerate(chunk) if failed.get(pos, "").startswith("EXISTS")]
-            held = self._held(taken)
-            moved = self._held_in_im([a for a in taken
-                                      if (a.agent_id, str(a.action_id)) not in held])
+            found = held(self.memory, ((a.agent_id, str(a.action_id)) for a in taken))
+            moved = held_in_im(self.memory, (k for a in taken if (
+                k := (a.agent_id, str(a.action_id))) not in found))
             for pos, a in enumerate(chunk):
                 reason = failed.get(pos)
                 k = (a.agent_id, str(a.action_id))
@@ -278,7 +279,7 @@ class Failover:
                 elif not reason.startswith("EXISTS"):
                     done.refused[str(a.action_id)] = reason
                     done.actions.append(a)
-                elif ((h := held.get(k)) is not None and not same_action(h, a)) or (
+                elif ((h := found.get(k)) is not None and not same_action(h, a)) or (
                         h is None and (m := moved.get(k)) is not None and not same_im(m, a)):
                     done.actions.append(self._rename(a, done))  # another action holds it
                 else:
@@ -293,31 +294,6 @@ class Failover:
         self._known.clear()  # Redis knows its ids again
         self._buffered.clear()
         return done
-
-    def _held(self, actions: Sequence[Action]) -> dict[Key, Action]:
-        """What Redis holds under the ids of ``actions`` (one round trip per agent)."""
-        by_agent: dict[str, list[str]] = {}
-        for a in actions:
-            by_agent.setdefault(a.agent_id, []).append(str(a.action_id))
-        out: dict[Key, Action] = {}
-        for agent, ids in by_agent.items():
-            for got in self.memory.actions.get_many(ids, agent_id=agent):
-                if got is not None and got.action_id is not None:
-                    out[(agent, got.action_id)] = got
-        return out
-
-    def _held_in_im(self, actions: Sequence[Action]) -> dict[Key, IMAction]:
-        """What intermediate memory holds under the ids of ``actions`` (the write script
-        refuses an explicit id it holds, as one STM holds)."""
-        by_agent: dict[str, list[str]] = {}
-        for a in actions:
-            by_agent.setdefault(a.agent_id, []).append(str(a.action_id))
-        out: dict[Key, IMAction] = {}
-        for agent, ids in by_agent.items():
-            for got in self.memory.im_actions.get_many(ids, agent_id=agent):
-                if got is not None:
-                    out[(agent, str(got.action_id))] = got
-        return out
 
     def _rename(self, a: Action, done: Replay) -> Action:
         """Store ``a``, whose id another action holds in Redis, under a new id."""

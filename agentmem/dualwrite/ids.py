@@ -12,13 +12,22 @@ to the same values.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.lua.dualwrite import RETIRED_SEED
+from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call, single
+from agentmem.repository.batch import Batch
 
-__all__ = ["IDS_KEY", "seed_retired"]
+__all__ = ["IDS_KEY", "held", "held_in_im", "seed_retired"]
+
+T = TypeVar("T", Action, IMAction)
+Key = tuple[str, str]
+"""(agent_id, action_id): what Redis keeps unique."""
 
 IDS_KEY = "agentmem:ids"
 """Present once this Redis's retired marks hold what the archive knows (no TTL)."""
@@ -42,3 +51,27 @@ def seed_retired(memory: Memory, archive: Archive) -> int:
         run(Plan(tuple(calls[start:start + 1000]), every_reply))
     run(single(command("SET", IDS_KEY, "seeded"), lambda _: None))
     return len(calls)
+
+
+def held(memory: Memory, keys: Iterable[Key]) -> dict[Key, Action]:
+    """The actions short-term memory holds under the (agent id, action id) ``keys``, in
+    one round trip (one ``get_many`` per agent, batched)."""
+    return _held(memory, keys, lambda b: b.actions)
+
+
+def held_in_im(memory: Memory, keys: Iterable[Key]) -> dict[Key, IMAction]:
+    """As :func:`held`, in intermediate memory."""
+    return _held(memory, keys, lambda b: b.im_actions)
+
+
+def _held(memory: Memory, keys: Iterable[Key], repo: Callable[[Batch], Any]
+          ) -> dict[Key, Any]:
+    ids: dict[str, list[str]] = {}
+    for agent, aid in keys:
+        ids.setdefault(agent, []).append(aid)
+    if not ids:
+        return {}
+    with memory.batch() as b:
+        found = {agent: repo(b).get_many(some, agent_id=agent) for agent, some in ids.items()}
+    return {(agent, str(got.action_id)): got for agent, handle in found.items()
+            for got in handle.result() if got is not None and got.action_id is not None}

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from agentmem.dualwrite.ids import held_in_im
 from agentmem.errors import DuplicateId, InvalidInput
 from agentmem.plans.plan import command, single
 
@@ -59,17 +60,9 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
 
 
 def _not_in_im(memory: Memory, actions: list[Action]) -> list[Action]:
-    """Those of ``actions`` whose id intermediate memory does not hold (one round trip:
-    one ``get_many`` per agent, batched)."""
-    ids: dict[str, list[str]] = {}
-    for a in actions:
-        ids.setdefault(a.agent_id, []).append(str(a.action_id))
-    with memory.batch() as b:
-        found = {agent: b.im_actions.get_many(some, agent_id=agent)
-                 for agent, some in ids.items()}
-    held = {(agent, got.action_id) for agent, result in found.items()
-            for got in result.result() if got is not None}
-    return [a for a in actions if (a.agent_id, str(a.action_id)) not in held]
+    """Those of ``actions`` whose id intermediate memory does not hold (one round trip)."""
+    im = held_in_im(memory, ((a.agent_id, str(a.action_id)) for a in actions))
+    return [a for a in actions if (a.agent_id, str(a.action_id)) not in im]
 
 
 def load_from_sql(archive: Archive, memory: Memory, simulation_id: str, *,

@@ -50,7 +50,7 @@ from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
 from agentmem.dualwrite.discarding import discard
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, own_journal
 from agentmem.dualwrite.fallback import FallbackReads
-from agentmem.dualwrite.ids import seed_retired
+from agentmem.dualwrite.ids import held, seed_retired
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.outbox import DrainReport, Outbox, drain
 from agentmem.dualwrite.signals import exit_on_sigterm
@@ -335,20 +335,9 @@ class DualWriter(ArchiveSide, FallbackReads):
         kept = [a for n, a in enumerate(items) if n not in exc.failed]
         if len(kept) != len(exc.stored):
             return []
-        by_agent: dict[str, list[str]] = {}
-        for a, rid in zip(kept, exc.stored, strict=True):
-            by_agent.setdefault(a.agent_id, []).append(rid)
-        found: dict[tuple[str, str], Action] = {}
-        for agent_id, ids in by_agent.items():
-            for got in self.memory.actions.get_many(ids, agent_id=agent_id):
-                if got is not None and got.action_id is not None:
-                    found[(agent_id, got.action_id)] = got
-        out = []
-        for a, rid in zip(kept, exc.stored, strict=True):
-            got = found.get((a.agent_id, rid))
-            if got is not None:
-                out.append(got)
-        return out
+        keys = [(a.agent_id, rid) for a, rid in zip(kept, exc.stored, strict=True)]
+        found = held(self.memory, keys)
+        return [found[k] for k in keys if k in found]
 
     # -- failover -----------------------------------------------------------------------------
 

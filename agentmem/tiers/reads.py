@@ -68,6 +68,17 @@ def known(memory: Memory, agent_id: str) -> bool:
     return bool(memory.runner.run(single(command("EXISTS", *keys), int)))
 
 
+def _limited(memory: Memory, agent_id: str, keep: Callable[[Action | IMAction], bool],
+             limit: int | None, stm: Callable[[int], list[Action]]
+             ) -> list[Action | IMAction]:
+    """``keep``'s actions of both tiers, newest first: with a limit, ``stm(limit)`` (STM's
+    own bounded query for them) and IM's (:func:`_newest`), else the whole history."""
+    if limit is None:
+        return _where(memory, agent_id, keep, None)
+    n = check_limit(limit)
+    return _newest(memory, agent_id, stm(n), keep, n)
+
+
 IM_PAGE = 256
 """IM entries read per round trip while looking for a limited read's matches."""
 
@@ -107,26 +118,16 @@ def by_type(memory: Memory, agent_id: str, action_type: str, limit: int | None =
     keeps the type, the target and the reward, so these three reads span both tiers).
     With a ``limit``: STM's ``by_type`` (bounded by it), then IM newest first in pages
     until ``limit`` match (see :func:`_newest`)."""
-    def keep(a: Action | IMAction) -> bool:
-        return a.action_type == action_type
-    if limit is None:
-        return _where(memory, agent_id, keep, None)
-    n = check_limit(limit)
-    return _newest(memory, agent_id, memory.actions.by_type(agent_id, action_type, n),
-                   keep, n)
+    return _limited(memory, agent_id, lambda a: a.action_type == action_type, limit,
+                    lambda n: memory.actions.by_type(agent_id, action_type, n))
 
 
 def by_target(memory: Memory, agent_id: str, target_id: str, limit: int | None = None
               ) -> list[Action | IMAction]:
     """The agent's actions aimed at ``target_id`` in STM and IM, newest first (with a
     ``limit``, as :func:`by_type`)."""
-    def keep(a: Action | IMAction) -> bool:
-        return a.action_target_id == target_id
-    if limit is None:
-        return _where(memory, agent_id, keep, None)
-    n = check_limit(limit)
-    return _newest(memory, agent_id, memory.actions.by_target(agent_id, target_id, n),
-                   keep, n)
+    return _limited(memory, agent_id, lambda a: a.action_target_id == target_id, limit,
+                    lambda n: memory.actions.by_target(agent_id, target_id, n))
 
 
 def high_reward(memory: Memory, agent_id: str, min_reward: float, limit: int | None = None
