@@ -6,17 +6,16 @@ PostgreSQL; the thread's writes are seen through the archive they went to.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 from test_dualwrite import (  # noqa: F401 - fixtures
     SIM,
     Lock,
@@ -30,7 +29,7 @@ from test_dualwrite import (  # noqa: F401 - fixtures
     redis_url,
     wait_until,
 )
-from test_sql_archive import _pg_base
+from test_sql_archive import db_of
 
 from agentmem import Action
 from agentmem.backends.redis import Memory
@@ -72,25 +71,9 @@ class Spy:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def any_archive(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Archive]:
-    if request.param == "sqlite":
-        with open_archive(tmp_path / "archive.db") as a:
+    for where in db_of(request.param, tmp_path):  # (test_sql_archive's db fixture)
+        with open_archive(where.url) as a:
             yield a
-        return
-    base, why = _pg_base()
-    if base is None:
-        pytest.skip(why)
-    schema = f"agentmem_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        with open_archive(url.render_as_string(hide_password=False)) as a:
-            yield a
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 @pytest.mark.parametrize("durability", ["archived", "buffered"])
@@ -153,23 +136,33 @@ def test_the_buffer_stays_within_twice_buffer_size_and_one_call(
     assert sorted(archived_ids(archive)) == sorted(redis_ids(mem))  # type: ignore[type-var]
 
 
-def test_a_failed_write_of_the_thread_is_raised_by_the_next_call_and_loses_nothing(
-        mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
+@contextlib.contextmanager
+def failed_thread_write(mem: Memory, archive: Archive, db: Path  # noqa: F811
+                        ) -> Iterator[DualWriter]:
+    """A writer (20 rows per archive write, the archive thread) whose thread's first write
+    of 20 actions failed on a lock another connection holds (the archive's busy timeout
+    is 100 ms), its error kept; the block runs with the lock held, released on leaving."""
     spy = Spy(archive)
     w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
-    lock = Lock(db)  # the archive's busy timeout is 100 ms: the thread's write fails
+    lock = Lock(db)
     try:
         w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])  # due: wakes it
         assert spy.failed.wait(5)
         with w._archive_lock:  # the thread's write is over: its error is kept
             pass
+        yield w
+    finally:
+        lock.release()
+
+
+def test_a_failed_write_of_the_thread_is_raised_by_the_next_call_and_loses_nothing(
+        mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
+    with failed_thread_write(mem, archive, db) as w:
         with pytest.raises(BackendError, match="locked"):
             w.add_many([act(agent_id=f"a{k}", step=1) for k in range(5)])
         assert len(redis_ids(mem)) == 20  # the call that raised stored nothing
         assert w.pending == 20  # kept for the next write
         w.add_many([act(agent_id=f"a{k}", step=1) for k in range(5)])  # raised once
-    finally:
-        lock.release()
     w.flush()  # (the thread may have archived them first, woken by the last call)
     assert archive.count() == 25
     assert w.pending == 0
@@ -179,14 +172,8 @@ def test_a_failed_write_of_the_thread_is_raised_by_the_next_call_and_loses_nothi
 
 def test_an_error_healed_by_a_later_write_is_not_raised(
         mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
-    spy = Spy(archive)
-    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
-    lock = Lock(db)
-    try:
-        w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])
-        assert spy.failed.wait(5)
-    finally:
-        lock.release()
+    with failed_thread_write(mem, archive, db) as w:
+        pass
     assert w.flush() == 20  # everything the failed write had is archived now
     w.add_many([act(agent_id=f"a{k}", step=1) for k in range(5)])  # nothing to raise
     w.close()
@@ -299,19 +286,10 @@ def test_a_failed_write_at_the_bound_never_makes_the_drop_in_store_a_step_twice(
 def test_flush_if_needed_raises_the_threads_kept_error(
         mem: Memory, archive: Archive, db: Path) -> None:  # noqa: F811
     """A loop that calls ``flush_if_needed`` once per step learns of the thread's failure."""
-    spy = Spy(archive)
-    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
-    lock = Lock(db)  # the archive's busy timeout is 100 ms: the thread's write fails
-    try:
-        w.add_many([act(agent_id=f"a{k}", step=0) for k in range(20)])  # due: wakes it
-        assert spy.failed.wait(5)
-        with w._archive_lock:  # the thread's write is over: its error is kept
-            pass
+    with failed_thread_write(mem, archive, db) as w:
         with pytest.raises(BackendError, match="locked"):
             w.flush_if_needed()
         w.flush_if_needed()  # raised once
-    finally:
-        lock.release()
     w.close()
     assert archive.count() == 20
 

@@ -343,21 +343,33 @@ def test_a_write_whose_reply_was_lost_is_not_stored_twice(
     archive.close()
 
 
-def test_an_id_another_writer_took_meanwhile_is_renamed_everywhere(
-        server: LocalServer, tmp_path: Path) -> None:
+def journaled_then_taken(server: LocalServer, tmp_path: Path, *, retry_interval: float = 0.05,
+                         archived: bool = True, to_im: bool = False
+                         ) -> tuple[Memory, Archive, DualWriter]:
+    """A writer that journaled ``a1-3-move`` (reward 1.0) while Redis was down (and, with
+    ``archived``, archived it then); Redis is back, and another writer has taken that id
+    for another action (reward -5.0; moved to intermediate memory with ``to_im``)."""
     mem = agentmem.connect(server.url, socket_connect_timeout=1)
     archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
+    w = DualWriter(mem, archive, retry_interval=retry_interval)
     server.stop()
     mine = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
                   reward=1.0)
     assert w.add(mine).action_id == "a1-3-move"  # type: ignore[union-attr]
-    w.flush()  # archived under that id while Redis is down
+    if archived:
+        w.flush()  # archived under that id while Redis is down
     restart(server)
-    theirs = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
-                    reward=-5.0)
     with agentmem.connect(server.url) as other:
-        assert other.actions.add(theirs).action_id == "a1-3-move"
+        assert other.actions.add(mine.model_copy(update={"reward": -5.0})).action_id \
+            == "a1-3-move"
+        if to_im:
+            assert Tiers(other).transition("a1", ["a1-3-move"]) == ["a1-3-move"]
+    return mem, archive, w
+
+
+def test_an_id_another_writer_took_meanwhile_is_renamed_everywhere(
+        server: LocalServer, tmp_path: Path) -> None:
+    mem, archive, w = journaled_then_taken(server, tmp_path)
     w.close()  # the replay finds a1-3-move holding another action
     held = {a.action_id: a.reward for a in mem.actions.timeline("a1")}
     assert held == {"a1-3-move": -5.0, "a1-3-move.1": 1.0}
@@ -374,16 +386,8 @@ def test_redis_lost_again_right_after_a_replay_is_failed_over_not_raised(
     with Redis's ids)."""
     import agentmem.dualwrite.writer as writer_module
 
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.0)
-    server.stop()
-    mine = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
-                  reward=1.0)
-    assert w.add(mine).action_id == "a1-3-move"  # type: ignore[union-attr]
-    restart(server)
-    with agentmem.connect(server.url) as other:
-        other.actions.add(mine.model_copy(update={"reward": -5.0}))  # takes a1-3-move
+    mem, archive, w = journaled_then_taken(server, tmp_path, retry_interval=0.0,
+                                           archived=False)
     seed = writer_module.seed_retired
     calls: list[int] = []
 
@@ -566,20 +570,7 @@ def test_an_id_another_writer_took_and_moved_to_im_meanwhile_is_renamed(
     """As above, but the other writer's action left STM for intermediate memory before
     the replay: the write script refuses the id (IM holds it), and the journaled action,
     a different one, must be stored under a new id, not taken for one already there."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    server.stop()
-    mine = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
-                  reward=1.0)
-    assert w.add(mine).action_id == "a1-3-move"  # type: ignore[union-attr]
-    w.flush()
-    restart(server)
-    theirs = Action(agent_id="a1", simulation_id=SIM, step_number=3, action_type="move",
-                    reward=-5.0)
-    with agentmem.connect(server.url) as other:
-        assert other.actions.add(theirs).action_id == "a1-3-move"
-        assert Tiers(other).transition("a1", ["a1-3-move"]) == ["a1-3-move"]
+    mem, archive, w = journaled_then_taken(server, tmp_path, to_im=True)
     w.close()  # the replay finds a1-3-move held in IM by another action
     stm = [(a.action_id, a.reward) for a in mem.actions.timeline("a1")]
     im = mem.im_actions.get("a1-3-move", agent_id="a1")

@@ -86,7 +86,13 @@ class Db:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Db]:
-    if request.param == "sqlite":
+    yield from db_of(request.param, tmp_path)
+
+
+def db_of(kind: str, tmp_path: Path) -> Iterator[Db]:
+    """A fresh archive location of ``kind``: a SQLite file, or a PostgreSQL schema of the
+    test's own (dropped afterwards; the test is skipped without a server)."""
+    if kind == "sqlite":
         yield Db("sqlite", str(tmp_path / "archive.db"))
         return
     base, why = _pg_base()
