@@ -212,19 +212,23 @@ def sqlite_count(path: Path, simulation_id: str) -> int:
         eng.dispose()
 
 
-def run_agentfarm(fdb: ModuleType, steps: list[list[dict[str, Any]]], tmp: Path
-                  ) -> dict[str, Any]:
+def run_agentfarm(fdb: ModuleType, steps: list[list[dict[str, Any]]], tmp: Path,
+                  instrument: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """AgentFarm's own ``DataLogger`` on a fresh SQLite file; ``instrument(logger)`` is
+    called before timing (``benchmarks.agentfarm_floor`` times its bulk insert)."""
     with contextlib.redirect_stdout(sys.stderr):  # AgentFarm's log lines
-        return _run_agentfarm(fdb, steps, tmp)
+        return _run_agentfarm(fdb, steps, tmp, instrument)
 
 
-def _run_agentfarm(fdb: ModuleType, steps: list[list[dict[str, Any]]], tmp: Path
-                   ) -> dict[str, Any]:
+def _run_agentfarm(fdb: ModuleType, steps: list[list[dict[str, Any]]], tmp: Path,
+                   instrument: Callable[[Any], None] | None) -> dict[str, Any]:
     path = tmp / "agentfarm.db"
     db = fdb.SimulationDatabase(str(path), simulation_id=SIM)
     db.add_simulation_record(SIM, dt.datetime.now(dt.UTC), "running", {})
     logger = db.logger
     logger.log_agents_batch(agent_batch(SIM))
+    if instrument is not None:
+        instrument(logger)
     log, tick = logger.log_agent_action, logger.flush_if_needed
     t0, c0 = time.perf_counter(), time.process_time()
     for calls in steps:

@@ -59,8 +59,8 @@ from benchmarks.agentfarm import (
     load_agentfarm,
     make_steps,
     server_cpu,
-    sqlite_count,
 )
+from benchmarks.agentfarm import run_agentfarm as af_run
 
 Steps = list[list[dict[str, Any]]]
 
@@ -85,26 +85,15 @@ class Clock:
 
 def run_agentfarm(fdb: Any, steps: Steps, tmp: Path, admin: redis.Redis,
                   mem: Any) -> dict[str, float]:
-    path = tmp / "agentfarm.db"
-    db = fdb.SimulationDatabase(str(path), simulation_id=SIM)
-    import datetime as dt
-    db.add_simulation_record(SIM, dt.datetime.now(dt.UTC), "running", {})
-    logger = db.logger
-    logger.log_agents_batch(agent_batch(SIM))
     clock = Clock()
-    logger.flush_action_buffer = clock.wrap("insert", logger.flush_action_buffer)
-    log, tick = logger.log_agent_action, logger.flush_if_needed
-    t0, c0 = time.perf_counter(), time.process_time()
-    for calls in steps:
-        for kw in calls:
-            log(**kw)
-        tick()
-    logger.flush_all_buffers()
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    db.close()
-    n = sum(map(len, steps))
-    assert sqlite_count(path, SIM) == n
-    return {"wall": wall, "cpu": cpu, "af_insert": clock.wall.get("insert", 0.0)}
+
+    def instrument(logger: Any) -> None:
+        logger.flush_action_buffer = clock.wrap("insert", logger.flush_action_buffer)
+
+    res = af_run(fdb, steps, tmp, instrument)
+    assert res["archive_rows"] == res["n"]
+    return {"wall": res["seconds"], "cpu": res["client_cpu_s"],
+            "af_insert": clock.wall.get("insert", 0.0)}
 
 
 def _logger(mem: Any, tmp: Path, name: str) -> tuple[AgentFarmLogger, Any]:
@@ -121,7 +110,7 @@ def run_buffered(steps: Steps, tmp: Path, admin: redis.Redis, mem: Any) -> dict[
     clock = Clock()
     writer = logger.writer
     # the archive transaction inside the writer's flush, timed apart from the Redis write
-    writer._write_locked = clock.wrap("archive", writer._write_locked)  # type: ignore
+    writer._archive_write = clock.wrap("archive", writer._archive_write)  # type: ignore
     log = clock.wrap("log", logger.log_agent_action)
     tick = clock.wrap("flush", logger.flush_if_needed)
     close = clock.wrap("flush", logger.close)
