@@ -8,6 +8,10 @@ given before. So a dual writer that opens a Redis without the marker key
 the archive holds, and each agent's ``.r`` counter to the highest suffix archived,
 then sets the marker. Seeding twice, or by two writers at once, only raises marks
 to the same values.
+
+:func:`held` and :func:`held_in_im` tell which of a list of (agent, id) pairs short-term
+or intermediate memory holds, in one round trip: the replay of a journal, a partly
+refused write and ``load_from_sql`` ask it.
 """
 
 from __future__ import annotations
