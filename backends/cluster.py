@@ -461,9 +461,10 @@ def connect_cluster(
     """
     url_or_nodes, s, options = options_of(url_or_nodes, options, settings,
                                           base={"layout_version": 2})
-    if s.layout_version != 2:
+    if s.layout_version < 2:
         raise ConfigError(
-            f"a Redis Cluster needs key layout 2, got layout_version={s.layout_version!r}: in "
+            f"a Redis Cluster needs key layout 2 or 3 (hash tags), got "
+            f"layout_version={s.layout_version!r}: in "
             "layout 1 an agent's keys have no hash tag and spread over slots, so one "
             "record's write cannot be atomic (migrate with `agentmem migrate upgrade`)")
     opts = check_settings(s)

@@ -303,11 +303,13 @@ def _immutable(value: Any) -> bool:
     return isinstance(value, tuple) and all(_immutable(v) for v in value)
 
 
-def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap]
+def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap],
+                     wire: Callable[[str], str]
                      ) -> Callable[[Mapping[bytes, bytes]], tuple[dict[str, Any], set[str]]]:
     """Generate straight-line code that turns an ``HGETALL`` mapping into field values.
 
-    Returns every field (absent ones at their default) and the names present.
+    Returns every field (absent ones at their default) and the names present;
+    ``wire`` gives the hash field a storage name is read from.
     """
     env: dict[str, Any] = {"_json": _dec_json_fast, "_factories": {}}
     lines = ["def decode(raw):", "    get = raw.get", "    d = {}", "    present = set()"]
@@ -325,7 +327,7 @@ def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap]
             default = (f"_factories[{f.name!r}].get_default(call_default_factory=True, "
                        "validated_data=d)")
         if f.split:
-            parts = [f"get({s.encode()!r})" for s in f.storage]
+            parts = [f"get({wire(s).encode()!r})" for s in f.storage]
             lines.append(f"    p = ({', '.join(parts)},)")
             lines.append("    if None in p:")
             lines.append(f"        d[{f.name!r}] = {default}")
@@ -333,7 +335,7 @@ def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap]
             lines.append(f"        d[{f.name!r}] = tuple([dec{n}(x) for x in p])")
             lines.append(f"        present.add({f.name!r})")
         else:
-            lines.append(f"    v = get({f.storage[0].encode()!r})")
+            lines.append(f"    v = get({wire(f.storage[0]).encode()!r})")
             lines.append("    if v is None:")
             lines.append(f"        d[{f.name!r}] = {default}")
             lines.append("    else:")
@@ -357,9 +359,16 @@ def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap]
 
 
 class Codec(Generic[M]):
-    """The compiled mapping between one model class and its hash fields."""
+    """The compiled mapping between one model class and its hash fields.
 
-    def __init__(self, model: type[M]) -> None:
+    Every part of agentmem names a field by its *storage name* (the model field's
+    name, or its :class:`~agentmem.model.fields.StoredAs` / ``Split`` names): key
+    patterns, index declarations, plans. ``hash_names`` (a mapping of storage names)
+    changes only the name of the hash field each is kept under on the server, as a
+    layout's compact form does (``docs/layouts.md``); :meth:`wire` translates.
+    """
+
+    def __init__(self, model: type[M], hash_names: Mapping[str, str] | None = None) -> None:
         self.model = model
         self.fields = tuple(
             _field_map(name, info.annotation, info.metadata)
@@ -370,13 +379,23 @@ class Codec(Generic[M]):
         if dupes:
             raise SchemaError(f"{model.__name__}: hash field names used twice: {sorted(dupes)}")
         self.storage_names: tuple[str, ...] = tuple(storage)
+        renames = dict(hash_names or {})
+        unknown = sorted(set(renames) - set(storage))
+        if unknown:
+            raise SchemaError(f"{model.__name__}: hash_names renames unknown fields {unknown}")
+        self._wire = {s: renames.get(s, s) for s in storage}
+        self.hash_names: tuple[str, ...] = tuple(self._wire[s] for s in storage)
+        """The hash field of each storage name (the same names unless renamed)."""
+        if len(set(self.hash_names)) != len(storage):
+            raise SchemaError(f"{model.__name__}: hash_names gives two fields one name")
+        self._storage_of = {w: s for s, w in self._wire.items()}
         stamps = [f for f in self.fields if f.write_time]
         if len(stamps) > 1:
             raise SchemaError(f"{model.__name__}: at most one WriteTime() field")
         self.write_time_field: FieldMap | None = stamps[0] if stamps else None
         self._by_storage = {s: f for f in self.fields for s in f.storage}
         self._encode = _compile_encoder(self.fields)
-        self._decode = _compile_decoder(model, self.fields)
+        self._decode = _compile_decoder(model, self.fields, self.wire)
         # pydantic's own model_construct does what build() does, plus private
         # attributes, extra fields and model_post_init; without those, build() is
         # the same and five times faster
@@ -384,6 +403,25 @@ class Codec(Generic[M]):
                           or model.model_config.get("extra") == "allow")
         self._required = frozenset(
             name for name, info in model.model_fields.items() if info.is_required())
+
+    @property
+    def renamed(self) -> bool:
+        """Whether any field is kept under a hash field name other than its storage name."""
+        return self.hash_names != self.storage_names
+
+    def wire(self, storage_name: str) -> str:
+        """The hash field ``storage_name`` is kept under (itself unless renamed)."""
+        try:
+            return self._wire[storage_name]
+        except KeyError:
+            raise SchemaError(
+                f"{self.model.__name__} has no hash field {storage_name!r}; "
+                f"it has {list(self.storage_names)}"
+            ) from None
+
+    def storage_of(self, hash_name: str) -> str | None:
+        """The storage name kept under hash field ``hash_name`` (``None``: no field)."""
+        return self._storage_of.get(hash_name)
 
     def field_for(self, storage_name: str) -> FieldMap:
         """The model field that stores ``storage_name``."""

@@ -268,7 +268,8 @@ class RecordSpec(Generic[M]):
         return declare(
             self.model, key=self.key.pattern, id=self.id, id_template=self.id_template,
             ttl=self.ttl if ttl == "keep" else ttl, indexes=indexes, unique_in=self.unique_in,
-            retired=self.retired,
+            retired=self.retired, hash_names=dict(zip(self.codec.storage_names,
+                                                      self.codec.hash_names, strict=True)),
         )
 
 
@@ -282,6 +283,7 @@ def declare(
     indexes: Iterable[Index] = (),
     unique_in: str | None = None,
     retired: Retired | None = None,
+    hash_names: Mapping[str, str] | None = None,
 ) -> RecordSpec[M]:
     """Declare how ``model`` is stored: its key pattern, id field, TTL and indices.
 
@@ -292,9 +294,11 @@ def declare(
     sorted index whose members are checked too, so an id whose record expired
     but is still indexed is not reused. ``retired`` (:class:`Retired`) keeps generated
     ids from being given again after their records left memory. ``ttl`` is in seconds
-    (``None``: no expiry).
+    (``None``: no expiry). ``hash_names`` keeps some fields under other hash field
+    names (storage name -> hash field); everything else still names them by their
+    storage names (a compact layout, ``docs/layouts.md``).
     """
-    codec = Codec(model)
+    codec = Codec(model, hash_names)
     names = set(codec.storage_names)
     template = Template.parse(key)
     if id not in names:

@@ -39,9 +39,13 @@ M = TypeVar("M", bound=BaseModel)
 __all__ = ["fixed_args", "fixed_fields", "new_entries", "record_key", "section", "unindex_body"]
 
 
-def _parts(pattern: str) -> list[Arg]:
+def _parts(pattern: str, spec: RecordSpec[Any]) -> list[Arg]:
+    """A key template as the scripts render it from a stored hash: its fields under
+    their hash field names (``codec.wire``)."""
     parts = Template.parse(pattern).parts
-    return [len(parts), *(kind + value for kind, value in parts)]
+    wire = spec.codec.wire
+    return [len(parts), *(kind + (wire(value) if kind == "F" else value)
+                          for kind, value in parts)]
 
 
 def _witness(ix: Index, spec: RecordSpec[Any]) -> list[Arg]:
@@ -57,25 +61,27 @@ def _witness(ix: Index, spec: RecordSpec[Any]) -> list[Arg]:
         if isinstance(other, SetIndex) and other.member == ID:
             fields = set(Template.parse(other.key).fields)
             if member in fields and fields <= allowed:
-                return _parts(other.key)
+                return _parts(other.key, spec)
     return [0]
 
 
 def unindex_body(spec: RecordSpec[Any]) -> list[Arg]:
     """The declaration's part of a section of the delete and update scripts: its
     indices (kind, member, key template, witness) and its retired marks."""
+    wire = spec.codec.wire
     out: list[Arg] = [len(spec.indexes)]
     for ix in spec.indexes:
         if isinstance(ix, CounterIndex):
-            kind, member = "h", ix.field
+            kind, member = "h", wire(ix.field)
         else:
             kind = "s" if isinstance(ix, SetIndex) else "l" if isinstance(ix, ListIndex) else "z"
-            member = "" if ix.member == ID else ix.member
-        out += (kind, member, *_parts(ix.key), *_witness(ix, spec))
+            member = "" if ix.member == ID else wire(ix.member)
+        out += (kind, member, *_parts(ix.key, spec), *_witness(ix, spec))
     if spec.retired is None:
         out.append(0)
     else:
-        out += (*_parts(spec.retired.key), spec.retired.scope, spec.retired.order)
+        out += (*_parts(spec.retired.key, spec), wire(spec.retired.scope),
+                wire(spec.retired.order))
     return out
 
 
@@ -125,7 +131,8 @@ def fixed_args(writer: WritePlanner[M], vals: Sequence[Arg | None]) -> list[Arg]
         v = vals[writer.names.index(name)]
         if isinstance(v, bytes):
             raise InvalidInput(f"{name} is fixed and must be text or a number")
-        out += (name, "0", "") if v is None else (name, "1", v)
+        field = writer.spec.codec.wire(name)
+        out += (field, "0", "") if v is None else (field, "1", v)
     return out
 
 

@@ -42,7 +42,7 @@ from agentmem.model.schema import (
 )
 
 CURRENT_VERSION = 1
-SUPPORTED_VERSIONS = (1, 2)
+SUPPORTED_VERSIONS = (1, 2, 3)
 
 LAYOUT_KEY = "agentmem:layout"
 """The key where a server records the layout version of its data (``"1"``, ``"2"``).
@@ -104,7 +104,24 @@ _V2 = {
     "retired": "agent:{{{agent_id}}}:retired",
 }
 
-_PATTERNS = {1: _V1, 2: _V2}
+# Version 3: version 2's keys; the hashes' fields under short names (COMPACT_FIELDS).
+_PATTERNS = {1: _V1, 2: _V2, 3: _V2}
+
+COMPACT_FIELDS = {
+    "action_id": "i", "agent_id": "a", "simulation_id": "s", "step_number": "n",
+    "action_type": "t", "action_target_id": "g", "state_before_id": "sb",
+    "state_after_id": "sa", "resources_before": "rb", "resources_after": "ra",
+    "reward": "r", "details": "d", "position_x": "x", "position_y": "y",
+    "embedding": "e", "module_type": "mt", "module_id": "mi", "stored_at": "w",
+    "importance": "m",
+}
+"""Layout 3's hash field of each field of Action and IMAction (``docs/layouts.md``)."""
+
+
+def compact_names(version: int) -> dict[str, str] | None:
+    """The hash field names of a layout's action and IM hashes (``None``: the fields'
+    own names, layouts 1 and 2)."""
+    return dict(COMPACT_FIELDS) if version >= 3 else None
 
 _TYPES = {
     "action": "hash", "timeline": "zset", "relative_index": "zset", "types": "set",
@@ -344,7 +361,9 @@ def check_part(name: str, value: object) -> None:
             raise InvalidId(str(exc)) from None
 
 
-def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:
+def _action_spec(p: dict[str, str], relative_size: int,
+                 names: dict[str, str] | None = None) -> RecordSpec[Action]:
+    names = {k: v for k, v in (names or {}).items() if k != "importance"}
     return declare(
         Action,
         key=p["action"],
@@ -370,16 +389,22 @@ def _action_spec(p: dict[str, str], relative_size: int) -> RecordSpec[Action]:
             GridIndex("sim_grid", p["sim_grid"], x="position_x", y="position_y",
                       cell=DEFAULT_GRID_CELL),
         ],
+        hash_names=names,
     )
 
 
-def _im_spec(p: dict[str, str]) -> RecordSpec[IMAction]:
+IM_FIELDS = ("action_id", "agent_id", "simulation_id", "step_number", "action_type", "reward",
+             "importance", "action_target_id")
+
+
+def _im_spec(p: dict[str, str], names: dict[str, str] | None = None) -> RecordSpec[IMAction]:
     return declare(
         IMAction,
         key=p["im_action"],
         id="action_id",
         ttl=DEFAULT_IM_TTL,
         indexes=[SortedIndex("im_timeline", p["im_timeline"], score="step_number")],
+        hash_names={k: v for k, v in (names or {}).items() if k in IM_FIELDS},
     )
 
 
@@ -392,8 +417,10 @@ def layout(version: int = CURRENT_VERSION) -> Layout:
             f"it knows {list(SUPPORTED_VERSIONS)}"
         )
     patterns = dict(_PATTERNS[version])
-    return Layout(version, patterns, _action_spec(patterns, DEFAULT_RELATIVE_INDEX_SIZE),
-                  _im_spec(patterns))
+    names = compact_names(version)
+    return Layout(version, patterns,
+                  _action_spec(patterns, DEFAULT_RELATIVE_INDEX_SIZE, names),
+                  _im_spec(patterns, names))
 
 
 def key_table(version: int = CURRENT_VERSION) -> list[KeyFamily]:

@@ -89,6 +89,10 @@ class WritePlanner(Generic[M]):
         self.id_pos = names.index(spec.id)
         stamp = codec.write_time_field
         self.stamp_name = stamp.storage[0] if stamp else ""
+        self.id_field = codec.wire(spec.id)
+        """The hash field of the id (the storage name unless the layout renames it)."""
+        self.stamp_field = codec.wire(self.stamp_name) if stamp else ""
+        """The hash field of the write time ('': none)."""
         skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
         self.hash_pos = [i for i in range(len(names)) if i not in skip]
         self.key_pos = [i for i, n in enumerate(names) if n in spec.key_fields and i != self.id_pos]
@@ -156,7 +160,8 @@ class WritePlanner(Generic[M]):
         if cluster:
             self.indexes, self.remote = split_slots(spec, self.indexes)
             self._emit_remote = _compile_emit([], self.remote, exact, texts)
-        self._emit = _compile_emit([(i, names[i]) for i in self.hash_pos], self.indexes,
+        self._emit = _compile_emit([(i, codec.wire(names[i])) for i in self.hash_pos],
+                                   self.indexes,
                                    exact, texts)
         # the values the record key's prefix and suffix and the probe key are made
         # of: records with equal values (str and int fields) share them
@@ -198,7 +203,7 @@ class WritePlanner(Generic[M]):
             by_tag.setdefault(key[start:key.index("}", start)], {})[key] = flat
         calls = []
         for part in by_tag.values():
-            argv: list[Arg] = [0, "0", self.spec.id, "", 0, 0]
+            argv: list[Arg] = [0, "0", self.id_field, "", 0, 0]
             _append_groups(argv, part, meta)
             calls.append(script_call(WRITE, [pack(argv)], route=next(iter(part))))
         return calls
@@ -426,8 +431,8 @@ class WritePlanner(Generic[M]):
                     ro = text(ro)
             items.append((vals, rid, (rec.mode, base, rid, sno, rs, ro)))
         self._emit(items, recargs, groups, meta, counters, zmembers)
-        argv: list[Arg] = [len(records), str(self.spec.ttl or 0), self.spec.id,
-                           self.stamp_name, len(scopes)]
+        argv: list[Arg] = [len(records), str(self.spec.ttl or 0), self.id_field,
+                           self.stamp_field, len(scopes)]
         for skey in scopes:
             argv += skey
         argv += recargs

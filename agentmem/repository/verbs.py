@@ -111,8 +111,8 @@ class RecordVerbs(Generic[M]):
         key = record_key(self.writer, vals, rid)
         hash_args, groups = new_entries(self.writer, vals, rid,
                                         local_only=self._remote_follows)
-        argv: list[Arg] = [*section(self._unindex(), key, rid), self.writer.names[
-            self.writer.id_pos], self.writer.stamp_name, *fixed_args(self.writer, vals),
+        argv: list[Arg] = [*section(self._unindex(), key, rid), self.writer.id_field,
+            self.writer.stamp_field, *fixed_args(self.writer, vals),
             len(hash_args), *hash_args, *groups]
         codec = self.spec.codec
         stamp = codec.write_time_field
