@@ -20,13 +20,15 @@ local function sim_agents(id, step)
 end
 
 -- Whether a hash (HGETALL's flat reply) is an action of simulation sim: its
--- simulation_id field equals sim ('': any simulation). An id of a simulation's index
--- may have been given again, after its action left memory, to an action of another
--- simulation: that hash is not this simulation's action.
-local function of_sim(h, sim)
+-- simulation id field (sf: the layout's name for it, 'simulation_id' when nil) equals
+-- sim ('': any simulation). An id of a simulation's index may have been given again,
+-- after its action left memory, to an action of another simulation: that hash is not
+-- this simulation's action.
+local function of_sim(h, sim, sf)
   if sim == '' then return true end
+  sf = sf or 'simulation_id'
   for i = 1, #h, 2 do
-    if h[i] == 'simulation_id' then return h[i + 1] == sim end
+    if h[i] == sf then return h[i + 1] == sim end
   end
   return false
 end
