@@ -1,0 +1,106 @@
+"""Layout version 3 (compact hashes) on one real server.
+
+Layout 3 has layout 2's keys; the action and IM hashes keep their fields under short
+names (``keyspace.COMPACT_FIELDS``). The scenario of ``test_layout2`` (writes, every
+query, history, tier transitions, pins, check and repair) runs on layout 2 and on
+layout 3: every result must be equal, and every key of the layout-3 run must be the
+layout-2 key of the same type and content, its hash fields renamed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from _support import act
+from test_layout2 import LAYOUT_KEY, _no_time, content, scenario
+
+import agentmem
+from agentmem.integrity import check, repair
+from agentmem.plans import keyspace
+
+SHORT = {k.encode(): v.encode() for k, v in keyspace.COMPACT_FIELDS.items()}
+
+
+@pytest.fixture
+def runs(server: Any, r: redis.Redis, tmp_path: Path
+         ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    results, contents = [], []
+    for version in (2, 3):
+        r.flushdb()
+        with agentmem.connect(server.url, layout_version=version) as mem:
+            results.append(scenario(mem, tmp_path))
+        assert r.get(LAYOUT_KEY) == str(version).encode()
+        contents.append(content(r))
+    return results[0], results[1], contents[0], contents[1]
+
+
+def compacted(c2: dict[str, Any]) -> dict[str, Any]:
+    """Layout-2 content with the action and IM hashes' fields renamed as layout 3 keeps them."""
+    lay = keyspace.layout(2)
+    out = {}
+    for key, (t, value, ttl) in c2.items():
+        family = lay.parse(key)[0]  # type: ignore[index]
+        if family in ("action", "im_action"):
+            value = {SHORT[k]: v for k, v in value.items()}
+        out[key] = (t, value, ttl)
+    return out
+
+
+def test_every_operation_gives_the_same_results_on_layout_3(runs) -> None:
+    res2, res3, _, _ = runs
+    assert res2.keys() == res3.keys()
+    for name in res2:
+        assert _no_time(res3[name]) == _no_time(res2[name]), name
+    assert res3["history"]
+    assert res3["transition"] == ["a1-3-eat", "a1-4-share"]
+
+
+def test_layout_3_keys_are_layout_2_keys_with_short_hash_fields(runs) -> None:
+    _, _, c2, c3 = runs
+    assert compacted(c2) == c3
+    lay = keyspace.layout(3)
+    hashes = [v for k, (t, v, _) in c3.items() if lay.parse(k)[0] == "action"]  # type: ignore[index]
+    assert hashes and all(set(h) <= set(SHORT.values()) for h in hashes)
+    assert {b"i", b"a", b"s", b"n", b"t"} <= set(hashes[0])
+
+
+def test_a_layout_3_hash_takes_less_memory(server: Any, r: redis.Redis) -> None:
+    used = {}
+    for version in (2, 3):
+        r.flushdb()
+        with agentmem.connect(server.url, layout_version=version) as mem:
+            mem.actions.add(act("a1", 1, "move", sim="s1", reward=0.5, position=(1.0, 2.0),
+                                details={"k": 1}))
+        used[version] = r.memory_usage("agent:{a1}:action:a1-1-move", samples=0)
+    assert used[3] < used[2]
+
+
+def test_integrity_repair_on_layout_3(server: Any, r: redis.Redis) -> None:
+    with agentmem.connect(server.url, layout_version=3) as mem:
+        mem.actions.add_many([act("a1", s, "move", sim="s1", reward=0.5) for s in range(5)])
+        r.delete("agent:{a1}:action:a1-2-move")          # orphans in every index
+        r.zrem("agent:{a1}:action:timeline", "a1-3-move")  # a missing entry
+        r.hset("simulation:{s1}:actions:by_type", "move", 9)  # a wrong counter
+        found = check(mem)
+        assert found.orphans.get("timeline") == 1
+        assert found.orphans.get("sim_actions") == 1
+        assert found.missing == {"timeline": 1}
+        assert found.counters == {"sim_by_type": 1}
+        fixed = repair(mem)
+        assert fixed.total == found.total
+        assert check(mem).clean
+        assert mem.actions.type_counts("s1") == {"move": 4}
+        assert [x.step_number for x in mem.actions.timeline("a1")] == [0, 1, 3, 4]
+
+
+def test_layout_2_data_and_a_layout_3_client(server: Any, r: redis.Redis) -> None:
+    with agentmem.connect(server.url, layout_version=2) as mem:
+        mem.actions.add(act())
+    before = content(r)
+    with agentmem.connect(server.url, layout_version=3) as mem3, \
+            pytest.raises(agentmem.LayoutError, match="records layout version 2"):
+        mem3.actions.add(act(step=2))
+    assert content(r) == before
