@@ -46,7 +46,8 @@ def _report(report: layouts.MigrationReport, as_json: bool) -> None:
 def upgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: bool) -> None:
     """Apply the key-layout revisions up to REVISION (default: head).
 
-    A revision left unfinished by a stopped run is finished first.
+    head stops before the opt-in revision 0004 (layout 3, compact hashes): name it to
+    apply it. A revision left unfinished by a stopped run is finished first.
     """
     with output.phased_progress() as progress:
         rep = layouts.upgrade(stores.url(), revision, dry_run=dry_run, batch=batch,
@@ -90,11 +91,11 @@ def current(stores: Stores, as_json: bool) -> None:
 def history(as_json: bool) -> None:
     """Every key-layout revision, base first."""
     rows = [{"revision": r.revision, "down_revision": r.down_revision, "layout": r.layout,
-             "description": r.description} for r in layouts.history()]
+             "opt_in": r.opt_in, "description": r.description} for r in layouts.history()]
     if as_json:
         output.json_lines(rows)
     else:
-        output.table(rows, ["revision", "down_revision", "layout", "description"])
+        output.table(rows, ["revision", "down_revision", "layout", "opt_in", "description"])
 
 
 def _archive(stores: Stores) -> str:

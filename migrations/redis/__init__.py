@@ -84,6 +84,9 @@ class Revision:
     layout: int
     """The layout version of the data once this revision is applied."""
     module: ModuleType = field(repr=False, compare=False)
+    opt_in: bool = False
+    """Applied only when named as the target (or a later one is): ``head`` stops before
+    it (revision ``0004``, the compact layout 3)."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ def _load() -> list[Revision]:
     for info in pkgutil.iter_modules(versions.__path__):
         module = importlib.import_module(f"{versions.__name__}.{info.name}")
         rev = Revision(module.revision, module.down_revision, module.description,
-                       module.layout, module)
+                       module.layout, module, bool(getattr(module, "opt_in", False)))
         if rev.down_revision in found:
             raise MigrationError(f"revisions {found[rev.down_revision].revision} and "
                                  f"{rev.revision} both follow {rev.down_revision}")
@@ -284,8 +287,8 @@ def history() -> list[Revision]:
 
 def _index(revision: str) -> int:
     chain = history()
-    if revision in ("head", "heads"):
-        return len(chain) - 1
+    if revision in ("head", "heads"):  # the last revision before any opt-in one
+        return next((i - 1 for i, rev in enumerate(chain) if rev.opt_in), len(chain) - 1)
     if revision == "base":
         return 0
     for i, rev in enumerate(chain):
@@ -370,6 +373,8 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
         state = _read(runner)
         now = _index(state.revision)
         goal = _index(target)
+        if direction == "upgrade" and target in ("head", "heads"):
+            goal = max(goal, now)  # data past head (an opt-in revision) is up to date
         report = MigrationReport(direction, state.revision, chain[goal].revision, dry_run)
         todo: list[tuple[Revision, dict[str, str] | None]] = []
         progress = state.in_progress
@@ -382,6 +387,9 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
                     "finish it first")
             todo.append((chain[running], progress))
             now = running if direction == "upgrade" else running - 1
+            if direction == "upgrade" and target in ("head", "heads"):
+                goal = max(goal, now)  # an opt-in revision left unfinished: finish it
+                report.target = chain[goal].revision
         if direction == "upgrade":
             if goal < now:
                 raise MigrationError(f"target {chain[goal].revision} is below the current "

@@ -346,3 +346,108 @@ def test_a_migration_refuses_while_outboxes_list_unarchived_actions(
         assert drain(mem, archive, include_live=True).missing == []
         assert archive.count("s1") == 8
     assert mig.downgrade(server.url, "base").revisions == ["0002"]
+
+
+# -- revision 0004: layout 3, the compact hashes (opt-in) ----------------------------
+
+SHORT = {k.encode(): v.encode() for k, v in keyspace.COMPACT_FIELDS.items()}
+
+
+def _compact(snap: dict[str, Any]) -> dict[str, Any]:
+    """A layout-2 snapshot with the action and IM hashes' fields renamed as layout 3 has them."""
+    lay = keyspace.layout(2)
+    out = {}
+    for key, (t, value) in snap.items():
+        found = lay.parse(key)
+        if found and found[0] in ("action", "im_action"):
+            value = {SHORT.get(k, k): v for k, v in value.items()}
+        out[key] = (t, value)
+    return out
+
+
+def test_head_stops_before_the_opt_in_compact_revision(server: Any, r: redis.Redis) -> None:
+    populate(server.url, r, agents=2, steps=4)
+    assert mig.upgrade(server.url).revisions == ["0002", "0003"]
+    assert r.get(LAYOUT_KEY) == b"2"
+    assert [rev.revision for rev in mig.history()][-1] == "0004"
+    assert mig.history()[-1].opt_in
+    assert mig.upgrade(server.url, "0004", dry_run=True).counts["0004"]["to_rename"] == 2 * 4 + 3 + 2
+    assert mig.current(server.url) == "0003"
+
+
+def test_compact_revision_renames_fields_keeps_ttls_and_reads(server: Any, r: redis.Redis
+                                                               ) -> None:
+    populate(server.url, r, agents=3, steps=10)
+    mig.upgrade(server.url)
+    with agentmem.connect(server.url, layout_version=2) as mem:
+        read2 = {a: mem.actions.timeline(a) for a in ("a0", "a1", "a2", "sp")}
+        im2 = mem.im_actions.get("a0-99-move", agent_id="a0")
+        near2 = mem.actions.near("a1", 1.0, -2.0, 5.0)
+    before, before_ttl = snapshot(r), ttls(r)
+    report = mig.upgrade(server.url, "0004", batch=7)
+    assert report.revisions == ["0004"]
+    counts = report.counts["0004"]
+    assert counts["hashes.action"] == 3 * 10 + 3  # agentmem's and the specification's
+    assert counts["hashes.im_action"] == 2
+    assert counts["renamed"] == counts["hashes.action"] + counts["hashes.im_action"]
+    assert snapshot(r) == _compact(before)
+    after_ttl = ttls(r)
+    assert after_ttl.keys() == before_ttl.keys()
+    for key, ttl in before_ttl.items():  # kept: no hash lost or gained its expiry
+        assert (after_ttl[key] > 0) == (ttl > 0), key
+    assert r.get(LAYOUT_KEY) == b"3"
+    assert mig.current(server.url) == "0004"
+    assert mig.upgrade(server.url).revisions == []  # past head: nothing to do
+    with agentmem.connect(server.url, layout_version=2) as mem, \
+            pytest.raises(LayoutError, match="records layout version 3"):
+        mem.actions.recent("a0")
+    with agentmem.connect(server.url, layout_version=3) as mem:
+        assert {a: mem.actions.timeline(a) for a in read2} == read2
+        assert mem.im_actions.get("a0-99-move", agent_id="a0") == im2
+        assert mem.actions.near("a1", 1.0, -2.0, 5.0) == near2
+        mem.actions.add(act("a0", 50, "move", sim="s0"))
+    report = mig.downgrade(server.url, "0003", batch=7)
+    assert report.revisions == ["0004"]
+    back = snapshot(r)
+    new_key = "agent:{a0}:action:a0-50-move"
+    assert back.pop(new_key)[1][b"action_id"] == b"a0-50-move"  # written on layout 3
+    assert {k: v for k, v in back.items() if k in before} == before
+    assert r.get(LAYOUT_KEY) == b"2"
+    with agentmem.connect(server.url, layout_version=2) as mem:
+        assert mem.actions.timeline("a1") == read2["a1"]
+
+
+def test_a_killed_compact_revision_resumes(server: Any, r: redis.Redis) -> None:
+    populate(server.url, r, agents=6, steps=30)
+    mig.upgrade(server.url)
+    before = snapshot(r)
+    env = {**os.environ, mig.PAUSE_ENV: "0.05"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agentmem.cli", "--redis-url", server.url, "migrate",
+         "upgrade", "0004", "--batch", "5"], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # kill it once it has renamed some hashes, not all
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline
+            progress = r.hgetall(mig.PROGRESS_KEY)
+            if progress.get(b"phase") == b"rename" and int(progress.get(b"n:renamed", 0)) > 10:
+                break
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert r.get(LAYOUT_KEY) == b"2>3"
+    with agentmem.connect(server.url, layout_version=3) as mem, \
+            pytest.raises(LayoutError, match="in progress"):
+        mem.actions.recent("a0")
+    report = mig.upgrade(server.url)  # head finishes the unfinished opt-in revision
+    assert report.revisions == ["0004"]
+    assert snapshot(r) == _compact(before)
+    assert report.counts["0004"]["renamed"] == report.counts["0004"]["hashes.action"] + \
+        report.counts["0004"]["hashes.im_action"]
+    assert r.get(LAYOUT_KEY) == b"3"
