@@ -2,6 +2,7 @@
 
     python -m benchmarks.memory                       # Redis and Valkey, private servers
     python -m benchmarks.memory --server valkey --listpack 128 256
+    python -m benchmarks.memory --server both --listpack 256 --layouts
 
 Not part of the test suite. For each server kind and each ``zset-max-listpack-entries``
 value, on a private server of its own:
@@ -12,11 +13,11 @@ value, on a private server of its own:
 2. with ``--families``: the same actions written into a store with ``grids=False``,
    then ``MEMORY USAGE`` of every key, summed per key family (ids replaced by ``*``),
    bytes per action, beside the ``used_memory`` delta;
-3. with ``--short-names``: what a compact layout would store (issue 19 item 4; no
-   such layout exists): the same ``grids=False`` store, then every action hash
-   rewritten in place (its TTL kept) with one- or two-letter field names, and again
-   also without the two fields its key already holds (``agent_id``, ``action_id``);
-   the ``used_memory`` delta per action of each, from the same empty database.
+3. with ``--layouts``: STM and IM bytes per action (as in 1, ``grids=False``) for
+   stores of layout 1, 2 and 3 (layout 3 keeps the hashes' fields under one- or
+   two-letter names, ``docs/layouts.md``), and layout 3's hashes also without the two
+   fields their key already holds (``agent_id``, ``action_id``: no layout drops them;
+   measured by deleting them after the write).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import redis
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import agentmem
+from agentmem.plans import keyspace
 from agentmem.servers.local import LocalServer, find_binary
 from benchmarks.bench import make_actions
 from benchmarks.tiers import per_action
@@ -39,13 +41,13 @@ from benchmarks.tiers import per_action
 _ID = re.compile(r"[^:{}]*\d[^:{}]*")
 
 
-def _written(url: str, agents: int, per_agent: int) -> tuple[redis.Redis, agentmem.Memory,
-                                                               int, int]:
+def _written(url: str, agents: int, per_agent: int, layout_version: int = 1
+             ) -> tuple[redis.Redis, agentmem.Memory, int, int]:
     """An emptied server, the actions written by ``add_many`` of a ``grids=False`` store:
     the connection, the store, the number of actions, ``used_memory`` before them."""
     r = redis.Redis.from_url(url)
     r.flushall()
-    mem = agentmem.connect(url, grids=False)
+    mem = agentmem.connect(url, grids=False, layout_version=layout_version)
     actions = [agentmem.Action(**d) for d in make_actions(agents, per_agent, 7)]
     base = int(r.info("memory")["used_memory"])
     mem.actions.add_many(actions)
@@ -66,39 +68,25 @@ def families(url: str, agents: int, per_agent: int) -> tuple[float, dict[str, fl
     return used, {f: b / n for f, b in sizes.most_common()}
 
 
-SHORT = {"action_id": "i", "agent_id": "a", "simulation_id": "s", "step_number": "n",
-         "action_type": "t", "action_target_id": "g", "state_before_id": "sb",
-         "state_after_id": "sa", "resources_before": "rb", "resources_after": "ra",
-         "reward": "r", "details": "d", "position_x": "x", "position_y": "y",
-         "embedding": "e", "module_type": "mt", "module_id": "mi", "stored_at": "w"}
-"""Field names a compact layout might use (an assumption of this measurement)."""
-
-_HASH = re.compile(r"^agent:[^:]+:action:[^:]+$")
-
-
-def short_names(url: str, agents: int, per_agent: int) -> dict[str, float]:
-    """The ``used_memory`` delta per action as written (``grids=False``), after renaming
-    every action hash's fields (:data:`SHORT`), and after also dropping the fields its
-    key holds."""
-    r, mem, n, base = _written(url, agents, per_agent)
-    out = {"as written": (int(r.info("memory")["used_memory"]) - base) / n}
+def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, float]]:
+    """STM and IM bytes per action (``per_action``, ``grids=False``) for layouts 1, 2 and 3,
+    and for layout 3's hashes also without the two fields their key holds (``agent_id``
+    and ``action_id``, which no layout drops: measured by deleting them after the write)."""
+    out = {f"layout {v}": per_action(url, agents, per_agent, layout_version=v, grids=False)
+           for v in (1, 2, 3)}
+    r, mem, n, base = _written(url, agents, per_agent, layout_version=3)
+    short = keyspace.layout(3).action.codec
+    drop = (short.wire("agent_id"), short.wire("action_id"))
     hashes = [k for k in r.scan_iter(match="agent:*:action:*", count=1000)
-              if _HASH.match(k.decode()) and r.type(k) == b"hash"]
+              if keyspace.layout(3).parse(k.decode()) is not None
+              and keyspace.layout(3).parse(k.decode())[0] == "action"]  # type: ignore[index]
     assert len(hashes) == n, (len(hashes), n)
-    for label, drop in (("short field names", ()), ("short names, no agent_id/action_id",
-                                                    ("agent_id", "action_id"))):
-        for key in hashes:
-            fields = {k.decode(): v for k, v in r.hgetall(key).items()}
-            gone = {SHORT[d] for d in drop}
-            renamed = {SHORT.get(k, k): v for k, v in fields.items() if SHORT.get(k, k) not in gone}
-            ttl = r.pttl(key)
-            pipe = r.pipeline()
-            pipe.delete(key)
-            pipe.hset(key, mapping=renamed)
-            if ttl > 0:
-                pipe.pexpire(key, ttl)
-            pipe.execute()
-        out[label] = (int(r.info("memory")["used_memory"]) - base) / n
+    pipe = r.pipeline(transaction=False)
+    for key in hashes:
+        pipe.hdel(key, *drop)
+    pipe.execute()
+    out["layout 3 without agent_id/action_id (not built)"] = (
+        (int(r.info("memory")["used_memory"]) - base) / n, float("nan"))
     mem.close()
     r.flushall()
     r.close()
@@ -114,14 +102,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--per-agent", type=int, default=200)
     ap.add_argument("--families", action="store_true",
                     help="also the bytes per key family (grids=False)")
-    ap.add_argument("--short-names", action="store_true",
-                    help="also what one- or two-letter hash field names would store")
+    ap.add_argument("--layouts", action="store_true",
+                    help="also STM and IM per action for layouts 1, 2 and 3 (grids=False)")
     args = ap.parse_args(argv)
     kinds = ["redis", "valkey"] if args.server == "both" else [args.server]
     print("| server | zset-max-listpack-entries | STM B/action | IM B/action | IM / STM |")
     print("|---|--:|--:|--:|--:|")
     found: list[tuple[str, int, float, dict[str, float]]] = []
-    shorts: list[tuple[str, int, dict[str, float]]] = []
+    shorts: list[tuple[str, int, dict[str, tuple[float, float]]]] = []
     for kind in kinds:
         if find_binary(kind) is None:  # type: ignore[arg-type]
             print(f"| {kind} | no server binary, skipped | | | |")
@@ -133,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.families:
                     used, fams = families(srv.url, args.agents, args.per_agent)
                     found.append((kind, limit, used, fams))
-                if args.short_names:
-                    shorts.append((kind, limit, short_names(srv.url, args.agents,
-                                                            args.per_agent)))
+                if args.layouts:
+                    shorts.append((kind, limit, layouts(srv.url, args.agents,
+                                                        args.per_agent)))
             print(f"| {kind} | {limit} | {stm:.0f} | {im:.0f} | {im / stm:.2f}x |", flush=True)
     for kind, limit, used, fams in found:
         print(f"\n{kind}, zset-max-listpack-entries {limit}, grids=False: "
@@ -144,13 +132,16 @@ def main(argv: list[str] | None = None) -> int:
         for fam, b in fams.items():
             print(f"| `{fam}` | {b:.1f} |")
     if shorts:
-        print("\nA compact layout's hashes, measured by renaming (grids=False):\n")
-        print("| server | zset-max-listpack-entries | hashes | B/action | vs as written |")
-        print("|---|--:|---|--:|--:|")
+        print("\nPer layout (grids=False):\n")
+        print("| server | zset-max-listpack-entries | layout | STM B/action | vs layout 1 "
+              "| IM B/action | IM / STM |")
+        print("|---|--:|---|--:|--:|--:|--:|")
         for kind, limit, got in shorts:
-            for label, b in got.items():
-                print(f"| {kind} | {limit} | {label} | {b:.0f} | "
-                      f"{b / got['as written']:.2f}x |")
+            one = got["layout 1"][0]
+            for label, (stm, im) in got.items():
+                ims = "" if im != im else f"{im:.0f} | {im / stm:.2f}x"
+                print(f"| {kind} | {limit} | {label} | {stm:.0f} | {stm / one:.2f}x | "
+                      f"{ims or ' | '} |")
     return 0
 
 

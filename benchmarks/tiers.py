@@ -57,7 +57,8 @@ def used(r: redis.Redis) -> int:
     return int(r.info("memory")["used_memory"])
 
 
-def per_action(url: str, agents: int, per_agent: int) -> tuple[float, float]:
+def per_action(url: str, agents: int, per_agent: int, *, layout_version: int = 1,
+               grids: bool = True) -> tuple[float, float]:
     """Bytes per action in STM and in IM, on a warmed-up server.
 
     The writes and transitions run twice and only the second time is measured. A
@@ -65,10 +66,10 @@ def per_action(url: str, agents: int, per_agent: int) -> tuple[float, float]:
     histogram of each command name on its first use (about 50 KB each on Redis 7
     and Valkey, ``latency-tracking`` is on by default) and the script cache. On a
     fresh server the first pass would charge that (about 0.8 MB, 40 B per action
-    of IM) to the actions.
+    of IM) to the actions. ``layout_version`` and ``grids``: the store's.
     """
     r = redis.Redis.from_url(url)
-    mem = agentmem.connect(url)
+    mem = agentmem.connect(url, layout_version=layout_version, grids=grids)
     names = [f"agent_{i}" for i in range(agents)]
     n = agents * per_agent
     stm = im = 0.0
