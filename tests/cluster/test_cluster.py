@@ -94,6 +94,29 @@ def test_cluster_url_rule_and_layout_1_refused(clusters: tuple[LocalCluster, Loc
 
 
 def test_same_results_as_one_server(cm: ClusterMemory, ref: agentmem.Memory) -> None:
+    _same_results(cm, ref)
+
+
+def test_layout_3_on_a_cluster(clusters: tuple[LocalCluster, LocalServer]) -> None:
+    """Layout 3 (compact hashes, layout 2's keys) gives a cluster the same results as
+    one server of layout 3, its hashes' fields under the short names."""
+    cm = connect_cluster(clusters[0].url, layout_version=3)
+    _flush(cm)
+    cm.settle_seconds = 0
+    ref = agentmem.connect(clusters[1].url, layout_version=3)
+    ref.client.flushall()
+    try:
+        _same_results(cm, ref)
+        node = cm.runner.node_client(cm.runner.primaries()[0])
+        fields = {k for key in node.scan_iter(match="agent:*:action:agent_*", count=1000)
+                  if node.type(key) == b"hash" for k in node.hkeys(key)}
+        assert fields and b"n" in fields and b"step_number" not in fields
+    finally:
+        cm.close()
+        ref.close()
+
+
+def _same_results(cm: ClusterMemory, ref: agentmem.Memory) -> None:
     batch = _actions(400)
     dupes = [Action(agent_id="agent_1", simulation_id="sim1", step_number=0,
                     action_type="move", reward=1.0) for _ in range(3)]
