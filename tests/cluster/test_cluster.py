@@ -107,8 +107,9 @@ def test_layout_3_on_a_cluster(clusters: tuple[LocalCluster, LocalServer]) -> No
     ref.client.flushall()
     try:
         _same_results(cm, ref)
-        node = cm.runner.node_client(cm.runner.primaries()[0])
-        fields = {k for key in node.scan_iter(match="agent:*:action:agent_*", count=1000)
+        nodes = [cm.runner.node_client(n) for n in cm.runner.primaries()]
+        fields = {k for node in nodes
+                  for key in node.scan_iter(match="agent:*:action:agent_*", count=1000)
                   if node.type(key) == b"hash" for k in node.hkeys(key)}
         assert fields and b"n" in fields and b"step_number" not in fields
     finally:
