@@ -61,11 +61,24 @@ def test_an_explicit_id_intermediate_memory_holds_is_refused(mem: agentmem.Memor
     assert mem.actions.add(fresh).action_id == "a1-9-move"  # not in IM: stored
 
 
-def test_another_simulation_keeps_its_natural_ids(mem: agentmem.Memory) -> None:
+def test_another_simulation_gets_no_id_intermediate_memory_holds(mem: agentmem.Memory,
+                                                                  r: redis.Redis) -> None:
+    """The agent's keys hold one action per id, whatever its simulation: an id IM holds
+    (another simulation's action that left STM) is taken, as one in STM is, and the
+    action gets the next free id (not a retired one: its own simulation retired none)."""
     mem.actions.add(act(5, 1.0))
     Tiers(mem).transition("a1", ["a1-5-move"])
     other = mem.actions.add(act(5, 2.0, sim="s_other"))
-    assert other.action_id == "a1-5-move"  # unique per agent and simulation
+    assert other.action_id == "a1-5-move.1"
+    both = mem.actions.add_many([act(5, 3.0, sim="s_third"), act(6, 4.0, sim="s_other")])
+    assert [a.action_id for a in both] == ["a1-5-move.2", "a1-6-move"]
+    assert Tiers(mem).transition("a1", ["a1-5-move.1", "a1-5-move.2"]) == [
+        "a1-5-move.1", "a1-5-move.2"]
+    held = {k.decode(): r.hget(k, "simulation_id") for k in r.scan_iter("agent:a1:im:action:*")
+            if not k.endswith(b"timeline")}
+    assert held == {"agent:a1:im:action:a1-5-move": SIM.encode(),
+                    "agent:a1:im:action:a1-5-move.1": b"s_other",
+                    "agent:a1:im:action:a1-5-move.2": b"s_third"}
 
 
 def test_after_eviction_with_a_dual_writer_every_action_is_archived(

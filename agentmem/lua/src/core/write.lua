@@ -213,15 +213,27 @@ for r = 1, nrec do
     rid[r], keys[r] = id, key
   end
 end
+-- whether record r's id under id left memory and lives on (its IM hash, moved_to):
+-- taken too, whichever simulation's action it was. One EXISTS of all the records'
+-- such keys first: when none exists (the common case), no record is checked alone.
+local function moved(r, id)
+  local mp = A[rsc[r] + 4]
+  return mp ~= '' and call('EXISTS', mp .. id .. A[rsc[r] + 5]) == 1
+end
+local mkeys = {}
+for r = 1, nrec do
+  local mp = A[rsc[r] + 4]
+  if not retire[r] and mp ~= '' then mkeys[#mkeys + 1] = mp .. rid[r] .. A[rsc[r] + 5] end
+end
+local anymoved = false
+for i = 1, #mkeys, CH do
+  if call('EXISTS', unpack(mkeys, i, math.min(i + CH - 1, #mkeys))) > 0 then anymoved = true end
+end
 for r = 1, nrec do
   if not retire[r] then
     local key, p = keys[r], A[rsc[r] + 2]
     local busy = reserved[key] or (p ~= '' and taken[p][rid[r]]) or
-      (anyexist and call('EXISTS', key) == 1)
-    local mp = A[rsc[r] + 4]
-    if not busy and mp ~= '' and A[rpos[r]] == 'f' then
-      busy = call('EXISTS', mp .. rid[r] .. A[rsc[r] + 5]) == 1  -- left memory, lives on
-    end
+      (anyexist and call('EXISTS', key) == 1) or (anymoved and moved(r, rid[r]))
     if busy then
       local rp = rpos[r]
       if A[rp] == 'f' then
@@ -259,7 +271,7 @@ if dirty then
         n = n + 1
         if not reserved[key]
           and not (p ~= '' and (taken[p][id] or call('ZSCORE', p, id)))
-          and call('EXISTS', key) == 0 then
+          and call('EXISTS', key) == 0 and not moved(r, id) then
           break
         end
       end
