@@ -200,6 +200,10 @@ def test_history_skips_ids_whose_hash_is_gone(mem: agentmem.Memory, r: redis.Red
 
 # -- integrity/*.lua --------------------------------------------------------------------
 
+# the hash field names the index checks read (layout 1 and 2: the fields' own names)
+FIELDS = ["simulation_id", "step_number", "action_type", "action_target_id", "reward",
+          "position_x", "position_y"]
+
 
 def test_integrity_orphans_reports_then_removes_index_members_without_a_hash(
         mem: agentmem.Memory, r: redis.Redis) -> None:
@@ -259,7 +263,7 @@ def test_integrity_actions_reports_then_restores_missing_index_entries(
     r.zadd(GRID, {"a1-1-move": 1})  # a wrong cell counts as missing
     pats = [P[f] for f in ("action", "timeline", "types", "targets", "rewards", "sim_step",
                            "sim_steps", "grid", "sim_grid")]
-    args = (*pats, "1.0", "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-gone")
+    args = (*pats, "1.0", *FIELDS, "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-gone")
     assert _run(r, integrity.ACTIONS, [], "check", *args) == [
         b"a1-1-move", b"a1", b"s1", b"move", b"1", b"timeline,types,grid",
         b"a1-2-eat", b"a1", b"s1", b"eat", b"2", b""]  # no row for a hash that is gone
@@ -274,7 +278,8 @@ def test_integrity_listed_reports_then_appends_actions_missing_from_their_list(
         mem: agentmem.Memory, r: redis.Redis) -> None:
     _two(mem)
     r.lrem(SIM, 0, "a1-1-move")
-    args = (P["action"], P["sim_actions"], "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-x")
+    args = (P["action"], P["sim_actions"], "simulation_id", "a1", "a1-1-move", "a1",
+            "a1-2-eat", "a1", "a1-8-x")
     assert _run(r, integrity.LISTED, [], "check", *args) == [b"a1", b"a1-1-move"]
     assert r.lrange(SIM, 0, -1) == [b"a1-2-eat"]
     _run(r, integrity.LISTED, [], "fix", *args)
@@ -286,7 +291,8 @@ def test_integrity_im_reports_then_adds_im_hashes_missing_from_the_im_timeline(
     _two(mem)
     Tiers(mem).transition("a1", ["a1-1-move", "a1-2-eat"])
     r.zrem(ITL, "a1-2-eat")
-    args = (P["im_action"], P["im_timeline"], "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "x")
+    args = (P["im_action"], P["im_timeline"], "step_number", "a1", "a1-1-move", "a1",
+            "a1-2-eat", "a1", "x")
     assert _run(r, integrity.IM, [], "check", *args) == [b"a1", b"a1-2-eat"]
     assert r.zcard(ITL) == 1
     _run(r, integrity.IM, [], "fix", *args)
@@ -298,7 +304,7 @@ def test_integrity_counts_counts_compares_and_fixes_the_type_counters(
     mem.actions.add_many([_act(1), _act(2), _act(3, "eat")])
     r.delete(PRE + "a1-3-eat")  # its list entry no longer counts
     r.hset(SIM + ":by_type", mapping={"move": 5, "ghost": 1})
-    args = (SIM, 0, -1, "s1", SIM + ":by_type", *SIM_PARTS)
+    args = (SIM, 0, -1, "s1", SIM + ":by_type", *SIM_PARTS, "simulation_id", "action_type")
     out = _run(r, integrity.COUNTS, [], "count", *args, "rest", 4)
     assert dict(zip(out[0::2], out[1::2], strict=True)) == {b"move": b"2", b"rest": b"4"}
     out = _run(r, integrity.COUNTS, [], "check", *args)
