@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import redis
 
 from agentmem.backends.failures import connection_failure
-from agentmem.integrity.checker import INDEXED_FIELDS
 from agentmem.lua.cluster import AGENT_CHECK, SET_COUNTERS, SIM_CHECK, SIM_ORPHANS
+from agentmem.lua.integrity import INDEXED_FIELDS
 from agentmem.plans.keyspace import candidate_agents
 from agentmem.plans.plan import Call, Plan, every_reply, script_call
 

@@ -29,7 +29,7 @@ from agentmem.plans.plan import Arg, command, script_call, single
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
 
-__all__ = ["INDEXED_FIELDS", "IntegrityReport", "check", "repair"]
+__all__ = ["IntegrityReport", "check", "repair"]
 
 DEFAULT_BATCH = 1000
 SAMPLES = 5
@@ -39,11 +39,6 @@ EXTENSIONS = ("grid", "sim_grid")
 missing from them is data written by other code (``repair`` adds the entries)."""
 CONSISTENT_COUNT_MAX = 50_000
 """Simulations with at most this many list entries get their counters counted by one script."""
-INDEXED_FIELDS = ("simulation_id", "step_number", "action_type", "action_target_id", "reward",
-                  "position_x", "position_y")
-"""The action fields the index checks read, in the order the scripts take their hash field
-names (``integrity_actions``, ``cluster_integrity_agent``); each passed as the layout keeps
-it (``codec.wire``: short names on layout 3)."""
 
 
 @dataclass
@@ -191,7 +186,7 @@ class _Walk:
         middle, suffix = rest.split("\x02", 1)
         self.sim_parts: list[Arg] = [prefix, middle, suffix]
         wire = lay.action.codec.wire  # the hash field names of the layout (short on 3)
-        self.fields: list[Arg] = [wire(name) for name in INDEXED_FIELDS]
+        self.fields: list[Arg] = [wire(name) for name in lua.INDEXED_FIELDS]
         self.count_fields: list[Arg] = [wire("simulation_id"), wire("action_type")]
         self.im_step = lay.im_action.codec.wire("step_number")
         self.filter: list[Arg] = [len(self.agents or ()), *(self.agents or ())]
