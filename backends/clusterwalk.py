@@ -12,6 +12,7 @@ import redis
 
 from agentmem.backends.failures import connection_failure
 from agentmem.lua.cluster import AGENT_CHECK, SET_COUNTERS, SIM_CHECK, SIM_ORPHANS
+from agentmem.lua.integrity import INDEXED_FIELDS
 from agentmem.plans.keyspace import candidate_agents
 from agentmem.plans.plan import Call, Plan, every_reply, script_call
 
@@ -45,6 +46,9 @@ class ClusterWalk:
         self.agents = None if agent_ids is None else set(agent_ids)
         self.layout = memory.actions.layout
         self.p = {f: self.layout.plain(f) for f in self.layout.patterns}
+        wire = self.layout.action.codec.wire  # the hash field names of the layout
+        self.fields = [wire(name) for name in (*INDEXED_FIELDS, "stored_at")]
+        self.type_field = wire("action_type")
         self.listed: dict[str, set[str]] = {}
         self.steps_seen: set[tuple[str, str]] = set()
         self.grids: dict[str, list[str]] = defaultdict(list)
@@ -104,7 +108,8 @@ class ClusterWalk:
                                     "grid")]
         cell = repr(self.memory.actions.grid_cell) if self.memory.actions.grids else "0"
         agents = list(per_agent)
-        calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, a, *per_agent[a]],
+        calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, *self.fields, a,
+                                           *per_agent[a]],
                              route=self.layout.key("timeline", agent_id=a)) for a in agents]
         replies = self.memory.runner.run(Plan(calls, every_reply))
         sims: dict[str, list[tuple[str, str, str, str, str]]] = defaultdict(list)
@@ -178,7 +183,7 @@ class ClusterWalk:
         for start in range(0, len(todo), self.batch):
             part = todo[start:start + self.batch]
             calls = [Call(("HGET", _fill(self.p["action"], {"agent_id": a, "action_id": i}),
-                           "action_type")) for i, a in part]
+                           self.type_field)) for i, a in part]
             for (aid, _), typ in zip(part, self.memory.runner.run(Plan(calls, every_reply)),
                                      strict=True):
                 if typ is not None and aid not in found:

@@ -185,6 +185,10 @@ class _Walk:
         prefix, rest = shape.split("\x01", 1)
         middle, suffix = rest.split("\x02", 1)
         self.sim_parts: list[Arg] = [prefix, middle, suffix]
+        wire = lay.action.codec.wire  # the hash field names of the layout (short on 3)
+        self.fields: list[Arg] = [wire(name) for name in lua.INDEXED_FIELDS]
+        self.count_fields: list[Arg] = [wire("simulation_id"), wire("action_type")]
+        self.im_step = lay.im_action.codec.wire("step_number")
         self.filter: list[Arg] = [len(self.agents or ()), *(self.agents or ())]
         self.list_ids: dict[str, set[str]] = defaultdict(set)
         self.sims: set[str] = set()
@@ -293,8 +297,7 @@ class _Walk:
         pats = [self.p[f] for f in ("action", "timeline", "types", "targets", "rewards",
                                     "sim_step", "sim_steps", "grid", "sim_grid")]
         cell = repr(self.memory.actions.grid_cell) if self.memory.actions.grids else "0"
-        out = self._call(lua.ACTIONS, *pats, cell,
-                         *_flat(pairs))
+        out = self._call(lua.ACTIONS, *pats, cell, *self.fields, *_flat(pairs))
         rows = [[v.decode() for v in out[i:i + 6]] for i in range(0, len(out), 6)]
         self.report.hashes_checked += len(rows)
         unlisted: list[tuple[str, str]] = []
@@ -315,7 +318,7 @@ class _Walk:
                 kinds[action_id] = (sim, action_type)
         if unlisted:
             gone = self._call(lua.LISTED, self.p["action"], self.p["sim_actions"],
-                              *_flat(unlisted))
+                              self.count_fields[0], *_flat(unlisted))
             pairs = _pairs(gone)
             self.report.add("missing", "sim_actions",
                             [self._hash_key("action", a, i) for a, i in pairs])
@@ -327,7 +330,8 @@ class _Walk:
     def _ims(self, pairs: list[tuple[str, str]]) -> None:
         if not pairs:
             return
-        out = self._call(lua.IM, self.p["im_action"], self.p["im_timeline"], *_flat(pairs))
+        out = self._call(lua.IM, self.p["im_action"], self.p["im_timeline"], self.im_step,
+                         *_flat(pairs))
         self.report.hashes_checked += len(pairs)
         self.report.add("missing", "im_timeline",
                         [self._hash_key("im_action", a, i) for a, i in _pairs(out)])
@@ -350,13 +354,15 @@ class _Walk:
         if size > CONSISTENT_COUNT_MAX:  # too big for one script: sum slices (see docs)
             for start in range(0, size, self.batch):
                 out = self.memory.runner.run(single(script_call(lua.COUNTS, [
-                    "count", lk, start, start + self.batch - 1, sim, ck, *self.sim_parts]),
+                    "count", lk, start, start + self.batch - 1, sim, ck, *self.sim_parts,
+                    *self.count_fields]),
                     lambda reply: reply))
                 for i in range(0, len(out), 2):
                     counts[out[i].decode()] += int(out[i + 1])
             start = size
         extra: list[Arg] = [x for t, n in counts.items() if n for x in (t, n)]
-        out = self._call(lua.COUNTS, lk, start, -1, sim, ck, *self.sim_parts, *extra)
+        out = self._call(lua.COUNTS, lk, start, -1, sim, ck, *self.sim_parts,
+                         *self.count_fields, *extra)
         rows = [out[i:i + 3] for i in range(0, len(out), 3)]
         self.report.add("counters", "sim_by_type", [
             f"{ck} {t.decode()}: {v.decode() or 'absent'} -> {n.decode()}" for t, v, n in rows])

@@ -18,6 +18,7 @@ from agentmem.backends.cluster import ClusterMemory, connect_cluster
 from agentmem.backends.clusterurl import is_cluster_url
 from agentmem.errors import BackendError, ConfigError, DuplicateId, Unavailable
 from agentmem.model.records import Action
+from agentmem.plans.plan import Call, Plan, every_reply
 from agentmem.repository.base import _Write
 from agentmem.servers.local import LocalCluster, LocalServer, find_binary
 
@@ -229,6 +230,52 @@ def test_crash_between_parts_found_and_repaired(cm: ClusterMemory,
             cm.actions.add(Action(agent_id="z", simulation_id="sim0", step_number=1,
                                   action_type="move"))
     assert integrity.check(cm).clean
+
+
+def test_integrity_on_layout_3_finds_and_repairs_what_layout_2_does(
+        clusters: tuple[LocalCluster, LocalServer], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Layout 3 (short hash field names) on a cluster: the crash window, an orphaned
+    hash, a missing timeline entry and a wrong counter, reported and repaired as on 2."""
+
+    def crash(self: Any) -> Any:
+        raise Unavailable("simulated crash after the agent part")
+
+    def raw(mem: ClusterMemory, *args: Any) -> Any:
+        return mem.runner.run(Plan((Call(args),), every_reply))[0]
+
+    runs = {}
+    for version in (2, 3):
+        mem = connect_cluster(clusters[0].url, layout_version=version)
+        try:
+            _flush(mem)
+            mem.settle_seconds = 0
+            lay = mem.actions.layout
+            mem.actions.add_many(_actions(40, agents=3, sims=1))
+            with monkeypatch.context() as mp:
+                mp.setattr(_Write, "remote_plan", crash)
+                with pytest.raises(Unavailable):
+                    mem.actions.add_many(_actions(60, agents=3, sims=1)[40:])
+            raw(mem, "DEL", lay.key("action", agent_id="agent_0", action_id="agent_0-0-move"))
+            raw(mem, "ZREM", lay.key("timeline", agent_id="agent_1"), "agent_1-0-eat")
+            raw(mem, "HSET", lay.key("sim_by_type", simulation_id="sim0"), "fly", 2)
+            found = integrity.check(mem)
+            fixed = integrity.repair(mem)
+            assert integrity.check(mem).clean, version
+            counts = raw(mem, "HGETALL", lay.key("sim_by_type", simulation_id="sim0"))
+            runs[version] = found, fixed, counts
+        finally:
+            mem.close()
+    (f2, x2, c2), (f3, x3, c3) = runs[2], runs[3]
+    assert f2.missing["sim_actions"] == 20
+    assert f2.missing["timeline"] == 1
+    assert f2.orphans["timeline"] == 1
+    for a, b in ((f2, f3), (x2, x3)):
+        assert (a.orphans, a.missing, a.counters) == (b.orphans, b.missing, b.counters)
+        assert {k: sorted(v) for k, v in a.samples.items()} == \
+            {k: sorted(v) for k, v in b.samples.items()}
+    assert (x2.orphans, x2.missing) == (f2.orphans, f2.missing)
+    assert c3 == c2
+    assert sum(int(v) for v in c3.values()) == 59
 
 
 def test_scripts_reloaded_per_node(cm: ClusterMemory) -> None:

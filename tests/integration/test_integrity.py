@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 import redis
 from _support import act
+from test_layout2 import content
 
 import agentmem
 from agentmem import IMAction
 from agentmem.errors import InvalidInput
 from agentmem.integrity import check, checker, repair
+from agentmem.plans import keyspace
 
 ORPHANS = {"timeline": 5, "relative_index": 5, "types": 5, "targets": 1, "rewards": 2,
            "sim_actions": 5, "sim_step": 5, "sim_steps": 2, "im_timeline": 1}
@@ -259,3 +261,120 @@ def test_repair_while_writers_run(r: redis.Redis, mem: agentmem.Memory) -> None:
     assert after.clean, str(after)
     assert r.llen("simulation:s1:actions") == 20 * 30 - 100 + 20 * 30
     assert sum(mem.actions.type_counts("s1").values()) == 1100
+
+
+# -- layouts 2 and 3 (hash tags; layout 3: short hash field names) ---------------------------
+
+LAYOUT_ORPHANS = {"timeline": 4, "relative_index": 4, "types": 4, "targets": 1, "rewards": 1,
+                  "grid": 1, "sim_actions": 4, "sim_step": 4, "sim_steps": 1, "sim_grid": 1,
+                  "im_timeline": 1}
+LAYOUT_MISSING = dict.fromkeys(("types", "timeline", "rewards", "targets", "grid", "sim_grid",
+                                "sim_actions", "sim_step", "sim_steps", "im_timeline"), 1)
+
+
+def placed_actions(sim: str = "s1", agents: tuple[str, ...] = ("a1", "a2"), steps: int = 6
+                   ) -> list[agentmem.Action]:
+    """live_actions, the moves with a position (grid and sim_grid entries)."""
+    return [a.model_copy(update={"position": (float(a.step_number), 1.0)})
+            if a.action_type == "move" else a for a in live_actions(sim, agents, steps)]
+
+
+def plant(mem: agentmem.Memory, r: redis.Redis) -> None:
+    """Every kind of finding, planted through keys rendered by the store's own layout."""
+    lay = mem.actions.layout
+
+    def k(family: str, **parts: Any) -> str:
+        return lay.key(family, **parts)
+
+    mem.actions.add_many(placed_actions() + placed_actions("s2", ("b1",)))
+    mem.im_actions.add_many([im("a1", 50, "move"), im("a1", 51, "eat"), im("a1", 52, "move")])
+    # orphans: four hashes gone (a2-0-move with a target, a reward and a position; step 5
+    # has no action left)
+    for agent, aid in (("a1", "a1-1-eat"), ("a2", "a2-0-move"), ("a1", "a1-5-eat"),
+                       ("a2", "a2-5-eat")):
+        r.delete(k("action", agent_id=agent, action_id=aid))
+    r.delete(k("im_action", agent_id="a1", action_id="a1-51-eat"))
+    # missing entries, one per family
+    r.srem(k("types", agent_id="a2", action_type="move"), "a2-2-move")
+    r.zrem(k("timeline", agent_id="a1"), "a1-2-move")
+    r.zrem(k("rewards", agent_id="a1"), "a1-2-move")
+    r.srem(k("targets", agent_id="a1", action_target_id="t1"), "a1-3-eat")
+    r.zadd(k("grid", agent_id="a1"), {"a1-0-move": 1})  # a wrong cell counts as missing
+    r.zrem(k("sim_grid", simulation_id="s1", step_number=2), "a2-2-move")
+    r.lrem(k("sim_actions", simulation_id="s1"), 0, "a1-4-move")
+    r.srem(k("sim_step", simulation_id="s1", step_number=3), "a2-3-eat")
+    r.zrem(k("sim_steps", simulation_id="s1"), "3")
+    r.zrem(k("im_timeline", agent_id="a1"), "a1-52-move")
+    r.hset(k("sim_by_type", simulation_id="s1"), mapping={"move": 999, "fly": 3})
+
+
+def stored(r: redis.Redis, version: int) -> dict[str, Any]:
+    """Every agentmem key's type and content, hash fields under their storage names, write
+    times and TTLs dropped."""
+    back = {v.encode(): k.encode() for k, v in keyspace.COMPACT_FIELDS.items()}
+    out: dict[str, Any] = {}
+    for key, (t, value, _) in content(r).items():
+        if t == "hash" and keyspace.layout(version).parse(key)[0] in ("action", "im_action"):
+            if version == 3:
+                value = {back[f]: v for f, v in value.items()}
+            value = {f: v for f, v in value.items() if f != b"stored_at"}
+        out[key] = (t, value)
+    return out
+
+
+def test_layouts_2_and_3_find_and_repair_the_same(r: redis.Redis,
+                                                  connect: Any) -> None:
+    runs = {}
+    for version in (2, 3):
+        r.flushdb()
+        mem = connect(layout_version=version)
+        plant(mem, r)
+        found = check(mem, batch=3)
+        assert check(mem, batch=1000).orphans == found.orphans
+        fixed = repair(mem, batch=3)
+        after = check(mem)
+        assert after.clean, str(after)
+        runs[version] = (found, fixed, stored(r, version), mem)
+    for version, (found, fixed, _, mem) in runs.items():
+        for report in (found, fixed):
+            assert (report.orphans, report.missing, report.counters) == (
+                LAYOUT_ORPHANS, LAYOUT_MISSING, {"sim_by_type": 3}), version
+        assert found.total == fixed.total == 39
+        assert found.hashes_checked == 2 * 6 + 6 - 4 + 3 - 1
+        assert mem.actions.type_counts("s1") == {"move": 5, "eat": 3}
+    (f2, x2, s2, _), (f3, x3, s3, _) = runs[2], runs[3]
+    for a, b in ((f2, f3), (x2, x3)):
+        assert {k: sorted(v) for k, v in a.samples.items()} == \
+            {k: sorted(v) for k, v in b.samples.items()}
+        assert (a.keys_scanned, a.hashes_checked) == (b.keys_scanned, b.hashes_checked)
+    assert s3 == s2  # the same keys and content, hash fields renamed
+    lay = keyspace.layout(3)
+    assert r.zscore(lay.key("im_timeline", agent_id="a1"), "a1-52-move") == 52
+    assert r.zscore(lay.key("timeline", agent_id="a1"), "a1-2-move") == 2
+    assert r.zscore(lay.key("rewards", agent_id="a1"), "a1-2-move") == 0.2
+    assert r.lrange(lay.key("sim_actions", simulation_id="s1"), -1, -1) == [b"a1-4-move"]
+    assert r.zscore(lay.key("sim_steps", simulation_id="s1"), "3") == 3
+    assert r.zscore(lay.key("grid", agent_id="a1"), "a1-0-move") != 1
+    assert r.zscore(lay.key("sim_grid", simulation_id="s1", step_number=2), "a2-2-move") == \
+        r.zscore(lay.key("grid", agent_id="a2"), "a2-2-move")
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_agent_ids_and_sliced_counts_on_layouts_2_and_3(
+        version: int, monkeypatch: pytest.MonkeyPatch, r: redis.Redis, connect: Any) -> None:
+    mem = connect(layout_version=version)
+    lay = mem.actions.layout
+    mem.actions.add_many(live_actions(agents=("a1", "a2", "a-3")))
+    r.delete(lay.key("action", agent_id="a-3", action_id="a-3-1-eat"))
+    r.lrem(lay.key("sim_actions", simulation_id="s1"), 0, "a-3-2-move")
+    r.hdel(lay.key("sim_by_type", simulation_id="s1"), "move")
+    one = check(mem, agent_ids=["a-3"])
+    assert one.orphans == {"timeline": 1, "relative_index": 1, "types": 1,
+                           "sim_actions": 1, "sim_step": 1}
+    assert one.missing == {"sim_actions": 1}
+    monkeypatch.setattr(checker, "CONSISTENT_COUNT_MAX", 4)  # 'count' slices, then 'check'
+    found = check(mem, batch=3)
+    assert found.counters == {"sim_by_type": 2}  # move absent; eat one too many
+    assert repair(mem, batch=3).counters == {"sim_by_type": 2}
+    assert check(mem, batch=3).clean
+    assert mem.actions.type_counts("s1") == {"move": 9, "eat": 8}

@@ -187,6 +187,10 @@ def _patterns(*families: str) -> list[str]:
     return [P[f] for f in families]
 
 
+FIELDS = ["simulation_id", "step_number", "action_type", "action_target_id", "reward",
+          "position_x", "position_y"]  # the hash field names ACTIONS reads (layout 1)
+
+
 def test_integrity_actions_reports_and_fixes_missing_entries(
         mem: agentmem.Memory, r: redis.Redis) -> None:
     mem.actions.add(act(2, action_target_id="b"))
@@ -194,11 +198,11 @@ def test_integrity_actions_reports_and_fixes_missing_entries(
     r.zrem("simulation:s1:actions:steps", "2")
     pats = _patterns("action", "timeline", "types", "targets", "rewards", "sim_step",
                      "sim_steps", "grid", "sim_grid")
-    reply = run(r, integrity.ACTIONS, "check", *pats, "1.0", "a1", "a1-2-move")
+    reply = run(r, integrity.ACTIONS, "check", *pats, "1.0", *FIELDS, "a1", "a1-2-move")
     assert reply[:5] == [b"a1-2-move", b"a1", b"s1", b"move", b"2"]
     assert set(reply[5].split(b",")) == {b"types", b"sim_steps"}
     assert not r.sismember("agent:a1:action:types:move", "a1-2-move")  # check: no write
-    run(r, integrity.ACTIONS, "fix", *pats, "1.0", "a1", "a1-2-move")
+    run(r, integrity.ACTIONS, "fix", *pats, "1.0", *FIELDS, "a1", "a1-2-move")
     assert r.sismember("agent:a1:action:types:move", "a1-2-move")
     assert r.zscore("simulation:s1:actions:steps", "2") == 2
 
@@ -232,11 +236,13 @@ def test_integrity_counts_compares_the_type_counters(mem: agentmem.Memory,
     mem.actions.add_many([act(1), act(2), act(3, "eat")])
     r.hset("simulation:s1:actions:by_type", "move", 7)
     reply = run(r, integrity.COUNTS, "count", "simulation:s1:actions", 0, -1, "s1",
-                "simulation:s1:actions:by_type", "agent:", ":action:", "")
+                "simulation:s1:actions:by_type", "agent:", ":action:", "", "simulation_id",
+                "action_type")
     got = dict(zip(reply[::2], reply[1::2], strict=True))
     assert got == {b"move": b"2", b"eat": b"1"}  # the true counts, not the stored 7
     wrong = run(r, integrity.COUNTS, "check", "simulation:s1:actions", 0, -1, "s1",
-                "simulation:s1:actions:by_type", "agent:", ":action:", "")
+                "simulation:s1:actions:by_type", "agent:", ":action:", "", "simulation_id",
+                "action_type")
     assert wrong == [b"move", b"7", b"2"]
 
 
@@ -245,13 +251,16 @@ def test_integrity_im_and_listed(mem: agentmem.Memory, r: redis.Redis) -> None:
                                          simulation_id="s1", step_number=1,
                                          action_type="move", importance=0.5))
     r.zrem("agent:a1:im:action:timeline", "a1-1-move")
-    reply = run(r, integrity.IM, "check", P["im_action"], P["im_timeline"], "a1", "a1-1-move")
+    reply = run(r, integrity.IM, "check", P["im_action"], P["im_timeline"], "step_number", "a1",
+                "a1-1-move")
     assert reply == [b"a1", b"a1-1-move"]
-    run(r, integrity.IM, "fix", P["im_action"], P["im_timeline"], "a1", "a1-1-move")
+    run(r, integrity.IM, "fix", P["im_action"], P["im_timeline"], "step_number", "a1",
+        "a1-1-move")
     assert r.zscore("agent:a1:im:action:timeline", "a1-1-move") == 1
     mem.actions.add(act(4))
     r.delete("simulation:s1:actions")
-    reply = run(r, integrity.LISTED, "check", P["action"], P["sim_actions"], "a1", "a1-4-move")
+    reply = run(r, integrity.LISTED, "check", P["action"], P["sim_actions"], "simulation_id",
+                "a1", "a1-4-move")
     assert reply == [b"a1", b"a1-4-move"]
 
 

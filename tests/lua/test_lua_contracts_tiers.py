@@ -7,11 +7,13 @@ test plants an inconsistency; each test checks the raw reply and the raw keys.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import redis
 
 import agentmem
 from agentmem import Action
-from agentmem.lua import integrity, tiers
+from agentmem.lua import cluster, integrity, tiers
 from agentmem.lua.loader import Script
 from agentmem.plans.keyspace import layout
 from agentmem.tiers import Shapes, Tiers
@@ -200,6 +202,10 @@ def test_history_skips_ids_whose_hash_is_gone(mem: agentmem.Memory, r: redis.Red
 
 # -- integrity/*.lua --------------------------------------------------------------------
 
+# the hash field names the index checks read (layout 1 and 2: the fields' own names)
+FIELDS = ["simulation_id", "step_number", "action_type", "action_target_id", "reward",
+          "position_x", "position_y"]
+
 
 def test_integrity_orphans_reports_then_removes_index_members_without_a_hash(
         mem: agentmem.Memory, r: redis.Redis) -> None:
@@ -259,7 +265,7 @@ def test_integrity_actions_reports_then_restores_missing_index_entries(
     r.zadd(GRID, {"a1-1-move": 1})  # a wrong cell counts as missing
     pats = [P[f] for f in ("action", "timeline", "types", "targets", "rewards", "sim_step",
                            "sim_steps", "grid", "sim_grid")]
-    args = (*pats, "1.0", "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-gone")
+    args = (*pats, "1.0", *FIELDS, "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-gone")
     assert _run(r, integrity.ACTIONS, [], "check", *args) == [
         b"a1-1-move", b"a1", b"s1", b"move", b"1", b"timeline,types,grid",
         b"a1-2-eat", b"a1", b"s1", b"eat", b"2", b""]  # no row for a hash that is gone
@@ -274,7 +280,8 @@ def test_integrity_listed_reports_then_appends_actions_missing_from_their_list(
         mem: agentmem.Memory, r: redis.Redis) -> None:
     _two(mem)
     r.lrem(SIM, 0, "a1-1-move")
-    args = (P["action"], P["sim_actions"], "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-x")
+    args = (P["action"], P["sim_actions"], "simulation_id", "a1", "a1-1-move", "a1",
+            "a1-2-eat", "a1", "a1-8-x")
     assert _run(r, integrity.LISTED, [], "check", *args) == [b"a1", b"a1-1-move"]
     assert r.lrange(SIM, 0, -1) == [b"a1-2-eat"]
     _run(r, integrity.LISTED, [], "fix", *args)
@@ -286,7 +293,8 @@ def test_integrity_im_reports_then_adds_im_hashes_missing_from_the_im_timeline(
     _two(mem)
     Tiers(mem).transition("a1", ["a1-1-move", "a1-2-eat"])
     r.zrem(ITL, "a1-2-eat")
-    args = (P["im_action"], P["im_timeline"], "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "x")
+    args = (P["im_action"], P["im_timeline"], "step_number", "a1", "a1-1-move", "a1",
+            "a1-2-eat", "a1", "x")
     assert _run(r, integrity.IM, [], "check", *args) == [b"a1", b"a1-2-eat"]
     assert r.zcard(ITL) == 1
     _run(r, integrity.IM, [], "fix", *args)
@@ -298,7 +306,7 @@ def test_integrity_counts_counts_compares_and_fixes_the_type_counters(
     mem.actions.add_many([_act(1), _act(2), _act(3, "eat")])
     r.delete(PRE + "a1-3-eat")  # its list entry no longer counts
     r.hset(SIM + ":by_type", mapping={"move": 5, "ghost": 1})
-    args = (SIM, 0, -1, "s1", SIM + ":by_type", *SIM_PARTS)
+    args = (SIM, 0, -1, "s1", SIM + ":by_type", *SIM_PARTS, "simulation_id", "action_type")
     out = _run(r, integrity.COUNTS, [], "count", *args, "rest", 4)
     assert dict(zip(out[0::2], out[1::2], strict=True)) == {b"move": b"2", b"rest": b"4"}
     out = _run(r, integrity.COUNTS, [], "check", *args)
@@ -308,3 +316,57 @@ def test_integrity_counts_counts_compares_and_fixes_the_type_counters(
     _run(r, integrity.COUNTS, [], "fix", *args)
     assert r.hgetall(SIM + ":by_type") == {b"move": b"2"}
     assert _run(r, integrity.COUNTS, [], "check", *args) == []
+
+
+def test_integrity_scripts_read_the_hash_fields_they_are_given(
+        connect: Callable[..., agentmem.Memory], r: redis.Redis) -> None:
+    """Layout 3 keeps the fields under short names (s, n, t, ...): the scripts read the
+    names passed in ARGV (the layout's ``codec.wire``), never the fields' own names."""
+    mem = connect(layout_version=3)
+    lay = layout(3)
+    p3 = {f: lay.plain(f) for f in lay.patterns}
+    wire, im_wire = lay.action.codec.wire, lay.im_action.codec.wire
+    short = [wire(n) for n in FIELDS]
+    assert short == ["s", "n", "t", "g", "r", "x", "y"]
+    _two(mem)
+    mem.im_actions.add(agentmem.IMAction(action_id="a1-3-eat", agent_id="a1",
+                                         simulation_id="s1", step_number=3,
+                                         action_type="eat", importance=0.5))
+    tl, sim = lay.key("timeline", agent_id="a1"), lay.key("sim_actions", simulation_id="s1")
+    r.zrem(tl, "a1-1-move")
+    r.zrem(lay.key("im_timeline", agent_id="a1"), "a1-3-eat")
+    r.lrem(sim, 0, "a1-1-move")
+    pats = [p3[f] for f in ("action", "timeline", "types", "targets", "rewards", "sim_step",
+                            "sim_steps", "grid", "sim_grid")]
+    pair = ("a1", "a1-1-move")
+    assert _run(r, integrity.ACTIONS, [], "check", *pats, "1.0", *FIELDS, *pair) == []
+    assert _run(r, integrity.ACTIONS, [], "fix", *pats, "1.0", *short, *pair) == [
+        b"a1-1-move", b"a1", b"s1", b"move", b"1", b"timeline"]
+    assert r.zscore(tl, "a1-1-move") == 1.0
+    r.zrem(tl, "a1-1-move")  # the cluster's agent-level check, in the agent's slot
+    apats = [p3[f] for f in ("action", "timeline", "types", "targets", "rewards", "grid")]
+    stamp = [*FIELDS, "stored_at"]
+    assert _run(r, cluster.AGENT_CHECK, [], "check", *apats, "1.0", *stamp, *pair) == []
+    row = _run(r, cluster.AGENT_CHECK, [], "fix", *apats, "1.0", *short, wire("stored_at"),
+               *pair)
+    assert row[:4] == [b"a1-1-move", b"s1", b"move", b"1"]
+    assert float(row[4]) < 1e9  # its age: stored_at was read
+    assert row[5] == b"timeline"
+    assert float(row[6]) == r.zscore(lay.key("grid", agent_id="a1"), "a1-1-move")  # its code
+    assert r.zscore(tl, "a1-1-move") == 1.0
+    listed = (p3["action"], p3["sim_actions"])
+    assert _run(r, integrity.LISTED, [], "check", *listed, "simulation_id", *pair) == []
+    assert _run(r, integrity.LISTED, [], "fix", *listed, "s", *pair) == [*map(str.encode, pair)]
+    assert r.lrange(sim, 0, -1) == [b"a1-2-eat", b"a1-1-move"]
+    im = (p3["im_action"], p3["im_timeline"])
+    assert _run(r, integrity.IM, [], "check", *im, "step_number", "a1", "a1-3-eat") == []
+    assert _run(r, integrity.IM, [], "fix", *im, im_wire("step_number"), "a1", "a1-3-eat") == [
+        b"a1", b"a1-3-eat"]
+    assert r.zscore(lay.key("im_timeline", agent_id="a1"), "a1-3-eat") == 3.0
+    prefix, middle = "agent:{", "}:action:"
+    counts = (sim, 0, -1, "s1", lay.key("sim_by_type", simulation_id="s1"), prefix, middle, "")
+    out = _run(r, integrity.COUNTS, [], "count", *counts, "simulation_id", "action_type")
+    assert out == []
+    out = _run(r, integrity.COUNTS, [], "count", *counts, wire("simulation_id"),
+               wire("action_type"))
+    assert dict(zip(out[0::2], out[1::2], strict=True)) == {b"move": b"1", b"eat": b"1"}

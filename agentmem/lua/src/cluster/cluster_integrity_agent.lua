@@ -1,10 +1,12 @@
 #!lua
 -- cluster_integrity_agent: an agent's hashes against its indices, in its slot.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, patterns, grid cell, agent id, action ids
+-- ARGV: mode, patterns, grid cell, 8 hash field names, agent id, action ids
 -- Reply: per hash {id, simulation, type, step, age, missing, grid code}
 -- ARGV: mode, patterns (action timeline types targets rewards grid, literal braces
--- once), grid cell size, agent id, action ids. For each existing hash: is it in each
+-- once), grid cell size, the action hash's field names of simulation_id, step_number,
+-- action_type, action_target_id, reward, position_x, position_y and stored_at (the
+-- layout's names), agent id, action ids. For each existing hash: is it in each
 -- agent-level index it belongs in? fix: adds it. Returns per hash {id, simulation,
 -- type, step, age (s), missing families (comma separated), grid code ('' none)}.
 local call = redis.call
@@ -15,12 +17,11 @@ local function render(p, t) return (string.gsub(p, '{([%w_]+)}', t)) end
 local now = tonumber(call('TIME')[1])
 local out = {}
 local cell = tonumber(ARGV[8])
-for i = 10, #ARGV do
-  local t = {agent_id = ARGV[9], action_id = ARGV[i]}
+local F = {unpack(ARGV, 9, 16)}
+for i = 18, #ARGV do
+  local t = {agent_id = ARGV[17], action_id = ARGV[i]}
   local id = ARGV[i]
-  local f = redis.pcall('HMGET', render(ARGV[2], t), 'simulation_id', 'step_number',
-                        'action_type', 'action_target_id', 'reward', 'position_x',
-                        'position_y', 'stored_at')
+  local f = redis.pcall('HMGET', render(ARGV[2], t), unpack(F))
   if f.err == nil and f[1] and f[2] and f[3] then
     t.simulation_id, t.step_number, t.action_type, t.action_target_id = f[1], f[2], f[3], f[4]
     local miss = {}

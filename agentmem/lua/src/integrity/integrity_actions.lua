@@ -1,25 +1,26 @@
 #!lua
 -- integrity_actions: action hashes missing from their indices.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, patterns, grid cell, (agent_id, action_id) pairs
+-- ARGV: mode, patterns, grid cell, 7 hash field names, (agent_id, action_id) pairs
 -- Reply: per hash {id, agent, simulation, type, step, missing families}
 --!include lib/integrity_common.lua
 --!include lib/agent_indices.lua
 
 -- ARGV: mode, patterns (action timeline types targets rewards sim_step sim_steps grid
--- sim_grid), grid cell size, then (agent_id, action_id) pairs. For each action hash
--- that exists: is it in each index it belongs in? fix: adds it from its own fields.
+-- sim_grid), grid cell size, the action hash's field names of simulation_id,
+-- step_number, action_type, action_target_id, reward, position_x and position_y (the
+-- layout's names), then (agent_id, action_id) pairs. For each action hash that exists:
+-- is it in each index it belongs in? fix: adds it from its own fields.
 -- Returns per hash {id, agent, simulation, type, step, missing families (comma
 -- separated)}.
 local P = {unpack(ARGV, 2, 10)}
 local cell = tonumber(ARGV[11])
+local F = {unpack(ARGV, 12, 18)}
 local out = {}
-for i = 12, #ARGV, 2 do
+for i = 19, #ARGV, 2 do
   local t = {agent_id = ARGV[i], action_id = ARGV[i + 1]}
   local id = t.action_id
-  local f = redis.pcall('HMGET', render(P[1], t), 'simulation_id', 'step_number',
-                        'action_type', 'action_target_id', 'reward', 'position_x',
-                        'position_y')
+  local f = redis.pcall('HMGET', render(P[1], t), unpack(F))
   if f.err == nil and f[1] and f[2] and f[3] then
     t.simulation_id, t.step_number, t.action_type, t.action_target_id = f[1], f[2], f[3], f[4]
     local miss = {}

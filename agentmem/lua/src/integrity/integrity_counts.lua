@@ -1,12 +1,13 @@
 #!lua
 -- integrity_counts: a simulation's per-type counters against its actions.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, list key, start, stop, simulation id, counter key, prefix, middle, suffix, (type, count) pairs
+-- ARGV: mode, list key, start, stop, simulation id, counter key, prefix, middle, suffix, 2 field names, (type, count) pairs
 -- Reply: 'count': {type, n, ...}; else {type, stored, true count, ...}
 --!include lib/integrity_common.lua
 
 -- ARGV: mode ('count'|'check'|'fix'), list key, start, stop, simulation id, counter
--- key, prefix, middle, suffix, then (type, count) pairs to add. Counts the existing
+-- key, prefix, middle, suffix, the action hash's field names of simulation_id and
+-- action_type (the layout's names), then (type, count) pairs to add. Counts the existing
 -- action hashes of the simulation per type over one range of its list (ids counted
 -- once). 'count' returns {type, n, ...}; otherwise compares with the counter hash
 -- and returns {type, stored ('' absent), true count, ...} for each wrong field;
@@ -18,12 +19,12 @@ for _, id in ipairs(call('LRANGE', lk, ARGV[3], ARGV[4])) do
     seen[id] = true
     local hk = sim_hash(id, ARGV[7], ARGV[8], ARGV[9])
     if hk then
-      local f = call('HMGET', hk, 'simulation_id', 'action_type')
+      local f = call('HMGET', hk, ARGV[10], ARGV[11])
       if f[1] == sim and f[2] then counts[f[2]] = (counts[f[2]] or 0) + 1 end
     end
   end
 end
-for i = 10, #ARGV, 2 do counts[ARGV[i]] = (counts[ARGV[i]] or 0) + tonumber(ARGV[i + 1]) end
+for i = 12, #ARGV, 2 do counts[ARGV[i]] = (counts[ARGV[i]] or 0) + tonumber(ARGV[i + 1]) end
 local out = {}
 if mode == 'count' then
   for t, n in pairs(counts) do out[#out + 1] = t; out[#out + 1] = tostring(n) end

@@ -1,17 +1,18 @@
 #!lua
 -- integrity_im: IM hashes missing from the IM timeline.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, im_action pattern, im_timeline pattern, (agent_id, action_id) pairs
+-- ARGV: mode, im_action pattern, im_timeline pattern, step field name, (agent_id, action_id) pairs
 -- Reply: the pairs missing from the IM timeline; fix adds them
 --!include lib/integrity_common.lua
 
--- ARGV: mode, im_action pattern, im_timeline pattern, then (agent_id, action_id)
--- pairs. Returns the (agent_id, action_id) pairs of existing IM hashes missing
--- from the IM timeline; fix: adds them, scored by their step_number.
+-- ARGV: mode, im_action pattern, im_timeline pattern, the IM hash's field name of
+-- step_number (the layout's name), then (agent_id, action_id) pairs. Returns the
+-- (agent_id, action_id) pairs of existing IM hashes missing from the IM timeline;
+-- fix: adds them, scored by their step_number.
 local out = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   local t = {agent_id = ARGV[i], action_id = ARGV[i + 1]}
-  local f = redis.pcall('HGET', render(ARGV[2], t), 'step_number')
+  local f = redis.pcall('HGET', render(ARGV[2], t), ARGV[4])
   if type(f) == 'string' then
     local k = render(ARGV[3], t)
     if not call('ZSCORE', k, t.action_id) then

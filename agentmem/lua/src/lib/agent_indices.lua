@@ -17,10 +17,11 @@ local function grid_code(x, y, cell)
   end
   return code
 end
--- Is the action (fields t, HMGET reply f: simulation, step, type, target, reward,
--- position_x, position_y) in each agent-level index it belongs in (patterns of the
--- timeline, types, targets, rewards and grid; cell: the grid's cell size, 0 when the
--- store keeps no grids)?
+-- Is the action (fields t; f: the HMGET reply of its simulation_id, step_number,
+-- action_type, action_target_id, reward, position_x and position_y, under the layout's
+-- hash field names) in each agent-level index it belongs in (patterns of the timeline,
+-- types, targets, rewards and grid; cell: the grid's cell size, 0 when the store keeps
+-- no grids)?
 -- need(family, present, add) records a miss and, when fixing, adds it. A grid entry
 -- with another score than the position's code counts as missing (fix: rescored).
 -- Returns the grid code (nil without a position).
