@@ -63,7 +63,8 @@ def test_layout_3_keys_are_layout_2_keys_with_short_hash_fields(runs) -> None:
     assert compacted(c2) == c3
     lay = keyspace.layout(3)
     hashes = [v for k, (t, v, _) in c3.items() if lay.parse(k)[0] == "action"]  # type: ignore[index]
-    assert hashes and all(set(h) <= set(SHORT.values()) for h in hashes)
+    assert hashes
+    assert all(set(h) <= set(SHORT.values()) for h in hashes)
     assert {b"i", b"a", b"s", b"n", b"t"} <= set(hashes[0])
 
 

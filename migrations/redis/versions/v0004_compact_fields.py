@@ -85,7 +85,7 @@ def rename(ctx: Context, *, to_short: bool) -> None:
         if not found:
             continue
         calls = [command("HMGET", k, *(old for old, _ in pairs[fam])) for k, fam in found]
-        for (_, fam), vals in zip(found, every_reply(ctx.replies(calls)), strict=True):
+        for vals in every_reply(ctx.replies(calls)):
             if any(v is not None for v in vals):
                 ctx.count("left")
     left = ctx.counters.get("left", 0)
