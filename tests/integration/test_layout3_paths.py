@@ -22,6 +22,7 @@ from test_layout2 import _no_time
 
 import agentmem
 from agentmem.backends.sql import Archive, open_archive
+from agentmem.dualwrite.sync import archive_to_sql, load_from_sql
 from agentmem.plans import keyspace
 from agentmem.search.sequences import analyze, read_window
 from agentmem.search.similarity import SimilarityIndex, brute_force
@@ -315,6 +316,27 @@ def test_reads_across_tiers(server: Any, r: redis.Redis, tmp_path: Path) -> None
                               ["NoneType", None]]
     assert three["pinned"] == {"a1-2-move"}
     assert {type(x).__name__ for x in three["history"]} == {"Action", "IMAction"}
+
+
+def test_sync_both_ways(server: Any, r: redis.Redis, tmp_path: Path) -> None:
+    """archive_to_sql reads a layout-3 simulation; load_from_sql fills an empty layout-3
+    Redis from the archive (ids intermediate memory holds are skipped)."""
+    def run(mem: agentmem.Memory) -> Any:
+        _write(mem)
+        Tiers(mem).transition("a1", ["a1-0-move", "a1-1-eat"])
+        with open_archive(tmp_path / f"a{len(list(tmp_path.iterdir()))}.db") as archive:
+            first = archive_to_sql(mem, archive, "s1", chunk=4)
+            mem.actions.delete("a1-5-eat", agent_id="a1")  # gone from Redis, archived
+            for a in ("a2",):
+                for x in mem.actions.timeline(a):
+                    mem.actions.delete(str(x.action_id), agent_id=a)
+            loaded = load_from_sql(archive, mem, "s1", chunk=5)
+            again = load_from_sql(archive, mem, "s1")
+        return first, loaded, again, [x.action_id for x in mem.actions.simulation_actions("s1")]
+
+    two, three = _on_both(server, r, run)
+    assert three == two
+    assert three[:3] == [15, 6, 0]  # the 17 of s1 less the two in IM; a1-5-eat and a2's back
 
 
 def test_asyncio_store_on_layout_3(server: Any, r: redis.Redis) -> None:
