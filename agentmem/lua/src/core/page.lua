@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- page: one page of an index's records after a cursor, with the cursor of the next page.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, key, order key, lo, hi, rev, size, cursor score, cursor member, prefix, suffix, middle, simulation id, step, simulation id field
+-- ARGV: mode, key, order key, lo, hi, rev, size, cursor score, cursor member, prefix, suffix, middle, simulation id, step, simulation id field (absent: 'simulation_id')
 -- Reply: {hashes, more, next score, next member}: the HGETALL of up to size records whose hash exists, in order; more '1' when entries follow (the cursor: score and member of the last record returned), '0' at the end
 -- Modes: 'z' a sorted set of ids by score within [lo, hi] (the cursor: the score and id of
 -- the last record returned; ties by id); 's' the ids of set key walked in the order of the

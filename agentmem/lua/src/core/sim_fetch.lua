@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- sim_fetch: a simulation-level index resolved to its agents' hashes.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: source key, 'set'|'list', start, stop, prefix, middle, suffix, limit, step, simulation id, simulation id field
+-- ARGV: source key, 'set'|'list', start, stop, prefix, middle, suffix, limit, step, simulation id, simulation id field (absent: 'simulation_id')
 -- Reply: the HGETALL of each id whose hash exists and is of the simulation, in index order, at most limit
 --!include lib/sim_agents.lua
 

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- near: radius search over a grid index.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, keys, code ranges, simulation id, simulation id field (documented below)
+-- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, keys, code ranges, simulation id, simulation id field (absent: 'simulation_id'; documented below)
 -- Reply: {id, distance, hash, ...} nearest first; mode 'c': candidates {id, step, ...}
 --!include lib/sim_agents.lua
 
