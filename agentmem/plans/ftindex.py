@@ -11,6 +11,11 @@ An index's name ends with a hash of its definition
 (``agentmem:idx:actions:L1:<sha8>``): a changed schema is a new name, and
 :func:`ensure_plan` creates it and drops (``FT.DROPINDEX`` without ``DD``: the
 hashes stay) the indexes of older definitions of the same family and layout.
+
+A layout that keeps the hash fields under other names (layout 3's short names) names
+each field in the schema by its hash field with the field's own name as its alias
+(``n AS step_number``): queries, sort keys and the KNN field use the field names on
+every layout, and the documents a query returns are the hashes' fields, as stored.
 """
 
 from __future__ import annotations
@@ -130,20 +135,27 @@ def _key_shape(layout: Layout) -> tuple[str, str]:
     return prefix, flt
 
 
-def _tag(name: str, sortable: bool = False) -> tuple[Arg, ...]:
-    return (name, "TAG", "SEPARATOR", TAG_SEPARATOR, "CASESENSITIVE",
+def _named(name: str, wire: Callable[[str], str]) -> tuple[Arg, ...]:
+    """A schema field's name: the hash field, aliased to ``name`` when they differ."""
+    field = wire(name)
+    return (name,) if field == name else (field, "AS", name)
+
+
+def _tag(name: str, wire: Callable[[str], str], sortable: bool = False) -> tuple[Arg, ...]:
+    return (*_named(name, wire), "TAG", "SEPARATOR", TAG_SEPARATOR, "CASESENSITIVE",
             *(("SORTABLE",) if sortable else ()))
 
 
-def _fields_schema() -> list[Arg]:
+def _fields_schema(wire: Callable[[str], str]) -> list[Arg]:
+    """Every field of :class:`QueryFields`, read from the hash field ``wire`` names."""
     schema: list[Arg] = []
     for f in QueryFields.all():
         if f.kind == "tag":
-            schema += _tag(f.name, f.sortable)
+            schema += _tag(f.name, wire, f.sortable)
         elif f.kind == "numeric":
-            schema += [f.name, "NUMERIC", *(["SORTABLE"] if f.sortable else [])]
+            schema += [*_named(f.name, wire), "NUMERIC", *(["SORTABLE"] if f.sortable else [])]
         else:
-            schema += [f.name, "TEXT"]
+            schema += [*_named(f.name, wire), "TEXT"]
     return schema
 
 
@@ -154,8 +166,10 @@ def action_index(layout: Layout) -> IndexDef:
 
 @cache
 def _action_index(version: int) -> IndexDef:
-    prefix, flt = _key_shape(keyspace_layout(version))
-    return IndexDef("actions", version, prefix, flt, tuple(_fields_schema()))
+    lay = keyspace_layout(version)
+    prefix, flt = _key_shape(lay)
+    return IndexDef("actions", version, prefix, flt,
+                    tuple(_fields_schema(lay.action.codec.wire)))
 
 
 def vector_index(layout: Layout, dim: int) -> IndexDef:
@@ -164,9 +178,10 @@ def vector_index(layout: Layout, dim: int) -> IndexDef:
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
         raise InvalidInput(f"an embedding length must be a positive int, got {dim!r}")
     prefix, flt = _key_shape(layout)
+    wire = layout.action.codec.wire
     schema: tuple[Arg, ...] = (
-        "embedding", "VECTOR", "FLAT", 6, "TYPE", "FLOAT32", "DIM", dim,
-        "DISTANCE_METRIC", "COSINE", *_fields_schema())
+        *_named("embedding", wire), "VECTOR", "FLAT", 6, "TYPE", "FLOAT32", "DIM", dim,
+        "DISTANCE_METRIC", "COSINE", *_fields_schema(wire))
     return IndexDef("vectors", layout.version, prefix, flt, schema, dim)
 
 
@@ -316,8 +331,9 @@ def count_call(name: str, query: str) -> Call:
     return command("FT.SEARCH", name, query, "LIMIT", 0, 0, "TIMEOUT", 0, "DIALECT", 2)
 
 
-def aggregate_rows(reply: Any) -> list[list[Any]]:
-    """The rows of an ``FT.AGGREGATE`` reply (RESP2: ``[n, row, row, ...]``)."""
+def aggregate_rows(reply: Any, id_field: str = "action_id") -> list[list[Any]]:
+    """The rows of an ``FT.AGGREGATE`` reply (RESP2: ``[n, row, row, ...]``) that hold
+    the hash field ``id_field`` (the layout's name of ``action_id``)."""
     reply = _raise(reply)
     if isinstance(reply, dict):  # RESP3
         rows = [_flat(r.get(b"extra_attributes") or r.get("extra_attributes") or {})
@@ -325,7 +341,8 @@ def aggregate_rows(reply: Any) -> list[list[Any]]:
     else:
         rows = [list(r or ()) for r in reply[1:]]
     # a hash deleted between the match and the LOAD has no stored fields
-    return [r for r in rows if b"action_id" in r[::2] or "action_id" in r[::2]]
+    raw_id = id_field.encode()
+    return [r for r in rows if raw_id in r[::2] or id_field in r[::2]]
 
 
 def _flat(d: Any) -> list[Any]:

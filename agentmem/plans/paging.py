@@ -52,7 +52,8 @@ class PageSource:
     in the order of a sorted index, ``i`` a set by id, ``l`` a list by position), its
     keys, bounds and direction, and how an id becomes a record key (``prefix id
     suffix``; with ``middle``, ``prefix agent middle id suffix``, the agent read from a
-    simulation-level id, hashes of other simulations than ``simulation`` skipped)."""
+    simulation-level id, hashes of other simulations than ``simulation`` skipped: those
+    whose hash field ``sim_field``, the layout's name of ``simulation_id``, differs)."""
 
     mode: str
     key: str
@@ -66,6 +67,7 @@ class PageSource:
     simulation: str = ""
     step: str = ""
     route: str | None = field(default=None)
+    sim_field: str = "simulation_id"
 
 
 def check_size(size: object) -> int:
@@ -100,7 +102,8 @@ def page_call(src: PageSource, cursor: str | None, size: int) -> Call:
     score, member = _cursor_args(src.mode, cursor)
     argv: list[Arg] = [src.mode, src.key, src.order_key, src.lo, src.hi,
                        "1" if src.newest_first else "0", check_size(size), score, member,
-                       src.prefix, src.suffix, src.middle, src.simulation, src.step]
+                       src.prefix, src.suffix, src.middle, src.simulation, src.step,
+                       src.sim_field]
     return script_call(PAGE, argv, route=src.route or src.key)
 
 

@@ -66,7 +66,8 @@ class Circle:
 @dataclass(frozen=True)
 class Filters:
     """What the script checks besides the distance: a field equal to one of some values,
-    and a numeric field within bounds (``None``: open)."""
+    and a numeric field within bounds (``None``: open); fields named as the hashes keep
+    them (``codec.wire``)."""
 
     match: tuple[str, tuple[str, ...]] | None = None
     between: tuple[str, float | None, float | None] | None = None
@@ -113,11 +114,13 @@ def near_call(circle: Circle, *, mode: str, shape: tuple[str, str, str],
               fields: tuple[str, str], limit: int | None, filters: Filters,
               keys: Sequence[tuple[str, str]] = (),
               steps: tuple[str, str, str, str, str] | None = None,
-              route: str | None = None, simulation_id: str = "") -> Call:
+              route: str | None = None, simulation_id: str = "",
+              sim_field: str = "simulation_id") -> Call:
     """One :data:`NEAR` call: ``keys`` as (key, step) pairs, or ``steps`` as (steps key,
     lo, hi, key prefix, key suffix) for the keys of the steps a sorted set holds.
-    ``simulation_id`` (mode ``'s'``): a member whose hash is of another simulation is
-    skipped."""
+    ``simulation_id`` (mode ``'s'``): a member whose hash is of another simulation (its
+    hash field ``sim_field``) is skipped. ``fields``, ``filters`` and ``sim_field`` name
+    hash fields as the hashes keep them (``codec.wire``)."""
     argv: list[Arg] = [mode, *shape, *fields, repr(circle.x), repr(circle.y),
                        repr(circle.r2), check_limit(limit), *filters.argv()]
     if steps is None:
@@ -127,7 +130,7 @@ def near_call(circle: Circle, *, mode: str, shape: tuple[str, str, str],
     else:
         argv += ["steps", *steps]
     argv += range_args(circle.ranges)
-    argv.append(simulation_id)
+    argv += (simulation_id, sim_field)
     return script_call(NEAR, argv, route=route)
 
 
@@ -145,13 +148,16 @@ def parse_near(decode: Callable[[Any], M]) -> Callable[[Any], list[Near[M]]]:
 def near_split(circle: Circle, *, candidates: Call, shape: tuple[str, str, str],
                fields: tuple[str, str], limit: int | None, filters: Filters,
                agents_of: Callable[[str, str], list[str]],
-               decode: Callable[[Any], M], simulation_id: str = "") -> Plan[list[Near[M]]]:
+               decode: Callable[[Any], M], simulation_id: str = "",
+               sim_field: str = "simulation_id") -> Plan[list[Near[M]]]:
     """The cluster path of a simulation-level search: ``candidates`` (a ``'c'``-mode
     call) lists ``id, step`` pairs; one ``GET_MANY`` per agent reads their hashes,
     and the script's test and order are applied here (a hash of another simulation
-    than ``simulation_id`` is skipped, as the script does)."""
+    than ``simulation_id``, in its hash field ``sim_field``, is skipped, as the script
+    does)."""
     pre, mid, suffix = shape
     sim = simulation_id.encode()
+    sf = sim_field.encode()
     lim = check_limit(limit)
     fx, fy = (f.encode() for f in fields)
 
@@ -182,7 +188,7 @@ def near_split(circle: Circle, *, candidates: Call, shape: tuple[str, str, str],
             for (i, _), cands in zip(pairs, options, strict=True):
                 for a in cands:
                     h = found.get((a, i))
-                    if h is None or (sim and h.get(b"simulation_id") != sim):
+                    if h is None or (sim and h.get(sf) != sim):
                         continue
                     try:
                         px, py = float(h[fx]), float(h[fy])

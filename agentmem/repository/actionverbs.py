@@ -27,12 +27,14 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _sim_of(h: Any) -> bytes | None:
+def _sim_of(h: Any, field: bytes) -> bytes | None:
+    """The simulation id of a hash as ``HGETALL`` answers it (a dict or a flat list),
+    kept under hash field ``field`` (the layout's name of ``simulation_id``)."""
     if isinstance(h, dict):
-        value = h.get(b"simulation_id")
+        value = h.get(field)
         return value if isinstance(value, bytes) else None
     for i in range(0, len(h) - 1, 2):
-        if h[i] == b"simulation_id":
+        if h[i] == field:
             return h[i + 1]  # type: ignore[no-any-return]
     return None
 
@@ -76,6 +78,7 @@ class ActionVerbs(ActionCore):
         if agent is not None:
             self._key_of(id, {"agent_id": agent})  # id rules
         decode = self.spec.codec.decode
+        sim_field = self.spec.codec.wire("simulation_id").encode()
         calls: list[Call] = []
         for a in agents:
             prefix, suffix = self._agent(a)
@@ -86,7 +89,7 @@ class ActionVerbs(ActionCore):
                 if isinstance(reply, Exception):
                     raise reply
                 h = reply[0]
-                if h and (want is None or _sim_of(h) == want):
+                if h and (want is None or _sim_of(h, sim_field) == want):
                     return decode(h)
             return None
 
@@ -162,8 +165,9 @@ class ActionVerbs(ActionCore):
 
             raise FollowUp(Plan(delete.calls, lambda r: deleted(delete.parse(r))))
 
-        return single(command("HMGET", stm, "simulation_id", "step_number", "action_type"),
-                      read)
+        wire = self.spec.codec.wire
+        return single(command("HMGET", stm, wire("simulation_id"), wire("step_number"),
+                              wire("action_type")), read)
 
     def _delete_sim_part(self, sim: str, rid: str, step: str, kind: str) -> Plan[bool]:
         """The simulation-slot part of an action's delete on a cluster (TO_IM_SIM)."""
@@ -202,8 +206,10 @@ class ActionVerbs(ActionCore):
         # find the agent (and check the simulation) first: what names another
         # simulation's action is not deleted, as get does not return it
         agents = [agent] if agent is not None else self._agents_of(rid)
-        calls = [command("HGET", k, "simulation_id")
-                 for a in agents for k in self._tier_keys(a, rid)]
+        fields = (self.spec.codec.wire("simulation_id"),
+                  self.layout.im_action.codec.wire("simulation_id"))
+        calls = [command("HGET", k, f)
+                 for a in agents for k, f in zip(self._tier_keys(a, rid), fields, strict=True)]
 
         def parse(raw: list[Any]) -> bool:
             for n, a in enumerate(agents):
@@ -298,7 +304,7 @@ class ActionVerbs(ActionCore):
                               "are in their agents' slots (docs/cluster.md)")
         prefix, middle, suffix = self._sim_shape()
         return PageSource(mode, key, prefix, suffix, middle=middle, simulation=simulation_id,
-                          step=step)
+                          step=step, sim_field=self.spec.codec.wire("simulation_id"))
 
     def _at_step_src(self, simulation_id: str, step: int) -> PageSource:
         key = self._key("sim_step", simulation_id=simulation_id, step_number=step)

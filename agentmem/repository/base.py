@@ -279,7 +279,9 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         key = Template.parse(ix.key).render(scope)
         prefix, suffix = self._around(scope)
         circle = Circle.of(x, y, radius, ix.cell, limited=limit is not None)
-        call = near_call(circle, mode="r", shape=(prefix, "", suffix), fields=(ix.x, ix.y),
+        wire = self.spec.codec.wire
+        call = near_call(circle, mode="r", shape=(prefix, "", suffix),
+                         fields=(wire(ix.x), wire(ix.y)),
                          limit=limit, filters=Filters(), keys=[(key, "")], route=key)
         return single(call, parse_near(self.spec.codec.decode))
 

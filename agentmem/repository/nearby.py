@@ -37,7 +37,12 @@ class RadiusSearch(ActionCore):
         types = (action_type,) if isinstance(action_type, str) else tuple(action_type)
         for t in types:
             check_action_type(t)
-        return Filters(match=("action_type", types))
+        return Filters(match=(self.spec.codec.wire("action_type"), types))
+
+    def _position_fields(self) -> tuple[str, str]:
+        """The hash fields of the position, as the layout names them."""
+        wire = self.spec.codec.wire
+        return wire("position_x"), wire("position_y")
 
     def _need_grids(self, call: str) -> None:
         if not getattr(self, "grids", True):
@@ -62,11 +67,11 @@ class RadiusSearch(ActionCore):
         f = self._type_filter(action_type)
         start, end = check_steps(start, end)
         if start is not None or end is not None:
-            f = Filters(f.match, ("step_number", start, end))
+            f = Filters(f.match, (self.spec.codec.wire("step_number"), start, end))
         prefix, suffix = self._agent(agent_id)
         key = self._key("grid", agent_id=agent_id)
         call = near_call(circle, mode="r", shape=(prefix, "", suffix),
-                         fields=("position_x", "position_y"), limit=limit, filters=f,
+                         fields=self._position_fields(), limit=limit, filters=f,
                          keys=[(key, "")], route=key)
         return self._with_cell(single(call, parse_near(self.spec.codec.decode)), record=False)
 
@@ -86,7 +91,8 @@ class RadiusSearch(ActionCore):
         if step is not None and (start is not None or end is not None):
             raise InvalidInput("give step, or start and/or end, not both")
         shape = self._sim_shape()
-        fields = ("position_x", "position_y")
+        fields = self._position_fields()
+        sim_field = self.spec.codec.wire("simulation_id")
         keys: list[tuple[str, str]] = []
         steps = None
         if step is not None:
@@ -99,7 +105,8 @@ class RadiusSearch(ActionCore):
                      score_arg(start, "-inf"), score_arg(end, "+inf"), kpre, ksuf)
         if not self.cluster:
             call = near_call(circle, mode="s", shape=shape, fields=fields, limit=limit,
-                             filters=f, keys=keys, steps=steps, simulation_id=simulation_id)
+                             filters=f, keys=keys, steps=steps, simulation_id=simulation_id,
+                             sim_field=sim_field)
             return self._with_cell(single(call, parse_near(self.spec.codec.decode)),
                                    record=False)
         route = self._key("sim_steps", simulation_id=simulation_id)
@@ -108,4 +115,4 @@ class RadiusSearch(ActionCore):
         return self._with_cell(near_split(
             circle, candidates=first, shape=shape, fields=fields, limit=limit, filters=f,
             agents_of=candidate_agents, decode=self.spec.codec.decode,
-            simulation_id=simulation_id), record=False)
+            simulation_id=simulation_id, sim_field=sim_field), record=False)

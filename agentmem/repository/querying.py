@@ -151,8 +151,10 @@ class ActionSearch(ActionCore):
         if limit == 0:
             return Plan((), lambda _: [])
         decode = self.spec.codec.decode
+        id_field = self.spec.codec.wire("action_id")
         return self._ft_then(aggregate_call(self._ft_index(), text, key, offset, limit),
-                             lambda reply: [decode(row) for row in aggregate_rows(reply)])
+                             lambda reply: [decode(row)
+                                            for row in aggregate_rows(reply, id_field)])
 
     @operation
     def query_count(self, /, *where: Condition) -> Plan[int]:

@@ -40,7 +40,8 @@ class SimulationQueries(ActionCore):
         # agent:{agent_id}:action:{action_id} -> prefix, middle, suffix around both ids
         prefix, middle, suffix = self._sim_shape()
         argv: list[Arg] = [source, kind, start, stop, prefix, middle, suffix, check_limit(limit),
-                           "" if step is None else step, simulation_id]
+                           "" if step is None else step, simulation_id,
+                           self.spec.codec.wire("simulation_id")]
         if self.cluster:
             return self._sim_fetch_split(source, kind, start, stop, check_limit(limit), step,
                                          (prefix, middle, suffix), simulation_id)
@@ -58,6 +59,7 @@ class SimulationQueries(ActionCore):
             command("LRANGE", source, start, stop)
         want = "" if step is None else str(step)
         sim = simulation_id.encode()
+        sim_field = self.spec.codec.wire("simulation_id").encode()
 
         def fetch(raw: list[Any]) -> list[Action]:
             if isinstance(raw[0], Exception):
@@ -82,7 +84,7 @@ class SimulationQueries(ActionCore):
                     if isinstance(reply, Exception):
                         raise reply
                     for i, h in zip(per_agent[a], reply, strict=True):
-                        if h and _field(h, b"simulation_id") == sim:
+                        if h and _field(h, sim_field) == sim:
                             found[a, i] = h
                 decode = self.spec.codec.decode
                 out: list[Action] = []

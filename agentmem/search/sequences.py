@@ -238,10 +238,14 @@ def read_window(memory: Memory, agent_id: str, start: int | None = None,
     hi = "+inf" if end is None else str(int(end))
     argv: list[Arg] = [lo, hi, -1 if limit is None else limit, "1" if limit is not None else "0"]
     prefix, suffix = lay.record_key_parts("action", agent_id=agent_id)
-    argv += ["s", lay.key("timeline", agent_id=agent_id), prefix, suffix]
+    wire = lay.action.codec.wire
+    argv += ["s", lay.key("timeline", agent_id=agent_id), prefix, suffix,
+             wire("action_type"), wire("reward")]
     if tiers == "all":
         iprefix, isuffix = lay.record_key_parts("im_action", agent_id=agent_id)
-        argv += ["i", lay.key("im_timeline", agent_id=agent_id), iprefix, isuffix]
+        iwire = lay.im_action.codec.wire
+        argv += ["i", lay.key("im_timeline", agent_id=agent_id), iprefix, isuffix,
+                 iwire("action_type"), iwire("reward")]
     # the agent's keys share one slot (layout 2): the call runs there on a cluster
     route = lay.key("timeline", agent_id=agent_id)
     raw = memory.runner.run(single(script_call(SEQUENCE, argv, route=route), lambda r: r))

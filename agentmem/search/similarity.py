@@ -296,7 +296,8 @@ class SimilarityIndex:
         if not ids:
             return []
         size = self.batch_size
-        calls = [script_call(VECTORS, [prefix, suffix, "action_type", "embedding",
+        wire = self.memory.actions.spec.codec.wire
+        calls = [script_call(VECTORS, [prefix, suffix, wire("action_type"), wire("embedding"),
                                        *ids[i:i + size]])
                  for i in range(0, len(ids), size)]
 

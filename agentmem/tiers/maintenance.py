@@ -384,9 +384,12 @@ class Tiers:
         archive has them first."""
         p = self.policy
         assert p.im_capacity is not None
+        wire = self.layout.im_action.codec.wire
+        fields = (wire("importance"), wire("simulation_id"))
         while over:  # rounds of at most PLAN_SLICE victims per agent
             plans = [single(script_call(EVICT_PLAN, [*sh.im_hash, sh.im_timeline,
-                                                     self._pinned_key(agent_id), p.im_capacity,
+                                                     self._pinned_key(agent_id), *fields,
+                                                     p.im_capacity,
                                                      repr(float(p.importance_weight)),
                                                      PLAN_SLICE],
                                         route=sh.im_timeline),

@@ -13,8 +13,17 @@ from agentmem.plans.plan import Plan
 __all__ = ["Shapes"]
 
 
+STM_FIELDS = ("simulation_id", "step_number", "agent_id", "action_type", "reward",
+              "action_target_id")
+"""The fields of an action the move to IM reads, in the order ``to_im`` takes their names."""
+IM_FIELDS = ("action_id", "simulation_id", "step_number", "agent_id", "action_type", "reward",
+             "importance", "action_target_id")
+"""The fields of the IM hash the move writes, in the order ``to_im`` takes their names."""
+
+
 class Shapes:
-    """The keys of one agent as the tier scripts build them (prefixes and suffixes)."""
+    """The keys of one agent as the tier scripts build them (prefixes and suffixes), and
+    the hash fields they read and write, as the layout names them."""
 
     def __init__(self, layout: Layout, agent_id: str) -> None:
         check_part("agent_id", agent_id)
@@ -36,12 +45,17 @@ class Shapes:
         self.sim_grid = _pieces(t("sim_grid"), a, ["simulation_id", "step_number"])
         self.retired = t("retired").render(a)
         """The agent's retired marks: every move raises its simulation's to the step."""
+        self.fields = [*map(layout.action.codec.wire, STM_FIELDS),
+                       *map(layout.im_action.codec.wire, IM_FIELDS)]
+        """The hash fields of :data:`STM_FIELDS` in an action hash, then of
+        :data:`IM_FIELDS` in an IM hash (``codec.wire``)."""
 
     def argv(self) -> list[str]:
+        """What ``to_im`` takes after the IM TTL: the key shapes, then :attr:`fields`."""
         return [*self.hash, self.timeline, self.relative, self.rewards, *self.types,
                 *self.targets, *self.sim_actions, *self.sim_step, *self.sim_steps,
                 *self.sim_by_type, *self.im_hash, self.im_timeline, self.grid,
-                *self.sim_grid]
+                *self.sim_grid, *self.fields]
 
 
 def _gather(plans: Sequence[Plan[Any]]) -> Plan[list[Any]]:

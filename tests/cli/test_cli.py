@@ -21,7 +21,9 @@ import redis
 from click.testing import CliRunner, Result
 
 import agentmem
+from agentmem.backends.sql import open_archive
 from agentmem.cli import main
+from agentmem.dualwrite.writer import DualWriter
 from agentmem.errors import ConfigError
 from agentmem.servers.embedded import Embedded
 from agentmem.servers.local import LocalServer, find_binary
@@ -293,6 +295,78 @@ def test_commands_follow_a_store_migrated_to_layout_2(tmp_path: Path) -> None:
         assert json.loads(ok([*base, "check", "--json"]).stdout)["clean"]
         keys = {k.decode() for k in redis.Redis.from_url(srv.url).scan_iter(count=1000)}
         assert "agent:{agent_0}:action:timeline" in keys
+
+
+def _layout_run(url: str, folder: Path, version: int) -> dict[str, Any]:
+    """Data written by a store of ``version`` (a dual writer's outbox left undrained,
+    actions Redis holds that no archive has), then every read-only command, the drain,
+    sync and maintain: their JSON outputs."""
+    base = ["--redis-url", url, "--archive-url", str(folder / "a.db"),
+            "--data", str(folder / "data")]
+    actions = [agentmem.Action(agent_id=f"a{s % 3}", simulation_id="s1", step_number=s,
+                               action_type=("move", "eat", "share")[s % 4 % 3],
+                               reward=s / 10 - 1, position=(float(s), float(s % 5)),
+                               action_target_id="a2" if s % 4 == 0 else None)
+               for s in range(30)]
+    with agentmem.connect(url, layout_version=version) as mem, \
+            open_archive(folder / "a.db") as archive:
+        writer = DualWriter(mem, archive, buffer_size=1000, interval=3600, lease=60)
+        writer.add_many(actions[:20])  # acknowledged, in the outbox, not archived
+        mem.actions.add_many(actions[20:])  # in Redis only
+
+        def lines(args: list[str]) -> list[Any]:
+            out = ok([*base, *args, "--json"]).stdout
+            try:
+                return [json.loads(out)]  # one object, maybe indented
+            except json.JSONDecodeError:
+                return [json.loads(x) for x in out.splitlines() if x.strip()]
+
+        out: dict[str, Any] = {}
+        out["drain"] = lines(["archive", "--all"])
+        out["sync"] = lines(["sync", "s1"])
+        stats = lines(["stats"])[0]
+        out["layout"] = stats.pop("layout_version")
+        out["stats"] = {k: stats[k] for k in ("simulations", "agents", "tiers", "types_in_stm")}
+        out["inspect"] = lines(["inspect", "a1"])
+        for name, args in [("type", ["--type", "eat"]), ("target", ["--target", "a2"]),
+                           ("reward", ["--min-reward", "0.5"]), ("steps", ["--steps", "3:12"]),
+                           ("relative", ["--relative", "-2"]),
+                           ("near", ["--near", "10,2", "--radius", "6"])]:
+            out["query " + name] = lines(["query", "--agent", "a1", *args])
+        out["maintain"] = lines(["maintain", "--stm-steps", "5", "--im-capacity", "4",
+                                 "--now-step", "29"])
+        for name, args in [("type", ["--type", "eat"]), ("steps", ["--steps", "0:29"])]:
+            out["all tiers " + name] = lines(["query", "--agent", "a1", *args, "--all-tiers"])
+        out["inspect after"] = lines(["inspect", "a1", "--limit", "20"])
+        export = folder / "s1.jsonl"
+        ok([*base, "export", "s1", "--format", "jsonl", "-o", str(export)])
+        out["export"] = sorted((json.loads(x)["action_id"], json.loads(x)["reward"])
+                               for x in export.read_text().splitlines())
+        writer.close()
+    return json.loads(json.dumps(out).replace('"stored_at": ', '"_": ').replace(
+        '"generated_at": ', '"_": '), object_hook=lambda d: {k: v for k, v in d.items()
+                                                             if k != "_"})
+
+
+def test_commands_on_a_layout_3_store(tmp_path: Path) -> None:
+    """A store written in layout 3 (short hash fields): the commands open it in that
+    layout, and every read, the outbox drain, sync and maintain answer as on layout 2."""
+    if find_binary("redis") is None:
+        pytest.skip("no redis-server")
+    runs = {}
+    for version in (2, 3):
+        with LocalServer("redis") as srv:
+            folder = tmp_path / f"l{version}"
+            folder.mkdir()
+            runs[version] = _layout_run(srv.url, folder, version)
+    assert runs[3]["layout"] == 3
+    runs[3]["layout"] = 2
+    assert runs[3] == runs[2]
+    assert runs[3]["drain"][0]["archived"] == 20
+    assert runs[3]["sync"] == [{"simulation": "s1", "archived": 10}]
+    assert len(runs[3]["export"]) == 30
+    assert runs[3]["query near"]
+    assert {r["tier"] for r in runs[3]["all tiers steps"]} == {"stm", "im"}
 
 
 def test_commands_use_the_grid_cell_the_server_records(tmp_path: Path) -> None:

@@ -94,41 +94,33 @@ def test_cluster_url_rule_and_layout_1_refused(clusters: tuple[LocalCluster, Loc
         connect_cluster("redis+cluster://127.0.0.1:7000/3")
 
 
-def test_same_results_as_one_server(cm: ClusterMemory, ref: agentmem.Memory) -> None:
-    _same_results(cm, ref)
-
-
-def test_layout_3_on_a_cluster(clusters: tuple[LocalCluster, LocalServer]) -> None:
-    """Layout 3 (compact hashes, layout 2's keys) gives a cluster the same results as
-    one server of layout 3, its hashes' fields under the short names."""
-    cm = connect_cluster(clusters[0].url, layout_version=3)
-    _flush(cm)
-    cm.settle_seconds = 0
-    ref = agentmem.connect(clusters[1].url, layout_version=3)
-    ref.client.flushall()
-    try:
-        _same_results(cm, ref)
-        nodes = [cm.runner.node_client(n) for n in cm.runner.primaries()]
-        fields = {k for node in nodes
-                  for key in node.scan_iter(match="agent:*:action:agent_*", count=1000)
-                  if node.type(key) == b"hash" for k in node.hkeys(key)}
-        assert b"n" in fields
-        assert b"step_number" not in fields
-    finally:
-        cm.close()
-        ref.close()
-
-
-def _same_results(cm: ClusterMemory, ref: agentmem.Memory) -> None:
+def _same_writes(*mems: Any) -> None:
     batch = _actions(400)
     dupes = [Action(agent_id="agent_1", simulation_id="sim1", step_number=0,
                     action_type="move", reward=1.0) for _ in range(3)]
-    for mem in (cm, ref):
+    for mem in mems:
         mem.actions.add_many(batch)
         mem.actions.add_many(dupes)  # ids taken on the server: renumbered in the agent slot
         mem.actions.record(agent_id="agent_2", simulation_id="sim0", step_number=99,
                            action_type="eat", reward=2.0)
-    queries: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+
+
+def _same_answers(cm: ClusterMemory, ref: agentmem.Memory) -> None:
+    for name, args, kwargs in QUERIES:
+        got = getattr(cm.actions, name)(*args, **kwargs)
+        want = getattr(ref.actions, name)(*args, **kwargs)
+        assert _dump(got) == _dump(want), name
+    assert len(cm.actions.simulation_actions("sim1")) == 200 + 3
+    assert len(cm.actions.near_at("sim1", 1.0, 1.0, 9.0)) == 200  # every action with a position
+
+
+def test_same_results_as_one_server(cm: ClusterMemory, ref: agentmem.Memory) -> None:
+    _same_writes(cm, ref)
+    _same_answers(cm, ref)
+    assert integrity.check(cm).clean
+
+
+QUERIES: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
         ("get", ("agent_1-0-move.2",), {"agent_id": "agent_1"}),
         ("get_many", (["agent_1-0-move", "agent_1-0-move.3", "nope"],), {"agent_id": "agent_1"}),
         ("by_type", ("agent_3", "eat"), {}),
@@ -161,13 +153,56 @@ def _same_results(cm: ClusterMemory, ref: agentmem.Memory) -> None:
         ("near_at", ("sim0", 2.0, 1.0, 2.0), {"start": 2, "end": 20, "limit": 5}),
         ("near_at", ("sim1", 1.0, 1.0, 9.0), {"action_type": "eat"}),
     ]
-    for name, args, kwargs in queries:
-        got = getattr(cm.actions, name)(*args, **kwargs)
-        want = getattr(ref.actions, name)(*args, **kwargs)
-        assert _dump(got) == _dump(want), name
-    assert len(cm.actions.simulation_actions("sim1")) == 200 + 3
-    assert len(cm.actions.near_at("sim1", 1.0, 1.0, 9.0)) == 200  # every action with a position
-    assert integrity.check(cm).clean
+
+
+def test_layout_3_same_results_as_one_server(clusters: tuple[LocalCluster, LocalServer]
+                                             ) -> None:
+    """Layout 3 (short hash fields) on a cluster: the queries' cluster paths (simulation
+    reads and radius search in two round trips, deletes in two slots, the two-part
+    move to IM) read the fields under the layout's names, as one layout-3 server does."""
+    cm3 = connect_cluster(clusters[0].url, layout_version=3)
+    ref3 = agentmem.connect(clusters[1].url, layout_version=3)
+    try:
+        _flush(cm3)
+        cm3.settle_seconds = 0
+        ref3.client.flushall()
+        _same_writes(cm3, ref3)
+        _same_answers(cm3, ref3)
+        node = cm3.runner.node_client(cm3.client.get_node_from_key("agent:{agent_1}:x"))
+        assert b"n" in node.hgetall("agent:{agent_1}:action:agent_1-0-move")
+        for mem in (cm3, ref3):  # a hash of another simulation under sim1's ids: skipped
+            client = mem.client if mem is ref3 else node
+            client.hset("agent:{agent_1}:action:agent_1-0-move", "s", "sim9")
+        for name, args, kwargs in [
+                ("at_step", ("sim1", 0), {}), ("simulation_actions", ("sim1", 0, 20), {}),
+                ("near_at", ("sim1", 1.0, 1.0, 9.0), {"step": 0}),
+                ("get", ("agent_1-0-move",), {"simulation_id": "sim1"}),
+                ("get", ("agent_1-0-move",), {"simulation_id": "sim9"})]:
+            got = getattr(cm3.actions, name)(*args, **kwargs)
+            assert _dump(got) == _dump(getattr(ref3.actions, name)(*args, **kwargs)), name
+        assert "agent_1-0-move" not in [a.action_id for a in cm3.actions.at_step("sim1", 0)]
+        for mem in (cm3, ref3):
+            tiers = agentmem.Tiers(cast(Any, mem))
+            assert tiers.transition("agent_3", ["agent_3-1-eat", "agent_3-3-move"]) == [
+                "agent_3-1-eat", "agent_3-3-move"]
+            assert mem.actions.delete("agent_5-2-eat", simulation_id="sim1")
+            assert mem.actions.delete("agent_5-3-share", agent_id="agent_5")
+            assert mem.actions.delete("agent_3-3-move")  # in IM
+        for name, args, kwargs in [
+                ("history", ("agent_3",), {}), ("simulation_actions", ("sim1",), {}),
+                ("simulation_actions", ("sim0",), {}), ("type_counts", ("sim1",), {}),
+                ("steps", ("sim1",), {}), ("at_step", ("sim1", 2), {}),
+                ("get", ("agent_5-2-eat",), {})]:
+            got = getattr(cm3.actions, name)(*args, **kwargs)
+            assert _dump(got) == _dump(getattr(ref3.actions, name)(*args, **kwargs)), name
+        im = cm3.im_actions.get("agent_3-1-eat", agent_id="agent_3")
+        assert im is not None
+        assert im.simulation_id == "sim1"
+        assert cm3.actions.get("agent_5-2-eat") is None
+        assert "agent_5-3-share" not in [a.action_id for a in cm3.actions.at_step("sim1", 3)]
+    finally:
+        cm3.close()
+        ref3.close()
 
 
 def test_duplicate_id_and_im_repository(cm: ClusterMemory) -> None:

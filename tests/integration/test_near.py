@@ -373,6 +373,21 @@ def test_a_declared_model_gets_radius_search(mem: agentmem.Memory) -> None:
         repo.near("by_power", 0.0, 0.0, 1.0, zone="z1")
 
 
+def test_radius_search_reads_renamed_hash_fields(mem: agentmem.Memory, r: redis.Redis) -> None:
+    """A declaration that keeps its position under other hash field names (as layout 3
+    does for actions): the search reads the hash fields, not the storage names."""
+    spec = declare(Beacon, key="zone:{zone}:beacon:{beacon_id}", id="beacon_id", indexes=[
+        GridIndex("where", "zone:{zone}:beacons:grid", x="x", y="y", cell=5.0)],
+        hash_names={"x": "bx", "y": "by"})
+    repo = mem.repository(spec)
+    repo.add_many([Beacon(beacon_id=f"b{i}", zone="z1", x=float(i), y=0.0) for i in range(20)])
+    assert set(r.hgetall("zone:z1:beacon:b3")) == {b"beacon_id", b"zone", b"bx", b"by",
+                                                   b"power"}
+    got = repo.near("where", 10.0, 0.0, 2.0, zone="z1")
+    assert [(n.record.beacon_id, n.distance) for n in got] == [
+        ("b10", 0.0), ("b11", 1.0), ("b9", 1.0), ("b12", 2.0), ("b8", 2.0)]
+
+
 
 
 def test_a_limit_stops_the_search_at_the_nearest_ranges(mem: agentmem.Memory,

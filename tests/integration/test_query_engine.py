@@ -1,6 +1,6 @@
 """Ad-hoc queries on the Query Engine (Valkey 9 with the RediSearch module): results
 against a reference over every hash, ordering, escaping, the index's key filter,
-migration of an older index version, expiry, layout 2, asyncio, and the error on a
+migration of an older index version, expiry, layouts 2 and 3, asyncio, and the error on a
 server without the module."""
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ def ids(actions: list[agentmem.Action]) -> list[str | None]:
 
 
 def test_filters_against_reference(smem: agentmem.Memory, sr: redis.Redis) -> None:
+    filters_against_reference(smem, sr)
+
+
+def filters_against_reference(smem: agentmem.Memory, sr: redis.Redis) -> None:
     populate(smem)
     wait_indexed(smem.actions.query_index)
     every = stored(sr, smem)
@@ -78,6 +82,10 @@ def test_filters_against_reference(smem: agentmem.Memory, sr: redis.Redis) -> No
 
 
 def test_sort_by_and_missing_values_last(smem: agentmem.Memory, sr: redis.Redis) -> None:
+    sort_by_and_missing_values_last(smem, sr)
+
+
+def sort_by_and_missing_values_last(smem: agentmem.Memory, sr: redis.Redis) -> None:
     populate(smem, 120, seed=2)
     every = stored(sr, smem)
     with_reward = [a for a in every if a.reward is not None]
@@ -185,6 +193,38 @@ def test_layout_2(search_server: Any, sr: redis.Redis) -> None:
         assert m2.actions.query_index().name.startswith("agentmem:idx:actions:L2:")
 
 
+def test_layout_3(search_server: Any, sr: redis.Redis) -> None:
+    """Layout 3 keeps the hash fields under short names: the index reads them under
+    the fields' names (``n AS step_number``), so every query, sort and KNN search is
+    the same; the results are the hashes' fields decoded."""
+    with agentmem.connect(search_server.url, layout_version=3) as m3:
+        filters_against_reference(m3, sr)
+        sr.flushall()
+        sort_by_and_missing_values_last(m3, sr)
+        sr.flushall()
+        knn_with_filters(m3)
+        assert m3.actions.query_index().name.startswith("agentmem:idx:actions:L3:")
+        assert m3.actions.vector_index(5).name.startswith("agentmem:idx:vectors:L3:5:")
+        sr.flushall()
+        a = act("a1", 7, reward=0.25, position=(1.5, -2.0), details={"note": "found gold"},
+                embedding=np.arange(4, dtype=np.float32), module_type="m", module_id="9")
+        m3.actions.add(a)
+        assert b"n" in sr.hgetall("agent:{a1}:action:a1-7-move")
+        (got,) = m3.actions.query(Q.details.matches("gold"), Q.position_x > 1, Q.module_id == "9")
+        assert got == m3.actions.get("a1-7-move", agent_id="a1")
+        assert got.embedding is not None
+        assert got.embedding.tolist() == [0.0, 1.0, 2.0, 3.0]
+        (near,) = m3.actions.similar([0.0, 1.0, 2.0, 3.0], Q.step_number == 7, k=3)
+        assert near.action == got
+        assert near.score == pytest.approx(1.0)
+        # an IM hash (short names too) and the retired marks are not in the index
+        sr.hset("agent:{a1}:im:action:x", mapping={"i": "x", "a": "a1", "n": 3})
+        sr.hset("agent:{a1}:retired", mapping={"s1": 3})
+        status = wait_indexed(m3.actions.query_index)
+        assert (status.documents, status.failures) == (1, 0)
+        assert m3.actions.query_count(Q.step_number <= 7) == 1
+
+
 async def test_asyncio(search_server: Any, sr: redis.Redis) -> None:
     m = agentmem.connect_async(search_server.url)
     try:
@@ -199,6 +239,10 @@ async def test_asyncio(search_server: Any, sr: redis.Redis) -> None:
 
 
 def test_knn_with_filters(smem: agentmem.Memory) -> None:
+    knn_with_filters(smem)
+
+
+def knn_with_filters(smem: agentmem.Memory) -> None:
     rng = np.random.default_rng(3)
     vecs = rng.standard_normal((80, 5)).astype(np.float32)
     smem.actions.add_many([act(f"a{i % 2}", i, TYPES[i % 3], embedding=vecs[i],

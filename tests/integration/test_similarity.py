@@ -227,6 +227,55 @@ def test_layout_2(server: Any, r: redis.Redis) -> None:
         assert idx.stats.loads == 1
 
 
+def test_layout_3(server: Any, r: redis.Redis) -> None:
+    """Layout 3 keeps the type and the embedding under short hash fields: the cache
+    reads them there and ranks as on layout 2."""
+    rng = np.random.default_rng(9)
+    actions = [act("a1", i, None if i % 5 == 0 else rng.standard_normal(4), TYPES[i % 3])
+               for i in range(60)]
+    q = rng.standard_normal(4)
+    found = {}
+    for version in (2, 3):
+        r.flushdb()
+        with agentmem.connect(server.url, layout_version=version) as m, \
+                SimilarityIndex(m, batch_size=7) as idx:
+            m.actions.add_many(actions)
+            found[version] = [
+                [(x.action.action_id, round(x.score, 6)) for x in hits] for hits in (
+                    idx.search("a1", q, 10), idx.search("a1", q, 5, action_type="eat"),
+                    idx.search("a1", q, 4, action_type=["eat", "attack"], start=20, end=40),
+                    brute_force(m, "a1", q, 10))]
+            m.actions.add(act("a1", 99, q * 2, "eat"))  # the cache follows the write
+            found[version].append([x.action.action_id for x in idx.search("a1", q, 1)])
+            assert idx.stats.loads == 1
+    assert found[3] == found[2]
+    assert found[3][0] == found[3][3]
+    assert len(found[3][1]) == 5
+    assert found[3][4] == ["a1-99-eat"]
+
+
+def test_server_vector_index_on_layout_3(search_server: Any, sr: redis.Redis) -> None:
+    """The server's KNN index on layout 3 (``e AS embedding``): the same matches as the
+    client-side search."""
+    rng = np.random.default_rng(12)
+    with agentmem.connect(search_server.url, layout_version=3) as m3:
+        m3.actions.add_many([act("a1", i, rng.standard_normal(6), TYPES[i % 3])
+                             for i in range(120)])
+        m3.actions.add(act("a1", 500, None))  # no embedding: not a candidate
+        ft = ServerVectorIndex(m3)
+        ft.ensure(6)
+        with SimilarityIndex(m3) as local:
+            for _ in range(3):
+                q = rng.standard_normal(6).astype(np.float32)
+                for args in ((10, ["eat"], 20, 90), (7, None, None, None)):
+                    got = ft.search("a1", q, *args)
+                    want = local.search("a1", q, args[0], action_type=args[1],
+                                        start=args[2], end=args[3])
+                    assert [m.action for m in got] == [m.action for m in want]
+                    assert [m.score for m in got] == pytest.approx([m.score for m in want],
+                                                                   abs=1e-4)
+
+
 def test_server_vector_index(smem: agentmem.Memory, sr: redis.Redis) -> None:
     """Server-side KNN (Valkey 9 with the RediSearch module) against the brute force."""
     assert server_has_vector_index(smem)

@@ -297,7 +297,9 @@ def test_sequence_lists_both_tiers(mem: agentmem.Memory, r: redis.Redis) -> None
     run(r, tiers.TO_IM, *_to_im_argv("a1", [("a1-0-move", "1")]))
     reply = run(r, search.SEQUENCE, "-inf", "+inf", -1, "0",
                 "s", P["timeline"].format(agent_id="a1"), "agent:a1:action:", "",
-                "i", P["im_timeline"].format(agent_id="a1"), "agent:a1:im:action:", "")
+                "action_type", "reward",
+                "i", P["im_timeline"].format(agent_id="a1"), "agent:a1:im:action:", "",
+                "action_type", "reward")
     rows = [reply[i:i + 5] for i in range(0, len(reply), 5)]
     assert sorted((t, i) for t, i, *_ in rows) == [
         (b"i", b"a1-0-move"), (b"s", b"a1-1-move"), (b"s", b"a1-2-move")]

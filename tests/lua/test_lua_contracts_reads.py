@@ -154,15 +154,17 @@ def test_near_candidates_mode_reads_no_hash(mem: agentmem.Memory, r: redis.Redis
 
 # -- search/sequence.lua ----------------------------------------------------------------
 
+TR = ("action_type", "reward")  # the type and reward fields of each timeline's hashes
+
 
 def test_sequence_reads_tier_id_step_type_reward(mem: agentmem.Memory, r: redis.Redis) -> None:
     mem.actions.add_many([_act(1, reward=0.5), _act(2, "eat"), _act(3, reward=-1.0)])
-    out = _run(r, search.SEQUENCE, [], "-inf", "+inf", -1, "0", "s", TL, PRE, "")
+    out = _run(r, search.SEQUENCE, [], "-inf", "+inf", -1, "0", "s", TL, PRE, "", *TR)
     assert out == [b"s", b"a1-1-move", b"1", b"move", b"0.5",
                    b"s", b"a1-2-eat", b"2", b"eat", None,  # no reward: false
                    b"s", b"a1-3-move", b"3", b"move", b"-1.0"]
     r.delete(PRE + "a1-2-eat")
-    out = _run(r, search.SEQUENCE, [], "2", "3", -1, "0", "s", TL, PRE, "")
+    out = _run(r, search.SEQUENCE, [], "2", "3", -1, "0", "s", TL, PRE, "", *TR)
     assert out[1::5] == [b"a1-3-move"]  # a gone hash is skipped
 
 
@@ -171,7 +173,7 @@ def test_sequence_newest_per_timeline_over_both_tiers(
     mem.actions.add_many([_act(i, reward=1.0) for i in range(1, 6)])
     Tiers(mem).transition("a1", ["a1-1-move", "a1-2-move", "a1-3-move"])
     itl, ipre = "agent:a1:im:action:timeline", "agent:a1:im:action:"
-    out = _run(r, search.SEQUENCE, [], "-inf", "+inf", 2, "1", "s", TL, PRE, "",
-               "i", itl, ipre, "")
+    out = _run(r, search.SEQUENCE, [], "-inf", "+inf", 2, "1", "s", TL, PRE, "", *TR,
+               "i", itl, ipre, "", *TR)
     assert [(out[i], out[i + 1]) for i in range(0, len(out), 5)] == [
         (b"s", b"a1-5-move"), (b"s", b"a1-4-move"), (b"i", b"a1-3-move"), (b"i", b"a1-2-move")]

@@ -29,8 +29,12 @@ SIM_SHAPES = ["simulation:", ":actions", "simulation:", ":actions:", "", "simula
 # to_im's key shapes for agent a1 (ARGV 2..26): hash pre/suf, timeline, relative index,
 # rewards, types pre/suf, targets pre/suf, sim_actions pre/suf, sim_step pre/mid/suf,
 # sim_steps pre/suf, sim_by_type pre/suf, IM hash pre/suf, IM timeline, grid, sim_grid
+# then the hash fields (ARGV 27..40): the STM hash's it reads, the IM hash's it writes
+FIELDS = ["simulation_id", "step_number", "agent_id", "action_type", "reward",
+          "action_target_id", "action_id", "simulation_id", "step_number", "agent_id",
+          "action_type", "reward", "importance", "action_target_id"]
 SHAPES = [PRE, "", TL, REL, RW, PRE + "types:", "", PRE + "targets:", "", *SIM_SHAPES[:9],
-          IPRE, "", ITL, GRID, *SIM_SHAPES[9:]]
+          IPRE, "", ITL, GRID, *SIM_SHAPES[9:], *FIELDS]
 SIM_PARTS = ["agent:", ":action:", ""]
 P = {f: layout(1).plain(f) for f in layout(1).patterns}  # '{name}' patterns
 
@@ -165,7 +169,7 @@ def test_evict_plan_picks_the_lowest_ranked_unpinned_entries(r: redis.Redis) -> 
     # rank = step + importance * weight (10): x1 1, x2 11, x3 3 (pinned), x4 4
     _im(r, [("x1", 1, 0.0), ("x2", 2, 0.9), ("x3", 3, 0.0), ("x4", 4, 0.0)])
     r.sadd("agent:a1:pinned", "x3")
-    args = (IPRE, "", ITL, "agent:a1:pinned")
+    args = (IPRE, "", ITL, "agent:a1:pinned", "importance", "simulation_id")
     assert _run(r, tiers.EVICT_PLAN, [], *args, 1, "10.0") == [b"x1", b"s1", b"x4", b"s1"]
     assert _run(r, tiers.EVICT_PLAN, [], *args, 1, "0.0") == [b"x1", b"s1", b"x2", b"s1"]
     assert r.zcard(ITL) == 4  # a plan: nothing removed
@@ -173,7 +177,8 @@ def test_evict_plan_picks_the_lowest_ranked_unpinned_entries(r: redis.Redis) -> 
 
 def test_evict_plan_is_empty_within_capacity(r: redis.Redis) -> None:
     _im(r, [("x1", 1, 0.0), ("x2", 2, 0.0)])
-    assert _run(r, tiers.EVICT_PLAN, [], IPRE, "", ITL, "agent:a1:pinned", 2, "1.0") == []
+    assert _run(r, tiers.EVICT_PLAN, [], IPRE, "", ITL, "agent:a1:pinned", "importance",
+                "simulation_id", 2, "1.0") == []
 
 
 # -- tiers/history.lua ------------------------------------------------------------------

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- page: one page of an index's records after a cursor, with the cursor of the next page.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, key, order key, lo, hi, rev, size, cursor score, cursor member, prefix, suffix, middle, simulation id, step
+-- ARGV: mode, key, order key, lo, hi, rev, size, cursor score, cursor member, prefix, suffix, middle, simulation id, step, simulation id field (absent: 'simulation_id')
 -- Reply: {hashes, more, next score, next member}: the HGETALL of up to size records whose hash exists, in order; more '1' when entries follow (the cursor: score and member of the last record returned), '0' at the end
 -- Modes: 'z' a sorted set of ids by score within [lo, hi] (the cursor: the score and id of
 -- the last record returned; ties by id); 's' the ids of set key walked in the order of the
@@ -9,11 +9,13 @@
 -- cursor: the last id); 'l' a list of ids by position (cursor: the next position).
 -- rev '1': highest score first. middle '': a record key is prefix .. id .. suffix; else
 -- prefix .. agent .. middle .. id .. suffix, the agent read from the id as SIM_FETCH does,
--- and a hash of another simulation than the simulation id skipped.
+-- and a hash of another simulation than the simulation id skipped (its hash field that
+-- holds the simulation id: the simulation id field, the layout's name for it).
 --!include lib/sim_agents.lua
 local mode, key, okey, lo, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local rev, size, cscore, cmember = ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local prefix, suffix, middle, sim, step = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
+local sf = ARGV[15]
 local CH = 128
 
 local function fetch(id)
@@ -24,7 +26,7 @@ local function fetch(id)
   end
   for _, agent in ipairs(sim_agents(id, step)) do
     local h = redis.call('HGETALL', prefix .. agent .. middle .. id .. suffix)
-    if #h > 0 and of_sim(h, sim) then return h end
+    if #h > 0 and of_sim(h, sim, sf) then return h end
   end
   return nil
 end

@@ -7,12 +7,18 @@ local sapre, sasuf, sspre, ssmid, sssuf = A[11], A[12], A[13], A[14], A[15]
 local stpre, stsuf, sbpre, sbsuf = A[16], A[17], A[18], A[19]
 local ipre, isuf, itl = A[20], A[21], A[22]
 local grid, sgpre, sgmid, sgsuf = A[23], A[24], A[25], A[26]
-local n = tonumber(A[27])
+-- the hash fields, as the layout names them (Shapes.fields): the STM hash's simulation
+-- id, step, agent id, type, reward and target (read in this order), then the IM hash's
+-- action id, simulation id, step, agent id, type, reward, importance and target
+local stm_fields = {A[27], A[28], A[29], A[30], A[31], A[32]}
+local imf = {id = A[33], sim = A[34], step = A[35], agent = A[36], typ = A[37], reward = A[38],
+  imp = A[39], tgt = A[40]}
+local n = tonumber(A[41])
 -- after the pairs: the agent's retired marks (a hash; '' none), raised to each moved
 -- action's step in its simulation, so that its id is never generated again
-local retired = A[28 + 2 * n] or ''
+local retired = A[42 + 2 * n] or ''
 -- then the agent's pinned set ('' or absent: none): a pinned id never moves
-local pins = A[29 + 2 * n] or ''
+local pins = A[43 + 2 * n] or ''
 local function ok(key, typ)
   local t = redis.call('TYPE', key)['ok']
   return t == 'none' or t == typ
@@ -22,11 +28,10 @@ local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 
   and (pins == '' or ok(pins, 'set'))
 local moved, missing, refused, sims, pinned = {}, {}, {}, {}, {}
 for i = 0, n - 1 do
-  local id, imp = A[28 + 2 * i], A[29 + 2 * i]
+  local id, imp = A[42 + 2 * i], A[43 + 2 * i]
   local key = hpre .. id .. hsuf
   local ikey = ipre .. id .. isuf
-  local h = redis.call('HMGET', key, 'simulation_id', 'step_number', 'agent_id',
-    'action_type', 'reward', 'action_target_id')
+  local h = redis.call('HMGET', key, unpack(stm_fields))
   local sim, step, agent, typ, rwd, tgt = h[1], h[2], h[3], h[4], h[5], h[6]
   if pins ~= '' and redis.call('SISMEMBER', pins, id) == 1 then
     pinned[#pinned + 1] = id

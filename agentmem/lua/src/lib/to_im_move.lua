@@ -5,9 +5,9 @@
       -- IM keeps the reward to 6 significant digits (the archive has it exactly)
       local r6 = '0'
       if rwd then r6 = string.format('%.6g', tonumber(rwd)) end
-      local f = {'action_id', id, 'simulation_id', sim or '', 'step_number', step,
-        'agent_id', agent, 'action_type', typ, 'reward', r6, 'importance', imp}
-      if tgt then f[#f + 1] = 'action_target_id'; f[#f + 1] = tgt end
+      local f = {imf.id, id, imf.sim, sim or '', imf.step, step, imf.agent, agent,
+        imf.typ, typ, imf.reward, r6, imf.imp, imp}
+      if tgt then f[#f + 1] = imf.tgt; f[#f + 1] = tgt end
       redis.call('HSET', ikey, unpack(f))
       if ttl > 0 then redis.call('EXPIRE', ikey, ttl) else redis.call('PERSIST', ikey) end
       redis.call('ZADD', itl, step, id)

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- near: radius search over a grid index.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, keys, code ranges, simulation id (documented below)
+-- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, keys, code ranges, simulation id, simulation id field (absent: 'simulation_id'; documented below)
 -- Reply: {id, distance, hash, ...} nearest first; mode 'c': candidates {id, step, ...}
 --!include lib/sim_agents.lua
 
@@ -18,7 +18,9 @@
 --     distance of any position the range can hold within the radius; once limit rows
 --     are nearer than the next range's bound, the rest is not read);
 --   the simulation id of mode 's' ('': any): a member whose hash belongs to
---     another simulation (an id given again after its action left memory) is skipped.
+--     another simulation (an id given again after its action left memory) is skipped;
+--   the hash field holding the simulation id (the layout's name for it).
+-- Every field is named as the hashes keep it (x, y, match, range, simulation id).
 -- Returns {d2, hash, d2, hash, ...} nearest first (ties by id), d2 the squared distance.
 local A = ARGV
 local mode, pre, mid, suf = A[1], A[2], A[3], A[4]
@@ -46,6 +48,7 @@ else
 end
 local nr = tonumber(A[p])
 local sim = A[p + 3 * nr + 1] or ''
+local sf = A[p + 3 * nr + 2] or 'simulation_id'
 local fields = {xf, yf}
 if mf ~= '' then fields[#fields + 1] = mf end
 local rpos = nil
@@ -58,7 +61,7 @@ local function sim_hash(id, step)
     local key = pre .. agent .. mid .. id .. suf
     if sim == '' then
       if redis.call('EXISTS', key) == 1 then return key end
-    elseif redis.call('HGET', key, 'simulation_id') == sim then
+    elseif redis.call('HGET', key, sf) == sim then
       return key
     end
   end

@@ -1,21 +1,23 @@
 #!lua flags=no-writes
 -- evict_plan: which IM entries leave when over capacity.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: IM hash prefix, suffix, IM timeline, pinned set, capacity, weight, most (optional: victims named at most)
--- Reply: {id, simulation_id, ...} of the lowest-ranked entries over capacity
--- ARGV: IM hash prefix, suffix, IM timeline, pinned set, capacity, weight. Ranks the
--- agent's unpinned IM entries by (step + importance * weight, importance, id) and
--- returns the lowest ones over the capacity as {id, simulation_id, ...}.
+-- ARGV: IM hash prefix, suffix, IM timeline, pinned set, importance field, simulation id field, capacity, weight, most (optional: victims named at most)
+-- Reply: {id, simulation id, ...} of the lowest-ranked entries over capacity
+-- ARGV: IM hash prefix, suffix, IM timeline, pinned set, the IM hash fields of the
+-- importance and of the simulation id (as the layout names them), capacity, weight.
+-- Ranks the agent's unpinned IM entries by (step + importance * weight, importance, id)
+-- and returns the lowest ones over the capacity as {id, simulation id, ...}.
 local ipre, isuf, itl, pins = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local cap, weight = tonumber(ARGV[5]), tonumber(ARGV[6])
-local most = tonumber(ARGV[7] or '') or math.huge
+local impf, simf = ARGV[5], ARGV[6]
+local cap, weight = tonumber(ARGV[7]), tonumber(ARGV[8])
+local most = tonumber(ARGV[9] or '') or math.huge
 local size = redis.call('ZCARD', itl)
 if size - cap <= 0 then return {} end  -- within capacity whatever is pinned: O(1)
 local pinned = {}
 for _, id in ipairs(redis.call('SMEMBERS', pins)) do pinned[id] = true end
 
 local function row(id, score)
-  local h = redis.call('HMGET', ipre .. id .. isuf, 'importance', 'simulation_id')
+  local h = redis.call('HMGET', ipre .. id .. isuf, impf, simf)
   local imp = tonumber(h[1]) or 0
   return {tonumber(score) + imp * weight, imp, id, h[2] or ''}
 end
