@@ -383,6 +383,10 @@ class Codec(Generic[M]):
         unknown = sorted(set(renames) - set(storage))
         if unknown:
             raise SchemaError(f"{model.__name__}: hash_names renames unknown fields {unknown}")
+        bad = {k: v for k, v in renames.items() if not isinstance(v, str) or not v}
+        if bad:
+            raise SchemaError(f"{model.__name__}: hash_names must map to non-empty strings, "
+                              f"got {bad}")
         self._wire = {s: renames.get(s, s) for s in storage}
         self.hash_names: tuple[str, ...] = tuple(self._wire[s] for s in storage)
         """The hash field of each storage name (the same names unless renamed)."""

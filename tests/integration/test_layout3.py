@@ -15,13 +15,23 @@ from typing import Any
 import pytest
 import redis
 from _support import act
-from test_layout2 import LAYOUT_KEY, _no_time, content, scenario
+from test_layout2 import LAYOUT_KEY, _no_time, scenario
+from test_layout2 import content as content_with_times
 
 import agentmem
 from agentmem.integrity import check, repair
 from agentmem.plans import keyspace
 
 SHORT = {k.encode(): v.encode() for k, v in keyspace.COMPACT_FIELDS.items()}
+
+
+def content(r: redis.Redis) -> dict[str, Any]:
+    """``test_layout2.content`` without layout 3's write time either (``w``)."""
+    out = content_with_times(r)
+    for key, (t, value, ttl) in out.items():
+        if t == "hash":
+            out[key] = (t, {k: v for k, v in value.items() if k != b"w"}, ttl)
+    return out
 
 
 @pytest.fixture

@@ -412,7 +412,10 @@ def test_compact_revision_renames_fields_keeps_ttls_and_reads(server: Any, r: re
     back = snapshot(r)
     new_key = "agent:{a0}:action:a0-50-move"
     assert back.pop(new_key)[1][b"action_id"] == b"a0-50-move"  # written on layout 3
-    assert {k: v for k, v in back.items() if k in before} == before
+    hashes = {k for k in before if (keyspace.layout(2).parse(k) or ("",))[0] in (
+        "action", "im_action")}
+    assert len(hashes) == counts["hashes.action"] + counts["hashes.im_action"]
+    assert {k: back[k] for k in hashes} == {k: before[k] for k in hashes}
     assert r.get(LAYOUT_KEY) == b"2"
     with agentmem.connect(server.url, layout_version=2) as mem:
         assert mem.actions.timeline("a1") == read2["a1"]
@@ -451,4 +454,50 @@ def test_a_killed_compact_revision_resumes(server: Any, r: redis.Redis) -> None:
     assert snapshot(r) == _compact(before)
     assert report.counts["0004"]["renamed"] == report.counts["0004"]["hashes.action"] + \
         report.counts["0004"]["hashes.im_action"]
+    assert r.get(LAYOUT_KEY) == b"3"
+
+
+def test_compact_revision_leaves_a_hash_whose_fields_would_collide(server: Any, r: redis.Redis
+                                                                    ) -> None:
+    """A field of another program under one of layout 3's names (``r``, ``x``) would be
+    overwritten, or read as the action's own: the hash is left as it is and the revision
+    stops, naming the conflict; once the field is gone the same command finishes."""
+    populate(server.url, r, agents=2, steps=3)
+    mig.upgrade(server.url)
+    r.hset("agent:{a0}:action:a0-1-move", "r", "another program's r")
+    r.hset("agent:{a1}:action:a1-0-share", "x", "another program's x")
+    kept = {k: r.hgetall(k) for k in ("agent:{a0}:action:a0-1-move",
+                                      "agent:{a1}:action:a1-0-share")}
+    with pytest.raises(mig.MigrationError, match="2 of them also hold a field"):
+        mig.upgrade(server.url, "0004", batch=5)
+    assert {k: r.hgetall(k) for k in kept} == kept
+    assert r.get(LAYOUT_KEY) == b"2>3"
+    r.hdel("agent:{a0}:action:a0-1-move", "r")
+    r.hdel("agent:{a1}:action:a1-0-share", "x")
+    report = mig.upgrade(server.url, "0004", batch=5)
+    assert report.counts["0004"]["renamed"] == 2  # the two left; the rest were done
+    assert r.hget("agent:{a0}:action:a0-1-move", "n") == b"1"
+    assert r.get(LAYOUT_KEY) == b"3"
+
+
+def test_a_compact_revision_killed_after_its_verify_keeps_what_it_found(
+        server: Any, r: redis.Redis) -> None:
+    """The state a runner killed after its last verify batch leaves (cursor ``done``, one
+    hash found still under layout 2's names): the next run must not forget it."""
+    populate(server.url, r, agents=2, steps=3)
+    mig.upgrade(server.url)
+    mig.upgrade(server.url, "0004")
+    r.hset("agent:{z1}:action:z1-1-move", mapping={  # a late layout-2 writer's hash
+        "action_id": "z1-1-move", "agent_id": "z1", "simulation_id": "s1",
+        "step_number": 1, "action_type": "move"})
+    r.set(LAYOUT_KEY, "2>3")
+    r.set(mig.REVISION_KEY, "0003")
+    r.hset(mig.PROGRESS_KEY, mapping={"revision": "0004", "direction": "upgrade",
+                                      "phase": "verify", "cursor": "done", "batches": 3,
+                                      "n:left": 1, "n:renamed": 12})
+    with pytest.raises(mig.MigrationError, match="1 action or IM hashes still hold"):
+        mig.upgrade(server.url)
+    assert r.get(LAYOUT_KEY) == b"2>3"
+    mig.upgrade(server.url)  # renames it, verifies everything again
+    assert r.hget("agent:{z1}:action:z1-1-move", "n") == b"1"
     assert r.get(LAYOUT_KEY) == b"3"

@@ -86,7 +86,8 @@ def rewrite(ctx: Context, encode: Callable[[bytes], bytes | None]) -> None:
             continue
         ctx.count("hashes", len(hashes))
         todo = []
-        for k, raw in zip(hashes, every_reply(ctx.replies(command("HGET", k, "details")
+        field = lay.action.codec.wire("details")  # a dry run may see layout 3's hashes
+        for k, raw in zip(hashes, every_reply(ctx.replies(command("HGET", k, field)
                                                       for k in hashes)), strict=True):
             if raw is None:
                 continue

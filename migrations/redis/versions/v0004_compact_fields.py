@@ -12,11 +12,14 @@ Two phases, each a resumable SCAN over the key space in batches:
    in one step (``HSET`` of the new names, ``HDEL`` of the old ones, on the existing
    hash, so its TTL stays). A hash that holds none of the old names (renamed by a run
    that was killed before it saved its cursor, or expired) is left alone, so a batch
-   run twice changes nothing the second time. Counters: ``hashes.<family>`` (seen),
-   ``renamed`` (``to_rename`` in a dry run).
+   run twice changes nothing the second time. A hash that also holds a field under
+   one of the new names (another program's field) is left alone too: renaming would
+   overwrite it, and the new layout would read it as its own (``conflicts``).
+   Counters: ``hashes.<family>`` (seen), ``renamed`` (``to_rename`` in a dry run).
 2. ``verify``: every action and IM hash is read again; one still holding an old name
-   (``left``) stops the revision with :class:`~agentmem.migrations.redis.MigrationError`,
-   and the next run renames what is left and verifies again.
+   (``left``) stops the revision with :class:`~agentmem.migrations.redis.MigrationError`
+   (naming the conflicts, if any), and the next run renames what is left and verifies
+   again. A runner killed during the verify keeps the count of the batches it verified.
 
 The downgrade is the same walk with the names swapped. The revision is opt-in:
 ``agentmem migrate upgrade`` (to ``head``) stops at ``0003``; ``agentmem migrate upgrade
@@ -58,9 +61,10 @@ def downgrade(ctx: Context) -> None:
 
 
 def rename(ctx: Context, *, to_short: bool) -> None:
-    lay = get_layout(3)
-    pairs = {f: renames(lay, f) if to_short else [(w, s) for s, w in renames(lay, f)]
-             for f in FAMILIES}
+    lay = get_layout(ctx.data_layout)  # the keys as they are (a dry run moves none)
+    pairs = {f: renames(get_layout(3), f) if to_short else
+             [(w, s) for s, w in renames(get_layout(3), f)] for f in FAMILIES}
+    argv = {f: [len(p), *(o for o, _ in p), *(n for _, n in p)] for f, p in pairs.items()}
     head = lay.plain("action").split("{", 1)[0]  # agent:  (both families start so)
     for keys in ctx.scan("rename", match=head + "*"):
         found = _hashes(lay, keys)
@@ -69,17 +73,16 @@ def rename(ctx: Context, *, to_short: bool) -> None:
         if not found:
             continue
         if ctx.dry_run:
-            olds = every_reply(ctx.replies(
-                command("HEXISTS", k, pairs[fam][0][0]) for k, fam in found))
-            ctx.count("to_rename", sum(int(x) for x in olds))
+            held = every_reply(ctx.replies(
+                command("HMGET", k, *(o for o, _ in pairs[fam])) for k, fam in found))
+            ctx.count("to_rename", sum(1 for vals in held if any(v is not None for v in vals)))
             continue
-        done = ctx.replies(
-            script_call(RENAME_FIELDS, [n for pair in pairs[fam] for n in pair], (k,))
-            for k, fam in found)
-        ctx.count("renamed", sum(int(x) for x in every_reply(done)))
+        done = [int(x) for x in every_reply(ctx.replies(
+            script_call(RENAME_FIELDS, argv[fam], (k,)) for k, fam in found))]
+        ctx.count("renamed", sum(1 for x in done if x == 1))
+        ctx.count("conflicts", sum(1 for x in done if x == -1))
     if ctx.dry_run:
         return
-    ctx.reset("left")
     for keys in ctx.scan("verify", match=head + "*"):
         found = _hashes(lay, keys)
         if not found:
@@ -88,13 +91,19 @@ def rename(ctx: Context, *, to_short: bool) -> None:
         for vals in every_reply(ctx.replies(calls)):
             if any(v is not None for v in vals):
                 ctx.count("left")
-    left = ctx.counters.get("left", 0)
+    left, conflicts = ctx.counters.get("left", 0), ctx.counters.get("conflicts", 0)
     if left:
+        names = sorted({n for p in pairs.values() for _, n in p})
+        for prefix in ("left", "conflicts", "renamed", "hashes."):
+            ctx.reset(prefix)  # the next run counts again from the start
         ctx.restart("rename")
+        why = (f"{conflicts} of them also hold a field under a name the layout uses "
+               f"({', '.join(names)}), left as they are: rename or delete that field of "
+               "the other program, then " if conflicts else
+               "written while the revision ran? ")
         raise MigrationError(
             f"{left} action or IM hashes still hold fields under their names of layout "
-            f"{2 if to_short else 3} (written while the revision ran?); run the same "
-            "command again to rename them")
+            f"{2 if to_short else 3}; {why}run the same command again to rename them")
 
 
 def _hashes(lay: Layout, keys: list[str]) -> list[tuple[str, str]]:
