@@ -66,9 +66,8 @@ def server_time(memory: Any) -> float:
 def read_unchecked(memory: Any, *keys: str) -> list[Any]:
     """``GET`` of each key in one round trip, before (and without) the store's layout
     check: how a command opens data in the layout and grid cell the server records.
-    (A Redis Cluster store, which has layout 2 only, reads through its own runner.)"""
-    plan = Plan(tuple(command("GET", k) for k in keys), every_reply)
+    (On a Redis Cluster: one ``GET`` per key, routed by the cluster client.)"""
     if not isinstance(memory, Memory):
-        result: list[Any] = memory.runner.run(plan)
-        return result
+        return [_guarded(lambda k=k: memory.client.get(k)) for k in keys]
+    plan = Plan(tuple(command("GET", k) for k in keys), every_reply)
     return RedisRunner(memory.client, None).run(plan)

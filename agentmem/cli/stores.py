@@ -85,13 +85,14 @@ class Stores:
                 # open the data in the layout and with the grid cell the server records
                 # (a migrated store; data written with another grid_cell)
                 raw_layout, raw_cell = read_unchecked(memory, layout_key(), GRID_CELL_KEY)
-                version = 2 if cluster else (parse_layout_value(raw_layout) or 1)
+                version = parse_layout_value(raw_layout) or (2 if cluster else 1)
                 cell = recorded_cell(raw_cell) or DEFAULT_GRID_CELL
                 grids = raw_cell not in (NO_GRIDS, NO_GRIDS.encode())  # data without grids
                 if version != (2 if cluster else 1) or cell != DEFAULT_GRID_CELL or not grids:
                     memory.close()
                     memory = cast(Memory, connect_cluster(
-                        url, socket_connect_timeout=5, grid_cell=cell, grids=grids)) \
+                        url, socket_connect_timeout=5, grid_cell=cell, grids=grids,
+                        layout_version=version)) \
                         if cluster else connect(url, socket_connect_timeout=5,
                                                 layout_version=version, grid_cell=cell,
                                                 grids=grids)

@@ -6,6 +6,7 @@ complete; a crash between the two parts of a cluster's STM -> IM move is found b
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,26 @@ def test_agent_level_orphans_are_found_on_a_cluster(cm: ClusterMemory) -> None:
     assert found.orphans["sim_actions"] == 1
     integrity.repair(cm)  # type: ignore[arg-type]
     assert integrity.check(cm).clean  # type: ignore[arg-type]
+
+
+def test_commands_open_a_layout_3_cluster_in_its_layout(cluster: LocalCluster,
+                                                        tmp_path: Path) -> None:
+    """A cluster whose data is layout 3 (short hash fields): the commands read the layout
+    the cluster records and answer as the store that wrote it."""
+    from test_cli import ok
+
+    mem3 = connect_cluster(cluster.url, layout_version=3)
+    for node in mem3.runner.primaries():
+        mem3.runner.node_client(node).flushall()
+    try:
+        mem3.actions.add_many(_actions(6, 5))
+        want = [a.action_id for a in mem3.actions.by_type("a1", "eat")]
+    finally:
+        mem3.close()
+    base = ["--redis-url", cluster.url, "--archive-url", str(tmp_path / "a.db"),
+            "--data", str(tmp_path / "data")]
+    out = ok([*base, "query", "--agent", "a1", "--type", "eat", "--json"]).stdout
+    got = [json.loads(line)["action_id"] for line in out.splitlines()]
+    assert got == want
+    assert len(want) == 2
+    assert ok([*base, "check", "--json"]).exit_code == 0
