@@ -68,6 +68,7 @@ def read_unchecked(memory: Any, *keys: str) -> list[Any]:
     check: how a command opens data in the layout and grid cell the server records.
     (On a Redis Cluster: one ``GET`` per key, routed by the cluster client.)"""
     if not isinstance(memory, Memory):
-        return [_guarded(lambda k=k: memory.client.get(k)) for k in keys]
+        client = memory.client
+        return _guarded(lambda: [client.get(k) for k in keys])
     plan = Plan(tuple(command("GET", k) for k in keys), every_reply)
     return RedisRunner(memory.client, None).run(plan)

@@ -32,7 +32,7 @@ from agentmem.lua.migrations import RENAME_FIELDS
 from agentmem.migrations.redis import Context, MigrationError
 from agentmem.plans.keyspace import Layout
 from agentmem.plans.keyspace import layout as get_layout
-from agentmem.plans.plan import command, every_reply, script_call
+from agentmem.plans.plan import Arg, command, every_reply, script_call
 
 revision = "0004"
 down_revision: str | None = "0003"
@@ -64,7 +64,8 @@ def rename(ctx: Context, *, to_short: bool) -> None:
     lay = get_layout(ctx.data_layout)  # the keys as they are (a dry run moves none)
     pairs = {f: renames(get_layout(3), f) if to_short else
              [(w, s) for s, w in renames(get_layout(3), f)] for f in FAMILIES}
-    argv = {f: [len(p), *(o for o, _ in p), *(n for _, n in p)] for f, p in pairs.items()}
+    argv: dict[str, list[Arg]] = {
+        f: [len(p), *(o for o, _ in p), *(n for _, n in p)] for f, p in pairs.items()}
     head = lay.plain("action").split("{", 1)[0]  # agent:  (both families start so)
     for keys in ctx.scan("rename", match=head + "*"):
         found = _hashes(lay, keys)
