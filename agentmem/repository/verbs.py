@@ -122,8 +122,9 @@ class RecordVerbs(Generic[M]):
             if tag == "\0MISSING":
                 raise NotFound(f"{model.__name__} {rid!r} is not stored ({key}); nothing updated")
             if tag == "\0FIXED":
+                field = codec.storage_of(_text(raw[1])) or _text(raw[1])  # its own name
                 raise InvalidInput(
-                    f"{_text(raw[1])} is part of the record's key or id and cannot change "
+                    f"{field} is part of the record's key or id and cannot change "
                     f"(stored: {_text(raw[2])!r}); nothing updated")
             if tag == "\0WRONGTYPE":
                 raise InvalidInput(f"key {_text(raw[1])!r} holds another type than its index "
