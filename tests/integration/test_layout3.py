@@ -121,6 +121,6 @@ def test_a_refused_update_names_the_field_not_its_hash_field(server: Any, r: red
                                                              ) -> None:
     with agentmem.connect(server.url, layout_version=3) as mem:
         stored = mem.actions.add(act("a1", 1, "move", sim="s1"))
-        with pytest.raises(agentmem.InvalidInput, match="^simulation_id is part of"):
+        with pytest.raises(agentmem.InvalidInput, match=r"^simulation_id is part of"):
             mem.actions.update(stored.model_copy(update={"simulation_id": "s2"}))
         assert mem.actions.get(stored.action_id, agent_id="a1") == stored
