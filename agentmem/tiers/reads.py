@@ -132,9 +132,34 @@ def by_target(memory: Memory, agent_id: str, target_id: str, limit: int | None =
 
 def high_reward(memory: Memory, agent_id: str, min_reward: float, limit: int | None = None
                 ) -> list[Action | IMAction]:
-    """The agent's actions with ``reward >= min_reward`` in STM and IM, best first (IM
-    rewards have 6 significant digits)."""
-    found = _where(memory, agent_id,
-                   lambda a: a.reward is not None and a.reward >= min_reward, None)
-    found.sort(key=lambda a: -(a.reward or 0.0))  # stable: ties stay newest first
+    """The agent's actions with ``reward >= min_reward`` in STM and IM, best first, equal
+    rewards by id, highest first, as STM's rewards index orders them (IM rewards have 6
+    significant digits). With a ``limit``: STM's own ``high_reward`` (bounded by it) and
+    IM's matches; IM has no reward index, so its timeline is read whole, in pages."""
+    def keep(a: Action | IMAction) -> bool:
+        return a.reward is not None and a.reward >= min_reward
+
+    if limit is None:
+        found = _where(memory, agent_id, keep, None)
+    else:
+        n = check_limit(limit)
+        stm: list[Action | IMAction] = list(memory.actions.high_reward(agent_id, min_reward,
+                                                                       n))
+        seen = {a.action_id for a in stm}
+        found = [*stm, *(a for a in _im_all(memory, agent_id) if keep(a)
+                         and a.action_id not in seen)]
+    found.sort(key=lambda a: (a.reward or 0.0, a.action_id or ""), reverse=True)
     return found if limit is None else found[:check_limit(limit)]
+
+
+def _im_all(memory: Memory, agent_id: str) -> list[IMAction]:
+    """Every IM entry of the agent, newest first, in pages of :data:`IM_PAGE`."""
+    out: list[IMAction] = []
+    cursor: str | None = None
+    while True:
+        page = memory.im_actions.page("range", "im_timeline", newest_first=True,
+                                      cursor=cursor, size=IM_PAGE, agent_id=agent_id)
+        out.extend(page.items)
+        cursor = page.cursor
+        if cursor is None:
+            return out

@@ -379,3 +379,31 @@ def test_limited_reads_across_tiers_equal_the_filtered_history(mem: agentmem.Mem
             want = [a.action_id for a in whole if a.action_target_id == target][:limit]
             got = [a.action_id for a in reads.by_target(mem, "a1", target, limit)]
             assert got == want, (target, limit)
+
+
+def test_high_reward_across_tiers_with_a_limit_is_the_best_of_the_whole(
+        mem: agentmem.Memory, r: redis.Redis) -> None:
+    """``high_reward`` with a limit reads STM's bounded rewards query and IM: the best of
+    the whole history (equal rewards by id, highest first), and the STM part reads no more
+    hashes than the limit asks."""
+    from agentmem.tiers import reads
+
+    rng = random.Random(5)
+    mem.actions.add_many([act(step=s, reward=rng.choice([0.25, 0.5, 1.0, rng.random()]))
+                          for s in range(600)])
+    Tiers(mem, TierPolicy(stm_steps=300)).maintain(now_step=599)
+    whole = history(mem, "a1", newest_first=True)
+    assert {type(a) for a in whole} == {Action, IMAction}
+    for floor in (0.0, 0.5, 0.9):
+        best = sorted((a for a in whole if a.reward is not None and a.reward >= floor),
+                      key=lambda a: (a.reward, a.action_id), reverse=True)
+        assert [a.action_id for a in reads.high_reward(mem, "a1", floor)] == \
+            [a.action_id for a in best]
+        for limit in (1, 5, 40, 1000):
+            got = reads.high_reward(mem, "a1", floor, limit)
+            assert [(a.reward, a.action_id) for a in got] == \
+                [(a.reward, a.action_id) for a in best[:limit]], (floor, limit)
+    r.config_resetstat()
+    reads.high_reward(mem, "a1", 0.0, 5)
+    stats = r.info("commandstats")
+    assert stats.get("cmdstat_hgetall", {}).get("calls", 0) <= 5 + 300  # STM 5, IM whole
