@@ -3,8 +3,8 @@
 :func:`connect_cluster` opens a :class:`ClusterMemory` whose repositories are the
 same :class:`~agentmem.repository.actions.ActionRepository` /
 :class:`~agentmem.repository.base.Repository` classes as on one server, over a
-:class:`ClusterRunner`. Key layout 2 only: the agent id and the simulation id are hash
-tags, so each agent's keys share a slot, and each simulation's. See ``docs/cluster.md``
+:class:`ClusterRunner`. Key layouts 2 and 3 only: the agent id and the simulation id are
+hash tags, so each agent's keys share a slot, and each simulation's. See ``docs/cluster.md``
 for the write split, the crash window and failover.
 """
 
@@ -454,7 +454,7 @@ def connect_cluster(
     ``(host, port)`` startup nodes; the rest of the cluster is discovered. The other
     options are those of :func:`agentmem.connect` (the fields of
     :class:`~agentmem.RedisSettings`); any other keyword goes to
-    :class:`redis.cluster.RedisCluster`. Key layout 2 only (a
+    :class:`redis.cluster.RedisCluster`. Key layout 2 (the default) or 3 (a
     :class:`~agentmem.errors.ConfigError` otherwise). Reads the slot map now:
     :class:`~agentmem.errors.Unavailable` when no startup node answers. Options left at
     their default are read from the URL's query and ``AGENTMEM_*`` as for ``connect``.

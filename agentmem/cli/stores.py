@@ -34,8 +34,9 @@ class Stores:
     Redis: ``redis_url``, else ``$AGENTMEM_REDIS_URL``, else the embedded Valkey of
     the data folder. Archive: ``archive_url``, else ``$AGENTMEM_ARCHIVE_URL``, else
     ``<data folder>/archive.db``. A Redis URL with a ``+cluster`` scheme
-    (``redis+cluster://host:port``) opens a Redis Cluster with key layout 2
-    (:func:`agentmem.backends.cluster.connect_cluster`, see ``docs/cluster.md``).
+    (``redis+cluster://host:port``) opens a Redis Cluster in the key layout it records
+    (2 when none; :func:`agentmem.backends.cluster.connect_cluster`, see
+    ``docs/cluster.md``).
 
     ``create``: whether the command may create a store (``demo``, ``sync``, the archive
     schema's migrations). Otherwise a data folder of the embedded default that holds no

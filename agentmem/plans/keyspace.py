@@ -238,10 +238,12 @@ def parse_layout_value(raw: bytes | str | None) -> int | None:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     if ">" in text:
         old, _, new = text.partition(">")
+        how = "`agentmem migrate upgrade`" if old < new else (
+            f"`agentmem migrate downgrade {'base' if new == '1' else '0003'}`")
         raise LayoutError(
             f"a migration of the key layout from version {old} to {new} is in progress "
             f"(or was interrupted) on this server ({LAYOUT_KEY} = {text!r}); finish it with "
-            "`agentmem migrate upgrade` (or `downgrade`) before using the data")
+            f"{how} before using the data")
     if not text.isdigit() or int(text) not in SUPPORTED_VERSIONS:
         raise LayoutError(
             f"the server's data is in key layout version {text!r} ({LAYOUT_KEY}), which "
@@ -264,8 +266,21 @@ def check_recorded_version(raw: bytes | str | None, version: int) -> int:
         raise LayoutError(
             f"this store was opened with key layout version {version}, but the server "
             f"{how} ({LAYOUT_KEY}); open it with layout_version={found}, or migrate the "
-            f"data with `agentmem migrate upgrade`")
+            f"data with {migrate_command(found, version)}")
     return found
+
+
+_LAST_REVISION = {1: "base", 2: "0003", 3: "0004"}
+"""The last revision of each layout version (``agentmem/migrations/redis/versions``)."""
+
+
+def migrate_command(found: int, wanted: int) -> str:
+    """The ``agentmem migrate`` command that brings data of layout ``found`` to ``wanted``
+    (``upgrade`` alone stops before the opt-in layout 3)."""
+    target = _LAST_REVISION.get(wanted, "head")
+    if wanted > found:
+        return "`agentmem migrate upgrade" + ("`" if wanted == 2 else f" {target}`")
+    return f"`agentmem migrate downgrade {target}`"
 
 
 NO_GRIDS = "off"

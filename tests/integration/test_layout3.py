@@ -112,7 +112,8 @@ def test_layout_2_data_and_a_layout_3_client(server: Any, r: redis.Redis) -> Non
         mem.actions.add(act())
     before = content(r)
     with agentmem.connect(server.url, layout_version=3) as mem3, \
-            pytest.raises(agentmem.LayoutError, match="records layout version 2"):
+            pytest.raises(agentmem.LayoutError,
+                          match=r"records layout version 2.*`agentmem migrate upgrade 0004`"):
         mem3.actions.add(act(step=2))
     assert content(r) == before
 

@@ -423,3 +423,19 @@ def test_key_rule_and_model_rule_agree(value):
     except agentmem.InvalidInput:
         model_ok = False
     assert key_ok == model_ok
+
+
+def test_the_layout_error_names_the_migration_to_the_stores_layout() -> None:
+    """``upgrade`` alone stops before the opt-in layout 3: the hint names the revision."""
+    cases = {(1, 2): "`agentmem migrate upgrade`", (1, 3): "`agentmem migrate upgrade 0004`",
+             (2, 3): "`agentmem migrate upgrade 0004`", (3, 2): "`agentmem migrate downgrade 0003`",
+             (2, 1): "`agentmem migrate downgrade base`"}
+    for (found, wanted), command in cases.items():
+        assert keyspace.migrate_command(found, wanted) == command
+        with pytest.raises(LayoutError) as info:
+            keyspace.check_recorded_version(str(found), wanted)
+        assert str(info.value).endswith(command)
+    with pytest.raises(LayoutError, match="finish it with `agentmem migrate downgrade 0003`"):
+        keyspace.parse_layout_value("3>2")
+    with pytest.raises(LayoutError, match="finish it with `agentmem migrate upgrade` "):
+        keyspace.parse_layout_value("2>3")

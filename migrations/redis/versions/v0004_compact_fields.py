@@ -67,6 +67,7 @@ def rename(ctx: Context, *, to_short: bool) -> None:
     argv: dict[str, list[Arg]] = {
         f: [len(p), *(o for o, _ in p), *(n for _, n in p)] for f, p in pairs.items()}
     head = lay.plain("action").split("{", 1)[0]  # agent:  (both families start so)
+    conflicted: list[str] = []  # this run's (a resumed run counts the earlier ones)
     for keys in ctx.scan("rename", match=head + "*"):
         found = _hashes(lay, keys)
         for _, fam in found:
@@ -82,6 +83,7 @@ def rename(ctx: Context, *, to_short: bool) -> None:
             script_call(RENAME_FIELDS, argv[fam], (k,)) for k, fam in found))]
         ctx.count("renamed", sum(1 for x in done if x == 1))
         ctx.count("conflicts", sum(1 for x in done if x == -1))
+        conflicted += [k for (k, _), x in zip(found, done, strict=True) if x == -1]
     if ctx.dry_run:
         return
     for keys in ctx.scan("verify", match=head + "*"):
@@ -98,9 +100,10 @@ def rename(ctx: Context, *, to_short: bool) -> None:
         for prefix in ("left", "conflicts", "renamed", "hashes."):
             ctx.reset(prefix)  # the next run counts again from the start
         ctx.restart("rename")
-        why = (f"{conflicts} of them also hold a field under a name the layout uses "
-               f"({', '.join(names)}), left as they are: rename or delete that field of "
-               "the other program, then " if conflicts else
+        some = f" (e.g. {', '.join(conflicted[:3])})" if conflicted else ""
+        why = (f"{conflicts} of them{some} also hold a field under a name the layout uses "
+               f"(one of {', '.join(names)}), left as they are: rename or delete that "
+               "field of the other program, then " if conflicts else
                "written while the revision ran? ")
         raise MigrationError(
             f"{left} action or IM hashes still hold fields under their names of layout "

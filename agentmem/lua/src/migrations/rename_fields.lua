@@ -12,7 +12,6 @@ local old = redis.call('HMGET', KEYS[1], unpack(ARGV, 2, 1 + n))
 local new = redis.call('HMGET', KEYS[1], unpack(ARGV, 2 + n, 1 + 2 * n))
 local set, del = {}, {}
 for i = 1, n do
-  if new[i] then return -1 end
   if old[i] then
     set[#set + 1] = ARGV[1 + n + i]
     set[#set + 1] = old[i]
@@ -20,6 +19,9 @@ for i = 1, n do
   end
 end
 if #del == 0 then return 0 end
+for i = 1, n do
+  if new[i] then return -1 end
+end
 redis.call('HSET', KEYS[1], unpack(set))
 redis.call('HDEL', KEYS[1], unpack(del))
 return 1
