@@ -10,6 +10,7 @@ Redis. See ``docs/tiers.md``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from agentmem.backends import sqlreads
@@ -136,9 +137,15 @@ def high_reward(memory: Memory, agent_id: str, min_reward: float, limit: int | N
     rewards by id, highest first, as STM's rewards index orders them (IM rewards have 6
     significant digits). With a ``limit``: STM's own ``high_reward`` (bounded by it) and
     IM's matches; IM has no reward index, so its timeline is read whole, in pages."""
+    if isinstance(min_reward, bool) or not isinstance(min_reward, (int, float)) or \
+            math.isnan(min_reward):
+        raise InvalidInput(f"min_reward must be a number, got {min_reward!r}")
+
     def keep(a: Action | IMAction) -> bool:
         return a.reward is not None and a.reward >= min_reward
 
+    if limit is not None and check_limit(limit) == 0:
+        return []
     if limit is None:
         found = _where(memory, agent_id, keep, None)
     else:

@@ -403,7 +403,13 @@ def test_high_reward_across_tiers_with_a_limit_is_the_best_of_the_whole(
             got = reads.high_reward(mem, "a1", floor, limit)
             assert [(a.reward, a.action_id) for a in got] == \
                 [(a.reward, a.action_id) for a in best[:limit]], (floor, limit)
+    for bad in (float("nan"), None, "0.5", True):
+        for limit in (None, 5):
+            with pytest.raises(agentmem.InvalidInput, match="min_reward"):
+                reads.high_reward(mem, "a1", bad, limit)  # type: ignore[arg-type]
     r.config_resetstat()
+    assert reads.high_reward(mem, "a1", 0.0, 0) == []
+    assert r.info("commandstats").get("cmdstat_hgetall", {}).get("calls", 0) == 0
     reads.high_reward(mem, "a1", 0.0, 5)
     stats = r.info("commandstats")
     assert stats.get("cmdstat_hgetall", {}).get("calls", 0) <= 5 + 300  # STM 5, IM whole
