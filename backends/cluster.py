@@ -466,7 +466,8 @@ def connect_cluster(
             f"a Redis Cluster needs key layout 2 or 3 (hash tags), got "
             f"layout_version={s.layout_version!r}: in "
             "layout 1 an agent's keys have no hash tag and spread over slots, so one "
-            "record's write cannot be atomic (migrate with `agentmem migrate upgrade`)")
+            "record's write cannot be atomic (migrate layout-1 data on one server with "
+            "`agentmem migrate upgrade`, which does not run on a cluster, then move it)")
     opts = check_settings(s)
     options = {**s.pool_options(), **options}
     if client is None:
