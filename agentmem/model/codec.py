@@ -418,10 +418,7 @@ class Codec(Generic[M]):
         try:
             return self._wire[storage_name]
         except KeyError:
-            raise SchemaError(
-                f"{self.model.__name__} has no hash field {storage_name!r}; "
-                f"it has {list(self.storage_names)}"
-            ) from None
+            raise self._no_field(storage_name) from None
 
     def storage_of(self, hash_name: str) -> str | None:
         """The storage name kept under hash field ``hash_name`` (``None``: no field)."""
@@ -432,10 +429,11 @@ class Codec(Generic[M]):
         try:
             return self._by_storage[storage_name]
         except KeyError:
-            raise SchemaError(
-                f"{self.model.__name__} has no hash field {storage_name!r}; "
-                f"it has {list(self.storage_names)}"
-            ) from None
+            raise self._no_field(storage_name) from None
+
+    def _no_field(self, storage_name: str) -> SchemaError:
+        return SchemaError(f"{self.model.__name__} has no hash field {storage_name!r}; "
+                           f"it has {list(self.storage_names)}")
 
     def encode(self, obj: M) -> list[Raw | None]:
         """One value per name of :attr:`storage_names`; ``None`` where nothing is stored."""

@@ -147,8 +147,11 @@ def test_layout_2_keys_are_the_layout_1_keys_with_hash_tags(both) -> None:
         assert tag
 
 
-def test_integrity_repair_on_layout_2(server: Any, r: redis.Redis) -> None:
-    with agentmem.connect(server.url, layout_version=2) as mem:
+@pytest.mark.parametrize("version", [2, 3])
+def test_integrity_repair_on_the_hash_tag_layouts(server: Any, r: redis.Redis,
+                                                  version: int) -> None:
+    """Layout 2, and layout 3 (its keys, short hash fields)."""
+    with agentmem.connect(server.url, layout_version=version) as mem:
         mem.actions.add_many([act("a1", s, "move", sim="s1", reward=0.5) for s in range(5)])
         r.delete("agent:{a1}:action:a1-2-move")          # orphans in every index
         r.zrem("agent:{a1}:action:timeline", "a1-3-move")  # a missing entry

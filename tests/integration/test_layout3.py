@@ -19,7 +19,6 @@ from test_layout2 import LAYOUT_KEY, _no_time, scenario
 from test_layout2 import content as content_with_times
 
 import agentmem
-from agentmem.integrity import check, repair
 from agentmem.plans import keyspace
 
 SHORT = {k.encode(): v.encode() for k, v in keyspace.COMPACT_FIELDS.items()}
@@ -87,24 +86,6 @@ def test_a_layout_3_hash_takes_less_memory(server: Any, r: redis.Redis) -> None:
                                 details={"k": 1}))
         used[version] = r.memory_usage("agent:{a1}:action:a1-1-move", samples=0)
     assert used[3] < used[2]
-
-
-def test_integrity_repair_on_layout_3(server: Any, r: redis.Redis) -> None:
-    with agentmem.connect(server.url, layout_version=3) as mem:
-        mem.actions.add_many([act("a1", s, "move", sim="s1", reward=0.5) for s in range(5)])
-        r.delete("agent:{a1}:action:a1-2-move")          # orphans in every index
-        r.zrem("agent:{a1}:action:timeline", "a1-3-move")  # a missing entry
-        r.hset("simulation:{s1}:actions:by_type", "move", 9)  # a wrong counter
-        found = check(mem)
-        assert found.orphans.get("timeline") == 1
-        assert found.orphans.get("sim_actions") == 1
-        assert found.missing == {"timeline": 1}
-        assert found.counters == {"sim_by_type": 1}
-        fixed = repair(mem)
-        assert fixed.total == found.total
-        assert check(mem).clean
-        assert mem.actions.type_counts("s1") == {"move": 4}
-        assert [x.step_number for x in mem.actions.timeline("a1")] == [0, 1, 3, 4]
 
 
 def test_layout_2_data_and_a_layout_3_client(server: Any, r: redis.Redis) -> None:

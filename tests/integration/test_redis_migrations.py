@@ -247,21 +247,22 @@ def test_a_key_under_both_names_fails_verification_then_resumes(server: Any, r: 
     assert mig.status(server.url).in_progress is None
 
 
-def test_a_killed_runner_resumes_to_a_correct_result(server: Any, r: redis.Redis) -> None:
-    populate(server.url, r, agents=6, steps=30)
-    before, before_ttl = snapshot(r), ttls(r)
+def kill_upgrade_midway(url: str, r: redis.Redis, revision: str, phase: str,
+                        counter: bytes) -> None:
+    """Run ``agentmem migrate upgrade <revision> --batch 5`` slowed down, and SIGKILL it
+    once its progress shows ``phase`` with more than 10 in ``counter``: some done, not all."""
     env = {**os.environ, mig.PAUSE_ENV: "0.05"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentmem.cli", "--redis-url", server.url, "migrate",
-         "upgrade", "0002", "--batch", "5"], env=env, stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "agentmem.cli", "--redis-url", url, "migrate",
+         "upgrade", revision, "--batch", "5"], env=env, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
-        while True:  # kill it once it has renamed some keys, not all
+        while True:
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             assert time.monotonic() < deadline
             progress = r.hgetall(mig.PROGRESS_KEY)
-            if progress.get(b"phase") == b"move" and int(progress.get(b"n:moved.action", 0)) > 10:
+            if progress.get(b"phase") == phase.encode() and int(progress.get(counter, 0)) > 10:
                 break
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
@@ -270,6 +271,12 @@ def test_a_killed_runner_resumes_to_a_correct_result(server: Any, r: redis.Redis
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_a_killed_runner_resumes_to_a_correct_result(server: Any, r: redis.Redis) -> None:
+    populate(server.url, r, agents=6, steps=30)
+    before, before_ttl = snapshot(r), ttls(r)
+    kill_upgrade_midway(server.url, r, "0002", "move", b"n:moved.action")
     moved = sum(1 for k in r.scan_iter(match="agent:{*", count=1000))
     left = sum(1 for k in r.scan_iter(match="agent:[^{]*", count=1000))
     assert moved
@@ -425,26 +432,7 @@ def test_a_killed_compact_revision_resumes(server: Any, r: redis.Redis) -> None:
     populate(server.url, r, agents=6, steps=30)
     mig.upgrade(server.url)
     before = snapshot(r)
-    env = {**os.environ, mig.PAUSE_ENV: "0.05"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agentmem.cli", "--redis-url", server.url, "migrate",
-         "upgrade", "0004", "--batch", "5"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # kill it once it has renamed some hashes, not all
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline
-            progress = r.hgetall(mig.PROGRESS_KEY)
-            if progress.get(b"phase") == b"rename" and int(progress.get(b"n:renamed", 0)) > 10:
-                break
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
+    kill_upgrade_midway(server.url, r, "0004", "rename", b"n:renamed")
     assert r.get(LAYOUT_KEY) == b"2>3"
     with agentmem.connect(server.url, layout_version=3) as mem, \
             pytest.raises(LayoutError, match="in progress"):
