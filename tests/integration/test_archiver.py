@@ -366,14 +366,11 @@ def test_actions_the_thread_archived_are_not_reported_lost_when_they_leave_redis
     w.close()
 
 
-def test_an_action_the_thread_archived_and_updated_since_does_not_stop_archiving(
-        mem: Memory, archive: Archive) -> None:  # noqa: F811
-    """The thread archived its copy but could not drop its keys (not the outbox's head);
-    one of those actions is updated in Redis before the caller's next write reads the
-    whole outbox. Read back, it held other content than the archived row: every later
-    archive write raised DuplicateId and the outbox kept its keys."""
-    spy = Spy(archive)
-    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
+def _archived_not_head(memory: Memory, into: Archive) -> tuple[DualWriter, list[Action]]:
+    """A writer whose thread archived 20 actions and could not drop their keys (an action
+    stored in Redis but not buffered is the outbox's head); its write is over."""
+    spy = Spy(into)
+    w = DualWriter(memory, into, buffer_size=20, archive_thread=True)
     assert w.outbox is not None
     w.outbox.actions.add(act(agent_id="lost", step=0))  # in Redis, not buffered
     first = w.add_many([act(agent_id="a1", step=k, reward=0.0) for k in range(20)])
@@ -381,6 +378,16 @@ def test_an_action_the_thread_archived_and_updated_since_does_not_stop_archiving
     assert spy.entered.wait(5)
     with w._archive_lock:  # its write is over
         pass
+    return w, first
+
+
+def test_an_action_the_thread_archived_and_updated_since_does_not_stop_archiving(
+        mem: Memory, archive: Archive) -> None:  # noqa: F811
+    """The thread archived its copy but could not drop its keys (not the outbox's head);
+    one of those actions is updated in Redis before the caller's next write reads the
+    whole outbox. Read back, it held other content than the archived row: every later
+    archive write raised DuplicateId and the outbox kept its keys."""
+    w, first = _archived_not_head(mem, archive)
     assert archive.count() == 20
     mem.actions.update(first[3].model_copy(update={"reward": 9.0}))  # after it was archived
     for step in range(3):
@@ -397,15 +404,7 @@ def test_a_writer_that_stopped_with_archived_keys_listed_is_drained_after_an_upd
     The next writer drains the outbox: the action it reads back is the archived one,
     updated; it replaces the archived row (as maintain does) instead of raising
     DuplicateId, which kept every later writer from opening."""
-    spy = Spy(archive)
-    w = DualWriter(mem, archive, buffer_size=20, archive_thread=True)
-    assert w.outbox is not None
-    w.outbox.actions.add(act(agent_id="lost", step=0))  # in Redis, not buffered
-    first = w.add_many([act(agent_id="a1", step=k, reward=0.0) for k in range(20)])
-    assert first is not None
-    assert spy.entered.wait(5)
-    with w._archive_lock:  # its write is over
-        pass
+    w, first = _archived_not_head(mem, archive)
     assert len(w.outbox.listed()) == 21
     mem.actions.update(first[3].model_copy(update={"reward": 9.0}))
     w.outbox.release()  # the process stops here: its lease is gone
