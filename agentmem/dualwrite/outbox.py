@@ -17,6 +17,12 @@ time, under the drain lock ``agentmem:outbox-drain``. The archive skips an actio
 holds already, so archiving twice is harmless; dropping only what was read makes
 a crash at any instant leave each key listed until it is archived.
 
+On a Redis Cluster the outbox's keys carry one hash tag (:data:`CLUSTER_NAMES`:
+``{agentmem:outbox}:<name>``, its registry, lease and drain lock), so every script
+above runs in that one slot; the records are in their agents' slots, so the writer
+lists their keys in a call of its own right after their write and before it reports
+them stored (``outbox_append.lua``), and the hashes are read slot by slot.
+
 A key whose hash is gone when it is drained (the action expired, or a tier
 transition moved it first) cannot be archived: it is counted in
 :attr:`DrainReport.missing` and logged. Drain within the action TTL.
@@ -40,10 +46,11 @@ from agentmem.errors import AgentMemError, BackendError, DuplicateId
 from agentmem.lua.dualwrite import OUTBOX_ACK, OUTBOX_CLAIM, OUTBOX_UNLOCK
 from agentmem.lua.scripts import GET_MANY
 from agentmem.model.records import Action
-from agentmem.plans.plan import command, script_call, single
+from agentmem.plans.keyspace import hash_tag
+from agentmem.plans.plan import Plan, command, every_reply, script_call, single
 
-__all__ = ["CLAIMED", "DRAIN_LOCK", "LOCK_MS", "PREFIX", "REGISTRY", "DrainReport", "Outbox",
-           "drain"]
+__all__ = ["CLAIMED", "CLUSTER_NAMES", "DRAIN_LOCK", "LOCK_MS", "ONE_SERVER_NAMES", "PREFIX",
+           "REGISTRY", "DrainReport", "Names", "Outbox", "drain", "names_for"]
 
 REGISTRY = "agentmem:outboxes"
 """The set of every outbox list that may hold keys."""
@@ -56,6 +63,29 @@ DRAIN_LOCK = "agentmem:outbox-drain"
 LOCK_MS = 60_000
 """The drain lock's time to live: a drainer killed while holding it blocks every other
 drain (``busy``) until it runs out."""
+
+
+@dataclass(frozen=True)
+class Names:
+    """Where the outboxes of one Redis live: the registry set, the prefix of every outbox
+    list (its lease: ``+ ':lease'``), the drain lock."""
+
+    registry: str
+    prefix: str
+    drain_lock: str
+
+
+ONE_SERVER_NAMES = Names(REGISTRY, PREFIX, DRAIN_LOCK)
+CLUSTER_NAMES = Names("{agentmem:outbox}:registry", "{agentmem:outbox}:",
+                      "{agentmem:outbox}:drain")
+"""A Redis Cluster's: one hash tag, so that the outbox scripts run in one slot."""
+
+
+def names_for(memory: Memory) -> Names:
+    """The outbox names of ``memory``'s Redis (a cluster's, or one server's)."""
+    return CLUSTER_NAMES if getattr(memory.runner, "cluster", False) else ONE_SERVER_NAMES
+
+
 LOCK_POLL = 0.05
 """Seconds between tries while :func:`drain` waits for the lock."""
 CHUNK = 1000
@@ -88,17 +118,18 @@ def _text(x: Any) -> str:
 
 
 class Outbox:
-    """One writer's outbox on ``memory`` (a single server): its list, its lease, and the
-    repository whose writes append to it."""
+    """One writer's outbox on ``memory`` (one server or a cluster): its list, its lease,
+    and the repository whose writes append to it."""
 
     def __init__(self, memory: Memory, *, lease: float = 30.0, name: str | None = None) -> None:
         self.memory = memory
+        self.names = names_for(memory)
         self.name = name or secrets.token_hex(8)
-        self.key = PREFIX + self.name
+        self.key = self.names.prefix + self.name
         self.lease_key = self.key + ":lease"
         self.lease_ms = max(1, int(lease * 1000))
-        self.actions = memory.actions.with_outbox(self.key, REGISTRY, self.lease_key,
-                                                  self.lease_ms)
+        self.actions = memory.actions.with_outbox(self.key, self.names.registry,
+                                                  self.lease_key, self.lease_ms)
         self._shape: dict[str, tuple[str, str]] = {}
 
     def key_of(self, action: Action) -> str:
@@ -118,7 +149,7 @@ class Outbox:
     def ack(self, keys: Sequence[str]) -> bool:
         """Drop ``keys`` (read from the head, now archived); False if the list was claimed
         meanwhile (its drainer archives them again, harmlessly)."""
-        return _ack(self.memory, self.key, keys)
+        return _ack(self.memory, self.names, self.key, keys)
 
     def release(self) -> None:
         """End the lease (the writer closed): an outbox left non-empty is drained by the
@@ -131,22 +162,36 @@ def _lrange(memory: Memory, key: str, stop: int) -> list[str]:
         single(command("LRANGE", key, 0, stop), list))]
 
 
-def _ack(memory: Memory, key: str, keys: Sequence[str], lock: str = "") -> bool:
+def _ack(memory: Memory, names: Names, key: str, keys: Sequence[str], lock: str = "") -> bool:
     """``outbox_ack.lua``: drop ``keys`` from the head of ``key``; with ``lock`` (a drain
     token) only while that drainer holds the drain lock, which is renewed."""
     if lock:
-        call = script_call(OUTBOX_ACK, (lock, LOCK_MS, *keys), (key, REGISTRY, DRAIN_LOCK))
+        call = script_call(OUTBOX_ACK, (lock, LOCK_MS, *keys),
+                           (key, names.registry, names.drain_lock))
     else:
-        call = script_call(OUTBOX_ACK, ("", "", *keys), (key, REGISTRY))
+        call = script_call(OUTBOX_ACK, ("", "", *keys), (key, names.registry))
     return bool(memory.runner.run(single(call, int)))
 
 
 def read_actions(memory: Memory, keys: Iterable[str]) -> tuple[list[Action], list[str]]:
-    """The actions stored under ``keys`` (one round trip), and the keys whose hash is gone."""
+    """The actions stored under ``keys`` (one round trip; on a cluster one call per hash
+    tag, i.e. per agent), and the keys whose hash is gone."""
     keys = list(keys)
     if not keys:
         return [], []
-    raw = memory.runner.run(single(script_call(GET_MANY, ["", "", *keys]), list))
+    if getattr(memory.runner, "cluster", False):
+        parts: dict[str, list[str]] = {}
+        for k in keys:
+            parts.setdefault(hash_tag(k), []).append(k)
+        groups = list(parts.values())
+        replies = memory.runner.run(Plan(
+            tuple(script_call(GET_MANY, ["", "", *g], route=g[0]) for g in groups),
+            every_reply))
+        held = {k: h for g, r in zip(groups, replies, strict=True)
+                for k, h in zip(g, r, strict=True)}
+        raw = [held[k] for k in keys]
+    else:
+        raw = memory.runner.run(single(script_call(GET_MANY, ["", "", *keys]), list))
     decode = memory.actions.spec.codec.decode
     found, missing = [], []
     for k, h in zip(keys, raw, strict=True):
@@ -170,33 +215,35 @@ def drain(memory: Memory, archive: Archive, *, include_live: bool = False,
     the next drain. Returns what was done; ``busy`` when another drainer held the lock
     (after ``wait``): nothing was done."""
     report = DrainReport()
+    names = names_for(memory)
     token = secrets.token_hex(8)
-    if not _lock(memory, token, wait):
+    if not _lock(memory, names, token, wait):
         report.busy = True
         return report
     try:
         members = sorted(_text(m) for m in memory.runner.run(
-            single(command("SMEMBERS", REGISTRY), list)))
+            single(command("SMEMBERS", names.registry), list)))
         for key in members:
             if key == skip:
                 continue
             if stop is not None and stop():
                 break
             if key.endswith(CLAIMED):
-                _drain_list(memory, archive, key, token, chunk, report, stop)
+                _drain_list(memory, names, archive, key, token, chunk, report, stop)
                 continue
             claimed = key + CLAIMED
             claim = script_call(OUTBOX_CLAIM, ("1" if include_live else "0",),
-                                (key, claimed, REGISTRY, key + ":lease"))
+                                (key, claimed, names.registry, key + ":lease"))
             state = memory.runner.run(single(claim, int))
             if state == -1:  # a claimed list left by a drainer that stopped: first that
-                if not _drain_list(memory, archive, claimed, token, chunk, report, stop):
+                if not _drain_list(memory, names, archive, claimed, token, chunk, report,
+                                   stop):
                     break
                 state = memory.runner.run(single(claim, int))
             if state == 1:
-                _drain_list(memory, archive, claimed, token, chunk, report, stop)
+                _drain_list(memory, names, archive, claimed, token, chunk, report, stop)
     finally:
-        _unlock(memory, token)
+        _unlock(memory, names, token)
     if report.missing:
         log.warning("%d actions listed in outboxes were gone from Redis before they were "
                     "archived (expired, or moved to intermediate memory): %s",
@@ -204,18 +251,19 @@ def drain(memory: Memory, archive: Archive, *, include_live: bool = False,
     return report
 
 
-def _lock(memory: Memory, token: str, wait: float) -> bool:
+def _lock(memory: Memory, names: Names, token: str, wait: float) -> bool:
     """Take the drain lock, waiting up to ``wait`` seconds while another drainer holds it."""
     deadline = time.monotonic() + wait
     while True:
         try:
             got = memory.runner.run(single(
-                command("SET", DRAIN_LOCK, token, "NX", "PX", LOCK_MS), lambda r: r is not None))
+                command("SET", names.drain_lock, token, "NX", "PX", LOCK_MS),
+                lambda r: r is not None))
         except AgentMemError:  # an error reply, or Redis unreachable: nothing to release
             raise
         except BaseException:  # the reply was lost (KeyboardInterrupt): the SET may have
             with contextlib.suppress(Exception):  # run, and the lock be ours for 60 s
-                _unlock(memory, token)
+                _unlock(memory, names, token)
             raise
         left = deadline - time.monotonic()
         if got or left <= 0:
@@ -223,20 +271,20 @@ def _lock(memory: Memory, token: str, wait: float) -> bool:
         time.sleep(min(LOCK_POLL, left))
 
 
-def _unlock(memory: Memory, token: str) -> None:
+def _unlock(memory: Memory, names: Names, token: str) -> None:
     """Release the drain lock if ``token`` holds it (``outbox_unlock.lua``)."""
-    memory.runner.run(single(script_call(OUTBOX_UNLOCK, (token,), (DRAIN_LOCK,)),
+    memory.runner.run(single(script_call(OUTBOX_UNLOCK, (token,), (names.drain_lock,)),
                              lambda _: None))
 
 
-def _drain_list(memory: Memory, archive: Archive, key: str, token: str, chunk: int,
-                report: DrainReport, stop: Callable[[], bool] | None) -> bool:
+def _drain_list(memory: Memory, names: Names, archive: Archive, key: str, token: str,
+                chunk: int, report: DrainReport, stop: Callable[[], bool] | None) -> bool:
     """Drain the claimed list ``key``; False if ``stop`` ended it before it was empty."""
     report.outboxes += 1
     while True:
         keys = _lrange(memory, key, chunk - 1)
         if not keys:
-            _ack(memory, key, (), token)  # the registry forgets the emptied list
+            _ack(memory, names, key, (), token)  # the registry forgets the emptied list
             return True
         if stop is not None and stop():
             return False
@@ -252,6 +300,6 @@ def _drain_list(memory: Memory, archive: Archive, key: str, token: str, chunk: i
                 stored=[str(a.action_id) for n, a in enumerate(actions) if n not in refused],
                 failed=dict.fromkeys(refused, "EXISTS: the archive holds another action"))
         report.missing += missing
-        if not _ack(memory, key, keys, token):
-            raise BackendError(f"the drain lock {DRAIN_LOCK} was lost while draining {key}; "
+        if not _ack(memory, names, key, keys, token):
+            raise BackendError(f"the drain lock {names.drain_lock} was lost while draining {key}; "
                                "what was archived stays listed for the next drain")

@@ -33,7 +33,6 @@ import contextlib
 import logging
 import os
 import queue
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -134,12 +133,9 @@ class DualWriter(ArchiveSide, FallbackReads):
         self.strict = strict
         self._io = threading.RLock()  # one Redis write, replay or fallback read at a time
         self.failover: Failover | None = None
-        self.outbox: Outbox | None = None
-        """This writer's outbox (``docs/durability.md``); ``None`` on a Redis Cluster,
-        which has none yet (recovery there: ``agentmem sync --to sql``)."""
-        if not getattr(memory.runner, "cluster", False):
-            self.outbox = Outbox(memory, lease=settings.lease)
-        name = self.outbox.name if self.outbox is not None else secrets.token_hex(8)
+        self.outbox: Outbox | None = Outbox(memory, lease=settings.lease)
+        """This writer's outbox (``docs/durability.md``), on one server or a cluster."""
+        name = self.outbox.name
         if not strict:
             own = own_journal(default_journal_path(archive), name) \
                 if journal is None else Journal(journal)
@@ -391,7 +387,7 @@ class DualWriter(ArchiveSide, FallbackReads):
             return
         done = fo.recover(force=force)
         if done is not None:
-            if self.outbox is not None:  # one server: Redis may be back empty
+            if self.outbox is not None:  # Redis may be back empty
                 try:
                     seed_retired(self.memory, self.archive)
                 except Unavailable as exc:  # lost again: fail over again (the next

@@ -222,6 +222,17 @@ def _matchers(version: int) -> tuple[tuple[str, re.Pattern[str]], ...]:
     return tuple((family, rx) for _, _, family, rx in rows)
 
 
+def hash_tag(key: str) -> str:
+    """The part of ``key`` a Redis Cluster hashes to choose its slot: the text between
+    its first ``{`` and the next ``}`` when that is not empty, else the whole key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1:end]
+    return key
+
+
 def layout_key() -> str:
     """The name of the key that records the server's layout version (:data:`LAYOUT_KEY`)."""
     return LAYOUT_KEY

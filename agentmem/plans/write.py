@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from agentmem.config import DEFAULT_BATCH_SIZE
 from agentmem.errors import ConfigError, InvalidId, InvalidInput
+from agentmem.lua.dualwrite import OUTBOX_APPEND
 from agentmem.lua.scripts import WRITE
 from agentmem.model.codec import _enc_int, _enc_str
 from agentmem.model.fields import FORBIDDEN, check_id
@@ -39,6 +40,7 @@ from agentmem.model.schema import (
     SortedIndex,
     Template,
 )
+from agentmem.plans.keyspace import hash_tag
 from agentmem.plans.plan import Arg, Call, script_call
 from agentmem.plans.writeargs import (
     MAX_SCORE_INT,
@@ -177,13 +179,28 @@ class WritePlanner(Generic[M]):
                     ) -> WritePlanner[M]:
         """A copy of this planner whose calls also append each record's key to the list
         ``key`` (named in the set ``registry``) and renew ``lease_key`` for ``lease_ms``,
-        in the same atomic script call. One server only."""
-        if self.cluster:
-            raise ConfigError("an outbox needs one server: a Redis Cluster writes each "
-                              "agent's records in its own slot")
+        in the same atomic script call. On a Redis Cluster, where the three keys are in
+        another slot than the records (one hash tag of their own), the write's plan
+        appends the stored records' keys in a call of its own (:meth:`outbox_call`)
+        before it reports them stored."""
+        if self.cluster and len({hash_tag(k) for k in (key, registry, lease_key)}) != 1:
+            raise ConfigError("on a Redis Cluster an outbox's list, registry and lease "
+                              "need one hash tag (one slot)")
         out = copy.copy(self)
         out.outbox = (key, registry, lease_key, lease_ms)
         return out
+
+    def outbox_call(self, stored: Sequence[tuple[Prepared, str]]) -> Call:
+        """Cluster mode, with an outbox: the call that lists the keys of ``stored``
+        records (with their final ids), in order, in the outbox, names the outbox in its
+        registry and renews the lease (``outbox_append.lua``, in the outbox's slot)."""
+        assert self.outbox is not None
+        key, registry, lease_key, lease_ms = self.outbox
+        keys = []
+        for rec, rid in stored:
+            prefix, suffix = self._scope(rec)
+            keys.append(prefix + rid + suffix)
+        return script_call(OUTBOX_APPEND, (str(lease_ms), *keys), (key, registry, lease_key))
 
     def remote_calls(self, records: Sequence[tuple[Prepared, str]]) -> list[Call]:
         """Cluster mode: write-script calls adding ``records`` (with their final ids) to
@@ -443,7 +460,7 @@ class WritePlanner(Generic[M]):
         _merge_groups(groups, counters, zmembers)
         at = len(argv)
         _append_groups(argv, groups, meta)
-        if self.outbox is not None:
+        if self.outbox is not None and not self.cluster:
             key, registry, lease_key, lease_ms = self.outbox
             argv[at] = int(argv[at]) + 1
             argv += ("O", key, 3, registry, lease_key, str(lease_ms))
@@ -454,7 +471,7 @@ class WritePlanner(Generic[M]):
     def record_keys(self, rec: Prepared) -> set[str]:
         """Every index key ``rec`` writes to (to tell which records a bad key refuses)."""
         vals = rec.vals
-        out = set(self.outbox[:2]) if self.outbox is not None else set()
+        out = set(self.outbox[:2]) if self.outbox is not None and not self.cluster else set()
         for ix in self.indexes:
             key = _render(ix.key, vals)
             if key is None:

@@ -316,6 +316,9 @@ class _Write(Generic[M]):
         # cluster mode: records stored in their own slot whose entries in other slots
         # (simulation-level indices) are still to be written, with their final ids
         self.remote: list[int] = []
+        # cluster mode with an outbox: stored records whose keys are not listed in it yet
+        self.listing = writer.cluster and writer.outbox is not None
+        self.unlisted: list[int] = []
         # the records as stored, built while the server runs each batch; not
         # shared until finish() has put in the server's id changes and write time
         self.out: list[M | None] = [None] * n
@@ -363,6 +366,8 @@ class _Write(Generic[M]):
                         self.stamps[j] = res.stamp
                     if self.writer.remote:
                         self.remote += batch
+                    if self.listing:
+                        self.unlisted += batch
                     continue
                 bad = set(res.bad_keys)
                 for pos, j in enumerate(batch):
@@ -375,11 +380,37 @@ class _Write(Generic[M]):
                         retry.append(j)
             if retry:
                 raise FollowUp(self.plan(retry))
-            if self.remote:
-                raise FollowUp(self.remote_plan())
-            return self.finish()
+            return self.then()
 
         return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=self.spec.key.pattern)
+
+    def then(self) -> list[M]:
+        """Once every record is stored or refused: on a cluster, the outbox's call (first:
+        what is stored is listed as soon as can be), then the entries in other slots;
+        then the result."""
+        if self.unlisted:
+            raise FollowUp(self.outbox_plan())
+        if self.remote:
+            raise FollowUp(self.remote_plan())
+        return self.finish()
+
+    def outbox_plan(self) -> Plan[list[M]]:
+        """Cluster mode, with an outbox: list the stored records' keys in it (one call in
+        its slot), in the caller's order; a refusal raises ``WriteError`` with every one
+        of them stored (they are, and their write reported nothing yet)."""
+        todo, self.unlisted = sorted(self.unlisted), []
+        call = self.writer.outbox_call([(self.prepared[j], str(self.ids[j])) for j in todo])
+
+        def parse(replies: list[Any]) -> list[M]:
+            reply = replies[0]
+            if isinstance(reply, Exception):
+                stored = [str(self.ids[j]) for j in todo]
+                raise WriteError(
+                    f"{len(todo)} records were stored but not listed in the dual writer's "
+                    f"outbox ({reply})", stored=stored, failed={}) from reply
+            return self.then()
+
+        return Plan((call,), parse)
 
     def remote_plan(self) -> Plan[list[M]]:
         """Cluster mode: the entries of the stored records in other slots, with their final
@@ -418,7 +449,7 @@ class _Write(Generic[M]):
                     "agentmem.integrity.repair() adds them",
                     stored=[i for i in self.ids if i is not None], failed=missed,
                 ) from cause
-            return self.finish()
+            return self.then()
 
         return Plan(calls(), parse, bulk=len(todo) >= BULK)
 
