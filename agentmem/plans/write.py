@@ -179,10 +179,8 @@ class WritePlanner(Generic[M]):
                     ) -> WritePlanner[M]:
         """A copy of this planner whose calls also append each record's key to the list
         ``key`` (named in the set ``registry``) and renew ``lease_key`` for ``lease_ms``,
-        in the same atomic script call. On a Redis Cluster, where the three keys are in
-        another slot than the records (one hash tag of their own), the write's plan
-        appends the stored records' keys in a call of its own (:meth:`outbox_call`)
-        before it reports them stored."""
+        in the same atomic script call; on a cluster (the three keys under one hash tag)
+        in a call of its own, :meth:`outbox_call`."""
         if self.cluster and len({hash_tag(k) for k in (key, registry, lease_key)}) != 1:
             raise ConfigError("on a Redis Cluster an outbox's list, registry and lease "
                               "need one hash tag (one slot)")
@@ -196,10 +194,7 @@ class WritePlanner(Generic[M]):
         registry and renews the lease (``outbox_append.lua``, in the outbox's slot)."""
         assert self.outbox is not None
         key, registry, lease_key, lease_ms = self.outbox
-        keys = []
-        for rec, rid in stored:
-            prefix, suffix = self._scope(rec)
-            keys.append(prefix + rid + suffix)
+        keys = [self._scope(rec)[0] + rid + self._scope(rec)[1] for rec, rid in stored]
         return script_call(OUTBOX_APPEND, (str(lease_ms), *keys), (key, registry, lease_key))
 
     def remote_calls(self, records: Sequence[tuple[Prepared, str]]) -> list[Call]:
