@@ -286,6 +286,8 @@ class ClusterRunner:
                   wires: list[tuple[Any, ...]], asking: dict[int, ClusterNode]
                   ) -> list[tuple[ClusterNode, list[int], list[Any] | _Unsent]]:
         jobs = list(groups.values())
+        if not jobs:  # a plan without calls (or all answered)
+            return []
         if len(jobs) == 1:
             node, idx = jobs[0]
             return [(node, idx, self._send(node, idx, wires, asking, poll=True))]
@@ -363,6 +365,23 @@ class ClusterRunner:
             self._threads.shutdown(wait=False)
             self._threads = None
         self.client.close()
+
+
+def cluster_client(url_or_nodes: str | Sequence[str | tuple[str, int]],
+                   **options: Any) -> RedisCluster:
+    """A redis-py cluster client (bytes replies) on the startup nodes of a cluster URL or
+    list, which has read the slot map: :class:`~agentmem.errors.Unavailable` when no
+    node answers, :class:`~agentmem.errors.ConfigError` for a bad URL or option."""
+    nodes, parsed = parse_nodes(url_or_nodes)
+    try:
+        return RedisCluster(startup_nodes=[_node_of(h, p) for h, p in nodes],
+                            decode_responses=False, **{**parsed, **options})
+    except (RedisClusterException, redis.ConnectionError, redis.TimeoutError) as exc:
+        raise _unavailable(f"at {nodes} is unreachable", exc) from exc
+    except redis.AuthenticationError as exc:
+        raise BackendError(f"Redis Cluster refused the credentials: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"bad Redis Cluster option: {exc}") from None
 
 
 def _node_of(host: str, port: int) -> ClusterNode:
@@ -467,20 +486,11 @@ def connect_cluster(
             f"layout_version={s.layout_version!r}: in "
             "layout 1 an agent's keys have no hash tag and spread over slots, so one "
             "record's write cannot be atomic (migrate layout-1 data on one server with "
-            "`agentmem migrate upgrade`, which does not run on a cluster, then move it)")
+            "`agentmem migrate upgrade`, then move it)")
     opts = check_settings(s)
     options = {**s.pool_options(), **options}
     if client is None:
-        nodes, parsed = parse_nodes(url_or_nodes)
-        try:
-            client = RedisCluster(startup_nodes=[_node_of(h, p) for h, p in nodes],
-                                  decode_responses=False, **{**parsed, **options})
-        except (RedisClusterException, redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(f"at {nodes} is unreachable", exc) from exc
-        except redis.AuthenticationError as exc:
-            raise BackendError(f"Redis Cluster refused the credentials: {exc}") from exc
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"bad Redis Cluster option: {exc}") from None
+        client = cluster_client(url_or_nodes, **options)
     elif not isinstance(client, RedisCluster):
         raise ConfigError(f"connect_cluster() needs a redis.cluster.RedisCluster client, got "
                           f"{type(client).__module__}.{type(client).__name__}")

@@ -19,10 +19,18 @@ The server's state is three keys outside every layout's families:
 Revisions walk the key space with ``SCAN`` in batches of ``batch`` (``COUNT``), so a
 live server is never blocked, and each batch is idempotent: re-running the batch
 after a crash finds its work done and skips it.
+
+On a Redis Cluster (a ``redis+cluster://`` URL) the revision and progress keys are
+``{agentmem:layout}:revision`` and ``{agentmem:layout}:progress``, in the slot of
+``agentmem:layout`` (so that the state changes in one atomic step as above), the walk
+scans every master in turn (the saved cursor names the master), and every command a
+revision sends goes to its key's slot. Only revisions between layouts 2 and 3 run on
+a cluster: layout 1's keys have no hash tags.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pkgutil
@@ -32,7 +40,11 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, TypeVar
 
+import redis as redis_py
+
 from agentmem.backends.admin import admin_runner
+from agentmem.backends.cluster import ClusterRunner
+from agentmem.backends.failures import connection_failure
 from agentmem.backends.redis import RedisRunner
 from agentmem.errors import ConfigError, LayoutError
 from agentmem.lua.migrations import MIGRATION_STATE
@@ -68,6 +80,32 @@ PAUSE_ENV = "AGENTMEM_MIGRATE_PAUSE"
 OUTBOX_REGISTRY = "agentmem:outboxes"
 """The dual writers' outboxes (``agentmem.dualwrite.outbox.REGISTRY``): lists of action
 hash keys not archived yet, under their names of the current layout."""
+
+
+OUTBOX_REGISTRY_CLUSTER = "{agentmem:outbox}:registry"
+"""The same on a Redis Cluster (``agentmem.dualwrite.outbox.CLUSTER_NAMES.registry``)."""
+
+Runner = RedisRunner | ClusterRunner
+
+
+@dataclass(frozen=True)
+class StateKeys:
+    """The keys of the migration state and the outbox registry it checks: one server's,
+    or a cluster's (the state in the one slot of :data:`LAYOUT_KEY`)."""
+
+    layout: str
+    revision: str
+    progress: str
+    outboxes: str
+
+
+ONE_SERVER_STATE = StateKeys(LAYOUT_KEY, REVISION_KEY, PROGRESS_KEY, OUTBOX_REGISTRY)
+CLUSTER_STATE = StateKeys(LAYOUT_KEY, "{" + LAYOUT_KEY + "}:revision",
+                          "{" + LAYOUT_KEY + "}:progress", OUTBOX_REGISTRY_CLUSTER)
+
+
+def state_keys(runner: Runner) -> StateKeys:
+    return CLUSTER_STATE if isinstance(runner, ClusterRunner) else ONE_SERVER_STATE
 
 
 class MigrationError(LayoutError):
@@ -143,7 +181,7 @@ class Context:
     named counter; ``counters`` holds them all, saved ones included.
     """
 
-    def __init__(self, runner: RedisRunner, revision: Revision, direction: str, *,
+    def __init__(self, runner: Runner, revision: Revision, direction: str, *,
                  batch: int, dry_run: bool, data_layout: int,
                  resume: dict[str, str] | None,
                  progress: Callable[[str, int, int], None] | None = None) -> None:
@@ -194,14 +232,9 @@ class Context:
             if self._resume_cursor == "done":
                 return
             cursor = self._resume_cursor
-        match_args: tuple[str, ...] = ("MATCH", match) if match is not None else ()
-        size = self.run(single(command("DBSIZE"), int)) if self.progress is not None else 0
+        size = self._size() if self.progress is not None else 0
         scanned = 0
-        started = False
-        while not started or cursor != "0":
-            started = True
-            nxt, raw = self.run(single(command("SCAN", cursor, *match_args, "COUNT",
-                                               self.batch), _scan_reply))
+        for raw, after in self._pages(cursor, match):
             keys = []
             for k in raw:
                 try:
@@ -212,11 +245,51 @@ class Context:
             scanned += len(raw)
             if self.progress is not None:
                 self.progress(f"{self.revision.revision} {phase}", scanned, size)
-            cursor = str(int(nxt))
             self.batches += 1
-            self._save(phase, "done" if cursor == "0" else cursor)
+            self._save(phase, "done" if after == "0" else after)
             if self._pause:
                 time.sleep(self._pause)
+
+    def _size(self) -> int:
+        if isinstance(self.runner, ClusterRunner):
+            return sum(int(self._on(n, lambda c: c.dbsize())) for n in self._masters())
+        return self.run(single(command("DBSIZE"), int))
+
+    def _pages(self, cursor: str, match: str | None) -> Iterator[tuple[list[Any], str]]:
+        """``(keys of one SCAN batch, the cursor after it)``, from ``cursor``; the cursor
+        is ``"0"`` after the last batch. On a cluster the masters are scanned in turn,
+        the cursor being ``"<n>|<master>|<its cursor>"``."""
+        if not isinstance(self.runner, ClusterRunner):
+            match_args: tuple[str, ...] = ("MATCH", match) if match is not None else ()
+            while True:
+                nxt, raw = self.run(single(command("SCAN", cursor, *match_args, "COUNT",
+                                                   self.batch), _scan_reply))
+                cursor = str(int(nxt))
+                yield raw, cursor
+                if cursor == "0":
+                    return
+        masters = self._masters()
+        names = [str(n.name) for n in masters]
+        i, at = _master_cursor(cursor, names)
+        while i < len(masters):
+            nxt, raw = self._on(masters[i], functools.partial(
+                _scan_node, cursor=at, match=match, count=self.batch))
+            at = int(nxt)
+            if at == 0:
+                i += 1
+            yield list(raw), "0" if i >= len(masters) else f"{i}|{names[i]}|{at}"
+
+    def _masters(self) -> list[Any]:
+        assert isinstance(self.runner, ClusterRunner)
+        return sorted(self.runner.primaries(), key=lambda n: str(n.name))
+
+    def _on(self, node: Any, do: Callable[[Any], T]) -> T:
+        """``do(client of the master node)``, with redis-py's errors as agentmem's."""
+        assert isinstance(self.runner, ClusterRunner)
+        try:
+            return do(self.runner.node_client(node))
+        except redis_py.RedisError as exc:
+            raise connection_failure(f"Redis Cluster node {node.name}", exc) from exc
 
     def restart(self, phase: str) -> None:
         """Make the next run (of this revision) start again at ``phase``, cursor 0."""
@@ -229,7 +302,7 @@ class Context:
             "revision": self.revision.revision, "direction": self.direction, "phase": phase,
             "cursor": cursor, "batches": self.batches}
         fields.update({f"n:{k}": v for k, v in self.counters.items()})
-        self.run(_set_state(progress=fields))
+        self.run(_set_state(state_keys(self.runner), progress=fields))
 
 
 def _scan_reply(raw: Any) -> tuple[int, list[Any]]:
@@ -238,14 +311,30 @@ def _scan_reply(raw: Any) -> tuple[int, list[Any]]:
     return int(cursor), list(keys)
 
 
-def _set_state(layout: str = "", revision: str = "",
+def _scan_node(client: Any, *, cursor: int, match: str | None, count: int
+               ) -> tuple[int, list[Any]]:
+    nxt, keys = client.scan(cursor, match=match, count=count)
+    return int(nxt), list(keys)
+
+
+def _master_cursor(text: str, names: list[str]) -> tuple[int, int]:
+    """``(master's position, its SCAN cursor)`` of a saved cluster cursor; a master that is
+    not the one saved (the cluster changed) is scanned again from its start."""
+    if text == "0":
+        return 0, 0
+    pos, name, at = text.split("|")
+    i = int(pos)
+    return (i, int(at)) if i < len(names) and names[i] == name else (i, 0)
+
+
+def _set_state(keys: StateKeys, layout: str = "", revision: str = "",
                progress: dict[str, Arg] | None = None) -> Plan[None]:
     """One atomic step of the migration's state: the layout value and the revision
     (``""``: left as they are) and the progress hash, replaced (``None``: deleted)."""
     argv: list[Arg] = [layout, revision]
     for name, value in (progress or {}).items():
         argv += [name, value]
-    call = script_call(MIGRATION_STATE, argv, (LAYOUT_KEY, REVISION_KEY, PROGRESS_KEY))
+    call = script_call(MIGRATION_STATE, argv, (keys.layout, keys.revision, keys.progress))
     return single(call, lambda _: None)
 
 
@@ -304,9 +393,10 @@ def _text(raw: Any) -> str | None:
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _read(runner: RedisRunner) -> Status:
-    plan = Plan((command("GET", LAYOUT_KEY), command("GET", REVISION_KEY),
-                 command("HGETALL", PROGRESS_KEY)), every_reply)
+def _read(runner: Runner) -> Status:
+    keys = state_keys(runner)
+    plan = Plan((command("GET", keys.layout), command("GET", keys.revision),
+                 command("HGETALL", keys.progress)), every_reply)
     raw_layout, raw_rev, raw_progress = runner.run(plan)
     progress = _progress(raw_progress)
     text = _text(raw_layout)
@@ -400,6 +490,14 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
                 raise MigrationError(f"target {chain[goal].revision} is above the current "
                                      f"revision {chain[now].revision}; use upgrade")
             todo += [(chain[i], None) for i in range(now, goal, -1)]
+        if isinstance(runner, ClusterRunner):
+            below = [rev.revision for rev, _ in todo
+                     if min(_parent(rev).layout, rev.layout) < 2 and rev.revision != "0001"]
+            if below:
+                raise MigrationError(
+                    f"revision {below[0]} moves keys between layout 1 and 2: a Redis Cluster "
+                    "holds layout 2 or 3 only (layout 1's keys have no hash tags); migrate "
+                    "layout-1 data on one server, then move it; nothing was written")
         renames = [(_parent(rev).layout, rev.layout) for rev, resume in todo
                    if resume is None and _parent(rev).layout != rev.layout]
         if renames:  # before any revision runs
@@ -412,19 +510,20 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
         return report
 
 
-def _refuse_unarchived(runner: RedisRunner, old: int, new: int) -> None:
+def _refuse_unarchived(runner: Runner, old: int, new: int) -> None:
     """Refuse to rename the keys while dual writers' outboxes list some: an outbox names
     each action by its hash key of layout ``old``, which the renames would take away, and
     the recovery would find the hash gone and never archive it."""
+    registry = state_keys(runner).outboxes
     outboxes = sorted(_text(k) or "" for k in runner.run(
-        single(command("SMEMBERS", OUTBOX_REGISTRY), list)))
+        single(command("SMEMBERS", registry), list)))
     if not outboxes:
         return
     sizes = runner.run(Plan(tuple(command("LLEN", k) for k in outboxes), every_reply))
     listed = sum(int(n) for n in sizes)
     if listed:
         raise MigrationError(
-            f"{listed} actions listed in dual writers' outboxes ({OUTBOX_REGISTRY}) are not "
+            f"{listed} actions listed in dual writers' outboxes ({registry}) are not "
             f"archived yet, under their keys of layout {old}: moving the keys to layout "
             f"{new} would leave the outboxes naming keys that are gone, and those actions "
             "would never be archived. Close the writers, or drain the outboxes of writers "
@@ -436,7 +535,7 @@ def _parent(rev: Revision) -> Revision:
     return chain[max(0, _index(rev.revision) - 1)]
 
 
-def _apply(runner: RedisRunner, rev: Revision, direction: str, batch: int, dry_run: bool,
+def _apply(runner: Runner, rev: Revision, direction: str, batch: int, dry_run: bool,
            resume: dict[str, str] | None, data_layout: int, report: MigrationReport,
            on_batch: Progress | None = None) -> int:
     parent = _parent(rev)
@@ -445,7 +544,7 @@ def _apply(runner: RedisRunner, rev: Revision, direction: str, batch: int, dry_r
     if not dry_run:
         data_layout = old
         if resume is None:
-            runner.run(_set_state(layout=f"{old}>{new}" if old != new else "",
+            runner.run(_set_state(state_keys(runner), layout=f"{old}>{new}" if old != new else "",
                                   progress={"revision": rev.revision, "direction": direction}))
     ctx = Context(runner, rev, direction, batch=batch, dry_run=dry_run,
                   data_layout=data_layout, resume=resume, progress=on_batch)
@@ -455,5 +554,6 @@ def _apply(runner: RedisRunner, rev: Revision, direction: str, batch: int, dry_r
     report.counts[rev.revision] = dict(ctx.counters)
     if dry_run:
         return data_layout
-    runner.run(_set_state(layout=str(new), revision=rev.revision if up else parent.revision))
+    runner.run(_set_state(state_keys(runner), layout=str(new),
+                          revision=rev.revision if up else parent.revision))
     return new
