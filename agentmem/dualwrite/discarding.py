@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from agentmem.dualwrite.background import wait_for_thread
+from agentmem.errors import Unavailable
 from agentmem.model.records import Action
 
 if TYPE_CHECKING:
@@ -20,9 +21,12 @@ def discard(w: DualWriter, match: Callable[[Action], bool],
     """Drop the actions ``w`` holds and has not archived that ``match``: those not stored
     in Redis yet are dropped; each stored one is passed to ``remove`` (which deletes it
     from Redis) and dropped once that returned, so one that raised stays (stored and
-    archived as usual). Returns the dropped actions. While Redis is unreachable nothing is
-    dropped (the journal would replay it). Background mode: waits until the thread has
-    handled what was queued, without archiving it."""
+    archived as usual). Returns the dropped actions. While Redis is unreachable the stored
+    ones are not dropped (the journal would replay them): when ``remove`` finds it
+    unreachable (``Unavailable``), the writer fails over as a write would
+    (``docs/failover.md``), the ones not deleted yet stay, and what was dropped is
+    returned; with ``strict=True`` the error is raised instead. Background mode: waits
+    until the thread has handled what was queued, without archiving it."""
     if w._queue is not None:
         wait_for_thread(w, archive=False)
     if w.redis_down:
@@ -37,7 +41,15 @@ def discard(w: DualWriter, match: Callable[[Action], bool],
         try:
             for a in w._buffer:
                 if match(a):
-                    remove(a)
+                    try:
+                        remove(a)
+                    except Unavailable as exc:
+                        fo = w.failover
+                        if fo is None:  # strict: connection errors are raised
+                            raise
+                        fo.mark_down(exc, [b for b in w._buffer  # (w._lock is held)
+                                           if id(b) not in gone])
+                        break
                     gone.add(id(a))
                     dropped.append(a)
         finally:

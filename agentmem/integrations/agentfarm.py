@@ -40,6 +40,10 @@ __all__ = ["AgentFarmLogger", "AgentRecall", "LoggerDurability", "step_memory"]
 LoggerDurability = Literal["buffered", "redis", "archived"]
 
 
+def _with_bare_parents(archive: Archive, batches: Any) -> None:
+    farmrows.insert(archive, batches, bare_parents=True)
+
+
 class AgentFarmLogger:
     """AgentFarm's ``DataLogger`` protocol over a :class:`Memory` and an :class:`Archive`.
 
@@ -105,6 +109,7 @@ class AgentFarmLogger:
         self._resource_buffer: list[dict[str, Any]] = []  # always empty: written at once
         self._step_buffer: list[dict[str, Any]] = []  # always empty: written at once
         self._last_commit_time = time.time()
+        self._closed = False  # close() returned: every log_* call raises ConfigError
         # what is buffered here reaches the writer at interpreter exit and on SIGTERM too
         # (the writer turns SIGTERM into SystemExit; this hook runs before the writer's)
         atexit.register(self.close)
@@ -138,6 +143,8 @@ class AgentFarmLogger:
         as its text, as AgentFarm's ``String`` columns hold it. The keyword-only
         fields are the original generation's columns.
         """
+        if self._closed:
+            self._refuse_closed()
         if type(step_number) is not int:
             step_number = plain(step_number)
         if step_number < 0:
@@ -224,6 +231,10 @@ class AgentFarmLogger:
 
     # -- buffered rows of AgentFarm's other tables ----------------------------------------
 
+    def _refuse_closed(self) -> None:
+        raise ConfigError(f"this AgentFarmLogger ({self.simulation_id!r}) is closed: what "
+                          "is logged after close() would never be written")
+
     def _buffer(self, buffer: list[dict[str, Any]], row: dict[str, Any],
                 flush: Callable[[], None]) -> None:
         buffer.append(row)
@@ -232,20 +243,26 @@ class AgentFarmLogger:
 
     def _flush_rows(self, table: str, buffer: list[dict[str, Any]]) -> None:
         """Write a buffer's rows in one transaction; they stay buffered if that fails.
-        When a row's agent has no ``agents`` row yet, the pending actions are archived
-        first: an agent known only by its actions gets its (bare) row with them."""
+        When a row's agent (``agent_id``, ``parent_id``, ``offspring_id``) has no
+        ``agents`` row yet, the pending actions are archived first: an agent known only by
+        its actions gets its (bare) row with them. An agent known neither way gets a bare
+        row (only its ids) in the rows' transaction, as an action's agent does, so one such
+        row never blocks the others; a later ``log_agent`` completes it."""
         if buffer:
             rows = list(buffer)
             if farmrows.unknown_agents(  # (background mode: pending is not known here)
-                    self.archive, {_text(r["agent_id"]) for r in rows if "agent_id" in r}):
+                    self.archive, set(farmrows.referenced_agents(self.archive,
+                                                                 [(table, rows)]))):
                 self.flush_action_buffer()
-            self._insert(farmrows.insert, [(table, rows)])
+            self._insert(_with_bare_parents, [(table, rows)], exclusive=True)
             del buffer[:len(rows)]
 
     def log_health_incident(self, step_number: int, agent_id: str, health_before: float,
                             health_after: float, cause: str,
                             details: dict[str, Any] | None = None) -> None:
         """Buffer a ``health_incidents`` row (written with the next flush)."""
+        if self._closed:
+            self._refuse_closed()
         self._buffer(self._health_incident_buffer, farmrows.health_row(
             self.simulation_id, step_number, agent_id, health_before, health_after, cause,
             details), self.flush_health_buffer)
@@ -254,6 +271,8 @@ class AgentFarmLogger:
                                 module_id: int | str, action_taken: int,
                                 action_taken_mapped: str, reward: float) -> None:
         """The original generation's ``learning_experiences`` row (buffered)."""
+        if self._closed:
+            self._refuse_closed()
         self._need("learning_experiences")
         self._buffer(self._learning_exp_buffer, {
             "simulation_id": self.simulation_id, "step_number": plain(step_number),
@@ -268,6 +287,8 @@ class AgentFarmLogger:
             parent_generation: int, offspring_generation: int | None,
             parent_position: tuple[float, float]) -> None:
         """The original generation's ``reproduction_events`` row (buffered)."""
+        if self._closed:
+            self._refuse_closed()
         self._need("reproduction_events")
         self._buffer(self.reproduction_buffer, {
             "simulation_id": self.simulation_id, "step_number": plain(step_number),
@@ -280,15 +301,19 @@ class AgentFarmLogger:
             "parent_position_x": plain(parent_position[0]),
             "parent_position_y": plain(parent_position[1])}, self.flush_reproduction_buffer)
 
-    def _insert(self, how: Callable[[Archive, Any], None], rows: Any) -> None:
+    def _insert(self, how: Callable[[Archive, Any], None], rows: Any, *,
+                exclusive: bool = False) -> None:
         """Rows of AgentFarm's other tables, written by ``how`` in one transaction, after
         the simulation's ``simulations`` row (written bare only if nothing wrote it before
         the logger's first row: AgentFarm's runner writes its own first). A transaction
         that reads before it writes (that row, ``agents`` rows, which an archived action
         may have written bare) runs with no archive write of the writer under way
         (``DualWriter.archive_paused``): its thread would race it (a duplicate key on
-        PostgreSQL; SQLite refuses a read lock's upgrade at once, "database is locked")."""
-        exclusive = how is farmrows.insert_agents or not self._simulation_known
+        PostgreSQL). Each transaction takes SQLite's write lock at its start
+        (:mod:`~agentmem.integrations.farmrows`), so other processes on the file wait."""
+        if self._closed:
+            self._refuse_closed()
+        exclusive = exclusive or how is farmrows.insert_agents or not self._simulation_known
         with self.writer.archive_paused() if exclusive else contextlib.nullcontext():
             if not self._simulation_known:
                 farmrows.ensure_simulation(self.archive, self.simulation_id)
@@ -372,7 +397,10 @@ class AgentFarmLogger:
             self._check_time_based_flush()
 
     def flush_action_buffer(self) -> None:
-        """Store the buffered actions in Redis and archive every pending action."""
+        """Store the buffered actions in Redis and archive every pending action (after
+        ``close()``: nothing is pending, nothing to do)."""
+        if self._closed:
+            return
         self._send_actions()
         self.writer.flush()
 
@@ -402,7 +430,7 @@ class AgentFarmLogger:
         those stay while Redis is unreachable). Returns how many rows were dropped.
         Ids compare as the text an action holds: ``7``, ``"7"`` and ``np.int64(7)`` are
         one agent."""
-        if not agent_ids:
+        if not agent_ids or self._closed:  # closed: nothing is pending
             return 0
         drop = {_text(a) for a in agent_ids}
         before = len(self._action_buffer) + len(self._health_incident_buffer)
@@ -422,12 +450,19 @@ class AgentFarmLogger:
         """Flush everything and close the writer (also run at interpreter exit and on
         SIGTERM, for a logger never closed). The actions are archived first, as
         ``flush_all_buffers`` does: the bare ``agents`` row an action brings is the
-        parent of its agent's other rows."""
+        parent of its agent's other rows; then the other buffers, then the writer closes.
+        If a write fails, the error is raised and the logger stays open with what it
+        could not write (close again, or the exit hook retries). Once it returned, every
+        ``log_*`` call raises ``ConfigError``; closing again does nothing."""
+        if self._closed:
+            return
         self._send_actions()
-        self.writer.close()
+        self.writer.flush()
         self.flush_health_buffer()
         self.flush_learning_buffer()
         self.flush_reproduction_buffer()
+        self.writer.close()
+        self._closed = True
         atexit.unregister(self.close)
 
     def __enter__(self) -> AgentFarmLogger:

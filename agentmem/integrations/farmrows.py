@@ -4,25 +4,28 @@ Each ``*_row(s)`` function returns the mapping AgentFarm's logger builds for the
 same call (same keys, same values, same JSON text), so the archive holds the
 rows AgentFarm's would; :func:`insert` writes a batch of them in one
 transaction. ``agents`` rows replace the bare parent row the archive writes
-for an action whose agent was not logged yet (:func:`insert_agents`). See
-``docs/agentfarm.md``.
+for an action whose agent was not logged yet (:func:`insert_agents`). Every
+write is a write transaction from its start (SQLite: ``BEGIN IMMEDIATE``), so
+several processes share one archive file. See ``docs/agentfarm.md``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection, Table, and_, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from agentmem.backends.sql import Archive, backend_error
+from agentmem.backends.sqlwrite import WRITE_ATTEMPTS, contended, pause, unique_violation
 from agentmem.errors import BackendError, InvalidInput
 
 __all__ = [
     "AGENT_REQUIRED",
+    "agent_columns",
     "agent_row",
     "agent_state_rows",
     "ensure_simulation",
@@ -31,6 +34,7 @@ __all__ = [
     "insert",
     "insert_agents",
     "plain",
+    "referenced_agents",
     "resource_rows",
     "step_row",
     "unknown_agents",
@@ -171,18 +175,88 @@ def _fit(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k in table.c}
 
 
-def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
-           ) -> None:
-    """Insert ``(table name, rows)`` batches in one transaction (all or nothing)."""
+def _write(archive: Archive, work: Callable[[Connection], None], *,
+           parents_raced: bool = False) -> None:
+    """Run ``work`` in one write transaction of the archive: on SQLite it takes the write
+    lock at ``BEGIN`` (``BEGIN IMMEDIATE``, waiting up to the busy timeout), so several
+    processes on one file wait for each other instead of failing on a read lock's upgrade
+    ("database is locked"). A PostgreSQL transaction that lost to other writers
+    (serialization failure, deadlock), or with ``parents_raced`` one whose bare parent row
+    another writer inserted after it looked, is run again, as ``Archive.write`` does."""
+    races = 0
+    while True:
+        try:
+            with archive._write_transaction() as conn:
+                work(conn)
+            return
+        except IntegrityError as exc:
+            if parents_raced and unique_violation(exc) and races < WRITE_ATTEMPTS:
+                races += 1
+                pause(races)
+                continue
+            raise backend_error(exc) from exc
+        except OperationalError as exc:
+            if contended(exc) and races < WRITE_ATTEMPTS:
+                races += 1
+                pause(races)
+                continue
+            raise backend_error(exc) from exc
+        except SQLAlchemyError as exc:
+            raise backend_error(exc) from exc
+
+
+def agent_columns(table: Table) -> tuple[str, ...]:
+    """The columns of ``table`` that reference ``agents.agent_id`` (a foreign key)."""
+    return tuple(c.name for c in table.c
+                 if any(fk.column.table.name == "agents" for fk in c.foreign_keys))
+
+
+def referenced_agents(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
+                      ) -> dict[Any, Any]:
+    """The agents the rows of ``batches`` reference (agent id -> the row's simulation)."""
+    out: dict[Any, Any] = {}
+    for name, rows in batches:
+        columns = agent_columns(archive.tables.tables[name])
+        for r in rows:
+            for c in columns:
+                if r.get(c) is not None:
+                    out.setdefault(r[c], r.get("simulation_id"))
+    return out
+
+
+def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], *,
+           bare_parents: bool = False) -> None:
+    """Insert ``(table name, rows)`` batches in one transaction (all or nothing).
+
+    ``bare_parents``: an agent a row references (``health_incidents.agent_id``, ...) that
+    has no ``agents`` row gets a bare one first (only its ids, as an archived action's
+    agent gets), in the same transaction, so the rows cannot fail on the foreign key."""
     todo = [(archive.tables.tables[name], rows) for name, rows in batches if rows]
     if not todo:
         return
-    try:
-        with archive.engine.begin() as conn:
-            for table, rows in todo:
-                conn.execute(table.insert(), [_fit(table, r) for r in rows])
-    except SQLAlchemyError as exc:
-        raise backend_error(exc) from exc
+    parents = referenced_agents(archive, batches) if bare_parents else {}
+
+    def work(conn: Connection) -> None:
+        if parents:
+            table = archive.tables.tables["agents"]
+            missing = set(parents) - _existing_agents(conn, table, parents)
+            if missing:
+                conn.execute(table.insert(), [
+                    {"agent_id": a, "simulation_id": parents[a]}
+                    for a in sorted(missing, key=str)])
+        for table, rows in todo:
+            conn.execute(table.insert(), [_fit(table, r) for r in rows])
+
+    _write(archive, work, parents_raced=bool(parents))
+
+
+def _existing_agents(conn: Connection, table: Table, agent_ids: Iterable[Any]) -> set[Any]:
+    ids = sorted(agent_ids, key=str)
+    known: set[Any] = set()
+    for start in range(0, len(ids), 500):
+        known.update(r[0] for r in conn.execute(select(table.c.agent_id).where(
+            table.c.agent_id.in_(ids[start:start + 500]))))
+    return known
 
 
 def unknown_agents(archive: Archive, agent_ids: set[Any]) -> set[Any]:
@@ -190,13 +264,9 @@ def unknown_agents(archive: Archive, agent_ids: set[Any]) -> set[Any]:
     if not agent_ids:
         return set()
     table = archive.tables.tables["agents"]
-    ids = sorted(agent_ids, key=str)
-    known: set[Any] = set()
     try:
         with archive.engine.connect() as conn:
-            for start in range(0, len(ids), 500):
-                known.update(r[0] for r in conn.execute(select(table.c.agent_id).where(
-                    table.c.agent_id.in_(ids[start:start + 500]))))
+            known = _existing_agents(conn, table, agent_ids)
     except SQLAlchemyError as exc:
         raise backend_error(exc) from exc
     return agent_ids - known
@@ -204,43 +274,46 @@ def unknown_agents(archive: Archive, agent_ids: set[Any]) -> set[Any]:
 
 def ensure_simulation(archive: Archive, simulation_id: str) -> None:
     """Write the ``simulations`` row of ``simulation_id`` unless there is one (status
-    ``pending``, no parameters, the archive's location as ``simulation_db_path``)."""
+    ``pending``, no parameters, the archive's location as ``simulation_db_path``), in a
+    write transaction: several loggers on one file wait for each other."""
     table = archive.tables.tables["simulations"]
+
+    def work(conn: Connection) -> None:
+        if conn.execute(select(table.c.simulation_id).where(
+                table.c.simulation_id == simulation_id)).first() is None:
+            conn.execute(table.insert(), [{
+                "simulation_id": simulation_id, "parameters": {},
+                "simulation_db_path": archive.location[:255]}])
+
     try:
-        with archive.engine.begin() as conn:
-            if conn.execute(select(table.c.simulation_id).where(
-                    table.c.simulation_id == simulation_id)).first() is None:
-                conn.execute(table.insert(), [{
-                    "simulation_id": simulation_id, "parameters": {},
-                    "simulation_db_path": archive.location[:255]}])
-    except IntegrityError:
-        pass  # another logger wrote it first
-    except SQLAlchemyError as exc:
-        raise backend_error(exc) from exc
+        _write(archive, work)
+    except BackendError as exc:
+        if not isinstance(exc.__cause__, IntegrityError):
+            raise
+        # another logger wrote it first (PostgreSQL: after this one looked)
 
 
 def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``agents`` rows in one transaction. A row the archive wrote bare (only
+    """Insert ``agents`` rows in one write transaction. A row the archive wrote bare (only
     ids: an action of the agent in the same simulation came first) is completed
     instead; an agent logged before, or brought by another simulation's action, raises
     ``BackendError``, as AgentFarm's insert fails."""
     if not rows:
         return
     table = archive.tables.tables["agents"]
-    try:
-        with archive.engine.begin() as conn:
-            bare = _bare_agents(conn, table, {r["agent_id"]: r["simulation_id"]
-                                              for r in rows})
-            fresh = [_fit(table, r) for r in rows if r["agent_id"] not in bare]
-            if fresh:
-                conn.execute(table.insert(), fresh)
-            for r in rows:
-                if r["agent_id"] in bare:
-                    conn.execute(update(table).where(table.c.agent_id == r["agent_id"])
-                                 .values({k: v for k, v in _fit(table, r).items()
-                                          if k != "agent_id"}))
-    except SQLAlchemyError as exc:
-        raise backend_error(exc) from exc
+
+    def work(conn: Connection) -> None:
+        bare = _bare_agents(conn, table, {r["agent_id"]: r["simulation_id"] for r in rows})
+        fresh = [_fit(table, r) for r in rows if r["agent_id"] not in bare]
+        if fresh:
+            conn.execute(table.insert(), fresh)
+        for r in rows:
+            if r["agent_id"] in bare:
+                conn.execute(update(table).where(table.c.agent_id == r["agent_id"])
+                             .values({k: v for k, v in _fit(table, r).items()
+                                      if k != "agent_id"}))
+
+    _write(archive, work)
 
 
 def _bare_agents(conn: Connection, table: Table, simulations: Mapping[Any, Any]) -> set[Any]:
