@@ -37,9 +37,9 @@ def write_updating(archive: Archive, actions: Sequence[Action]) -> tuple[int, li
     updated, refused = [], []
     for n in failed:
         a = actions[n]
-        held = sqlreads.get(archive, a.agent_id, str(a.action_id))
-        if (held is not None and held.simulation_id == a.simulation_id
-                and held.stored_at is not None and held.stored_at == a.stored_at):
+        held = sqlreads.get(archive, a.agent_id, str(a.action_id),
+                            simulation_id=a.simulation_id)
+        if (held is not None and held.stored_at is not None and held.stored_at == a.stored_at):
             updated.append(a)  # the same action, updated since it was archived
         else:
             refused.append(n)

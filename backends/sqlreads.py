@@ -9,7 +9,8 @@ for the same data, in the same order:
 - ``timeline``: by step, then id (oldest first unless ``newest_first``);
 - ``recent``: the ``n`` newest, newest first;
 - ``high_reward``: ``reward >= min_reward``, highest first, then by id (descending);
-- ``get``: one action by its string id, or ``None``.
+- ``get``: one action by its string id (in one simulation, or the one archived last),
+  or ``None``.
 
 Ids compare byte by byte, as Redis compares members (on PostgreSQL with the
 ``C`` collation). Rows AgentFarm wrote without an agentmem id have ``action_id``
@@ -125,10 +126,19 @@ def retired_marks(archive: Archive) -> tuple[dict[tuple[str, str], int], dict[st
     return marks, seqs
 
 
-def get(archive: Archive, agent_id: str, action_id: str) -> Action | None:
-    """The archived action ``action_id`` of ``agent_id``, or ``None``."""
+def get(archive: Archive, agent_id: str, action_id: str, *,
+        simulation_id: str | None = None) -> Action | None:
+    """The archived action ``action_id`` of ``agent_id`` in ``simulation_id``, or ``None``.
+
+    An action is archived under (simulation, agent, id), so one id may be archived once
+    per simulation. Without ``simulation_id`` the row archived last (the highest row id)
+    of those is returned: the same one on every call."""
     stmt = _agent(archive, agent_id).where(
         action_extras.c.action_id == _text(action_id, "action_id"))
+    if simulation_id is not None:
+        stmt = stmt.where(
+            action_extras.c.simulation_id == _text(simulation_id, "simulation_id"))
+    stmt = stmt.order_by(agent_actions.c.action_id.desc())
     found = _run(archive, stmt, 1)
     return found[0] if found else None
 

@@ -47,18 +47,29 @@ def relative(memory: Memory, agent_id: str, position: int = 0) -> Action | IMAct
     return found[-position] if len(found) > -position else None
 
 
-def find(memory: Memory, agent_id: str, action_id: str, archive: Archive | None = None
-         ) -> Action | IMAction | None:
-    """The action ``action_id``: from STM, else IM, else the archive (full form)."""
+def find(memory: Memory, agent_id: str, action_id: str, archive: Archive | None = None,
+         *, simulation_id: str | None = None) -> Action | IMAction | None:
+    """The action ``action_id``: from STM, else IM, else the archive (full form).
+
+    Redis holds one action per (agent, id); the archive one per (simulation, agent,
+    id). With ``simulation_id``, only that simulation's action is returned (an STM or
+    IM action of another simulation is passed over); without it, the one in Redis,
+    else the one archived last (:func:`agentmem.backends.sqlreads.get`)."""
     check_part("action_id", action_id)
+    if simulation_id is not None:
+        check_part("simulation_id", simulation_id)
+
+    def wanted(a: Action | IMAction | None) -> bool:
+        return a is not None and (simulation_id is None or a.simulation_id == simulation_id)
+
     got = memory.actions.get(action_id, agent_id=agent_id)
-    if got is not None:
+    if got is not None and wanted(got):
         return got
     im = memory.im_actions.get(action_id, agent_id=agent_id)
-    if im is not None:
+    if im is not None and wanted(im):
         return im
     if archive is not None:
-        return sqlreads.get(archive, agent_id, action_id)
+        return sqlreads.get(archive, agent_id, action_id, simulation_id=simulation_id)
     return None
 
 
