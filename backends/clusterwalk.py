@@ -12,8 +12,9 @@ import redis
 
 from agentmem.backends.failures import connection_failure
 from agentmem.lua.cluster import AGENT_CHECK, SET_COUNTERS, SIM_CHECK, SIM_ORPHANS
-from agentmem.lua.integrity import INDEXED_FIELDS
-from agentmem.plans.keyspace import candidate_agents
+from agentmem.lua.dualwrite import RETIRED_SEED
+from agentmem.lua.integrity import INDEXED_FIELDS, RETIRE
+from agentmem.plans.keyspace import candidate_agents, id_steps
 from agentmem.plans.plan import Call, Plan, every_reply, script_call
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ class ClusterWalk:
         self.steps_seen: set[tuple[str, str]] = set()
         self.grids: dict[str, list[str]] = defaultdict(list)
         """The simulation-level grid keys found by the scan, per simulation."""
+        self.retired: dict[tuple[str, str], str] = {}
+        """(agent, id) of simulation-level orphans a fix removed -> their simulation, whose
+        retired mark was raised (as ``agentmem.integrity``'s walk does)."""
 
     def run(self) -> None:
         runner = self.memory.runner
@@ -165,15 +169,40 @@ class ClusterWalk:
         hfam = "im_action" if family == "im_timeline" else "action"
         pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}).split("\x02")
         kind = "s" if family in ("types", "targets") else "z"
+        timeline = family == "timeline" and self.fix
+        retired = self.layout.key("retired", agent_id=agent)
         cursor = "0"
         while True:
-            call = script_call(lua.ORPHANS, [self.mode, key, cursor, self.batch, kind, "a",
-                                             pre, suf, "", 0], route=key)
+            # a timeline's orphans are found (read only), then removed by RETIRE, which
+            # raises the agent's retired mark first (docs/integrity.md)
+            call = script_call(lua.ORPHANS, ["check" if timeline else self.mode, key, cursor,
+                                             self.batch, kind, "a", pre, suf, "", 0],
+                               route=key)
             out = self.memory.runner.run(Plan((call,), every_reply))[0]
             cursor = _text(out[0])
-            self.report.add("orphans", family, [f"{key} {_text(m)}" for m in out[1:]])
+            found = [_text(m) for m in out[1:]]
+            self.report.add("orphans", family, [f"{key} {m}" for m in found])
+            if timeline and found:
+                pairs = [x for m in found for x in (m, self.retired.get((agent, m), ""))]
+                self.memory.runner.run(Plan((script_call(
+                    RETIRE, [key, pre, suf, retired, *pairs], route=key),), every_reply))
             if cursor == "0":
                 return
+
+    def _raise_marks(self, sim: str, ids: Iterable[tuple[str, str]]) -> None:
+        """The retired marks of the agents of simulation-level orphans (id, step of
+        their key or '') raised to their steps, before a fix removes the entries."""
+        per_agent: dict[str, list[Any]] = defaultdict(list)
+        for aid, step in ids:
+            for agent, n in id_steps(aid, step):
+                if self.agents is None or agent in self.agents:
+                    per_agent[agent] += (sim, n)
+                    self.retired[(agent, aid)] = sim
+        calls = [script_call(RETIRED_SEED, [0, *pairs],
+                             [self.layout.key("retired", agent_id=agent)])
+                 for agent, pairs in per_agent.items()]
+        if calls:
+            self.memory.runner.run(Plan(tuple(calls), every_reply))
 
     def _live(self, ids: Iterable[str]) -> dict[str, str]:
         """The ids whose STM hash exists, with their action type (looked up in each
@@ -225,6 +254,10 @@ class ClusterWalk:
 
         gone = [aid for aid in ids if orphan(aid)]
         self.report.add("orphans", "sim_actions", [f"{lk} {aid}" for aid in gone])
+        if self.fix:
+            self._raise_marks(sim, [(aid, "") for aid in gone] + [
+                (m, st) for st, ms in zip(steps, step_ids, strict=True) for m in ms
+                if orphan(m)])
         argv: list[Any] = [self.mode, lk, zk, len(gone), *gone]
         for st, sk, ms in zip(steps, skeys, step_ids, strict=True):
             dead = [m for m in ms if orphan(m)]

@@ -53,11 +53,12 @@ Key = tuple[str, str]  # (agent_id, action_id): what Redis keeps unique
 
 def same_im(im: IMAction, a: Action) -> bool:
     """Whether intermediate memory's compressed ``im`` is the action ``a``: equal in the
-    fields IM keeps, the reward to the 6 significant digits it keeps."""
+    fields IM keeps, the reward to the 6 significant digits it keeps (no reward, which
+    IM written before it kept absent rewards holds as ``0``, is 0 here)."""
     return (im.simulation_id == a.simulation_id and im.step_number == a.step_number
             and im.action_type == a.action_type
             and (im.action_target_id or None) == (a.action_target_id or None)
-            and math.isclose(im.reward, a.reward or 0.0, rel_tol=1e-5, abs_tol=1e-9))
+            and math.isclose(im.reward or 0.0, a.reward or 0.0, rel_tol=1e-5, abs_tol=1e-9))
 
 
 def default_journal_path(archive: Archive) -> Path:

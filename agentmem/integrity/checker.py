@@ -22,9 +22,10 @@ from typing import TYPE_CHECKING, Any
 from agentmem.backends.masters import scan_keys
 from agentmem.errors import InvalidInput
 from agentmem.lua import integrity as lua
+from agentmem.lua.dualwrite import RETIRED_SEED
 from agentmem.lua.scripts import Script
-from agentmem.plans.keyspace import check_part
-from agentmem.plans.plan import Arg, command, script_call, single
+from agentmem.plans.keyspace import check_part, id_steps
+from agentmem.plans.plan import Arg, Plan, command, every_reply, script_call, single
 
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
@@ -194,6 +195,10 @@ class _Walk:
         self.sims: set[str] = set()
         self.unlisted: dict[str, Counter[str]] = defaultdict(Counter)
         self.steps_seen: set[tuple[str, str]] = set()
+        self.retired: dict[tuple[str, str], str] = {}
+        """(agent, id) of the simulation-level orphans a fix removed -> their simulation,
+        whose retired mark was raised to the id's step (the timeline orphan of the id
+        then needs no other mark, see :meth:`_timeline`)."""
 
     # -- plumbing -----------------------------------------------------------
 
@@ -216,14 +221,50 @@ class _Walk:
                     yield key, {"family": family, **m.groupdict()}
                     break
 
-    def _scan_members(self, script: Script, key: str, family: str, *args: Arg) -> None:
+    def _scan_members(self, script: Script, key: str, family: str, *args: Arg,
+                      mode: str | None = None) -> Iterator[list[str]]:
+        """The orphans of ``key``, one SCAN step's at a time (reported as they come)."""
         cursor: Arg = "0"
         while True:
-            out = self._call(script, key, cursor, self.batch, *args)
+            out = self.memory.runner.run(single(script_call(
+                script, [mode or self.mode, key, cursor, self.batch, *args]),
+                lambda reply: reply))
             cursor = out[0].decode()
-            self.report.add("orphans", family, [f"{key} {m.decode()}" for m in out[1:]])
+            found = [m.decode() for m in out[1:]]
+            self.report.add("orphans", family, [f"{key} {m}" for m in found])
+            yield found
             if cursor == "0":
                 return
+
+    def _raise_marks(self, sim: str, ids: Iterable[str], step: str = "") -> None:
+        """Before an id leaves the agent's timeline (:meth:`_timeline`), its agent's
+        retired mark of ``sim`` goes up to its step: the id is never given again
+        (``docs/keyspace.md``). ``ids``: simulation-level orphans a fix removed, their
+        agents and steps read from the ids (``step``: the step of their key, if any)."""
+        per_agent: dict[str, list[Arg]] = defaultdict(list)
+        for aid in ids:
+            for agent, n in id_steps(aid, step):
+                if self.agents is None or agent in self.agents:
+                    per_agent[agent] += (sim, n)
+                    self.retired[(agent, aid)] = sim
+        calls = [script_call(RETIRED_SEED, [0, *pairs],
+                             [_fill(self.p["retired"], {"agent_id": agent})])
+                 for agent, pairs in per_agent.items()]
+        if calls:
+            self.memory.runner.run(Plan(tuple(calls), every_reply))
+
+    def _timeline(self, key: str, agent: str, pre: str, suf: str) -> None:
+        """An agent's timeline orphans: found (read only), then each removed with its
+        retired mark raised first (:data:`~agentmem.lua.integrity.RETIRE`): the mark of
+        its simulation when a simulation-level orphan named it, else ``:any``, a mark
+        of every simulation (no other key says which simulation the id was given in)."""
+        retired = _fill(self.p["retired"], {"agent_id": agent})
+        for found in self._scan_members(lua.ORPHANS, key, "timeline", "z", "a", pre, suf, "",
+                                        0, mode="check"):
+            pairs = [x for aid in found for x in (aid, self.retired.get((agent, aid), ""))]
+            if pairs:
+                self.memory.runner.run(single(script_call(
+                    lua.RETIRE, [key, pre, suf, retired, *pairs]), lambda reply: reply))
 
     # -- the walk -----------------------------------------------------------
 
@@ -248,15 +289,20 @@ class _Walk:
                 self._list(key, sim)
             elif family in ("sim_step", "sim_grid"):
                 kind = "s" if family == "sim_step" else "z"
-                self._scan_members(lua.ORPHANS, key, family, kind, "s", *self.sim_parts,
-                                   *self.filter)
+                for found in self._scan_members(lua.ORPHANS, key, family, kind, "s",
+                                                *self.sim_parts, *self.filter):
+                    if self.fix:
+                        self._raise_marks(sim, found, g.get("step_number", ""))
 
     def _list(self, key: str, sim: str) -> None:
         start = 0
         while True:
             n, orphans, live = self._call(lua.LIST, key, start, self.batch, *self.sim_parts,
                                           *self.filter)
-            self.report.add("orphans", "sim_actions", [f"{key} {m.decode()}" for m in orphans])
+            gone = [m.decode() for m in orphans]
+            self.report.add("orphans", "sim_actions", [f"{key} {m}" for m in gone])
+            if self.fix:
+                self._raise_marks(sim, gone)
             self.list_ids[sim].update(m.decode() for m in live)
             if n < self.batch:
                 return
@@ -286,8 +332,13 @@ class _Walk:
                     hfam = "im_action" if family == "im_timeline" else "action"
                     pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}
                                      ).split("\x02")
+                    if family == "timeline" and self.fix:
+                        self._timeline(key, agent, pre, suf)
+                        continue
                     kind = "s" if family in ("types", "targets") else "z"
-                    self._scan_members(lua.ORPHANS, key, family, kind, "a", pre, suf, "", 0)
+                    for _ in self._scan_members(lua.ORPHANS, key, family, kind, "a", pre, suf,
+                                                "", 0):
+                        pass
         self._actions(actions)
         self._ims(ims)
 
@@ -343,7 +394,8 @@ class _Walk:
         key = _fill(self.p["sim_steps"], {"simulation_id": sim})
         pre, suf = _fill(self.p["sim_step"], {"simulation_id": sim, "step_number": "\x02"}
                          ).split("\x02")
-        self._scan_members(lua.STEPS, key, "sim_steps", pre, suf, *self.sim_parts)
+        for _ in self._scan_members(lua.STEPS, key, "sim_steps", pre, suf, *self.sim_parts):
+            pass
 
     def _counters(self, sim: str) -> None:
         lk = _fill(self.p["sim_actions"], {"simulation_id": sim})

@@ -15,7 +15,7 @@ from __future__ import annotations
 from agentmem.lua.loader import load
 
 __all__ = ["ACTIONS", "ALL", "COUNTS", "IM", "INDEXED_FIELDS", "LIST", "LISTED", "ORPHANS",
-           "STEPS"]
+           "RETIRE", "STEPS"]
 
 INDEXED_FIELDS = ("simulation_id", "step_number", "action_type", "action_target_id", "reward",
                   "position_x", "position_y")
@@ -31,5 +31,6 @@ ACTIONS = load("integrity/integrity_actions.lua", "integrity_actions")
 LISTED = load("integrity/integrity_listed.lua", "integrity_listed")
 IM = load("integrity/integrity_im.lua", "integrity_im")
 COUNTS = load("integrity/integrity_counts.lua", "integrity_counts")
+RETIRE = load("integrity/integrity_retire.lua", "integrity_retire")
 
-ALL = (ORPHANS, LIST, STEPS, ACTIONS, LISTED, IM, COUNTS)
+ALL = (ORPHANS, LIST, STEPS, ACTIONS, LISTED, IM, COUNTS, RETIRE)

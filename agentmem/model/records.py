@@ -207,7 +207,9 @@ class IMAction(Record):
     simulation_id: Identifier
     step_number: Step
     action_type: ActionType
-    reward: FiniteFloat = 0.0
+    reward: FiniteFloat | None = None
+    """The action's reward to 6 significant digits; None when it had none (IM data
+    written before this was optional may hold ``0`` for a missing reward)."""
     importance: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
     action_target_id: Identifier | None = None
 

@@ -147,7 +147,8 @@ _PURPOSE = {
     "im_timeline": "intermediate-memory action ids scored by step",
     "pinned": "ids of the agent's pinned actions, which maintenance leaves in their tier",
     "retired": "per simulation, the highest step of the agent's actions that left STM; "
-               "':seq', the counter of .r ids (docs/keyspace.md)",
+               "':any', a mark of every simulation; ':seq', the counter of .r ids "
+               "(docs/keyspace.md)",
 }
 
 
@@ -465,6 +466,14 @@ def candidate_agents(action_id: str, step: str = "") -> list[str]:
         if part.isdigit() and part.isascii() and (not step or part == step) and dashes[k] > 0:
             out.append(action_id[:dashes[k]])
     return out
+
+
+def id_steps(action_id: str, step: str = "") -> list[tuple[str, int]]:
+    """The (agent, step) pairs a generated id ``{agent_id}-{step}-{rest}`` of a
+    simulation-level index may stand for, as :func:`candidate_agents` splits it (none for
+    an id of another shape)."""
+    return [(agent, int(action_id[len(agent) + 1:].split("-", 1)[0]))
+            for agent in candidate_agents(action_id, step)]
 
 
 def key_pieces(template: Template, fixed: dict[str, str], variables: Sequence[str]) -> list[str]:

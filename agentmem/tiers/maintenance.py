@@ -324,6 +324,8 @@ class Tiers:
         leaving: list[tuple[str, list[Action]]] = []
         for n, agent_id in enumerate(agents):
             got = [a for a in fetched[n] if a is not None]
+            # timeline ids whose hash had already expired (left to integrity.repair)
+            report.missing += len(fetched[n]) - len(got)
             leave = self._stm_leavers(stms[n], got, now_step, now)
             leaving.append((agent_id, leave))
             ims[n] += len(leave)

@@ -167,6 +167,6 @@ def test_bad_im_action_raises_invalid_input(bad):
 def test_im_action_defaults():
     im = agentmem.IMAction(action_id="a1-1-move", agent_id="a1", simulation_id="s",
                            step_number=1, action_type="move")
-    assert im.reward == 0.0
+    assert im.reward is None  # absent, as an action without a reward
     assert im.importance == 0.0
     assert im.action_target_id is None

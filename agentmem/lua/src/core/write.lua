@@ -144,7 +144,8 @@ if nsets > 0 then
   end
 end
 -- the retired marks (a generated id at or below its scope's mark is renumbered, below):
--- their HGET checks the retired key's type too
+-- the scope's field and ':any' (a mark of every scope, raised where the scope of an id
+-- that left is not known: integrity.repair); their HMGET checks the retired key's type too
 local marks, retire = {}, {}
 for r = 1, nrec do
   local rp, s = rpos[r], rsc[r]
@@ -158,13 +159,14 @@ for r = 1, nrec do
     end
     local mark = mk[f]
     if mark == nil then
-      local v = redis.pcall('HGET', rk, f)
-      if type(v) == 'table' then
+      local v = redis.pcall('HMGET', rk, f, ':any')
+      if v.err then
         if typed(rk, 'hash') then return v end  -- not a type error: raised as it is
         mark = false
       else
         checked[rk] = true
-        mark = tonumber(v) or false
+        local m, any = tonumber(v[1]), tonumber(v[2])
+        if m and any then mark = math.max(m, any) else mark = m or any or false end
       end
       mk[f] = mark
     end

@@ -2,11 +2,12 @@
     if not good then
       refused[#refused + 1] = id
     else
-      -- IM keeps the reward to 6 significant digits (the archive has it exactly)
-      local r6 = '0'
-      if rwd then r6 = string.format('%.6g', tonumber(rwd)) end
+      -- IM keeps the reward to 6 significant digits (the archive has it exactly); an
+      -- action without a reward has none in IM either (absent, read back as None)
       local f = {imf.id, id, imf.sim, sim or '', imf.step, step, imf.agent, agent,
-        imf.typ, typ, imf.reward, r6, imf.imp, imp}
+        imf.typ, typ, imf.imp, imp}
+      if rwd then f[#f + 1] = imf.reward; f[#f + 1] = string.format('%.6g', tonumber(rwd))
+      else redis.call('HDEL', ikey, imf.reward) end
       if tgt then f[#f + 1] = imf.tgt; f[#f + 1] = tgt end
       redis.call('HSET', ikey, unpack(f))
       if ttl > 0 then redis.call('EXPIRE', ikey, ttl) else redis.call('PERSIST', ikey) end
