@@ -7,7 +7,9 @@ given before. So a dual writer that opens a Redis without the marker key
 ``agentmem:ids`` first raises every (agent, simulation) mark to the highest step
 the archive holds, and each agent's ``.r`` counter to the highest suffix archived,
 then sets the marker. Seeding twice, or by two writers at once, only raises marks
-to the same values.
+to the same values. On a Redis Cluster each master can lose its data on its own, so
+there is one marker per master, on that master (``agentmem:ids:{<tag>}``, the tag
+chosen for a slot it serves): seeding runs when any master lacks its marker.
 
 :func:`held` and :func:`held_in_im` tell which of a list of (agent, id) pairs short-term
 or intermediate memory holds, in one round trip: the replay of a journal, a partly
@@ -24,7 +26,7 @@ from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.lua.dualwrite import RETIRED_SEED
 from agentmem.model.records import Action, IMAction
-from agentmem.plans.plan import Plan, command, every_reply, script_call, single
+from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
 
 __all__ = ["IDS_KEY", "held", "held_in_im", "seed_retired"]
@@ -41,7 +43,8 @@ def seed_retired(memory: Memory, archive: Archive) -> int:
     """Seed the retired marks of ``memory`` from ``archive`` unless done already on this
     Redis; returns the number of agents seeded (0: the marker was there)."""
     run = memory.runner.run
-    if run(single(command("EXISTS", IDS_KEY), int)):
+    markers = _markers(memory)
+    if all(run(Plan(tuple(command("EXISTS", k) for k in markers), every_reply))):
         return 0
     marks, seqs = sqlreads.retired_marks(archive)
     per_agent: dict[str, list[str | int]] = {a: [] for a in seqs}
@@ -53,8 +56,24 @@ def seed_retired(memory: Memory, archive: Archive) -> int:
              for agent, pairs in per_agent.items()]
     for start in range(0, len(calls), 1000):
         run(Plan(tuple(calls[start:start + 1000]), every_reply))
-    run(single(command("SET", IDS_KEY, "seeded"), lambda _: None))
+    run(Plan(tuple(command("SET", k, "seeded") for k in markers), every_reply))
     return len(calls)
+
+
+def _markers(memory: Memory) -> list[str]:
+    """:data:`IDS_KEY` on one server; on a cluster one marker on each master: the first
+    of ``agentmem:ids:{0}``, ``{1}``, ... whose slot that master serves."""
+    runner: Any = memory.runner
+    if not getattr(runner, "cluster", False):
+        return [IDS_KEY]
+    masters = {str(n.name) for n in runner.primaries()}
+    found: dict[str, str] = {}
+    tag = 0
+    while len(found) < len(masters) and tag < 1_000_000:
+        key = f"{IDS_KEY}:{{{tag}}}"
+        found.setdefault(str(runner.client.get_node_from_key(key).name), key)
+        tag += 1
+    return sorted(found.values())
 
 
 def held(memory: Memory, keys: Iterable[Key]) -> dict[Key, Action]:

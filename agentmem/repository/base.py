@@ -319,6 +319,7 @@ class _Write(Generic[M]):
         # cluster mode with an outbox: stored records whose keys are not listed in it yet
         self.listing = writer.cluster and writer.outbox is not None
         self.unlisted: list[int] = []
+        self.deferred: WriteError | None = None  # raised once the cluster's follow-ups ran
         # the records as stored, built while the server runs each batch; not
         # shared until finish() has put in the server's id changes and write time
         self.out: list[M | None] = [None] * n
@@ -385,13 +386,15 @@ class _Write(Generic[M]):
         return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=self.spec.key.pattern)
 
     def then(self) -> list[M]:
-        """Once every record is stored or refused: on a cluster, the outbox's call (first:
-        what is stored is listed as soon as can be), then the entries in other slots;
-        then the result."""
-        if self.unlisted:
-            raise FollowUp(self.outbox_plan())
+        """Once every record is stored or refused: on a cluster, the entries in other
+        slots, then the outbox's call (each runs whatever the other's outcome; their
+        refusal is raised once both ran); then the result."""
         if self.remote:
             raise FollowUp(self.remote_plan())
+        if self.unlisted:
+            raise FollowUp(self.outbox_plan())
+        if self.deferred is not None:
+            raise self.deferred
         return self.finish()
 
     def outbox_plan(self) -> Plan[list[M]]:
@@ -403,11 +406,12 @@ class _Write(Generic[M]):
 
         def parse(replies: list[Any]) -> list[M]:
             reply = replies[0]
-            if isinstance(reply, Exception):
+            if isinstance(reply, Exception) and self.deferred is None:
                 stored = [str(self.ids[j]) for j in todo]
-                raise WriteError(
+                self.deferred = WriteError(
                     f"{len(todo)} records were stored but not listed in the dual writer's "
-                    f"outbox ({reply})", stored=stored, failed={}) from reply
+                    f"outbox ({reply})", stored=stored, failed={})
+                self.deferred.__cause__ = reply
             return self.then()
 
         return Plan((call,), parse)
@@ -441,14 +445,15 @@ class _Write(Generic[M]):
                     why = f"WRONGTYPE: key {res.bad_keys[0]!r} holds another type"
                 for j in chunk:
                     missed.setdefault(j, why)
-            if missed:
+            if missed and self.deferred is None:
                 n, reason = min(missed.items())
-                raise WriteError(
+                self.deferred = WriteError(
                     f"{len(missed)} of {self.total} records were stored without some "
                     f"of their entries in other slots (record {n}: {reason}); "
                     "agentmem.integrity.repair() adds them",
                     stored=[i for i in self.ids if i is not None], failed=missed,
-                ) from cause
+                )
+                self.deferred.__cause__ = cause
             return self.then()
 
         return Plan(calls(), parse, bulk=len(todo) >= BULK)

@@ -28,6 +28,7 @@ from agentmem.dualwrite.outbox import CLUSTER_NAMES, drain
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.errors import WriteError
 from agentmem.model.records import Action
+from agentmem.plans.keyspace import LAYOUT_KEY
 from agentmem.servers.local import LocalCluster, find_binary
 
 SIM = "sim_cluster_outbox"
@@ -100,6 +101,9 @@ def test_a_refused_listing_reports_every_record_stored(cm: ClusterMemory,
         repo.add_many(_actions(5))
     assert "not listed in the dual writer's outbox" in str(err.value)
     assert err.value.failed == {}
+    # the entries in the simulation's slot were written all the same
+    assert sorted(str(a.action_id) for a in cm.actions.simulation_actions(SIM)) == sorted(
+        [*err.value.stored, "first-0-move"])
     held = sorted(str(a.action_id) for i in range(5) for a in cm.actions.timeline(f"a{i}"))
     assert sorted(err.value.stored) == held
     assert len(held) == 5
@@ -111,6 +115,7 @@ from agentmem.backends.cluster import connect_cluster
 from agentmem.backends.sql import open_archive
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.model.records import Action
+from agentmem.plans.keyspace import LAYOUT_KEY
 
 url, db, mode, sim, lease, start = sys.argv[1:7]
 w = DualWriter(connect_cluster(url), open_archive(db), durability=mode, lease=float(lease),
@@ -197,3 +202,31 @@ def test_agentmem_archive_drains_a_stopped_writers_outbox_on_a_cluster(
     assert len(rows) == len(set(rows))
     with open_archive(db) as archive:  # nothing left to drain
         assert drain(cm, archive).read == 0
+
+
+def test_a_master_that_lost_its_data_gets_the_retired_marks_again(
+        cm: ClusterMemory, cluster: LocalCluster, tmp_path: Path) -> None:
+    """Each master can restart empty on its own: the next writer seeds the retired marks
+    again when any master lacks its marker, so no id the archive holds is given again."""
+    db = tmp_path / "archive.db"
+    first = [Action(agent_id=f"a{i}", simulation_id=SIM, step_number=0, action_type="move",
+                    reward=1.0) for i in range(12)]
+    with open_archive(db) as archive:
+        w = DualWriter(cm, archive)
+        w.add_many(first)
+        w.close()
+        assert archive.count(SIM) == 12
+    layout_node = cm.runner.client.get_node_from_key(LAYOUT_KEY).name  # kept: stores open
+    lost = next(n for n in cm.runner.primaries() if n.name != layout_node)
+    cm.runner.node_client(lost).flushall()  # that master restarted without its data
+    with open_archive(db) as archive:
+        w = DualWriter(connect_cluster(cluster.url), archive)
+        again = w.add_many([a.model_copy(update={"reward": 2.0}) for a in first])
+        assert again is not None
+        w.close()  # raised DuplicateId before: ids the archive held were given again
+        rows = archive.read(SIM)
+    assert len(rows) == 24
+    assert sorted(float(r.reward) for r in rows) == [1.0] * 12 + [2.0] * 12  # type: ignore[arg-type]
+    renamed = [str(a.action_id) for a in again if str(a.action_id).endswith(".r1")]
+    assert renamed  # the agents of the lost master: their ids after the archived ones
+    assert len({(r.agent_id, r.action_id) for r in rows}) == 24
