@@ -9,8 +9,8 @@ from contextlib import contextmanager
 
 import redis
 
-from agentmem.backends.cluster import ClusterRunner, cluster_client
-from agentmem.backends.clusterurl import is_cluster_url
+from agentmem.backends.cluster import ClusterRunner
+from agentmem.backends.clusterurl import cluster_client, is_cluster_url
 from agentmem.backends.redis import RedisRunner, parse_url
 from agentmem.errors import ConfigError
 

@@ -30,7 +30,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from agentmem.backends.clusterurl import parse_nodes
+from agentmem.backends.clusterurl import _node_of, cluster_client
 from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.spin import resolve_spin, wait_readable
@@ -167,6 +167,11 @@ class ClusterRunner:
     def node_client(self, node: ClusterNode) -> redis.Redis:
         conn: redis.Redis = self.client.get_redis_connection(node)
         return conn
+
+    def master_of(self, key: str) -> str:
+        """The name (``host:port``) of the master serving ``key``'s slot."""
+        keyslot: Any = self.client.keyslot
+        return str(self._node(keyslot(key)).name)
 
     # -- running --------------------------------------------------------------
 
@@ -365,29 +370,6 @@ class ClusterRunner:
             self._threads.shutdown(wait=False)
             self._threads = None
         self.client.close()
-
-
-def cluster_client(url_or_nodes: str | Sequence[str | tuple[str, int]],
-                   **options: Any) -> RedisCluster:
-    """A redis-py cluster client (bytes replies) on the startup nodes of a cluster URL or
-    list, which has read the slot map: :class:`~agentmem.errors.Unavailable` when no
-    node answers, :class:`~agentmem.errors.ConfigError` for a bad URL or option."""
-    nodes, parsed = parse_nodes(url_or_nodes)
-    try:
-        return RedisCluster(startup_nodes=[_node_of(h, p) for h, p in nodes],
-                            decode_responses=False, **{**parsed, **options})
-    except (RedisClusterException, redis.ConnectionError, redis.TimeoutError) as exc:
-        raise _unavailable(f"at {nodes} is unreachable", exc) from exc
-    except redis.AuthenticationError as exc:
-        raise BackendError(f"Redis Cluster refused the credentials: {exc}") from exc
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"bad Redis Cluster option: {exc}") from None
-
-
-def _node_of(host: str, port: int) -> ClusterNode:
-    make: Any = ClusterNode
-    node: ClusterNode = make(host, port)
-    return node
 
 
 def _mapped(replies: list[Any]) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Redis Cluster URLs: which URLs name a cluster, and their startup nodes and options."""
+"""Redis Cluster URLs: which URLs name a cluster, their startup nodes and options, and
+the redis-py client on them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from agentmem.errors import ConfigError
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 
-__all__ = ["SCHEMES", "is_cluster_url", "parse_nodes"]
+from agentmem.backends.failures import connection_failure
+from agentmem.errors import BackendError, ConfigError
+
+__all__ = ["SCHEMES", "cluster_client", "is_cluster_url", "parse_nodes"]
 
 SCHEMES = ("redis+cluster", "rediss+cluster", "valkey+cluster", "valkeys+cluster")
 """URL schemes that select the cluster backend (``--redis-url``, :func:`is_cluster_url`)."""
@@ -67,3 +73,26 @@ def parse_nodes(url_or_nodes: str | Sequence[str | tuple[str, int]]
     if not nodes:
         raise ConfigError("a Redis Cluster needs at least one startup node (host:port)")
     return nodes, options
+
+
+def cluster_client(url_or_nodes: str | Sequence[str | tuple[str, int]],
+                   **options: Any) -> RedisCluster:
+    """A redis-py cluster client (bytes replies) on the startup nodes of a cluster URL or
+    list, which has read the slot map: :class:`~agentmem.errors.Unavailable` when no
+    node answers, :class:`~agentmem.errors.ConfigError` for a bad URL or option."""
+    nodes, parsed = parse_nodes(url_or_nodes)
+    try:
+        return RedisCluster(startup_nodes=[_node_of(h, p) for h, p in nodes],
+                            decode_responses=False, **{**parsed, **options})
+    except (RedisClusterException, redis.ConnectionError, redis.TimeoutError) as exc:
+        raise connection_failure(f"Redis Cluster (at {nodes} is unreachable)", exc) from exc
+    except redis.AuthenticationError as exc:
+        raise BackendError(f"Redis Cluster refused the credentials: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"bad Redis Cluster option: {exc}") from None
+
+
+def _node_of(host: str, port: int) -> ClusterNode:
+    make: Any = ClusterNode
+    node: ClusterNode = make(host, port)
+    return node

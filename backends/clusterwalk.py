@@ -14,7 +14,8 @@ from agentmem.backends.failures import connection_failure
 from agentmem.lua.cluster import AGENT_CHECK, SET_COUNTERS, SIM_CHECK, SIM_ORPHANS
 from agentmem.lua.dualwrite import RETIRED_SEED
 from agentmem.lua.integrity import INDEXED_FIELDS, RETIRE
-from agentmem.plans.keyspace import candidate_agents, id_steps
+from agentmem.plans.keyspace import candidate_agents
+from agentmem.plans.owners import owners
 from agentmem.plans.plan import Call, Plan, every_reply, script_call
 
 if TYPE_CHECKING:
@@ -193,8 +194,10 @@ class ClusterWalk:
         """The retired marks of the agents of simulation-level orphans (id, step of
         their key or '') raised to their steps, before a fix removes the entries."""
         per_agent: dict[str, list[Any]] = defaultdict(list)
-        for aid, step in ids:
-            for agent, n in id_steps(aid, step):
+        found = self.memory.runner.run(owners(
+            list(ids), lambda agent: self.layout.key("timeline", agent_id=agent)))
+        for aid, pairs in found.items():
+            for agent, n in pairs:
                 if self.agents is None or agent in self.agents:
                     per_agent[agent] += (sim, n)
                     self.retired[(agent, aid)] = sim

@@ -13,7 +13,8 @@ from agentmem.backends.failures import connection_failure
 from agentmem.backends.redis import Memory, RedisRunner
 from agentmem.plans.plan import Plan, command, every_reply
 
-__all__ = ["read_unchecked", "scan_keys", "server_time", "used_memory"]
+__all__ = ["master_size", "read_unchecked", "scan_keys", "scan_master", "server_time",
+           "used_memory"]
 
 
 def _masters(memory: Any) -> list[Any]:
@@ -72,3 +73,21 @@ def read_unchecked(memory: Any, *keys: str) -> list[Any]:
         return _guarded(lambda: [client.get(k) for k in keys])
     plan = Plan(tuple(command("GET", k) for k in keys), every_reply)
     return RedisRunner(memory.client, None).run(plan)
+
+
+def scan_master(runner: Any, node: Any, cursor: int, match: str | None,
+                count: int) -> tuple[int, list[Any]]:
+    """One ``SCAN cursor [MATCH match] COUNT count`` on a cluster's master ``node``."""
+    try:
+        nxt, keys = runner.node_client(node).scan(cursor, match=match, count=count)
+    except redis.RedisError as exc:
+        raise connection_failure(f"Redis Cluster node {node.name}", exc) from exc
+    return int(nxt), list(keys)
+
+
+def master_size(runner: Any, node: Any) -> int:
+    """``DBSIZE`` of a cluster's master ``node``."""
+    try:
+        return int(runner.node_client(node).dbsize())
+    except redis.RedisError as exc:
+        raise connection_failure(f"Redis Cluster node {node.name}", exc) from exc

@@ -71,7 +71,7 @@ def _markers(memory: Memory) -> list[str]:
     tag = 0
     while len(found) < len(masters) and tag < 1_000_000:
         key = f"{IDS_KEY}:{{{tag}}}"
-        found.setdefault(str(runner.client.get_node_from_key(key).name), key)
+        found.setdefault(runner.master_of(key), key)
         tag += 1
     return sorted(found.values())
 

@@ -24,7 +24,8 @@ from agentmem.errors import InvalidInput
 from agentmem.lua import integrity as lua
 from agentmem.lua.dualwrite import RETIRED_SEED
 from agentmem.lua.scripts import Script
-from agentmem.plans.keyspace import check_part, id_steps
+from agentmem.plans.keyspace import check_part
+from agentmem.plans.owners import owners
 from agentmem.plans.plan import Arg, Plan, command, every_reply, script_call, single
 
 if TYPE_CHECKING:
@@ -242,8 +243,11 @@ class _Walk:
         (``docs/keyspace.md``). ``ids``: simulation-level orphans a fix removed, their
         agents and steps read from the ids (``step``: the step of their key, if any)."""
         per_agent: dict[str, list[Arg]] = defaultdict(list)
-        for aid in ids:
-            for agent, n in id_steps(aid, step):
+        found = self.memory.runner.run(owners(
+            [(aid, step) for aid in ids],
+            lambda agent: _fill(self.p["timeline"], {"agent_id": agent})))
+        for aid, pairs in found.items():
+            for agent, n in pairs:
                 if self.agents is None or agent in self.agents:
                     per_agent[agent] += (sim, n)
                     self.retired[(agent, aid)] = sim

@@ -55,6 +55,27 @@ def test_repair_of_an_expired_actions_orphans_does_not_give_its_id_again(
     assert mem.actions.add(act(6)).action_id == "a1-6-move"
 
 
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_repair_raises_the_mark_of_the_ids_owner_not_of_an_agent_named_like_its_prefix(
+        connect: Callable[..., agentmem.Memory], r: redis.Redis, version: int) -> None:
+    """``bob-3-7-move`` splits as agent ``bob-3`` step 7 or agent ``bob`` step 3: only the
+    agent whose timeline holds it gets its mark raised."""
+    mem = connect(layout_version=version)
+    lay = mem.actions.layout
+    gone = mem.actions.add(Action(agent_id="bob-3", simulation_id=SIM, step_number=7,
+                                  action_type="move"))
+    mem.actions.add(Action(agent_id="bob", simulation_id=SIM, step_number=1,
+                           action_type="move"))
+    r.delete(lay.key("action", agent_id="bob-3", action_id=str(gone.action_id)))
+    repair(mem)
+    assert r.hget(lay.key("retired", agent_id="bob-3"), SIM) == b"7"
+    assert not r.exists(lay.key("retired", agent_id="bob"))
+    assert mem.actions.add(Action(agent_id="bob", simulation_id=SIM, step_number=3,
+                                  action_type="move")).action_id == "bob-3-move"
+    assert mem.actions.add(Action(agent_id="bob-3", simulation_id=SIM, step_number=7,
+                                  action_type="move")).action_id == "bob-3-7-move.r1"
+
+
 def test_a_timeline_orphan_of_no_known_simulation_retires_its_step_everywhere(
         mem: agentmem.Memory, r: redis.Redis) -> None:
     """Only the agent's timeline names the id (its simulation-level entries went too):
