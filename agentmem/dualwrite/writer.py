@@ -130,6 +130,10 @@ class DualWriter(ArchiveSide, FallbackReads):
         self._queue: queue.Queue[Item] | None = None
         self._thread: threading.Thread | None = None
         self._unsent: list[Action] = []  # background: taken from the queue, not in Redis yet
+        self.accepted = 0
+        """Actions of ``add``/``add_many``/``record`` calls the writer has taken on: stored
+        in Redis (or refused by it), journaled, or queued for the thread. A call cut short
+        by Ctrl-C or SIGTERM counts those it took on before (``docs/dualwrite.md``)."""
         self.strict = strict
         self._io = threading.RLock()  # one Redis write, replay or fallback read at a time
         self.failover: Failover | None = None
@@ -210,11 +214,13 @@ class DualWriter(ArchiveSide, FallbackReads):
                     raise InvalidInput(f"record {n}: {exc}") from None
             for a in items:
                 self._queue.put(a)  # blocks while the queue is full: backpressure
+                self.accepted += 1  # (interrupted in put: not queued, not counted)
             return None
         with self._io:
             stored, err = self._store(items)
             with self._lock:
                 self._buffer.extend(stored)
+                self.accepted += len(items)
                 due = err is None and self._due()
             if self.durability == "archived" and stored:
                 with self._archive_lock:
@@ -351,6 +357,9 @@ class DualWriter(ArchiveSide, FallbackReads):
         try:
             actions = self.outbox.actions if self.outbox is not None else self.memory.actions
             return actions.add_many(items), None
+        except (KeyboardInterrupt, SystemExit) as exc:
+            self._interrupted(items, exc)
+            raise
         except Unavailable as exc:
             if fo is None:
                 raise
@@ -368,6 +377,28 @@ class DualWriter(ArchiveSide, FallbackReads):
                     fo.mark_down(again, self._buffer)
                 kept = [a for n, a in enumerate(items) if n not in exc.failed]
                 return self._divert(kept)[0], exc
+
+    def _interrupted(self, items: list[Action], exc: BaseException) -> None:
+        """A Redis write cut short by Ctrl-C or SIGTERM while in flight: the script may
+        have run (its reply is lost, the connection dropped). Handled as a write whose
+        reply was lost (``docs/failover.md``): the actions are journaled under the ids
+        Redis gives them and buffered for the archive, so the replay finds them stored
+        (or stores them) and a caller that sends them again (the AgentFarm drop-in's exit
+        hook) sees them taken on (``accepted``) instead of storing second copies. Strict
+        mode keeps no journal: the outcome stays unknown."""
+        fo = self.failover
+        if fo is None:
+            return
+        try:
+            with self._lock:
+                fo.mark_down(Unavailable(f"a Redis write was interrupted "
+                                         f"({type(exc).__name__}) before its reply"),
+                             self._buffer)
+                diverted, _ = self._divert(items)  # refused ids: taken, as Redis refuses
+                self._buffer.extend(diverted)
+                self.accepted += len(items)
+        except Exception:  # the interruption propagates; the caller may send them again
+            log.exception("an interrupted Redis write could not be journaled")
 
     def _divert(self, items: list[Action]) -> tuple[list[Action], WriteError | None]:
         assert self.failover is not None

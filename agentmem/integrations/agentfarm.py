@@ -28,7 +28,7 @@ from agentmem.backends.sql import Archive, backend_error
 from agentmem.backends.sqlengine import create_missing
 from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
 from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
-from agentmem.errors import ConfigError, WriteError
+from agentmem.errors import ConfigError
 from agentmem.integrations import farmrows
 from agentmem.integrations.farmrecall import AgentRecall, step_memory
 from agentmem.integrations.farmrows import id_text as _text
@@ -195,22 +195,21 @@ class AgentFarmLogger:
     def _send_actions(self) -> None:
         """Store the buffered actions in Redis (one call) and queue them for the archive.
 
-        They leave the buffer once the writer has them: after a failure that stored
-        nothing (a kept error of the background thread, Redis refusing the call) they
-        stay, and the next flush sends them again; a partly refused write raises with the
-        stored ones handed over (the refused ones would be refused again)."""
+        They leave the buffer once the writer has taken them on (``DualWriter.accepted``:
+        stored, refused, journaled or queued), also when the call then raises (the archive
+        step failed; Redis refused some: they would be refused again) or is cut short by
+        Ctrl-C or SIGTERM (the writer journals a write whose reply it did not get; in
+        background mode, those queued before it count). The others stay, and the next
+        flush sends them again: after an error the writer kept from its thread (raised
+        before it took anything on), all of them."""
         if not self._action_buffer:
             return
         actions = list(self._action_buffer)
-        before = self.writer.pending
+        before = self.writer.accepted
         try:
             self.writer.add_many(actions)
-        except WriteError:
-            del self._action_buffer[:len(actions)]
-            raise
         except BaseException:
-            if not self.writer.background and self.writer.pending > before:
-                del self._action_buffer[:len(actions)]  # stored; the archive step failed
+            del self._action_buffer[:self.writer.accepted - before]
             raise
         del self._action_buffer[:len(actions)]
 
