@@ -28,7 +28,7 @@ from agentmem.backends.sql import Archive, backend_error
 from agentmem.backends.sqlengine import create_missing
 from agentmem.dualwrite.failover import DEFAULT_RETRY_INTERVAL
 from agentmem.dualwrite.writer import DEFAULT_BUFFER_SIZE, DEFAULT_INTERVAL, DualWriter
-from agentmem.errors import ConfigError
+from agentmem.errors import AgentMemError, ConfigError
 from agentmem.integrations import farmrows
 from agentmem.integrations.farmrecall import AgentRecall, step_memory
 from agentmem.integrations.farmrows import id_text as _text
@@ -455,7 +455,16 @@ class AgentFarmLogger:
         ``log_*`` call raises ``ConfigError``; closing again does nothing."""
         if self._closed:
             return
-        self._send_actions()
+        kept: AgentMemError | None = None
+        try:
+            self._send_actions()
+        except AgentMemError as exc:
+            if not self._action_buffer:
+                raise
+            # an error the writer's thread kept, raised before this flush took anything:
+            # send them (the exit hook's close is the last chance), raise it after
+            kept = exc
+            self._send_actions()
         self.writer.flush()
         self.flush_health_buffer()
         self.flush_learning_buffer()
@@ -463,6 +472,8 @@ class AgentFarmLogger:
         self.writer.close()
         self._closed = True
         atexit.unregister(self.close)
+        if kept is not None:
+            raise kept
 
     def __enter__(self) -> AgentFarmLogger:
         return self

@@ -237,3 +237,30 @@ def test_a_kept_error_keeps_the_flushs_actions_for_the_next(
     expected = sorted(f"a{a}-{n}-move" for n in range(4) for a in range(2))
     assert sorted(in_redis) == expected
     assert sorted(archived) == expected
+
+
+@pytest.mark.parametrize("background", [True, False], ids=["background", "archive_thread"])
+def test_close_with_a_kept_error_still_stores_the_buffered_actions(
+        server: Any, r: redis.Redis, mem: agentmem.Memory, tmp_path: Path,
+        background: bool) -> None:
+    """The exit hook's close is the last chance: a kept error does not keep it from
+    storing what is buffered; the error is raised after."""
+    path = tmp_path / "a.db"
+    logger = AgentFarmLogger(mem, open_archive(path), SIM, buffer_size=3,
+                             commit_interval=3600, background=background,
+                             archive_thread=not background)
+    with open_archive(path) as other:  # another writer archives another a0-0-move
+        other.write([Action(agent_id="a0", simulation_id=SIM, step_number=0,
+                            action_type="move", action_id="a0-0-move", reward=99.0)])
+    w = logger.writer
+    for n in range(2):
+        for a in range(2):
+            logger.log_agent_action(n, f"a{a}", "move", reward=float(n))
+        logger.flush_if_needed()
+    _until("no archive write failed", lambda: (w._error or w._archive_error) is not None)
+    for a in range(2):
+        logger.log_agent_action(2, f"a{a}", "move", reward=2.0)
+    with pytest.raises(DuplicateId):
+        logger.close()
+    for a in range(2):  # in Redis (the archive keeps refusing a0-0-move: raised above)
+        assert sorted(x.step_number for x in mem.actions.timeline(f"a{a}")) == [0, 1, 2]
