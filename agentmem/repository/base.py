@@ -394,6 +394,8 @@ class _Write(Generic[M]):
         if self.unlisted:
             raise FollowUp(self.outbox_plan())
         if self.deferred is not None:
+            for j, reason in self.failed.items():  # the records refused whole, too
+                self.deferred.failed.setdefault(j, reason)
             raise self.deferred
         return self.finish()
 

@@ -11,12 +11,13 @@ from typing import Any, cast
 
 import numpy as np
 import pytest
+import redis
 
 import agentmem
 from agentmem import integrity
 from agentmem.backends.cluster import ClusterMemory, connect_cluster
 from agentmem.backends.clusterurl import is_cluster_url
-from agentmem.errors import BackendError, ConfigError, DuplicateId, Unavailable
+from agentmem.errors import BackendError, ConfigError, DuplicateId, Unavailable, WriteError
 from agentmem.model.records import Action
 from agentmem.plans.plan import Call, Plan, every_reply
 from agentmem.repository.base import _Write
@@ -606,3 +607,24 @@ def test_add_rows_stores_what_add_many_stores(cm: ClusterMemory) -> None:
     cols = {k: [d[k] for d in data] for k in fields}
     assert cm.actions.add_columns(cols) == ids
     assert _cluster_contents(cm) == want
+
+
+def test_a_refused_simulation_part_also_reports_the_records_refused_whole(
+        cm: ClusterMemory, clusters: tuple[LocalCluster, LocalServer]) -> None:
+    """The write's error once its follow-ups ran: the record whose simulation entries
+    were refused (stored, listed in ``stored``) and the one refused whole, both in
+    ``failed``."""
+    cm.actions.add(Action(agent_id="a1", simulation_id="s", step_number=0,
+                          action_type="move", action_id="a1-0-taken"))
+    client = redis.RedisCluster(host="127.0.0.1", port=clusters[0].ports[0])
+    client.set(cm.actions.layout.key("sim_actions", simulation_id="s2"), "not a list")
+    with pytest.raises(WriteError) as err:
+        cm.actions.add_many([
+            Action(agent_id="a1", simulation_id="s", step_number=0, action_type="move",
+                   action_id="a1-0-taken"),  # refused whole: the id is taken
+            Action(agent_id="a2", simulation_id="s2", step_number=1, action_type="move"),
+        ])
+    assert err.value.stored == ["a2-1-move"]
+    assert err.value.failed[0].startswith("EXISTS")
+    assert "WRONGTYPE" in err.value.failed[1]
+    assert [str(a.action_id) for a in cm.actions.timeline("a2")] == ["a2-1-move"]
