@@ -19,7 +19,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Engine,
@@ -54,15 +54,17 @@ from agentmem.backends.sqltables import (
     split_details,
 )
 from agentmem.backends.sqlwrite import (
+    FLOAT_FIELDS,
     SIDE_COLUMNS,
     SQLITE_TOP,
     WRITE_ATTEMPTS,
     Attempt,
     Batch,
-    chunks,
+    assign_ids,
     contended,
     existing,
     existing_ids,
+    float32_columns,
     foreign_key_violation,
     lookup,
     pause,
@@ -78,6 +80,8 @@ __all__ = [
     "agent_actions", "agents", "backend_error", "decode_row", "metadata", "open_archive",
     "select_actions", "simulations",
 ]
+
+T = TypeVar("T")
 
 
 class Archive:
@@ -99,6 +103,9 @@ class Archive:
             """The tables of :attr:`generation` (AgentFarm's and the side table)."""
             with engine.begin() as conn:
                 self.action_columns = self._check_schema(conn)
+                self.float32_fields = float32_columns(conn)
+                """Action fields whose column holds a float32 (``REAL`` on PostgreSQL):
+                compared at that precision when an id is archived again."""
                 # the old generation's action_target_id references agents
                 self._fk_target = any(
                     fk["constrained_columns"] == ["action_target_id"]
@@ -126,6 +133,9 @@ class Archive:
         # action fields the table lacks: kept in agentmem_action_extras.extra_fields
         self._extra_names = tuple(c for c in OPTIONAL_ACTION_COLUMNS
                                   if c not in columns and c != "details")
+        # SQLite stores a REAL -0.0 as 0: such a zero is also kept in extra_fields
+        self._zero_sign = (*(c for c in FLOAT_FIELDS if c in columns), "position") \
+            if self._sqlite else ()
         quote = engine.dialect.identifier_preparer.quote
         main_cols = ", ".join(quote(c) for c in self._main_columns)
         marks = ", ".join("?" * len(self._main_columns))
@@ -198,41 +208,54 @@ class Archive:
             return 0
         if self._file is not None:
             check_file(*self._file)
-        use_cache = True
+        attempt = Attempt(True)
+
+        def run(conn: Connection) -> Batch:
+            nonlocal attempt
+            attempt = Attempt(attempt.use_cache)
+            return self._write(conn, actions, attempt)
+
+        def stale_parents(exc: IntegrityError) -> bool:
+            if attempt.relied_on_cache and foreign_key_violation(exc):
+                # a parent row the cache vouched for may have been deleted since:
+                # forget what the cache knows and write the whole call again, checked
+                self._forget_parents()
+                attempt.use_cache = False
+                return True
+            return False
+
+        batch = self._transact(run, stale_parents)
+        # committed: from now on these parent rows are known to exist
+        self._remember_parents(attempt.sims, attempt.agents)
+        if batch.conflicts:
+            raise DuplicateId(
+                f"{len(batch.conflicts)} of {len(actions)} actions not archived: another "
+                f"action holds their id ({next(iter(batch.conflicts.values()))})",
+                stored=batch.ids, failed=batch.conflicts)
+        return len(batch.main)
+
+    def _transact(self, run: Callable[[Connection], T],
+                  retry: Callable[[IntegrityError], bool] = lambda _: False) -> T:
+        """``run`` in a write transaction, run again when it lost a race to another writer
+        (a key taken after it looked, a serialization failure or deadlock), up to
+        :data:`WRITE_ATTEMPTS` times, or when ``retry`` says so; database errors as
+        :class:`~agentmem.errors.BackendError`."""
         races = 0
         while True:
-            attempt = Attempt(use_cache)
             try:
                 with self._write_transaction() as conn:
-                    batch = self._write(conn, actions, attempt)
-            except IntegrityError as exc:
-                if attempt.relied_on_cache and foreign_key_violation(exc):
-                    # a parent row the cache vouched for may have been deleted since:
-                    # forget what the cache knows and write the whole call again, checked
-                    self._forget_parents()
-                    use_cache = False
+                    return run(conn)
+            except (IntegrityError, OperationalError) as exc:
+                if isinstance(exc, IntegrityError) and retry(exc):
                     continue
-                if unique_violation(exc) and races < WRITE_ATTEMPTS:
-                    races += 1  # a concurrent writer took a key after we looked: look again
-                    pause(races)
-                    continue
-                raise backend_error(exc) from exc
-            except OperationalError as exc:
-                if contended(exc) and races < WRITE_ATTEMPTS:
-                    races += 1
-                    pause(races)
-                    continue
-                raise backend_error(exc) from exc
+                raced = unique_violation(exc) if isinstance(exc, IntegrityError) \
+                    else contended(exc)
+                if not raced or races >= WRITE_ATTEMPTS:
+                    raise backend_error(exc) from exc
+                races += 1
+                pause(races)
             except SQLAlchemyError as exc:
                 raise backend_error(exc) from exc
-            # committed: from now on these parent rows are known to exist
-            self._remember_parents(attempt.sims, attempt.agents)
-            if batch.conflicts:
-                raise DuplicateId(
-                    f"{len(batch.conflicts)} of {len(actions)} actions not archived: another "
-                    f"action holds their id ({next(iter(batch.conflicts.values()))})",
-                    stored=batch.ids, failed=batch.conflicts)
-            return len(batch.main)
 
     @contextlib.contextmanager
     def _write_transaction(self) -> Iterator[Connection]:
@@ -326,7 +349,8 @@ class Archive:
         stored = stored_actions(conn, self.action_columns, explicit) if explicit else {}
         batch = prepare_batch(actions, taken, stored=stored, main_values=self._main_values,
                               has_details=self._has_details, extra_names=self._extra_names,
-                              fk_target=self._fk_target, split=self._split_details)
+                              fk_target=self._fk_target, split=self._split_details,
+                              zero_sign=self._zero_sign, float32=self.float32_fields)
         if not batch.main:
             return batch
         self._write_parents(conn, batch, attempt)
@@ -436,40 +460,10 @@ class Archive:
         ``{agent_id}-{step_number}-{action_type}``, with the first free ``.1``,
         ``.2`` … suffix, in row-id order (the rule :meth:`write` and the Redis
         repository follow). Rows that have an id keep it, so a second call assigns
-        nothing. Returns how many rows were given an id.
+        nothing. Returns how many rows were given an id. Runs as :meth:`write` does
+        (a write transaction; run again when another caller assigned them first).
         """
-        a, x = agent_actions.c, action_extras.c
-        pending = (
-            select(a.action_id, a.agent_id, a.step_number, a.action_type)
-            .select_from(agent_actions.outerjoin(action_extras, x.row_id == a.action_id))
-            .where(a.simulation_id == simulation_id, x.row_id.is_(None))
-            .order_by(a.action_id)
-        )
-        try:
-            with self.engine.begin() as conn:
-                rows = conn.execute(pending).all()
-                if not rows:
-                    return 0
-                taken = {(agent, aid) for agent, aid in conn.execute(
-                    select(x.agent_id, x.action_id).where(x.simulation_id == simulation_id))}
-                side: list[dict[str, Any]] = []
-                for row_id, agent, step, kind in rows:
-                    base = f"{agent}-{step}-{kind}"
-                    aid, suffix = base, 0
-                    while (agent, aid) in taken:
-                        suffix += 1
-                        aid = f"{base}.{suffix}"
-                    if len(aid) > 128:
-                        raise InvalidInput(f"agent_actions row {row_id}: generated action id "
-                                           f"{aid!r} is too long")
-                    taken.add((agent, aid))
-                    side.append({"row_id": row_id, "simulation_id": simulation_id,
-                                 "agent_id": agent, "action_id": aid})
-                for chunk in chunks(side, 5000):
-                    conn.execute(action_extras.insert(), list(chunk))
-                return len(side)
-        except SQLAlchemyError as exc:
-            raise backend_error(exc) from exc
+        return self._transact(lambda conn: assign_ids(conn, simulation_id))
 
     def count(self, simulation_id: str | None = None) -> int:
         """Rows in ``agent_actions`` (of one simulation when given)."""

@@ -60,13 +60,13 @@ def decode_row(row: RowMapping) -> Action:
         for name in OPTIONAL_ACTION_COLUMNS:
             if name != "details" and name in row:
                 fields[name] = row[name]
-        if row["x_extra_fields"] is not None:
-            fields.update(json.loads(row["x_extra_fields"]))
         if row["x_position_x"] is not None and row["x_position_y"] is not None:
             fields["position"] = (row["x_position_x"], row["x_position_y"])
         if row["x_embedding"] is not None:
             fields["embedding"] = np.frombuffer(bytes(row["x_embedding"]), dtype="<f4").astype(
                 np.float32)
+        if row["x_extra_fields"] is not None:  # last: it also keeps the -0.0 SQLite drops
+            fields.update(json.loads(row["x_extra_fields"]))
         return Action.model_validate(fields)
     except (ValidationError, ValueError, TypeError) as exc:
         raise DecodeError(

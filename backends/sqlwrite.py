@@ -9,18 +9,20 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import math
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import Double, Float, and_, inspect, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.sql.sqltypes import REAL
 
 from agentmem.backends.sqlrows import decode_row, select_actions
-from agentmem.backends.sqltables import action_extras, split_details
+from agentmem.backends.sqltables import action_extras, agent_actions, split_details
 from agentmem.errors import InvalidInput
 from agentmem.model.records import Action, same_action
 
@@ -261,18 +263,30 @@ def extra_text(d: Mapping[str, Any], keys: Sequence[tuple[str, str]]) -> str | N
     return "{" + ",".join(parts) + "}" if parts else None
 
 
+def negative_zero(value: Any) -> bool:
+    """Whether ``value`` is ``-0.0``, or a tuple holding it (a position)."""
+    if type(value) is tuple:
+        return any(map(negative_zero, value))
+    return type(value) is float and value == 0.0 and math.copysign(1.0, value) < 0
+
+
 def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *,
                   stored: Mapping[tuple[str, str, str], Action],
                   main_values: Callable[[dict[str, Any]], tuple[Any, ...]], has_details: bool,
                   extra_names: Sequence[str], fk_target: bool,
-                  split: Callable[[Any], tuple[str | None, str | None]] = split_details
-                  ) -> Batch:
+                  split: Callable[[Any], tuple[str | None, str | None]] = split_details,
+                  zero_sign: Sequence[str] = (), float32: Collection[str] = ()) -> Batch:
     """The rows to insert for the actions whose id is not ``taken`` (ids are added).
 
     An action whose explicit id is taken is the same action archived again (it
     equals the archived one, ``stored``, or an earlier one of this call, but for its
     write time): it is counted in ``present`` and skipped. Any other action under a
-    taken id is a conflict, recorded in ``conflicts`` and never written.
+    taken id is a conflict, recorded in ``conflicts`` and never written (``float32``:
+    the fields compared as a ``REAL`` column keeps them, :func:`same_action`).
+
+    ``zero_sign`` names the float fields whose column drops the sign of a zero (SQLite
+    stores a REAL -0.0 as the integer 0): an action's ``-0.0`` there is also kept in
+    ``extra_fields``, which :func:`~agentmem.backends.sqlrows.decode_row` reads last.
     """
     batch = Batch()
     main, side = batch.main, batch.side
@@ -280,14 +294,17 @@ def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *
     targets: dict[str, str] = {}
     earlier: dict[tuple[str, str, str], Action] = {}
     extra_keys = tuple((name, f'"{name}":') for name in extra_names)
+    zero_keys = tuple((name, f'"{name}":') for name in zero_sign)
     for n, action in enumerate(actions):
         d = action.__dict__  # the validated field values (a frozen pydantic model)
         sim, agent, aid = d["simulation_id"], d["agent_id"], d["action_id"]
         if aid is not None:
             key = (sim, agent, aid)
             if key in taken:
-                held = earlier.get(key) or stored.get(key)
-                if held is not None and same_action(held, action):
+                held = earlier.get(key)
+                if (held is not None and same_action(held, action)) or (
+                        held is None and (held := stored.get(key)) is not None
+                        and same_action(held, action, float32=float32)):
                     batch.present += 1
                 else:
                     batch.conflicts[n] = (
@@ -320,7 +337,10 @@ def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *
             main.append(main_values(d))
             if details_full is None:
                 details_full = details  # no details column: the side table keeps the text
-        extra_fields = extra_text(d, extra_keys) if extra_keys else None
+        keys = extra_keys
+        if zero_keys and (signed := tuple(k for k in zero_keys if negative_zero(d[k[0]]))):
+            keys = extra_keys + signed
+        extra_fields = extra_text(d, keys) if keys else None
         position = d["position"]
         embedding = d["embedding"]
         if position is None:
@@ -342,3 +362,56 @@ def prepare_batch(actions: Sequence[Action], taken: set[tuple[str, str, str]], *
     for target, sim in targets.items():
         agents.setdefault(target, sim)
     return batch
+
+
+FLOAT_FIELDS = ("resources_before", "resources_after", "reward")
+"""Action fields that ``agent_actions`` keeps in float columns (when it has them)."""
+
+
+def float32_columns(conn: Connection) -> frozenset[str]:
+    """The float columns of ``agent_actions`` that hold a float32 (``REAL``, or
+    ``FLOAT(p)`` with p <= 24): AgentFarm's own tables on PostgreSQL. On SQLite every
+    ``REAL`` is 8 bytes."""
+    if conn.dialect.name == "sqlite":
+        return frozenset()
+    out = set()
+    for c in inspect(conn).get_columns("agent_actions"):
+        t = c["type"]
+        if c["name"] in FLOAT_FIELDS and isinstance(t, Float) and not isinstance(t, Double) \
+                and (isinstance(t, REAL) or (t.precision or 53) <= 24):
+            out.add(c["name"])
+    return frozenset(out)
+
+
+def assign_ids(conn: Connection, simulation_id: str) -> int:
+    """``Archive.assign_ids`` in the transaction ``conn``: a side row with the id
+    ``{agent_id}-{step_number}-{action_type}`` (first free ``.n``, in row-id order) for
+    every row of the simulation that has none; returns how many."""
+    a, x = agent_actions.c, action_extras.c
+    pending = (
+        select(a.action_id, a.agent_id, a.step_number, a.action_type)
+        .select_from(agent_actions.outerjoin(action_extras, x.row_id == a.action_id))
+        .where(a.simulation_id == simulation_id, x.row_id.is_(None))
+        .order_by(a.action_id)
+    )
+    rows = conn.execute(pending).all()
+    if not rows:
+        return 0
+    taken = {(agent, aid) for agent, aid in conn.execute(
+        select(x.agent_id, x.action_id).where(x.simulation_id == simulation_id))}
+    side: list[dict[str, Any]] = []
+    for row_id, agent, step, kind in rows:
+        base = f"{agent}-{step}-{kind}"
+        aid, suffix = base, 0
+        while (agent, aid) in taken:
+            suffix += 1
+            aid = f"{base}.{suffix}"
+        if len(aid) > 128:
+            raise InvalidInput(f"agent_actions row {row_id}: generated action id "
+                               f"{aid!r} is too long")
+        taken.add((agent, aid))
+        side.append({"row_id": row_id, "simulation_id": simulation_id,
+                     "agent_id": agent, "action_id": aid})
+    for chunk in chunks(side, 5000):
+        conn.execute(action_extras.insert(), list(chunk))
+    return len(side)

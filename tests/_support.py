@@ -229,6 +229,8 @@ finite = st.floats(allow_nan=False, allow_infinity=False)
 extreme = st.sampled_from([1e308, -1e308, 5e-324, -5e-324, -0.0, 0.0, 2.2250738585072014e-308,
                            1.7976931348623157e308, 0.1, 1 / 3])
 numbers = finite | extreme
+free_text = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+"""Any character of a free-text field (no NUL: the archive cannot store it)."""
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.integers(min_value=2**64, max_value=2**200)
     | numbers | st.text(),
@@ -251,15 +253,15 @@ def actions(draw, *, with_action_id: bool = True):
         action_type=draw(types),
         action_id=draw(opt(id_text)) if with_action_id else None,
         action_target_id=draw(opt(id_text)),
-        state_before_id=draw(opt(st.text(max_size=128))),
-        state_after_id=draw(opt(st.text(max_size=128))),
+        state_before_id=draw(opt(st.text(free_text, max_size=128))),
+        state_after_id=draw(opt(st.text(free_text, max_size=128))),
         resources_before=draw(opt(numbers)), resources_after=draw(opt(numbers)),
         reward=draw(opt(numbers)),
         details=draw(json_values),
         position=draw(opt(st.tuples(numbers, numbers))),
         embedding=draw(opt(embeddings)),
-        module_type=draw(opt(st.text(max_size=50))),
-        module_id=draw(opt(st.text(max_size=64))),
+        module_type=draw(opt(st.text(free_text, max_size=50))),
+        module_id=draw(opt(st.text(free_text, max_size=64))),
     )
 
 

@@ -60,6 +60,15 @@ def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -
     return value
 
 
+def refuse_nul(value: str) -> str:
+    """Return ``value`` unless it holds the NUL character, which a PostgreSQL text
+    column cannot store (the archive would refuse the action's whole batch)."""
+    if "\x00" in value:
+        raise ValueError("contains the NUL character '\\x00', which the SQL archive "
+                         "cannot store (PostgreSQL text columns refuse it)")
+    return value
+
+
 ID_PATTERN = r"^[^\s:{}\x00-\x1f\x7f-\x9f" + INVISIBLE + "]+$"
 """The id rule as a regular expression (checked natively by pydantic)."""
 

@@ -8,6 +8,8 @@ Pure pydantic v2 value objects with per-field storage hints (see
 from __future__ import annotations
 
 import math
+import struct
+from collections.abc import Collection
 from types import UnionType
 from typing import Annotated, Any, ClassVar, Self, Union, get_args, get_origin
 
@@ -34,6 +36,7 @@ from agentmem.model.fields import (
     Step,
     Vector,
     WriteTime,
+    refuse_nul,
 )
 
 
@@ -198,6 +201,14 @@ class Action(Record):
             return str(getattr(value, "value", value))
         return value
 
+    @field_validator("state_before_id", "state_after_id", "module_type", "module_id",
+                     mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        # ids are refused NUL by their pattern; these free texts need it checked
+        # ("before": the row fast path, agentmem.model.rowcodec, runs it too)
+        return refuse_nul(value) if isinstance(value, str) else value
+
 
 class IMAction(Record):
     """The compressed intermediate-memory form of an action (section 6)."""
@@ -214,26 +225,53 @@ class IMAction(Record):
     action_target_id: Identifier | None = None
 
 
-def _close(a: Any, b: Any) -> bool:
-    """Equal values, floats to float32 precision (the archive may store REAL)."""
-    if isinstance(a, float) or isinstance(b, float):
-        if isinstance(a, bool) or isinstance(b, bool) or not (
-                isinstance(a, int | float) and isinstance(b, int | float)):
-            return False
-        return math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-12)
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+def _same(a: Any, b: Any) -> bool:
+    """Equal values of equal types (``1`` is not ``1.0``; ``-0.0`` is not ``0.0``)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is float:
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+    if isinstance(a, np.ndarray):
         return _values_equal(a, b)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_close(v, b[k]) for k, v in a.items())
-    return type(a) is type(b) and bool(a == b)
+    if type(a) is list or type(a) is tuple:
+        return len(a) == len(b) and all(map(_same, a, b))
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    return bool(a == b)
 
 
-def same_action(a: Action, b: Action) -> bool:
+_F32 = struct.Struct("<f")
+
+
+def _same_float32(a: float, b: float) -> bool:
+    """Whether ``b`` is ``a`` as a float32 column (PostgreSQL ``REAL``) stores it: the same
+    float32 (sign of zero included), or, ``a`` lying exactly halfway between two float32s,
+    either of them (a decimal text may round the other way than the double does)."""
+    try:
+        fa, fb = (_F32.unpack(_F32.pack(v))[0] for v in (a, b))
+    except OverflowError:  # beyond float32: no REAL column holds it
+        return a == b
+    return (fa == fb and math.copysign(1.0, fa) == math.copysign(1.0, fb)) or (
+        fa != fb and abs(a - fa) == abs(a - fb))
+
+
+def same_action(a: Action, b: Action, *, float32: Collection[str] = ()) -> bool:
     """Whether two actions are the same action: equal in every field but the write
-    time (which a replay or a re-archive sets anew), floats to float32 precision (an
-    AgentFarm archive on PostgreSQL keeps ``REAL`` columns)."""
+    time (which a replay or a re-archive sets anew), exactly (values and types:
+    ``details`` ``1`` is not ``1.0``; the sign of zero counts), but for the fields
+    named in ``float32``, which are compared as the float32 a ``REAL`` column keeps
+    (:attr:`~agentmem.backends.sql.Archive.float32_fields`: an AgentFarm archive on
+    PostgreSQL)."""
     mine, theirs = a.__dict__, b.__dict__
-    return mine.keys() == theirs.keys() and all(
-        _close(v, theirs[k]) for k, v in mine.items() if k != "stored_at")
+    if mine.keys() != theirs.keys():
+        return False
+    for k, v in mine.items():
+        w = theirs[k]
+        if k == "stored_at":
+            continue
+        if k in float32 and type(v) is float and type(w) is float:
+            if not _same_float32(v, w):
+                return False
+        elif not _same(v, w):
+            return False
+    return True

@@ -121,7 +121,7 @@ def test_big_ints_round_trip():
 
 def test_unicode_round_trips():
     a = Action(agent_id="agent-é-日本", simulation_id="sim-😀", step_number=1,
-               action_type="mövé", action_target_id="ziel-Ω", state_before_id="état 1\x00",
+               action_type="mövé", action_target_id="ziel-Ω", state_before_id="état 1\x01",
                details={"ключ": "значение 😀", "": ["\u2028", "\x00"]}, module_type="модуль")
     assert round_trip(a) == a
     stored = as_hash(CODEC, a)
