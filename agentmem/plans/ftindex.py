@@ -21,6 +21,7 @@ every layout, and the documents a query returns are the hashes' fields, as store
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -155,7 +156,8 @@ def _fields_schema(wire: Callable[[str], str]) -> list[Arg]:
         elif f.kind == "numeric":
             schema += [*_named(f.name, wire), "NUMERIC", *(["SORTABLE"] if f.sortable else [])]
         else:
-            schema += [*_named(f.name, wire), "TEXT"]
+            # NOSTEM: a word matches itself only ("run" is not "running")
+            schema += [*_named(f.name, wire), "TEXT", "NOSTEM"]
     return schema
 
 
@@ -181,16 +183,22 @@ def vector_index(layout: Layout, dim: int) -> IndexDef:
     wire = layout.action.codec.wire
     schema: tuple[Arg, ...] = (
         *_named("embedding", wire), "VECTOR", "FLAT", 6, "TYPE", "FLOAT32", "DIM", dim,
-        "DISTANCE_METRIC", "COSINE", *_fields_schema(wire))
+        "DISTANCE_METRIC", "COSINE", "INDEXMISSING", *_fields_schema(wire))
     return IndexDef("vectors", layout.version, prefix, flt, schema, dim)
 
 
 def query_vector(vector: Any) -> np.ndarray:
-    """A KNN query as little-endian float32: a finite, non-zero 1-D vector."""
+    """A KNN query as little-endian float32: a finite, non-zero 1-D vector of real
+    numbers (ints or floats: no strings, booleans or complex numbers)."""
     try:
-        q = np.asarray(vector, dtype="<f4")
+        raw = np.asarray(vector)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"a query vector must be numbers: {exc}") from None
+    if raw.dtype.kind not in "iuf":
+        raise InvalidInput(f"a query vector must be real numbers (ints or floats), got "
+                           f"{raw.dtype} values")
+    with np.errstate(over="ignore"):
+        q = raw.astype("<f4")
     if q.ndim != 1 or q.size == 0:
         raise InvalidInput(f"a query vector must be 1-D and non-empty, got shape {q.shape}")
     if not np.isfinite(q).all() or not q.any():
@@ -205,23 +213,59 @@ class Scored(NamedTuple):
     score: float
 
 
-def knn_call(name: str, query: str, vector: np.ndarray, k: int) -> Call:
-    """The ``k`` nearest embeddings among the actions matching ``query`` (every field)."""
-    return command("FT.SEARCH", name, f"({query})=>[KNN {k} @embedding $vec AS __dist]",
-                   "PARAMS", 2, "vec", vector.tobytes(), "SORTBY", "__dist",
-                   "LIMIT", 0, k, "TIMEOUT", 0, "DIALECT", 2)
+RANGE = 3
+"""Radius of the vector range query: above every cosine distance (at most 2)."""
+
+
+def _with(query: str, clause: str) -> str:
+    return clause if query == "*" else f"({query}) {clause}"
+
+
+def knn_calls(name: str, query: str, vector: np.ndarray, k: int) -> tuple[Call, Call]:
+    """The ``k`` nearest non-zero embeddings among the actions matching ``query`` (every
+    field), and the count of the matching actions with an embedding.
+
+    A range query over every distance, sorted, rather than ``KNN``: the server's
+    distance to a stored zero vector is NaN, which its KNN heap mis-orders (a NaN
+    can take a place of the k or be dropped); a range query leaves such vectors out,
+    and the count says how many there are (see :func:`zero_vectors_call`)."""
+    found = command("FT.SEARCH", name,
+                    _with(query, f"@embedding:[VECTOR_RANGE {RANGE} $vec]"
+                                 "=>{$YIELD_DISTANCE_AS: __dist}"),
+                    "PARAMS", 2, "vec", vector.tobytes(), "SORTBY", "__dist", "ASC",
+                    "LIMIT", 0, k, "TIMEOUT", 0, "VERBATIM", "DIALECT", 2)
+    return found, count_call(name, _with(query, "-ismissing(@embedding)"))
+
+
+def zero_vectors_call(name: str, query: str, offset: int, limit: int) -> Call:
+    """The actions matching ``query`` that have an embedding, newest first (to find
+    the stored zero vectors among them)."""
+    return aggregate_call(name, _with(query, "-ismissing(@embedding)"), None, offset, limit)
+
+
+def is_zero_vector(embedding: np.ndarray | None) -> bool:
+    """Whether the server's cosine distance to ``embedding`` is NaN: its float32 sum of
+    squares is 0 (every component 0, or too small to square)."""
+    if embedding is None:
+        return False
+    e = np.asarray(embedding, dtype=np.float32)
+    return not bool(np.dot(e, e))
 
 
 def knn_results(reply: Any, decode: Callable[[Any], Action]) -> list[Scored]:
     """Scored actions of a KNN reply, best first; equal scores newest first (step, then
-    id, descending)."""
+    id, descending). A NaN distance (a stored zero vector) scores 0."""
     out = []
     for fields in search_docs(reply):
-        dist = fields.pop(b"__dist", fields.pop("__dist", b"1"))
-        out.append(Scored(decode(fields), 1.0 - float(dist)))
-    out.sort(key=lambda m: (-m.score, -m.action.step_number,
-                            _neg(m.action.action_id or "")))
-    return out
+        dist = float(fields.pop(b"__dist", fields.pop("__dist", b"1")))
+        out.append(Scored(decode(fields), 0.0 if math.isnan(dist) else 1.0 - dist))
+    return rank(out)
+
+
+def rank(scored: list[Scored]) -> list[Scored]:
+    """Best score first; equal scores newest first (step, then id, descending)."""
+    return sorted(scored, key=lambda m: (-m.score, -m.action.step_number,
+                                         _neg(m.action.action_id or "")))
 
 
 def _neg(s: str) -> tuple[int, ...]:
@@ -323,12 +367,15 @@ def aggregate_call(name: str, query: str, sort: SortKey | None, offset: int,
             keys += [f"@{f}", "DESC"]
     # LOAD after SORTBY: loaded earlier, the hash's text would replace the sortable
     # numbers and sort as strings ("88" after "399")
-    return command("FT.AGGREGATE", name, query, "TIMEOUT", 0, "SORTBY", len(keys), *keys,
+    # VERBATIM: no stemming of the query's words either (the text field has NOSTEM)
+    return command("FT.AGGREGATE", name, query, "VERBATIM", "TIMEOUT", 0,
+                   "SORTBY", len(keys), *keys,
                    "LIMIT", offset, limit, "LOAD", "*", "DIALECT", 2)
 
 
 def count_call(name: str, query: str) -> Call:
-    return command("FT.SEARCH", name, query, "LIMIT", 0, 0, "TIMEOUT", 0, "DIALECT", 2)
+    return command("FT.SEARCH", name, query, "LIMIT", 0, 0, "TIMEOUT", 0, "VERBATIM",
+                   "DIALECT", 2)
 
 
 def aggregate_rows(reply: Any, id_field: str = "action_id") -> list[list[Any]]:

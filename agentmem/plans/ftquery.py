@@ -11,6 +11,7 @@ no input can change the query's structure.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from agentmem.errors import InvalidInput
 Kind = Literal["tag", "numeric", "text"]
 
 __all__ = ["Condition", "Field", "Q", "QueryFields", "SortKey", "escape_tag", "escape_word",
-           "sort_key"]
+           "sort_key", "tag_value"]
 
 _NOT_PLAIN = re.compile(r"[^A-Za-z0-9_\x80-\U0010ffff]")
 
@@ -36,21 +37,38 @@ def escape_tag(value: str) -> str:
     return _NOT_PLAIN.sub(lambda m: "\\" + m.group(), value)
 
 
+def tag_value(value: str) -> str:
+    """A tag value to match exactly, escaped (:func:`escape_tag`). The server indexes a
+    tag without its leading and trailing spaces, so a value with such spaces could
+    never be matched exactly: refused."""
+    if isinstance(value, str) and value != value.strip(" "):
+        raise InvalidInput(f"a tag value with leading or trailing spaces cannot be matched "
+                           f"exactly (the server indexes tags without them): {value!r}")
+    return escape_tag(value)
+
+
 def escape_word(word: str) -> str:
     """One word of a text search, escaped as :func:`escape_tag` escapes a tag."""
     return escape_tag(word)
 
 
 def _number(value: object, what: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """``value`` as query text: converted to an exact ``int`` or ``float`` first (so a
+    subclass's ``repr``/``str`` never reaches the query; numpy numbers are accepted),
+    then formatted by ``int``'s and ``float``'s own methods."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidInput(f"{what} must be a number, got {value!r}")
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
+    try:
+        if isinstance(value, numbers.Integral):
+            return int.__repr__(int(value))
+        num = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InvalidInput(f"{what} must be a number, got {value!r}: {exc}") from None
+    if math.isnan(num):
         raise InvalidInput(f"{what} must not be NaN")
-    if math.isinf(value):
-        return "+inf" if value > 0 else "-inf"
-    return repr(value)
+    if math.isinf(num):
+        return "+inf" if num > 0 else "-inf"
+    return float.__repr__(num)
 
 
 class Condition:
@@ -167,14 +185,14 @@ class Field:
         self._need("tag")
         if isinstance(values, str):
             values = [values]
-        vals = [escape_tag(v) for v in values]
+        vals = [tag_value(v) for v in values]
         if not vals:
             raise InvalidInput(f"{self.name}.isin needs at least one value")
         return _Leaf(f"@{self.name}:{{{' | '.join(vals)}}}")
 
     def matches(self, words: str) -> Condition:
-        """Every word of ``words`` occurs in the text (case-insensitive, no stemming
-        beyond the server's; split at whitespace and punctuation, as the server
+        """Every word of ``words`` occurs in the text (case-insensitive for ASCII
+        letters only, no stemming; split at whitespace and punctuation, as the server
         tokenises the stored text)."""
         self._need("text")
         if not isinstance(words, str):
@@ -247,8 +265,9 @@ def sort_key(value: str | SortKey | Field) -> SortKey:
     elif isinstance(value, Field):
         key = SortKey(value, False)
     elif isinstance(value, str):
-        desc = value.startswith("-")
-        key = SortKey(QueryFields.get(value.lstrip("-+")), desc)
+        # one optional sign: "--reward" or "+-reward" is no field name
+        sign = value[:1] if value.startswith(("-", "+")) else ""
+        key = SortKey(QueryFields.get(value[len(sign):]), sign == "-")
     else:
         raise InvalidInput(f"sort_by takes a field name ('-reward'), got {value!r}")
     if not key.field.sortable:

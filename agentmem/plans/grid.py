@@ -127,9 +127,15 @@ def check_query(x: object, y: object, radius: object) -> tuple[float, float, flo
     """The query point and radius as floats: finite, radius >= 0."""
     vals = []
     for name, v in (("x", x), ("y", y), ("radius", radius)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise InvalidInput(f"{name} must be a finite number, got {v!r}")
-        vals.append(float(v))
+        try:
+            f = float(v)  # an int too large for a float overflows
+        except OverflowError:
+            f = math.inf
+        if not math.isfinite(f):
+            raise InvalidInput(f"{name} must be a finite number, got {v!r}")
+        vals.append(f)
     if vals[2] < 0:
         raise InvalidInput(f"radius must be >= 0, got {radius!r}")
     return vals[0], vals[1], vals[2]

@@ -22,12 +22,15 @@ from agentmem.plans.ftindex import (
     ensure_plan,
     info_plan,
     is_missing_index,
-    knn_call,
+    is_zero_vector,
+    knn_calls,
     knn_results,
     legacy_names,
     query_vector,
+    rank,
     search_total,
     vector_index,
+    zero_vectors_call,
 )
 from agentmem.plans.ftindex import action_index as _action_index
 from agentmem.plans.ftquery import Condition, Field, SortKey, render, sort_key
@@ -55,21 +58,26 @@ class ActionSearch(ActionCore):
                               "Cluster's search module indexes each shard alone")
         return _action_index(self.layout).name
 
-    def _ft_then(self, call: Call, parse: Any, index: IndexDef | None = None,
-                 retry: bool = True) -> Plan[T]:
+    def _ft_then(self, call: Call, parse: Any, index: IndexDef | None = None) -> Plan[T]:
         """``call`` on ``index`` (default: the action index), preceded on a store's first
         use of it by creating it; an index dropped since (``FLUSHALL``,
         ``FT.DROPINDEX``) is created again."""
+        return self._ft_calls((call,), lambda replies: parse(replies[0]), index)
+
+    def _ft_calls(self, calls: tuple[Call, ...], parse: Any, index: IndexDef | None = None,
+                  retry: bool = True) -> Plan[T]:
+        """:meth:`_ft_then` for several calls in one round trip; ``parse`` takes every
+        reply."""
         index = index or _action_index(self.layout)
 
         def run(replies: list[Any]) -> T:
-            reply = replies[0]
-            if isinstance(reply, Exception) and is_missing_index(reply) and retry:
+            if retry and any(isinstance(r, Exception) and is_missing_index(r)
+                             for r in replies):
                 self._ft_made.discard(index.name)
-                raise FollowUp(self._ft_then(call, parse, index, retry=False))
-            return parse(reply)  # type: ignore[no-any-return]
+                raise FollowUp(self._ft_calls(calls, parse, index, retry=False))
+            return parse(replies)  # type: ignore[no-any-return]
 
-        query: Plan[T] = Plan((call,), run)
+        query: Plan[T] = Plan(calls, run)
         if index.name in self._ft_made:
             return query
 
@@ -103,8 +111,17 @@ class ActionSearch(ActionCore):
         self._ft_index()
 
         def then(created: bool) -> IndexStatus:
-            self._ft_made.add(index.name)
-            raise FollowUp(info_plan(index.name, created))
+            info = info_plan(index.name, created)
+
+            def known(replies: list[Any]) -> IndexStatus:
+                status = info.parse(replies)
+                # known (no more waits) only once the existing hashes are indexed: until
+                # then the store's next query still waits for them (_indexed)
+                if not status.indexing:
+                    self._ft_made.add(index.name)
+                return status
+
+            raise FollowUp(Plan(info.calls, known))
 
         return ensure_plan(index, then, legacy_names(self.layout, index))
 
@@ -119,7 +136,7 @@ class ActionSearch(ActionCore):
         ``vector`` among those matching ``where`` (server-side KNN), as
         ``(action, score)`` pairs, ``score = 1 - cosine distance``, best first; equal
         scores newest first. Only embeddings of the vector's length are candidates
-        (one index per length, created on first use)."""
+        (one index per length, created on first use). A stored zero vector scores 0."""
         q = query_vector(vector)
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_RESULTS:
             raise InvalidInput(f"k must be an int in 0..{MAX_RESULTS}, got {k!r}")
@@ -129,8 +146,38 @@ class ActionSearch(ActionCore):
             return Plan((), lambda _: [])
         index = vector_index(self.layout, int(q.shape[0]))
         decode = self.spec.codec.decode
-        return self._ft_then(knn_call(index.name, text, q, k),
-                             lambda reply: knn_results(reply, decode), index)
+
+        def ranked(replies: list[Any]) -> list[Scored]:
+            found = knn_results(replies[0], decode)
+            zeros = search_total(replies[1]) - search_total(replies[0])
+            if zeros <= 0 or (len(found) >= k and found[k - 1].score > 0):
+                return found[:k]
+            # stored zero vectors (score 0) rank above the negative scores: the newest
+            # of them, read in pages
+            raise FollowUp(self._zero_vectors(index.name, text, found, k,
+                                              min(k, zeros), 0))
+
+        return self._ft_calls(knn_calls(index.name, text, q, k), ranked, index)
+
+    def _zero_vectors(self, name: str, text: str, found: list[Scored], k: int, need: int,
+                      offset: int) -> Plan[list[Scored]]:
+        """``found`` with the ``need`` newest stored zero vectors matching ``text``
+        (score 0), best ``k`` first; the actions with an embedding are read newest
+        first, pages of at least 1000 (growing), until ``need`` are found."""
+        size = max(1000, offset, k)
+        decode = self.spec.codec.decode
+        id_field = self.spec.codec.wire("action_id")
+
+        def page(replies: list[Any]) -> list[Scored]:
+            rows = aggregate_rows(replies[0], id_field)
+            zeros = [Scored(a, 0.0) for a in map(decode, rows) if is_zero_vector(a.embedding)]
+            more = [*found, *zeros]
+            left = need - len(zeros)
+            if left > 0 and rows:  # an empty page: no more actions
+                raise FollowUp(self._zero_vectors(name, text, more, k, left, offset + size))
+            return rank(more)[:k]
+
+        return Plan((zero_vectors_call(name, text, offset, size),), page)
 
     @operation
     def query(self, /, *where: Condition, sort_by: str | SortKey | Field | None = None,

@@ -41,7 +41,16 @@ from agentmem.lua.search import TIMELINE, VECTORS
 from agentmem.plans.keyspace import check_action_type
 from agentmem.plans.plan import Plan, command, every_reply, script_call, single
 from agentmem.search.vectorindex import ServerVectorIndex, server_has_vector_index
-from agentmem.search.vectors import Match, as_query, normalised, text, top_k
+from agentmem.search.vectors import (
+    Match,
+    as_query,
+    best,
+    check_steps,
+    normalised,
+    text,
+    top_k,
+    unit_query,
+)
 
 
 @dataclass
@@ -130,6 +139,7 @@ class SimilarityIndex:
         if isinstance(k, bool) or not isinstance(k, int) or k < 0:
             raise InvalidInput(f"k must be a non-negative int, got {k!r}")
         types = _types(action_type)
+        check_steps(start, end)
         self.layout.key("timeline", agent_id=agent_id)  # checks the id
         if self.server is not None:
             return self.server.search(agent_id, q, k, types, start, end)
@@ -142,7 +152,7 @@ class SimilarityIndex:
             actions = self.memory.actions.get_many(ids, agent_id=agent_id)
             gone = {i.encode() for i, a in zip(ids, actions, strict=True) if a is None}
             if not gone:
-                return [Match(a, float(s)) for a, s in zip(actions, scores[rows], strict=True)
+                return [Match(a, float(s)) for a, s in zip(actions, scores, strict=True)
                         if a is not None]
             # hashes expired or moved after the validation: drop them and rank again
             self._update(entry, agent_id, gone, False)
@@ -195,9 +205,7 @@ class SimilarityIndex:
             hi = np.inf if end is None else end
             window = (entry.steps >= lo) & (entry.steps <= hi)
             eligible = window if eligible is None else eligible & window
-        qn = (q / np.linalg.norm(q.astype(np.float64))).astype(np.float32)
-        scores: np.ndarray = entry.matrix @ qn
-        return top_k(scores, k, eligible), scores
+        return best(entry.matrix, unit_query(q), k, eligible)
 
     # -- the cache -------------------------------------------------------------------------
 
@@ -370,19 +378,35 @@ def brute_force(memory: Memory, agent_id: str, query: Any, k: int = 10, *,
     benchmark compare with.
     """
     q = as_query(query)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise InvalidInput(f"k must be a non-negative int, got {k!r}")
     types = _types(action_type)
-    actions = [a for a in memory.actions.timeline(agent_id, start, end)
-               if a.embedding is not None and (types is None or a.action_type in types)]
+    check_steps(start, end)
+    # the lengths are checked over every embedding of the agent, as the index does
+    every = [a for a in memory.actions.timeline(agent_id) if a.embedding is not None]
+    if not every:
+        return []
+    dims: dict[int, int] = {}
+    for a in every:
+        if a.embedding is not None:
+            dims[a.embedding.shape[0]] = dims.get(a.embedding.shape[0], 0) + 1
+    if len(dims) > 1:
+        raise InvalidInput(
+            "the agent's embeddings have different lengths "
+            f"({', '.join(f'{d}: {c} actions' for d, c in sorted(dims.items()))}); "
+            "cosine similarity needs one length")
+    if q.shape[0] not in dims:
+        raise InvalidInput(f"query has {q.shape[0]} dimensions; the agent's embeddings "
+                           f"have {next(iter(dims))}")
+    lo = -np.inf if start is None else start
+    hi = np.inf if end is None else end
+    actions = [a for a in every if (types is None or a.action_type in types)
+               and lo <= a.step_number <= hi]
     if not actions or k == 0:
         return []
-    dims = {a.embedding.shape[0] for a in actions if a.embedding is not None}
-    if len(dims) > 1 or q.shape[0] not in dims:
-        raise InvalidInput(f"query has {q.shape[0]} dimensions; the agent's embeddings "
-                           f"have {sorted(dims)}")
     mat = normalised(np.stack([a.embedding for a in actions if a.embedding is not None]))
-    scores = mat @ (q / np.float32(np.linalg.norm(q.astype(np.float64))))
-    rows = top_k(scores, k)
-    return [Match(actions[r], float(scores[r])) for r in rows]
+    rows, scores = best(mat, unit_query(q), k)
+    return [Match(actions[r], float(s)) for r, s in zip(rows, scores, strict=True)]
 
 
 __all__ = ["CacheStats", "Match", "ServerVectorIndex", "SimilarityIndex", "as_query",

@@ -11,7 +11,8 @@ import numpy as np
 from agentmem.errors import InvalidInput
 from agentmem.model.records import Action
 
-__all__ = ["Match", "as_query", "neg_bytes", "normalised", "text", "top_k"]
+__all__ = ["Match", "as_query", "best", "check_steps", "exact_scores", "neg_bytes",
+           "normalised", "text", "top_k", "unit_query"]
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,17 @@ class Match:
 
 
 def as_query(vector: Any) -> np.ndarray:
-    """The query as a 1-D float32 vector; :class:`InvalidInput` when it is not usable."""
+    """The query as a 1-D float32 vector of real numbers (ints or floats: no strings,
+    booleans or complex numbers); :class:`InvalidInput` when it is not usable."""
     try:
-        q = np.asarray(vector, dtype=np.float32)
+        raw = np.asarray(vector)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"query must be a vector of numbers: {exc}") from None
+    if raw.dtype.kind not in "iuf":
+        raise InvalidInput(f"query must be a vector of real numbers (ints or floats), got "
+                           f"{raw.dtype} values")
+    with np.errstate(over="ignore"):
+        q = raw.astype(np.float32)
     if q.ndim != 1 or q.size == 0:
         raise InvalidInput(f"query must be a non-empty 1-D vector, got shape {q.shape}")
     if not np.isfinite(q).all():
@@ -40,7 +47,8 @@ def as_query(vector: Any) -> np.ndarray:
 def normalised(matrix: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (float32); zero rows stay zero (similarity 0)."""
     m = np.asarray(matrix, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", m, m, dtype=np.float64))
+    wide = m.astype(np.float64)
+    norms = np.sqrt((wide * wide).sum(axis=1))  # per row, the same for equal rows
     norms[norms == 0] = 1.0
     out: np.ndarray = (m / norms[:, None]).astype(np.float32, copy=False)
     return out
@@ -71,6 +79,48 @@ def top_k(scores: np.ndarray, k: int, eligible: np.ndarray | None = None) -> np.
     order = np.lexsort((-rows[pick], -s[pick]))[:k]
     out: np.ndarray = rows[pick][order]
     return out
+
+
+def unit_query(q: np.ndarray) -> np.ndarray:
+    """The query scaled to unit length (float32), as the rows are."""
+    out: np.ndarray = (q / np.linalg.norm(q.astype(np.float64))).astype(np.float32)
+    return out
+
+
+def exact_scores(rows: np.ndarray, qn: np.ndarray) -> np.ndarray:
+    """Each row's dot product with ``qn``: the float32 products exactly in float64,
+    summed row by row, rounded to float32. A function of the row's values alone, so
+    equal embeddings score equally wherever they are (a matrix product's rounding
+    depends on the row's position)."""
+    out: np.ndarray = ((rows.astype(np.float64) * qn.astype(np.float64)).sum(axis=1)
+                       .astype(np.float32))
+    return out
+
+
+def best(matrix: np.ndarray, qn: np.ndarray, k: int,
+         eligible: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the ``k`` best :func:`exact_scores` (as :func:`top_k`: ties to the
+    higher row) and their scores. A float32 matrix product picks the candidates: every
+    row within twice its error bound of the k-th best, whose exact scores decide."""
+    rows = np.flatnonzero(eligible) if eligible is not None else np.arange(matrix.shape[0])
+    if rows.size == 0 or k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float32)
+    if k < rows.size:
+        fast = matrix[rows] @ qn if eligible is not None else matrix @ qn
+        kth = fast[np.argpartition(-fast, k - 1)[k - 1]]
+        # |fast - exact| <= d * 2**-24 for unit rows (plus the final rounding)
+        err = (matrix.shape[1] + 4) * 2.0 ** -23
+        rows = rows[fast >= kth - 2 * err]
+    scores = exact_scores(matrix[rows], qn)
+    pick = top_k(scores, k)
+    return rows[pick], scores[pick]
+
+
+def check_steps(start: object, end: object) -> None:
+    """``start`` and ``end`` are int steps or ``None``."""
+    for name, v in (("start", start), ("end", end)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise InvalidInput(f"{name} must be an int step or None, got {v!r}")
 
 
 def text(value: bytes | str) -> str:

@@ -49,7 +49,7 @@ def test_index_definitions() -> None:
     assert 'contains(@__key, ":action:") == 1' in one.key_filter
     assert vector_index(layout(1), 8).name.startswith("agentmem:idx:vectors:L1:8:")
     call = aggregate_call(one.name, "*", sort_key("-reward"), 0, 10)
-    assert call.args[5:13] == ("SORTBY", 6, "@reward", "DESC", "@step_number", "DESC",
+    assert call.args[6:14] == ("SORTBY", 6, "@reward", "DESC", "@step_number", "DESC",
                                "@action_id", "DESC")
     with pytest.raises(InvalidInput):
         vector_index(layout(1), 0)
