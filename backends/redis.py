@@ -89,6 +89,17 @@ def _unavailable(exc: Exception) -> BackendError:
     return connection_failure("Redis", exc)
 
 
+def _ping_refused(exc: redis.ResponseError) -> BackendError | ConfigError:
+    """An error reply to ``PING`` or to the handshake before it: a database the URL
+    names that the server does not have is a :class:`ConfigError` (a bad URL)."""
+    if is_permanent(exc):
+        return Refused(f"Redis refused this client ({type(exc).__name__}): {exc}")
+    if "DB index" in str(exc) or "invalid DB" in str(exc).lower():
+        return ConfigError(f"the Redis URL names a database the server does not have: "
+                           f"{exc}")
+    return BackendError(f"Redis answered PING with an error: {exc}")
+
+
 def _missing_scripts(replies: Sequence[Any]) -> list[int]:
     return [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
 
@@ -339,6 +350,8 @@ class Memory(_Memory[RedisRunner]):
             return bool(self.runner.client.ping())
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise _unavailable(exc) from exc
+        except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
+            raise _ping_refused(exc) from exc
 
     def close(self) -> None:
         self.runner.client.close()
@@ -375,6 +388,8 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
             return bool(await self.runner.client.ping())
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise _unavailable(exc) from exc
+        except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
+            raise _ping_refused(exc) from exc
 
     async def close(self) -> None:
         await self.runner.client.aclose()

@@ -23,11 +23,10 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import re
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,13 +41,14 @@ from agentmem.tiers import reads as tierreads
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["QueryTiming", "load_series", "tier_counts", "tier_sizes", "time_queries", "used_memory",
-           "write_report"]
+__all__ = ["QueryTiming", "file_stem", "load_series", "tier_counts", "tier_sizes",
+           "time_queries", "used_memory", "write_report"]
 
 _ORDER = ("move", "gather", "share", "attack", "reproduce", "defend", "pass")
 """The usual order of the action types in the charts (AgentFarm's, as the demo logs them)."""
 _BUCKETS = 40  # step buckets of the action-mix chart at most
 _AGENTS_SHOWN = 60  # bars of the tiers-now chart at most
+_FILE_CHARS = frozenset("0123456789_.-")  # kept in file names, with letters
 
 
 def tier_sizes(memory: Memory, agent_ids: Sequence[str]) -> list[tuple[int, int]]:
@@ -189,10 +189,13 @@ def _rewards(rows: Sequence[tuple[int, str, str, float | None]], sim: str,
         if reward is not None:
             by_type[kind].append(reward)
     types = _types(list(by_type))
+    exponent = _scale(by_type.values())
     fig = _figure(10, 5)
     ax = fig.add_subplot()
     if types:
-        ax.boxplot([by_type[t] for t in types], showmeans=True)
+        half = exponent // 2  # in two steps: 10.0**-324 is 0.0, 10.0**309 overflows
+        ax.boxplot([[r / 10.0**half / 10.0**(exponent - half) for r in by_type[t]]
+                    for t in types], showmeans=True)
         ax.set_xticks(range(1, len(types) + 1),
                       [f"{t}\n(n={len(by_type[t])})" for t in types])
     else:
@@ -200,8 +203,19 @@ def _rewards(rows: Sequence[tuple[int, str, str, float | None]], sim: str,
                 transform=ax.transAxes)
     ax.axhline(0.0, color="grey", linewidth=0.8)
     ax.set_title(f"Reward by action type: {sim}")
-    ax.set_ylabel("reward")
+    ax.set_ylabel("reward" if not exponent else f"reward (x 1e{exponent})")
     return _save(fig, path)
+
+
+def _scale(rewards: Iterable[Sequence[float]]) -> int:
+    """The power of ten the rewards are drawn in: 0, or for magnitudes beyond 1e100 (or
+    below 1e-100) the one that brings the largest near 1, so that the box plot's
+    sums, spreads and axis limits stay finite and regular (rewards of 1e308 and
+    -1e308 together overflow them)."""
+    big = max((abs(r) for values in rewards for r in values), default=0.0)
+    if big == 0.0 or 1e-100 <= big <= 1e100:
+        return 0
+    return math.floor(math.log10(big))
 
 
 def load_series(path: str | Path, simulation_id: str | None = None) -> list[dict[str, Any]]:
@@ -256,6 +270,12 @@ def _tiers_now(memory: Memory, agent_ids: Sequence[str], sim: str, path: Path) -
     return _save(fig, path)
 
 
+def file_stem(simulation_id: str) -> str:
+    """``simulation_id`` for file names: letters (of any alphabet), digits, ``_``, ``.``
+    and ``-`` kept, any other character (``/`` included) as ``_``."""
+    return "".join(c if c.isalpha() or c in _FILE_CHARS else "_" for c in simulation_id)
+
+
 def write_report(memory: Memory | None, archive: Archive, simulation_id: str,
                  folder: str | Path, *, series_path: str | Path | None = None) -> list[Path]:
     """Write the PNG charts of ``simulation_id`` into ``folder`` (created when missing).
@@ -271,7 +291,7 @@ def write_report(memory: Memory | None, archive: Archive, simulation_id: str,
                            f"{simulation_id!r}")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", simulation_id)
+    stem = file_stem(simulation_id)
     written = [_action_mix(rows, simulation_id, out / f"{stem}-action-mix.png"),
                _rewards(rows, simulation_id, out / f"{stem}-rewards.png")]
     if series_path is not None and Path(series_path).is_file():

@@ -29,15 +29,33 @@ class _Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            try:
+                result = super().invoke(ctx)
+            except BaseException:
+                # close the stores (stop the embedded server) here, so that a failure or
+                # Ctrl-C while closing is mapped like one of the command; the command's
+                # own failure is the one told
+                with contextlib.suppress(Exception):
+                    _close(ctx)
+                raise
+            _close(ctx)
+            return result
+        except (click.ClickException, click.exceptions.Exit, SystemExit):
             raise
+        except click.Abort:  # click's own Ctrl-C (or end of input)
+            raise failure(KeyboardInterrupt()) from None
         except BrokenPipeError:  # `agentmem query ... | head`: stop quietly
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise click.exceptions.Exit(PIPE.code) from None
         except (Exception, KeyboardInterrupt) as exc:
             raise failure(exc) from None
+
+
+def _close(ctx: click.Context) -> None:
+    """Close the command's stores (again at the context's end: a no-op then)."""
+    if isinstance(ctx.obj, Stores):
+        ctx.obj.close()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -202,10 +202,13 @@ def _steps(text: str | None) -> tuple[int | None, int | None]:
     try:
         if not colon:
             raise ValueError(text)
-        return (int(lo) if lo else None), (int(hi) if hi else None)
+        start, end = (int(lo) if lo else None), (int(hi) if hi else None)
     except ValueError:
         raise click.BadParameter("use START:END, either may be empty", param_hint="--steps") \
             from None
+    if start is not None and end is not None and start > end:
+        raise click.BadParameter(f"START {start} is after END {end}", param_hint="--steps")
+    return start, end
 
 
 @click.command()
@@ -217,7 +220,7 @@ def _steps(text: str | None) -> tuple[int | None, int | None]:
 @click.option("--relative", type=int, help="The action at this position: 0 newest, -1 ...")
 @click.option("--near", help="X,Y: actions within --radius of this position, nearest first.")
 @click.option("--radius", type=float, default=5.0, show_default=True)
-@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--all-tiers", is_flag=True,
               help="Read STM and IM (the compressed IM form keeps no position: --near "
                    "finds STM actions only).")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
+from agentmem.app.report import file_stem
 from agentmem.cli import output
 from agentmem.cli.inspecting import require_simulation
-from agentmem.cli.stores import Stores
+from agentmem.cli.stores import ARCHIVE_ENV, REDIS_ENV, Stores, hide
 from agentmem.errors import ConfigError
 from agentmem.plans.plan import command, single
 
@@ -17,8 +20,20 @@ pass_stores = click.make_pass_decorator(Stores)
 
 
 def series_path(stores: Stores, simulation: str) -> Path:
-    """Where ``demo`` keeps a run's per-step figures for ``report``."""
-    return stores.folder / "runs" / f"{simulation}.json"
+    """Where ``demo`` keeps a run's per-step figures for ``report``: in the data
+    folder's ``runs/``, one file per simulation and stores. The name is the simulation
+    id (its characters other than letters, digits, ``_``, ``.`` and ``-`` as ``_``);
+    a short hash of the id and of the Redis and archive URLs given is added when a
+    character was replaced, the name would be hidden or long, or the stores are not
+    the embedded default's (so that a run into other stores keeps its own file)."""
+    stem = file_stem(simulation)
+    key = [simulation, *(hide(u) for u in (stores.redis_url or os.environ.get(REDIS_ENV),
+                                            stores.archive_url or os.environ.get(ARCHIVE_ENV))
+                         if u)]
+    if len(key) > 1 or stem != simulation or stem.startswith(".") or len(stem) > 100:
+        digest = hashlib.sha256("\0".join(key).encode()).hexdigest()[:12]
+        stem = f"{stem.lstrip('.')[:100]}-{digest}"
+    return stores.folder / "runs" / f"{stem}.json"
 
 
 @click.command()

@@ -89,7 +89,10 @@ class Stores:
                 version = parse_layout_value(raw_layout) or (2 if cluster else 1)
                 cell = recorded_cell(raw_cell) or DEFAULT_GRID_CELL
                 grids = raw_cell not in (NO_GRIDS, NO_GRIDS.encode())  # data without grids
-                if version != (2 if cluster else 1) or cell != DEFAULT_GRID_CELL or not grids:
+                # compared with what was opened: the URL's query or $AGENTMEM_LAYOUT may
+                # have asked for another layout than the data's
+                opened = memory.actions.layout
+                if version != opened.version or cell != DEFAULT_GRID_CELL or not grids:
                     memory.close()
                     memory = cast(Memory, connect_cluster(
                         url, socket_connect_timeout=5, grid_cell=cell, grids=grids,
@@ -124,16 +127,20 @@ class Stores:
         return self._archive
 
     def has_archive(self) -> bool:
-        """Whether the archive exists (a server database is taken to exist)."""
-        target = self.archive_url or os.environ.get(ARCHIVE_ENV) or \
-            str(self.folder / "archive.db")
-        file = archive_file(target)
+        """Whether the archive exists (a server database is taken to exist). The data
+        folder's default archive may be missing; one given by ``--archive-url`` or
+        ``$AGENTMEM_ARCHIVE_URL`` that does not exist raises :class:`NotFound` (a
+        mistyped path)."""
+        given = self.archive_url or os.environ.get(ARCHIVE_ENV)
+        if given:
+            self.archive_target()  # NotFound for a missing file
+        file = archive_file(given or str(self.folder / "archive.db"))
         return self.create or file is None or file.exists()
 
     def describe(self) -> dict[str, str]:
         """Where the data is, for summaries (no passwords)."""
         redis = "embedded Valkey in " + str(self.folder / "valkey") if self.embedded else \
-            _hide(self.redis_url or os.environ.get(REDIS_ENV, ""))
+            hide(self.redis_url or os.environ.get(REDIS_ENV, ""))
         archive = self.archive.location if self.has_archive() else "(none)"
         return {"redis": redis, "archive": archive}
 
@@ -160,7 +167,7 @@ def archive_file(target: str) -> Path | None:
     return None
 
 
-def _hide(url: str) -> str:
+def hide(url: str) -> str:
     if "@" not in url:
         return url
     scheme, _, rest = url.partition("://")

@@ -16,7 +16,9 @@ same folder finds the same data.
   ``<folder>/valkey/server.json`` (its pid and port): when that process is
   alive, is a Valkey server and answers on the port, it is **reused** (and
   stopped at the end like one started here); otherwise the stale file is
-  **replaced** and a new server started.
+  **replaced** and a new server started. A failure or Ctrl-C while the server
+  starts stops it; a recorded server that is alive but does not answer (still
+  shutting down) is waited for (up to ``wait`` seconds) before one is started.
 - Least privilege: the server listens on ``127.0.0.1`` only and requires a
   password, generated once (32 random bytes) and kept in
   ``<folder>/valkey/password``; it reaches the server through a configuration
@@ -29,6 +31,7 @@ same folder finds the same data.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -187,7 +190,14 @@ class Embedded:
                 self._launch()
             _wait_loaded(self.port, self.password, LOAD_WAIT)
         except BaseException:
-            self._release_lock()
+            # a failure or Ctrl-C while starting: stop the server started or found (as
+            # at the end of a command), so none is left running unrecorded
+            try:
+                with contextlib.suppress(Exception):  # the first failure is the one told
+                    self.stop_server()
+                    self._state.unlink(missing_ok=True)
+            finally:
+                self._release_lock()
             raise
         return self
 
@@ -221,6 +231,13 @@ class Embedded:
             return False
         if _alive(pid) and _is_valkey(pid):
             reply = _answers(port)
+            deadline = time.monotonic() + self.wait
+            while reply is None and _alive(pid):  # shutting down (a command stopped
+                if time.monotonic() >= deadline:  # while stopping it): wait for it to end
+                    raise Unavailable(f"the embedded server of {self.folder} (pid {pid}) "
+                                      "neither answers nor exits; stop it, then retry")
+                time.sleep(0.05)
+                reply = _answers(port)
             if reply == b"-NOAUTH":
                 self._pid, self.port, self.reused = pid, port, True
                 return True
@@ -244,9 +261,10 @@ class Embedded:
             f.write(SERVER_SETTINGS)
         server = LocalServer(kind, directory=directory,  # type: ignore[arg-type]
                              appendonly=True, config_file=config)
+        self._server = server  # before it starts: an interrupt from here on stops it
         server.start()
         assert server.process is not None
-        self._server, self._pid, self.port = server, server.process.pid, server.port
+        self._pid, self.port = server.process.pid, server.port
         self._state.write_text(json.dumps({"pid": self._pid, "port": self.port,
                                            "kind": kind}))
 

@@ -84,6 +84,17 @@ class LocalServer:
         ]
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
+        try:
+            self._wait_started(timeout)
+        except BaseException:
+            # not started (an exit, the timeout, or Ctrl-C while waiting): never leave
+            # the process running unrecorded
+            self._abandon()
+            raise
+        return self
+
+    def _wait_started(self, timeout: float) -> None:
+        assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -94,12 +105,19 @@ class LocalServer:
                     reply = s.recv(64)
                     # +PONG, or -NOAUTH from a password-protected server: it is up
                     if reply.startswith((b"+PONG", b"-NOAUTH")):
-                        return self
+                        return
             except OSError:
                 pass
             time.sleep(0.02)
-        self.kill()
         raise Unavailable(f"{self.kind} server did not start on port {self.port}")
+
+    def _abandon(self) -> None:
+        """Stop a process that did not finish starting (SIGKILL when it does not stop,
+        or when stopping it is interrupted)."""
+        try:
+            self.stop()
+        finally:
+            self.kill()
 
     def stop(self) -> None:
         """Terminate gracefully and wait."""
