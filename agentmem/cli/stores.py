@@ -9,7 +9,7 @@ from typing import cast
 
 from agentmem.backends.cluster import connect_cluster
 from agentmem.backends.clusterurl import is_cluster_url
-from agentmem.backends.masters import read_unchecked
+from agentmem.backends.masters import read_unchecked, scan_keys
 from agentmem.backends.redis import Memory, connect
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.cli.exits import NotFound
@@ -86,12 +86,13 @@ class Stores:
                 # open the data in the layout and with the grid cell the server records
                 # (a migrated store; data written with another grid_cell)
                 raw_layout, raw_cell = read_unchecked(memory, layout_key(), GRID_CELL_KEY)
-                version = parse_layout_value(raw_layout) or (2 if cluster else 1)
+                opened = memory.actions.layout
+                # nothing recorded: data is layout 1 (2 on a cluster), whatever the URL's
+                # query or $AGENTMEM_LAYOUT ask; an empty server takes what they ask
+                version = parse_layout_value(raw_layout) or (
+                    opened.version if _empty(memory) else 2 if cluster else 1)
                 cell = recorded_cell(raw_cell) or DEFAULT_GRID_CELL
                 grids = raw_cell not in (NO_GRIDS, NO_GRIDS.encode())  # data without grids
-                # compared with what was opened: the URL's query or $AGENTMEM_LAYOUT may
-                # have asked for another layout than the data's
-                opened = memory.actions.layout
                 if version != opened.version or cell != DEFAULT_GRID_CELL or not grids:
                     memory.close()
                     memory = cast(Memory, connect_cluster(
@@ -173,3 +174,7 @@ def hide(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
+
+def _empty(memory: Memory) -> bool:
+    """Whether the server (every master of a cluster) holds no key at all."""
+    return next(iter(scan_keys(memory, "*", 100)), None) is None

@@ -236,6 +236,17 @@ def test_stats_reads_the_recorded_layout_whatever_agentmem_layout_says(
         ok([*base, "check"], env)
 
 
+def test_an_empty_server_takes_the_layout_agentmem_layout_asks_for(
+        base: list[str], srv: LocalServer) -> None:
+    r = redis.Redis.from_url(srv.url)
+    r.flushdb()
+    ok([*base, "demo", "--agents", "3", "--steps", "4"], {"AGENTMEM_LAYOUT": "3"})
+    assert r.get("agentmem:layout") == b"3"
+    stats = json.loads(ok([*base, "stats", "--json"]).stdout)  # no variable: recorded 3
+    assert stats["layout_version"] == 3
+    assert stats["agent_count"] == 3
+
+
 # --- a database index the server does not have ------------------------------------------
 
 def test_a_database_the_server_does_not_have_is_a_config_error(srv: LocalServer,
