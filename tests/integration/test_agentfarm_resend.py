@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import atexit
 import signal
 import sqlite3
 import subprocess
@@ -264,3 +265,5 @@ def test_close_with_a_kept_error_still_stores_the_buffered_actions(
         logger.close()
     for a in range(2):  # in Redis (the archive keeps refusing a0-0-move: raised above)
         assert sorted(x.step_number for x in mem.actions.timeline(f"a{a}")) == [0, 1, 2]
+    atexit.unregister(logger.close)  # it would raise again at exit (the conflict stays)
+    atexit.unregister(logger.writer.close)
