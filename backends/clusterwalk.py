@@ -12,10 +12,9 @@ import redis
 
 from agentmem.backends.failures import connection_failure
 from agentmem.lua.cluster import AGENT_CHECK, SET_COUNTERS, SIM_CHECK, SIM_ORPHANS
-from agentmem.lua.dualwrite import RETIRED_SEED
 from agentmem.lua.integrity import INDEXED_FIELDS, RETIRE
 from agentmem.plans.keyspace import candidate_agents
-from agentmem.plans.owners import owners
+from agentmem.plans.owners import raise_marks
 from agentmem.plans.plan import Call, Plan, every_reply, script_call
 
 if TYPE_CHECKING:
@@ -193,19 +192,11 @@ class ClusterWalk:
     def _raise_marks(self, sim: str, ids: Iterable[tuple[str, str]]) -> None:
         """The retired marks of the agents of simulation-level orphans (id, step of
         their key or '') raised to their steps, before a fix removes the entries."""
-        per_agent: dict[str, list[Any]] = defaultdict(list)
-        found = self.memory.runner.run(owners(
-            list(ids), lambda agent: self.layout.key("timeline", agent_id=agent)))
-        for aid, pairs in found.items():
-            for agent, n in pairs:
-                if self.agents is None or agent in self.agents:
-                    per_agent[agent] += (sim, n)
-                    self.retired[(agent, aid)] = sim
-        calls = [script_call(RETIRED_SEED, [0, *pairs],
-                             [self.layout.key("retired", agent_id=agent)])
-                 for agent, pairs in per_agent.items()]
-        if calls:
-            self.memory.runner.run(Plan(tuple(calls), every_reply))
+        marked = self.memory.runner.run(raise_marks(
+            sim, list(ids), self.agents,
+            lambda agent: self.layout.key("timeline", agent_id=agent),
+            lambda agent: self.layout.key("retired", agent_id=agent)))
+        self.retired.update(dict.fromkeys(marked, sim))
 
     def _live(self, ids: Iterable[str]) -> dict[str, str]:
         """The ids whose STM hash exists, with their action type (looked up in each

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 from agentmem.backends.masters import scan_keys
 from agentmem.errors import InvalidInput
 from agentmem.lua import integrity as lua
-from agentmem.lua.dualwrite import RETIRED_SEED
 from agentmem.lua.scripts import Script
 from agentmem.plans.keyspace import check_part
-from agentmem.plans.owners import owners
-from agentmem.plans.plan import Arg, Plan, command, every_reply, script_call, single
+from agentmem.plans.owners import raise_marks
+from agentmem.plans.plan import Arg, command, script_call, single
 
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
@@ -242,20 +241,11 @@ class _Walk:
         retired mark of ``sim`` goes up to its step: the id is never given again
         (``docs/keyspace.md``). ``ids``: simulation-level orphans a fix removed, their
         agents and steps read from the ids (``step``: the step of their key, if any)."""
-        per_agent: dict[str, list[Arg]] = defaultdict(list)
-        found = self.memory.runner.run(owners(
-            [(aid, step) for aid in ids],
-            lambda agent: _fill(self.p["timeline"], {"agent_id": agent})))
-        for aid, pairs in found.items():
-            for agent, n in pairs:
-                if self.agents is None or agent in self.agents:
-                    per_agent[agent] += (sim, n)
-                    self.retired[(agent, aid)] = sim
-        calls = [script_call(RETIRED_SEED, [0, *pairs],
-                             [_fill(self.p["retired"], {"agent_id": agent})])
-                 for agent, pairs in per_agent.items()]
-        if calls:
-            self.memory.runner.run(Plan(tuple(calls), every_reply))
+        marked = self.memory.runner.run(raise_marks(
+            sim, [(aid, step) for aid in ids], self.agents,
+            lambda agent: _fill(self.p["timeline"], {"agent_id": agent}),
+            lambda agent: _fill(self.p["retired"], {"agent_id": agent})))
+        self.retired.update(dict.fromkeys(marked, sim))
 
     def _timeline(self, key: str, agent: str, pre: str, suf: str) -> None:
         """An agent's timeline orphans: found (read only), then each removed with its
