@@ -191,28 +191,38 @@ def test_background_sigterm_while_queueing_queues_nothing_twice(
     assert sorted(archived) == expected
 
 
+def _with_a_kept_error(mem: agentmem.Memory, path: Path, background: bool
+                       ) -> AgentFarmLogger:
+    """A logger whose writer's thread kept a ``DuplicateId`` of its archive write: another
+    writer archived another ``a0-0-move``; steps 0 and 1 logged (an archive write is due
+    from 3 rows on, and the buffer never fills: 2 a step)."""
+    logger = AgentFarmLogger(mem, open_archive(path), SIM, buffer_size=3,
+                             commit_interval=3600, background=background,
+                             archive_thread=not background)
+    with open_archive(path) as other:
+        other.write([Action(agent_id="a0", simulation_id=SIM, step_number=0,
+                            action_type="move", action_id="a0-0-move", reward=99.0)])
+    for n in range(2):
+        for a in range(2):
+            logger.log_agent_action(n, f"a{a}", "move", reward=float(n))
+        logger.flush_if_needed()
+    w = logger.writer
+    _until("no archive write failed", lambda: (w._error or w._archive_error) is not None)
+    return logger
+
+
 @pytest.mark.parametrize("background", [True, False], ids=["background", "archive_thread"])
 def test_a_kept_error_keeps_the_flushs_actions_for_the_next(
         server: Any, r: redis.Redis, mem: agentmem.Memory, tmp_path: Path,
         background: bool) -> None:
     path = tmp_path / "a.db"
-    # an archive write is due from 3 rows on (the logger's buffer never fills: 2 a step)
-    logger = AgentFarmLogger(mem, open_archive(path), SIM, buffer_size=3,
-                             commit_interval=3600, background=background,
-                             archive_thread=not background)
-    with open_archive(path) as other:  # another writer archives another a0-0-move
-        other.write([Action(agent_id="a0", simulation_id=SIM, step_number=0,
-                            action_type="move", action_id="a0-0-move", reward=99.0)])
-    w = logger.writer
+    logger = _with_a_kept_error(mem, path, background)
 
     def step(n: int) -> None:
         for a in range(2):
             logger.log_agent_action(n, f"a{a}", "move", reward=float(n))
         logger.flush_if_needed()
 
-    step(0)
-    step(1)  # 4 rows: the thread's archive write fails (DuplicateId), its error is kept
-    _until("no archive write failed", lambda: (w._error or w._archive_error) is not None)
     for a in range(2):
         logger.log_agent_action(2, f"a{a}", "move", reward=2.0)
     with pytest.raises(DuplicateId):
@@ -246,19 +256,7 @@ def test_close_with_a_kept_error_still_stores_the_buffered_actions(
         background: bool) -> None:
     """The exit hook's close is the last chance: a kept error does not keep it from
     storing what is buffered; the error is raised after."""
-    path = tmp_path / "a.db"
-    logger = AgentFarmLogger(mem, open_archive(path), SIM, buffer_size=3,
-                             commit_interval=3600, background=background,
-                             archive_thread=not background)
-    with open_archive(path) as other:  # another writer archives another a0-0-move
-        other.write([Action(agent_id="a0", simulation_id=SIM, step_number=0,
-                            action_type="move", action_id="a0-0-move", reward=99.0)])
-    w = logger.writer
-    for n in range(2):
-        for a in range(2):
-            logger.log_agent_action(n, f"a{a}", "move", reward=float(n))
-        logger.flush_if_needed()
-    _until("no archive write failed", lambda: (w._error or w._archive_error) is not None)
+    logger = _with_a_kept_error(mem, tmp_path / "a.db", background)
     for a in range(2):
         logger.log_agent_action(2, f"a{a}", "move", reward=2.0)
     with pytest.raises(DuplicateId):
