@@ -230,7 +230,7 @@ def _load(url: str, redis_url: str | None, q: Any) -> None:
 def test_concurrent_loads_of_one_simulation_all_succeed(
         db: Db, server: Any, r: redis.Redis, with_redis: bool) -> None:  # noqa: F811
     _farm_rows(db)
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # not fork: the test process has threads
     q = ctx.Queue()
     procs = [ctx.Process(target=_load, args=(db.url, server.url if with_redis else None, q))
              for _ in range(4)]
