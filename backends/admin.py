@@ -11,7 +11,8 @@ import redis
 
 from agentmem.backends.cluster import ClusterRunner
 from agentmem.backends.clusterurl import cluster_client, is_cluster_url
-from agentmem.backends.redis import RedisRunner, parse_url
+from agentmem.backends.redis import RedisRunner
+from agentmem.backends.redisurl import parse_url
 from agentmem.errors import ConfigError
 
 __all__ = ["admin_runner"]

@@ -8,18 +8,26 @@ the server forgot (``NOSCRIPT`` after a restart) and map redis-py's errors onto
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+import threading
+from collections.abc import Iterable
 from typing import Any, Generic, TypeVar
-from urllib.parse import parse_qs, urlsplit
 
 import redis
 import redis.asyncio
 from pydantic import BaseModel
-from redis.exceptions import NoScriptError
 
-from agentmem.backends.failures import connection_failure, is_permanent
+from agentmem.backends.failures import is_permanent
+from agentmem.backends.inflight import Pending
 from agentmem.backends.options import check_settings, options_of
+from agentmem.backends.redisurl import parse_url
+from agentmem.backends.replies import (
+    command_name,
+    layout_errors,
+    mapped,
+    missing_scripts,
+    script_error,
+    unavailable,
+)
 from agentmem.backends.spin import client_spin, wait_readable
 from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
@@ -32,7 +40,7 @@ from agentmem.plans.keyspace import (
     check_recorded_version,
     layout,
 )
-from agentmem.plans.plan import Call, FollowUp, Plan, run_through
+from agentmem.plans.plan import Call, FollowUp, Plan, paused_gc, run_through
 from agentmem.repository.actions import ActionRepository, AsyncActionRepository
 from agentmem.repository.base import AsyncRepository, Repository
 from agentmem.repository.batch import AsyncBatch, Batch
@@ -40,40 +48,7 @@ from agentmem.repository.batch import AsyncBatch, Batch
 T = TypeVar("T")
 MT = TypeVar("MT", bound=BaseModel)
 
-SCHEMES = ("redis", "rediss", "unix", "valkey", "valkeys")
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-def parse_url(url: str) -> tuple[str, dict[str, Any]]:
-    """Check a redis-py URL; return it normalised (``valkey://`` -> ``redis://``)."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError(f"not a Redis URL: {url!r} (expected redis://host:port/db)")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"malformed Redis URL {url!r}: {exc}") from None
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise ConfigError(f"unsupported URL scheme {parts.scheme!r}; use one of {SCHEMES}")
-    if scheme in ("valkey", "valkeys"):
-        plain = "redis://" if scheme == "valkey" else "rediss://"
-        url = url.replace(parts.scheme + "://", plain, 1)
-    if scheme == "unix":
-        if not parts.path:
-            raise ConfigError(f"unix URL {url!r} has no socket path")
-    else:
-        if not parts.hostname:
-            raise ConfigError(f"Redis URL {url!r} has no host")
-        if port is not None and not 0 < port < 65536:
-            raise ConfigError(f"Redis URL {url!r} has a bad port")
-        db = parts.path.lstrip("/")
-        if db and not db.isdigit():
-            raise ConfigError(f"Redis URL {url!r}: database must be a number, got {db!r}")
-    query = parse_qs(parts.query)
-    if query.get("decode_responses", ["false"])[0].lower() in ("1", "true", "yes"):
-        raise ConfigError("decode_responses must be off: embeddings are raw bytes")
-    return url, {}
 
 
 def _check_client(client: Any) -> None:
@@ -85,10 +60,6 @@ def _check_client(client: Any) -> None:
         )
 
 
-def _unavailable(exc: Exception) -> BackendError:
-    return connection_failure("Redis", exc)
-
-
 def _ping_refused(exc: redis.ResponseError) -> BackendError | ConfigError:
     """An error reply to ``PING`` or to the handshake before it: a database the URL
     names that the server does not have is a :class:`ConfigError` (a bad URL)."""
@@ -98,53 +69,6 @@ def _ping_refused(exc: redis.ResponseError) -> BackendError | ConfigError:
         return ConfigError(f"the Redis URL names a database the server does not have: "
                            f"{exc}")
     return BackendError(f"Redis answered PING with an error: {exc}")
-
-
-def _missing_scripts(replies: Sequence[Any]) -> list[int]:
-    return [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
-
-
-def _mapped(replies: list[Any]) -> list[Any]:
-    """Replies with redis-py errors turned into agentmem errors (not raised)."""
-    out = []
-    for r in replies:
-        if isinstance(r, (redis.ConnectionError, redis.TimeoutError)):
-            raise _unavailable(r)
-        if isinstance(r, Exception):
-            err = (Refused(f"Redis refused a command ({type(r).__name__}): {r}")
-                   if is_permanent(r) else BackendError(f"Redis refused a command: {r}"))
-            err.__cause__ = r
-            r = err
-        out.append(r)
-    return out
-
-
-def _script_error(exc: redis.RedisError) -> BackendError:
-    return BackendError(f"Redis refused to load a script: {exc}")
-
-
-@contextmanager
-def _layout_errors() -> Iterator[None]:
-    """The layout check's redis-py errors as agentmem errors (blocking and asyncio)."""
-    try:
-        yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise _unavailable(exc) from exc
-    except redis.ResponseError as exc:
-        if is_permanent(exc):
-            raise Refused(f"Redis refused the layout check ({type(exc).__name__}): "
-                          f"{exc}") from exc
-        raise BackendError(f"Redis refused the layout check: {exc}") from exc
-
-
-"""The layout check of a store's first plan: the version the server records. No key
-means layout 1 (which leaves the specification's key space as it is); another
-version is recorded by its first use of an empty database."""
-
-
-def _command_name(call: Call) -> str:
-    name = call.args[0]
-    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 class RedisRunner:
@@ -166,13 +90,15 @@ class RedisRunner:
         """The layout the server must record; checked before the first plan, then None."""
         self.spin = client_spin(spin_us, client.connection_pool.connection_kwargs)
         """The longest poll for a reply, in seconds (0: a blocking read)."""
+        self._inflight: list[Pending[Any]] = []  # started, replies not read: oldest first
+        self._inflight_lock = threading.Lock()
 
     def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
         version = self.pending_layout
         if version is None:
             return
-        with _layout_errors():
+        with layout_errors():
             try:
                 raw = self.client.eval(CLAIM_LAYOUT.source, 1, LAYOUT_KEY, str(version))
             except redis.exceptions.ReadOnlyError:  # a replica: read what it has
@@ -183,51 +109,123 @@ class RedisRunner:
     def run(self, plan: Plan[T]) -> T:
         if self.pending_layout is not None:
             self.check_layout()
+        if self._inflight:
+            self.settle()
         return run_through(self._run_once, plan)
+
+    def start(self, plan: Plan[T]) -> Pending[T]:
+        """Send ``plan``'s calls now and return without reading their replies
+        (:mod:`agentmem.backends.inflight`): the server runs them while the caller goes
+        on. The calls are built and packed first, then the write in flight before it (if
+        any) is read, then these are sent: one write in flight at a time, in order. A
+        failure to send raises here (:class:`Unavailable`); the outcome of the plan is
+        :meth:`Pending.result`'s."""
+        if self.pending_layout is not None:
+            self.check_layout()
+        pool: Any = self.client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise unavailable(exc) from exc
+        sent: list[Call] = []
+        try:
+            with paused_gc(plan.bulk):
+                chunks = list(packed_chunks(conn, plan.calls, sent))
+            self.settle()
+            for n, chunk in enumerate(chunks):
+                conn.send_packed_command([chunk], check_health=n == 0)
+        except BaseException as exc:
+            conn.disconnect()
+            pool.release(conn)
+            if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+                raise unavailable(exc) from exc
+            raise
+        pending = Pending(plan, conn, sent, self._replies, self._finish, pool.release,
+                          self.spin)
+        with self._inflight_lock:
+            self._inflight.append(pending)
+        return pending
+
+    def settle(self) -> None:
+        """Read the replies of the plans in flight (:meth:`start`), oldest first; their
+        outcomes stay with their :class:`Pending`."""
+        while self._inflight:
+            with self._inflight_lock:
+                if not self._inflight:
+                    return
+                first = self._inflight[0]
+            try:
+                first.wait()
+            finally:
+                with self._inflight_lock:
+                    if first.done and self._inflight and self._inflight[0] is first:
+                        del self._inflight[0]
 
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
             sent, replies = self._send(plan.calls)
-            missing = _missing_scripts(replies)
-            if missing:
-                for script in {sent[i].script for i in missing}:
-                    assert script is not None
-                    try:
-                        self.client.script_load(script.source)
-                    except redis.ResponseError as exc:
-                        raise _script_error(exc) from exc
-                _, again = self._send(sent[i] for i in missing)
-                for i, r in zip(missing, again, strict=True):
-                    replies[i] = r
+            self._reload_missing(sent, replies)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         try:
-            return plan.parse(_mapped(replies))
+            return plan.parse(mapped(replies))
         except FollowUp as more:
             return more
 
+    def _finish(self, plan: Plan[T], sent: list[Call], replies: list[Any]) -> T:
+        """A started plan's replies read: scripts reloaded, parsed, follow-ups run."""
+        try:
+            self._reload_missing(sent, replies)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise unavailable(exc) from exc
+        try:
+            return plan.parse(mapped(replies))
+        except FollowUp as more:
+            out: T = run_through(self._run_once, more.plan)
+            return out
+
+    def _reload_missing(self, sent: list[Call], replies: list[Any]) -> None:
+        """Calls refused with ``NOSCRIPT`` (they did not run): load their scripts and send
+        them again, their replies put in place."""
+        missing = missing_scripts(replies)
+        if not missing:
+            return
+        for script in {sent[i].script for i in missing}:
+            assert script is not None
+            try:
+                self.client.script_load(script.source)
+            except redis.ResponseError as exc:
+                raise script_error(exc) from exc
+        _, again = self._send(sent[i] for i in missing)
+        for i, r in zip(missing, again, strict=True):
+            replies[i] = r
+
     def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
-        client: Any = self.client
-        pool = client.connection_pool
+        pool: Any = self.client.connection_pool
         conn = pool.get_connection()
         sent: list[Call] = []
-        replies: list[Any] = []
         try:
             for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
                 conn.send_packed_command([chunk], check_health=n == 0)
             if self.spin and sent:
                 wait_readable(conn, self.spin)
-            for call in sent:
-                try:
-                    replies.append(client.parse_response(conn, _command_name(call)))
-                except redis.ResponseError as exc:
-                    replies.append(exc)
+            replies = self._replies(conn, sent)
         except BaseException:
             conn.disconnect()
             raise
         finally:
             pool.release(conn)
         return sent, replies
+
+    def _replies(self, conn: Any, sent: list[Call]) -> list[Any]:
+        client: Any = self.client
+        replies: list[Any] = []
+        for call in sent:
+            try:
+                replies.append(client.parse_response(conn, command_name(call)))
+            except redis.ResponseError as exc:
+                replies.append(exc)
+        return replies
 
 
 class AsyncRedisRunner:
@@ -243,7 +241,7 @@ class AsyncRedisRunner:
         version = self.pending_layout
         if version is None:
             return
-        with _layout_errors():
+        with layout_errors():
             try:
                 raw = await self.client.eval(CLAIM_LAYOUT.source, 1, LAYOUT_KEY, str(version))
             except redis.exceptions.ReadOnlyError:  # a replica: read what it has
@@ -265,21 +263,21 @@ class AsyncRedisRunner:
     async def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
             sent, replies = await self._send(plan.calls)
-            missing = _missing_scripts(replies)
+            missing = missing_scripts(replies)
             if missing:
                 for script in {sent[i].script for i in missing}:
                     assert script is not None
                     try:
                         await self.client.script_load(script.source)
                     except redis.ResponseError as exc:
-                        raise _script_error(exc) from exc
+                        raise script_error(exc) from exc
                 _, again = await self._send(sent[i] for i in missing)
                 for i, r in zip(missing, again, strict=True):
                     replies[i] = r
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         try:
-            return plan.parse(_mapped(replies))
+            return plan.parse(mapped(replies))
         except FollowUp as more:
             return more
 
@@ -294,7 +292,7 @@ class AsyncRedisRunner:
                 await conn.send_packed_command([chunk], check_health=n == 0)
             for call in sent:
                 try:
-                    replies.append(await client.parse_response(conn, _command_name(call)))
+                    replies.append(await client.parse_response(conn, command_name(call)))
                 except redis.ResponseError as exc:
                     replies.append(exc)
         except BaseException:
@@ -349,7 +347,7 @@ class Memory(_Memory[RedisRunner]):
         try:
             return bool(self.runner.client.ping())
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
             raise _ping_refused(exc) from exc
 
@@ -387,7 +385,7 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
         try:
             return bool(await self.runner.client.ping())
         except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise _unavailable(exc) from exc
+            raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
             raise _ping_refused(exc) from exc
 

@@ -100,6 +100,9 @@ class ArchiveSide:
     (they may have left Redis since, archived)."""
     _archiver: Archiver | None
 
+    def _settle(self) -> None:
+        """Read the reply of a write sent ahead (:mod:`agentmem.dualwrite.sendahead`)."""
+
     def _keep_archive_error(self, exc: BaseException) -> None:
         with self._error_lock:
             if self._archive_error is None:
@@ -152,6 +155,7 @@ class ArchiveSide:
         thread; called with ``_io`` and ``_archive_lock`` held. A replay's renames are
         applied first and its journal confirmed after."""
         fo = self.failover
+        self._settle()  # a write sent ahead: its records are listed in the outbox
         try:
             if fo is not None:
                 fo.apply_renames()

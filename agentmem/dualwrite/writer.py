@@ -52,6 +52,7 @@ from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.ids import held, seed_retired
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.outbox import DrainReport, Outbox, drain
+from agentmem.dualwrite.sendahead import SendAhead
 from agentmem.dualwrite.signals import exit_on_sigterm
 from agentmem.errors import (
     AgentMemError,
@@ -70,7 +71,7 @@ log = logging.getLogger("agentmem.dualwrite.writer")
 
 
 
-class DualWriter(ArchiveSide, FallbackReads):
+class DualWriter(SendAhead, ArchiveSide, FallbackReads):
     """Store actions in Redis and archive them to SQL in bulk; see the module doc."""
 
     def __init__(
@@ -175,15 +176,19 @@ class DualWriter(ArchiveSide, FallbackReads):
 
     @property
     def pending(self) -> int:
-        """Actions stored in Redis and not archived yet (blocking mode: exact)."""
+        """Actions stored in Redis (or sent ahead) and not archived yet (blocking mode:
+        exact)."""
         with self._lock:
-            return len(self._buffer)
+            return len(self._buffer) + self.in_flight
 
     def discard(self, match: Callable[[Action], bool],
                 remove: Callable[[Action], object]) -> list[Action]:
         """Drop the actions this writer holds and has not archived that ``match``
         (:func:`agentmem.dualwrite.discarding.discard`); returns them."""
         self._check_open()
+        with self._io:
+            self._settle()
+        self._raise_kept()
         return discard(self, match, remove)
 
     def add(self, action: Action) -> Action | None:
@@ -217,6 +222,7 @@ class DualWriter(ArchiveSide, FallbackReads):
                 self.accepted += 1  # (interrupted in put: not queued, not counted)
             return None
         with self._io:
+            self._settle()  # the write sent ahead first (send_many)
             stored, err = self._store(items)
             with self._lock:
                 self._buffer.extend(stored)
@@ -229,6 +235,7 @@ class DualWriter(ArchiveSide, FallbackReads):
                 self._archive_due()
         if err is not None:
             raise err  # the records that were stored are archived too
+        self._raise_kept()  # what the write sent ahead raised
         return stored
 
     def record(self, **fields: Any) -> Action | None:
@@ -253,9 +260,12 @@ class DualWriter(ArchiveSide, FallbackReads):
         """
         if self._queue is None:
             with self._io:
+                self._settle()
                 self._recover()
                 with self._archive_lock:  # after the archiver's write in progress
-                    return self._archive_write()
+                    n = self._archive_write()
+            self._raise_kept()  # what the write sent ahead raised
+            return n
         wait_for_thread(self)  # drain first, so that a kept error never stops a drain
         self._raise_kept()
         return 0
@@ -268,14 +278,17 @@ class DualWriter(ArchiveSide, FallbackReads):
         """
         if self._queue is None:
             self._raise_archive_error()  # the archiver's, as the next add would
+            n = 0
             with self._io:
+                self._settle()
                 self._recover()
                 with self._lock:
                     due = bool(self._buffer) and \
                         self._clock() - self._last_write >= self.interval
                 if due:
-                    return self._archive_due()
-            return 0
+                    n = self._archive_due()
+            self._raise_kept()  # what the write sent ahead raised
+            return n
         self._raise_kept()
         return 0
 
@@ -289,6 +302,7 @@ class DualWriter(ArchiveSide, FallbackReads):
             return
         if self._queue is None:
             with self._io:
+                self._settle()
                 self._recover(force=True)
         self.flush()
         self._closed = True
@@ -454,6 +468,8 @@ class DualWriter(ArchiveSide, FallbackReads):
         self._check_open()
         fo = self.failover
         with self._io:
+            self._settle()
+            self._raise_kept()
             if fo is not None and fo.needs_replay:
                 self._recover()
             if fo is None or not fo.down:

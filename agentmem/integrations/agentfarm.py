@@ -74,6 +74,7 @@ class AgentFarmLogger:
         journal: str | os.PathLike[str] | None = None,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         archive_thread: bool = False,
+        send_ahead: bool = True,
     ) -> None:
         if not simulation_id:
             raise ConfigError("simulation_id is required for DataLogger")
@@ -110,6 +111,7 @@ class AgentFarmLogger:
         self._step_buffer: list[dict[str, Any]] = []  # always empty: written at once
         self._last_commit_time = time.time()
         self._closed = False  # close() returned: every log_* call raises ConfigError
+        self._send_ahead = send_ahead and durability == "buffered" and not background
         # what is buffered here reaches the writer at interpreter exit and on SIGTERM too
         # (the writer turns SIGTERM into SystemExit; this hook runs before the writer's)
         atexit.register(self.close)
@@ -207,7 +209,10 @@ class AgentFarmLogger:
         actions = list(self._action_buffer)
         before = self.writer.accepted
         try:
-            self.writer.add_many(actions)
+            if self._send_ahead:
+                self.writer.send_many(actions)
+            else:
+                self.writer.add_many(actions)
         except BaseException:
             del self._action_buffer[:self.writer.accepted - before]
             raise

@@ -1,0 +1,167 @@
+"""Writes sent ahead: :meth:`DualWriter.send_many` sends actions to Redis and returns
+before the reply, which the writer reads at its next call (``docs/dualwrite.md``).
+
+The server runs the write while the caller goes on (the AgentFarm drop-in's next
+step), so a step costs the caller its own work, not also the server's. One write is in
+flight at a time. Its reply is read, and its outcome handled, before anything else the
+writer does (``add_many``, the next ``send_many``, ``flush``, ``close``, reads,
+``discard``): the stored actions join the archive buffer; a refusal (``WriteError``) or
+another error is raised by that call, after its own work, as the background thread's
+errors are. A read through the same :class:`~agentmem.backends.redis.Memory` reads the
+reply first too (:meth:`~agentmem.backends.redis.RedisRunner.settle`), so it sees the
+write. A reply that never came back (the connection dropped, or Ctrl-C) is a write
+whose reply was lost (``docs/failover.md``): the actions are journaled and replayed.
+
+May import: ``agentmem.backends``, ``agentmem.errors``, ``agentmem.model``, and this
+package's ``failover`` (types only).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from agentmem.backends.inflight import Pending
+from agentmem.errors import AgentMemError, InvalidInput, Unavailable, WriteError
+from agentmem.model.records import Action
+
+if TYPE_CHECKING:
+    from agentmem.backends.redis import Memory
+    from agentmem.dualwrite.failover import Failover
+    from agentmem.dualwrite.outbox import Outbox
+
+__all__ = ["SendAhead"]
+
+
+class SendAhead:
+    """``send_many`` and the reading of its reply; mixed into the dual writer."""
+
+    memory: Memory
+    failover: Failover | None
+    outbox: Outbox | None
+    durability: str
+    accepted: int
+    _io: threading.RLock
+    _lock: threading.RLock
+    _buffer: list[Action]
+    _queue: Any
+    _inflight: tuple[list[Action], Pending[list[Action]]] | None = None
+    _check_open: Callable[[], None]
+    _raise_kept: Callable[[], None]
+    _keep: Callable[[BaseException, str], None]
+    _due: Callable[[], bool]
+    _archive_due: Callable[[], int]
+    _divert: Callable[[list[Action]], tuple[list[Action], WriteError | None]]
+    _stored_part: Callable[[list[Action], WriteError], list[Action]]
+    add_many: Callable[[Iterable[Action]], list[Action] | None]
+
+    def send_many(self, actions: Iterable[Action]) -> None:
+        """Send many actions to Redis (one call) and return before the reply.
+
+        Every action is validated first (``InvalidInput``, nothing sent). The reply is
+        read by the writer's next call (or a read through the same store), which raises
+        what this write's reply raised (``WriteError`` for refused records, after the
+        stored ones joined the archive buffer). The actions count in ``accepted`` once
+        sent. Where a write cannot be sent ahead (background mode, ``"archived"``,
+        ``strict=True``, a Redis Cluster, Redis unreachable or a replay due), this is
+        :meth:`add_many`.
+        """
+        self._check_open()
+        items = list(actions)
+        for n, a in enumerate(items):
+            if not isinstance(a, Action):
+                raise InvalidInput(f"record {n}: expected an Action, got {type(a).__name__}")
+        repo: Any = self.outbox.actions if self.outbox is not None else self.memory.actions
+        start = getattr(repo.runner, "start", None)
+        if self._queue is not None or self.durability == "archived" or start is None \
+                or self.failover is None:  # strict: a lost reply must be raised at the call
+            self.add_many(items)
+            return
+        plan = type(repo).add_many.build(repo, items)  # bad input raises here
+        plan = replace(plan, calls=list(plan.calls))  # built while the last write runs
+        with self._io:
+            self._settle()
+            fo = self.failover
+            if fo is not None and (fo.down or fo.needs_replay):
+                self.add_many(items)  # recovers, or journals while Redis is unreachable
+                return
+            with self._lock:
+                due = self._due()
+            if due:  # before the send: the archive reads the outbox, which lists the
+                self._archive_due()  # write in flight's records (not buffered yet)
+            try:
+                pending: Pending[list[Action]] = start(plan)
+            except Unavailable as exc:
+                if fo is None:
+                    raise
+                with self._lock:  # nothing was sent, or a call without its reply
+                    fo.mark_down(exc, self._buffer)
+                self._lost(items, exc)
+                with self._lock:
+                    self.accepted += len(items)
+            else:
+                self._inflight = (items, pending)
+                with self._lock:
+                    self.accepted += len(items)
+        self._raise_kept()
+
+    def _settle(self) -> None:
+        """Read the reply of the write in flight, if any (called with ``_io`` held): its
+        stored actions join the archive buffer; its error is kept for the caller."""
+        inflight, self._inflight = self._inflight, None
+        if inflight is None:
+            return
+        items, pending = inflight
+        fo = self.failover
+        try:
+            stored = pending.result()
+        except WriteError as exc:
+            try:
+                stored = self._stored_part(items, exc)
+            except Unavailable as again:
+                if fo is None:
+                    self._keep(again, "a write sent ahead was refused in part")
+                    return
+                with self._lock:
+                    fo.mark_down(again, self._buffer)
+                self._lost([a for n, a in enumerate(items) if n not in exc.failed], again)
+                self._keep(exc, "a write sent ahead was refused in part")
+                return
+            self._keep(exc, "a write sent ahead was refused in part")
+        except Unavailable as exc:  # its reply was lost: the write may have run
+            if fo is None:  # strict: no journal, the outcome stays unknown
+                self._keep(exc, "a write sent ahead lost its reply")
+                return
+            with self._lock:
+                fo.mark_down(exc, self._buffer)
+            self._lost(items, exc)
+            return
+        except AgentMemError as exc:
+            self._keep(exc, "a write sent ahead failed")
+            return
+        except BaseException as exc:  # Ctrl-C or SIGTERM while its reply was read
+            if fo is not None:
+                with self._lock:
+                    fo.mark_down(Unavailable(f"the reply of a write sent ahead was "
+                                             f"interrupted ({type(exc).__name__})"),
+                                 self._buffer)
+                self._lost(items, exc)
+            raise
+        with self._lock:
+            self._buffer.extend(stored)
+
+    def _lost(self, items: list[Action], exc: BaseException) -> None:
+        """Actions of a write whose reply was lost, with Redis marked down: journaled
+        under the ids Redis would give them and buffered for the archive (the replay
+        finds them stored, or stores them)."""
+        with self._lock:
+            diverted, _ = self._divert(items)  # refused ids: taken, as Redis refuses
+            self._buffer.extend(diverted)
+
+    @property
+    def in_flight(self) -> int:
+        """Actions sent ahead whose reply is not read yet."""
+        inflight = self._inflight
+        return 0 if inflight is None else len(inflight[0])

@@ -1,0 +1,69 @@
+"""How the runners read replies: redis-py's errors as agentmem's, scripts the server
+lost, the layout check's errors. Shared by the blocking and asyncio runners
+(:mod:`agentmem.backends.redis`).
+
+May import: ``redis``, ``agentmem.errors``, ``agentmem.plans``,
+``agentmem.backends.failures``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError
+
+from agentmem.backends.failures import connection_failure, is_permanent
+from agentmem.errors import BackendError, Refused
+from agentmem.plans.plan import Call
+
+__all__ = ["command_name", "layout_errors", "mapped", "missing_scripts", "script_error",
+           "unavailable"]
+
+
+def unavailable(exc: Exception) -> BackendError:
+    return connection_failure("Redis", exc)
+
+
+def missing_scripts(replies: Sequence[Any]) -> list[int]:
+    return [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+
+
+def mapped(replies: list[Any]) -> list[Any]:
+    """Replies with redis-py errors turned into agentmem errors (not raised)."""
+    out = []
+    for r in replies:
+        if isinstance(r, (redis.ConnectionError, redis.TimeoutError)):
+            raise unavailable(r)
+        if isinstance(r, Exception):
+            err = (Refused(f"Redis refused a command ({type(r).__name__}): {r}")
+                   if is_permanent(r) else BackendError(f"Redis refused a command: {r}"))
+            err.__cause__ = r
+            r = err
+        out.append(r)
+    return out
+
+
+def script_error(exc: redis.RedisError) -> BackendError:
+    return BackendError(f"Redis refused to load a script: {exc}")
+
+
+@contextmanager
+def layout_errors() -> Iterator[None]:
+    """The layout check's redis-py errors as agentmem errors (blocking and asyncio)."""
+    try:
+        yield
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        raise unavailable(exc) from exc
+    except redis.ResponseError as exc:
+        if is_permanent(exc):
+            raise Refused(f"Redis refused the layout check ({type(exc).__name__}): "
+                          f"{exc}") from exc
+        raise BackendError(f"Redis refused the layout check: {exc}") from exc
+
+
+def command_name(call: Call) -> str:
+    name = call.args[0]
+    return name.decode() if isinstance(name, bytes) else str(name)
