@@ -6,7 +6,9 @@ rows AgentFarm's would; :func:`insert` writes a batch of them in one
 transaction. ``agents`` rows replace the bare parent row the archive writes
 for an action whose agent was not logged yet (:func:`insert_agents`). Every
 write is a write transaction from its start (SQLite: ``BEGIN IMMEDIATE``), so
-several processes share one archive file. See ``docs/agentfarm.md``.
+several processes share one archive file. With ``database=``,
+:mod:`~agentmem.integrations.farmsession` writes the same rows through
+AgentFarm's database object instead. See ``docs/agentfarm.md``.
 """
 
 from __future__ import annotations

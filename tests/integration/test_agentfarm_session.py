@@ -264,10 +264,10 @@ def test_an_empty_batch_is_one_transaction_and_writes_nothing(mem, farm):
 
 @pytest.mark.parametrize("with_database", [False, True])
 def test_agent_states_of_an_agent_without_an_agents_row(mem, farm, with_database):
-    """AgentFarm's SQLite accepts them (no foreign keys); here the agent gets a bare agents
-    row in the step's transaction (it raised FOREIGN KEY constraint failed), which a
-    later log_agent completes; an agent known by its pending actions gets its row with
-    them."""
+    """The agent gets a bare agents row in the step's transaction (it raised FOREIGN KEY
+    constraint failed, as AgentFarm's log_step does on its SimulationDatabase, which turns
+    foreign keys on), which a later log_agent completes; an agent known by its pending
+    actions gets its row with them."""
     archive, db, _ = farm
     options: dict[str, Any] = {"database": db} if with_database else {}
     with AgentFarmLogger(mem, archive, SIM, **options) as lg:
