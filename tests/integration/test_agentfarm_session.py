@@ -2,8 +2,9 @@
 
 AgentFarm's ``DataLogger`` writes through ``SimulationDatabase._execute_in_transaction``;
 AgentFarm cannot be installed here, so ``FarmDb`` below is a small real database object
-of that shape: its own SQLAlchemy engine on the archive's SQLite file (foreign keys on),
-a real ``Session`` per call, committed, rolled back on an error and, like AgentFarm's
+of that shape: its own SQLAlchemy engine on the archive's database (a SQLite file with
+foreign keys on, as AgentFarm sets them, or a PostgreSQL schema of the test's own), a
+real ``Session`` per call, committed, rolled back on an error and, like AgentFarm's
 ``execute_with_retry``, run again up to three times. The rows are compared with
 ``ReferenceLogger`` (AgentFarm's logger per the reference, in test_agentfarm_dropin.py)
 and with the drop-in without ``database=``. Real Redis/Valkey servers throughout.
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import Engine, create_engine, event, inspect, select
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from test_agentfarm_dropin import (
@@ -29,6 +30,7 @@ from test_agentfarm_dropin import (
     simulation_calls,
     table_rows,
 )
+from test_sql_archive import Db, db  # noqa: F401 - the sqlite/postgresql fixture
 
 from agentmem.backends.sql import open_archive
 from agentmem.errors import AgentMemError, BackendError, ConfigError
@@ -43,15 +45,9 @@ ROW_TABLES = ("agents", "agent_states", "resource_states", "simulation_steps",
 class FarmDb:
     """AgentFarm's ``SimulationDatabase`` transaction protocol on a real SQLite file."""
 
-    def __init__(self, path: Path, *, retries: int = 3) -> None:
-        self.engine = create_engine(f"sqlite:///{path}")
+    def __init__(self, engine: Engine, *, retries: int = 3) -> None:
+        self.engine = engine
         self.retries = retries
-
-        @event.listens_for(self.engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.execute("PRAGMA foreign_keys=ON")
-            dbapi_connection.execute("PRAGMA busy_timeout=5000")
-
         self.Session = sessionmaker(bind=self.engine, expire_on_commit=False)
         self.calls = 0  # _execute_in_transaction
         self.runs = 0  # func(session), retries included
@@ -87,6 +83,30 @@ class FarmDb:
         raise AssertionError("not reached")
 
 
+def sqlite_engine(path: Path) -> Engine:
+    """AgentFarm's settings of its SQLite file: foreign keys on, a busy timeout."""
+    engine = create_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+        dbapi_connection.execute("PRAGMA busy_timeout=5000")
+
+    return engine
+
+
+def rows(archive: Any, table: str) -> list[dict[str, Any]]:
+    """A table's rows ordered by its primary key."""
+    t = archive.tables.tables[table]
+    with archive.engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(
+            select(t).order_by(*t.primary_key.columns))]
+
+
+def agent_ids(archive: Any, table: str) -> list[str]:
+    return sorted(r["agent_id"] for r in rows(archive, table))
+
+
 def watch(engine: Any, counter: Counter[str]) -> None:
     """Count the INSERT statements an engine runs, per table."""
     @event.listens_for(engine, "before_cursor_execute")
@@ -97,15 +117,15 @@ def watch(engine: Any, counter: Counter[str]) -> None:
 
 
 @pytest.fixture
-def farm(tmp_path: Path) -> Iterator[tuple[Any, FarmDb, Counter[str]]]:
-    """An archive, AgentFarm's database object on the same file, and the archive
-    engine's INSERTs per table."""
-    with open_archive(tmp_path / "agentmem.db") as archive:
-        db = FarmDb(tmp_path / "agentmem.db")
+def farm(db: Db) -> Iterator[tuple[Any, FarmDb, Counter[str]]]:  # noqa: F811
+    """An archive (SQLite, PostgreSQL), AgentFarm's database object on the same
+    database, and the archive engine's INSERTs per table."""
+    with open_archive(db.url) as archive:
+        farm_db = FarmDb(sqlite_engine(Path(db.url)) if db.kind == "sqlite" else db.engine())
         archived: Counter[str] = Counter()
         watch(archive.engine, archived)
-        yield archive, db, archived
-        db.engine.dispose()
+        yield archive, farm_db, archived
+        farm_db.engine.dispose()
 
 
 def test_the_models_are_the_archives_tables_mapped_once(farm):
@@ -121,9 +141,11 @@ def test_the_models_are_the_archives_tables_mapped_once(farm):
 
 
 @pytest.mark.parametrize("mode", ["buffered", "buffered+thread", "redis", "background"])
-def test_every_table_holds_agentfarms_rows_written_in_its_transactions(mem, tmp_path, farm,
-                                                                        mode):
-    archive, db, archived = farm
+def test_every_table_holds_agentfarms_rows_written_in_its_transactions(mem, tmp_path, mode):
+    archive = open_archive(tmp_path / "agentmem.db")
+    fdb = FarmDb(sqlite_engine(tmp_path / "agentmem.db"))
+    archived: Counter[str] = Counter()
+    watch(archive.engine, archived)
     calls = simulation_calls()
     reference = ReferenceLogger(tmp_path / "agentfarm.db", SIM, buffer_size=100)
     drive(reference, calls)
@@ -132,8 +154,8 @@ def test_every_table_holds_agentfarms_rows_written_in_its_transactions(mem, tmp_
         "background": {"background": True},
         "buffered+thread": {"archive_thread": True},
     }.get(mode, {"durability": mode})
-    with AgentFarmLogger(mem, archive, SIM, buffer_size=100, database=db, **options) as lg:
-        assert lg.database is db
+    with AgentFarmLogger(mem, archive, SIM, buffer_size=100, database=fdb, **options) as lg:
+        assert lg.database is fdb
         drive(lg, calls)
         assert not lg.needs_flush
 
@@ -149,11 +171,13 @@ def test_every_table_holds_agentfarms_rows_written_in_its_transactions(mem, tmp_
     # every row of those tables came through the database's transactions, none through
     # the archive's engine, which wrote the actions (and the simulations row)
     steps = len({c["step_number"] for c in calls}) - 1
-    assert db.calls == db.runs == db.commits >= 1 + steps  # agents, then one per step
-    assert set(db.inserted) == set(ROW_TABLES)
-    assert db.inserted["simulation_steps"] == steps
+    assert fdb.calls == fdb.runs == fdb.commits >= 1 + steps  # agents, then one per step
+    assert set(fdb.inserted) == set(ROW_TABLES)
+    assert fdb.inserted["simulation_steps"] == steps
     assert not set(archived) & set(ROW_TABLES), archived
     assert archived["agent_actions"] > 0
+    archive.close()
+    fdb.engine.dispose()
 
 
 def test_the_original_generation_as_without_database(mem, r, tmp_path):
@@ -180,10 +204,10 @@ def test_the_original_generation_as_without_database(mem, r, tmp_path):
         run(lg)
     r.flushdb()
     with open_archive(tmp_path / "session.db", generation="original") as archive:
-        db = FarmDb(tmp_path / "session.db")
-        with AgentFarmLogger(mem, archive, SIM, database=db) as lg:
+        fdb = FarmDb(sqlite_engine(tmp_path / "session.db"))
+        with AgentFarmLogger(mem, archive, SIM, database=fdb) as lg:
             run(lg)
-        db.engine.dispose()
+        fdb.engine.dispose()
     tables = ("agents", "agent_states", "resource_states", "simulation_steps",
               "health_incidents", "learning_experiences", "reproduction_events",
               "agent_actions")
@@ -192,16 +216,16 @@ def test_the_original_generation_as_without_database(mem, r, tmp_path):
         for row in (*got, *want):
             row.pop("timestamp", None)  # the original generation's wall-clock stamps
         assert got == want, table
-    assert {"learning_experiences", "reproduction_events"} <= set(db.inserted)
+    assert {"learning_experiences", "reproduction_events"} <= set(fdb.inserted)
 
 
 def test_a_failed_transaction_writes_nothing_and_raises_a_backend_error(mem, farm):
     """A duplicate key fails the whole transaction, after the database's own retries:
     nothing of it is written, and the error is a BackendError from the database's."""
-    archive, db, _ = farm
-    with AgentFarmLogger(mem, archive, SIM, database=db) as lg:
+    archive, fdb, _ = farm
+    with AgentFarmLogger(mem, archive, SIM, database=fdb) as lg:
         lg.log_agent("a1", 0, "SystemAgent", (0.0, 0.0), 1.0, 1.0)
-        runs = db.runs
+        runs = fdb.runs
         with pytest.raises(AgentMemError) as caught:
             lg.log_agents_batch([
                 {"agent_id": "a2", "birth_time": 0, "agent_type": "X", "position": (0, 0),
@@ -210,8 +234,8 @@ def test_a_failed_transaction_writes_nothing_and_raises_a_backend_error(mem, far
                  "initial_resources": 1, "starting_health": 1}])  # logged already
         assert isinstance(caught.value, BackendError)
         assert isinstance(caught.value.__cause__, IntegrityError)
-        assert db.runs - runs == 3  # AgentFarm's retries ran, then it raised
-        assert [r["agent_id"] for r in table_rows(Path(archive.location), "agents")] == ["a1"]
+        assert fdb.runs - runs == 3  # AgentFarm's retries ran, then it raised
+        assert agent_ids(archive, "agents") == ["a1"]
 
         # a step whose simulation_steps row exists: its states, resources and the bare
         # agents row of its unknown agent are not written either
@@ -220,46 +244,44 @@ def test_a_failed_transaction_writes_nothing_and_raises_a_backend_error(mem, far
         with pytest.raises(BackendError):
             lg.log_step(1, [("ghost", 0.0, 0.0, 1.0, 1.0, 1.0, 0, False, 0.0, 1)],
                         [("r1", 1.0, 0.0, 0.0)], {"total_agents": 2})
-        path = Path(archive.location)
-        assert [r["agent_id"] for r in table_rows(path, "agents")] == ["a1"]
-        assert [r["agent_id"] for r in table_rows(path, "agent_states")] == ["a1"]
-        assert table_rows(path, "resource_states") == []
-        assert [r["total_agents"] for r in table_rows(path, "simulation_steps")] == [1]
+        assert agent_ids(archive, "agents") == ["a1"]
+        assert agent_ids(archive, "agent_states") == ["a1"]
+        assert rows(archive, "resource_states") == []
+        assert [r["total_agents"] for r in rows(archive, "simulation_steps")] == [1]
         # the logger goes on
         lg.log_step(2, [("ghost", 0.0, 0.0, 1.0, 1.0, 1.0, 0, False, 0.0, 2)], [],
                     {"total_agents": 2})
-    assert [r["agent_id"] for r in table_rows(path, "agents")] == ["a1", "ghost"]
+    assert agent_ids(archive, "agents") == ["a1", "ghost"]
 
 
 def test_the_databases_retry_runs_the_work_again(mem, farm):
     """A commit that fails once (the database's retry runs the work in a new session):
     every row once, and a bare agents row an action brought is completed on the retry."""
-    archive, db, _ = farm
-    with AgentFarmLogger(mem, archive, SIM, database=db) as lg:
+    archive, fdb, _ = farm
+    with AgentFarmLogger(mem, archive, SIM, database=fdb) as lg:
         lg.log_agent_action(0, "a1", "move")
         lg.flush_action_buffer()  # a bare agents row for a1
-        db.fail_commits = 1
+        fdb.fail_commits = 1
         lg.log_agent("a1", 0, "SystemAgent", (1.0, 2.0), 3.0, 4.0)
-        db.fail_commits = 1
+        fdb.fail_commits = 1
         lg.log_step(0, [("a1", 0.0, 0.0, 1.0, 1.0, 1.0, 0, False, 0.0, 0)],
                     [("r1", 1.0, 0.0, 0.0)], {"total_agents": 1})
-        assert db.runs == db.calls + 2
-    path = Path(archive.location)
-    [agent] = table_rows(path, "agents")
+        assert fdb.runs == fdb.calls + 2
+    [agent] = rows(archive, "agents")
     assert (agent["agent_type"], agent["starting_health"]) == ("SystemAgent", 4.0)
-    assert len(table_rows(path, "agent_states")) == len(table_rows(path, "resource_states")) \
-        == len(table_rows(path, "simulation_steps")) == 1
+    assert len(rows(archive, "agent_states")) == len(rows(archive, "resource_states")) \
+        == len(rows(archive, "simulation_steps")) == 1
 
 
 def test_an_empty_batch_is_one_transaction_and_writes_nothing(mem, farm):
     """AgentFarm calls bulk_insert_mappings with an empty list in its transaction."""
-    archive, db, _ = farm
-    with AgentFarmLogger(mem, archive, SIM, database=db) as lg:
+    archive, fdb, _ = farm
+    with AgentFarmLogger(mem, archive, SIM, database=fdb) as lg:
         lg.log_agents_batch([])
-        assert db.calls == 1
-        assert table_rows(Path(archive.location), "agents") == []
+        assert fdb.calls == 1
+        assert rows(archive, "agents") == []
         lg.flush_all_buffers()  # nothing buffered: no transaction
-        assert db.calls == 1
+        assert fdb.calls == 1
 
 
 @pytest.mark.parametrize("with_database", [False, True])
@@ -268,8 +290,8 @@ def test_agent_states_of_an_agent_without_an_agents_row(mem, farm, with_database
     constraint failed, as AgentFarm's log_step does on its SimulationDatabase, which turns
     foreign keys on), which a later log_agent completes; an agent known by its pending
     actions gets its row with them."""
-    archive, db, _ = farm
-    options: dict[str, Any] = {"database": db} if with_database else {}
+    archive, fdb, _ = farm
+    options: dict[str, Any] = {"database": fdb} if with_database else {}
     with AgentFarmLogger(mem, archive, SIM, **options) as lg:
         lg.log_agent_action(0, "acting", "move")  # buffered: archived before the step
         lg.log_step(0, [("ghost", 0.0, 0.0, 1.0, 1.0, 1.0, 0, False, 0.0, 0),
@@ -277,28 +299,26 @@ def test_agent_states_of_an_agent_without_an_agents_row(mem, farm, with_database
                     {"total_agents": 2})
         assert not lg._action_buffer
         lg.log_agent("ghost", 0, "SystemAgent", (1.0, 2.0), 3.0, 4.0)
-    path = Path(archive.location)
-    agents = {r["agent_id"]: r["agent_type"] for r in table_rows(path, "agents")}
+    agents = {r["agent_id"]: r["agent_type"] for r in rows(archive, "agents")}
     assert agents == {"acting": None, "ghost": "SystemAgent"}
-    assert [r["agent_id"] for r in table_rows(path, "agent_states")] == ["ghost", "acting"]
+    assert agent_ids(archive, "agent_states") == ["acting", "ghost"]
     assert archive.count(SIM) == 1
-    assert (db.calls > 0) == with_database
+    assert (fdb.calls > 0) == with_database
 
 
 def test_database_needs_agentfarms_transaction_method_and_close_still_ends(mem, farm):
-    archive, db, _ = farm
+    archive, fdb, _ = farm
     with pytest.raises(ConfigError, match="_execute_in_transaction"):
         AgentFarmLogger(mem, archive, SIM, database=object())  # type: ignore[arg-type]
-    lg = AgentFarmLogger(mem, archive, SIM, database=db)
+    lg = AgentFarmLogger(mem, archive, SIM, database=fdb)
     lg.log_health_incident(0, "a1", 2.0, 1.0, "x")
     lg.close()  # the incident is written through the database
-    calls = db.calls
+    calls = fdb.calls
     assert calls == 1
     for call in (lambda: lg.log_step(1, [], [], {}), lambda: lg.log_resource("r", 1.0, (0, 0)),
                  lambda: lg.log_agent("a2", 0, "X", (0, 0), 1, 1),
                  lambda: lg.log_health_incident(1, "a1", 2.0, 1.0, "x")):
         with pytest.raises(ConfigError, match="closed"):
             call()
-    assert db.calls == calls
-    assert [r["agent_id"] for r in table_rows(Path(archive.location), "health_incidents")] \
-        == ["a1"]
+    assert fdb.calls == calls
+    assert agent_ids(archive, "health_incidents") == ["a1"]
