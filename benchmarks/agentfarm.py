@@ -49,7 +49,10 @@ file and to the drop-in on another, in the generation of the given checkout
 autoincrement keys and wall-clock stamps, in insertion order) and the schema
 (``sqlite_master`` SQL of AgentFarm's tables and their indexes) are compared.
 A call that succeeds on one side and raises on the other is a difference too.
-Exit status 1 on any difference.
+It runs twice: the drop-in on its archive alone, then with ``database=`` an
+AgentFarm ``SimulationDatabase`` on the drop-in's file (the rows other than
+actions written in that database's transactions). Exit status 1 on any
+difference.
 """
 
 from __future__ import annotations
@@ -599,17 +602,44 @@ def identity(args: argparse.Namespace) -> int:
     print(f"Row identity, AgentFarm {_git(Path(args.agentfarm))} at {args.agentfarm} "
           f"(generation {gen!r}) against the drop-in (agentmem {_git(REPO)})")
     admin = redis.Redis.from_url(args.url)
-    admin.flushdb()
     mem = agentmem.connect(args.url)
+    found = 0
+    for database in (False, True):
+        print("\n" + ("drop-in with database= (an AgentFarm SimulationDatabase on its file: "
+                      "the rows other than actions written in its transactions)"
+                      if database else "drop-in on its archive alone"))
+        found += identity_pass(fdb, gen, mem, admin, args, database=database)
+    return 1 if found else 0
+
+
+def identity_pass(fdb: ModuleType, gen: str, mem: Any, admin: redis.Redis,
+                  args: argparse.Namespace, *, database: bool) -> int:
+    """One comparison (see the module's docstring); prints it, returns the differences.
+    ``database``: the drop-in gets ``database=`` a ``SimulationDatabase`` of AgentFarm's
+    on the drop-in's own file."""
+    admin.flushdb()
     diffs: list[str] = []
     with tempfile.TemporaryDirectory(prefix="afidentity-") as tmpdir:
         af_path, am_path = Path(tmpdir) / "agentfarm.db", Path(tmpdir) / "dropin.db"
         with contextlib.redirect_stdout(sys.stderr):
             db = fdb.SimulationDatabase(str(af_path), simulation_id=SIM)
         _insert_simulation(db.engine)
+        am_db = None
+        if database:
+            with contextlib.redirect_stdout(sys.stderr):
+                am_db = fdb.SimulationDatabase(str(am_path), simulation_id=SIM)
         archive = agentmem.open_archive(am_path, generation=gen)  # type: ignore[arg-type]
         _insert_simulation(archive.engine)
-        dropin = AgentFarmLogger(mem, archive, SIM)
+        transactions = [0]
+        if am_db is not None:  # counted: the drop-in's rows go through it
+            inner = am_db._execute_in_transaction
+
+            def counted(func: Any) -> Any:
+                transactions[0] += 1
+                return inner(func)
+
+            am_db._execute_in_transaction = counted
+        dropin = AgentFarmLogger(mem, archive, SIM, database=am_db)
         calls = identity_calls(gen)
         for n, (name, cargs, ckw) in enumerate(calls, 1):
             with contextlib.redirect_stdout(sys.stderr):  # AgentFarm's log lines
@@ -631,6 +661,8 @@ def identity(args: argparse.Namespace) -> int:
         redis_n = redis_count(mem, SIM)
         with contextlib.redirect_stdout(sys.stderr):
             db.close()
+            if am_db is not None:
+                am_db.close()
         archive.close()
         af_eng = sa.create_engine(f"sqlite:///{af_path}")
         am_eng = sa.create_engine(f"sqlite:///{am_path}")
@@ -696,10 +728,14 @@ def identity(args: argparse.Namespace) -> int:
         diffs.append(f"Redis holds {redis_n} actions, AgentFarm's agent_actions {af_actions}")
     if others:
         print(f"drop-in's own tables (not compared): {', '.join(others)}")
+    if database:
+        print(f"the drop-in's transactions of the SimulationDatabase: {transactions[0]}")
+        if not transactions[0]:
+            diffs.append("database=: no row went through the SimulationDatabase")
     print(f"{len(diffs)} difference(s)" + (":" if diffs else ""))
     for d in diffs:
         print(f"  - {d}")
-    return 1 if diffs else 0
+    return len(diffs)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

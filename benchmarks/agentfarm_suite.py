@@ -21,7 +21,9 @@ twice in a subprocess, with AgentFarm's ``pytest.ini``:
    ``AgentFarmLogger`` over a ``Memory`` on ``--url`` and an ``Archive`` on the
    test database's own engine (``database.engine``), or on a fresh SQLite file
    when the test's database has no SQLAlchemy engine (a ``Mock``), with
-   ``config.buffer_size`` / ``config.commit_interval``.
+   ``config.buffer_size`` / ``config.commit_interval`` and ``database=database``:
+   the rows other than actions go through the test's database
+   (``database._execute_in_transaction``), as AgentFarm's logger writes them.
 
 Report: tests passing with the original, passing with the drop-in, and for each
 test that passes with the original but not with the drop-in, its name and the
@@ -98,7 +100,7 @@ def _make(module):
             config = config or config_cls()
             super().__init__(_memory(), _archive(database, simulation_id), simulation_id,
                              buffer_size=config.buffer_size,
-                             commit_interval=config.commit_interval)
+                             commit_interval=config.commit_interval, database=database)
             self.db = database
 
     DataLogger.__module__ = module.__name__

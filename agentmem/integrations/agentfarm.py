@@ -4,11 +4,13 @@
 AgentFarm's ``DataLogger`` (commit db2f8f27) with its signature and effect.
 Actions go to Redis (queryable at once) and to the archive's ``agent_actions``;
 everything else lands in the archive's other AgentFarm tables as AgentFarm's
-logger writes it (:mod:`agentmem.integrations.farmrows`). See
+logger writes it (:mod:`agentmem.integrations.farmrows`); with ``database=``
+(AgentFarm's ``SimulationDatabase``) through that database's transactions, as
+AgentFarm's logger does (:mod:`agentmem.integrations.farmsession`). See
 ``docs/agentfarm.md`` for the modes and what each can lose.
 
 May import: ``agentmem.backends``, ``agentmem.dualwrite``, ``agentmem.model``,
-``agentmem.config``, ``agentmem.errors``.
+``agentmem.config``, ``agentmem.errors``, the other ``agentmem.integrations`` modules.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import copy
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,6 +36,7 @@ from agentmem.integrations import farmrows
 from agentmem.integrations.farmrecall import AgentRecall, step_memory
 from agentmem.integrations.farmrows import id_text as _text
 from agentmem.integrations.farmrows import plain
+from agentmem.integrations.farmsession import FarmDatabase, SessionWriter
 from agentmem.model.records import Action
 
 __all__ = ["AgentFarmLogger", "AgentRecall", "LoggerDurability", "step_memory"]
@@ -40,24 +44,24 @@ __all__ = ["AgentFarmLogger", "AgentRecall", "LoggerDurability", "step_memory"]
 LoggerDurability = Literal["buffered", "redis", "archived"]
 
 
-def _with_bare_parents(archive: Archive, batches: Any) -> None:
-    farmrows.insert(archive, batches, bare_parents=True)
-
-
 class AgentFarmLogger:
     """AgentFarm's ``DataLogger`` protocol over a :class:`Memory` and an :class:`Archive`.
 
     ``durability`` says when ``log_agent_action`` has done its part
     (``docs/durability.md``): ``"buffered"`` (the default, like AgentFarm's own
-    logger) keeps the action in this process until the next flush, which stores
-    the buffered actions in Redis in one round trip; ``flush_if_needed()`` (once per
-    step) does that, so Redis holds every step's actions by the next step.
-    ``"redis"`` stores each action in Redis before returning, ``"archived"`` in
+    logger) keeps the action in this process until the next flush (once per step), which
+    sends them to Redis in one call and returns before its reply (``send_ahead``), read
+    by the logger's next call or a read through ``memory``: Redis holds every step's
+    actions by the next step. ``"redis"`` stores each action before returning, ``"archived"`` in
     Redis and the archive. ``buffer_size`` and ``commit_interval`` are AgentFarm's
     names and defaults (1000 rows, 30 s) for the archive's bulk writes;
     ``background=True`` (with ``"buffered"``) does the Redis and archive writes in
     a thread; ``archive_thread=True`` (not with either, nor with ``"archived"``) only the
-    archive writes (``docs/dualwrite.md``).
+    archive writes (``docs/dualwrite.md``). ``database``: AgentFarm's
+    ``SimulationDatabase`` of the archive's database (anything with
+    ``_execute_in_transaction(func)``); the rows of the tables other than
+    ``agent_actions`` are then written in its transactions, with
+    ``session.bulk_insert_mappings`` and ``session.add`` as AgentFarm's logger does.
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class AgentFarmLogger:
         journal: str | os.PathLike[str] | None = None,
         retry_interval: float = DEFAULT_RETRY_INTERVAL,
         archive_thread: bool = False,
+        database: FarmDatabase | None = None,
         send_ahead: bool = True,
     ) -> None:
         if not simulation_id:
@@ -94,6 +99,9 @@ class AgentFarmLogger:
         except SQLAlchemyError as exc:
             raise backend_error(exc) from exc
         archive.write_details_as_agentfarm()
+        self.database = database
+        self._session = None if database is None else SessionWriter(database, archive)
+        self._known: set[Any] = set()  # (the text of) agents that have an agents row
         self._simulation_known = False  # its simulations row: written before the first row
         self.writer = DualWriter(
             memory, archive, buffer_size=buffer_size, interval=commit_interval,
@@ -111,7 +119,8 @@ class AgentFarmLogger:
         self._step_buffer: list[dict[str, Any]] = []  # always empty: written at once
         self._last_commit_time = time.time()
         self._closed = False  # close() returned: every log_* call raises ConfigError
-        self._send_ahead = send_ahead and durability == "buffered" and not background
+        # each flush's Redis write: sent ahead (its reply read by the next call), or waited for
+        self._send = self.writer.send_many if send_ahead else self.writer.add_many
         # what is buffered here reaches the writer at interpreter exit and on SIGTERM too
         # (the writer turns SIGTERM into SystemExit; this hook runs before the writer's)
         atexit.register(self.close)
@@ -195,24 +204,18 @@ class AgentFarmLogger:
             self.flush_action_buffer()
 
     def _send_actions(self) -> None:
-        """Store the buffered actions in Redis (one call) and queue them for the archive.
-
-        They leave the buffer once the writer has taken them on (``DualWriter.accepted``:
-        stored, refused, journaled or queued), also when the call then raises (the archive
-        step failed; Redis refused some: they would be refused again) or is cut short by
-        Ctrl-C or SIGTERM (the writer journals a write whose reply it did not get; in
-        background mode, those queued before it count). The others stay, and the next
-        flush sends them again: after an error the writer kept from its thread (raised
-        before it took anything on), all of them."""
+        """Store the buffered actions in Redis (one call, sent ahead unless
+        ``send_ahead=False``) and queue them for the archive. They leave the buffer once
+        the writer has taken them on (``DualWriter.accepted``: sent, stored, refused,
+        journaled or queued), also when the call then raises or is cut short by Ctrl-C or
+        SIGTERM (the writer journals a write whose reply it did not get). The others stay
+        for the next flush: after an error the writer kept, all of them."""
         if not self._action_buffer:
             return
         actions = list(self._action_buffer)
         before = self.writer.accepted
         try:
-            if self._send_ahead:
-                self.writer.send_many(actions)
-            else:
-                self.writer.add_many(actions)
+            self._send(actions)
         except BaseException:
             del self._action_buffer[:self.writer.accepted - before]
             raise
@@ -246,20 +249,34 @@ class AgentFarmLogger:
             flush()
 
     def _flush_rows(self, table: str, buffer: list[dict[str, Any]]) -> None:
-        """Write a buffer's rows in one transaction; they stay buffered if that fails.
-        When a row's agent (``agent_id``, ``parent_id``, ``offspring_id``) has no
-        ``agents`` row yet, the pending actions are archived first: an agent known only by
-        its actions gets its (bare) row with them. An agent known neither way gets a bare
-        row (only its ids) in the rows' transaction, as an action's agent does, so one such
-        row never blocks the others; a later ``log_agent`` completes it."""
+        """Write a buffer's rows in one transaction (:meth:`_rows`); they stay buffered
+        if that fails."""
         if buffer:
             rows = list(buffer)
-            if farmrows.unknown_agents(  # (background mode: pending is not known here)
-                    self.archive, set(farmrows.referenced_agents(self.archive,
-                                                                 [(table, rows)]))):
-                self.flush_action_buffer()
-            self._insert(_with_bare_parents, [(table, rows)], exclusive=True)
+            self._rows([(table, rows)])
             del buffer[:len(rows)]
+
+    def _rows(self, batches: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Rows of tables other than ``agents``, in one transaction. When a row's agent
+        (``agent_id``, ``parent_id``, ``offspring_id``) has no ``agents`` row yet, the
+        pending actions are archived first: an agent known only by its actions gets its
+        (bare) row with them. An agent known neither way gets a bare row (only its ids)
+        in the rows' transaction, as an action's agent does, so one such row never
+        blocks the others; a later ``log_agent`` completes it."""
+        if self._closed:
+            self._refuse_closed()
+        refs = farmrows.referenced_agents(self.archive, batches)
+        unknown = farmrows.unknown_agents(  # (background mode: pending is not known here)
+            self.archive, {a for a in refs if _text(a) not in self._known})
+        self._known.update(_text(a) for a in refs if a not in unknown)
+        if unknown:
+            self.flush_action_buffer()
+        if self._session is not None:
+            self._insert(partial(self._session.insert, batches,
+                                 bare={a: refs[a] for a in unknown}), exclusive=True)
+        else:
+            self._insert(partial(farmrows.insert, self.archive, batches,
+                                 bare_parents=bool(unknown)), exclusive=bool(unknown))
 
     def log_health_incident(self, step_number: int, agent_id: str, health_before: float,
                             health_after: float, cause: str,
@@ -278,11 +295,9 @@ class AgentFarmLogger:
         if self._closed:
             self._refuse_closed()
         self._need("learning_experiences")
-        self._buffer(self._learning_exp_buffer, {
-            "simulation_id": self.simulation_id, "step_number": plain(step_number),
-            "agent_id": agent_id, "module_type": module_type, "module_id": plain(module_id),
-            "action_taken": plain(action_taken), "action_taken_mapped": action_taken_mapped,
-            "reward": plain(reward)}, self.flush_learning_buffer)
+        self._buffer(self._learning_exp_buffer, farmrows.learning_row(
+            self.simulation_id, step_number, agent_id, module_type, module_id, action_taken,
+            action_taken_mapped, reward), self.flush_learning_buffer)
 
     def log_reproduction_event(
             self, step_number: int, parent_id: str, offspring_id: str | None, success: bool,
@@ -294,35 +309,30 @@ class AgentFarmLogger:
         if self._closed:
             self._refuse_closed()
         self._need("reproduction_events")
-        self._buffer(self.reproduction_buffer, {
-            "simulation_id": self.simulation_id, "step_number": plain(step_number),
-            "parent_id": parent_id, "offspring_id": offspring_id, "success": success,
-            "parent_resources_before": plain(parent_resources_before),
-            "parent_resources_after": plain(parent_resources_after),
-            "offspring_initial_resources": plain(offspring_initial_resources),
-            "failure_reason": failure_reason, "parent_generation": plain(parent_generation),
-            "offspring_generation": plain(offspring_generation),
-            "parent_position_x": plain(parent_position[0]),
-            "parent_position_y": plain(parent_position[1])}, self.flush_reproduction_buffer)
+        self._buffer(self.reproduction_buffer, farmrows.reproduction_row(
+            self.simulation_id, step_number, parent_id, offspring_id, success,
+            parent_resources_before, parent_resources_after, offspring_initial_resources,
+            failure_reason, parent_generation, offspring_generation, parent_position),
+            self.flush_reproduction_buffer)
 
-    def _insert(self, how: Callable[[Archive, Any], None], rows: Any, *,
-                exclusive: bool = False) -> None:
-        """Rows of AgentFarm's other tables, written by ``how`` in one transaction, after
+    def _insert(self, work: Callable[[], None], *, exclusive: bool = False) -> None:
+        """Rows of AgentFarm's other tables, written by ``work`` in one transaction, after
         the simulation's ``simulations`` row (written bare only if nothing wrote it before
         the logger's first row: AgentFarm's runner writes its own first). A transaction
         that reads before it writes (that row, ``agents`` rows, which an archived action
-        may have written bare) runs with no archive write of the writer under way
-        (``DualWriter.archive_paused``): its thread would race it (a duplicate key on
-        PostgreSQL). Each transaction takes SQLite's write lock at its start
+        may have written bare), and every one of ``database=``, runs with no archive
+        write of the writer under way (``DualWriter.archive_paused``): its thread would
+        race it (a duplicate key on PostgreSQL, a locked SQLite file). Each transaction
+        of the archive takes SQLite's write lock at its start
         (:mod:`~agentmem.integrations.farmrows`), so other processes on the file wait."""
         if self._closed:
             self._refuse_closed()
-        exclusive = exclusive or how is farmrows.insert_agents or not self._simulation_known
+        exclusive = exclusive or self._session is not None or not self._simulation_known
         with self.writer.archive_paused() if exclusive else contextlib.nullcontext():
             if not self._simulation_known:
                 farmrows.ensure_simulation(self.archive, self.simulation_id)
                 self._simulation_known = True
-            how(self.archive, rows)
+            work()
 
     def _need(self, table: str) -> None:
         if table not in self.archive.tables.tables:
@@ -350,7 +360,10 @@ class AgentFarmLogger:
         """Write ``agents`` rows in one transaction (``log_agent``'s keys per entry; a
         missing required key raises ``ValueError`` and writes nothing)."""
         rows = [farmrows.agent_row(self.simulation_id, d) for d in agent_data_list]
-        self._insert(farmrows.insert_agents, rows)
+        self._insert(partial(farmrows.insert_agents, self.archive, rows)
+                     if self._session is None else
+                     partial(self._session.insert_agents, rows), exclusive=True)
+        self._known.update(r["agent_id"] for r in rows)
 
     def log_step(self, step_number: int, agent_states: Sequence[Sequence[Any]],
                  resource_states: Sequence[Sequence[Any]], metrics: Mapping[str, Any]
@@ -360,7 +373,7 @@ class AgentFarmLogger:
         tables = self.archive.tables.tables
         step = plain(step_number)
         sim = self.simulation_id if self.archive.generation == "current" else ""
-        self._insert(farmrows.insert, [
+        self._rows([
             ("agent_states", farmrows.agent_state_rows(sim, step, agent_states,
                                                        self.simulation_id)),
             ("resource_states", farmrows.resource_rows(self.simulation_id, step,
@@ -373,7 +386,7 @@ class AgentFarmLogger:
     def log_resource(self, resource_id: str, initial_amount: float,
                      position: tuple[float, float]) -> None:
         """Write a step-0 ``resource_states`` row now."""
-        self._insert(farmrows.insert, [("resource_states", farmrows.resource_rows(
+        self._rows([("resource_states", farmrows.resource_rows(
             self.simulation_id, 0, [(resource_id, initial_amount, position[0],
                                      position[1])]))])
 

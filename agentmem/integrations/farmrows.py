@@ -6,7 +6,9 @@ rows AgentFarm's would; :func:`insert` writes a batch of them in one
 transaction. ``agents`` rows replace the bare parent row the archive writes
 for an action whose agent was not logged yet (:func:`insert_agents`). Every
 write is a write transaction from its start (SQLite: ``BEGIN IMMEDIATE``), so
-several processes share one archive file. See ``docs/agentfarm.md``.
+several processes share one archive file. With ``database=``,
+:mod:`~agentmem.integrations.farmsession` writes the same rows through
+AgentFarm's database object instead. See ``docs/agentfarm.md``.
 """
 
 from __future__ import annotations
@@ -28,13 +30,17 @@ __all__ = [
     "agent_columns",
     "agent_row",
     "agent_state_rows",
+    "bare_agents",
     "ensure_simulation",
+    "fit",
     "health_row",
     "id_text",
     "insert",
     "insert_agents",
+    "learning_row",
     "plain",
     "referenced_agents",
+    "reproduction_row",
     "resource_rows",
     "step_row",
     "unknown_agents",
@@ -169,7 +175,35 @@ def health_row(simulation_id: str, step_number: int, agent_id: str, health_befor
             "details": json_text(details)}
 
 
-def _fit(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+def learning_row(simulation_id: str, step_number: int, agent_id: str, module_type: str,
+                 module_id: Any, action_taken: int, action_taken_mapped: str,
+                 reward: float) -> dict[str, Any]:
+    """A ``learning_experiences`` row (the original generation)."""
+    return {"simulation_id": simulation_id, "step_number": plain(step_number),
+            "agent_id": agent_id, "module_type": module_type, "module_id": plain(module_id),
+            "action_taken": plain(action_taken), "action_taken_mapped": action_taken_mapped,
+            "reward": plain(reward)}
+
+
+def reproduction_row(simulation_id: str, step_number: int, parent_id: str,
+                     offspring_id: str | None, success: bool, parent_resources_before: float,
+                     parent_resources_after: float, offspring_initial_resources: float | None,
+                     failure_reason: str | None, parent_generation: int,
+                     offspring_generation: int | None,
+                     parent_position: tuple[float, float]) -> dict[str, Any]:
+    """A ``reproduction_events`` row (the original generation)."""
+    return {"simulation_id": simulation_id, "step_number": plain(step_number),
+            "parent_id": parent_id, "offspring_id": offspring_id, "success": success,
+            "parent_resources_before": plain(parent_resources_before),
+            "parent_resources_after": plain(parent_resources_after),
+            "offspring_initial_resources": plain(offspring_initial_resources),
+            "failure_reason": failure_reason, "parent_generation": plain(parent_generation),
+            "offspring_generation": plain(offspring_generation),
+            "parent_position_x": plain(parent_position[0]),
+            "parent_position_y": plain(parent_position[1])}
+
+
+def fit(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
     """The row's values for the table's columns: a key the table lacks is left out,
     as AgentFarm's ``bulk_insert_mappings`` leaves it out (the other generation's)."""
     return {k: v for k, v in row.items() if k in table.c}
@@ -239,13 +273,14 @@ def insert(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, 
     def work(conn: Connection) -> None:
         if parents:
             table = archive.tables.tables["agents"]
-            missing = set(parents) - _existing_agents(conn, table, parents)
+            known = {id_text(a) for a in _existing_agents(conn, table, parents)}
+            missing = {a for a in parents if id_text(a) not in known}
             if missing:
                 conn.execute(table.insert(), [
                     {"agent_id": a, "simulation_id": parents[a]}
                     for a in sorted(missing, key=str)])
         for table, rows in todo:
-            conn.execute(table.insert(), [_fit(table, r) for r in rows])
+            conn.execute(table.insert(), [fit(table, r) for r in rows])
 
     _write(archive, work, parents_raced=bool(parents))
 
@@ -266,10 +301,10 @@ def unknown_agents(archive: Archive, agent_ids: set[Any]) -> set[Any]:
     table = archive.tables.tables["agents"]
     try:
         with archive.engine.connect() as conn:
-            known = _existing_agents(conn, table, agent_ids)
+            known = {id_text(a) for a in _existing_agents(conn, table, agent_ids)}
     except SQLAlchemyError as exc:
         raise backend_error(exc) from exc
-    return agent_ids - known
+    return {a for a in agent_ids if id_text(a) not in known}
 
 
 def ensure_simulation(archive: Archive, simulation_id: str) -> None:
@@ -304,21 +339,31 @@ def insert_agents(archive: Archive, rows: Sequence[Mapping[str, Any]]) -> None:
 
     def work(conn: Connection) -> None:
         bare = _bare_agents(conn, table, {r["agent_id"]: r["simulation_id"] for r in rows})
-        fresh = [_fit(table, r) for r in rows if r["agent_id"] not in bare]
+        fresh = [fit(table, r) for r in rows if r["agent_id"] not in bare]
         if fresh:
             conn.execute(table.insert(), fresh)
         for r in rows:
             if r["agent_id"] in bare:
                 conn.execute(update(table).where(table.c.agent_id == r["agent_id"])
-                             .values({k: v for k, v in _fit(table, r).items()
+                             .values({k: v for k, v in fit(table, r).items()
                                       if k != "agent_id"}))
 
     _write(archive, work)
 
 
-def _bare_agents(conn: Connection, table: Table, simulations: Mapping[Any, Any]) -> set[Any]:
-    """Those agents (agent id -> simulation id) the table holds as bare parent rows
-    of their simulation."""
+def bare_agents(archive: Archive, simulations: Mapping[Any, Any]) -> set[Any]:
+    """Those agents (agent id -> simulation id) the archive holds as bare parent rows of
+    their simulation (read outside any transaction of the caller)."""
+    if not simulations:
+        return set()
+    try:
+        with archive.engine.connect() as conn:
+            return _bare_found(conn, archive.tables.tables["agents"], simulations)
+    except SQLAlchemyError as exc:
+        raise backend_error(exc) from exc
+
+
+def _bare_found(conn: Connection, table: Table, simulations: Mapping[Any, Any]) -> set[Any]:
     agent_ids = list(simulations)
     found: set[Any] = set()
     for start in range(0, len(agent_ids), 500):
@@ -328,6 +373,14 @@ def _bare_agents(conn: Connection, table: Table, simulations: Mapping[Any, Any])
                 table.c.agent_id.in_(chunk),
                 *(table.c[name].is_(None) for name in _BARE if name in table.c))))
             if r[1] == simulations.get(r[0])}
+    return found
+
+
+def _bare_agents(conn: Connection, table: Table, simulations: Mapping[Any, Any]) -> set[Any]:
+    """Those agents (agent id -> simulation id) the table holds as bare parent rows
+    of their simulation; another row of one of them raises ``BackendError``."""
+    found = _bare_found(conn, table, simulations)
+    agent_ids = list(simulations)
     if len(found) != len(agent_ids):
         taken = conn.execute(select(table.c.agent_id).where(
             table.c.agent_id.in_([a for a in agent_ids if a not in found]))).first()
