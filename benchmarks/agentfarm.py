@@ -20,9 +20,10 @@ as ``action_target_id``, and 5% decision-module rows with ``module_type``,
                          record and the agents (``log_agents_batch``) are written
                          before the timed region, as AgentFarm does
   drop-in buffered       ``AgentFarmLogger(mem, open_archive(fresh file), sim)``
-  drop-in buffered, send_ahead=True
-                         the same with each step's Redis write sent ahead: its reply
-                         read at the next flush, so the server runs it meanwhile
+  drop-in buffered, send_ahead=False
+                         the same waiting for each step's Redis write (the default sends
+                         it ahead: its reply is read by the next flush, so the server
+                         runs it meanwhile)
   drop-in buffered, archive_thread=True
                          the same with the archive writes in a thread of their own
   drop-in background     the same with ``background=True``
@@ -258,7 +259,7 @@ def run_dropin(mode: str, mem: Any, admin: redis.Redis, steps: list[list[dict[st
     options: dict[str, Any] = {"buffered": {}, "background": {"background": True},
                                "redis": {"durability": "redis"},
                                "thread": {"archive_thread": True},
-                               "ahead": {"send_ahead": True}}[mode]
+                               "waiting": {"send_ahead": False}}[mode]
     logger = AgentFarmLogger(mem, archive, SIM, **options)
     logger.log_agents_batch(agent_batch(SIM))
     log, tick = logger.log_agent_action, logger.flush_if_needed
@@ -304,9 +305,9 @@ def run_floor(limits: ModuleType, admin: redis.Redis, n: int) -> dict[str, Any]:
 
 ROWS = {
     "agentfarm": "AgentFarm DataLogger (SQLite)",
-    "buffered": "drop-in buffered (default)",
+    "buffered": "drop-in buffered (default: sent ahead)",
     "thread": "drop-in buffered, archive_thread=True",
-    "ahead": "drop-in buffered, send_ahead=True",
+    "waiting": "drop-in buffered, send_ahead=False",
     "background": "drop-in background=True",
     "redis": "drop-in durability='redis'",
     "floor": "floor: lua_batch (limits.py, Redis only)",
@@ -326,7 +327,7 @@ def benchmark(args: argparse.Namespace) -> int:
     paths: list[tuple[str, Callable[[list[list[dict[str, Any]]], Path], dict[str, Any]]]] = []
     if fdb is not None:
         paths.append(("agentfarm", lambda s, t: run_agentfarm(fdb, s, t)))
-    for mode in ("buffered", "ahead", "thread", "background", "redis"):
+    for mode in ("buffered", "waiting", "thread", "background", "redis"):
         paths.append((mode, lambda s, t, m=mode: run_dropin(m, mem, admin, s, t)))
     if limits is not None:
         paths.append(("floor", lambda s, t: run_floor(

@@ -232,7 +232,7 @@ def run_process(steps: Steps, tmp: Path, admin: redis.Redis, mem: Any) -> dict[s
     buf: list[Any] = []
     lg = AgentFarmLogger.__new__(AgentFarmLogger)  # only its validation, on this buffer
     lg.durability, lg._action_buffer, lg._buffer_size = "buffered", buf, 10**9
-    lg.simulation_id = SIM
+    lg.simulation_id, lg._closed = SIM, False
     log = lg.log_agent_action
     k0 = sum(os.times()[2:4])  # the archiver's CPU, once it has been waited for
     r0 = server_cpu(admin)
@@ -284,7 +284,7 @@ def run_worker(steps: Steps, tmp: Path, admin: redis.Redis, mem: Any) -> dict[st
     buf: list[Any] = []
     lg = AgentFarmLogger.__new__(AgentFarmLogger)
     lg.durability, lg._action_buffer, lg._buffer_size = "buffered", buf, 10**9
-    lg.simulation_id = SIM
+    lg.simulation_id, lg._closed = SIM, False
     log = lg.log_agent_action
     k0 = sum(os.times()[2:4])
     r0 = server_cpu(admin)

@@ -46,7 +46,8 @@ from agentmem.integrations.agentfarm import AgentFarmLogger
 url, db, mode, sim, mark, ag = sys.argv[1:7]
 ag = int(ag)
 logger = AgentFarmLogger(agentmem.connect(url), open_archive(db), sim,
-                         background=mode == "background", commit_interval=3600)
+                         background=mode == "background", commit_interval=3600,
+                         send_ahead=mode == "ahead")
 atexit.register(print, "exiting", flush=True)  # runs before the logger's close (LIFO)
 
 def step(n, agents=ag, details=None):
@@ -60,6 +61,12 @@ logger.flush_action_buffer()  # stored and archived; the queue is empty
 print("ready", flush=True)
 if mode == "buffered":
     step(3, details={"tag": mark})  # its script runs, its reply is held: interrupted here
+elif mode == "ahead":
+    step(3, details={"tag": mark})  # sent ahead: returns; its script runs, its reply held
+    for a in range(ag):
+        logger.log_agent_action(4, f"a{a}", "move", reward=4.0)
+    print("flushing", flush=True)
+    logger.flush_if_needed()  # reads step 3's reply first: interrupted here
 else:
     step(3, agents=1, details={"tag": mark})  # the thread's write of it: reply held
     sys.stdin.readline()  # the test saw that write go: the queue is empty again
@@ -127,16 +134,22 @@ def _once(ids: list[str]) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+@pytest.mark.parametrize("mode", ["buffered", "ahead"])
 def test_an_interrupted_flush_whose_write_ran_is_not_stored_twice(
-        server: Any, r: redis.Redis, mem: agentmem.Memory, tmp_path: Path, sig: int) -> None:
+        server: Any, r: redis.Redis, mem: agentmem.Memory, tmp_path: Path, sig: int,
+        mode: str) -> None:
+    """buffered: the flush waits for its reply (send_ahead=False); ahead: the flush after
+    it reads the reply of the write sent ahead (the default)."""
     proxy, url = _relayed(server)
     path = tmp_path / "a.db"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, url, str(path), "buffered", SIM,
+    child = subprocess.Popen([sys.executable, "-c", CHILD, url, str(path), mode, SIM,
                               MARK, str(AG)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:
         _line(child, "ready")
         assert proxy.seen.wait(60), "step 3's write never reached Redis"
+        if mode == "ahead":
+            _line(child, "flushing")  # step 4 logged whole
         child.send_signal(sig)  # while it waits for the reply of a script that ran
         _line(child, "exiting")  # the flush was interrupted; the exit hooks run
         proxy.release()
@@ -147,7 +160,8 @@ def test_an_interrupted_flush_whose_write_ran_is_not_stored_twice(
             child.kill()
     assert child.returncode in (128 + sig, -sig), child.stderr.read() if child.stderr else ""
     in_redis, archived = _stored(mem, path, AG)
-    expected = sorted(f"a{a}-{n}-move" for n in range(4) for a in range(AG))
+    steps = 5 if mode == "ahead" else 4  # ahead: step 4's actions, still buffered, too
+    expected = sorted(f"a{a}-{n}-move" for n in range(steps) for a in range(AG))
     _once(in_redis)
     _once(archived)
     assert sorted(in_redis) == expected  # step 3 too: nothing lost
@@ -194,10 +208,11 @@ def _with_a_kept_error(mem: agentmem.Memory, path: Path, background: bool
                        ) -> AgentFarmLogger:
     """A logger whose writer's thread kept a ``DuplicateId`` of its archive write: another
     writer archived another ``a0-0-move``; steps 0 and 1 logged (an archive write is due
-    from 3 rows on, and the buffer never fills: 2 a step)."""
+    from 3 rows on, and the buffer never fills: 2 a step; each flush waits for its write,
+    so that step 1's flush finds the archive write due)."""
     logger = AgentFarmLogger(mem, open_archive(path), SIM, buffer_size=3,
                              commit_interval=3600, background=background,
-                             archive_thread=not background)
+                             archive_thread=not background, send_ahead=False)
     with open_archive(path) as other:
         other.write([Action(agent_id="a0", simulation_id=SIM, step_number=0,
                             action_type="move", action_id="a0-0-move", reward=99.0)])

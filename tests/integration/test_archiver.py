@@ -226,7 +226,8 @@ def test_a_failed_write_at_the_bound_never_makes_the_drop_in_store_a_step_twice(
     ``flush_if_needed`` sends the step's actions to Redis again."""
     with open_archive(db) as archive:  # noqa: F811
         _short_busy_timeout(archive, 1500)
-        lg = AgentFarmLogger(mem, archive, SIM, buffer_size=20, archive_thread=True)
+        lg = AgentFarmLogger(mem, archive, SIM, buffer_size=20, archive_thread=True,
+                             send_ahead=False)  # each flush stores its step before returning
         held: list[SharedLock] = []
         write = archive.write
         thread_calls = [0]

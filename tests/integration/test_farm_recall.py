@@ -16,14 +16,20 @@ TYPES = ["move", "gather", "attack"]
 
 
 def _trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Round trips: plans run (``_send``) and writes sent ahead (``start``)."""
     count = [0]
-    send = RedisRunner._send
+    send, start = RedisRunner._send, RedisRunner.start
 
     def counted(self, calls):  # type: ignore[no-untyped-def]
         count[0] += 1
         return send(self, calls)
 
+    def counted_start(self, plan):  # type: ignore[no-untyped-def]
+        count[0] += 1
+        return start(self, plan)
+
     monkeypatch.setattr(RedisRunner, "_send", counted)
+    monkeypatch.setattr(RedisRunner, "start", counted_start)
     return count
 
 

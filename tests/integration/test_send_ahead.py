@@ -1,0 +1,167 @@
+"""Writes sent ahead (``DualWriter.send_many``, ``RedisRunner.start``) against real servers.
+
+A write sent ahead returns before its reply; the writer's next call reads it. These
+tests check what that must not change: every action reaches Redis and the archive
+exactly once, a read through the same store sees the write, a refusal is raised (by
+the next call), and a server killed while the write is in flight loses nothing the
+writer took on (the journal's replay stores it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import agentmem
+from agentmem import Action, Memory, WriteError
+from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.writer import DualWriter
+from agentmem.integrations.agentfarm import AgentFarmLogger
+from agentmem.servers.local import LocalServer, find_binary
+
+SIM = "sim_ahead"
+
+
+def act(agent_id: str, step: int, action_type: str = "move", **fields: Any) -> Action:
+    return Action(agent_id=agent_id, simulation_id=SIM, step_number=step,
+                  action_type=action_type, **fields)
+
+
+def step_actions(step: int, agents: int = 5) -> list[Action]:
+    return [act(f"a{n}", step, reward=float(step)) for n in range(agents)]
+
+
+@pytest.fixture
+def private(tmp_path: Path) -> Iterator[LocalServer]:
+    if find_binary("redis") is None:
+        pytest.skip("no redis-server binary")
+    srv = LocalServer("redis", directory=tmp_path / "redis", appendonly=True,
+                      extra_args=("--appendfsync", "always")).start()
+    yield srv
+    srv.close()
+
+
+def test_send_many_returns_before_the_reply_and_the_next_call_reads_it(
+        mem: Memory, tmp_path: Path) -> None:
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        w.send_many(step_actions(0))
+        assert w.in_flight == 5
+        assert w.pending == 5
+        assert w.accepted == 5
+        w.send_many(step_actions(1))  # reads the first reply, sends the second
+        assert w.in_flight == 5
+        assert w.pending == 10
+        w.close()
+        assert w.in_flight == 0
+        assert archive.count(SIM) == 10
+    assert len(mem.actions.simulation_actions(SIM)) == 10
+
+
+def test_a_read_through_the_same_store_sees_the_write_in_flight(
+        mem: Memory, tmp_path: Path) -> None:
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        for step in range(20):
+            w.send_many(step_actions(step))
+            assert w.in_flight == 5
+            recent = mem.actions.recent("a3", 1)  # the runner reads the reply first
+            assert [a.step_number for a in recent] == [step]
+        with mem.batch() as b:
+            handle = b.actions.recent("a0", 100)
+        assert len(handle.result()) == 20
+        w.close()
+        assert archive.count(SIM) == 100
+
+
+def test_a_refused_record_is_raised_by_the_next_call_and_the_others_are_archived(
+        mem: Memory, tmp_path: Path) -> None:
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        first = w.add_many([act("a1", 1, action_id="a1-1-fixed")])
+        assert first is not None
+        w.send_many([act("a1", 1), act("a1", 1, action_id="a1-1-fixed"), act("a2", 1)])
+        with pytest.raises(WriteError) as info:
+            w.flush()
+        assert set(info.value.failed) == {1}
+        w.close()
+        assert archive.count(SIM) == 3  # the first write's one, and the two stored
+    assert len(mem.actions.simulation_actions(SIM)) == 3
+
+
+def test_bad_input_raises_at_send_many_and_sends_nothing(mem: Memory, tmp_path: Path) -> None:
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        with pytest.raises(agentmem.InvalidInput):
+            w.send_many([act("a1", 0), "not an action"])  # type: ignore[list-item]
+        assert w.in_flight == 0
+        assert w.accepted == 0
+        w.close()
+        assert archive.count(SIM) == 0
+
+
+def test_strict_writes_are_not_sent_ahead(mem: Memory, tmp_path: Path) -> None:
+    """strict=True raises connection errors at the call: it keeps no journal for a reply
+    lost later, so its writes wait for their reply."""
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive, strict=True)
+        w.send_many(step_actions(0))
+        assert w.in_flight == 0
+        assert w.pending == 5
+        w.close()
+
+
+@pytest.mark.parametrize("fault", ["killed before running it", "stopped then killed"])
+def test_a_server_killed_with_a_write_in_flight_loses_nothing(
+        private: LocalServer, tmp_path: Path, fault: str) -> None:
+    """The server (appendfsync always) dies with a write sent ahead whose reply the
+    writer never read: killed at once, or stopped with SIGSTOP (the write sent then
+    cannot run) and then killed. The next call finds the reply lost, journals the
+    actions, and once the server is back the replay stores those it lacks: Redis and the
+    archive hold every action taken on, once."""
+    mem = agentmem.connect(private.url, socket_connect_timeout=0.5, socket_timeout=2)
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive, retry_interval=0.05,
+                       journal=tmp_path / "journal")
+        w.send_many(step_actions(0))
+        w.send_many(step_actions(1))  # step 0 read back; step 1 in flight
+        assert private.process is not None
+        if fault == "stopped then killed":
+            os.kill(private.process.pid, signal.SIGSTOP)
+            w.send_many(step_actions(2))  # step 1 read (ran before the stop); 2 sent
+        private.kill()
+        w.send_many(step_actions(3))  # the reply in flight is lost: journaled
+        assert w.redis_down
+        private.start()
+        w.send_many(step_actions(4))  # replays the journal first, then writes
+        w.close()
+        steps = 5 if fault == "stopped then killed" else 4
+        assert archive.count(SIM) == 5 * steps
+    stored = mem.actions.simulation_actions(SIM)
+    ids = [a.action_id for a in stored]
+    assert len(ids) == len(set(ids)) == 5 * steps
+    mem.close()
+
+
+@pytest.mark.parametrize("send_ahead", [True, False])
+def test_the_dropin_sends_each_step_ahead_and_reads_see_it(
+        mem: Memory, tmp_path: Path, send_ahead: bool) -> None:
+    with open_archive(tmp_path / "a.db") as archive:
+        lg = AgentFarmLogger(mem, archive, SIM, send_ahead=send_ahead)
+        for step in range(10):
+            for agent in ("a1", "a2"):
+                lg.log_agent_action(step, agent, "move", reward=0.5)
+            lg.flush_if_needed()
+            assert lg.writer.in_flight == (2 if send_ahead else 0)
+            assert lg.needs_flush
+            assert [a.step_number for a in mem.actions.recent("a2", 1)] == [step]
+            got = lg.recall(["a1"], recent=3)
+            assert [a.step_number for a in got["a1"].recent] == \
+                list(range(step, max(step - 3, -1), -1))
+        lg.close()
+        assert archive.count(SIM) == 20
