@@ -71,6 +71,15 @@ def _ping_refused(exc: redis.ResponseError) -> BackendError | ConfigError:
     return BackendError(f"Redis answered PING with an error: {exc}")
 
 
+def _with_source(call: Call) -> Call:
+    """A script call as ``EVAL`` with the script's text: a call sent ahead runs even when
+    the server lacks the script and the caller never reads the ``NOSCRIPT`` reply (a
+    process killed after the send); the server hashes the text and runs its cached copy."""
+    if call.script is None or call.args[0] != "EVALSHA":
+        return call
+    return Call(("EVAL", call.script.source, *call.args[2:]), call.script, call.route)
+
+
 class RedisRunner:
     """Runs plans on a blocking redis-py client.
 
@@ -116,8 +125,9 @@ class RedisRunner:
     def start(self, plan: Plan[T]) -> Pending[T]:
         """Send ``plan``'s calls now and return without reading their replies
         (:mod:`agentmem.backends.inflight`): the server runs them while the caller goes
-        on. The calls are built and packed first, then the write in flight before it (if
-        any) is read, then these are sent: one write in flight at a time, in order. A
+        on. The calls are built and packed first (a script call as ``EVAL`` with its text,
+        so that it runs whether the server has the script or not), then the write in
+        flight before it (if any) is read, then these are sent: one at a time, in order. A
         failure to send raises here (:class:`Unavailable`); the outcome of the plan is
         :meth:`Pending.result`'s."""
         if self.pending_layout is not None:
@@ -130,7 +140,7 @@ class RedisRunner:
         sent: list[Call] = []
         try:
             with paused_gc(plan.bulk):
-                chunks = list(packed_chunks(conn, plan.calls, sent))
+                chunks = list(packed_chunks(conn, map(_with_source, plan.calls), sent))
             self.settle()
             for n, chunk in enumerate(chunks):
                 conn.send_packed_command([chunk], check_health=n == 0)

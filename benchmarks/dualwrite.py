@@ -13,6 +13,8 @@ the archive: ``close()`` included):
 - ``DualWriter redis``: ``DualWriter(mem, archive)`` (durability ``redis``, the
   default), ``add_many(step)`` per step, then ``close()``;
 - ``DualWriter buffered``: ``DualWriter(mem, archive, background=True)``, the same;
+- ``DualWriter redis, send_many``: the first with ``send_many(step)``: each step's write
+  sent ahead, its reply read by the next step's call (the server runs it meanwhile);
 - ``DualWriter redis, archive_thread``: ``DualWriter(mem, archive, archive_thread=True)``:
   the Redis writes on the caller's thread, the due archive writes in a thread of their
   own, the same;
@@ -139,13 +141,15 @@ def _redis_only(case: Case) -> None:
         case.mem.actions.add_many(step)
 
 
-def _writer(core: bool = False, **options: Any) -> Callable[[Case], None]:
+def _writer(core: bool = False, ahead: bool = False, **options: Any
+            ) -> Callable[[Case], None]:
     def run(case: Case) -> None:
         if core:
             case.archive._seq = None  # PostgreSQL without COPY: SQLAlchemy Core's INSERT
         w = DualWriter(case.mem, case.archive, **options)
+        write = w.send_many if ahead else w.add_many
         for step in case.steps:
-            w.add_many(step)
+            write(step)
         w.close()
     return run
 
@@ -376,6 +380,7 @@ PATHS: dict[str, PathSpec] = {
     "DualWriter redis": PathSpec(_writer()),
     "DualWriter buffered": PathSpec(_writer(background=True)),
     "DualWriter redis, archive_thread": PathSpec(_writer(archive_thread=True)),
+    "DualWriter redis, send_many": PathSpec(_writer(ahead=True)),
     "DualWriter redis, Core INSERT": PathSpec(_writer(core=True), ("postgresql",)),
     "probe: the outbox drained by a second process (not a DualWriter)":
         PathSpec(_worker_process, prepare=_start_drainer),

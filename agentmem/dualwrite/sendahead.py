@@ -47,7 +47,9 @@ class SendAhead:
     _lock: threading.RLock
     _buffer: list[Action]
     _queue: Any
-    _inflight: tuple[list[Action], Pending[list[Action]]] | None = None
+    _inflight: tuple[list[Action], Pending[list[Action]] | None] | None = None
+    _refused: tuple[Action, ...] = ()  # a write sent ahead refused whole: to store again
+    _store: Callable[[list[Action]], tuple[list[Action], WriteError | None]]
     _check_open: Callable[[], None]
     _raise_kept: Callable[[], None]
     _keep: Callable[[BaseException, str], None]
@@ -63,10 +65,13 @@ class SendAhead:
         Every action is validated first (``InvalidInput``, nothing sent). The reply is
         read by the writer's next call (or a read through the same store), which raises
         what this write's reply raised (``WriteError`` for refused records, after the
-        stored ones joined the archive buffer). The actions count in ``accepted`` once
-        sent. Where a write cannot be sent ahead (background mode, ``"archived"``,
-        ``strict=True``, a Redis Cluster, Redis unreachable or a replay due), this is
-        :meth:`add_many`.
+        stored ones joined the archive buffer; a write Redis refused whole, such as
+        ``OOM``, is raised and its actions stored by the next write, ``flush`` or
+        ``close``). The actions count in ``accepted`` once taken on, before the first
+        byte is sent: a call cut short while sending (Ctrl-C, SIGTERM) or unable to
+        send journals them. Where a write cannot be sent ahead (background mode,
+        ``"archived"``, ``strict=True``, a Redis Cluster, Redis unreachable or a replay
+        due), this is :meth:`add_many`.
         """
         self._check_open()
         items = list(actions)
@@ -75,47 +80,61 @@ class SendAhead:
                 raise InvalidInput(f"record {n}: expected an Action, got {type(a).__name__}")
         repo: Any = self.outbox.actions if self.outbox is not None else self.memory.actions
         start = getattr(repo.runner, "start", None)
+        fo = self.failover
         if self._queue is not None or self.durability == "archived" or start is None \
-                or self.failover is None:  # strict: a lost reply must be raised at the call
+                or fo is None:  # strict: a lost reply must be raised at the call
             self.add_many(items)
             return
         plan = type(repo).add_many.build(repo, items)  # bad input raises here
         plan = replace(plan, calls=list(plan.calls))  # built while the last write runs
         with self._io:
             self._settle()
-            fo = self.failover
-            if fo is not None and (fo.down or fo.needs_replay):
+            self._store_refused()
+            if fo.down or fo.needs_replay:
                 self.add_many(items)  # recovers, or journals while Redis is unreachable
                 return
             with self._lock:
                 due = self._due()
             if due:  # before the send: the archive reads the outbox, which lists the
                 self._archive_due()  # write in flight's records (not buffered yet)
+            with self._lock:
+                self.accepted += len(items)
+            self._inflight = (items, None)  # taken on: sent, journaled, or both
             try:
-                pending: Pending[list[Action]] = start(plan)
-            except Unavailable as exc:
-                if fo is None:
+                self._inflight = (items, start(plan))
+            except BaseException as exc:
+                self._inflight = None
+                if not isinstance(exc, (Unavailable, KeyboardInterrupt, SystemExit)):
+                    with self._lock:  # refused before anything was sent (a layout error)
+                        self.accepted -= len(items)
                     raise
-                with self._lock:  # nothing was sent, or a call without its reply
-                    fo.mark_down(exc, self._buffer)
-                self._lost(items, exc)
+                # not sent, or sent in part, or sent and cut short: journaled, and the
+                # replay stores those Redis lacks (docs/failover.md)
+                lost = exc if isinstance(exc, Unavailable) else Unavailable(
+                    f"a write sent ahead was interrupted ({type(exc).__name__}) while it "
+                    "was sent")
                 with self._lock:
-                    self.accepted += len(items)
-            else:
-                self._inflight = (items, pending)
-                with self._lock:
-                    self.accepted += len(items)
+                    fo.mark_down(lost, self._buffer)
+                refused = self._lost(items)
+                if not isinstance(exc, Unavailable):
+                    raise
+                if refused is not None:
+                    raise refused from None
         self._raise_kept()
 
     def _settle(self) -> None:
         """Read the reply of the write in flight, if any (called with ``_io`` held): its
-        stored actions join the archive buffer; its error is kept for the caller."""
+        stored actions join the archive buffer; its error is kept for the caller; the
+        actions of a write refused whole wait for the next write or flush, which stores
+        them first or raises the refusal (``_store_refused``)."""
         inflight, self._inflight = self._inflight, None
         if inflight is None:
             return
         items, pending = inflight
         fo = self.failover
         try:
+            if pending is None:  # cut short between the send and its bookkeeping
+                raise Unavailable("a write sent ahead was cut short: its reply is unknown")
             stored = pending.result()
         except WriteError as exc:
             try:
@@ -126,7 +145,7 @@ class SendAhead:
                     return
                 with self._lock:
                     fo.mark_down(again, self._buffer)
-                self._lost([a for n, a in enumerate(items) if n not in exc.failed], again)
+                self._lost([a for n, a in enumerate(items) if n not in exc.failed])
                 self._keep(exc, "a write sent ahead was refused in part")
                 return
             self._keep(exc, "a write sent ahead was refused in part")
@@ -136,10 +155,12 @@ class SendAhead:
                 return
             with self._lock:
                 fo.mark_down(exc, self._buffer)
-            self._lost(items, exc)
+            refused = self._lost(items)
+            if refused is not None:
+                self._keep(refused, "a write sent ahead lost its reply")
             return
-        except AgentMemError as exc:
-            self._keep(exc, "a write sent ahead failed")
+        except AgentMemError:  # refused whole (OOM, BUSY, ...): nothing stored; the next
+            self._refused = (*self._refused, *items)  # write stores them or raises why not
             return
         except BaseException as exc:  # Ctrl-C or SIGTERM while its reply was read
             if fo is not None:
@@ -147,21 +168,37 @@ class SendAhead:
                     fo.mark_down(Unavailable(f"the reply of a write sent ahead was "
                                              f"interrupted ({type(exc).__name__})"),
                                  self._buffer)
-                self._lost(items, exc)
+                self._lost(items)
             raise
         with self._lock:
             self._buffer.extend(stored)
 
-    def _lost(self, items: list[Action], exc: BaseException) -> None:
+    def _store_refused(self) -> None:
+        """Store the actions of a write sent ahead that Redis refused whole (called with
+        ``_io`` held, before a new write): they were taken on (``accepted``), so they are
+        stored before anything newer; a refusal again is raised and keeps them."""
+        if not self._refused:
+            return
+        again = list(self._refused)
+        stored, err = self._store(again)
+        self._refused = ()
+        with self._lock:
+            self._buffer.extend(stored)
+        if err is not None:
+            self._keep(err, "a write sent ahead was refused in part")
+
+    def _lost(self, items: list[Action]) -> WriteError | None:
         """Actions of a write whose reply was lost, with Redis marked down: journaled
         under the ids Redis would give them and buffered for the archive (the replay
-        finds them stored, or stores them)."""
+        finds them stored, or stores them). Returns the refusal of ids already taken."""
         with self._lock:
-            diverted, _ = self._divert(items)  # refused ids: taken, as Redis refuses
+            diverted, refused = self._divert(items)
             self._buffer.extend(diverted)
+        return refused
 
     @property
     def in_flight(self) -> int:
-        """Actions sent ahead whose reply is not read yet."""
+        """Actions sent ahead whose reply is not read yet, or that Redis refused whole
+        and the next write stores."""
         inflight = self._inflight
-        return 0 if inflight is None else len(inflight[0])
+        return (0 if inflight is None else len(inflight[0])) + len(self._refused)

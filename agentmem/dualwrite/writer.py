@@ -223,6 +223,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
             return None
         with self._io:
             self._settle()  # the write sent ahead first (send_many)
+            self._store_refused()
             stored, err = self._store(items)
             with self._lock:
                 self._buffer.extend(stored)
@@ -261,6 +262,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         if self._queue is None:
             with self._io:
                 self._settle()
+                self._store_refused()
                 self._recover()
                 with self._archive_lock:  # after the archiver's write in progress
                     n = self._archive_write()
@@ -281,6 +283,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
             n = 0
             with self._io:
                 self._settle()
+                self._store_refused()
                 self._recover()
                 with self._lock:
                     due = bool(self._buffer) and \

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 import agentmem
 from agentmem import Action, Memory, WriteError
 from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.outbox import drain
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.integrations.agentfarm import AgentFarmLogger
 from agentmem.servers.local import LocalServer, find_binary
@@ -165,3 +170,90 @@ def test_the_dropin_sends_each_step_ahead_and_reads_see_it(
                 list(range(step, max(step - 3, -1), -1))
         lg.close()
         assert archive.count(SIM) == 20
+
+
+KILLED_CHILD = """
+import os, signal, sys
+import agentmem
+from agentmem.backends.sql import open_archive
+from agentmem.integrations.agentfarm import AgentFarmLogger
+
+url, db, steps, per = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+lg = AgentFarmLogger(agentmem.connect(url), open_archive(db), "sim_ahead")
+for step in range(steps):
+    for a in range(per):
+        lg.log_agent_action(step, f"a{a}", "move", reward=1.0)
+    lg.flush_if_needed()  # the last one returns before its reply
+print("flushed", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_a_process_killed_right_after_a_flush_sent_ahead_loses_nothing_on_loopback(
+        private: LocalServer, tmp_path: Path, steps: int) -> None:
+    """SIGKILL right after the flush returned, with its write's reply unread. The write
+    runs anyway, even the process's first (sent as EVAL with the script's text: an
+    EVALSHA the server did not know would be refused, and nobody reads the refusal to
+    load the script); its outbox entries let the next writer archive it."""
+    db = tmp_path / "a.db"
+    per = 50
+    child = subprocess.run([sys.executable, "-c", KILLED_CHILD, private.url, str(db),
+                            str(steps), str(per)], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert "flushed" in child.stdout
+    mem = agentmem.connect(private.url)
+    wait_until = time.monotonic() + 10
+    while len(mem.actions.simulation_actions(SIM)) < steps * per:
+        assert time.monotonic() < wait_until, "the last write never ran"
+        time.sleep(0.05)
+    with open_archive(db) as archive:
+        drain(mem, archive, include_live=True)  # agentmem archive --all: its lease is live
+        assert archive.count(SIM) == steps * per
+    mem.close()
+
+
+def test_a_write_refused_whole_is_stored_by_the_next_write(private: LocalServer,
+                                                           tmp_path: Path) -> None:
+    """Redis refuses a whole write sent ahead (OOM: maxmemory below what it uses). Its
+    actions were taken on (the drop-in dropped them from its buffer): the next write
+    stores them first, or raises the refusal and keeps them; nothing is lost."""
+    mem = agentmem.connect(private.url)
+    admin = redis.Redis.from_url(private.url)
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        w.send_many(step_actions(0))
+        w.send_many(step_actions(1))  # step 0 read back
+        admin.config_set("maxmemory", "1")
+        w.send_many(step_actions(2))  # step 1 read back; step 2 refused whole (OOM)
+        with pytest.raises(agentmem.BackendError, match="maxmemory"):
+            w.send_many(step_actions(3))  # step 2 again first: refused again, raised
+        assert w.accepted == 15  # step 3 was not taken on: its caller keeps it
+        assert w.in_flight == 5  # step 2's actions, waiting
+        admin.config_set("maxmemory", "0")
+        w.send_many(step_actions(3))  # step 2 stored first, then step 3 sent
+        w.close()
+        assert archive.count(SIM) == 20
+    assert len(mem.actions.simulation_actions(SIM)) == 20
+    admin.close()
+    mem.close()
+
+
+def test_a_taken_id_is_raised_while_redis_is_unreachable(private: LocalServer,
+                                                         tmp_path: Path) -> None:
+    """A write sent ahead that cannot reach Redis is journaled; an action whose id the
+    writer knows is taken is refused with DuplicateId, as add_many refuses it."""
+    mem = agentmem.connect(private.url, socket_connect_timeout=0.5, socket_timeout=2)
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive, retry_interval=60, journal=tmp_path / "journal")
+        w.send_many([act("a1", 0, action_id="a1-0-x1")])
+        w.flush()
+        private.kill()
+        with pytest.raises(agentmem.DuplicateId):
+            w.send_many([act("a1", 0, action_id="a1-0-x1"), act("a2", 0)])
+        assert w.redis_down
+        private.start()
+        w.close()
+        assert archive.count(SIM) == 2
+    mem.close()
