@@ -37,6 +37,10 @@ def discard(w: DualWriter, match: Callable[[Action], bool],
         if unsent:
             w._unsent = [a for a in w._unsent if not match(a)]
             dropped += unsent
+        refused = [a for a in w._refused if match(a)]  # sent ahead, refused whole
+        if refused:
+            w._refused = tuple(a for a in w._refused if not match(a))
+            dropped += refused
         gone: set[int] = set()
         try:
             for a in w._buffer:

@@ -97,9 +97,9 @@ class SendAhead:
                 due = self._due()
             if due:  # before the send: the archive reads the outbox, which lists the
                 self._archive_due()  # write in flight's records (not buffered yet)
+            self._inflight = (items, None)  # taken on: sent, journaled, or both
             with self._lock:
                 self.accepted += len(items)
-            self._inflight = (items, None)  # taken on: sent, journaled, or both
             try:
                 self._inflight = (items, start(plan))
             except BaseException as exc:
@@ -180,7 +180,15 @@ class SendAhead:
         if not self._refused:
             return
         again = list(self._refused)
-        stored, err = self._store(again)
+        before = self.accepted
+        try:
+            stored, err = self._store(again)
+        except (KeyboardInterrupt, SystemExit):
+            if self.accepted != before:  # journaled (_interrupted), counted a second time
+                with self._lock:
+                    self.accepted = before
+                self._refused = ()
+            raise
         self._refused = ()
         with self._lock:
             self._buffer.extend(stored)

@@ -247,14 +247,16 @@ def agent_columns(table: Table) -> tuple[str, ...]:
 
 def referenced_agents(archive: Archive, batches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]]
                       ) -> dict[Any, Any]:
-    """The agents the rows of ``batches`` reference (agent id -> the row's simulation)."""
+    """The agents the rows of ``batches`` reference (agent id as the text the column
+    holds -> the row's simulation): ``7``, ``"7"`` and ``np.int64(7)`` are one agent, and
+    a text column is never compared with an integer (PostgreSQL refuses that)."""
     out: dict[Any, Any] = {}
     for name, rows in batches:
         columns = agent_columns(archive.tables.tables[name])
         for r in rows:
             for c in columns:
                 if r.get(c) is not None:
-                    out.setdefault(r[c], r.get("simulation_id"))
+                    out.setdefault(id_text(r[c]), r.get("simulation_id"))
     return out
 
 

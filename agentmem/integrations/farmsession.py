@@ -20,11 +20,12 @@ May import: ``agentmem.backends``, ``agentmem.errors``,
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import MetaData, Table, bindparam, exists, select
+from sqlalchemy import Engine, MetaData, Table, bindparam, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, registry
@@ -90,6 +91,23 @@ def _insert_missing(table: Table, dialect: str) -> Insert:
         ~exists().where(table.c.agent_id == a)))
 
 
+def same_database(a: Engine, b: Engine) -> bool:
+    """Whether two engines reach one database: the same SQLite file (an in-memory one
+    only through one engine), or the same host, port and database of one server kind."""
+    if a is b:
+        return True
+    ua, ub = a.url, b.url
+    if ua.get_backend_name() != ub.get_backend_name():
+        return False
+    if ua.get_backend_name() == "sqlite":
+        pa, pb = ua.database or ":memory:", ub.database or ":memory:"
+        if ":memory:" in (pa, pb) or pa.startswith("file:") or pb.startswith("file:"):
+            return pa == pb and ":memory:" not in pa
+        return os.path.realpath(pa) == os.path.realpath(pb)
+    same_port = ua.port is None or ub.port is None or ua.port == ub.port
+    return (ua.host or "", ua.database) == (ub.host or "", ub.database) and same_port
+
+
 class SessionWriter:
     """The rows of AgentFarm's tables other than ``agent_actions``, written in
     ``database._execute_in_transaction`` as AgentFarm's ``DataLogger`` writes them.
@@ -102,6 +120,12 @@ class SessionWriter:
         if not callable(getattr(database, "_execute_in_transaction", None)):
             raise ConfigError("database= needs an _execute_in_transaction(func) method "
                               "(AgentFarm's SimulationDatabase has one)")
+        engine = getattr(database, "engine", None)
+        if isinstance(engine, Engine) and not same_database(engine, archive.engine):
+            raise ConfigError(
+                f"database= writes to {engine.url.render_as_string(hide_password=True)!r} "
+                f"and the archive is {archive.location!r}: they must be one database (the "
+                "agents rows of archived actions are read and written in the archive)")
         self.database = database
         self.archive = archive
         self.models = models(archive.tables)

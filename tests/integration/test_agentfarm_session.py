@@ -322,3 +322,29 @@ def test_database_needs_agentfarms_transaction_method_and_close_still_ends(mem, 
             call()
     assert fdb.calls == calls
     assert agent_ids(archive, "health_incidents") == ["a1"]
+
+
+@pytest.mark.parametrize("with_database", [False, True])
+def test_int_and_text_ids_of_one_unknown_agent_are_one_bare_row(mem, farm, with_database):
+    """Health incidents and step states of agents never logged, named by ``7``, ``"7"``
+    and an int: one bare row each (the lookup compares text with text: PostgreSQL refused
+    an integer against the text column, and ``7``/``"7"`` were inserted twice)."""
+    archive, fdb, _ = farm
+    options: dict[str, Any] = {"database": fdb} if with_database else {}
+    with AgentFarmLogger(mem, archive, SIM, **options) as lg:
+        lg.log_health_incident(0, 7, 2.0, 1.0, "x")  # type: ignore[arg-type]
+        lg.log_health_incident(0, "7", 2.0, 1.0, "y")
+        lg.flush_health_buffer()
+        lg.log_step(0, [(11, 0.0, 0.0, 1.0, 1.0, 1.0, 0, False, 0.0, 0)], [],
+                    {"total_agents": 1})
+    assert sorted(r["agent_id"] for r in rows(archive, "agents")) == ["11", "7"]
+    assert agent_ids(archive, "health_incidents") == ["7", "7"]
+    assert agent_ids(archive, "agent_states") == ["11"]
+
+
+def test_database_on_another_database_than_the_archive_is_refused(mem, farm, tmp_path):
+    archive, _, _ = farm
+    other = FarmDb(sqlite_engine(tmp_path / "other.db"))
+    with pytest.raises(ConfigError, match="must be one database"):
+        AgentFarmLogger(mem, archive, SIM, database=other)
+    other.engine.dispose()

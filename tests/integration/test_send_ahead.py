@@ -257,3 +257,31 @@ def test_a_taken_id_is_raised_while_redis_is_unreachable(private: LocalServer,
         w.close()
         assert archive.count(SIM) == 2
     mem.close()
+
+
+def test_discard_drops_the_actions_of_a_write_refused_whole(private: LocalServer,
+                                                            tmp_path: Path) -> None:
+    """The AgentFarm drop-in's discard_pending_agents reaches the actions a write sent
+    ahead could not store (refused whole, waiting for the next write): never stored."""
+    mem = agentmem.connect(private.url)
+    admin = redis.Redis.from_url(private.url)
+    with open_archive(tmp_path / "a.db") as archive:
+        lg = AgentFarmLogger(mem, archive, SIM)
+        for step in range(2):
+            for a in ("a1", "a2"):
+                lg.log_agent_action(step, a, "move")
+            if step == 1:
+                admin.config_set("maxmemory", "1")
+            lg.flush_if_needed()  # step 1 sent ahead: refused whole (OOM)
+        mem.actions.recent("a2", 1)  # a read: the refusal is read back (and kept)
+        admin.config_set("maxmemory", "0")
+        # a1's: step 0's, stored and not archived (deleted from Redis), and step 1's,
+        # refused and waiting for the next write (never stored)
+        assert lg.discard_pending_agents(["a1"]) == 2
+        lg.close()
+        assert [(a.step_number, a.agent_id) for a in
+                sorted(mem.actions.simulation_actions(SIM),
+                       key=lambda a: (a.step_number, a.agent_id))] == [(0, "a2"), (1, "a2")]
+        assert archive.count(SIM) == 2
+    admin.close()
+    mem.close()
