@@ -2,6 +2,8 @@
 
 ``AGENTMEM_TEST_REDIS_URL`` points the "redis" kind at a server of your own; the
 tests FLUSHDB that database between tests, so it must be an empty database they own.
+The tests run in parallel processes (pytest-xdist, ``-n`` in pyproject.toml): only
+the first of them uses that database; each other one starts a server of its own.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ class Server:
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A server of each kind for the whole session (started here unless a URL is given)."""
     kind = request.param
-    url = os.environ.get(URL_ENV) if kind == "redis" else None
+    first = os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0"
+    url = os.environ.get(URL_ENV) if kind == "redis" and first else None
     if url:
         client = redis.Redis.from_url(url)
         try:

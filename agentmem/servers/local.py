@@ -8,13 +8,16 @@ import time.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -41,6 +44,35 @@ def find_binary(kind: Kind) -> str | None:
         return None
 
 
+class _Exited(Unavailable):
+    """The server process ended before it answered (e.g. its port was taken)."""
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Run the block with SIGINT and SIGTERM's Python handlers held: a signal that
+    arrives meanwhile is handled (e.g. KeyboardInterrupt raised) when the block ends.
+    In the main thread only (elsewhere Python delivers no signals anyway). A child
+    started meanwhile gets the default handlers back at its exec."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[tuple[int, Any]] = []
+    previous: dict[int, Callable[[int, Any], Any]] = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if callable(handler):
+            previous[sig] = handler
+            signal.signal(sig, lambda signum, frame: held.append((signum, frame)))
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        for signum, frame in held:
+            previous[signum](signum, frame)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -65,6 +97,8 @@ class LocalServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> LocalServer:
+        """Start the server and wait until it answers. A port chosen here (none was
+        given) that another process takes first is chosen again, up to three times."""
         binary = find_binary(self.kind)
         if binary is None:
             raise ConfigError(f"no {self.kind} server binary found")
@@ -72,9 +106,33 @@ class LocalServer:
             self._tmp = tempfile.TemporaryDirectory(prefix=f"agentmem-{self.kind}-")
             self.directory = Path(self._tmp.name)
         self.directory.mkdir(parents=True, exist_ok=True)
-        if not self.port:
-            self.port = free_port()
-        args = [
+        chosen = not self.port
+        for attempt in range(3 if chosen else 1):
+            if chosen:
+                self.port = free_port()
+            try:
+                # a Ctrl-C (or SIGTERM) arriving inside Popen, after the exec, would
+                # leave a running server no one holds: it is handled once it is held
+                with _signals_held():
+                    self.process = subprocess.Popen(self._args(binary),
+                                                    stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL)
+                self._wait_started(timeout)
+                return self
+            except _Exited:
+                self._abandon()
+                if attempt == (2 if chosen else 0):
+                    raise
+            except BaseException:
+                # not started (the timeout, or Ctrl-C while waiting): never leave the
+                # process running unrecorded
+                self._abandon()
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _args(self, binary: str) -> list[str]:
+        assert self.directory is not None
+        return [
             binary, *([str(self.config_file)] if self.config_file is not None else []),
             "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.directory), "--save", "",
@@ -82,23 +140,13 @@ class LocalServer:
             "--logfile", str(self.directory / f"{self.kind}.log"),
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-        try:
-            self._wait_started(timeout)
-        except BaseException:
-            # not started (an exit, the timeout, or Ctrl-C while waiting): never leave
-            # the process running unrecorded
-            self._abandon()
-            raise
-        return self
 
     def _wait_started(self, timeout: float) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise Unavailable(f"{self.kind} server exited with {self.process.returncode}")
+                raise _Exited(f"{self.kind} server exited with {self.process.returncode}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")

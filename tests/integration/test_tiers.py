@@ -227,6 +227,7 @@ def test_background_runner_maintains(mem: agentmem.Memory) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["valkey"], indirect=True)  # client logic: one kind
 def test_100_agents_2000_steps_within_limits_and_archived_once(
         server: Any, r: redis.Redis, archive: Archive) -> None:
     """The issue's run: small limits, maintenance every 10 steps. Redis never holds more
