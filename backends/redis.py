@@ -174,6 +174,22 @@ class RedisRunner:
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
             sent, replies = self._send(plan.calls)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise unavailable(exc) from exc
+        return self._parsed(plan, sent, replies)
+
+    def _finish(self, plan: Plan[T], sent: list[Call], replies: list[Any]) -> T:
+        """A started plan's replies read: scripts reloaded, parsed, follow-ups run."""
+        out = self._parsed(plan, sent, replies)
+        if isinstance(out, FollowUp):
+            done: T = run_through(self._run_once, out.plan)
+            return done
+        return out
+
+    def _parsed(self, plan: Plan[T], sent: list[Call], replies: list[Any]) -> T | FollowUp:
+        """``plan``'s result from its replies, calls refused with ``NOSCRIPT`` sent again
+        first; a follow-up plan returned, not run."""
+        try:
             self._reload_missing(sent, replies)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
@@ -181,18 +197,6 @@ class RedisRunner:
             return plan.parse(mapped(replies))
         except FollowUp as more:
             return more
-
-    def _finish(self, plan: Plan[T], sent: list[Call], replies: list[Any]) -> T:
-        """A started plan's replies read: scripts reloaded, parsed, follow-ups run."""
-        try:
-            self._reload_missing(sent, replies)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise unavailable(exc) from exc
-        try:
-            return plan.parse(mapped(replies))
-        except FollowUp as more:
-            out: T = run_through(self._run_once, more.plan)
-            return out
 
     def _reload_missing(self, sent: list[Call], replies: list[Any]) -> None:
         """Calls refused with ``NOSCRIPT`` (they did not run): load their scripts and send
@@ -350,6 +354,9 @@ class Memory(_Memory[RedisRunner]):
 
     @property
     def client(self) -> redis.Redis:
+        """The redis-py client, for commands of your own. A write sent ahead
+        (:meth:`RedisRunner.start`) is settled first: what the client reads includes it."""
+        self.runner.settle()
         client: redis.Redis = self.runner.client
         return client
 

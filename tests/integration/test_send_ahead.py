@@ -84,6 +84,24 @@ def test_a_read_through_the_same_store_sees_the_write_in_flight(
         assert archive.count(SIM) == 100
 
 
+def test_commands_of_your_own_through_the_client_see_the_write_in_flight(
+        mem: Memory, tmp_path: Path) -> None:
+    """``mem.client`` (the redis-py client, used by the integrity walk and the
+    CLI's stats too) settles the write sent ahead before it is handed out."""
+    from agentmem.backends.masters import scan_keys
+
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        for step in range(5):
+            w.send_many(step_actions(step))
+            assert w.in_flight == 5
+            assert mem.client.zcard("agent:a3:action:timeline") == step + 1
+        w.send_many(step_actions(5))
+        keys = set(scan_keys(mem, "agent:a0:action:*", 1000))  # the CLI's stats, check()
+        assert b"agent:a0:action:a0-5-move" in keys
+        w.close()
+
+
 def test_a_refused_record_is_raised_by_the_next_call_and_the_others_are_archived(
         mem: Memory, tmp_path: Path) -> None:
     with open_archive(tmp_path / "a.db") as archive:
