@@ -249,8 +249,10 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         background thread waits), for other rows of the same archive written in their own
         transaction that must not race them (the AgentFarm drop-in's ``agents`` rows,
         which an archived action may have written bare). Do not wait in it for the
-        background thread (``flush``)."""
-        with self._io, self._archive_lock:
+        background thread (``flush``). Every archive write of the writer holds
+        ``_archive_lock``; its Redis writes (``_io``) go on meanwhile, so a hung Redis
+        does not hold the block up."""
+        with self._archive_lock:
             yield
 
     def flush(self) -> int:

@@ -8,8 +8,12 @@ fixture says so (skipped without a server).
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -137,6 +141,42 @@ def test_discard_right_after_redis_died_returns_the_count_and_keeps_the_stored(
     steps = sorted((a.agent_id, a.step_number) for a in archive.read(SIM))
     assert steps == [("a0", 0), ("a0", 1), ("a0", 2), ("a0", 4),
                      ("a1", 0), ("a1", 1), ("a1", 2)]
+    archive.close()
+    mem.close()
+
+
+def test_rows_do_not_wait_for_a_hung_redis_in_background_mode(
+        private_redis: LocalServer, tmp_path: Path) -> None:
+    """background=True: the thread's Redis write hangs (the server SIGSTOPped, a 30 s
+    socket timeout). ``log_agent`` (a transaction run with no archive write under way)
+    returns while Redis is still stopped, instead of waiting for the thread's Redis
+    call; once the server runs again, both stores hold everything."""
+    mem = agentmem.connect(private_redis.url, socket_timeout=30)
+    archive = open_archive(tmp_path / "a.db")
+    lg = AgentFarmLogger(mem, archive, SIM, durability="buffered", background=True)
+    lg.log_agent("a0", 0, "SystemAgent", (0.0, 0.0), 1.0, 1.0)
+    assert private_redis.process is not None
+    pid = private_redis.process.pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        lg.log_agent_action(0, "a0", "move")
+        lg.flush_if_needed()  # handed to the thread, whose Redis call now hangs
+        time.sleep(0.5)
+        done = threading.Event()
+        caller = threading.Thread(target=lambda: (
+            lg.log_agent("a1", 0, "SystemAgent", (1.0, 1.0), 1.0, 1.0), done.set()))
+        caller.start()
+        returned = done.wait(10)
+        stopped = Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] == "T"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    caller.join()
+    assert returned, "log_agent waited for the hung Redis"
+    assert stopped  # it returned while Redis was still stopped
+    lg.close()
+    assert sorted(r["agent_id"] for r in rows(archive, "agents")) == ["a0", "a1"]
+    assert [a.agent_id for a in archive.read(SIM)] == ["a0"]
+    assert [a.step_number for a in mem.actions.timeline("a0")] == [0]
     archive.close()
     mem.close()
 
