@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agentmem.backends.inflight import Pending
-from agentmem.errors import AgentMemError, InvalidInput, Unavailable, WriteError
+from agentmem.errors import AgentMemError, DuplicateId, InvalidInput, Unavailable, WriteError
 from agentmem.model.records import Action
 
 if TYPE_CHECKING:
@@ -67,9 +67,10 @@ class SendAhead:
         what this write's reply raised (``WriteError`` for refused records, after the
         stored ones joined the archive buffer; a write Redis refused whole, such as
         ``OOM``, is raised and its actions stored by the next write, ``flush`` or
-        ``close``). The actions count in ``accepted`` once taken on, before the first
-        byte is sent: a call cut short while sending (Ctrl-C, SIGTERM) or unable to
-        send journals them. Where a write cannot be sent ahead (background mode,
+        ``close``; so are the records of those of its calls the server refused
+        whole). The actions count in ``accepted`` once taken on, before the first byte
+        is sent: a call cut short while sending (Ctrl-C, SIGTERM) or unable to send
+        journals them. Where a write cannot be sent ahead (background mode,
         ``"archived"``, ``strict=True``, a Redis Cluster, Redis unreachable or a replay
         due), this is :meth:`add_many`.
         """
@@ -148,7 +149,16 @@ class SendAhead:
                 self._lost([a for n, a in enumerate(items) if n not in exc.failed])
                 self._keep(exc, "a write sent ahead was refused in part")
                 return
-            self._keep(exc, "a write sent ahead was refused in part")
+            # records of a call the server refused whole (OOM, BUSY, ...) wait for the next
+            # write, as a write refused whole does; the records refused for themselves
+            # (a taken id, a key of another type) are raised
+            whole = sorted(n for n, why in exc.failed.items()
+                           if not why.startswith(RECORD_REASONS))
+            if whole:
+                self._refused = (*self._refused, *(items[n] for n in whole))
+            if len(whole) < len(exc.failed):
+                self._keep(exc if not whole else _without(exc, whole, len(items)),
+                           "a write sent ahead was refused in part")
         except Unavailable as exc:  # its reply was lost: the write may have run
             if fo is None:  # strict: no journal, the outcome stays unknown
                 self._keep(exc, "a write sent ahead lost its reply")
@@ -210,3 +220,20 @@ class SendAhead:
         and the next write stores."""
         inflight = self._inflight
         return (0 if inflight is None else len(inflight[0])) + len(self._refused)
+
+
+RECORD_REASONS = ("EXISTS", "WRONGTYPE")
+"""How the reason of a record refused for itself begins (``WriteError.failed``); any
+other reason is its call's, refused whole by the server (``OOM``, ``BUSY``, ...)."""
+
+
+def _without(exc: WriteError, kept: list[int], total: int) -> WriteError:
+    """``exc`` without the records ``kept`` for the next write."""
+    failed = {n: why for n, why in exc.failed.items() if n not in set(kept)}
+    n, reason = min(failed.items())
+    cls = DuplicateId if all(why.startswith("EXISTS") for why in failed.values()) \
+        else WriteError
+    out = cls(f"{len(failed)} of {total} records refused (record {n}: {reason}); the others "
+              "were stored or wait for the next write", stored=exc.stored, failed=failed)
+    out.__cause__ = exc
+    return out

@@ -258,6 +258,39 @@ def test_a_write_refused_whole_is_stored_by_the_next_write(private: LocalServer,
     mem.close()
 
 
+def test_records_of_a_call_refused_whole_in_a_step_of_several_wait_for_the_next_write(
+        private: LocalServer, tmp_path: Path) -> None:
+    """A step sent ahead as several script calls (``batch_size``): the first runs and
+    fills the server to ``maxmemory``, the later ones are refused (OOM). The records
+    stored join the archive buffer, the refused ones wait for the next write, which
+    stores them once the server has room; nothing is raised for them and nothing is
+    lost."""
+    mem = agentmem.connect(private.url, batch_size=20)
+    admin = redis.Redis.from_url(private.url)
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        w.send_many(step_actions(0))
+        w.flush()
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", str(used + 150_000))  # room for a call or two
+        step = [act(f"a{n % 5}", 1 + n // 5, details={"pad": "x" * 2_000})
+                for n in range(100)]  # 5 calls of 20, each about 60 kB
+        w.send_many(step)
+        with pytest.raises(agentmem.BackendError, match="maxmemory"):
+            w.flush_if_needed()  # the reply read; the refused records tried again: OOM
+        assert 0 < w.in_flight < 100  # the records of the refused calls wait
+        waiting = w.in_flight
+        admin.config_set("maxmemory", "0")
+        w.send_many(step_actions(100))  # stores the waiting ones first
+        w.close()
+        assert w.accepted == 5 + 100 + 5
+        assert archive.count(SIM) == 110
+    assert len(mem.actions.simulation_actions(SIM)) == 110
+    assert waiting >= 20
+    admin.close()
+    mem.close()
+
+
 def test_a_taken_id_is_raised_while_redis_is_unreachable(private: LocalServer,
                                                          tmp_path: Path) -> None:
     """A write sent ahead that cannot reach Redis is journaled; an action whose id the
