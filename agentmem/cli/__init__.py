@@ -21,6 +21,7 @@ import click
 from agentmem.cli import inspecting, maintenance, migrating, pinning, running
 from agentmem.cli.exits import PIPE, failure
 from agentmem.cli.stores import Stores
+from agentmem.dualwrite.signals import exit_on_sigterm
 
 
 class _Group(click.Group):
@@ -75,6 +76,9 @@ def main(ctx: click.Context, data: str | None, redis_url: str | None,
 
     Start with `agentmem demo`.
     """
+    # SIGTERM (`timeout`, systemd, `kill`) unwinds like Ctrl-C, exit status 143: the
+    # embedded server the command started is stopped, even while it starts
+    exit_on_sigterm()
     if not os.environ.get("AGENTMEM_DEBUG"):
         # the command's own one-line error says what failed: the library's warnings
         # (e.g. a dual writer journaling while the server is away) are not printed

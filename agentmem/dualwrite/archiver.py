@@ -24,7 +24,8 @@ whole write and takes the buffer's lock (``_lock``) only to copy the buffer and,
 once the archive committed, to drop what it archived from the buffer's head.
 Everything that changes the buffer other than by appending holds
 ``_archive_lock`` first, so the head the thread archived is still the head it
-drops. Lock order everywhere: ``_io``, then ``_archive_lock``, then ``_lock``; the
+drops. Lock order everywhere: ``_io``, then ``_archive_lock``, then ``_sql`` (held
+around the archive's SQL statements only: ``archive_paused()``), then ``_lock``; the
 thread never takes ``_io`` (an earlier version did, and the caller, taking it again at
 once for its next write, kept it from the thread for many writes). The thread does
 not read the outbox: it acknowledges its copy's keys as the outbox's head, which they
@@ -51,6 +52,7 @@ from collections.abc import Callable
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.dualwrite.failover import Failover
+from agentmem.dualwrite.locks import WriterLock
 from agentmem.dualwrite.outbox import Outbox, read_actions
 from agentmem.errors import AgentMemError, BackendError, Unavailable
 from agentmem.model.records import Action
@@ -85,8 +87,9 @@ class ArchiveSide:
     _discarded: set[str]
     _last_write: float
     _lock: threading.RLock
-    _archive_lock: threading.RLock
-    _io: threading.RLock
+    _archive_lock: WriterLock
+    _sql: threading.RLock
+    _io: WriterLock
     _error_lock: threading.Lock
     _archive_error: AgentMemError | None
     _listing_needed: bool = False
@@ -158,7 +161,8 @@ class ArchiveSide:
         self._settle()  # a write sent ahead: its records are listed in the outbox
         try:
             if fo is not None:
-                fo.apply_renames()
+                with self._sql:
+                    fo.apply_renames()
             listed, own, extra = self._archive_batch()
         except Exception as exc:
             raise as_agentmem_error(exc, "the archive write failed") from exc
@@ -203,7 +207,8 @@ class ArchiveSide:
         stays), not ``_lock`` (the caller may append meanwhile)."""
         batch = own + extra
         try:
-            n = self.archive.write(batch) if batch else 0
+            with self._sql:  # archive_paused() waits for it
+                n = self.archive.write(batch) if batch else 0
         except Exception as exc:
             raise as_agentmem_error(exc, "the archive write failed") from exc
         acked = False

@@ -45,6 +45,7 @@ def wait_for_thread(w: DualWriter, *, archive: bool = True) -> None:
     ``archive``, archived it)."""
     assert w._queue is not None
     assert w._thread is not None
+    w._pausing.refuse("waiting for the background thread")  # it may wait for the block
     if not w._thread.is_alive():
         raise BackendError("the background writer is not running")
     marker = Flush(archive=archive)

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agentmem.backends.inflight import Pending
+from agentmem.dualwrite.locks import WriterLock
 from agentmem.errors import AgentMemError, DuplicateId, InvalidInput, Unavailable, WriteError
 from agentmem.model.records import Action
 
@@ -43,7 +44,7 @@ class SendAhead:
     outbox: Outbox | None
     durability: str
     accepted: int
-    _io: threading.RLock
+    _io: WriterLock
     _lock: threading.RLock
     _buffer: list[Action]
     _queue: Any

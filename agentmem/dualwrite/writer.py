@@ -51,6 +51,7 @@ from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, 
 from agentmem.dualwrite.fallback import FallbackReads
 from agentmem.dualwrite.ids import held, seed_retired
 from agentmem.dualwrite.journal import Journal
+from agentmem.dualwrite.locks import Pausing, WriterLock
 from agentmem.dualwrite.outbox import DrainReport, Outbox, drain
 from agentmem.dualwrite.sendahead import SendAhead
 from agentmem.dualwrite.signals import exit_on_sigterm
@@ -119,7 +120,10 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         self.background = background
         self._clock = clock
         self._lock = threading.RLock()  # guards _buffer and _last_write
-        self._archive_lock = threading.RLock()  # one archive write at a time (archiver.py)
+        self._pausing = Pausing()  # per thread: inside archive_paused() (locks.py)
+        # one archive write at a time (archiver.py)
+        self._archive_lock = WriterLock(self._pausing, "_archive_lock")
+        self._sql = threading.RLock()  # the archive's SQL statements of this writer
         self._archive_error: AgentMemError | None = None  # the archiver's, until healed
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
         self._discarded: set[str] = set()  # outbox keys of discarded actions
@@ -136,7 +140,8 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         in Redis (or refused by it), journaled, or queued for the thread. A call cut short
         by Ctrl-C or SIGTERM counts those it took on before (``docs/dualwrite.md``)."""
         self.strict = strict
-        self._io = threading.RLock()  # one Redis write, replay or fallback read at a time
+        # one Redis write, replay or fallback read at a time
+        self._io = WriterLock(self._pausing, "_io")
         self.failover: Failover | None = None
         self.outbox: Outbox | None = Outbox(memory, lease=settings.lease)
         """This writer's outbox (``docs/durability.md``), on one server or a cluster."""
@@ -246,13 +251,13 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
     @contextlib.contextmanager
     def archive_paused(self) -> Iterator[None]:
         """A block in which none of this writer's archive writes runs (its archive or
-        background thread waits), for other rows of the same archive written in their own
-        transaction that must not race them (the AgentFarm drop-in's ``agents`` rows,
-        which an archived action may have written bare). Do not wait in it for the
-        background thread (``flush``). Every archive write of the writer holds
-        ``_archive_lock``; its Redis writes (``_io``) go on meanwhile, so a hung Redis
-        does not hold the block up."""
-        with self._archive_lock:
+        background thread waits before its SQL statements), for other rows of the same
+        archive written in their own transaction that must not race them (the AgentFarm
+        drop-in's ``agents`` rows, which an archived action may have written bare). The
+        writer's Redis calls go on meanwhile: the block waits for an SQL statement of the
+        writer under way, never for Redis. No call of the writer may be made inside it
+        (:class:`ConfigError`: its threads may be waiting for the block's end)."""
+        with self._pausing.block(self._sql):
             yield
 
     def flush(self) -> int:

@@ -44,8 +44,13 @@ def find_binary(kind: Kind) -> str | None:
         return None
 
 
-class _Exited(Unavailable):
-    """The server process ended before it answered (e.g. its port was taken)."""
+class ServerExited(Unavailable):
+    """The server process ended before it answered; ``port_taken`` when its log says
+    its port was in use."""
+
+    def __init__(self, message: str, *, port_taken: bool) -> None:
+        super().__init__(message)
+        self.port_taken = port_taken
 
 
 @contextlib.contextmanager
@@ -67,10 +72,19 @@ def _signals_held() -> Iterator[None]:
     try:
         yield
     finally:
+        failure: BaseException | None = None
         for number, handler in previous.items():
-            signal.signal(number, handler)
-        for signum, frame in held:
-            previous[signum](signum, frame)
+            try:
+                signal.signal(number, handler)  # (runs a handler now due: it may raise)
+            except BaseException as exc:  # the handler is in place; the others still go
+                failure = failure or exc
+        for signum, frame in held:  # every one, in order; the first exception is raised
+            try:
+                previous[signum](signum, frame)
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 def free_port() -> int:
@@ -113,15 +127,15 @@ class LocalServer:
             try:
                 # a Ctrl-C (or SIGTERM) arriving inside Popen, after the exec, would
                 # leave a running server no one holds: it is handled once it is held
-                with _signals_held():
+                with open(self._errors, "wb") as errors, _signals_held():
                     self.process = subprocess.Popen(self._args(binary),
                                                     stdout=subprocess.DEVNULL,
-                                                    stderr=subprocess.DEVNULL)
+                                                    stderr=errors)
                 self._wait_started(timeout)
                 return self
-            except _Exited:
+            except ServerExited as exc:
                 self._abandon()
-                if attempt == (2 if chosen else 0):
+                if not (chosen and exc.port_taken) or attempt == 2:
                     raise
             except BaseException:
                 # not started (the timeout, or Ctrl-C while waiting): never leave the
@@ -146,7 +160,10 @@ class LocalServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise _Exited(f"{self.kind} server exited with {self.process.returncode}")
+                said = self._log_tail()
+                raise ServerExited(f"{self.kind} server on port {self.port} exited with "
+                              f"{self.process.returncode}" + (f": {said}" if said else ""),
+                              port_taken="Address already in use" in said)
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
                     s.sendall(b"PING\r\n")
@@ -158,6 +175,26 @@ class LocalServer:
                 pass
             time.sleep(0.02)
         raise Unavailable(f"{self.kind} server did not start on port {self.port}")
+
+    @property
+    def _errors(self) -> Path:
+        """Where the server's standard error goes (a configuration it refuses)."""
+        assert self.directory is not None
+        return self.directory / f"{self.kind}.stderr"
+
+    def _log_tail(self, lines: int = 3) -> str:
+        """What the server said before it exited: its standard error, else the last
+        lines of its log."""
+        assert self.directory is not None
+        for path in (self._errors, self.directory / f"{self.kind}.log"):
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue
+            said = [line.strip() for line in text.splitlines() if line.strip()]
+            if said:
+                return " | ".join(said[-lines:])
+        return ""
 
     def _abandon(self) -> None:
         """Stop a process that did not finish starting (SIGKILL when it does not stop,

@@ -150,11 +150,11 @@ def _servers_in(folder: Path) -> list[int]:
 
 
 def _interrupt_while_stopped(cli: subprocess.Popen[bytes], server: int, data: Path,
-                            logged: int) -> tuple[int, str]:
-    """SIGINT the command while its server is stopped (SIGSTOP); let the server go on
-    once the command has asked it to end (SIGTERM). The command's status and standard
-    error."""
-    cli.send_signal(signal.SIGINT)
+                            logged: int, sig: int = signal.SIGINT) -> tuple[int, str]:
+    """SIGINT (or ``sig``) the command while its server is stopped (SIGSTOP); let the
+    server go on once the command has asked it to end (SIGTERM). The command's status
+    and standard error."""
+    cli.send_signal(sig)
     while cli.poll() is None and not _asked_to_end(server, data, logged):
         pass
     with contextlib.suppress(ProcessLookupError):  # already gone: what the test wants
@@ -163,10 +163,14 @@ def _interrupt_while_stopped(cli: subprocess.Popen[bytes], server: int, data: Pa
     return cli.returncode, err.decode()
 
 
-def test_ctrl_c_while_the_embedded_server_starts_leaves_no_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("sig", "code", "said"),
+                         [(signal.SIGINT, CODE["interrupted"], "Error: interrupted"),
+                          (signal.SIGTERM, 143, "")], ids=["SIGINT", "SIGTERM"])
+def test_ctrl_c_while_the_embedded_server_starts_leaves_no_server(
+        tmp_path: Path, sig: int, code: int, said: str) -> None:
     """The server process is caught as it starts (SIGSTOP: it does not answer yet), the
-    command gets SIGINT: it exits with 130 and stops that process; the next command
-    starts one server, which it stops too."""
+    command gets SIGINT (Ctrl-C: it exits with 130) or SIGTERM (`timeout`, `kill`: 143)
+    and stops that process; the next command starts one server, which it stops too."""
     _embedded_binary()
     data = tmp_path / "data"
     ok(["--data", str(data), "demo", "--agents", "2", "--steps", "3"])
@@ -183,10 +187,10 @@ def test_ctrl_c_while_the_embedded_server_starts_leaves_no_server(tmp_path: Path
             continue
         os.kill(server, signal.SIGSTOP)
         started = (data / "valkey" / "server.json").exists()
-        code, err = _interrupt_while_stopped(cli, server, data, logged)
+        status, err = _interrupt_while_stopped(cli, server, data, logged, sig)
         try:
-            assert code == CODE["interrupted"], err
-            assert err.strip() == "Error: interrupted"
+            assert status == code, err
+            assert err.strip() == said
             assert _ends(server), "the server was left running"
             assert _servers_in(data) == []
         finally:

@@ -145,23 +145,32 @@ def test_discard_right_after_redis_died_returns_the_count_and_keeps_the_stored(
     mem.close()
 
 
+@pytest.mark.parametrize("hung", ["store", "archive"])
 def test_rows_do_not_wait_for_a_hung_redis_in_background_mode(
-        private_redis: LocalServer, tmp_path: Path) -> None:
-    """background=True: the thread's Redis write hangs (the server SIGSTOPped, a 30 s
-    socket timeout). ``log_agent`` (a transaction run with no archive write under way)
-    returns while Redis is still stopped, instead of waiting for the thread's Redis
-    call; once the server runs again, both stores hold everything."""
+        private_redis: LocalServer, tmp_path: Path, hung: str) -> None:
+    """background=True: the thread's Redis call hangs (the server SIGSTOPped, a 30 s
+    socket timeout), in its store of a step ("store") or in the Redis part of its
+    archive write, the outbox's listing ("archive"). ``log_agent`` (a transaction run
+    with no SQL statement of the writer under way) returns while Redis is still
+    stopped, instead of waiting for the thread's Redis call; once the server runs
+    again, both stores hold everything."""
     mem = agentmem.connect(private_redis.url, socket_timeout=30)
     archive = open_archive(tmp_path / "a.db")
-    lg = AgentFarmLogger(mem, archive, SIM, durability="buffered", background=True)
+    lg = AgentFarmLogger(mem, archive, SIM, durability="buffered", background=True,
+                         commit_interval=0.3 if hung == "archive" else 60)
     lg.log_agent("a0", 0, "SystemAgent", (0.0, 0.0), 1.0, 1.0)
     assert private_redis.process is not None
     pid = private_redis.process.pid
+    if hung == "archive":
+        lg.log_agent_action(0, "a0", "move")
+        lg.flush_if_needed()  # the thread stores it; the archive write is not due yet
+        time.sleep(0.1)
     os.kill(pid, signal.SIGSTOP)
     try:
-        lg.log_agent_action(0, "a0", "move")
-        lg.flush_if_needed()  # handed to the thread, whose Redis call now hangs
-        time.sleep(0.5)
+        if hung == "store":
+            lg.log_agent_action(0, "a0", "move")
+            lg.flush_if_needed()  # handed to the thread, whose Redis call now hangs
+        time.sleep(0.8)  # ("archive": the interval passes; the thread's write hangs)
         done = threading.Event()
         caller = threading.Thread(target=lambda: (
             lg.log_agent("a1", 0, "SystemAgent", (1.0, 1.0), 1.0, 1.0), done.set()))

@@ -455,3 +455,30 @@ def test_partly_refused_write_archives_what_redis_stored(
     archived = archive.read(SIM)
     assert [a.action_id for a in archived] == redis_ids(mem)
     assert archived[2] == mem.actions.get("a1-2-move", agent_id="a1")
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_writer_call_inside_archive_paused_is_refused_not_a_deadlock(
+        mem: Memory, archive: Archive, background: bool) -> None:
+    """archive_paused() is for rows written to the archive directly: a call of the writer
+    inside it that would wait for its locks (a read, a blocking write, a flush) raises
+    ConfigError at once (with the background
+    thread storing and archiving meanwhile it would wait for ever: lock order); the
+    writer's threads wait for the block's end; after it everything is stored once."""
+    w = DualWriter(mem, archive, background=background, interval=0.05, buffer_size=5)
+    w.add_many([act(step=s) for s in range(10)])
+    with w.archive_paused():
+        time.sleep(0.2)  # the thread stores and reaches its archive write: it waits
+        calls = [lambda: w.recent("a1"), w.flush, w.close,
+                 lambda: w.discard(lambda a: False, lambda a: None)]
+        if not background:  # (background: they only queue or raise a kept error)
+            calls += [lambda: w.add(act(step=99)), w.flush_if_needed]
+        for call in calls:
+            with pytest.raises(ConfigError, match="archive_paused"):
+                call()
+        archived = archive.count(SIM)
+    w.flush()
+    assert archived < 10 or not background
+    assert archive.count(SIM) == 10
+    assert [a.step_number for a in w.recent("a1", 20)] == list(range(9, -1, -1))
+    w.close()

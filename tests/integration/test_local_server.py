@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,3 +116,54 @@ def test_signals_held_are_handled_when_the_block_ends(sigint_raises: None) -> No
         block()
     assert reached == [True]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_server_that_exits_for_another_reason_is_started_once(
+        binary: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A configuration the server refuses: the error says what its log said, and no
+    other port is tried (only a port in use is)."""
+    config = tmp_path / "bad.conf"
+    config.write_text("no-such-directive yes\n")
+    started: list[int] = []
+    real = subprocess.Popen
+
+    def popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        process = real(*args, **kwargs)
+        started.append(process.pid)
+        return process
+
+    monkeypatch.setattr(local.subprocess, "Popen", popen)
+    with pytest.raises(local.ServerExited, match=r"no-such-directive|Bad directive") as info:
+        LocalServer(_kind(), directory=tmp_path / "srv", config_file=config).start()
+    assert not info.value.port_taken
+    assert len(started) == 1
+
+
+def test_every_signal_held_is_handled_and_every_handler_put_back() -> None:
+    """SIGINT and SIGTERM both arrive inside the block: both handlers run when it ends,
+    in order, the first one's exception is raised, and both handlers are in place
+    again (one raising does not keep the other from being put back)."""
+    ran: list[int] = []
+
+    def on_int(signum: int, frame: Any) -> None:
+        ran.append(signum)
+        raise KeyboardInterrupt
+
+    def on_term(signum: int, frame: Any) -> None:
+        ran.append(signum)
+
+    before = (signal.signal(signal.SIGINT, on_int), signal.signal(signal.SIGTERM, on_term))
+    try:
+        def block() -> None:
+            with local._signals_held():
+                os.kill(os.getpid(), signal.SIGINT)
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        with pytest.raises(KeyboardInterrupt):
+            block()
+        assert ran == [signal.SIGINT, signal.SIGTERM]
+        assert signal.getsignal(signal.SIGINT) is on_int
+        assert signal.getsignal(signal.SIGTERM) is on_term
+    finally:
+        signal.signal(signal.SIGINT, before[0])
+        signal.signal(signal.SIGTERM, before[1])
