@@ -160,7 +160,7 @@ class ArchiveSide:
         fo = self.failover
         self._settle()  # a write sent ahead: its records are listed in the outbox
         try:
-            if fo is not None:
+            if fo is not None and fo.pending_renames:
                 with self._sql:
                     fo.apply_renames()
             listed, own, extra = self._archive_batch()

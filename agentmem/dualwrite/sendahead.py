@@ -150,16 +150,9 @@ class SendAhead:
                 self._lost([a for n, a in enumerate(items) if n not in exc.failed])
                 self._keep(exc, "a write sent ahead was refused in part")
                 return
-            # records of a call the server refused whole (OOM, BUSY, ...) wait for the next
-            # write, as a write refused whole does; the records refused for themselves
-            # (a taken id, a key of another type) are raised
-            whole = sorted(n for n, why in exc.failed.items()
-                           if not why.startswith(RECORD_REASONS))
-            if whole:
-                self._refused = (*self._refused, *(items[n] for n in whole))
-            if len(whole) < len(exc.failed):
-                self._keep(exc if not whole else _without(exc, whole, len(items)),
-                           "a write sent ahead was refused in part")
+            rest = self._wait_refused(items, exc)
+            if rest is not None:
+                self._keep(rest, "a write sent ahead was refused in part")
         except Unavailable as exc:  # its reply was lost: the write may have run
             if fo is None:  # strict: no journal, the outcome stays unknown
                 self._keep(exc, "a write sent ahead lost its reply")
@@ -203,8 +196,21 @@ class SendAhead:
         self._refused = ()
         with self._lock:
             self._buffer.extend(stored)
-        if err is not None:
-            self._keep(err, "a write sent ahead was refused in part")
+        rest = None if err is None else self._wait_refused(again, err)
+        if rest is not None:
+            self._keep(rest, "a write sent ahead was refused in part")
+
+    def _wait_refused(self, items: list[Action], exc: WriteError) -> WriteError | None:
+        """Of the records of ``items`` that ``exc`` refused, those of a call the server
+        refused whole (``OOM``, ``BUSY``, ...) wait for the next write, as a write refused
+        whole does; returns the error for the records refused for themselves (a taken id,
+        a key of another type), if any."""
+        whole = sorted(n for n, why in exc.failed.items() if not why.startswith(RECORD_REASONS))
+        if whole:
+            self._refused = (*self._refused, *(items[n] for n in whole))
+        if len(whole) == len(exc.failed):
+            return None
+        return _without(exc, whole, len(items)) if whole else exc
 
     def _lost(self, items: list[Action]) -> WriteError | None:
         """Actions of a write whose reply was lost, with Redis marked down: journaled

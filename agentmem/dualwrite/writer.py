@@ -339,6 +339,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
     def _check_open(self) -> None:
         if self._closed:
             raise ConfigError("this DualWriter is closed")
+        self._pausing.refuse("a write")  # background mode: a full queue waits for the block
         self._raise_kept()
         self._raise_archive_error()
 

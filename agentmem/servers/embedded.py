@@ -281,7 +281,15 @@ class Embedded:
         append-only file out first)."""
         try:
             if self._server is not None:
-                self._server.stop()
+                try:
+                    self._server.stop()
+                finally:
+                    # stopping interrupted (a second Ctrl-C, SIGTERM), maybe before the
+                    # server was told: told now (again is harmless), it stops by itself
+                    process = self._server.process
+                    if process is not None and process.poll() is None:
+                        with contextlib.suppress(OSError):
+                            process.terminate()
             elif self._pid is not None and _alive(self._pid):
                 os.kill(self._pid, signal.SIGTERM)
                 deadline = time.monotonic() + 10

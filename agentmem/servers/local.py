@@ -127,7 +127,7 @@ class LocalServer:
             try:
                 # a Ctrl-C (or SIGTERM) arriving inside Popen, after the exec, would
                 # leave a running server no one holds: it is handled once it is held
-                with open(self._errors, "wb") as errors, _signals_held():
+                with self._stderr() as errors, _signals_held():
                     self.process = subprocess.Popen(self._args(binary),
                                                     stdout=subprocess.DEVNULL,
                                                     stderr=errors)
@@ -181,6 +181,14 @@ class LocalServer:
         """Where the server's standard error goes (a configuration it refuses)."""
         assert self.directory is not None
         return self.directory / f"{self.kind}.stderr"
+
+    def _stderr(self) -> contextlib.AbstractContextManager[Any]:
+        """The file the server's standard error goes to; where it cannot be written
+        (a read-only folder), nowhere: its log still says why it stopped."""
+        try:
+            return open(self._errors, "wb")
+        except OSError:
+            return contextlib.nullcontext(subprocess.DEVNULL)
 
     def _log_tail(self, lines: int = 3) -> str:
         """What the server said before it exited: its standard error, else the last

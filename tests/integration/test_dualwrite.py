@@ -469,10 +469,11 @@ def test_a_writer_call_inside_archive_paused_is_refused_not_a_deadlock(
     w.add_many([act(step=s) for s in range(10)])
     with w.archive_paused():
         time.sleep(0.2)  # the thread stores and reaches its archive write: it waits
-        calls = [lambda: w.recent("a1"), w.flush, w.close,
+        calls = [lambda: w.recent("a1"), w.flush, w.close, lambda: w.add(act(step=99)),
+                 lambda: w.send_many([act(step=98)]),
                  lambda: w.discard(lambda a: False, lambda a: None)]
-        if not background:  # (background: they only queue or raise a kept error)
-            calls += [lambda: w.add(act(step=99)), w.flush_if_needed]
+        if not background:  # (background: it only raises a kept error)
+            calls.append(w.flush_if_needed)
         for call in calls:
             with pytest.raises(ConfigError, match="archive_paused"):
                 call()

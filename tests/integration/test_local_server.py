@@ -167,3 +167,15 @@ def test_every_signal_held_is_handled_and_every_handler_put_back() -> None:
     finally:
         signal.signal(signal.SIGINT, before[0])
         signal.signal(signal.SIGTERM, before[1])
+
+
+def test_a_folder_where_stderr_cannot_be_written_still_starts(
+        binary: str, tmp_path: Path) -> None:
+    """The file the server's standard error goes to cannot be created (here a folder
+    holds its name): the server starts anyway, its standard error discarded."""
+    kind = _kind()
+    (tmp_path / "srv" / f"{kind}.stderr").mkdir(parents=True)
+    with LocalServer(kind, directory=tmp_path / "srv") as server, \
+            socket.create_connection(("127.0.0.1", server.port), timeout=2) as s:
+        s.sendall(b"PING\r\n")
+        assert s.recv(16) == b"+PONG\r\n"
