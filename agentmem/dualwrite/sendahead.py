@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from agentmem.backends.inflight import Pending
 from agentmem.dualwrite.locks import WriterLock
-from agentmem.errors import AgentMemError, DuplicateId, InvalidInput, Unavailable, WriteError
+from agentmem.errors import (
+    AgentMemError,
+    BackendError,
+    DuplicateId,
+    InvalidInput,
+    Unavailable,
+    WriteError,
+)
 from agentmem.model.records import Action
 
 if TYPE_CHECKING:
@@ -142,14 +149,24 @@ class SendAhead:
             try:
                 stored = self._stored_part(items, exc)
             except Unavailable as again:
+                rest = self._wait_refused(items, exc)
                 if fo is None:
                     self._keep(again, "a write sent ahead was refused in part")
                     return
                 with self._lock:
                     fo.mark_down(again, self._buffer)
                 self._lost([a for n, a in enumerate(items) if n not in exc.failed])
-                self._keep(exc, "a write sent ahead was refused in part")
+                if rest is not None:
+                    self._keep(rest, "a write sent ahead was refused in part")
                 return
+            except BaseException as stop:  # Ctrl-C or SIGTERM while the stored part is
+                self._wait_refused(items, exc)  # read back: it is journaled (the replay
+                if fo is not None:  # finds it); the records refused whole wait
+                    with self._lock:
+                        fo.mark_down(Unavailable(f"a write sent ahead was interrupted "
+                                                 f"({type(stop).__name__})"), self._buffer)
+                    self._lost([a for n, a in enumerate(items) if n not in exc.failed])
+                raise
             rest = self._wait_refused(items, exc)
             if rest is not None:
                 self._keep(rest, "a write sent ahead was refused in part")
@@ -197,8 +214,13 @@ class SendAhead:
         with self._lock:
             self._buffer.extend(stored)
         rest = None if err is None else self._wait_refused(again, err)
-        if rest is not None:
-            self._keep(rest, "a write sent ahead was refused in part")
+        if rest is not None:  # records refused for themselves (positions in the retry)
+            raise rest
+        if self._refused:  # refused whole again, in part: they wait, and the call says so
+            why = next(iter(err.failed.values())) if err is not None else ""
+            raise BackendError(f"Redis refused {len(self._refused)} of the {len(again)} "
+                               f"actions waiting to be stored again ({why}); they wait for "
+                               "the next write, flush or close")
 
     def _wait_refused(self, items: list[Action], exc: WriteError) -> WriteError | None:
         """Of the records of ``items`` that ``exc`` refused, those of a call the server

@@ -121,8 +121,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         self._clock = clock
         self._lock = threading.RLock()  # guards _buffer and _last_write
         self._pausing = Pausing()  # per thread: inside archive_paused() (locks.py)
-        # one archive write at a time (archiver.py)
-        self._archive_lock = WriterLock(self._pausing, "_archive_lock")
+        self._archive_lock = WriterLock(self._pausing, "_archive_lock")  # archiver.py
         self._sql = threading.RLock()  # the archive's SQL statements of this writer
         self._archive_error: AgentMemError | None = None  # the archiver's, until healed
         self._buffer: list[Action] = []  # stored in Redis, not yet archived
@@ -140,8 +139,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         in Redis (or refused by it), journaled, or queued for the thread. A call cut short
         by Ctrl-C or SIGTERM counts those it took on before (``docs/dualwrite.md``)."""
         self.strict = strict
-        # one Redis write, replay or fallback read at a time
-        self._io = WriterLock(self._pausing, "_io")
+        self._io = WriterLock(self._pausing, "_io")  # a Redis write, replay or fallback read
         self.failover: Failover | None = None
         self.outbox: Outbox | None = Outbox(memory, lease=settings.lease)
         """This writer's outbox (``docs/durability.md``), on one server or a cluster."""
@@ -190,11 +188,14 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
                 remove: Callable[[Action], object]) -> list[Action]:
         """Drop the actions this writer holds and has not archived that ``match``
         (:func:`agentmem.dualwrite.discarding.discard`); returns them."""
-        self._check_open()
+        if self._closed:
+            raise ConfigError("this DualWriter is closed")
+        self._pausing.refuse("discard")
         with self._io:
             self._settle()
-        self._raise_kept()
-        return discard(self, match, remove)
+        dropped = discard(self, match, remove)
+        self._raise_kept()  # an error kept for the caller: raised after the discard
+        return dropped
 
     def add(self, action: Action) -> Action | None:
         """Store one action in Redis and queue it for the archive.
@@ -394,6 +395,9 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         except WriteError as exc:
             try:
                 return self._stored_part(items, exc), exc
+            except (KeyboardInterrupt, SystemExit) as stop:  # stored in part: journaled,
+                self._interrupted(items, stop)  # the replay finds what is stored
+                raise
             except Unavailable as again:
                 if fo is None:
                     raise

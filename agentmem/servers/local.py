@@ -119,6 +119,7 @@ class LocalServer:
         if self.directory is None:
             self._tmp = tempfile.TemporaryDirectory(prefix=f"agentmem-{self.kind}-")
             self.directory = Path(self._tmp.name)
+        self.directory = Path(self.directory)  # a str is accepted too
         self.directory.mkdir(parents=True, exist_ok=True)
         chosen = not self.port
         for attempt in range(3 if chosen else 1):

@@ -87,10 +87,12 @@ def test_due_writes_run_on_the_archive_thread_and_flush_waits_for_them(
         mem: Memory, archive: Archive) -> None:  # noqa: F811
     spy = Spy(archive)
     w = DualWriter(mem, archive, buffer_size=100, archive_thread=True)
-    for step in range(10):  # 10 calls of 30: due at 120, 210, 300
+    for step in range(4):  # 4 calls of 30: due at 120 (below 2 x 100: the thread's)
         w.add_many([act(agent_id=f"a{k}", step=step) for k in range(30)])
     wait_until(lambda: archive.count() >= 100)
     assert spy.threads[0] != threading.get_ident()  # the first due write: the thread's
+    for step in range(4, 10):  # 6 more: due again at 210 and 300
+        w.add_many([act(agent_id=f"a{k}", step=step) for k in range(30)])
     w.flush()  # waits for the thread's write in progress, then writes the rest here
     assert w.pending == 0
     assert archive.count() == 300

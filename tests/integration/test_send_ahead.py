@@ -264,7 +264,8 @@ def test_records_of_a_call_refused_whole_in_a_step_of_several_wait_for_the_next_
     fills the server to ``maxmemory``, the later ones are refused (OOM). The records
     stored join the archive buffer, the refused ones wait for the next write, which
     stores them once the server has room (in part when it has room for part: the rest
-    waits again); nothing is raised for them and nothing is lost."""
+    waits again, and that call raises why; so does close(), which leaves the writer
+    open); nothing is lost."""
     mem = agentmem.connect(private.url, batch_size=20)
     admin = redis.Redis.from_url(private.url)
     with open_archive(tmp_path / "a.db") as archive:
@@ -282,8 +283,11 @@ def test_records_of_a_call_refused_whole_in_a_step_of_several_wait_for_the_next_
         waiting = w.in_flight
         used = int(admin.info("memory")["used_memory"])
         admin.config_set("maxmemory", str(used + 150_000))  # room for a call again
-        w.flush_if_needed()  # tried again: stored in part, the rest waits again
+        with pytest.raises(agentmem.BackendError, match="wait for the next write"):
+            w.flush_if_needed()  # tried again: stored in part, the rest waits again
         assert 0 < w.in_flight < waiting
+        with pytest.raises(agentmem.BackendError, match="maxmemory"):
+            w.close()  # some still wait: close says so and the writer stays open
         admin.config_set("maxmemory", "0")
         w.send_many(step_actions(100))  # stores the waiting ones first
         w.close()
