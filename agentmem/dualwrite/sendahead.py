@@ -18,6 +18,7 @@ package's ``failover`` (types only).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SendAhead"]
 
+log = logging.getLogger("agentmem.dualwrite.sendahead")
+
 
 class SendAhead:
     """``send_many`` and the reading of its reply; mixed into the dual writer."""
@@ -60,6 +63,7 @@ class SendAhead:
     _store: Callable[[list[Action]], tuple[list[Action], WriteError | None]]
     _check_open: Callable[[], None]
     _raise_kept: Callable[[], None]
+    close: Callable[[], None]
     _keep: Callable[[BaseException, str], None]
     _due: Callable[[], bool]
     _archive_due: Callable[[], int]
@@ -221,6 +225,27 @@ class SendAhead:
             raise BackendError(f"Redis refused {len(self._refused)} of the {len(again)} "
                                f"actions waiting to be stored again ({why}); they wait for "
                                "the next write, flush or close")
+
+    def _close_at_exit(self) -> None:
+        """The exit hook: ``close()``. When it fails with actions still waiting to be
+        stored again (Redis refuses them: OOM), they are journaled first (under the ids
+        Redis would give them), so that the next writer on this archive replays them
+        into Redis and archives them; the failure is raised (printed) as before."""
+        try:
+            self.close()
+        except BaseException:
+            fo, waiting = self.failover, list(self._refused)
+            if waiting and fo is not None:
+                with self._io:
+                    with self._lock:
+                        fo.mark_down(Unavailable("Redis refused the actions waiting at exit"),
+                                     self._buffer)
+                    self._refused = ()
+                    self._lost(waiting)
+                log.error("%d actions Redis refused at exit are in the replay journal %s: "
+                          "the next writer on this archive stores them", len(waiting),
+                          fo.journal.path)
+            raise
 
     def _wait_refused(self, items: list[Action], exc: WriteError) -> WriteError | None:
         """Of the records of ``items`` that ``exc`` refused, those of a call the server

@@ -157,7 +157,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
             self._thread = threading.Thread(target=run, args=(self,), name="agentmem-dualwrite",
                                             daemon=True)
             self._thread.start()
-        atexit.register(self.close)
+        atexit.register(self._close_at_exit)
         exit_on_sigterm()
 
     def _drain_stopped(self) -> DrainReport:
@@ -327,7 +327,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         if self.outbox is not None:
             with contextlib.suppress(AgentMemError):  # else the lease expires by itself
                 self.outbox.release()
-        atexit.unregister(self.close)
+        atexit.unregister(self._close_at_exit)
 
     def __enter__(self) -> DualWriter:
         return self

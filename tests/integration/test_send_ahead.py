@@ -299,6 +299,48 @@ def test_records_of_a_call_refused_whole_in_a_step_of_several_wait_for_the_next_
     mem.close()
 
 
+EXIT_CHILD = r"""
+import sys
+import redis
+import agentmem
+from agentmem import Action
+from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.writer import DualWriter
+url, db = sys.argv[1:3]
+w = DualWriter(agentmem.connect(url), open_archive(db))
+def step(s):
+    return [Action(agent_id=f"a{n}", simulation_id="sim_ahead", step_number=s,
+                   action_type="move") for n in range(5)]
+w.send_many(step(0))
+w.flush()
+redis.Redis.from_url(url).config_set("maxmemory", "1")
+w.send_many(step(1))  # refused whole (OOM): it waits for the next write
+print("exiting", w.accepted, flush=True)
+"""
+
+
+def test_actions_redis_still_refuses_at_exit_are_journaled_for_the_next_writer(
+        private: LocalServer, tmp_path: Path) -> None:
+    """A process exits (no close) while Redis still refuses a write sent ahead (OOM): the
+    exit hook's close fails, and the waiting actions are journaled, not lost; the next
+    writer on the archive, once Redis has room, stores them in Redis and the archive."""
+    db = tmp_path / "a.db"
+    child = subprocess.run([sys.executable, "-c", EXIT_CHILD, private.url, str(db)],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert "exiting 10" in child.stdout, child.stderr
+    assert "in the replay journal" in child.stderr
+    admin = redis.Redis.from_url(private.url)
+    admin.config_set("maxmemory", "0")
+    mem = agentmem.connect(private.url)
+    with open_archive(db) as archive:
+        DualWriter(mem, archive, lease=0.3).close()  # adopts and replays the journal
+        assert sorted((a.step_number, a.agent_id) for a in archive.read(SIM)) == \
+            sorted((s, f"a{n}") for s in range(2) for n in range(5))
+    assert len(mem.actions.simulation_actions(SIM)) == 10
+    admin.close()
+    mem.close()
+
+
 def test_a_taken_id_is_raised_while_redis_is_unreachable(private: LocalServer,
                                                          tmp_path: Path) -> None:
     """A write sent ahead that cannot reach Redis is journaled; an action whose id the
