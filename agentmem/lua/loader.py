@@ -1,8 +1,9 @@
 """Lua scripts as values, read from the ``.lua`` files of this package.
 
 Every script the server runs is a file under ``agentmem/lua/src/`` (shipped as
-package data). Its first line is the shebang (``#!lua`` or ``#!lua
-flags=no-writes``), then a header of comments stating its contract::
+package data). Its first line is the shebang (``#!lua``, ``#!lua flags=no-writes``
+for a read, ``#!lua flags=allow-oom`` for the delete, which frees memory), then a
+header of comments stating its contract::
 
     -- KEYS: what KEYS[i] are (or "none": keys are built from ARGV)
     -- ARGV: what ARGV[i] are

@@ -341,6 +341,29 @@ def test_actions_redis_still_refuses_at_exit_are_journaled_for_the_next_writer(
     mem.close()
 
 
+def test_discard_works_while_redis_refuses_writes(private: LocalServer,
+                                                 tmp_path: Path) -> None:
+    """Redis at maxmemory refuses writes (OOM), not deletes: the drop-in's
+    discard_pending_agents removes the agent's stored, unarchived actions from Redis
+    (the delete script is flagged allow-oom: it frees memory)."""
+    mem = agentmem.connect(private.url)
+    admin = redis.Redis.from_url(private.url)
+    with open_archive(tmp_path / "a.db") as archive:
+        lg = AgentFarmLogger(mem, archive, SIM, send_ahead=False)
+        for step in range(3):
+            for a in ("a1", "a2"):
+                lg.log_agent_action(step, a, "move")
+            lg.flush_if_needed()  # in Redis, not archived yet
+        admin.config_set("maxmemory", "1")
+        assert lg.discard_pending_agents(["a1"]) == 3
+        assert mem.actions.timeline("a1") == []
+        admin.config_set("maxmemory", "0")
+        lg.close()
+        assert sorted({a.agent_id for a in archive.read(SIM)}) == ["a2"]
+    admin.close()
+    mem.close()
+
+
 def test_a_taken_id_is_raised_while_redis_is_unreachable(private: LocalServer,
                                                          tmp_path: Path) -> None:
     """A write sent ahead that cannot reach Redis is journaled; an action whose id the

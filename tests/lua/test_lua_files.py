@@ -37,7 +37,7 @@ def test_every_script_file_is_declared_and_every_declaration_has_a_file() -> Non
 def test_a_script_states_its_contract_first(rel: str) -> None:
     text = (ROOT / "agentmem" / "lua" / "src" / rel).read_text()
     lines = text.splitlines()
-    assert re.fullmatch(r"#!lua( flags=no-writes)?", lines[0])
+    assert re.fullmatch(r"#!lua( flags=(no-writes|allow-oom))?", lines[0])
     head = lines[1:5]
     assert head[0].startswith("-- " + rel.rsplit("/", 1)[1].removesuffix(".lua") + ": ")
     assert head[1].startswith("-- KEYS: ")

@@ -1,4 +1,4 @@
-#!lua
+#!lua flags=allow-oom
 -- delete: remove records (their hashes, in every tier given) with every index entry.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
 -- ARGV: nsec, then nsec sections (lib/unindex.lua): hash_key id nix <indices> retired nextra <set keys>
@@ -6,6 +6,8 @@
 -- Each section whose hash exists: its index entries are rendered from the stored hash and
 -- removed (counters decremented, a count at 0 deleted), the retired mark raised, the hash
 -- deleted; the record id is removed from the extra sets (pins) once any hash was deleted.
+-- flags=allow-oom: it runs at maxmemory too (it frees more than the retired mark takes),
+-- so that a writer can discard actions while Redis refuses writes (OOM).
 --!include lib/unindex.lua
 local pos, found = 2, {}
 for s = 1, tonumber(ARGV[1]) do
