@@ -126,9 +126,7 @@ class SendAhead:
                 lost = exc if isinstance(exc, Unavailable) else Unavailable(
                     f"a write sent ahead was interrupted ({type(exc).__name__}) while it "
                     "was sent")
-                with self._lock:
-                    fo.mark_down(lost, self._buffer)
-                refused = self._lost(items)
+                refused = self._lost(items, lost)
                 if not isinstance(exc, Unavailable):
                     raise
                 if refused is not None:
@@ -157,19 +155,16 @@ class SendAhead:
                 if fo is None:
                     self._keep(again, "a write sent ahead was refused in part")
                     return
-                with self._lock:
-                    fo.mark_down(again, self._buffer)
-                self._lost([a for n, a in enumerate(items) if n not in exc.failed])
+                self._lost([a for n, a in enumerate(items) if n not in exc.failed], again)
                 if rest is not None:
                     self._keep(rest, "a write sent ahead was refused in part")
                 return
             except BaseException as stop:  # Ctrl-C or SIGTERM while the stored part is
                 self._wait_refused(items, exc)  # read back: it is journaled (the replay
                 if fo is not None:  # finds it); the records refused whole wait
-                    with self._lock:
-                        fo.mark_down(Unavailable(f"a write sent ahead was interrupted "
-                                                 f"({type(stop).__name__})"), self._buffer)
-                    self._lost([a for n, a in enumerate(items) if n not in exc.failed])
+                    self._lost([a for n, a in enumerate(items) if n not in exc.failed],
+                               Unavailable(f"a write sent ahead was interrupted "
+                                           f"({type(stop).__name__})"))
                 raise
             rest = self._wait_refused(items, exc)
             if rest is not None:
@@ -178,9 +173,7 @@ class SendAhead:
             if fo is None:  # strict: no journal, the outcome stays unknown
                 self._keep(exc, "a write sent ahead lost its reply")
                 return
-            with self._lock:
-                fo.mark_down(exc, self._buffer)
-            refused = self._lost(items)
+            refused = self._lost(items, exc)
             if refused is not None:
                 self._keep(refused, "a write sent ahead lost its reply")
             return
@@ -189,11 +182,8 @@ class SendAhead:
             return
         except BaseException as exc:  # Ctrl-C or SIGTERM while its reply was read
             if fo is not None:
-                with self._lock:
-                    fo.mark_down(Unavailable(f"the reply of a write sent ahead was "
-                                             f"interrupted ({type(exc).__name__})"),
-                                 self._buffer)
-                self._lost(items)
+                self._lost(items, Unavailable(f"the reply of a write sent ahead was "
+                                              f"interrupted ({type(exc).__name__})"))
             raise
         with self._lock:
             self._buffer.extend(stored)
@@ -237,11 +227,8 @@ class SendAhead:
             fo, waiting = self.failover, list(self._refused)
             if waiting and fo is not None:
                 with self._io:
-                    with self._lock:
-                        fo.mark_down(Unavailable("Redis refused the actions waiting at exit"),
-                                     self._buffer)
                     self._refused = ()
-                    self._lost(waiting)
+                    self._lost(waiting, Unavailable("Redis refused the actions waiting at exit"))
                 log.error("%d actions Redis refused at exit are in the replay journal %s: "
                           "the next writer on this archive stores them", len(waiting),
                           fo.journal.path)
@@ -259,11 +246,15 @@ class SendAhead:
             return None
         return _without(exc, whole, len(items)) if whole else exc
 
-    def _lost(self, items: list[Action]) -> WriteError | None:
-        """Actions of a write whose reply was lost, with Redis marked down: journaled
-        under the ids Redis would give them and buffered for the archive (the replay
-        finds them stored, or stores them). Returns the refusal of ids already taken."""
+    def _lost(self, items: list[Action], why: Unavailable) -> WriteError | None:
+        """Actions of a write whose reply was lost (``why``): Redis is marked down, and
+        they are journaled under the ids Redis would give them and buffered for the
+        archive (the replay finds them stored, or stores them). Returns the refusal of
+        ids already taken."""
+        fo = self.failover
+        assert fo is not None
         with self._lock:
+            fo.mark_down(why, self._buffer)
             diverted, refused = self._divert(items)
             self._buffer.extend(diverted)
         return refused
