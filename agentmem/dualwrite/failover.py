@@ -282,7 +282,10 @@ class Failover:
                     done.actions.append(a)
                 elif ((h := found.get(k)) is not None and not same_action(h, a)) or (
                         h is None and (m := moved.get(k)) is not None and not same_im(m, a)):
-                    done.actions.append(self._rename(a, done))  # another action holds it
+                    # another action holds it: the write whose reply was lost may have
+                    # reached Redis under another id of the family; else stored anew
+                    done.actions.append(self._adopt(a, done, journaled)
+                                        or self._rename(a, done))
                 else:
                     done.present += 1  # stored before (its hash may have expired since,
                     done.actions.append(a)  # or left STM for intermediate memory)
@@ -295,6 +298,40 @@ class Failover:
         self._known.clear()  # Redis knows its ids again
         self._buffered.clear()
         return done
+
+    def _adopt(self, a: Action, done: Replay, journaled: Sequence[Action]) -> Action | None:
+        """The copy of ``a`` a write whose reply was lost left in Redis under another id
+        of its family (``{agent}-{step}-{type}``, ``.n``, ``.r<n>``), or None.
+
+        The writer guessed ``a``'s id without seeing ids other writers of the agent had
+        not archived yet (another simulation with the same agent ids), so the script
+        may have given the write another id than the journal holds. A copy counts only
+        when equal to ``a`` in every field but the id and the write time and held under
+        an id nothing else of this writer claims (the journal, the archive, this replay):
+        an identical action the agent really took twice keeps its own id. It is then
+        ``a``'s id, renamed so in the archive; nothing is stored again."""
+        old = str(a.action_id)
+        base = f"{a.agent_id}-{a.step_number}-{a.action_type}"
+        try:
+            here = self.memory.actions.timeline(a.agent_id, a.step_number, a.step_number)
+            claimed = sqlreads.action_ids(self.archive, a.agent_id)
+        except AgentMemError as exc:  # unknown: stored anew (under a new id), as before
+            log.warning("could not look for a stored copy of %s (%s)", old, exc)
+            return None
+        claimed.update(str(j.action_id) for j in journaled if j.agent_id == a.agent_id)
+        claimed.update(str(d.action_id) for d in done.actions if d.agent_id == a.agent_id)
+        for c in here:
+            cid = str(c.action_id)
+            if cid in claimed or not (cid == base or cid.startswith(base + ".")):
+                continue
+            if same_action(c, a.model_copy(update={"action_id": c.action_id})):
+                done.present += 1
+                done.renamed[(a.simulation_id, a.agent_id, old)] = cid
+                self.pending_renames.append((a.simulation_id, a.agent_id, old, cid))
+                log.warning("journaled action %s of agent %s was stored before as %s (its "
+                            "reply was lost): kept under that id", old, a.agent_id, cid)
+                return c
+        return None
 
     def _rename(self, a: Action, done: Replay) -> Action:
         """Store ``a``, whose id another action holds in Redis, under a new id."""

@@ -343,6 +343,69 @@ def test_a_write_whose_reply_was_lost_is_not_stored_twice(
     archive.close()
 
 
+def test_a_lost_reply_renumbered_for_another_simulations_action_is_not_stored_twice(
+        server: LocalServer, tmp_path: Path) -> None:
+    """Two simulations share agent ids in one Redis (AgentFarm's ExperimentDatabase).
+    Simulation B's writer holds ``a1-2-move``, not archived yet; simulation A's write of
+    the same agent, step and type reached Redis as ``a1-2-move.1`` but its reply was lost
+    (another client stands in for it). Writer A, which cannot know B's unarchived id,
+    journals it as ``a1-2-move``; the replay finds that id held by B's action and its own
+    copy under ``a1-2-move.1``: it takes that id (in the archive too) and stores no
+    second copy."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    theirs = Action(agent_id="a1", simulation_id="sim_b", step_number=2, action_type="move",
+                    reward=-5.0)
+    twin = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    lost = twin.model_copy()
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(theirs).action_id == "a1-2-move"
+        assert other.actions.add(lost).action_id == "a1-2-move.1"
+    server.stop()
+    out = w.add(lost)
+    assert out is not None
+    assert out.action_id == "a1-2-move"
+    restart(server)
+    w.close()
+    held = sorted((a.action_id, a.simulation_id) for a in mem.actions.timeline("a1"))
+    assert held == [("a1-2-move", "sim_b"), ("a1-2-move.1", SIM)]
+    assert [a.action_id for a in archive.read(SIM)] == ["a1-2-move.1"]
+    mem.close()
+    archive.close()
+
+
+def test_an_identical_action_the_writer_archived_is_not_taken_for_its_lost_copy(
+        server: LocalServer, tmp_path: Path) -> None:
+    """As above, but the agent really did the same action twice in the step: the first,
+    acknowledged and archived as ``a1-2-move.1``, is not the lost one; the lost one is
+    stored again (nothing of it reached Redis) under a new id."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(same.model_copy(update={"simulation_id": "sim_b"})
+                                 ).action_id == "a1-2-move"
+    first = w.add(same)
+    assert first is not None
+    assert first.action_id == "a1-2-move.1"
+    w.flush()  # archived
+    server.stop()
+    out = w.add(same)  # never reached Redis
+    assert out is not None
+    assert out.action_id == "a1-2-move"
+    restart(server)
+    w.close()
+    mine = sorted(a.action_id for a in mem.actions.timeline("a1") if a.simulation_id == SIM)
+    assert mine == ["a1-2-move.1", "a1-2-move.2"]
+    assert sorted(a.action_id for a in archive.read(SIM)) == ["a1-2-move.1", "a1-2-move.2"]
+    mem.close()
+    archive.close()
+
+
 def journaled_then_taken(server: LocalServer, tmp_path: Path, *, retry_interval: float = 0.05,
                          archived: bool = True, to_im: bool = False
                          ) -> tuple[Memory, Archive, DualWriter]:
