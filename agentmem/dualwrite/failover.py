@@ -308,7 +308,8 @@ class Failover:
         may have given the write another id than the journal holds. A copy counts only
         when equal to ``a`` in every field but the id and the write time and held under
         an id nothing else of this writer claims (the journal, the archive, this replay):
-        an identical action the agent really took twice keeps its own id. It is then
+        an identical action the agent really took twice keeps its own id (a journaled
+        action claims its guessed id only when it equals what is stored there). It is then
         ``a``'s id, renamed so in the archive; nothing is stored again."""
         old = str(a.action_id)
         base = f"{a.agent_id}-{a.step_number}-{a.action_type}"
@@ -318,11 +319,16 @@ class Failover:
         except AgentMemError as exc:  # unknown: stored anew (under a new id), as before
             log.warning("could not look for a stored copy of %s (%s)", old, exc)
             return None
-        claimed.update(str(j.action_id) for j in journaled if j.agent_id == a.agent_id)
         claimed.update(str(d.action_id) for d in done.actions if d.agent_id == a.agent_id)
+        # a journaled action claims the id it was guessed under only when what is stored
+        # there could be it (its guess may hold another lost write's copy)
+        guessed = {str(j.action_id): j for j in journaled if j.agent_id == a.agent_id}
         for c in here:
             cid = str(c.action_id)
             if cid in claimed or not (cid == base or cid.startswith(base + ".")):
+                continue
+            j = guessed.get(cid)
+            if j is not None and same_action(c, j):
                 continue
             if same_action(c, a.model_copy(update={"action_id": c.action_id})):
                 done.present += 1

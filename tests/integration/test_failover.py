@@ -376,6 +376,37 @@ def test_a_lost_reply_renumbered_for_another_simulations_action_is_not_stored_tw
     archive.close()
 
 
+def test_two_lost_replies_renumbered_past_each_others_guesses_keep_one_copy_each(
+        server: LocalServer, tmp_path: Path) -> None:
+    """Two different actions of one agent, step and type reached Redis as ``.1`` and
+    ``.2`` (simulation B holds the bare id), replies lost; the writer guessed the bare id
+    and ``.1``. The first one's guess ``.1`` holds the first one itself, not the second:
+    each takes its own copy, none is stored twice."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    one = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                 reward=1.0)
+    two = one.model_copy(update={"reward": 2.0})
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(one.model_copy(update={"simulation_id": "sim_b"})
+                                 ).action_id == "a1-2-move"
+        assert [a.action_id for a in other.actions.add_many([one, two])] == \
+            ["a1-2-move.1", "a1-2-move.2"]
+    server.stop()
+    out = w.add_many([one, two])
+    assert out is not None
+    assert [a.action_id for a in out] == ["a1-2-move", "a1-2-move.1"]
+    restart(server)
+    w.close()
+    mine = sorted((a.action_id, a.reward) for a in mem.actions.timeline("a1")
+                  if a.simulation_id == SIM)
+    assert mine == [("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)]
+    assert sorted((a.action_id, a.reward) for a in archive.read(SIM)) == mine
+    mem.close()
+    archive.close()
+
+
 def test_an_identical_action_the_writer_archived_is_not_taken_for_its_lost_copy(
         server: LocalServer, tmp_path: Path) -> None:
     """As above, but the agent really did the same action twice in the step: the first,
