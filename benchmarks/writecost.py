@@ -16,6 +16,9 @@ take turns (every other round in reverse order):
   floor, batch   the same with batches of ``--batch`` actions
   write script   agentmem's write script (``agentmem/lua/src/core/write.lua``) on
                  the captured calls: what ``add_many`` costs the server
+  column script  ``core/write_cols.lua`` on the calls ``add_rows`` of the same actions
+                 sends as columns (:class:`agentmem.plans.colwrite.ColumnBatcher`): the
+                 same writes, the keys and index entries built on the server
   --also FILE    another version of the write script taking the same arguments
                  (e.g. the previous commit's ``write.lua``), on the same calls
   write script, one argument per value
@@ -48,7 +51,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import agentmem
 from agentmem import Action
-from agentmem.lua.scripts import WRITE
+from agentmem.lua.scripts import WRITE, WRITE_COLS
+from agentmem.plans.colwrite import ColumnBatcher
 from agentmem.servers.local import LocalServer, find_binary
 from benchmarks.bench import make_actions, server_cpu
 from benchmarks.floor import floor_writer
@@ -77,6 +81,21 @@ def capture(url: str, actions: list[dict[str, Any]], batch: int) -> list[tuple[A
     return out
 
 
+def capture_columns(url: str, actions: list[dict[str, Any]], batch: int
+                    ) -> list[tuple[Any, ...]]:
+    """The ARGV of each column-script call ``add_rows`` makes for ``actions``."""
+    mem = agentmem.connect(url + f"?batch_size={batch}")
+    repo = mem.actions
+    values, fast = repo._row_checks()
+    prepared = repo._row_planner().prepare_rows(actions, repo.check, values, fast)
+    batcher = ColumnBatcher(repo.writer)
+    assert batcher.takes(prepared)
+    out = [batcher.batch([prepared[j] for j in chunk])[0].args[3:]
+           for chunk in repo.writer.chunks(prepared, range(len(prepared)))]
+    mem.close()
+    return out
+
+
 def script_path(r: redis.Redis, sha: str, calls: list[tuple[Any, ...]]) -> Callable[[], None]:
     def go() -> None:
         pipe = r.pipeline(transaction=False)
@@ -100,6 +119,7 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
                label: str, also: list[Path]) -> list[str]:
     r = redis.Redis.from_url(url)
     write_sha = r.script_load(WRITE.source)
+    cols_sha = r.script_load(WRITE_COLS.source)
     floor_sha = r.script_load(WRITE_FLOOR)
     per_value_sha = r.script_load(WRITE_PER_VALUE)
     other_shas = [(p, r.script_load(p.read_text())) for p in also]
@@ -116,6 +136,8 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
             (f"floor, batches of {b}", floor(b)),
             (f"writes only (Lua), calls of {b}", script_path(r, floor_sha, calls)),
             (f"write script, calls of {b}", script_path(r, write_sha, calls)),
+            (f"column script, calls of {b}",
+             script_path(r, cols_sha, capture_columns(url, actions, b))),
             (f"write script, one argument per value, calls of {b}",
              script_path(r, per_value_sha, [tuple(msgpack.unpackb(c[0], raw=True))
                                             for c in calls])),
@@ -157,10 +179,19 @@ def run_server(url: str, batches: list[int], repeat: int, actions: list[dict[str
             lines.append(f"Write script / {p}, calls of {b}: {per_round:.2f}x (median of the "
                          "per-round ratios)")
     for b in batches:
+        mine = cpu[f"column script, calls of {b}"]
+        rows = cpu[f"write script, calls of {b}"]
+        per_round = statistics.median(x / y for x, y in zip(mine, rows, strict=True))
+        lines.append("")
+        lines.append(f"Column script / write script, calls of {b}: {per_round:.2f}x (median of "
+                     "the per-round ratios)")
+    for b in batches:
         a, w = keys[f"write script, calls of {b}"], keys[f"writes only (Lua), calls of {b}"]
+        c = keys[f"column script, calls of {b}"]
         lines.append("")
         lines.append(f"Check (calls of {b}): the write script left {a:,} keys, the writes-only "
-                     f"script {w:,}" + ("" if a == w else " (DIFFERENT)"))
+                     f"script {w:,}, the column script {c:,}"
+                     + ("" if a == w == c else " (DIFFERENT)"))
     return lines
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 from agentmem.lua.loader import Script, load
 
 __all__ = ["ALL", "CLAIM", "CLAIM_LAYOUT", "DELETE", "GET_MANY", "PAGE", "RELATIVE_FETCH",
-           "SET_SORTED_FETCH", "SIM_FETCH", "UPDATE", "WRITE", "ZRANGE_FETCH", "Script"]
+           "SET_SORTED_FETCH", "SIM_FETCH", "UPDATE", "WRITE", "WRITE_COLS", "ZRANGE_FETCH",
+           "Script"]
 
 WRITE = load("core/write.lua", "write")
+WRITE_COLS = load("core/write_cols.lua", "write_cols")
 CLAIM = load("core/claim.lua", "claim")
 CLAIM_LAYOUT = load("core/claim_layout.lua", "claim_layout")
 GET_MANY = load("core/get_many.lua", "get_many")
@@ -26,5 +28,5 @@ DELETE = load("core/delete.lua", "delete")
 UPDATE = load("core/update.lua", "update")
 PAGE = load("core/page.lua", "page")
 
-ALL = (WRITE, GET_MANY, ZRANGE_FETCH, SET_SORTED_FETCH, RELATIVE_FETCH, SIM_FETCH, DELETE, UPDATE,
-       PAGE)
+ALL = (WRITE, WRITE_COLS, GET_MANY, ZRANGE_FETCH, SET_SORTED_FETCH, RELATIVE_FETCH, SIM_FETCH,
+       DELETE, UPDATE, PAGE)

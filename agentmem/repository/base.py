@@ -8,26 +8,23 @@ share every definition and differ only in the I/O underneath.
 from __future__ import annotations
 
 import copy as copying
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Generic, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from agentmem.config import DEFAULT_BATCH_SIZE
 from agentmem.errors import (
-    DuplicateId,
     InvalidId,
     InvalidInput,
     SchemaError,
-    WriteError,
 )
 from agentmem.lua.scripts import GET_MANY, SET_SORTED_FETCH, ZRANGE_FETCH
 from agentmem.model.explain import explain
 from agentmem.model.schema import ID, GridIndex, RecordSpec, SetIndex, SortedIndex, Template
+from agentmem.plans.colwrite import ColumnBatcher
 from agentmem.plans.plan import (
     Arg,
-    Call,
-    FollowUp,
     Plan,
     check_limit,
     command,
@@ -40,14 +37,13 @@ from agentmem.plans.radius import Circle, Filters, Near, near_call, parse_near
 from agentmem.plans.rows import RowPlanner
 from agentmem.plans.runner import Asynchronous, Blocking, operation
 from agentmem.plans.write import Prepared, WritePlanner
-from agentmem.plans.writereply import parse_batch
 from agentmem.repository.verbs import RecordVerbs
+from agentmem.repository.writing import BULK, _Write
 
 M = TypeVar("M", bound=BaseModel)
 
 GET_CHUNK = 250
 """Ids per script call of ``get_many``."""
-BULK = 256
 """Writes of at least this many records run with the garbage collector paused."""
 
 
@@ -70,6 +66,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         """A Redis Cluster runner: writes and simulation-level reads are split per slot."""
         self.writer = WritePlanner(spec, batch_size=batch_size, cluster=self.cluster)
         self._rows: RowPlanner[M] | None = None
+        self._cols: ColumnBatcher | None = None
 
     def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int) -> Self:
         """This repository, with writes that also append each record's key to the outbox
@@ -131,9 +128,16 @@ class RecordOps(RecordVerbs[M], Generic[M]):
             self._rows = RowPlanner(self.writer)
         return self._rows
 
+    def _column_batcher(self) -> ColumnBatcher | None:
+        """The rows' calls as columns (``core/write_cols.lua``), or None: not this writer."""
+        if self._cols is None or self._cols.planner is not self.writer:
+            self._cols = ColumnBatcher(self.writer)
+        return self._cols if self._cols.ok else None
+
     def _rows_plan(self, prepared: list[Prepared]) -> Plan[list[str]]:
         """Prepared rows, sent batch by batch when run; the result is their ids."""
-        write: _Write[M] = _Write(self.spec, self.writer, None, prepared)
+        write: _Write[M] = _Write(self.spec, self.writer, None, prepared,
+                                  columns=self._column_batcher())
         return write.plan(list(range(len(prepared)))).map(lambda _: write.final_ids())
 
     def _row_checks(self) -> tuple[Any, bool]:
@@ -292,202 +296,6 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         key = Template.parse(ix.key).render(scope)
         cmd = {"zset": "ZCARD", "set": "SCARD", "list": "LLEN", "hash": "HLEN"}[ix.kind]
         return single(command(cmd, key), int)
-
-
-class _Write(Generic[M]):
-    """The state of one write across its (rare) retries."""
-
-    def __init__(self, spec: RecordSpec[M], writer: WritePlanner[M], records: Sequence[M] | None,
-                 prepared: list[Prepared] | None = None):
-        """``records`` or, for rows without model objects, ``prepared`` (the result is
-        then an empty list; :meth:`final_ids` gives the ids)."""
-        self.spec = spec
-        self.writer = writer
-        self.records = records
-        if records is not None:
-            prepared = writer.prepare_all(records)
-        assert prepared is not None
-        self.prepared: list[Prepared] = prepared
-        self.total = n = len(prepared)
-        self.ids: list[str | None] = [None] * n
-        self.stamps: list[int | None] = [None] * n
-        self.failed: dict[int, str] = {}
-        self.error: Exception | None = None
-        # cluster mode: records stored in their own slot whose entries in other slots
-        # (simulation-level indices) are still to be written, with their final ids
-        self.remote: list[int] = []
-        # cluster mode with an outbox: stored records whose keys are not listed in it yet
-        self.listing = writer.cluster and writer.outbox is not None
-        self.unlisted: list[int] = []
-        self.deferred: WriteError | None = None  # raised once the cluster's follow-ups ran
-        # the records as stored, built while the server runs each batch; not
-        # shared until finish() has put in the server's id changes and write time
-        self.out: list[M | None] = [None] * n
-        codec = spec.codec
-        self.id_name = codec.field_for(spec.id).name
-        stamp = codec.write_time_field
-        self.stamp_name = stamp.name if stamp is not None else None
-
-    def final_ids(self) -> list[str]:
-        """The stored ids, in order (once the write succeeded)."""
-        return [str(i) for i in self.ids]
-
-    def plan(self, todo: list[int]) -> Plan[list[M]]:
-        batches: list[list[int]] = []
-        guesses: list[list[str]] = []
-
-        def calls() -> Iterator[Call]:
-            with_values = self.spec.codec.with_values
-            records, out, id_name = self.records, self.out, self.id_name
-            for batch in self.writer.chunks(self.prepared, todo):
-                batches.append(batch)
-                call, guessed = self.writer.batch([self.prepared[j] for j in batch])
-                guesses.append(guessed)
-                yield call
-                if records is None:
-                    continue
-                for j, rid in zip(batch, guessed, strict=True):
-                    rec = records[j]
-                    out[j] = with_values(rec, {id_name: rid}) \
-                        if rec.__dict__[id_name] is None else with_values(rec, {})
-
-        def parse(replies: list[Any]) -> list[M]:
-            retry: list[int] = []
-            for batch, guessed, reply in zip(batches, guesses, replies, strict=True):
-                if isinstance(reply, Exception):  # the server refused the whole call
-                    self.error = reply
-                    for j in batch:
-                        self.failed[j] = str(reply)
-                    continue
-                res = parse_batch(reply)
-                if res.written:
-                    changed = res.changed or {}
-                    for pos, j in enumerate(batch):
-                        self.ids[j] = changed.get(pos, guessed[pos])
-                        self.stamps[j] = res.stamp
-                    if self.writer.remote:
-                        self.remote += batch
-                    if self.listing:
-                        self.unlisted += batch
-                    continue
-                bad = set(res.bad_keys)
-                for pos, j in enumerate(batch):
-                    if pos in res.conflicts:
-                        self.failed[j] = f"EXISTS: {self.spec.id} {guessed[pos]!r} is taken"
-                    elif bad and bad & self.writer.record_keys(self.prepared[j]):
-                        keys = sorted(bad & self.writer.record_keys(self.prepared[j]))
-                        self.failed[j] = f"WRONGTYPE: key {keys[0]!r} holds another type"
-                    else:
-                        retry.append(j)
-            if retry:
-                raise FollowUp(self.plan(retry))
-            return self.then()
-
-        return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=self.spec.key.pattern)
-
-    def then(self) -> list[M]:
-        """Once every record is stored or refused: on a cluster, the entries in other
-        slots, then the outbox's call (each runs whatever the other's outcome; their
-        refusal is raised once both ran); then the result."""
-        if self.remote:
-            raise FollowUp(self.remote_plan())
-        if self.unlisted:
-            raise FollowUp(self.outbox_plan())
-        if self.deferred is not None:
-            for j, reason in self.failed.items():  # the records refused whole, too
-                self.deferred.failed.setdefault(j, reason)
-            raise self.deferred
-        return self.finish()
-
-    def outbox_plan(self) -> Plan[list[M]]:
-        """Cluster mode, with an outbox: list the stored records' keys in it (one call in
-        its slot), in the caller's order; a refusal raises ``WriteError`` with every one
-        of them stored (they are, and their write reported nothing yet)."""
-        todo, self.unlisted = sorted(self.unlisted), []
-        call = self.writer.outbox_call([(self.prepared[j], str(self.ids[j])) for j in todo])
-
-        def parse(replies: list[Any]) -> list[M]:
-            reply = replies[0]
-            if isinstance(reply, Exception) and self.deferred is None:
-                stored = [str(self.ids[j]) for j in todo]
-                self.deferred = WriteError(
-                    f"{len(todo)} records were stored but not listed in the dual writer's "
-                    f"outbox ({reply})", stored=stored, failed={})
-                self.deferred.__cause__ = reply
-            return self.then()
-
-        return Plan((call,), parse)
-
-    def remote_plan(self) -> Plan[list[M]]:
-        """Cluster mode: the entries of the stored records in other slots, with their final
-        ids (see ``docs/cluster.md``); then the result of the write."""
-        todo, self.remote = sorted(self.remote), []  # the caller's order
-        size = self.writer.batch_size
-        owners: list[list[int]] = []
-
-        def calls() -> Iterator[Call]:
-            for start in range(0, len(todo), size):
-                chunk = todo[start:start + size]
-                ids = self.ids
-                for call in self.writer.remote_calls(
-                        [(self.prepared[j], str(ids[j])) for j in chunk]):
-                    owners.append(chunk)
-                    yield call
-
-        def parse(replies: list[Any]) -> list[M]:
-            missed: dict[int, str] = {}
-            cause: Exception | None = None
-            for chunk, reply in zip(owners, replies, strict=True):
-                if isinstance(reply, Exception):
-                    why, cause = str(reply), reply
-                else:
-                    res = parse_batch(reply)
-                    if res.written:
-                        continue
-                    why = f"WRONGTYPE: key {res.bad_keys[0]!r} holds another type"
-                for j in chunk:
-                    missed.setdefault(j, why)
-            if missed and self.deferred is None:
-                n, reason = min(missed.items())
-                self.deferred = WriteError(
-                    f"{len(missed)} of {self.total} records were stored without some "
-                    f"of their entries in other slots (record {n}: {reason}); "
-                    "agentmem.integrity.repair() adds them",
-                    stored=[i for i in self.ids if i is not None], failed=missed,
-                )
-                self.deferred.__cause__ = cause
-            return self.then()
-
-        return Plan(calls(), parse, bulk=len(todo) >= BULK)
-
-    def finish(self) -> list[M]:
-        if self.failed:
-            stored = [i for i in self.ids if i is not None]
-            if self.error is not None and not stored:
-                raise self.error  # nothing was stored: the server's error as it is
-            cls = DuplicateId if all(r.startswith("EXISTS") for r in self.failed.values()) \
-                else WriteError
-            n, reason = min(self.failed.items())
-            raise cls(
-                f"{len(self.failed)} of {self.total} records refused (record {n}: "
-                f"{reason}); the others were stored",
-                stored=stored, failed=self.failed,
-            ) from self.error
-        if self.records is None:
-            return []
-        id_name, stamp_name = self.id_name, self.stamp_name
-        out: list[M] = []
-        for copy, prep, new, stamp in zip(self.out, self.prepared, self.ids, self.stamps,
-                                          strict=True):
-            assert copy is not None
-            values = copy.__dict__
-            if prep.mode == "g" and values[id_name] != new:
-                values[id_name] = new  # renumbered on the server
-            if stamp_name is not None and stamp is not None:
-                values[stamp_name] = stamp
-                copy.__pydantic_fields_set__.add(stamp_name)
-            out.append(copy)
-        return out
 
 
 class Repository(RecordOps[M], Blocking):

@@ -1,0 +1,221 @@
+"""Write calls that send columns and let the server build the records' keys (pure).
+
+:meth:`WritePlanner.batch <agentmem.plans.write.WritePlanner.batch>` renders every
+record's keys and groups its index entries per key in Python: about 8 µs of client CPU
+per AgentFarm-shaped action, most of what ``add_rows`` / ``add_columns`` cost (issue
+19, item 3). :class:`ColumnBatcher` sends the same call as columns instead: one list
+per stored value (as the text the server stores), the key templates once per call, and
+``core/write_cols.lua`` builds on the server the arguments ``core/write.lua`` reads,
+then runs the same checks and writes (``lib/write_body.lua``). The client's work per
+record is a few C-level passes over each column; the server's grows by the rendering
+(``docs/performance.md``).
+
+It takes a call only when it can state it so, and gives ``None`` otherwise (the caller
+then uses ``WritePlanner.batch``): every id generated and distinct within its scope
+(the ids sent are then the ones ``batch`` guesses), the values the record's scope is
+made of present, no outbox, not a cluster, and key templates made of str and int
+fields only. Same reply, same stored data (``tests/integration/test_write_cols.py``
+compares them key by key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+import numpy as np
+
+from agentmem.lua.scripts import WRITE_COLS
+from agentmem.model.codec import _enc_int, _enc_str
+from agentmem.model.schema import Template
+from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
+from agentmem.plans.plan import Call, script_call
+from agentmem.plans.write import Prepared, WritePlanner
+from agentmem.plans.writeargs import KEY_CACHE, _split, number_texts
+
+__all__ = ["ColumnBatcher", "grid_codes"]
+
+_SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
+
+
+def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: float
+               ) -> list[str | None]:
+    """:func:`agentmem.plans.grid.code` of every position, as text (None where x or y is
+    None), computed on whole columns: the same floats, the same comparisons."""
+    n = len(xs)
+    have = [i for i in range(n) if xs[i] is not None and ys[i] is not None] \
+        if None in xs or None in ys else None
+    if have is None:
+        q = np.array((xs, ys), dtype=np.float64)
+    else:
+        q = np.array(([xs[i] for i in have], [ys[i] for i in have]), dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):  # a quotient beyond the grid
+        q /= cell
+    # beyond the grid (an infinite quotient too): the edge cell; else floor + offset,
+    # clamped
+    c = np.clip(np.floor(np.clip(q, -OFFSET - 1.0, OFFSET + 1.0)) + OFFSET, 0, TOP
+                ).astype(np.int64)
+    c = _SPREAD[c & 8191] | _SPREAD[c >> 13] << 26
+    codes: list[int] = (c[0] | c[1] << 1).tolist()
+    if have is None:
+        return list(map(str, codes))
+    out: list[str | None] = [None] * n
+    for i, code in zip(have, codes, strict=True):
+        out[i] = str(code)
+    return out
+
+
+class ColumnBatcher:
+    """Write-script calls as columns, for one :class:`WritePlanner` (see the module)."""
+
+    def __init__(self, planner: WritePlanner[Any]) -> None:
+        self.planner = planner
+        names = planner.names
+        codec = planner.spec.codec
+        exact = {i for i, n in enumerate(names)
+                 if codec.field_for(n).encode in (_enc_str, _enc_int)}
+        self.ok = not planner.cluster and planner.outbox is None \
+            and planner.id_template is not None
+        if not self.ok:  # (on a cluster, planner.indexes holds only the record's slot's)
+            return
+        # the columns sent: every stored value but the id and the write time, then one
+        # column of grid codes per grid; Lua's column numbers start at 1
+        col: dict[int, int] = {}
+
+        def c(pos: int) -> int:
+            if pos not in col:
+                col[pos] = len(col) + 1
+            return col[pos]
+
+        def tpl(parts: Sequence[tuple[str, str]]) -> list[Any]:
+            """A template's parts as Lua reads them: literal text at odd places, column
+            numbers at even ones (an empty literal between two fields, at either end)."""
+            out: list[Any] = [""]
+            for kind, v in parts:
+                if kind == "L":
+                    out[-1] += v
+                else:
+                    pos = names.index(v)
+                    if pos not in exact:
+                        self.ok = False
+                    out += (c(pos), "")
+            return out
+
+        hash_args: list[Any] = []
+        for i in planner.hash_pos:
+            hash_args += (c(i), codec.wire(names[i]))
+        spec = planner.spec
+        prefix, suffix = (tpl(part) for part in _split(spec.key.parts, spec.id))
+        probe: Any = False
+        decls = {ix.name: ix for ix in spec.indexes}
+        if planner.probe is not None and spec.unique_in is not None:
+            probe = tpl(Template.parse(decls[spec.unique_in].key).parts)
+        retired: Any = False
+        moved: tuple[Any, Any] = (False, False)
+        rs_col = ro_col = 0
+        if spec.retired is not None:
+            retired = tpl(Template.parse(spec.retired.key).parts)
+            rs_col, ro_col = c(names.index(spec.retired.scope)), c(names.index(
+                spec.retired.order))
+            if spec.retired.moved_to is not None:
+                mp, ms = _split(Template.parse(spec.retired.moved_to).parts, spec.id)
+                moved = (tpl(mp), tpl(ms))
+        scope_pos = sorted({*planner.prefix.refs, *planner.suffix.refs,
+                            *(planner.probe.refs if planner.probe is not None else ()),
+                            *(planner.retired.refs if planner.retired is not None else ()),
+                            *(r for m in planner.moved or () for r in m.refs)})
+        self.scope_pos = scope_pos
+        self.key_pos = sorted({*planner.prefix.refs, *planner.suffix.refs})
+        self._prefix, self._suffix = planner.prefix, planner.suffix
+        self._around: dict[Any, tuple[str, str]] = {}
+        """The record key's text before and after the id, by the values it is made of."""
+        indexes: list[Any] = []
+        grids: list[tuple[int, int, float]] = []
+        for ix, decl in zip(planner.indexes, spec.indexes, strict=True):
+            key = tpl(Template.parse(decl.key).parts)
+            member = 0 if ix.member is None or ix.cmd == "HINCRBY" else c(ix.member)
+            score = 0
+            if ix.grid is not None:
+                if ix.grid not in grids:
+                    grids.append(ix.grid)
+                score = -1 - grids.index(ix.grid)  # a grid's column, numbered below
+            elif ix.score is not None:
+                score = c(ix.score)
+            if ix.cmd == "ZADD":
+                kind = "Z" if ix.member is None else "z"
+            elif ix.cmd == "HINCRBY":
+                kind = "h"
+            else:
+                kind = "A"
+            indexes.append([ix.code, key, score, member, kind])
+        self.positions = [p for p, _ in sorted(col.items(), key=lambda kv: kv[1])]
+        self.grids = grids
+        ncol = len(self.positions)
+        for entry in indexes:
+            if entry[2] < 0:
+                entry[2] = ncol + (-1 - entry[2]) + 1
+        self.texts = {i: (str if name == "str" else repr) for i, name in number_texts(
+            [codec.field_for(n).encode for n in names]).items()}
+        self.plan: list[Any] = [
+            planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
+            rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
+        self.ttl = str(planner.spec.ttl or 0)
+
+    def takes(self, records: Sequence[Prepared]) -> bool:
+        """Whether every call of a write of ``records`` can go as columns: decided once
+        per write, so that its calls run one script (a call refused with ``NOSCRIPT`` runs
+        again after the others; with one script, all of them do, in order)."""
+        if not self.ok or not records:
+            return False
+        n = len(records)
+        if {r.mode for r in records} != {"g"}:
+            return False
+        rows = [r.vals for r in records]
+        cols = list(zip(*rows, strict=True))
+        for p in self.scope_pos:
+            if None in cols[p]:
+                return False
+        # distinct record keys: batch() guesses each record its base, in any call
+        keyvals: list[Any] = list(zip(*(cols[p] for p in self.key_pos), strict=True)) \
+            if self.key_pos else [()] * n
+        around = self._around
+        for v in dict.fromkeys(keyvals):
+            if v not in around:
+                vals = dict(zip(self.key_pos, v, strict=True))
+                if len(around) >= KEY_CACHE:
+                    around.clear()
+                around[v] = (self._prefix.fmt % tuple(vals[r] for r in self._prefix.refs),
+                             self._suffix.fmt % tuple(vals[r] for r in self._suffix.refs))
+        got = list(map(around.__getitem__, keyvals))
+        bases = [r.base for r in records]
+        keys = set(map(str.__add__, map(str.__add__, map(itemgetter(0), got), bases),
+                       map(itemgetter(1), got)))
+        return len(keys) == n
+
+    def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
+        """One script call for ``records``, of a write :meth:`takes`, and the ids they get
+        unless the server finds them taken (as :meth:`WritePlanner.batch` guesses them)."""
+        n = len(records)
+        bases = [r.base for r in records]
+        cols = list(zip(*[r.vals for r in records], strict=True))
+        texts = self.texts
+        out: list[Any] = []
+        for p in self.positions:
+            col = cols[p]
+            fn = texts.get(p)
+            if None in col:
+                if col.count(None) == n:
+                    out.append(False)
+                    continue
+                out.append(list(col) if fn is None else
+                           [None if v is None else fn(v) for v in col])
+            else:
+                out.append(list(col) if fn is None else list(map(fn, col)))
+        for xi, yi, cell in self.grids:
+            out.append(grid_codes(cols[xi], cols[yi], cell))
+        # as writeargs.pack: str and bytes as MessagePack raw strings, counts as integers
+        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out],
+                                   use_bin_type=False)
+        return script_call(WRITE_COLS, [arg]), bases

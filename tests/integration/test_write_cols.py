@@ -1,0 +1,229 @@
+"""The write calls sent as columns (``core/write_cols.lua``, ``agentmem.plans.colwrite``):
+``add_rows`` and ``add_columns`` store byte for byte what ``add_many`` of the same
+records stores (its calls built by ``WritePlanner.batch``), on real servers, for the
+shapes the column form takes: AgentFarm-shaped actions of many agents, ids the server
+renumbers (taken, retired), capped and split groups, counters and sorted sets of field
+values, a declared model, layouts 2 and 3, and the server's refusals; a write it does
+not take (ids repeated in a call, ids given) goes as before, in one script."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from test_rows import data_keys, snapshot
+
+import agentmem
+from agentmem import CounterIndex, Identifier, ListIndex, Record, SetIndex, SortedIndex, declare
+from agentmem.errors import WriteError
+from agentmem.lua.scripts import WRITE, WRITE_COLS
+from agentmem.model.records import Action
+from agentmem.plans.colwrite import grid_codes
+from agentmem.plans.grid import code
+
+
+def steps(agents: int, n_steps: int, *, sims: int = 2) -> list[dict[str, Any]]:
+    """One action per agent and step; targets, positions, rewards and details sometimes
+    absent; an embedding now and then."""
+    types = ["move", "eat", "attack", "share"]
+    out: list[dict[str, Any]] = []
+    for step in range(n_steps):
+        for a in range(agents):
+            i = step * agents + a
+            row: dict[str, Any] = {
+                "agent_id": f"agent_{a}", "simulation_id": f"sim{a % sims}",
+                "step_number": step, "action_type": types[(i * 7) % 4],
+                "resources_before": float(i) / 3, "resources_after": i + 1,
+            }
+            if i % 4:
+                row["reward"] = ((i * 37) % 19) / 10 - 0.5
+            if i % 3:
+                row["action_target_id"] = f"agent_{(a + 1) % agents}"
+            if i % 2:
+                row["position"] = (i % 50 - 10.5, (i % 30) / 2)
+            if i % 5 == 0:
+                row["details"] = {"i": i, "t": [i % 3, "x"], "f": i / 7}
+            if i % 13 == 0:
+                row["embedding"] = np.full(4, i, np.float32)
+            if i % 11 == 0:
+                row["module_type"], row["state_before_id"] = "m", f"st{i}"
+            out.append(row)
+    return out
+
+
+def as_columns(data: list[dict[str, Any]]) -> dict[str, Any]:
+    names = sorted({k for r in data for k in r})
+    cols: dict[str, Any] = {n: [r.get(n) for r in data] for n in names}
+    cols["step_number"] = np.array(cols["step_number"])
+    cols["resources_before"] = np.array(cols["resources_before"])
+    return cols
+
+
+def stamped(r: redis.Redis) -> dict[bytes, Any]:
+    """:func:`test_rows.snapshot`, the write time of layout 3 (field ``w``) only as present."""
+    out = snapshot(r)
+    for _, content, _ in out.values():
+        if isinstance(content, dict) and b"w" in content:
+            content[b"w"] = b"<set>"
+    return out
+
+
+def scripts_run(r: redis.Redis, write: Any) -> tuple[bool, bool]:
+    """After ``SCRIPT FLUSH``: whether the write loaded the row script, the column one."""
+    r.script_flush()
+    write()
+    got = r.script_exists(WRITE.sha, WRITE_COLS.sha)
+    return bool(got[0]), bool(got[1])
+
+
+@pytest.mark.parametrize("layout", [1, 2, 3])
+def test_rows_as_columns_store_what_add_many_stores(r: redis.Redis, connect: Any,
+                                                   layout: int) -> None:
+    data = steps(40, 12)
+    mem = connect(layout_version=layout)
+    stored = mem.actions.add_many([Action(**d) for d in data])
+    stored += mem.actions.add_many([Action(**d) for d in data[:130]])  # ids taken: .1
+    want = stamped(r)
+    r.flushdb()
+    mem2 = connect(layout_version=layout)
+    ran: list[list[str]] = []
+    assert scripts_run(r, lambda: ran.append(mem2.actions.add_rows(data))) == (False, True)
+    ran.append(mem2.actions.add_columns(as_columns(data[:130])))
+    assert ran[0] + ran[1] == [a.action_id for a in stored]
+    assert ran[1][0] == "agent_0-0-move.1"
+    assert stamped(r) == want
+
+
+def test_one_call_of_many_steps_caps_and_splits_as_add_many(r: redis.Redis,
+                                                           connect: Any) -> None:
+    """2,400 actions of 2 agents in one call: 1,200 per agent (the capped relative index
+    keeps 20), 2,400 members of the simulation's list (groups of at most 1,000
+    arguments), the step counters and sorted set of steps."""
+    data = steps(2, 1200, sims=1)
+    mem = connect(batch_size=5000)
+    mem.actions.add_many([Action(**d) for d in data])
+    want = snapshot(r)
+    assert r.zcard("agent:agent_0:action:relative_index") == 20
+    assert r.llen("simulation:sim0:actions") == 2400
+    r.flushdb()
+    assert scripts_run(r, lambda: connect(batch_size=5000).actions.add_rows(data)) == \
+        (False, True)
+    assert snapshot(r) == want
+
+
+def test_retired_ids_renumbered_as_add_many(r: redis.Redis, connect: Any) -> None:
+    """Steps at or below an agent's retired mark (its actions of those steps may have
+    left memory) get ``.r<n>`` ids from the server, in the column form too."""
+    data = steps(6, 5, sims=1)
+
+    def mark() -> None:
+        r.hset("agent:agent_2:retired", "sim0", 3)
+        r.hset("agent:agent_4:retired", ":any", 1)
+
+    mark()
+    mem = connect()
+    stored = [a.action_id for a in mem.actions.add_many([Action(**d) for d in data])]
+    want = snapshot(r)
+    assert [s.rsplit(".", 1)[1] for s in stored if ".r" in s] == [
+        "r1", "r1", "r2", "r2", "r3", "r4"]  # agent_2's steps 0-3, agent_4's 0-1
+    r.flushdb()
+    mark()
+    assert connect().actions.add_columns(as_columns(data)) == stored
+    assert snapshot(r) == want
+
+
+class Snap(Record):
+    snap_id: str | None = None
+    agent_id: Identifier
+    sim: Identifier
+    step: int
+    health: float
+    mood: str = "calm"
+    note: str | None = None
+
+
+SNAPS = declare(
+    Snap, key="agent:{agent_id}:snap:{snap_id}", id="snap_id", id_template="{agent_id}-{step}",
+    ttl=600,
+    indexes=[
+        SortedIndex("by_step", "agent:{agent_id}:snap:timeline", score="step"),
+        SortedIndex("by_health", "agent:{agent_id}:snap:health", score="health", cap=3),
+        SetIndex("by_mood", "agent:{agent_id}:snap:mood:{mood}"),
+        SetIndex("moods", "sim:{sim}:moods:set", member="mood"),
+        SortedIndex("moods_seen", "sim:{sim}:moods", score="step", member="mood"),
+        ListIndex("log", "sim:{sim}:snaps"),
+        ListIndex("notes", "sim:{sim}:notes", member="note"),
+        CounterIndex("mood_count", "sim:{sim}:moodcount", field="mood"),
+        CounterIndex("steps", "sim:{sim}:{mood}:steps", field="step"),
+    ],
+)
+
+
+def test_a_declared_model_as_columns(r: redis.Redis, mem: agentmem.Memory) -> None:
+    data = [{"agent_id": f"a{i % 4}", "sim": f"s{i % 3}", "step": i // 4, "health": i / 10,
+             "mood": ("calm", "sad", "glad")[i % 3], "note": None if i % 2 else f"n{i}"}
+            for i in range(60)]
+    repo = mem.repository(SNAPS)
+    stored = [s.snap_id for s in repo.add_many([Snap(**d) for d in data])]
+    want = snapshot(r)
+    r.flushdb()
+    assert scripts_run(r, lambda: repo.add_rows(data)) == (False, True)
+    assert snapshot(r) == want
+    r.flushdb()
+    cols = {k: [d[k] for d in data] for k in data[0]}
+    assert repo.add_columns(cols) == stored
+    assert snapshot(r) == want
+
+
+def test_repeated_or_given_ids_go_as_before_in_one_script(r: redis.Redis,
+                                                         connect: Any) -> None:
+    data = steps(5, 3)
+    twice = [*data, data[0]]
+    given = [*data, {**data[1], "action_id": "agent_1-0-custom"}]
+    for rows in (twice, given):
+        r.flushdb()
+        stored = [a.action_id for a in connect().actions.add_many([Action(**d) for d in rows])]
+        want = snapshot(r)
+        r.flushdb()
+        mem = connect()
+        ids: list[str] = []
+        assert scripts_run(r, lambda rows=rows, mem=mem, ids=ids: ids.extend(
+            mem.actions.add_rows(rows))) == (True, False)
+        assert ids == stored
+        assert snapshot(r) == want
+
+
+def test_a_key_of_another_type_refuses_the_same_records(r: redis.Redis,
+                                                       mem: agentmem.Memory) -> None:
+    data = steps(8, 2)
+    r.set("agent:agent_3:action:rewards", "x")
+    with pytest.raises(WriteError) as many:
+        mem.actions.add_many([Action(**d) for d in data])
+    want = data_keys(r)
+    r.flushdb()
+    r.set("agent:agent_3:action:rewards", "x")
+    with pytest.raises(WriteError) as rows:
+        mem.actions.add_rows(data)
+    assert rows.value.failed == many.value.failed
+    assert sorted(rows.value.failed) == [3, 11]  # agent_3's actions with a reward
+    assert data_keys(r) == want
+
+
+@pytest.mark.parametrize("cell", [1.0, 4.0, 0.001, 7.5, 1e-300, 1e300])
+def test_grid_codes_of_whole_columns_are_those_of_each_position(cell: float) -> None:
+    rnd = np.random.default_rng(7)
+    edge = [0.0, -0.0, 5e-324, -5e-324, 1e308, -1e308, 2.0**25, -(2.0**25), 2.0**25 - 1e-9,
+            3.9999999999999996, 4.0, -4.0, 12.3, 99.99]
+    xs: list[float | None] = [*edge, *rnd.uniform(-1e9, 1e9, 500).tolist(),
+                              *rnd.uniform(-300, 300, 500).tolist()]
+    ys: list[float | None] = list(reversed(xs))
+    xs[3] = None
+    ys[7] = None
+    want = [None if x is None or y is None else str(code(x, y, cell))
+            for x, y in zip(xs, ys, strict=True)]
+    assert grid_codes(xs, ys, cell) == want
+    some = [x for x in xs if x is not None][:9]
+    assert grid_codes(some, edge[:9], cell) == [
+        str(code(x, y, cell)) for x, y in zip(some, edge[:9], strict=True)]
