@@ -33,7 +33,7 @@ from agentmem.model.schema import Template
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
 from agentmem.plans.plan import Call, script_call
 from agentmem.plans.write import Prepared, WritePlanner
-from agentmem.plans.writeargs import KEY_CACHE, _split, number_texts
+from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts
 
 __all__ = ["ColumnBatcher", "grid_codes"]
 
@@ -133,8 +133,11 @@ class ColumnBatcher:
         """The record key's text before and after the id, by the values it is made of."""
         indexes: list[Any] = []
         grids: list[tuple[int, int, float]] = []
+        self._ikeys: list[tuple[_Compiled, dict[Any, str]]] = []
+        """Per index: its key template, and its keys by the values they are made of."""
         for ix, decl in zip(planner.indexes, spec.indexes, strict=True):
-            key = tpl(Template.parse(decl.key).parts)
+            tpl(Template.parse(decl.key).parts)  # str and int fields only
+            self._ikeys.append((ix.key, {}))
             member = 0 if ix.member is None or ix.cmd == "HINCRBY" else c(ix.member)
             score = 0
             if ix.grid is not None:
@@ -149,7 +152,7 @@ class ColumnBatcher:
                 kind = "h"
             else:
                 kind = "A"
-            indexes.append([ix.code, key, score, member, kind])
+            indexes.append([ix.code, 0, score, member, kind])
         self.positions = [p for p, _ in sorted(col.items(), key=lambda kv: kv[1])]
         self.grids = grids
         ncol = len(self.positions)
@@ -215,7 +218,47 @@ class ColumnBatcher:
                 out.append(list(col) if fn is None else list(map(fn, col)))
         for xi, yi, cell in self.grids:
             out.append(grid_codes(cols[xi], cols[yi], cell))
+        by_refs: dict[tuple[int, ...], Any] = {}
+        keys = [self._keys(compiled, cache, cols, n, by_refs) for compiled, cache in self._ikeys]
         # as writeargs.pack: str and bytes as MessagePack raw strings, counts as integers
-        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out],
+        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out, keys],
                                    use_bin_type=False)
         return script_call(WRITE_COLS, [arg]), bases
+
+    @staticmethod
+    def _keys(compiled: _Compiled, cache: dict[Any, str], cols: Sequence[Sequence[Any]],
+              n: int, by_refs: dict[tuple[int, ...], Any]) -> list[Any]:
+        """An index's key of each record, as the script reads them: ``[keys, codes]``, the
+        distinct keys and each record's (1-based, 0: a value the key needs is absent);
+        ``[keys, false]`` when every record has a key of its own. Rendered as
+        :meth:`WritePlanner.batch` renders them (the same values, the same format),
+        remembered across calls by the values they are made of."""
+        refs = compiled.refs
+        if not refs:
+            return [[compiled.fmt % ()], [1] * n]
+        got = by_refs.get(refs)  # indexes whose keys are made of the same values share
+        if got is None:  # their distinct values
+            vals: Sequence[Any] = cols[refs[0]] if len(refs) == 1 else \
+                list(zip(*(cols[p] for p in refs), strict=True))
+            got = by_refs[refs] = (vals, any(None in cols[p] for p in refs),
+                                   list(dict.fromkeys(vals)))
+        vals, absent, order = got
+        if absent:
+            order = [v for v in order if v is not None and not (
+                type(v) is tuple and None in v)]
+        try:
+            keys = list(map(cache.__getitem__, order))
+        except KeyError:  # values new to this index: rendered once
+            if len(cache) + len(order) > KEY_CACHE:
+                cache.clear()
+            fmt = compiled.fmt
+            for v in order:
+                if v not in cache:
+                    cache[v] = fmt % (v if len(refs) > 1 else (v,))
+            keys = list(map(cache.__getitem__, order))
+        if len(order) == n:
+            return [keys, False]
+        code = dict(zip(order, range(1, len(order) + 1), strict=True))
+        if absent:
+            return [keys, [code.get(v, 0) for v in vals]]
+        return [keys, list(map(code.__getitem__, vals))]

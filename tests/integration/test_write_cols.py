@@ -96,6 +96,21 @@ def test_rows_as_columns_store_what_add_many_stores(r: redis.Redis, connect: Any
     assert stamped(r) == want
 
 
+def test_fields_no_row_of_a_call_gives_as_add_many(r: redis.Redis, connect: Any) -> None:
+    """Only the four required fields: the reward, target and position indexes get no
+    entry, the hash no field, from columns that hold no value at all."""
+    data = [{"agent_id": f"a{i % 5}", "simulation_id": "s", "step_number": i // 5,
+             "action_type": "move"} for i in range(20)]
+    stored = [a.action_id for a in connect().actions.add_many([Action(**d) for d in data])]
+    want = data_keys(r)
+    r.flushdb()
+    mem = connect()
+    ids: list[str] = []
+    assert scripts_run(r, lambda: ids.extend(mem.actions.add_rows(data))) == (False, True)
+    assert ids == stored
+    assert data_keys(r) == want
+
+
 def test_one_call_of_many_steps_caps_and_splits_as_add_many(r: redis.Redis,
                                                            connect: Any) -> None:
     """2,400 actions of 2 agents in one call: 1,200 per agent (the capped relative index

@@ -15,5 +15,6 @@ local nscope = tonumber(A[5])
 -- scope s: A[6s] key prefix, A[6s+1] key suffix, A[6s+2] probe key, A[6s+3] retired key,
 -- A[6s+4] and A[6s+5] the key around the id of a record that left (moved_to), or ''
 local SB = 0  -- scope s's values: A[SB + 6s] ..
+local G0, G0n = nil, 0  -- the groups are in A
 local pos = 6 + 6 * nscope
 --!include lib/write_body.lua

@@ -1,7 +1,7 @@
 #!lua
 -- write_cols: core/write.lua fed columns: the records' keys, index entries and groups are built here, from key templates and one column per stored value.
 -- KEYS: none: every key is built from ARGV
--- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes; a template is an array of literal text at odd places and column numbers at even ones; false: none
+-- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns keys; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes (each: code 0 score_column member_column kind); a template is an array of literal text at odd places and column numbers at even ones; keys: per index {distinct keys, each record's key number (0: none) or false: one key per record}; false: none
 -- Reply: that of core/write.lua ({stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...} or {'\0EXISTS', positions...} when nothing was written)
 -- The client (agentmem/plans/colwrite.py) sends this form only for calls it can state so:
 -- every id generated and distinct in its scope (it sends them), the scope's key values
@@ -14,8 +14,9 @@ local P, nrec = C[1], tonumber(C[2])
 local ttl, idf, stampf = tonumber(C[3]), P[1], P[2]
 local A = {nrec, C[3], idf, stampf, 0}
 local nscope, SB = 0, 0
+local G0, G0n = {}, 0  -- the groups, in a table of their own
 do
-  local V = C[7]
+  local V, KK = C[7], C[8]
   local modes, bases, rids = C[4], C[5], C[6] or C[5]
   local onemode = type(modes) == 'string' and modes or nil
   local concat = table.concat
@@ -47,12 +48,40 @@ do
 
   local hashc, ptpl, stpl, qtpl, rtpl = P[3], P[4], P[5], P[6], P[7]
   local rsc, roc, mptpl, mstpl, scols, IX = P[8], P[9], P[10], P[11], P[12], P[13]
-  local nhash, nix = #hashc, #IX
+  local nix = #IX
   local rsv, rov = V[rsc], V[roc]
   local sv = scols and #scols == 1 and V[scols[1]] or nil
+  -- the hash's columns that hold any value, and their field names
+  local hcol, hname = {}, {}
+  for i = 1, #hashc, 2 do
+    local c = V[hashc[i]]
+    if c then
+      hcol[#hcol + 1] = c
+      hname[#hname + 1] = hashc[i + 1]
+    end
+  end
+  local nhash = #hcol
+  -- per index: its key template, and the columns of its score and member (false: none
+  -- or no value; true: the member is the record id)
+  local ikeys, icodes, iscore, imember, ikind, icode = {}, {}, {}, {}, {}, {}
+  for k = 1, nix do
+    local ix = IX[k]
+    icode[k], ikind[k] = ix[1], ix[5]
+    ikeys[k], icodes[k] = KK[k][1], KK[k][2]
+    iscore[k], imember[k] = true, true
+    if ix[3] > 0 then iscore[k] = V[ix[3]] or false end
+    if ix[4] > 0 then imember[k] = V[ix[4]] or false end
+  end
   local scopes, sno_of, scache = {}, {}, {}
   local probes, plist_of = {}, {}
-  local order, gkind, gcode, glist, gpos, gcnt = {}, {}, {}, {}, {}, {}
+  -- groups, numbered in the order their keys first come: each a linked list of entries
+  -- (entry e: ea[e] the score or member, eb[e] the member of a sorted set of ids); a
+  -- sorted set of field values and counters keep a table per key (one per simulation)
+  local gno, gkey, gcode, gkind, gfirst, glast, gargs, gmap = {}, {}, {}, {}, {}, {}, {}, {}
+  local ng = 0
+  local G, gn = G0, 0
+  local ea, eb, enext = {}, {}, {}
+  local ne = 0
   local n = 5
   for r = 1, nrec do
     -- the record's scope: the parts of its key around the id, its probe, retired and
@@ -106,14 +135,11 @@ do
     A[n + 1], A[n + 2], A[n + 3], A[n + 4], A[n + 5], A[n + 6] = mode, bases[r], id, sc[1], rs, ro
     local at = n + 7
     n = at
-    for i = 1, nhash, 2 do
-      local c = V[hashc[i]]
-      if c then
-        local v = c[r]
-        if v ~= nil then
-          A[n + 1], A[n + 2] = hashc[i + 1], v
-          n = n + 2
-        end
+    for i = 1, nhash do
+      local v = hcol[i][r]
+      if v ~= nil then
+        A[n + 1], A[n + 2] = hname[i], v
+        n = n + 2
       end
     end
     A[at] = n - at
@@ -122,59 +148,80 @@ do
       pl[#pl + 1] = id
     end
     -- its index entries, grouped per key: 'Z' (sorted set of ids: score, id), 'z' (of
-    -- field values: one score per member, the last), 'S' 's' 'L' 'l' (members in record
-    -- order), 'h' (a count per field value)
+    -- field values: one score per member, the last), 'A' (sets and lists: members in
+    -- record order), 'h' (a count per field value)
     for k = 1, nix do
-      local ix = IX[k]
-      local key = render(ix[2], r)
-      if key ~= nil then
-        local m, s = id, nil
-        local mc, scc = ix[4], ix[3]
-        if mc > 0 then
-          local c = V[mc]
-          m = nil
-          if c then m = c[r] end
-        end
-        if scc > 0 then
-          local c = V[scc]
-          if c then s = c[r] end
-        end
-        if m ~= nil and (scc == 0 or s ~= nil) then
-          local l = glist[key]
-          local kind = ix[5]
-          if l == nil then
-            l = {}
-            glist[key], gkind[key], gcode[key] = l, kind, ix[1]
-            order[#order + 1] = key
-            if kind == 'z' or kind == 'h' then gpos[key] = {} end
-            if kind == 'h' then gcnt[key] = {} end
-          elseif kind == 'Z' then
-            gcode[key] = ix[1]  -- a sorted set's group takes the code of its last index
-          end
-          if kind == 'Z' then
-            l[#l + 1] = s
-            l[#l + 1] = m
-          elseif kind == 'z' then
-            local p = gpos[key]
-            local at2 = p[m]
-            if at2 then
-              l[at2] = s
-            else
-              l[#l + 1] = s
-              p[m] = #l
-              l[#l + 1] = m
-            end
+      local m, s = id, nil
+      local mc, scc = imember[k], iscore[k]
+      if mc ~= true then m = mc and mc[r] end
+      if scc ~= true then s = scc and scc[r] end
+      if m and s ~= false and (s ~= nil or scc == true) then
+        local codes, kind = icodes[k], ikind[k]
+        if not codes then
+          -- a key of its own: its group is this entry, written as it comes
+          local key = ikeys[k][r]
+          if kind == 'A' then
+            G[gn + 1], G[gn + 2], G[gn + 3], G[gn + 4] = icode[k], key, 1, m
+            gn = gn + 4
           elseif kind == 'h' then
-            local cnt = gcnt[key]
-            local c = cnt[s]
-            if c then
-              cnt[s] = c + 1
-            else
-              cnt[s] = 1
-              l[#l + 1] = s
-            end
+            G[gn + 1], G[gn + 2], G[gn + 3], G[gn + 4], G[gn + 5] = icode[k], key, 2, s, '1'
+            gn = gn + 5
           else
-            l[#l + 1] = m
+            G[gn + 1], G[gn + 2], G[gn + 3], G[gn + 4], G[gn + 5] = icode[k], key, 2, s, m
+            gn = gn + 5
+          end
+          G0n = G0n + 1
+        elseif codes[r] > 0 then
+          local key = ikeys[k][codes[r]]
+          local g = gno[key]
+          if g == nil then
+            ng = ng + 1
+            g = ng
+            gno[key], gkey[g], gcode[g], gkind[g], gargs[g] = g, key, icode[k], kind, 0
+            if kind == 'z' or kind == 'h' then gmap[g] = {} end
+          elseif kind == 'Z' then
+            gcode[g] = icode[k]  -- a sorted set's group takes the code of its last index
+          end
+          if kind == 'Z' or kind == 'A' then
+            ne = ne + 1
+            if kind == 'Z' then
+              ea[ne], eb[ne] = s, m
+              gargs[g] = gargs[g] + 2
+            else
+              ea[ne] = m
+              gargs[g] = gargs[g] + 1
+            end
+            local last = glast[g]
+            if last then enext[last] = ne else gfirst[g] = ne end
+            glast[g] = ne
+          elseif kind == 'z' then
+            local map = gmap[g]
+            local e = map[m]
+            if e then
+              ea[e] = s
+            else
+              ne = ne + 1
+              ea[ne], eb[ne] = s, m
+              map[m] = ne
+              gargs[g] = gargs[g] + 2
+              local last = glast[g]
+              if last then enext[last] = ne else gfirst[g] = ne end
+              glast[g] = ne
+            end
+          else  -- 'h': s is the counted value
+            local map = gmap[g]
+            local e = map[s]
+            if e then
+              ea[e] = ea[e] + 1
+            else
+              ne = ne + 1
+              ea[ne], eb[ne] = 1, s
+              map[s] = ne
+              gargs[g] = gargs[g] + 2
+              local last = glast[g]
+              if last then enext[last] = ne else gfirst[g] = ne end
+              glast[g] = ne
+            end
           end
         end
       end
@@ -190,31 +237,38 @@ do
     for i = 1, #l do A[n + i] = l[i] end
     n = n + #l
   end
-  -- groups: code key n <n args>, at most CH args each
-  local ngroup_at = n + 1
-  n = n + 1
-  local ngroup = 0
-  for _, key in ipairs(order) do
-    local l = glist[key]
-    if gkind[key] == 'h' then
-      local cnt, flat = gcnt[key], {}
-      for i = 1, #l do
-        flat[2 * i - 1] = l[i]
-        flat[2 * i] = tostring(cnt[l[i]])
+  -- the shared keys' groups: code key n <n args>, at most CH args each (a pair is never
+  -- cut: CH is even)
+  for g = 1, ng do
+    local kind, e, left = gkind[g], gfirst[g], gargs[g]
+    while left > 0 do
+      local size = math.min(left, CH)
+      G[gn + 1], G[gn + 2], G[gn + 3] = gcode[g], gkey[g], size
+      gn = gn + 3
+      G0n = G0n + 1
+      left = left - size
+      local stop = gn + size
+      if kind == 'A' then
+        while gn < stop do
+          G[gn + 1] = ea[e]
+          gn = gn + 1
+          e = enext[e]
+        end
+      elseif kind == 'h' then  -- field, count (as text)
+        while gn < stop do
+          G[gn + 1], G[gn + 2] = eb[e], tostring(ea[e])
+          gn = gn + 2
+          e = enext[e]
+        end
+      else
+        while gn < stop do
+          G[gn + 1], G[gn + 2] = ea[e], eb[e]
+          gn = gn + 2
+          e = enext[e]
+        end
       end
-      l = flat
-    end
-    local code, total = gcode[key], #l
-    for s = 1, total, CH do
-      local e = math.min(s + CH - 1, total)
-      A[n + 1], A[n + 2], A[n + 3] = code, key, e - s + 1
-      n = n + 3
-      for i = s, e do A[n + i - s + 1] = l[i] end
-      n = n + e - s + 1
-      ngroup = ngroup + 1
     end
   end
-  A[ngroup_at] = ngroup
   -- the scopes last: scope s's six values at SB + 6s
   SB = n - 5
   for i = 1, #scopes do A[n + i] = scopes[i] end

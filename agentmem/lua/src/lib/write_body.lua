@@ -3,7 +3,8 @@
 -- client built them, core/write_cols.lua builds them from columns. It reads the locals
 -- its includer defines: A (the arguments, in the layout of agentmem/plans/writeargs.py
 -- but for where the scopes are), nrec, ttl, idf, stampf, nscope, SB (scope s's six
--- values are A[SB + 6s] .. A[SB + 6s + 5]) and pos (the position of the first record);
+-- values are A[SB + 6s] .. A[SB + 6s + 5]), pos (the position of the first record) and
+-- G0, G0n (the groups' own table and their number; nil: in A after the probes);
 -- it ends the script with core/write.lua's reply.
 local rpos, rsc, rid, keys, rnh = {}, {}, {}, {}, {}
 for r = 1, nrec do
@@ -17,8 +18,14 @@ end
 local nprobe = tonumber(A[pos]); pos = pos + 1
 local ppos = pos
 for p = 1, nprobe do pos = pos + 2 + tonumber(A[pos + 1]) end
-local ngroup = tonumber(A[pos]); pos = pos + 1
-local gpos = pos
+-- the groups: in A after the probes, or in a table of their own when the includer built
+-- them apart (G0: the table, G0n: how many)
+local G, ngroup, gpos = G0, G0n, 1
+if not G then
+  G, ngroup = A, tonumber(A[pos])
+  pos = pos + 1
+  gpos = pos
+end
 
 -- are any of the records' keys taken? (when none is, each is a key known absent)
 local anyexist = false
@@ -71,13 +78,13 @@ pos = gpos
 for g = 1, ngroup do
   -- a group: code key n <n args>; code = kind letter (upper case: the members
   -- are record ids) and, for a capped sorted set, the cap
-  local c, key, n = byte(A[pos]), A[pos + 1], tonumber(A[pos + 2])
+  local c, key, n = byte(G[pos]), G[pos + 1], tonumber(G[pos + 2])
   gc[g], gs[g], ge[g] = c, pos + 3, pos + 2 + n
   if c == 104 then
     -- counters: the fields of every group of the key (a key may take several)
     if checked[key] ~= false then
       local fields = {}
-      for i = pos + 3, pos + 2 + n, 2 do fields[#fields + 1] = A[i] end
+      for i = pos + 3, pos + 2 + n, 2 do fields[#fields + 1] = G[i] end
       local ok = true
       for i = 1, #fields, CH do
         local vals = redis.pcall('HMGET', key, unpack(fields, i, math.min(i + CH - 1, #fields)))
@@ -106,7 +113,7 @@ for g = 1, ngroup do
       checked[key] = true
       others[#others + 1] = key
       others[#others + 1] = 'list'
-      others[#others + 1] = A[pos + 3]
+      others[#others + 1] = G[pos + 3]
       others[#others + 1] = 'set'
     else
       checked[key] = true
@@ -301,15 +308,15 @@ end
 local caps = nil
 for g = 1, ngroup do
   local c, s, e = gc[g], gs[g], ge[g]
-  local code, key = A[s - 3], A[s - 2]
+  local code, key = G[s - 3], G[s - 2]
   if c == 104 then
-    for i = s, e, 2 do call('HINCRBY', key, A[i], A[i + 1]) end
+    for i = s, e, 2 do call('HINCRBY', key, G[i], G[i + 1]) end
   elseif c == 79 then
     -- the outbox: every record's key, final ids, in record order; the outbox named in
     -- its registry; the writer's lease renewed (args: registry, lease key, lease ms)
     for i = 1, nrec, CH do call('RPUSH', key, unpack(keys, i, math.min(i + CH - 1, nrec))) end
-    call('SADD', A[s], key)
-    call('SET', A[s + 1], '1', 'PX', A[s + 2])
+    call('SADD', G[s], key)
+    call('SET', G[s + 1], '1', 'PX', G[s + 2])
   else
     local cmd
     if c == 90 or c == 122 then cmd = 'ZADD' elseif c == 83 or c == 115 then cmd = 'SADD'
@@ -317,13 +324,13 @@ for g = 1, ngroup do
     if remap and (c == 90 or c == 83 or c == 76) then
       local l = {}
       if c == 90 then
-        for i = s, e, 2 do l[#l + 1] = A[i]; l[#l + 1] = remap[A[i + 1]] or A[i + 1] end
+        for i = s, e, 2 do l[#l + 1] = G[i]; l[#l + 1] = remap[G[i + 1]] or G[i + 1] end
       else
-        for i = s, e do l[#l + 1] = remap[A[i]] or A[i] end
+        for i = s, e do l[#l + 1] = remap[G[i]] or G[i] end
       end
       call(cmd, key, unpack(l))
     else
-      call(cmd, key, unpack(A, s, e))
+      call(cmd, key, unpack(G, s, e))
     end
     if #code > 1 then
       caps = caps or {}
