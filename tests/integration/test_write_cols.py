@@ -242,3 +242,14 @@ def test_grid_codes_of_whole_columns_are_those_of_each_position(cell: float) -> 
     some = [x for x in xs if x is not None][:9]
     assert grid_codes(some, edge[:9], cell) == [
         str(code(x, y, cell)) for x, y in zip(some, edge[:9], strict=True)]
+
+
+async def test_async_rows_as_columns(r: redis.Redis, amem: agentmem.AsyncMemory) -> None:
+    data = steps(30, 4)
+    stored = [a.action_id for a in await amem.actions.add_many([Action(**d) for d in data])]
+    want = data_keys(r)
+    r.flushdb()
+    r.script_flush()
+    assert await amem.actions.add_columns(as_columns(data)) == stored
+    assert r.script_exists(WRITE.sha, WRITE_COLS.sha) == [False, True]
+    assert data_keys(r) == want
