@@ -20,6 +20,7 @@ from agentmem.errors import InvalidInput
 from agentmem.model.codec import SCALAR_ENCODERS
 from agentmem.model.explain import explain
 from agentmem.model.rowcodec import RowCodec
+from agentmem.plans.colplan import ColumnPlanner
 from agentmem.plans.write import Prepared, WritePlanner
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,6 +40,10 @@ class RowPlanner(Generic[M]):
         self.writer = writer
         self.model = writer.spec.model
         self.codec = RowCodec(self.model, writer.spec.codec)
+        self.columns: ColumnPlanner[M] | None = (
+            ColumnPlanner(writer) if self.codec.fast is not None else None)
+        """The column-wise fast path of :meth:`prepare_columns` (None: the model has
+        no row fast path either)."""
         # a column with tolist() (a numpy array, a pandas Series) is read as its list
         # of Python values, except an arbitrary type's (an embedding matrix: its rows
         # are the vectors)
@@ -103,6 +108,11 @@ class RowPlanner(Generic[M]):
         if not isinstance(columns, Mapping):
             raise InvalidInput(f"expected a mapping of field name to values, got "
                                f"{type(columns).__name__}")
+        if fast_ok and self.columns is not None:
+            # column by column when nothing is unusual; else row by row, below
+            done = self.columns.prepare(columns, check_values)
+            if done is not None:
+                return done
         cols: dict[str, Sequence[Any]] = {}
         length: int | None = None
         first = ""
