@@ -68,6 +68,8 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _PLAIN_JSON = frozenset({str, int, bool, float, _NONE})
 _FIRST = operator.itemgetter(0)
+_COPY: Callable[[bytes], bytes] = b"%b".__mod__
+"""A copy of a bytes object (of orjson's: see :func:`_json`)."""
 
 
 def _encoder(info: FieldInfo, fm: FieldMap, fv: list[Any]) -> Callable[[Any], Any]:
@@ -216,21 +218,20 @@ def _json(fallback: Kernel) -> Kernel:
             return fallback(col, n)
         if not set(map(type, chain.from_iterable(dicts))) <= {str}:
             return fallback(col, n)
-        vals = list(chain.from_iterable(map(dict.values, dicts)))
-        vtypes = set(map(type, vals))
+        vtypes = set(map(type, chain.from_iterable(map(dict.values, dicts))))
         if not vtypes <= plain:
             return fallback(col, n)
         if float in vtypes:
-            total = sum(filter(_IS_FLOAT, vals))
+            total = sum(filter(_IS_FLOAT, chain.from_iterable(map(dict.values, dicts))))
             if total - total != 0.0:
                 return fallback(col, n)
         try:
             # orjson refuses what the row codec's walk refuses of these (lone
             # surrogates; ints beyond 64 bits, which the row codec leaves to pydantic);
-            # each text copied at once: retaining orjson's own bytes objects is ~15x
-            # slower (see rowcodec)
-            view: Callable[[bytes], memoryview] = memoryview
-            out = list(map(bytes, map(view, map(dumps, dicts))))
+            # each text copied at once, as rowcodec's bytes(memoryview(...)) does:
+            # retaining orjson's own bytes objects is ~15x slower; b"%b" % text is the
+            # same copy in one call (0.14 against 0.19 µs per text)
+            out = list(map(_COPY, map(dumps, dicts)))
         except orjson.JSONEncodeError:
             return None
         if max(map(len, out)) > jsonvalue.MAX_BYTES:

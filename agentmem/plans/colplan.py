@@ -18,12 +18,14 @@ raises. Pure: no I/O; imports ``agentmem.model`` and ``agentmem.plans.write``.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from agentmem.model.codec import FieldMap, _enc_bool, _enc_float, _enc_int
 from agentmem.model.colcodec import ColCodec
 from agentmem.model.fields import FORBIDDEN
 from agentmem.plans.write import Prepared, WritePlanner
@@ -33,6 +35,15 @@ M = TypeVar("M", bound=BaseModel)
 
 _FORBIDDEN = FORBIDDEN.search
 _MAX_KEY = 128
+
+
+def _kind(fm: FieldMap) -> str:
+    """What a field's encoded values can be, as the row codec leaves them: ``"none"``
+    neither text nor an int (floats, JSON bytes, a bool's ``'1'``/``'0'``, a write
+    time's None), ``"int"`` ints (or None), ``"any"`` anything else (text)."""
+    if fm.write_time or fm.json or fm.encode is _enc_float or fm.encode is _enc_bool:
+        return "none"
+    return "int" if fm.encode is _enc_int else "any"
 
 
 def _key_texts_ok(values: set[Any]) -> bool:
@@ -52,9 +63,13 @@ class ColumnPlanner(Generic[M]):
         self.writer = writer
         self.codec = ColCodec(writer.spec.model, writer.spec.codec)
         w = writer
-        self._key_pos = set(w.key_pos)
-        self._index_checks = [(i, neg) for i, neg in w._index_checks]
-        self._score_pos = list(w._score_pos)
+        # what a column of each storage name can hold once encoded: the checks below
+        # look only where the row path's checks can find something
+        kinds = [_kind(w.spec.codec.field_for(name)) for name in w.names]
+        self._key_pos = [i for i in w.key_pos if kinds[i] == "any"]
+        self._empty_pos = [i for i, _ in w._index_checks if kinds[i] == "any"]
+        self._negative_pos = [i for i, neg in w._index_checks if neg and kinds[i] != "none"]
+        self._score_pos = [i for i in w._score_pos if kinds[i] != "none"]
         self._id_pos = w.id_pos
         self._template = w.id_template
         self._check_generated = w._check_generated
@@ -88,14 +103,13 @@ class ColumnPlanner(Generic[M]):
         for i in self._key_pos:
             if not _key_texts_ok(values(i)):
                 return None
-        for i, negative in self._index_checks:
-            d = values(i)
-            if "" in d:
+        for i in self._empty_pos:
+            if "" in values(i):
                 return None
-            if negative:
-                ints = [v for v in d if type(v) is int]
-                if ints and min(ints) < 0:
-                    return None
+        for i in self._negative_pos:
+            ints = [v for v in values(i) if type(v) is int]
+            if ints and min(ints) < 0:
+                return None
         for i in self._score_pos:
             ints = [v for v in values(i) if type(v) is int]
             if ints and not (min(ints) >= -MAX_SCORE_INT and max(ints) <= MAX_SCORE_INT):
@@ -106,8 +120,7 @@ class ColumnPlanner(Generic[M]):
         mode, bases = got
         rows = list(map(list, zip(*cols, strict=True)))
         if check_values is not None:
-            for vals in rows:
-                check_values(vals)  # raises: the row path explains
+            deque(map(check_values, rows), 0)  # raises: the row path explains
         return list(map(Prepared, repeat(mode, n), bases, rows))
 
     def _bases(self, cols: list[Sequence[Any]], n: int, ids: set[Any]

@@ -5,7 +5,9 @@ The columnar ingest path of :meth:`~agentmem.repository.base.RecordOps.add_rows`
 :class:`~agentmem.model.rowcodec.RowCodec` straight into the encoded values
 :meth:`WritePlanner.prepare` takes from a model object; a row the fast path does not
 take is built with pydantic, exactly as ``Model(**row)`` is, so the same rows are
-refused with the same errors and the same bytes are stored either way. Pure: no I/O.
+refused with the same errors and the same bytes are stored either way. Columns are
+first tried column by column (:mod:`agentmem.plans.colplan`), which gives the same
+records or None (then the rows are prepared here, one by one). Pure: no I/O.
 """
 
 from __future__ import annotations
