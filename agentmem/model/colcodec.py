@@ -17,9 +17,10 @@ column, columns of different lengths, no rows, a dtype or type it does not know)
 :meth:`ColCodec.encode` returns ``None`` for the whole call and the caller takes the
 row path, which gives the same values or the same error. It never raises.
 
-Checking a distinct value once assumes a field's ``before`` validators are pure (the
-same value in gives the same value out), as pydantic's caching of nothing does not
-require but every validator of agentmem's models is.
+Checking a distinct value once assumes a text field's ``before`` validators are pure
+(equal text in, equal value out; they run once per distinct value, not once per
+row), as every validator of agentmem's own models is; a column of other types, where
+equal values of different types could merge in a set, is checked value by value.
 
 Imports: the standard library, numpy, orjson, pydantic and ``agentmem.model`` only
 (pure, no I/O).
