@@ -5,7 +5,9 @@ The columnar ingest path of :meth:`~agentmem.repository.base.RecordOps.add_rows`
 :class:`~agentmem.model.rowcodec.RowCodec` straight into the encoded values
 :meth:`WritePlanner.prepare` takes from a model object; a row the fast path does not
 take is built with pydantic, exactly as ``Model(**row)`` is, so the same rows are
-refused with the same errors and the same bytes are stored either way. Pure: no I/O.
+refused with the same errors and the same bytes are stored either way. Columns are
+first tried column by column (:mod:`agentmem.plans.colplan`), which gives the same
+records or None (then the rows are prepared here, one by one). Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from agentmem.errors import InvalidInput
 from agentmem.model.codec import SCALAR_ENCODERS
 from agentmem.model.explain import explain
 from agentmem.model.rowcodec import RowCodec
+from agentmem.plans.colplan import ColumnPlanner
 from agentmem.plans.write import Prepared, WritePlanner
 
 M = TypeVar("M", bound=BaseModel)
@@ -39,6 +42,10 @@ class RowPlanner(Generic[M]):
         self.writer = writer
         self.model = writer.spec.model
         self.codec = RowCodec(self.model, writer.spec.codec)
+        self.columns: ColumnPlanner[M] | None = (
+            ColumnPlanner(writer) if self.codec.fast is not None else None)
+        """The column-wise fast path of :meth:`prepare_columns` (None: the model has
+        no row fast path either)."""
         # a column with tolist() (a numpy array, a pandas Series) is read as its list
         # of Python values, except an arbitrary type's (an embedding matrix: its rows
         # are the vectors)
@@ -103,6 +110,11 @@ class RowPlanner(Generic[M]):
         if not isinstance(columns, Mapping):
             raise InvalidInput(f"expected a mapping of field name to values, got "
                                f"{type(columns).__name__}")
+        if fast_ok and self.columns is not None:
+            # column by column when nothing is unusual; else row by row, below
+            done = self.columns.prepare(columns, check_values)
+            if done is not None:
+                return done
         cols: dict[str, Sequence[Any]] = {}
         length: int | None = None
         first = ""

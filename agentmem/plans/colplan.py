@@ -1,0 +1,154 @@
+"""Prepare writes from columns of field values, a column at a time (``add_columns``).
+
+The column-wise fast path of :meth:`RowPlanner.prepare_columns
+<agentmem.plans.rows.RowPlanner.prepare_columns>` (issue 19): the values are
+validated and encoded column by column (:class:`~agentmem.model.colcodec.ColCodec`),
+then :meth:`WritePlanner.prepare_encoded`'s checks run on each key and index
+column's *distinct* values (key texts non-empty, at most 128 characters, none of the
+forbidden characters; index values not empty, key ints not negative, score ints
+exact as doubles), the ids are generated from the template for all rows at once
+(``ID_FMT % parts`` over the zipped columns, checked as :func:`check_id` checks one)
+or taken as given, and the rows are transposed and wrapped as :class:`Prepared`, the
+same objects, values and types the row path gives.
+
+It is only ever narrower than the row path: anything unusual, or anything the row
+path would refuse, gives ``None`` and the row path runs (and explains). It never
+raises. Pure: no I/O; imports ``agentmem.model`` and ``agentmem.plans.write``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from agentmem.model.codec import FieldMap, _enc_bool, _enc_float, _enc_int
+from agentmem.model.colcodec import ColCodec
+from agentmem.model.fields import FORBIDDEN
+from agentmem.plans.write import Prepared, WritePlanner
+from agentmem.plans.writeargs import MAX_SCORE_INT
+
+M = TypeVar("M", bound=BaseModel)
+
+_FORBIDDEN = FORBIDDEN.search
+_MAX_KEY = 128
+
+
+def _kind(fm: FieldMap) -> str:
+    """What a field's encoded values can be, as the row codec leaves them: ``"none"``
+    neither text nor an int (floats, JSON bytes, a bool's ``'1'``/``'0'``, a write
+    time's None), ``"int"`` ints (or None), ``"any"`` anything else (text)."""
+    if fm.write_time or fm.json or fm.encode is _enc_float or fm.encode is _enc_bool:
+        return "none"
+    return "int" if fm.encode is _enc_int else "any"
+
+
+def _key_texts_ok(values: set[Any]) -> bool:
+    """:meth:`WritePlanner.prepare_encoded`'s test of key values, on a column's
+    distinct values: every str one non-empty, at most 128 characters, none forbidden."""
+    texts = [v for v in values if type(v) is str]
+    if not texts:
+        return True
+    return "" not in values and max(map(len, texts)) <= _MAX_KEY and \
+        _FORBIDDEN("".join(texts)) is None
+
+
+class ColumnPlanner(Generic[M]):
+    """The column-wise fast path of one declaration's ``add_columns``."""
+
+    def __init__(self, writer: WritePlanner[M]) -> None:
+        self.writer = writer
+        self.codec = ColCodec(writer.spec.model, writer.spec.codec)
+        w = writer
+        # what a column of each storage name can hold once encoded: the checks below
+        # look only where the row path's checks can find something
+        kinds = [_kind(w.spec.codec.field_for(name)) for name in w.names]
+        self._key_pos = [i for i in w.key_pos if kinds[i] == "any"]
+        self._empty_pos = [i for i, _ in w._index_checks if kinds[i] == "any"]
+        self._negative_pos = [i for i, neg in w._index_checks if neg and kinds[i] != "none"]
+        self._score_pos = [i for i in w._score_pos if kinds[i] != "none"]
+        self._id_pos = w.id_pos
+        self._template = w.id_template
+        self._check_generated = w._check_generated
+        self._reserved = w.spec.reserved_ids
+
+    def prepare(self, columns: Mapping[str, Any],
+                check_values: Callable[[list[Any]], None] | None) -> list[Prepared] | None:
+        """Every row of ``columns`` prepared as the row path prepares it, or None:
+        take the row path. ``check_values`` (the repository's check of a row's encoded
+        values) runs on every row; a row it refuses gives None too."""
+        try:
+            return self._prepare(columns, check_values)
+        except Exception:  # anything unexpected: the row path decides (and explains)
+            return None
+
+    def _prepare(self, columns: Mapping[str, Any],
+                 check_values: Callable[[list[Any]], None] | None) -> list[Prepared] | None:
+        cols = self.codec.encode(columns)
+        if cols is None:
+            return None
+        n = len(cols[0])
+        # the checks of prepare_encoded, on each column's distinct values
+        distinct: dict[int, set[Any]] = {}
+
+        def values(i: int) -> set[Any]:
+            d = distinct.get(i)
+            if d is None:
+                d = distinct[i] = set(cols[i])
+            return d
+
+        for i in self._key_pos:
+            if not _key_texts_ok(values(i)):
+                return None
+        for i in self._empty_pos:
+            if "" in values(i):
+                return None
+        for i in self._negative_pos:
+            ints = [v for v in values(i) if type(v) is int]
+            if ints and min(ints) < 0:
+                return None
+        for i in self._score_pos:
+            ints = [v for v in values(i) if type(v) is int]
+            if ints and not (min(ints) >= -MAX_SCORE_INT and max(ints) <= MAX_SCORE_INT):
+                return None
+        got = self._bases(cols, n, values(self._id_pos))
+        if got is None:
+            return None
+        mode, bases = got
+        rows = list(map(list, zip(*cols, strict=True)))
+        if check_values is not None:
+            deque(map(check_values, rows), 0)  # raises: the row path explains
+        return list(map(Prepared, repeat(mode, n), bases, rows))
+
+    def _bases(self, cols: list[Sequence[Any]], n: int, ids: set[Any]
+               ) -> tuple[str, Sequence[str]] | None:
+        """The mode and every row's id base: ``'g'`` and the ids generated from the
+        template when no row gives an id, ``'f'`` and the ids given when every row
+        gives one (a text); None: take the row path."""
+        if ids == {None}:
+            t = self._template
+            if t is None:
+                return None
+            parts = [cols[i] for i in t.refs]
+            if any(None in p for p in parts):
+                return None
+            fmt = t.fmt
+            bases = list(map(fmt.__mod__, zip(*parts, strict=True))) if parts \
+                else [fmt % ()] * n
+            if self._check_generated and not self._ids_ok(bases):
+                return None
+            return "g", bases
+        if None in ids or not all(type(v) is str for v in ids):
+            return None  # ints (a negative one is refused) and a mix: row by row
+        if not self._ids_ok(list(ids)):
+            return None
+        return "f", cols[self._id_pos]
+
+    def _ids_ok(self, ids: list[str]) -> bool:
+        """:meth:`WritePlanner._check_id` of every id: non-empty, at most 128
+        characters, none forbidden, not reserved."""
+        return bool(ids) and "" not in ids and max(map(len, ids)) <= _MAX_KEY and \
+            _FORBIDDEN("".join(ids)) is None and self._reserved.isdisjoint(ids)
