@@ -197,8 +197,23 @@ class ColumnBatcher:
                        map(itemgetter(1), got)))
         return len(keys) == n
 
+    def chunks(self, prepared: Sequence[Prepared], todo: Sequence[int]
+               ) -> list[list[int]] | None:
+        """The calls of a write of ``prepared[j]`` for ``j`` in ``todo`` as columns (see
+        :meth:`takes`), or None. Cut as ``WritePlanner.chunks`` cuts them: every
+        ``batch_size`` records, and where two records of different scopes share an id root
+        (``k`` and ``k.1``), which distinct ids without a dot never do."""
+        records = [prepared[j] for j in todo]
+        if not self.takes(records):
+            return None
+        bases = [r.base for r in records]
+        if len(set(bases)) != len(bases) or "." in "".join(bases):
+            return list(self.planner.chunks(prepared, todo))
+        size = self.planner.batch_size
+        return [list(todo[i:i + size]) for i in range(0, len(todo), size)]
+
     def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
-        """One script call for ``records``, of a write :meth:`takes`, and the ids they get
+        """One script call for ``records``, a call of :meth:`chunks`, and the ids they get
         unless the server finds them taken (as :meth:`WritePlanner.batch` guesses them)."""
         n = len(records)
         bases = [r.base for r in records]

@@ -8,7 +8,7 @@ the repository's runner sends the calls).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -78,9 +78,14 @@ class _Write(Generic[M]):
             with_values = self.spec.codec.with_values
             records, out, id_name = self.records, self.out, self.id_name
             columns = self.columns
-            if columns is not None and not columns.takes([self.prepared[j] for j in todo]):
-                columns = None
-            for batch in self.writer.chunks(self.prepared, todo):
+            chunks: Iterable[list[int]] | None = None
+            if columns is not None:
+                chunks = columns.chunks(self.prepared, todo)
+                if chunks is None:
+                    columns = None
+            if chunks is None:
+                chunks = self.writer.chunks(self.prepared, todo)
+            for batch in chunks:
                 batches.append(batch)
                 chunk = [self.prepared[j] for j in batch]
                 call, guessed = columns.batch(chunk) if columns is not None \

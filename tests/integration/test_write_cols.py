@@ -8,11 +8,14 @@ not take (ids repeated in a call, ids given) goes as before, in one script."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 import pytest
 import redis
+from _support import HoldingProxy
 from test_rows import data_keys, snapshot
 
 import agentmem
@@ -70,33 +73,65 @@ def stamped(r: redis.Redis) -> dict[bytes, Any]:
     return out
 
 
-def scripts_run(r: redis.Redis, write: Any) -> tuple[bool, bool]:
-    """After ``SCRIPT FLUSH``: whether the write loaded the row script, the column one."""
-    r.script_flush()
-    write()
-    got = r.script_exists(WRITE.sha, WRITE_COLS.sha)
-    return bool(got[0]), bool(got[1])
+class Traced:
+    """Stores whose traffic crosses two relays in front of the test's server, counting the
+    calls of the row script and of the column script (other clients of the server, and
+    its script cache, do not count)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.cols = HoldingProxy(parts.hostname or "127.0.0.1", parts.port or 6379,
+                                 WRITE_COLS.sha.encode(), hold=False)
+        self.rows = HoldingProxy("127.0.0.1", self.cols.port, WRITE.sha.encode(), hold=False)
+        self.url = urlunsplit((parts.scheme, f"127.0.0.1:{self.rows.port}", parts.path,
+                               parts.query, parts.fragment))
+        self.opened: list[Any] = []
+
+    def connect(self, **options: Any) -> agentmem.Memory:
+        m = agentmem.connect(self.url, **options)
+        self.opened.append(m)
+        return m
+
+    def ran(self, write: Any) -> tuple[bool, bool]:
+        """Whether ``write()`` called the row script, the column script."""
+        self.rows.hits = self.cols.hits = 0
+        write()
+        return self.rows.hits > 0, self.cols.hits > 0
+
+    def close(self) -> None:
+        for m in self.opened:
+            m.close()
+        self.rows.close()
+        self.cols.close()
+
+
+@pytest.fixture
+def traced(server: Any, r: redis.Redis) -> Iterator[Traced]:
+    t = Traced(server.url)
+    yield t
+    t.close()
 
 
 @pytest.mark.parametrize("layout", [1, 2, 3])
 def test_rows_as_columns_store_what_add_many_stores(r: redis.Redis, connect: Any,
-                                                   layout: int) -> None:
+                                                   traced: Traced, layout: int) -> None:
     data = steps(40, 12)
     mem = connect(layout_version=layout)
     stored = mem.actions.add_many([Action(**d) for d in data])
     stored += mem.actions.add_many([Action(**d) for d in data[:130]])  # ids taken: .1
     want = stamped(r)
     r.flushdb()
-    mem2 = connect(layout_version=layout)
+    mem2 = traced.connect(layout_version=layout)
     ran: list[list[str]] = []
-    assert scripts_run(r, lambda: ran.append(mem2.actions.add_rows(data))) == (False, True)
+    assert traced.ran(lambda: ran.append(mem2.actions.add_rows(data))) == (False, True)
     ran.append(mem2.actions.add_columns(as_columns(data[:130])))
     assert ran[0] + ran[1] == [a.action_id for a in stored]
     assert ran[1][0] == "agent_0-0-move.1"
     assert stamped(r) == want
 
 
-def test_fields_no_row_of_a_call_gives_as_add_many(r: redis.Redis, connect: Any) -> None:
+def test_fields_no_row_of_a_call_gives_as_add_many(r: redis.Redis, connect: Any,
+                                                  traced: Traced) -> None:
     """Only the four required fields: the reward, target and position indexes get no
     entry, the hash no field, from columns that hold no value at all."""
     data = [{"agent_id": f"a{i % 5}", "simulation_id": "s", "step_number": i // 5,
@@ -104,15 +139,15 @@ def test_fields_no_row_of_a_call_gives_as_add_many(r: redis.Redis, connect: Any)
     stored = [a.action_id for a in connect().actions.add_many([Action(**d) for d in data])]
     want = data_keys(r)
     r.flushdb()
-    mem = connect()
+    mem = traced.connect()
     ids: list[str] = []
-    assert scripts_run(r, lambda: ids.extend(mem.actions.add_rows(data))) == (False, True)
+    assert traced.ran(lambda: ids.extend(mem.actions.add_rows(data))) == (False, True)
     assert ids == stored
     assert data_keys(r) == want
 
 
-def test_one_call_of_many_steps_caps_and_splits_as_add_many(r: redis.Redis,
-                                                           connect: Any) -> None:
+def test_one_call_of_many_steps_caps_and_splits_as_add_many(r: redis.Redis, connect: Any,
+                                                           traced: Traced) -> None:
     """2,400 actions of 2 agents in one call: 1,200 per agent (the capped relative index
     keeps 20), 2,400 members of the simulation's list (groups of at most 1,000
     arguments), the step counters and sorted set of steps."""
@@ -123,7 +158,7 @@ def test_one_call_of_many_steps_caps_and_splits_as_add_many(r: redis.Redis,
     assert r.zcard("agent:agent_0:action:relative_index") == 20
     assert r.llen("simulation:sim0:actions") == 2400
     r.flushdb()
-    assert scripts_run(r, lambda: connect(batch_size=5000).actions.add_rows(data)) == \
+    assert traced.ran(lambda: traced.connect(batch_size=5000).actions.add_rows(data)) == \
         (False, True)
     assert snapshot(r) == want
 
@@ -176,7 +211,8 @@ SNAPS = declare(
 )
 
 
-def test_a_declared_model_as_columns(r: redis.Redis, mem: agentmem.Memory) -> None:
+def test_a_declared_model_as_columns(r: redis.Redis, mem: agentmem.Memory,
+                                     traced: Traced) -> None:
     data = [{"agent_id": f"a{i % 4}", "sim": f"s{i % 3}", "step": i // 4, "health": i / 10,
              "mood": ("calm", "sad", "glad")[i % 3], "note": None if i % 2 else f"n{i}"}
             for i in range(60)]
@@ -184,7 +220,8 @@ def test_a_declared_model_as_columns(r: redis.Redis, mem: agentmem.Memory) -> No
     stored = [s.snap_id for s in repo.add_many([Snap(**d) for d in data])]
     want = snapshot(r)
     r.flushdb()
-    assert scripts_run(r, lambda: repo.add_rows(data)) == (False, True)
+    traced_repo = traced.connect().repository(SNAPS)
+    assert traced.ran(lambda: traced_repo.add_rows(data)) == (False, True)
     assert snapshot(r) == want
     r.flushdb()
     cols = {k: [d[k] for d in data] for k in data[0]}
@@ -192,8 +229,8 @@ def test_a_declared_model_as_columns(r: redis.Redis, mem: agentmem.Memory) -> No
     assert snapshot(r) == want
 
 
-def test_repeated_or_given_ids_go_as_before_in_one_script(r: redis.Redis,
-                                                         connect: Any) -> None:
+def test_repeated_or_given_ids_go_as_before_in_one_script(r: redis.Redis, connect: Any,
+                                                         traced: Traced) -> None:
     data = steps(5, 3)
     twice = [*data, data[0]]
     given = [*data, {**data[1], "action_id": "agent_1-0-custom"}]
@@ -202,9 +239,9 @@ def test_repeated_or_given_ids_go_as_before_in_one_script(r: redis.Redis,
         stored = [a.action_id for a in connect().actions.add_many([Action(**d) for d in rows])]
         want = snapshot(r)
         r.flushdb()
-        mem = connect()
+        mem = traced.connect()
         ids: list[str] = []
-        assert scripts_run(r, lambda rows=rows, mem=mem, ids=ids: ids.extend(
+        assert traced.ran(lambda rows=rows, mem=mem, ids=ids: ids.extend(
             mem.actions.add_rows(rows))) == (True, False)
         assert ids == stored
         assert snapshot(r) == want
@@ -244,12 +281,45 @@ def test_grid_codes_of_whole_columns_are_those_of_each_position(cell: float) -> 
         str(code(x, y, cell)) for x, y in zip(some, edge[:9], strict=True)]
 
 
-async def test_async_rows_as_columns(r: redis.Redis, amem: agentmem.AsyncMemory) -> None:
+async def test_async_rows_as_columns(r: redis.Redis, amem: agentmem.AsyncMemory,
+                                    traced: Traced) -> None:
     data = steps(30, 4)
     stored = [a.action_id for a in await amem.actions.add_many([Action(**d) for d in data])]
     want = data_keys(r)
     r.flushdb()
-    r.script_flush()
-    assert await amem.actions.add_columns(as_columns(data)) == stored
-    assert r.script_exists(WRITE.sha, WRITE_COLS.sha) == [False, True]
+    mem = agentmem.connect_async(traced.url)
+    traced.rows.hits = traced.cols.hits = 0
+    try:
+        assert await mem.actions.add_columns(as_columns(data)) == stored
+    finally:
+        await mem.close()
+    assert (traced.rows.hits, traced.cols.hits > 0) == (0, True)
     assert data_keys(r) == want
+
+
+class Tagged(Record):
+    tid: str | None = None
+    agent_id: Identifier
+    tag: Identifier
+    step: int
+
+
+TAGGED = declare(Tagged, key="t:{agent_id}:{tid}", id="tid", id_template="{tag}.{step}",
+                 indexes=[SortedIndex("by_step", "t:{agent_id}:steps", score="step"),
+                          ListIndex("all", "tags:{tag}")])
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 3, 100])
+def test_ids_that_share_a_root_across_agents_are_cut_as_add_many_cuts(
+        r: redis.Redis, connect: Any, batch_size: int) -> None:
+    """Ids ``x.1`` of two agents (one root ``x``, two scopes) and dotted ids: the calls
+    are cut where ``add_many`` cuts them, and the same is stored."""
+    data = [{"agent_id": f"a{i % 2}", "tag": "x", "step": i // 2} for i in range(6)]
+    data += [{"agent_id": "a3", "tag": f"y{i}", "step": 1} for i in range(3)]
+    mem = connect(batch_size=batch_size)
+    repo = mem.repository(TAGGED)
+    stored = [t.tid for t in repo.add_many([Tagged(**d) for d in data])]
+    want = snapshot(r)
+    r.flushdb()
+    assert repo.add_rows(data) == stored
+    assert snapshot(r) == want
