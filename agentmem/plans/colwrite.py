@@ -245,12 +245,13 @@ class ColumnBatcher:
               n: int, by_refs: dict[tuple[int, ...], Any]) -> list[Any]:
         """An index's key of each record, as the script reads them: ``[keys, codes]``, the
         distinct keys and each record's (1-based, 0: a value the key needs is absent);
-        ``[keys, false]`` when every record has a key of its own. Rendered as
+        ``[keys, False]`` when every record has a key of its own, ``[keys, True]`` when
+        they all have the one key. Rendered as
         :meth:`WritePlanner.batch` renders them (the same values, the same format),
         remembered across calls by the values they are made of."""
         refs = compiled.refs
         if not refs:
-            return [[compiled.fmt % ()], [1] * n]
+            return [[compiled.fmt % ()], True]
         got = by_refs.get(refs)  # indexes whose keys are made of the same values share
         if got is None:  # their distinct values
             vals: Sequence[Any] = cols[refs[0]] if len(refs) == 1 else \
@@ -273,6 +274,8 @@ class ColumnBatcher:
             keys = list(map(cache.__getitem__, order))
         if len(order) == n:
             return [keys, False]
+        if len(order) == 1 and not absent:
+            return [keys, True]
         code = dict(zip(order, range(1, len(order) + 1), strict=True))
         if absent:
             return [keys, [code.get(v, 0) for v in vals]]

@@ -1,7 +1,7 @@
 #!lua
 -- write_cols: core/write.lua fed columns: the records' keys, index entries and groups are built here, from key templates and one column per stored value.
 -- KEYS: none: every key is built from ARGV
--- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns keys; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes (each: code 0 score_column member_column kind); a template is an array of literal text at odd places and column numbers at even ones; keys: per index {distinct keys, each record's key number (0: none) or false: one key per record}; false: none
+-- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns keys; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes (each: code 0 score_column member_column kind); a template is an array of literal text at odd places and column numbers at even ones; keys: per index {distinct keys, each record's key number (0: none), or true: the one key of every record, or false: one key per record}; false: none
 -- Reply: that of core/write.lua ({stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...} or {'\0EXISTS', positions...} when nothing was written)
 -- The client (agentmem/plans/colwrite.py) sends this form only for calls it can state so:
 -- every id generated and distinct in its scope (it sends them), the scope's key values
@@ -171,8 +171,8 @@ do
             gn = gn + 5
           end
           G0n = G0n + 1
-        elseif codes[r] > 0 then
-          local key = ikeys[k][codes[r]]
+        elseif codes == true or codes[r] > 0 then
+          local key = ikeys[k][codes == true and 1 or codes[r]]
           local g = gno[key]
           if g == nil then
             ng = ng + 1
