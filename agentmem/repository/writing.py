@@ -18,6 +18,7 @@ from agentmem.model.schema import RecordSpec
 from agentmem.plans.colwrite import ColumnBatcher
 from agentmem.plans.plan import Call, FollowUp, Plan
 from agentmem.plans.write import Prepared, WritePlanner
+from agentmem.plans.writeargs import _render
 from agentmem.plans.writereply import parse_batch
 
 __all__ = ["BULK", "_Write"]
@@ -119,19 +120,37 @@ class _Write(Generic[M]):
                         self.unlisted += batch
                     continue
                 bad = set(res.bad_keys)
+                again: list[int] = []
                 for pos, j in enumerate(batch):
                     if pos in res.conflicts:
                         self.failed[j] = f"EXISTS: {self.spec.id} {guessed[pos]!r} is taken"
-                    elif bad and bad & self.writer.record_keys(self.prepared[j]):
-                        keys = sorted(bad & self.writer.record_keys(self.prepared[j]))
+                    elif bad and bad & self.keys_of(self.prepared[j]):
+                        keys = sorted(bad & self.keys_of(self.prepared[j]))
                         self.failed[j] = f"WRONGTYPE: key {keys[0]!r} holds another type"
                     else:
-                        retry.append(j)
+                        again.append(j)
+                if bad and len(again) == len(batch):
+                    # no record of the call owns a refused key (cannot happen for the keys
+                    # keys_of knows): refused all, rather than sent again for ever
+                    for j in again:
+                        self.failed[j] = f"WRONGTYPE: key {min(bad)!r} holds another type"
+                    again = []
+                retry += again
             if retry:
                 raise FollowUp(self.plan(retry))
             return self.then()
 
         return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=self.spec.key.pattern)
+
+    def keys_of(self, rec: Prepared) -> set[str]:
+        """Every key of another record ``rec``'s write checks: its index keys and its
+        scope's retired-mark hash."""
+        keys = self.writer.record_keys(rec)
+        if self.writer.retired is not None:
+            rk = _render(self.writer.retired, rec.vals)
+            if rk is not None:
+                keys.add(rk)
+        return keys
 
     def then(self) -> list[M]:
         """Once every record is stored or refused: on a cluster, the entries in other

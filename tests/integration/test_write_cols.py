@@ -323,3 +323,86 @@ def test_ids_that_share_a_root_across_agents_are_cut_as_add_many_cuts(
     r.flushdb()
     assert repo.add_rows(data) == stored
     assert snapshot(r) == want
+
+
+@pytest.mark.parametrize("form", ["add_many", "add_rows"])
+def test_a_retired_mark_of_another_type_refuses_its_agents_records(
+        r: redis.Redis, mem: agentmem.Memory, form: str) -> None:
+    """The script refuses the call for the agent's retired-mark key (a set where a hash
+    belongs): that agent's records are refused, the others stored, and the write ends
+    (it used to send the refused record again for ever)."""
+    data = steps(4, 2, sims=1)
+    r.sadd("agent:agent_2:retired", "x")
+    write = (lambda: mem.actions.add_many([Action(**d) for d in data])) \
+        if form == "add_many" else (lambda: mem.actions.add_rows(data))
+    with pytest.raises(WriteError) as err:
+        write()
+    assert sorted(err.value.failed) == [2, 6]
+    assert all("agent:agent_2:retired" in why for why in err.value.failed.values())
+    assert len(err.value.stored) == 6
+    assert r.zcard("agent:agent_1:action:timeline") == 2
+    assert not r.exists("agent:agent_2:action:timeline")
+
+
+class Ev(Record):
+    ev_id: str | None = None
+    agent_id: Identifier
+    step: int
+    g: Identifier = "x"
+    h: Identifier = "y"
+    who: Identifier = "w"
+    score: float = 0.0
+
+
+def _ev(*indexes: Any) -> Any:
+    return declare(Ev, key="ev:{agent_id}:{ev_id}", id="ev_id",
+                   id_template="{agent_id}-{step}", indexes=list(indexes))
+
+
+# what the column script would store otherwise than add_many (a review's findings):
+# two indexes writing one key (one group per key in add_many: its list order, its last
+# score, its cap), and a capped sorted set of field values (add_many trims the call's
+# pairs first, so an old member keeps a higher score)
+NOT_AS_COLUMNS = {
+    "two lists on one key": (
+        _ev(ListIndex("l1", "log:{g}"), ListIndex("l2", "log:{h}")),
+        [[{"agent_id": "a", "step": 0, "g": "x", "h": "p"},
+          {"agent_id": "a", "step": 1, "g": "x", "h": "x"}]]),
+    "two sorted sets of field values on one key": (
+        _ev(SortedIndex("z1", "z:{g}", score="step", member="who"),
+            SortedIndex("z2", "z:{h}", score="step", member="who")),
+        [[{"agent_id": "a", "step": 0, "g": "x", "h": "p", "who": "w"},
+          {"agent_id": "a", "step": 1, "g": "x", "h": "q", "who": "v"},
+          {"agent_id": "a", "step": 2, "g": "y", "h": "x", "who": "w"}]]),
+    "a capped and an uncapped index on one key": (
+        _ev(SortedIndex("capped", "z:{agent_id}", score="step", cap=1),
+            SortedIndex("plain", "z:{agent_id}", score="score")),
+        [[{"agent_id": f"a{i}", "step": i, "score": 5.0} for i in range(3)]]),
+    "sorted sets of ids and of field values on one key": (
+        _ev(SortedIndex("ids", "z:{agent_id}", score="step"),
+            SortedIndex("vals", "z:{agent_id}", score="step", member="who")),
+        [[{"agent_id": "a", "step": i, "who": f"w{i % 2}"} for i in range(3)]]),
+    "a capped sorted set of field values": (
+        _ev(SortedIndex("best", "best:{agent_id}", score="score", member="who", cap=1)),
+        [[{"agent_id": "a", "step": 0, "who": "m0", "score": 100.0}],
+         [{"agent_id": "a", "step": i + 1, "who": f"m{i}", "score": float(i)}
+          for i in range(5)]]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(NOT_AS_COLUMNS))
+def test_declarations_the_column_script_would_store_otherwise_go_as_add_many(
+        r: redis.Redis, connect: Any, traced: Traced, case: str) -> None:
+    spec, writes = NOT_AS_COLUMNS[case]
+    r.zadd("z:a0", {"old1": 10, "old2": 20})
+    many = connect().repository(spec)
+    stored = [[e.ev_id for e in many.add_many([Ev(**d) for d in w])] for w in writes]
+    want = snapshot(r)
+    r.flushdb()
+    r.zadd("z:a0", {"old1": 10, "old2": 20})
+    rows = traced.connect().repository(spec)
+    got: list[list[str]] = []
+    for w in writes:
+        assert traced.ran(lambda w=w: got.append(rows.add_rows(w))) == (True, False)
+    assert got == stored
+    assert snapshot(r) == want
