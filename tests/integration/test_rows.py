@@ -54,15 +54,16 @@ def columns(data: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def snapshot(r: redis.Redis) -> dict[bytes, Any]:
-    """Every key's type and content; a hash's write time only as present (it is the
-    server's clock), its expiry as set or not."""
+    """Every key's type and content; a hash's write time (``stored_at``, layout 3's ``w``)
+    only as present (it is the server's clock), its expiry as set or not."""
     out: dict[bytes, Any] = {}
     for key in r.scan_iter(count=1000):
         t = r.type(key)
         if t == b"hash":
             h = r.hgetall(key)
-            if b"stored_at" in h:
-                h[b"stored_at"] = b"<set>"
+            for stamp in (b"stored_at", b"w"):  # the write time (layout 3 names it w)
+                if stamp in h:
+                    h[stamp] = b"<set>"
             content: Any = h
         elif t == b"zset":
             content = r.zrange(key, 0, -1, withscores=True)
