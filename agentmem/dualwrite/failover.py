@@ -332,8 +332,7 @@ class Failover:
                 continue
             if same_action(c, a.model_copy(update={"action_id": c.action_id})):
                 done.present += 1
-                done.renamed[(a.simulation_id, a.agent_id, old)] = cid
-                self.pending_renames.append((a.simulation_id, a.agent_id, old, cid))
+                self._renamed(done, a, cid)
                 log.warning("journaled action %s of agent %s was stored before as %s (its "
                             "reply was lost): kept under that id", old, a.agent_id, cid)
                 return c
@@ -349,11 +348,17 @@ class Failover:
             return a
         new_id = str(new.action_id)
         done.stored += 1
-        done.renamed[(a.simulation_id, a.agent_id, old)] = new_id
-        self.pending_renames.append((a.simulation_id, a.agent_id, old, new_id))
+        self._renamed(done, a, new_id)
         log.warning("journaled action %s of agent %s found its id taken by another action "
                     "in Redis: stored as %s", old, a.agent_id, new_id)
         return new
+
+    def _renamed(self, done: Replay, a: Action, new_id: str) -> None:
+        """The journaled ``a`` is ``new_id`` in Redis: so in the replay, and in the archive
+        once :meth:`apply_renames` runs."""
+        key = (a.simulation_id, a.agent_id, str(a.action_id))
+        done.renamed[key] = new_id
+        self.pending_renames.append((*key, new_id))
 
     def apply_renames(self) -> None:
         """Rename in the archive the actions a replay stored under new ids."""

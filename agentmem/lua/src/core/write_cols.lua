@@ -82,6 +82,13 @@ do
   local G, gn = G0, 0
   local ea, eb, enext = {}, {}, {}
   local ne = 0
+  -- entry e joins group g (after its last entry), with nargs arguments
+  local function link(g, e, nargs)
+    local last = glast[g]
+    if last then enext[last] = e else gfirst[g] = e end
+    glast[g] = e
+    gargs[g] = gargs[g] + nargs
+  end
   local n = 5
   for r = 1, nrec do
     -- the record's scope: the parts of its key around the id, its probe, retired and
@@ -182,45 +189,27 @@ do
           elseif kind == 'Z' then
             gcode[g] = icode[k]  -- a sorted set's group takes the code of its last index
           end
-          if kind == 'Z' or kind == 'A' then
+          if kind == 'Z' then
             ne = ne + 1
-            if kind == 'Z' then
-              ea[ne], eb[ne] = s, m
-              gargs[g] = gargs[g] + 2
-            else
-              ea[ne] = m
-              gargs[g] = gargs[g] + 1
-            end
-            local last = glast[g]
-            if last then enext[last] = ne else gfirst[g] = ne end
-            glast[g] = ne
-          elseif kind == 'z' then
-            local map = gmap[g]
-            local e = map[m]
-            if e then
+            ea[ne], eb[ne] = s, m
+            link(g, ne, 2)
+          elseif kind == 'A' then
+            ne = ne + 1
+            ea[ne] = m
+            link(g, ne, 1)
+          else
+            -- 'z': one entry per member, the last score; 'h': one per counted value
+            local map, v = gmap[g], kind == 'z' and m or s
+            local e = map[v]
+            if e == nil then
+              ne = ne + 1
+              if kind == 'z' then ea[ne], eb[ne] = s, m else ea[ne], eb[ne] = 1, s end
+              map[v] = ne
+              link(g, ne, 2)
+            elseif kind == 'z' then
               ea[e] = s
             else
-              ne = ne + 1
-              ea[ne], eb[ne] = s, m
-              map[m] = ne
-              gargs[g] = gargs[g] + 2
-              local last = glast[g]
-              if last then enext[last] = ne else gfirst[g] = ne end
-              glast[g] = ne
-            end
-          else  -- 'h': s is the counted value
-            local map = gmap[g]
-            local e = map[s]
-            if e then
               ea[e] = ea[e] + 1
-            else
-              ne = ne + 1
-              ea[ne], eb[ne] = 1, s
-              map[s] = ne
-              gargs[g] = gargs[g] + 2
-              local last = glast[g]
-              if last then enext[last] = ne else gfirst[g] = ne end
-              glast[g] = ne
             end
           end
         end
