@@ -231,15 +231,20 @@ class ColumnBatcher:
         # distinct record keys: batch() guesses each record its base, in any call
         keyvals: list[Any] = list(zip(*(cols[p] for p in self.key_pos), strict=True)) \
             if self.key_pos else [()] * n
+        # remembered across writes up to KEY_CACHE values, never forgotten (the store may
+        # be shared by threads: what one looked up stays there)
         around = self._around
+        here: dict[Any, tuple[str, str]] = {}
         for v in dict.fromkeys(keyvals):
-            if v not in around:
+            got1 = around.get(v)
+            if got1 is None:
                 vals = dict(zip(self.key_pos, v, strict=True))
-                if len(around) >= KEY_CACHE:
-                    around.clear()
-                around[v] = (self._prefix.fmt % tuple(vals[r] for r in self._prefix.refs),
-                             self._suffix.fmt % tuple(vals[r] for r in self._suffix.refs))
-        got = list(map(around.__getitem__, keyvals))
+                got1 = (self._prefix.fmt % tuple(vals[r] for r in self._prefix.refs),
+                        self._suffix.fmt % tuple(vals[r] for r in self._suffix.refs))
+                if len(around) < KEY_CACHE:
+                    around[v] = got1
+            here[v] = got1
+        got = list(map(here.__getitem__, keyvals))
         bases = [r.base for r in records]
         keys = set(map(str.__add__, map(str.__add__, map(itemgetter(0), got), bases),
                        map(itemgetter(1), got)))
@@ -312,14 +317,16 @@ class ColumnBatcher:
                 type(v) is tuple and None in v)]
         try:
             keys = list(map(cache.__getitem__, order))
-        except KeyError:  # values new to this index: rendered once
-            if len(cache) + len(order) > KEY_CACHE:
-                cache.clear()
-            fmt = compiled.fmt
+        except KeyError:  # values new to this index: rendered, and remembered while the
+            fmt = compiled.fmt  # cache has room (never forgotten: threads may share it)
+            keys = []
             for v in order:
-                if v not in cache:
-                    cache[v] = fmt % (v if len(refs) > 1 else (v,))
-            keys = list(map(cache.__getitem__, order))
+                key = cache.get(v)
+                if key is None:
+                    key = fmt % (v if len(refs) > 1 else (v,))
+                    if len(cache) < KEY_CACHE:
+                        cache[v] = key
+                keys.append(key)
         if len(order) == n:
             return [keys, False]
         if len(order) == 1 and not absent:

@@ -397,3 +397,60 @@ def test_declarations_the_column_script_would_store_otherwise_go_as_add_many(
         assert traced.ran(lambda w=w: got.append(rows.add_rows(w))) == (True, False)
     assert got == stored
     assert snapshot(r) == want
+
+
+def test_more_keys_than_the_cache_holds_from_threads_sharing_a_store(
+        r: redis.Redis, connect: Any) -> None:
+    """9,000 agents (more than the 8,192 keys an index remembers) written by 4 threads
+    through one store, one simulation each: the keys past the cache are rendered per
+    call, no thread loses a key from under another, and every key holds what add_many
+    stores (compared key by key on a sample, counted on all)."""
+    import threading
+
+    data = steps(9000, 1, sims=4)
+    parts = [data[i::4] for i in range(4)]  # thread i: simulation i
+    many = connect(batch_size=500)
+    stored = [[a.action_id for a in many.actions.add_many([Action(**d) for d in part])]
+              for part in parts]
+    sample = [*r.scan_iter(match="*agent_8*", count=1000),
+              *r.scan_iter(match="simulation:*", count=1000)]
+    want = _contents(r, sample)
+    size = r.dbsize()
+    r.flushdb()
+    mem = connect(batch_size=500)
+    got: dict[int, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            got[i] = mem.actions.add_rows(parts[i])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert [got[i] for i in range(4)] == stored
+    assert r.dbsize() == size
+    assert _contents(r, sample) == want
+
+
+def _contents(r: redis.Redis, keys: list[bytes]) -> dict[bytes, Any]:
+    """:func:`test_rows.snapshot` of ``keys`` only (the write time only as present)."""
+    out: dict[bytes, Any] = {}
+    for key in keys:
+        t = r.type(key)
+        if t == b"hash":
+            h = r.hgetall(key)
+            h.pop(b"stored_at", None)
+            out[key] = (t, h)
+        elif t == b"zset":
+            out[key] = (t, r.zrange(key, 0, -1, withscores=True))
+        elif t == b"set":
+            out[key] = (t, sorted(r.smembers(key)))
+        else:
+            out[key] = (t, r.dump(key))
+    return out
