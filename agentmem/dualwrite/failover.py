@@ -130,6 +130,45 @@ class Replay:
     refused: dict[str, str] = field(default_factory=dict)  # action id -> reason
 
 
+class _Claims:
+    """What a replay's adoption (:meth:`Failover._adopt`) must leave alone, per agent, read
+    once per replay and kept as it goes: the agent's archived ids, the ids of the
+    writer's buffer of actions Redis acknowledged (not archived yet), the ids the replay
+    has settled, and the journal's guesses."""
+
+    def __init__(self, failover: Failover, journaled: Sequence[Action]) -> None:
+        self.failover = failover
+        self._ids: dict[str, set[str]] = {}
+        self._settled: dict[str, set[str]] = {}
+        self._guessed: dict[str, dict[str, Action]] = {}
+        for j in journaled:
+            self._guessed.setdefault(j.agent_id, {})[str(j.action_id)] = j
+
+    def of(self, agent_id: str) -> set[str]:
+        """The ids the agent's adoption leaves alone (may raise ``AgentMemError``: the
+        archive cannot tell)."""
+        ids = self._ids.get(agent_id)
+        if ids is None:
+            fo = self.failover
+            ids = sqlreads.action_ids(fo.archive, agent_id)
+            ids.update(aid for agent, aid in fo._buffered if agent == agent_id)
+            ids.update(self._settled.get(agent_id, ()))
+            self._ids[agent_id] = ids
+        return ids
+
+    def add(self, a: Action) -> None:
+        """The replay settled ``a`` under its id."""
+        aid = str(a.action_id)
+        self._settled.setdefault(a.agent_id, set()).add(aid)
+        ids = self._ids.get(a.agent_id)
+        if ids is not None:
+            ids.add(aid)
+
+    def guessed(self, agent_id: str) -> dict[str, Action]:
+        """The agent's journaled actions by the ids they were guessed under."""
+        return self._guessed.get(agent_id, {})
+
+
 class Failover:
     """Ids, journal, probing and replay for a writer whose Redis may be down."""
 
@@ -257,6 +296,11 @@ class Failover:
         lines = len(self.journal.open())
         journaled = self.journal.read()
         done = Replay([], lines)
+        claims = _Claims(self, journaled)
+
+        def take(x: Action) -> None:
+            done.actions.append(x)
+            claims.add(x)
         ops = self.memory.actions
         for start in range(0, len(journaled), REPLAY_CHUNK):
             chunk = journaled[start:start + REPLAY_CHUNK]
@@ -276,19 +320,18 @@ class Failover:
                 reason = failed.get(pos)
                 k = (a.agent_id, str(a.action_id))
                 if reason is None:
-                    done.actions.append(a)
+                    take(a)
                 elif not reason.startswith("EXISTS"):
                     done.refused[str(a.action_id)] = reason
-                    done.actions.append(a)
+                    take(a)
                 elif ((h := found.get(k)) is not None and not same_action(h, a)) or (
                         h is None and (m := moved.get(k)) is not None and not same_im(m, a)):
                     # another action holds it: the write whose reply was lost may have
                     # reached Redis under another id of the family; else stored anew
-                    done.actions.append(self._adopt(a, done, journaled)
-                                        or self._rename(a, done))
+                    take(self._adopt(a, done, claims) or self._rename(a, done))
                 else:
                     done.present += 1  # stored before (its hash may have expired since,
-                    done.actions.append(a)  # or left STM for intermediate memory)
+                    take(a)  # or left STM for intermediate memory)
         self.refused.update(done.refused)
         for aid, reason in done.refused.items():
             log.error("Redis refused journaled action %s (%s); it stays in the archive",
@@ -299,7 +342,7 @@ class Failover:
         self._buffered.clear()
         return done
 
-    def _adopt(self, a: Action, done: Replay, journaled: Sequence[Action]) -> Action | None:
+    def _adopt(self, a: Action, done: Replay, claims: _Claims) -> Action | None:
         """The copy of ``a`` a write whose reply was lost left in Redis under another id
         of its family (``{agent}-{step}-{type}``, ``.n``, ``.r<n>``), or None.
 
@@ -307,22 +350,20 @@ class Failover:
         not archived yet (another simulation with the same agent ids), so the script
         may have given the write another id than the journal holds. A copy counts only
         when equal to ``a`` in every field but the id and the write time and held under
-        an id nothing else of this writer claims (the journal, the archive, this replay):
-        an identical action the agent really took twice keeps its own id (a journaled
-        action claims its guessed id only when it equals what is stored there). It is then
+        an id nothing else of this writer claims (the archive, the writer's buffer of
+        actions Redis acknowledged, this replay, the journal): an identical action the
+        agent really took twice keeps its own id (a journaled action claims its guessed
+        id only when it equals what is stored there). It is then
         ``a``'s id, renamed so in the archive; nothing is stored again."""
         old = str(a.action_id)
         base = f"{a.agent_id}-{a.step_number}-{a.action_type}"
         try:
             here = self.memory.actions.timeline(a.agent_id, a.step_number, a.step_number)
-            claimed = sqlreads.action_ids(self.archive, a.agent_id)
+            claimed = claims.of(a.agent_id)
         except AgentMemError as exc:  # unknown: stored anew (under a new id), as before
             log.warning("could not look for a stored copy of %s (%s)", old, exc)
             return None
-        claimed.update(str(d.action_id) for d in done.actions if d.agent_id == a.agent_id)
-        # a journaled action claims the id it was guessed under only when what is stored
-        # there could be it (its guess may hold another lost write's copy)
-        guessed = {str(j.action_id): j for j in journaled if j.agent_id == a.agent_id}
+        guessed = claims.guessed(a.agent_id)
         for c in here:
             cid = str(c.action_id)
             if cid in claimed or not (cid == base or cid.startswith(base + ".")):

@@ -376,6 +376,41 @@ def test_a_lost_reply_renumbered_for_another_simulations_action_is_not_stored_tw
     archive.close()
 
 
+@pytest.mark.parametrize("second", ["never sent", "reply lost"])
+def test_an_identical_action_still_in_the_writers_buffer_is_not_taken_for_its_copy(
+        server: LocalServer, tmp_path: Path, second: str) -> None:
+    """The agent takes the same action twice in a step. The first, acknowledged as
+    ``a1-2-move.1`` (simulation B holds the bare id), is still in the writer's buffer,
+    not archived; the second is journaled as the bare id while Redis is down (it never
+    reached Redis, or it did as ``.2`` and its reply was lost). The replay leaves the
+    buffered one's ``.1`` alone: two copies in Redis and two in the archive."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(same.model_copy(update={"simulation_id": "sim_b"})
+                                 ).action_id == "a1-2-move"
+    first = w.add(same)
+    assert first is not None
+    assert first.action_id == "a1-2-move.1"
+    if second == "reply lost":
+        with agentmem.connect(server.url) as other:
+            assert other.actions.add(same).action_id == "a1-2-move.2"
+    server.stop()
+    out = w.add(same)
+    assert out is not None
+    assert out.action_id == "a1-2-move"
+    restart(server)
+    w.close()
+    mine = sorted(a.action_id for a in mem.actions.timeline("a1") if a.simulation_id == SIM)
+    assert mine == ["a1-2-move.1", "a1-2-move.2"]
+    assert sorted(str(a.action_id) for a in archive.read(SIM)) == mine
+    mem.close()
+    archive.close()
+
+
 def test_two_lost_replies_renumbered_past_each_others_guesses_keep_one_copy_each(
         server: LocalServer, tmp_path: Path) -> None:
     """Two different actions of one agent, step and type reached Redis as ``.1`` and
