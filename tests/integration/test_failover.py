@@ -343,6 +343,44 @@ def test_a_write_whose_reply_was_lost_is_not_stored_twice(
     archive.close()
 
 
+def b_holds_the_bare_id(server: LocalServer, tmp_path: Path, *, reward: float = 1.0
+                        ) -> tuple[Memory, Archive, DualWriter, Action]:
+    """A writer of simulation ``SIM`` (its memory, archive and writer) and its action
+    ``a1-2-move`` (reward 1.0) whose bare id simulation B's action (``reward``) holds in
+    Redis, not archived: B's writer stands in as another client."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(same.model_copy(update={"simulation_id": "sim_b",
+                                                         "reward": reward})
+                                 ).action_id == "a1-2-move"
+    return mem, archive, w, same
+
+
+def journaled_while_down(server: LocalServer, w: DualWriter, *actions: Action) -> list[str]:
+    """``actions`` written while Redis is down (journaled under guessed ids), then Redis
+    back and the writer closed (the replay); the ids the writer gave them."""
+    server.stop()
+    out = w.add_many(list(actions))
+    assert out is not None
+    restart(server)
+    w.close()
+    return [str(a.action_id) for a in out]
+
+
+def mine(mem: Memory, archive: Archive) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """Simulation ``SIM``'s actions of ``a1`` in Redis and in the archive: (id, reward)."""
+    held = sorted((str(a.action_id), a.reward or 0.0) for a in mem.actions.timeline("a1")
+                  if a.simulation_id == SIM)
+    archived = sorted((str(a.action_id), a.reward or 0.0) for a in archive.read(SIM))
+    mem.close()
+    archive.close()
+    return held, archived
+
+
 def test_a_lost_reply_renumbered_for_another_simulations_action_is_not_stored_twice(
         server: LocalServer, tmp_path: Path) -> None:
     """Two simulations share agent ids in one Redis (AgentFarm's ExperimentDatabase).
@@ -352,28 +390,12 @@ def test_a_lost_reply_renumbered_for_another_simulations_action_is_not_stored_tw
     journals it as ``a1-2-move``; the replay finds that id held by B's action and its own
     copy under ``a1-2-move.1``: it takes that id (in the archive too) and stores no
     second copy."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    theirs = Action(agent_id="a1", simulation_id="sim_b", step_number=2, action_type="move",
-                    reward=-5.0)
-    twin = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
-    lost = twin.model_copy()
+    mem, archive, w, lost = b_holds_the_bare_id(server, tmp_path, reward=-5.0)
     with agentmem.connect(server.url) as other:
-        assert other.actions.add(theirs).action_id == "a1-2-move"
         assert other.actions.add(lost).action_id == "a1-2-move.1"
-    server.stop()
-    out = w.add(lost)
-    assert out is not None
-    assert out.action_id == "a1-2-move"
-    restart(server)
-    w.close()
-    held = sorted((a.action_id, a.simulation_id) for a in mem.actions.timeline("a1"))
-    assert held == [("a1-2-move", "sim_b"), ("a1-2-move.1", SIM)]
-    assert [a.action_id for a in archive.read(SIM)] == ["a1-2-move.1"]
-    mem.close()
-    archive.close()
+    assert journaled_while_down(server, w, lost) == ["a1-2-move"]
+    assert [a.simulation_id for a in mem.actions.timeline("a1")] == ["sim_b", SIM]
+    assert mine(mem, archive) == ([("a1-2-move.1", 1.0)], [("a1-2-move.1", 1.0)])
 
 
 @pytest.mark.parametrize("second", ["never sent", "reply lost"])
@@ -384,31 +406,16 @@ def test_an_identical_action_still_in_the_writers_buffer_is_not_taken_for_its_co
     not archived; the second is journaled as the bare id while Redis is down (it never
     reached Redis, or it did as ``.2`` and its reply was lost). The replay leaves the
     buffered one's ``.1`` alone: two copies in Redis and two in the archive."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
-    with agentmem.connect(server.url) as other:
-        assert other.actions.add(same.model_copy(update={"simulation_id": "sim_b"})
-                                 ).action_id == "a1-2-move"
+    mem, archive, w, same = b_holds_the_bare_id(server, tmp_path)
     first = w.add(same)
     assert first is not None
     assert first.action_id == "a1-2-move.1"
     if second == "reply lost":
         with agentmem.connect(server.url) as other:
             assert other.actions.add(same).action_id == "a1-2-move.2"
-    server.stop()
-    out = w.add(same)
-    assert out is not None
-    assert out.action_id == "a1-2-move"
-    restart(server)
-    w.close()
-    mine = sorted(a.action_id for a in mem.actions.timeline("a1") if a.simulation_id == SIM)
-    assert mine == ["a1-2-move.1", "a1-2-move.2"]
-    assert sorted(str(a.action_id) for a in archive.read(SIM)) == mine
-    mem.close()
-    archive.close()
+    assert journaled_while_down(server, w, same) == ["a1-2-move"]
+    both = [("a1-2-move.1", 1.0), ("a1-2-move.2", 1.0)]
+    assert mine(mem, archive) == (both, both)
 
 
 def test_two_lost_replies_renumbered_past_each_others_guesses_keep_one_copy_each(
@@ -417,29 +424,14 @@ def test_two_lost_replies_renumbered_past_each_others_guesses_keep_one_copy_each
     ``.2`` (simulation B holds the bare id), replies lost; the writer guessed the bare id
     and ``.1``. The first one's guess ``.1`` holds the first one itself, not the second:
     each takes its own copy, none is stored twice."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    one = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                 reward=1.0)
+    mem, archive, w, one = b_holds_the_bare_id(server, tmp_path)
     two = one.model_copy(update={"reward": 2.0})
     with agentmem.connect(server.url) as other:
-        assert other.actions.add(one.model_copy(update={"simulation_id": "sim_b"})
-                                 ).action_id == "a1-2-move"
         assert [a.action_id for a in other.actions.add_many([one, two])] == \
             ["a1-2-move.1", "a1-2-move.2"]
-    server.stop()
-    out = w.add_many([one, two])
-    assert out is not None
-    assert [a.action_id for a in out] == ["a1-2-move", "a1-2-move.1"]
-    restart(server)
-    w.close()
-    mine = sorted((a.action_id, a.reward) for a in mem.actions.timeline("a1")
-                  if a.simulation_id == SIM)
-    assert mine == [("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)]
-    assert sorted((a.action_id, a.reward) for a in archive.read(SIM)) == mine
-    mem.close()
-    archive.close()
+    assert journaled_while_down(server, w, one, two) == ["a1-2-move", "a1-2-move.1"]
+    kept = [("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)]
+    assert mine(mem, archive) == (kept, kept)
 
 
 def test_an_identical_action_the_writer_archived_is_not_taken_for_its_lost_copy(
@@ -447,29 +439,14 @@ def test_an_identical_action_the_writer_archived_is_not_taken_for_its_lost_copy(
     """As above, but the agent really did the same action twice in the step: the first,
     acknowledged and archived as ``a1-2-move.1``, is not the lost one; the lost one is
     stored again (nothing of it reached Redis) under a new id."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
-    with agentmem.connect(server.url) as other:
-        assert other.actions.add(same.model_copy(update={"simulation_id": "sim_b"})
-                                 ).action_id == "a1-2-move"
+    mem, archive, w, same = b_holds_the_bare_id(server, tmp_path)
     first = w.add(same)
     assert first is not None
     assert first.action_id == "a1-2-move.1"
     w.flush()  # archived
-    server.stop()
-    out = w.add(same)  # never reached Redis
-    assert out is not None
-    assert out.action_id == "a1-2-move"
-    restart(server)
-    w.close()
-    mine = sorted(a.action_id for a in mem.actions.timeline("a1") if a.simulation_id == SIM)
-    assert mine == ["a1-2-move.1", "a1-2-move.2"]
-    assert sorted(a.action_id for a in archive.read(SIM)) == ["a1-2-move.1", "a1-2-move.2"]
-    mem.close()
-    archive.close()
+    assert journaled_while_down(server, w, same) == ["a1-2-move"]
+    both = [("a1-2-move.1", 1.0), ("a1-2-move.2", 1.0)]
+    assert mine(mem, archive) == (both, both)
 
 
 def journaled_then_taken(server: LocalServer, tmp_path: Path, *, retry_interval: float = 0.05,
