@@ -401,7 +401,8 @@ class ClusterMemory:
 
     def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
         """A repository for any declared model (its keys must carry hash tags)."""
-        return Repository(self.runner, spec, batch_size=self._options["batch_size"])
+        return Repository(self.runner, spec, batch_size=self._options["batch_size"],
+                          write_columns=self._options["write_columns"])
 
     def batch(self) -> Batch:
         """Many operations in one round trip, as :meth:`agentmem.Memory.batch`: the calls
@@ -478,5 +479,6 @@ def connect_cluster(
                           f"{type(client).__module__}.{type(client).__name__}")
     runner = ClusterRunner(client, s.layout_version, spin_us=s.spin_us)
     actions = ActionRepository(runner, **opts)
-    im = Repository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size)
+    im = Repository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size,
+                    write_columns=s.write_columns)
     return ClusterMemory(runner, actions, im, opts)

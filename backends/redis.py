@@ -344,7 +344,8 @@ class Memory(_Memory[RedisRunner]):
 
     def repository(self, spec: RecordSpec[MT]) -> Repository[MT]:
         """A repository for any declared model, on this connection."""
-        return Repository(self.runner, spec, batch_size=self._options["batch_size"])
+        return Repository(self.runner, spec, batch_size=self._options["batch_size"],
+                          write_columns=self._options["write_columns"])
 
     def batch(self) -> Batch:
         """Many operations of any repositories in one round trip (``docs/queries.md``,
@@ -386,7 +387,8 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
 
     def repository(self, spec: RecordSpec[MT]) -> AsyncRepository[MT]:
         """A repository for any declared model, on this connection."""
-        return AsyncRepository(self.runner, spec, batch_size=self._options["batch_size"])
+        return AsyncRepository(self.runner, spec, batch_size=self._options["batch_size"],
+                          write_columns=self._options["write_columns"])
 
     def batch(self) -> AsyncBatch:
         """As :meth:`Memory.batch`: ``async with mem.batch() as b:``."""
@@ -462,7 +464,8 @@ def connect(
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
     runner = RedisRunner(client, s.layout_version, spin_us=s.spin_us)
     actions = ActionRepository(runner, **opts)
-    im = Repository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size)
+    im = Repository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size,
+                    write_columns=s.write_columns)
     return Memory(runner, actions, im, opts)
 
 
@@ -490,6 +493,7 @@ def connect_async(
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
     runner = AsyncRedisRunner(client, s.layout_version)
     actions = AsyncActionRepository(runner, **opts)
-    im = AsyncRepository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size)
+    im = AsyncRepository(runner, layout(s.layout_version).im_action, batch_size=s.batch_size,
+                    write_columns=s.write_columns)
     return AsyncMemory(runner, actions, im, opts)
 

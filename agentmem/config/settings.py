@@ -84,6 +84,12 @@ class RedisSettings(Settings):
     grids: bool = True
     """Keep the radius-search grids (``False``: no grid entries, fewer bytes per action;
     ``near``/``near_at`` then raise ``ConfigError``; the same for every client)."""
+    write_columns: bool | None = None
+    """Send writes of 32 records or more as columns (``core/write_cols.lua``): less of
+    the client's CPU per record, about 1.2x the server's (``docs/performance.md``).
+    ``None``: ``add_rows`` and ``add_columns`` as columns, writes of model objects
+    (``add_many``, a dual writer's) as rows; ``True``: every write that can; ``False``:
+    none."""
     spin_us: Annotated[int, Field(ge=0, le=MAX_SPIN_US)] | None = None
     """Microseconds a blocking call polls for its reply (``None``: automatic)."""
     socket_timeout: Seconds | None = None
@@ -101,7 +107,7 @@ class RedisSettings(Settings):
     def store_options(self) -> dict[str, Any]:
         """The options of the store itself (what a ``Memory`` records)."""
         names = ("layout_version", "ttl", "relative_index_size", "embedding_dim",
-                 "batch_size", "grid_cell", "grids")
+                 "batch_size", "grid_cell", "grids", "write_columns")
         return {n: getattr(self, n) for n in names}
 
 

@@ -35,6 +35,7 @@ class _Slow(Exception):
 
 
 _NOT_UTF8 = "details cannot be stored as JSON: text with a lone surrogate is not UTF-8"
+_NOT_FINITE = "details cannot be stored as JSON: NaN and infinity are not JSON"
 
 
 def _utf8(text: str) -> None:
@@ -46,7 +47,10 @@ def _utf8(text: str) -> None:
 
 
 def _check(value: Any, depth: int) -> None:
-    """Return if ``value`` is plain JSON; raise _Slow if it needs conversion."""
+    """Return if ``value`` is plain JSON; raise _Slow if it needs conversion.
+
+    A container's str, int, bool and None members are checked in its own loop (most
+    ``details`` are one level of them): one call per container, not per member."""
     t = type(value)
     if t is str:
         _utf8(value)
@@ -55,7 +59,7 @@ def _check(value: Any, depth: int) -> None:
         return
     if t is float:
         if value - value != 0.0:
-            raise ValueError("details cannot be stored as JSON: NaN and infinity are not JSON")
+            raise ValueError(_NOT_FINITE)
         return
     if depth > 100:
         raise _Slow
@@ -63,12 +67,29 @@ def _check(value: Any, depth: int) -> None:
         for k, v in value.items():
             if type(k) is not str:
                 raise _Slow
-            _utf8(k)
-            _check(v, depth + 1)
+            if not k.isascii():
+                _utf8(k)
+            tv = type(v)
+            if tv is str:
+                if not v.isascii():
+                    _utf8(v)
+            elif tv is float:
+                if v - v != 0.0:
+                    raise ValueError(_NOT_FINITE)
+            elif not (tv is int or tv is bool or v is None):
+                _check(v, depth + 1)
         return
     if t is list or t is tuple:
         for v in value:
-            _check(v, depth + 1)
+            tv = type(v)
+            if tv is str:
+                if not v.isascii():
+                    _utf8(v)
+            elif tv is float:
+                if v - v != 0.0:
+                    raise ValueError(_NOT_FINITE)
+            elif not (tv is int or tv is bool or v is None):
+                _check(v, depth + 1)
         return
     raise _Slow
 
@@ -104,7 +125,8 @@ def dumps(value: Any) -> bytes:
 
 
 def _copy(value: Any, depth: int) -> Any:
-    """A plain copy of ``value`` (tuples become lists), or raise _Slow."""
+    """A plain copy of ``value`` (tuples become lists), or raise _Slow. Members that are
+    str, int, bool or None are handled in their container's loop, as in :func:`_check`."""
     t = type(value)
     if t is str:
         _utf8(value)
@@ -113,7 +135,7 @@ def _copy(value: Any, depth: int) -> Any:
         return value
     if t is float:
         if value - value != 0.0:
-            raise ValueError("details cannot be stored as JSON: NaN and infinity are not JSON")
+            raise ValueError(_NOT_FINITE)
         return value
     if depth > 100:
         raise _Slow
@@ -122,11 +144,34 @@ def _copy(value: Any, depth: int) -> Any:
         for k, v in value.items():
             if type(k) is not str:
                 raise _Slow
-            _utf8(k)
-            out[k] = _copy(v, depth + 1)
+            if not k.isascii():
+                _utf8(k)
+            tv = type(v)
+            if tv is str:
+                if not v.isascii():
+                    _utf8(v)
+            elif tv is float:
+                if v - v != 0.0:
+                    raise ValueError(_NOT_FINITE)
+            elif not (tv is int or tv is bool or v is None):
+                v = _copy(v, depth + 1)
+            out[k] = v
         return out
     if t is list or t is tuple:
-        return [_copy(v, depth + 1) for v in value]
+        out_list: list[Any] = []
+        add = out_list.append
+        for v in value:
+            tv = type(v)
+            if tv is str:
+                if not v.isascii():
+                    _utf8(v)
+            elif tv is float:
+                if v - v != 0.0:
+                    raise ValueError(_NOT_FINITE)
+            elif not (tv is int or tv is bool or v is None):
+                v = _copy(v, depth + 1)
+            add(v)
+        return out_list
     raise _Slow
 
 

@@ -13,7 +13,7 @@ record is a few C-level passes over each column; the server's grows by the rende
 It takes a call only when it can state it so, and gives ``None`` otherwise (the caller
 then uses ``WritePlanner.batch``): every id generated and distinct within its scope
 (the ids sent are then the ones ``batch`` guesses), the values the record's scope is
-made of present, no outbox, not a cluster, and key templates made of str and int
+made of present, not a cluster, and key templates made of str and int
 fields only. Same reply, same stored data (``tests/integration/test_write_cols.py``
 compares them key by key).
 """
@@ -36,7 +36,12 @@ from agentmem.plans.plan import Call, script_call
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts
 
-__all__ = ["ColumnBatcher", "grid_codes"]
+__all__ = ["MIN_RECORDS", "ColumnBatcher", "grid_codes"]
+
+MIN_RECORDS = 32
+"""A write of fewer records goes as rows: the column script's cost per call (its plan
+unpacked, its tables built) outweighs what columns save below about this many
+(``docs/performance.md``, "Write calls as columns")."""
 
 _SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
 
@@ -115,8 +120,7 @@ class ColumnBatcher:
         codec = planner.spec.codec
         exact = {i for i, n in enumerate(names)
                  if codec.field_for(n).encode in (_enc_str, _enc_int)}
-        self.ok = not planner.cluster and planner.outbox is None \
-            and planner.id_template is not None
+        self.ok = not planner.cluster and planner.id_template is not None
         if not self.ok:  # (on a cluster, planner.indexes holds only the record's slot's)
             return
         # the columns sent: every stored value but the id and the write time, then one
@@ -213,14 +217,17 @@ class ColumnBatcher:
             planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
         self.ttl = str(planner.spec.ttl or 0)
+        ob = planner.outbox
+        self.outbox: Any = False if ob is None else [ob[0], ob[1], ob[2], str(ob[3])]
+        """The dual writer's outbox group (``core/write.lua``'s ``O``), or False."""
 
     def takes(self, records: Sequence[Prepared]) -> bool:
         """Whether every call of a write of ``records`` can go as columns: decided once
         per write, so that its calls run one script (a call refused with ``NOSCRIPT`` runs
         again after the others; with one script, all of them do, in order)."""
-        if not self.ok or not records:
-            return False
         n = len(records)
+        if not self.ok or n < MIN_RECORDS:
+            return False
         if {r.mode for r in records} != {"g"}:
             return False
         rows = [r.vals for r in records]
@@ -289,8 +296,8 @@ class ColumnBatcher:
         by_refs: dict[tuple[int, ...], Any] = {}
         keys = [self._keys(compiled, cache, cols, n, by_refs) for compiled, cache in self._ikeys]
         # as writeargs.pack: str and bytes as MessagePack raw strings, counts as integers
-        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out, keys],
-                                   use_bin_type=False)
+        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out, keys,
+                                    self.outbox], use_bin_type=False)
         return script_call(WRITE_COLS, [arg]), bases
 
     @staticmethod

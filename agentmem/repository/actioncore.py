@@ -49,12 +49,13 @@ rendered each time."""
 
 def check_options(*, ttl: object, relative_index_size: object, embedding_dim: object,
                   batch_size: object, grid_cell: object = DEFAULT_GRID_CELL,
-                  grids: object = True) -> None:
+                  grids: object = True, write_columns: object = None) -> None:
     """Reject malformed repository options with :class:`~agentmem.errors.ConfigError` (through
     :class:`~agentmem.config.RedisSettings`, where they are declared)."""
     read(RedisSettings, {"ttl": ttl, "relative_index_size": relative_index_size,
                          "embedding_dim": embedding_dim, "batch_size": batch_size,
-                         "grid_cell": grid_cell, "grids": grids}, env={})
+                         "grid_cell": grid_cell, "grids": grids,
+                         "write_columns": write_columns}, env={})
 
 
 class ActionCore(RecordOps[Action]):
@@ -79,11 +80,12 @@ class ActionCore(RecordOps[Action]):
         batch_size: int = DEFAULT_BATCH_SIZE,
         grid_cell: float = DEFAULT_GRID_CELL,
         grids: bool = True,
+        write_columns: bool | None = None,
     ) -> None:
         self.layout: Layout = layout(layout_version)
         check_options(ttl=ttl, relative_index_size=relative_index_size,
                       embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell,
-                      grids=grids)
+                      grids=grids, write_columns=write_columns)
         self.grid_cell = float(grid_cell)
         self.grids = grids
         """Whether this store keeps the radius-search grids (``RedisSettings.grids``)."""
@@ -102,7 +104,7 @@ class ActionCore(RecordOps[Action]):
         """What this store knows of the server's grid cell (``agentmem:grid_cell``):
         0 nothing yet, 1 it matches or none is recorded, 2 it matches and is recorded.
         In a list, shared with the copies of this repository (a batch's, an outbox's)."""
-        super().__init__(runner, spec, batch_size=batch_size)
+        super().__init__(runner, spec, batch_size=batch_size, write_columns=write_columns)
         names = self.writer.names
         self._check_at = tuple(names.index(n) for n in
                                ("action_id", "agent_id", "step_number", "embedding"))

@@ -59,7 +59,8 @@ class RecordOps(RecordVerbs[M], Generic[M]):
     """Operations on one declared model. Use :class:`Repository` or :class:`AsyncRepository`."""
 
     def __init__(self, runner: Any, spec: RecordSpec[M], *,
-                 batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+                 batch_size: int = DEFAULT_BATCH_SIZE, write_columns: bool | None = None
+                 ) -> None:
         self.runner = runner
         self.spec = spec
         self.cluster = bool(getattr(runner, "cluster", False))
@@ -67,6 +68,8 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         self.writer = WritePlanner(spec, batch_size=batch_size, cluster=self.cluster)
         self._rows: RowPlanner[M] | None = None
         self._cols: ColumnBatcher | None = None
+        self.write_columns = write_columns
+        """Which writes go as columns (``RedisSettings.write_columns``): None automatic."""
 
     def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int) -> Self:
         """This repository, with writes that also append each record's key to the outbox
@@ -102,7 +105,8 @@ class RecordOps(RecordVerbs[M], Generic[M]):
             except InvalidInput as exc:
                 raise type(exc)(f"record {n}: {exc}") from None
         with paused_gc(len(records) >= BULK):
-            write = _Write(self.spec, self.writer, records)
+            write = _Write(self.spec, self.writer, records,
+                           columns=self._column_batcher(models=True))
         return write.plan(list(range(len(records))))
 
     @operation
@@ -128,8 +132,16 @@ class RecordOps(RecordVerbs[M], Generic[M]):
             self._rows = RowPlanner(self.writer)
         return self._rows
 
-    def _column_batcher(self) -> ColumnBatcher | None:
-        """The rows' calls as columns (``core/write_cols.lua``), or None: not this writer."""
+    def _column_batcher(self, *, models: bool = False) -> ColumnBatcher | None:
+        """The calls as columns (``core/write_cols.lua``), or None: as rows. ``models``: a
+        write of model objects (``add``, ``add_many``, a dual writer's), as columns only
+        when ``write_columns`` is True; rows (``add_rows``, ``add_columns``) unless it is
+        False."""
+        wanted = self.write_columns
+        if wanted is None:
+            wanted = not models
+        if not wanted:
+            return None
         if self._cols is None or self._cols.planner is not self.writer:
             self._cols = ColumnBatcher(self.writer)
         return self._cols if self._cols.ok else None

@@ -20,10 +20,10 @@ from test_rows import data_keys, snapshot
 
 import agentmem
 from agentmem import CounterIndex, Identifier, ListIndex, Record, SetIndex, SortedIndex, declare
-from agentmem.errors import WriteError
+from agentmem.errors import ConfigError, WriteError
 from agentmem.lua.scripts import WRITE, WRITE_COLS
 from agentmem.model.records import Action
-from agentmem.plans.colwrite import grid_codes
+from agentmem.plans.colwrite import MIN_RECORDS, grid_codes
 from agentmem.plans.grid import code
 
 
@@ -126,7 +126,7 @@ def test_fields_no_row_of_a_call_gives_as_add_many(r: redis.Redis, connect: Any,
     """Only the four required fields: the reward, target and position indexes get no
     entry, the hash no field, from columns that hold no value at all."""
     data = [{"agent_id": f"a{i % 5}", "simulation_id": "s", "step_number": i // 5,
-             "action_type": "move"} for i in range(20)]
+             "action_type": "move"} for i in range(40)]
     stored = [a.action_id for a in connect().actions.add_many([Action(**d) for d in data])]
     want = data_keys(r)
     r.flushdb()
@@ -454,3 +454,89 @@ def _contents(r: redis.Redis, keys: list[bytes]) -> dict[bytes, Any]:
         else:
             out[key] = (t, r.dump(key))
     return out
+
+
+OUTBOX = ("agentmem:outbox:t", "agentmem:outboxes", "agentmem:outbox:t:lease", 60_000)
+
+
+@pytest.mark.parametrize("layout", [1, 3])
+def test_a_write_with_an_outbox_as_columns_stores_what_rows_store(
+        r: redis.Redis, traced: Traced, layout: int) -> None:
+    """A dual writer's writes (with its outbox group) go as rows by default, as columns
+    with ``write_columns=True``: the same records, indices, outbox list (final ids, in
+    order), registry and lease."""
+    data = steps(30, 8)
+    models = [Action(**d) for d in data]
+    rows = traced.connect(layout_version=layout).actions.with_outbox(*OUTBOX)
+    want_out: list[Action] = []
+    assert traced.ran(lambda: want_out.extend(rows.add_many(models))) == (True, False)
+    want_out += rows.add_many(models[:50])  # ids taken: renumbered, listed as stored
+    want = snapshot(r)
+    assert len(want[OUTBOX[0].encode()][1]) == len(data) + 50
+    r.flushdb()
+    cols = traced.connect(layout_version=layout, write_columns=True).actions.with_outbox(
+        *OUTBOX)
+    out: list[Action] = []
+    assert traced.ran(lambda: out.extend(cols.add_many(models))) == (False, True)
+    assert traced.ran(lambda: out.extend(cols.add_many(models[:50]))) == (False, True)
+    assert [a.action_id for a in out] == [a.action_id for a in want_out]
+    assert out[len(data)].action_id.endswith(".1")
+    assert [a.model_dump(exclude={"stored_at"}) for a in out] == \
+        [a.model_dump(exclude={"stored_at"}) for a in want_out]
+    assert snapshot(r) == want
+
+
+def test_write_columns_chooses_the_form_of_every_write(r: redis.Redis,
+                                                      traced: Traced) -> None:
+    """``write_columns``: None sends add_many as rows and add_rows as columns; True both
+    as columns; False both as rows. Each stores the same. A write of fewer than
+    MIN_RECORDS records goes as rows whatever the setting."""
+    data = steps(10, 4)
+    assert len(data) >= MIN_RECORDS
+    want: dict[bytes, Any] | None = None
+    for setting, many, rows in ((None, (True, False), (False, True)),
+                                (True, (False, True), (False, True)),
+                                (False, (True, False), (True, False))):
+        mem = traced.connect(write_columns=setting)
+        for write, form in (
+                (lambda m=mem: m.actions.add_many([Action(**d) for d in data]), many),
+                (lambda m=mem: m.actions.add_rows(data), rows)):
+            r.flushdb()
+            assert traced.ran(write) == form, setting
+            if want is None:
+                want = data_keys(r)
+            assert data_keys(r) == want
+    mem = traced.connect(write_columns=True)
+    few = data[:MIN_RECORDS - 1]
+    assert traced.ran(lambda: mem.actions.add_rows(few)) == (True, False)
+    assert traced.ran(lambda: mem.actions.add_many([Action(**d) for d in few])) == (True, False)
+    with pytest.raises(ConfigError, match="write_columns"):
+        traced.connect(write_columns="yes")
+
+
+def test_a_dual_writer_with_write_columns_archives_every_action_once(
+        r: redis.Redis, traced: Traced, tmp_path: Any) -> None:
+    """A DualWriter on a store with ``write_columns=True``: its steps (waited for and
+    sent ahead) go as columns, every action is archived once, under the id Redis gave
+    it (some renumbered: taken), and its outbox is empty at close."""
+    from agentmem.backends.sql import open_archive
+    from agentmem.dualwrite.writer import DualWriter
+
+    data = steps(40, 6)
+    mem = traced.connect(write_columns=True)
+    with open_archive(tmp_path / "a.db") as archive:
+        w = DualWriter(mem, archive)
+        assert traced.ran(lambda: w.add_many([Action(**d) for d in data[:120]])) \
+            == (False, True)
+        w.send_many([Action(**d) for d in data[120:]])  # as EVAL with the script's text
+        again = w.add_many([Action(**d) for d in data[:40]])  # ids taken: .1
+        assert again is not None
+        assert all(a.action_id.endswith(".1") for a in again)
+        w.close()
+        archived = archive.read("sim0") + archive.read("sim1")
+    stored = {a.action_id for a in mem.actions.simulation_actions("sim0")} | \
+        {a.action_id for a in mem.actions.simulation_actions("sim1")}
+    assert len(archived) == len(data) + 40
+    assert sorted(a.action_id for a in archived) == sorted(stored)
+    assert not [k for k in r.scan_iter("agentmem:outbox*") if r.type(k) == b"list"
+                and r.llen(k)]
