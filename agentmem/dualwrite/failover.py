@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentmem.backends import sqlreads
+from agentmem.backends.archiverename import rename_archived
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
@@ -402,11 +403,12 @@ class Failover:
         self.pending_renames.append((*key, new_id))
 
     def apply_renames(self) -> None:
-        """Rename in the archive the actions a replay stored under new ids."""
-        while self.pending_renames:
-            sim, agent, old, new = self.pending_renames[0]
-            self.archive.rename_id(sim, agent, old, new)
-            self.pending_renames.pop(0)
+        """Rename in the archive the actions a replay stored under new ids: all in one
+        transaction (renames may chain: ``x`` to ``x.1`` while ``x.1`` goes to ``x.2``),
+        kept pending until it commits."""
+        if self.pending_renames:
+            rename_archived(self.archive, self.pending_renames)
+            self.pending_renames.clear()
 
     def confirm(self) -> None:
         """Everything replayed is archived: clear the journal (unless more came)."""

@@ -27,7 +27,7 @@ import agentmem
 from agentmem import Action, ConfigError, DecodeError, DuplicateId, Memory, Unavailable
 from agentmem.backends import sqlreads
 from agentmem.backends.sql import Archive, open_archive
-from agentmem.dualwrite.failover import default_journal_path, same_action
+from agentmem.dualwrite.failover import REPLAY_CHUNK, default_journal_path, same_action
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer, find_binary
@@ -713,3 +713,22 @@ def test_a_lost_replys_action_that_left_for_im_is_not_stored_again(
     assert [a.action_id for a in archive.read(SIM)] == ["a1-1-move", "a1-2-move"]
     mem.close()
     archive.close()
+
+
+def test_renames_that_chain_are_applied_in_the_archive_together(
+        server: LocalServer, tmp_path: Path) -> None:
+    """Two actions of one agent, step and type journaled while Redis is down (archived
+    under ``a1-2-move`` and ``a1-2-move.1``) while simulation B holds the bare id, the
+    first the last of a replay chunk and the second the first of the next: the first is
+    stored as ``.1`` (free then), the second, finding ``.1`` taken, as ``.2``; so the
+    archive's ``a1-2-move`` becomes ``.1`` while its ``.1`` becomes ``.2``. Renamed one
+    at a time, the first rename met the second's id (the archive's unique key) and every
+    later flush and close raised; renamed together both land, each once."""
+    mem, archive, w, first = b_holds_the_bare_id(server, tmp_path)
+    second = first.model_copy(update={"reward": 2.0})
+    filler = [Action(agent_id="a2", simulation_id="sim_f", step_number=n, action_type="move")
+              for n in range(REPLAY_CHUNK - 1)]
+    ids = journaled_while_down(server, w, *filler, first, second)
+    assert ids[-2:] == ["a1-2-move", "a1-2-move.1"]
+    assert mine(mem, archive) == ([("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)],
+                                  [("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)])
