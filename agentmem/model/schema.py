@@ -27,8 +27,9 @@ from typing import Any, Generic, Literal, TypeVar
 from pydantic import BaseModel
 
 from agentmem.errors import InvalidId, SchemaError
-from agentmem.model.codec import Codec
+from agentmem.model.codec import Codec, _enc_int
 from agentmem.model.fields import check_id
+from agentmem.model.keyshape import may_coincide, segments
 
 M = TypeVar("M", bound=BaseModel)
 MAX_TTL = 2**31 - 1
@@ -360,6 +361,8 @@ def declare(
                     math.isfinite(ix.cell) and ix.cell > 0):
                 raise SchemaError(f"grid index {ix.name!r}: cell must be a finite number > 0, "
                                   f"got {ix.cell!r}")
+    _check_keys_apart(template, id, ixs, {n for n in names
+                                          if codec.field_for(n).encode is _enc_int})
     key_fields = frozenset(template.fields).union(
         *(Template.parse(ix.key).fields for ix in ixs)
     ) | ({ix.field for ix in ixs if isinstance(ix, CounterIndex)})
@@ -368,6 +371,35 @@ def declare(
         unique_in=unique_in, codec=codec, key_fields=frozenset(key_fields),
         reserved_ids=_reserved_ids(template, id, ixs), retired=retired,
     )
+
+
+_REDIS_TYPE = {SortedIndex: "sorted set", GridIndex: "sorted set", SetIndex: "set",
+               ListIndex: "list", CounterIndex: "hash"}
+
+
+def _check_keys_apart(record: Template, id: str, indexes: tuple[Index, ...],
+                      ints: set[str]) -> None:
+    """Refuse keys of one declaration that values can make one key of two types: a
+    write would stop half done at the second (Redis refuses a command on a key of
+    another type, and what the script wrote before stays). The record key may equal an
+    index key only where the index has literal text at the id (that id is reserved:
+    :func:`_reserved_ids`); two indexes of different Redis types never."""
+    at = next(i for i, seg in enumerate(segments(record.parts)) if ("F", id) in seg)
+    keyed = [(ix, Template.parse(ix.key).parts) for ix in indexes]
+    for ix, parts in keyed:
+        if may_coincide(record.parts, parts, ints) and any(
+                k == "F" for k, _ in segments(parts)[at]):
+            raise SchemaError(
+                f"index {ix.name!r}: its key {ix.key!r} can be a record's key "
+                f"{record.pattern!r} (when the id is the value there); give one of them "
+                "literal text the other lacks")
+    for n, (a, pa) in enumerate(keyed):
+        for b, pb in keyed[n + 1:]:
+            ta, tb = _REDIS_TYPE[type(a)], _REDIS_TYPE[type(b)]
+            if ta != tb and may_coincide(pa, pb, ints):
+                raise SchemaError(
+                    f"indexes {a.name!r} ({ta}) and {b.name!r} ({tb}) can name one key "
+                    f"({a.key!r}, {b.key!r}); give one of them literal text the other lacks")
 
 
 def _reserved_ids(record: Template, id: str, indexes: tuple[Index, ...]) -> frozenset[str]:

@@ -21,7 +21,6 @@ compares them key by key).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
 from operator import itemgetter
 from typing import Any
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from agentmem.lua.scripts import WRITE_COLS
 from agentmem.model.codec import _enc_int, _enc_str
+from agentmem.model.keyshape import may_coincide
 from agentmem.model.schema import Template
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
 from agentmem.plans.plan import Call, script_call
@@ -71,44 +71,6 @@ def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: flo
     for i, code in zip(have, codes, strict=True):
         out[i] = str(code)
     return out
-
-
-def _segments(parts: Sequence[tuple[str, str]]) -> list[list[tuple[str, str]]]:
-    """A key template's parts cut at every ``:`` of its literal text (a key field's value
-    never holds one: ``FORBIDDEN``), so a key has as many segments as its template."""
-    out: list[list[tuple[str, str]]] = [[]]
-    for kind, v in parts:
-        if kind == "F":
-            out[-1].append((kind, v))
-            continue
-        pieces = v.split(":")
-        for i, piece in enumerate(pieces):
-            if i:
-                out.append([])
-            if piece:
-                out[-1].append(("L", piece))
-    return out
-
-
-def _never_equal(a: Sequence[tuple[str, str]], b: Sequence[tuple[str, str]],
-                 ints: AbstractSet[str]) -> bool:
-    """Whether two key templates can never render one key: a different number of
-    segments, or a segment of literal text in both that differs, or literal text where
-    the other has one int field and the text is not an int's."""
-    sa, sb = _segments(a), _segments(b)
-    if len(sa) != len(sb):
-        return True
-    for x, y in zip(sa, sb, strict=True):
-        if all(k == "L" for k, _ in x) and all(k == "L" for k, _ in y) and \
-                "".join(v for _, v in x) != "".join(v for _, v in y):
-            return True
-        for lit, fld in ((x, y), (y, x)):
-            if all(k == "L" for k, _ in lit) and len(fld) == 1 and fld[0][0] == "F" \
-                    and fld[0][1] in ints:
-                text = "".join(v for _, v in lit)
-                if not (text.lstrip("-").isdigit()):
-                    return True
-    return False
 
 
 class ColumnBatcher:
@@ -202,7 +164,7 @@ class ColumnBatcher:
         ints = {n for n in names if codec.field_for(n).encode is _enc_int}
         parts = [Template.parse(decl.key).parts for decl in spec.indexes]
         if any(ix.cap and ix.member is not None for ix in planner.indexes) or any(
-                not _never_equal(parts[i], parts[j], ints)
+                may_coincide(parts[i], parts[j], ints)
                 for i in range(len(parts)) for j in range(i + 1, len(parts))):
             self.ok = False
         self.positions = [p for p, _ in sorted(col.items(), key=lambda kv: kv[1])]
