@@ -6,7 +6,9 @@ against add_many of Action objects and the layout's floor, in one run.
     python -m benchmarks.ingest --agents 100 --steps 100 --repeat 5 --json
 
 Not part of the test suite. Every path starts from the same AgentFarm-shaped plain
-dicts (``benchmarks.bench.make_actions``); add_columns from the same values as
+dicts (``benchmarks.bench.make_actions``, new ones each round: seed + round, so that
+what the client remembers across writes, such as the texts of floats, meets only the
+repeats a simulation's next step would bring); add_columns from the same values as
 columns (numpy arrays for the number columns, a ``(n, 2)`` array of positions, lists
 of strings and details), built before the timed region, as a simulation that keeps
 its state in arrays has them:
@@ -94,9 +96,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(url: str, label: str, args: argparse.Namespace) -> int:
-    data = make_actions(args.agents, args.steps, args.seed)
-    n = len(data)
-    columns = to_columns(data)
+    # each round writes actions of its own (seed + round): a value cache sees only the
+    # repeats within the data, as a simulation's next step would
+    cur: dict[str, Any] = {}
+
+    def fresh(seed: int) -> None:
+        cur["data"] = make_actions(args.agents, args.steps, seed)
+        cur["columns"] = to_columns(cur["data"])
+
+    fresh(args.seed)
+    n = len(cur["data"])
     admin = redis.Redis.from_url(url)
     raw = redis.Redis.from_url(url)
     floor = floor_writer(raw)
@@ -106,15 +115,15 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
     conn = raw.connection_pool.get_connection()
 
     paths: dict[str, Callable[[], object]] = {
-        "add_many": lambda: repo.add_many([Action(**d) for d in data]),
-        "add_rows": lambda: repo.add_rows(data),
-        "add_columns": lambda: repo.add_columns(columns),
-        "floor": lambda: floor(data),
+        "add_many": lambda: repo.add_many([Action(**d) for d in cur["data"]]),
+        "add_rows": lambda: repo.add_rows(cur["data"]),
+        "add_columns": lambda: repo.add_columns(cur["columns"]),
+        "floor": lambda: floor(cur["data"]),
     }
     plans: dict[str, Callable[[], Any]] = {
-        "add_many": lambda: ops.add_many.build(repo, [Action(**d) for d in data]),
-        "add_rows": lambda: ops.add_rows.build(repo, data),
-        "add_columns": lambda: ops.add_columns.build(repo, columns),
+        "add_many": lambda: ops.add_many.build(repo, [Action(**d) for d in cur["data"]]),
+        "add_rows": lambda: ops.add_rows.build(repo, cur["data"]),
+        "add_columns": lambda: ops.add_columns.build(repo, cur["columns"]),
     }
     cpu: dict[str, list[float]] = {k: [] for k in paths}
     rate: dict[str, list[float]] = {k: [] for k in paths}
@@ -122,17 +131,18 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
     rows_planner = repo._row_planner()
     checks = (repo.check, repo.check_values)
     validators: dict[str, Callable[[], object]] = {
-        "add_many": lambda: repo.writer.prepare_all([Action(**d) for d in data]),
-        "add_rows": lambda: rows_planner.prepare_rows(data, *checks),
-        "add_columns": lambda: rows_planner.prepare_columns(columns, *checks),
+        "add_many": lambda: repo.writer.prepare_all([Action(**d) for d in cur["data"]]),
+        "add_rows": lambda: rows_planner.prepare_rows(cur["data"], *checks),
+        "add_columns": lambda: rows_planner.prepare_columns(cur["columns"], *checks),
     }
     valid: dict[str, list[float]] = {k: [] for k in plans}
     packed: dict[str, list[float]] = {k: [] for k in plans}
     touch: list[float] = []
 
     admin.flushdb()
-    repo.add_rows(data[:10])  # scripts loaded, grid cell recorded: no first-use cost below
-    for _ in range(args.repeat):
+    repo.add_rows(cur["data"][:10])  # scripts loaded, grid cell recorded: no first-use cost
+    for rnd in range(args.repeat):
+        fresh(args.seed + 1 + rnd)
         for name, go in paths.items():
             admin.flushdb()
             admin.set("agentmem:grid_cell", "1.0")  # as recorded by the first write
@@ -162,7 +172,7 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
             packed[name].append((time.process_time() - c0) / n * 1e6)
         gc.collect()
         c0 = time.process_time()
-        for d in data:
+        for d in cur["data"]:
             for k in FIELDS:
                 d.get(k)
         touch.append((time.process_time() - c0) / n * 1e6)

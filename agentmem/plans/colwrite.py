@@ -43,6 +43,52 @@ MIN_RECORDS = 32
 unpacked, its tables built) outweighs what columns save below about this many
 (``docs/performance.md``, "Write calls as columns")."""
 
+FLOAT_TEXTS = 1 << 13
+"""How many texts of floats a column remembers (:class:`_FloatTexts`; about 1 MB)."""
+
+
+class _FloatTexts:
+    """The texts (``repr``) of one float column's values, remembered by value while
+    most come back (a simulation's rewards, resources and positions repeat); given up
+    for the column when, the memo full, half the lookups of a stretch of 4,096 miss
+    (values that do not repeat: each miss costs a lookup more than ``repr``). Zeros are never
+    remembered: ``0.0 == -0.0``, whose texts differ. The column's values are floats (the
+    codecs make them so), so no int or bool shares a float's entry."""
+
+    __slots__ = ("lookups", "memo", "misses")
+
+    def __init__(self) -> None:
+        self.memo: dict[float, str] | None = {}
+        self.lookups = 0
+        self.misses = 0
+
+    def texts(self, col: Sequence[float]) -> list[str]:
+        memo = self.memo
+        if memo is None:
+            return list(map(repr, col))
+        got: list[Any] = list(map(memo.get, col))
+        if None not in got:
+            if len(memo) >= FLOAT_TEXTS:
+                self.lookups += len(col)
+            return got
+        misses = 0
+        room = len(memo) < FLOAT_TEXTS
+        for i, t in enumerate(got):
+            if t is None:
+                v = col[i]
+                got[i] = t = repr(v)
+                misses += 1
+                if v and room:
+                    memo[v] = t
+        if not room:
+            self.lookups += len(col)
+            self.misses += misses
+            if self.lookups >= 4096:
+                if 2 * self.misses > self.lookups:
+                    self.memo = None  # not worth it for this column
+                self.lookups = self.misses = 0
+        return got
+
 _SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
 
 
@@ -175,6 +221,8 @@ class ColumnBatcher:
                 entry[2] = ncol + (-1 - entry[2]) + 1
         self.texts = {i: (str if name == "str" else repr) for i, name in number_texts(
             [codec.field_for(n).encode for n in names]).items()}
+        self._floats = {i: _FloatTexts() for i, fn in self.texts.items() if fn is repr}
+        """Per float column: its values' texts remembered (:class:`_FloatTexts`)."""
         self.plan: list[Any] = [
             planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
@@ -193,7 +241,7 @@ class ColumnBatcher:
         if {r.mode for r in records} != {"g"}:
             return False
         rows = [r.vals for r in records]
-        cols = list(zip(*rows, strict=True))
+        cols = {p: list(map(itemgetter(p), rows)) for p in {*self.scope_pos, *self.key_pos}}
         for p in self.scope_pos:
             if None in cols[p]:
                 return False
@@ -251,6 +299,8 @@ class ColumnBatcher:
                     continue
                 out.append(list(col) if fn is None else
                            [None if v is None else fn(v) for v in col])
+            elif fn is repr:
+                out.append(self._floats[p].texts(col))
             else:
                 out.append(list(col) if fn is None else list(map(fn, col)))
         for xi, yi, cell in self.grids:

@@ -111,9 +111,16 @@ class _Write(Generic[M]):
                 res = parse_batch(reply)
                 if res.written:
                     changed = res.changed or {}
-                    for pos, j in enumerate(batch):
-                        self.ids[j] = changed.get(pos, guessed[pos])
-                        self.stamps[j] = res.stamp
+                    first, k = batch[0], len(batch)
+                    if batch == list(range(first, first + k)):  # a run (the usual call)
+                        self.ids[first:first + k] = guessed
+                        self.stamps[first:first + k] = [res.stamp] * k
+                        for pos, rid in changed.items():
+                            self.ids[first + pos] = rid
+                    else:
+                        for pos, j in enumerate(batch):
+                            self.ids[j] = changed.get(pos, guessed[pos])
+                            self.stamps[j] = res.stamp
                     if self.writer.remote:
                         self.remote += batch
                     if self.listing:
