@@ -91,7 +91,8 @@ class _BatchBase(Generic[R]):
 
     def repository(self, spec: RecordSpec[M]) -> BatchRepository[M]:
         """The operations of any declared model, queued in this batch."""
-        return BatchRepository(self._queue, spec, batch_size=self._batch_size)
+        return BatchRepository(self._queue, spec, batch_size=self._batch_size,
+                               write_columns=self.actions.write_columns)
 
     def refuse_adds(self, pattern: str, why: str) -> None:
         """From now on, an operation that would add records of the key pattern

@@ -540,3 +540,26 @@ def test_a_dual_writer_with_write_columns_archives_every_action_once(
     assert sorted(a.action_id for a in archived) == sorted(stored)
     assert not [k for k in r.scan_iter("agentmem:outbox*") if r.type(k) == b"list"
                 and r.llen(k)]
+
+
+def test_a_batchs_repositories_follow_write_columns(r: redis.Redis, traced: Traced) -> None:
+    """``mem.batch()``'s repository of a declared model, and its actions, send the form
+    ``write_columns`` says, as the store's own repositories do."""
+    data = [{"agent_id": f"a{i % 4}", "sim": f"s{i % 3}", "step": i // 4, "health": i / 10,
+             "mood": ("calm", "sad", "glad")[i % 3], "note": None} for i in range(60)]
+    for setting, rows_form, many_form in ((False, (True, False), (True, False)),
+                                          (True, (False, True), (False, True)),
+                                          (None, (False, True), (True, False))):
+        mem = traced.connect(write_columns=setting)
+
+        def queued(write: Any, mem: agentmem.Memory = mem) -> None:
+            with mem.batch() as b:
+                handle = write(b)
+            handle.result()
+        for write, form in (
+                (lambda b: b.repository(SNAPS).add_rows(data), rows_form),
+                (lambda b: b.repository(SNAPS).add_many([Snap(**d) for d in data]), many_form),
+                (lambda b: b.actions.add_rows(steps(40, 1)), rows_form),
+                (lambda b: b.actions.add_many([Action(**d) for d in steps(40, 1)]), many_form)):
+            r.flushdb()
+            assert traced.ran(lambda write=write: queued(write)) == form, setting
