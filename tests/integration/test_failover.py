@@ -732,3 +732,49 @@ def test_renames_that_chain_are_applied_in_the_archive_together(
     assert ids[-2:] == ["a1-2-move", "a1-2-move.1"]
     assert mine(mem, archive) == ([("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)],
                                   [("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)])
+
+
+def _emptied(tmp_path: Path) -> LocalServer:
+    need("redis")
+    return LocalServer("redis", directory=tmp_path / "empty").start()  # no persistence
+
+
+@pytest.mark.parametrize("archived_first", [False, True], ids=["buffered", "archived"])
+@pytest.mark.parametrize("how", ["add_many", "send_many", "columns"])
+def test_redis_restarted_empty_between_two_calls_gives_no_id_twice(
+        tmp_path: Path, archived_first: bool, how: str) -> None:
+    """Redis restarts without its data between two writes, answering both (the writer
+    never finds it unreachable, so no replay seeds the retired marks). The write after
+    the restart, of the same agents, steps and types, finds the ids marker gone: it is
+    refused whole, the writer archives what it holds and seeds the marks, and writes
+    again, under new ids. Before, it took the first actions' ids again: the archive
+    refused it (``DuplicateId`` at close) and it was kept only in Redis."""
+    srv = _emptied(tmp_path)
+    mem = agentmem.connect(srv.url, socket_connect_timeout=1,
+                           write_columns=True if how == "columns" else None)
+    archive = open_archive(tmp_path / "a.db")
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6, retry_interval=0)
+    n = 40 if how == "columns" else 3
+
+    def step(reward: float) -> list[Action]:
+        return [Action(agent_id=f"a{i}", simulation_id=SIM, step_number=0,
+                       action_type="move", reward=reward) for i in range(n)]
+    write = w.send_many if how == "send_many" else w.add_many
+    write(step(1.0))
+    if archived_first:
+        w.flush()
+    w.memory.runner.settle()
+    srv.stop()
+    srv.start()  # empty
+    write(step(2.0))
+    w.close()
+    archived = sorted((str(a.action_id), a.reward) for a in archive.read(SIM))
+    assert len(archived) == 2 * n
+    assert len({aid for aid, _ in archived}) == 2 * n  # no id given twice
+    assert sorted(r for _, r in archived) == [1.0] * n + [2.0] * n
+    held = sorted((str(a.action_id), a.reward) for i in range(n)
+                  for a in mem.actions.timeline(f"a{i}"))
+    assert held == sorted(x for x in archived if x[1] == 2.0)  # the second step
+    mem.close()
+    archive.close()
+    srv.close()
