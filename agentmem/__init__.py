@@ -35,7 +35,6 @@ from agentmem.errors import (
     Refused,
     SchemaError,
     Unavailable,
-    Unseeded,
     Unsupported,
     WriteError,
 )
@@ -76,7 +75,7 @@ __all__ = [
     "Lesson", "ListIndex", "Memory", "Near", "NotFound", "NotRun", "Page", "Q", "QueryFields",
     "Record", "RecordSpec", "RedisSettings", "Refused", "Repository", "SchemaError",
     "SequenceAnalysis", "SetIndex", "SortedIndex", "Split", "Store", "StoreSettings", "StoredAs",
-    "TierPolicy", "TierSettings", "Tiers", "Unavailable", "Unseeded", "Unsupported", "Vector",
-    "WriteError", "WriteTime", "action_importance", "connect", "connect_async", "connect_cluster",
-    "declare", "layout", "open", "open_archive",
+    "TierPolicy", "TierSettings", "Tiers", "Unavailable", "Unsupported", "Vector", "WriteError",
+    "WriteTime", "action_importance", "connect", "connect_async", "connect_cluster", "declare",
+    "layout", "open", "open_archive",
 ]

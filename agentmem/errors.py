@@ -44,13 +44,6 @@ class Unavailable(BackendError, ConnectionError):
     call may succeed later (a dual writer journals the action and replays it)."""
 
 
-class Unseeded(BackendError):
-    """A dual writer's write found Redis without its ids marker (``agentmem:ids``):
-    Redis lost its data since the retired marks were seeded, so ids it gave before could
-    be given again. Nothing was written; the writer archives what it holds and seeds the
-    marks again, then writes (``docs/durability.md``)."""
-
-
 class Refused(BackendError):
     """The storage server turned this client away for a reason waiting does not fix:
     credentials, an ACL refusal, a TLS certificate that does not verify, a protocol

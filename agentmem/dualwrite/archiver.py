@@ -52,10 +52,9 @@ from collections.abc import Callable
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.dualwrite.failover import Failover
-from agentmem.dualwrite.ids import seed_retired
 from agentmem.dualwrite.locks import WriterLock
 from agentmem.dualwrite.outbox import Outbox, read_actions
-from agentmem.errors import AgentMemError, BackendError, Unavailable, Unseeded
+from agentmem.errors import AgentMemError, BackendError, Unavailable
 from agentmem.model.records import Action
 
 __all__ = ["ArchiveSide", "Archiver", "as_agentmem_error"]
@@ -106,22 +105,6 @@ class ArchiveSide:
 
     def _settle(self) -> None:
         """Read the reply of a write sent ahead (:mod:`agentmem.dualwrite.sendahead`)."""
-
-    def _add(self, items: list[Action]) -> list[Action]:
-        """``add_many`` through the outbox. Refused ``Unseeded`` (Redis lost its data
-        between two calls, unseen: it answered both): the buffer is archived (its actions'
-        ids are no longer in Redis, the archive holds them from now on), the retired marks
-        are seeded from the archive, and the write is sent again, once."""
-        actions = self.outbox.actions if self.outbox is not None else self.memory.actions
-        try:
-            return actions.add_many(items)
-        except Unseeded as exc:
-            log.warning("%s: archiving the %d actions this writer holds and seeding the "
-                        "retired marks before writing again", exc, len(self._buffer))
-            with self._archive_lock:
-                self._archive_write()
-            seed_retired(self.memory, self.archive)
-            return actions.add_many(items)
 
     def _keep_archive_error(self, exc: BaseException) -> None:
         with self._error_lock:

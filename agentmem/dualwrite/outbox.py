@@ -42,7 +42,6 @@ from typing import Any
 from agentmem.backends.archivedelete import write_updating
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.dualwrite.ids import IDS_KEY
 from agentmem.errors import AgentMemError, BackendError, DuplicateId
 from agentmem.lua.dualwrite import OUTBOX_ACK, OUTBOX_CLAIM, OUTBOX_UNLOCK
 from agentmem.lua.scripts import GET_MANY
@@ -129,10 +128,8 @@ class Outbox:
         self.key = self.names.prefix + self.name
         self.lease_key = self.key + ":lease"
         self.lease_ms = max(1, int(lease * 1000))
-        # one server: each write checks the ids marker (a cluster's outbox call is apart)
-        self.actions = memory.actions.with_outbox(
-            self.key, self.names.registry, self.lease_key, self.lease_ms,
-            None if memory.actions.cluster else IDS_KEY)
+        self.actions = memory.actions.with_outbox(self.key, self.names.registry,
+                                                  self.lease_key, self.lease_ms)
         self._shape: dict[str, tuple[str, str]] = {}
 
     def key_of(self, action: Action) -> str:

@@ -381,7 +381,8 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
             if fo.down:
                 return self._divert(items)
         try:
-            return self._add(items), None
+            actions = self.outbox.actions if self.outbox is not None else self.memory.actions
+            return actions.add_many(items), None
         except (KeyboardInterrupt, SystemExit) as exc:
             self._interrupted(items, exc)
             raise

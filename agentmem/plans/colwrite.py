@@ -228,8 +228,7 @@ class ColumnBatcher:
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
         self.ttl = str(planner.spec.ttl or 0)
         ob = planner.outbox
-        self.outbox: Any = False if ob is None else [ob[0], ob[1], ob[2], str(ob[3])] + (
-            [] if planner.seeded is None else [planner.seeded])
+        self.outbox: Any = False if ob is None else [ob[0], ob[1], ob[2], str(ob[3])]
         """The dual writer's outbox group (``core/write.lua``'s ``O``), or False."""
 
     def takes(self, records: Sequence[Prepared]) -> bool:

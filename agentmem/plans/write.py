@@ -11,6 +11,7 @@ client's work overlaps the server's:
 
 The script checks every key it will touch, decides ids that are already taken
 on the server, and then writes each hash and one variadic command per index key.
+
 The arguments of one call are described in :mod:`agentmem.plans.writeargs`.
 """
 
@@ -51,7 +52,6 @@ from agentmem.plans.writeargs import (
     _render,
     _split,
     number_texts,
-    outbox_group,
     pack,
     split_calls,
     split_slots,
@@ -81,9 +81,7 @@ class WritePlanner(Generic[M]):
         self.batch_size = batch_size
         self.cluster = cluster
         self.outbox: tuple[str, str, str, int] | None = None
-        """The outbox group's (outbox key, registry key, lease key, lease ms); None: none.
-        With it, ``seeded``: a key whose absence refuses the write (``Unseeded``)."""
-        self.seeded: str | None = None
+        """The outbox group's (outbox key, registry key, lease key, lease ms); None: none."""
         self.remote: list[_Index] = []
         """Cluster mode: the indexes outside the record's slot, written by
         :meth:`remote_calls` once the record's id is final (empty otherwise)."""
@@ -177,17 +175,17 @@ class WritePlanner(Generic[M]):
             itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
         self._fast = self._compile_fast()
 
-    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int,
-                    seeded: str | None = None) -> WritePlanner[M]:
+    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int
+                    ) -> WritePlanner[M]:
         """A copy of this planner whose calls also append each record's key to the list
         ``key`` (named in the set ``registry``) and renew ``lease_key`` for ``lease_ms``,
-        in the same atomic script call (``Unseeded`` without the key ``seeded``); on a
-        cluster (the three keys under one hash tag) in a call of its own, :meth:`outbox_call`."""
+        in the same atomic script call; on a cluster (the three keys under one hash tag)
+        in a call of its own, :meth:`outbox_call`."""
         if self.cluster and len({hash_tag(k) for k in (key, registry, lease_key)}) != 1:
             raise ConfigError("on a Redis Cluster an outbox's list, registry and lease "
                               "need one hash tag (one slot)")
         out = copy.copy(self)
-        out.outbox, out.seeded = (key, registry, lease_key, lease_ms), seeded
+        out.outbox = (key, registry, lease_key, lease_ms)
         return out
 
     def outbox_call(self, stored: Sequence[tuple[Prepared, str]]) -> Call:
@@ -223,9 +221,10 @@ class WritePlanner(Generic[M]):
         return calls
 
     def _compile_fast(self) -> Callable[[list[Arg | None]], Prepared | None]:
-        """Generate the checks of :meth:`prepare` for encoded values, straight-line, for
-        the common case: a record they pass is prepared (its id generated from the
-        template); any other gives None and :meth:`prepare`'s checks explain why."""
+        """Generate the checks of :meth:`prepare` for encoded values, straight-line,
+        for the common case: a record they pass is prepared (its id generated from
+        the template); any other gives None and goes through :meth:`prepare`'s own
+        checks, which explain what is wrong."""
         str_pos = {i for i, n in enumerate(self.names)
                    if self.spec.codec.field_for(n).encode is _enc_str}
         env: dict[str, Any] = {"Prepared": Prepared, "FORBIDDEN": FORBIDDEN.search,
@@ -457,8 +456,9 @@ class WritePlanner(Generic[M]):
         at = len(argv)
         _append_groups(argv, groups, meta)
         if self.outbox is not None and not self.cluster:
+            key, registry, lease_key, lease_ms = self.outbox
             argv[at] = int(argv[at]) + 1
-            argv += outbox_group(self.outbox, self.seeded)
+            argv += ("O", key, 3, registry, lease_key, str(lease_ms))
         if self.cluster and scopes:  # routed to the slot of the records' keys
             return script_call(WRITE, [pack(argv)], route=str(argv[5])), guessed
         return script_call(WRITE, [pack(argv)]), guessed

@@ -65,14 +65,6 @@ def text(v: Any) -> Arg:
     return v if isinstance(v, (str, bytes)) else repr(v) if isinstance(v, float) else str(v)
 
 
-def outbox_group(outbox: tuple[str, str, str, int], seeded: str | None) -> tuple[Arg, ...]:
-    """The outbox's group ``O``: its key, its argument count, the registry, the lease key
-    and milliseconds, and the ids marker whose absence refuses the write (``seeded``)."""
-    key, registry, lease_key, lease_ms = outbox
-    marker = () if seeded is None else (seeded,)
-    return ("O", key, 3 + len(marker), registry, lease_key, str(lease_ms), *marker)
-
-
 def number_texts(encoders: Sequence[Callable[[Any], Any]]) -> dict[int, str]:
     """Of the encoders of a declaration's stored values, the positions of int and float
     values and the function that writes each as text (``str``, ``repr``)."""

@@ -16,7 +16,6 @@ class BatchResult:
     changed: dict[int, str] | None = None  # 0-based record -> id chosen on the server
     bad_keys: tuple[str, ...] = ()  # keys of a wrong type (nothing was written)
     conflicts: tuple[int, ...] = ()  # 0-based records whose given id exists (nothing written)
-    unseeded: bool = False  # the ids marker the write names is absent (nothing written)
 
 
 def parse_batch(reply: Sequence[Any]) -> BatchResult:
@@ -24,8 +23,6 @@ def parse_batch(reply: Sequence[Any]) -> BatchResult:
     head = items[0]
     if head == "\x00WRONGTYPE":
         return BatchResult(False, bad_keys=tuple(items[1:]))
-    if head == "\x00UNSEEDED":
-        return BatchResult(False, unseeded=True)
     if head == "\x00EXISTS":
         return BatchResult(False, conflicts=tuple(int(x) - 1 for x in items[1:]))
     changed = {int(items[i]) - 1: items[i + 1] for i in range(1, len(items), 2)}

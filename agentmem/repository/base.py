@@ -71,8 +71,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         self.write_columns = write_columns
         """Which writes go as columns (``RedisSettings.write_columns``): None automatic."""
 
-    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int,
-                    seeded: str | None = None) -> Self:
+    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int) -> Self:
         """This repository, with writes that also append each record's key to the outbox
         list ``key`` in the same atomic step (see :meth:`WritePlanner.with_outbox`): how
         a dual writer hands what Redis acknowledged to the archive durably."""
@@ -80,7 +79,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         for name in [n for n, v in vars(out).items() if callable(v)
                      and isinstance(getattr(type(out), n, None), operation)]:
             del out.__dict__[name]  # methods bound to this instance
-        out.writer = self.writer.with_outbox(key, registry, lease_key, lease_ms, seeded)
+        out.writer = self.writer.with_outbox(key, registry, lease_key, lease_ms)
         out._rows = None
         return out
 

@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from agentmem.errors import DuplicateId, Unseeded, WriteError
+from agentmem.errors import DuplicateId, WriteError
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.colwrite import ColumnBatcher
 from agentmem.plans.plan import Call, FollowUp, Plan
@@ -109,13 +109,6 @@ class _Write(Generic[M]):
                         self.failed[j] = str(reply)
                     continue
                 res = parse_batch(reply)
-                if res.unseeded:  # Redis lost its data since the ids were seeded
-                    self.error = Unseeded(
-                        f"Redis lacks the ids marker {self.writer.seeded!r}: it lost its data "
-                        "since the retired marks were seeded; nothing was written")
-                    for j in batch:
-                        self.failed[j] = str(self.error)
-                    continue
                 if res.written:
                     changed = res.changed or {}
                     first, k = batch[0], len(batch)

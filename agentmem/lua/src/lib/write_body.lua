@@ -110,10 +110,6 @@ for g = 1, ngroup do
       checked[key] = true
       sets[#sets + 1] = key
     elseif c == 79 then  -- O: the outbox (a list of record keys) and its registry set
-      -- with a 4th argument, the dual writer's ids marker: a Redis without it lost its
-      -- data since the retired marks were seeded (ids could be given again): nothing
-      -- is written, the writer seeds them and writes again
-      if n >= 4 and call('EXISTS', G[pos + 6]) == 0 then return {'\0UNSEEDED'} end
       checked[key] = true
       others[#others + 1] = key
       others[#others + 1] = 'list'
