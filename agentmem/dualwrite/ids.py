@@ -6,10 +6,12 @@ A Redis that restarted empty has no marks, while the archive still holds the ids
 given before. So a dual writer that opens a Redis without the marker key
 ``agentmem:ids`` first raises every (agent, simulation) mark to the highest step
 the archive holds, and each agent's ``.r`` counter to the highest suffix archived,
-then sets the marker. Seeding twice, or by two writers at once, only raises marks
-to the same values. On a Redis Cluster each master can lose its data on its own, so
-there is one marker per master, on that master (``agentmem:ids:{<tag>}``, the tag
-chosen for a slot it serves): seeding runs when any master lacks its marker.
+then sets the marker (after a recovery, counting its buffer as archived; the marker
+only if Redis kept the marks: :func:`seed_retired`). Seeding twice, or by two writers
+at once, only raises marks to the same values. On a Redis Cluster each master can
+lose its data on its own, so there is one marker per master, on that master
+(``agentmem:ids:{<tag>}``, the tag chosen for a slot it serves): seeding runs when
+any master lacks its marker.
 
 :func:`held` and :func:`held_in_im` tell which of a list of (agent, id) pairs short-term
 or intermediate memory holds, in one round trip: the replay of a journal, a partly
@@ -18,13 +20,15 @@ refused write and ``load_from_sql`` ask it.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
-from agentmem.lua.dualwrite import RETIRED_SEED
+from agentmem.errors import Unavailable
+from agentmem.lua.dualwrite import RETIRED_SEED, RETIRED_SEEDED
 from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
@@ -39,14 +43,57 @@ IDS_KEY = "agentmem:ids"
 """Present once this Redis's retired marks hold what the archive knows (no TTL)."""
 
 
-def seed_retired(memory: Memory, archive: Archive) -> int:
-    """Seed the retired marks of ``memory`` from ``archive`` unless done already on this
-    Redis; returns the number of agents seeded (0: the marker was there)."""
+SEED_ATTEMPTS = 5
+"""How many times a seeding starts again when Redis lost its marks while it ran."""
+
+
+def seed_retired(memory: Memory, archive: Archive, holds: Iterable[Action] = ()) -> int:
+    """Seed the retired marks of ``memory`` from ``archive``, and from ``holds`` (actions
+    Redis acknowledged that are not archived yet: a dual writer's buffer), unless done
+    already on this Redis; returns the number of agents seeded (0: the marker was there).
+
+    The marker is set only if Redis kept the marks: a sentinel with a token of this
+    seeding is set before the first mark, and the marker is set in one script with the
+    sentinel checked (``retired_seeded.lua``); a restart in between takes the sentinel
+    too, and the seeding starts again (up to :data:`SEED_ATTEMPTS` times)."""
+    held_marks, held_seqs = _marks_of(holds)
+    for _ in range(SEED_ATTEMPTS):
+        n = _seed_once(memory, archive, held_marks, held_seqs)
+        if n is not None:
+            return n
+    raise Unavailable(f"Redis lost the retired marks {SEED_ATTEMPTS} times while they "
+                      "were seeded")
+
+
+def _marks_of(actions: Iterable[Action]) -> tuple[dict[tuple[str, str], int], dict[str, int]]:
+    """:func:`sqlreads.retired_marks` of ``actions``: the highest step per (agent,
+    simulation), the highest ``.r<n>`` suffix per agent."""
+    marks: dict[tuple[str, str], int] = {}
+    seqs: dict[str, int] = {}
+    for a in actions:
+        key = (a.agent_id, a.simulation_id)
+        marks[key] = max(marks.get(key, a.step_number), a.step_number)
+        aid = str(a.action_id)
+        if ".r" in aid and (tail := aid.rsplit(".r", 1)[1]).isdigit():
+            seqs[a.agent_id] = max(seqs.get(a.agent_id, 0), int(tail))
+    return marks, seqs
+
+
+def _seed_once(memory: Memory, archive: Archive, held_marks: dict[tuple[str, str], int],
+               held_seqs: dict[str, int]) -> int | None:
+    """One seeding: the number of agents seeded, 0 when the marker was there, None when
+    Redis lost what it wrote before the marker could be set."""
     run = memory.runner.run
     markers = _markers(memory)
     if all(run(Plan(tuple(command("EXISTS", k) for k in markers), every_reply))):
         return 0
+    token = secrets.token_hex(8)
+    run(Plan(tuple(command("SET", k + ":seeding", token) for k in markers), every_reply))
     marks, seqs = sqlreads.retired_marks(archive)
+    for key, step in held_marks.items():
+        marks[key] = max(marks.get(key, step), step)
+    for agent, seq in held_seqs.items():
+        seqs[agent] = max(seqs.get(agent, seq), seq)
     per_agent: dict[str, list[str | int]] = {a: [] for a in seqs}
     for (agent, sim), step in marks.items():
         per_agent.setdefault(agent, []).extend((sim, step))
@@ -56,8 +103,9 @@ def seed_retired(memory: Memory, archive: Archive) -> int:
              for agent, pairs in per_agent.items()]
     for start in range(0, len(calls), 1000):
         run(Plan(tuple(calls[start:start + 1000]), every_reply))
-    run(Plan(tuple(command("SET", k, "seeded") for k in markers), every_reply))
-    return len(calls)
+    done = run(Plan(tuple(script_call(RETIRED_SEEDED, (token,), (k + ":seeding", k))
+                          for k in markers), every_reply))
+    return len(calls) if all(int(x) == 1 for x in done) else None
 
 
 def _markers(memory: Memory) -> list[str]:

@@ -10,11 +10,9 @@ interpreter exit. The buffer is cleared only after the archive write
 succeeded: a failed write keeps its rows for the next try. Re-archiving rows
 that are already archived inserts nothing (``Archive.write`` skips known ids).
 
-``background=True`` moves all I/O to a daemon thread fed by a bounded queue:
-``add`` returns ``None`` at once unless the queue is full (then it waits), and
-an error of the thread is raised by the next call. ``archive_thread=True`` keeps
-the Redis writes on the caller's thread and moves the due archive writes to a
-thread of their own (``archiver``). See ``docs/dualwrite.md``.
+``background=True`` moves all I/O to a daemon thread fed by a bounded queue (``add``
+returns ``None`` unless it is full); ``archive_thread=True`` moves the due archive
+writes to a thread of their own. See ``docs/dualwrite.md``.
 
 Failover (``docs/failover.md``): unless ``strict=True``, a write that cannot
 reach Redis still succeeds. Its actions get their ids here, go to a durable
@@ -447,9 +445,11 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
             return
         done = fo.recover(force=force)
         if done is not None:
-            if self.outbox is not None:  # Redis may be back empty
+            if self.outbox is not None:  # Redis may be back empty; the marks cover what
+                with self._lock:  # it acknowledged that the archive lacks yet, too
+                    holds = [*self._buffer, *done.actions]
                 try:
-                    seed_retired(self.memory, self.archive)
+                    seed_retired(self.memory, self.archive, holds)
                 except Unavailable as exc:  # lost again: fail over again (the next
                     with self._lock:  # recovery seeds), the replay's renames kept below
                         fo.mark_down(exc, self._buffer)

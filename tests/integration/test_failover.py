@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 from test_sql_archive import Db, db  # noqa: F401 - the sqlite/postgresql fixture
 
 import agentmem
@@ -732,3 +733,77 @@ def test_renames_that_chain_are_applied_in_the_archive_together(
     assert ids[-2:] == ["a1-2-move", "a1-2-move.1"]
     assert mine(mem, archive) == ([("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)],
                                   [("a1-2-move.1", 1.0), ("a1-2-move.2", 2.0)])
+
+
+def _volatile(tmp_path: Path) -> LocalServer:
+    need("redis")
+    return LocalServer("redis", directory=tmp_path / "volatile").start()  # no persistence
+
+
+def test_redis_back_empty_after_an_outage_gives_no_held_id_again(tmp_path: Path) -> None:
+    """An action Redis acknowledged and the writer has not archived yet (its buffer), then
+    an outage after which Redis comes back empty: the recovery seeds the retired marks
+    from the archive and from that buffer, so a later action of the same agent, step and
+    type gets an id of its own. Before, the marks came from the archive only: the later
+    action took the buffered one's id, the archive refused it at close (``DuplicateId``)
+    and it was left in Redis only."""
+    srv = _volatile(tmp_path)
+    mem = agentmem.connect(srv.url, socket_connect_timeout=1, socket_timeout=2)
+    archive = open_archive(tmp_path / "a.db")
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6, retry_interval=0)
+
+    def act(reward: float) -> list[Action]:
+        return [Action(agent_id="a0", simulation_id=SIM, step_number=0, action_type="move",
+                       reward=reward)]
+    w.add_many(act(1.0))  # acknowledged, buffered
+    srv.stop()
+    w.add_many(act(2.0))  # journaled
+    srv.start()  # empty
+    w.add_many(act(3.0))  # the journal replayed, the marks seeded, then this write
+    w.close()
+    archived = sorted((str(a.action_id), a.reward) for a in archive.read(SIM))
+    assert sorted(r for _, r in archived) == [1.0, 2.0, 3.0]
+    assert len({aid for aid, _ in archived}) == 3
+    held = {(str(a.action_id), a.reward) for a in mem.actions.timeline("a0")}
+    assert held <= set(archived)
+    assert 3.0 in {r for _, r in held}
+    mem.close()
+    archive.close()
+    srv.close()
+
+
+def test_a_seeding_that_redis_loses_halfway_is_done_again(tmp_path: Path) -> None:
+    """Redis restarts empty after the retired marks were written and before the seeding's
+    marker is set: the marker is not set on a Redis without the marks; the seeding starts
+    again and leaves both. Before, the marker was set on the empty Redis and the marks
+    were never written again."""
+    from agentmem.dualwrite.ids import IDS_KEY, seed_retired
+    from agentmem.lua.dualwrite import RETIRED_SEED
+
+    srv = _volatile(tmp_path)
+    mem = agentmem.connect(srv.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "a.db")
+    archive.write([Action(agent_id="a0", simulation_id=SIM, step_number=7,
+                          action_type="move")])
+    runner: Any = mem.runner
+    real = runner.run
+    restarts = [0]
+
+    def run(plan: Any) -> Any:
+        out = real(plan)
+        if not restarts[0] and any(c.script is RETIRED_SEED for c in plan.calls):
+            restarts[0] = 1  # the marks written: a restart takes them
+            srv.stop()
+            srv.start()
+        return out
+    runner.run = run
+    assert seed_retired(mem, archive) == 1
+    assert restarts == [1]
+    r = redis.Redis.from_url(srv.url)
+    assert r.exists(IDS_KEY)
+    marks = r.hgetall(mem.actions.layout.template("retired").render({"agent_id": "a0"}))
+    assert marks.get(SIM.encode()) == b"7"
+    r.close()
+    mem.close()
+    archive.close()
+    srv.close()
