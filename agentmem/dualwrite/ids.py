@@ -33,7 +33,7 @@ from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
 
-__all__ = ["IDS_KEY", "held", "held_in_im", "seed_retired"]
+__all__ = ["IDS_KEY", "held", "held_in_im", "not_held", "seed_retired"]
 
 T = TypeVar("T", Action, IMAction)
 Key = tuple[str, str]
@@ -48,17 +48,21 @@ SEED_ATTEMPTS = 5
 
 
 def seed_retired(memory: Memory, archive: Archive, holds: Iterable[Action] = ()) -> int:
-    """Seed the retired marks of ``memory`` from ``archive``, and from ``holds`` (actions
-    Redis acknowledged that are not archived yet: a dual writer's buffer), unless done
-    already on this Redis; returns the number of agents seeded (0: the marker was there).
+    """Seed the retired marks of ``memory`` from ``archive`` unless done already on this
+    Redis; returns the number of agents seeded (0: the marker was there). ``holds``
+    (actions Redis acknowledged that it lacks now and the archive lacks yet: a dual
+    writer's buffer after Redis came back empty) raise the marks too, even when another
+    writer seeded before (the marker there): that one did not know them.
 
-    The marker is set only if Redis kept the marks: a sentinel with a token of this
-    seeding is set before the first mark, and the marker is set in one script with the
-    sentinel checked (``retired_seeded.lua``); a restart in between takes the sentinel
-    too, and the seeding starts again (up to :data:`SEED_ATTEMPTS` times)."""
+    The marker is set only if Redis kept the marks: a sentinel is set before the first
+    mark (or joined: a seeding already running), and the marker is set in one script
+    with the sentinel checked (``retired_seeded.lua``); a restart in between takes the
+    sentinel too, and the seeding starts again (up to :data:`SEED_ATTEMPTS` times)."""
     held_marks, held_seqs = _marks_of(holds)
     for _ in range(SEED_ATTEMPTS):
         n = _seed_once(memory, archive, held_marks, held_seqs)
+        if n == 0 and (held_marks or held_seqs):
+            _raise_marks(memory, held_marks, held_seqs)
         if n is not None:
             return n
     raise Unavailable(f"Redis lost the retired marks {SEED_ATTEMPTS} times while they "
@@ -87,13 +91,28 @@ def _seed_once(memory: Memory, archive: Archive, held_marks: dict[tuple[str, str
     markers = _markers(memory)
     if all(run(Plan(tuple(command("EXISTS", k) for k in markers), every_reply))):
         return 0
-    token = secrets.token_hex(8)
-    run(Plan(tuple(command("SET", k + ":seeding", token) for k in markers), every_reply))
+    # the sentinel: this seeding's token, or that of a seeding already running (joined:
+    # either may set the marker once it wrote every mark; the other then finds it)
+    mine = secrets.token_hex(8)
+    had = run(Plan(tuple(command("SET", k + ":seeding", mine, "NX", "GET") for k in markers),
+                   every_reply))
+    tokens = [mine if t is None else (t.decode() if isinstance(t, bytes) else str(t))
+              for t in had]
     marks, seqs = sqlreads.retired_marks(archive)
     for key, step in held_marks.items():
         marks[key] = max(marks.get(key, step), step)
     for agent, seq in held_seqs.items():
         seqs[agent] = max(seqs.get(agent, seq), seq)
+    n = _raise_marks(memory, marks, seqs)
+    done = run(Plan(tuple(script_call(RETIRED_SEEDED, (token,), (k + ":seeding", k))
+                          for k, token in zip(markers, tokens, strict=True)), every_reply))
+    return n if all(int(x) == 1 for x in done) else None
+
+
+def _raise_marks(memory: Memory, marks: dict[tuple[str, str], int],
+                 seqs: dict[str, int]) -> int:
+    """Raise each agent's marks and ``.r`` counter to at least ``marks`` and ``seqs``
+    (``retired_seed.lua``, 1,000 agents per round trip); returns the number of agents."""
     per_agent: dict[str, list[str | int]] = {a: [] for a in seqs}
     for (agent, sim), step in marks.items():
         per_agent.setdefault(agent, []).extend((sim, step))
@@ -101,11 +120,10 @@ def _seed_once(memory: Memory, archive: Archive, held_marks: dict[tuple[str, str
     calls = [script_call(RETIRED_SEED, (seqs.get(agent, 0), *pairs),
                          (template.render({"agent_id": agent}),))
              for agent, pairs in per_agent.items()]
+    run = memory.runner.run
     for start in range(0, len(calls), 1000):
         run(Plan(tuple(calls[start:start + 1000]), every_reply))
-    done = run(Plan(tuple(script_call(RETIRED_SEEDED, (token,), (k + ":seeding", k))
-                          for k in markers), every_reply))
-    return len(calls) if all(int(x) == 1 for x in done) else None
+    return len(calls)
 
 
 def _markers(memory: Memory) -> list[str]:
@@ -122,6 +140,13 @@ def _markers(memory: Memory) -> list[str]:
         found.setdefault(runner.master_of(key), key)
         tag += 1
     return sorted(found.values())
+
+
+def not_held(memory: Memory, actions: list[Action]) -> list[Action]:
+    """Those of ``actions`` short-term memory does not hold under their ids (one round
+    trip, :func:`held`)."""
+    here = held(memory, ((a.agent_id, str(a.action_id)) for a in actions))
+    return [a for a in actions if (a.agent_id, str(a.action_id)) not in here]
 
 
 def held(memory: Memory, keys: Iterable[Key]) -> dict[Key, Action]:

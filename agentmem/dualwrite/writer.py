@@ -47,7 +47,7 @@ from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
 from agentmem.dualwrite.discarding import discard
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, own_journal
 from agentmem.dualwrite.fallback import FallbackReads
-from agentmem.dualwrite.ids import held, seed_retired
+from agentmem.dualwrite.ids import held, not_held, seed_retired
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.locks import Pausing, WriterLock
 from agentmem.dualwrite.outbox import DrainReport, Outbox, drain
@@ -445,11 +445,11 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
             return
         done = fo.recover(force=force)
         if done is not None:
-            if self.outbox is not None:  # Redis may be back empty; the marks cover what
-                with self._lock:  # it acknowledged that the archive lacks yet, too
-                    holds = [*self._buffer, *done.actions]
+            if self.outbox is not None:  # Redis may be back empty: the marks also cover
+                with self._lock:  # what it acknowledged and lacks now (the archive too)
+                    buffered = list(self._buffer)
                 try:
-                    seed_retired(self.memory, self.archive, holds)
+                    seed_retired(self.memory, self.archive, not_held(self.memory, buffered))
                 except Unavailable as exc:  # lost again: fail over again (the next
                     with self._lock:  # recovery seeds), the replay's renames kept below
                         fo.mark_down(exc, self._buffer)

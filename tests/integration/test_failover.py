@@ -807,3 +807,72 @@ def test_a_seeding_that_redis_loses_halfway_is_done_again(tmp_path: Path) -> Non
     mem.close()
     archive.close()
     srv.close()
+
+
+def test_another_writers_seeding_leaves_this_writers_held_ids_given(tmp_path: Path) -> None:
+    """Two writers (two simulations sharing agent ids) each hold an acknowledged,
+    unarchived action; Redis is unreachable, then back empty. Writer B recovers first
+    and seeds the marks (from the archive and its own buffer). Writer A's recovery finds
+    the marker there and still raises the marks of what it holds that Redis lost, so its
+    next action of the same agent, step and type gets an id of its own."""
+    srv = _volatile(tmp_path)
+    mem = agentmem.connect(srv.url, socket_connect_timeout=1, socket_timeout=2)
+    archive = open_archive(tmp_path / "a.db")
+    writers = {sim: DualWriter(mem, archive, buffer_size=10_000, interval=1e6,
+                               retry_interval=0, journal=tmp_path / f"{sim}.journal")
+               for sim in ("S1", "S2")}
+
+    def act(sim: str, agent: str, reward: float) -> list[Action]:
+        return [Action(agent_id=agent, simulation_id=sim, step_number=0,
+                       action_type="move", reward=reward)]
+    writers["S1"].add_many(act("S1", "a0", 1.0))
+    writers["S2"].add_many(act("S2", "b0", 1.0))
+    srv.stop()
+    writers["S1"].add_many(act("S1", "b0", 2.0))  # journaled
+    writers["S2"].add_many(act("S2", "b0", 2.0))  # journaled
+    srv.start()  # empty
+    writers["S2"].add_many(act("S2", "b0", 3.0))  # B recovers and seeds
+    writers["S1"].add_many(act("S1", "a0", 3.0))  # A recovers: the marker is there
+    for w in writers.values():
+        w.close()
+    a0 = sorted((str(a.action_id), a.reward) for a in archive.read("S1") if a.agent_id == "a0")
+    assert [r for _, r in a0] == [1.0, 3.0]
+    assert len({aid for aid, _ in a0}) == 2
+    mem.close()
+    archive.close()
+    srv.close()
+
+
+def test_two_seedings_at_once_both_end_seeded(tmp_path: Path) -> None:
+    """Two writers seed an empty Redis at the same time (20,000 agents archived): the
+    second joins the first's seeding instead of taking its sentinel, and both return
+    with the marker and every mark set. Before, each took the other's sentinel until one
+    gave up with ``Unavailable``."""
+    from agentmem.dualwrite.ids import IDS_KEY, seed_retired
+
+    srv = _volatile(tmp_path)
+    archive = open_archive(tmp_path / "a.db")
+    archive.write([Action(agent_id=f"x{i}", simulation_id=SIM, step_number=i % 7,
+                          action_type="move") for i in range(20_000)])
+    out: list[Any] = []
+
+    def seed() -> None:
+        with agentmem.connect(srv.url) as m:
+            try:
+                out.append(seed_retired(m, archive))
+            except Exception as exc:  # reported by the assertion below
+                out.append(exc)
+    threads = [threading.Thread(target=seed) for _ in range(2)]
+    threads[0].start()
+    time.sleep(0.05)
+    threads[1].start()
+    for t in threads:
+        t.join()
+    assert sorted(out, key=str) == [0, 20_000]  # one set the marker, the other found it
+    r = redis.Redis.from_url(srv.url)
+    assert r.exists(IDS_KEY)
+    assert not r.exists(IDS_KEY + ":seeding")
+    assert sum(1 for _ in r.scan_iter("*retired*", count=1000)) == 20_000
+    r.close()
+    archive.close()
+    srv.close()
