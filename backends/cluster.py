@@ -33,6 +33,7 @@ from redis.exceptions import (
 from agentmem.backends.clusterurl import _node_of, cluster_client
 from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
+from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import resolve_spin, wait_readable
 from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
@@ -137,6 +138,8 @@ class ClusterRunner:
         """The scripts loaded on each node (by name), as far as this runner knows."""
         self._spins: dict[str, float] = {}
         """The longest poll for a reply per node name, in seconds (agentmem.backends.spin)."""
+        self.guard = RestartGuard(cluster=True)
+        """Notices a master that restarted empty (armed by a dual writer)."""
 
     # -- the slot map ---------------------------------------------------------
 
@@ -226,7 +229,7 @@ class ClusterRunner:
                 for late in late_scripts([calls[i] for i in idx], known).values():
                     self._load(node, late)
             retry: list[int] = []
-            for node, idx, got in self._send_all(groups, wires, asking):
+            for node, idx, got in self._send_all(groups, wires, asking, plan.adds):
                 if isinstance(got, _Unsent):
                     self._stale = True
                     last = got.__cause__ or got
@@ -288,27 +291,30 @@ class ClusterRunner:
             raise _unavailable(f"node {node.name} is unreachable", exc) from exc
 
     def _send_all(self, groups: dict[str, tuple[ClusterNode, list[int]]],
-                  wires: list[tuple[Any, ...]], asking: dict[int, ClusterNode]
+                  wires: list[tuple[Any, ...]], asking: dict[int, ClusterNode],
+                  adds: str | None = None
                   ) -> list[tuple[ClusterNode, list[int], list[Any] | _Unsent]]:
         jobs = list(groups.values())
         if not jobs:  # a plan without calls (or all answered)
             return []
         if len(jobs) == 1:
             node, idx = jobs[0]
-            return [(node, idx, self._send(node, idx, wires, asking, poll=True))]
+            return [(node, idx, self._send(node, idx, wires, asking, adds, poll=True))]
         if self._threads is None:
             self._threads = ThreadPoolExecutor(max_workers=8,
                                                thread_name_prefix="agentmem-cluster")
         futures: list[Future[list[Any] | _Unsent]] = [
-            self._threads.submit(self._send, node, idx, wires, asking) for node, idx in jobs[1:]]
-        first = self._send(jobs[0][0], jobs[0][1], wires, asking)
+            self._threads.submit(self._send, node, idx, wires, asking, adds)
+            for node, idx in jobs[1:]]
+        first = self._send(jobs[0][0], jobs[0][1], wires, asking, adds)
         out = [(jobs[0][0], jobs[0][1], first)]
         for (node, idx), fut in zip(jobs[1:], futures, strict=True):
             out.append((node, idx, fut.result()))
         return out
 
     def _send(self, node: ClusterNode, idx: list[int], wires: list[tuple[Any, ...]],
-              asking: dict[int, ClusterNode], *, poll: bool = False) -> list[Any] | _Unsent:
+              asking: dict[int, ClusterNode], adds: str | None = None, *,
+              poll: bool = False) -> list[Any] | _Unsent:
         """The calls ``idx`` on one node's connection, pipelined; their replies in order.
 
         ``poll``: wait for the first reply by polling first (a plan for one node; the
@@ -331,6 +337,7 @@ class ClusterRunner:
                 unsent = _Unsent(str(exc))
                 unsent.__cause__ = exc
                 return unsent
+            self.guard.admit(conn, adds, node.name)  # backends/restarts.py
             calls: list[Call] = []
             for i in idx:
                 if i in asking:

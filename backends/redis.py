@@ -16,22 +16,24 @@ import redis
 import redis.asyncio
 from pydantic import BaseModel
 
-from agentmem.backends.failures import is_permanent
 from agentmem.backends.inflight import Pending
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.redisurl import parse_url
 from agentmem.backends.replies import (
+    check_client,
     command_name,
     layout_errors,
     mapped,
     missing_scripts,
+    ping_refused,
     script_error,
     unavailable,
 )
+from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import client_spin, wait_readable
 from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
-from agentmem.errors import BackendError, ConfigError, Refused
+from agentmem.errors import ConfigError
 from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
@@ -49,26 +51,6 @@ T = TypeVar("T")
 MT = TypeVar("MT", bound=BaseModel)
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-
-
-def _check_client(client: Any) -> None:
-    kwargs = client.connection_pool.connection_kwargs
-    if kwargs.get("decode_responses"):
-        raise ConfigError(
-            "the client decodes responses; agentmem needs bytes (embeddings are raw "
-            "bytes). Create it with decode_responses=False"
-        )
-
-
-def _ping_refused(exc: redis.ResponseError) -> BackendError | ConfigError:
-    """An error reply to ``PING`` or to the handshake before it: a database the URL
-    names that the server does not have is a :class:`ConfigError` (a bad URL)."""
-    if is_permanent(exc):
-        return Refused(f"Redis refused this client ({type(exc).__name__}): {exc}")
-    if "DB index" in str(exc) or "invalid DB" in str(exc).lower():
-        return ConfigError(f"the Redis URL names a database the server does not have: "
-                           f"{exc}")
-    return BackendError(f"Redis answered PING with an error: {exc}")
 
 
 def _with_source(call: Call) -> Call:
@@ -93,7 +75,7 @@ class RedisRunner:
 
     def __init__(self, client: redis.Redis, layout_version: int | None = None, *,
                  spin_us: int | None = None) -> None:
-        _check_client(client)
+        check_client(client)
         self.client = client
         self.pending_layout = layout_version
         """The layout the server must record; checked before the first plan, then None."""
@@ -101,6 +83,8 @@ class RedisRunner:
         """The longest poll for a reply, in seconds (0: a blocking read)."""
         self._inflight: list[Pending[Any]] = []  # started, replies not read: oldest first
         self._inflight_lock = threading.Lock()
+        self.guard = RestartGuard()
+        """Notices a server that restarted empty (armed by a dual writer)."""
 
     def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -142,8 +126,9 @@ class RedisRunner:
             with paused_gc(plan.bulk):
                 chunks = list(packed_chunks(conn, map(_with_source, plan.calls), sent))
             self.settle()
-            for n, chunk in enumerate(chunks):
-                conn.send_packed_command([chunk], check_health=n == 0)
+            self._admit(conn, plan.adds)
+            for chunk in chunks:
+                conn.send_packed_command([chunk], check_health=False)
         except BaseException as exc:
             conn.disconnect()
             pool.release(conn)
@@ -173,7 +158,7 @@ class RedisRunner:
 
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
-            sent, replies = self._send(plan.calls)
+            sent, replies = self._send(plan.calls, plan.adds)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         return self._parsed(plan, sent, replies)
@@ -190,7 +175,7 @@ class RedisRunner:
         """``plan``'s result from its replies, calls refused with ``NOSCRIPT`` sent again
         first; a follow-up plan returned, not run."""
         try:
-            self._reload_missing(sent, replies)
+            self._reload_missing(sent, replies, plan.adds)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         try:
@@ -198,7 +183,7 @@ class RedisRunner:
         except FollowUp as more:
             return more
 
-    def _reload_missing(self, sent: list[Call], replies: list[Any]) -> None:
+    def _reload_missing(self, sent: list[Call], replies: list[Any], adds: str | None) -> None:
         """Calls refused with ``NOSCRIPT`` (they did not run): load their scripts and send
         them again, their replies put in place."""
         missing = missing_scripts(replies)
@@ -210,17 +195,25 @@ class RedisRunner:
                 self.client.script_load(script.source)
             except redis.ResponseError as exc:
                 raise script_error(exc) from exc
-        _, again = self._send(sent[i] for i in missing)
+        _, again = self._send((sent[i] for i in missing), adds)
         for i, r in zip(missing, again, strict=True):
             replies[i] = r
 
-    def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
+    def _admit(self, conn: Any, adds: str | None) -> None:
+        """A connection taken from the pool: its health checked (a reconnection, if any,
+        happens here), then the restart guard's say (:mod:`agentmem.backends.restarts`)."""
+        conn.check_health()
+        self.guard.admit(conn, adds)
+
+    def _send(self, calls: Iterable[Call], adds: str | None = None
+              ) -> tuple[list[Call], list[Any]]:
         pool: Any = self.client.connection_pool
         conn = pool.get_connection()
         sent: list[Call] = []
         try:
-            for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
-                conn.send_packed_command([chunk], check_health=n == 0)
+            self._admit(conn, adds)
+            for chunk in packed_chunks(conn, calls, sent):
+                conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:
                 wait_readable(conn, self.spin)
             replies = self._replies(conn, sent)
@@ -246,7 +239,7 @@ class AsyncRedisRunner:
     """Runs plans on an asyncio redis-py client; the same protocol as :class:`RedisRunner`."""
 
     def __init__(self, client: redis.asyncio.Redis, layout_version: int | None = None) -> None:
-        _check_client(client)
+        check_client(client)
         self.client = client
         self.pending_layout = layout_version
 
@@ -367,7 +360,7 @@ class Memory(_Memory[RedisRunner]):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
-            raise _ping_refused(exc) from exc
+            raise ping_refused(exc) from exc
 
     def close(self) -> None:
         self.runner.client.close()
@@ -406,7 +399,7 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
-            raise _ping_refused(exc) from exc
+            raise ping_refused(exc) from exc
 
     async def close(self) -> None:
         await self.runner.client.aclose()

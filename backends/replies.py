@@ -1,6 +1,6 @@
 """How the runners read replies: redis-py's errors as agentmem's, scripts the server
-lost, the layout check's errors. Shared by the blocking and asyncio runners
-(:mod:`agentmem.backends.redis`).
+lost, the layout check's errors, a client whose replies are decoded. Shared by the
+blocking and asyncio runners (:mod:`agentmem.backends.redis`).
 
 May import: ``redis``, ``agentmem.errors``, ``agentmem.plans``,
 ``agentmem.backends.failures``.
@@ -16,11 +16,11 @@ import redis
 from redis.exceptions import NoScriptError
 
 from agentmem.backends.failures import connection_failure, is_permanent
-from agentmem.errors import BackendError, Refused
+from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.plans.plan import Call
 
-__all__ = ["command_name", "layout_errors", "mapped", "missing_scripts", "script_error",
-           "unavailable"]
+__all__ = ["check_client", "command_name", "layout_errors", "mapped", "missing_scripts",
+           "ping_refused", "script_error", "unavailable"]
 
 
 def unavailable(exc: Exception) -> BackendError:
@@ -67,3 +67,24 @@ def layout_errors() -> Iterator[None]:
 def command_name(call: Call) -> str:
     name = call.args[0]
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def check_client(client: Any) -> None:
+    """A client whose replies agentmem can read: bytes, not decoded text."""
+    kwargs = client.connection_pool.connection_kwargs
+    if kwargs.get("decode_responses"):
+        raise ConfigError(
+            "the client decodes responses; agentmem needs bytes (embeddings are raw "
+            "bytes). Create it with decode_responses=False"
+        )
+
+
+def ping_refused(exc: redis.ResponseError) -> BackendError | ConfigError:
+    """An error reply to ``PING`` or to the handshake before it: a database the URL
+    names that the server does not have is a :class:`ConfigError` (a bad URL)."""
+    if is_permanent(exc):
+        return Refused(f"Redis refused this client ({type(exc).__name__}): {exc}")
+    if "DB index" in str(exc) or "invalid DB" in str(exc).lower():
+        return ConfigError(f"the Redis URL names a database the server does not have: "
+                           f"{exc}")
+    return BackendError(f"Redis answered PING with an error: {exc}")

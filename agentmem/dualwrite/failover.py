@@ -273,8 +273,11 @@ class Failover:
 
     # -- coming back ----------------------------------------------------------------------
 
-    def recover(self, *, force: bool = False) -> Replay | None:
-        """Probe Redis (when due or ``force``) and replay the journal if it answers.
+    def recover(self, *, force: bool = False,
+                prepare: Callable[[], None] | None = None) -> Replay | None:
+        """Probe Redis (when due or ``force``), then run ``prepare`` (the writer seeds the
+        retired marks: before the replay, whose renames take new ids) and replay the
+        journal if it answers.
 
         Returns the replay, or ``None`` when Redis is still down or nothing was due.
         """
@@ -284,6 +287,8 @@ class Failover:
             return None
         try:
             self.memory.ping()
+            if prepare is not None:
+                prepare()
             done = self._replay()
         except Unavailable as exc:
             self.mark_down(exc)  # still (or again) down: the next probe later

@@ -33,7 +33,7 @@ from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
 
-__all__ = ["IDS_KEY", "held", "held_in_im", "not_held", "seed_retired"]
+__all__ = ["IDS_KEY", "held", "held_in_im", "not_held", "seed_retired", "watch_restarts"]
 
 T = TypeVar("T", Action, IMAction)
 Key = tuple[str, str]
@@ -124,6 +124,22 @@ def _raise_marks(memory: Memory, marks: dict[tuple[str, str], int],
     for start in range(0, len(calls), 1000):
         run(Plan(tuple(calls[start:start + 1000]), every_reply))
     return len(calls)
+
+
+def watch_restarts(memory: Memory) -> bool:
+    """Arm ``memory``'s restart guard (:mod:`agentmem.backends.restarts`) with the markers
+    as they are now (one round trip), for the writes of its actions: a connection that
+    later finds a marker missing or changed trips it. False when a marker is missing
+    already (Redis lost its data since the seeding: the guard is tripped)."""
+    runner: Any = memory.runner
+    keys = _markers(memory)
+    tokens = runner.run(Plan(tuple(command("GET", k) for k in keys), every_reply))
+    cluster = getattr(runner, "cluster", False)
+    markers: dict[str | None, tuple[str, bytes | None]] = {
+        (runner.master_of(k) if cluster else None): (k, t) for k, t in zip(keys, tokens,
+                                                                            strict=True)}
+    armed: bool = runner.guard.arm(memory.actions.spec.key.pattern, markers)
+    return armed
 
 
 def _markers(memory: Memory) -> list[str]:

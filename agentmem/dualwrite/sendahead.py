@@ -70,6 +70,7 @@ class SendAhead:
     _divert: Callable[[list[Action]], tuple[list[Action], WriteError | None]]
     _stored_part: Callable[[list[Action], WriteError], list[Action]]
     add_many: Callable[[Iterable[Action]], list[Action] | None]
+    _restarted: Callable[[], bool]
 
     def send_many(self, actions: Iterable[Action]) -> None:
         """Send many actions to Redis (one call) and return before the reply.
@@ -103,7 +104,7 @@ class SendAhead:
         with self._io:
             self._settle()
             self._store_refused()
-            if fo.down or fo.needs_replay:
+            if fo.down or fo.needs_replay or self._restarted():
                 self.add_many(items)  # recovers, or journals while Redis is unreachable
                 return
             with self._lock:

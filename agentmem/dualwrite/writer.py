@@ -47,10 +47,11 @@ from agentmem.dualwrite.background import Item, Stop, run, wait_for_thread
 from agentmem.dualwrite.discarding import discard
 from agentmem.dualwrite.failover import Failover, Replay, default_journal_path, own_journal
 from agentmem.dualwrite.fallback import FallbackReads
-from agentmem.dualwrite.ids import held, not_held, seed_retired
+from agentmem.dualwrite.ids import held
 from agentmem.dualwrite.journal import Journal
 from agentmem.dualwrite.locks import Pausing, WriterLock
 from agentmem.dualwrite.outbox import DrainReport, Outbox, drain
+from agentmem.dualwrite.restartwatch import RestartWatch
 from agentmem.dualwrite.sendahead import SendAhead
 from agentmem.dualwrite.signals import exit_on_sigterm
 from agentmem.errors import (
@@ -70,7 +71,7 @@ log = logging.getLogger("agentmem.dualwrite.writer")
 
 
 
-class DualWriter(SendAhead, ArchiveSide, FallbackReads):
+class DualWriter(SendAhead, ArchiveSide, FallbackReads, RestartWatch):
     """Store actions in Redis and archive them to SQL in bulk; see the module doc."""
 
     def __init__(
@@ -164,7 +165,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         if self.outbox is None:
             return DrainReport()
         try:
-            seed_retired(self.memory, self.archive)
+            self._seed()  # and arm the restart guard (restartwatch.py)
             return drain(self.memory, self.archive, skip=self.outbox.key)
         except Unavailable as exc:
             if self.strict:
@@ -374,6 +375,8 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
         refused. Called with ``_io`` held.
         """
         fo = self.failover
+        if self._restarted():  # Redis lost its data since the marks were seeded
+            self._after_restart()
         if fo is not None and fo.needs_replay:
             self._recover()
             if fo.down:
@@ -437,23 +440,6 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads):
             f"{len(failed)} of {len(items)} records refused (record {n}: {reason}); the "
             "others were stored (Redis is unreachable: in the replay journal)",
             stored=[str(a.action_id) for a in out], failed=failed)
-
-    def _recover(self, *, force: bool = False) -> None:
-        """Replay the journal if Redis answers (when a probe is due); called with ``_io``."""
-        fo = self.failover
-        if fo is None or not fo.needs_replay:
-            return
-        done = fo.recover(force=force)
-        if done is not None:
-            if self.outbox is not None:  # Redis may be back empty: the marks also cover
-                with self._lock:  # what it acknowledged and lacks now (the archive too)
-                    buffered = list(self._buffer)
-                try:
-                    seed_retired(self.memory, self.archive, not_held(self.memory, buffered))
-                except Unavailable as exc:  # lost again: fail over again (the next
-                    with self._lock:  # recovery seeds), the replay's renames kept below
-                        fo.mark_down(exc, self._buffer)
-            self._take_replay(done)
 
     def _take_replay(self, done: Replay) -> None:
         """Hand the replayed actions to the archive buffer, under their final ids."""

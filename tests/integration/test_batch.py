@@ -29,9 +29,9 @@ def round_trips(monkeypatch: pytest.MonkeyPatch, runner: type[Any]) -> list[int]
     count = [0]
     send = runner._send
 
-    def counted(self: Any, calls: Any) -> Any:
+    def counted(self: Any, *args: Any) -> Any:
         count[0] += 1
-        return send(self, calls)
+        return send(self, *args)
 
     monkeypatch.setattr(runner, "_send", counted)
     return count

@@ -487,11 +487,11 @@ def test_an_id_another_writer_took_meanwhile_is_renamed_everywhere(
 
 def test_redis_lost_again_right_after_a_replay_is_failed_over_not_raised(
         server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The replay ran (renaming an id another writer took); Redis drops again before the
-    retired marks are seeded: the writer fails over again instead of raising Unavailable
-    to the caller, and the replay's renames still reach the buffer (the archive ends
-    with Redis's ids)."""
-    import agentmem.dualwrite.writer as writer_module
+    """Redis answers the probe, then drops again while the retired marks are seeded
+    (before the replay, which renames an id another writer took): the writer fails over
+    again instead of raising Unavailable to the caller, and the next recovery's renames
+    reach the buffer (the archive ends with Redis's ids)."""
+    import agentmem.dualwrite.restartwatch as writer_module
 
     mem, archive, w = journaled_then_taken(server, tmp_path, retry_interval=0.0,
                                            archived=False)
@@ -507,14 +507,16 @@ def test_redis_lost_again_right_after_a_replay_is_failed_over_not_raised(
     monkeypatch.setattr(writer_module, "seed_retired", seed_then_lost)
     later = Action(agent_id="a1", simulation_id=SIM, step_number=4, action_type="move",
                    reward=2.0)
-    w.add(later)  # replays, then the seeding fails: no Unavailable here
+    w.add(later)  # the seeding fails: no Unavailable here
     assert calls == [1]
     assert w.redis_down
-    w.close()  # Redis answers again: the rest is replayed and archived
+    w.close()  # Redis answers again: seeded, then the journal replayed and archived
+    # the marks were seeded before the replay, from the writer's buffer too (a1 up to
+    # step 4, journaled, not in Redis yet): the renamed step-3 action takes an .r id
     held = {a.action_id: a.reward for a in mem.actions.timeline("a1")}
-    assert held == {"a1-3-move": -5.0, "a1-3-move.1": 1.0, "a1-4-move": 2.0}
+    assert held == {"a1-3-move": -5.0, "a1-3-move.r1": 1.0, "a1-4-move": 2.0}
     assert sorted((a.action_id, a.reward) for a in archive.read(SIM)) == [
-        ("a1-3-move.1", 1.0), ("a1-4-move", 2.0)]
+        ("a1-3-move.r1", 1.0), ("a1-4-move", 2.0)]
     mem.close()
     archive.close()
 

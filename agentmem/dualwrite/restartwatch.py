@@ -1,0 +1,101 @@
+"""The recovery after an outage, and after a restart noticed between two calls.
+
+Mixed into :class:`~agentmem.dualwrite.writer.DualWriter`. A Redis that comes back after
+an outage (the writer found it unreachable) is probed, its retired marks seeded again
+(:func:`~agentmem.dualwrite.ids.seed_retired`: from the archive when it lost them, and
+from the writer's buffer of acknowledged actions it lacks) and the journal replayed.
+
+A Redis that restarted empty **between two calls** is not unreachable: the pool connects
+again without an error. The runner's restart guard (:mod:`agentmem.backends.restarts`),
+armed after each seeding, notices it on the new connection and refuses the writer's
+writes of actions until the marks are seeded again. The writer checks the guard before
+each write; a write the guard refused is handled as a write during an outage (journaled,
+acknowledged), and either way the writer recovers at once: seeds the marks, re-arms the
+guard, replays the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from agentmem.dualwrite.ids import not_held, seed_retired, watch_restarts
+from agentmem.errors import Unavailable
+
+if TYPE_CHECKING:
+    from agentmem.backends.redis import Memory
+    from agentmem.backends.sql import Archive
+    from agentmem.dualwrite.failover import Failover, Replay
+    from agentmem.dualwrite.outbox import Outbox
+    from agentmem.model.records import Action
+
+__all__ = ["RestartWatch"]
+
+log = logging.getLogger("agentmem.dualwrite")
+
+
+class RestartWatch:
+    """Seeding the retired marks, watching for a restart, recovering; see the module."""
+
+    memory: Memory
+    archive: Archive
+    failover: Failover | None
+    outbox: Outbox | None
+    _lock: threading.RLock
+    _buffer: list[Action]
+    _trips_seen: int = -1  # the guard's trips when this writer last seeded (-1: never)
+    _trips_forced: int = -1  # the trips a recovery was forced for
+
+    _take_replay: Callable[[Replay], None]
+
+    def _seed(self) -> None:
+        """Seed the retired marks (from the archive if Redis lost them, and from the
+        buffer's actions Redis lacks: acknowledged, maybe not archived yet), then arm the
+        guard; Unavailable when Redis lost its data again meanwhile (the guard stays
+        tripped)."""
+        guard: Any = self.memory.runner.guard
+        trips = guard.trips
+        with self._lock:
+            buffered = list(self._buffer)
+        seed_retired(self.memory, self.archive,
+                     not_held(self.memory, buffered) if buffered else [])
+        if not watch_restarts(self.memory):
+            raise Unavailable("Redis lost its data again while the retired marks were seeded")
+        self._trips_seen = trips
+
+    def _restarted(self) -> bool:
+        """Whether Redis lost its data since this writer last seeded (the guard tripped,
+        or another writer on the same connection re-armed it since)."""
+        if self.outbox is None:
+            return False
+        guard: Any = self.memory.runner.guard
+        return bool(guard.tripped) or guard.trips != self._trips_seen
+
+    def _after_restart(self) -> None:
+        """Before a write, when :meth:`_restarted`: seed again (strict: now, raising what
+        stops it), else recover at once (once per trip; a Redis down again is probed at
+        the usual interval, and writes go to the journal meanwhile)."""
+        fo = self.failover
+        if fo is None:
+            self._seed()
+            return
+        trips = self.memory.runner.guard.trips
+        if fo.down and trips == self._trips_forced:
+            return
+        self._trips_forced = trips
+        with self._lock:
+            fo.mark_down(Unavailable("Redis lost its data since the retired marks were "
+                                     "seeded (a restart without persistence?)"), self._buffer)
+        self._recover(force=True)
+
+    def _recover(self, *, force: bool = False) -> None:
+        """Replay the journal if Redis answers (when a probe is due), the retired marks
+        seeded first; called with ``_io``."""
+        fo = self.failover
+        if fo is None or not fo.needs_replay:
+            return
+        done = fo.recover(force=force, prepare=self._seed if self.outbox is not None else None)
+        if done is not None:
+            self._take_replay(done)

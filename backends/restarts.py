@@ -1,0 +1,106 @@
+"""Noticing a Redis that restarted empty between two calls (``docs/durability.md``).
+
+A Redis without persistence that restarts loses every key, the retired marks of a
+dual writer's ids among them (``agentmem.dualwrite.ids``). When that happens between
+two calls, redis-py's pool connects again without an error, so the writer would never
+find Redis unreachable, and would go on writing with ids Redis no longer knows it gave.
+
+A :class:`RestartGuard` belongs to a runner. Once a dual writer has seeded the marks it
+arms the guard with the marker key ``agentmem:ids`` (one per master on a cluster) and the
+token the seeding left there. From then on every connection the runner uses checks the
+marker when it connects (a connect callback of redis-py's, registered on each connection
+the first time the runner takes it; one ``GET`` per new connection): a missing marker or
+another token means the server lost its data (or another writer seeded it again since),
+and the guard is *tripped*. While tripped, the runner refuses, before anything is sent on
+the connection, every plan that adds records of the armed key pattern
+(:class:`~agentmem.errors.Unavailable`): the writer handles it as an outage (the
+journal), seeds the marks again and re-arms the guard. Reads and other writes go on.
+
+A write never reconnects half way: the runner sends a plan on one connection, and a
+connection that breaks while a plan is on it raises (an outage, as before).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from agentmem.errors import Unavailable
+
+__all__ = ["RestartGuard"]
+
+Marker = tuple[str, bytes]
+"""(marker key, the token it held when the guard was armed)."""
+
+
+class RestartGuard:
+    """Trips when a connection finds a marker missing or changed; see the module."""
+
+    def __init__(self, *, cluster: bool = False) -> None:
+        self.cluster = cluster
+        self._lock = threading.Lock()
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._markers: dict[str | None, Marker] = {}  # server name (None: the one server)
+        self._pattern: str | None = None
+        self.tripped = False
+        """A server lost its data (or was seeded again) since the guard was armed."""
+        self.trips = 0
+        """How many times the guard tripped: a writer that saw fewer re-seeds too."""
+
+    @property
+    def armed(self) -> bool:
+        return bool(self._markers)
+
+    def arm(self, pattern: str, markers: dict[str | None, tuple[str, bytes | None]]) -> bool:
+        """Watch ``markers`` (server name to marker key and its token; ``None`` as the
+        token: the marker is missing) for the writes of records of ``pattern``. Returns
+        False, and leaves the guard tripped, when a marker is missing already."""
+        with self._lock:
+            if any(token is None for _, token in markers.values()):
+                self._trip_locked()
+                return False
+            self._markers = {name: (key, token) for name, (key, token) in markers.items()
+                             if token is not None}
+            self._pattern = pattern
+            self.tripped = False
+            return True
+
+    def admit(self, conn: Any, adds: str | None, server: str | None = None) -> None:
+        """Called with each connection a runner took from its pool, connected, before it
+        sends anything: watch it (checking its marker now, once, since it connected before
+        it was watched), and refuse a write of the armed pattern while tripped."""
+        if conn not in self._watched:
+            self._watched.add(conn)
+            conn.register_connect_callback(self._connected)
+            if self._markers:
+                self._check(conn, server)
+        if adds is not None and self.tripped and adds == self._pattern:
+            raise Unavailable(
+                "Redis lost its data since this writer's retired marks were seeded (it "
+                "restarted without persistence, or was flushed): the write was not sent; "
+                "the writer seeds the marks again before its next write")
+
+    def _connected(self, conn: Any) -> None:
+        """redis-py's connect callback: the connection has just connected (again)."""
+        if self._markers and not self.tripped:
+            self._check(conn, f"{conn.host}:{conn.port}" if self.cluster else None)
+
+    def _check(self, conn: Any, server: str | None) -> None:
+        marker = self._markers.get(server)
+        if marker is None:  # a server the guard was not armed for (a new master)
+            self._trip()
+            return
+        key, token = marker
+        conn.send_command("GET", key, check_health=False)
+        if conn.read_response() != token:
+            self._trip()
+
+    def _trip(self) -> None:
+        with self._lock:
+            self._trip_locked()
+
+    def _trip_locked(self) -> None:
+        if not self.tripped:
+            self.tripped = True
+            self.trips += 1

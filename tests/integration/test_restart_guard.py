@@ -1,0 +1,187 @@
+"""A Redis without persistence that restarts empty **between two calls** (the pool
+connects again without an error, so the writer never finds it unreachable): the restart
+guard (``agentmem/backends/restarts.py``) notices it on the new connection, the writer
+seeds the retired marks again before its next write, and no id is given twice.
+
+Before the guard, each of these lost an acknowledged action: the second action took the
+first one's id in Redis, the archive refused it at the next archive write or ``close``
+(``DuplicateId``), and it was left in Redis only, until its TTL. Real servers, real
+restarts (``LocalServer`` stopped and started again on its port, no persistence)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+import agentmem
+from agentmem import Action, Unavailable
+from agentmem.backends.sql import Archive, open_archive
+from agentmem.dualwrite.ids import IDS_KEY
+from agentmem.dualwrite.writer import DualWriter
+from agentmem.integrations.agentfarm import AgentFarmLogger
+from agentmem.servers.local import LocalServer, find_binary
+
+SIM = "sim-restart"
+
+
+@pytest.fixture
+def srv(tmp_path: Path) -> Iterator[LocalServer]:
+    if find_binary("redis") is None:
+        pytest.skip("no redis-server binary")
+    server = LocalServer("redis", directory=tmp_path / "volatile").start()  # no persistence
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    a = open_archive(tmp_path / "archive.db")
+    yield a
+    a.close()
+
+
+def act(reward: float, agent: str = "a0", step: int = 0) -> Action:
+    return Action(agent_id=agent, simulation_id=SIM, step_number=step, action_type="move",
+                  reward=reward)
+
+
+def restart_empty(server: LocalServer) -> None:
+    """Stop the server and start it again on its port: empty (no persistence)."""
+    server.stop()
+    server.start()
+    with redis.Redis(port=server.port) as r:
+        assert r.dbsize() == 0
+
+
+def archived(archive: Archive) -> list[tuple[str, float]]:
+    return sorted((str(a.action_id), float(a.reward or 0)) for a in archive.read(SIM))
+
+
+def test_a_restart_between_two_calls_gives_no_buffered_id_again(
+        srv: LocalServer, archive: Archive) -> None:
+    """The first action is acknowledged (in Redis, in the writer's buffer, not archived);
+    Redis restarts empty; the next call, of the same agent, step and type, gets an id of
+    its own, and both are archived at close."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6)
+    first = w.add(act(1.0))
+    assert first is not None and first.action_id == "a0-0-move"
+    restart_empty(srv)
+    second = w.add(act(2.0))  # no error: the guard refused it, it went to the journal
+    assert second is not None and second.action_id != "a0-0-move"
+    w.close()  # no DuplicateId
+    rows = archived(archive)
+    assert [r for _, r in rows] == [1.0, 2.0]
+    assert len({aid for aid, _ in rows}) == 2
+    assert (str(second.action_id), 2.0) in {(str(a.action_id), float(a.reward or 0))
+                                            for a in mem.actions.timeline("a0")}
+    mem.close()
+
+
+def test_a_restart_between_two_calls_gives_no_archived_id_again(
+        srv: LocalServer, archive: Archive) -> None:
+    """The first action is archived already; the marks are seeded again from the archive
+    after the restart (before, nothing seeded them: the id was given again)."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive)
+    w.add(act(1.0))
+    w.flush()
+    assert archived(archive) == [("a0-0-move", 1.0)]
+    restart_empty(srv)
+    for n in range(3):  # the first is journaled and replayed, the others go straight in
+        w.add(act(2.0 + n))
+    w.close()
+    rows = archived(archive)
+    assert [r for _, r in rows] == [1.0, 2.0, 3.0, 4.0]
+    assert len({aid for aid, _ in rows}) == 4
+    mem.close()
+
+
+def test_a_restart_between_two_flushes_of_the_dropin(srv: LocalServer, tmp_path: Path) -> None:
+    """The AgentFarm drop-in (buffered mode, each flush sent ahead): a step flushed, Redis
+    restarts empty, the next steps log actions of the same agents, steps and types
+    again (an agent that acts twice in a step)."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    archive = open_archive(tmp_path / "farm.db")
+    lg = AgentFarmLogger(mem, archive, SIM, commit_interval=1e6, buffer_size=10_000)
+    for agent in ("a0", "a1", "a2"):
+        lg.log_agent_action(0, agent, "move", reward=1.0)
+    lg.flush_if_needed()
+    lg.flush_action_buffer()  # the sent-ahead write's reply read: acknowledged
+    restart_empty(srv)
+    for _ in range(2):
+        for agent in ("a0", "a1", "a2"):
+            lg.log_agent_action(0, agent, "move", reward=2.0)
+        lg.flush_action_buffer()
+    lg.close()
+    rows = [(a.agent_id, str(a.action_id)) for a in archive.read(SIM)]
+    assert len(rows) == 9
+    assert len(set(rows)) == 9
+    archive.close()
+    mem.close()
+
+
+def test_another_writer_seeding_first_does_not_hide_the_restart(
+        srv: LocalServer, archive: Archive) -> None:
+    """Two writers on their own connections; Redis restarts empty; the first writes and
+    seeds the marks again (its token in the marker); the second's buffered action is not
+    in those marks, and its guard sees the marker changed: it seeds its buffer's marks
+    before writing an action of that agent, step and type again."""
+    mem_a = agentmem.connect(srv.url, socket_timeout=2)
+    mem_b = agentmem.connect(srv.url, socket_timeout=2)
+    wa = DualWriter(mem_a, archive, buffer_size=10_000, interval=1e6)
+    wb = DualWriter(mem_b, archive, buffer_size=10_000, interval=1e6)
+    wb.add(act(1.0, agent="b0"))
+    restart_empty(srv)
+    wa.add(act(5.0, agent="x"))  # seeds the marks again (archive: nothing of b0)
+    wa.add(act(6.0, agent="x"))
+    with redis.Redis(port=srv.port) as r:
+        assert r.exists(IDS_KEY)
+    again = wb.add(act(2.0, agent="b0"))
+    assert again is not None and again.action_id != "b0-0-move"
+    wa.close()
+    wb.close()
+    b_rows = [(aid, r) for aid, r in archived(archive) if aid.startswith("b0")]
+    assert [r for _, r in b_rows] == [1.0, 2.0]
+    assert len({aid for aid, _ in b_rows}) == 2
+    mem_a.close()
+    mem_b.close()
+
+
+def test_strict_mode_raises_once_then_writes_under_a_new_id(
+        srv: LocalServer, archive: Archive) -> None:
+    """``strict=True`` keeps no journal: the write the guard refused raises Unavailable
+    (nothing sent); the next seeds the marks and writes."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive, strict=True, buffer_size=10_000, interval=1e6)
+    w.add(act(1.0))
+    restart_empty(srv)
+    with pytest.raises(Unavailable, match="lost its data"):
+        w.add(act(2.0))
+    again = w.add(act(2.0))
+    assert again is not None and again.action_id != "a0-0-move"
+    w.close()
+    assert [r for _, r in archived(archive)] == [1.0, 2.0]
+    mem.close()
+
+
+def test_a_reconnection_to_a_redis_that_kept_its_data_changes_nothing(
+        srv: LocalServer, archive: Archive) -> None:
+    """Connections killed (``CLIENT KILL``), Redis keeps its data: the guard finds the
+    marker it armed with, nothing is seeded again, ids go on as before (no ``.r`` id)."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive)
+    w.add(act(1.0, step=0))
+    trips = mem.runner.guard.trips
+    with redis.Redis(port=srv.port) as r:
+        assert r.client_kill_filter(_type="normal", skipme=True) >= 1
+    second = w.add(act(2.0, step=1))
+    assert second is not None and second.action_id == "a0-1-move"
+    assert mem.runner.guard.trips == trips and not mem.runner.guard.tripped
+    assert not w.redis_down
+    w.close()
+    assert archived(archive) == [("a0-0-move", 1.0), ("a0-1-move", 2.0)]
+    mem.close()
