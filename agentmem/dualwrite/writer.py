@@ -360,11 +360,15 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads, RestartWatch):
         ``exc.stored`` lists the ids of the records not in ``exc.failed``, in input order.
         """
         kept = [a for n, a in enumerate(items) if n not in exc.failed]
-        if len(kept) != len(exc.stored):
-            return []
+        if len(kept) != len(exc.stored):  # which id is whose is unknown: the outbox lists
+            return []  # them, and the next archive write reads them from Redis
         keys = [(a.agent_id, rid) for a, rid in zip(kept, exc.stored, strict=True)]
         found = held(self.memory, keys)
-        return [found[k] for k in keys if k in found]
+        # one Redis no longer holds (lost with its data, or expired, since the write): it
+        # was stored and acknowledged all the same, so it is archived under its id
+        now = int(time.time())
+        return [found.get(k) or a.model_copy(update={"action_id": k[1], "stored_at": now})
+                for a, k in zip(kept, keys, strict=True)]
 
     # -- failover -----------------------------------------------------------------------------
 

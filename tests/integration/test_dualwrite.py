@@ -459,6 +459,25 @@ def test_partly_refused_write_archives_what_redis_stored(
     assert archived[2] == mem.actions.get("a1-2-move", agent_id="a1")
 
 
+def test_the_stored_part_of_a_refused_write_that_redis_lost_is_archived_all_the_same(
+        mem: Memory, archive: Archive) -> None:
+    """The stored records of a partly refused write are read back from Redis to be
+    archived (``DualWriter._stored_part``, run here on a real Redis after the fact): those
+    Redis lost in between (a restart, a flush) are archived under the ids the write
+    reported, not dropped (before: left out of the buffer, never archived)."""
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6)
+    w.add(act(step=0, action_id="a1-0-move"))
+    batch = [act(step=0, action_id="a1-0-move"), act(step=1), act(step=2, reward=2.0)]
+    with pytest.raises(DuplicateId) as info:
+        w.add_many(batch)
+    mem.client.flushdb()  # Redis loses the stored records after the write
+    again = w._stored_part(batch, info.value)
+    assert [(a.action_id, a.step_number, a.reward) for a in again] == [
+        ("a1-1-move", 1, None), ("a1-2-move", 2, 2.0)]
+    assert all(a.stored_at is not None for a in again)
+    w.close()
+
+
 @pytest.mark.parametrize("background", [False, True])
 def test_a_writer_call_inside_archive_paused_is_refused_not_a_deadlock(
         mem: Memory, archive: Archive, background: bool) -> None:

@@ -68,10 +68,12 @@ def test_a_restart_between_two_calls_gives_no_buffered_id_again(
     mem = agentmem.connect(srv.url, socket_timeout=2)
     w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6)
     first = w.add(act(1.0))
-    assert first is not None and first.action_id == "a0-0-move"
+    assert first is not None
+    assert first.action_id == "a0-0-move"
     restart_empty(srv)
     second = w.add(act(2.0))  # no error: the guard refused it, it went to the journal
-    assert second is not None and second.action_id != "a0-0-move"
+    assert second is not None
+    assert second.action_id != "a0-0-move"
     w.close()  # no DuplicateId
     rows = archived(archive)
     assert [r for _, r in rows] == [1.0, 2.0]
@@ -141,7 +143,8 @@ def test_another_writer_seeding_first_does_not_hide_the_restart(
     with redis.Redis(port=srv.port) as r:
         assert r.exists(IDS_KEY)
     again = wb.add(act(2.0, agent="b0"))
-    assert again is not None and again.action_id != "b0-0-move"
+    assert again is not None
+    assert again.action_id != "b0-0-move"
     wa.close()
     wb.close()
     b_rows = [(aid, r) for aid, r in archived(archive) if aid.startswith("b0")]
@@ -162,7 +165,8 @@ def test_strict_mode_raises_once_then_writes_under_a_new_id(
     with pytest.raises(Unavailable, match="lost its data"):
         w.add(act(2.0))
     again = w.add(act(2.0))
-    assert again is not None and again.action_id != "a0-0-move"
+    assert again is not None
+    assert again.action_id != "a0-0-move"
     w.close()
     assert [r for _, r in archived(archive)] == [1.0, 2.0]
     mem.close()
@@ -179,8 +183,10 @@ def test_a_reconnection_to_a_redis_that_kept_its_data_changes_nothing(
     with redis.Redis(port=srv.port) as r:
         assert r.client_kill_filter(_type="normal", skipme=True) >= 1
     second = w.add(act(2.0, step=1))
-    assert second is not None and second.action_id == "a0-1-move"
-    assert mem.runner.guard.trips == trips and not mem.runner.guard.tripped
+    assert second is not None
+    assert second.action_id == "a0-1-move"
+    assert mem.runner.guard.trips == trips
+    assert not mem.runner.guard.tripped
     assert not w.redis_down
     w.close()
     assert archived(archive) == [("a0-0-move", 1.0), ("a0-1-move", 2.0)]
