@@ -33,7 +33,8 @@ from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
 
-__all__ = ["IDS_KEY", "held", "held_in_im", "not_held", "seed_retired", "watch_restarts"]
+__all__ = ["IDS_KEY", "eviction_policy", "held", "held_in_im", "not_held", "seed_retired",
+           "watch_restarts"]
 
 T = TypeVar("T", Action, IMAction)
 Key = tuple[str, str]
@@ -140,6 +141,18 @@ def watch_restarts(memory: Memory) -> bool:
                                                                             strict=True)}
     armed: bool = runner.guard.arm(memory.actions.spec.key.pattern, markers)
     return armed
+
+
+def eviction_policy(memory: Memory) -> str | None:
+    """The server's ``maxmemory-policy`` (one server), or None when it does not say."""
+    reply = memory.runner.run(Plan((command("CONFIG", "GET", "maxmemory-policy"),),
+                                   every_reply))[0]
+    if isinstance(reply, dict):  # RESP3
+        reply = [x for kv in reply.items() for x in kv]
+    if not isinstance(reply, list) or len(reply) < 2:
+        return None
+    value = reply[1]
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _markers(memory: Memory) -> list[str]:

@@ -21,8 +21,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agentmem.dualwrite.ids import not_held, seed_retired, watch_restarts
-from agentmem.errors import Unavailable
+from agentmem.dualwrite.ids import eviction_policy, not_held, seed_retired, watch_restarts
+from agentmem.errors import AgentMemError, Unavailable
 
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
@@ -64,6 +64,22 @@ class RestartWatch:
         if not watch_restarts(self.memory):
             raise Unavailable("Redis lost its data again while the retired marks were seeded")
         self._trips_seen = trips
+
+    def _check_eviction(self) -> None:
+        """Warn when the server may evict keys without a TTL (``maxmemory-policy``
+        ``allkeys-*``): the retired marks and the marker have none, and a Redis that evicts
+        them gives ids again (docs/durability.md). Unreadable (``CONFIG`` refused, a
+        cluster): nothing said."""
+        if getattr(self.memory.runner, "cluster", False):
+            return
+        try:
+            policy = eviction_policy(self.memory)
+        except AgentMemError:
+            return
+        if policy is not None and policy.startswith("allkeys"):
+            log.warning("Redis evicts any key at maxmemory (maxmemory-policy %s): the "
+                        "retired marks that keep a dual writer's ids unique may be evicted, "
+                        "and ids given again; use noeviction or a volatile-* policy", policy)
 
     def _restarted(self) -> bool:
         """Whether Redis lost its data since this writer last seeded (the guard tripped,

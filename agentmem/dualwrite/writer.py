@@ -166,6 +166,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads, RestartWatch):
             return DrainReport()
         try:
             self._seed()  # and arm the restart guard (restartwatch.py)
+            self._check_eviction()
             return drain(self.memory, self.archive, skip=self.outbox.key)
         except Unavailable as exc:
             if self.strict:

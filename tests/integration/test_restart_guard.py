@@ -191,3 +191,26 @@ def test_a_reconnection_to_a_redis_that_kept_its_data_changes_nothing(
     w.close()
     assert archived(archive) == [("a0-0-move", 1.0), ("a0-1-move", 2.0)]
     mem.close()
+
+
+def test_a_server_that_may_evict_the_marks_is_warned_about(
+        tmp_path: Path, archive: Archive, caplog: pytest.LogCaptureFixture) -> None:
+    """``maxmemory-policy allkeys-lru`` may evict the retired marks and the marker (they
+    have no TTL, and are seldom read): the writer warns when it opens. ``noeviction`` (the
+    default) gets no warning."""
+    if find_binary("redis") is None:
+        pytest.skip("no redis-server binary")
+    for policy, warned in (("allkeys-lru", True), ("noeviction", False)):
+        server = LocalServer("redis", directory=tmp_path / policy,
+                             extra_args=("--maxmemory-policy", policy)).start()
+        try:
+            caplog.clear()
+            with caplog.at_level("WARNING", logger="agentmem.dualwrite"):
+                mem = agentmem.connect(server.url)
+                DualWriter(mem, archive).close()
+                mem.close()
+            said = [r.getMessage() for r in caplog.records if "maxmemory-policy" in
+                    r.getMessage()]
+            assert bool(said) is warned, (policy, said)
+        finally:
+            server.close()
