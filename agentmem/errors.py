@@ -44,6 +44,14 @@ class Unavailable(BackendError, ConnectionError):
     call may succeed later (a dual writer journals the action and replays it)."""
 
 
+class RedisLostData(Unavailable):
+    """Redis lost the retired marks a dual writer seeded (a restart without persistence,
+    a flush, an eviction; or another writer seeded them again since): the write was not
+    run, nothing of the call written. The writer seeds the marks again before its next
+    write (``docs/durability.md``); with ``strict=True`` this reaches the caller, and the
+    same call may succeed at once."""
+
+
 class Refused(BackendError):
     """The storage server turned this client away for a reason waiting does not fix:
     credentials, an ACL refusal, a TLS certificate that does not verify, a protocol

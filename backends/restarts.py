@@ -18,6 +18,11 @@ journal), seeds the marks again and re-arms the guard. Reads and other writes go
 
 A write never reconnects half way: the runner sends a plan on one connection, and a
 connection that breaks while a plan is on it raises (an outage, as before).
+
+A flush or an eviction of the marker makes no reconnection: for those, each write call
+of the dual writer carries the marker key and the armed token (:meth:`marker`), and the
+write script refuses the whole call when they differ
+(:class:`~agentmem.errors.RedisLostData`; the runner then trips the guard).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import threading
 import weakref
 from typing import Any
 
-from agentmem.errors import Unavailable
+from agentmem.errors import RedisLostData
 
 __all__ = ["RestartGuard"]
 
@@ -76,10 +81,21 @@ class RestartGuard:
             if self._markers:
                 self._check(conn, server)
         if adds is not None and self.tripped and adds == self._pattern:
-            raise Unavailable(
+            raise RedisLostData(
                 "Redis lost its data since this writer's retired marks were seeded (it "
-                "restarted without persistence, or was flushed): the write was not sent; "
-                "the writer seeds the marks again before its next write")
+                "restarted without persistence): the write was not sent; the writer seeds "
+                "the marks again before its next write")
+
+    def marker(self) -> tuple[str, str] | None:
+        """One server: the marker key and the token the guard was armed with, which the
+        dual writer's write calls check in their script (``writeargs.outbox_group``:
+        a flush or an eviction of the marker makes no reconnection); None unarmed."""
+        got = self._markers.get(None)
+        return None if got is None else (got[0], got[1].decode())
+
+    def trip(self) -> None:
+        """A write script found the marker missing or changed (``RedisLostData``)."""
+        self._trip()
 
     def _connected(self, conn: Any) -> None:
         """redis-py's connect callback: the connection has just connected (again)."""

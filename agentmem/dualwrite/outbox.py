@@ -128,8 +128,10 @@ class Outbox:
         self.key = self.names.prefix + self.name
         self.lease_key = self.key + ":lease"
         self.lease_ms = max(1, int(lease * 1000))
+        runner: Any = memory.runner  # one server: each write checks the marker's token
+        marker = None if getattr(runner, "cluster", False) else runner.guard.marker
         self.actions = memory.actions.with_outbox(self.key, self.names.registry,
-                                                  self.lease_key, self.lease_ms)
+                                                  self.lease_key, self.lease_ms, marker)
         self._shape: dict[str, tuple[str, str]] = {}
 
     def key_of(self, action: Action) -> str:

@@ -8,7 +8,9 @@ from the writer's buffer of acknowledged actions it lacks) and the journal repla
 A Redis that restarted empty **between two calls** is not unreachable: the pool connects
 again without an error. The runner's restart guard (:mod:`agentmem.backends.restarts`),
 armed after each seeding, notices it on the new connection and refuses the writer's
-writes of actions until the marks are seeded again. The writer checks the guard before
+writes of actions until the marks are seeded again (a flush or an eviction of the
+marker, without a reconnection, is refused by the write script itself, which checks the
+marker's token). The writer checks the guard before
 each write; a write the guard refused is handled as a write during an outage (journaled,
 acknowledged), and either way the writer recovers at once: seeds the marks, re-arms the
 guard, replays the journal.

@@ -34,7 +34,7 @@ from agentmem.model.schema import Template
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
 from agentmem.plans.plan import Call, script_call
 from agentmem.plans.write import Prepared, WritePlanner
-from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts
+from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts, outbox_group
 
 __all__ = ["MIN_RECORDS", "ColumnBatcher", "grid_codes"]
 
@@ -227,9 +227,7 @@ class ColumnBatcher:
             planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
         self.ttl = str(planner.spec.ttl or 0)
-        ob = planner.outbox
-        self.outbox: Any = False if ob is None else [ob[0], ob[1], ob[2], str(ob[3])]
-        """The dual writer's outbox group (``core/write.lua``'s ``O``), or False."""
+        self._outbox, self._marker = planner.outbox, planner.marker
 
     def takes(self, records: Sequence[Prepared]) -> bool:
         """Whether every call of a write of ``records`` can go as columns: decided once
@@ -308,8 +306,12 @@ class ColumnBatcher:
         by_refs: dict[tuple[int, ...], Any] = {}
         keys = [self._keys(compiled, cache, cols, n, by_refs) for compiled, cache in self._ikeys]
         # as writeargs.pack: str and bytes as MessagePack raw strings, counts as integers
-        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out, keys,
-                                    self.outbox], use_bin_type=False)
+        ob: Any = False  # the dual writer's outbox (outbox_group without 'O' and n)
+        if self._outbox is not None:
+            group = outbox_group(self._outbox, self._marker)
+            ob = [group[1], *group[3:]]
+        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out, keys, ob],
+                                   use_bin_type=False)
         return script_call(WRITE_COLS, [arg]), bases
 
     @staticmethod

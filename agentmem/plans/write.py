@@ -11,7 +11,6 @@ client's work overlaps the server's:
 
 The script checks every key it will touch, decides ids that are already taken
 on the server, and then writes each hash and one variadic command per index key.
-
 The arguments of one call are described in :mod:`agentmem.plans.writeargs`.
 """
 
@@ -44,6 +43,7 @@ from agentmem.plans.keyspace import hash_tag
 from agentmem.plans.plan import Arg, Call, script_call
 from agentmem.plans.writeargs import (
     MAX_SCORE_INT,
+    Marker,
     _append_groups,
     _compile_emit,
     _Compiled,
@@ -52,6 +52,7 @@ from agentmem.plans.writeargs import (
     _render,
     _split,
     number_texts,
+    outbox_group,
     pack,
     split_calls,
     split_slots,
@@ -82,6 +83,7 @@ class WritePlanner(Generic[M]):
         self.cluster = cluster
         self.outbox: tuple[str, str, str, int] | None = None
         """The outbox group's (outbox key, registry key, lease key, lease ms); None: none."""
+        self.marker: Marker | None = None  # the dual writer's (key, token): outbox_group
         self.remote: list[_Index] = []
         """Cluster mode: the indexes outside the record's slot, written by
         :meth:`remote_calls` once the record's id is final (empty otherwise)."""
@@ -175,17 +177,17 @@ class WritePlanner(Generic[M]):
             itemgetter(*scope_refs) if scope_refs and set(scope_refs) <= exact else None)
         self._fast = self._compile_fast()
 
-    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int
-                    ) -> WritePlanner[M]:
+    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int,
+                    marker: Marker | None = None) -> WritePlanner[M]:
         """A copy of this planner whose calls also append each record's key to the list
         ``key`` (named in the set ``registry``) and renew ``lease_key`` for ``lease_ms``,
         in the same atomic script call; on a cluster (the three keys under one hash tag)
-        in a call of its own, :meth:`outbox_call`."""
+        in a call of its own, :meth:`outbox_call`. ``marker``: see ``outbox_group``."""
         if self.cluster and len({hash_tag(k) for k in (key, registry, lease_key)}) != 1:
             raise ConfigError("on a Redis Cluster an outbox's list, registry and lease "
                               "need one hash tag (one slot)")
         out = copy.copy(self)
-        out.outbox = (key, registry, lease_key, lease_ms)
+        out.outbox, out.marker = (key, registry, lease_key, lease_ms), marker
         return out
 
     def outbox_call(self, stored: Sequence[tuple[Prepared, str]]) -> Call:
@@ -194,7 +196,7 @@ class WritePlanner(Generic[M]):
         registry and renews the lease (``outbox_append.lua``, in the outbox's slot)."""
         assert self.outbox is not None
         key, registry, lease_key, lease_ms = self.outbox
-        keys = [self._scope(rec)[0] + rid + self._scope(rec)[1] for rec, rid in stored]
+        keys = [(sc := self._scope(rec))[0] + rid + sc[1] for rec, rid in stored]
         return script_call(OUTBOX_APPEND, (str(lease_ms), *keys), (key, registry, lease_key))
 
     def remote_calls(self, records: Sequence[tuple[Prepared, str]]) -> list[Call]:
@@ -456,9 +458,8 @@ class WritePlanner(Generic[M]):
         at = len(argv)
         _append_groups(argv, groups, meta)
         if self.outbox is not None and not self.cluster:
-            key, registry, lease_key, lease_ms = self.outbox
             argv[at] = int(argv[at]) + 1
-            argv += ("O", key, 3, registry, lease_key, str(lease_ms))
+            argv += outbox_group(self.outbox, self.marker)
         if self.cluster and scopes:  # routed to the slot of the records' keys
             return script_call(WRITE, [pack(argv)], route=str(argv[5])), guessed
         return script_call(WRITE, [pack(argv)]), guessed
@@ -491,9 +492,8 @@ class WritePlanner(Generic[M]):
         return (chunk for part in parts.values() for chunk in self._chunks(prepared, part))
 
     def _chunks(self, prepared: Sequence[Prepared], todo: Iterable[int]) -> Iterator[list[int]]:
-        """Script calls of at most ``batch_size`` records (:func:`split_calls`)."""
-        return split_calls([p.base for p in prepared], todo, self.batch_size,
-                           lambda j: self._scope(prepared[j]))
+        return split_calls([p.base for p in prepared], todo, self.batch_size,  # calls of
+                           lambda j: self._scope(prepared[j]))  # at most batch_size records
 
     def _scope(self, rec: Prepared) -> tuple[str, str]:
         vals = rec.vals

@@ -16,7 +16,9 @@ record ids; ``z`` a sorted set of field values; ``h`` counters) followed by the 
 a capped sorted set (``Z20``). A planner given an outbox
 (:meth:`~agentmem.plans.write.WritePlanner.with_outbox`) adds a last group ``O outbox
 3 registry lease_key lease_ms``: the script appends every record's key to the outbox
-list.
+list; with the dual writer's marker, ``O outbox 5 registry lease_key lease_ms marker
+token``: the script first checks that ``marker`` holds ``token`` and otherwise writes
+nothing (:func:`outbox_group`).
 
 Counts go as integers; every value the script passes on to a command goes as the
 text the server stores.
@@ -46,6 +48,22 @@ few MB at most for a declaration's indexes); keys of other values are rendered p
 call, as before."""
 GROUP_ARGS = 1000  # keeps every unpack() in the script far below Lua's stack limit
 MAX_SCORE_INT = 2**53  # sorted-set scores are doubles
+
+Marker = Callable[[], "tuple[str, str] | None"]
+"""Gives the dual writer's retired-marks marker (key, token) as of now, or None."""
+
+
+def outbox_group(outbox: tuple[str, str, str, int], marker: Marker | None) -> tuple[Arg, ...]:
+    """The write script's group ``O``: the outbox, its registry and lease; and, when the
+    writer's marker is known, the marker key and its token: the script refuses the whole
+    call (``\0UNSEEDED``, nothing written) when the marker is missing or holds another
+    token, i.e. Redis lost the retired marks since the writer seeded them (a flush, an
+    eviction, a restart) or another writer seeded them again (``docs/durability.md``)."""
+    key, registry, lease_key, lease_ms = outbox
+    m = marker() if marker is not None else None
+    if m is None:
+        return ("O", key, 3, registry, lease_key, str(lease_ms))
+    return ("O", key, 5, registry, lease_key, str(lease_ms), m[0], m[1])
 
 def pack(argv: Sequence[Arg]) -> bytes:
     """The write script's one argument: ``argv`` as one MessagePack array.

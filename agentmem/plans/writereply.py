@@ -1,10 +1,14 @@
-"""Reading the write script's reply: the write time, changed ids and refusals."""
+"""Reading the write script's reply: the write time, changed ids and refusals (a call
+refused because Redis lost the dual writer's retired marks raises
+:class:`~agentmem.errors.RedisLostData`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from agentmem.errors import RedisLostData
 
 
 @dataclass(frozen=True)
@@ -25,5 +29,10 @@ def parse_batch(reply: Sequence[Any]) -> BatchResult:
         return BatchResult(False, bad_keys=tuple(items[1:]))
     if head == "\x00EXISTS":
         return BatchResult(False, conflicts=tuple(int(x) - 1 for x in items[1:]))
+    if head == "\x00UNSEEDED":
+        raise RedisLostData(
+            "Redis lost the retired marks since this writer seeded them (the marker "
+            "agentmem:ids is gone or holds another seeding's token: a flush, an eviction, a "
+            "restart): this call wrote nothing; the writer seeds the marks again")
     changed = {int(items[i]) - 1: items[i + 1] for i in range(1, len(items), 2)}
     return BatchResult(True, int(head) if head else None, changed)

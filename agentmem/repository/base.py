@@ -37,6 +37,7 @@ from agentmem.plans.radius import Circle, Filters, Near, near_call, parse_near
 from agentmem.plans.rows import RowPlanner
 from agentmem.plans.runner import Asynchronous, Blocking, operation
 from agentmem.plans.write import Prepared, WritePlanner
+from agentmem.plans.writeargs import Marker
 from agentmem.repository.verbs import RecordVerbs
 from agentmem.repository.writing import BULK, _Write
 
@@ -71,7 +72,8 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         self.write_columns = write_columns
         """Which writes go as columns (``RedisSettings.write_columns``): None automatic."""
 
-    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int) -> Self:
+    def with_outbox(self, key: str, registry: str, lease_key: str, lease_ms: int,
+                    marker: Marker | None = None) -> Self:
         """This repository, with writes that also append each record's key to the outbox
         list ``key`` in the same atomic step (see :meth:`WritePlanner.with_outbox`): how
         a dual writer hands what Redis acknowledged to the archive durably."""
@@ -79,7 +81,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         for name in [n for n, v in vars(out).items() if callable(v)
                      and isinstance(getattr(type(out), n, None), operation)]:
             del out.__dict__[name]  # methods bound to this instance
-        out.writer = self.writer.with_outbox(key, registry, lease_key, lease_ms)
+        out.writer = self.writer.with_outbox(key, registry, lease_key, lease_ms, marker)
         out._rows = None
         return out
 

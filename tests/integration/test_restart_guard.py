@@ -214,3 +214,100 @@ def test_a_server_that_may_evict_the_marks_is_warned_about(
             assert bool(said) is warned, (policy, said)
         finally:
             server.close()
+
+
+# -- the marker checked in the write script: flushes and evictions, no reconnection -------
+
+
+def test_a_flush_between_two_calls_gives_no_held_id_again(
+        srv: LocalServer, archive: Archive) -> None:
+    """``FLUSHALL`` between two calls: no connection breaks, so the restart guard has
+    nothing to notice; the write script finds the marker gone (its token is part of every
+    call of the writer), writes nothing, and the writer seeds the marks again (from the
+    archive and its buffer) before it writes the action under an id of its own."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6)
+    w.add(act(1.0, step=0))  # buffered
+    w.add(act(2.0, step=1))
+    w.flush()  # archived
+    w.add(act(3.0, step=1))  # buffered: a0-1-move.1
+    with redis.Redis(port=srv.port) as r:
+        r.flushall()
+    for n in range(3):
+        w.add(act(4.0 + n, step=0))
+        w.add(act(7.0 + n, step=1))
+    w.close()
+    rows = archived(archive)
+    assert sorted(r for _, r in rows) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    assert len({aid for aid, _ in rows}) == 9
+    mem.close()
+
+
+def test_the_marker_deleted_alone_reseeds_and_duplicates_nothing(
+        srv: LocalServer, archive: Archive) -> None:
+    """Only the marker is gone (evicted, deleted); Redis keeps the actions: the write is
+    refused whole, journaled, and after the seeding replayed once (no second copy)."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6)
+    w.add_many([act(1.0, agent=f"a{i}") for i in range(5)])
+    with redis.Redis(port=srv.port) as r:
+        assert r.delete(IDS_KEY) == 1
+    w.add_many([act(2.0, agent=f"a{i}") for i in range(5)])
+    w.add_many([act(3.0, agent=f"a{i}") for i in range(5)])
+    w.close()
+    rows = [(a.agent_id, str(a.action_id), a.reward) for a in archive.read(SIM)]
+    assert sorted(r for _, _, r in rows) == [1.0] * 5 + [2.0] * 5 + [3.0] * 5
+    assert len({(a, i) for a, i, _ in rows}) == 15
+    held = {(a.agent_id, str(a.action_id), a.reward) for i in range(5)
+            for a in mem.actions.timeline(f"a{i}")}
+    assert held == set(rows)
+    mem.close()
+
+
+FLUSHER = """
+import random, sys, time, redis
+r = redis.Redis(port=int(sys.argv[1]))
+end = time.monotonic() + float(sys.argv[2])
+n = 0
+while time.monotonic() < end:
+    time.sleep(random.uniform(0.002, 0.03))
+    r.flushall()
+    n += 1
+print(n)
+"""
+
+
+@pytest.mark.parametrize("path", ["add_many", "send_many"])
+def test_flushes_from_another_process_during_multi_call_writes_lose_nothing(
+        srv: LocalServer, archive: Archive, path: str) -> None:
+    """Another process flushes Redis every few milliseconds while the writer writes
+    rounds of 250 actions (three script calls each) of the same agents, steps and types
+    again and again: every acknowledged action is archived once, under an id of its own,
+    whatever instant the flushes hit (between calls, between the script calls of one
+    write)."""
+    import subprocess
+    import sys
+
+    mem = agentmem.connect(srv.url, socket_timeout=5)
+    w = DualWriter(mem, archive, buffer_size=2_000, interval=1e6, retry_interval=0.01)
+    flusher = subprocess.Popen([sys.executable, "-c", FLUSHER, str(srv.port), "2.5"],
+                               stdout=subprocess.PIPE, text=True)
+    rounds = 0
+    try:
+        while flusher.poll() is None or rounds < 20:
+            batch = [act(float(rounds), agent=f"a{i % 50}", step=i // 50)
+                     for i in range(250)]
+            getattr(w, path)(batch)
+            rounds += 1
+    finally:
+        flushes = int((flusher.communicate()[0] or "0").strip() or 0)
+    w.close()
+    rows = [(a.agent_id, str(a.action_id), a.reward) for a in archive.read(SIM)]
+    assert flushes > 10
+    assert len(rows) == 250 * rounds
+    assert len({(a, i) for a, i, _ in rows}) == len(rows)
+    got: dict[float, int] = {}
+    for _, _, reward in rows:
+        got[float(reward or 0)] = got.get(float(reward or 0), 0) + 1
+    assert got == {float(n): 250 for n in range(rounds)}
+    mem.close()

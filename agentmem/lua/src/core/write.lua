@@ -2,7 +2,7 @@
 -- write: the generic atomic write of records with all their indices.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
 -- ARGV: one MessagePack array (agentmem/plans/writeargs.py, pack): nrec ttl id_field stamp_field nscope, scopes, records, probe keys, index groups (the layout is documented in agentmem/plans/writeargs.py); counts are integers, every other value a string
--- Reply: {stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...} or {'\0EXISTS', positions...} when nothing was written
+-- Reply: {stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...} or {'\0EXISTS', positions...} or {'\0UNSEEDED'} (the outbox group's marker does not hold its token) when nothing was written
 -- Arguments: see agentmem/plans/writeargs.py. Checks everything first; writes only
 -- when every record of the call can be written whole. A group 'O' (the dual writer's
 -- outbox) lists the records' keys in the same atomic step (docs/durability.md).

@@ -1,8 +1,8 @@
 #!lua
 -- write_cols: core/write.lua fed columns: the records' keys, index entries and groups are built here, from key templates and one column per stored value.
 -- KEYS: none: every key is built from ARGV
--- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns keys outbox; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes (each: code 0 score_column member_column kind); a template is an array of literal text at odd places and column numbers at even ones; keys: per index {distinct keys, each record's key number (0: none), or true: the one key of every record, or false: one key per record}; false: none; outbox: {outbox key, registry key, lease key, lease ms} (the dual writer's group 'O') or false
--- Reply: that of core/write.lua ({stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...} or {'\0EXISTS', positions...} when nothing was written)
+-- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns keys outbox; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes (each: code 0 score_column member_column kind); a template is an array of literal text at odd places and column numbers at even ones; keys: per index {distinct keys, each record's key number (0: none), or true: the one key of every record, or false: one key per record}; false: none; outbox: {outbox key, registry key, lease key, lease ms[, marker key, token]} (the dual writer's group 'O') or false
+-- Reply: that of core/write.lua ({stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...}, {'\0EXISTS', positions...} or {'\0UNSEEDED'} when nothing was written)
 -- The client (agentmem/plans/colwrite.py) sends this form only for calls it can state so:
 -- every id generated and distinct in its scope (it sends them), the scope's key values
 -- present, one server. Everything after the arguments are built is
@@ -258,12 +258,17 @@ do
       end
     end
   end
-  -- the outbox last (core/write.lua's group 'O': outbox key, registry, lease key, ms)
+  -- the outbox last (core/write.lua's group 'O': outbox key, registry, lease key, ms;
+  -- and the marker key and token, when given)
   local O = C[9]
   if O then
     G[gn + 1], G[gn + 2], G[gn + 3], G[gn + 4], G[gn + 5], G[gn + 6] =
       'O', O[1], 3, O[2], O[3], O[4]
     gn = gn + 6
+    if O[5] then
+      G[gn - 3], G[gn + 1], G[gn + 2] = 5, O[5], O[6]
+      gn = gn + 2
+    end
     G0n = G0n + 1
   end
   -- the scopes last: scope s's six values at SB + 6s

@@ -110,6 +110,9 @@ for g = 1, ngroup do
       checked[key] = true
       sets[#sets + 1] = key
     elseif c == 79 then  -- O: the outbox (a list of record keys) and its registry set
+      -- with the dual writer's marker (n = 5: marker key, token): refused whole, nothing
+      -- written, unless the marker holds the token (the retired marks are as seeded)
+      if n >= 5 and call('GET', G[pos + 6]) ~= G[pos + 7] then return {'\0UNSEEDED'} end
       checked[key] = true
       others[#others + 1] = key
       others[#others + 1] = 'list'
