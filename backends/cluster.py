@@ -30,6 +30,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from agentmem.backends.clusterroute import mapped, name_of, route_of, wire
 from agentmem.backends.clusterurl import _node_of, cluster_client
 from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
@@ -65,36 +66,6 @@ promoted) before the run gives up with :class:`~agentmem.errors.Unavailable`."""
 
 def _unavailable(what: str, exc: BaseException) -> BackendError:
     return connection_failure(f"Redis Cluster ({what})", exc)
-
-
-def _name(args: Sequence[Any]) -> str:
-    name = args[0]
-    return name.decode() if isinstance(name, bytes) else str(name)
-
-
-def route_of(call: Call) -> str:
-    """The key whose slot a call runs on: ``call.route``, else the command's first key
-    (a script's ``KEYS[1]``, or its first argument when it declares none)."""
-    if call.route is not None:
-        return call.route
-    args = call.args
-    if len(args) < 2:
-        raise ConfigError(f"cannot route {_name(args)} on a Redis Cluster: it names no key")
-    if _name(args).upper() in ("EVALSHA", "EVAL"):
-        if len(args) < 4:
-            raise ConfigError("cannot route a script without arguments on a Redis Cluster")
-        return str(args[3])
-    first = args[1]
-    return first.decode() if isinstance(first, bytes) else str(first)
-
-
-def _wire(call: Call, route: str) -> tuple[Any, ...]:
-    """The command sent: a script that declares no key gets its routing key as ``KEYS[1]``
-    (the scripts read only ``ARGV``), so the node checks the slot."""
-    args = call.args
-    if _name(args).upper() in ("EVALSHA", "EVAL") and int(args[2]) == 0:
-        return (args[0], args[1], 1, route, *args[3:])
-    return args
 
 
 class _Unsent(Exception):
@@ -209,7 +180,7 @@ class ClusterRunner:
         for call in plan.calls:
             route = route_of(call)
             calls.append(call)
-            wires.append(_wire(call, route))
+            wires.append(wire(call, route))
             slots.append(keyslot(route))
         replies: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
@@ -228,8 +199,10 @@ class ClusterRunner:
                 known = self._scripts.setdefault(node.name, set())
                 for late in late_scripts([calls[i] for i in idx], known).values():
                     self._load(node, late)
+            if plan.guarded:  # refused whole before any node's part is sent
+                self._admit_all(group[0] for group in groups.values())
             retry: list[int] = []
-            for node, idx, got in self._send_all(groups, wires, asking, plan.adds):
+            for node, idx, got in self._send_all(groups, wires, asking, plan.guarded):
                 if isinstance(got, _Unsent):
                     self._stale = True
                     last = got.__cause__ or got
@@ -265,9 +238,27 @@ class ClusterRunner:
                               f"{self.attempts} attempts (failover or resharding under way?): "
                               f"{last}")
         try:
-            return plan.parse(_mapped(replies))
+            return plan.parse(mapped(replies))
         except FollowUp as more:
             return more
+
+    def _admit_all(self, nodes: Iterable[ClusterNode]) -> None:
+        """The restart guard's say on a connection to each of ``nodes`` (a dual writer's
+        write), before any is sent: a master that restarted empty refuses the whole plan,
+        not its own part after the others' ran. An unreachable node is left to the send."""
+        for node in nodes:
+            pool = self.node_client(node).connection_pool
+            try:
+                conn: Any = pool.get_connection()
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+            try:
+                conn.connect()
+                self.guard.admit(conn, True, node.name)
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()
+            finally:
+                pool.release(conn)
 
     def _ask_node(self, err: AskError) -> ClusterNode:
         nm: Any = self.client.nodes_manager
@@ -292,28 +283,28 @@ class ClusterRunner:
 
     def _send_all(self, groups: dict[str, tuple[ClusterNode, list[int]]],
                   wires: list[tuple[Any, ...]], asking: dict[int, ClusterNode],
-                  adds: str | None = None
+                  guarded: bool = False
                   ) -> list[tuple[ClusterNode, list[int], list[Any] | _Unsent]]:
         jobs = list(groups.values())
         if not jobs:  # a plan without calls (or all answered)
             return []
         if len(jobs) == 1:
             node, idx = jobs[0]
-            return [(node, idx, self._send(node, idx, wires, asking, adds, poll=True))]
+            return [(node, idx, self._send(node, idx, wires, asking, guarded, poll=True))]
         if self._threads is None:
             self._threads = ThreadPoolExecutor(max_workers=8,
                                                thread_name_prefix="agentmem-cluster")
         futures: list[Future[list[Any] | _Unsent]] = [
-            self._threads.submit(self._send, node, idx, wires, asking, adds)
+            self._threads.submit(self._send, node, idx, wires, asking, guarded)
             for node, idx in jobs[1:]]
-        first = self._send(jobs[0][0], jobs[0][1], wires, asking, adds)
+        first = self._send(jobs[0][0], jobs[0][1], wires, asking, guarded)
         out = [(jobs[0][0], jobs[0][1], first)]
         for (node, idx), fut in zip(jobs[1:], futures, strict=True):
             out.append((node, idx, fut.result()))
         return out
 
     def _send(self, node: ClusterNode, idx: list[int], wires: list[tuple[Any, ...]],
-              asking: dict[int, ClusterNode], adds: str | None = None, *,
+              asking: dict[int, ClusterNode], guarded: bool = False, *,
               poll: bool = False) -> list[Any] | _Unsent:
         """The calls ``idx`` on one node's connection, pipelined; their replies in order.
 
@@ -337,7 +328,7 @@ class ClusterRunner:
                 unsent = _Unsent(str(exc))
                 unsent.__cause__ = exc
                 return unsent
-            self.guard.admit(conn, adds, node.name)  # backends/restarts.py
+            self.guard.admit(conn, guarded, node.name)  # backends/restarts.py
             calls: list[Call] = []
             for i in idx:
                 if i in asking:
@@ -357,7 +348,7 @@ class ClusterRunner:
                     with contextlib.suppress(redis.ResponseError):
                         client.parse_response(conn, "ASKING")
                 try:
-                    replies.append(client.parse_response(conn, _name(wires[i])))
+                    replies.append(client.parse_response(conn, name_of(wires[i])))
                 except redis.ResponseError as exc:
                     replies.append(exc)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
@@ -377,18 +368,6 @@ class ClusterRunner:
             self._threads.shutdown(wait=False)
             self._threads = None
         self.client.close()
-
-
-def _mapped(replies: list[Any]) -> list[Any]:
-    """Replies with redis-py errors turned into agentmem errors (not raised)."""
-    out = []
-    for r in replies:
-        if isinstance(r, Exception):
-            err = BackendError(f"Redis refused a command: {r}")
-            err.__cause__ = r
-            r = err
-        out.append(r)
-    return out
 
 
 class ClusterMemory:

@@ -126,7 +126,7 @@ class RedisRunner:
             with paused_gc(plan.bulk):
                 chunks = list(packed_chunks(conn, map(_with_source, plan.calls), sent))
             self.settle()
-            self._admit(conn, plan.adds)
+            self._admit(conn, plan.guarded)
             for chunk in chunks:
                 conn.send_packed_command([chunk], check_health=False)
         except BaseException as exc:
@@ -158,7 +158,7 @@ class RedisRunner:
 
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
-            sent, replies = self._send(plan.calls, plan.adds)
+            sent, replies = self._send(plan.calls, plan.guarded)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         return self._parsed(plan, sent, replies)
@@ -175,7 +175,7 @@ class RedisRunner:
         """``plan``'s result from its replies, calls refused with ``NOSCRIPT`` sent again
         first; a follow-up plan returned, not run."""
         try:
-            self._reload_missing(sent, replies, plan.adds)
+            self._reload_missing(sent, replies, plan.guarded)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         try:
@@ -186,7 +186,7 @@ class RedisRunner:
             self.guard.trip()
             raise
 
-    def _reload_missing(self, sent: list[Call], replies: list[Any], adds: str | None) -> None:
+    def _reload_missing(self, sent: list[Call], replies: list[Any], guarded: bool) -> None:
         """Calls refused with ``NOSCRIPT`` (they did not run): load their scripts and send
         them again, their replies put in place."""
         missing = missing_scripts(replies)
@@ -198,23 +198,23 @@ class RedisRunner:
                 self.client.script_load(script.source)
             except redis.ResponseError as exc:
                 raise script_error(exc) from exc
-        _, again = self._send((sent[i] for i in missing), adds)
+        _, again = self._send((sent[i] for i in missing), guarded)
         for i, r in zip(missing, again, strict=True):
             replies[i] = r
 
-    def _admit(self, conn: Any, adds: str | None) -> None:
+    def _admit(self, conn: Any, guarded: bool) -> None:
         """A connection taken from the pool: its health checked (a reconnection, if any,
         happens here), then the restart guard's say (:mod:`agentmem.backends.restarts`)."""
         conn.check_health()
-        self.guard.admit(conn, adds)
+        self.guard.admit(conn, guarded)
 
-    def _send(self, calls: Iterable[Call], adds: str | None = None
+    def _send(self, calls: Iterable[Call], guarded: bool = False
               ) -> tuple[list[Call], list[Any]]:
         pool: Any = self.client.connection_pool
         conn = pool.get_connection()
         sent: list[Call] = []
         try:
-            self._admit(conn, adds)
+            self._admit(conn, guarded)
             for chunk in packed_chunks(conn, calls, sent):
                 conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:

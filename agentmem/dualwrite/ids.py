@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
+from agentmem.backends.restarts import server_run_id
 from agentmem.backends.sql import Archive
 from agentmem.errors import Unavailable
 from agentmem.lua.dualwrite import RETIRED_SEED, RETIRED_SEEDED
@@ -33,8 +35,8 @@ from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
 
-__all__ = ["IDS_KEY", "eviction_policy", "held", "held_in_im", "not_held", "seed_retired",
-           "watch_restarts"]
+__all__ = ["IDS_KEY", "Seeded", "eviction_policy", "held", "held_in_im", "not_held", "seed",
+           "seed_retired", "watch_restarts"]
 
 T = TypeVar("T", Action, IMAction)
 Key = tuple[str, str]
@@ -48,12 +50,28 @@ SEED_ATTEMPTS = 5
 """How many times a seeding starts again when Redis lost its marks while it ran."""
 
 
+@dataclass(frozen=True)
+class Seeded:
+    """What a seeding left (:func:`seed`)."""
+
+    agents: int
+    """Agents whose marks the archive raised (0: the marker was there)."""
+    tokens: tuple[bytes, ...]
+    """The markers' tokens, as the seeding set or found them (one per master)."""
+    run_id: bytes | None
+    """One server: its ``run_id`` when the seeding started (a restart changes it)."""
+
+
 def seed_retired(memory: Memory, archive: Archive, holds: Iterable[Action] = ()) -> int:
+    """:func:`seed`; returns the number of agents seeded (0: the marker was there)."""
+    return seed(memory, archive, holds).agents
+
+
+def seed(memory: Memory, archive: Archive, holds: Iterable[Action] = ()) -> Seeded:
     """Seed the retired marks of ``memory`` from ``archive`` unless done already on this
-    Redis; returns the number of agents seeded (0: the marker was there). ``holds``
-    (actions Redis acknowledged that it lacks now and the archive lacks yet: a dual
-    writer's buffer after Redis came back empty) raise the marks too, even when another
-    writer seeded before (the marker there): that one did not know them.
+    Redis. ``holds`` (actions Redis acknowledged that it lacks now and the archive lacks
+    yet: a dual writer's buffer after Redis came back empty) raise the marks too, even
+    when another writer seeded before (the marker there): that one did not know them.
 
     The marker is set only if Redis kept the marks: a sentinel is set before the first
     mark (or joined: a seeding already running), and the marker is set in one script
@@ -61,11 +79,9 @@ def seed_retired(memory: Memory, archive: Archive, holds: Iterable[Action] = ())
     sentinel too, and the seeding starts again (up to :data:`SEED_ATTEMPTS` times)."""
     held_marks, held_seqs = _marks_of(holds)
     for _ in range(SEED_ATTEMPTS):
-        n = _seed_once(memory, archive, held_marks, held_seqs)
-        if n == 0 and (held_marks or held_seqs):
-            _raise_marks(memory, held_marks, held_seqs)
-        if n is not None:
-            return n
+        out = _seed_once(memory, archive, held_marks, held_seqs)
+        if out is not None:
+            return out
     raise Unavailable(f"Redis lost the retired marks {SEED_ATTEMPTS} times while they "
                       "were seeded")
 
@@ -85,13 +101,15 @@ def _marks_of(actions: Iterable[Action]) -> tuple[dict[tuple[str, str], int], di
 
 
 def _seed_once(memory: Memory, archive: Archive, held_marks: dict[tuple[str, str], int],
-               held_seqs: dict[str, int]) -> int | None:
-    """One seeding: the number of agents seeded, 0 when the marker was there, None when
-    Redis lost what it wrote before the marker could be set."""
+               held_seqs: dict[str, int]) -> Seeded | None:
+    """One seeding; None when Redis lost what it wrote before the marker could be set."""
     run = memory.runner.run
     markers = _markers(memory)
-    if all(run(Plan(tuple(command("EXISTS", k) for k in markers), every_reply))):
-        return 0
+    found, run_id = _state(memory, markers)
+    if all(t is not None for t in found):
+        if held_marks or held_seqs:
+            _raise_marks(memory, held_marks, held_seqs)
+        return Seeded(0, tuple(t for t in found if t is not None), run_id)
     # the sentinel: this seeding's token, or that of a seeding already running (joined:
     # either may set the marker once it wrote every mark; the other then finds it)
     mine = secrets.token_hex(8)
@@ -107,7 +125,9 @@ def _seed_once(memory: Memory, archive: Archive, held_marks: dict[tuple[str, str
     n = _raise_marks(memory, marks, seqs)
     done = run(Plan(tuple(script_call(RETIRED_SEEDED, (token,), (k + ":seeding", k))
                           for k, token in zip(markers, tokens, strict=True)), every_reply))
-    return n if all(int(x) == 1 for x in done) else None
+    if not all(int(x) == 1 for x in done):
+        return None
+    return Seeded(n, tuple(t.encode() for t in tokens), run_id)
 
 
 def _raise_marks(memory: Memory, marks: dict[tuple[str, str], int],
@@ -127,19 +147,37 @@ def _raise_marks(memory: Memory, marks: dict[tuple[str, str], int],
     return len(calls)
 
 
-def watch_restarts(memory: Memory) -> bool:
-    """Arm ``memory``'s restart guard (:mod:`agentmem.backends.restarts`) with the markers
-    as they are now (one round trip), for the writes of its actions: a connection that
-    later finds a marker missing or changed trips it. False when a marker is missing
-    already (Redis lost its data since the seeding: the guard is tripped)."""
+def _state(memory: Memory, markers: list[str]) -> tuple[list[bytes | None], bytes | None]:
+    """The markers' tokens (None: missing) and, on one server, its ``run_id``: one round
+    trip."""
+    runner: Any = memory.runner
+    one = not getattr(runner, "cluster", False)
+    calls = [command("GET", k) for k in markers]
+    if one:
+        calls.append(command("INFO", "server"))
+    got = runner.run(Plan(tuple(calls), every_reply))
+    tokens = [t if t is None or isinstance(t, bytes) else str(t).encode()
+              for t in got[:len(markers)]]
+    return tokens, server_run_id(got[-1]) if one else None
+
+
+def watch_restarts(memory: Memory, seeded: Seeded) -> bool:
+    """Arm ``memory``'s restart guard (:mod:`agentmem.backends.restarts`) with the markers'
+    tokens and the server's ``run_id`` (one round trip), if they are still what the
+    seeding ``seeded`` left or found: a connection that later finds them changed trips
+    it. Otherwise (Redis lost the marks, restarted or was seeded again meanwhile) the
+    guard is tripped and False returned: seed again."""
     runner: Any = memory.runner
     keys = _markers(memory)
-    tokens = runner.run(Plan(tuple(command("GET", k) for k in keys), every_reply))
+    tokens, run_id = _state(memory, keys)
+    if tuple(tokens) != seeded.tokens or run_id != seeded.run_id:
+        runner.guard.trip()
+        return False
     cluster = getattr(runner, "cluster", False)
     markers: dict[str | None, tuple[str, bytes | None]] = {
         (runner.master_of(k) if cluster else None): (k, t) for k, t in zip(keys, tokens,
                                                                             strict=True)}
-    armed: bool = runner.guard.arm(memory.actions.spec.key.pattern, markers)
+    armed: bool = runner.guard.arm(markers, run_id)
     return armed
 
 

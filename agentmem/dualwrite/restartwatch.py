@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from agentmem.dualwrite.ids import eviction_policy, not_held, seed_retired, watch_restarts
+from agentmem.dualwrite.ids import eviction_policy, not_held, seed, watch_restarts
 from agentmem.errors import AgentMemError, Unavailable
 
 if TYPE_CHECKING:
@@ -61,10 +61,11 @@ class RestartWatch:
         trips = guard.trips
         with self._lock:
             buffered = list(self._buffer)
-        seed_retired(self.memory, self.archive,
-                     not_held(self.memory, buffered) if buffered else [])
-        if not watch_restarts(self.memory):
-            raise Unavailable("Redis lost its data again while the retired marks were seeded")
+        seeded = seed(self.memory, self.archive,
+                      not_held(self.memory, buffered) if buffered else [])
+        if not watch_restarts(self.memory, seeded):
+            raise Unavailable("Redis lost its data again, or restarted, while the retired "
+                              "marks were seeded")
         self._trips_seen = trips
 
     def _check_eviction(self) -> None:

@@ -65,6 +65,10 @@ class Plan(Generic[T]):
     refuses those of its actions outside its dual writer (:mod:`agentmem.store.guard`).
     A plan that follows up with such a write (a look at the grid cell first) has it
     too."""
+    guarded: bool = False
+    """A dual writer's write (its outbox's): refused, before anything is sent, by the
+    runner's restart guard while Redis has lost the writer's retired marks
+    (:mod:`agentmem.backends.restarts`)."""
 
     def map(self, f: Callable[[T], U]) -> Plan[U]:
         """The same calls, with ``f`` applied to the parsed result."""
@@ -76,7 +80,7 @@ class Plan(Generic[T]):
             except FollowUp as more:
                 raise FollowUp(more.plan.map(f)) from None
 
-        return Plan(self.calls, mapped, self.bulk, self.adds)
+        return Plan(self.calls, mapped, self.bulk, self.adds, self.guarded)
 
 
 class FollowUp(Exception):

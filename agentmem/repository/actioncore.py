@@ -144,7 +144,8 @@ class ActionCore(RecordOps[Action]):
         def follow() -> T:
             raise FollowUp(then)
 
-        return dataclasses.replace(self._cell_plan(record, follow), adds=then.adds)
+        return dataclasses.replace(self._cell_plan(record, follow), adds=then.adds,
+                                   guarded=then.guarded)
 
     @operation
     def grid_cell_check(self, /, *, record: bool = False) -> Plan[float]:

@@ -147,7 +147,8 @@ class _Write(Generic[M]):
                 raise FollowUp(self.plan(retry))
             return self.then()
 
-        return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=self.spec.key.pattern)
+        return Plan(calls(), parse, bulk=len(todo) >= BULK, adds=self.spec.key.pattern,
+                    guarded=self.writer.outbox is not None)
 
     def keys_of(self, rec: Prepared) -> set[str]:
         """Every key of another record ``rec``'s write checks: its index keys and its

@@ -495,16 +495,16 @@ def test_redis_lost_again_right_after_a_replay_is_failed_over_not_raised(
 
     mem, archive, w = journaled_then_taken(server, tmp_path, retry_interval=0.0,
                                            archived=False)
-    seed = writer_module.seed_retired
+    seed = writer_module.seed
     calls: list[int] = []
 
-    def seed_then_lost(*args: Any) -> None:  # Redis lost at that instant, once
+    def seed_then_lost(*args: Any) -> Any:  # Redis lost at that instant, once
         calls.append(1)
         if len(calls) == 1:
             raise Unavailable("connection lost (injected right after the replay)")
-        seed(*args)
+        return seed(*args)
 
-    monkeypatch.setattr(writer_module, "seed_retired", seed_then_lost)
+    monkeypatch.setattr(writer_module, "seed", seed_then_lost)
     later = Action(agent_id="a1", simulation_id=SIM, step_number=4, action_type="move",
                    reward=2.0)
     w.add(later)  # the seeding fails: no Unavailable here

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -311,3 +312,96 @@ def test_flushes_from_another_process_during_multi_call_writes_lose_nothing(
         got[float(reward or 0)] = got.get(float(reward or 0), 0) + 1
     assert got == {float(n): 250 for n in range(rounds)}
     mem.close()
+
+
+# -- review of 2026-12-06 (scripts in /tmp/review70): each failed before its fix ---------
+
+
+def test_a_restart_from_an_older_snapshot_gives_no_id_again(
+        srv: LocalServer, archive: Archive) -> None:
+    """A crash and a restart that loads an older RDB snapshot (redis-server's default
+    save points): the snapshot holds the marker with the same token but not the action
+    written after it, which the writer holds in its buffer. The guard also compares the
+    server's ``run_id`` (a restart changes it), so the next action of that agent, step
+    and type gets an id of its own."""
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6)
+    w.add(act(1.0))
+    with redis.Redis(port=srv.port) as r:
+        r.save()  # what a save point does
+    w.add(act(2.0))  # after the snapshot
+    srv.kill()
+    srv.start()  # loads the snapshot: the marker, a0-0-move, not a0-0-move.1
+    with redis.Redis(port=srv.port) as r:
+        assert r.get(IDS_KEY) is not None
+        assert r.dbsize() > 0
+    third = w.add(act(3.0))
+    assert third is not None
+    assert third.action_id not in ("a0-0-move", "a0-0-move.1")
+    w.close()
+    rows = archived(archive)
+    assert [r for _, r in rows] == [1.0, 2.0, 3.0]
+    assert len({aid for aid, _ in rows}) == 3
+    mem.close()
+
+
+def test_other_writes_through_the_memory_are_not_refused(
+        srv: LocalServer, archive: Archive) -> None:
+    """The guard refuses the dual writer's own writes only (``Plan.guarded``): after a
+    restart, ``load_from_sql`` (explicit ids) on the writer's ``Memory`` loads, and a
+    plain ``add`` after the writer closed stores (before, both were refused for ever)."""
+    from agentmem.dualwrite.sync import load_from_sql
+
+    mem = agentmem.connect(srv.url, socket_timeout=2)
+    w = DualWriter(mem, archive)
+    for i in range(5):
+        w.add(act(float(i), step=i))
+    w.flush()
+    restart_empty(srv)
+    assert load_from_sql(archive, mem, SIM) == 5
+    w.close()
+    stored = mem.actions.add(act(9.0, step=50))
+    assert stored.action_id == "a0-50-move"
+    mem.close()
+
+
+def test_a_restart_between_the_seeding_and_the_arming_seeds_again(
+        srv: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redis restarts again right after the seeding raised the writer's marks and before
+    the guard is armed, and another writer seeds the empty Redis first (its token): the
+    writer arms only with what its own seeding left, so it seeds again (its buffer's
+    marks). Before, it armed with the other writer's token, its buffer's marks missing.
+    The instant is forced by running the restart from ``watch_restarts`` (real restart,
+    real second writer)."""
+    import agentmem.dualwrite.restartwatch as rw
+
+    archive = open_archive(tmp_path / "race.db")
+    mem_a = agentmem.connect(srv.url, socket_timeout=2)
+    mem_b = agentmem.connect(srv.url, socket_timeout=2)
+    wa = DualWriter(mem_a, archive, buffer_size=10_000, interval=1e6)
+    wa.add(act(1.0))  # buffered: a0-0-move
+    restart_empty(srv)
+    real = rw.watch_restarts
+    fired: list[int] = []
+
+    def racy(memory: Any, *rest: Any) -> bool:
+        if memory is mem_a and not fired:
+            fired.append(1)
+            restart_empty(srv)  # the marks just raised are gone
+            DualWriter(mem_b, archive, buffer_size=10_000, interval=1e6).close()  # seeds
+        return real(memory, *rest)
+
+    monkeypatch.setattr(rw, "watch_restarts", racy)
+    second = wa.add(act(2.0))
+    third = wa.add(act(3.0))
+    assert fired == [1]
+    assert second is not None
+    assert third is not None
+    assert "a0-0-move" not in (second.action_id, third.action_id)
+    wa.close()
+    rows = archived(archive)
+    assert [r for _, r in rows] == [1.0, 2.0, 3.0]
+    assert len({aid for aid, _ in rows}) == 3
+    archive.close()
+    mem_a.close()
+    mem_b.close()
