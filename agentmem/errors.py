@@ -45,11 +45,13 @@ class Unavailable(BackendError, ConnectionError):
 
 
 class RedisLostData(Unavailable):
-    """Redis lost the retired marks a dual writer seeded (a restart without persistence,
-    a flush, an eviction; or another writer seeded them again since): the write was not
-    run, nothing of the call written. The writer seeds the marks again before its next
-    write (``docs/durability.md``); with ``strict=True`` this reaches the caller, and the
-    same call may succeed at once."""
+    """Redis restarted (or another writer seeded the retired marks again) since a dual
+    writer seeded them: the restart guard refused the write before anything of it was
+    sent. The writer seeds the marks again before its next write (``docs/durability.md``);
+    with ``strict=True`` this reaches the caller, and the same call may succeed at once.
+    (A script call refused for the marks, without a reconnection, fails its records with
+    a ``WriteError`` reason that starts with ``UNSEEDED`` instead: the calls before it may
+    have been stored.)"""
 
 
 class Refused(BackendError):

@@ -33,7 +33,7 @@ from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import client_spin, wait_readable
 from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
-from agentmem.errors import ConfigError, RedisLostData
+from agentmem.errors import ConfigError, WriteError
 from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
@@ -182,8 +182,9 @@ class RedisRunner:
             return plan.parse(mapped(replies))
         except FollowUp as more:
             return more
-        except RedisLostData:  # a write script found the marker gone: seeded again next
-            self.guard.trip()
+        except WriteError as exc:  # a write script found the marker gone: seeded again
+            if any(why.startswith("UNSEEDED") for why in exc.failed.values()):
+                self.guard.trip()
             raise
 
     def _reload_missing(self, sent: list[Call], replies: list[Any], guarded: bool) -> None:

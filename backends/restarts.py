@@ -117,15 +117,11 @@ class RestartGuard:
             return
         key, token = marker
         run_id = self._run_id
-        try:
-            conn.send_command("GET", key, check_health=False)
-            if run_id is not None:
-                conn.send_command("INFO", "server", check_health=False)
-            got = conn.read_response()
-            info = conn.read_response() if run_id is not None else None
-        except redis.ResponseError:  # refused (an ACL, a moved slot): cannot tell
-            self.trip()
-            return
+        conn.send_command("GET", key, check_health=False)
+        if run_id is not None:
+            conn.send_command("INFO", "server", check_health=False)
+        got, info = _reply(conn), _reply(conn) if run_id is not None else None
+        # a refused GET (an ACL, a moved slot, LOADING) is not the token either
         if got != token or (run_id is not None and server_run_id(info) != run_id):
             self.trip()
 
@@ -133,6 +129,15 @@ class RestartGuard:
         if not self.tripped:
             self.tripped = True
             self.trips += 1
+
+
+def _reply(conn: Any) -> Any:
+    """The next reply on ``conn``; an error reply returned, not raised (both replies of
+    the check are read before it decides, so none is left on the socket)."""
+    try:
+        return conn.read_response()
+    except redis.ResponseError as exc:
+        return exc
 
 
 def server_run_id(info: Any) -> bytes | None:

@@ -20,6 +20,7 @@ refused write and ``load_from_sql`` ask it.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ Key = tuple[str, str]
 IDS_KEY = "agentmem:ids"
 """Present once this Redis's retired marks hold what the archive knows (no TTL)."""
 
+
+log = logging.getLogger("agentmem.dualwrite")
+_WARNED: list[bool] = []  # the INFO warning, once per process
 
 SEED_ATTEMPTS = 5
 """How many times a seeding starts again when Redis lost its marks while it ran."""
@@ -155,7 +159,8 @@ def _state(memory: Memory, markers: list[str]) -> tuple[list[bytes | None], byte
     calls = [command("GET", k) for k in markers]
     if one:
         calls.append(command("INFO", "server"))
-    got = runner.run(Plan(tuple(calls), every_reply))
+    got = runner.run(Plan(tuple(calls), list))  # INFO refused (an ACL): no run_id
+    every_reply(got[:len(markers)])  # a refused GET is raised
     tokens = [t if t is None or isinstance(t, bytes) else str(t).encode()
               for t in got[:len(markers)]]
     return tokens, server_run_id(got[-1]) if one else None
@@ -174,6 +179,11 @@ def watch_restarts(memory: Memory, seeded: Seeded) -> bool:
         runner.guard.trip()
         return False
     cluster = getattr(runner, "cluster", False)
+    if run_id is None and not cluster and not _WARNED:
+        _WARNED.append(True)
+        log.warning("Redis refuses INFO to this client: a restart that reloads an older "
+                    "snapshot (RDB) goes unnoticed, and ids of actions written after the "
+                    "snapshot may be given again (docs/durability.md)")
     markers: dict[str | None, tuple[str, bytes | None]] = {
         (runner.master_of(k) if cluster else None): (k, t) for k, t in zip(keys, tokens,
                                                                             strict=True)}

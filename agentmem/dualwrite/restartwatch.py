@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentmem.dualwrite.ids import eviction_policy, not_held, seed, watch_restarts
-from agentmem.errors import AgentMemError, Unavailable
+from agentmem.errors import AgentMemError, DuplicateId, Unavailable, WriteError
 
 if TYPE_CHECKING:
     from agentmem.backends.redis import Memory
@@ -51,6 +51,7 @@ class RestartWatch:
     _trips_forced: int = -1  # the trips a recovery was forced for
 
     _take_replay: Callable[[Replay], None]
+    _divert: Callable[[list[Action]], tuple[list[Action], WriteError | None]]
 
     def _seed(self) -> None:
         """Seed the retired marks (from the archive if Redis lost them, and from the
@@ -83,6 +84,39 @@ class RestartWatch:
             log.warning("Redis evicts any key at maxmemory (maxmemory-policy %s): the "
                         "retired marks that keep a dual writer's ids unique may be evicted, "
                         "and ids given again; use noeviction or a volatile-* policy", policy)
+
+    def _journal_unseeded(self, items: list[Action], stored: list[Action],
+                          exc: WriteError) -> tuple[list[Action], WriteError | None]:
+        """A write some of whose calls the script refused for lost retired marks
+        (``UNSEEDED``: a flush or an eviction of the marker between the calls of this
+        write; the calls before it were stored): those calls wrote nothing, so their
+        actions are journaled (acknowledged) as during an outage, and the writer seeds the
+        marks again before its next write. Returns what to archive (``stored`` and the
+        journaled) and the error of the other refusals, if any. Strict: ``exc`` as is."""
+        fo = self.failover
+        lost = sorted(n for n, why in exc.failed.items() if why.startswith("UNSEEDED"))
+        if not lost or fo is None:
+            return stored, exc
+        with self._lock:
+            fo.mark_down(Unavailable(exc.failed[lost[0]]), [*self._buffer, *stored])
+        journaled, refused = self._divert([items[n] for n in lost])
+        failed = {n: why for n, why in exc.failed.items() if n not in set(lost)}
+        if refused is not None:  # an explicit id the writer knows is taken
+            failed.update({lost[i]: why for i, why in refused.failed.items()})
+        if not failed:
+            return stored + journaled, None
+        ids = iter(exc.stored)
+        new = iter(a.action_id for a in journaled)
+        at = set(lost)
+        stored_ids = [str(next(new) if n in at else next(ids)) for n in range(len(items))
+                      if n not in failed and (n in at or n not in exc.failed)]
+        n, reason = min(failed.items())
+        cls = DuplicateId if all(w.startswith("EXISTS") for w in failed.values()) \
+            else WriteError
+        out = cls(f"{len(failed)} of {len(items)} records refused (record {n}: {reason}); "
+                  "the others were stored or journaled", stored=stored_ids, failed=failed)
+        out.__cause__ = exc
+        return stored + journaled, out
 
     def _restarted(self) -> bool:
         """Whether Redis lost its data since this writer last seeded (the guard tripped,

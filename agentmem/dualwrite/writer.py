@@ -399,8 +399,8 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads, RestartWatch):
                 fo.mark_down(exc, self._buffer)
             return self._divert(items)
         except WriteError as exc:
-            try:
-                return self._stored_part(items, exc), exc
+            try:  # calls refused for lost retired marks: journaled (restartwatch.py)
+                return self._journal_unseeded(items, self._stored_part(items, exc), exc)
             except (KeyboardInterrupt, SystemExit) as stop:  # stored in part: journaled,
                 self._interrupted(items, stop)  # the replay finds what is stored
                 raise

@@ -19,7 +19,7 @@ from agentmem.plans.colwrite import ColumnBatcher
 from agentmem.plans.plan import Call, FollowUp, Plan
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import _render
-from agentmem.plans.writereply import parse_batch
+from agentmem.plans.writereply import UNSEEDED, parse_batch
 
 __all__ = ["BULK", "_Write"]
 
@@ -109,6 +109,10 @@ class _Write(Generic[M]):
                         self.failed[j] = str(reply)
                     continue
                 res = parse_batch(reply)
+                if res.unseeded:  # refused whole: the dual writer journals them
+                    for j in batch:
+                        self.failed[j] = UNSEEDED
+                    continue
                 if res.written:
                     changed = res.changed or {}
                     first, k = batch[0], len(batch)

@@ -405,3 +405,76 @@ def test_a_restart_between_the_seeding_and_the_arming_seeds_again(
     archive.close()
     mem_a.close()
     mem_b.close()
+
+
+@pytest.mark.parametrize("how", ["del", "flushall"])
+def test_the_marker_lost_between_the_calls_of_one_write_stores_nothing_twice(
+        srv: LocalServer, archive: Archive, how: str) -> None:
+    """A write of 3,000 actions (30 script calls) at a step below the agent's retired
+    mark; another client deletes the marker (or flushes) as soon as the first call listed
+    its actions in the outbox. The calls before it stay stored and are archived; only the
+    refused calls' actions are journaled and stored again. Before (``del``): the whole
+    write was journaled under guessed ``.n`` ids while Redis had given the stored part
+    ``.r<n>`` ids, and the replay stored them a second time (300 archived twice)."""
+    import threading
+
+    mem = agentmem.connect(srv.url, socket_timeout=5)
+    w = DualWriter(mem, archive, buffer_size=100_000, interval=1e6, retry_interval=0.01)
+    for step in range(10):
+        w.add(act(float(step), step=step))
+    w.flush()
+    with redis.Redis(port=srv.port) as r:
+        r.flushall()
+    w.add(act(10.0, step=10))  # seeds the marks again (from the archive): a0 up to 10
+    w.flush()
+    outbox = w.outbox.key if w.outbox is not None else ""
+    fired = threading.Event()
+
+    def lose_marker() -> None:
+        with redis.Redis(port=srv.port) as r:
+            while not fired.is_set():
+                if r.llen(outbox) >= 1:
+                    r.delete(IDS_KEY) if how == "del" else r.flushall()
+                    fired.set()
+
+    watcher = threading.Thread(target=lose_marker)
+    watcher.start()
+    try:
+        w.add_many([act(100.0 + i, step=3) for i in range(3000)])
+    finally:
+        fired.set()
+        watcher.join()
+    w.close()
+    rows = [(str(a.action_id), float(a.reward or 0)) for a in archive.read(SIM)]
+    assert len(rows) == 3011
+    assert len({aid for aid, _ in rows}) == 3011
+    assert sorted(r for _, r in rows) == [float(n) for n in range(11)] + [
+        100.0 + i for i in range(3000)]
+    mem.close()
+
+
+def test_a_client_refused_info_still_opens_a_writer_and_notices_a_restart(
+        srv: LocalServer, archive: Archive, caplog: pytest.LogCaptureFixture) -> None:
+    """An ACL user ``+@all -@dangerous`` (INFO and CONFIG refused): the writer opens (the
+    run_id is unknown: a warning), writes, and still notices a restart empty between two
+    calls by the marker. Before, the writer's constructor raised ``Refused`` (INFO)."""
+    with redis.Redis(port=srv.port) as admin:
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all",
+                              "-@dangerous")
+    mem = agentmem.connect(f"redis://app:pw@127.0.0.1:{srv.port}/0", socket_timeout=2)
+    with caplog.at_level("WARNING", logger="agentmem.dualwrite"):
+        w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6)
+    w.add(act(1.0))
+    srv.stop()
+    srv.start()  # empty, and without the user: create it again
+    with redis.Redis(port=srv.port) as admin:
+        admin.execute_command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all",
+                              "-@dangerous")
+    again = w.add(act(2.0))
+    assert again is not None
+    assert again.action_id != "a0-0-move"
+    w.close()
+    rows = archived(archive)
+    assert [r for _, r in rows] == [1.0, 2.0]
+    assert len({aid for aid, _ in rows}) == 2
+    mem.close()
