@@ -71,7 +71,8 @@ def seed_retired(memory: Memory, archive: Archive, holds: Iterable[Action] = ())
     return seed(memory, archive, holds).agents
 
 
-def seed(memory: Memory, archive: Archive, holds: Iterable[Action] = ()) -> Seeded:
+def seed(memory: Memory, archive: Archive,
+         holds: Iterable[Action] | Callable[[], Iterable[Action]] = ()) -> Seeded:
     """Seed the retired marks of ``memory`` from ``archive`` unless done already on this
     Redis. ``holds`` (actions Redis acknowledged that it lacks now and the archive lacks
     yet: a dual writer's buffer after Redis came back empty) raise the marks too, even
@@ -80,10 +81,17 @@ def seed(memory: Memory, archive: Archive, holds: Iterable[Action] = ()) -> Seed
     The marker is set only if Redis kept the marks: a sentinel is set before the first
     mark (or joined: a seeding already running), and the marker is set in one script
     with the sentinel checked (``retired_seeded.lua``); a restart in between takes the
-    sentinel too, and the seeding starts again (up to :data:`SEED_ATTEMPTS` times)."""
-    held_marks, held_seqs = _marks_of(holds)
+    sentinel too, and the seeding starts again (up to :data:`SEED_ATTEMPTS` times).
+
+    ``holds`` may be a callable (a dual writer's buffer less what Redis holds): it is then
+    called by each attempt once the sentinel is set (or the marker found), so that what
+    Redis loses after it is read takes the sentinel (or the marker) too and is noticed;
+    read before, an action Redis held then and lost before the sentinel was set would be
+    in neither ``holds`` nor Redis, and its id given again."""
+    fixed = () if callable(holds) else list(holds)
+    get: Callable[[], Iterable[Action]] = holds if callable(holds) else (lambda: fixed)
     for _ in range(SEED_ATTEMPTS):
-        out = _seed_once(memory, archive, held_marks, held_seqs)
+        out = _seed_once(memory, archive, get)
         if out is not None:
             return out
     raise Unavailable(f"Redis lost the retired marks {SEED_ATTEMPTS} times while they "
@@ -104,13 +112,14 @@ def _marks_of(actions: Iterable[Action]) -> tuple[dict[tuple[str, str], int], di
     return marks, seqs
 
 
-def _seed_once(memory: Memory, archive: Archive, held_marks: dict[tuple[str, str], int],
-               held_seqs: dict[str, int]) -> Seeded | None:
+def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Action]]
+               ) -> Seeded | None:
     """One seeding; None when Redis lost what it wrote before the marker could be set."""
     run = memory.runner.run
     markers = _markers(memory)
     found, run_id = _state(memory, markers)
     if all(t is not None for t in found):
+        held_marks, held_seqs = _marks_of(holds())  # lost after: the marker goes too
         if held_marks or held_seqs:
             _raise_marks(memory, held_marks, held_seqs)
         return Seeded(0, tuple(t for t in found if t is not None), run_id)
@@ -121,6 +130,7 @@ def _seed_once(memory: Memory, archive: Archive, held_marks: dict[tuple[str, str
                    every_reply))
     tokens = [mine if t is None else (t.decode() if isinstance(t, bytes) else str(t))
               for t in had]
+    held_marks, held_seqs = _marks_of(holds())  # lost after: the sentinel goes too
     marks, seqs = sqlreads.retired_marks(archive)
     for key, step in held_marks.items():
         marks[key] = max(marks.get(key, step), step)

@@ -62,8 +62,8 @@ class RestartWatch:
         trips = guard.trips
         with self._lock:
             buffered = list(self._buffer)
-        seeded = seed(self.memory, self.archive,
-                      not_held(self.memory, buffered) if buffered else [])
+        seeded = seed(self.memory, self.archive,  # read by the seeding, after its sentinel
+                      lambda: not_held(self.memory, buffered) if buffered else [])
         if not watch_restarts(self.memory, seeded):
             raise Unavailable("Redis lost its data again, or restarted, while the retired "
                               "marks were seeded")

@@ -478,3 +478,50 @@ def test_a_client_refused_info_still_opens_a_writer_and_notices_a_restart(
     assert [r for _, r in rows] == [1.0, 2.0]
     assert len({aid for aid, _ in rows}) == 2
     mem.close()
+
+
+def test_a_flush_while_the_marks_are_seeded_keeps_the_buffered_ids(
+        srv: LocalServer, archive: Archive, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The writer seeds the marks again (the marker was deleted) while its buffer holds an
+    action Redis still holds (so not counted in the marks: Redis keeps its id itself); a
+    flush lands after the first seeding attempt raised the marks: the sentinel goes, the
+    seeding starts again, and the buffered action must now count (what Redis holds is
+    read again after each attempt's sentinel). Before, the second attempt used the first
+    one's reading: that action's ``.r`` id was given again and the archive refused the
+    new action (lost). The instant is forced from ``_raise_marks`` (a real flush)."""
+    import agentmem.dualwrite.ids as ids
+
+    mem = agentmem.connect(srv.url, socket_timeout=5)
+    w = DualWriter(mem, archive, buffer_size=10_000, interval=1e6, retry_interval=0.05)
+    client = redis.Redis(port=srv.port)
+    w.add(act(1.0))
+    w.flush()  # archived: a0-0-move
+    client.flushall()
+    w.add(act(2.0))  # refused (marker gone): journaled; then seeded from the archive
+    held = w.add(act(3.0))  # an .r id, buffered, in Redis
+    assert held is not None
+    assert str(held.action_id).startswith("a0-0-move.r")
+    client.delete(IDS_KEY)
+    w.add(act(4.0))  # refused: journaled, the guard tripped
+    real = ids._raise_marks
+    fired: list[int] = []
+
+    def raise_then_flush(memory: Any, marks: Any, seqs: Any) -> int:
+        n = real(memory, marks, seqs)
+        if not fired:
+            fired.append(1)
+            client.flushall()  # takes the sentinel, and the buffered action
+        return n
+
+    monkeypatch.setattr(ids, "_raise_marks", raise_then_flush)
+    fifth = w.add(act(5.0))  # seeds (again, after the flush), then writes
+    monkeypatch.setattr(ids, "_raise_marks", real)
+    assert fired == [1]
+    assert fifth is not None
+    assert fifth.action_id != held.action_id
+    w.close()
+    rows = archived(archive)
+    assert sorted(r for _, r in rows) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert len({aid for aid, _ in rows}) == 5
+    client.close()
+    mem.close()
