@@ -72,7 +72,8 @@ def seed_retired(memory: Memory, archive: Archive, holds: Iterable[Action] = ())
 
 
 def seed(memory: Memory, archive: Archive,
-         holds: Iterable[Action] | Callable[[], Iterable[Action]] = ()) -> Seeded:
+         holds: Iterable[Action] | Callable[[], Iterable[Action]] = (),
+         known: tuple[bytes, ...] | None = None) -> Seeded:
     """Seed the retired marks of ``memory`` from ``archive`` unless done already on this
     Redis. ``holds`` (actions Redis acknowledged that it lacks now and the archive lacks
     yet: a dual writer's buffer after Redis came back empty) raise the marks too, even
@@ -87,11 +88,16 @@ def seed(memory: Memory, archive: Archive,
     called by each attempt once the sentinel is set (or the marker found), so that what
     Redis loses after it is read takes the sentinel (or the marker) too and is noticed;
     read before, an action Redis held then and lost before the sentinel was set would be
-    in neither ``holds`` nor Redis, and its id given again."""
+    in neither ``holds`` nor Redis, and its id given again.
+
+    ``known``: the markers' tokens of the caller's last seeding. When the marker is there
+    with other tokens, another writer seeded since (after Redis lost the marks), from the
+    archive as it was then: what the caller archived after that is neither in those
+    marks, nor in its buffer, nor in Redis, so the archive's marks are raised again."""
     fixed = () if callable(holds) else list(holds)
     get: Callable[[], Iterable[Action]] = holds if callable(holds) else (lambda: fixed)
     for _ in range(SEED_ATTEMPTS):
-        out = _seed_once(memory, archive, get)
+        out = _seed_once(memory, archive, get, known)
         if out is not None:
             return out
     raise Unavailable(f"Redis lost the retired marks {SEED_ATTEMPTS} times while they "
@@ -112,14 +118,16 @@ def _marks_of(actions: Iterable[Action]) -> tuple[dict[tuple[str, str], int], di
     return marks, seqs
 
 
-def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Action]]
-               ) -> Seeded | None:
+def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Action]],
+               known: tuple[bytes, ...] | None) -> Seeded | None:
     """One seeding; None when Redis lost what it wrote before the marker could be set."""
     run = memory.runner.run
     markers = _markers(memory)
     found, run_id = _state(memory, markers)
     if all(t is not None for t in found):
         held_marks, held_seqs = _marks_of(holds())  # lost after: the marker goes too
+        if known is not None and tuple(found) != known:  # seeded by another since
+            _merge(held_marks, held_seqs, *sqlreads.retired_marks(archive))
         if held_marks or held_seqs:
             _raise_marks(memory, held_marks, held_seqs)
         return Seeded(0, tuple(t for t in found if t is not None), run_id)
@@ -130,18 +138,23 @@ def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Ac
                    every_reply))
     tokens = [mine if t is None else (t.decode() if isinstance(t, bytes) else str(t))
               for t in had]
-    held_marks, held_seqs = _marks_of(holds())  # lost after: the sentinel goes too
-    marks, seqs = sqlreads.retired_marks(archive)
-    for key, step in held_marks.items():
-        marks[key] = max(marks.get(key, step), step)
-    for agent, seq in held_seqs.items():
-        seqs[agent] = max(seqs.get(agent, seq), seq)
+    marks, seqs = _marks_of(holds())  # lost after: the sentinel goes too
+    _merge(marks, seqs, *sqlreads.retired_marks(archive))
     n = _raise_marks(memory, marks, seqs)
     done = run(Plan(tuple(script_call(RETIRED_SEEDED, (token,), (k + ":seeding", k))
                           for k, token in zip(markers, tokens, strict=True)), every_reply))
     if not all(int(x) == 1 for x in done):
         return None
     return Seeded(n, tuple(t.encode() for t in tokens), run_id)
+
+
+def _merge(marks: dict[tuple[str, str], int], seqs: dict[str, int],
+           more_marks: dict[tuple[str, str], int], more_seqs: dict[str, int]) -> None:
+    """Raise ``marks`` and ``seqs`` to at least ``more_marks`` and ``more_seqs``."""
+    for key, step in more_marks.items():
+        marks[key] = max(marks.get(key, step), step)
+    for agent, seq in more_seqs.items():
+        seqs[agent] = max(seqs.get(agent, seq), seq)
 
 
 def _raise_marks(memory: Memory, marks: dict[tuple[str, str], int],

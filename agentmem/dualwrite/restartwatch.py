@@ -49,6 +49,7 @@ class RestartWatch:
     _buffer: list[Action]
     _trips_seen: int = -1  # the guard's trips when this writer last seeded (-1: never)
     _trips_forced: int = -1  # the trips a recovery was forced for
+    _seeded_tokens: tuple[bytes, ...] | None = None  # the markers as this writer last armed
 
     _take_replay: Callable[[Replay], None]
     _divert: Callable[[list[Action]], tuple[list[Action], WriteError | None]]
@@ -63,11 +64,13 @@ class RestartWatch:
         with self._lock:
             buffered = list(self._buffer)
         seeded = seed(self.memory, self.archive,  # read by the seeding, after its sentinel
-                      lambda: not_held(self.memory, buffered) if buffered else [])
+                      lambda: not_held(self.memory, buffered) if buffered else [],
+                      self._seeded_tokens)
         if not watch_restarts(self.memory, seeded):
             raise Unavailable("Redis lost its data again, or restarted, while the retired "
                               "marks were seeded")
         self._trips_seen = trips
+        self._seeded_tokens = seeded.tokens
 
     def _check_eviction(self) -> None:
         """Warn when the server may evict keys without a TTL (``maxmemory-policy``

@@ -10,6 +10,7 @@ restarts (``LocalServer`` stopped and started again on its port, no persistence)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -525,3 +526,42 @@ def test_a_flush_while_the_marks_are_seeded_keeps_the_buffered_ids(
     assert len({aid for aid, _ in rows}) == 5
     client.close()
     mem.close()
+
+
+def test_a_writer_that_archived_after_another_seeded_keeps_its_ids(
+        srv: LocalServer, tmp_path: Path) -> None:
+    """Two writers on their own connections. A holds X (buffered, in Redis); a flush; B
+    notices first and seeds the marks from the archive, which lacks X; A archives X (a
+    flush drops no connection: A noticed nothing), then A's next write is refused and A
+    seeds: the marker is there with B's token, so A raises the archive's marks again
+    (X's among them). Before, A raised only its buffer's (empty then), and its next
+    action of X's agent, step and type took X's id: the archive refused it (lost)."""
+    archive = open_archive(tmp_path / "two.db")
+    kw: dict[str, Any] = {"buffer_size": 10_000, "interval": 1e6, "retry_interval": 0.05}
+    mem_a = agentmem.connect(srv.url, socket_timeout=5)
+    mem_b = agentmem.connect(srv.url, socket_timeout=5)
+    wa, wb = DualWriter(mem_a, archive, **kw), DualWriter(mem_b, archive, **kw)
+    x = wa.add(act(1.0, agent="a0"))
+    assert x is not None
+    wb.add(act(2.0, agent="b0"))
+    wb.flush()
+    with redis.Redis(port=srv.port) as r:
+        r.flushall()
+    wb.add(act(3.0, agent="b0"))  # refused, journaled
+    time.sleep(0.1)  # B's probe is due (retry_interval)
+    wb.flush()  # B seeds (from the archive, without X) and replays
+    with redis.Redis(port=srv.port) as r:
+        assert r.get(IDS_KEY) is not None
+    wa.flush()  # X archived
+    wa.add(act(4.0, agent="a1"))  # refused (B's token): A seeds again
+    z = wa.add(act(5.0, agent="a0"))
+    assert z is not None
+    assert z.action_id != x.action_id
+    wa.close()
+    wb.close()
+    rows = [(a.agent_id, str(a.action_id), a.reward) for a in archive.read(SIM)]
+    assert sorted(r or 0 for _, _, r in rows) == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert len({(a, i) for a, i, _ in rows}) == 5
+    archive.close()
+    mem_a.close()
+    mem_b.close()
