@@ -15,7 +15,6 @@ waiting costs none) and the server's (``INFO cpu`` delta). Not part of the test 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 import redis
@@ -23,8 +22,8 @@ import redis
 import agentmem
 import agentmem.plans.colwrite as colwrite
 from agentmem.model.records import Action
-from agentmem.servers.local import LocalServer
 from benchmarks.bench import make_actions
+from benchmarks.servers import add_server_args, target_server
 
 
 def server_cpu(r: redis.Redis) -> float:
@@ -65,23 +64,14 @@ def run(url: str, args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--url", help="an existing server (its database is flushed: --flush)")
-    ap.add_argument("--flush", action="store_true")
+    add_server_args(ap)
     ap.add_argument("--steps", type=int, default=40, help="of 100 agents each")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 16, 24, 32, 64, 100])
     args = ap.parse_args(argv)
-    if args.url and not args.flush:
-        print("--url needs --flush: every round writes into a flushed database",
-              file=sys.stderr)
-        return 2
-    if args.url:
-        run(args.url, args)
-        return 0
-    with LocalServer("redis") as srv:
-        run(srv.url, args)
+    with target_server(ap, args) as (url, _):
+        run(url, args)
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -44,7 +44,6 @@ import argparse
 import gc
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -55,9 +54,9 @@ import redis
 import agentmem
 from agentmem.backends.wire import pack_args
 from agentmem.model.records import Action
-from agentmem.servers.local import LocalServer
 from benchmarks.bench import make_actions
 from benchmarks.floor import floor_writer
+from benchmarks.servers import add_server_args, target_server
 
 FIELDS = tuple(Action.model_fields)
 
@@ -77,23 +76,15 @@ def median(xs: list[float]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--url", help="an existing server (its database is flushed with --flush)")
-    ap.add_argument("--flush", action="store_true")
+    add_server_args(ap)
     ap.add_argument("--agents", type=int, default=100)
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    if args.url and not args.flush:
-        print("--url needs --flush: every round writes into a flushed database",
-              file=sys.stderr)
-        return 2
-    if args.url:
-        return run(args.url, "given server", args)
-    with LocalServer("redis") as srv:
-        return run(srv.url, "private redis-server", args)
-
+    with target_server(ap, args) as (url, label):
+        return run(url, label, args)
 
 def run(url: str, label: str, args: argparse.Namespace) -> int:
     # each round writes actions of its own (seed + round): a value cache sees only the
