@@ -112,7 +112,8 @@ class ClusterWalk:
                                     "grid")]
         cell = repr(self.memory.actions.grid_cell) if self.memory.actions.grids else "0"
         agents = list(per_agent)
-        calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, *self.fields, a,
+        kind = "z" if self.memory.actions.sorted_families else "s"
+        calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, kind, *self.fields, a,
                                            *per_agent[a]],
                              route=self.layout.key("timeline", agent_id=a)) for a in agents]
         replies = self.memory.runner.run(Plan(calls, every_reply))

@@ -12,7 +12,6 @@ table that ``docs/keyspace.md`` shows (a test keeps the two equal).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,9 +39,14 @@ from agentmem.model.schema import (
     Template,
     declare,
 )
+from agentmem.plans.cells import GRID_CELL_KEY as GRID_CELL_KEY
+from agentmem.plans.cells import NO_GRIDS as NO_GRIDS
+from agentmem.plans.cells import check_recorded_cell as check_recorded_cell
+from agentmem.plans.cells import grid_cell_text as grid_cell_text
+from agentmem.plans.cells import recorded_cell as recorded_cell
 
 CURRENT_VERSION = 1
-SUPPORTED_VERSIONS = (1, 2, 3)
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 
 LAYOUT_KEY = "agentmem:layout"
 """The key where a server records the layout version of its data (``"1"``, ``"2"``).
@@ -53,15 +57,6 @@ by the specification's own code). While a migration between layouts runs it
 holds ``"<from>><to>"`` (e.g. ``"1>2"``), which no client accepts.
 """
 
-
-GRID_CELL_KEY = "agentmem:grid_cell"
-"""The key where a server records the grid cell of its radius-search indices (``"1.0"``).
-
-A grid score is only meaningful with the cell it was computed with, so the first
-store to use a server records its ``grid_cell`` here and every later store must
-have the same (:func:`check_recorded_cell`). Outside every family, like
-:data:`LAYOUT_KEY`.
-"""
 
 ACTION_ID_TEMPLATE = "{agent_id}-{step_number}-{action_type}"
 
@@ -105,7 +100,8 @@ _V2 = {
 }
 
 # Version 3: version 2's keys; the hashes' fields under short names (COMPACT_FIELDS).
-_PATTERNS = {1: _V1, 2: _V2, 3: _V2}
+# Version 4: version 3 with the types and targets indices as sorted sets scored by step.
+_PATTERNS = {1: _V1, 2: _V2, 3: _V2, 4: _V2}
 
 COMPACT_FIELDS = {
     "action_id": "i", "agent_id": "a", "simulation_id": "s", "step_number": "n",
@@ -116,6 +112,13 @@ COMPACT_FIELDS = {
     "importance": "m",
 }
 """Layout 3's hash field of each field of Action and IMAction (``docs/layouts.md``)."""
+
+
+def sorted_families(version: int) -> bool:
+    """Whether a layout keeps the types and targets indices as sorted sets scored by
+    step (layout 4), so that a query of one type or target reads its newest entries
+    directly; layouts 1-3 keep them as sets, as the specification does."""
+    return version >= 4
 
 
 def compact_names(version: int) -> dict[str, str] | None:
@@ -250,8 +253,9 @@ def parse_layout_value(raw: bytes | str | None) -> int | None:
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     if ">" in text:
         old, _, new = text.partition(">")
-        how = "`agentmem migrate upgrade`" if old < new else (
-            f"`agentmem migrate downgrade {'base' if new == '1' else '0003'}`")
+        back = _LAST_REVISION.get(int(new), "base") if new.isdigit() else "base"
+        how = ("`agentmem migrate upgrade`" if old < new
+               else f"`agentmem migrate downgrade {back}`")
         raise LayoutError(
             f"a migration of the key layout from version {old} to {new} is in progress "
             f"(or was interrupted) on this server ({LAYOUT_KEY} = {text!r}); finish it with "
@@ -282,7 +286,7 @@ def check_recorded_version(raw: bytes | str | None, version: int) -> int:
     return found
 
 
-_LAST_REVISION = {1: "base", 2: "0003", 3: "0004"}
+_LAST_REVISION = {1: "base", 2: "0003", 3: "0004", 4: "0005"}
 """The last revision of each layout version (``agentmem/migrations/redis/versions``)."""
 
 
@@ -293,58 +297,6 @@ def migrate_command(found: int, wanted: int) -> str:
     if wanted > found:
         return "`agentmem migrate upgrade" + ("`" if wanted == 2 else f" {target}`")
     return f"`agentmem migrate downgrade {target}`"
-
-
-NO_GRIDS = "off"
-"""What :data:`GRID_CELL_KEY` holds when the data's stores keep no radius-search grids
-(``RedisSettings.grids=False``)."""
-
-
-def grid_cell_text(cell: float) -> str:
-    """How a grid cell is recorded in :data:`GRID_CELL_KEY` (``repr`` of the float)."""
-    return repr(float(cell))
-
-
-def recorded_cell(raw: bytes | str | None) -> float | None:
-    """The grid cell a server records in :data:`GRID_CELL_KEY`; ``None`` when there is
-    none or its value is no cell a store could have written."""
-    if raw is None:
-        return None
-    try:
-        cell = float(raw)
-    except ValueError:
-        return None
-    return cell if math.isfinite(cell) and cell > 0 else None
-
-
-def check_recorded_cell(raw: bytes | str | None, cell: float, *, grids: bool = True) -> None:
-    """Check a store's ``grid_cell`` (and whether it keeps grids) against what the server
-    records (``None``: nothing yet).
-
-    Raises :class:`LayoutError` when they differ: grid entries written with one cell
-    and searched with another would give wrong answers, and a store without grids
-    writing beside stores with them would leave actions out of their searches.
-    """
-    if raw is None:
-        return
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    if text == NO_GRIDS or not grids:
-        if text == NO_GRIDS and not grids:
-            return
-        raise LayoutError(
-            f"this store was opened with grids={grids}, but the server's data "
-            + ("keeps no radius-search grids" if text == NO_GRIDS
-               else f"has radius-search grids of cell {text}")
-            + f" ({GRID_CELL_KEY}); open it with grids={not grids}, or change the data: "
-            f"delete {GRID_CELL_KEY} and run agentmem.integrity.repair() with a store of the "
-            "setting wanted")
-    if recorded_cell(raw) == float(cell):
-        return
-    raise LayoutError(
-        f"this store was opened with grid_cell={float(cell)!r}, but the server's radius-search "
-        f"grids use {text!r} ({GRID_CELL_KEY}); open it with grid_cell={text}, or change the "
-        f"cell of the data: delete {GRID_CELL_KEY} and run agentmem.integrity.repair() with a "
-        "store of the new cell, which rescores every grid entry")
 
 
 def check_action_id(value: object) -> str:
@@ -389,8 +341,15 @@ def check_part(name: str, value: object) -> None:
 
 
 def _action_spec(p: dict[str, str], relative_size: int,
-                 names: dict[str, str] | None = None) -> RecordSpec[Action]:
+                 names: dict[str, str] | None = None, *,
+                 sorted_ix: bool = False) -> RecordSpec[Action]:
     names = {k: v for k, v in (names or {}).items() if k != "importance"}
+    by_type: SortedIndex | SetIndex = (
+        SortedIndex("types", p["types"], score="step_number") if sorted_ix
+        else SetIndex("types", p["types"]))
+    by_target: SortedIndex | SetIndex = (
+        SortedIndex("targets", p["targets"], score="step_number") if sorted_ix
+        else SetIndex("targets", p["targets"]))
     return declare(
         Action,
         key=p["action"],
@@ -404,8 +363,8 @@ def _action_spec(p: dict[str, str], relative_size: int,
             SortedIndex("timeline", p["timeline"], score="step_number"),
             SortedIndex("relative_index", p["relative_index"], score="step_number",
                         cap=relative_size),
-            SetIndex("types", p["types"]),
-            SetIndex("targets", p["targets"]),
+            by_type,
+            by_target,
             SortedIndex("rewards", p["rewards"], score="reward"),
             ListIndex("sim_actions", p["sim_actions"]),
             SetIndex("sim_step", p["sim_step"]),
@@ -446,14 +405,20 @@ def layout(version: int = CURRENT_VERSION) -> Layout:
     patterns = dict(_PATTERNS[version])
     names = compact_names(version)
     return Layout(version, patterns,
-                  _action_spec(patterns, DEFAULT_RELATIVE_INDEX_SIZE, names),
+                  _action_spec(patterns, DEFAULT_RELATIVE_INDEX_SIZE, names,
+                               sorted_ix=sorted_families(version)),
                   _im_spec(patterns, names))
 
 
 def key_table(version: int = CURRENT_VERSION) -> list[KeyFamily]:
     """The rows of the key table in ``docs/keyspace.md``."""
     lay = layout(version)
-    return [KeyFamily(n, lay.patterns[n], _TYPES[n], _PURPOSE[n]) for n in lay.patterns]
+    sorted_ix = sorted_families(version)
+    return [KeyFamily(n, lay.patterns[n],
+                      "zset" if sorted_ix and n in ("types", "targets") else _TYPES[n],
+                      _PURPOSE[n] + (", scored by step" if sorted_ix and n in ("types", "targets")
+                                     else ""))
+            for n in lay.patterns]
 
 
 def candidate_agents(action_id: str, step: str = "") -> list[str]:

@@ -25,6 +25,7 @@ from agentmem.plans.keyspace import (
     check_recorded_cell,
     grid_cell_text,
     layout,
+    sorted_families,
 )
 from agentmem.plans.plan import (
     Arg,
@@ -83,6 +84,8 @@ class ActionCore(RecordOps[Action]):
         write_columns: bool | None = None,
     ) -> None:
         self.layout: Layout = layout(layout_version)
+        self.sorted_families = sorted_families(layout_version)
+        """Layout 4: the types and targets indices are sorted sets scored by step."""
         check_options(ttl=ttl, relative_index_size=relative_index_size,
                       embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell,
                       grids=grids, write_columns=write_columns)
@@ -225,12 +228,12 @@ class ActionCore(RecordOps[Action]):
         return found  # type: ignore[return-value]
 
     def _sorted_members(self, skey: str, zkey: str, agent_id: str, *, limit: int | None,
-                        min_score: float | None = None, exclusive: bool = False
-                        ) -> Plan[list[Action]]:
+                        min_score: float | None = None, exclusive: bool = False,
+                        skind: str = "") -> Plan[list[Action]]:
         prefix, suffix = self._agent(agent_id)
         argv: list[Arg] = [skey, zkey, prefix, suffix, "1", check_limit(limit),
                            "" if min_score is None else score_arg(min_score, ""),
-                           "1" if exclusive else "0"]
+                           "1" if exclusive else "0", skind]
         return single(script_call(SET_SORTED_FETCH, argv), self._decode_list)
 
     def _zrange(self, zkey: str, agent_id: str, by: str, lo: str, hi: str, *,

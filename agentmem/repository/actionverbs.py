@@ -271,8 +271,9 @@ class ActionVerbs(ActionCore):
 
     def _s(self, skey: str, family: str, agent_id: str, lo: str = "-inf") -> PageSource:
         prefix, suffix = self._agent(agent_id)
-        return PageSource("s", skey, prefix, suffix, order_key=self._key(family, agent_id=agent_id),
-                          lo=lo, newest_first=True)
+        return PageSource("S" if self.sorted_families else "s", skey, prefix, suffix,
+                          order_key=self._key(family, agent_id=agent_id), lo=lo,
+                          newest_first=True)
 
     def _recent_src(self, agent_id: str) -> PageSource:
         return self._z("timeline", agent_id, newest_first=True)
@@ -286,12 +287,18 @@ class ActionVerbs(ActionCore):
         return self._z("rewards", agent_id, score_arg(min_reward, "-inf"), newest_first=True)
 
     def _by_type_src(self, agent_id: str, action_type: str) -> PageSource:
-        return self._s(self._key("types", agent_id=agent_id, action_type=action_type),
-                       "timeline", agent_id)
+        return self._of_one_src(self._key("types", agent_id=agent_id, action_type=action_type),
+                                agent_id)
 
     def _by_target_src(self, agent_id: str, target_id: str) -> PageSource:
-        return self._s(self._key("targets", agent_id=agent_id, action_target_id=target_id),
-                       "timeline", agent_id)
+        return self._of_one_src(
+            self._key("targets", agent_id=agent_id, action_target_id=target_id), agent_id)
+
+    def _of_one_src(self, key: str, agent_id: str) -> PageSource:
+        if self.sorted_families:  # layout 4: the key is sorted by step itself
+            prefix, suffix = self._agent(agent_id)
+            return PageSource("z", key, prefix, suffix, newest_first=True)
+        return self._s(key, "timeline", agent_id)
 
     def _successful_src(self, agent_id: str, target_id: str) -> PageSource:
         return self._s(self._key("targets", agent_id=agent_id, action_target_id=target_id),

@@ -31,17 +31,29 @@ class AgentQueries(ActionCore):
     def by_type(self, /, agent_id: str, action_type: str, limit: int | None = None
                 ) -> Plan[list[Action]]:
         """The agent's actions of one type, newest first (by step, then id)."""
-        return self._sorted_members(
-            self._key("types", agent_id=agent_id, action_type=action_type),
-            self._key("timeline", agent_id=agent_id), agent_id, limit=limit)
+        return self._of_one(
+            self._key("types", agent_id=agent_id, action_type=action_type), agent_id, limit)
 
     @operation
     def by_target(self, /, agent_id: str, target_id: str, limit: int | None = None
                   ) -> Plan[list[Action]]:
         """The agent's actions aimed at ``target_id``, newest first."""
-        return self._sorted_members(
-            self._key("targets", agent_id=agent_id, action_target_id=target_id),
-            self._key("timeline", agent_id=agent_id), agent_id, limit=limit)
+        return self._of_one(
+            self._key("targets", agent_id=agent_id, action_target_id=target_id), agent_id,
+            limit)
+
+    def _of_one(self, key: str, agent_id: str, limit: int | None) -> Plan[list[Action]]:
+        """The actions of a types or targets key, newest first: on layout 4 its newest
+        entries (a sorted set by step, work bounded by the limit), on layouts 1-3 the set
+        ordered by the timeline."""
+        if self.sorted_families:
+            lim = check_limit(limit)
+            if lim == 0:
+                return Plan((), lambda raw: [])
+            return self._zrange(key, agent_id, "rank", "0", str(lim - 1) if lim > 0 else "-1",
+                                newest_first=True, limit=limit)
+        return self._sorted_members(key, self._key("timeline", agent_id=agent_id), agent_id,
+                                    limit=limit)
 
     @operation
     def high_reward(self, /, agent_id: str, min_reward: float = 0.5, limit: int | None = 10
@@ -62,7 +74,7 @@ class AgentQueries(ActionCore):
         return self._sorted_members(
             self._key("targets", agent_id=agent_id, action_target_id=target_id),
             self._key("rewards", agent_id=agent_id), agent_id, limit=limit, min_score=0.0,
-            exclusive=True)
+            exclusive=True, skind="z" if self.sorted_families else "")
 
     @operation
     def timeline(self, /, agent_id: str, start: int | None = None, end: int | None = None, *,

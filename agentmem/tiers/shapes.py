@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from agentmem.plans.keyspace import Layout, check_part
+from agentmem.plans.keyspace import Layout, check_part, sorted_families
 from agentmem.plans.keyspace import key_pieces as _pieces
 from agentmem.plans.plan import Plan
 
@@ -43,6 +43,8 @@ class Shapes:
         self.im_timeline = t("im_timeline").render(a)
         self.grid = t("grid").render(a)
         self.sim_grid = _pieces(t("sim_grid"), a, ["simulation_id", "step_number"])
+        self.sorted_families = sorted_families(layout.version)
+        """Layout 4: the types and targets keys are sorted sets (else sets)."""
         self.retired = t("retired").render(a)
         """The agent's retired marks: every move raises its simulation's to the step."""
         self.fields = [*map(layout.action.codec.wire, STM_FIELDS),

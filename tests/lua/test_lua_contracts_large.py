@@ -198,11 +198,11 @@ def test_integrity_actions_reports_and_fixes_missing_entries(
     r.zrem("simulation:s1:actions:steps", "2")
     pats = _patterns("action", "timeline", "types", "targets", "rewards", "sim_step",
                      "sim_steps", "grid", "sim_grid")
-    reply = run(r, integrity.ACTIONS, "check", *pats, "1.0", *FIELDS, "a1", "a1-2-move")
+    reply = run(r, integrity.ACTIONS, "check", *pats, "1.0", "s", *FIELDS, "a1", "a1-2-move")
     assert reply[:5] == [b"a1-2-move", b"a1", b"s1", b"move", b"2"]
     assert set(reply[5].split(b",")) == {b"types", b"sim_steps"}
     assert not r.sismember("agent:a1:action:types:move", "a1-2-move")  # check: no write
-    run(r, integrity.ACTIONS, "fix", *pats, "1.0", *FIELDS, "a1", "a1-2-move")
+    run(r, integrity.ACTIONS, "fix", *pats, "1.0", "s", *FIELDS, "a1", "a1-2-move")
     assert r.sismember("agent:a1:action:types:move", "a1-2-move")
     assert r.zscore("simulation:s1:actions:steps", "2") == 2
 

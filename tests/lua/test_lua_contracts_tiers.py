@@ -270,7 +270,7 @@ def test_integrity_actions_reports_then_restores_missing_index_entries(
     r.zadd(GRID, {"a1-1-move": 1})  # a wrong cell counts as missing
     pats = [P[f] for f in ("action", "timeline", "types", "targets", "rewards", "sim_step",
                            "sim_steps", "grid", "sim_grid")]
-    args = (*pats, "1.0", *FIELDS, "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-gone")
+    args = (*pats, "1.0", "s", *FIELDS, "a1", "a1-1-move", "a1", "a1-2-eat", "a1", "a1-8-gone")
     assert _run(r, integrity.ACTIONS, [], "check", *args) == [
         b"a1-1-move", b"a1", b"s1", b"move", b"1", b"timeline,types,grid",
         b"a1-2-eat", b"a1", b"s1", b"eat", b"2", b""]  # no row for a hash that is gone
@@ -344,15 +344,15 @@ def test_integrity_scripts_read_the_hash_fields_they_are_given(
     pats = [p3[f] for f in ("action", "timeline", "types", "targets", "rewards", "sim_step",
                             "sim_steps", "grid", "sim_grid")]
     pair = ("a1", "a1-1-move")
-    assert _run(r, integrity.ACTIONS, [], "check", *pats, "1.0", *FIELDS, *pair) == []
-    assert _run(r, integrity.ACTIONS, [], "fix", *pats, "1.0", *short, *pair) == [
+    assert _run(r, integrity.ACTIONS, [], "check", *pats, "1.0", "s", *FIELDS, *pair) == []
+    assert _run(r, integrity.ACTIONS, [], "fix", *pats, "1.0", "s", *short, *pair) == [
         b"a1-1-move", b"a1", b"s1", b"move", b"1", b"timeline"]
     assert r.zscore(tl, "a1-1-move") == 1.0
     r.zrem(tl, "a1-1-move")  # the cluster's agent-level check, in the agent's slot
     apats = [p3[f] for f in ("action", "timeline", "types", "targets", "rewards", "grid")]
     stamp = [*FIELDS, "stored_at"]
-    assert _run(r, cluster.AGENT_CHECK, [], "check", *apats, "1.0", *stamp, *pair) == []
-    row = _run(r, cluster.AGENT_CHECK, [], "fix", *apats, "1.0", *short, wire("stored_at"),
+    assert _run(r, cluster.AGENT_CHECK, [], "check", *apats, "1.0", "s", *stamp, *pair) == []
+    row = _run(r, cluster.AGENT_CHECK, [], "fix", *apats, "1.0", "s", *short, wire("stored_at"),
                *pair)
     assert row[:4] == [b"a1-1-move", b"s1", b"move", b"1"]
     assert float(row[4]) < 1e9  # its age: stored_at was read

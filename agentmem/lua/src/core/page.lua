@@ -5,7 +5,8 @@
 -- Reply: {hashes, more, next score, next member}: the HGETALL of up to size records whose hash exists, in order; more '1' when entries follow (the cursor: score and member of the last record returned), '0' at the end
 -- Modes: 'z' a sorted set of ids by score within [lo, hi] (the cursor: the score and id of
 -- the last record returned; ties by id); 's' the ids of set key walked in the order of the
--- sorted set order key (ids it lacks are not listed); 'i' a set of ids by id (byte order;
+-- sorted set order key (ids it lacks are not listed); 'S' as 's', key a sorted set whose
+-- members are taken as a set's (layout 4's targets; its scores are not used); 'i' a set of ids by id (byte order;
 -- cursor: the last id); 'l' a list of ids by position (cursor: the next position).
 -- rev '1': highest score first. middle '': a record key is prefix .. id .. suffix; else
 -- prefix .. agent .. middle .. id .. suffix, the agent read from the id as SIM_FETCH does,
@@ -78,8 +79,9 @@ end
 local out, nextf, last = {}, nil, nil
 if mode == 'z' then
   nextf = sorted_walk(key)
-elseif mode == 's' then
-  local n = redis.call('SCARD', key)
+elseif mode == 's' or mode == 'S' then
+  local zs = mode == 'S'
+  local n = redis.call(zs and 'ZCARD' or 'SCARD', key)
   local function num(b)
     local v = string.gsub(b, '^%(', '')
     if v == '-inf' then return -math.huge elseif v == '+inf' or v == 'inf' then return math.huge end
@@ -147,8 +149,10 @@ elseif mode == 's' then
           if #batch > 0 then
             local ids = {}
             for k, e in ipairs(batch) do ids[k] = e[1] end
-            local isin = redis.call('SMISMEMBER', key, unpack(ids))
-            for k, e in ipairs(batch) do if isin[k] == 1 then buf[#buf + 1] = e end end
+            local isin = redis.call(zs and 'ZMSCORE' or 'SMISMEMBER', key, unpack(ids))
+            for k, e in ipairs(batch) do
+              if isin[k] == 1 or (zs and isin[k]) then buf[#buf + 1] = e end
+            end
           end
         end
       end

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- set_sorted_fetch: a set index ordered by a sorted index, with the hashes.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: skey, zkey, prefix, suffix, rev, limit (-1: all), min ('' none), min_exclusive
+-- ARGV: skey, zkey, prefix, suffix, rev, limit (-1: all), min ('' none), min_exclusive, skind ('z': skey is a sorted set, its members taken as a set's; absent or '': a set)
 -- Reply: the HGETALL of each member whose hash exists, in order, at most limit
 --!include lib/fetch.lua
 --!include lib/sort_rows.lua
@@ -27,6 +27,12 @@ local skey, zkey, prefix, suffix = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local rev, limit = ARGV[5] == '1', tonumber(ARGV[6])
 local min = ARGV[7] ~= '' and tonumber(ARGV[7]) or nil
 local excl = ARGV[8] == '1'
+local zs = ARGV[9] == 'z'  -- layout 4's targets: a sorted set used as a set here
+local function card(k) return redis.call(zs and 'ZCARD' or 'SCARD', k) end
+local function members(k)
+  if zs then return redis.call('ZRANGE', k, 0, -1) end
+  return redis.call('SMEMBERS', k)
+end
 local CH = 1000
 local SMALL = 128
 
@@ -45,9 +51,9 @@ local function walk(size)
     if n == 0 then return out end
     local ids = {}
     for k = 1, n do ids[k] = page[2 * k - 1] end
-    local there = redis.call('SMISMEMBER', skey, unpack(ids))
+    local there = redis.call(zs and 'ZMSCORE' or 'SMISMEMBER', skey, unpack(ids))
     for k = 1, n do
-      if there[k] == 1 then
+      if there[k] == 1 or (zs and there[k]) then
         fetch_into(out, prefix .. ids[k] .. suffix)
         if #out >= limit then return out end
       end
@@ -96,10 +102,10 @@ end
 
 local function sort_all()
   if zkey ~= '' then
-    local out = sort_zinter(redis.call('SCARD', skey))
+    local out = sort_zinter(card(skey))
     if out then return out end
   end
-  local ids = redis.call('SMEMBERS', skey)
+  local ids = members(skey)
   local rows = {}
   for i = 1, #ids, CH do
     local j = math.min(i + CH - 1, #ids)
@@ -126,7 +132,7 @@ end
 
 if limit == 0 then return {} end
 if limit > 0 and rev and zkey ~= '' then
-  local size = redis.call('SCARD', skey)
+  local size = card(skey)
   local expected = limit * redis.call('ZCARD', zkey) / math.max(size, 1)
   if size > SMALL and limit < size and expected < size then
     local out = walk(size)

@@ -1,13 +1,14 @@
 #!lua
 -- integrity_actions: action hashes missing from their indices.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: mode, patterns, grid cell, 7 hash field names, (agent_id, action_id) pairs
+-- ARGV: mode, patterns, grid cell, types/targets kind, 7 hash field names, (agent_id, action_id) pairs
 -- Reply: per hash {id, agent, simulation, type, step, missing families}
 --!include lib/integrity_common.lua
 --!include lib/agent_indices.lua
 
 -- ARGV: mode, patterns (action timeline types targets rewards sim_step sim_steps grid
--- sim_grid), grid cell size, the action hash's field names of simulation_id,
+-- sim_grid), grid cell size, the kind of the types and targets keys ('z' sorted sets,
+-- layout 4; 's' sets), the action hash's field names of simulation_id,
 -- step_number, action_type, action_target_id, reward, position_x and position_y (the
 -- layout's names), then (agent_id, action_id) pairs. For each action hash that exists:
 -- is it in each index it belongs in? fix: adds it from its own fields.
@@ -15,9 +16,10 @@
 -- separated)}.
 local P = {unpack(ARGV, 2, 10)}
 local cell = tonumber(ARGV[11])
-local F = {unpack(ARGV, 12, 18)}
+local ixkind = ARGV[12]
+local F = {unpack(ARGV, 13, 19)}
 local out = {}
-for i = 19, #ARGV, 2 do
+for i = 20, #ARGV, 2 do
   local t = {agent_id = ARGV[i], action_id = ARGV[i + 1]}
   local id = t.action_id
   local f = redis.pcall('HMGET', render(P[1], t), unpack(F))
@@ -27,7 +29,7 @@ for i = 19, #ARGV, 2 do
     local function need(name, present, add)
       if not present then miss[#miss + 1] = name; if fix then add() end end
     end
-    local code = agent_indices(t, id, f, P[2], P[3], P[4], P[5], P[8], cell, need)
+    local code = agent_indices(t, id, f, P[2], P[3], P[4], P[5], P[8], cell, ixkind, need)
     local ks = render(P[6], t)
     need('sim_step', call('SISMEMBER', ks, id) == 1, function() call('SADD', ks, id) end)
     if code then

@@ -24,16 +24,22 @@ end
 -- no grids)?
 -- need(family, present, add) records a miss and, when fixing, adds it. A grid entry
 -- with another score than the position's code counts as missing (fix: rescored).
+-- ixkind 'z': the types and targets keys are sorted sets scored by step (layout 4; an
+-- entry with another score counts as missing, fix: rescored), else sets.
 -- Returns the grid code (nil without a position).
-local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, p_gr, cell, need)
+local function agent_indices(t, id, f, p_tl, p_ty, p_tg, p_rw, p_gr, cell, ixkind, need)
   local k = render(p_tl, t)
   need('timeline', call('ZSCORE', k, id), function() call('ZADD', k, f[2], id) end)
-  local kt = render(p_ty, t)
-  need('types', call('SISMEMBER', kt, id) == 1, function() call('SADD', kt, id) end)
-  if f[4] then
-    local kx = render(p_tg, t)
-    need('targets', call('SISMEMBER', kx, id) == 1, function() call('SADD', kx, id) end)
+  local function member(name, key)
+    if ixkind == 'z' then
+      local s = call('ZSCORE', key, id)
+      need(name, s and tonumber(s) == tonumber(f[2]), function() call('ZADD', key, f[2], id) end)
+    else
+      need(name, call('SISMEMBER', key, id) == 1, function() call('SADD', key, id) end)
+    end
   end
+  member('types', render(p_ty, t))
+  if f[4] then member('targets', render(p_tg, t)) end
   if f[5] then
     local kr = render(p_rw, t)
     need('rewards', call('ZSCORE', kr, id), function() call('ZADD', kr, f[5], id) end)

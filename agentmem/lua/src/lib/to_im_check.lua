@@ -19,6 +19,9 @@ local n = tonumber(A[41])
 local retired = A[42 + 2 * n] or ''
 -- then the agent's pinned set ('' or absent: none): a pinned id never moves
 local pins = A[43 + 2 * n] or ''
+-- then the kind of the types and targets keys: 'z' sorted sets (layout 4), else sets
+local ixt = (A[44 + 2 * n] or '') == 'z' and 'zset' or 'set'
+local ixrem = ixt == 'zset' and 'ZREM' or 'SREM'
 local function ok(key, typ)
   local t = redis.call('TYPE', key)['ok']
   return t == 'none' or t == typ
@@ -38,5 +41,5 @@ for i = 0, n - 1 do
   elseif not typ or not step or not agent then
     missing[#missing + 1] = id
   else
-    local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, 'set')
-    if good and tgt then good = ok(xpre .. tgt .. xsuf, 'set') end
+    local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, ixt)
+    if good and tgt then good = ok(xpre .. tgt .. xsuf, ixt) end

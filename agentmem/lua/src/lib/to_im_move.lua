@@ -21,6 +21,6 @@
       redis.call('ZREM', rel, id)
       redis.call('ZREM', rw, id)
       redis.call('ZREM', grid, id)
-      redis.call('SREM', tpre .. typ .. tsuf, id)
-      if tgt then redis.call('SREM', xpre .. tgt .. xsuf, id) end
+      redis.call(ixrem, tpre .. typ .. tsuf, id)
+      if tgt then redis.call(ixrem, xpre .. tgt .. xsuf, id) end
       if sim then

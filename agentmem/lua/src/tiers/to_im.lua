@@ -1,7 +1,7 @@
 #!lua
 -- to_im: move actions of one agent from STM to IM (one server).
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: im_ttl, the key shapes and hash fields (Shapes.argv), n, n pairs (action id, importance), the retired marks key, the pinned set ('' none)
+-- ARGV: im_ttl, the key shapes and hash fields (Shapes.argv), n, n pairs (action id, importance), the retired marks key, the pinned set ('' none), the types/targets kind ('z' sorted sets, layout 4; else sets)
 -- Reply: {moved ids, missing ids, refused ids, pinned ids}
 -- ARGV: im_ttl, then the key shapes and the hash field names (see
 -- agentmem/tiers/shapes.py Shapes.argv), then n and n pairs (action id, importance),
