@@ -14,8 +14,9 @@ value, on a private server of its own:
    then ``MEMORY USAGE`` of every key, summed per key family (ids replaced by ``*``),
    bytes per action, beside the ``used_memory`` delta;
 3. with ``--layouts``: STM and IM bytes per action (as in 1, ``grids=False``) for
-   stores of layout 1, 2 and 3 (layout 3 keeps the hashes' fields under one- or
-   two-letter names, ``docs/layouts.md``), and layout 3's hashes also without the two
+   stores of layout 1 to 4 (layout 3 keeps the hashes' fields under one- or
+   two-letter names, layout 4 also its type and target indices as sorted sets,
+   ``docs/layouts.md``), and layout 3's hashes also without the two
    fields their key already holds (``agent_id``, ``action_id``: no layout drops them;
    measured by deleting them after the write).
 """
@@ -69,15 +70,15 @@ def families(url: str, agents: int, per_agent: int) -> tuple[float, dict[str, fl
 
 
 def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, float]]:
-    """STM and IM bytes per action (``per_action``, ``grids=False``) for layouts 1, 2 and 3,
-    and with the grids kept (the default) for layouts 1 and 3,
+    """STM and IM bytes per action (``per_action``, ``grids=False``) for layouts 1 to 4,
+    and with the grids kept (the default) for layouts 1, 3 and 4,
     and for layout 3's hashes also without the two fields their key holds (``agent_id``
     and ``action_id``, which no layout drops: measured by deleting them after the write)."""
     out = {f"layout {v}": per_action(url, agents, per_agent, layout_version=v, grids=False)
-           for v in (1, 2, 3)}
+           for v in (1, 2, 3, 4)}
     out.update({f"layout {v}, grids kept": per_action(url, agents, per_agent,
                                                       layout_version=v, grids=True)
-                for v in (1, 3)})
+                for v in (1, 3, 4)})
     r, mem, n, base = _written(url, agents, per_agent, layout_version=3)
     short = keyspace.layout(3).action.codec
     drop = (short.wire("agent_id"), short.wire("action_id"))
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--families", action="store_true",
                     help="also the bytes per key family (grids=False)")
     ap.add_argument("--layouts", action="store_true",
-                    help="also STM and IM per action for layouts 1, 2 and 3 (grids=False)")
+                    help="also STM and IM per action for layouts 1 to 4 (grids=False)")
     args = ap.parse_args(argv)
     kinds = ["redis", "valkey"] if args.server == "both" else [args.server]
     print("| server | zset-max-listpack-entries | STM B/action | IM B/action | IM / STM |")

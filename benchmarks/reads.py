@@ -4,6 +4,12 @@ and the ratio of the largest size to the smallest (target: at most 2x).
 
     python -m benchmarks.reads                       # 10k, 100k, 1M actions
     python -m benchmarks.reads --sizes 10000 100000 --repeat 9
+    python -m benchmarks.reads --layout 4 --grid-cell 0.25   # sorted type/target indices
+
+``--layout`` chooses the key layout the store writes (4: the ``types`` and ``targets``
+indices as sorted sets by step, which a query of one type or target reads from its
+top); ``--grid-cell`` the radius-search grid's cell side (the default 1.0 cell holds
+about 100 actions at 1M in this square; ``near`` reads whole cells).
 
 Each size is written to its own private server (``add_many`` in calls of 50,000,
 ``ttl=None``): one agent ``a1`` of simulation ``s1``, one action per step. Types:
@@ -90,10 +96,11 @@ def _ms(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(out) * 1000
 
 
-def run(size: int, repeat: int) -> tuple[dict[str, float], float]:
+def run(size: int, repeat: int, layout: int = 1, grid_cell: float = 1.0
+        ) -> tuple[dict[str, float], float]:
     """Milliseconds per query at ``size`` actions, and the write time in seconds."""
     with LocalServer("redis") as srv:
-        mem = agentmem.connect(srv.url, ttl=None)
+        mem = agentmem.connect(srv.url, ttl=None, layout_version=layout, grid_cell=grid_cell)
         acts = make(size)
         t = time.perf_counter()
         for i in range(0, len(acts), 50_000):
@@ -109,10 +116,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--layout", type=int, default=1, choices=[1, 2, 3, 4])
+    ap.add_argument("--grid-cell", type=float, default=1.0)
     args = ap.parse_args()
+    print(f"# layout {args.layout}, grid cell {args.grid_cell}", flush=True)
     res: dict[int, dict[str, float]] = {}
     for size in args.sizes:
-        res[size], wrote = run(size, args.repeat)
+        res[size], wrote = run(size, args.repeat, args.layout, args.grid_cell)
         print(f"# {size:,} actions written in {wrote:.1f} s", flush=True)
     lo, hi = min(args.sizes), max(args.sizes)
     head = " | ".join(f"{s:,}" for s in args.sizes)

@@ -156,13 +156,15 @@ QUERIES: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ]
 
 
-def test_layout_3_same_results_as_one_server(clusters: tuple[LocalCluster, LocalServer]
-                                             ) -> None:
-    """Layout 3 (short hash fields) on a cluster: the queries' cluster paths (simulation
-    reads and radius search in two round trips, deletes in two slots, the two-part
-    move to IM) read the fields under the layout's names, as one layout-3 server does."""
-    cm3 = connect_cluster(clusters[0].url, layout_version=3)
-    ref3 = agentmem.connect(clusters[1].url, layout_version=3)
+@pytest.mark.parametrize("version", [3, 4])
+def test_layout_3_same_results_as_one_server(clusters: tuple[LocalCluster, LocalServer],
+                                             version: int) -> None:
+    """Layout 3 (short hash fields) and 4 (also sorted type and target indices) on a
+    cluster: the queries' cluster paths (simulation reads and radius search in two round
+    trips, deletes in two slots, the two-part move to IM) read the fields under the
+    layout's names and the indices as the layout keeps them, as one server does."""
+    cm3 = connect_cluster(clusters[0].url, layout_version=version)
+    ref3 = agentmem.connect(clusters[1].url, layout_version=version)
     try:
         _flush(cm3)
         cm3.settle_seconds = 0
@@ -281,7 +283,7 @@ def test_integrity_on_layout_3_finds_and_repairs_what_layout_2_does(
         return mem.runner.run(Plan((Call(args),), every_reply))[0]
 
     runs = {}
-    for version in (2, 3):
+    for version in (2, 3, 4):
         mem = connect_cluster(clusters[0].url, layout_version=version)
         try:
             _flush(mem)
@@ -302,11 +304,12 @@ def test_integrity_on_layout_3_finds_and_repairs_what_layout_2_does(
             runs[version] = found, fixed, counts
         finally:
             mem.close()
-    (f2, x2, c2), (f3, x3, c3) = runs[2], runs[3]
+    (f2, x2, c2), (f3, x3, c3), (f4, x4, c4) = runs[2], runs[3], runs[4]
     assert f2.missing["sim_actions"] == 20
     assert f2.missing["timeline"] == 1
     assert f2.orphans["timeline"] == 1
-    for a, b in ((f2, f3), (x2, x3)):
+    assert c4 == c3
+    for a, b in ((f2, f3), (x2, x3), (f2, f4), (x2, x4)):
         assert (a.orphans, a.missing, a.counters) == (b.orphans, b.missing, b.counters)
         assert {k: sorted(v) for k, v in a.samples.items()} == \
             {k: sorted(v) for k, v in b.samples.items()}

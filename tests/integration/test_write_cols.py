@@ -103,7 +103,7 @@ def traced(server: Any, r: redis.Redis) -> Iterator[Traced]:
     t.close()
 
 
-@pytest.mark.parametrize("layout", [1, 2, 3])
+@pytest.mark.parametrize("layout", [1, 2, 3, 4])
 def test_rows_as_columns_store_what_add_many_stores(r: redis.Redis, connect: Any,
                                                    traced: Traced, layout: int) -> None:
     data = steps(40, 12)
@@ -459,7 +459,7 @@ def _contents(r: redis.Redis, keys: list[bytes]) -> dict[bytes, Any]:
 OUTBOX = ("agentmem:outbox:t", "agentmem:outboxes", "agentmem:outbox:t:lease", 60_000)
 
 
-@pytest.mark.parametrize("layout", [1, 3])
+@pytest.mark.parametrize("layout", [1, 3, 4])
 def test_a_write_with_an_outbox_as_columns_stores_what_rows_store(
         r: redis.Redis, traced: Traced, layout: int) -> None:
     """A dual writer's writes (with its outbox group) go as rows by default, as columns

@@ -110,8 +110,8 @@ def test_action_declaration_uses_the_spec_patterns():
 
 
 def test_unknown_layout_version_raises_layout_error():
-    assert keyspace.SUPPORTED_VERSIONS == (1, 2, 3)
-    for version in (0, 4, 9):
+    assert keyspace.SUPPORTED_VERSIONS == (1, 2, 3, 4)
+    for version in (0, 5, 9):
         with pytest.raises(LayoutError):
             keyspace.layout(version)
         with pytest.raises(LayoutError):
