@@ -38,7 +38,7 @@ from agentmem.backends.archiverename import rename_archived
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
-from agentmem.dualwrite.ids import held, held_in_im
+from agentmem.dualwrite.ids import held, held_in_im, retired_steps
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, ConfigError, InvalidInput, Unavailable, WriteError
 from agentmem.model.records import Action, IMAction, same_action
@@ -309,7 +309,8 @@ class Failover:
             claims.add(x)
         ops = self.memory.actions
         for start in range(0, len(journaled), REPLAY_CHUNK):
-            chunk = journaled[start:start + REPLAY_CHUNK]
+            chunk = self._not_stored_renumbered(
+                journaled[start:start + REPLAY_CHUNK], done, claims, take)
             try:
                 ops.add_many(chunk)
                 done.stored += len(chunk)
@@ -347,6 +348,31 @@ class Failover:
         self._known.clear()  # Redis knows its ids again
         self._buffered.clear()
         return done
+
+    def _not_stored_renumbered(self, chunk: list[Action], done: Replay, claims: _Claims,
+                               take: Callable[[Action], None]) -> list[Action]:
+        """``chunk`` without the actions a write whose reply was lost stored under an id
+        the journal could not guess: at or below its agent's retired mark the script
+        numbers a generated id ``.r<n>`` (from a counter in Redis), while the journal
+        holds the template id, which is free. Those found (:meth:`_adopt`: an identical
+        copy under an id of the family nothing else claims) are taken under that id,
+        in the archive too; the rest are returned, to be stored."""
+        try:
+            marks = retired_steps(self.memory, ((a.agent_id, a.simulation_id) for a in chunk))
+        except AgentMemError as exc:  # unknown: stored as journaled, as before
+            log.warning("could not read the retired marks of a replay (%s)", exc)
+            return chunk
+        out = []
+        for a in chunk:
+            mark = marks.get((a.agent_id, a.simulation_id))
+            found = None
+            if mark is not None and a.step_number <= mark:
+                found = self._adopt(a, done, claims)
+            if found is None:
+                out.append(a)
+            else:
+                take(found)
+        return out
 
     def _adopt(self, a: Action, done: Replay, claims: _Claims) -> Action | None:
         """The copy of ``a`` a write whose reply was lost left in Redis under another id

@@ -271,3 +271,23 @@ def _held(memory: Memory, keys: Iterable[Key], repo: Callable[[Batch], Any]
         found = {agent: repo(b).get_many(some, agent_id=agent) for agent, some in ids.items()}
     return {(agent, str(got.action_id)): got for agent, handle in found.items()
             for got in handle.result() if got is not None and got.action_id is not None}
+
+
+def retired_steps(memory: Memory, scopes: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """The retired mark of each (agent id, simulation id) in ``scopes``: the highest of
+    its simulation's mark and the agent's mark of every simulation (``:any``), in one
+    round trip; scopes with neither are left out. A generated id at or below it is
+    numbered ``.r<n>`` by the write script (docs/keyspace.md, "Ids for the life of the
+    data")."""
+    wanted = sorted(set(scopes))
+    if not wanted:
+        return {}
+    lay = memory.actions.layout
+    calls = [command("HMGET", lay.key("retired", agent_id=agent), sim, ":any")
+             for agent, sim in wanted]
+    out: dict[tuple[str, str], int] = {}
+    for scope, reply in zip(wanted, memory.runner.run(Plan(calls, every_reply)), strict=True):
+        marks = [int(v) for v in reply if v is not None and bytes(v).isdigit()]
+        if marks:
+            out[scope] = max(marks)
+    return out

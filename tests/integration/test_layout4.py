@@ -23,6 +23,7 @@ from test_layout2 import LAYOUT_KEY, _no_time, scenario
 from test_layout3 import content
 
 import agentmem
+from agentmem import WriteError
 from agentmem.integrity import check, repair
 from agentmem.plans import keyspace
 
@@ -51,7 +52,7 @@ def sorted_by_step(c3: dict[str, Any], r: redis.Redis) -> dict[str, Any]:
         family, ids = parsed
         if family in ("types", "targets"):
             tl = c3[lay.key("timeline", agent_id=ids["agent_id"])][1]
-            steps = {m: s for m, s in tl}
+            steps = dict(tl)
             value = sorted(((m, steps[m]) for m in value), key=lambda e: (e[1], e[0]))
             t = "zset"
         out[key] = (t, value, ttl)
@@ -63,7 +64,9 @@ def test_every_operation_gives_the_same_results_on_layout_4(runs) -> None:
     assert res3.keys() == res4.keys()
     for name in res3:
         assert _no_time(res4[name]) == _no_time(res3[name]), name
-    assert res4["by_type"] and res4["by_target"] and res4["successful"]
+    assert res4["by_type"]
+    assert res4["by_target"]
+    assert res4["successful"]
     assert res4["transition"] == ["a1-3-eat", "a1-4-share"]
 
 
@@ -111,7 +114,7 @@ def test_by_type_and_target_of_rare_old_actions(server: Any, r: redis.Redis,
             cursor = page.cursor
             if cursor is None:
                 break
-        assert sum(pages, []) == [f"a1-{s}-rare" for s in range(19, -1, -1)]
+        assert [i for page in pages for i in page] == [f"a1-{s}-rare" for s in range(19, -1, -1)]
         ok = mem.actions.successful_interactions("a1", "z", limit=2)
         # equal rewards: ties by id, highest first (byte order), as on every layout
         assert [a.action_id for a in ok] == sorted(
@@ -136,3 +139,54 @@ def test_check_and_repair_see_a_wrong_or_missing_sorted_entry(server: Any,
         assert r.zscore(types, "a1-1-move") == 1.0
         assert r.zscore(targets, "a1-2-move") == 2.0
         assert check(mem).clean
+
+
+def test_update_and_delete_keep_the_sorted_indices(server: Any, r: redis.Redis) -> None:
+    """A target changed by ``update`` moves the id from one target's sorted set to the
+    other's, scored by its step; ``delete`` removes it from its type's and target's."""
+    r.flushdb()
+    with agentmem.connect(server.url, layout_version=4) as mem:
+        lay = keyspace.layout(4)
+        stored = mem.actions.add_many([act("a1", s, "move", sim="s1", action_target_id="b")
+                                       for s in range(4)])
+        changed = stored[2].model_copy(update={"action_target_id": "c"})
+        mem.actions.update(changed)
+        tb = lay.key("targets", agent_id="a1", action_target_id="b")
+        tc = lay.key("targets", agent_id="a1", action_target_id="c")
+        types = lay.key("types", agent_id="a1", action_type="move")
+        assert r.zrange(tb, 0, -1, withscores=True) == [
+            (b"a1-0-move", 0.0), (b"a1-1-move", 1.0), (b"a1-3-move", 3.0)]
+        assert r.zrange(tc, 0, -1, withscores=True) == [(b"a1-2-move", 2.0)]
+        assert [a.action_id for a in mem.actions.by_target("a1", "c")] == ["a1-2-move"]
+        assert mem.actions.delete("a1-3-move", agent_id="a1")
+        assert r.zrange(types, 0, -1) == [b"a1-0-move", b"a1-1-move", b"a1-2-move"]
+        assert r.zrange(tb, 0, -1) == [b"a1-0-move", b"a1-1-move"]
+        assert [a.action_id for a in mem.actions.by_type("a1", "move", limit=2)] == [
+            "a1-2-move", "a1-1-move"]
+        assert check(mem).clean
+
+
+def test_a_types_key_of_the_wrong_kind_refuses_its_record_whole(server: Any,
+                                                                r: redis.Redis) -> None:
+    """A layout-4 store finding a plain set (layout 3's kind) under a types or targets
+    key refuses the records that use it, with nothing of them written, and writes the
+    others: the write script's type check covers the sorted sets."""
+    r.flushdb()
+    with agentmem.connect(server.url, layout_version=4) as mem:
+        lay = keyspace.layout(4)
+        types = lay.key("types", agent_id="a1", action_type="eat")
+        targets = lay.key("targets", agent_id="a2", action_target_id="t")
+        mem.actions.recent("a1", 1)  # the empty server claimed for layout 4 first
+        r.sadd(types, "x")
+        r.sadd(targets, "x")
+        with pytest.raises(WriteError) as info:
+            mem.actions.add_many([act("a1", 1, "move", sim="s1"), act("a1", 2, "eat", sim="s1"),
+                                  act("a2", 1, "move", sim="s1", action_target_id="t")])
+        assert set(info.value.failed) == {1, 2}
+        assert types in info.value.failed[1]
+        assert targets in info.value.failed[2]
+        assert info.value.stored == ["a1-1-move"]
+        assert not r.exists(lay.key("action", agent_id="a1", action_id="a1-2-eat"))
+        assert not r.exists(lay.key("action", agent_id="a2", action_id="a2-1-move"))
+        assert r.smembers(types) == r.smembers(targets) == {b"x"}
+        assert r.zrange(lay.key("timeline", agent_id="a1"), 0, -1) == [b"a1-1-move"]
