@@ -46,8 +46,9 @@ def _report(report: layouts.MigrationReport, as_json: bool) -> None:
 def upgrade(stores: Stores, revision: str, dry_run: bool, batch: int, as_json: bool) -> None:
     """Apply the key-layout revisions up to REVISION (default: head).
 
-    head stops before the opt-in revision 0004 (layout 3, compact hashes): name it to
-    apply it. A revision left unfinished by a stopped run is finished first.
+    head stops before the opt-in revisions 0004 (layout 3, compact hashes) and 0005
+    (layout 4, the types and targets indices sorted by step): name one to apply it (0005
+    applies 0004 first). A revision left unfinished by a stopped run is finished first.
     """
     with output.phased_progress() as progress:
         rep = layouts.upgrade(stores.url(), revision, dry_run=dry_run, batch=batch,

@@ -1,7 +1,9 @@
 """Key-layout migrations on real 3-master clusters (Redis and Valkey): revision 0004
 (layout 2 <-> 3) up and down through the CLI and the library, every master's keys
-renamed and read back the same; a runner killed with SIGKILL half-way resumes from the
-master and cursor it saved; revisions to or from layout 1 refused (docs/layouts.md)."""
+renamed and read back the same; revision 0005 (layout 3 <-> 4) up and down, every
+types and targets key sorted by step and back; a runner killed with SIGKILL half-way
+resumes from the master and cursor it saved; revisions to or from layout 1 refused
+(docs/layouts.md)."""
 
 from __future__ import annotations
 
@@ -95,6 +97,49 @@ def test_upgrade_0004_and_back_on_a_cluster_keeps_every_action(
     assert back.revisions == ["0004"]
     assert mig.status(cluster.url).layout == 2
     assert b"n" not in _hash_fields(cm)
+    assert _everything(connect_cluster(cluster.url)) == before
+
+
+def _index_kinds(cm: ClusterMemory) -> dict[bytes, bytes]:
+    """The type of every types and targets key, on every master."""
+    kinds: dict[bytes, bytes] = {}
+    for node in cm.runner.primaries():
+        client = cm.runner.node_client(node)
+        for pattern in ("agent:{*}:action:types:*", "agent:{*}:action:targets:*"):
+            for key in client.scan_iter(match=pattern, count=500):
+                kinds[key] = client.type(key)
+    return kinds
+
+
+def _of_one(mem: ClusterMemory) -> dict[str, Any]:
+    return {f"a{a}": ([x.action_id for x in mem.actions.by_type(f"a{a}", ("move", "eat")[a % 2])],
+                      [x.action_id for x in mem.actions.by_target(f"a{a}", f"t{a % 5}", limit=4)])
+            for a in range(AGENTS)}
+
+
+def test_upgrade_0005_and_back_on_a_cluster_sorts_every_index(
+        cm: ClusterMemory, cluster: LocalCluster) -> None:
+    """Revision 0005 (layout 3 <-> 4) from layout 2 through 0004: every agent's types and
+    targets keys, on every master, become sorted sets scored by step, and back."""
+    before, of_one = _everything(cm), _of_one(cm)
+    assert len(_index_kinds(cm)) == 2 * AGENTS
+    assert set(_index_kinds(cm).values()) == {b"set"}
+    report = mig.upgrade(cluster.url, "0005", batch=50)
+    assert report.revisions == ["0003", "0004", "0005"]
+    assert report.counts["0005"]["converted"] == 2 * AGENTS  # one type, one target each
+    assert report.counts["0005"]["members"] == 2 * 1200
+    assert "orphans" not in report.counts["0005"]
+    assert mig.status(cluster.url).layout == 4
+    assert set(_index_kinds(cm).values()) == {b"zset"}
+    client = _client(cluster)
+    assert client.zscore("agent:{a7}:action:types:eat", "a7-47-eat") == 47.0
+    assert not list(client.scan_iter(match="agentmem:migrating:*", target_nodes="primaries"))
+    with connect_cluster(cluster.url, layout_version=4) as mem4:
+        assert _everything(mem4) == before
+        assert _of_one(mem4) == of_one
+    back = mig.downgrade(cluster.url, "0003", batch=50)
+    assert back.revisions == ["0005", "0004"]
+    assert set(_index_kinds(cm).values()) == {b"set"}
     assert _everything(connect_cluster(cluster.url)) == before
 
 
