@@ -292,7 +292,7 @@ _LAST_REVISION = {1: "base", 2: "0003", 3: "0004", 4: "0005"}
 
 def migrate_command(found: int, wanted: int) -> str:
     """The ``agentmem migrate`` command that brings data of layout ``found`` to ``wanted``
-    (``upgrade`` alone stops before the opt-in layout 3)."""
+    (``upgrade`` alone stops before the opt-in layouts 3 and 4)."""
     target = _LAST_REVISION.get(wanted, "head")
     if wanted > found:
         return "`agentmem migrate upgrade" + ("`" if wanted == 2 else f" {target}`")

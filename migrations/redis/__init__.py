@@ -287,7 +287,7 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
             if below:
                 raise MigrationError(
                     f"revision {below[0]} moves keys between layout 1 and 2: a Redis Cluster "
-                    "holds layout 2 or 3 only (layout 1's keys have no hash tags); migrate "
+                    "holds layouts 2 to 4 only (layout 1's keys have no hash tags); migrate "
                     "layout-1 data on one server, then move it; nothing was written")
         renames = [(_parent(rev).layout, rev.layout) for rev, resume in todo
                    if resume is None and _parent(rev).layout != rev.layout]

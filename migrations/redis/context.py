@@ -72,7 +72,8 @@ class Revision:
     module: ModuleType = field(repr=False, compare=False)
     opt_in: bool = False
     """Applied only when named as the target (or a later one is): ``head`` stops before
-    it (revision ``0004``, the compact layout 3)."""
+    it (revisions ``0004``, the compact layout 3, and ``0005``, layout 4's sorted type and
+    target indices)."""
 
 
 class Context:

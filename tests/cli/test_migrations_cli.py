@@ -45,7 +45,7 @@ def test_history() -> None:
     rows = [json.loads(line) for line in ok(["migrate", "history", "--json"]).stdout.splitlines()]
     assert [(r["revision"], r["down_revision"], r["layout"], r["opt_in"]) for r in rows] == [
         ("0001", None, 1, False), ("0002", "0001", 2, False), ("0003", "0002", 2, False),
-        ("0004", "0003", 3, True)]
+        ("0004", "0003", 3, True), ("0005", "0004", 4, True)]
     assert "0002" in ok(["migrate", "history"]).stdout
 
 

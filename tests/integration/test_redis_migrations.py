@@ -376,7 +376,8 @@ def test_head_stops_before_the_opt_in_compact_revision(server: Any, r: redis.Red
     populate(server.url, r, agents=2, steps=4)
     assert mig.upgrade(server.url).revisions == ["0002", "0003"]
     assert r.get(LAYOUT_KEY) == b"2"
-    assert [rev.revision for rev in mig.history()][-1] == "0004"
+    assert [rev.revision for rev in mig.history()][-2:] == ["0004", "0005"]
+    assert mig.history()[-2].opt_in
     assert mig.history()[-1].opt_in
     dry = mig.upgrade(server.url, "0004", dry_run=True)
     assert dry.counts["0004"]["to_rename"] == 2 * 4 + 3 + 2  # actions (ours, spec's), IM
