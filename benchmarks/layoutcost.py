@@ -32,6 +32,7 @@ import redis
 import agentmem
 from agentmem import Action
 from agentmem.servers.local import LocalServer, find_binary
+from benchmarks.bench import flush
 
 
 def make(agents: int, steps: int) -> list[list[Action]]:
@@ -52,7 +53,7 @@ def _cpu(r: redis.Redis) -> float:
 
 def one(url: str, layout: int, steps: list[list[Action]]) -> dict[str, float]:
     r = redis.Redis.from_url(url)
-    r.flushall()
+    flush(r)
     mem = agentmem.connect(url, layout_version=layout, ttl=None)
     mem.actions.recent("a0", 1)  # the layout claimed, scripts loaded, before the clock
     n = sum(len(s) for s in steps)
@@ -71,7 +72,7 @@ def one(url: str, layout: int, steps: list[list[Action]]) -> dict[str, float]:
         out[f"by_type({kind}) server us"] = (_cpu(r) - c0) / len(agents) * 1e6
         out[f"by_type({kind}) wall us"] = (time.perf_counter() - t0) / len(agents) * 1e6
     mem.close()
-    r.flushall()
+    flush(r)
     r.close()
     return out
 

@@ -36,7 +36,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 import agentmem
 from agentmem.plans import keyspace
 from agentmem.servers.local import LocalServer, find_binary
-from benchmarks.bench import make_actions
+from benchmarks.bench import flush, make_actions
 from benchmarks.tiers import per_action
 
 _ID = re.compile(r"[^:{}]*\d[^:{}]*")
@@ -47,7 +47,7 @@ def _written(url: str, agents: int, per_agent: int, layout_version: int = 1
     """An emptied server, the actions written by ``add_many`` of a ``grids=False`` store:
     the connection, the store, the number of actions, ``used_memory`` before them."""
     r = redis.Redis.from_url(url)
-    r.flushall()
+    flush(r)
     mem = agentmem.connect(url, grids=False, layout_version=layout_version)
     actions = [agentmem.Action(**d) for d in make_actions(agents, per_agent, 7)]
     base = int(r.info("memory")["used_memory"])
@@ -64,7 +64,7 @@ def families(url: str, agents: int, per_agent: int) -> tuple[float, dict[str, fl
     for key in r.scan_iter(count=1000):
         sizes[_ID.sub("*", key.decode())] += int(r.memory_usage(key, samples=0) or 0)
     mem.close()
-    r.flushall()
+    flush(r)
     r.close()
     return used, {f: b / n for f, b in sizes.most_common()}
 
@@ -93,7 +93,7 @@ def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, flo
     out["layout 3 without agent_id/action_id (not built)"] = (
         (int(r.info("memory")["used_memory"]) - base) / n, float("nan"))
     mem.close()
-    r.flushall()
+    flush(r)
     r.close()
     return out
 
