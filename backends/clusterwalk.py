@@ -169,7 +169,8 @@ class ClusterWalk:
 
         hfam = "im_action" if family == "im_timeline" else "action"
         pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}).split("\x02")
-        kind = "s" if family in ("types", "targets") else "z"
+        kind = "s" if family in ("types", "targets") and \
+            not self.memory.actions.sorted_families else "z"
         timeline = family == "timeline" and self.fix
         retired = self.layout.key("retired", agent_id=agent)
         cursor = "0"

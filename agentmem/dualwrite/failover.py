@@ -38,10 +38,12 @@ from agentmem.backends.archiverename import rename_archived
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
+from agentmem.dualwrite.claims import Claims
 from agentmem.dualwrite.ids import held, held_in_im, retired_steps
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, ConfigError, InvalidInput, Unavailable, WriteError
 from agentmem.model.records import Action, IMAction, same_action
+from agentmem.plans.plan import Plan, command, every_reply
 
 __all__ = ["DEFAULT_RETRY_INTERVAL", "Failover", "Replay", "default_journal_path", "same_action"]
 
@@ -131,45 +133,6 @@ class Replay:
     refused: dict[str, str] = field(default_factory=dict)  # action id -> reason
 
 
-class _Claims:
-    """What a replay's adoption (:meth:`Failover._adopt`) must leave alone, per agent, read
-    once per replay and kept as it goes: the agent's archived ids, the ids of the
-    writer's buffer of actions Redis acknowledged (not archived yet), the ids the replay
-    has settled, and the journal's guesses."""
-
-    def __init__(self, failover: Failover, journaled: Sequence[Action]) -> None:
-        self.failover = failover
-        self._ids: dict[str, set[str]] = {}
-        self._settled: dict[str, set[str]] = {}
-        self._guessed: dict[str, dict[str, Action]] = {}
-        for j in journaled:
-            self._guessed.setdefault(j.agent_id, {})[str(j.action_id)] = j
-
-    def of(self, agent_id: str) -> set[str]:
-        """The ids the agent's adoption leaves alone (may raise ``AgentMemError``: the
-        archive cannot tell)."""
-        ids = self._ids.get(agent_id)
-        if ids is None:
-            fo = self.failover
-            ids = sqlreads.action_ids(fo.archive, agent_id)
-            ids.update(aid for agent, aid in fo._buffered if agent == agent_id)
-            ids.update(self._settled.get(agent_id, ()))
-            self._ids[agent_id] = ids
-        return ids
-
-    def add(self, a: Action) -> None:
-        """The replay settled ``a`` under its id."""
-        aid = str(a.action_id)
-        self._settled.setdefault(a.agent_id, set()).add(aid)
-        ids = self._ids.get(a.agent_id)
-        if ids is not None:
-            ids.add(aid)
-
-    def guessed(self, agent_id: str) -> dict[str, Action]:
-        """The agent's journaled actions by the ids they were guessed under."""
-        return self._guessed.get(agent_id, {})
-
-
 class Failover:
     """Ids, journal, probing and replay for a writer whose Redis may be down."""
 
@@ -191,6 +154,12 @@ class Failover:
         self._buffered: set[Key] = set()
         self.refused: dict[str, str] = {}
         self.pending_renames: list[tuple[str, str, str, str]] = []
+        self.own_outbox = ""
+        """The writer's own outbox, whose listing holds the copies its lost writes left
+        (not claims of other writers' acknowledged actions)."""
+        # renames applied to the archive while the journal still holds the guesses (a
+        # replay interrupted after them): the next replay reads the journal through them
+        self._applied: dict[tuple[str, str, str], str] = {}
         self.unconfirmed = 0  # journal lines replayed to Redis, not yet known archived
         if len(journal):  # a journal left by an earlier run: replay it before anything else
             journal.open()
@@ -300,9 +269,11 @@ class Failover:
 
     def _replay(self) -> Replay:
         lines = len(self.journal.open())
-        journaled = self.journal.read()
+        journaled = [a if (new := self._applied.get(
+            (a.simulation_id, a.agent_id, str(a.action_id)))) is None
+            else a.model_copy(update={"action_id": new}) for a in self.journal.read()]
         done = Replay([], lines)
-        claims = _Claims(self, journaled)
+        claims = Claims(self, journaled)
 
         def take(x: Action) -> None:
             done.actions.append(x)
@@ -349,7 +320,7 @@ class Failover:
         self._buffered.clear()
         return done
 
-    def _not_stored_renumbered(self, chunk: list[Action], done: Replay, claims: _Claims,
+    def _not_stored_renumbered(self, chunk: list[Action], done: Replay, claims: Claims,
                                take: Callable[[Action], None]) -> list[Action]:
         """``chunk`` without the actions a write whose reply was lost stored under an id
         the journal could not guess: at or below its agent's retired mark the script
@@ -362,19 +333,55 @@ class Failover:
         except AgentMemError as exc:  # unknown: stored as journaled, as before
             log.warning("could not read the retired marks of a replay (%s)", exc)
             return chunk
+        suspects = [a for a in chunk if (m := marks.get((a.agent_id, a.simulation_id)))
+                    is not None and a.step_number <= m and _generated(a)]
+        try:  # only where the step holds a .r id of the family (one round trip)
+            suspects = self._with_r_ids(suspects)
+        except AgentMemError as exc:
+            log.warning("could not look for stored copies of a replay (%s)", exc)
+            return chunk
+        if not suspects:
+            return chunk
+        try:  # each (agent, step) looked up once, all in one round trip
+            with self.memory.batch() as b:
+                asked = {(a.agent_id, a.step_number): b.actions.timeline(
+                    a.agent_id, a.step_number, a.step_number) for a in suspects}
+            steps = {k: h.result() for k, h in asked.items()}
+        except AgentMemError as exc:
+            log.warning("could not look for stored copies of a replay (%s)", exc)
+            return chunk
+        adopted: dict[int, Action] = {}
+        for a in suspects:
+            found = self._adopt(a, done, claims, steps[(a.agent_id, a.step_number)])
+            if found is not None:
+                adopted[id(a)] = found
         out = []
         for a in chunk:
-            mark = marks.get((a.agent_id, a.simulation_id))
-            found = None
-            if mark is not None and a.step_number <= mark:
-                found = self._adopt(a, done, claims)
-            if found is None:
-                out.append(a)
+            if id(a) in adopted:
+                take(adopted[id(a)])
             else:
-                take(found)
+                out.append(a)
         return out
 
-    def _adopt(self, a: Action, done: Replay, claims: _Claims) -> Action | None:
+    def _with_r_ids(self, actions: list[Action]) -> list[Action]:
+        """Those of ``actions`` whose agent's timeline holds, at their step, an id of their
+        family numbered after a retired mark (``.r<n>``): the ids of each step only, no
+        hash read (after Redis restarted empty, none)."""
+        if not actions:
+            return []
+        lay = self.memory.actions.layout
+        pairs = sorted({(a.agent_id, a.step_number) for a in actions})
+        replies = self.memory.runner.run(Plan(
+            [command("ZRANGE", lay.key("timeline", agent_id=agent), step, step, "BYSCORE")
+             for agent, step in pairs], every_reply))
+        at = {p: [bytes(i).decode("utf-8", "replace") for i in ids]
+              for p, ids in zip(pairs, replies, strict=True)}
+        return [a for a in actions if any(
+            i.startswith(f"{a.agent_id}-{a.step_number}-{a.action_type}.r")
+            for i in at[(a.agent_id, a.step_number)])]
+
+    def _adopt(self, a: Action, done: Replay, claims: Claims,
+               here: Sequence[Action] | None = None) -> Action | None:
         """The copy of ``a`` a write whose reply was lost left in Redis under another id
         of its family (``{agent}-{step}-{type}``, ``.n``, ``.r<n>``), or None.
 
@@ -390,7 +397,8 @@ class Failover:
         old = str(a.action_id)
         base = f"{a.agent_id}-{a.step_number}-{a.action_type}"
         try:
-            here = self.memory.actions.timeline(a.agent_id, a.step_number, a.step_number)
+            if here is None:
+                here = self.memory.actions.timeline(a.agent_id, a.step_number, a.step_number)
             claimed = claims.of(a.agent_id)
         except AgentMemError as exc:  # unknown: stored anew (under a new id), as before
             log.warning("could not look for a stored copy of %s (%s)", old, exc)
@@ -431,7 +439,8 @@ class Failover:
         once :meth:`apply_renames` runs."""
         key = (a.simulation_id, a.agent_id, str(a.action_id))
         done.renamed[key] = new_id
-        self.pending_renames.append((*key, new_id))
+        pending = [r for r in self.pending_renames if r[:3] != key]  # an interrupted
+        self.pending_renames[:] = [*pending, (*key, new_id)]  # replay's, settled again
 
     def apply_renames(self) -> None:
         """Rename in the archive the actions a replay stored under new ids: all in one
@@ -439,6 +448,8 @@ class Failover:
         kept pending until it commits."""
         if self.pending_renames:
             rename_archived(self.archive, self.pending_renames)
+            for sim, agent, old, new in self.pending_renames:
+                self._applied[(sim, agent, old)] = new
             self.pending_renames.clear()
 
     def confirm(self) -> None:
@@ -447,3 +458,12 @@ class Failover:
                 and not self.pending_renames:
             self.journal.clear()
             self.unconfirmed = 0
+            self._applied.clear()
+
+
+def _generated(a: Action) -> bool:
+    """Whether ``a``'s id is one of its family's (``{agent}-{step}-{type}``, ``.n``): an
+    id the writer generated, which the script may have numbered otherwise. An id the
+    caller chose is never renumbered, so no copy of it is looked for."""
+    aid, base = str(a.action_id), f"{a.agent_id}-{a.step_number}-{a.action_type}"
+    return aid == base or (aid.startswith(base + ".") and aid[len(base) + 1:].isdigit())

@@ -305,3 +305,24 @@ def _drain_list(memory: Memory, names: Names, archive: Archive, key: str, token:
         if not _ack(memory, names, key, keys, token):
             raise BackendError(f"the drain lock {names.drain_lock} was lost while draining {key}; "
                                "what was archived stays listed for the next drain")
+
+
+def listed_ids(memory: Memory, skip: str = "") -> set[tuple[str, str]]:
+    """(agent id, action id) of every action record the outboxes list (the lists the
+    registry names, claimed ones included) but ``skip`` (the caller's own), in two round
+    trips: actions Redis acknowledged to another writer, perhaps a stopped one, that are
+    not archived yet."""
+    names = names_for(memory)
+    members = sorted(k for m in memory.runner.run(
+        single(command("SMEMBERS", names.registry), list)) if (k := _text(m)) != skip)
+    if not members:
+        return set()
+    lay = memory.actions.layout
+    out: set[tuple[str, str]] = set()
+    for keys in memory.runner.run(Plan([command("LRANGE", k, 0, -1) for k in members],
+                                       every_reply)):
+        for raw in keys:
+            found = lay.parse(_text(raw))
+            if found is not None and found[0] == "action":
+                out.add((found[1]["agent_id"], found[1]["action_id"]))
+    return out

@@ -148,6 +148,7 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads, RestartWatch):
                 if journal is None else Journal(journal)
             self.failover = Failover(memory, archive, own,
                                      retry_interval=settings.retry_interval, clock=clock)
+            self.failover.own_outbox = self.outbox.key
         self.recovered = self._drain_stopped()
         """What opening drained from the outboxes of writers that stopped."""
         self._archiver = Archiver(self) if settings.archive_thread else None

@@ -185,7 +185,7 @@ def test_a_killed_cluster_migration_resumes_from_its_saved_master_and_cursor(
 def test_revisions_to_layout_1_are_refused_on_a_cluster(cm: ClusterMemory,
                                                         cluster: LocalCluster) -> None:
     mig.upgrade(cluster.url, "head")
-    with pytest.raises(mig.MigrationError, match="layout 2 or 3 only"):
+    with pytest.raises(mig.MigrationError, match="layouts 2 to 4 only"):
         mig.downgrade(cluster.url, "base")
     st = mig.status(cluster.url)
     assert (st.revision, st.layout, st.in_progress) == ("0003", 2, None)

@@ -13,13 +13,17 @@ and started again on its port; another client stands in for the lost reply.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
+from typing import Any
 
+import pytest
 from test_failover import SIM, journaled_while_down, mine, server  # noqa: F401
 
 import agentmem
 from agentmem import Action
 from agentmem.backends.sql import open_archive
+from agentmem.dualwrite.failover import Failover
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.servers.local import LocalServer
 
@@ -78,3 +82,119 @@ def test_a_journaled_action_after_a_mark_that_never_reached_redis_is_stored_once
     held, archived = mine(mem, archive)
     assert held == archived
     assert len(held) == 1
+
+
+def test_the_writers_own_lost_write_listed_in_its_outbox_is_taken(
+        server: LocalServer, tmp_path: Path) -> None:  # noqa: F811
+    """As a real lost reply leaves it: the write went through the writer's own outbox
+    repository, so the copy ``.r1`` is listed in the writer's outbox (the writer's
+    bookkeeping never learnt of it). The replay takes it; one copy in Redis and in the
+    archive."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    _retire(mem, "a1", SIM, 5)
+    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    assert w.outbox is not None
+    assert w.outbox.actions.add(lost).action_id == "a1-2-move.r1"
+    assert journaled_while_down(server, w, lost) == ["a1-2-move"]
+    assert mine(mem, archive) == ([("a1-2-move.r1", 1.0)], [("a1-2-move.r1", 1.0)])
+
+
+def test_another_writers_acknowledged_identical_action_is_not_taken(
+        server: LocalServer, tmp_path: Path) -> None:  # noqa: F811
+    """Writer 1's action E, acknowledged as ``a1-2-move.r1`` and listed in its outbox (not
+    archived yet), and writer 2's identical J journaled while Redis was down: J's replay
+    leaves E's copy alone (another writer's outbox claims it) and stores J. Both
+    acknowledged actions stay, in Redis and in the archive."""
+    mem1 = agentmem.connect(server.url, socket_connect_timeout=1)
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w1 = DualWriter(mem1, open_archive(tmp_path / "archive.db"), retry_interval=0.05,
+                    buffer_size=1000)
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    _retire(mem, "a1", SIM, 5)
+    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    e = w1.add(same)
+    assert e is not None
+    assert e.action_id == "a1-2-move.r1"
+    assert journaled_while_down(server, w, same) == ["a1-2-move"]
+    w1.close()
+    mem1.close()
+    held, archived = mine(mem, archive)
+    assert len(held) == 2
+    assert held == archived
+    assert ("a1-2-move.r1", 1.0) in held
+
+
+def test_an_id_the_caller_chose_is_not_taken_for_a_renumbered_copy(
+        server: LocalServer, tmp_path: Path) -> None:  # noqa: F811
+    """The script never renumbers an id the caller gave, so a journaled ``a1-2-mine`` has
+    no ``.r`` copy: the identical ``a1-2-move.r1`` another client stored is left alone."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    _retire(mem, "a1", SIM, 5)
+    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(same).action_id == "a1-2-move.r1"
+    mine_id = same.model_copy(update={"action_id": "a1-2-mine"})
+    assert journaled_while_down(server, w, mine_id) == ["a1-2-mine"]
+    held, archived = mine(mem, archive)
+    assert held == [("a1-2-mine", 1.0), ("a1-2-move.r1", 1.0)]
+    assert archived == [("a1-2-mine", 1.0)]  # the other client's action: not this writer's
+
+
+@pytest.mark.parametrize("between", ["nothing", "an archive write"])
+def test_a_replay_interrupted_after_taking_a_copy_settles_once(
+        server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,  # noqa: F811
+        between: str) -> None:
+    """Redis is lost again right after the replay took the copy ``.r1`` (its archive rename
+    pending) and before the chunk's write; with or without an archive write during the
+    second outage (which applies the rename), the next replay settles the action once:
+    one rename, one copy in Redis and in the archive, and later writes archived."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    assert w.failover is not None
+    _retire(mem, "a1", SIM, 5)
+    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    later = Action(agent_id="a1", simulation_id=SIM, step_number=9, action_type="eat",
+                   reward=0.5)
+    with agentmem.connect(server.url) as other:
+        assert other.actions.add(lost).action_id == "a1-2-move.r1"
+    server.stop()
+    w.add_many([lost, later])
+    if between == "an archive write":
+        w.flush()
+    server.start()
+    time.sleep(0.1)  # the writer's next probe is due
+    first = Failover._not_stored_renumbered
+    calls: list[int] = []
+
+    def then_lost_again(self: Failover, *args: Any, **kwargs: Any) -> Any:
+        out = first(self, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:
+            server.stop()
+        return out
+
+    monkeypatch.setattr(Failover, "_not_stored_renumbered", then_lost_again)
+    if between == "an archive write":
+        w.flush()
+    else:
+        w.add(Action(agent_id="a2", simulation_id=SIM, step_number=1, action_type="x"))
+    server.start()
+    time.sleep(0.1)
+    w.close()
+    held = sorted((str(a.action_id), a.reward) for a in mem.actions.timeline("a1"))
+    archived = sorted((str(a.action_id), a.reward) for a in archive.read(SIM)
+                      if a.agent_id == "a1")
+    assert held == archived == [("a1-2-move.r1", 1.0), ("a1-9-eat", 0.5)]
+    assert len(w.failover.journal) == 0
+    mem.close()
+    archive.close()

@@ -1,0 +1,63 @@
+"""What a replay's adoption must leave alone (:class:`Claims`): the ids that belong to
+other actions than the journaled one being replayed.
+
+May import: ``backends`` (sqlreads), ``dualwrite.outbox``, ``model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from agentmem.backends import sqlreads
+from agentmem.dualwrite.outbox import listed_ids
+from agentmem.model.records import Action
+
+if TYPE_CHECKING:
+    from agentmem.dualwrite.failover import Failover
+
+__all__ = ["Claims"]
+
+
+class Claims:
+    """What a replay's adoption (:meth:`Failover._adopt`) must leave alone, per agent, read
+    once per replay and kept as it goes: the agent's archived ids, the ids of the
+    writer's buffer of actions Redis acknowledged (not archived yet), the ids the other
+    writers' outboxes list (acknowledged to them, perhaps stopped ones, not archived
+    yet), the ids the replay has settled, and the journal's guesses."""
+
+    def __init__(self, failover: Failover, journaled: Sequence[Action]) -> None:
+        self.failover = failover
+        self._ids: dict[str, set[str]] = {}
+        self._settled: dict[str, set[str]] = {}
+        self._guessed: dict[str, dict[str, Action]] = {}
+        self._listed: set[tuple[str, str]] | None = None
+        for j in journaled:
+            self._guessed.setdefault(j.agent_id, {})[str(j.action_id)] = j
+
+    def of(self, agent_id: str) -> set[str]:
+        """The ids the agent's adoption leaves alone (may raise ``AgentMemError``: the
+        archive cannot tell)."""
+        ids = self._ids.get(agent_id)
+        if ids is None:
+            fo = self.failover
+            ids = sqlreads.action_ids(fo.archive, agent_id)
+            ids.update(aid for agent, aid in fo._buffered if agent == agent_id)
+            if self._listed is None:  # other writers' outboxes: acknowledged to them, not
+                self._listed = listed_ids(fo.memory, fo.own_outbox)  # archived yet
+            ids.update(aid for agent, aid in self._listed if agent == agent_id)
+            ids.update(self._settled.get(agent_id, ()))
+            self._ids[agent_id] = ids
+        return ids
+
+    def add(self, a: Action) -> None:
+        """The replay settled ``a`` under its id."""
+        aid = str(a.action_id)
+        self._settled.setdefault(a.agent_id, set()).add(aid)
+        ids = self._ids.get(a.agent_id)
+        if ids is not None:
+            ids.add(aid)
+
+    def guessed(self, agent_id: str) -> dict[str, Action]:
+        """The agent's journaled actions by the ids they were guessed under."""
+        return self._guessed.get(agent_id, {})
