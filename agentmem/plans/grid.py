@@ -7,17 +7,22 @@ bit into a 52-bit Z-order code, which a sorted-set score holds exactly. Cells
 beyond ``±2**25`` cells from the origin share the edge cells: still exact
 (every candidate is checked against its true position), only slower there.
 
-A radius query covers the circle's bounding box of cells with a few ranges of
-codes (:func:`cover`), reads the members in those ranges, and keeps those whose
-true position is within the radius (:func:`within`, the same arithmetic as the
-server's script).
+A radius query covers the cells that a position within the radius can fall in
+with a few disjoint ranges of codes, each with a lower bound of its positions'
+squared distance, nearest first: :func:`ranked_cover` (the quadtree walk of
+:func:`cover`, which fits the circle's box closely: for a search that reads every
+range) or :func:`nearest_cover` (best-first from the point: for a search with a
+limit, which stops once the limit's rows are nearer than the next range). The
+script reads the members in those ranges and keeps those whose true position is
+within the radius (:func:`within`, the same arithmetic as the server's script).
+Neither enumerates the cells: their cost is a few blocks per range.
 """
 
 from __future__ import annotations
 
-import bisect
+import heapq
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from agentmem.errors import InvalidInput
@@ -89,16 +94,29 @@ def cover(x0: int, x1: int, y0: int, y1: int, max_ranges: int = MAX_RANGES
     blocks outside are dropped, blocks across its edge are split, level by level,
     while the ranges stay within the budget; then the edge blocks are taken whole.
     """
+    out = sorted((interleave(bx, by), interleave(bx, by) + (1 << (2 * lv)) - 1)
+                 for bx, by, lv in _walk(x0, x1, y0, y1, max_ranges))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in out:
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _walk(x0: int, x1: int, y0: int, y1: int, max_ranges: int
+          ) -> list[tuple[int, int, int]]:
+    """:func:`cover`'s blocks ``(x, y, level)`` (a ``2**level`` square of cells from
+    cell ``(x, y)``), disjoint, before adjacent ones are merged."""
     if not (0 <= x0 <= x1 <= TOP and 0 <= y0 <= y1 <= TOP):
         raise ValueError(f"bad cell box {(x0, x1, y0, y1)}")
-    out: list[tuple[int, int]] = []
+    out: list[tuple[int, int, int]] = []
     partial = [(0, 0, BITS)]  # (block x, block y, level): a 2**level square
     while partial:
         level = partial[0][2]
         if level == 0 or len(out) + 4 * len(partial) > max_ranges:
-            for bx, by, lv in partial:
-                base = interleave(bx, by)
-                out.append((base, base + (1 << (2 * lv)) - 1))
+            out += partial
             break
         half = 1 << (level - 1)
         nxt = []
@@ -108,19 +126,11 @@ def cover(x0: int, x1: int, y0: int, y1: int, max_ranges: int = MAX_RANGES
                 if ex < x0 or cx > x1 or ey < y0 or cy > y1:
                     continue
                 if x0 <= cx and ex <= x1 and y0 <= cy and ey <= y1:
-                    base = interleave(cx, cy)
-                    out.append((base, base + (1 << (2 * (level - 1))) - 1))
+                    out.append((cx, cy, level - 1))
                 else:
                     nxt.append((cx, cy, level - 1))
         partial = nxt
-    out.sort()
-    merged: list[tuple[int, int]] = []
-    for lo, hi in out:
-        if merged and lo <= merged[-1][1] + 1:
-            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
-        else:
-            merged.append((lo, hi))
-    return merged
+    return out
 
 
 def check_query(x: object, y: object, radius: object) -> tuple[float, float, float]:
@@ -145,76 +155,151 @@ def circle_cover(x: float, y: float, radius: float, cell: float,
                  max_ranges: int = MAX_RANGES) -> list[tuple[int, int]]:
     """The code ranges covering every cell that a point within ``radius`` of ``(x, y)``
     can fall in (the circle's bounding box, widened by one cell against rounding)."""
+    return cover(*_box(x, y, radius, cell), max_ranges)
+
+
+def _box(x: float, y: float, radius: float, cell: float) -> tuple[int, int, int, int]:
+    """The cells ``x0, x1, y0, y1`` of the circle's bounding box, widened by one cell."""
     x0, x1 = cell_of(x - radius, cell) - 1, cell_of(x + radius, cell) + 1
     y0, y1 = cell_of(y - radius, cell) - 1, cell_of(y + radius, cell) + 1
-    return cover(max(x0, 0), min(x1, TOP), max(y0, 0), min(y1, TOP), max_ranges)
+    return max(x0, 0), min(x1, TOP), max(y0, 0), min(y1, TOP)
 
 
-RANK_CELLS = 4096
-"""Boxes of at most this many cells get their ranges ranked by distance."""
+def _gap(c0: int, c1: int, v: float, cell: float, eps: float) -> float:
+    """The distance from coordinate ``v`` to cells ``c0..c1`` of one axis, less ``eps``
+    (at least 0): with the other axis's, a lower bound of the distance of every
+    position that falls in those cells.
+
+    An edge cell (0 or ``TOP``) reaches to infinity on its outer side (the clamped
+    positions beyond the grid are in it); ``eps`` covers the rounding of ``v / cell``
+    (a position can fall in a cell that it lies a few ulps outside) and of the
+    distances, so that the bound never exceeds what the script computes for a
+    position of those cells."""
+    if c0 > 0 and v < (lo := (c0 - OFFSET) * cell):
+        d = lo - v
+    elif c1 < TOP and v > (hi := (c1 + 1 - OFFSET) * cell):
+        d = v - hi
+    else:
+        return 0.0
+    return d - eps if d > eps else 0.0
+
+
+def _eps(x: float, y: float, radius: float, cell: float) -> float:
+    """:func:`_gap`'s margin: far above the rounding of coordinates of this size."""
+    return (abs(x) + abs(y) + radius + cell) * 2.0 ** -40
 
 
 def ranked_cover(x: float, y: float, radius: float, cell: float,
                  max_ranges: int = MAX_RANGES) -> list[tuple[int, int, float]]:
-    """:func:`circle_cover`'s ranges as ``(lo, hi, d2)``, nearest first: ``d2`` is the
-    least squared distance from ``(x, y)`` to a cell of the circle's box whose code the
-    range holds, a lower bound for every position within the radius that the range
-    can hold (one outside the box is outside the circle). A box of more than
-    :data:`RANK_CELLS` cells, or touching the clamped edge cells, is not ranked
-    (every ``d2`` is 0)."""
-    ranges = circle_cover(x, y, radius, cell, max_ranges)
-    x0, x1 = cell_of(x - radius, cell) - 1, cell_of(x + radius, cell) + 1
-    y0, y1 = cell_of(y - radius, cell) - 1, cell_of(y + radius, cell) + 1
-    if x0 <= 0 or y0 <= 0 or x1 >= TOP or y1 >= TOP or (
-            (x1 - x0 + 1) * (y1 - y0 + 1) > RANK_CELLS):
-        return [(lo, hi, 0.0) for lo, hi in ranges]
-    fine = _cell_ranges(x, y, radius, cell, (x0, x1, y0, y1), max_ranges)
-    if fine is not None:
-        return fine
-    los = [lo for lo, _ in ranges]
-    best = [math.inf] * len(ranges)
-    for c, d2 in _cell_bounds(x, y, cell, (x0, x1, y0, y1)):
-        i = bisect.bisect_right(los, c) - 1
-        if d2 < best[i]:
-            best[i] = d2
-    out = [(lo, hi, 0.0 if math.isinf(d) else d) for (lo, hi), d in zip(ranges, best,
-                                                                        strict=True)]
-    return sorted(out, key=lambda r: (r[2], r[0]))
+    """:func:`circle_cover`'s blocks as ``(lo, hi, d2)`` ranges, nearest first: ``d2``
+    is a lower bound of the squared distance of every position within the radius
+    that the range can hold (:func:`_gap` of the block's cells in the circle's box;
+    a position outside the box is outside the circle). Blocks that no position
+    within the radius can fall in are left out; adjacent blocks are merged (the
+    least bound of theirs), as few ranges as the walk allows: each costs a
+    ``ZRANGE`` per key searched. At most ``max_ranges`` ranges, disjoint; no cell
+    is enumerated (the cost is the walk's, a few blocks per range)."""
+    x0, x1, y0, y1 = box = _box(x, y, radius, cell)
+    eps, r2 = _eps(x, y, radius, cell), radius * radius
+    blocks = []
+    for bx, by, lv in _walk(*box, max_ranges):
+        side = (1 << lv) - 1
+        gx = _gap(max(bx, x0), min(bx + side, x1), x, cell, eps)
+        gy = _gap(max(by, y0), min(by + side, y1), y, cell, eps)
+        d2 = gx * gx + gy * gy
+        if d2 <= r2:
+            lo = interleave(bx, by)
+            blocks.append((lo, lo + (1 << (2 * lv)) - 1, d2))
+    return sorted(merged(blocks), key=lambda r: (r[2], r[0]))
 
 
-def _cell_bounds(x: float, y: float, cell: float, box: tuple[int, int, int, int]
-                 ) -> Iterator[tuple[int, float]]:
-    """Each cell of ``box`` as ``(code, d2)``: ``d2`` the least squared distance from
-    ``(x, y)`` to the cell."""
-    x0, x1, y0, y1 = box
-    for cx in range(x0, x1 + 1):
-        left = (cx - OFFSET) * cell
-        dx = left - x if x < left else x - (left + cell) if x > left + cell else 0.0
-        for cy in range(y0, y1 + 1):
-            bottom = (cy - OFFSET) * cell
-            dy = bottom - y if y < bottom else y - (bottom + cell) if y > bottom + cell else 0.0
-            yield interleave(cx, cy), dx * dx + dy * dy
-
-
-def _cell_ranges(x: float, y: float, radius: float, cell: float,
-                 box: tuple[int, int, int, int], max_ranges: int
-                 ) -> list[tuple[int, int, float]] | None:
-    """The box's cells that a point within ``radius`` can fall in (their least distance
-    at most ``radius`` plus one cell, against rounding), as ranges of consecutive codes
-    of one distance bound each, nearest first; ``None`` when that takes more than
-    ``max_ranges`` ranges. Finer than the cover's ranges, so that a search with a limit
-    stops after the cells nearest the centre."""
-    admit = (radius + cell) ** 2
-    cells = sorted((c, d2) for c, d2 in _cell_bounds(x, y, cell, box) if d2 <= admit)
-    out: list[list[Any]] = []
-    for c, d2 in cells:
-        if out and out[-1][1] == c - 1 and out[-1][2] == d2:
-            out[-1][1] = c
+def nearest_cover(x: float, y: float, radius: float, cell: float, budget: int
+                  ) -> list[tuple[int, int, float]]:
+    """Ranges as :func:`ranked_cover`'s (disjoint, nearest first, ``d2`` a lower bound,
+    at most ``budget``), from a best-first quadtree walk: the block nearest the point
+    is split first (the larger first among equally near ones), until one more split
+    would exceed ``budget``. So the cells nearest the point come first as ranges of
+    their own (every cell nearer than the nearest block left whole is one), and the
+    rest of the circle is covered by blocks the coarser the farther, each ranked by
+    its own bound: a search with a limit reads about the cells that its nearest
+    rows are in. The work is the splits' (about ``budget / 3``), not the box's cells."""
+    x0, x1, y0, y1 = _box(x, y, radius, cell)
+    eps, r2 = _eps(x, y, radius, cell), radius * radius
+    # the aligned blocks of the box's size that hold it: at most two along each axis
+    level = max(x1 - x0, y1 - y0).bit_length()
+    heap: list[tuple[float, int, int, int, int]] = []  # (d2, -level, code, x, y)
+    for bx in sorted({x0 >> level << level, x1 >> level << level}):
+        gx = _gap(max(bx, x0), min(bx + (1 << level) - 1, x1), x, cell, eps)
+        for by in sorted({y0 >> level << level, y1 >> level << level}):
+            gy = _gap(max(by, y0), min(by + (1 << level) - 1, y1), y, cell, eps)
+            if gx * gx + gy * gy <= r2:
+                heap.append((gx * gx + gy * gy, -level, interleave(bx, by), bx, by))
+    heapq.heapify(heap)
+    done: list[tuple[float, int, int]] = []  # single cells: (d2, code, code)
+    count = len(heap)
+    push, pop = heapq.heappush, heapq.heappop
+    while heap and heap[0][1]:
+        _, neg, lo, bx, by = heap[0]
+        level = -neg - 1  # the children's
+        half = 1 << level
+        step = half * half
+        mx, my = bx + half, by + half  # the second halves (the parent meets the box)
+        xs = []
+        if mx > x0:
+            xs.append((0, bx, _gap(max(bx, x0), min(mx - 1, x1), x, cell, eps)))
+        if mx <= x1:
+            xs.append((step, mx, _gap(max(mx, x0), min(mx + half - 1, x1), x, cell, eps)))
+        ys = []
+        if my > y0:
+            ys.append((0, by, _gap(max(by, y0), min(my - 1, y1), y, cell, eps)))
+        if my <= y1:
+            ys.append((2 * step, my, _gap(max(my, y0), min(my + half - 1, y1), y, cell, eps)))
+        kids = []
+        for kx, cx, gx in xs:
+            for ky, cy, gy in ys:
+                d2 = gx * gx + gy * gy
+                if d2 <= r2:
+                    kids.append((d2, -level, lo + kx + ky, cx, cy))
+        if count - 1 + len(kids) > budget:
+            break
+        pop(heap)
+        count += len(kids) - 1
+        if level:
+            for kid in kids:
+                push(heap, kid)
         else:
-            out.append([c, c, d2])
-            if len(out) > max_ranges:
-                return None
-    return sorted(((lo, hi, d2) for lo, hi, d2 in out), key=lambda r: (r[2], r[0]))
+            for kid in kids:
+                done.append((kid[0], kid[2], kid[2]))
+    done += [(d2, lo, lo + (1 << (-neg * 2)) - 1) for d2, neg, lo, _, _ in heap]
+    return _in_order(done)
+
+
+def _in_order(blocks: list[tuple[float, int, int]]) -> list[tuple[int, int, float]]:
+    """Disjoint ``(d2, lo, hi)`` blocks as ``(lo, hi, d2)`` ranges, nearest first (ties
+    by code); a block that follows an adjacent one in that order is merged into it
+    (reading them in one ``ZRANGE`` is reading them in that order)."""
+    blocks.sort()
+    out: list[list[Any]] = []
+    for d2, lo, hi in blocks:
+        if out and out[-1][1] + 1 == lo:
+            out[-1][1] = hi
+        else:
+            out.append([lo, hi, d2])
+    return [(lo, hi, d2) for lo, hi, d2 in out]
+
+
+def merged(ranges: Iterable[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """``ranges`` in code order, adjacent ones merged (their least ``d2``): for a read
+    of every range (no limit), where the order does not matter, fewer ``ZRANGE``
+    calls."""
+    out: list[list[Any]] = []
+    for lo, hi, d2 in sorted(ranges):
+        if out and out[-1][1] + 1 == lo:
+            out[-1][1] = hi
+            out[-1][2] = min(out[-1][2], d2)
+        else:
+            out.append([lo, hi, d2])
+    return [(lo, hi, d2) for lo, hi, d2 in out]
 
 
 def within(px: float, py: float, x: float, y: float, r2: float) -> bool:

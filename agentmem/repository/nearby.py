@@ -85,7 +85,9 @@ class RadiusSearch(ActionCore):
         nearest first (ties by id); optionally only of ``action_type``. One round
         trip (two on a Redis Cluster)."""
         self._need_grids("near_at")
-        circle = Circle.of(x, y, radius, self.grid_cell)
+        # one step: one grid, as near's; over steps every range costs a ZRANGE per step
+        circle = Circle.of(x, y, radius, self.grid_cell,
+                           limited=limit is not None and step is not None)
         f = self._type_filter(action_type)
         start, end = check_steps(start, end)
         if step is not None and (start is not None or end is not None):

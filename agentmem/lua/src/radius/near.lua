@@ -14,9 +14,10 @@
 --   match field ('' none), n, n accepted values; range field ('' none), lo, hi ('' open);
 --   the keys: 'keys' n (key step)... or 'steps' steps_key lo hi key_pre key_suf (the keys
 --     of the steps that the sorted set steps_key holds in lo..hi);
---   n, n (lo hi d2) triples of codes, nearest first (d2: a lower bound of the squared
---     distance of any position the range can hold within the radius; once limit rows
---     are nearer than the next range's bound, the rest is not read);
+--   n, n (lo hi d2) triples of codes, nearest first, disjoint (so that no member is
+--     read twice; d2: a lower bound of the squared distance of any position the range
+--     can hold within the radius; once limit rows are nearer than the next range's
+--     bound, the rest is not read);
 --   the simulation id of mode 's' ('': any): a member whose hash belongs to
 --     another simulation (an id given again after its action left memory) is skipped;
 --   the hash field holding the simulation id (the layout's name for it).
@@ -73,35 +74,64 @@ local function nearer(a, b)
   if a[1] ~= b[1] then return a[1] < b[1] end
   return a[2] < b[2]
 end
-for i = 1, nr do
-  local lo, hi = A[p + 3 * i - 2], A[p + 3 * i - 1]
+-- one member of a key of step `step`: a candidate (mode 'c') or, when its position is
+-- within the radius and it passes the filters, a row
+local function take(id, step)
+  if mode == 'c' then
+    cands[#cands + 1] = id
+    cands[#cands + 1] = step
+    return
+  end
+  local hkey
+  if mode == 'r' then hkey = pre .. id .. suf else hkey = sim_hash(id, step) end
+  if not hkey then return end
+  local h = redis.call('HMGET', hkey, unpack(fields))
+  local px, py = tonumber(h[1]), tonumber(h[2])
+  if not (px and py) then return end
+  local dx = px - x
+  local dy = py - y
+  local d2 = dx * dx + dy * dy
+  local keep = d2 <= r2
+  if keep and accept then keep = h[mpos] and accept[h[mpos]] or false end
+  if keep and rpos then
+    local v = tonumber(h[rpos])
+    keep = v ~= nil and (not rlo or v >= rlo) and (not rhi or v <= rhi)
+  end
+  if keep then rows[#rows + 1] = {d2, id, hkey} end
+end
+
+if limit == 0 and mode ~= 'c' then return {} end
+-- a key with at most nr members between the least and the greatest code of the
+-- ranges is read whole, first, from one ZRANGE (of at most nr + 1 members: more, and
+-- the key is read range by range): at most nr hashes, where the ranges would cost
+-- nr ZRANGEs (the members between the ranges are outside the circle and dropped by
+-- the distance test). Rows read early keep the stop below right: every member left
+-- unread is still in a range not read yet. Not in mode 'c', whose candidates'
+-- hashes are read elsewhere.
+local ranged = keys
+if mode ~= 'c' and nr > 0 then
+  local first, last = 1, 1
+  for i = 2, nr do
+    if tonumber(A[p + 3 * i - 2]) < tonumber(A[p + 3 * first - 2]) then first = i end
+    if tonumber(A[p + 3 * i - 1]) > tonumber(A[p + 3 * last - 1]) then last = i end
+  end
+  local slo, shi = A[p + 3 * first - 2], A[p + 3 * last - 1]
+  ranged = {}
   for _, ks in ipairs(keys) do
-    local key, step = ks[1], ks[2]
-    local ids = redis.call('ZRANGE', key, lo, hi, 'BYSCORE')
-    for _, id in ipairs(ids) do
-      if mode == 'c' then
-        cands[#cands + 1] = id
-        cands[#cands + 1] = step
-      else
-        local hkey
-        if mode == 'r' then hkey = pre .. id .. suf else hkey = sim_hash(id, step) end
-        if hkey then
-          local h = redis.call('HMGET', hkey, unpack(fields))
-          local px, py = tonumber(h[1]), tonumber(h[2])
-          if px and py then
-            local dx = px - x
-            local dy = py - y
-            local d2 = dx * dx + dy * dy
-            local keep = d2 <= r2
-            if keep and accept then keep = h[mpos] and accept[h[mpos]] or false end
-            if keep and rpos then
-              local v = tonumber(h[rpos])
-              keep = v ~= nil and (not rlo or v >= rlo) and (not rhi or v <= rhi)
-            end
-            if keep then rows[#rows + 1] = {d2, id, hkey} end
-          end
-        end
-      end
+    local ids = redis.call('ZRANGE', ks[1], slo, shi, 'BYSCORE', 'LIMIT', 0, nr + 1)
+    if #ids <= nr then
+      for _, id in ipairs(ids) do take(id, ks[2]) end
+    else
+      ranged[#ranged + 1] = ks
+    end
+  end
+end
+for i = 1, nr do
+  if #ranged == 0 then break end
+  local lo, hi = A[p + 3 * i - 2], A[p + 3 * i - 1]
+  for _, ks in ipairs(ranged) do
+    for _, id in ipairs(redis.call('ZRANGE', ks[1], lo, hi, 'BYSCORE')) do
+      take(id, ks[2])
     end
   end
   -- every row of the ranges left is at least their bound away: stop once limit rows
@@ -109,7 +139,6 @@ for i = 1, nr do
   -- (the limit-th nearest row is nearer than the bound exactly when at least limit
   -- rows are: counted, not sorted, so each range costs its rows once)
   if mode ~= 'c' and limit >= 0 and #rows >= limit and i < nr then
-    if limit == 0 then break end
     local bound, closer = tonumber(A[p + 3 * i + 3]), 0
     for _, row in ipairs(rows) do
       if row[1] < bound then
