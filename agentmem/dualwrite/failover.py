@@ -160,6 +160,9 @@ class Failover:
         # renames applied to the archive while the journal still holds the guesses (a
         # replay interrupted after them): the next replay reads the journal through them
         self._applied: dict[tuple[str, str, str], str] = {}
+        self._applied_lines = 0  # the journal lines (from the start) they apply to
+        self._queued_lines = 0
+        self._pending_at: dict[tuple[str, str, str], int] = {}
         self.unconfirmed = 0  # journal lines replayed to Redis, not yet known archived
         if len(journal):  # a journal left by an earlier run: replay it before anything else
             journal.open()
@@ -269,9 +272,16 @@ class Failover:
 
     def _replay(self) -> Replay:
         lines = len(self.journal.open())
-        journaled = [a if (new := self._applied.get(
-            (a.simulation_id, a.agent_id, str(a.action_id)))) is None
-            else a.model_copy(update={"action_id": new}) for a in self.journal.read()]
+        # renames a replay queued and did not apply: this replay settles every journaled
+        # action again from Redis as it is now (a copy taken then may be gone)
+        self._forget_pending()
+        self._queued_lines = lines  # the journal lines the renames it queues refer to
+        journaled = []
+        for n, appended in enumerate(self.journal.read_appends()):
+            for a in appended:  # the lines a replay renamed in the archive: as renamed
+                new = self._applied.get((a.simulation_id, a.agent_id, str(a.action_id))) \
+                    if n < self._applied_lines else None
+                journaled.append(a if new is None else a.model_copy(update={"action_id": new}))
         done = Replay([], lines)
         claims = Claims(self, journaled)
 
@@ -328,15 +338,19 @@ class Failover:
         holds the template id, which is free. Those found (:meth:`_adopt`: an identical
         copy under an id of the family nothing else claims) are taken under that id,
         in the archive too; the rest are returned, to be stored."""
-        try:
+        try:  # Redis lost (Unavailable): the replay stops here and is run again
             marks = retired_steps(self.memory, ((a.agent_id, a.simulation_id) for a in chunk))
-        except AgentMemError as exc:  # unknown: stored as journaled, as before
+        except Unavailable:
+            raise
+        except AgentMemError as exc:  # refused (an ACL): stored as journaled, as before
             log.warning("could not read the retired marks of a replay (%s)", exc)
             return chunk
         suspects = [a for a in chunk if (m := marks.get((a.agent_id, a.simulation_id)))
                     is not None and a.step_number <= m and _generated(a)]
         try:  # only where the step holds a .r id of the family (one round trip)
             suspects = self._with_r_ids(suspects)
+        except Unavailable:
+            raise
         except AgentMemError as exc:
             log.warning("could not look for stored copies of a replay (%s)", exc)
             return chunk
@@ -347,6 +361,8 @@ class Failover:
                 asked = {(a.agent_id, a.step_number): b.actions.timeline(
                     a.agent_id, a.step_number, a.step_number) for a in suspects}
             steps = {k: h.result() for k, h in asked.items()}
+        except Unavailable:
+            raise
         except AgentMemError as exc:
             log.warning("could not look for stored copies of a replay (%s)", exc)
             return chunk
@@ -355,6 +371,7 @@ class Failover:
             found = self._adopt(a, done, claims, steps[(a.agent_id, a.step_number)])
             if found is not None:
                 adopted[id(a)] = found
+                claims.add(found)  # the next identical action of the chunk leaves it
         out = []
         for a in chunk:
             if id(a) in adopted:
@@ -439,8 +456,12 @@ class Failover:
         once :meth:`apply_renames` runs."""
         key = (a.simulation_id, a.agent_id, str(a.action_id))
         done.renamed[key] = new_id
-        pending = [r for r in self.pending_renames if r[:3] != key]  # an interrupted
-        self.pending_renames[:] = [*pending, (*key, new_id)]  # replay's, settled again
+        at = self._pending_at.get(key)
+        if at is None:
+            self._pending_at[key] = len(self.pending_renames)
+            self.pending_renames.append((*key, new_id))
+        else:  # settled again (each rename is queued once)
+            self.pending_renames[at] = (*key, new_id)
 
     def apply_renames(self) -> None:
         """Rename in the archive the actions a replay stored under new ids: all in one
@@ -450,7 +471,12 @@ class Failover:
             rename_archived(self.archive, self.pending_renames)
             for sim, agent, old, new in self.pending_renames:
                 self._applied[(sim, agent, old)] = new
-            self.pending_renames.clear()
+            self._applied_lines = max(self._applied_lines, self._queued_lines)
+            self._forget_pending()
+
+    def _forget_pending(self) -> None:
+        self.pending_renames.clear()
+        self._pending_at.clear()
 
     def confirm(self) -> None:
         """Everything replayed is archived: clear the journal (unless more came)."""
@@ -459,6 +485,7 @@ class Failover:
             self.journal.clear()
             self.unconfirmed = 0
             self._applied.clear()
+            self._applied_lines = 0
 
 
 def _generated(a: Action) -> bool:

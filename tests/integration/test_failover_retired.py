@@ -13,6 +13,7 @@ and started again on its port; another client stands in for the lost reply.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -186,8 +187,14 @@ def test_a_replay_interrupted_after_taking_a_copy_settles_once(
     monkeypatch.setattr(Failover, "_not_stored_renumbered", then_lost_again)
     if between == "an archive write":
         w.flush()
+        # the replay took the copy, then the archive write during the second outage
+        # applied its rename: the journal still holds the guess
+        assert [a.action_id for a in archive.read(SIM)] == ["a1-2-move.r1", "a1-9-eat"]
+        assert w.failover.down
     else:
         w.add(Action(agent_id="a2", simulation_id=SIM, step_number=1, action_type="x"))
+        assert w.failover.pending_renames == [(SIM, "a1", "a1-2-move", "a1-2-move.r1")]
+    assert calls == [1]
     server.start()
     time.sleep(0.1)
     w.close()
@@ -196,5 +203,73 @@ def test_a_replay_interrupted_after_taking_a_copy_settles_once(
                       if a.agent_id == "a1")
     assert held == archived == [("a1-2-move.r1", 1.0), ("a1-9-eat", 0.5)]
     assert len(w.failover.journal) == 0
+    mem.close()
+    archive.close()
+
+
+@pytest.mark.parametrize("reached", [2, 1])
+def test_two_identical_journaled_actions_take_a_copy_each(
+        server: LocalServer, tmp_path: Path, reached: int) -> None:  # noqa: F811
+    """The agent took the same action twice at a retired step, in one batch whose reply
+    was lost (listed in the writer's own outbox): both copies (``.r1``, ``.r2``) or only
+    the first reached Redis. The two journaled actions (``a1-2-move``, ``.1``) never take
+    one copy together: each copy is taken once, what has none is stored; two actions in
+    Redis and in the archive. (The first review's fix took ``.r1`` for both: an
+    acknowledged action lost, and every archive write refused after.)"""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    assert w.outbox is not None
+    _retire(mem, "a1", SIM, 5)
+    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    stored = w.outbox.actions.add_many([same] * reached)
+    assert [a.action_id for a in stored] == ["a1-2-move.r1", "a1-2-move.r2"][:reached]
+    assert journaled_while_down(server, w, same, same) == ["a1-2-move", "a1-2-move.1"]
+    held, archived = mine(mem, archive)
+    assert held == archived
+    assert len(held) == 2
+    assert ("a1-2-move.r1", 1.0) in held
+
+
+def test_a_copy_taken_by_an_interrupted_replay_and_gone_after_is_not_renamed_to(
+        server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+        ) -> None:
+    """The replay took ``.r1`` (rename queued), Redis was lost again and came back empty:
+    the next replay stores the action under its guess, and the rename the first one
+    queued is dropped, not applied (it named a copy that is gone): one copy, one row."""
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    assert w.outbox is not None
+    assert w.failover is not None
+    _retire(mem, "a1", SIM, 5)
+    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    assert w.outbox.actions.add(lost).action_id == "a1-2-move.r1"
+    server.stop()
+    w.add(lost)
+    w.flush()
+    server.start()
+    time.sleep(0.1)
+    first = Failover._not_stored_renumbered
+
+    def then_lost_again(self: Failover, *args: Any, **kwargs: Any) -> Any:
+        monkeypatch.setattr(Failover, "_not_stored_renumbered", first)
+        out = first(self, *args, **kwargs)
+        server.stop()
+        return out
+
+    monkeypatch.setattr(Failover, "_not_stored_renumbered", then_lost_again)
+    w.add(Action(agent_id="a2", simulation_id=SIM, step_number=1, action_type="x"))
+    assert w.failover.pending_renames == [(SIM, "a1", "a1-2-move", "a1-2-move.r1")]
+    shutil.rmtree(server.directory / "appendonlydir")  # back without its data
+    server.start()
+    time.sleep(0.1)
+    w.close()
+    held = sorted((str(a.action_id), a.reward) for a in mem.actions.timeline("a1"))
+    archived = sorted((str(a.action_id), a.reward) for a in archive.read(SIM)
+                      if a.agent_id == "a1")
+    assert held == archived == [("a1-2-move", 1.0)]
     mem.close()
     archive.close()
