@@ -16,7 +16,7 @@ from agentmem.model.records import Action
 if TYPE_CHECKING:
     from agentmem.dualwrite.failover import Failover
 
-__all__ = ["Claims"]
+__all__ = ["Claims", "generated"]
 
 
 class Claims:
@@ -61,3 +61,11 @@ class Claims:
     def guessed(self, agent_id: str) -> dict[str, Action]:
         """The agent's journaled actions by the ids they were guessed under."""
         return self._guessed.get(agent_id, {})
+
+
+def generated(a: Action) -> bool:
+    """Whether ``a``'s id is one of its family's (``{agent}-{step}-{type}``, ``.n``): an
+    id the writer generated, which the script may have numbered otherwise. An id the
+    caller chose is never renumbered, so no copy of it is looked for."""
+    aid, base = str(a.action_id), f"{a.agent_id}-{a.step_number}-{a.action_type}"
+    return aid == base or (aid.startswith(base + ".") and aid[len(base) + 1:].isdigit())

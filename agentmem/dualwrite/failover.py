@@ -38,7 +38,7 @@ from agentmem.backends.archiverename import rename_archived
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
-from agentmem.dualwrite.claims import Claims
+from agentmem.dualwrite.claims import Claims, generated
 from agentmem.dualwrite.ids import held, held_in_im, retired_steps
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, ConfigError, InvalidInput, Unavailable, WriteError
@@ -159,10 +159,10 @@ class Failover:
         (not claims of other writers' acknowledged actions)."""
         # renames applied to the archive while the journal still holds the guesses (a
         # replay interrupted after them): the next replay reads the journal through them
-        self._applied: dict[tuple[str, str, str], str] = {}
-        self._applied_lines = 0  # the journal lines (from the start) they apply to
-        self._queued_lines = 0
+        self._applied: dict[tuple[int, int], str] = {}  # by (journal line, place in it)
         self._pending_at: dict[tuple[str, str, str], int] = {}
+        self._pending_pos: dict[tuple[str, str, str], tuple[int, int]] = {}
+        self._where: dict[int, tuple[int, int]] = {}  # this replay's actions: their place
         self.unconfirmed = 0  # journal lines replayed to Redis, not yet known archived
         if len(journal):  # a journal left by an earlier run: replay it before anything else
             journal.open()
@@ -274,14 +274,18 @@ class Failover:
         lines = len(self.journal.open())
         # renames a replay queued and did not apply: this replay settles every journaled
         # action again from Redis as it is now (a copy taken then may be gone)
+        # (the copies an earlier replay handed over under them are no claims either)
+        for _sim, agent, _old, new in self.pending_renames:
+            self._buffered.discard((agent, new))
         self._forget_pending()
-        self._queued_lines = lines  # the journal lines the renames it queues refer to
         journaled = []
-        for n, appended in enumerate(self.journal.read_appends()):
-            for a in appended:  # the lines a replay renamed in the archive: as renamed
-                new = self._applied.get((a.simulation_id, a.agent_id, str(a.action_id))) \
-                    if n < self._applied_lines else None
-                journaled.append(a if new is None else a.model_copy(update={"action_id": new}))
+        self._where = {}
+        for line, appended in enumerate(self.journal.read_appends()):
+            for place, a in enumerate(appended):  # renamed in the archive already: so
+                renamed = self._applied.get((line, place))
+                x = a if renamed is None else a.model_copy(update={"action_id": renamed})
+                self._where[id(x)] = (line, place)
+                journaled.append(x)
         done = Replay([], lines)
         claims = Claims(self, journaled)
 
@@ -346,7 +350,7 @@ class Failover:
             log.warning("could not read the retired marks of a replay (%s)", exc)
             return chunk
         suspects = [a for a in chunk if (m := marks.get((a.agent_id, a.simulation_id)))
-                    is not None and a.step_number <= m and _generated(a)]
+                    is not None and a.step_number <= m and generated(a)]
         try:  # only where the step holds a .r id of the family (one round trip)
             suspects = self._with_r_ids(suspects)
         except Unavailable:
@@ -462,6 +466,9 @@ class Failover:
             self.pending_renames.append((*key, new_id))
         else:  # settled again (each rename is queued once)
             self.pending_renames[at] = (*key, new_id)
+        pos = self._where.get(id(a))
+        if pos is not None:
+            self._pending_pos[key] = pos
 
     def apply_renames(self) -> None:
         """Rename in the archive the actions a replay stored under new ids: all in one
@@ -470,13 +477,15 @@ class Failover:
         if self.pending_renames:
             rename_archived(self.archive, self.pending_renames)
             for sim, agent, old, new in self.pending_renames:
-                self._applied[(sim, agent, old)] = new
-            self._applied_lines = max(self._applied_lines, self._queued_lines)
+                pos = self._pending_pos.get((sim, agent, old))
+                if pos is not None:
+                    self._applied[pos] = new
             self._forget_pending()
 
     def _forget_pending(self) -> None:
         self.pending_renames.clear()
         self._pending_at.clear()
+        self._pending_pos.clear()
 
     def confirm(self) -> None:
         """Everything replayed is archived: clear the journal (unless more came)."""
@@ -485,12 +494,4 @@ class Failover:
             self.journal.clear()
             self.unconfirmed = 0
             self._applied.clear()
-            self._applied_lines = 0
 
-
-def _generated(a: Action) -> bool:
-    """Whether ``a``'s id is one of its family's (``{agent}-{step}-{type}``, ``.n``): an
-    id the writer generated, which the script may have numbered otherwise. An id the
-    caller chose is never renumbered, so no copy of it is looked for."""
-    aid, base = str(a.action_id), f"{a.agent_id}-{a.step_number}-{a.action_type}"
-    return aid == base or (aid.startswith(base + ".") and aid[len(base) + 1:].isdigit())

@@ -273,3 +273,50 @@ def test_a_copy_taken_by_an_interrupted_replay_and_gone_after_is_not_renamed_to(
     assert held == archived == [("a1-2-move", 1.0)]
     mem.close()
     archive.close()
+
+
+def test_a_rename_the_archive_refused_once_is_settled_by_the_next_replay(
+        server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+        ) -> None:
+    """The replay took ``.r1`` and handed the action over under it; the archive refused
+    the rename once (a locked SQLite file), then Redis was lost again: the next replay
+    settles the action again, not stopped by the copy it handed over itself (which the
+    buffer now holds). One copy in Redis and in the archive."""
+    from agentmem.dualwrite import failover as failover_module
+
+    refuse = [1]
+    real = failover_module.rename_archived
+
+    def locked_once(archive: Any, renames: Any) -> None:
+        if refuse:
+            refuse.clear()
+            raise agentmem.Unavailable("database is locked")
+        real(archive, renames)
+
+    monkeypatch.setattr(failover_module, "rename_archived", locked_once)
+    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+    archive = open_archive(tmp_path / "archive.db")
+    w = DualWriter(mem, archive, retry_interval=0.05)
+    assert w.outbox is not None
+    assert w.failover is not None
+    _retire(mem, "a1", SIM, 5)
+    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
+                  reward=1.0)
+    assert w.outbox.actions.add(lost).action_id == "a1-2-move.r1"
+    server.stop()
+    w.add(lost)
+    server.start()
+    time.sleep(0.1)
+    w.add(Action(agent_id="a1", simulation_id=SIM, step_number=9, action_type="eat"))
+    assert not refuse  # the refusal happened, the rename is still queued
+    assert w.failover.pending_renames == [(SIM, "a1", "a1-2-move", "a1-2-move.r1")]
+    server.stop()
+    w.add(Action(agent_id="a1", simulation_id=SIM, step_number=10, action_type="eat"))
+    server.start()
+    time.sleep(0.1)
+    w.close()
+    held = sorted(str(a.action_id) for a in mem.actions.timeline("a1"))
+    archived = sorted(str(a.action_id) for a in archive.read(SIM))
+    assert held == archived == ["a1-10-eat", "a1-2-move.r1", "a1-9-eat"]
+    mem.close()
+    archive.close()
