@@ -34,14 +34,26 @@ def _retire(mem: agentmem.Memory, agent: str, sim: str, step: int) -> None:
     mem.client.hset(mem.actions.layout.key("retired", agent_id=agent), sim, step)
 
 
-def test_a_lost_reply_numbered_after_a_retired_mark_is_not_stored_twice(
-        server: LocalServer, tmp_path: Path) -> None:  # noqa: F811
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
+J = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move", reward=1.0)
+"""An action at step 2, at or below agent a1's retired mark of 5 (:func:`_writer`)."""
+
+
+def _writer(srv: LocalServer, tmp_path: Path) -> tuple[agentmem.Memory, Any, DualWriter]:
+    """A store, its archive (SQLite) and a dual writer with an outbox and a failover;
+    agent a1's actions of ``SIM`` up to step 5 have left STM (its retired mark)."""
+    mem = agentmem.connect(srv.url, socket_connect_timeout=1)
     archive = open_archive(tmp_path / "archive.db")
     w = DualWriter(mem, archive, retry_interval=0.05)
+    assert w.outbox is not None
+    assert w.failover is not None
     _retire(mem, "a1", SIM, 5)
-    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    return mem, archive, w
+
+
+def test_a_lost_reply_numbered_after_a_retired_mark_is_not_stored_twice(
+        server: LocalServer, tmp_path: Path) -> None:  # noqa: F811
+    mem, archive, w = _writer(server, tmp_path)
+    lost = J
     with agentmem.connect(server.url) as other:
         assert other.actions.add(lost).action_id == "a1-2-move.r1"
     journaled_while_down(server, w, lost)
@@ -54,12 +66,8 @@ def test_two_identical_actions_after_a_mark_one_lost_keep_two_copies(
     (``.r1``, in the writer's buffer), the second's reply lost (stored as ``.r2``). The
     replay takes ``.r2`` for the second and leaves ``.r1`` to the first: two copies in
     Redis and two in the archive, none a third."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    _retire(mem, "a1", SIM, 5)
-    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    same = J
     first = w.add(same)
     assert first is not None
     assert first.action_id == "a1-2-move.r1"
@@ -73,12 +81,8 @@ def test_two_identical_actions_after_a_mark_one_lost_keep_two_copies(
 def test_a_journaled_action_after_a_mark_that_never_reached_redis_is_stored_once(
         server: LocalServer, tmp_path: Path) -> None:  # noqa: F811
     """No copy in Redis (the write never got there): the replay stores it, once."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    _retire(mem, "a1", SIM, 5)
-    act = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                 reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    act = J
     journaled_while_down(server, w, act)
     held, archived = mine(mem, archive)
     assert held == archived
@@ -91,12 +95,8 @@ def test_the_writers_own_lost_write_listed_in_its_outbox_is_taken(
     repository, so the copy ``.r1`` is listed in the writer's outbox (the writer's
     bookkeeping never learnt of it). The replay takes it; one copy in Redis and in the
     archive."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    _retire(mem, "a1", SIM, 5)
-    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    lost = J
     assert w.outbox is not None
     assert w.outbox.actions.add(lost).action_id == "a1-2-move.r1"
     assert journaled_while_down(server, w, lost) == ["a1-2-move"]
@@ -134,12 +134,8 @@ def test_an_id_the_caller_chose_is_not_taken_for_a_renumbered_copy(
         server: LocalServer, tmp_path: Path) -> None:  # noqa: F811
     """The script never renumbers an id the caller gave, so a journaled ``a1-2-mine`` has
     no ``.r`` copy: the identical ``a1-2-move.r1`` another client stored is left alone."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    _retire(mem, "a1", SIM, 5)
-    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    same = J
     with agentmem.connect(server.url) as other:
         assert other.actions.add(same).action_id == "a1-2-move.r1"
     mine_id = same.model_copy(update={"action_id": "a1-2-mine"})
@@ -157,13 +153,8 @@ def test_a_replay_interrupted_after_taking_a_copy_settles_once(
     pending) and before the chunk's write; with or without an archive write during the
     second outage (which applies the rename), the next replay settles the action once:
     one rename, one copy in Redis and in the archive, and later writes archived."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    assert w.failover is not None
-    _retire(mem, "a1", SIM, 5)
-    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    lost = J
     later = Action(agent_id="a1", simulation_id=SIM, step_number=9, action_type="eat",
                    reward=0.5)
     with agentmem.connect(server.url) as other:
@@ -216,13 +207,8 @@ def test_two_identical_journaled_actions_take_a_copy_each(
     one copy together: each copy is taken once, what has none is stored; two actions in
     Redis and in the archive. (The first review's fix took ``.r1`` for both: an
     acknowledged action lost, and every archive write refused after.)"""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    assert w.outbox is not None
-    _retire(mem, "a1", SIM, 5)
-    same = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    same = J
     stored = w.outbox.actions.add_many([same] * reached)
     assert [a.action_id for a in stored] == ["a1-2-move.r1", "a1-2-move.r2"][:reached]
     assert journaled_while_down(server, w, same, same) == ["a1-2-move", "a1-2-move.1"]
@@ -238,14 +224,8 @@ def test_a_copy_taken_by_an_interrupted_replay_and_gone_after_is_not_renamed_to(
     """The replay took ``.r1`` (rename queued), Redis was lost again and came back empty:
     the next replay stores the action under its guess, and the rename the first one
     queued is dropped, not applied (it named a copy that is gone): one copy, one row."""
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    assert w.outbox is not None
-    assert w.failover is not None
-    _retire(mem, "a1", SIM, 5)
-    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    lost = J
     assert w.outbox.actions.add(lost).action_id == "a1-2-move.r1"
     server.stop()
     w.add(lost)
@@ -294,14 +274,8 @@ def test_a_rename_the_archive_refused_once_is_settled_by_the_next_replay(
         real(archive, renames)
 
     monkeypatch.setattr(failover_module, "rename_archived", locked_once)
-    mem = agentmem.connect(server.url, socket_connect_timeout=1)
-    archive = open_archive(tmp_path / "archive.db")
-    w = DualWriter(mem, archive, retry_interval=0.05)
-    assert w.outbox is not None
-    assert w.failover is not None
-    _retire(mem, "a1", SIM, 5)
-    lost = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move",
-                  reward=1.0)
+    mem, archive, w = _writer(server, tmp_path)
+    lost = J
     assert w.outbox.actions.add(lost).action_id == "a1-2-move.r1"
     server.stop()
     w.add(lost)

@@ -33,17 +33,24 @@ def content(r: redis.Redis) -> dict[str, Any]:
     return out
 
 
-@pytest.fixture
-def runs(server: Any, r: redis.Redis, tmp_path: Path
-         ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+def scenario_on(server: Any, r: redis.Redis, tmp_path: Path, old: int, new: int
+                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """``test_layout2``'s scenario on a fresh store of layout ``old``, then of ``new``:
+    the results of each, then the content of each."""
     results, contents = [], []
-    for version in (2, 3):
+    for version in (old, new):
         r.flushdb()
         with agentmem.connect(server.url, layout_version=version) as mem:
             results.append(scenario(mem, tmp_path))
         assert r.get(LAYOUT_KEY) == str(version).encode()
         contents.append(content(r))
     return results[0], results[1], contents[0], contents[1]
+
+
+@pytest.fixture
+def runs(server: Any, r: redis.Redis, tmp_path: Path
+         ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    return scenario_on(server, r, tmp_path, 2, 3)
 
 
 def compacted(c2: dict[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import redis
 from _support import act
-from test_layout2 import LAYOUT_KEY, _no_time, scenario
-from test_layout3 import content
+from test_layout2 import _no_time
+from test_layout3 import scenario_on
 
 import agentmem
 from agentmem import WriteError
@@ -31,14 +31,7 @@ from agentmem.plans import keyspace
 @pytest.fixture
 def runs(server: Any, r: redis.Redis, tmp_path: Path
          ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
-    results, contents = [], []
-    for version in (3, 4):
-        r.flushdb()
-        with agentmem.connect(server.url, layout_version=version) as mem:
-            results.append(scenario(mem, tmp_path))
-        assert r.get(LAYOUT_KEY) == str(version).encode()
-        contents.append(content(r))
-    return results[0], results[1], contents[0], contents[1]
+    return scenario_on(server, r, tmp_path, 3, 4)
 
 
 def sorted_by_step(c3: dict[str, Any], r: redis.Redis) -> dict[str, Any]:

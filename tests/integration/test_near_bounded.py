@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 from pydantic import BaseModel
+from test_near import _brute, _got
 
 import agentmem
 from agentmem import Action, declare
@@ -44,31 +45,6 @@ def _world(n: int, cell: float, *, seed: int, side: float = 20.0,
         out.append(Action(agent_id=f"a{i % agents}", simulation_id="s1",
                           step_number=i // agents, action_type=TYPES[i % 3], position=pos))
     return out
-
-
-def _brute(stored: list[Action], x: float, y: float, radius: float, *,
-           agent: str | None = None, types: tuple[str, ...] | None = None,
-           start: int | None = None, end: int | None = None,
-           limit: int | None = None) -> list[tuple[str, float]]:
-    rows = []
-    for a in stored:
-        if a.position is None or (agent is not None and a.agent_id != agent):
-            continue
-        if types is not None and a.action_type not in types:
-            continue
-        if (start is not None and a.step_number < start) or (
-                end is not None and a.step_number > end):
-            continue
-        dx, dy = a.position[0] - x, a.position[1] - y
-        d2 = dx * dx + dy * dy
-        if d2 <= radius * radius:
-            rows.append((d2, str(a.action_id)))
-    rows.sort(key=lambda r: (r[0], r[1].encode()))
-    return [(i, math.sqrt(d2)) for d2, i in rows[:limit]]
-
-
-def _got(results: list[Any]) -> list[tuple[str, float]]:
-    return [(str(r.record.action_id), r.distance) for r in results]
 
 
 def _point(rnd: random.Random, cell: float, stored: list[Action], half: float
