@@ -870,7 +870,10 @@ def test_two_seedings_at_once_both_end_seeded(tmp_path: Path) -> None:
     threads[1].start()
     for t in threads:
         t.join()
-    assert sorted(out, key=str) == [0, 20_000]  # one set the marker, the other found it
+    # neither raised; each either found the marker (0) or, joined to the other's
+    # seeding, raised every mark itself (20,000): which depends on when the second starts
+    assert all(x in (0, 20_000) for x in out), out
+    assert 20_000 in out
     r = redis.Redis.from_url(srv.url)
     assert r.exists(IDS_KEY)
     assert not r.exists(IDS_KEY + ":seeding")
