@@ -112,7 +112,7 @@ class ClusterWalk:
                                     "grid")]
         cell = repr(self.memory.actions.grid_cell) if self.memory.actions.grids else "0"
         agents = list(per_agent)
-        kind = "z" if self.memory.actions.sorted_families else "s"
+        kind = self.memory.actions.families_kind
         calls = [script_call(AGENT_CHECK, [self.mode, *pats, cell, kind, *self.fields, a,
                                            *per_agent[a]],
                              route=self.layout.key("timeline", agent_id=a)) for a in agents]
@@ -169,8 +169,7 @@ class ClusterWalk:
 
         hfam = "im_action" if family == "im_timeline" else "action"
         pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}).split("\x02")
-        kind = "s" if family in ("types", "targets") and \
-            not self.memory.actions.sorted_families else "z"
+        kind = self.memory.actions.families_kind if family in ("types", "targets") else "z"
         timeline = family == "timeline" and self.fix
         retired = self.layout.key("retired", agent_id=agent)
         cursor = "0"

@@ -329,8 +329,8 @@ class _Walk:
                     if family == "timeline" and self.fix:
                         self._timeline(key, agent, pre, suf)
                         continue
-                    kind = "s" if family in ("types", "targets") and not \
-                        self.memory.actions.sorted_families else "z"
+                    kind = self.memory.actions.families_kind if family in (
+                        "types", "targets") else "z"
                     for _ in self._scan_members(lua.ORPHANS, key, family, kind, "a", pre, suf,
                                                 "", 0):
                         pass
@@ -343,7 +343,7 @@ class _Walk:
         pats = [self.p[f] for f in ("action", "timeline", "types", "targets", "rewards",
                                     "sim_step", "sim_steps", "grid", "sim_grid")]
         cell = repr(self.memory.actions.grid_cell) if self.memory.actions.grids else "0"
-        kind = "z" if self.memory.actions.sorted_families else "s"
+        kind = self.memory.actions.families_kind
         out = self._call(lua.ACTIONS, *pats, cell, kind, *self.fields, *_flat(pairs))
         rows = [[v.decode() for v in out[i:i + 6]] for i in range(0, len(out), 6)]
         self.report.hashes_checked += len(rows)

@@ -86,6 +86,8 @@ class ActionCore(RecordOps[Action]):
         self.layout: Layout = layout(layout_version)
         self.sorted_families = sorted_families(layout_version)
         """Layout 4: the types and targets indices are sorted sets scored by step."""
+        self.families_kind = "z" if self.sorted_families else "s"
+        """The kind of the types and targets keys as the scripts take it ('z' or 's')."""
         check_options(ttl=ttl, relative_index_size=relative_index_size,
                       embedding_dim=embedding_dim, batch_size=batch_size, grid_cell=grid_cell,
                       grids=grids, write_columns=write_columns)

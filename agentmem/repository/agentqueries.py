@@ -74,7 +74,7 @@ class AgentQueries(ActionCore):
         return self._sorted_members(
             self._key("targets", agent_id=agent_id, action_target_id=target_id),
             self._key("rewards", agent_id=agent_id), agent_id, limit=limit, min_score=0.0,
-            exclusive=True, skind="z" if self.sorted_families else "")
+            exclusive=True, skind=self.families_kind)
 
     @operation
     def timeline(self, /, agent_id: str, start: int | None = None, end: int | None = None, *,

@@ -114,7 +114,7 @@ class Tiers:
         argv: list[Any] = [self.policy.im_ttl or 0, *sh.argv(), len(moves)]
         for aid, importance in moves:
             argv += (aid, _importance_text(importance))
-        argv += (sh.retired, self._pinned_key(agent_id), "z" if sh.sorted_families else "s")
+        argv += (sh.retired, self._pinned_key(agent_id), sh.families_kind)
         cluster = self.cluster
 
         def parse(raw: Any) -> Moved:

@@ -43,8 +43,8 @@ class Shapes:
         self.im_timeline = t("im_timeline").render(a)
         self.grid = t("grid").render(a)
         self.sim_grid = _pieces(t("sim_grid"), a, ["simulation_id", "step_number"])
-        self.sorted_families = sorted_families(layout.version)
-        """Layout 4: the types and targets keys are sorted sets (else sets)."""
+        self.families_kind = "z" if sorted_families(layout.version) else "s"
+        """The types and targets keys: 'z' sorted sets (layout 4), 's' sets."""
         self.retired = t("retired").render(a)
         """The agent's retired marks: every move raises its simulation's to the step."""
         self.fields = [*map(layout.action.codec.wire, STM_FIELDS),

@@ -1,7 +1,7 @@
 #!lua flags=no-writes
 -- set_sorted_fetch: a set index ordered by a sorted index, with the hashes.
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: skey, zkey, prefix, suffix, rev, limit (-1: all), min ('' none), min_exclusive, skind ('z': skey is a sorted set, its members taken as a set's; absent or '': a set)
+-- ARGV: skey, zkey, prefix, suffix, rev, limit (-1: all), min ('' none), min_exclusive, skind ('z': skey is a sorted set, its members taken as a set's; 's', '' or absent: a set)
 -- Reply: the HGETALL of each member whose hash exists, in order, at most limit
 --!include lib/fetch.lua
 --!include lib/sort_rows.lua
