@@ -124,7 +124,8 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
     validators: dict[str, Callable[[], object]] = {
         "add_many": lambda: repo.writer.prepare_all([Action(**d) for d in cur["data"]]),
         "add_rows": lambda: rows_planner.prepare_rows(cur["data"], *checks),
-        "add_columns": lambda: rows_planner.prepare_columns(cur["columns"], *checks),
+        "add_columns": lambda: rows_planner.prepare_columns(cur["columns"], *checks, True,
+                                                            repo.rows_ok),
     }
     valid: dict[str, list[float]] = {k: [] for k in plans}
     packed: dict[str, list[float]] = {k: [] for k in plans}

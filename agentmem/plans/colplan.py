@@ -19,9 +19,9 @@ raises. Pure: no I/O; imports ``agentmem.model`` and ``agentmem.plans.write``.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from itertools import repeat
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
@@ -35,6 +35,56 @@ M = TypeVar("M", bound=BaseModel)
 
 _FORBIDDEN = FORBIDDEN.search
 _MAX_KEY = 128
+
+Column = Sequence[Any]
+RowsOk = Callable[[Sequence[Column]], bool]
+"""A repository's test of encoded columns: True when its ``check_values`` passes every
+row of them, unseen (the rows are then never built)."""
+
+
+class ColumnRows(Sequence[Prepared]):
+    """Prepared records held as the columns they were encoded in: one mode, every row's
+    id base, one column per storage name. A write that goes as columns
+    (:class:`~agentmem.plans.colwrite.ColumnBatcher`) reads the columns and never builds
+    a row; anything else reads it as the sequence of :class:`Prepared` it stands for,
+    built whole on first use (one transposition)."""
+
+    __slots__ = ("_rows", "bases", "cols", "mode", "wire")
+
+    def __init__(self, mode: str, bases: Sequence[str], cols: Sequence[Column]) -> None:
+        self.mode = mode
+        self.bases = bases
+        self.cols = cols
+        self._rows: list[Prepared] | None = None
+        self.wire: Any = None
+        """What a column batcher made of the columns for its calls (its own)."""
+
+    def rows(self) -> list[Prepared]:
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = list(map(Prepared, repeat(self.mode, len(self.bases)),
+                                         self.bases, map(list, zip(*self.cols, strict=True))))
+        return rows
+
+    def __len__(self) -> int:
+        return len(self.bases)
+
+    @overload
+    def __getitem__(self, j: int) -> Prepared: ...
+    @overload
+    def __getitem__(self, j: slice) -> Sequence[Prepared]: ...
+    def __getitem__(self, j: int | slice) -> Prepared | Sequence[Prepared]:
+        return self.rows()[j]
+
+    def __iter__(self) -> Iterator[Prepared]:
+        return iter(self.rows())
+
+
+def column_at(prepared: Sequence[Prepared], pos: int) -> Sequence[Any]:
+    """Every record's stored value at ``pos``, without building rows of columns."""
+    if type(prepared) is ColumnRows:
+        return prepared.cols[pos]
+    return [p.vals[pos] for p in prepared]
 
 
 def _kind(fm: FieldMap) -> str:
@@ -76,20 +126,29 @@ class ColumnPlanner(Generic[M]):
         self._reserved = w.spec.reserved_ids
 
     def prepare(self, columns: Mapping[str, Any],
-                check_values: Callable[[list[Any]], None] | None) -> list[Prepared] | None:
-        """Every row of ``columns`` prepared as the row path prepares it, or None:
-        take the row path. ``check_values`` (the repository's check of a row's encoded
-        values) runs on every row; a row it refuses gives None too."""
+                check_values: Callable[[list[Any]], None] | None,
+                rows_ok: RowsOk | None = None) -> ColumnRows | None:
+        """Every row of ``columns`` prepared as the row path prepares it (held as
+        columns: :class:`ColumnRows`), or None: take the row path. ``check_values``
+        (the repository's check of a row's encoded values) runs on every row unless
+        ``rows_ok`` says of the columns that it passes them all; a row it refuses gives
+        None too."""
         try:
-            return self._prepare(columns, check_values)
+            return self._prepare(columns, check_values, rows_ok)
         except Exception:  # anything unexpected: the row path decides (and explains)
             return None
 
     def _prepare(self, columns: Mapping[str, Any],
-                 check_values: Callable[[list[Any]], None] | None) -> list[Prepared] | None:
+                 check_values: Callable[[list[Any]], None] | None,
+                 rows_ok: RowsOk | None) -> ColumnRows | None:
         cols = self.codec.encode(columns)
         if cols is None:
             return None
+        # a column the codec passed through unchanged is the caller's own list: copied,
+        # so that changing it later (before a batch runs the write) changes nothing
+        given = {id(c) for c in columns.values() if type(c) is list}
+        if given:
+            cols = [list(c) if id(c) in given else c for c in cols]
         n = len(cols[0])
         # the checks of prepare_encoded, on each column's distinct values
         distinct: dict[int, set[Any]] = {}
@@ -118,10 +177,10 @@ class ColumnPlanner(Generic[M]):
         if got is None:
             return None
         mode, bases = got
-        rows = list(map(list, zip(*cols, strict=True)))
-        if check_values is not None:
-            deque(map(check_values, rows), 0)  # raises: the row path explains
-        return list(map(Prepared, repeat(mode, n), bases, rows))
+        out = ColumnRows(mode, bases, cols)
+        if check_values is not None and (rows_ok is None or not rows_ok(cols)):
+            deque(map(check_values, (p.vals for p in out.rows())), 0)  # raises: the row
+        return out  # path explains
 
     def _bases(self, cols: list[Sequence[Any]], n: int, ids: set[Any]
                ) -> tuple[str, Sequence[str]] | None:

@@ -20,7 +20,9 @@ compares them key by key).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from array import array
+from collections.abc import Callable, Sequence
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -29,8 +31,9 @@ import numpy as np
 
 from agentmem.lua.scripts import WRITE_COLS
 from agentmem.model.codec import _enc_int, _enc_str
-from agentmem.model.keyshape import may_coincide
+from agentmem.model.keyshape import may_coincide, segments
 from agentmem.model.schema import Template
+from agentmem.plans.colplan import ColumnRows
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
 from agentmem.plans.plan import Call, script_call
 from agentmem.plans.write import Prepared, WritePlanner
@@ -43,51 +46,66 @@ MIN_RECORDS = 32
 unpacked, its tables built) outweighs what columns save below about this many
 (``docs/performance.md``, "Write calls as columns")."""
 
-FLOAT_TEXTS = 1 << 13
-"""How many texts of floats a column remembers (:class:`_FloatTexts`; about 1 MB)."""
+NUMBER_TEXTS = 1 << 13
+"""How many texts of numbers a column remembers (:class:`_Texts`; about 1 MB)."""
 
 
-class _FloatTexts:
-    """The texts (``repr``) of one float column's values, remembered by value while
-    most come back (a simulation's rewards, resources and positions repeat); given up
-    for the column when, the memo full, half the lookups of a stretch of 4,096 miss
-    (values that do not repeat: each miss costs a lookup more than ``repr``). Zeros are never
-    remembered: ``0.0 == -0.0``, whose texts differ. The column's values are floats (the
-    codecs make them so), so no int or bool shares a float's entry."""
+def _bits(col: Sequence[float]) -> list[int]:
+    """Each float's 64 bits as an int (in C): a key that tells ``-0.0`` from ``0.0``."""
+    return memoryview(array("d", col)).cast("B").cast("Q").tolist()
 
-    __slots__ = ("lookups", "memo", "misses")
 
-    def __init__(self) -> None:
-        self.memo: dict[float, str] | None = {}
+class _Texts:
+    """The texts of one number column's values (``repr`` of floats, ``str`` of ints),
+    remembered while most come back (a simulation's steps, rewards, resources and
+    positions repeat); given up for the column when, the memo full, half the lookups of
+    a stretch of 4,096 miss (values that do not repeat: each miss costs a lookup more
+    than writing the text). Floats are remembered by their bits (``0.0 == -0.0``, whose
+    texts differ), ints by value; a column's values are all of its one type (the codecs
+    make them so)."""
+
+    __slots__ = ("fn", "lookups", "memo", "misses")
+
+    def __init__(self, fn: Callable[[Any], str] = repr) -> None:
+        self.fn = fn
+        self.memo: dict[int, str] | None = {}
         self.lookups = 0
         self.misses = 0
 
-    def texts(self, col: Sequence[float]) -> list[str]:
-        memo = self.memo
+    def texts(self, col: Sequence[Any]) -> list[str]:
+        memo, fn = self.memo, self.fn
         if memo is None:
-            return list(map(repr, col))
-        got: list[Any] = list(map(memo.get, col))
-        if None not in got:
-            if len(memo) >= FLOAT_TEXTS:
-                self.lookups += len(col)
-            return got
-        misses = 0
-        room = len(memo) < FLOAT_TEXTS
-        for i, t in enumerate(got):
-            if t is None:
-                v = col[i]
-                got[i] = t = repr(v)
-                misses += 1
-                if v and room:
-                    memo[v] = t
-        if not room:
+            return list(map(fn, col))
+        keys = _bits(col) if fn is repr else col
+        got: list[Any] = list(map(memo.get, keys))
+        misses = got.count(None)
+        room = NUMBER_TEXTS - len(memo)
+        if room <= 0:
             self.lookups += len(col)
             self.misses += misses
             if self.lookups >= 4096:
                 if 2 * self.misses > self.lookups:
                     self.memo = None  # not worth it for this column
                 self.lookups = self.misses = 0
-        return got
+        if not misses:
+            return got
+        if 32 * misses > len(col):  # many (a value often comes many times): each new
+            value = dict(zip(keys, col, strict=True))  # value written once
+            new = {k: fn(value[k]) for k in set(keys).difference(memo)}
+            if room > 0:
+                memo.update(islice(new.items(), room))
+            return list(map(new.get, keys, got))
+        i = got.index(None)  # a few: each found in C and written
+        while True:
+            got[i] = t = fn(col[i])
+            if room > 0:
+                memo[keys[i]] = t
+                room -= 1
+            misses -= 1
+            if not misses:
+                return got
+            i = got.index(None, i + 1)
+
 
 _SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
 
@@ -178,17 +196,29 @@ class ColumnBatcher:
                             *(planner.retired.refs if planner.retired is not None else ()),
                             *(r for m in planner.moved or () for r in m.refs)})
         self.scope_pos = scope_pos
+        self._segmented = spec.id_template is not None and all(
+            ":" not in v for kind, v in Template.parse(spec.id_template).parts
+            if kind == "L") and all(sum(kind == "F" for kind, _ in seg) <= 1
+                                    for seg in segments(spec.key.parts))
+        """Whether the record key holds each of its values and the (generated) id alone
+        in a ``:``-segment, none of them holding a ``:`` (then the key differs wherever
+        the id does)."""
         self.key_pos = sorted({*planner.prefix.refs, *planner.suffix.refs})
         self._prefix, self._suffix = planner.prefix, planner.suffix
         self._around: dict[Any, tuple[str, str]] = {}
         """The record key's text before and after the id, by the values it is made of."""
         indexes: list[Any] = []
         grids: list[tuple[int, int, float]] = []
-        self._ikeys: list[tuple[_Compiled, dict[Any, str]]] = []
-        """Per index: its key template, and its keys by the values they are made of."""
+        self._ikeys: list[tuple[_Compiled, dict[Any, str], list[Any], set[int]]] = []
+        """Per index: its key template, its keys by the values they are made of, its
+        template as the script reads templates, and the positions of its values each
+        alone in a ``:``-segment of it (a key differs wherever one of those does)."""
         for ix, decl in zip(planner.indexes, spec.indexes, strict=True):
-            tpl(Template.parse(decl.key).parts)  # str and int fields only
-            self._ikeys.append((ix.key, {}))
+            # str and int fields only: the server renders it as the client would
+            kparts = Template.parse(decl.key).parts
+            alone = {names.index(fs[0]) for seg in segments(kparts)
+                     if len(fs := [v for kind, v in seg if kind == "F"]) == 1}
+            self._ikeys.append((ix.key, {}, tpl(kparts), alone))
             member = 0 if ix.member is None or ix.cmd == "HINCRBY" else c(ix.member)
             score = 0
             if ix.grid is not None:
@@ -204,6 +234,8 @@ class ColumnBatcher:
             else:
                 kind = "A"
             indexes.append([ix.code, 0, score, member, kind])
+        self._refs = sorted({p for key, *_ in self._ikeys for p in key.refs})
+        """The positions of the values index keys are made of."""
         # what add_many's grouping does that the column script does not: a capped sorted
         # set of field values trimmed in the client (_top) before an old member's score
         # could change, and one group for two indexes of one key
@@ -221,8 +253,8 @@ class ColumnBatcher:
                 entry[2] = ncol + (-1 - entry[2]) + 1
         self.texts = {i: (str if name == "str" else repr) for i, name in number_texts(
             [codec.field_for(n).encode for n in names]).items()}
-        self._floats = {i: _FloatTexts() for i, fn in self.texts.items() if fn is repr}
-        """Per float column: its values' texts remembered (:class:`_FloatTexts`)."""
+        self._memos = {i: _Texts(fn) for i, fn in self.texts.items()}
+        """Per number column: its values' texts remembered (:class:`_Texts`)."""
         self.plan: list[Any] = [
             planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
@@ -233,18 +265,26 @@ class ColumnBatcher:
         """Whether every call of a write of ``records`` can go as columns: decided once
         per write, so that its calls run one script (a call refused with ``NOSCRIPT`` runs
         again after the others; with one script, all of them do, in order)."""
-        n = len(records)
-        if not self.ok or n < MIN_RECORDS:
+        if not self.ok or len(records) < MIN_RECORDS:
             return False
         if {r.mode for r in records} != {"g"}:
             return False
         rows = [r.vals for r in records]
-        cols = {p: list(map(itemgetter(p), rows)) for p in {*self.scope_pos, *self.key_pos}}
+        return self._takes(lambda p: list(map(itemgetter(p), rows)),
+                           [r.base for r in records])
+
+    def _takes(self, column: Callable[[int], Sequence[Any]], bases: Sequence[str]) -> bool:
+        """:meth:`takes` of records whose stored values at ``p`` are ``column(p)``."""
+        n = len(bases)
         for p in self.scope_pos:
-            if None in cols[p]:
+            if None in column(p):
                 return False
-        # distinct record keys: batch() guesses each record its base, in any call
-        keyvals: list[Any] = list(zip(*(cols[p] for p in self.key_pos), strict=True)) \
+        # distinct record keys: batch() guesses each record its base, in any call. With
+        # every value and the id alone in a ':'-segment of the key (none holds a ':'),
+        # distinct ids are distinct keys
+        if self._segmented and len(set(bases)) == n:
+            return True
+        keyvals: list[Any] = list(zip(*(column(p) for p in self.key_pos), strict=True)) \
             if self.key_pos else [()] * n
         # remembered across writes up to KEY_CACHE values, never forgotten (the store may
         # be shared by threads: what one looked up stays there)
@@ -259,8 +299,9 @@ class ColumnBatcher:
                 if len(around) < KEY_CACHE:
                     around[v] = got1
             here[v] = got1
+        if len(here) == 1:  # one scope: distinct keys are distinct bases
+            return len(set(bases)) == n
         got = list(map(here.__getitem__, keyvals))
-        bases = [r.base for r in records]
         keys = set(map(str.__add__, map(str.__add__, map(itemgetter(0), got), bases),
                        map(itemgetter(1), got)))
         return len(keys) == n
@@ -271,71 +312,135 @@ class ColumnBatcher:
         :meth:`takes`), or None. Cut as ``WritePlanner.chunks`` cuts them: every
         ``batch_size`` records, and where two records of different scopes share an id root
         (``k`` and ``k.1``), which distinct ids without a dot never do."""
-        records = [prepared[j] for j in todo]
-        if not self.takes(records):
-            return None
-        bases = [r.base for r in records]
+        bases: Sequence[str]
+        if type(prepared) is ColumnRows and len(todo) == len(prepared):  # the whole write
+            cols = prepared.cols
+            if not self.ok or len(todo) < MIN_RECORDS or prepared.mode != "g" or \
+                    not self._takes(cols.__getitem__, prepared.bases):
+                return None
+            bases = prepared.bases
+        else:
+            records = [prepared[j] for j in todo]
+            if not self.takes(records):
+                return None
+            bases = [r.base for r in records]
         if len(set(bases)) != len(bases) or "." in "".join(bases):
             return list(self.planner.chunks(prepared, todo))
         size = self.planner.batch_size
         return [list(todo[i:i + size]) for i in range(0, len(todo), size)]
 
+    def batch_of(self, prepared: Sequence[Prepared], batch: Sequence[int]
+                 ) -> tuple[Call, list[str]]:
+        """:meth:`batch` of ``prepared[j]`` for ``j`` in ``batch`` (a call of
+        :meth:`chunks`). Of records held as columns (:class:`ColumnRows`), a run of them
+        goes from slices of the columns: each column is made text once per write."""
+        if type(prepared) is ColumnRows:
+            a, b = batch[0], batch[-1] + 1
+            if b - a == len(batch):
+                wire = prepared.wire
+                if wire is None:
+                    wire = prepared.wire = self._wire(prepared.cols, len(prepared))
+                sent: list[Any] = []
+                for w, absent in wire:
+                    if w is not False:
+                        w = w[a:b]
+                        if absent and w.count(None) == b - a:
+                            w = False
+                    sent.append(w)
+                cols = prepared.cols
+                need: list[Any] = [None] * len(cols)
+                for p in self._refs:
+                    need[p] = cols[p][a:b]
+                return self._call(b - a, prepared.bases[a:b], need, sent)
+        return self.batch([prepared[j] for j in batch])
+
     def batch(self, records: Sequence[Prepared]) -> tuple[Call, list[str]]:
         """One script call for ``records``, a call of :meth:`chunks`, and the ids they get
         unless the server finds them taken (as :meth:`WritePlanner.batch` guesses them)."""
         n = len(records)
-        bases = [r.base for r in records]
         cols = list(zip(*[r.vals for r in records], strict=True))
+        return self._call(n, [r.base for r in records], cols,
+                          [w for w, _ in self._wire(cols, n)])
+
+    def _wire(self, cols: Sequence[Sequence[Any]], n: int) -> list[tuple[Any, bool]]:
+        """The columns sent, as the server stores them (texts of numbers, the grids'
+        codes), each with whether it holds an absent value; False: none present."""
         texts = self.texts
-        out: list[Any] = []
+        out: list[tuple[Any, bool]] = []
         for p in self.positions:
             col = cols[p]
             fn = texts.get(p)
             if None in col:
                 if col.count(None) == n:
-                    out.append(False)
+                    out.append((False, True))
                     continue
-                out.append(list(col) if fn is None else
-                           [None if v is None else fn(v) for v in col])
-            elif fn is repr:
-                out.append(self._floats[p].texts(col))
+                out.append((col if fn is None else
+                            [None if v is None else fn(v) for v in col], True))
             else:
-                out.append(list(col) if fn is None else list(map(fn, col)))
+                out.append((col if fn is None else self._memos[p].texts(col), False))
         for xi, yi, cell in self.grids:
-            out.append(grid_codes(cols[xi], cols[yi], cell))
-        by_refs: dict[tuple[int, ...], Any] = {}
-        keys = [self._keys(compiled, cache, cols, n, by_refs) for compiled, cache in self._ikeys]
+            codes = grid_codes(cols[xi], cols[yi], cell)
+            out.append((codes, None in codes))
+        return out
+
+    def _call(self, n: int, bases: Sequence[str], cols: Sequence[Sequence[Any] | None],
+              wire: list[Any]) -> tuple[Call, list[str]]:
+        """The call of ``n`` records: ``cols`` their stored values (those index keys are
+        made of, at least), ``wire`` the columns sent."""
+        memo: dict[Any, Any] = {}
+        keys = [self._keys(k, cols, n, memo) for k in range(len(self._ikeys))]
         # as writeargs.pack: str and bytes as MessagePack raw strings, counts as integers
         ob: Any = False  # the dual writer's outbox (outbox_group without 'O' and n)
         if self._outbox is not None:
             group = outbox_group(self._outbox, self._marker)
             ob = [group[1], *group[3:]]
-        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, out, keys, ob],
+        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, wire, keys, ob],
                                    use_bin_type=False)
-        return script_call(WRITE_COLS, [arg]), bases
+        return script_call(WRITE_COLS, [arg]), list(bases)
 
-    @staticmethod
-    def _keys(compiled: _Compiled, cache: dict[Any, str], cols: Sequence[Sequence[Any]],
-              n: int, by_refs: dict[tuple[int, ...], Any]) -> list[Any]:
-        """An index's key of each record, as the script reads them: ``[keys, codes]``, the
-        distinct keys and each record's (1-based, 0: a value the key needs is absent);
-        ``[keys, False]`` when every record has a key of its own, ``[keys, True]`` when
-        they all have the one key. Rendered as
-        :meth:`WritePlanner.batch` renders them (the same values, the same format),
-        remembered across calls by the values they are made of."""
+    def _keys(self, k: int, cols: Sequence[Sequence[Any] | None], n: int,
+              memo: dict[Any, Any]) -> list[Any]:
+        """Index ``k``'s key of each record, as the script reads them: ``[keys, codes]``,
+        the distinct keys and each record's (1-based, 0: a value the key needs is
+        absent); ``[template, False]`` when every record has a key of its own or none
+        (the server renders them from the columns: one of the values, alone in its
+        ``:``-segment, differs in every record), ``[keys, True]`` when they all have the
+        one key. Rendered as :meth:`WritePlanner.batch` renders them (the same values,
+        the same format), remembered across calls by the values they are made of.
+        ``memo``: what the call's other indexes learnt of the same columns."""
+        compiled, cache, tpl, alone = self._ikeys[k]
         refs = compiled.refs
         if not refs:
             return [[compiled.fmt % ()], True]
-        got = by_refs.get(refs)  # indexes whose keys are made of the same values share
-        if got is None:  # their distinct values
-            vals: Sequence[Any] = cols[refs[0]] if len(refs) == 1 else \
-                list(zip(*(cols[p] for p in refs), strict=True))
-            got = by_refs[refs] = (vals, any(None in cols[p] for p in refs),
-                                   list(dict.fromkeys(vals)))
-        vals, absent, order = got
-        if absent:
-            order = [v for v in order if v is not None and not (
-                type(v) is tuple and None in v)]
+        got = memo.get(refs)  # indexes whose keys are made of the same values share it
+        if got is None:
+            stats = []  # per column: its distinct values (None among them)
+            for p in refs:
+                st = memo.get(p)
+                if st is None:
+                    st = memo[p] = set(cols[p])  # type: ignore[arg-type]
+                stats.append(st)
+            if any(len(st) == n for p, st in zip(refs, stats, strict=True) if p in alone):
+                got = False
+            elif all(len(st) == 1 and None not in st for st in stats):
+                got = True
+            else:
+                parts: list[Sequence[Any]] = [cols[p] for p in refs]  # type: ignore[misc]
+                vals = parts[0] if len(refs) == 1 else list(zip(*parts, strict=True))
+                got = (vals, any(None in st for st in stats), list(dict.fromkeys(vals)))
+            memo[refs] = got
+        if got is False:
+            return [tpl, False]
+        if got is True:
+            order: list[Any] = [tuple(next(iter(memo[p])) for p in refs)]
+            if len(refs) == 1:
+                order = [order[0][0]]
+            vals, absent = (), False
+        else:
+            vals, absent, order = got
+            if absent:
+                order = [v for v in order if v is not None and not (
+                    type(v) is tuple and None in v)]
         try:
             keys = list(map(cache.__getitem__, order))
         except KeyError:  # values new to this index: rendered, and remembered while the
@@ -348,9 +453,7 @@ class ColumnBatcher:
                     if len(cache) < KEY_CACHE:
                         cache[v] = key
                 keys.append(key)
-        if len(order) == n:
-            return [keys, False]
-        if len(order) == 1 and not absent:
+        if got is True or (len(order) == 1 and not absent):
             return [keys, True]
         code = dict(zip(order, range(1, len(order) + 1), strict=True))
         if absent:

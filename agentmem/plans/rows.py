@@ -22,7 +22,7 @@ from agentmem.errors import InvalidInput
 from agentmem.model.codec import SCALAR_ENCODERS
 from agentmem.model.explain import explain
 from agentmem.model.rowcodec import RowCodec
-from agentmem.plans.colplan import ColumnPlanner
+from agentmem.plans.colplan import ColumnPlanner, RowsOk
 from agentmem.plans.write import Prepared, WritePlanner
 
 M = TypeVar("M", bound=BaseModel)
@@ -103,16 +103,19 @@ class RowPlanner(Generic[M]):
                              fast_ok)
 
     def prepare_columns(self, columns: Mapping[str, Sequence[Any]], check: CheckRecord,
-                        check_values: CheckValues | None, fast_ok: bool = True
-                        ) -> list[Prepared]:
+                        check_values: CheckValues | None, fast_ok: bool = True,
+                        rows_ok: RowsOk | None = None) -> Sequence[Prepared]:
         """Every row of ``columns`` (field name to a sequence of values, all of one
-        length) validated and encoded, in order; see :meth:`prepare_rows`."""
+        length) validated and encoded, in order; see :meth:`prepare_rows`. On the
+        column path, held as columns (:class:`~agentmem.plans.colplan.ColumnRows`);
+        ``rows_ok``: see :meth:`ColumnPlanner.prepare
+        <agentmem.plans.colplan.ColumnPlanner.prepare>`."""
         if not isinstance(columns, Mapping):
             raise InvalidInput(f"expected a mapping of field name to values, got "
                                f"{type(columns).__name__}")
         if fast_ok and self.columns is not None:
             # column by column when nothing is unusual; else row by row, below
-            done = self.columns.prepare(columns, check_values)
+            done = self.columns.prepare(columns, check_values, rows_ok)
             if done is not None:
                 return done
         cols: dict[str, Sequence[Any]] = {}

@@ -15,6 +15,7 @@ from agentmem.lua.scripts import (
 )
 from agentmem.model.records import Action
 from agentmem.model.schema import GridIndex
+from agentmem.plans.colplan import column_at
 from agentmem.plans.keyspace import (
     DEFAULT_ACTION_TTL,
     DEFAULT_GRID_CELL,
@@ -167,10 +168,10 @@ class ActionCore(RecordOps[Action]):
             return plan
         return self._with_cell(plan, record=True)
 
-    def _rows_plan(self, prepared: list[Prepared]) -> Plan[list[str]]:
+    def _rows_plan(self, prepared: Sequence[Prepared]) -> Plan[list[str]]:
         plan = super()._rows_plan(prepared)
         x = self.writer.names.index("position_x")
-        if self._cell_state == 2 or all(p.vals[x] is None for p in prepared):
+        if self._cell_state == 2 or column_at(prepared, x).count(None) == len(prepared):
             return plan
         return self._with_cell(plan, record=True)
 
@@ -185,6 +186,13 @@ class ActionCore(RecordOps[Action]):
         if vals[aid] is not None or (vals[emb] is not None and self.embedding_dim is not None):
             self._check(vals[aid], vals[agent], vals[step],
                         None if vals[emb] is None else len(vals[emb]) // 4)
+
+    def rows_ok(self, cols: Sequence[Sequence[Any]]) -> bool:
+        """Whether :meth:`check_values` passes every row of ``cols`` unseen: no id given,
+        and no embedding or no dimension to check it against."""
+        aid, _, _, emb = self._check_at
+        return cols[aid].count(None) == len(cols[aid]) and (
+            self.embedding_dim is None or cols[emb].count(None) == len(cols[emb]))
 
     def _check(self, given: str | None, agent_id: str, step: int, dims: int | None) -> None:
         if given is not None:

@@ -95,6 +95,11 @@ class RecordOps(RecordVerbs[M], Generic[M]):
     values (in the order of ``writer.names``), or None. A subclass that overrides
     ``check`` without it has each row built as a model object and checked by ``check``."""
 
+    rows_ok: Any = None
+    """``check_values``' test of whole columns (``add_columns``): a method taking the
+    encoded columns and returning True when ``check_values`` passes every row of them
+    (the rows are then never built), or None: every row is checked."""
+
     def _write_plan(self, records: Sequence[M]) -> Plan[list[M]]:
         """All records validated and encoded now; sent batch by batch when run."""
         model = self.spec.model
@@ -148,7 +153,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
             self._cols = ColumnBatcher(self.writer)
         return self._cols if self._cols.ok else None
 
-    def _rows_plan(self, prepared: list[Prepared]) -> Plan[list[str]]:
+    def _rows_plan(self, prepared: Sequence[Prepared]) -> Plan[list[str]]:
         """Prepared rows, sent batch by batch when run; the result is their ids."""
         write: _Write[M] = _Write(self.spec, self.writer, None, prepared,
                                   columns=self._column_batcher())
@@ -184,7 +189,8 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         """
         values, fast = self._row_checks()
         with paused_gc(True):
-            prepared = self._row_planner().prepare_columns(columns, self.check, values, fast)
+            prepared = self._row_planner().prepare_columns(columns, self.check, values, fast,
+                                                           self.rows_ok)
         return self._rows_plan(prepared)
 
     # -- reading ----------------------------------------------------------

@@ -33,7 +33,7 @@ class _Write(Generic[M]):
     """The state of one write across its (rare) retries."""
 
     def __init__(self, spec: RecordSpec[M], writer: WritePlanner[M], records: Sequence[M] | None,
-                 prepared: list[Prepared] | None = None, *,
+                 prepared: Sequence[Prepared] | None = None, *,
                  columns: ColumnBatcher | None = None):
         """``records`` or, for rows without model objects, ``prepared`` (the result is
         then an empty list; :meth:`final_ids` gives the ids)."""
@@ -46,7 +46,7 @@ class _Write(Generic[M]):
         if records is not None:
             prepared = writer.prepare_all(records)
         assert prepared is not None
-        self.prepared: list[Prepared] = prepared
+        self.prepared: Sequence[Prepared] = prepared
         self.total = n = len(prepared)
         self.ids: list[str | None] = [None] * n
         self.stamps: list[int | None] = [None] * n
@@ -88,9 +88,9 @@ class _Write(Generic[M]):
                 chunks = self.writer.chunks(self.prepared, todo)
             for batch in chunks:
                 batches.append(batch)
-                chunk = [self.prepared[j] for j in batch]
-                call, guessed = columns.batch(chunk) if columns is not None \
-                    else self.writer.batch(chunk)
+                call, guessed = columns.batch_of(self.prepared, batch) \
+                    if columns is not None else \
+                    self.writer.batch([self.prepared[j] for j in batch])
                 guesses.append(guessed)
                 yield call
                 if records is None:

@@ -1,7 +1,7 @@
 #!lua
 -- write_cols: core/write.lua fed columns: the records' keys, index entries and groups are built here, from key templates and one column per stored value.
 -- KEYS: none: every key is built from ARGV
--- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns keys outbox; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes (each: code 0 score_column member_column kind); a template is an array of literal text at odd places and column numbers at even ones; keys: per index {distinct keys, each record's key number (0: none), or true: the one key of every record, or false: one key per record}; false: none; outbox: {outbox key, registry key, lease key, lease ms[, marker key, token]} (the dual writer's group 'O') or false
+-- ARGV: one MessagePack array (agentmem/plans/colwrite.py): plan nrec ttl modes bases ids columns keys outbox; plan = id_field stamp_field hash prefix suffix probe retired retired_scope retired_order moved_prefix moved_suffix scope_columns indexes (each: code 0 score_column member_column kind); a template is an array of literal text at odd places and column numbers at even ones; keys: per index {distinct keys, each record's key number (0: none)}, {the one key, true}: every record's, or {template, false}: every record a key of its own (or none: a value absent), rendered here; false: none; outbox: {outbox key, registry key, lease key, lease ms[, marker key, token]} (the dual writer's group 'O') or false
 -- Reply: that of core/write.lua ({stamp, changed positions and ids...}; or {'\0WRONGTYPE', keys...}, {'\0EXISTS', positions...} or {'\0UNSEEDED'} when nothing was written)
 -- The client (agentmem/plans/colwrite.py) sends this form only for calls it can state so:
 -- every id generated and distinct in its scope (it sends them), the scope's key values
@@ -166,8 +166,10 @@ do
         local codes, kind = icodes[k], ikind[k]
         if not codes then
           -- a key of its own: its group is this entry, written as it comes
-          local key = ikeys[k][r]
-          if kind == 'A' then
+          local key = render(ikeys[k], r)
+          if key == nil then
+            -- a value the key needs is absent: no entry
+          elseif kind == 'A' then
             G[gn + 1], G[gn + 2], G[gn + 3], G[gn + 4] = icode[k], key, 1, m
             gn = gn + 4
           elseif kind == 'h' then
@@ -177,7 +179,7 @@ do
             G[gn + 1], G[gn + 2], G[gn + 3], G[gn + 4], G[gn + 5] = icode[k], key, 2, s, m
             gn = gn + 5
           end
-          G0n = G0n + 1
+          if key ~= nil then G0n = G0n + 1 end
         elseif codes == true or codes[r] > 0 then
           local key = ikeys[k][codes == true and 1 or codes[r]]
           local g = gno[key]
