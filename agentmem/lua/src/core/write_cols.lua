@@ -64,10 +64,16 @@ do
   -- per index: its key template, and the columns of its score and member (false: none
   -- or no value; true: the member is the record id)
   local ikeys, icodes, iscore, imember, ikind, icode = {}, {}, {}, {}, {}, {}
+  local opre, ocol, osuf = {}, {}, {}
   for k = 1, nix do
     local ix = IX[k]
     icode[k], ikind[k] = ix[1], ix[5]
     ikeys[k], icodes[k] = KK[k][1], KK[k][2]
+    local t = ikeys[k]
+    if icodes[k] == false and #t == 3 then
+      -- a key of each record's own, made of one value: rendered inline below
+      opre[k], ocol[k], osuf[k] = t[1], V[t[2]] or false, t[3]
+    end
     iscore[k], imember[k] = true, true
     if ix[3] > 0 then iscore[k] = V[ix[3]] or false end
     if ix[4] > 0 then imember[k] = V[ix[4]] or false end
@@ -166,7 +172,13 @@ do
         local codes, kind = icodes[k], ikind[k]
         if not codes then
           -- a key of its own: its group is this entry, written as it comes
-          local key = render(ikeys[k], r)
+          local key, oc = nil, ocol[k]
+          if oc == nil then
+            key = render(ikeys[k], r)
+          elseif oc then
+            local v = oc[r]
+            if v ~= nil then key = opre[k] .. v .. osuf[k] end
+          end
           if key == nil then
             -- a value the key needs is absent: no entry
           elseif kind == 'A' then
