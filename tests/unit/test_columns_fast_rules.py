@@ -82,6 +82,11 @@ def check(rp: Any, columns: Any, fast: bool | None = None) -> Any:
         assert isinstance(want, list), want
         assert records(got) == want
         assert all(type(p) is Prepared for p in got)
+    if planner.columns:  # rows checked only where the columns show something to check
+        seen = planner.columns.prepare(columns, rp.check_values, rp.rows_ok)
+        assert (seen is None) is (got is None)
+        if seen is not None:
+            assert records(seen) == want
     if fast is not None:
         assert (got is not None) is fast, (want, planner.columns and
                                            planner.columns.codec.why_slow)
@@ -143,6 +148,8 @@ FAST: list[dict[str, Any]] = [
     {"action_type": ["x" * 20] * N},
     {"details": [{"a": 1, "b": "x", "c": True, "d": None}, {}, {"f": 1.5}, {"e": "é"}]},
     {"details": [None, {"a": 1}, None, {"b": 2.5}]}, {"details": [None] * N},
+    {"details": [{"a": "x},{y"}, {"b": "},{"}, {"c": "}"}, {"d": "{"}]},
+    {"details": [{"a": "x:null", "b": 0.5}, {}, {"c": -0.0}, {"e": 1e308}]},
     {"details": np.array([{"a": 1}, {"b": 2}, {}, {}], dtype=object)},
     {"details": [{"a": [1, 2], "b": {"c": None}}, {"a": (1, 2)}, {}, {}]},
     {"position": np.arange(8, dtype=np.float64).reshape(N, 2)},
@@ -185,6 +192,9 @@ ROW_PATH: list[dict[str, Any]] = [
     {"reward": ["1.5", 1.0, 2.0, 3.0]},
     {"reward": np.array([1.0, 2.0, 3.0, 4.0], np.longdouble)},
     {"details": [{"a": float("nan")}, {}, {}, {}]},
+    {"details": [{"a": None}, {"b": float("nan")}, {}, {}]},
+    {"details": [{"a": float("-inf"), "b": "x:null"}, {"c": 1.5}, {}, {}]},
+    {"details": [{"a": "x},{y", "f": float("nan")}, {}, {}, {}]},
     {"details": [{"a": [float("inf")]}, {}, {}, {}]},
     {"details": [{1: "x"}, {}, {}, {}]}, {"details": [{Text("k"): 1}, {}, {}, {}]},
     {"details": [{"a": Text("v")}, {}, {}, {}]}, {"details": [{"a": "\ud800"}, {}, {}, {}]},
