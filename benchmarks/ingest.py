@@ -18,6 +18,13 @@ its state in arrays has them:
   add_columns  ``mem.actions.add_columns(columns)``
   floor        ``benchmarks/floor.py``: the same keys and entries in one pipeline
                of one variadic command per key, no Lua, no checks
+  add_columns, per step
+               ``mem.actions.add_columns(step)`` for each step's columns (``--agents``
+               actions per call, as a simulation that logs every step): the same
+               work in calls of one step, each waiting for its reply (a process that
+               sleeps while the server works pays for waking: its caches are cold)
+  add_many, per step
+               ``mem.actions.add_many([Action(**d) for d in step])`` for each step
 
 For each path, in the same rounds (round robin, each into a flushed database):
 
@@ -92,8 +99,10 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
     cur: dict[str, Any] = {}
 
     def fresh(seed: int) -> None:
-        cur["data"] = make_actions(args.agents, args.steps, seed)
-        cur["columns"] = to_columns(cur["data"])
+        cur["data"] = data = make_actions(args.agents, args.steps, seed)
+        cur["columns"] = to_columns(data)
+        cur["steps"] = [data[i:i + args.agents] for i in range(0, len(data), args.agents)]
+        cur["step_columns"] = list(map(to_columns, cur["steps"]))
 
     fresh(args.seed)
     n = len(cur["data"])
@@ -110,6 +119,9 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
         "add_rows": lambda: repo.add_rows(cur["data"]),
         "add_columns": lambda: repo.add_columns(cur["columns"]),
         "floor": lambda: floor(cur["data"]),
+        "add_columns, per step": lambda: [repo.add_columns(c) for c in cur["step_columns"]],
+        "add_many, per step": lambda: [repo.add_many([Action(**d) for d in step])
+                                       for step in cur["steps"]],
     }
     plans: dict[str, Callable[[], Any]] = {
         "add_many": lambda: ops.add_many.build(repo, [Action(**d) for d in cur["data"]]),

@@ -109,24 +109,42 @@ def _bounded(rule: _Rule, lo: Any, hi: Any) -> bool:
     return all(_OPS[op](lo if op in (">=", ">") else hi, bound) for op, bound in rule.bounds)
 
 
+KNOWN = 1 << 14
+"""How many distinct values of a text column (its agents' ids, its types) a codec
+remembers as checked, across writes: a simulation's next step brings the same ones."""
+
+
 def _distinct(rule: _Rule, enc: Callable[[Any], Any], fallback: Kernel | None) -> Kernel:
-    """A text (or bool) column: its types, then each distinct value checked once."""
+    """A text (or bool) column: its types, then each distinct value checked once, and
+    remembered as checked (up to :data:`KNOWN` values; never forgotten, as threads may
+    share the codec) with what it is stored as."""
     allowed = {rule.base, _NONE}
+    known: dict[Any, Any] = {}
+    same = [True]  # whether every value remembered is stored as itself
 
     def distinct(col: Any, n: int) -> list[Column] | None:
         col = _listed(col)
         if not set(map(type, col)) <= allowed:
             return fallback(col, n) if fallback is not None else None
-        changed = False
-        seen: dict[Any, Any] = {}
-        for v in set(col):
+        new = set(col).difference(known)
+        here: dict[Any, Any] | None = None  # values checked that there was no room for
+        for v in new:
             r = enc(v)
             if r is None:
                 return None
             if r[0] is not v:
-                changed = True
-            seen[v] = r[0]
-        return [list(map(seen.__getitem__, col)) if changed else col]
+                same[0] = False
+            if len(known) < KNOWN:
+                known[v] = r[0]
+            else:
+                if here is None:
+                    here = {}
+                here[v] = r[0]
+        if same[0]:  # (set False above by any value stored otherwise)
+            return [col]
+        if here is None:
+            return [list(map(known.__getitem__, col))]
+        return [list(map(here.get, col, map(known.get, col)))]
     return distinct
 
 

@@ -26,7 +26,8 @@ from agentmem import (
     WriteTime,
     declare,
 )
-from agentmem.errors import AgentMemError
+from agentmem.errors import AgentMemError, InvalidInput
+from agentmem.model import colcodec
 from agentmem.model.records import IMAction
 from agentmem.plans.keyspace import layout
 from agentmem.plans.rows import RowPlanner
@@ -341,6 +342,32 @@ def test_validators_run_on_each_distinct_value_and_defaults_as_pydantic_has_them
         [("str", "'OK'"), ("int", "20")]]
     # level's default is validated (validate_default): the row path builds it
     check(rp, {"name": ["a", "b"]}, fast=False)
+
+
+def test_values_checked_once_are_remembered_across_writes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A text column's distinct values are checked once and remembered, with what a
+    validator made of them; a refused value is never remembered; past the codec's
+    room (``colcodec.KNOWN``) values are checked each time, stored the same."""
+    for room in (1 << 14, 3):
+        monkeypatch.setattr(colcodec, "KNOWN", room)
+        rp: Repository[Moody] = Repository(None, MOODY)
+        moods = ["sad", "ok", "sad", "meh", "joy", "ok", "zen", "sad"]
+        for i in range(4):
+            names = [f"n{i}{j}" for j in range(len(moods))]
+            want = check(rp, {"name": names, "mood": moods, "level": [1] * len(moods)},
+                         fast=True)
+            assert [v[1][2] for _, _, v in want] == [("str", repr(m.upper())) for m in moods]
+            moods = [*moods[1:], f"m{i}"]
+        for _ in range(2):  # refused each time: the row path explains
+            assert check(rp, {"name": ["n1", "a:b"], "mood": ["sad", "sad"]},
+                         fast=False)[0] is InvalidInput
+        rp2: ActionRepository = action_repo()
+        for i in range(3):
+            cols = with_(agent_id=[f"a{i}", f"a{i + 1}", "a1", "a2"])
+            check(rp2, cols, fast=True)
+        check(rp2, with_(agent_id=["a1", "a{b", "a1", "a2"]), fast=False)
+        check(rp2, with_(agent_id=["a1", "a{b", "a1", "a2"]), fast=False)
 
 
 class Plain(BaseModel):
