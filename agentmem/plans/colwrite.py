@@ -62,7 +62,8 @@ class _Texts:
     a stretch of 4,096 miss (values that do not repeat: each miss costs a lookup more
     than writing the text). Floats are remembered by their bits (``0.0 == -0.0``, whose
     texts differ), ints by value; a column's values are all of its one type (the codecs
-    make them so)."""
+    make them so). Threads writing through one store share it: an entry, once in, is
+    never changed or removed, and a call reads each text from its own lookups."""
 
     __slots__ = ("fn", "lookups", "memo", "misses")
 
@@ -94,7 +95,13 @@ class _Texts:
             new = {k: fn(value[k]) for k in set(keys).difference(memo)}
             if room > 0:
                 memo.update(islice(new.items(), room))
-            return list(map(new.get, keys, got))
+            got = list(map(new.get, keys, got))
+            # a value another thread remembered since the lookups above is in neither:
+            # written below, one by one
+            misses = got.count(None)
+            if not misses:
+                return got
+            room = 0
         i = got.index(None)  # a few: each found in C and written
         while True:
             got[i] = t = fn(col[i])

@@ -98,7 +98,17 @@ class RecordOps(RecordVerbs[M], Generic[M]):
     rows_ok: Any = None
     """``check_values``' test of whole columns (``add_columns``): a method taking the
     encoded columns and returning True when ``check_values`` passes every row of them
-    (the rows are then never built), or None: every row is checked."""
+    (the rows are then never built), or None: every row is checked. Used only where the
+    class that defines it defines ``check_values`` too (a subclass that overrides
+    ``check_values`` alone has every row checked)."""
+
+    def _rows_ok(self) -> Any:
+        """:attr:`rows_ok`, when it speaks for this class's ``check_values``."""
+        mro = type(self).__mro__
+        if self.rows_ok is None or next(c for c in mro if "rows_ok" in c.__dict__) is not \
+                next(c for c in mro if "check_values" in c.__dict__):
+            return None
+        return self.rows_ok
 
     def _write_plan(self, records: Sequence[M]) -> Plan[list[M]]:
         """All records validated and encoded now; sent batch by batch when run."""
@@ -190,7 +200,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         values, fast = self._row_checks()
         with paused_gc(True):
             prepared = self._row_planner().prepare_columns(columns, self.check, values, fast,
-                                                           self.rows_ok)
+                                                           self._rows_ok())
         return self._rows_plan(prepared)
 
     # -- reading ----------------------------------------------------------

@@ -438,6 +438,54 @@ def test_more_keys_than_the_cache_holds_from_threads_sharing_a_store(
     assert _contents(r, sample) == want
 
 
+def test_threads_writing_the_same_new_numbers_store_every_field(
+        r: redis.Redis, connect: Any) -> None:
+    """4 threads through one store, each write of the same values new to the store's
+    memo of number texts (shared by the threads): every hash holds every number, as
+    add_many stores it (a text another thread remembered meanwhile once came back
+    None: the field and the entries scored by it were left out)."""
+    import sys
+    import threading
+
+    mem = connect(batch_size=5000)
+    n, rounds = 64, 40
+    errors: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for trial in range(rounds):
+            vals = [trial * 1000 + i + 0.5 for i in range(n)]
+
+            def write(k: int, trial: int = trial, vals: list[float] = vals) -> None:
+                try:
+                    mem.actions.add_columns({
+                        "agent_id": [f"t{k}_{i}" for i in range(n)],
+                        "simulation_id": ["s"] * n, "step_number": [trial] * n,
+                        "action_type": ["move"] * n, "resources_before": list(vals),
+                        "resources_after": list(vals), "reward": list(vals)})
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    hashes = [k for k in r.scan_iter(match="agent:t*:action:t*", count=5000)
+              if r.type(k) == b"hash"]
+    assert len(hashes) == rounds * 4 * n
+    fields = (b"step_number", b"resources_before", b"resources_after", b"reward")
+    assert [k for k in hashes if len(r.hmget(k, fields)) != 4 or None in r.hmget(k, fields)
+            ] == []
+    assert sum(r.zcard(f"agent:t{k}_{i}:action:timeline") for k in range(4)
+               for i in range(n)) == rounds * 4 * n
+    assert sum(r.zcard(f"agent:t{k}_{i}:action:rewards") for k in range(4)
+               for i in range(n)) == rounds * 4 * n
+
+
 def _contents(r: redis.Redis, keys: list[bytes]) -> dict[bytes, Any]:
     """:func:`test_rows.snapshot` of ``keys`` only (the write time only as present)."""
     out: dict[bytes, Any] = {}

@@ -84,7 +84,7 @@ def check(rp: Any, columns: Any, fast: bool | None = None) -> Any:
         assert records(got) == want
         assert all(type(p) is Prepared for p in got)
     if planner.columns:  # rows checked only where the columns show something to check
-        seen = planner.columns.prepare(columns, rp.check_values, rp.rows_ok)
+        seen = planner.columns.prepare(columns, rp.check_values, rp._rows_ok())
         assert (seen is None) is (got is None)
         if seen is not None:
             assert records(seen) == want
@@ -247,6 +247,32 @@ def test_zero_rows_and_no_columns() -> None:
     assert check(rp, {k: [] for k in COLS}) == []
     assert check(rp, {"agent_id": np.array([]), "foo": []}) == []
     assert check(rp, {}) == []
+
+
+class NoNegativeRewards(ActionRepository):
+    """A subclass with a rule of its own, in ``check`` and ``check_values``."""
+
+    def check(self, record: Any) -> None:
+        super().check(record)
+        if record.reward is not None and record.reward < 0:
+            raise InvalidInput("no negative rewards")
+
+    def check_values(self, vals: list[Any]) -> None:
+        super().check_values(vals)
+        reward = vals[self.writer.names.index("reward")]
+        if reward is not None and float(reward) < 0:
+            raise InvalidInput("no negative rewards")
+
+
+def test_a_subclass_check_values_runs_on_every_row_of_columns() -> None:
+    # ActionCore.rows_ok speaks for ActionCore.check_values only
+    assert action_repo()._rows_ok() is not None
+    rp = NoNegativeRewards(None)
+    assert rp._rows_ok() is None
+    cols = with_(reward=[0.5, -1.0, 1.0, 1.0])
+    assert check(rp, cols)[0] is InvalidInput
+    with pytest.raises(InvalidInput, match="no negative rewards"):
+        type(rp).add_columns.build(rp, cols)
 
 
 def test_embedding_dimension_checked_on_every_row() -> None:

@@ -6,8 +6,11 @@ given up for a column whose values do not repeat once the memo is full."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
-from agentmem.plans.colwrite import NUMBER_TEXTS, _Texts
+import pytest
+
+from agentmem.plans.colwrite import NUMBER_TEXTS, _bits, _Texts
 
 
 def test_texts_are_repr_whatever_was_remembered() -> None:
@@ -62,3 +65,35 @@ def test_a_column_whose_values_never_repeat_stops_remembering() -> None:
     assert ft.memo is None
     col = [rnd.random() for _ in range(10)]
     assert ft.texts(col) == list(map(repr, col))
+
+
+class _Racing(dict):  # type: ignore[type-arg]
+    """A memo into which "another thread" puts an entry right after this call's
+    lookups (at the last ``get``): the values it adds are in the memo when the call
+    looks for what is new, yet its lookups missed them."""
+
+    def __init__(self, lookups: int, adds: dict[Any, str]) -> None:
+        super().__init__()
+        self.left, self.adds = lookups, adds
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        got = super().get(key, default)
+        self.left -= 1
+        if self.left == 0:
+            self.update(self.adds)
+        return got
+
+
+@pytest.mark.parametrize("many", [True, False])
+def test_an_entry_another_thread_adds_meanwhile_is_still_written(many: bool) -> None:
+    # many misses (7 new values in 64: each new value written once) or one (written
+    # on its own); either way the last value is remembered by "another thread" between
+    # the lookups and the writing
+    col = [float(i % 7) for i in range(64)] if many else [1.5] * 63 + [2.5]
+    for fn, values in ((repr, col), (str, [int(v * 2) for v in col])):
+        keys = _bits(values) if fn is repr else values
+        known = {} if many else {keys[0]: fn(values[0])}
+        ft = _Texts(fn)
+        memo = ft.memo = _Racing(len(values), {keys[-1]: fn(values[-1])})
+        memo.update(known)
+        assert ft.texts(values) == [fn(v) for v in values]
