@@ -216,15 +216,15 @@ class ColumnBatcher:
         """The record key's text before and after the id, by the values it is made of."""
         indexes: list[Any] = []
         grids: list[tuple[int, int, float]] = []
-        self._ikeys: list[tuple[_Compiled, dict[Any, str], list[Any], set[int]]] = []
+        self._ikeys: list[tuple[_Compiled, dict[Any, str], list[Any], tuple[int, ...]]] = []
         """Per index: its key template, its keys by the values they are made of, its
         template as the script reads templates, and the positions of its values each
         alone in a ``:``-segment of it (a key differs wherever one of those does)."""
         for ix, decl in zip(planner.indexes, spec.indexes, strict=True):
             # str and int fields only: the server renders it as the client would
             kparts = Template.parse(decl.key).parts
-            alone = {names.index(fs[0]) for seg in segments(kparts)
-                     if len(fs := [v for kind, v in seg if kind == "F"]) == 1}
+            alone = tuple(sorted({names.index(fs[0]) for seg in segments(kparts)
+                                  if len(fs := [v for kind, v in seg if kind == "F"]) == 1}))
             self._ikeys.append((ix.key, {}, tpl(kparts), alone))
             member = 0 if ix.member is None or ix.cmd == "HINCRBY" else c(ix.member)
             score = 0
@@ -419,35 +419,45 @@ class ColumnBatcher:
         refs = compiled.refs
         if not refs:
             return [[compiled.fmt % ()], True]
-        got = memo.get(refs)  # indexes whose keys are made of the same values share it
+        form = (refs, alone)  # indexes whose keys are made of the same values, alike,
+        got = memo.get(form)  # share it
         if got is None:
-            stats = []  # per column: its distinct values (None among them)
-            for p in refs:
+            got = False
+            for p in alone:  # one value alone in its segment, different in every record
                 st = memo.get(p)
                 if st is None:
                     st = memo[p] = set(cols[p])  # type: ignore[arg-type]
-                stats.append(st)
-            if any(len(st) == n for p, st in zip(refs, stats, strict=True) if p in alone):
-                got = False
-            elif all(len(st) == 1 and None not in st for st in stats):
-                got = True
+                if len(st) == n:
+                    break
             else:
-                parts: list[Sequence[Any]] = [cols[p] for p in refs]  # type: ignore[misc]
-                vals = parts[0] if len(refs) == 1 else list(zip(*parts, strict=True))
-                got = (vals, any(None in st for st in stats), list(dict.fromkeys(vals)))
-            memo[refs] = got
+                stats = []  # per column: its distinct values (None among them)
+                for p in refs:
+                    st = memo.get(p)
+                    if st is None:
+                        st = memo[p] = set(cols[p])  # type: ignore[arg-type]
+                    stats.append(st)
+                if all(len(st) == 1 and None not in st for st in stats):
+                    got = True
+                else:
+                    parts: list[Sequence[Any]] = [cols[p] for p in refs]  # type: ignore[misc]
+                    vals = parts[0] if len(refs) == 1 else list(zip(*parts, strict=True))
+                    got = (vals, any(None in st for st in stats), list(dict.fromkeys(vals)))
+            memo[form] = got
         if got is False:
             return [tpl, False]
-        if got is True:
-            order: list[Any] = [tuple(next(iter(memo[p])) for p in refs)]
-            if len(refs) == 1:
-                order = [order[0][0]]
-            vals, absent = (), False
-        else:
-            vals, absent, order = got
-            if absent:
-                order = [v for v in order if v is not None and not (
-                    type(v) is tuple and None in v)]
+        if got is True:  # the one key: rendered once per run
+            one = [next(iter(memo[p])) for p in refs]
+            v = one[0] if len(refs) == 1 else tuple(one)
+            key = cache.get(v)
+            if key is None:
+                key = compiled.fmt % tuple(one)
+                if len(cache) < KEY_CACHE:
+                    cache[v] = key
+            return [[key], True]
+        vals, absent, order = got
+        if absent:
+            order = [v for v in order if v is not None and not (
+                type(v) is tuple and None in v)]
         try:
             keys = list(map(cache.__getitem__, order))
         except KeyError:  # values new to this index: rendered, and remembered while the
@@ -460,7 +470,7 @@ class ColumnBatcher:
                     if len(cache) < KEY_CACHE:
                         cache[v] = key
                 keys.append(key)
-        if got is True or (len(order) == 1 and not absent):
+        if len(order) == 1 and not absent:
             return [keys, True]
         code = dict(zip(order, range(1, len(order) + 1), strict=True))
         if absent:
