@@ -114,18 +114,29 @@ KNOWN = 1 << 14
 remembers as checked, across writes: a simulation's next step brings the same ones."""
 
 
-def _distinct(rule: _Rule, enc: Callable[[Any], Any], fallback: Kernel | None) -> Kernel:
-    """A text (or bool) column: its types, then each distinct value checked once, and
-    remembered as checked (up to :data:`KNOWN` values; never forgotten, as threads may
-    share the codec) with what it is stored as."""
+def _pure(validators: list[Any]) -> bool:
+    """Whether a field's ``before`` validators (the model's, or its type's
+    ``BeforeValidator``) are all agentmem's own, which are pure
+    (the same value in, the same value out, nothing else read): a model's others may
+    read the world, and run on every write."""
+    return all(getattr(f, "__module__", "").startswith("agentmem.") for f in validators)
+
+
+def _distinct(rule: _Rule, enc: Callable[[Any], Any], fallback: Kernel | None,
+              remember: bool = True) -> Kernel:
+    """A text (or bool) column: its types, then each distinct value checked once; with
+    ``remember`` (the field's check is pure), remembered as checked across writes (up to
+    :data:`KNOWN` values; never forgotten, as threads may share the codec) with what it
+    is stored as."""
     allowed = {rule.base, _NONE}
-    known: dict[Any, Any] = {}
-    same = [True]  # whether every value remembered is stored as itself
+    kept: dict[Any, Any] = {}
+    same_kept = [True]  # whether every value remembered is stored as itself
 
     def distinct(col: Any, n: int) -> list[Column] | None:
         col = _listed(col)
         if not set(map(type, col)) <= allowed:
             return fallback(col, n) if fallback is not None else None
+        known, same = (kept, same_kept) if remember else ({}, [True])
         new = set(col).difference(known)
         here: dict[Any, Any] | None = None  # values checked that there was no room for
         for v in new:
@@ -291,7 +302,7 @@ def _kernel(info: FieldInfo, fm: FieldMap, fv: list[Any], enc: Callable[[Any], A
     if fv:  # the model's validators run on any value: text columns only, else row code
         rule = _rule(info.annotation, info.metadata, outer=True)
         if rule.base is str and not (fm.json or fm.split or fm.write_time):
-            return _distinct(rule, enc, each)
+            return _distinct(rule, enc, each, _pure(fv) and _pure(rule.before))
         return each
     rule = _rule(info.annotation, info.metadata, outer=True)
     if fm.write_time:
@@ -304,7 +315,7 @@ def _kernel(info: FieldInfo, fm: FieldMap, fv: list[Any], enc: Callable[[Any], A
         except _Unsupported:
             return each
     if rule.base in (str, bool):
-        return _distinct(rule, enc, each)
+        return _distinct(rule, enc, each, _pure(rule.before))
     if rule.base in (int, float) and not rule.before:
         return _number(rule, each, rule.nullable)
     return each

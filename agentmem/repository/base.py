@@ -104,9 +104,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
 
     def _rows_ok(self) -> Any:
         """:attr:`rows_ok`, when it speaks for this class's ``check_values``."""
-        mro = type(self).__mro__
-        if self.rows_ok is None or next(c for c in mro if "rows_ok" in c.__dict__) is not \
-                next(c for c in mro if "check_values" in c.__dict__):
+        if self.rows_ok is None or self._owner("rows_ok") is not self._owner("check_values"):
             return None
         return self.rows_ok
 
@@ -169,10 +167,19 @@ class RecordOps(RecordVerbs[M], Generic[M]):
                                   columns=self._column_batcher())
         return write.plan(list(range(len(prepared)))).map(lambda _: write.final_ids())
 
+    def _owner(self, name: str) -> type:
+        """The class of this object's that defines ``name``."""
+        return next(c for c in type(self).__mro__ if name in c.__dict__)
+
     def _row_checks(self) -> tuple[Any, bool]:
-        """``check_values`` and whether rows may skip model objects (see ``check_values``)."""
-        own = type(self).check is not RecordOps.check
-        return self.check_values, not own or self.check_values is not None
+        """``check_values`` and whether rows may skip model objects (see ``check_values``):
+        they may when ``check`` is RecordOps' own, or when ``check_values`` is defined by
+        the class that defines ``check`` or by a subclass of it (a subclass's ``check``
+        alone has every row built and checked by it)."""
+        check = self._owner("check")
+        fast = check is RecordOps or (self.check_values is not None and issubclass(
+            self._owner("check_values"), check))
+        return self.check_values, fast
 
     @operation
     def add_rows(self, /, rows: Iterable[Mapping[str, Any]]) -> Plan[list[str]]:

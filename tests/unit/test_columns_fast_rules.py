@@ -275,6 +275,28 @@ def test_a_subclass_check_values_runs_on_every_row_of_columns() -> None:
         type(rp).add_columns.build(rp, cols)
 
 
+class NoNegativeCheck(ActionRepository):
+    """A subclass with a rule in ``check`` only: rows are built as models for it."""
+
+    def check(self, record: Any) -> None:
+        super().check(record)
+        if record.reward is not None and record.reward < 0:
+            raise InvalidInput("no negative rewards")
+
+
+def test_a_subclass_check_alone_runs_on_every_row() -> None:
+    rp = NoNegativeCheck(None)
+    assert rp._row_checks()[1] is False
+    assert action_repo()._row_checks()[1] is True
+    assert NoNegativeRewards(None)._row_checks()[1] is True
+    cols = with_(reward=[0.5, -1.0, 1.0, 1.0])
+    with pytest.raises(InvalidInput, match="no negative rewards"):
+        type(rp).add_columns.build(rp, cols)
+    rows = [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+    with pytest.raises(InvalidInput, match="no negative rewards"):
+        type(rp).add_rows.build(rp, rows)
+
+
 def test_embedding_dimension_checked_on_every_row() -> None:
     columns = with_(embedding=[np.ones(4, np.float32)] * N)
     assert isinstance(check(action_repo(embedding_dim=4), columns, fast=True), list)
@@ -394,6 +416,37 @@ def test_values_checked_once_are_remembered_across_writes(
             check(rp2, cols, fast=True)
         check(rp2, with_(agent_id=["a1", "a{b", "a1", "a2"]), fast=False)
         check(rp2, with_(agent_id=["a1", "a{b", "a1", "a2"]), fast=False)
+
+
+ALLOWED = {"red", "blue"}
+
+
+class Paint(Record):
+    pid: str | None = None
+    name: Identifier
+    color: str
+
+    @field_validator("color", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:  # reads the world: not pure
+        if value not in ALLOWED:
+            raise ValueError(f"unknown color {value!r}")
+        return value
+
+
+PAINT = declare(Paint, key="paint:{pid}", id="pid", id_template="{name}", indexes=[])
+
+
+def test_a_models_own_validators_run_on_every_write() -> None:
+    """A value a model's validator accepted once is checked again in the next write
+    (the validator may read what changed); agentmem's own are remembered."""
+    rp: Repository[Paint] = Repository(None, PAINT)
+    check(rp, {"name": ["a", "b"], "color": ["red", "blue"]}, fast=True)
+    ALLOWED.discard("red")
+    try:
+        assert check(rp, {"name": ["c", "d"], "color": ["red", "blue"]})[0] is InvalidInput
+    finally:
+        ALLOWED.add("red")
 
 
 class Plain(BaseModel):
