@@ -267,6 +267,10 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
                     f"interrupted; run `agentmem migrate {progress.get('direction')}` to "
                     "finish it first")
             todo.append((chain[running], progress))
+            # the run starts where the interrupted one stood: below the revision it was
+            # applying (above it, for a downgrade); the recorded layout says "a>b" meanwhile
+            report.start = (_parent(chain[running]) if direction == "upgrade"
+                            else chain[running]).revision
             now = running if direction == "upgrade" else running - 1
             if direction == "upgrade" and target in ("head", "heads"):
                 goal = max(goal, now)  # an opt-in revision left unfinished: finish it

@@ -259,6 +259,8 @@ def test_a_killed_run_resumes_to_a_correct_result(server: Any, r: redis.Redis) -
         mem.actions.recent("a0")
     report = mig.upgrade(server.url)  # head finishes the unfinished opt-in revision
     assert report.revisions == ["0005"]
+    assert (report.start, report.target) == ("0004", "0005")  # not 0001 -> 0005
+    assert str(report).startswith("upgrade 0004 -> 0005")
     counts = report.counts["0005"]
     assert counts["keys.types"] + counts["keys.targets"] == len(indices(before))
     assert counts["converted"] + counts.get("already", 0) == len(indices(before))
