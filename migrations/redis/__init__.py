@@ -56,6 +56,7 @@ from agentmem.migrations.redis.context import (
     state_keys,
 )
 from agentmem.plans.keyspace import LAYOUT_KEY, parse_layout_value
+from agentmem.plans.keyspace import layout as layout_of
 from agentmem.plans.plan import Plan, command, every_reply, single
 
 __all__ = [
@@ -294,7 +295,7 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
                     "holds layouts 2 to 4 only (layout 1's keys have no hash tags); migrate "
                     "layout-1 data on one server, then move it; nothing was written")
         renames = [(_parent(rev).layout, rev.layout) for rev, resume in todo
-                   if resume is None and _parent(rev).layout != rev.layout]
+                   if resume is None and _moves_records(_parent(rev).layout, rev.layout)]
         if renames:  # before any revision runs
             old, new = renames[0] if direction == "upgrade" else renames[0][::-1]
             _refuse_unarchived(runner, old, new)
@@ -303,6 +304,15 @@ def _run(url: str, direction: str, target: str, dry_run: bool, batch: int,
             data_layout = _apply(runner, rev, direction, batch, dry_run, resume, data_layout,
                                  report, on_batch)
         return report
+
+
+def _moves_records(old: int, new: int) -> bool:
+    """Whether going from layout ``old`` to ``new`` changes what an outbox entry names:
+    an action's hash key, or the fields its hash is read by (layouts 3 and 4 differ in
+    two indices' kind only)."""
+    a, b = layout_of(old).action, layout_of(new).action
+    return a.key.pattern != b.key.pattern or \
+        a.codec.hash_names != b.codec.hash_names
 
 
 def _refuse_unarchived(runner: Runner, old: int, new: int) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 from _support import act
-from test_redis_migrations import kill_upgrade_midway, populate, snapshot, ttls
+from test_redis_migrations import _killed_writer, kill_upgrade_midway, populate, snapshot, ttls
 
 import agentmem
 from agentmem import LayoutError
@@ -162,6 +162,26 @@ def test_a_store_of_layout_4_records_0005(server: Any, r: redis.Redis) -> None:
     assert mig.current(server.url) == "0005"
     assert mig.downgrade(server.url, "0004").revisions == ["0005"]
     assert r.type(LAY.key("types", agent_id="a1", action_type="move")) == b"set"
+
+
+def test_outboxes_listing_unarchived_actions_do_not_hold_up_0005(
+        server: Any, r: redis.Redis, tmp_path: Any) -> None:
+    """0005 changes two indices' kind only: the hash keys and fields an outbox entry
+    names stay, so a killed dual writer's unarchived actions are archived after it, up
+    or down (the revisions that move keys or fields still refuse: test_redis_migrations)."""
+    from agentmem.backends.sql import open_archive
+    from agentmem.dualwrite.outbox import drain
+
+    db = str(tmp_path / "archive.db")
+    with agentmem.connect(server.url, layout_version=3) as mem:
+        mem.actions.add(act())  # the server claimed by layout 3 (revision 0004)
+    _killed_writer(server.url, db, 3, range(4))
+    assert mig.upgrade(server.url, "0005").revisions == ["0005"]
+    _killed_writer(server.url, db, 4, range(4, 6))
+    assert mig.downgrade(server.url, "0004").revisions == ["0005"]
+    with agentmem.connect(server.url, layout_version=3) as mem, open_archive(db) as archive:
+        assert drain(mem, archive, include_live=True).missing == []
+        assert archive.count("s1") == 6
 
 
 def test_dry_run_counts_and_writes_nothing(server: Any, r: redis.Redis) -> None:
