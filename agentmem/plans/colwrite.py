@@ -8,7 +8,11 @@ per stored value (as the text the server stores), the key templates once per cal
 ``core/write_cols.lua`` builds on the server the arguments ``core/write.lua`` reads,
 then runs the same checks and writes (``lib/write_body.lua``). The client's work per
 record is a few C-level passes over each column; the server's grows by the rendering
-(``docs/performance.md``).
+(``docs/performance.md``). Records held as columns (``add_columns``:
+:class:`~agentmem.plans.colplan.ColumnRows`) go from slices of the columns, their
+numbers made text once per write (:meth:`ColumnBatcher.batch_of`); the texts of
+numbers, the keys and the record keys' parts are remembered across writes, shared by
+the threads writing through one store.
 
 It takes a call only when it can state it so, and gives ``None`` otherwise (the caller
 then uses ``WritePlanner.batch``): every id generated and distinct within its scope
