@@ -31,7 +31,7 @@ from agentmem.backends.replies import (
 )
 from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import client_spin, wait_readable
-from agentmem.backends.wire import packed_chunks
+from agentmem.backends.wire import loaded_first, packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import ConfigError, WriteError
 from agentmem.lua.scripts import CLAIM_LAYOUT
@@ -85,6 +85,7 @@ class RedisRunner:
         self._inflight_lock = threading.Lock()
         self.guard = RestartGuard()
         """Notices a server that restarted empty (armed by a dual writer)."""
+        self.scripts: set[str] = set()  # the SHAs of the scripts loaded (wire.loaded_first)
 
     def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -216,6 +217,7 @@ class RedisRunner:
         sent: list[Call] = []
         try:
             self._admit(conn, guarded)
+            calls = loaded_first(calls, self.scripts, self.client.script_load)
             for chunk in packed_chunks(conn, calls, sent):
                 conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:

@@ -6,7 +6,7 @@ Used by the blocking, asyncio and cluster runners (:mod:`agentmem.backends.redis
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from agentmem.plans.plan import Call
@@ -17,7 +17,7 @@ try:
 except ImportError:  # pragma: no cover - hiredis is a dependency, but optional in redis-py
     hiredis = None
 
-__all__ = ["SEND_CHUNK", "pack_args", "packed_chunks"]
+__all__ = ["SEND_CHUNK", "loaded_first", "pack_args", "packed_chunks"]
 
 
 def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
@@ -54,3 +54,20 @@ def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterato
             pending, size = [], 0
     if pending:
         yield pending[0] if len(pending) == 1 else b"".join(pending)
+
+
+def loaded_first(calls: Iterable[Call], loaded: set[str], load: Callable[[str], Any]
+                 ) -> Iterator[Call]:
+    """``calls``, each script loaded (``load(source)``, on a connection of its own) before
+    its first call goes out unless ``loaded`` (the runner's, shared by its threads) has
+    its SHA: a pipeline of one write's calls then runs in order. (Sent as they came,
+    the calls before another thread loaded the script were refused with ``NOSCRIPT``
+    and those after it ran: the refused ones, sent again after, wrote their list entries
+    behind their successors'.) A server that lost its scripts since (a restart) refuses
+    the calls as before, and they are sent again in order."""
+    for call in calls:
+        script = call.script
+        if script is not None and script.sha not in loaded:
+            load(script.source)
+            loaded.add(script.sha)
+        yield call

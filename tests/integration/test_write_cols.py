@@ -8,7 +8,7 @@ not take (ids repeated in a call, ids given) goes as before, in one script."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -405,10 +405,13 @@ def test_more_keys_than_the_cache_holds_from_threads_sharing_a_store(
     through one store, one simulation each: the keys past the cache are rendered per
     call, no thread loses a key from under another, and every key holds what add_many
     stores (compared key by key on a sample, counted on all)."""
-    import threading
 
     data = steps(9000, 1, sims=4)
     parts = [data[i::4] for i in range(4)]  # thread i: simulation i
+    # every script unknown to the server: the threads' first calls race to load it (the
+    # calls a thread sent before another loaded it were refused, sent again after those
+    # that ran, and wrote their list entries out of order; now each runner loads a
+    # script before its first call)
     many = connect(batch_size=500)
     stored = [[a.action_id for a in many.actions.add_many([Action(**d) for d in part])]
               for part in parts]
@@ -417,22 +420,14 @@ def test_more_keys_than_the_cache_holds_from_threads_sharing_a_store(
     want = _contents(r, sample)
     size = r.dbsize()
     r.flushdb()
+    r.script_flush()
     mem = connect(batch_size=500)
     got: dict[int, list[str]] = {}
-    errors: list[BaseException] = []
 
     def write(i: int) -> None:
-        try:
-            got[i] = mem.actions.add_rows(parts[i])
-        except BaseException as exc:
-            errors.append(exc)
+        got[i] = mem.actions.add_rows(parts[i])
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert in_threads(write, 4) == []
     assert [got[i] for i in range(4)] == stored
     assert r.dbsize() == size
     assert _contents(r, sample) == want
@@ -445,7 +440,6 @@ def test_threads_writing_the_same_new_numbers_store_every_field(
     add_many stores it (a text another thread remembered meanwhile once came back
     None: the field and the entries scored by it were left out)."""
     import sys
-    import threading
 
     mem = connect(batch_size=5000)
     n, rounds = 64, 40
@@ -457,20 +451,13 @@ def test_threads_writing_the_same_new_numbers_store_every_field(
             vals = [trial * 1000 + i + 0.5 for i in range(n)]
 
             def write(k: int, trial: int = trial, vals: list[float] = vals) -> None:
-                try:
-                    mem.actions.add_columns({
-                        "agent_id": [f"t{k}_{i}" for i in range(n)],
-                        "simulation_id": ["s"] * n, "step_number": [trial] * n,
-                        "action_type": ["move"] * n, "resources_before": list(vals),
-                        "resources_after": list(vals), "reward": list(vals)})
-                except BaseException as exc:
-                    errors.append(exc)
+                mem.actions.add_columns({
+                    "agent_id": [f"t{k}_{i}" for i in range(n)],
+                    "simulation_id": ["s"] * n, "step_number": [trial] * n,
+                    "action_type": ["move"] * n, "resources_before": list(vals),
+                    "resources_after": list(vals), "reward": list(vals)})
 
-            threads = [threading.Thread(target=write, args=(k,)) for k in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
+            errors += in_threads(write, 4)
     finally:
         sys.setswitchinterval(interval)
     assert errors == []
@@ -484,6 +471,27 @@ def test_threads_writing_the_same_new_numbers_store_every_field(
                for i in range(n)) == rounds * 4 * n
     assert sum(r.zcard(f"agent:t{k}_{i}:action:rewards") for k in range(4)
                for i in range(n)) == rounds * 4 * n
+
+
+def in_threads(write: Callable[[int], None], n: int) -> list[BaseException]:
+    """``write(k)`` for k in 0..n-1, each in a thread of its own, all at once; what
+    they raised."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run(k: int) -> None:
+        try:
+            write(k)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def _contents(r: redis.Redis, keys: list[bytes]) -> dict[bytes, Any]:
