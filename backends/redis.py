@@ -1,8 +1,9 @@
-"""Redis and Valkey: URL configuration, connection pool, blocking and asyncio runners.
+"""Redis and Valkey: URL configuration, connection pool, the blocking runner, connect.
 
-The runners are the only code that differs between clients: both send a plan's
-calls in one round trip (a pipeline when there are several), reload scripts
-the server forgot (``NOSCRIPT`` after a restart) and map redis-py's errors onto
+The runners are the only code that differs between clients (the asyncio one is in
+:mod:`agentmem.backends.aiorunner`): both send a plan's calls in one round trip (a
+pipeline when there are several), load each script before its first call, reload
+scripts the server forgot (``NOSCRIPT`` after a restart) and map redis-py's errors onto
 :mod:`agentmem.errors`.
 """
 
@@ -16,6 +17,7 @@ import redis
 import redis.asyncio
 from pydantic import BaseModel
 
+from agentmem.backends.aiorunner import AsyncRedisRunner
 from agentmem.backends.inflight import Pending
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.redisurl import parse_url
@@ -204,6 +206,12 @@ class RedisRunner:
         for i, r in zip(missing, again, strict=True):
             replies[i] = r
 
+    def _load(self, source: str) -> None:
+        try:
+            self.client.script_load(source)
+        except redis.ResponseError as exc:
+            raise script_error(exc) from exc
+
     def _admit(self, conn: Any, guarded: bool) -> None:
         """A connection taken from the pool: its health checked (a reconnection, if any,
         happens here), then the restart guard's say (:mod:`agentmem.backends.restarts`)."""
@@ -217,7 +225,7 @@ class RedisRunner:
         sent: list[Call] = []
         try:
             self._admit(conn, guarded)
-            calls = loaded_first(calls, self.scripts, self.client.script_load)
+            calls = loaded_first(calls, self.scripts, self._load)
             for chunk in packed_chunks(conn, calls, sent):
                 conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:
@@ -239,81 +247,6 @@ class RedisRunner:
             except redis.ResponseError as exc:
                 replies.append(exc)
         return replies
-
-
-class AsyncRedisRunner:
-    """Runs plans on an asyncio redis-py client; the same protocol as :class:`RedisRunner`."""
-
-    def __init__(self, client: redis.asyncio.Redis, layout_version: int | None = None) -> None:
-        check_client(client)
-        self.client = client
-        self.pending_layout = layout_version
-
-    async def check_layout(self) -> None:
-        """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
-        version = self.pending_layout
-        if version is None:
-            return
-        with layout_errors():
-            try:
-                raw = await self.client.eval(CLAIM_LAYOUT.source, 1, LAYOUT_KEY, str(version))
-            except redis.exceptions.ReadOnlyError:  # a replica: read what it has
-                raw = await self.client.get(LAYOUT_KEY)
-        check_recorded_version(raw, version)
-        self.pending_layout = None
-
-    async def run(self, plan: Plan[T]) -> T:
-        if self.pending_layout is not None:
-            await self.check_layout()
-        # No garbage-collector pause here: it is process-wide, and other tasks of
-        # the event loop run while this plan awaits its replies.
-        while True:
-            result = await self._run_once(plan)
-            if not isinstance(result, FollowUp):
-                return result
-            plan = result.plan
-
-    async def _run_once(self, plan: Plan[T]) -> T | FollowUp:
-        try:
-            sent, replies = await self._send(plan.calls)
-            missing = missing_scripts(replies)
-            if missing:
-                for script in {sent[i].script for i in missing}:
-                    assert script is not None
-                    try:
-                        await self.client.script_load(script.source)
-                    except redis.ResponseError as exc:
-                        raise script_error(exc) from exc
-                _, again = await self._send(sent[i] for i in missing)
-                for i, r in zip(missing, again, strict=True):
-                    replies[i] = r
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise unavailable(exc) from exc
-        try:
-            return plan.parse(mapped(replies))
-        except FollowUp as more:
-            return more
-
-    async def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
-        client: Any = self.client
-        pool = client.connection_pool
-        conn = await pool.get_connection()
-        sent: list[Call] = []
-        replies: list[Any] = []
-        try:
-            for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
-                await conn.send_packed_command([chunk], check_health=n == 0)
-            for call in sent:
-                try:
-                    replies.append(await client.parse_response(conn, command_name(call)))
-                except redis.ResponseError as exc:
-                    replies.append(exc)
-        except BaseException:
-            await conn.disconnect()
-            raise
-        finally:
-            await pool.release(conn)
-        return sent, replies
 
 
 R = TypeVar("R", RedisRunner, AsyncRedisRunner)

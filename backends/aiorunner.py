@@ -1,0 +1,137 @@
+"""The asyncio runner of Redis and Valkey (:class:`AsyncRedisRunner`).
+
+The same protocol as the blocking :class:`~agentmem.backends.redis.RedisRunner`: a
+plan's calls in one round trip, each script loaded before its first call goes out,
+scripts a restarted server forgot loaded and their calls sent again, redis-py's errors
+mapped onto :mod:`agentmem.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import chain
+from typing import Any, TypeVar
+
+import redis
+import redis.asyncio
+
+from agentmem.backends.replies import (
+    check_client,
+    command_name,
+    layout_errors,
+    mapped,
+    missing_scripts,
+    script_error,
+    unavailable,
+)
+from agentmem.backends.wire import packed_chunks
+from agentmem.lua.scripts import CLAIM_LAYOUT
+from agentmem.plans.keyspace import LAYOUT_KEY, check_recorded_version
+from agentmem.plans.plan import Call, FollowUp, Plan
+
+__all__ = ["AsyncRedisRunner"]
+
+T = TypeVar("T")
+
+
+def _known(calls: Iterator[Call], loaded: set[str], blocked: list[Call]) -> Iterator[Call]:
+    """``calls`` up to the first whose script is not in ``loaded`` (put in ``blocked``)."""
+    for call in calls:
+        script = call.script
+        if script is not None and script.sha not in loaded:
+            blocked.append(call)
+            return
+        yield call
+
+
+class AsyncRedisRunner:
+    """Runs plans on an asyncio redis-py client; the same protocol as :class:`RedisRunner`."""
+
+    def __init__(self, client: redis.asyncio.Redis, layout_version: int | None = None) -> None:
+        check_client(client)
+        self.client = client
+        self.pending_layout = layout_version
+        self.scripts: set[str] = set()
+        """The SHAs of the scripts loaded: each is loaded before its first call goes out
+        (as :func:`agentmem.backends.wire.loaded_first` does for the blocking runner)."""
+
+    async def check_layout(self) -> None:
+        """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
+        version = self.pending_layout
+        if version is None:
+            return
+        with layout_errors():
+            try:
+                raw = await self.client.eval(CLAIM_LAYOUT.source, 1, LAYOUT_KEY, str(version))
+            except redis.exceptions.ReadOnlyError:  # a replica: read what it has
+                raw = await self.client.get(LAYOUT_KEY)
+        check_recorded_version(raw, version)
+        self.pending_layout = None
+
+    async def run(self, plan: Plan[T]) -> T:
+        if self.pending_layout is not None:
+            await self.check_layout()
+        # No garbage-collector pause here: it is process-wide, and other tasks of
+        # the event loop run while this plan awaits its replies.
+        while True:
+            result = await self._run_once(plan)
+            if not isinstance(result, FollowUp):
+                return result
+            plan = result.plan
+
+    async def _run_once(self, plan: Plan[T]) -> T | FollowUp:
+        try:
+            sent, replies = await self._send(plan.calls)
+            missing = missing_scripts(replies)
+            if missing:
+                for script in {sent[i].script for i in missing}:
+                    assert script is not None
+                    try:
+                        await self.client.script_load(script.source)
+                    except redis.ResponseError as exc:
+                        raise script_error(exc) from exc
+                _, again = await self._send(sent[i] for i in missing)
+                for i, r in zip(missing, again, strict=True):
+                    replies[i] = r
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            raise unavailable(exc) from exc
+        try:
+            return plan.parse(mapped(replies))
+        except FollowUp as more:
+            return more
+
+    async def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
+        client: Any = self.client
+        pool = client.connection_pool
+        conn = await pool.get_connection()
+        sent: list[Call] = []
+        replies: list[Any] = []
+        try:
+            rest: Iterator[Call] = iter(calls)
+            blocked: list[Call] = []  # a call whose script is to be loaded first
+            n = 0
+            while True:
+                for chunk in packed_chunks(conn, _known(rest, self.scripts, blocked), sent):
+                    await conn.send_packed_command([chunk], check_health=n == 0)
+                    n += 1
+                if not blocked:
+                    break
+                call = blocked.pop()
+                assert call.script is not None
+                try:  # on another connection, while the calls sent so far run
+                    await client.script_load(call.script.source)
+                except redis.ResponseError as exc:
+                    raise script_error(exc) from exc
+                self.scripts.add(call.script.sha)
+                rest = chain((call,), rest)
+            for call in sent:
+                try:
+                    replies.append(await client.parse_response(conn, command_name(call)))
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+        return sent, replies

@@ -1,0 +1,65 @@
+"""Writers sharing one store on a server that has none of the scripts yet (``SCRIPT
+FLUSH``): each write's calls run in the caller's order, so that a simulation's list of
+actions holds them in that order. Each runner loads a script before its first call
+(``wire.loaded_first``, ``aiorunner``); sent as they came, the calls of one writer
+sent before another writer loaded the script were refused with ``NOSCRIPT`` and run
+after those sent later, their list entries behind their successors'."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import redis
+
+import agentmem
+from agentmem.model.records import Action
+
+WRITERS, ACTIONS = 4, 600
+
+
+def _actions(sim: int) -> list[Action]:
+    return [Action(agent_id=f"a{sim}_{i % 30}", simulation_id=f"s{sim}", step_number=i // 30,
+                   action_type="move") for i in range(ACTIONS)]
+
+
+def _listed(r: redis.Redis, sim: int) -> list[str]:
+    return [x.decode() for x in r.lrange(f"simulation:s{sim}:actions", 0, -1)]
+
+
+def test_threads_write_in_order_on_a_server_without_scripts(server: Any,
+                                                            r: redis.Redis) -> None:
+    for _ in range(3):
+        r.flushdb()
+        r.script_flush()
+        with agentmem.connect(server.url, batch_size=40) as mem:
+            got: dict[int, list[str]] = {}
+
+            def write(k: int, mem: agentmem.Memory = mem,
+                      got: dict[int, list[str]] = got) -> None:
+                got[k] = [a.action_id for a in mem.actions.add_many(_actions(k))]
+
+            threads = [threading.Thread(target=write, args=(k,)) for k in range(WRITERS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        assert [_listed(r, k) for k in range(WRITERS)] == [got[k] for k in range(WRITERS)]
+
+
+def test_tasks_write_in_order_on_a_server_without_scripts(server: Any,
+                                                          r: redis.Redis) -> None:
+    async def main() -> dict[int, list[str]]:
+        async with agentmem.connect_async(server.url, batch_size=40) as mem:
+            async def write(k: int) -> list[str]:
+                return [a.action_id for a in await mem.actions.add_many(_actions(k))]
+
+            out = await asyncio.gather(*(write(k) for k in range(WRITERS)))
+        return dict(enumerate(out))
+
+    for _ in range(3):
+        r.flushdb()
+        r.script_flush()
+        got = asyncio.run(main())
+        assert [_listed(r, k) for k in range(WRITERS)] == [got[k] for k in range(WRITERS)]
