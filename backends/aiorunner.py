@@ -24,7 +24,7 @@ from agentmem.backends.replies import (
     script_error,
     unavailable,
 )
-from agentmem.backends.wire import packed_chunks
+from agentmem.backends.wire import packed_chunks, to_load
 from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.plans.keyspace import LAYOUT_KEY, check_recorded_version
 from agentmem.plans.plan import Call, FollowUp, Plan
@@ -52,8 +52,9 @@ class AsyncRedisRunner:
         self.client = client
         self.pending_layout = layout_version
         self.scripts: set[str] = set()
-        """The SHAs of the scripts loaded: each is loaded before its first call goes out
-        (as :func:`agentmem.backends.wire.loaded_first` does for the blocking runner)."""
+        """The SHAs of the scripts loaded: each is loaded before its first call goes out,
+        with the core scripts (as :func:`agentmem.backends.wire.loaded_first` does for
+        the blocking runner)."""
 
     async def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -118,11 +119,15 @@ class AsyncRedisRunner:
                     break
                 call = blocked.pop()
                 assert call.script is not None
+                todo = to_load(call.script, self.scripts)
+                pipe = client.pipeline(transaction=False)
+                for script in todo:
+                    pipe.script_load(script.source)
                 try:  # on another connection, while the calls sent so far run
-                    await client.script_load(call.script.source)
+                    await pipe.execute()
                 except redis.ResponseError as exc:
                     raise script_error(exc) from exc
-                self.scripts.add(call.script.sha)
+                self.scripts.update(s.sha for s in todo)
                 rest = chain((call,), rest)
             for call in sent:
                 try:

@@ -36,7 +36,7 @@ from agentmem.backends.spin import client_spin, wait_readable
 from agentmem.backends.wire import loaded_first, packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import ConfigError, WriteError
-from agentmem.lua.scripts import CLAIM_LAYOUT
+from agentmem.lua.scripts import CLAIM_LAYOUT, Script
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.keyspace import (
@@ -206,9 +206,12 @@ class RedisRunner:
         for i, r in zip(missing, again, strict=True):
             replies[i] = r
 
-    def _load(self, source: str) -> None:
+    def _load(self, scripts: list[Script]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for script in scripts:
+            pipe.script_load(script.source)
         try:
-            self.client.script_load(source)
+            pipe.execute()
         except redis.ResponseError as exc:
             raise script_error(exc) from exc
 

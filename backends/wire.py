@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from agentmem.lua.scripts import ALL, Script
 from agentmem.plans.plan import Call
 
 hiredis: Any
@@ -17,7 +18,7 @@ try:
 except ImportError:  # pragma: no cover - hiredis is a dependency, but optional in redis-py
     hiredis = None
 
-__all__ = ["SEND_CHUNK", "loaded_first", "pack_args", "packed_chunks"]
+__all__ = ["SEND_CHUNK", "loaded_first", "pack_args", "packed_chunks", "to_load"]
 
 
 def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
@@ -56,18 +57,26 @@ def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterato
         yield pending[0] if len(pending) == 1 else b"".join(pending)
 
 
-def loaded_first(calls: Iterable[Call], loaded: set[str], load: Callable[[str], Any]
-                 ) -> Iterator[Call]:
-    """``calls``, each script loaded (``load(source)``, on a connection of its own) before
-    its first call goes out unless ``loaded`` (the runner's, shared by its threads) has
-    its SHA: a pipeline of one write's calls then runs in order. (Sent as they came,
-    the calls before another thread loaded the script were refused with ``NOSCRIPT``
-    and those after it ran: the refused ones, sent again after, wrote their list entries
-    behind their successors'.) A server that lost its scripts since (a restart) refuses
-    the calls as before, and they are sent again in order."""
+def loaded_first(calls: Iterable[Call], loaded: set[str],
+                 load: Callable[[list[Script]], None]) -> Iterator[Call]:
+    """``calls``, scripts loaded before the first call of one goes out unless ``loaded``
+    (the runner's SHAs, shared by its threads) has it: ``load(scripts)`` (one pipeline,
+    on a connection of its own) loads that script and every core script the runner has
+    not loaded (``lua.scripts.ALL``), so that a runner pays one round trip for them.
+    A pipeline of one write's calls then runs in order. (Sent as they came, the calls
+    before another thread loaded the script were refused with ``NOSCRIPT`` and those
+    after it ran: the refused ones, sent again after, wrote their list entries behind
+    their successors'.) A server that lost its scripts since (a restart) refuses the
+    calls as before, and they are sent again in order."""
     for call in calls:
         script = call.script
         if script is not None and script.sha not in loaded:
-            load(script.source)
-            loaded.add(script.sha)
+            todo = to_load(script, loaded)
+            load(todo)
+            loaded.update(s.sha for s in todo)
         yield call
+
+
+def to_load(script: Script, loaded: set[str]) -> list[Script]:
+    """``script`` and the core scripts not in ``loaded``, once each."""
+    return list({s.sha: s for s in (script, *ALL) if s.sha not in loaded}.values())
