@@ -1,15 +1,14 @@
 """The asyncio runner of Redis and Valkey (:class:`AsyncRedisRunner`).
 
 The same protocol as the blocking :class:`~agentmem.backends.redis.RedisRunner`: a
-plan's calls in one round trip, each script loaded before its first call goes out,
-scripts a restarted server forgot loaded and their calls sent again, redis-py's errors
-mapped onto :mod:`agentmem.errors`.
+plan's calls in one round trip, each script loaded ahead of its first call on the same
+pipeline, scripts a restarted server forgot loaded and their calls sent again,
+redis-py's errors mapped onto :mod:`agentmem.errors`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from itertools import chain
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import redis
@@ -24,7 +23,7 @@ from agentmem.backends.replies import (
     script_error,
     unavailable,
 )
-from agentmem.backends.wire import packed_chunks, to_load
+from agentmem.backends.wire import inline_loads, own_replies, packed_chunks
 from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.plans.keyspace import LAYOUT_KEY, check_recorded_version
 from agentmem.plans.plan import Call, FollowUp, Plan
@@ -32,16 +31,6 @@ from agentmem.plans.plan import Call, FollowUp, Plan
 __all__ = ["AsyncRedisRunner"]
 
 T = TypeVar("T")
-
-
-def _known(calls: Iterator[Call], loaded: set[str], blocked: list[Call]) -> Iterator[Call]:
-    """``calls`` up to the first whose script is not in ``loaded`` (put in ``blocked``)."""
-    for call in calls:
-        script = call.script
-        if script is not None and script.sha not in loaded:
-            blocked.append(call)
-            return
-        yield call
 
 
 class AsyncRedisRunner:
@@ -52,9 +41,8 @@ class AsyncRedisRunner:
         self.client = client
         self.pending_layout = layout_version
         self.scripts: set[str] = set()
-        """The SHAs of the scripts loaded: each is loaded before its first call goes out,
-        with the core scripts (as :func:`agentmem.backends.wire.loaded_first` does for
-        the blocking runner)."""
+        """The SHAs of the scripts loaded: each is loaded on the pipeline of its first
+        call, with the core scripts (:func:`agentmem.backends.wire.inline_loads`)."""
 
     async def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -107,28 +95,11 @@ class AsyncRedisRunner:
         conn = await pool.get_connection()
         sent: list[Call] = []
         replies: list[Any] = []
+        injected: dict[int, str] = {}
         try:
-            rest: Iterator[Call] = iter(calls)
-            blocked: list[Call] = []  # a call whose script is to be loaded first
-            n = 0
-            while True:
-                for chunk in packed_chunks(conn, _known(rest, self.scripts, blocked), sent):
-                    await conn.send_packed_command([chunk], check_health=n == 0)
-                    n += 1
-                if not blocked:
-                    break
-                call = blocked.pop()
-                assert call.script is not None
-                todo = to_load(call.script, self.scripts)
-                pipe = client.pipeline(transaction=False)
-                for script in todo:
-                    pipe.script_load(script.source)
-                try:  # on another connection, while the calls sent so far run
-                    await pipe.execute()
-                except redis.ResponseError as exc:
-                    raise script_error(exc) from exc
-                self.scripts.update(s.sha for s in todo)
-                rest = chain((call,), rest)
+            calls = inline_loads(calls, self.scripts, injected)
+            for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
+                await conn.send_packed_command([chunk], check_health=n == 0)
             for call in sent:
                 try:
                     replies.append(await client.parse_response(conn, command_name(call)))
@@ -139,4 +110,4 @@ class AsyncRedisRunner:
             raise
         finally:
             await pool.release(conn)
-        return sent, replies
+        return own_replies(sent, replies, injected, self.scripts)

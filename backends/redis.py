@@ -2,9 +2,9 @@
 
 The runners are the only code that differs between clients (the asyncio one is in
 :mod:`agentmem.backends.aiorunner`): both send a plan's calls in one round trip (a
-pipeline when there are several), load each script before its first call, reload
-scripts the server forgot (``NOSCRIPT`` after a restart) and map redis-py's errors onto
-:mod:`agentmem.errors`.
+pipeline when there are several), load each script ahead of its first call on the same
+pipeline, reload scripts the server forgot (``NOSCRIPT`` after a restart) and map
+redis-py's errors onto :mod:`agentmem.errors`.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from agentmem.backends.replies import (
 )
 from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import client_spin, wait_readable
-from agentmem.backends.wire import loaded_first, packed_chunks
+from agentmem.backends.wire import inline_loads, own_replies, packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import ConfigError, WriteError
-from agentmem.lua.scripts import CLAIM_LAYOUT, Script
+from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.keyspace import (
@@ -87,7 +87,7 @@ class RedisRunner:
         self._inflight_lock = threading.Lock()
         self.guard = RestartGuard()
         """Notices a server that restarted empty (armed by a dual writer)."""
-        self.scripts: set[str] = set()  # the SHAs of the scripts loaded (wire.loaded_first)
+        self.scripts: set[str] = set()  # the SHAs of the scripts loaded (wire.inline_loads)
 
     def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -206,15 +206,6 @@ class RedisRunner:
         for i, r in zip(missing, again, strict=True):
             replies[i] = r
 
-    def _load(self, scripts: list[Script]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for script in scripts:
-            pipe.script_load(script.source)
-        try:
-            pipe.execute()
-        except redis.ResponseError as exc:
-            raise script_error(exc) from exc
-
     def _admit(self, conn: Any, guarded: bool) -> None:
         """A connection taken from the pool: its health checked (a reconnection, if any,
         happens here), then the restart guard's say (:mod:`agentmem.backends.restarts`)."""
@@ -226,9 +217,10 @@ class RedisRunner:
         pool: Any = self.client.connection_pool
         conn = pool.get_connection()
         sent: list[Call] = []
+        injected: dict[int, str] = {}
         try:
             self._admit(conn, guarded)
-            calls = loaded_first(calls, self.scripts, self._load)
+            calls = inline_loads(calls, self.scripts, injected)
             for chunk in packed_chunks(conn, calls, sent):
                 conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:
@@ -239,7 +231,7 @@ class RedisRunner:
             raise
         finally:
             pool.release(conn)
-        return sent, replies
+        return own_replies(sent, replies, injected, self.scripts)
 
     def _replies(self, conn: Any, sent: list[Call]) -> list[Any]:
         client: Any = self.client

@@ -6,11 +6,11 @@ Used by the blocking, asyncio and cluster runners (:mod:`agentmem.backends.redis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from agentmem.lua.scripts import ALL, Script
-from agentmem.plans.plan import Call
+from agentmem.plans.plan import Call, command
 
 hiredis: Any
 try:
@@ -18,7 +18,8 @@ try:
 except ImportError:  # pragma: no cover - hiredis is a dependency, but optional in redis-py
     hiredis = None
 
-__all__ = ["SEND_CHUNK", "loaded_first", "pack_args", "packed_chunks", "to_load"]
+__all__ = ["SEND_CHUNK", "inline_loads", "own_replies", "pack_args", "packed_chunks",
+           "to_load"]
 
 
 def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
@@ -57,24 +58,47 @@ def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterato
         yield pending[0] if len(pending) == 1 else b"".join(pending)
 
 
-def loaded_first(calls: Iterable[Call], loaded: set[str],
-                 load: Callable[[list[Script]], None]) -> Iterator[Call]:
-    """``calls``, scripts loaded before the first call of one goes out unless ``loaded``
-    (the runner's SHAs, shared by its threads) has it: ``load(scripts)`` (one pipeline,
-    on a connection of its own) loads that script and every core script the runner has
-    not loaded (``lua.scripts.ALL``), so that a runner pays one round trip for them.
-    A pipeline of one write's calls then runs in order. (Sent as they came, the calls
-    before another thread loaded the script were refused with ``NOSCRIPT`` and those
-    after it ran: the refused ones, sent again after, wrote their list entries behind
-    their successors'.) A server that lost its scripts since (a restart) refuses the
-    calls as before, and they are sent again in order."""
+def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, str]
+                 ) -> Iterator[Call]:
+    """``calls``, the first call of a script not in ``loaded`` (the runner's SHAs, shared
+    by its threads) preceded by ``SCRIPT LOAD`` of it and of every core script not in
+    ``loaded`` (``lua.scripts.ALL``: once per runner), on the same connection: the
+    server runs them first, so that no call of the pipeline is refused with
+    ``NOSCRIPT`` and run after its successors while another thread or task loads the
+    script meanwhile (those calls, sent again after the others, wrote their list
+    entries behind their successors'). ``injected`` gets each load's call id and SHA;
+    :func:`own_replies` takes their replies out and puts the SHAs the server took in
+    ``loaded`` (only then: until a load has run, other threads load it too). A refused
+    load (an ACL without ``SCRIPT LOAD``, the scripts loaded by an administrator) shows
+    up, if it matters, as the script's ``NOSCRIPT``. A server that lost its scripts
+    after the runner loaded them (a restart, a failover to a replica, ``SCRIPT
+    FLUSH``) refuses their calls as before: they are loaded then and sent again."""
+    mine: set[str] = set()
     for call in calls:
         script = call.script
-        if script is not None and script.sha not in loaded:
-            todo = to_load(script, loaded)
-            load(todo)
-            loaded.update(s.sha for s in todo)
+        if script is not None and script.sha not in loaded and script.sha not in mine:
+            for s in to_load(script, loaded | mine):
+                load = command("SCRIPT", "LOAD", s.source)
+                injected[id(load)] = s.sha
+                mine.add(s.sha)
+                yield load
         yield call
+
+
+def own_replies(sent: list[Call], replies: list[Any], injected: dict[int, str],
+                loaded: set[str]) -> tuple[list[Call], list[Any]]:
+    """``sent`` and ``replies`` without the loads :func:`inline_loads` put in; the SHAs of
+    the loads the server took go in ``loaded``."""
+    if not injected:
+        return sent, replies
+    keep = []
+    for i, call in enumerate(sent):
+        sha = injected.get(id(call))
+        if sha is None:
+            keep.append(i)
+        elif not isinstance(replies[i], Exception):
+            loaded.add(sha)
+    return [sent[i] for i in keep], [replies[i] for i in keep]
 
 
 def to_load(script: Script, loaded: set[str]) -> list[Script]:

@@ -63,3 +63,27 @@ def test_tasks_write_in_order_on_a_server_without_scripts(server: Any,
         r.script_flush()
         got = asyncio.run(main())
         assert [_listed(r, k) for k in range(WRITERS)] == [got[k] for k in range(WRITERS)]
+
+
+def test_one_connection_is_enough_on_a_server_without_scripts(server: Any,
+                                                             r: redis.Redis) -> None:
+    """The scripts go on the pipeline of their first call: a pool of one connection
+    writes and reads (a load on a second connection raised ``Unavailable``: too many
+    connections; a blocking pool waited for ever)."""
+    r.script_flush()
+    with agentmem.connect(server.url, max_connections=1, batch_size=40) as mem:
+        ids = [a.action_id for a in mem.actions.add_many(_actions(0))]
+        assert _listed(r, 0) == ids
+        assert [a.action_id for a in mem.actions.by_type("a0_0", "move", limit=3)] == \
+            [ids[570], ids[540], ids[510]]
+
+    async def main() -> list[str]:
+        async with agentmem.connect_async(server.url, max_connections=1,
+                                          batch_size=40) as amem:
+            stored = await amem.actions.add_many(_actions(1))
+            assert await amem.actions.get(stored[0].action_id, agent_id="a1_0") == stored[0]
+            return [a.action_id for a in stored]
+
+    r.script_flush()
+    assert _listed(r, 1) == []
+    assert asyncio.run(main()) == _listed(r, 1)

@@ -1,33 +1,53 @@
-"""``wire.loaded_first``: each script is loaded before its first call goes out, with
-every core script the runner has not loaded (one round trip), once per runner, so that
-a pipeline of one write's calls is not half refused with ``NOSCRIPT`` when another
-thread loads the script meanwhile (tests/integration/test_script_first_use.py shows the
-write order that keeps)."""
+"""``wire.inline_loads``: the first call of a script a runner has not loaded goes after
+``SCRIPT LOAD`` of it and of every core script the runner has not loaded, on the same
+pipeline, once per runner; ``own_replies`` takes the loads' replies out (a script
+counts as loaded once the server has run its load). So a pipeline of one write's calls
+is not half refused with ``NOSCRIPT`` while another thread loads the script
+(tests/integration/test_script_first_use.py shows the write order that keeps), and no
+second connection is needed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from agentmem.backends.wire import loaded_first
+from agentmem.backends.wire import inline_loads, own_replies
 from agentmem.lua.integrity import ACTIONS as INTEGRITY_ACTIONS
 from agentmem.lua.scripts import ALL, GET_MANY, WRITE_COLS
 from agentmem.plans.plan import command, script_call
 
 
-def test_scripts_are_loaded_once_before_their_first_call() -> None:
-    events: list[Any] = []
-    calls = [command("PING"), script_call(WRITE_COLS, ["a"]), script_call(WRITE_COLS, ["b"]),
-             script_call(GET_MANY, ["p", "s"]), script_call(INTEGRITY_ACTIONS, ["x"]),
-             command("PING")]
+def _names(calls: list[Any]) -> list[Any]:
+    by_source = {s.source: s.name for s in (*ALL, INTEGRITY_ACTIONS)}
+    return [f"load {by_source[c.args[2]]}" if c.args[:2] == ("SCRIPT", "LOAD")
+            else f"{c.args[0]} {c.args[-1]}" for c in calls]
+
+
+def test_scripts_are_loaded_on_the_pipeline_before_their_first_call() -> None:
+    calls = [command("PING", "1"), script_call(WRITE_COLS, ["a"]),
+             script_call(WRITE_COLS, ["b"]), script_call(GET_MANY, ["p", "s"]),
+             script_call(INTEGRITY_ACTIONS, ["x"]), command("PING", "2")]
     loaded: set[str] = set()
-    for call in loaded_first(calls, loaded, lambda todo: events.append(
-            sorted(s.name for s in todo))):
-        events.append(str(call.args[0]) + (f" {call.args[-1]}" if call.script else ""))
-    # the first script's call loads it and every core script; a script of another
-    # module (an integrity check's) is loaded before its own first call
-    assert events == ["PING", sorted(s.name for s in ALL), "EVALSHA a", "EVALSHA b",
-                      "EVALSHA s", [INTEGRITY_ACTIONS.name], "EVALSHA x", "PING"]
-    assert loaded == {s.sha for s in ALL} | {INTEGRITY_ACTIONS.sha}
-    again: list[Any] = []
-    assert len(list(loaded_first(calls, loaded, again.append))) == 6
-    assert again == []  # known to the runner: not loaded again
+    injected: dict[int, str] = {}
+    out = list(inline_loads(calls, loaded, injected))
+    # the first script's call goes after its load and every core script's; a script of
+    # another module (an integrity check's) after its own
+    core = [f"load {s.name}" for s in ALL if s is not WRITE_COLS]
+    assert _names(out) == ["PING 1", "load write_cols", *core, "EVALSHA a", "EVALSHA b",
+                           "EVALSHA s", "load integrity_actions", "EVALSHA x", "PING 2"]
+    assert loaded == set()  # not until the server has run the loads
+    assert len(injected) == len(ALL) + 1
+    # the server refused one load (an ACL): it is loaded again by the next pipeline
+    replies: list[Any] = [RuntimeError("NOPERM") if c.args[:2] == ("SCRIPT", "LOAD") and
+                          c.args[2] == GET_MANY.source else n for n, c in enumerate(out)]
+    sent, mine = own_replies(out, replies, injected, loaded)
+    assert sent == calls
+    assert mine == [replies[out.index(c)] for c in calls]
+    assert loaded == ({s.sha for s in ALL} | {INTEGRITY_ACTIONS.sha}) - {GET_MANY.sha}
+    again: dict[int, str] = {}
+    assert _names(list(inline_loads(calls, loaded, again))) == [
+        "PING 1", "EVALSHA a", "EVALSHA b", "load get_many", "EVALSHA s", "EVALSHA x",
+        "PING 2"]
+    loaded.add(GET_MANY.sha)
+    assert list(inline_loads(calls, loaded, again := {})) == calls  # known: none loaded
+    assert own_replies(calls, [1, 2, 3, 4, 5, 6], again, loaded) == (calls,
+                                                                      [1, 2, 3, 4, 5, 6])
