@@ -161,7 +161,7 @@ class RedisRunner:
 
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
-            sent, replies = self._send(plan.calls, plan.guarded)
+            sent, replies = self._send(plan.calls, plan.guarded, plan.bulk)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         return self._parsed(plan, sent, replies)
@@ -212,7 +212,7 @@ class RedisRunner:
         conn.check_health()
         self.guard.admit(conn, guarded)
 
-    def _send(self, calls: Iterable[Call], guarded: bool = False
+    def _send(self, calls: Iterable[Call], guarded: bool = False, bulk: bool = False
               ) -> tuple[list[Call], list[Any]]:
         pool: Any = self.client.connection_pool
         conn = pool.get_connection()
@@ -220,7 +220,7 @@ class RedisRunner:
         injected: dict[int, str] = {}
         try:
             self._admit(conn, guarded)
-            calls = inline_loads(calls, self.scripts, injected)
+            calls = inline_loads(calls, self.scripts, injected, bulk)
             for chunk in packed_chunks(conn, calls, sent):
                 conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:

@@ -58,8 +58,8 @@ def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterato
         yield pending[0] if len(pending) == 1 else b"".join(pending)
 
 
-def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, str]
-                 ) -> Iterator[Call]:
+def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, str],
+                 bulk: bool = False) -> Iterator[Call]:
     """``calls``, the first call of a script not in ``loaded`` (the runner's SHAs, shared
     by its threads) preceded by ``SCRIPT LOAD`` of it and of every core script not in
     ``loaded`` (``lua.scripts.ALL``: once per runner), on the same connection: the
@@ -72,12 +72,17 @@ def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, st
     load (an ACL without ``SCRIPT LOAD``, the scripts loaded by an administrator) shows
     up, if it matters, as the script's ``NOSCRIPT``. A server that lost its scripts
     after the runner loaded them (a restart, a failover to a replica, ``SCRIPT
-    FLUSH``) refuses their calls as before: they are loaded then and sent again."""
+    FLUSH``) refuses their calls as before: they are loaded then and sent again; a
+    ``bulk`` plan (a large write: many calls of one script) loads each of its scripts
+    ahead of its first call whatever ``loaded`` says, so that even then none of its
+    calls runs late while another thread loads the script again."""
     mine: set[str] = set()
     for call in calls:
         script = call.script
-        if script is not None and script.sha not in loaded and script.sha not in mine:
-            for s in to_load(script, loaded | mine):
+        if script is not None and script.sha not in mine and (
+                bulk or script.sha not in loaded):
+            todo = [script] if script.sha in loaded else to_load(script, loaded | mine)
+            for s in todo:
                 load = command("SCRIPT", "LOAD", s.source)
                 injected[id(load)] = s.sha
                 mine.add(s.sha)

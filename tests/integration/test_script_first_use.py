@@ -87,3 +87,28 @@ def test_one_connection_is_enough_on_a_server_without_scripts(server: Any,
     r.script_flush()
     assert _listed(r, 1) == []
     assert asyncio.run(main()) == _listed(r, 1)
+
+
+def test_large_writes_keep_their_order_after_the_server_lost_its_scripts(
+        server: Any, r: redis.Redis) -> None:
+    """A store that loaded its scripts, then a server without them (``SCRIPT FLUSH``, as
+    after a restart or a failover): a large write (a bulk plan) loads its script ahead
+    of its first call all the same, so another writer's reload cannot land in the middle
+    of its calls."""
+    with agentmem.connect(server.url, batch_size=40) as mem:
+        mem.actions.add_many(_actions(9)[:50])  # the runner has loaded its scripts
+        for _ in range(3):
+            r.script_flush()
+            got: dict[int, list[str]] = {}
+
+            def write(k: int, got: dict[int, list[str]] = got) -> None:
+                got[k] = [a.action_id for a in mem.actions.add_many(_actions(k))]
+
+            threads = [threading.Thread(target=write, args=(k,)) for k in range(WRITERS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert [_listed(r, k) for k in range(WRITERS)] == [got[k] for k in range(WRITERS)]
+            for k in range(WRITERS):
+                r.delete(f"simulation:s{k}:actions")

@@ -51,3 +51,15 @@ def test_scripts_are_loaded_on_the_pipeline_before_their_first_call() -> None:
     assert list(inline_loads(calls, loaded, again := {})) == calls  # known: none loaded
     assert own_replies(calls, [1, 2, 3, 4, 5, 6], again, loaded) == (calls,
                                                                       [1, 2, 3, 4, 5, 6])
+
+
+def test_a_bulk_plan_loads_its_scripts_again() -> None:
+    """A large write loads each of its scripts ahead of its first call even when the
+    runner has loaded it (the server may have lost it): only those scripts, once."""
+    calls = [script_call(WRITE_COLS, ["a"]), script_call(WRITE_COLS, ["b"]),
+             command("PING", "1")]
+    loaded = {s.sha for s in ALL}
+    injected: dict[int, str] = {}
+    out = list(inline_loads(calls, loaded, injected, bulk=True))
+    assert _names(out) == ["load write_cols", "EVALSHA a", "EVALSHA b", "PING 1"]
+    assert own_replies(out, [0, 1, 2, 3], injected, loaded) == (calls, [1, 2, 3])
