@@ -67,10 +67,11 @@ def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, st
     ``NOSCRIPT`` and run after its successors while another thread or task loads the
     script meanwhile (those calls, sent again after the others, wrote their list
     entries behind their successors'). ``injected`` gets each load's call id and SHA;
-    :func:`own_replies` takes their replies out and puts the SHAs the server took in
-    ``loaded`` (only then: until a load has run, other threads load it too). A refused
-    load (an ACL without ``SCRIPT LOAD``, the scripts loaded by an administrator) shows
-    up, if it matters, as the script's ``NOSCRIPT``. A server that lost its scripts
+    :func:`own_replies` takes their replies out and puts the SHAs in ``loaded`` once the
+    server has run the loads (until then, other threads load them too). A refused load
+    (an ACL without ``SCRIPT LOAD``, the scripts loaded by an administrator) counts as
+    run: it is not sent again with every plan, and shows up, if it matters, as the
+    script's ``NOSCRIPT``, whose reload raises. A server that lost its scripts
     after the runner loaded them (a restart, a failover to a replica, ``SCRIPT
     FLUSH``) refuses their calls as before: they are loaded then and sent again; a
     ``bulk`` plan (a large write: many calls of one script) loads each of its scripts
@@ -92,17 +93,12 @@ def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, st
 
 def own_replies(sent: list[Call], replies: list[Any], injected: dict[int, str],
                 loaded: set[str]) -> tuple[list[Call], list[Any]]:
-    """``sent`` and ``replies`` without the loads :func:`inline_loads` put in; the SHAs of
-    the loads the server took go in ``loaded``."""
+    """``sent`` and ``replies`` (all read: the server ran every call) without the loads
+    :func:`inline_loads` put in, whose SHAs go in ``loaded``."""
     if not injected:
         return sent, replies
-    keep = []
-    for i, call in enumerate(sent):
-        sha = injected.get(id(call))
-        if sha is None:
-            keep.append(i)
-        elif not isinstance(replies[i], Exception):
-            loaded.add(sha)
+    loaded.update(injected.values())
+    keep = [i for i, call in enumerate(sent) if id(call) not in injected]
     return [sent[i] for i in keep], [replies[i] for i in keep]
 
 

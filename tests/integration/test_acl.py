@@ -120,3 +120,36 @@ def test_what_the_rule_does_not_grant_is_refused(acl_url: str, command: tuple[st
             client.execute_command(*command)
     finally:
         client.close()
+
+
+def test_a_user_without_script_load_runs_scripts_an_administrator_loaded(
+        server, r: redis.Redis) -> None:
+    """The rule without ``+script|load``, every core script loaded by an administrator:
+    plans run, and the loads the server refused are not sent again with every plan
+    (each costs the scripts' 74 kB)."""
+    from agentmem.lua.scripts import ALL
+
+    password = secrets.token_hex(16)
+    rule = [p for p in acl_rule(password) if p != "+script|load"]
+    assert len(rule) == len(acl_rule(password)) - 1
+    r.execute_command(*rule)
+    try:
+        for script in ALL:
+            r.script_load(script.source)
+        kw = r.connection_pool.connection_kwargs
+        url = f"redis://agentmem:{password}@{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+        with agentmem.connect(url) as mem:
+            stored = mem.actions.add_many(_actions()[:20])
+            before = _loads(r)
+            for a in stored[:10]:
+                assert mem.actions.get(a.action_id, agent_id=a.agent_id) == a
+            assert _loads(r) == before
+    finally:
+        r.execute_command("ACL", "DELUSER", "agentmem")
+
+
+def _loads(r: redis.Redis) -> int:
+    """``SCRIPT LOAD`` commands the server has seen, run or refused (an ACL refusal
+    counts as a rejected call)."""
+    stats = r.info("commandstats").get("cmdstat_script|load", {})
+    return int(stats.get("calls", 0)) + int(stats.get("rejected_calls", 0))
