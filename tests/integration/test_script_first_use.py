@@ -28,24 +28,29 @@ def _listed(r: redis.Redis, sim: int) -> list[str]:
     return [x.decode() for x in r.lrange(f"simulation:s{sim}:actions", 0, -1)]
 
 
+def _in_threads(mem: agentmem.Memory) -> list[list[str]]:
+    """Each writer's actions stored by a thread of its own, all at once: their ids."""
+    got: dict[int, list[str]] = {}
+
+    def write(k: int) -> None:
+        got[k] = [a.action_id for a in mem.actions.add_many(_actions(k))]
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(WRITERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [got[k] for k in range(WRITERS)]
+
+
 def test_threads_write_in_order_on_a_server_without_scripts(server: Any,
                                                             r: redis.Redis) -> None:
     for _ in range(3):
         r.flushdb()
         r.script_flush()
         with agentmem.connect(server.url, batch_size=40) as mem:
-            got: dict[int, list[str]] = {}
-
-            def write(k: int, mem: agentmem.Memory = mem,
-                      got: dict[int, list[str]] = got) -> None:
-                got[k] = [a.action_id for a in mem.actions.add_many(_actions(k))]
-
-            threads = [threading.Thread(target=write, args=(k,)) for k in range(WRITERS)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        assert [_listed(r, k) for k in range(WRITERS)] == [got[k] for k in range(WRITERS)]
+            got = _in_threads(mem)
+        assert [_listed(r, k) for k in range(WRITERS)] == got
 
 
 def test_tasks_write_in_order_on_a_server_without_scripts(server: Any,
@@ -99,16 +104,7 @@ def test_large_writes_keep_their_order_after_the_server_lost_its_scripts(
         mem.actions.add_many(_actions(9)[:50])  # the runner has loaded its scripts
         for _ in range(3):
             r.script_flush()
-            got: dict[int, list[str]] = {}
-
-            def write(k: int, got: dict[int, list[str]] = got) -> None:
-                got[k] = [a.action_id for a in mem.actions.add_many(_actions(k))]
-
-            threads = [threading.Thread(target=write, args=(k,)) for k in range(WRITERS)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            assert [_listed(r, k) for k in range(WRITERS)] == [got[k] for k in range(WRITERS)]
+            got = _in_threads(mem)
+            assert [_listed(r, k) for k in range(WRITERS)] == got
             for k in range(WRITERS):
                 r.delete(f"simulation:s{k}:actions")
