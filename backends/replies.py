@@ -47,6 +47,10 @@ def mapped(replies: list[Any]) -> list[Any]:
 
 
 def script_error(exc: redis.RedisError) -> BackendError:
+    """A refused script load: ``Refused`` when retrying cannot help (an ACL without
+    ``SCRIPT LOAD``), as for any command."""
+    if is_permanent(exc):
+        return Refused(f"Redis refused to load a script ({type(exc).__name__}): {exc}")
     return BackendError(f"Redis refused to load a script: {exc}")
 
 

@@ -148,6 +148,26 @@ def test_a_user_without_script_load_runs_scripts_an_administrator_loaded(
         r.execute_command("ACL", "DELUSER", "agentmem")
 
 
+def test_a_user_without_script_load_is_refused_what_the_server_lacks(
+        server, r: redis.Redis) -> None:
+    """The rule without ``+script|load`` on a server without the scripts: the write is
+    ``Refused`` (an ACL refusal, which waiting does not fix), and nothing of it is
+    written."""
+    from agentmem.errors import Refused
+
+    password = secrets.token_hex(16)
+    r.execute_command(*[p for p in acl_rule(password) if p != "+script|load"])
+    r.script_flush()
+    try:
+        kw = r.connection_pool.connection_kwargs
+        url = f"redis://agentmem:{password}@{kw['host']}:{kw['port']}/{kw.get('db', 0)}"
+        with agentmem.connect(url) as mem, pytest.raises(Refused, match="load a script"):
+            mem.actions.add_many(_actions()[:20])
+        assert r.dbsize() <= 1  # at most the layout the store claimed
+    finally:
+        r.execute_command("ACL", "DELUSER", "agentmem")
+
+
 def _loads(r: redis.Redis) -> int:
     """``SCRIPT LOAD`` commands the server has seen, run or refused (an ACL refusal
     counts as a rejected call)."""
