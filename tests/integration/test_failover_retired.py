@@ -38,6 +38,15 @@ J = Action(agent_id="a1", simulation_id=SIM, step_number=2, action_type="move", 
 """An action at step 2, at or below agent a1's retired mark of 5 (:func:`_writer`)."""
 
 
+def _held_and_archived(mem: agentmem.Memory, archive: Any, agent: str
+                       ) -> tuple[list[tuple[str, Any]], list[tuple[str, Any]]]:
+    """An agent's actions in Redis and in the archive: (id, reward), sorted."""
+    held = sorted((str(a.action_id), a.reward) for a in mem.actions.timeline(agent))
+    archived = sorted((str(a.action_id), a.reward) for a in archive.read(SIM)
+                      if a.agent_id == agent)
+    return held, archived
+
+
 def _writer(srv: LocalServer, tmp_path: Path) -> tuple[agentmem.Memory, Any, DualWriter]:
     """A store, its archive (SQLite) and a dual writer with an outbox and a failover;
     agent a1's actions of ``SIM`` up to step 5 have left STM (its retired mark)."""
@@ -189,9 +198,7 @@ def test_a_replay_interrupted_after_taking_a_copy_settles_once(
     server.start()
     time.sleep(0.1)
     w.close()
-    held = sorted((str(a.action_id), a.reward) for a in mem.actions.timeline("a1"))
-    archived = sorted((str(a.action_id), a.reward) for a in archive.read(SIM)
-                      if a.agent_id == "a1")
+    held, archived = _held_and_archived(mem, archive, "a1")
     assert held == archived == [("a1-2-move.r1", 1.0), ("a1-9-eat", 0.5)]
     assert len(w.failover.journal) == 0
     mem.close()
@@ -247,9 +254,7 @@ def test_a_copy_taken_by_an_interrupted_replay_and_gone_after_is_not_renamed_to(
     server.start()
     time.sleep(0.1)
     w.close()
-    held = sorted((str(a.action_id), a.reward) for a in mem.actions.timeline("a1"))
-    archived = sorted((str(a.action_id), a.reward) for a in archive.read(SIM)
-                      if a.agent_id == "a1")
+    held, archived = _held_and_archived(mem, archive, "a1")
     assert held == archived == [("a1-2-move", 1.0)]
     mem.close()
     archive.close()
