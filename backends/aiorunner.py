@@ -8,6 +8,7 @@ redis-py's errors mapped onto :mod:`agentmem.errors`.
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -28,7 +29,7 @@ from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.plans.keyspace import LAYOUT_KEY, check_recorded_version
 from agentmem.plans.plan import Call, FollowUp, Plan
 
-__all__ = ["AsyncRedisRunner"]
+__all__ = ["AsyncRedisRunner", "closed_by_peer"]
 
 T = TypeVar("T")
 
@@ -98,6 +99,9 @@ class AsyncRedisRunner:
         replies: list[Any] = []
         injected: dict[int, str] = {}
         try:
+            if closed_by_peer(conn):  # a restarted server: a new connection, as the
+                await conn.disconnect()  # blocking pool makes one
+                await conn.connect()
             calls = inline_loads(calls, self.scripts, injected, bulk)
             for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
                 await conn.send_packed_command([chunk], check_health=n == 0)
@@ -112,3 +116,24 @@ class AsyncRedisRunner:
         finally:
             await pool.release(conn)
         return own_replies(sent, replies, injected, self.scripts)
+
+
+def closed_by_peer(conn: Any) -> bool:
+    """Whether an idle connection from the pool has something to read: the server closed
+    it (it restarted, or timed the connection out) or sent what nobody asked for.
+
+    redis-py's asyncio pool checks a connection's stream before handing it out, but the
+    stream learns of the server's close only once the event loop has read the socket: a
+    plan sent right after a restart, with no turn of the loop between, went on the dead
+    connection and raised ``Unavailable``. The blocking pool asks the socket itself
+    (``select``), and so does this: one ``select`` with no timeout."""
+    writer = getattr(conn, "_writer", None)
+    transport = getattr(writer, "transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False  # not connected (the pool connects it), or closed already
+    try:
+        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
