@@ -141,16 +141,21 @@ def _redis_only(case: Case) -> None:
         case.mem.actions.add_many(step)
 
 
-def _writer(core: bool = False, ahead: bool = False, **options: Any
+def _writer(core: bool = False, ahead: bool = False, columns: bool = False, **options: Any
             ) -> Callable[[Case], None]:
     def run(case: Case) -> None:
         if core:
             case.archive._seq = None  # PostgreSQL without COPY: SQLAlchemy Core's INSERT
-        w = DualWriter(case.mem, case.archive, **options)
+        # columns: the writes as columns (``write_columns=True``), on a store of its own
+        mem = agentmem.connect(case.url, ttl=None, write_columns=True) if columns \
+            else case.mem
+        w = DualWriter(mem, case.archive, **options)
         write = w.send_many if ahead else w.add_many
         for step in case.steps:
             write(step)
         w.close()
+        if columns:
+            mem.close()
     return run
 
 
@@ -381,6 +386,12 @@ PATHS: dict[str, PathSpec] = {
     "DualWriter buffered": PathSpec(_writer(background=True)),
     "DualWriter redis, archive_thread": PathSpec(_writer(archive_thread=True)),
     "DualWriter redis, send_many": PathSpec(_writer(ahead=True)),
+    "DualWriter redis, send_many, archive_thread":
+        PathSpec(_writer(ahead=True, archive_thread=True)),
+    "DualWriter redis, archive_thread, columns":
+        PathSpec(_writer(columns=True, archive_thread=True)),
+    "DualWriter redis, send_many, archive_thread, columns":
+        PathSpec(_writer(ahead=True, columns=True, archive_thread=True)),
     "DualWriter redis, Core INSERT": PathSpec(_writer(core=True), ("postgresql",)),
     "probe: the outbox drained by a second process (not a DualWriter)":
         PathSpec(_worker_process, prepare=_start_drainer),
