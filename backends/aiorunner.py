@@ -8,12 +8,19 @@ redis-py's errors mapped onto :mod:`agentmem.errors`.
 
 from __future__ import annotations
 
+import array
 import select
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
 import redis
 import redis.asyncio
+
+try:  # FIONREAD: how many bytes a socket holds (POSIX)
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from agentmem.backends.replies import (
     check_client,
@@ -119,21 +126,29 @@ class AsyncRedisRunner:
 
 
 def closed_by_peer(conn: Any) -> bool:
-    """Whether an idle connection from the pool has something to read: the server closed
-    it (it restarted, or timed the connection out) or sent what nobody asked for.
+    """Whether the server closed an idle connection from the pool (it restarted, or timed
+    the connection out): its socket is readable with no byte to read.
 
     redis-py's asyncio pool checks a connection's stream before handing it out, but the
     stream learns of the server's close only once the event loop has read the socket: a
     plan sent right after a restart, with no turn of the loop between, went on the dead
-    connection and raised ``Unavailable``. The blocking pool asks the socket itself
-    (``select``), and so does this: one ``select`` with no timeout."""
+    connection and raised ``Unavailable``. The blocking pool asks the socket itself, and
+    so does this: one ``poll`` with no timeout and, when readable, how many bytes wait
+    (``FIONREAD``). Bytes waiting (push notifications) are left to redis-py's pool,
+    which reads them once its stream has them."""
     writer = getattr(conn, "_writer", None)
     transport = getattr(writer, "transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None:
-        return False  # not connected (the pool connects it), or closed already
+    if sock is None or fcntl is None:
+        return False  # not connected (the pool connects it), closed already, or Windows
     try:
-        readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        fd = sock.fileno()
+        poller = select.poll()  # not select.select: any descriptor number
+        poller.register(fd, select.POLLIN)
+        if not poller.poll(0):
+            return False
+        waiting = array.array("i", [0])
+        fcntl.ioctl(fd, termios.FIONREAD, waiting)
     except (OSError, ValueError):
         return True
-    return bool(readable)
+    return waiting[0] == 0

@@ -67,3 +67,45 @@ def test_a_healthy_pooled_connection_is_kept(srv: LocalServer) -> None:
 
     before, after = asyncio.run(go())
     assert after == before  # the same connections: none made again
+
+
+def test_a_connection_numbered_past_1024_is_checked_too(srv: LocalServer) -> None:
+    """``select.select`` refuses descriptors from 1024 on; the check must not (it would
+    find every such connection dead, or none)."""
+    import resource
+    import socket
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"the descriptor limit ({hard}) is below 1200")
+    if soft != resource.RLIM_INFINITY and soft < 1200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    filler = [socket.socket() for _ in range(1050)]  # the next descriptors are past 1024
+
+    async def go() -> tuple[int, int, str]:
+        amem = agentmem.connect_async(srv.url)
+        try:
+            await amem.actions.add(act(1))
+            conn = await amem.runner.client.connection_pool.get_connection()
+            fd = conn._writer.transport.get_extra_info("socket").fileno()
+            await amem.runner.client.connection_pool.release(conn)
+            with redis.Redis(port=srv.port) as r:
+                before = int(r.info("stats")["total_connections_received"])
+                await amem.actions.add(act(2))  # healthy: kept
+                after = int(r.info("stats")["total_connections_received"])
+            srv.stop()
+            srv.start()
+            stored = await amem.actions.add(act(3))  # closed: a new connection
+            assert before == after
+            return fd, after - before, stored.action_id
+        finally:
+            await amem.close()
+
+    try:
+        fd, made, stored = asyncio.run(go())
+    finally:
+        for s in filler:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert fd >= 1024
+    assert (made, stored) == (0, "a1-3-move")
