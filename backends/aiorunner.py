@@ -127,15 +127,17 @@ class AsyncRedisRunner:
 
 def closed_by_peer(conn: Any) -> bool:
     """Whether the server closed an idle connection from the pool (it restarted, or timed
-    the connection out): its socket is readable with no byte to read.
+    the connection out).
 
     redis-py's asyncio pool checks a connection's stream before handing it out, but the
     stream learns of the server's close only once the event loop has read the socket: a
     plan sent right after a restart, with no turn of the loop between, went on the dead
     connection and raised ``Unavailable``. The blocking pool asks the socket itself, and
-    so does this: one ``poll`` with no timeout and, when readable, how many bytes wait
-    (``FIONREAD``). Bytes waiting (push notifications) are left to redis-py's pool,
-    which reads them once its stream has them."""
+    so does this: one ``poll`` with no timeout. Linux says whether the peer hung up
+    (``POLLRDHUP``) even when bytes arrived before (a TLS close alert, a push
+    notification left unread); elsewhere a readable socket with no byte waiting
+    (``FIONREAD``) is a close. Bytes waiting on a live connection (push notifications)
+    are left to redis-py's pool, which reads them once its stream has them."""
     writer = getattr(conn, "_writer", None)
     transport = getattr(writer, "transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None
@@ -144,11 +146,20 @@ def closed_by_peer(conn: Any) -> bool:
     try:
         fd = sock.fileno()
         poller = select.poll()  # not select.select: any descriptor number
-        poller.register(fd, select.POLLIN)
-        if not poller.poll(0):
+        poller.register(fd, select.POLLIN | _RDHUP)
+        events = poller.poll(0)
+        if not events:
             return False
+        if events[0][1] & (_RDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL):
+            return True
+        if _RDHUP:
+            return False  # bytes of a live connection
         waiting = array.array("i", [0])
         fcntl.ioctl(fd, termios.FIONREAD, waiting)
     except (OSError, ValueError):
         return True
     return waiting[0] == 0
+
+
+_RDHUP: int = getattr(select, "POLLRDHUP", 0)
+"""Linux's "the peer hung up" poll flag (0 where there is none)."""

@@ -6,16 +6,21 @@ Real servers, real restarts (``LocalServer`` stopped and started again on its po
 
 from __future__ import annotations
 
+import array
 import asyncio
+import shutil
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+import redis.asyncio
 
 import agentmem
 from agentmem import Action
-from agentmem.servers.local import LocalServer, find_binary
+from agentmem.servers.local import LocalServer, find_binary, free_port
 
 
 @pytest.fixture
@@ -109,3 +114,94 @@ def test_a_connection_numbered_past_1024_is_checked_too(srv: LocalServer) -> Non
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     assert fd >= 1024
     assert (made, stored) == (0, "a1-3-move")
+
+
+def test_a_push_left_unread_before_the_restart_does_not_hide_it(srv: LocalServer) -> None:
+    """A RESP3 connection holding an invalidation push nobody read when the server
+    restarts: bytes wait on the closed socket, and the close is still seen."""
+    async def go() -> str:
+        client = redis.asyncio.Redis(port=srv.port, protocol=3)
+        amem = agentmem.connect_async(client=client)
+        try:
+            await amem.actions.add(act(1))
+            pool = client.connection_pool
+            conn = await pool.get_connection()
+            await conn.send_command("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "cache:")
+            assert await conn.read_response() == b"OK"
+            await pool.release(conn)
+            with redis.Redis(port=srv.port) as r:
+                r.set("cache:x", 1)  # an invalidation pushed to the pooled connection
+                deadline = time.monotonic() + 5
+                while not _waiting(conn):  # the push arrived, unread
+                    assert time.monotonic() < deadline
+                    time.sleep(0.01)
+            srv.stop()
+            srv.start()
+            stored = await amem.actions.add(act(2))
+            return stored.action_id
+        finally:
+            await amem.close()
+
+    assert asyncio.run(go()) == "a1-2-move"
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
+def test_a_tls_connection_the_server_closed_is_seen(tmp_path: Path) -> None:
+    """Over TLS the server sends a close alert before it closes: bytes wait on the closed
+    socket. The pooled connection is killed (``CLIENT KILL``), then written to with no
+    turn of the event loop."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    binary = find_binary("redis")
+    if binary is None:
+        pytest.skip("no redis-server binary")
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", "0", "--tls-port", str(port), "--bind",
+                             "127.0.0.1", "--save", "", "--tls-cert-file", str(cert),
+                             "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                             "--tls-auth-clients", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    admin = redis.Redis(port=port, ssl=True, ssl_ca_certs=str(cert))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert admin.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None:
+                    pytest.skip("this redis-server was built without TLS")
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
+        async def go() -> str:
+            amem = agentmem.connect_async(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}")
+            try:
+                await amem.actions.add(act(1))
+                mine = admin.client_id()
+                for c in admin.client_list():
+                    if int(c["id"]) != mine:
+                        admin.client_kill_filter(_id=c["id"])
+                time.sleep(0.1)  # the close reaches the socket; the loop does not run
+                return (await amem.actions.add(act(2))).action_id
+            finally:
+                await amem.close()
+
+        assert asyncio.run(go()) == "a1-2-move"
+    finally:
+        admin.close()
+        proc.kill()
+        proc.wait()
+
+
+def _waiting(conn: object) -> int:
+    """Bytes waiting on a pooled connection's socket, unread."""
+    import fcntl
+    import termios
+
+    sock = conn._writer.transport.get_extra_info("socket")  # type: ignore[attr-defined]
+    buf = array.array("i", [0])
+    fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    return buf[0]
