@@ -34,11 +34,12 @@ from agentmem.backends.clusterroute import mapped, name_of, route_of, wire
 from agentmem.backends.clusterurl import _node_of, cluster_client
 from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
+from agentmem.backends.replies import script_error
 from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import resolve_spin, wait_readable
 from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
-from agentmem.errors import BackendError, ConfigError, Unavailable
+from agentmem.errors import BackendError, ConfigError, Refused, Unavailable
 from agentmem.lua.cluster import CLAIM_LAYOUT_CLUSTER
 from agentmem.lua.scripts import Script
 from agentmem.model.records import IMAction
@@ -198,7 +199,7 @@ class ClusterRunner:
             for node, idx in groups.values():  # no call may run late after a NOSCRIPT
                 known = self._scripts.setdefault(node.name, set())
                 for late in late_scripts([calls[i] for i in idx], known).values():
-                    self._load(node, late)
+                    self._load(node, late, refused_ok=True)
             if plan.guarded:  # refused whole before any node's part is sent
                 self._admit_all(group[0] for group in groups.values())
             retry: list[int] = []
@@ -271,12 +272,20 @@ class ClusterRunner:
         result: ClusterNode = node
         return result
 
-    def _load(self, node: ClusterNode, script: Script) -> None:
+    def _load(self, node: ClusterNode, script: Script, refused_ok: bool = False) -> None:
+        """``SCRIPT LOAD`` on ``node``. A load refused for good (an ACL without ``SCRIPT
+        LOAD``) raises :class:`Refused`; with ``refused_ok`` (the load ahead of a first
+        call) it counts as loaded instead, as on one server: an administrator may have
+        loaded the script, and a ``NOSCRIPT`` reply loads it again, which raises."""
         try:
             self.node_client(node).script_load(script.source)
             self._scripts.setdefault(node.name, set()).add(script.sha)
         except redis.ResponseError as exc:
-            raise BackendError(f"Redis refused to load a script: {exc}") from exc
+            err = script_error(exc)
+            if refused_ok and isinstance(err, Refused):
+                self._scripts.setdefault(node.name, set()).add(script.sha)
+                return
+            raise err from exc
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             self._stale = True
             raise _unavailable(f"node {node.name} is unreachable", exc) from exc
