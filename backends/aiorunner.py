@@ -28,6 +28,7 @@ from agentmem.backends.replies import (
     layout_errors,
     mapped,
     missing_scripts,
+    ping_refused,
     script_error,
     unavailable,
 )
@@ -92,6 +93,8 @@ class AsyncRedisRunner:
                     replies[i] = r
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
+        except redis.ResponseError as exc:  # replies are kept: the connection's handshake
+            raise ping_refused(exc, "the connection's handshake") from exc
         try:
             return plan.parse(mapped(replies))
         except FollowUp as more:

@@ -137,6 +137,8 @@ class RedisRunner:
             pool.release(conn)
             if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
                 raise unavailable(exc) from exc
+            if isinstance(exc, redis.ResponseError):  # the connection's handshake
+                raise ping_refused(exc, "the connection's handshake") from exc
             raise
         pending = Pending(plan, conn, sent, self._replies, self._finish, pool.release,
                           self.spin)
@@ -164,6 +166,8 @@ class RedisRunner:
             sent, replies = self._send(plan.calls, plan.guarded, plan.bulk)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
+        except redis.ResponseError as exc:  # replies are kept: the connection's handshake
+            raise ping_refused(exc, "the connection's handshake") from exc
         return self._parsed(plan, sent, replies)
 
     def _finish(self, plan: Plan[T], sent: list[Call], replies: list[Any]) -> T:

@@ -83,12 +83,14 @@ def check_client(client: Any) -> None:
         )
 
 
-def ping_refused(exc: redis.ResponseError) -> BackendError | ConfigError:
-    """An error reply to ``PING`` or to the handshake before it: a database the URL
-    names that the server does not have is a :class:`ConfigError` (a bad URL)."""
+def ping_refused(exc: redis.ResponseError, what: str = "PING"
+                 ) -> BackendError | ConfigError:
+    """An error reply to ``PING`` (``what``) or to the handshake before it: a database
+    the URL names that the server does not have is a :class:`ConfigError` (a bad URL;
+    also a server that came back with fewer databases)."""
     if is_permanent(exc):
         return Refused(f"Redis refused this client ({type(exc).__name__}): {exc}")
     if "DB index" in str(exc) or "invalid DB" in str(exc).lower():
         return ConfigError(f"the Redis URL names a database the server does not have: "
                            f"{exc}")
-    return BackendError(f"Redis answered PING with an error: {exc}")
+    return BackendError(f"Redis answered {what} with an error: {exc}")

@@ -205,3 +205,43 @@ def _waiting(conn: object) -> int:
     buf = array.array("i", [0])
     fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
     return buf[0]
+
+
+def test_a_server_back_with_fewer_databases_is_a_config_error(tmp_path: Path) -> None:
+    """The URL's database is gone after a restart (``--databases 2``): both APIs raise
+    ``ConfigError`` naming it (a raw redis-py ``ResponseError`` escaped before)."""
+    from agentmem.errors import ConfigError
+
+    kind = "redis" if find_binary("redis") is not None else "valkey"
+    if find_binary(kind) is None:
+        pytest.skip("no server binary")
+    first = LocalServer(kind, directory=tmp_path / "a").start()  # type: ignore[arg-type]
+    port = first.port
+    url = f"redis://127.0.0.1:{port}/5"
+    mem = agentmem.connect(url)
+    mem.actions.add(act(1))
+
+    async def go() -> None:
+        amem = agentmem.connect_async(url)
+        try:
+            await amem.actions.add(act(1))
+            first.stop()
+            again = LocalServer(kind, port=port, directory=tmp_path / "b",  # type: ignore[arg-type]
+                                extra_args=("--databases", "2")).start()
+            try:
+                with pytest.raises(ConfigError, match="database the server does not have"):
+                    await amem.actions.add(act(2))
+                with pytest.raises(ConfigError, match="database the server does not have"):
+                    mem.actions.add(act(2))
+                with redis.Redis(port=port) as r:
+                    assert r.dbsize() == 0
+            finally:
+                again.close()
+        finally:
+            await amem.close()
+
+    try:
+        asyncio.run(go())
+    finally:
+        mem.close()
+        first.close()
