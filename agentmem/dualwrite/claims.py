@@ -16,7 +16,7 @@ from agentmem.model.records import Action
 if TYPE_CHECKING:
     from agentmem.dualwrite.failover import Failover
 
-__all__ = ["Claims", "generated"]
+__all__ = ["Claims", "by_kind", "generated", "kind"]
 
 
 class Claims:
@@ -69,3 +69,20 @@ def generated(a: Action) -> bool:
     caller chose is never renumbered, so no copy of it is looked for."""
     aid, base = str(a.action_id), f"{a.agent_id}-{a.step_number}-{a.action_type}"
     return aid == base or (aid.startswith(base + ".") and aid[len(base) + 1:].isdigit())
+
+
+def kind(a: Action) -> tuple[str, str | None, str]:
+    """What an adoption compares first: a stored copy of ``a`` has the same type, target
+    and reward (the reward by its text: the sign of zero counts, as in ``same_action``)."""
+    return a.action_type, a.action_target_id, repr(a.reward)
+
+
+def by_kind(found: Sequence[Action]) -> dict[tuple[str, str | None, str], list[Action]]:
+    """The actions stored at one agent's step by :func:`kind`, each list in ``found``'s
+    order: an adoption reads only the actions that can be copies (it read every action
+    of the step for every journaled action: a replay of a step of thousands of actions
+    of one agent took minutes)."""
+    out: dict[tuple[str, str | None, str], list[Action]] = {}
+    for c in found:
+        out.setdefault(kind(c), []).append(c)
+    return out

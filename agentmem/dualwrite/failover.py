@@ -38,7 +38,7 @@ from agentmem.backends.archiverename import rename_archived
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.config import DEFAULT_RETRY_INTERVAL, DualWriteSettings, read
-from agentmem.dualwrite.claims import Claims, generated
+from agentmem.dualwrite.claims import Claims, by_kind, generated, kind
 from agentmem.dualwrite.ids import held, held_in_im, retired_steps
 from agentmem.dualwrite.journal import Journal
 from agentmem.errors import AgentMemError, ConfigError, InvalidInput, Unavailable, WriteError
@@ -362,9 +362,9 @@ class Failover:
             return chunk
         try:  # each (agent, step) looked up once, all in one round trip
             with self.memory.batch() as b:
-                asked = {(a.agent_id, a.step_number): b.actions.timeline(
-                    a.agent_id, a.step_number, a.step_number) for a in suspects}
-            steps = {k: h.result() for k, h in asked.items()}
+                asked = {k: b.actions.timeline(k[0], k[1], k[1]) for k in dict.fromkeys(
+                    (a.agent_id, a.step_number) for a in suspects)}  # once each, in order
+            steps = {k: by_kind(h.result()) for k, h in asked.items()}
         except Unavailable:
             raise
         except AgentMemError as exc:
@@ -372,7 +372,8 @@ class Failover:
             return chunk
         adopted: dict[int, Action] = {}
         for a in suspects:
-            found = self._adopt(a, done, claims, steps[(a.agent_id, a.step_number)])
+            found = self._adopt(a, done, claims,
+                                steps[(a.agent_id, a.step_number)].get(kind(a), ()))
             if found is not None:
                 adopted[id(a)] = found
                 claims.add(found)  # the next identical action of the chunk leaves it
