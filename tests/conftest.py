@@ -36,6 +36,14 @@ class Server:
     local: LocalServer | None
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one test process per core plus one, at least 3 (``--maxprocesses 4``
+    caps it). The tests wait on servers, subprocesses and leases: on 2 cores a third
+    process took the suite from 12.9 to 10.7 minutes, the CPU idle 3% of the run (two
+    processes left a quarter of it idle in the slowest files)."""
+    return max(3, (os.cpu_count() or 1) + 1)
+
+
 @pytest.fixture(scope="session", params=KINDS)
 def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     """A server of each kind for the whole session (started here unless a URL is given)."""
