@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -321,3 +324,43 @@ def snap(step: int, health: float = 1.0, agent_id: str = "a1", zone: str = "z1",
          position=None) -> AgentSnapshot:
     return AgentSnapshot(agent_id=agent_id, step=step, health=health, zone=zone,
                          position=position)
+
+
+@contextlib.contextmanager
+def tls_redis(directory: Path) -> Iterator[tuple[int, Path]]:
+    """A redis-server of our own serving TLS only, on a free loopback port, with a
+    self-signed certificate for 127.0.0.1 made in ``directory``: ``(port, certificate)``.
+    Skips the test without openssl, redis-server, or TLS in the binary."""
+    import pytest
+
+    from agentmem.servers.local import find_binary, free_port
+
+    binary = find_binary("redis")
+    if shutil.which("openssl") is None or binary is None:
+        pytest.skip("no openssl or redis-server to serve TLS")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([binary, "--port", "0", "--tls-port", str(port), "--bind",
+                             "127.0.0.1", "--save", "", "--tls-cert-file", str(cert),
+                             "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
+                             "--tls-auth-clients", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with redis.Redis(port=port, ssl=True, ssl_ca_certs=str(cert)) as ok:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    assert ok.ping()
+                    break
+                except redis.ConnectionError:
+                    if proc.poll() is not None:
+                        pytest.skip("this redis-server was built without TLS")
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+        yield port, cert
+    finally:
+        proc.kill()
+        proc.wait()

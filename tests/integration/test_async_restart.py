@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import array
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +15,11 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio
+from _support import tls_redis
 
 import agentmem
 from agentmem import Action
-from agentmem.servers.local import LocalServer, find_binary, free_port
+from agentmem.servers.local import LocalServer, find_binary
 
 
 @pytest.fixture
@@ -145,36 +144,12 @@ def test_a_push_left_unread_before_the_restart_does_not_hide_it(srv: LocalServer
     assert asyncio.run(go()) == "a1-2-move"
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
 def test_a_tls_connection_the_server_closed_is_seen(tmp_path: Path) -> None:
     """Over TLS the server sends a close alert before it closes: bytes wait on the closed
     socket. The pooled connection is killed (``CLIENT KILL``), then written to with no
     turn of the event loop."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                    str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
-    binary = find_binary("redis")
-    if binary is None:
-        pytest.skip("no redis-server binary")
-    port = free_port()
-    proc = subprocess.Popen([binary, "--port", "0", "--tls-port", str(port), "--bind",
-                             "127.0.0.1", "--save", "", "--tls-cert-file", str(cert),
-                             "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert),
-                             "--tls-auth-clients", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    admin = redis.Redis(port=port, ssl=True, ssl_ca_certs=str(cert))
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                assert admin.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None:
-                    pytest.skip("this redis-server was built without TLS")
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+    with tls_redis(tmp_path) as (port, cert), \
+            redis.Redis(port=port, ssl=True, ssl_ca_certs=str(cert)) as admin:
 
         async def go() -> str:
             amem = agentmem.connect_async(f"rediss://127.0.0.1:{port}/0?ssl_ca_certs={cert}")
@@ -190,10 +165,6 @@ def test_a_tls_connection_the_server_closed_is_seen(tmp_path: Path) -> None:
                 await amem.close()
 
         assert asyncio.run(go()) == "a1-2-move"
-    finally:
-        admin.close()
-        proc.kill()
-        proc.wait()
 
 
 def _waiting(conn: object) -> int:

@@ -7,14 +7,12 @@ whose self-signed certificate does not verify, a stopped server.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
+from _support import tls_redis
 
 import agentmem
 from agentmem import Action
@@ -81,42 +79,12 @@ def test_an_acl_refusal_is_refused(protected: LocalServer) -> None:
         admin.close()
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
 def test_a_certificate_that_does_not_verify_is_refused(tmp_path: Path) -> None:
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-                    "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem"),
-                    "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    port = free_port()
-    binary = find_binary("redis")
-    assert binary is not None
-    proc = subprocess.Popen([binary, "--port", "0", "--tls-port", str(port),
-                             "--bind", "127.0.0.1", "--save", "",
-                             "--tls-cert-file", str(tmp_path / "cert.pem"),
-                             "--tls-key-file", str(tmp_path / "key.pem"),
-                             "--tls-ca-cert-file", str(tmp_path / "cert.pem"),
-                             "--tls-auth-clients", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        ok = redis.Redis(port=port, ssl=True, ssl_ca_certs=str(tmp_path / "cert.pem"),
-                         ssl_check_hostname=False)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                assert ok.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None:
-                    pytest.skip("this redis-server was built without TLS")
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
-        ok.close()
+    with tls_redis(tmp_path) as (port, _cert):
         mem = agentmem.connect(f"rediss://127.0.0.1:{port}/0")  # the system's CAs only
         with pytest.raises(Refused, match="certificate verify failed"):
             mem.actions.add(act())
         mem.close()
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 def test_an_unreachable_server_is_unavailable_and_journaled(tmp_path: Path) -> None:
