@@ -198,8 +198,12 @@ class ClusterRunner:
                 groups.setdefault(node.name, (node, []))[1].append(i)
             for node, idx in groups.values():  # no call may run late after a NOSCRIPT
                 known = self._scripts.setdefault(node.name, set())
-                for late in late_scripts([calls[i] for i in idx], known).values():
-                    self._load(node, late, refused_ok=True)
+                here = [calls[i] for i in idx]
+                # a refused load counts as done only where every call runs one script:
+                # missing, it refuses them all; else a call after it could run alone
+                alone = len({c.script.sha if c.script else None for c in here}) == 1
+                for late in late_scripts(here, known).values():
+                    self._load(node, late, refused_ok=alone)
             if plan.guarded:  # refused whole before any node's part is sent
                 self._admit_all(group[0] for group in groups.values())
             retry: list[int] = []

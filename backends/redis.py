@@ -124,6 +124,8 @@ class RedisRunner:
             conn = pool.get_connection()
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
+        except redis.ResponseError as exc:  # a reconnection's handshake
+            raise ping_refused(exc, "the connection's handshake") from exc
         sent: list[Call] = []
         try:
             with paused_gc(plan.bulk):

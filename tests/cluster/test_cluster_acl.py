@@ -95,3 +95,23 @@ def test_a_master_without_the_scripts_refuses_the_write(cluster: LocalCluster,
     finally:
         mem.close()
     assert _keys(cluster) == 0
+
+
+def test_a_plan_whose_other_calls_could_run_alone_is_refused_before_it_is_sent(
+        cluster: LocalCluster, url: str) -> None:
+    """A script the master lacks followed by a plain command in the same slot: the
+    refused load raises before anything is sent (the command would run while the
+    script's call is refused, and the write be reported refused though half done)."""
+    from agentmem.lua.loader import Script
+    from agentmem.plans.plan import Plan, command, script_call
+
+    script = Script("probe", "redis.call('SET', KEYS[1], ARGV[1]) return 1")
+    plan = Plan([script_call(script, ["v"], ["agent:{x}:a"]),
+                 command("SET", "agent:{x}:b", "written")], lambda replies: replies)
+    mem = connect_cluster(url)
+    try:
+        with pytest.raises(Refused, match="load a script"):
+            mem.runner.run(plan)
+    finally:
+        mem.close()
+    assert _keys(cluster) == 0

@@ -179,8 +179,9 @@ def _waiting(conn: object) -> int:
 
 
 def test_a_server_back_with_fewer_databases_is_a_config_error(tmp_path: Path) -> None:
-    """The URL's database is gone after a restart (``--databases 2``): both APIs raise
-    ``ConfigError`` naming it (a raw redis-py ``ResponseError`` escaped before)."""
+    """The URL's database is gone after a restart (``--databases 2``): both APIs, and a
+    write sent ahead, raise ``ConfigError`` naming it (a raw redis-py ``ResponseError``
+    escaped before)."""
     from agentmem.errors import ConfigError
 
     kind = "redis" if find_binary("redis") is not None else "valkey"
@@ -204,6 +205,9 @@ def test_a_server_back_with_fewer_databases_is_a_config_error(tmp_path: Path) ->
                     await amem.actions.add(act(2))
                 with pytest.raises(ConfigError, match="database the server does not have"):
                     mem.actions.add(act(2))
+                plan = type(mem.actions).add_many.build(mem.actions, [act(3)])
+                with pytest.raises(ConfigError, match="database the server does not have"):
+                    mem.runner.start(plan)  # a write sent ahead (DualWriter.send_many)
                 with redis.Redis(port=port) as r:
                     assert r.dbsize() == 0
             finally:
