@@ -232,9 +232,10 @@ def _split(rule: _Rule, width: int, fallback: Kernel) -> Kernel:
 
 
 def _json(fallback: Kernel) -> Kernel:
-    """A ``details`` column of flat dicts (values str, int, bool, float, None): all
-    keys and values checked in one pass over the column, then ``orjson``; anything
-    else row by row (the row codec's code)."""
+    """A ``details`` column of flat dicts (values str, int, bool, float, None): the
+    values' types checked in one pass over the column (the keys by ``orjson``, which
+    refuses any but a str), then ``orjson``; anything else row by row (the row codec's
+    code), or the row path."""
     dumps, plain = orjson.dumps, _PLAIN_JSON
 
     def json_col(col: Any, n: int) -> list[Column] | None:
@@ -246,14 +247,14 @@ def _json(fallback: Kernel) -> Kernel:
             dicts = list(filter(_NOT_NONE, col))
         else:
             return fallback(col, n)
-        if not set(map(type, chain.from_iterable(dicts))) <= {str}:
-            return fallback(col, n)
+        # (keys: orjson refuses any but a str, below)
         vtypes = set(map(type, chain.from_iterable(map(dict.values, dicts))))
         if not vtypes <= plain:
             return fallback(col, n)
         try:
             # orjson refuses what the row codec's walk refuses of these (lone
-            # surrogates; ints beyond 64 bits, which the row codec leaves to pydantic).
+            # surrogates; ints beyond 64 bits, which the row codec leaves to pydantic),
+            # and a key that is not a str (a subclass too): the row path decides.
             # The column at once, cut between its dicts ("},{" outside a text, which
             # holds no NUL byte once written); where a text holds "},{" too, each dict
             # on its own, copied at once as rowcodec's bytes(memoryview(...)) does:

@@ -10,9 +10,10 @@ then runs the same checks and writes (``lib/write_body.lua``). The client's work
 record is a few C-level passes over each column; the server's grows by the rendering
 (``docs/performance.md``). Records held as columns (``add_columns``:
 :class:`~agentmem.plans.colplan.ColumnRows`) go from slices of the columns, their
-numbers made text once per write (:meth:`ColumnBatcher.batch_of`); the texts of
-numbers, the keys and the record keys' parts are remembered across writes, shared by
-the threads writing through one store.
+numbers made text once per write, a column at a time
+(:func:`~agentmem.plans.numtext.column_texts`, :meth:`ColumnBatcher.batch_of`); the
+keys and the record keys' parts are remembered across writes, shared by the threads
+writing through one store.
 
 It takes a call only when it can state it so, and gives ``None`` otherwise (the caller
 then uses ``WritePlanner.batch``): every id generated and distinct within its scope
@@ -24,9 +25,7 @@ compares them key by key).
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Sequence
-from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -39,6 +38,7 @@ from agentmem.model.keyshape import may_coincide, segments
 from agentmem.model.schema import Template
 from agentmem.plans.colplan import ColumnRows
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
+from agentmem.plans.numtext import column_texts
 from agentmem.plans.plan import Call, script_call
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts, outbox_group
@@ -50,81 +50,14 @@ MIN_RECORDS = 32
 unpacked, its tables built) outweighs what columns save below about this many
 (``docs/performance.md``, "Write calls as columns")."""
 
-NUMBER_TEXTS = 1 << 13
-"""How many texts of numbers a column remembers (:class:`_Texts`; about 1 MB)."""
-
-
-def _bits(col: Sequence[float]) -> list[int]:
-    """Each float's 64 bits as an int (in C): a key that tells ``-0.0`` from ``0.0``."""
-    return memoryview(array("d", col)).cast("B").cast("Q").tolist()
-
-
-class _Texts:
-    """The texts of one number column's values (``repr`` of floats, ``str`` of ints),
-    remembered while most come back (a simulation's steps, rewards, resources and
-    positions repeat); given up for the column when, the memo full, half the lookups of
-    a stretch of 4,096 miss (values that do not repeat: each miss costs a lookup more
-    than writing the text). Floats are remembered by their bits (``0.0 == -0.0``, whose
-    texts differ), ints by value; a column's values are all of its one type (the codecs
-    make them so). Threads writing through one store share it: an entry, once in, is
-    never changed or removed, and a call reads each text from its own lookups."""
-
-    __slots__ = ("fn", "lookups", "memo", "misses")
-
-    def __init__(self, fn: Callable[[Any], str] = repr) -> None:
-        self.fn = fn
-        self.memo: dict[int, str] | None = {}
-        self.lookups = 0
-        self.misses = 0
-
-    def texts(self, col: Sequence[Any]) -> list[str]:
-        memo, fn = self.memo, self.fn
-        if memo is None:
-            return list(map(fn, col))
-        keys = _bits(col) if fn is repr else col
-        got: list[Any] = list(map(memo.get, keys))
-        misses = got.count(None)
-        room = NUMBER_TEXTS - len(memo)
-        if room <= 0:
-            self.lookups += len(col)
-            self.misses += misses
-            if self.lookups >= 4096:
-                if 2 * self.misses > self.lookups:
-                    self.memo = None  # not worth it for this column
-                self.lookups = self.misses = 0
-        if not misses:
-            return got
-        if 32 * misses > len(col):  # many (a value often comes many times): each new
-            value = dict(zip(keys, col, strict=True))  # value written once
-            new = {k: fn(value[k]) for k in set(keys).difference(memo)}
-            if room > 0:
-                memo.update(islice(new.items(), room))
-            got = list(map(new.get, keys, got))
-            # a value another thread remembered since the lookups above is in neither:
-            # written below, one by one
-            misses = got.count(None)
-            if not misses:
-                return got
-            room = 0
-        i = got.index(None)  # a few: each found in C and written
-        while True:
-            got[i] = t = fn(col[i])
-            if room > 0:
-                memo[keys[i]] = t
-                room -= 1
-            misses -= 1
-            if not misses:
-                return got
-            i = got.index(None, i + 1)
-
-
 _SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
 
 
 def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: float
-               ) -> list[str | None]:
-    """:func:`agentmem.plans.grid.code` of every position, as text (None where x or y is
-    None), computed on whole columns: the same floats, the same comparisons."""
+               ) -> list[str | bytes | None]:
+    """:func:`agentmem.plans.grid.code` of every position, as text or its ASCII bytes
+    (None where x or y is None), computed on whole columns: the same floats, the same
+    comparisons."""
     n = len(xs)
     have = [i for i in range(n) if xs[i] is not None and ys[i] is not None] \
         if None in xs or None in ys else None
@@ -141,8 +74,8 @@ def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: flo
     c = _SPREAD[c & 8191] | _SPREAD[c >> 13] << 26
     codes: list[int] = (c[0] | c[1] << 1).tolist()
     if have is None:
-        return list(map(str, codes))
-    out: list[str | None] = [None] * n
+        return column_texts(codes, str)
+    out: list[str | bytes | None] = [None] * n
     for i, code in zip(have, codes, strict=True):
         out[i] = str(code)
     return out
@@ -264,8 +197,6 @@ class ColumnBatcher:
                 entry[2] = ncol + (-1 - entry[2]) + 1
         self.texts = {i: (str if name == "str" else repr) for i, name in number_texts(
             [codec.field_for(n).encode for n in names]).items()}
-        self._memos = {i: _Texts(fn) for i, fn in self.texts.items()}
-        """Per number column: its values' texts remembered (:class:`_Texts`)."""
         self.plan: list[Any] = [
             planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
@@ -388,7 +319,7 @@ class ColumnBatcher:
                 out.append((col if fn is None else
                             [None if v is None else fn(v) for v in col], True))
             else:
-                out.append((col if fn is None else self._memos[p].texts(col), False))
+                out.append((col if fn is None else column_texts(col, fn), False))
         for xi, yi, cell in self.grids:
             codes = grid_codes(cols[xi], cols[yi], cell)
             out.append((codes, None in codes))
