@@ -11,7 +11,8 @@ The two write the same text except where orjson writes otherwise than ``repr``:
 exponent), ``null`` for a NaN or an infinity, ``true``/``false`` for a bool. Every
 such text holds ``e-``, ``0.0000``, ``null``, ``true`` or ``false``; a column whose
 output holds none of them is taken whole, and otherwise each value whose text holds one
-is written by ``repr``/``str`` instead (a few in a column of ordinary values).
+is written by ``repr``/``str`` instead (a few in a column of ordinary values; orjson
+3.11.7 and later write the rest as ``repr``: ``1e+16``, not ``1e16``).
 
 :func:`column_texts` checks orjson once, on first use, against ``repr`` and ``str`` on
 values of every kind and magnitude (an orjson that writes any of them otherwise is
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import random
 import struct
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from typing import Any
 
 import orjson
@@ -34,8 +37,8 @@ _MARKS = (b"e-", b"0.0000", b"null", b"true", b"false")
 """What every text orjson writes otherwise than ``repr``/``str`` holds."""
 
 _FEW = 64
-"""A column with more texts that hold a mark is written value by value (found in C,
-each such text costs a scan of the column up to it)."""
+"""Up to this many marks in a column, the text of each is found by counting the commas
+before it (a scan in C up to it); beyond, by where each text ends."""
 
 _usable: list[bool] = []
 """Whether this orjson writes as ``repr``/``str`` (decided on first use)."""
@@ -50,18 +53,24 @@ def _by_orjson(col: Sequence[Any], fn: Callable[[Any], str]) -> list[Any] | None
     out: list[Any] = whole[1:-1].split(b",")
     if len(out) != len(col):
         return None
-    found: set[int] = set()  # where a text that may differ starts, in whole
+    found: set[int] = set()  # where a mark is, in whole
     for mark in _MARKS:
         at = whole.find(mark)
         while at >= 0:
             found.add(at)
-            if len(found) > _FEW:  # many: value by value
-                return None
             at = whole.find(mark, at + 1)
-    i = last = 0  # the text at ``last`` (a position in whole) is out[i]
-    for at in sorted(found):
-        i += whole.count(b",", last, at)
-        last = at
+    if not found:
+        return out
+    if len(found) <= _FEW:  # the texts holding a mark by counting the commas before it
+        i = last = 0  # the text at ``last`` (a position in whole) is out[i]
+        for at in sorted(found):
+            i += whole.count(b",", last, at)
+            last = at
+            out[i] = fn(col[i])
+        return out
+    # many: by where each text ends (its comma's, or the bracket's, position)
+    ends = list(accumulate(map((1).__add__, map(len, out))))
+    for i in {bisect_right(ends, at) for at in found}:
         out[i] = fn(col[i])
     return out
 
@@ -91,8 +100,8 @@ def _check() -> bool:
     values = _samples()
     for kind, fn in ((float, repr), (int, str)):
         col = [v for v in values if type(v) is kind]
-        for k in range(0, len(col), _FEW // 2):  # (a part has fewer marks than _FEW)
-            part = col[k:k + _FEW // 2]
+        # whole (many marks) and in parts of fewer marks than _FEW
+        for part in (col, *(col[k:k + _FEW // 2] for k in range(0, len(col), _FEW // 2))):
             got = _by_orjson(part, fn)
             if got is None or [t if type(t) is str else t.decode() for t in got] != \
                     list(map(fn, part)):

@@ -32,7 +32,7 @@ def random_doubles(rnd: random.Random, k: int) -> list[float]:
 
 def test_this_orjson_is_used() -> None:
     column_texts([1.5], repr)
-    assert numtext._usable == [True]
+    assert numtext._usable[0] is True
 
 
 def test_random_bits_of_every_magnitude_are_repr() -> None:
@@ -66,10 +66,16 @@ def test_a_few_values_written_otherwise_among_many_ordinary_ones() -> None:
 
 
 def test_a_column_of_small_values_is_repr() -> None:
-    # more texts to put right than column_texts fixes one by one: value by value
+    # more texts to put right than are found by counting commas: by where texts end
     rnd = random.Random(3)
     col = [rnd.uniform(-1e-4, 1e-4) for _ in range(2_000)]
     assert texts(col, repr) == list(map(repr, col))
+    for _ in range(30):  # many, among ordinary values, first and last too
+        col = [rnd.uniform(-1, 1) for _ in range(1_000)]
+        for _ in range(rnd.randrange(65, 400)):
+            col[rnd.randrange(len(col))] = rnd.uniform(-1e-4, 1e-4)
+        col[0], col[-1] = 3e-05, 1e-300
+        assert texts(col, repr) == list(map(repr, col))
 
 
 def test_zeros_extremes_and_rounded_values() -> None:
