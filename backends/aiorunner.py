@@ -79,7 +79,7 @@ class AsyncRedisRunner:
 
     async def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
-            sent, replies = await self._send(plan.calls)
+            sent, replies = await self._send(plan.calls, plan.bulk)
             missing = missing_scripts(replies)
             if missing:
                 for script in {sent[i].script for i in missing}:
@@ -100,7 +100,8 @@ class AsyncRedisRunner:
         except FollowUp as more:
             return more
 
-    async def _send(self, calls: Iterable[Call]) -> tuple[list[Call], list[Any]]:
+    async def _send(self, calls: Iterable[Call], bulk: bool = False
+                    ) -> tuple[list[Call], list[Any]]:
         client: Any = self.client
         pool = client.connection_pool
         conn = await pool.get_connection()
@@ -111,7 +112,7 @@ class AsyncRedisRunner:
             if closed_by_peer(conn):  # a restarted server: a new connection, as the
                 await conn.disconnect()  # blocking pool makes one
                 await conn.connect()
-            calls = inline_loads(calls, self.scripts, injected)
+            calls = inline_loads(calls, self.scripts, injected, bulk)
             for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
                 await conn.send_packed_command([chunk], check_health=n == 0)
             for call in sent:

@@ -82,12 +82,11 @@ class ClusterRunner:
     ``MOVED`` refreshes the slot map and resends that call, ``ASK`` resends it with
     ``ASKING`` to the node named, ``TRYAGAIN`` / ``CLUSTERDOWN`` wait and resend (none of
     those calls ran); ``NOSCRIPT`` loads the script on that node and resends (a script
-    whose call another call on that node follows is loaded first, so that the resent
-    call is never late: one new to the node ahead, one it is thought to have on the
-    node's pipeline, ``plans.batch.late_scripts``). A node that cannot be connected to
-    gets the slot map refreshed and its calls resent (nothing was sent); a connection
-    lost while replies are outstanding raises :class:`~agentmem.errors.Unavailable`
-    (those calls may have run), as on one server.
+    new to a node whose call another call on that node follows is loaded first, so that
+    the resent call is never late). A node that cannot be connected to gets the slot map
+    refreshed and its calls resent (nothing was sent); a connection lost while replies
+    are outstanding raises :class:`~agentmem.errors.Unavailable` (those calls may have
+    run), as on one server.
     """
 
     cluster = True
@@ -194,7 +193,6 @@ class ClusterRunner:
             if self._stale:
                 self.refresh()
             groups: dict[str, tuple[ClusterNode, list[int]]] = {}
-            again: dict[str, list[Script]] = {}
             for i in todo:
                 node = asking.get(i) or self._node(slots[i])
                 groups.setdefault(node.name, (node, []))[1].append(i)
@@ -205,14 +203,11 @@ class ClusterRunner:
                 # missing, it refuses them all; else a call after it could run alone
                 alone = len({c.script.sha if c.script else None for c in here}) == 1
                 for late in late_scripts(here, known).values():
-                    if late.sha in known:  # loaded again, for the order: on its pipeline
-                        again.setdefault(node.name, []).append(late)
-                    else:
-                        self._load(node, late, refused_ok=alone)
+                    self._load(node, late, refused_ok=alone)
             if plan.guarded:  # refused whole before any node's part is sent
                 self._admit_all(group[0] for group in groups.values())
             retry: list[int] = []
-            for node, idx, got in self._send_all(groups, wires, asking, plan.guarded, again):
+            for node, idx, got in self._send_all(groups, wires, asking, plan.guarded):
                 if isinstance(got, _Unsent):
                     self._stale = True
                     last = got.__cause__ or got
@@ -301,36 +296,30 @@ class ClusterRunner:
 
     def _send_all(self, groups: dict[str, tuple[ClusterNode, list[int]]],
                   wires: list[tuple[Any, ...]], asking: dict[int, ClusterNode],
-                  guarded: bool = False, again: dict[str, list[Script]] | None = None
+                  guarded: bool = False
                   ) -> list[tuple[ClusterNode, list[int], list[Any] | _Unsent]]:
         jobs = list(groups.values())
         if not jobs:  # a plan without calls (or all answered)
             return []
-        loads = again or {}
         if len(jobs) == 1:
             node, idx = jobs[0]
-            return [(node, idx, self._send(node, idx, wires, asking, guarded,
-                                           loads.get(node.name, ()), poll=True))]
+            return [(node, idx, self._send(node, idx, wires, asking, guarded, poll=True))]
         if self._threads is None:
             self._threads = ThreadPoolExecutor(max_workers=8,
                                                thread_name_prefix="agentmem-cluster")
         futures: list[Future[list[Any] | _Unsent]] = [
-            self._threads.submit(self._send, node, idx, wires, asking, guarded,
-                                 loads.get(node.name, ()))
+            self._threads.submit(self._send, node, idx, wires, asking, guarded)
             for node, idx in jobs[1:]]
-        first = self._send(jobs[0][0], jobs[0][1], wires, asking, guarded,
-                           loads.get(jobs[0][0].name, ()))
+        first = self._send(jobs[0][0], jobs[0][1], wires, asking, guarded)
         out = [(jobs[0][0], jobs[0][1], first)]
         for (node, idx), fut in zip(jobs[1:], futures, strict=True):
             out.append((node, idx, fut.result()))
         return out
 
     def _send(self, node: ClusterNode, idx: list[int], wires: list[tuple[Any, ...]],
-              asking: dict[int, ClusterNode], guarded: bool = False,
-              loads: Sequence[Script] = (), *, poll: bool = False) -> list[Any] | _Unsent:
-        """The calls ``idx`` on one node's connection, pipelined, after ``SCRIPT LOAD`` of
-        ``loads`` (scripts the node is thought to have: a refusal counts as loaded, and
-        a ``NOSCRIPT`` shows it); their replies in order.
+              asking: dict[int, ClusterNode], guarded: bool = False, *,
+              poll: bool = False) -> list[Any] | _Unsent:
+        """The calls ``idx`` on one node's connection, pipelined; their replies in order.
 
         ``poll``: wait for the first reply by polling first (a plan for one node; the
         threads of a plan for several nodes sleep, so that they leave the CPUs to the
@@ -353,7 +342,7 @@ class ClusterRunner:
                 unsent.__cause__ = exc
                 return unsent
             self.guard.admit(conn, guarded, node.name)  # backends/restarts.py
-            calls = [Call(("SCRIPT", "LOAD", script.source)) for script in loads]
+            calls: list[Call] = []
             for i in idx:
                 if i in asking:
                     calls.append(Call(("ASKING",)))
@@ -367,9 +356,6 @@ class ClusterRunner:
                         self._spin_us, host=node.host, unix=False)
                 if spin:
                     wait_readable(conn, spin)
-            for _ in loads:
-                with contextlib.suppress(redis.ResponseError):
-                    client.parse_response(conn, "SCRIPT")
             for i in idx:
                 if i in asking:
                     with contextlib.suppress(redis.ResponseError):

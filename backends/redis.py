@@ -165,7 +165,7 @@ class RedisRunner:
 
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
-            sent, replies = self._send(plan.calls, plan.guarded)
+            sent, replies = self._send(plan.calls, plan.guarded, plan.bulk)
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # replies are kept: the connection's handshake
@@ -218,7 +218,7 @@ class RedisRunner:
         conn.check_health()
         self.guard.admit(conn, guarded)
 
-    def _send(self, calls: Iterable[Call], guarded: bool = False
+    def _send(self, calls: Iterable[Call], guarded: bool = False, bulk: bool = False
               ) -> tuple[list[Call], list[Any]]:
         pool: Any = self.client.connection_pool
         conn = pool.get_connection()
@@ -226,7 +226,7 @@ class RedisRunner:
         injected: dict[int, str] = {}
         try:
             self._admit(conn, guarded)
-            calls = inline_loads(calls, self.scripts, injected)
+            calls = inline_loads(calls, self.scripts, injected, bulk)
             for chunk in packed_chunks(conn, calls, sent):
                 conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:
@@ -261,6 +261,7 @@ class _Memory(Generic[R]):
         self.actions = actions
         self.im_actions = im_actions
         self._options = options
+        self._batch_scripts: set[str] = set()
         """The scripts this store's batches sent (see :mod:`agentmem.repository.batch`)."""
 
 
@@ -282,7 +283,8 @@ class Memory(_Memory[RedisRunner]):
     def batch(self) -> Batch:
         """Many operations of any repositories in one round trip (``docs/queries.md``,
         "Many operations in one round trip"): ``with mem.batch() as b:``."""
-        return Batch(self.runner, self.actions, self.im_actions, self._options["batch_size"])
+        return Batch(self.runner, self.actions, self.im_actions, self._options["batch_size"],
+                     loaded=self._batch_scripts)
 
     @property
     def client(self) -> redis.Redis:
@@ -324,7 +326,7 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
     def batch(self) -> AsyncBatch:
         """As :meth:`Memory.batch`: ``async with mem.batch() as b:``."""
         return AsyncBatch(self.runner, self.actions, self.im_actions,
-                          self._options["batch_size"])
+                          self._options["batch_size"], loaded=self._batch_scripts)
 
     @property
     def client(self) -> redis.asyncio.Redis:

@@ -58,34 +58,30 @@ def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterato
         yield pending[0] if len(pending) == 1 else b"".join(pending)
 
 
-def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, str]
-                 ) -> Iterator[Call]:
-    """``calls``, a script's first call preceded by ``SCRIPT LOAD`` of it (and of every
-    core script not in ``loaded``, ``lua.scripts.ALL``: once per runner) on the same
-    connection, so that none of the plan's calls is refused with ``NOSCRIPT`` and run
-    after its successors: when the runner has not loaded the script (``loaded``, the
-    runner's SHAs, shared by its threads), and, whatever ``loaded`` says, when any call
-    follows the script's first call. A server that lost its scripts (a restart, a
-    failover to a replica, ``SCRIPT FLUSH``) refuses every call of a script it lacks,
-    and the runner loads the script and sends those calls again, after the others:
-    another thread or task may load the script meanwhile, and then a later call of the
-    plan runs in the place of a refused one (the refused write's list entries behind its
-    successors'). The load costs the server 20-30 µs for a write script, once per
-    plan of several calls; a plan of one call needs none (its refused call runs again
-    alone). ``injected`` gets each load's call id and SHA; :func:`own_replies` takes
-    their replies out and puts the SHAs in ``loaded`` once the server has run the loads
-    (until then, other threads load them too). A refused load (an ACL without ``SCRIPT
-    LOAD``, the scripts loaded by an administrator) counts as run: it is not sent again
-    with every plan, and shows up, if it matters, as the script's ``NOSCRIPT``, whose
-    reload raises. Each call is held until the next is built (one call ahead)."""
+def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, str],
+                 bulk: bool = False) -> Iterator[Call]:
+    """``calls``, the first call of a script not in ``loaded`` (the runner's SHAs, shared
+    by its threads) preceded by ``SCRIPT LOAD`` of it and of every core script not in
+    ``loaded`` (``lua.scripts.ALL``: once per runner), on the same connection: the
+    server runs them first, so that no call of the pipeline is refused with
+    ``NOSCRIPT`` and run after its successors while another thread or task loads the
+    script meanwhile (those calls, sent again after the others, wrote their list
+    entries behind their successors'). ``injected`` gets each load's call id and SHA;
+    :func:`own_replies` takes their replies out and puts the SHAs in ``loaded`` once the
+    server has run the loads (until then, other threads load them too). A refused load
+    (an ACL without ``SCRIPT LOAD``, the scripts loaded by an administrator) counts as
+    run: it is not sent again with every plan, and shows up, if it matters, as the
+    script's ``NOSCRIPT``, whose reload raises. A server that lost its scripts
+    after the runner loaded them (a restart, a failover to a replica, ``SCRIPT
+    FLUSH``) refuses their calls as before: they are loaded then and sent again; a
+    ``bulk`` plan (a large write: many calls of one script) loads each of its scripts
+    ahead of its first call whatever ``loaded`` says, so that even then none of its
+    calls runs late while another thread loads the script again."""
     mine: set[str] = set()
-    it = iter(calls)
-    call = next(it, None)
-    while call is not None:
-        after = next(it, None)
+    for call in calls:
         script = call.script
         if script is not None and script.sha not in mine and (
-                after is not None or script.sha not in loaded):
+                bulk or script.sha not in loaded):
             todo = [script] if script.sha in loaded else to_load(script, loaded | mine)
             for s in todo:
                 load = command("SCRIPT", "LOAD", s.source)
@@ -93,7 +89,6 @@ def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, st
                 mine.add(s.sha)
                 yield load
         yield call
-        call = after
 
 
 def own_replies(sent: list[Call], replies: list[Any], injected: dict[int, str],

@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from agentmem.errors import NotRun
 from agentmem.lua.scripts import Script
-from agentmem.plans.plan import Call, FollowUp, Plan
+from agentmem.plans.plan import Call, FollowUp, Plan, command
 
 T = TypeVar("T")
 
@@ -134,19 +134,32 @@ def late_scripts(calls: Iterable[Call], loaded: set[str]) -> dict[str, Script]:
 
     A call refused with ``NOSCRIPT`` runs again after the others: harmless when every
     call after it is refused too (a flushed cache refuses every script: they run again
-    in their order), not when a later call runs in its place: a command, a script loaded
-    now, or a call of the same script once another thread or task has loaded it again
-    meanwhile; the refused call's writes then land behind its successors'. So a script
-    is loaded when it is not in ``loaded``, or when any call follows one of its calls
-    (as the single-server runners' ``wire.inline_loads`` does on their pipeline): a
-    stale ``loaded`` (a server restarted, its scripts flushed) costs a retry, never the
-    order of the calls."""
+    in their order), not when a later call runs in its place (a command, or a script
+    loaded now), which would then not see it. So a script is loaded when it is not in
+    ``loaded``, or when a call that runs in its place follows one of its calls: a stale
+    ``loaded`` (a server restarted, its scripts flushed) costs a retry, never the order
+    of the calls."""
     load: dict[str, Script] = {}
-    followed = False
+    in_place_after = False
     for call in reversed(calls if isinstance(calls, Sequence) else list(calls)):
         script = call.script
-        if script is not None and script.sha not in load and (
-                followed or script.sha not in loaded):
+        if script is None or script.sha in load:
+            in_place_after = True
+        elif in_place_after or script.sha not in loaded:
             load[script.sha] = script
-        followed = True
+            in_place_after = True
     return dict(reversed(load.items()))
+
+
+def script_loads(entries: Sequence[Entry], loaded: set[str]) -> list[Entry]:
+    """``SCRIPT LOAD`` entries, sent first in the same round trip, for the scripts of
+    ``entries`` that could otherwise run late (:func:`late_scripts`; ``loaded``, the
+    scripts earlier batches sent, gets them; one server only)."""
+    load = late_scripts([call for entry in entries for call in entry[0]], loaded)
+    loaded.update(load)
+    return [((command("SCRIPT", "LOAD", script.source),), Plan((), _ignored), Handle())
+            for script in load.values()]
+
+
+def _ignored(replies: list[Any]) -> None:
+    """A script load's reply: a refusal shows up again as the script's ``NOSCRIPT``."""

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from agentmem.errors import ConfigError, NotRun
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
-from agentmem.plans.batch import Entry, Handle, combine, fail_pending, queued
+from agentmem.plans.batch import Entry, Handle, combine, fail_pending, queued, script_loads
 from agentmem.plans.plan import Plan
 from agentmem.plans.runner import AsyncRunner, Batching, SyncRunner, operation
 from agentmem.repository.actions import ActionOps
@@ -76,10 +76,13 @@ class _BatchBase(Generic[R]):
     """What a blocking and an asyncio batch share: the repositories and the queue."""
 
     def __init__(self, runner: R, actions: ActionOps, im_actions: RecordOps[IMAction],
-                 batch_size: int) -> None:
+                 batch_size: int, *, loaded: set[str] | None = None) -> None:
         self.runner: R = runner
         self._queue = _Queue(runner)
         self._batch_size = batch_size
+        self._loaded = loaded
+        """The scripts the store's batches sent (one server): the others are loaded first,
+        in the same round trip, so that no call runs late after a ``NOSCRIPT``."""
         self.actions = rebind(actions, BatchActionRepository, self._queue)
         """The action repository's operations, queued."""
         self.im_actions: BatchRepository[IMAction] = rebind(im_actions, BatchRepository,
@@ -106,7 +109,8 @@ class _BatchBase(Generic[R]):
         entries, self._queue.entries = self._queue.entries, []
         if not entries:
             return entries, None
-        return entries, combine(entries)
+        loads = [] if self._loaded is None else script_loads(entries, self._loaded)
+        return entries, combine(loads + entries)
 
     def _abandon(self) -> None:
         entries, self._queue.entries = self._queue.entries, []

@@ -67,10 +67,7 @@ def test_one_round_trip_for_every_call(mem, counted, monkeypatch):
         handles += [b.actions.by_type(a, "eat", limit=5) for a in AGENTS]
         handles.append(b.actions.add(act("a0", 99, "rest")))
     assert trips[0] == 1
-    # one call each, all on that one round trip, after a load of each script whose first
-    # call another call follows (recent's and by_type's: the server may have lost them,
-    # and another writer load them between a refused call and the next, wire.inline_loads)
-    assert proxy.commands == len(handles) + 2
+    assert proxy.commands == len(handles)  # one call each, all on that one round trip
     assert all(h.done for h in handles)
 
 
@@ -195,24 +192,17 @@ def test_a_follow_up_runs_after_the_batch(mem, monkeypatch):
 
 def test_new_scripts_are_loaded_in_the_same_round_trip(mem, r, monkeypatch):
     """On a server that has not seen the scripts, every call still runs in its place
-    (the scripts are loaded first, on the same pipeline); so on one that lost them
-    after the store loaded them, where the last call alone may be refused and sent
-    again (nothing follows it)."""
+    (the scripts are loaded first, on the same pipeline)."""
+    mem.actions.recent("a0", 1)
     r.script_flush()
     trips = round_trips(monkeypatch, RedisRunner)
-    for lost in (False, True):
-        if lost:
-            mem.actions.recent("a0", 1)
-            r.script_flush()
-            trips[0] = 0
-        step = 2 if lost else 1
-        with mem.batch() as b:
-            b.actions.add(act("a1", step))
-            gone = b.actions.delete(f"a1-{step}-move", agent_id="a1")
-            after = b.actions.recent("a1", 5)
-        assert trips[0] == (2 if lost else 1)
-        assert gone.result() is True
-        assert after.result() == []
+    with mem.batch() as b:
+        b.actions.add(act("a1", 1))
+        gone = b.actions.delete("a1-1-move", agent_id="a1")
+        after = b.actions.recent("a1", 5)
+    assert trips[0] == 1
+    assert gone.result() is True
+    assert after.result() == []
 
 
 def test_scripts_flushed_after_a_batch_loaded_them_keep_the_order(mem, r):

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import redis
 
 import agentmem
-from agentmem.lua.loader import Script
 from agentmem.model.records import Action
-from agentmem.plans.plan import Call, Plan, script_call
 
 WRITERS, ACTIONS = 4, 600
 
@@ -112,42 +108,3 @@ def test_large_writes_keep_their_order_after_the_server_lost_its_scripts(
             assert [_listed(r, k) for k in range(WRITERS)] == got
             for k in range(WRITERS):
                 r.delete(f"simulation:s{k}:actions")
-
-
-PUSH = Script("test_push", "return redis.call('RPUSH', KEYS[1], ARGV[1])")
-PAD = "x" * (1 << 14)  # a call bigger than a send chunk: sent as soon as it is built
-
-
-def _two_pushes(r: redis.Redis) -> Iterator[Call]:
-    """Two calls of one script; between building them, another writer loads the script
-    the server had lost, after the first call (if it was sent) was refused."""
-    yield script_call(PUSH, ["first", PAD], ["L"])
-    time.sleep(0.3)  # a sent call has been run (refused) by now
-    r.script_load(PUSH.source)
-    yield script_call(PUSH, ["second", PAD], ["L"])
-
-
-def test_a_write_of_several_calls_keeps_its_order_when_another_writer_reloads(
-        server: Any, r: redis.Redis) -> None:
-    """A plan of two calls (not a bulk plan) on a server that lost its scripts, another
-    writer loading the script between them: its calls run in their order. Sent as they
-    came, the first was refused, the second ran, then the first again: ``second, first``."""
-    with agentmem.connect(server.url) as mem:
-        mem.runner.run(Plan((script_call(PUSH, ["warm"], ["L"]),), list))  # known
-        r.delete("L")
-        r.script_flush()
-        mem.runner.run(Plan(_two_pushes(r), list))
-    assert r.lrange("L", 0, -1) == [b"first", b"second"]
-
-
-def test_an_async_write_of_several_calls_keeps_its_order_when_another_writer_reloads(
-        server: Any, r: redis.Redis) -> None:
-    async def main() -> None:
-        async with agentmem.connect_async(server.url) as mem:
-            await mem.runner.run(Plan((script_call(PUSH, ["warm"], ["L"]),), list))
-            r.delete("L")
-            r.script_flush()
-            await mem.runner.run(Plan(_two_pushes(r), list))
-
-    asyncio.run(main())
-    assert r.lrange("L", 0, -1) == [b"first", b"second"]

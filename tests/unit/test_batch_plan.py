@@ -8,7 +8,7 @@ import pytest
 
 from agentmem.errors import AgentMemError, InvalidInput, NotRun
 from agentmem.lua.scripts import GET_MANY
-from agentmem.plans.batch import BULK_CALLS, Handle, combine, late_scripts, queued
+from agentmem.plans.batch import BULK_CALLS, Handle, combine, queued, script_loads
 from agentmem.plans.plan import FollowUp, Plan, command, script_call
 
 
@@ -72,16 +72,13 @@ def test_a_pending_handle_raises_not_run() -> None:
     assert h.result() == 3
 
 
-def test_late_scripts_are_the_new_ones_and_those_another_call_follows() -> None:
-    # (the cluster runner's rule per node; one server's runners: wire.inline_loads)
-    one = script_call(GET_MANY, ["k"])
-    assert list(late_scripts([one], set())) == [GET_MANY.sha]  # new
-    assert late_scripts([one], {GET_MANY.sha}) == {}  # known, alone: a retry keeps order
-    # known, but another call follows (a command, a call of the same script): another
-    # thread's load could land between a refused call and its successor
-    for after in (command("PING"), script_call(GET_MANY, ["j"])):
-        assert list(late_scripts([one, after], {GET_MANY.sha})) == [GET_MANY.sha]
-    assert late_scripts([command("PING"), one], {GET_MANY.sha}) == {}
+def test_new_scripts_are_loaded_first_once() -> None:
+    loaded: set[str] = set()
+    entries = [queued(Plan((script_call(GET_MANY, ["k"]),), list), Handle())]
+    loads = script_loads(entries, loaded)
+    assert [c.args[:2] for e in loads for c in e[0]] == [("SCRIPT", "LOAD")]
+    assert loaded == {GET_MANY.sha}
+    assert script_loads(entries, loaded) == []
 
 
 def test_a_big_batch_runs_as_a_bulk_plan() -> None:

@@ -1,7 +1,6 @@
 """``wire.inline_loads``: the first call of a script a runner has not loaded goes after
 ``SCRIPT LOAD`` of it and of every core script the runner has not loaded, on the same
-pipeline, once per runner, and a known script's first call goes after its load when
-another call follows it; ``own_replies`` takes the loads' replies out (a script
+pipeline, once per runner; ``own_replies`` takes the loads' replies out (a script
 counts as loaded once the server has run its load). So a pipeline of one write's calls
 is not half refused with ``NOSCRIPT`` while another thread loads the script
 (tests/integration/test_script_first_use.py shows the write order that keeps), and no
@@ -45,45 +44,20 @@ def test_scripts_are_loaded_on_the_pipeline_before_their_first_call() -> None:
     assert sent == calls
     assert mine == [replies[out.index(c)] for c in calls]
     assert loaded == {s.sha for s in ALL} | {INTEGRITY_ACTIONS.sha}
-    # known: loaded again only where another call follows a script's first call
     again: dict[int, str] = {}
-    assert _names(list(inline_loads(calls, loaded, again))) == [
-        "PING 1", "load write_cols", "EVALSHA a", "EVALSHA b", "load get_many",
-        "EVALSHA s", "load integrity_actions", "EVALSHA x", "PING 2"]
-    last = [command("PING", "1"), script_call(GET_MANY, ["p", "s"])]
-    assert list(inline_loads(last, loaded, again)) == last  # known, nothing after it
-    assert list(inline_loads(last[1:], loaded, again)) == last[1:]  # alone
-    assert list(inline_loads([], loaded, again)) == []
+    assert list(inline_loads(calls, loaded, again)) == calls  # known: none loaded again
+    assert again == {}
+    assert own_replies(calls, [1, 2, 3, 4, 5, 6], again, loaded) == (calls,
+                                                                      [1, 2, 3, 4, 5, 6])
 
 
-def test_a_plan_of_several_calls_loads_its_scripts_again() -> None:
-    """A plan of several calls loads each of its scripts ahead of its first call even
-    when the runner has loaded it (the server may have lost it, and another thread may
-    load it again between a refused call and the next): only those scripts, once."""
+def test_a_bulk_plan_loads_its_scripts_again() -> None:
+    """A large write loads each of its scripts ahead of its first call even when the
+    runner has loaded it (the server may have lost it): only those scripts, once."""
     calls = [script_call(WRITE_COLS, ["a"]), script_call(WRITE_COLS, ["b"]),
              command("PING", "1")]
     loaded = {s.sha for s in ALL}
     injected: dict[int, str] = {}
-    out = list(inline_loads(calls, loaded, injected))
+    out = list(inline_loads(calls, loaded, injected, bulk=True))
     assert _names(out) == ["load write_cols", "EVALSHA a", "EVALSHA b", "PING 1"]
     assert own_replies(out, [0, 1, 2, 3], injected, loaded) == (calls, [1, 2, 3])
-
-
-def test_calls_are_built_one_ahead_of_those_sent() -> None:
-    """A plan's calls are built lazily (a large write's next batch while the server runs
-    the last): each is given out once the next is built, never later."""
-    built: list[str] = []
-
-    def lazily() -> Any:
-        for name in ("a", "b", "c"):
-            built.append(name)
-            yield script_call(WRITE_COLS, [name])
-
-    out = inline_loads(lazily(), {s.sha for s in ALL}, {})
-    assert _names([next(out)]) == ["load write_cols"]
-    assert built == ["a", "b"]
-    assert _names([next(out)]) == ["EVALSHA a"]
-    assert built == ["a", "b"]
-    assert _names([next(out)]) == ["EVALSHA b"]
-    assert built == ["a", "b", "c"]
-    assert _names(list(out)) == ["EVALSHA c"]
