@@ -43,7 +43,8 @@ For each path, in the same rounds (round robin, each into a flushed database):
 - actions/s end to end (wall clock).
 
 The lower bound of any row path in Python: reading every field of every row once
-(``for d in data: for k in FIELDS: d.get(k)``) is printed too.
+(``for d in data: for k in FIELDS: d.get(k)``) is printed too, and so is that of one
+call per step: a ``PING`` round trip per step, its client CPU per call.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
     packed: dict[str, list[float]] = {k: [] for k in plans}
     touch: list[float] = []
     sleepy: list[float] = []
+    pings: list[float] = []
 
     admin.flushdb()
     repo.add_rows(cur["data"][:10])  # scripts loaded, grid cell recorded: no first-use cost
@@ -194,6 +196,13 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
                 pass
             time.sleep(0.0025)
         sleepy.append((time.process_time() - c0) / n * 1e6)
+        # the round trip alone, once per step: a PING per call (redis-py), what any
+        # path that sends a call per step and waits for its reply pays on top
+        gc.collect()
+        c0 = time.process_time()
+        for _ in cur["steps"]:
+            raw.ping()
+        pings.append((time.process_time() - c0) / len(cur["steps"]) * 1e6)
         gc.collect()
         c0 = time.process_time()
         for d in cur["data"]:
@@ -216,6 +225,7 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
                   for name in paths},
         "touch_every_field_us": median(touch),
         "per_step_build_sleeping_us": median(sleepy),
+        "ping_per_call_us": median(pings), "agents": args.agents,
     }
     if args.json:
         print(json.dumps(result, indent=2))
@@ -249,7 +259,11 @@ def render(result: dict[str, Any]) -> str:
               f"Python): {result['touch_every_field_us']:.2f} µs/action",
               "", f"add_columns per step built with a 2.5 ms sleep after each call (no "
               f"server; back to back above): {result['per_step_build_sleeping_us']:.2f} "
-              f"µs/action"]
+              f"µs/action",
+              "", f"A PING round trip per step (redis-py, the floor of a call per step): "
+              f"{result['ping_per_call_us']:.1f} µs of client CPU per call, "
+              f"{result['ping_per_call_us'] / result['agents']:.2f} µs/action at "
+              f"{result['agents']} actions per call"]
     return "\n".join(lines)
 
 
