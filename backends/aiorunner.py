@@ -32,7 +32,7 @@ from agentmem.backends.replies import (
     script_error,
     unavailable,
 )
-from agentmem.backends.wire import inline_loads, own_replies, packed_chunks
+from agentmem.backends.wire import KnownScripts, inline_loads, own_replies, packed_chunks
 from agentmem.lua.scripts import CLAIM_LAYOUT
 from agentmem.plans.keyspace import LAYOUT_KEY, check_recorded_version
 from agentmem.plans.plan import Call, FollowUp, Plan
@@ -49,9 +49,9 @@ class AsyncRedisRunner:
         check_client(client)
         self.client = client
         self.pending_layout = layout_version
-        self.scripts: set[str] = set()
-        """The SHAs of the scripts loaded: each is loaded on the pipeline of its first
-        call, with the core scripts (:func:`agentmem.backends.wire.inline_loads`)."""
+        self.scripts = KnownScripts()
+        """The scripts loaded: each is loaded on the pipeline of its first call, with the
+        core scripts (:func:`agentmem.backends.wire.inline_loads`)."""
 
     async def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -109,10 +109,12 @@ class AsyncRedisRunner:
         replies: list[Any] = []
         injected: dict[int, str] = {}
         try:
+            self.scripts.watch(conn)
             if closed_by_peer(conn):  # a restarted server: a new connection, as the
                 await conn.disconnect()  # blocking pool makes one
                 await conn.connect()
-            calls = inline_loads(calls, self.scripts, injected, bulk)
+            generation = self.scripts.generation
+            calls = inline_loads(calls, self.scripts.shas, injected, bulk)
             for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
                 await conn.send_packed_command([chunk], check_health=n == 0)
             for call in sent:
@@ -125,7 +127,7 @@ class AsyncRedisRunner:
             raise
         finally:
             await pool.release(conn)
-        return own_replies(sent, replies, injected, self.scripts)
+        return own_replies(sent, replies, injected, self.scripts.loaded(generation))
 
 
 def closed_by_peer(conn: Any) -> bool:

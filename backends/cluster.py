@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -45,11 +46,7 @@ from agentmem.lua.scripts import Script
 from agentmem.model.records import IMAction
 from agentmem.model.schema import RecordSpec
 from agentmem.plans.batch import late_scripts
-from agentmem.plans.keyspace import (
-    LAYOUT_KEY,
-    check_recorded_version,
-    layout,
-)
+from agentmem.plans.keyspace import LAYOUT_KEY, check_recorded_version, layout
 from agentmem.plans.plan import Call, FollowUp, Plan, run_through
 from agentmem.repository.actions import ActionRepository
 from agentmem.repository.base import Repository
@@ -107,7 +104,9 @@ class ClusterRunner:
         resolve_spin(spin_us, host=None, unix=False)  # a malformed value fails now
         self._spin_us = spin_us
         self._scripts: dict[str, set[str]] = {}
-        """The scripts loaded on each node (by name), as far as this runner knows."""
+        """The scripts loaded on each node (by name), as far as this runner knows
+        (forgotten when a connection to it connects: :meth:`_watch`)."""
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
         self._spins: dict[str, float] = {}
         """The longest poll for a reply per node name, in seconds (agentmem.backends.spin)."""
         self.guard = RestartGuard(cluster=True)
@@ -197,6 +196,9 @@ class ClusterRunner:
                 node = asking.get(i) or self._node(slots[i])
                 groups.setdefault(node.name, (node, []))[1].append(i)
             for node, idx in groups.values():  # no call may run late after a NOSCRIPT
+                pool = self.node_client(node).connection_pool  # (re)connected now
+                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                    pool.release(self._watch(pool.get_connection()))
                 known = self._scripts.setdefault(node.name, set())
                 here = [calls[i] for i in idx]
                 # a refused load counts as done only where every call runs one script:
@@ -294,6 +296,19 @@ class ClusterRunner:
             self._stale = True
             raise _unavailable(f"node {node.name} is unreachable", exc) from exc
 
+    def _watch(self, conn: Any) -> Any:
+        """A node's connection: when it connects (or connected before it was watched),
+        the node's scripts are forgotten (it may have restarted without them; a failover
+        puts a node of another name in its slots). Before a plan's loads are decided."""
+        if conn not in self._watched:
+            self._watched.add(conn)
+            conn.register_connect_callback(self._connected)
+            self._connected(conn)
+        return conn
+
+    def _connected(self, conn: Any) -> None:  # redis-py's connect callback
+        self._scripts.pop(f"{conn.host}:{conn.port}", None)
+
     def _send_all(self, groups: dict[str, tuple[ClusterNode, list[int]]],
                   wires: list[tuple[Any, ...]], asking: dict[int, ClusterNode],
                   guarded: bool = False
@@ -333,6 +348,7 @@ class ClusterRunner:
             unsent.__cause__ = exc
             return unsent
         replies: list[Any] = []
+        self._watch(conn)
         try:
             try:
                 conn.connect()

@@ -33,7 +33,7 @@ from agentmem.backends.replies import (
 )
 from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import client_spin, wait_readable
-from agentmem.backends.wire import inline_loads, own_replies, packed_chunks
+from agentmem.backends.wire import KnownScripts, inline_loads, own_replies, packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import ConfigError, WriteError
 from agentmem.lua.scripts import CLAIM_LAYOUT
@@ -87,7 +87,7 @@ class RedisRunner:
         self._inflight_lock = threading.Lock()
         self.guard = RestartGuard()
         """Notices a server that restarted empty (armed by a dual writer)."""
-        self.scripts: set[str] = set()  # the SHAs of the scripts loaded (wire.inline_loads)
+        self.scripts = KnownScripts()  # the scripts loaded (wire.inline_loads)
 
     def check_layout(self) -> None:
         """Compare the server's layout version with ours (once; :class:`LayoutError`)."""
@@ -215,6 +215,7 @@ class RedisRunner:
     def _admit(self, conn: Any, guarded: bool) -> None:
         """A connection taken from the pool: its health checked (a reconnection, if any,
         happens here), then the restart guard's say (:mod:`agentmem.backends.restarts`)."""
+        self.scripts.watch(conn)
         conn.check_health()
         self.guard.admit(conn, guarded)
 
@@ -226,7 +227,8 @@ class RedisRunner:
         injected: dict[int, str] = {}
         try:
             self._admit(conn, guarded)
-            calls = inline_loads(calls, self.scripts, injected, bulk)
+            generation = self.scripts.generation
+            calls = inline_loads(calls, self.scripts.shas, injected, bulk)
             for chunk in packed_chunks(conn, calls, sent):
                 conn.send_packed_command([chunk], check_health=False)
             if self.spin and sent:
@@ -237,7 +239,7 @@ class RedisRunner:
             raise
         finally:
             pool.release(conn)
-        return own_replies(sent, replies, injected, self.scripts)
+        return own_replies(sent, replies, injected, self.scripts.loaded(generation))
 
     def _replies(self, conn: Any, sent: list[Call]) -> list[Any]:
         client: Any = self.client

@@ -6,6 +6,7 @@ Used by the blocking, asyncio and cluster runners (:mod:`agentmem.backends.redis
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -18,8 +19,8 @@ try:
 except ImportError:  # pragma: no cover - hiredis is a dependency, but optional in redis-py
     hiredis = None
 
-__all__ = ["SEND_CHUNK", "inline_loads", "own_replies", "pack_args", "packed_chunks",
-           "to_load"]
+__all__ = ["SEND_CHUNK", "KnownScripts", "inline_loads", "own_replies", "pack_args",
+           "packed_chunks", "to_load"]
 
 
 def pack_args(conn: Any, args: Sequence[Any]) -> list[bytes]:
@@ -56,6 +57,42 @@ def packed_chunks(conn: Any, calls: Iterable[Call], sent: list[Call]) -> Iterato
             pending, size = [], 0
     if pending:
         yield pending[0] if len(pending) == 1 else b"".join(pending)
+
+
+class KnownScripts:
+    """The SHAs of the scripts a runner's server is thought to have (:func:`inline_loads`
+    loads the others ahead of their first call), forgotten whenever one of the runner's
+    connections connects, again or for the first time: a server that restarted, or a
+    replica that took over, has lost them (or never had them), and every connection to
+    it is a new one. So after a restart or a failover each script goes, on the pipeline
+    of its next first call, after its load, and no call of a plan of several calls is
+    refused with ``NOSCRIPT`` while another writer loads the script again and then
+    runs after its successors. ``SCRIPT FLUSH`` on a live server makes no connection:
+    the calls it refuses are sent again after the others (``docs/architecture.md``)."""
+
+    def __init__(self) -> None:
+        self.shas: set[str] = set()
+        self.generation = 0
+        """Incremented at every forgetting: what a plan sent before it learnt nothing."""
+        self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def watch(self, conn: Any) -> None:
+        """A connection taken from the pool: forget the scripts when it connects (now,
+        if it was connected before it was watched: it may be to another server)."""
+        if conn not in self._watched:
+            self._watched.add(conn)
+            conn.register_connect_callback(self._connected)
+            self._connected(conn)
+
+    def _connected(self, conn: Any) -> None:  # redis-py's connect callback
+        self.shas.clear()
+        self.generation += 1
+
+    def loaded(self, generation: int) -> set[str]:
+        """Where a plan sent at ``generation`` puts the SHAs of the loads it ran
+        (:func:`own_replies`): the known set, or a throwaway one when a connection
+        connected since (the loads may have run on a server that is gone)."""
+        return self.shas if generation == self.generation else set()
 
 
 def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, str],

@@ -364,3 +364,21 @@ def tls_redis(directory: Path) -> Iterator[tuple[int, Path]]:
     finally:
         proc.kill()
         proc.wait()
+
+
+@contextlib.contextmanager
+def restartable(directory: Path) -> Iterator[Any]:
+    """A server of our own (redis-server, else valkey) that a test may ``stop()`` and
+    ``start()`` again on its port, empty (it keeps nothing on disk). Skips without one."""
+    import pytest
+
+    from agentmem.servers.local import LocalServer, find_binary
+
+    kind = "redis" if find_binary("redis") is not None else "valkey"
+    if find_binary(kind) is None:  # type: ignore[arg-type]
+        pytest.skip("no redis-server or valkey-server binary")
+    server = LocalServer(kind, directory=directory / "volatile").start()  # type: ignore[arg-type]
+    try:
+        yield server
+    finally:
+        server.close()

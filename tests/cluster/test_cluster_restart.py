@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from agentmem.backends.cluster import connect_cluster
 from agentmem.backends.sql import open_archive
@@ -83,3 +84,31 @@ def test_a_master_restarted_between_two_calls_stores_nothing_twice(
     assert not [t for t, n in copies.items() if n > 1]
     archive.close()
     mem.close()
+
+
+def _noscripts(cluster: LocalCluster) -> int:
+    """``NOSCRIPT`` replies the masters gave since they (re)started."""
+    total = 0
+    for node in cluster.nodes:
+        with redis.Redis(port=node.port) as r:
+            total += int(r.info("errorstats").get("errorstat_NOSCRIPT", {}).get("count", 0))
+    return total
+
+
+def test_masters_restarted_in_place_count_as_new_to_the_runner(cluster: LocalCluster) -> None:
+    """Every master restarted on its address, empty, without its scripts: the runner's
+    connections to them connect again, so it forgets what it had loaded there and loads
+    each script ahead of its next first call (no call is refused with ``NOSCRIPT`` and
+    sent again after its successors, while another writer could load the script)."""
+    agents = [f"ag{i}" for i in range(30)]  # spread over the three masters
+    with connect_cluster(cluster.url) as mem:
+        mem.actions.add_many([act(i, a, 0) for i, a in enumerate(agents)])
+        assert [len(mem.actions.recent(a, 5)) for a in agents] == [1] * len(agents)
+        for node in cluster.nodes:
+            node.stop()
+            node.start()
+        cluster.wait_ok(30)
+        assert [mem.actions.recent(a, 5) for a in agents] == [[]] * len(agents)
+        mem.actions.add_many([act(i, a, 1) for i, a in enumerate(agents)])
+        assert [len(mem.actions.recent(a, 5)) for a in agents] == [1] * len(agents)
+    assert _noscripts(cluster) == 0

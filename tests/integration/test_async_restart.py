@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import redis
 import redis.asyncio
-from _support import tls_redis
+from _support import restartable, tls_redis
 
 import agentmem
 from agentmem import Action
@@ -24,12 +24,8 @@ from agentmem.servers.local import LocalServer, find_binary
 
 @pytest.fixture
 def srv(tmp_path: Path) -> Iterator[LocalServer]:
-    if find_binary("redis") is None and find_binary("valkey") is None:
-        pytest.skip("no redis-server or valkey-server binary")
-    kind = "redis" if find_binary("redis") is not None else "valkey"
-    server = LocalServer(kind, directory=tmp_path / "volatile").start()  # type: ignore[arg-type]
-    yield server
-    server.close()
+    with restartable(tmp_path) as server:
+        yield server
 
 
 def act(step: int) -> Action:
