@@ -127,7 +127,10 @@ class AsyncRedisRunner:
             raise
         finally:
             await pool.release(conn)
-        return own_replies(sent, replies, injected, self.scripts.loaded(generation))
+        ran: set[str] = set()
+        out = own_replies(sent, replies, injected, ran)
+        self.scripts.record(generation, ran)
+        return out
 
 
 def closed_by_peer(conn: Any) -> bool:

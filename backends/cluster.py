@@ -198,7 +198,8 @@ class ClusterRunner:
             for node, idx in groups.values():  # no call may run late after a NOSCRIPT
                 pool = self.node_client(node).connection_pool  # (re)connected now
                 with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    pool.release(self._watch(pool.get_connection()))
+                    if not attempt:  # (a node that failed waits out one timeout, not two)
+                        pool.release(self._watch(pool.get_connection()))
                 known = self._scripts.setdefault(node.name, set())
                 here = [calls[i] for i in idx]
                 # a refused load counts as done only where every call runs one script:

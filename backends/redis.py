@@ -239,7 +239,10 @@ class RedisRunner:
             raise
         finally:
             pool.release(conn)
-        return own_replies(sent, replies, injected, self.scripts.loaded(generation))
+        ran: set[str] = set()
+        out = own_replies(sent, replies, injected, ran)
+        self.scripts.record(generation, ran)
+        return out
 
     def _replies(self, conn: Any, sent: list[Call]) -> list[Any]:
         client: Any = self.client

@@ -6,6 +6,7 @@ Used by the blocking, asyncio and cluster runners (:mod:`agentmem.backends.redis
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -75,6 +76,7 @@ class KnownScripts:
         self.generation = 0
         """Incremented at every forgetting: what a plan sent before it learnt nothing."""
         self._watched: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
 
     def watch(self, conn: Any) -> None:
         """A connection taken from the pool: forget the scripts when it connects (now,
@@ -85,14 +87,17 @@ class KnownScripts:
             self._connected(conn)
 
     def _connected(self, conn: Any) -> None:  # redis-py's connect callback
-        self.shas.clear()
-        self.generation += 1
+        with self._lock:
+            self.generation += 1
+            self.shas.clear()
 
-    def loaded(self, generation: int) -> set[str]:
-        """Where a plan sent at ``generation`` puts the SHAs of the loads it ran
-        (:func:`own_replies`): the known set, or a throwaway one when a connection
-        connected since (the loads may have run on a server that is gone)."""
-        return self.shas if generation == self.generation else set()
+    def record(self, generation: int, shas: set[str]) -> None:
+        """The SHAs of the loads a plan sent at ``generation`` ran (:func:`own_replies`),
+        kept unless a connection connected since (they may have run on a server that is
+        gone)."""
+        with self._lock:
+            if generation == self.generation:
+                self.shas.update(shas)
 
 
 def inline_loads(calls: Iterable[Call], loaded: set[str], injected: dict[int, str],
