@@ -196,10 +196,10 @@ class ClusterRunner:
                 node = asking.get(i) or self._node(slots[i])
                 groups.setdefault(node.name, (node, []))[1].append(i)
             for node, idx in groups.values():  # no call may run late after a NOSCRIPT
-                pool = self.node_client(node).connection_pool  # (re)connected now
+                pool = self.node_client(node).connection_pool  # (re)connected now, where
                 with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
-                    if not attempt:  # (a node that failed waits out one timeout, not two)
-                        pool.release(self._watch(pool.get_connection()))
+                    if not attempt and len(idx) > 1:  # a call follows another (not on a
+                        pool.release(self._watch(pool.get_connection()))  # failed node)
                 known = self._scripts.setdefault(node.name, set())
                 here = [calls[i] for i in idx]
                 # a refused load counts as done only where every call runs one script:
