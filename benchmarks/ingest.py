@@ -26,6 +26,10 @@ its state in arrays has them:
                its build columns are the same calls built back to back, no server)
   add_many, per step
                ``mem.actions.add_many([Action(**d) for d in step])`` for each step
+  step log     ``log.add(step)`` for each step's columns into
+               ``mem.actions.step_log(every=<all the actions>)``, then ``log.flush()``:
+               each step validated when added, all of them written in one write (its
+               build columns: the same adds and the write's calls built, no server)
 
 For each path, in the same rounds (round robin, each into a flushed database):
 
@@ -121,6 +125,16 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
     ops = type(repo)
     conn = raw.connection_pool.get_connection()
 
+    def step_log(log: Any) -> None:
+        for c in cur["step_columns"]:
+            log.add(c)
+        log.flush()
+
+    def step_log_plan(log: Any) -> Any:  # the same work, the write built and not run
+        for c in cur["step_columns"]:
+            log._add(c)
+        return log._take()
+
     paths: dict[str, Callable[[], object]] = {
         "add_many": lambda: repo.add_many([Action(**d) for d in cur["data"]]),
         "add_rows": lambda: repo.add_rows(cur["data"]),
@@ -129,6 +143,7 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
         "add_columns, per step": lambda: [repo.add_columns(c) for c in cur["step_columns"]],
         "add_many, per step": lambda: [repo.add_many([Action(**d) for d in step])
                                        for step in cur["steps"]],
+        "step log": lambda: step_log(repo.step_log(every=n)),
     }
     plans: dict[str, Callable[[], Any]] = {
         "add_many": lambda: ops.add_many.build(repo, [Action(**d) for d in cur["data"]]),
@@ -136,6 +151,7 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
         "add_columns": lambda: ops.add_columns.build(repo, cur["columns"]),
         "add_columns, per step": lambda: [ops.add_columns.build(repo, c)
                                           for c in cur["step_columns"]],
+        "step log": lambda: step_log_plan(repo.step_log(every=n + 1)),
     }
     cpu: dict[str, list[float]] = {k: [] for k in paths}
     rate: dict[str, list[float]] = {k: [] for k in paths}

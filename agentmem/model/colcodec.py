@@ -58,9 +58,12 @@ from agentmem.model.rowcodec import (
 __all__ = ["ColCodec"]
 
 Column = Sequence[Any]
-Kernel = Callable[[Any, int], "list[Column] | None"]
+Encoded = tuple[list[Column], list[bool | None], list[set[Any] | None]]
+"""A field's stored columns (one per storage name); whether each holds an absent value
+(None), where known (None: not known); and each one's distinct values, where known."""
+Kernel = Callable[[Any, int], "Encoded | None"]
 """A column (list, tuple or numpy array) and the row count -> the field's stored
-columns (one per storage name), or None: take the row path."""
+columns, or None: take the row path."""
 
 _NONE = type(None)
 _NOT_NONE = partial(operator.is_not, None)
@@ -92,11 +95,13 @@ def _each(enc: Callable[[Any], Any], width: int, listed: bool = True) -> Kernel:
     """Every value through the field's row code (the general case); ``listed``: a
     numpy array is read as its ``tolist()``, as the row path does (not for an
     arbitrary type's column: an embedding matrix's rows are the vectors)."""
-    def each(col: Any, n: int) -> list[Column] | None:
+    def each(col: Any, n: int) -> Encoded | None:
         out = list(map(enc, _listed(col) if listed else col))
         if None in out:
             return None
-        return [list(map(_FIRST, out))] if width == 1 else list(zip(*out, strict=True))
+        cols: list[Column] = [list(map(_FIRST, out))] if width == 1 else \
+            list(zip(*out, strict=True))
+        return cols, [None] * width, [None] * width
     return each
 
 
@@ -108,6 +113,11 @@ def _listed(col: Any) -> Any:
 def _bounded(rule: _Rule, lo: Any, hi: Any) -> bool:
     return all(_OPS[op](lo if op in (">=", ">") else hi, bound) for op, bound in rule.bounds)
 
+
+SHORT = 512
+"""A numpy column of at most this many numbers is checked as its list: numpy's
+reductions (``isfinite``, ``min``, ``max``) cost more per call than Python's ``sum``,
+``min`` and ``max`` over a few hundred values (a step of a simulation's agents)."""
 
 KNOWN = 1 << 14
 """How many distinct values of a text column (its agents' ids, its types) a codec
@@ -132,12 +142,13 @@ def _distinct(rule: _Rule, enc: Callable[[Any], Any], fallback: Kernel | None,
     kept: dict[Any, Any] = {}
     same_kept = [True]  # whether every value remembered is stored as itself
 
-    def distinct(col: Any, n: int) -> list[Column] | None:
+    def distinct(col: Any, n: int) -> Encoded | None:
         col = _listed(col)
         if not set(map(type, col)) <= allowed:
             return fallback(col, n) if fallback is not None else None
         known, same = (kept, same_kept) if remember else ({}, [True])
-        new = set(col).difference(known)
+        values = set(col)
+        new = values.difference(known)
         here: dict[Any, Any] | None = None  # values checked that there was no room for
         for v in new:
             r = enc(v)
@@ -152,10 +163,10 @@ def _distinct(rule: _Rule, enc: Callable[[Any], Any], fallback: Kernel | None,
                     here = {}
                 here[v] = r[0]
         if same[0]:  # (set False above by any value stored otherwise)
-            return [col]
+            return [col], [None in values], [values]
         if here is None:
-            return [list(map(known.__getitem__, col))]
-        return [list(map(here.get, col, map(known.get, col)))]
+            return [list(map(known.__getitem__, col))], [None], [None]
+        return [list(map(here.get, col, map(known.get, col)))], [None], [None]
     return distinct
 
 
@@ -165,12 +176,16 @@ def _number(rule: _Rule, fallback: Kernel | None, nullable: bool) -> Kernel:
     is_float = rule.base is float
     allowed = {rule.base, _NONE} if nullable else {rule.base}
 
-    def number(col: Any, n: int) -> list[Column] | None:
+    def number(col: Any, n: int) -> Encoded | None:
         if type(col) is np.ndarray:
             kind = col.dtype.kind
             if col.ndim != 1 or not (kind in "iu" or (is_float and kind == "f"
                                                       and col.dtype.itemsize <= 8)):
                 return fallback(col.tolist(), n) if fallback is not None else None
+            if n <= SHORT and (kind == "f" or not is_float):
+                # its list, every value of one type (float, or int): checked as a
+                # list's are, below, without numpy's reductions
+                return checked(col.tolist(), False)
             if kind == "f":
                 if not np.isfinite(col).all():
                     return None
@@ -184,21 +199,25 @@ def _number(rule: _Rule, fallback: Kernel | None, nullable: bool) -> Kernel:
                 if is_float:
                     out = list(map(float, out))
                     lo, hi = float(lo), float(hi)
-            return [out] if _bounded(rule, lo, hi) else None
+            return ([out], [False], [None]) if _bounded(rule, lo, hi) else None
         col = _listed(col)
         types = set(map(type, col))
         if not types <= allowed:
             return fallback(col, n) if fallback is not None else None
-        vals = col if _NONE not in types else list(filter(_NOT_NONE, col))
+        return checked(col, _NONE in types)
+
+    def checked(col: list[Any] | tuple[Any, ...], absent: bool) -> Encoded | None:
+        """A column of the field's type (or None, where ``absent``): finite, in bounds."""
+        vals = col if not absent else list(filter(_NOT_NONE, col))
         if not vals:
-            return [col]
+            return [col], [absent], [None]
         if is_float:
             total = sum(vals)
             if total - total != 0.0:  # a NaN or infinity, or an overflow: row by row
-                return fallback(col, n) if fallback is not None else None
+                return fallback(col, len(col)) if fallback is not None else None
         if rule.bounds and not _bounded(rule, min(vals), max(vals)):
             return None
-        return [col]
+        return [col], [absent], [None]
     return number
 
 
@@ -211,7 +230,7 @@ def _split(rule: _Rule, width: int, fallback: Kernel) -> Kernel:
             raise _Unsupported("split element")
         elems.append(_number(elem, None, False))
 
-    def split(col: Any, n: int) -> list[Column] | None:
+    def split(col: Any, n: int) -> Encoded | None:
         if type(col) is np.ndarray:
             if col.ndim != 2 or col.shape[1] != width:
                 return fallback(col.tolist(), n)
@@ -222,12 +241,14 @@ def _split(rule: _Rule, width: int, fallback: Kernel) -> Kernel:
                 return fallback(col, n)
             parts = list(zip(*col, strict=True))
         out: list[Column] = []
+        absent: list[bool | None] = []
         for kern, part in zip(elems, parts, strict=True):
             got = kern(part, n)
             if got is None:
                 return fallback(_listed(col), n)
-            out += got
-        return out
+            out += got[0]
+            absent += got[1]
+        return out, absent, [None] * len(out)
     return split
 
 
@@ -238,7 +259,7 @@ def _json(fallback: Kernel) -> Kernel:
     code), or the row path."""
     dumps, plain = orjson.dumps, _PLAIN_JSON
 
-    def json_col(col: Any, n: int) -> list[Column] | None:
+    def json_col(col: Any, n: int) -> Encoded | None:
         col = _listed(col)
         types = set(map(type, col))
         if types == {dict}:
@@ -275,17 +296,17 @@ def _json(fallback: Kernel) -> Kernel:
         if len(whole) > jsonvalue.MAX_BYTES and max(map(len, out)) > jsonvalue.MAX_BYTES:
             return None
         if dicts is col:
-            return [out]
+            return [out], [False], [None]
         it = iter(out)
-        return [[None if v is None else next(it) for v in col]]
+        return [[None if v is None else next(it) for v in col]], [True], [None]
     return json_col
 
 
-def _write_time(col: Any, n: int) -> list[Column] | None:
+def _write_time(col: Any, n: int) -> Encoded | None:
     """A write-time column: ints or None (the server's clock is stored)."""
     if not set(map(type, _listed(col))) <= {int, _NONE}:
         return None
-    return [[None] * n]
+    return [[None] * n], [True], [{None}]
 
 
 class _FieldCol:
@@ -348,15 +369,16 @@ class ColCodec:
         """Whether the model has a column path."""
         return bool(self._fields)
 
-    def encode(self, columns: Mapping[str, Any]) -> list[Column] | None:
+    def encode(self, columns: Mapping[str, Any]) -> Encoded | None:
         """The stored columns of ``columns`` (one per storage name, in order, each of
-        one value per row), or None: take the row path (see the module's docs)."""
+        one value per row) and whether each holds an absent value (None: not known), or
+        None: take the row path (see the module's docs)."""
         try:
             return self._encode(columns)
         except Exception:  # anything unexpected: the row path decides
             return None
 
-    def _encode(self, columns: Mapping[str, Any]) -> list[Column] | None:
+    def _encode(self, columns: Mapping[str, Any]) -> Encoded | None:
         fields = self._fields
         if not fields or type(columns) is not dict or not columns.keys() <= fields.keys():
             return None
@@ -378,6 +400,8 @@ class ColCodec:
         if n <= 0:
             return None
         out: list[Column] = []
+        absent: list[bool | None] = []
+        distinct: list[set[Any] | None] = []
         for name, f in fields.items():
             col = columns.get(name, MISSING)
             if col is MISSING:
@@ -385,9 +409,13 @@ class ColCodec:
                 if r is None:
                     return None
                 out += [[x] * n for x in r]
+                absent += [x is None for x in r]
+                distinct += [{x} if x is None or type(x) in _PLAIN_JSON else None for x in r]
                 continue
             got = f.kernel(col, n)
             if got is None:
                 return None
-            out += got
-        return out
+            out += got[0]
+            absent += got[1]
+            distinct += got[2]
+        return out, absent, distinct

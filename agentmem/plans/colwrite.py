@@ -53,14 +53,14 @@ unpacked, its tables built) outweighs what columns save below about this many
 _SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
 
 
-def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: float
-               ) -> list[str | bytes | None]:
+def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: float,
+               present: bool = False) -> list[str | bytes | None]:
     """:func:`agentmem.plans.grid.code` of every position, as text or its ASCII bytes
     (None where x or y is None), computed on whole columns: the same floats, the same
-    comparisons."""
+    comparisons. ``present``: the caller knows every x and y is present."""
     n = len(xs)
     have = [i for i in range(n) if xs[i] is not None and ys[i] is not None] \
-        if None in xs or None in ys else None
+        if not present and (None in xs or None in ys) else None
     if have is None:
         q = np.array((xs, ys), dtype=np.float64)
     else:
@@ -215,16 +215,23 @@ class ColumnBatcher:
         return self._takes(lambda p: list(map(itemgetter(p), rows)),
                            [r.base for r in records])
 
-    def _takes(self, column: Callable[[int], Sequence[Any]], bases: Sequence[str]) -> bool:
-        """:meth:`takes` of records whose stored values at ``p`` are ``column(p)``."""
+    def _takes(self, column: Callable[[int], Sequence[Any]], bases: Sequence[str],
+               absent: Sequence[bool | None] | None = None, unique: bool | None = None
+               ) -> bool:
+        """:meth:`takes` of records whose stored values at ``p`` are ``column(p)``
+        (``absent``: whether each holds a None, where known; ``unique``: whether the
+        bases are distinct, where known)."""
         n = len(bases)
+        if unique is None:
+            unique = len(set(bases)) == n
         for p in self.scope_pos:
-            if None in column(p):
+            some = absent[p] if absent is not None else None
+            if some or (some is None and None in column(p)):
                 return False
         # distinct record keys: batch() guesses each record its base, in any call. With
         # every value and the id alone in a ':'-segment of the key (none holds a ':'),
         # distinct ids are distinct keys
-        if self._segmented and len(set(bases)) == n:
+        if self._segmented and unique:
             return True
         keyvals: list[Any] = list(zip(*(column(p) for p in self.key_pos), strict=True)) \
             if self.key_pos else [()] * n
@@ -242,7 +249,7 @@ class ColumnBatcher:
                     around[v] = got1
             here[v] = got1
         if len(here) == 1:  # one scope: distinct keys are distinct bases
-            return len(set(bases)) == n
+            return unique
         got = list(map(here.__getitem__, keyvals))
         keys = set(map(str.__add__, map(str.__add__, map(itemgetter(0), got), bases),
                        map(itemgetter(1), got)))
@@ -257,16 +264,19 @@ class ColumnBatcher:
         bases: Sequence[str]
         if type(prepared) is ColumnRows and len(todo) == len(prepared):  # the whole write
             cols = prepared.cols
-            if not self.ok or len(todo) < MIN_RECORDS or prepared.mode != "g" or \
-                    not self._takes(cols.__getitem__, prepared.bases):
+            if not self.ok or len(todo) < MIN_RECORDS or prepared.mode != "g":
                 return None
             bases = prepared.bases
+            unique = len(set(bases)) == len(bases)
+            if not self._takes(cols.__getitem__, bases, prepared.absent, unique):
+                return None
         else:
             records = [prepared[j] for j in todo]
             if not self.takes(records):
                 return None
             bases = [r.base for r in records]
-        if len(set(bases)) != len(bases) or "." in "".join(bases):
+            unique = len(set(bases)) == len(bases)
+        if not unique or "." in "".join(bases):
             return list(self.planner.chunks(prepared, todo))
         size = self.planner.batch_size
         return [list(todo[i:i + size]) for i in range(0, len(todo), size)]
@@ -281,7 +291,8 @@ class ColumnBatcher:
             if b - a == len(batch):
                 wire = prepared.wire
                 if wire is None:
-                    wire = prepared.wire = self._wire(prepared.cols, len(prepared))
+                    wire = prepared.wire = self._wire(prepared.cols, len(prepared),
+                                                      prepared.absent)
                 sent: list[Any] = []
                 for w, absent in wire:
                     if w is not False:
@@ -304,15 +315,20 @@ class ColumnBatcher:
         return self._call(n, [r.base for r in records], cols,
                           [w for w, _ in self._wire(cols, n)])
 
-    def _wire(self, cols: Sequence[Sequence[Any]], n: int) -> list[tuple[Any, bool]]:
+    def _wire(self, cols: Sequence[Sequence[Any]], n: int,
+              absent: Sequence[bool | None] | None = None) -> list[tuple[Any, bool]]:
         """The columns sent, as the server stores them (texts of numbers, the grids'
-        codes), each with whether it holds an absent value; False: none present."""
+        codes), each with whether it holds an absent value; False: none present.
+        ``absent``: per column, whether it holds one, where known (else looked for)."""
         texts = self.texts
         out: list[tuple[Any, bool]] = []
         for p in self.positions:
             col = cols[p]
             fn = texts.get(p)
-            if None in col:
+            some = absent[p] if absent is not None else None
+            if some is None:
+                some = None in col
+            if some:
                 if col.count(None) == n:
                     out.append((False, True))
                     continue
@@ -321,8 +337,9 @@ class ColumnBatcher:
             else:
                 out.append((col if fn is None else column_texts(col, fn), False))
         for xi, yi, cell in self.grids:
-            codes = grid_codes(cols[xi], cols[yi], cell)
-            out.append((codes, None in codes))
+            present = absent is not None and absent[xi] is False and absent[yi] is False
+            codes = grid_codes(cols[xi], cols[yi], cell, present)
+            out.append((codes, not present and None in codes))
         return out
 
     def _call(self, n: int, bases: Sequence[str], cols: Sequence[Sequence[Any] | None],

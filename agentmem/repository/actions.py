@@ -23,6 +23,7 @@ from agentmem.repository.analytics import ActionAnalytics
 from agentmem.repository.nearby import RadiusSearch
 from agentmem.repository.querying import ActionSearch
 from agentmem.repository.simqueries import SimulationQueries
+from agentmem.repository.steplog import AsyncStepLogs, StepLogs
 
 __all__ = ["ActionCore", "ActionOps", "ActionRepository", "AsyncActionRepository",
            "check_options"]
@@ -39,9 +40,9 @@ class ActionOps(ActionVerbs, ActionAnalytics, SimulationQueries, RadiusSearch, A
     """
 
 
-class ActionRepository(ActionOps, Blocking):
+class ActionRepository(ActionOps, Blocking, StepLogs):
     """Blocking action repository."""
 
 
-class AsyncActionRepository(ActionOps, Asynchronous):
+class AsyncActionRepository(ActionOps, Asynchronous, AsyncStepLogs):
     """asyncio action repository (every method is awaited)."""

@@ -38,6 +38,7 @@ from agentmem.plans.rows import RowPlanner
 from agentmem.plans.runner import Asynchronous, Blocking, operation
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import Marker
+from agentmem.repository.steplog import AsyncStepLogs, StepLogs
 from agentmem.repository.verbs import RecordVerbs
 from agentmem.repository.writing import BULK, _Write
 
@@ -204,11 +205,14 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         list of Python values, except an arbitrary type's (an embedding matrix, whose
         rows are the vectors). Returns the stored ids, in order.
         """
+        return self._rows_plan(self._prepare_columns(columns))
+
+    def _prepare_columns(self, columns: Mapping[str, Sequence[Any]]) -> Sequence[Prepared]:
+        """``add_columns``' validation: every row of ``columns`` prepared, or raises."""
         values, fast = self._row_checks()
         with paused_gc(True):
-            prepared = self._row_planner().prepare_columns(columns, self.check, values, fast,
-                                                           self._rows_ok())
-        return self._rows_plan(prepared)
+            return self._row_planner().prepare_columns(columns, self.check, values, fast,
+                                                       self._rows_ok())
 
     # -- reading ----------------------------------------------------------
 
@@ -335,9 +339,9 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         return single(command(cmd, key), int)
 
 
-class Repository(RecordOps[M], Blocking):
+class Repository(RecordOps[M], Blocking, StepLogs):
     """Blocking repository of one declared model."""
 
 
-class AsyncRepository(RecordOps[M], Asynchronous):
+class AsyncRepository(RecordOps[M], Asynchronous, AsyncStepLogs):
     """asyncio repository of one declared model (every method is awaited)."""

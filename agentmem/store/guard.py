@@ -44,6 +44,11 @@ class RefuseAdds:
             raise ConfigError(self.why)
         return self.inner.run(plan)
 
+    def refusal(self, pattern: str) -> str | None:
+        """Why adds of records of the key pattern ``pattern`` are refused, or None (a
+        :class:`~agentmem.repository.steplog.StepLog` asks when it is made)."""
+        return self.why if pattern == self.pattern else None
+
     def __getattr__(self, name: str) -> Any:  # the inner runner's other attributes
         return getattr(self.inner, name)
 

@@ -1,0 +1,173 @@
+"""A repository's step log (``agentmem.repository.steplog``): steps added as columns,
+validated when added, written many steps per write, on real servers. It stores byte
+for byte what ``add_columns`` of each step stores (layouts 1-4, absent values, a
+declared model with ids given and generated), returns the ids of what each call wrote,
+refuses a bad step at its ``add`` with nothing of it held, keeps what was added whatever
+the caller changes afterwards, writes what it holds when its block is left (even by an
+exception), and refuses to be made on a store whose actions are archived."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import redis
+from test_rows import data_keys
+from test_write_cols import SNAPS, as_columns, steps
+
+import agentmem
+from agentmem.errors import ConfigError, InvalidInput
+
+
+def step_columns(agents: int, n_steps: int) -> list[dict[str, Any]]:
+    data = steps(agents, n_steps)
+    return [as_columns(data[i:i + agents]) for i in range(0, len(data), agents)]
+
+
+@pytest.mark.parametrize("layout", [1, 2, 3, 4])
+def test_a_step_log_stores_what_add_columns_of_each_step_stores(
+        r: redis.Redis, connect: Any, layout: int) -> None:
+    cols = step_columns(40, 12)
+    mem = connect(layout_version=layout)
+    want_ids = [i for c in cols for i in mem.actions.add_columns(c)]
+    want = data_keys(r)
+    assert len(want) > 400
+    r.flushdb()
+    mem = connect(layout_version=layout)
+    ids: list[str] = []
+    with mem.actions.step_log(every=100) as log:  # writes every third step, and at the end
+        for c in cols:
+            ids += log.add(c)
+    assert ids == want_ids
+    assert data_keys(r) == want
+
+
+def test_add_returns_the_ids_of_what_it_wrote(r: redis.Redis, mem: agentmem.Memory) -> None:
+    cols = step_columns(40, 5)
+    log = mem.actions.step_log(every=100)
+    assert log.add(cols[0]) == []
+    assert log.add(cols[1]) == []
+    assert len(log) == 80
+    assert r.dbsize() == 0  # held in the process only
+    written = log.add(cols[2])  # 120 held >= 100: all three steps written
+    assert len(written) == 120
+    assert len(log) == 0
+    assert written[:2] == ["agent_0-0-move", "agent_1-0-share"]
+    assert mem.actions.count("timeline", agent_id="agent_0") == 3
+    assert log.add(cols[3]) == []
+    assert log.flush() == [f"agent_{a}-3-{t}" for a, t in enumerate(cols[3]["action_type"])]
+    assert log.flush() == []
+    assert len(log) == 0
+
+
+def test_a_bad_step_is_refused_at_its_add_and_nothing_of_it_is_held(
+        r: redis.Redis, mem: agentmem.Memory) -> None:
+    cols = step_columns(10, 3)
+    log = mem.actions.step_log(every=1000)
+    log.add(cols[0])
+    bad = dict(cols[1])
+    bad["resources_before"] = np.array([1.0] * 9 + [math.nan])
+    with pytest.raises(InvalidInput, match="row 9"):
+        log.add(bad)
+    with pytest.raises(InvalidInput):
+        log.add({"agent_id": ["a"], "no_such_field": [1]})
+    with pytest.raises(InvalidInput):
+        log.add({"agent_id": ["a", "b"], "simulation_id": ["s"]})  # lengths differ
+    assert len(log) == 10
+    log.add(cols[2])
+    ids = log.flush()
+    assert len(ids) == 20
+    assert {i.split("-")[1] for i in ids} == {"0", "2"}
+    assert mem.actions.count("timeline", agent_id="agent_0") == 2
+
+
+def test_what_was_added_is_what_is_stored_whatever_the_caller_changes_after(
+        r: redis.Redis, mem: agentmem.Memory) -> None:
+    """Lists, arrays, position pairs and details dicts the caller reuses and changes
+    between steps: each step is stored as it was when added."""
+    agents = [f"a{i}" for i in range(40)]
+    pos = [[float(i), 1.0] for i in range(40)]
+    details = [{"k": 0} for _ in range(40)]
+    rewards = np.zeros(40)
+    types = ["move"] * 40
+    log = mem.actions.step_log(every=10_000)
+    for step in range(3):
+        for i in range(40):
+            pos[i][0] += 1.0  # the same lists, changed in place
+            details[i]["k"] = step
+        rewards[:] = step / 2
+        types[:] = ["move" if step % 2 else "eat"] * 40
+        log.add({"agent_id": agents, "simulation_id": ["s"] * 40, "step_number": [step] * 40,
+                 "action_type": types, "reward": rewards, "position": pos,
+                 "details": details})
+    log.flush()
+    got = mem.actions.recent("a3", 10)
+    assert [(a.step_number, a.action_type, a.reward, a.position, a.details) for a in got] == [
+        (2, "eat", 1.0, (6.0, 1.0), {"k": 2}), (1, "move", 0.5, (5.0, 1.0), {"k": 1}),
+        (0, "eat", 0.0, (4.0, 1.0), {"k": 0})]
+
+
+def test_leaving_the_block_writes_what_is_held_even_when_it_raised(
+        r: redis.Redis, mem: agentmem.Memory) -> None:
+    cols = step_columns(10, 2)
+    log = mem.actions.step_log()
+
+    def simulate() -> None:
+        with log:
+            log.add(cols[0])
+            log.add(cols[1])
+            raise RuntimeError("the simulation failed")
+
+    with pytest.raises(RuntimeError, match="the simulation failed"):
+        simulate()
+    assert len(log) == 0
+    assert mem.actions.count("timeline", agent_id="agent_0") == 2
+
+
+@pytest.mark.parametrize("every", [0, -1, 1.5, "10"])
+def test_every_must_be_a_positive_int(mem: agentmem.Memory, every: Any) -> None:
+    with pytest.raises(ConfigError, match="every"):
+        mem.actions.step_log(every=every)
+
+
+def test_a_declared_model_with_ids_given_and_generated(r: redis.Redis, connect: Any) -> None:
+    """Steps whose ids are given, then generated: held parts of two modes, written as
+    rows, as ``add_columns`` of each step writes them."""
+    def step(s: int, given: bool) -> dict[str, Any]:
+        return {"snap_id": [f"x{s}-{a}" if given else None for a in range(5)],
+                "agent_id": [f"a{a}" for a in range(5)], "sim": ["s"] * 5,
+                "step": [s] * 5, "health": [a / 3 for a in range(5)]}
+
+    parts = [step(0, True), step(1, False), step(2, True)]
+    mem = connect()
+    repo = mem.repository(SNAPS)
+    want_ids = [i for p in parts for i in repo.add_columns(p)]
+    want = data_keys(r)
+    r.flushdb()
+    repo = connect().repository(SNAPS)
+    log = repo.step_log(every=15)
+    got = log.add(parts[0]) + log.add(parts[1]) + log.add(parts[2])
+    assert got == want_ids
+    assert got[:2] == ["x0-0", "x0-1"]
+    assert got[5] == "a0-1"
+    assert data_keys(r) == want
+
+
+async def test_an_asyncio_step_log(r: redis.Redis, amem: agentmem.AsyncMemory) -> None:
+    cols = step_columns(40, 3)
+    async with amem.actions.step_log(every=60) as log:
+        assert await log.add(cols[0]) == []
+        assert len(await log.add(cols[1])) == 80
+        assert await log.add(cols[2]) == []
+    assert len(log) == 0
+    assert await amem.actions.count("timeline", agent_id="agent_0") == 3
+
+
+def test_a_store_that_archives_its_actions_refuses_a_step_log(
+        server: Any, r: redis.Redis, tmp_path: Any) -> None:
+    with agentmem.open(server.url, archive_url=str(tmp_path / "a.db")) as store, \
+            pytest.raises(ConfigError, match="archives its actions"):
+        store.actions.step_log()
+    assert r.dbsize() <= 2  # nothing of the actions' (the store's own marks only)
