@@ -25,8 +25,9 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
+from agentmem.model import colcodec
 from agentmem.model.codec import FieldMap, _enc_bool, _enc_float, _enc_int
-from agentmem.model.colcodec import KNOWN, ColCodec
+from agentmem.model.colcodec import ColCodec
 from agentmem.model.fields import FORBIDDEN
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import MAX_SCORE_INT
@@ -221,7 +222,7 @@ class ColumnPlanner(Generic[M]):
                 if ints and score and not (min(ints) >= -MAX_SCORE_INT
                                            and max(ints) <= MAX_SCORE_INT):
                     return None
-            if good is not None and len(good) < KNOWN:
+            if good is not None and len(good) < colcodec.KNOWN:
                 good.update([v for v in vals if type(v) is str])
         got = self._bases(cols, n, values(self._id_pos))
         if got is None:

@@ -24,11 +24,12 @@ that runs a write. Imports the repository and the plans.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agentmem.errors import ConfigError
-from agentmem.plans.colplan import concat
+from agentmem.plans.colplan import ColumnRows, concat
 from agentmem.plans.plan import Plan
 from agentmem.plans.runner import AsyncRunner, SyncRunner
 from agentmem.plans.write import Prepared
@@ -66,14 +67,24 @@ class _StepLogBase(Generic[R]):
         """The records added and not written yet."""
         return self._count
 
-    def _add(self, columns: Mapping[str, Sequence[Any]]) -> Plan[list[str]] | None:
-        """``columns`` validated and held; the write of every held record once ``every``
-        wait (else None)."""
+    def _add(self, columns: Mapping[str, Sequence[Any]]) -> list[Plan[list[str]]]:
+        """``columns`` validated and held; the writes to run now, in order: every held
+        record once ``every`` wait. A step that gives ids of its own is written at once,
+        alone, after what is held: in a write of several steps the given ids are set
+        aside first, so an earlier step's generated id could go to its record, and a
+        refusal of one of them would send the records of later steps in its call
+        after the others (``add_columns`` of each step does neither)."""
         part = self._repo._prepare_columns(columns)  # raises: nothing of it is held
-        if len(part):
-            self._held.append(part)
-            self._count += len(part)
-        return self._take() if self._count >= self.every else None
+        if not len(part):
+            return []
+        if _gives_ids(part):
+            held = self._take()
+            return [self._repo._rows_plan(part)] if held is None else \
+                [held, self._repo._rows_plan(part)]
+        self._held.append(part)
+        self._count += len(part)
+        held = self._take() if self._count >= self.every else None
+        return [] if held is None else [held]
 
     def _take(self) -> Plan[list[str]] | None:
         """The write of every held record (the log holds none afterwards), or None."""
@@ -81,6 +92,25 @@ class _StepLogBase(Generic[R]):
             return None
         held, self._held, self._count = self._held, [], 0
         return self._repo._rows_plan(concat(held))
+
+
+@contextmanager
+def _noted() -> Iterator[None]:
+    """An exception of a step log's write, with a note that the log no longer holds
+    what that write carried."""
+    try:
+        yield
+    except Exception as exc:
+        exc.add_note("the step log no longer holds the records of this write: those "
+                     "Redis stored stay stored, the others are not written")
+        raise
+
+
+def _gives_ids(part: Sequence[Prepared]) -> bool:
+    """Whether any record of ``part`` has an id given (not generated from the template)."""
+    if type(part) is ColumnRows:
+        return part.mode != "g"
+    return any(p.mode != "g" for p in part)
 
 
 class StepLog(_StepLogBase[SyncRunner]):
@@ -91,13 +121,17 @@ class StepLog(_StepLogBase[SyncRunner]):
         to a sequence of values, one per record), and hold them. Returns the ids of the
         records this call wrote, in order: every held record once ``every`` are held
         (this step's last), else none (an empty list)."""
-        plan = self._add(columns)
-        return [] if plan is None else self._runner.run(plan)
+        ids: list[str] = []
+        with _noted():
+            for plan in self._add(columns):
+                ids += self._runner.run(plan)
+        return ids
 
     def flush(self) -> list[str]:
         """Write every held record now (one write); returns their ids, in order."""
         plan = self._take()
-        return [] if plan is None else self._runner.run(plan)
+        with _noted():
+            return [] if plan is None else self._runner.run(plan)
 
     def __enter__(self) -> StepLog:
         return self
@@ -111,13 +145,17 @@ class AsyncStepLog(_StepLogBase[AsyncRunner]):
 
     async def add(self, columns: Mapping[str, Sequence[Any]]) -> list[str]:
         """As :meth:`StepLog.add`."""
-        plan = self._add(columns)
-        return [] if plan is None else await self._runner.run(plan)
+        ids: list[str] = []
+        with _noted():
+            for plan in self._add(columns):
+                ids += await self._runner.run(plan)
+        return ids
 
     async def flush(self) -> list[str]:
         """As :meth:`StepLog.flush`."""
         plan = self._take()
-        return [] if plan is None else await self._runner.run(plan)
+        with _noted():
+            return [] if plan is None else await self._runner.run(plan)
 
     async def __aenter__(self) -> AsyncStepLog:
         return self

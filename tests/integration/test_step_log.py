@@ -1,24 +1,28 @@
 """A repository's step log (``agentmem.repository.steplog``): steps added as columns,
 validated when added, written many steps per write, on real servers. It stores byte
 for byte what ``add_columns`` of each step stores (layouts 1-4, absent values, a
-declared model with ids given and generated), returns the ids of what each call wrote,
+declared model with ids given and generated, a step whose given id an earlier step
+generates, a given id the server refuses), returns the ids of what each call wrote,
 refuses a bad step at its ``add`` with nothing of it held, keeps what was added whatever
 the caller changes afterwards, writes what it holds when its block is left (even by an
-exception), and refuses to be made on a store whose actions are archived."""
+exception), says what a failed write took, and refuses to be made on a store whose
+actions are archived."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import redis
+from _support import restartable
 from test_rows import data_keys
 from test_write_cols import SNAPS, as_columns, steps
 
 import agentmem
-from agentmem.errors import ConfigError, InvalidInput
+from agentmem.errors import ConfigError, DuplicateId, InvalidInput, Unavailable
 
 
 def step_columns(agents: int, n_steps: int) -> list[dict[str, Any]]:
@@ -171,3 +175,71 @@ def test_a_store_that_archives_its_actions_refuses_a_step_log(
             pytest.raises(ConfigError, match="archives its actions"):
         store.actions.step_log()
     assert r.dbsize() <= 2  # nothing of the actions' (the store's own marks only)
+
+
+def test_a_step_that_gives_ids_is_written_alone_after_what_is_held(
+        r: redis.Redis, connect: Any) -> None:
+    """The second step gives the id the first one's record is generated: step by step,
+    the first stores it and the second is refused. One write of both would set the
+    given id aside first and store the first step's record as ``.1``."""
+    step0 = {"agent_id": ["a"], "simulation_id": ["s"], "step_number": [0],
+             "action_type": ["move"]}
+    step1 = {"action_id": ["a-0-move"], "agent_id": ["a"], "simulation_id": ["s"],
+             "step_number": [0], "action_type": ["eat"]}
+    step2 = {"agent_id": ["a"], "simulation_id": ["s"], "step_number": [1],
+             "action_type": ["move"]}
+    mem = connect()
+    assert mem.actions.add_columns(step0) == ["a-0-move"]
+    with pytest.raises(DuplicateId):
+        mem.actions.add_columns(step1)
+    assert mem.actions.add_columns(step2) == ["a-1-move"]
+    want = data_keys(r)
+    r.flushdb()
+    log = connect().actions.step_log(every=100)
+    assert log.add(step0) == []
+    with pytest.raises(DuplicateId):
+        log.add(step1)  # the held step written first, then this one alone
+    assert len(log) == 0
+    assert log.add(step2) == []
+    assert log.flush() == ["a-1-move"]
+    assert data_keys(r) == want
+
+
+def test_a_refused_given_id_orders_lists_as_step_by_step(r: redis.Redis,
+                                                          connect: Any) -> None:
+    """A given id the server refuses sends the rest of its call again after the write's
+    other calls: the log writes such a step alone, so later steps' records stay after."""
+    def snap(agent: str, sid: str | None, step: int) -> dict[str, Any]:
+        return {"snap_id": [sid], "agent_id": [agent], "sim": ["s0"], "step": [step],
+                "health": [1.0]}
+
+    parts = [{k: snap("a2", "y1", 0)[k] + snap("a2", "y2", 1)[k] for k in snap("a", "x", 0)},
+             {k: snap("a2", "y1", 2)[k] + snap("a1", "y2", 3)[k] for k in snap("a", "x", 0)},
+             snap("a3", None, 5)]
+    repo = connect().repository(SNAPS)
+    repo.add_columns(parts[0])
+    with pytest.raises(DuplicateId):
+        repo.add_columns(parts[1])
+    repo.add_columns(parts[2])
+    want = data_keys(r)
+    r.flushdb()
+    log = connect().repository(SNAPS).step_log(every=100)
+    log.add(parts[0])
+    with pytest.raises(DuplicateId):
+        log.add(parts[1])
+    log.add(parts[2])
+    log.flush()
+    assert r.lrange("sim:s0:snaps", 0, -1) == [b"y1", b"y2", b"y2", b"a3-5"]
+    assert data_keys(r) == want
+
+
+def test_a_write_that_fails_says_the_log_no_longer_holds_its_records(tmp_path: Path) -> None:
+    cols = step_columns(10, 2)
+    with restartable(tmp_path) as srv, agentmem.connect(srv.url) as mem:
+        log = mem.actions.step_log(every=15)
+        assert log.add(cols[0]) == []
+        srv.stop()
+        with pytest.raises(Unavailable) as err:
+            log.add(cols[1])
+        assert len(log) == 0
+        assert any("no longer holds" in note for note in err.value.__notes__)
