@@ -124,7 +124,8 @@ class StepLog(_StepLogBase[SyncRunner]):
         ids: list[str] = []
         with _noted():
             for plan in self._add(columns):
-                ids += self._runner.run(plan)
+                done: list[str] = self._runner.run(plan)
+                ids += done
         return ids
 
     def flush(self) -> list[str]:
@@ -148,7 +149,8 @@ class AsyncStepLog(_StepLogBase[AsyncRunner]):
         ids: list[str] = []
         with _noted():
             for plan in self._add(columns):
-                ids += await self._runner.run(plan)
+                done: list[str] = await self._runner.run(plan)
+                ids += done
         return ids
 
     async def flush(self) -> list[str]:
