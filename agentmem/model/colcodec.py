@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from functools import partial
 from itertools import chain
 from typing import Any
@@ -58,7 +59,7 @@ from agentmem.model.rowcodec import (
 __all__ = ["ColCodec"]
 
 Column = Sequence[Any]
-Encoded = tuple[list[Column], list[bool | None], list[set[Any] | None]]
+Encoded = tuple[list[Column], list[bool | None], list[AbstractSet[Any] | None]]
 """A field's stored columns (one per storage name); whether each holds an absent value
 (None), where known (None: not known); and each one's distinct values, where known."""
 Kernel = Callable[[Any, int], "Encoded | None"]
@@ -310,10 +311,24 @@ def _write_time(col: Any, n: int) -> Encoded | None:
 
 
 class _FieldCol:
-    __slots__ = ("enc", "kernel", "width")
+    __slots__ = ("absent", "distinct", "enc", "kernel", "missing", "width")
 
-    def __init__(self, enc: Callable[[Any], Any], kernel: Kernel, width: int) -> None:
+    def __init__(self, enc: Callable[[Any], Any], kernel: Kernel, width: int,
+                 static: bool) -> None:
         self.enc, self.kernel, self.width = enc, kernel, width
+        self.missing: tuple[Any, ...] | None = None
+        """The stored values of the field when its column is not given, when they are
+        the same in every write (``static``: a default value, no validator of the
+        model's); ``()``: refused (a required field)."""
+        self.absent: list[bool | None] = []
+        self.distinct: list[AbstractSet[Any] | None] = []
+        if static:
+            r = enc(MISSING)
+            self.missing = () if r is None else r
+            if r is not None:
+                self.absent = [x is None for x in r]
+                self.distinct = [frozenset((x,)) if x is None or type(x) in _PLAIN_JSON
+                                 else None for x in r]
 
 
 def _kernel(info: FieldInfo, fm: FieldMap, fv: list[Any], enc: Callable[[Any], Any]
@@ -358,8 +373,9 @@ class ColCodec:
                 info = model.model_fields[name]
                 fv = _field_validators(model, name)
                 enc = _encoder(info, fm, fv)
-                self._fields[name] = _FieldCol(enc, _kernel(info, fm, fv, enc),
-                                               len(fm.storage))
+                self._fields[name] = _FieldCol(
+                    enc, _kernel(info, fm, fv, enc), len(fm.storage),
+                    info.default_factory is None and not fv)
         except _Unsupported as exc:
             self.why_slow = str(exc)
             self._fields = {}
@@ -401,16 +417,25 @@ class ColCodec:
             return None
         out: list[Column] = []
         absent: list[bool | None] = []
-        distinct: list[set[Any] | None] = []
+        distinct: list[AbstractSet[Any] | None] = []
         for name, f in fields.items():
             col = columns.get(name, MISSING)
             if col is MISSING:
-                r = f.enc(MISSING)
-                if r is None:
+                r = f.missing
+                if r is None:  # computed in every write
+                    r = f.enc(MISSING)
+                    if r is None:
+                        return None
+                    out += [[x] * n for x in r]
+                    absent += [None] * len(r)
+                    distinct += [None] * len(r)
+                    continue
+                if not r:
                     return None
-                out += [[x] * n for x in r]
-                absent += [x is None for x in r]
-                distinct += [{x} if x is None or type(x) in _PLAIN_JSON else None for x in r]
+                for x in r:
+                    out.append([x] * n)
+                absent += f.absent
+                distinct += f.distinct
                 continue
             got = f.kernel(col, n)
             if got is None:

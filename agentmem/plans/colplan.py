@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from itertools import chain, repeat
 from typing import Any, Generic, TypeVar, overload
 
@@ -128,7 +129,7 @@ def _kind(fm: FieldMap) -> str:
     return "int" if fm.encode is _enc_int else "any"
 
 
-def _key_texts_ok(values: set[Any]) -> bool:
+def _key_texts_ok(values: AbstractSet[Any]) -> bool:
     """:meth:`WritePlanner.prepare_encoded`'s test of key values, on a column's
     distinct values: every str one non-empty, at most 128 characters, none forbidden."""
     texts = [v for v in values if type(v) is str]
@@ -196,9 +197,9 @@ class ColumnPlanner(Generic[M]):
             cols = [list(c) if id(c) in given else c for c in cols]
         n = len(cols[0])
         # the checks of prepare_encoded, on each column's distinct values
-        distinct: dict[int, set[Any]] = {}
+        distinct: dict[int, AbstractSet[Any]] = {}
 
-        def values(i: int) -> set[Any]:
+        def values(i: int) -> AbstractSet[Any]:
             d = distinct.get(i)
             if d is None:
                 d = distinct[i] = known[i] or set(cols[i])
@@ -208,7 +209,7 @@ class ColumnPlanner(Generic[M]):
             vals = values(i)
             good = self._good.get(i)
             if good:  # a text column: its values passed before are not checked again
-                vals = vals.difference(good)
+                vals = vals - good
                 if not vals:
                     continue
             if key and not _key_texts_ok(vals):
@@ -233,7 +234,7 @@ class ColumnPlanner(Generic[M]):
             deque(map(check_values, (p.vals for p in out.rows())), 0)  # raises: the row
         return out  # path explains
 
-    def _bases(self, cols: list[Sequence[Any]], n: int, ids: set[Any]
+    def _bases(self, cols: list[Sequence[Any]], n: int, ids: AbstractSet[Any]
                ) -> tuple[str, Sequence[str]] | None:
         """The mode and every row's id base: ``'g'`` and the ids generated from the
         template when no row gives an id, ``'f'`` and the ids given when every row
