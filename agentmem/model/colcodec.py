@@ -318,8 +318,8 @@ class _FieldCol:
         self.enc, self.kernel, self.width = enc, kernel, width
         self.missing: tuple[Any, ...] | None = None
         """The stored values of the field when its column is not given, when they are
-        the same in every write (``static``: a default value, no validator of the
-        model's); ``()``: refused (a required field)."""
+        the same in every write (``static``: a default value, and no validator but
+        agentmem's own, which are pure); ``()``: refused (a required field)."""
         self.absent: list[bool | None] = []
         self.distinct: list[AbstractSet[Any] | None] = []
         if static:
@@ -375,7 +375,7 @@ class ColCodec:
                 enc = _encoder(info, fm, fv)
                 self._fields[name] = _FieldCol(
                     enc, _kernel(info, fm, fv, enc), len(fm.storage),
-                    info.default_factory is None and not fv)
+                    info.default_factory is None and _pure(fv))
         except _Unsupported as exc:
             self.why_slow = str(exc)
             self._fields = {}
@@ -426,9 +426,11 @@ class ColCodec:
                     r = f.enc(MISSING)
                     if r is None:
                         return None
-                    out += [[x] * n for x in r]
-                    absent += [None] * len(r)
-                    distinct += [None] * len(r)
+                    for x in r:
+                        out.append([x] * n)
+                        absent.append(x is None)
+                        distinct.append(frozenset((x,)) if x is None or type(x) in _PLAIN_JSON
+                                        else None)
                     continue
                 if not r:
                     return None

@@ -7,6 +7,7 @@ with it gives the row path's records or the row path's error."""
 from __future__ import annotations
 
 import enum
+import itertools
 from typing import Annotated, Any
 
 import numpy as np
@@ -447,6 +448,33 @@ def test_a_models_own_validators_run_on_every_write() -> None:
         assert check(rp, {"name": ["c", "d"], "color": ["red", "blue"]})[0] is InvalidInput
     finally:
         ALLOWED.add("red")
+
+
+COUNTER = itertools.count()
+
+
+class Stamped(Record):
+    sid: str | None = None
+    name: Identifier
+    n: int = Field(default_factory=lambda: next(COUNTER))
+    tag: str = "x"
+
+
+STAMPED = declare(Stamped, key="stamped:{sid}", id="sid", id_template="{name}", indexes=[])
+
+
+def test_a_missing_columns_default_is_made_as_each_row_makes_it() -> None:
+    """A column not given: a default value is stored in every row (encoded once per
+    codec), a default factory runs for each row of each write."""
+    rp: Repository[Stamped] = Repository(None, STAMPED)
+    planner = rp._row_planner()
+    got = [p.vals for names in (["a", "b"], ["c", "d"])
+           for p in planner.prepare_columns({"name": names}, rp.check, rp.check_values)]
+    assert len({vals[2] for vals in got}) == 4
+    assert {vals[3] for vals in got} == {"x"}
+    assert planner.columns is not None
+    assert planner.columns.codec._fields["tag"].missing == ("x",)
+    assert planner.columns.codec._fields["n"].missing is None
 
 
 class Plain(BaseModel):
