@@ -132,8 +132,8 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
 
     def step_log_plan(log: Any) -> Any:  # the same work, the write built and not run
         for c in cur["step_columns"]:
-            log._add(c)
-        return log._take()
+            log._hold(c)
+        return log._next(True)
 
     paths: dict[str, Callable[[], object]] = {
         "add_many": lambda: repo.add_many([Action(**d) for d in cur["data"]]),

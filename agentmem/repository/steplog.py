@@ -9,17 +9,21 @@ fixed cost, a round trip and a wait for the server on every step: about twice th
 client CPU per record of a write of 10,000 (``docs/performance.md``). A
 :class:`StepLog` validates each step when it is added (:class:`~agentmem.errors.InvalidInput`
 there, and nothing of that step kept) and holds it, encoded, until ``every`` records
-wait; then one write stores them all, in order, as ``add_columns`` of their
-concatenation would (the same checks ran, the same bytes are stored).
+wait; then one write stores them all, in order. What is stored is what ``add_columns``
+of each step, one after the other, stores: steps share a write only where one write
+stores the same (:meth:`_StepLogBase._hold`; a step that gives ids, or whose ids a held
+step has, and every step of a model with a capped index of field values, go in writes
+of their own).
 
 Durability (``docs/durability.md``): a step held by the log is in this process only.
 It is acknowledged when the call that writes it returns (the ``add`` that reached
 ``every``, :meth:`StepLog.flush`, or leaving the ``with`` block, which flushes whether
 or not the block raised); until then a crash of the process loses it, and readers of
-the store do not see it. A write that raises has taken the held steps with it: the
-exception says what was stored, as ``add_columns``' does. One log per thread (it is
-not locked). :class:`StepLog` and :class:`AsyncStepLog` share everything but the line
-that runs a write. Imports the repository and the plans.
+the store do not see it. A write that raises has taken its own steps with it (what it
+stored stays stored; the exception carries a note), and what was held after them stays
+held. One log per thread (it is not locked). :class:`StepLog` and
+:class:`AsyncStepLog` share everything but the line that runs a write. Imports the
+repository and the plans.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agentmem.errors import ConfigError
 from agentmem.plans.colplan import ColumnRows, concat
+from agentmem.plans.colwrite import ColumnBatcher
 from agentmem.plans.plan import Plan
 from agentmem.plans.runner import AsyncRunner, SyncRunner
 from agentmem.plans.write import Prepared
@@ -43,6 +48,19 @@ R = TypeVar("R", SyncRunner, AsyncRunner)
 
 STEP_LOG_EVERY = 10_000
 """Records a step log holds before it writes them (``every``)."""
+
+
+class _Run:
+    """Held steps that one write stores (their columns joined)."""
+
+    __slots__ = ("alone", "bases", "count", "parts")
+
+    def __init__(self, part: Sequence[Prepared], bases: Sequence[str], alone: bool) -> None:
+        self.parts = [part]
+        self.count = len(part)
+        self.alone = alone
+        """Written alone, at once (see :meth:`_StepLogBase._hold`)."""
+        self.bases: set[str] = set() if alone else set(bases)
 
 
 class _StepLogBase(Generic[R]):
@@ -60,49 +78,63 @@ class _StepLogBase(Generic[R]):
         self._runner: R = runner
         self.every = every
         """Records held before a write (the ``add`` that reaches it writes them all)."""
-        self._held: list[Sequence[Prepared]] = []
-        self._count = 0
+        self._runs: list[_Run] = []
+        self._merge = ColumnBatcher(repo.writer).ok
+        """Whether steps may share a write: the model's indexes store the same whether
+        its records come in one write or several (no capped index of field values, no
+        two indexes on one key), one server."""
 
     def __len__(self) -> int:
         """The records added and not written yet."""
-        return self._count
+        return sum(run.count for run in self._runs)
 
-    def _add(self, columns: Mapping[str, Sequence[Any]]) -> list[Plan[list[str]]]:
-        """``columns`` validated and held; the writes to run now, in order: every held
-        record once ``every`` wait. A step that gives ids of its own is written at once,
-        alone, after what is held: in a write of several steps the given ids are set
-        aside first, so an earlier step's generated id could go to its record, and a
-        refusal of one of them would send the records of later steps in its call
-        after the others (``add_columns`` of each step does neither)."""
-        part = self._repo._prepare_columns(columns)  # raises: nothing of it is held
+    def _hold(self, columns: Mapping[str, Sequence[Any]]) -> None:
+        """``columns`` validated (raises: nothing of it is held) and held: with the
+        steps before it when their write stores what ``add_columns`` of each would;
+        else in a write of its own. A step is written alone when it gives ids of its
+        own (one write of several steps sets given ids aside first, so an earlier step's
+        generated id could go to its record), when two of its ids are alike or hold a
+        ``.`` (the client guesses the server's renumbering within one write), or when
+        the model's steps may not share a write; it starts a new write when one of its
+        ids is one a held step has (the server's renumbering would differ)."""
+        part = self._repo._prepare_columns(columns)
         if not len(part):
-            return []
-        if _gives_ids(part):
-            held = self._take()
-            return [self._repo._rows_plan(part)] if held is None else \
-                [held, self._repo._rows_plan(part)]
-        self._held.append(part)
-        self._count += len(part)
-        held = self._take() if self._count >= self.every else None
-        return [] if held is None else [held]
+            return
+        bases = part.bases if type(part) is ColumnRows else [p.base for p in part]
+        alone = not self._merge or _gives_ids(part) or len(set(bases)) < len(bases) \
+            or "." in "".join(bases)
+        last = self._runs[-1] if self._runs else None
+        if not alone and last is not None and not last.alone and \
+                last.bases.isdisjoint(bases):
+            last.parts.append(part)
+            last.count += len(part)
+            last.bases.update(bases)
+        else:
+            self._runs.append(_Run(part, bases, alone))
 
-    def _take(self) -> Plan[list[str]] | None:
-        """The write of every held record (the log holds none afterwards), or None."""
-        if not self._held:
+    def _next(self, everything: bool) -> Plan[list[str]] | None:
+        """The next write, its steps no longer held, or None: the oldest held write once
+        it is complete (a later one began, it is a step alone, or it holds ``every``
+        records), or with ``everything``, whatever is held."""
+        runs = self._runs
+        if not runs or not (everything or len(runs) > 1 or runs[0].alone
+                            or runs[0].count >= self.every):
             return None
-        held, self._held, self._count = self._held, [], 0
-        return self._repo._rows_plan(concat(held))
+        run = runs.pop(0)
+        return self._repo._rows_plan(concat(run.parts))
 
 
 @contextmanager
-def _noted() -> Iterator[None]:
+def _noted(before: int) -> Iterator[None]:
     """An exception of a step log's write, with a note that the log no longer holds
-    what that write carried."""
+    what that write carried (and of the call's writes before it, ``before`` records)."""
     try:
         yield
     except Exception as exc:
         exc.add_note("the step log no longer holds the records of this write: those "
-                     "Redis stored stay stored, the others are not written")
+                     "Redis stored stay stored, the others are not written" + (
+                         f"; this call stored {before} records before it (their ids "
+                         f"are not returned)" if before else ""))
         raise
 
 
@@ -120,19 +152,23 @@ class StepLog(_StepLogBase[SyncRunner]):
         """Validate one step's records, given as ``add_columns`` takes them (field name
         to a sequence of values, one per record), and hold them. Returns the ids of the
         records this call wrote, in order: every held record once ``every`` are held
-        (this step's last), else none (an empty list)."""
-        ids: list[str] = []
-        with _noted():
-            for plan in self._add(columns):
-                done: list[str] = self._runner.run(plan)
-                ids += done
-        return ids
+        (this step's last), else none (an empty list). A step written alone (see
+        :meth:`_hold`) is written now, after what is held before it."""
+        self._hold(columns)
+        return self._write(False)
 
     def flush(self) -> list[str]:
-        """Write every held record now (one write); returns their ids, in order."""
-        plan = self._take()
-        with _noted():
-            return [] if plan is None else self._runner.run(plan)
+        """Write every held record now; returns their ids, in order. If a write raises,
+        what was held after it stays held."""
+        return self._write(True)
+
+    def _write(self, everything: bool) -> list[str]:
+        ids: list[str] = []
+        while (plan := self._next(everything)) is not None:
+            with _noted(len(ids)):
+                done: list[str] = self._runner.run(plan)
+            ids += done
+        return ids
 
     def __enter__(self) -> StepLog:
         return self
@@ -146,18 +182,20 @@ class AsyncStepLog(_StepLogBase[AsyncRunner]):
 
     async def add(self, columns: Mapping[str, Sequence[Any]]) -> list[str]:
         """As :meth:`StepLog.add`."""
-        ids: list[str] = []
-        with _noted():
-            for plan in self._add(columns):
-                done: list[str] = await self._runner.run(plan)
-                ids += done
-        return ids
+        self._hold(columns)
+        return await self._write(False)
 
     async def flush(self) -> list[str]:
         """As :meth:`StepLog.flush`."""
-        plan = self._take()
-        with _noted():
-            return [] if plan is None else await self._runner.run(plan)
+        return await self._write(True)
+
+    async def _write(self, everything: bool) -> list[str]:
+        ids: list[str] = []
+        while (plan := self._next(everything)) is not None:
+            with _noted(len(ids)):
+                done: list[str] = await self._runner.run(plan)
+            ids += done
+        return ids
 
     async def __aenter__(self) -> AsyncStepLog:
         return self

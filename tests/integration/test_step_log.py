@@ -22,7 +22,9 @@ from test_rows import data_keys
 from test_write_cols import SNAPS, as_columns, steps
 
 import agentmem
-from agentmem.errors import ConfigError, DuplicateId, InvalidInput, Unavailable
+from agentmem import ListIndex, Record, SortedIndex, declare
+from agentmem.errors import ConfigError, DuplicateId, InvalidInput, Unavailable, WriteError
+from agentmem.model.fields import Identifier
 
 
 def step_columns(agents: int, n_steps: int) -> list[dict[str, Any]]:
@@ -197,8 +199,9 @@ def test_a_step_that_gives_ids_is_written_alone_after_what_is_held(
     r.flushdb()
     log = connect().actions.step_log(every=100)
     assert log.add(step0) == []
-    with pytest.raises(DuplicateId):
+    with pytest.raises(DuplicateId) as err:
         log.add(step1)  # the held step written first, then this one alone
+    assert "this call stored 1 records before it" in err.value.__notes__[0]
     assert len(log) == 0
     assert log.add(step2) == []
     assert log.flush() == ["a-1-move"]
@@ -243,3 +246,106 @@ def test_a_write_that_fails_says_the_log_no_longer_holds_its_records(tmp_path: P
             log.add(cols[1])
         assert len(log) == 0
         assert any("no longer holds" in note for note in err.value.__notes__)
+
+
+def one(agent: str, sim: str, step: int, kind: str) -> dict[str, Any]:
+    return {"agent_id": [agent], "simulation_id": [sim], "step_number": [step],
+            "action_type": [kind]}
+
+
+def per_step_and_logged(r: redis.Redis, connect: Any, parts: list[dict[str, Any]],
+                        repo_of: Any, before: Any = None) -> None:
+    """``add_columns`` of each part, then a step log of them: the same ids, the same
+    keys (``before`` runs on each fresh store first)."""
+    got = []
+    for logged in (False, True):
+        r.flushdb()
+        repo = repo_of(connect())
+        if before is not None:
+            before(repo)
+        if logged:
+            log = repo.step_log(every=100)
+            ids = [i for p in parts for i in log.add(p)] + log.flush()
+        else:
+            ids = [i for p in parts for i in repo.add_columns(p)]
+        got.append((ids, data_keys(r)))
+    assert got[1] == got[0]
+
+
+def test_a_step_whose_ids_a_held_step_has_starts_a_write_of_its_own(
+        r: redis.Redis, connect: Any) -> None:
+    """Agent a0's action at step 1 in two simulations (one id base), a0's retired mark
+    in s0: step by step the server numbers them ``.r1``, then ``.1``; one write of both
+    steps would have guessed ``.1`` for the retired one and stored ``.2``."""
+    step_a = one("a0", "s1", 1, "x")
+    step_b = {k: one("a0", "s0", 1, "x")[k] + one("a0", "s1", 1, "x")[k] for k in step_a}
+
+    def before(repo: Any) -> None:
+        repo.add_columns(one("zz", "s0", 0, "move"))
+        r.hset("agent:a0:retired", "s0", 5)
+
+    per_step_and_logged(r, connect, [step_a, step_b], lambda mem: mem.actions, before)
+
+
+class Item(Record):
+    iid: str | None = None
+    name: str
+    step: int
+
+
+ITEMS = declare(Item, key="item:{iid}", id="iid", id_template="{name}",
+                indexes=[ListIndex("log", "items:log"),
+                         SortedIndex("by_step", "items:steps", score="step")])
+
+
+def test_ids_with_a_dot_are_written_alone(r: redis.Redis, connect: Any) -> None:
+    """Generated ids ``x`` and ``x.1`` (a name with a dot) in two steps, ``x`` stored
+    before: step by step ``x.1`` then ``x.1.1``."""
+    per_step_and_logged(r, connect, [{"name": ["x"], "step": [1]},
+                                     {"name": ["x.1"], "step": [2]}],
+                        lambda mem: mem.repository(ITEMS),
+                        lambda repo: repo.add_columns({"name": ["x"], "step": [0]}))
+
+
+class Obs(Record):
+    oid: str | None = None
+    agent_id: Identifier
+    step: int
+    mood: str = "calm"
+
+
+OBS = declare(Obs, key="obs:{agent_id}:{oid}", id="oid", id_template="{agent_id}-{step}",
+              indexes=[SortedIndex("last_mood", "moods:last", score="step", member="mood",
+                                   cap=1)])
+
+
+def test_a_model_whose_writes_differ_in_one_write_is_written_step_by_step(
+        r: redis.Redis, connect: Any) -> None:
+    """A capped sorted index of field values: step by step ``y`` is trimmed before
+    ``x`` is scored again; in one write ``x``'s last score would come first."""
+    per_step_and_logged(r, connect, [{"agent_id": ["a", "b"], "step": [3, 2],
+                                      "mood": ["x", "y"]},
+                                     {"agent_id": ["c"], "step": [1], "mood": ["x"]}],
+                        lambda mem: mem.repository(OBS))
+    assert r.zrange("moods:last", 0, -1, withscores=True) == [(b"x", 1.0)]
+
+
+def test_a_step_that_gives_ids_stays_held_when_the_write_before_it_fails(
+        r: redis.Redis, connect: Any) -> None:
+    log = connect().repository(ITEMS).step_log(every=100)
+    assert log.add({"name": ["x"], "step": [1]}) == []
+    r.set("items:log", "not a list")  # the held write is refused
+    with pytest.raises(WriteError):
+        log.add({"iid": ["new"], "name": ["y"], "step": [2]})
+    assert len(log) == 1
+    r.delete("items:log")
+    assert log.flush() == ["new"]
+
+
+def test_a_bad_step_carries_no_note_of_a_write(mem: agentmem.Memory) -> None:
+    log = mem.actions.step_log()
+    log.add(one("a", "s", 0, "move"))
+    with pytest.raises(InvalidInput) as err:
+        log.add(one("a", "s", -1, "move"))
+    assert not getattr(err.value, "__notes__", [])
+    assert len(log) == 1
