@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
@@ -85,32 +85,6 @@ class ColumnRows(Sequence[Prepared]):
 
     def __iter__(self) -> Iterator[Prepared]:
         return iter(self.rows())
-
-
-def concat(parts: Sequence[Sequence[Prepared]]) -> Sequence[Prepared]:
-    """The records of ``parts`` (each a write's prepared records) as one write's, in
-    order: one :class:`ColumnRows` when every part is one of one mode (its columns
-    joined), else a list of rows. Each record is prepared as it was in its part (the
-    same checks ran): the write is ``add_columns`` of the parts' concatenation."""
-    if len(parts) == 1:
-        return parts[0]
-    if all(type(p) is ColumnRows for p in parts) and \
-            len({p.mode for p in parts}) == 1:  # type: ignore[attr-defined]
-        held: list[ColumnRows] = parts  # type: ignore[assignment]
-        bases: list[str] = []
-        for p in held:
-            bases.extend(p.bases)
-        cols: list[list[Any]] = []
-        absent: list[bool | None] = []
-        for i in range(len(held[0].cols)):
-            col: list[Any] = []
-            for p in held:
-                col.extend(p.cols[i])  # (twice the speed of a chain's list)
-            cols.append(col)
-            facts = {p.absent[i] for p in held}
-            absent.append(None if None in facts else True in facts)
-        return ColumnRows(held[0].mode, bases, cols, absent)
-    return list(chain.from_iterable(parts))
 
 
 def column_at(prepared: Sequence[Prepared], pos: int) -> Sequence[Any]:

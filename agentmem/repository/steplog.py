@@ -33,7 +33,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agentmem.errors import ConfigError
-from agentmem.plans.colplan import ColumnRows, concat
+from agentmem.plans.colplan import ColumnRows
 from agentmem.plans.colwrite import ColumnBatcher
 from agentmem.plans.plan import Plan
 from agentmem.plans.runner import AsyncRunner, SyncRunner
@@ -51,16 +51,54 @@ STEP_LOG_EVERY = 10_000
 
 
 class _Run:
-    """Held steps that one write stores (their columns joined)."""
+    """Held steps that one write stores: a step alone as it was prepared, or steps whose
+    columns are joined as they are added (each step's own lists are dropped at once: the
+    garbage collector's young generation does not fill with held lists)."""
 
-    __slots__ = ("alone", "bases", "count", "parts")
+    __slots__ = ("absent", "alone", "bases", "cols", "count", "ids", "part")
 
-    def __init__(self, part: Sequence[Prepared], bases: Sequence[str], alone: bool) -> None:
-        self.parts = [part]
+    def __init__(self, part: Sequence[Prepared], bases: Sequence[str], ids: set[str],
+                 alone: bool) -> None:
         self.count = len(part)
         self.alone = alone
         """Written alone, at once (see :meth:`_StepLogBase._hold`)."""
-        self.bases: set[str] = set() if alone else set(bases)
+        self.part: Sequence[Prepared] | None = part if alone else None
+        self.ids: set[str] = set() if alone else ids
+        self.bases: list[str] = []
+        self.cols: list[list[Any]] = []
+        self.absent: list[bool | None] = []
+        if not alone:
+            cols, absent = _columns(part)
+            self.bases = list(bases)
+            self.cols = [c if type(c) is list else list(c) for c in cols]
+            self.absent = list(absent)
+
+    def take(self, part: Sequence[Prepared], bases: Sequence[str], ids: set[str]) -> None:
+        """``part``'s records after the run's (ids generated, ``ids``, none of them the
+        run's)."""
+        cols, absent = _columns(part)
+        for col, more in zip(self.cols, cols, strict=True):
+            col.extend(more)
+        self.absent = [None if a is None or b is None else a or b
+                       for a, b in zip(self.absent, absent, strict=True)]
+        self.bases.extend(bases)
+        self.ids |= ids
+        self.count += len(part)
+
+    def prepared(self) -> Sequence[Prepared]:
+        """The run's records, as one write takes them."""
+        if self.part is not None:
+            return self.part
+        return ColumnRows("g", self.bases, self.cols, self.absent)
+
+
+def _columns(part: Sequence[Prepared]) -> tuple[Sequence[Sequence[Any]],
+                                                 Sequence[bool | None]]:
+    """A step's stored values as columns, and whether each holds None (where known)."""
+    if type(part) is ColumnRows:
+        return part.cols, part.absent
+    cols = list(zip(*[p.vals for p in part], strict=True))
+    return cols, [None] * len(cols)
 
 
 class _StepLogBase(Generic[R]):
@@ -101,16 +139,14 @@ class _StepLogBase(Generic[R]):
         if not len(part):
             return
         bases = part.bases if type(part) is ColumnRows else [p.base for p in part]
-        alone = not self._merge or _gives_ids(part) or len(set(bases)) < len(bases) \
+        ids = set(bases)
+        alone = not self._merge or _gives_ids(part) or len(ids) < len(bases) \
             or "." in "".join(bases)
         last = self._runs[-1] if self._runs else None
-        if not alone and last is not None and not last.alone and \
-                last.bases.isdisjoint(bases):
-            last.parts.append(part)
-            last.count += len(part)
-            last.bases.update(bases)
+        if not alone and last is not None and not last.alone and last.ids.isdisjoint(ids):
+            last.take(part, bases, ids)
         else:
-            self._runs.append(_Run(part, bases, alone))
+            self._runs.append(_Run(part, bases, ids, alone))
 
     def _next(self, everything: bool) -> Plan[list[str]] | None:
         """The next write, its steps no longer held, or None: the oldest held write once
@@ -120,8 +156,7 @@ class _StepLogBase(Generic[R]):
         if not runs or not (everything or len(runs) > 1 or runs[0].alone
                             or runs[0].count >= self.every):
             return None
-        run = runs.pop(0)
-        return self._repo._rows_plan(concat(run.parts))
+        return self._repo._rows_plan(runs.pop(0).prepared())
 
 
 @contextmanager
