@@ -79,8 +79,9 @@ class _Run:
         cols, absent = _columns(part)
         for col, more in zip(self.cols, cols, strict=True):
             col.extend(more)
-        self.absent = [None if a is None or b is None else a or b
-                       for a, b in zip(self.absent, absent, strict=True)]
+        if absent != self.absent:
+            self.absent = [None if a is None or b is None else a or b
+                           for a, b in zip(self.absent, absent, strict=True)]
         self.bases.extend(bases)
         self.ids |= ids
         self.count += len(part)
@@ -117,7 +118,7 @@ class _StepLogBase(Generic[R]):
         self.every = every
         """Records held before a write (the ``add`` that reaches it writes them all)."""
         self._runs: list[_Run] = []
-        self._merge = ColumnBatcher(repo.writer).ok
+        self._merge = repo._column_batcher() is not None or ColumnBatcher(repo.writer).ok
         """Whether steps may share a write: the model's indexes store the same whether
         its records come in one write or several (no capped index of field values, no
         two indexes on one key), one server."""
