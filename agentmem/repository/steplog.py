@@ -21,7 +21,7 @@ It is acknowledged when the call that writes it returns (the ``add`` that reache
 or not the block raised); until then a crash of the process loses it, and readers of
 the store do not see it. A write that raises has taken its own steps with it (what it
 stored stays stored; the exception carries a note), and what was held after them stays
-held. One log per thread (it is not locked). :class:`StepLog` and
+held. One log per thread or asyncio task (it is not locked). :class:`StepLog` and
 :class:`AsyncStepLog` share everything but the line that runs a write. Imports the
 repository and the plans.
 """
@@ -127,6 +127,9 @@ class _StepLogBase(Generic[R]):
         """The records added and not written yet."""
         return sum(run.count for run in self._runs)
 
+    def __bool__(self) -> bool:
+        return True  # a log, empty or not (not a container: ``log or ...`` means it)
+
     def _hold(self, columns: Mapping[str, Sequence[Any]]) -> None:
         """``columns`` validated (raises: nothing of it is held) and held: with the
         steps before it when their write stores what ``add_columns`` of each would;
@@ -161,16 +164,18 @@ class _StepLogBase(Generic[R]):
 
 
 @contextmanager
-def _noted(before: int) -> Iterator[None]:
+def _noted(before: int, log: _StepLogBase[Any]) -> Iterator[None]:
     """An exception of a step log's write, with a note that the log no longer holds
-    what that write carried (and of the call's writes before it, ``before`` records)."""
+    what that write carried, what the call stored before it (``before`` records), and
+    what the log still holds (the steps added after that write's, this call's too)."""
     try:
         yield
     except Exception as exc:
         exc.add_note("the step log no longer holds the records of this write: those "
                      "Redis stored stay stored, the others are not written" + (
                          f"; this call stored {before} records before it (their ids "
-                         f"are not returned)" if before else ""))
+                         f"are not returned)" if before else "") +
+                     f"; the log still holds {len(log)} records (added after them)")
         raise
 
 
@@ -201,7 +206,7 @@ class StepLog(_StepLogBase[SyncRunner]):
     def _write(self, everything: bool) -> list[str]:
         ids: list[str] = []
         while (plan := self._next(everything)) is not None:
-            with _noted(len(ids)):
+            with _noted(len(ids), self):
                 done: list[str] = self._runner.run(plan)
             ids += done
         return ids
@@ -228,7 +233,7 @@ class AsyncStepLog(_StepLogBase[AsyncRunner]):
     async def _write(self, everything: bool) -> list[str]:
         ids: list[str] = []
         while (plan := self._next(everything)) is not None:
-            with _noted(len(ids)):
+            with _noted(len(ids), self):
                 done: list[str] = await self._runner.run(plan)
             ids += done
         return ids

@@ -245,6 +245,7 @@ def test_a_write_that_fails_says_the_log_no_longer_holds_its_records(tmp_path: P
         with pytest.raises(Unavailable) as err:
             log.add(cols[1])
         assert len(log) == 0
+        assert bool(log)
         assert any("no longer holds" in note for note in err.value.__notes__)
 
 
@@ -335,9 +336,10 @@ def test_a_step_that_gives_ids_stays_held_when_the_write_before_it_fails(
     log = connect().repository(ITEMS).step_log(every=100)
     assert log.add({"name": ["x"], "step": [1]}) == []
     r.set("items:log", "not a list")  # the held write is refused
-    with pytest.raises(WriteError):
+    with pytest.raises(WriteError) as err:
         log.add({"iid": ["new"], "name": ["y"], "step": [2]})
     assert len(log) == 1
+    assert "the log still holds 1 records" in err.value.__notes__[0]
     r.delete("items:log")
     assert log.flush() == ["new"]
 
