@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,7 +81,10 @@ def test_a_connection_numbered_past_1024_is_checked_too(srv: LocalServer) -> Non
         pytest.skip(f"the descriptor limit ({hard}) is below 1200")
     if soft != resource.RLIM_INFINITY and soft < 1200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
-    filler = [socket.socket() for _ in range(1050)]  # the next descriptors are past 1024
+    gc.collect()  # sockets of earlier tests closed now, not while the filler holds
+    filler = [socket.socket()]  # every free descriptor below 1024 taken: the next ones
+    while filler[-1].fileno() < 1030:  # are past it
+        filler.append(socket.socket())
 
     async def go() -> tuple[int, int, str]:
         amem = agentmem.connect_async(srv.url)
