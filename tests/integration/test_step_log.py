@@ -351,3 +351,38 @@ def test_a_bad_step_carries_no_note_of_a_write(mem: agentmem.Memory) -> None:
         log.add(one("a", "s", -1, "move"))
     assert not getattr(err.value, "__notes__", [])
     assert len(log) == 1
+
+
+SIGTERMED = """
+import signal, sys, time
+import agentmem
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the recipe of durability.md
+with agentmem.connect(sys.argv[1]) as mem, mem.actions.step_log(every=1000) as log:
+    for step in range(3):
+        log.add({"agent_id": ["a", "b"], "simulation_id": ["s", "s"],
+                 "step_number": [step, step], "action_type": ["move", "move"]})
+    print("held", len(log), flush=True)
+    time.sleep(60)
+"""
+
+
+def test_sigterm_with_the_documented_handler_writes_what_is_held(
+        server: Any, r: redis.Redis) -> None:
+    """A real process holding three steps, killed with SIGTERM: with the handler
+    ``docs/durability.md`` gives, its ``with`` block writes them before it exits."""
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERMED, server.url],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held 6"
+        assert r.dbsize() == 0
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143
+    finally:
+        proc.kill()
+    assert sorted(k.decode() for k in r.keys("agent:a:action:*") if b":action:a-" in k) == [
+        "agent:a:action:a-0-move", "agent:a:action:a-1-move", "agent:a:action:a-2-move"]
