@@ -123,12 +123,10 @@ class ColumnPlanner(Generic[M]):
         # what a column of each storage name can hold once encoded: the checks below
         # look only where the row path's checks can find something
         kinds = [_kind(w.spec.codec.field_for(name)) for name in w.names]
-        self._key_pos = [i for i in w.key_pos if kinds[i] == "any"]
-        self._empty_pos = [i for i, _ in w._index_checks if kinds[i] == "any"]
-        self._negative_pos = [i for i, neg in w._index_checks if neg and kinds[i] != "none"]
-        self._score_pos = [i for i in w._score_pos if kinds[i] != "none"]
-        key, empty = set(self._key_pos), set(self._empty_pos)
-        negative, score = set(self._negative_pos), set(self._score_pos)
+        key = {i for i in w.key_pos if kinds[i] == "any"}
+        empty = {i for i, _ in w._index_checks if kinds[i] == "any"}
+        negative = {i for i, neg in w._index_checks if neg and kinds[i] != "none"}
+        score = {i for i in w._score_pos if kinds[i] != "none"}
         self._checks = [(i, i in key, i in empty, i in negative, i in score)
                         for i in sorted(key | empty | negative | score)]
         """Per position checked: whether as a key's text, as not empty, as not negative,
