@@ -51,7 +51,7 @@ class ColumnRows(Sequence[Prepared]):
     a row; anything else reads it as the sequence of :class:`Prepared` it stands for,
     built whole on first use (one transposition)."""
 
-    __slots__ = ("_rows", "absent", "bases", "cols", "mode", "wire")
+    __slots__ = ("_rows", "absent", "bases", "cols", "mode", "plain", "wire")
 
     def __init__(self, mode: str, bases: Sequence[str], cols: Sequence[Column],
                  absent: Sequence[bool | None] | None = None) -> None:
@@ -63,6 +63,9 @@ class ColumnRows(Sequence[Prepared]):
         """Per column, whether it holds an absent value (None), where known (None: not
         known; look)."""
         self._rows: list[Prepared] | None = None
+        self.plain: bool | None = None
+        """Whether the ids are distinct and none holds a ``.``, where known (None: not
+        known; look)."""
         self.wire: Any = None
         """What a column batcher made of the columns for its calls (its own)."""
 
@@ -144,27 +147,28 @@ class ColumnPlanner(Generic[M]):
 
     def prepare(self, columns: Mapping[str, Any],
                 check_values: Callable[[list[Any]], None] | None,
-                rows_ok: RowsOk | None = None) -> ColumnRows | None:
+                rows_ok: RowsOk | None = None, copy: bool = True) -> ColumnRows | None:
         """Every row of ``columns`` prepared as the row path prepares it (held as
         columns: :class:`ColumnRows`), or None: take the row path. ``check_values``
         (the repository's check of a row's encoded values) runs on every row unless
         ``rows_ok`` says of the columns that it passes them all; a row it refuses gives
-        None too."""
+        None too. ``copy=False``: a column the codec passes through unchanged may be the
+        caller's own list (a caller that copies what it keeps, as a step log does)."""
         try:
-            return self._prepare(columns, check_values, rows_ok)
+            return self._prepare(columns, check_values, rows_ok, copy)
         except Exception:  # anything unexpected: the row path decides (and explains)
             return None
 
     def _prepare(self, columns: Mapping[str, Any],
                  check_values: Callable[[list[Any]], None] | None,
-                 rows_ok: RowsOk | None) -> ColumnRows | None:
+                 rows_ok: RowsOk | None, copy: bool) -> ColumnRows | None:
         got_cols = self.codec.encode(columns)
         if got_cols is None:
             return None
         cols, absent, known = got_cols
         # a column the codec passed through unchanged is the caller's own list: copied,
         # so that changing it later (before a batch runs the write) changes nothing
-        given = {id(c) for c in columns.values() if type(c) is list}
+        given = {id(c) for c in columns.values() if type(c) is list} if copy else None
         if given:
             cols = [list(c) if id(c) in given else c for c in cols]
         n = len(cols[0])
@@ -197,7 +201,7 @@ class ColumnPlanner(Generic[M]):
                     return None
             if good is not None and len(good) < colcodec.KNOWN:
                 good.update([v for v in vals if type(v) is str])
-        got = self._bases(cols, n, values(self._id_pos))
+        got = self._bases(cols, absent, n, values(self._id_pos))
         if got is None:
             return None
         mode, bases = got
@@ -206,8 +210,8 @@ class ColumnPlanner(Generic[M]):
             deque(map(check_values, (p.vals for p in out.rows())), 0)  # raises: the row
         return out  # path explains
 
-    def _bases(self, cols: list[Sequence[Any]], n: int, ids: AbstractSet[Any]
-               ) -> tuple[str, Sequence[str]] | None:
+    def _bases(self, cols: list[Sequence[Any]], absent: Sequence[bool | None], n: int,
+               ids: AbstractSet[Any]) -> tuple[str, Sequence[str]] | None:
         """The mode and every row's id base: ``'g'`` and the ids generated from the
         template when no row gives an id, ``'f'`` and the ids given when every row
         gives one (a text); None: take the row path."""
@@ -216,7 +220,7 @@ class ColumnPlanner(Generic[M]):
             if t is None:
                 return None
             parts = [cols[i] for i in t.refs]
-            if any(None in p for p in parts):
+            if any(absent[i] is not False and None in cols[i] for i in t.refs):
                 return None
             fmt = t.fmt
             bases = list(map(fmt.__mod__, zip(*parts, strict=True))) if parts \

@@ -267,9 +267,13 @@ class ColumnBatcher:
             if not self.ok or len(todo) < MIN_RECORDS or prepared.mode != "g":
                 return None
             bases = prepared.bases
-            unique = len(set(bases)) == len(bases)
+            plain = prepared.plain
+            unique = plain or len(set(bases)) == len(bases)
             if not self._takes(cols.__getitem__, bases, prepared.absent, unique):
                 return None
+            if plain:
+                size = self.planner.batch_size
+                return [list(todo[i:i + size]) for i in range(0, len(todo), size)]
         else:
             records = [prepared[j] for j in todo]
             if not self.takes(records):

@@ -36,6 +36,12 @@ __all__ = ["column_texts"]
 _MARKS = (b"e-", b"0.0000", b"null", b"true", b"false")
 """What every text orjson writes otherwise than ``repr``/``str`` holds."""
 
+_PLAIN = b"0123456789.,-[]"
+"""What a column's text holds when it holds no letter: then of the marks only
+``0.0000`` can be in it (one pass of ``bytes.translate`` against one per mark)."""
+
+_ZEROS = (b"0.0000",)
+
 _FEW = 64
 """Up to this many marks in a column, the text of each is found by counting the commas
 before it (a scan in C up to it); beyond, by where each text ends."""
@@ -54,7 +60,7 @@ def _by_orjson(col: Sequence[Any], fn: Callable[[Any], str]) -> list[Any] | None
     if len(out) != len(col):
         return None
     found: set[int] = set()  # where a mark is, in whole
-    for mark in _MARKS:
+    for mark in _MARKS if whole.translate(None, _PLAIN) else _ZEROS:
         at = whole.find(mark)
         while at >= 0:
             found.add(at)

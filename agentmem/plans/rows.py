@@ -104,18 +104,19 @@ class RowPlanner(Generic[M]):
 
     def prepare_columns(self, columns: Mapping[str, Sequence[Any]], check: CheckRecord,
                         check_values: CheckValues | None, fast_ok: bool = True,
-                        rows_ok: RowsOk | None = None) -> Sequence[Prepared]:
+                        rows_ok: RowsOk | None = None, copy: bool = True
+                        ) -> Sequence[Prepared]:
         """Every row of ``columns`` (field name to a sequence of values, all of one
         length) validated and encoded, in order; see :meth:`prepare_rows`. On the
         column path, held as columns (:class:`~agentmem.plans.colplan.ColumnRows`);
-        ``rows_ok``: see :meth:`ColumnPlanner.prepare
+        ``rows_ok`` and ``copy``: see :meth:`ColumnPlanner.prepare
         <agentmem.plans.colplan.ColumnPlanner.prepare>`."""
         if not isinstance(columns, Mapping):
             raise InvalidInput(f"expected a mapping of field name to values, got "
                                f"{type(columns).__name__}")
         if fast_ok and self.columns is not None:
             # column by column when nothing is unusual; else row by row, below
-            done = self.columns.prepare(columns, check_values, rows_ok)
+            done = self.columns.prepare(columns, check_values, rows_ok, copy)
             if done is not None:
                 return done
         cols: dict[str, Sequence[Any]] = {}

@@ -105,7 +105,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
 
     def _rows_ok(self) -> Any:
         """:attr:`rows_ok`, when it speaks for this class's ``check_values``."""
-        if self.rows_ok is None or self._owner("rows_ok") is not self._owner("check_values"):
+        if self.rows_ok is None or not _owners(type(self))[2]:
             return None
         return self.rows_ok
 
@@ -168,19 +168,13 @@ class RecordOps(RecordVerbs[M], Generic[M]):
                                   columns=self._column_batcher())
         return write.plan(list(range(len(prepared)))).map(lambda _: write.final_ids())
 
-    def _owner(self, name: str) -> type:
-        """The class of this object's that defines ``name``."""
-        return next(c for c in type(self).__mro__ if name in c.__dict__)
-
     def _row_checks(self) -> tuple[Any, bool]:
         """``check_values`` and whether rows may skip model objects (see ``check_values``):
         they may when ``check`` is RecordOps' own, or when ``check_values`` is defined by
         the class that defines ``check`` or by a subclass of it (a subclass's ``check``
         alone has every row built and checked by it)."""
-        check = self._owner("check")
-        fast = check is RecordOps or (self.check_values is not None and issubclass(
-            self._owner("check_values"), check))
-        return self.check_values, fast
+        own, under, _ = _owners(type(self))
+        return self.check_values, own or (self.check_values is not None and under)
 
     @operation
     def add_rows(self, /, rows: Iterable[Mapping[str, Any]]) -> Plan[list[str]]:
@@ -207,12 +201,15 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         """
         return self._rows_plan(self._prepare_columns(columns))
 
-    def _prepare_columns(self, columns: Mapping[str, Sequence[Any]]) -> Sequence[Prepared]:
-        """``add_columns``' validation: every row of ``columns`` prepared, or raises."""
+    def _prepare_columns(self, columns: Mapping[str, Sequence[Any]], copy: bool = True
+                         ) -> Sequence[Prepared]:
+        """``add_columns``' validation: every row of ``columns`` prepared, or raises;
+        ``copy=False``: see :meth:`ColumnPlanner.prepare
+        <agentmem.plans.colplan.ColumnPlanner.prepare>`."""
         values, fast = self._row_checks()
         with paused_gc(True):
             return self._row_planner().prepare_columns(columns, self.check, values, fast,
-                                                       self._rows_ok())
+                                                       self._rows_ok(), copy)
 
     # -- reading ----------------------------------------------------------
 
@@ -345,3 +342,22 @@ class Repository(RecordOps[M], Blocking, StepLogs):
 
 class AsyncRepository(RecordOps[M], Asynchronous, AsyncStepLogs):
     """asyncio repository of one declared model (every method is awaited)."""
+
+
+_OWNERS: dict[type, tuple[bool, bool, bool]] = {}
+
+
+def _owners(cls: type) -> tuple[bool, bool, bool]:
+    """Of a repository class (its methods, as declared; looked up once per class, as a
+    write of each step asks): whether ``check`` is :class:`RecordOps`' own, whether
+    ``check_values`` is defined by the class that defines ``check`` or a subclass of
+    it, and whether ``rows_ok`` is defined by the class that defines ``check_values``."""
+    got = _OWNERS.get(cls)
+    if got is None:
+        def owner(name: str) -> type:
+            return next(c for c in cls.__mro__ if name in c.__dict__)
+
+        check = owner("check")
+        got = _OWNERS[cls] = (check is RecordOps, issubclass(owner("check_values"), check),
+                              owner("rows_ok") is owner("check_values"))
+    return got

@@ -11,9 +11,10 @@ client CPU per record of a write of 10,000 (``docs/performance.md``). A
 there, and nothing of that step kept) and holds it, encoded, until ``every`` records
 wait; then one write stores them all, in order. What is stored is what ``add_columns``
 of each step, one after the other, stores: steps share a write only where one write
-stores the same (:meth:`_StepLogBase._hold`; a step that gives ids, or whose ids a held
-step has, and every step of a model with a capped index of field values, go in writes
-of their own).
+stores the same. A step that gives ids, and every step of a model with a capped index
+of field values, is written alone as it is added (:meth:`_StepLogBase._hold`); when
+held steps are due, they are cut where their ids are alike or hold a ``.``
+(:func:`_split`: one look at the whole write's ids, not one per step).
 
 Durability (``docs/durability.md``): a step held by the log is in this process only.
 It is acknowledged when the call that writes it returns (the ``add`` that reached
@@ -51,31 +52,34 @@ STEP_LOG_EVERY = 10_000
 
 
 class _Run:
-    """Held steps that one write stores: a step alone as it was prepared, or steps whose
-    columns are joined as they are added (each step's own lists are dropped at once: the
-    garbage collector's young generation does not fill with held lists)."""
+    """Held steps that one write may store: a step alone as it was prepared, or steps
+    whose columns are joined as they are added (each step's own lists are dropped at
+    once: the garbage collector's young generation does not fill with held lists).
+    Whether joined steps do share a write is decided when it is due (:func:`_split`)."""
 
-    __slots__ = ("absent", "alone", "bases", "cols", "count", "ids", "part")
+    __slots__ = ("absent", "bases", "cols", "count", "due", "part", "sizes")
 
-    def __init__(self, part: Sequence[Prepared], bases: Sequence[str], ids: set[str],
-                 alone: bool) -> None:
+    def __init__(self, part: Sequence[Prepared], bases: Sequence[str], alone: bool) -> None:
         self.count = len(part)
-        self.alone = alone
-        """Written alone, at once (see :meth:`_StepLogBase._hold`)."""
+        self.due = alone
+        """Written at the next write, whatever ``every`` says, and joined to no later
+        step: a step alone (see :meth:`_StepLogBase._hold`), or a part of due steps
+        that :func:`_split` cut."""
         self.part: Sequence[Prepared] | None = part if alone else None
-        self.ids: set[str] = set() if alone else ids
+        """A step alone, as it was prepared (None: joined steps)."""
+        self.sizes: list[int] = [len(part)]
+        """Each step's count of records, in order."""
         self.bases: list[str] = []
         self.cols: list[list[Any]] = []
         self.absent: list[bool | None] = []
-        if not alone:
+        if not alone:  # copied: the step's columns may be the caller's lists
             cols, absent = _columns(part)
             self.bases = list(bases)
-            self.cols = [c if type(c) is list else list(c) for c in cols]
+            self.cols = [list(c) for c in cols]
             self.absent = list(absent)
 
-    def take(self, part: Sequence[Prepared], bases: Sequence[str], ids: set[str]) -> None:
-        """``part``'s records after the run's (ids generated, ``ids``, none of them the
-        run's)."""
+    def take(self, part: Sequence[Prepared], bases: Sequence[str]) -> None:
+        """``part``'s records after the run's (ids generated)."""
         cols, absent = _columns(part)
         for col, more in zip(self.cols, cols, strict=True):
             col.extend(more)
@@ -83,14 +87,49 @@ class _Run:
             self.absent = [None if a is None or b is None else a or b
                            for a, b in zip(self.absent, absent, strict=True)]
         self.bases.extend(bases)
-        self.ids |= ids
         self.count += len(part)
+        self.sizes.append(len(part))
 
     def prepared(self) -> Sequence[Prepared]:
-        """The run's records, as one write takes them."""
+        """The records of a run :func:`_split` returned, as one write takes them."""
         if self.part is not None:
             return self.part
-        return ColumnRows("g", self.bases, self.cols, self.absent)
+        out = ColumnRows("g", self.bases, self.cols, self.absent)
+        out.plain = True  # (_split's: distinct ids, none holding a ".")
+        return out
+
+
+def _split(run: _Run) -> list[_Run]:
+    """``run`` as the writes that store what ``add_columns`` of each of its steps, one
+    after the other, stores: itself when its ids are distinct and none holds a ``.``
+    (the write's renumbering then guesses nothing); else cut by step. A step with two
+    ids alike or an id holding a ``.`` is written alone (the client guesses the
+    server's renumbering within one write, ``k`` then ``k.1``, which a write per step
+    does not share), and a step with an id that the steps before it in the same write
+    have starts a new write (their records would be renumbered otherwise)."""
+    bases = run.bases
+    if len(set(bases)) == len(bases) and "." not in "".join(bases):
+        return [run]
+    out: list[_Run] = []
+    cur: _Run | None = None
+    seen: set[str] = set()
+    at = 0
+    for size in run.sizes:
+        part = ColumnRows("g", bases[at:at + size], [c[at:at + size] for c in run.cols])
+        ids = set(part.bases)
+        alone = len(ids) < size or "." in "".join(part.bases)
+        if alone:
+            out.append(_Run(part, part.bases, True))
+            cur = None
+        elif cur is not None and seen.isdisjoint(ids):
+            cur.take(part, part.bases)
+            seen |= ids
+        else:
+            cur = _Run(part, part.bases, False)
+            out.append(cur)
+            seen = ids
+        at += size
+    return out
 
 
 def _columns(part: Sequence[Prepared]) -> tuple[Sequence[Sequence[Any]],
@@ -131,36 +170,45 @@ class _StepLogBase(Generic[R]):
         return True  # a log, empty or not (not a container: ``log or ...`` means it)
 
     def _hold(self, columns: Mapping[str, Sequence[Any]]) -> None:
-        """``columns`` validated (raises: nothing of it is held) and held: with the
-        steps before it when their write stores what ``add_columns`` of each would;
-        else in a write of its own. A step is written alone when it gives ids of its
-        own (one write of several steps sets given ids aside first, so an earlier step's
-        generated id could go to its record), when two of its ids are alike or hold a
-        ``.`` (the client guesses the server's renumbering within one write), or when
-        the model's steps may not share a write; it starts a new write when one of its
-        ids is one a held step has (the server's renumbering would differ)."""
-        part = self._repo._prepare_columns(columns)
+        """``columns`` validated (raises: nothing of it is held) and held: joined to the
+        steps before it, or, when it gives ids of its own or the model's steps may not
+        share a write, alone (one write of several steps sets given ids aside first, so
+        an earlier step's generated id could go to its record). When the joined steps
+        are due, :func:`_split` cuts them where one write would store otherwise than a
+        write per step (ids alike or holding a ``.``)."""
+        merge = self._merge  # (joined steps are copied as they are joined)
+        part = self._repo._prepare_columns(columns, copy=not merge)
         if not len(part):
             return
+        alone = not merge or _gives_ids(part)
+        if alone and merge and type(part) is ColumnRows:  # held as it is: a copy
+            part = ColumnRows(part.mode, list(part.bases), [list(c) for c in part.cols],
+                              part.absent)
         bases = part.bases if type(part) is ColumnRows else [p.base for p in part]
-        ids = set(bases)
-        alone = not self._merge or _gives_ids(part) or len(ids) < len(bases) \
-            or "." in "".join(bases)
         last = self._runs[-1] if self._runs else None
-        if not alone and last is not None and not last.alone and last.ids.isdisjoint(ids):
-            last.take(part, bases, ids)
+        if not alone and last is not None and not last.due:
+            last.take(part, bases)
         else:
-            self._runs.append(_Run(part, bases, ids, alone))
+            self._runs.append(_Run(part, bases, alone))
 
     def _next(self, everything: bool) -> Plan[list[str]] | None:
         """The next write, its steps no longer held, or None: the oldest held write once
-        it is complete (a later one began, it is a step alone, or it holds ``every``
-        records), or with ``everything``, whatever is held."""
+        it is due (a later one began, it is due itself, or it holds ``every`` records),
+        or with ``everything``, whatever is held. Joined steps are cut first where they
+        may not share a write (:func:`_split`): the writes after the first are due,
+        first in line."""
         runs = self._runs
-        if not runs or not (everything or len(runs) > 1 or runs[0].alone
+        if not runs or not (everything or len(runs) > 1 or runs[0].due
                             or runs[0].count >= self.every):
             return None
-        return self._repo._rows_plan(runs.pop(0).prepared())
+        run = runs.pop(0)
+        if run.part is not None:
+            return self._repo._rows_plan(run.part)
+        cut = _split(run)
+        for later in cut[1:]:
+            later.due = True
+        runs[:0] = cut[1:]
+        return self._repo._rows_plan(cut[0].prepared())
 
 
 @contextmanager
@@ -193,8 +241,8 @@ class StepLog(_StepLogBase[SyncRunner]):
         """Validate one step's records, given as ``add_columns`` takes them (field name
         to a sequence of values, one per record), and hold them. Returns the ids of the
         records this call wrote, in order: every held record once ``every`` are held
-        (this step's last), else none (an empty list). A step written alone (see
-        :meth:`_hold`) is written now, after what is held before it."""
+        (this step's last), else none (an empty list). A step that gives ids (see
+        :meth:`_hold`) is written now, alone, after what is held before it."""
         self._hold(columns)
         return self._write(False)
 

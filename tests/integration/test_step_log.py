@@ -11,6 +11,7 @@ actions are archived."""
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +256,7 @@ def one(agent: str, sim: str, step: int, kind: str) -> dict[str, Any]:
 
 
 def per_step_and_logged(r: redis.Redis, connect: Any, parts: list[dict[str, Any]],
-                        repo_of: Any, before: Any = None) -> None:
+                        repo_of: Any, before: Any = None, every: int = 100) -> None:
     """``add_columns`` of each part, then a step log of them: the same ids, the same
     keys (``before`` runs on each fresh store first)."""
     got = []
@@ -265,7 +266,7 @@ def per_step_and_logged(r: redis.Redis, connect: Any, parts: list[dict[str, Any]
         if before is not None:
             before(repo)
         if logged:
-            log = repo.step_log(every=100)
+            log = repo.step_log(every=every)
             ids = [i for p in parts for i in log.add(p)] + log.flush()
         else:
             ids = [i for p in parts for i in repo.add_columns(p)]
@@ -273,19 +274,44 @@ def per_step_and_logged(r: redis.Redis, connect: Any, parts: list[dict[str, Any]
     assert got[1] == got[0]
 
 
+@pytest.mark.parametrize("both", [False, True])
 def test_a_step_whose_ids_a_held_step_has_starts_a_write_of_its_own(
-        r: redis.Redis, connect: Any) -> None:
+        r: redis.Redis, connect: Any, both: bool) -> None:
     """Agent a0's action at step 1 in two simulations (one id base), a0's retired mark
     in s0: step by step the server numbers them ``.r1``, then ``.1``; one write of both
-    steps would have guessed ``.1`` for the retired one and stored ``.2``."""
+    steps would have guessed ``.1`` for the retired one and stored ``.2``. The second
+    step holds the s0 action alone, or both (two ids alike in one step)."""
     step_a = one("a0", "s1", 1, "x")
-    step_b = {k: one("a0", "s0", 1, "x")[k] + one("a0", "s1", 1, "x")[k] for k in step_a}
+    step_b = {k: one("a0", "s0", 1, "x")[k] + (one("a0", "s1", 1, "x")[k] if both else [])
+              for k in step_a}
 
     def before(repo: Any) -> None:
         repo.add_columns(one("zz", "s0", 0, "move"))
         r.hset("agent:a0:retired", "s0", 5)
 
     per_step_and_logged(r, connect, [step_a, step_b], lambda mem: mem.actions, before)
+
+
+def test_steps_whose_ids_meet_across_simulations_are_cut_apart(
+        r: redis.Redis, connect: Any) -> None:
+    """Two steps, each with distinct ids, sharing the bases ``a0-1-x`` and ``a1-1-x``
+    across two simulations, with ``a0-1-x`` and ``a1-1-x`` stored in s0 before and a
+    retired mark of a0 in s0: one write of both steps would number a0's s1 action
+    ``.2`` where the second write of a write per step finds ``.1`` free (found by a
+    random search of such steps; ``steplog._split`` cuts the second step off)."""
+    def two(a: tuple[str, str], b: tuple[str, str]) -> dict[str, Any]:
+        return {k: one(a[0], a[1], 1, "x")[k] + one(b[0], b[1], 1, "x")[k]
+                for k in one("a", "s", 1, "x")}
+
+    def before(repo: Any) -> None:
+        repo.add_columns(one("zz", "s0", 0, "move"))
+        repo.add_columns(one("a1", "s0", 1, "x"))
+        repo.add_columns(one("a0", "s0", 1, "x"))
+        r.hset("agent:a0:retired", "s0", 1)
+
+    per_step_and_logged(r, connect, [two(("a0", "s1"), ("a1", "s0")),
+                                     two(("a0", "s0"), ("a1", "s1"))],
+                        lambda mem: mem.actions, before)
 
 
 class Item(Record):
@@ -306,6 +332,27 @@ def test_ids_with_a_dot_are_written_alone(r: redis.Redis, connect: Any) -> None:
                                      {"name": ["x.1"], "step": [2]}],
                         lambda mem: mem.repository(ITEMS),
                         lambda repo: repo.add_columns({"name": ["x"], "step": [0]}))
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_steps_with_ids_alike_store_what_add_columns_of_each_step_stores(
+        r: redis.Redis, connect: Any, seed: int) -> None:
+    """Steps whose generated ids repeat within a step and across steps, hold a ``.``,
+    or were stored before, held ``every`` 1 to 100 records: the log cuts its held steps
+    where one write would store otherwise (``steplog._split``), and stores what
+    ``add_columns`` of each step stores, with the same ids."""
+    rnd = random.Random(seed)
+    pool = ["x", "y", "x.1", "y.1.1", "z"]
+    parts = []
+    for _ in range(rnd.randint(2, 9)):
+        k = rnd.randint(1, 5)
+        names = [rnd.choice(pool) if rnd.random() < 0.4 else f"n{rnd.randint(0, 12)}"
+                 for _ in range(k)]
+        parts.append({"name": names, "step": [rnd.randint(0, 99) for _ in range(k)]})
+    before = rnd.sample(pool, 2)
+    per_step_and_logged(r, connect, parts, lambda mem: mem.repository(ITEMS),
+                        lambda repo: repo.add_columns({"name": before, "step": [0, 0]}),
+                        every=rnd.choice([1, 2, 5, 100]))
 
 
 class Obs(Record):
@@ -336,12 +383,15 @@ def test_a_step_that_gives_ids_stays_held_when_the_write_before_it_fails(
     log = connect().repository(ITEMS).step_log(every=100)
     assert log.add({"name": ["x"], "step": [1]}) == []
     r.set("items:log", "not a list")  # the held write is refused
+    ids, names = ["new"], ["y"]
     with pytest.raises(WriteError) as err:
-        log.add({"iid": ["new"], "name": ["y"], "step": [2]})
+        log.add({"iid": ids, "name": names, "step": [2]})
     assert len(log) == 1
     assert "the log still holds 1 records" in err.value.__notes__[0]
     r.delete("items:log")
+    ids[0], names[0] = "other", "z"  # the caller's lists, changed while the log holds them
     assert log.flush() == ["new"]
+    assert r.hget("item:new", "name") == b"y"
 
 
 def test_a_bad_step_carries_no_note_of_a_write(mem: agentmem.Memory) -> None:
