@@ -37,7 +37,7 @@ from agentmem.backends.failures import connection_failure
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.replies import script_error
 from agentmem.backends.restarts import RestartGuard
-from agentmem.backends.spin import Pacer, resolve_spin, wait_readable
+from agentmem.backends.spin import resolve_spin, wait_readable
 from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Refused, Unavailable
@@ -359,8 +359,11 @@ class ClusterRunner:
                 unsent.__cause__ = exc
                 return unsent
             self.guard.admit(conn, guarded, node.name)  # backends/restarts.py
-            calls = [c for i in idx for c in ((Call(("ASKING",)), Call(wires[i]))
-                                              if i in asking else (Call(wires[i]),))]
+            calls: list[Call] = []
+            for i in idx:
+                if i in asking:
+                    calls.append(Call(("ASKING",)))
+                calls.append(Call(wires[i]))
             for chunk in packed_chunks(conn, calls, []):
                 conn.send_packed_command([chunk], check_health=False)
             if poll and idx:
@@ -370,12 +373,10 @@ class ClusterRunner:
                         self._spin_us, host=node.host, unix=False)
                 if spin:
                     wait_readable(conn, spin)
-            pace = Pacer(len(idx))
             for i in idx:
                 if i in asking:
                     with contextlib.suppress(redis.ResponseError):
                         client.parse_response(conn, "ASKING")
-                pace.before_read(conn)
                 try:
                     replies.append(client.parse_response(conn, name_of(wires[i])))
                 except redis.ResponseError as exc:

@@ -32,8 +32,8 @@ AUTO_SPIN_US = 200
 than the replies of single writes and reads take there (30-130 µs measured), far
 shorter than the time slice a sleeping thread gives up."""
 
-__all__ = ["AUTO_SPIN_US", "MAX_SPIN_US", "NAP_MAX", "NAP_MIN", "PACE_CALLS", "PACE_SHARE",
-           "Pacer", "client_spin", "is_local", "resolve_spin", "wait_readable"]
+__all__ = ["AUTO_SPIN_US", "MAX_SPIN_US", "client_spin", "is_local", "resolve_spin",
+           "wait_readable"]
 
 
 def _usable_cpus() -> int:
@@ -92,62 +92,3 @@ def wait_readable(conn: Any, budget: float) -> None:
     while not poll(0):
         if clock() >= deadline:
             return
-
-
-
-PACE_CALLS = 8
-"""Replies of fewer calls than this are read as they come (a wake-up each)."""
-
-PACE_SHARE = 0.6
-"""The share of the time the replies still due should take that a nap sleeps."""
-
-NAP_MIN = 0.001
-"""A shorter nap saves little: a sleep costs about a wake-up itself."""
-
-NAP_MAX = 0.1
-"""The longest nap: a bound on how late a reply is read should the server speed up."""
-
-
-class Pacer:
-    """Reading the replies of many calls sent at once, waking a few times in all.
-
-    A blocking read wakes the thread as soon as a reply arrives, and the server sends
-    each call's reply as it finishes it: a write of 100 script calls woke the reader
-    100 times, each wake-up 25-60 µs of client CPU on the 2-core VMs of
-    ``docs/performance.md`` (0.25-0.45 µs per action of a write of 10,000 actions, a
-    seventh of ``add_columns``' whole cost). The pacer measures the pace of the replies
-    (the time from the first reply to the last one read, per reply); before each reply
-    after the second but the last, when none is buffered, it sleeps for
-    :data:`PACE_SHARE` of the time the replies still due should take at that pace
-    (nothing when that is under :data:`NAP_MIN`; at most :data:`NAP_MAX`), then reads
-    as before. The replies of ``n`` calls are read in a few wake-ups (about
-    ``log(n) / log(1 / (1 - PACE_SHARE))``), and one is read later than it came only if
-    the server went, after a nap began, more than ``1 / (1 - PACE_SHARE)`` times faster
-    than before (by at most that nap). The first reply's wait (a round trip, the spin
-    of :func:`wait_readable`) is not a pace and is left as it was."""
-
-    __slots__ = ("_calls", "_read", "_since")
-
-    def __init__(self, calls: int) -> None:
-        self._calls = calls
-        self._read = 0
-        self._since = 0.0
-
-    def before_read(self, conn: Any) -> None:
-        """Called before each reply is read from ``conn`` (a redis-py connection):
-        naps when the reply is not there yet and the replies due should take long."""
-        i = self._read
-        self._read = i + 1
-        if self._calls < PACE_CALLS or i == 0:
-            return
-        now = time.perf_counter()
-        if i == 1:  # the first reply read: the pace is measured from here
-            self._since = now
-            return
-        left = self._calls - i
-        if left < 2:
-            return
-        nap = min(PACE_SHARE * left * (now - self._since) / (i - 1), NAP_MAX)
-        if nap < NAP_MIN or conn.can_read(timeout=0):
-            return
-        time.sleep(nap)
