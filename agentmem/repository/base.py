@@ -344,20 +344,22 @@ class AsyncRepository(RecordOps[M], Asynchronous, AsyncStepLogs):
     """asyncio repository of one declared model (every method is awaited)."""
 
 
-_OWNERS: dict[type, tuple[bool, bool, bool]] = {}
+_OWNERS: dict[tuple[Any, ...], tuple[bool, bool, bool]] = {}
 
 
 def _owners(cls: type) -> tuple[bool, bool, bool]:
-    """Of a repository class (its methods, as declared; looked up once per class, as a
-    write of each step asks): whether ``check`` is :class:`RecordOps`' own, whether
+    """Of a repository class: whether ``check`` is :class:`RecordOps`' own, whether
     ``check_values`` is defined by the class that defines ``check`` or a subclass of
-    it, and whether ``rows_ok`` is defined by the class that defines ``check_values``."""
-    got = _OWNERS.get(cls)
+    it, and whether ``rows_ok`` is defined by the class that defines ``check_values``.
+    Looked up once per class and methods (a write of each step asks): a method set on
+    the class, or on a class it derives from, after its first write is a new key."""
+    key = (cls, cls.check, cls.check_values, cls.rows_ok)  # type: ignore[attr-defined]
+    got = _OWNERS.get(key)
     if got is None:
         def owner(name: str) -> type:
             return next(c for c in cls.__mro__ if name in c.__dict__)
 
         check = owner("check")
-        got = _OWNERS[cls] = (check is RecordOps, issubclass(owner("check_values"), check),
+        got = _OWNERS[key] = (check is RecordOps, issubclass(owner("check_values"), check),
                               owner("rows_ok") is owner("check_values"))
     return got

@@ -362,3 +362,25 @@ def test_a_repository_check_without_a_values_twin_sees_every_row_as_a_model() ->
         Checked.add_rows.build(rp, rows)
     assert [r.at for r in seen] == [1, 2]
     assert all(isinstance(r, Reading) for r in seen)
+
+
+def test_a_check_set_on_the_class_after_its_first_write_applies_to_the_next() -> None:
+    """The facts of a repository class's methods are looked up once per class and
+    methods: a ``check`` set on it later (at run time, ``monkeypatch``) is a new lookup."""
+    from agentmem.repository.base import Repository
+
+    class Later(Repository[Reading]):
+        pass
+
+    rp = Later(None, READINGS)
+    columns = {"sensor_id": ["x", "x"], "at": [1, 2], "value": [5.0, 60.0]}
+    Later.add_columns.build(rp, columns)  # the first write: the class's facts looked up
+
+    def check(self: Any, record: Reading) -> None:
+        if record.value > 50:
+            raise InvalidInput("too hot")
+
+    Later.check = check  # type: ignore[method-assign]
+    assert rp._row_checks()[1] is False
+    with pytest.raises(InvalidInput, match="row 1: too hot"):
+        Later.add_columns.build(rp, columns)
