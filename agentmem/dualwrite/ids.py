@@ -31,7 +31,7 @@ from agentmem.backends.redis import Memory
 from agentmem.backends.restarts import server_run_id
 from agentmem.backends.sql import Archive
 from agentmem.errors import Unavailable
-from agentmem.lua.dualwrite import RETIRED_SEED, RETIRED_SEEDED
+from agentmem.lua.dualwrite import RETIRED_SEED, RETIRED_SEEDED, RETIRED_SEEDING
 from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
@@ -132,10 +132,22 @@ def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Ac
             _raise_marks(memory, held_marks, held_seqs)
         return Seeded(0, tuple(t for t in found if t is not None), run_id)
     # the sentinel: this seeding's token, or that of a seeding already running (joined:
-    # either may set the marker once it wrote every mark; the other then finds it)
+    # either may set the marker once it wrote every mark; the other then finds it); none
+    # taken where a seeding finished since the look above (retired_seeding.lua: then the
+    # next attempt finds the marker)
     mine = secrets.token_hex(8)
-    had = run(Plan(tuple(command("SET", k + ":seeding", mine, "NX", "GET") for k in markers),
-                   every_reply))
+    took = run(Plan(tuple(script_call(RETIRED_SEEDING, (mine,), (k + ":seeding", k))
+                          for k in markers), every_reply))
+    marked = [i for i, (free, _) in enumerate(took) if not int(free)]
+    if len(marked) == len(markers):
+        return None
+    had = [t for _, t in took]
+    if marked:  # (a cluster: masters that kept their marker while others lost theirs:
+        # all seeded again, as before)
+        again = run(Plan(tuple(command("SET", markers[i] + ":seeding", mine, "NX", "GET")
+                               for i in marked), every_reply))
+        for i, t in zip(marked, again, strict=True):
+            had[i] = t
     tokens = [mine if t is None else (t.decode() if isinstance(t, bytes) else str(t))
               for t in had]
     marks, seqs = _marks_of(holds())  # lost after: the sentinel goes too

@@ -845,6 +845,45 @@ def test_another_writers_seeding_leaves_this_writers_held_ids_given(tmp_path: Pa
     srv.close()
 
 
+def test_a_seeding_that_finishes_while_another_looks_is_joined_not_redone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second writer looks (no marker yet), then the first writer's seeding finishes
+    (its marker set, its sentinel gone), then the second goes on: it finds the marker
+    and seeds nothing. Before, it took the free sentinel, seeded again and set the marker
+    to its own token (the first writer's restart guard then saw another seeding); found
+    by ``test_two_seedings_at_once_both_end_seeded`` failing in CI now and then."""
+    from agentmem.dualwrite import ids
+    from agentmem.dualwrite.ids import IDS_KEY
+
+    srv = _volatile(tmp_path)
+    archive = open_archive(tmp_path / "a.db")
+    archive.write([Action(agent_id=f"x{i}", simulation_id=SIM, step_number=i,
+                          action_type="move") for i in range(50)])
+    r = redis.Redis.from_url(srv.url)
+    real_state = ids._state
+    looks: list[Any] = []
+
+    def look_then_the_other_finishes(memory: Any, markers: list[str]) -> Any:
+        got = real_state(memory, markers)
+        if not looks:  # the first look: the other seeding finishes right after it
+            r.set(IDS_KEY, "first0writer0tok")
+        looks.append(got[0])
+        return got
+
+    monkeypatch.setattr(ids, "_state", look_then_the_other_finishes)
+    with agentmem.connect(srv.url) as m:
+        out = ids.seed(m, archive)
+    assert looks == [[None], [b"first0writer0tok"]]  # looked again, found it
+    assert out.agents == 0
+    assert out.tokens == (b"first0writer0tok",)
+    assert r.get(IDS_KEY) == b"first0writer0tok"
+    assert not r.exists(IDS_KEY + ":seeding")
+    assert sum(1 for _ in r.scan_iter("*retired*", count=1000)) == 0  # nothing seeded
+    r.close()
+    archive.close()
+    srv.close()
+
+
 def test_two_seedings_at_once_both_end_seeded(tmp_path: Path) -> None:
     """Two writers seed an empty Redis at the same time (20,000 agents archived): the
     second joins the first's seeding instead of taking its sentinel, and both return
