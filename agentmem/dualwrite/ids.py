@@ -31,7 +31,12 @@ from agentmem.backends.redis import Memory
 from agentmem.backends.restarts import server_run_id
 from agentmem.backends.sql import Archive
 from agentmem.errors import Unavailable
-from agentmem.lua.dualwrite import RETIRED_SEED, RETIRED_SEEDED, RETIRED_SEEDING
+from agentmem.lua.dualwrite import (
+    OUTBOX_UNLOCK,
+    RETIRED_SEED,
+    RETIRED_SEEDED,
+    RETIRED_SEEDING,
+)
 from agentmem.model.records import Action, IMAction
 from agentmem.plans.plan import Plan, command, every_reply, script_call
 from agentmem.repository.batch import Batch
@@ -133,23 +138,23 @@ def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Ac
         return Seeded(0, tuple(t for t in found if t is not None), run_id)
     # the sentinel: this seeding's token, or that of a seeding already running (joined:
     # either may set the marker once it wrote every mark; the other then finds it); none
-    # taken where a seeding finished since the look above (retired_seeding.lua: then the
-    # next attempt finds the marker)
+    # taken where a marker is no longer what the look above saw (retired_seeding.lua: a
+    # seeding finished since, on that master; the next attempt looks again)
     mine = secrets.token_hex(8)
-    took = run(Plan(tuple(script_call(RETIRED_SEEDING, (mine,), (k + ":seeding", k))
-                          for k in markers), every_reply))
-    marked = [i for i, (free, _) in enumerate(took) if not int(free)]
-    if len(marked) == len(markers):
+    took = run(Plan(tuple(script_call(RETIRED_SEEDING, (mine, seen or b""),
+                                      (k + ":seeding", k))
+                          for k, seen in zip(markers, found, strict=True)), every_reply))
+    if not all(int(free) for free, _ in took):
+        # (a cluster, a master's marker changed: the sentinels taken on the others are
+        # given back, if still this seeding's, and the next attempt looks again)
+        mine_taken = [k for k, (free, t) in zip(markers, took, strict=True)
+                      if int(free) and t is None]
+        if mine_taken:  # (OUTBOX_UNLOCK: delete the key if it still holds the token)
+            run(Plan(tuple(script_call(OUTBOX_UNLOCK, (mine,), (k + ":seeding",))
+                           for k in mine_taken), every_reply))
         return None
-    had = [t for _, t in took]
-    if marked:  # (a cluster: masters that kept their marker while others lost theirs:
-        # all seeded again, as before)
-        again = run(Plan(tuple(command("SET", markers[i] + ":seeding", mine, "NX", "GET")
-                               for i in marked), every_reply))
-        for i, t in zip(marked, again, strict=True):
-            had[i] = t
     tokens = [mine if t is None else (t.decode() if isinstance(t, bytes) else str(t))
-              for t in had]
+              for _, t in took]
     marks, seqs = _marks_of(holds())  # lost after: the sentinel goes too
     _merge(marks, seqs, *sqlreads.retired_marks(archive))
     n = _raise_marks(memory, marks, seqs)
