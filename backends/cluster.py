@@ -38,6 +38,7 @@ from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.replies import script_error
 from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import resolve_spin, wait_readable
+from agentmem.backends.wakes import ReplyMarks
 from agentmem.backends.wire import packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import BackendError, ConfigError, Refused, Unavailable
@@ -58,8 +59,6 @@ MT = TypeVar("MT", bound=BaseModel)
 ATTEMPTS = 5
 """Rounds a plan's calls may be redirected (MOVED, ASK, TRYAGAIN, a node being
 promoted) before the run gives up with :class:`~agentmem.errors.Unavailable`."""
-
-"""The layout check on a cluster: the recorded version, claimed when every master is empty."""
 
 
 def _unavailable(what: str, exc: BaseException) -> BackendError:
@@ -146,8 +145,6 @@ class ClusterRunner:
         """The name (``host:port``) of the master serving ``key``'s slot."""
         keyslot: Any = self.client.keyslot
         return str(self._node(keyslot(key)).name)
-
-    # -- running --------------------------------------------------------------
 
     def check_layout(self) -> None:
         """Compare the cluster's layout version with ours (once; :class:`LayoutError`)."""
@@ -373,10 +370,13 @@ class ClusterRunner:
                         self._spin_us, host=node.host, unix=False)
                 if spin:
                     wait_readable(conn, spin)
+            marks = ReplyMarks(conn, len(calls))
             for i in idx:
                 if i in asking:
+                    marks.next()
                     with contextlib.suppress(redis.ResponseError):
                         client.parse_response(conn, "ASKING")
+                marks.next()
                 try:
                     replies.append(client.parse_response(conn, name_of(wires[i])))
                 except redis.ResponseError as exc:

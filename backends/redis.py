@@ -33,6 +33,7 @@ from agentmem.backends.replies import (
 )
 from agentmem.backends.restarts import RestartGuard
 from agentmem.backends.spin import client_spin, wait_readable
+from agentmem.backends.wakes import ReplyMarks
 from agentmem.backends.wire import KnownScripts, inline_loads, own_replies, packed_chunks
 from agentmem.config import RedisSettings
 from agentmem.errors import ConfigError, WriteError
@@ -247,7 +248,9 @@ class RedisRunner:
     def _replies(self, conn: Any, sent: list[Call]) -> list[Any]:
         client: Any = self.client
         replies: list[Any] = []
+        marks = ReplyMarks(conn, len(sent))
         for call in sent:
+            marks.next()
             try:
                 replies.append(client.parse_response(conn, command_name(call)))
             except redis.ResponseError as exc:

@@ -1,0 +1,133 @@
+"""Reading a pipeline's replies with few wake-ups (agentmem.backends.wakes): the reader
+sleeps until the bytes the replies still due must at least take have come, so it wakes
+far fewer times than once per reply, every reply is read even when each is the shortest
+RESP allows, and the connection goes back to its pool as it came."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+from typing import Any
+
+import pytest
+import redis
+
+import agentmem
+from agentmem.backends import wakes
+from agentmem.plans.plan import Call, Plan, command, every_reply
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="counts wakes in /proc/thread-self/status")
+
+# each call keeps the server busy for ARGV[3] seconds (the server's CPU clock on Valkey,
+# whose TIME stands still in a script; TIME on Redis 7.0, which has no os.clock) and
+# carries 70 kB, so that the server reads and runs the calls one by one and their replies
+# come one at a time, as a large write's do
+SLOW = """
+local has_clock, clock = pcall(function() return os.clock end)
+local function now()
+  if has_clock and clock then return clock() end
+  local t = redis.call('TIME')
+  return t[1] + t[2] / 1000000
+end
+local t0 = now()
+repeat until now() - t0 > tonumber(ARGV[3])
+if ARGV[2] == 'status' then return redis.status_reply('') end
+if ARGV[2] == 'nil' then return nil end
+return ARGV[2]
+"""
+CALLS = 100
+
+
+def _calls(reply: str, seconds: float = 0.002, calls: int = CALLS) -> tuple[Call, ...]:
+    return tuple(command("EVAL", SLOW, "0", "x" * 70_000, reply, repr(seconds))
+                 for _ in range(calls))
+
+
+def _sleeps() -> int:
+    with open("/proc/thread-self/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches")
+
+
+def _low_water(mem: agentmem.Memory) -> int:
+    conn: Any = mem.client.connection_pool.get_connection()
+    try:
+        return int(conn._sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT))
+    finally:
+        mem.client.connection_pool.release(conn)
+
+
+@pytest.fixture
+def plain(connect: Any) -> agentmem.Memory:
+    return connect(spin_us=0)  # type: ignore[no-any-return]
+
+
+def _sleeps_of(mem: agentmem.Memory, reply: str) -> tuple[int, list[Any]]:
+    """The times the thread slept reading the replies (sent first: a send that fills
+    the socket's buffer sleeps too)."""
+    pending = mem.runner.start(Plan(_calls(reply), every_reply))
+    before = _sleeps()
+    out = pending.result()
+    return _sleeps() - before, out
+
+
+def test_a_pipeline_read_with_marks_sleeps_far_fewer_times_than_its_replies(
+        plain: agentmem.Memory, monkeypatch: pytest.MonkeyPatch) -> None:
+    _sleeps_of(plain, "abc")  # connected, script cached
+    marked, out = _sleeps_of(plain, "abc")
+    assert out == [b"abc"] * CALLS
+    monkeypatch.setattr(wakes, "_LOWAT", None)  # the kernel not told: a wake per reply
+    unmarked, out = _sleeps_of(plain, "abc")
+    assert out == [b"abc"] * CALLS
+    # the replies came a few at a time (25-27 wakes on Redis 7, 43-46 on Valkey 9 when
+    # measured); with the marks about a dozen (11 measured on both)
+    assert unmarked >= CALLS // 5, unmarked
+    assert marked <= CALLS // 5, marked
+    assert marked * 3 <= unmarked * 2, (marked, unmarked)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_replies_as_short_as_resp_allows_are_all_read(
+        connect: Any, protocol: int, timeout: float | None) -> None:
+    # "+\r\n" and RESP3's "_\r\n" are the 3 bytes the marks count on: one byte less
+    # and the reader would sleep until the socket timeout (or for ever)
+    mem = connect(spin_us=0, protocol=protocol, socket_timeout=timeout)
+    got: list[Any] = []
+    worker = threading.Thread(target=lambda: got.append(
+        mem.runner.run(Plan(_calls("nil") + _calls("status"), every_reply))), daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the reader slept past the last reply"
+    assert got == [[None] * CALLS + [b""] * CALLS]
+    assert _low_water(mem) == 1  # the connection went back to the pool unmarked
+
+
+def test_a_read_that_fails_leaves_no_marked_connection(plain: agentmem.Memory,
+                                                        r: redis.Redis) -> None:
+    # the server closes the connection while its replies are due: the read fails at
+    # once (a closed connection wakes the reader whatever the mark), and the next plan
+    # gets a fresh connection with no mark
+    killer = threading.Timer(0.03, lambda: r.client_kill_filter(
+        _type="normal", skipme=True))
+    killer.start()
+    with pytest.raises(agentmem.AgentMemError):
+        plain.runner.run(Plan(_calls("abc"), every_reply))
+    killer.join()
+    assert plain.runner.run(Plan((command("PING"),), every_reply)) == [True]
+    assert _low_water(plain) == 1
+
+
+def test_a_read_with_a_socket_timeout_waits_for_no_more_replies_than_it_allows(
+        connect: Any) -> None:
+    # 60 calls of 25 ms, each replying "+\r\n", on a 1 s timeout: one read waits for at
+    # most 1 / REPLY_SECONDS = 20 of them (0.5 s); were all 59 still due waited for at
+    # once, the read would need 1.5 s and time out
+    assert 1.0 / wakes.REPLY_SECONDS == 20
+    mem = connect(spin_us=0, socket_timeout=1.0)
+    assert mem.runner.run(Plan(_calls("status", 0.025, 60), every_reply)) == [b""] * 60
+    assert _low_water(mem) == 1
