@@ -136,7 +136,8 @@ def test_sigterm_flushes_what_was_queued(server: object, tmp_path: Path, mode: s
     url = server.url  # type: ignore[attr-defined]
     db_path = str(tmp_path / "archive.db")
     script = f"""
-import sys
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view of a hang
 import agentmem
 from agentmem import Action
 from agentmem.backends.sql import open_archive
@@ -155,8 +156,15 @@ time.sleep(60)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "queued"
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr.read() if proc.stderr else ""
+    try:  # read both pipes meanwhile: a child blocked on a full pipe would look hung
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)  # every thread's stack to stderr
+        time.sleep(2)
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"no exit 60 s after SIGTERM; the child's threads:\n{err}") from None
+    assert proc.returncode == 128 + signal.SIGTERM, err
     rows = _archived(db_path)
     print(f"\nSIGTERM {mode}: queued 5000, archived {len(set(rows))}, "
           f"duplicated {len(rows) - len(set(rows))}")
