@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -57,6 +58,17 @@ _WARNED: list[bool] = []  # the INFO warning, once per process
 
 SEED_ATTEMPTS = 5
 """How many times a seeding starts again when Redis lost its marks while it ran."""
+
+SEED_WAIT = 2.0
+"""Seconds a seeding on a cluster waits, looking again every 10 ms, while another
+seeding sets its markers master by master: some masters have their marker and each of
+the others a running seeding's sentinel. Seeding then would take the finished masters'
+sentinels afresh and set their markers to its own token (the other writer's restart
+guard would take that for a loss and seed again). A sentinel still there after this
+long is joined, as when no master has its marker (its writer may have died)."""
+
+_FINISHING = object()
+""":func:`_seed_once`'s: another seeding is setting its markers; look again."""
 
 
 @dataclass(frozen=True)
@@ -101,10 +113,16 @@ def seed(memory: Memory, archive: Archive,
     marks, nor in its buffer, nor in Redis, so the archive's marks are raised again."""
     fixed = () if callable(holds) else list(holds)
     get: Callable[[], Iterable[Action]] = holds if callable(holds) else (lambda: fixed)
-    for _ in range(SEED_ATTEMPTS):
-        out = _seed_once(memory, archive, get, known)
-        if out is not None:
+    waits_until = time.monotonic() + SEED_WAIT
+    attempts = 0
+    while attempts < SEED_ATTEMPTS:
+        out = _seed_once(memory, archive, get, known, time.monotonic() < waits_until)
+        if out is _FINISHING:
+            time.sleep(0.01)
+        elif isinstance(out, Seeded):
             return out
+        else:
+            attempts += 1
     raise Unavailable(f"Redis lost the retired marks {SEED_ATTEMPTS} times while they "
                       "were seeded")
 
@@ -124,11 +142,18 @@ def _marks_of(actions: Iterable[Action]) -> tuple[dict[tuple[str, str], int], di
 
 
 def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Action]],
-               known: tuple[bytes, ...] | None) -> Seeded | None:
-    """One seeding; None when Redis lost what it wrote before the marker could be set."""
+               known: tuple[bytes, ...] | None, patient: bool) -> Seeded | object | None:
+    """One seeding; None when Redis lost what it wrote before the marker could be set;
+    with ``patient``, :data:`_FINISHING` when another seeding is setting its markers
+    (:data:`SEED_WAIT`)."""
     run = memory.runner.run
     markers = _markers(memory)
     found, run_id = _state(memory, markers)
+    if patient and None in found and any(t is not None for t in found) and all(
+            int(x) for x in run(Plan(tuple(command("EXISTS", k + ":seeding")
+                                           for k, t in zip(markers, found, strict=True)
+                                           if t is None), every_reply))):
+        return _FINISHING
     if all(t is not None for t in found):
         held_marks, held_seqs = _marks_of(holds())  # lost after: the marker goes too
         if known is not None and tuple(found) != known:  # seeded by another since

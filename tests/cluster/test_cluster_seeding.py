@@ -1,0 +1,145 @@
+"""Seeding the retired marks on a real 3-master cluster (agentmem.dualwrite.ids) while
+another writer's seeding sets its markers master by master: the second writer waits
+for it and joins what it finished instead of seeding again over it; a master that lost
+its marker with no seeding running is seeded at once; a sentinel left by a writer that
+died is joined after ``SEED_WAIT`` (docs/durability.md)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from agentmem.backends.cluster import ClusterMemory, connect_cluster
+from agentmem.backends.sql import Archive, open_archive
+from agentmem.dualwrite import ids
+from agentmem.model.records import Action
+from agentmem.servers.local import LocalCluster, find_binary
+
+SIM = "sim_cluster_seeding"
+AGENTS = 50
+OTHER = b"other0writer0tok"  # the token of the seeding already running
+
+
+@pytest.fixture(scope="module", params=["redis", "valkey"])
+def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    if find_binary(request.param) is None:
+        pytest.skip(f"no {request.param} server binary")
+    c = LocalCluster(request.param).start()
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+@pytest.fixture
+def cm(cluster: LocalCluster) -> Iterator[ClusterMemory]:
+    mem = connect_cluster(cluster.url)
+    for node in mem.runner.primaries():
+        mem.runner.node_client(node).flushall()
+    mem.runner.check_layout()  # layout 2 claimed while the cluster is empty
+    yield mem
+    mem.close()
+
+
+@pytest.fixture
+def rc(cluster: LocalCluster) -> Iterator[redis.RedisCluster]:
+    client = redis.RedisCluster(host="127.0.0.1", port=cluster.ports[0])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[Archive]:
+    a = open_archive(tmp_path / "a.db")
+    a.write([Action(agent_id=f"x{i}", simulation_id=SIM, step_number=i, action_type="move")
+             for i in range(AGENTS)])
+    yield a
+    a.close()
+
+
+def _half_done(cm: ClusterMemory, rc: redis.RedisCluster) -> list[str]:
+    """Another writer's seeding on its last step: its marker set on the first master,
+    its sentinel still on the others (retired_seeded.lua sets a master's marker and
+    deletes its sentinel at once, master by master)."""
+    markers = ids._markers(cm)  # type: ignore[arg-type]
+    assert len(markers) == 3
+    rc.set(markers[0], OTHER)
+    for k in markers[1:]:
+        rc.set(k + ":seeding", OTHER)
+    return markers
+
+
+def _finish(rc: redis.RedisCluster, markers: list[str]) -> None:
+    for k in markers[1:]:
+        rc.set(k, OTHER)
+        rc.delete(k + ":seeding")
+
+
+def _looks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    seen: list[Any] = []
+    real = ids._state
+
+    def counted(memory: Any, markers: list[str]) -> Any:
+        got = real(memory, markers)
+        seen.append(got[0])
+        return got
+
+    monkeypatch.setattr(ids, "_state", counted)
+    return seen
+
+
+def _retired_keys(cm: ClusterMemory) -> int:
+    return sum(1 for node in cm.runner.primaries()
+               for _ in cm.runner.node_client(node).scan_iter("*retired*", count=1000))
+
+
+def test_a_seeding_finishing_master_by_master_is_waited_for_and_joined(
+        cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # before: the second writer took the first master's (free) sentinel, joined the
+    # others', seeded again and set the first master's marker to its own token
+    markers = _half_done(cm, rc)
+    looks = _looks(monkeypatch)
+    other = threading.Timer(0.2, _finish, (rc, markers))
+    other.start()
+    out = ids.seed(cm, archive)  # type: ignore[arg-type]
+    other.join()
+    assert out.agents == 0  # nothing seeded: the other seeding did it
+    assert out.tokens == (OTHER,) * 3
+    assert [rc.get(k) for k in markers] == [OTHER] * 3
+    assert not any(rc.exists(k + ":seeding") for k in markers)
+    assert _retired_keys(cm) == 0
+    assert len(looks) >= 2 and looks[-1] == [OTHER] * 3
+
+
+def test_a_master_that_lost_its_marker_with_no_seeding_running_is_seeded_at_once(
+        cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    markers = ids._markers(cm)  # type: ignore[arg-type]
+    rc.set(markers[0], OTHER)  # the others lost theirs (a restart): no sentinel
+    looks = _looks(monkeypatch)
+    out = ids.seed(cm, archive)  # type: ignore[arg-type]
+    assert len(looks) == 1  # no waiting
+    assert out.agents == AGENTS
+    assert len(set(out.tokens)) == 1 and out.tokens[0] != OTHER
+    assert [rc.get(k) for k in markers] == list(out.tokens)
+    assert _retired_keys(cm) == AGENTS
+
+
+def test_a_sentinel_left_by_a_writer_that_died_is_joined_after_the_wait(
+        cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    markers = _half_done(cm, rc)  # ... and its writer died there
+    monkeypatch.setattr(ids, "SEED_WAIT", 0.3)
+    looks = _looks(monkeypatch)
+    out = ids.seed(cm, archive)  # type: ignore[arg-type]
+    assert len(looks) >= 3  # looked again while it waited
+    assert out.agents == AGENTS  # then joined the sentinels and seeded
+    assert [rc.get(k) for k in markers] == list(out.tokens)
+    assert not any(rc.exists(k + ":seeding") for k in markers)
+    assert _retired_keys(cm) == AGENTS
