@@ -114,7 +114,8 @@ def test_a_seeding_finishing_master_by_master_is_waited_for_and_joined(
     assert [rc.get(k) for k in markers] == [OTHER] * 3
     assert not any(rc.exists(k + ":seeding") for k in markers)
     assert _retired_keys(cm) == 0
-    assert len(looks) >= 2 and looks[-1] == [OTHER] * 3
+    assert len(looks) >= 2
+    assert looks[-1] == [OTHER] * 3
 
 
 def test_a_master_that_lost_its_marker_with_no_seeding_running_is_seeded_at_once(
@@ -126,7 +127,8 @@ def test_a_master_that_lost_its_marker_with_no_seeding_running_is_seeded_at_once
     out = ids.seed(cm, archive)  # type: ignore[arg-type]
     assert len(looks) == 1  # no waiting
     assert out.agents == AGENTS
-    assert len(set(out.tokens)) == 1 and out.tokens[0] != OTHER
+    assert len(set(out.tokens)) == 1
+    assert out.tokens[0] != OTHER
     assert [rc.get(k) for k in markers] == list(out.tokens)
     assert _retired_keys(cm) == AGENTS
 
