@@ -29,7 +29,6 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-import msgpack  # type: ignore[import-untyped]
 import numpy as np
 
 from agentmem.lua.scripts import WRITE_COLS
@@ -40,6 +39,7 @@ from agentmem.plans.colplan import ColumnRows
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
 from agentmem.plans.numtext import column_texts
 from agentmem.plans.plan import Call, script_call
+from agentmem.plans.wirepack import Packed, packb, packed_texts
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts, outbox_group
 
@@ -54,10 +54,11 @@ _SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
 
 
 def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: float,
-               present: bool = False) -> list[str | bytes | None]:
+               present: bool = False, pack: bool = False) -> Any:
     """:func:`agentmem.plans.grid.code` of every position, as text or its ASCII bytes
     (None where x or y is None), computed on whole columns: the same floats, the same
-    comparisons. ``present``: the caller knows every x and y is present."""
+    comparisons. ``present``: the caller knows every x and y is present; ``pack``: a
+    :class:`~agentmem.plans.wirepack.Packed` column then, where it can be."""
     n = len(xs)
     have = [i for i in range(n) if xs[i] is not None and ys[i] is not None] \
         if not present and (None in xs or None in ys) else None
@@ -74,7 +75,7 @@ def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: flo
     c = _SPREAD[c & 8191] | _SPREAD[c >> 13] << 26
     codes: list[int] = (c[0] | c[1] << 1).tolist()
     if have is None:
-        return column_texts(codes, str)
+        return (pack and packed_texts(codes, str)) or column_texts(codes, str)
     out: list[str | bytes | None] = [None] * n
     for i, code in zip(have, codes, strict=True):
         out[i] = str(code)
@@ -299,7 +300,9 @@ class ColumnBatcher:
                                                       prepared.absent)
                 sent: list[Any] = []
                 for w, absent in wire:
-                    if w is not False:
+                    if type(w) is Packed:
+                        w = w.part(a, b)
+                    elif w is not False:
                         w = w[a:b]
                         if absent and w.count(None) == b - a:
                             w = False
@@ -317,13 +320,15 @@ class ColumnBatcher:
         n = len(records)
         cols = list(zip(*[r.vals for r in records], strict=True))
         return self._call(n, [r.base for r in records], cols,
-                          [w for w, _ in self._wire(cols, n)])
+                          [w.part(0, n) if type(w) is Packed else w
+                           for w, _ in self._wire(cols, n)])
 
     def _wire(self, cols: Sequence[Sequence[Any]], n: int,
               absent: Sequence[bool | None] | None = None) -> list[tuple[Any, bool]]:
         """The columns sent, as the server stores them (texts of numbers, the grids'
-        codes), each with whether it holds an absent value; False: none present.
-        ``absent``: per column, whether it holds one, where known (else looked for)."""
+        codes; a column of numbers with none absent :class:`Packed` where it can be),
+        each with whether it holds an absent value; False: none present. ``absent``: per
+        column, whether it holds one, where known (else looked for)."""
         texts = self.texts
         out: list[tuple[Any, bool]] = []
         for p in self.positions:
@@ -339,11 +344,12 @@ class ColumnBatcher:
                 out.append((col if fn is None else
                             [None if v is None else fn(v) for v in col], True))
             else:
-                out.append((col if fn is None else column_texts(col, fn), False))
+                out.append((col if fn is None else
+                            packed_texts(col, fn) or column_texts(col, fn), False))
         for xi, yi, cell in self.grids:
             present = absent is not None and absent[xi] is False and absent[yi] is False
-            codes = grid_codes(cols[xi], cols[yi], cell, present)
-            out.append((codes, not present and None in codes))
+            codes = grid_codes(cols[xi], cols[yi], cell, present, True)
+            out.append((codes, not present and type(codes) is not Packed and None in codes))
         return out
 
     def _call(self, n: int, bases: Sequence[str], cols: Sequence[Sequence[Any] | None],
@@ -357,8 +363,7 @@ class ColumnBatcher:
         if self._outbox is not None:
             group = outbox_group(self._outbox, self._marker)
             ob = [group[1], *group[3:]]
-        arg: bytes = msgpack.packb([self.plan, n, self.ttl, "g", bases, False, wire, keys, ob],
-                                   use_bin_type=False)
+        arg = packb([self.plan, n, self.ttl, "g", bases, False, wire, keys, ob], 6)
         return script_call(WRITE_COLS, [arg]), list(bases)
 
     def _keys(self, k: int, cols: Sequence[Sequence[Any] | None], n: int,

@@ -8,6 +8,7 @@ not take (ids repeated in a call, ids given) goes as before, in one script."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -25,6 +26,7 @@ from agentmem.lua.scripts import WRITE, WRITE_COLS
 from agentmem.model.records import Action
 from agentmem.plans.colwrite import MIN_RECORDS, grid_codes
 from agentmem.plans.grid import code
+from agentmem.plans.wirepack import packed_texts
 
 
 def steps(agents: int, n_steps: int, *, sims: int = 2) -> list[dict[str, Any]]:
@@ -620,3 +622,31 @@ def test_a_batchs_repositories_follow_write_columns(r: redis.Redis, traced: Trac
                 (lambda b: b.actions.add_many([Action(**d) for d in steps(40, 1)]), many_form)):
             r.flushdb()
             assert traced.ran(lambda write=write: queued(write)) == form, setting
+
+
+@pytest.mark.parametrize("tiny", [0, 3, 65])
+def test_numbers_of_every_kind_as_whole_columns_store_what_add_many_stores(
+        r: redis.Redis, connect: Any, tiny: int) -> None:
+    """Columns with no value absent go packed a whole column at a time
+    (``plans/wirepack.py``): orjson's texts, tiny values' (``1e-05``, which orjson
+    writes ``0.00001``) by ``repr``, up to 64 of them; more, value by value."""
+    rnd = random.Random(tiny)
+    odd = [-0.0, 0.0, 1e-4, 1 / 3, 0.1 + 0.2, 1e15, -123456.000001, 20.00001, 2.5]
+    n = 400
+    rewards = [rnd.choice(odd) if i % 7 == 0 else round(rnd.uniform(-5, 5), rnd.randrange(6))
+               for i in range(n)]
+    for i in rnd.sample(range(n), tiny):
+        rewards[i] = rnd.choice([1e-05, -4.7630159891731694e-05, 7.2e-05, 9.99e-05])
+    data = [{"agent_id": f"a{i % 20}", "simulation_id": "s", "step_number": i // 20,
+             "action_type": "move", "reward": rewards[i], "resources_before": i * 1e-3,
+             "resources_after": rnd.choice([0, -1, 2 ** 40, i]),
+             "position": (rnd.uniform(-50, 50), float(i % 9))} for i in range(n)]
+    stored = [a.action_id for a in connect().actions.add_many([Action(**d) for d in data])]
+    want = snapshot(r)
+    r.flushdb()
+    cols = as_columns(data)
+    cols["position"] = np.array(cols["position"])
+    cols["reward"] = np.array(cols["reward"])
+    assert (packed_texts(rewards, repr) is None) == (tiny > 64)  # the path taken
+    assert connect().actions.add_columns(cols) == stored
+    assert snapshot(r) == want
