@@ -1,79 +1,117 @@
-"""Reading a pipeline's replies with few wake-ups: the kernel told how many bytes are
-still due, at least, before it wakes the reader.
+"""Reading a pipeline's replies with few wake-ups: the reader sleeps until the bytes the
+replies still due take, at least, have come.
 
 A blocking read that finds no complete reply puts the thread to sleep until bytes
-come, and on the VMs of ``docs/performance.md`` each wake costs 50-80 µs of the
-client's CPU. A write of 10,000 actions is about 100 script calls whose replies come
-one every few milliseconds: read one at a time, that is 100 wakes, about 0.5 µs per
-action, as much as building a tenth of the write.
+come, and on the VMs of ``docs/performance.md`` each wake costs 150-250 µs of the
+client's CPU. A write of 10,000 actions is about 100 script calls whose replies come a
+few at a time as the server runs them: read as they come, 55-60 wakes, about 0.8 µs per
+action.
 
-``SO_RCVLOWAT`` tells the kernel not to wake a blocking read before that many bytes
-are queued. Every RESP reply is at least :data:`LEAST_REPLY` bytes (``+\\r\\n``, or
-RESP3's null ``_\\r\\n``), so before reading the next of ``n`` replies still due, at
-least ``3 * (n - 1) + 1`` bytes are still to come (the 1: the end of the reply being
-read, which may have begun). Asking for that many never keeps the reader asleep past
-the pipeline's last byte, and a reader that wakes with a third of the remaining
-replies' bytes (or more) needs about a dozen wakes for 100 replies, not 100. A closed
-connection or an error still wakes it at once.
+Before the next reply is read, when the connection's parser holds nothing of it, the
+reader waits in ``poll`` with the socket's ``SO_RCVLOWAT`` set to the bytes the replies
+still due take at least: every RESP reply is at least :data:`LEAST_REPLY` bytes
+(``+\\r\\n``, or RESP3's null ``_\\r\\n``), and none of theirs has been read. ``poll``
+compares the mark with the bytes queued on the socket, so it never waits past the
+pipeline's last byte, and a closed connection or an error wakes it at once. The mark is
+then set back to 1 before the parser reads: a blocking ``recv`` on TCP that copied
+some bytes would otherwise sleep until the mark's worth *more* were queued, which may
+never come. So the mark is only ever used by this wait.
 
-Only a plain TCP or Unix socket is marked (a TLS socket may hold decrypted bytes in
-OpenSSL that the kernel no longer counts). On a socket with a timeout (redis-py's
-default ``socket_timeout`` is 5 s) the timer covers one read, and a read that waits for
-several replies instead of one must get them all within the timeout. So a read there
-waits for at most one reply per :data:`REPLY_SECONDS` of the timeout (100 replies for
-5 s): a healthy server runs a write's call (about 100 records) in a few milliseconds,
-so the read times out, as before, only when the server has stalled for nearly the
-whole timeout. The read of the last reply sets the mark back to 1, so a connection goes
-back to its pool as it came; a read that fails leaves the connection disconnected
-(every runner does that).
+The socket's timeout keeps its meaning: the read fails with redis-py's ``TimeoutError``
+only when no byte came for that long (``poll`` timed out and nothing is queued); a
+wait that times out with bytes queued goes on to read them, as a read of one reply
+would have.
+
+Only a plain TCP socket whose parser is hiredis's (it says whether it holds unread
+bytes) is waited on so: a TLS socket may hold decrypted bytes in OpenSSL that the
+kernel no longer counts, and ``poll`` on a Unix socket ignores the mark.
 """
 
 from __future__ import annotations
 
+import select
 import socket
+import struct
 from typing import Any
 
-__all__ = ["LEAST_REPLY", "REPLY_SECONDS", "ReplyMarks"]
+import redis
+
+try:
+    import fcntl
+    import termios
+except ImportError:  # pragma: no cover - not on Windows: no waits there
+    fcntl = termios = None  # type: ignore[assignment]
+
+__all__ = ["LEAST_REPLY", "ReplyMarks"]
 
 LEAST_REPLY = 3
 """Bytes of the shortest RESP reply: an empty status ``+\\r\\n`` or RESP3's ``_\\r\\n``."""
 
-REPLY_SECONDS = 0.05
-"""On a socket with a timeout, one read waits for at most one reply per this many
-seconds of the timeout (see above)."""
-
 _MARKED = 4
-"""Fewer replies than this are read as they come: the mark would save at most a wake or
-two and costs a system call per reply."""
+"""Fewer replies than this are read as they come: the wait would save at most a wake
+or two and costs three system calls."""
 
 _FAMILIES = frozenset(f for f in (getattr(socket, "AF_INET", None),
-                                  getattr(socket, "AF_INET6", None),
-                                  getattr(socket, "AF_UNIX", None)) if f is not None)
+                                  getattr(socket, "AF_INET6", None)) if f is not None)
 _LOWAT: Any = getattr(socket, "SO_RCVLOWAT", None)
+_EVENTS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
 class ReplyMarks:
-    """The low-water marks of one connection's reads of ``replies`` replies: call
-    :meth:`next` before reading each of them, in order."""
+    """The waits of one connection's reads of ``replies`` replies: call :meth:`next`
+    before reading each of them, in order."""
 
-    __slots__ = ("_cap", "_left", "_set")
+    __slots__ = ("_conn", "_left", "_poll", "_sock", "_timeout")
 
     def __init__(self, conn: Any, replies: int) -> None:
+        self._conn = conn
         self._left = replies
+        self._sock: socket.socket | None = None
+        self._poll: Any = None
+        self._timeout: float | None = None
         sock = getattr(conn, "_sock", None)
-        self._set: Any = None
-        self._cap = replies
-        if (replies >= _MARKED and _LOWAT is not None and type(sock) is socket.socket
-                and sock.family in _FAMILIES):
-            self._set = sock.setsockopt
+        if (replies >= _MARKED and _LOWAT is not None and hasattr(select, "poll")
+                and fcntl is not None
+                and type(sock) is socket.socket and sock.family in _FAMILIES
+                and _idle_reader(conn) is not None):
+            self._sock = sock
+            self._poll = select.poll()
+            self._poll.register(sock.fileno(), _EVENTS)
             timeout = sock.gettimeout()
-            if timeout is not None:
-                self._cap = max(int(timeout / REPLY_SECONDS), 1)
+            self._timeout = None if timeout is None else timeout * 1000
 
     def next(self) -> None:
-        """Before reading the next reply: wake no earlier than the bytes of the replies
-        still due, at their least, can have come."""
-        self._left -= 1
-        if self._set is not None:
-            due = min(max(self._left, 0), self._cap)
-            self._set(socket.SOL_SOCKET, _LOWAT, LEAST_REPLY * due + 1)
+        """Before reading the next reply: when the parser holds nothing of it, sleep
+        until the replies still due can have come whole (see above)."""
+        due = self._left
+        self._left = due - 1
+        sock = self._sock
+        if sock is None or due < 2 or not _idle_reader(self._conn):
+            return
+        sock.setsockopt(socket.SOL_SOCKET, _LOWAT, LEAST_REPLY * due)
+        try:
+            ready = self._poll.poll(self._timeout)
+        finally:
+            sock.setsockopt(socket.SOL_SOCKET, _LOWAT, 1)
+        if not ready and _queued(sock) == 0:  # no byte for the whole timeout
+            raise redis.exceptions.TimeoutError("Timeout reading from socket")
+
+
+def _idle_reader(conn: Any) -> bool | None:
+    """Whether ``conn``'s parser holds no unread byte and no parsed reply; None: a
+    parser that does not say (not hiredis's), or none (disconnected)."""
+    parser = getattr(conn, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    has_data = getattr(reader, "has_data", None)
+    if has_data is None:
+        return None
+    if getattr(parser, "_next_response", False) is not False:  # redis-py 5's can_read
+        return False
+    return not has_data()
+
+
+def _queued(sock: socket.socket) -> int:
+    """Bytes queued on ``sock``, not read yet."""
+    got = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    queued: int = struct.unpack("i", got)[0]
+    return queued

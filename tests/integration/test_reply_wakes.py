@@ -1,13 +1,16 @@
 """Reading a pipeline's replies with few wake-ups (agentmem.backends.wakes): the reader
 sleeps until the bytes the replies still due must at least take have come, so it wakes
-far fewer times than once per reply, every reply is read even when each is the shortest
-RESP allows, and the connection goes back to its pool as it came."""
+far fewer times than once per reply; every reply is read even when each is the
+shortest RESP allows, with or without a socket timeout, when some are queued before
+the read starts, and from a batch of thousands; a socket timeout fails a read only when
+no byte came for that long; the connection goes back to its pool as it came."""
 
 from __future__ import annotations
 
 import socket
 import sys
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -90,19 +93,41 @@ def test_a_pipeline_read_with_marks_sleeps_far_fewer_times_than_its_replies(
     assert marked * 3 <= unmarked * 2, (marked, unmarked)
 
 
+def _client(server: Any, timeout: float | None, protocol: int = 2) -> redis.Redis:
+    """A redis-py client with exactly this socket timeout (None: none; agentmem's own
+    ``socket_timeout=None`` means redis-py's default, 5 s on redis-py 8)."""
+    return redis.Redis.from_url(server.url, socket_timeout=timeout, protocol=protocol)
+
+
+def _within(seconds: float, work: Any) -> Any:
+    """``work()``'s result, failing the test if it has not returned after ``seconds``."""
+    got: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            got.append(work())
+        except BaseException as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "the reader slept past the last reply"
+    if errors:
+        raise errors[0]
+    return got[0]
+
+
 @pytest.mark.parametrize("protocol", [2, 3])
 @pytest.mark.parametrize("timeout", [None, 5.0])
 def test_replies_as_short_as_resp_allows_are_all_read(
-        connect: Any, protocol: int, timeout: float | None) -> None:
+        server: Any, connect: Any, protocol: int, timeout: float | None) -> None:
     # "+\r\n" and RESP3's "_\r\n" are the 3 bytes the marks count on: one byte less
     # and the reader would sleep until the socket timeout (or for ever)
-    mem = connect(spin_us=0, protocol=protocol, socket_timeout=timeout)
-    got: list[Any] = []
-    worker = threading.Thread(target=lambda: got.append(
-        mem.runner.run(Plan(_calls("nil") + _calls("status"), every_reply))), daemon=True)
-    worker.start()
-    worker.join(60)
-    assert not worker.is_alive(), "the reader slept past the last reply"
+    mem = connect(spin_us=0, client=_client(server, timeout, protocol))
+    got = [_within(60, lambda: mem.runner.run(
+        Plan(_calls("nil") + _calls("status"), every_reply)))]
     assert got == [[None] * CALLS + [b""] * CALLS]
     assert _low_water(mem) == 1  # the connection went back to the pool unmarked
 
@@ -122,12 +147,52 @@ def test_a_read_that_fails_leaves_no_marked_connection(plain: agentmem.Memory,
     assert _low_water(plain) == 1
 
 
-def test_a_read_with_a_socket_timeout_waits_for_no_more_replies_than_it_allows(
-        connect: Any) -> None:
-    # 60 calls of 25 ms, each replying "+\r\n", on a 1 s timeout: one read waits for at
-    # most 1 / REPLY_SECONDS = 20 of them (0.5 s); were all 59 still due waited for at
-    # once, the read would need 1.5 s and time out
-    assert 1.0 / wakes.REPLY_SECONDS == 20
-    mem = connect(spin_us=0, socket_timeout=1.0)
-    assert mem.runner.run(Plan(_calls("status", 0.025, 60), every_reply)) == [b""] * 60
+@pytest.mark.parametrize("timeout", [None, 5.0])
+@pytest.mark.parametrize("how", ["run", "start"])
+@pytest.mark.parametrize("spin_us", [0, 200])
+def test_replies_queued_before_the_read_starts_are_read_with_the_rest(
+        server: Any, connect: Any, timeout: float | None, how: str, spin_us: int) -> None:
+    # the first reply comes at once, the next three 100 ms apart: a read that starts
+    # with the first queued must not then sleep until the mark's worth *more* bytes are
+    # queued (a blocking recv on TCP does; 3 * 3 + 1 bytes that never come)
+    mem = connect(spin_us=spin_us, client=_client(server, timeout))
+    calls = _calls("status", 0.0, 1) + _calls("status", 0.1, 3)
+
+    def read() -> Any:
+        if how == "run":
+            return mem.runner.run(Plan(calls, every_reply))
+        pending = mem.runner.start(Plan(calls, every_reply))
+        time.sleep(0.05)  # the first reply queued
+        return pending.result()
+
+    assert _within(20, read) == [b""] * 4
     assert _low_water(mem) == 1
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+def test_a_batch_of_thousands_of_short_replies_is_read_whole(
+        server: Any, connect: Any, timeout: float | None) -> None:
+    mem = connect(spin_us=200, client=_client(server, timeout))
+    ids = mem.actions.add_rows([{"agent_id": f"a{i % 10}", "simulation_id": "s",
+                                 "step_number": i, "action_type": "move"}
+                                for i in range(100)])
+    for _ in range(5):
+        def exists() -> int:
+            with mem.batch() as b:
+                handles = [b.actions.exists(ids[i % 100]) for i in range(5000)]
+            return sum(h.result() for h in handles)
+        assert _within(20, exists) == 5000
+    assert _low_water(mem) == 1
+
+
+def test_a_socket_timeout_fails_a_read_only_when_no_byte_came_for_that_long(
+        server: Any, connect: Any) -> None:
+    # 12 calls of 80 ms on a 0.3 s timeout: the whole pipeline takes about a second,
+    # but a reply comes every 80 ms, as each read of one reply would see it
+    mem = connect(spin_us=0, client=_client(server, 0.3))
+    assert mem.runner.run(Plan(_calls("status", 0.08, 12), every_reply)) == [b""] * 12
+    assert _low_water(mem) == 1
+    # a call of 1 s: no byte for the timeout, the read fails as before
+    with pytest.raises(agentmem.Unavailable):
+        mem.runner.run(Plan(_calls("status", 0.0, 3) + _calls("status", 1.0, 3),
+                            every_reply))
