@@ -61,11 +61,14 @@ SEED_ATTEMPTS = 5
 
 SEED_WAIT = 2.0
 """Seconds a seeding on a cluster waits, looking again every 10 ms, while another
-seeding sets its markers master by master: some masters have their marker and each of
-the others a running seeding's sentinel. Seeding then would take the finished masters'
-sentinels afresh and set their markers to its own token (the other writer's restart
-guard would take that for a loss and seed again). A sentinel still there after this
-long is joined, as when no master has its marker (its writer may have died)."""
+seeding finishes master by master: some masters hold a seeding's sentinel and others
+none. That seeding sets each master's marker (and drops its sentinel) in turn, so a
+look meanwhile sees some markers set or replaced and others not yet; seeding then
+(or taking the markers seen) would leave this writer with markers that change a moment
+later, and one of the two writers' restart guards would take that for a loss and seed
+again. Counted from the first look that finds such a state; a sentinel still there
+after this long is joined (its writer may have died). A sentinel on every master (a
+seeding still raising the marks) is joined at once."""
 
 _FINISHING = object()
 """:func:`_seed_once`'s: another seeding is setting its markers; look again."""
@@ -113,11 +116,14 @@ def seed(memory: Memory, archive: Archive,
     marks, nor in its buffer, nor in Redis, so the archive's marks are raised again."""
     fixed = () if callable(holds) else list(holds)
     get: Callable[[], Iterable[Action]] = holds if callable(holds) else (lambda: fixed)
-    waits_until = time.monotonic() + SEED_WAIT
+    waits_until: float | None = None  # (from the first look that finds one finishing)
     attempts = 0
     while attempts < SEED_ATTEMPTS:
-        out = _seed_once(memory, archive, get, known, time.monotonic() < waits_until)
+        patient = waits_until is None or time.monotonic() < waits_until
+        out = _seed_once(memory, archive, get, known, patient)
         if out is _FINISHING:
+            if waits_until is None:
+                waits_until = time.monotonic() + SEED_WAIT
             time.sleep(0.01)
         elif isinstance(out, Seeded):
             return out
@@ -149,11 +155,11 @@ def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Ac
     run = memory.runner.run
     markers = _markers(memory)
     found, run_id = _state(memory, markers)
-    if patient and None in found and any(t is not None for t in found) and all(
-            int(x) for x in run(Plan(tuple(command("EXISTS", k + ":seeding")
-                                           for k, t in zip(markers, found, strict=True)
-                                           if t is None), every_reply))):
-        return _FINISHING
+    if patient and len(markers) > 1:  # a cluster: is another seeding finishing?
+        held = [int(x) for x in run(Plan(tuple(command("EXISTS", k + ":seeding")
+                                                for k in markers), every_reply))]
+        if any(held) and not all(held):
+            return _FINISHING
     if all(t is not None for t in found):
         held_marks, held_seqs = _marks_of(holds())  # lost after: the marker goes too
         if known is not None and tuple(found) != known:  # seeded by another since

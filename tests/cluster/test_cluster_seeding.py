@@ -1,8 +1,10 @@
 """Seeding the retired marks on a real 3-master cluster (agentmem.dualwrite.ids) while
-another writer's seeding sets its markers master by master: the second writer waits
-for it and joins what it finished instead of seeding again over it; a master that lost
-its marker with no seeding running is seeded at once; a sentinel left by a writer that
-died is joined after ``SEED_WAIT`` (docs/durability.md)."""
+another writer's seeding sets or replaces its markers master by master: the second
+writer waits for it and takes what it finished instead of seeding again over it or
+taking markers about to change; a master that lost its marker with no seeding running
+is seeded at once; a seeding running on every master is joined at once; a seeded
+cluster is taken at once; a sentinel left by a writer that died is joined after
+``SEED_WAIT`` (docs/durability.md)."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from agentmem.servers.local import LocalCluster, find_binary
 SIM = "sim_cluster_seeding"
 AGENTS = 50
 OTHER = b"other0writer0tok"  # the token of the seeding already running
+BEFORE = b"before0seeding00"  # the markers' token before it (a reseed replaces them)
 
 
 @pytest.fixture(scope="module", params=["redis", "valkey"])
@@ -62,16 +65,30 @@ def archive(tmp_path: Path) -> Iterator[Archive]:
     a.close()
 
 
-def _half_done(cm: ClusterMemory, rc: redis.RedisCluster) -> list[str]:
+def _half_done(cm: ClusterMemory, rc: redis.RedisCluster, before: bytes | None = None
+               ) -> list[str]:
     """Another writer's seeding on its last step: its marker set on the first master,
     its sentinel still on the others (retired_seeded.lua sets a master's marker and
-    deletes its sentinel at once, master by master)."""
+    deletes its sentinel at once, master by master), whose markers are ``before``'s
+    (a reseed after the first master lost its data) or missing."""
     markers = ids._markers(cm)  # type: ignore[arg-type]
     assert len(markers) == 3
     rc.set(markers[0], OTHER)
     for k in markers[1:]:
         rc.set(k + ":seeding", OTHER)
+        if before is not None:
+            rc.set(k, before)
     return markers
+
+
+def _seed_within(cm: ClusterMemory, archive: Archive, seconds: float = 30) -> ids.Seeded:
+    got: list[ids.Seeded] = []
+    worker = threading.Thread(target=lambda: got.append(ids.seed(cm, archive)),  # type: ignore[arg-type]
+                              daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), "the seeding still waits"
+    return got[0]
 
 
 def _finish(rc: redis.RedisCluster, markers: list[str]) -> None:
@@ -98,24 +115,60 @@ def _retired_keys(cm: ClusterMemory) -> int:
                for _ in cm.runner.node_client(node).scan_iter("*retired*", count=1000))
 
 
-def test_a_seeding_finishing_master_by_master_is_waited_for_and_joined(
+@pytest.mark.parametrize("before", [None, BEFORE])
+def test_a_seeding_finishing_master_by_master_is_waited_for_and_taken(
         cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    # before: the second writer took the first master's (free) sentinel, joined the
-    # others', seeded again and set the first master's marker to its own token
-    markers = _half_done(cm, rc)
+        monkeypatch: pytest.MonkeyPatch, before: bytes | None) -> None:
+    # before the fix, markers missing: the second writer took the first master's (free)
+    # sentinel, joined the others', seeded again and set the first master's marker to
+    # its own token; markers being replaced: it took (OTHER, BEFORE, BEFORE) at once,
+    # and its restart guard tripped when they became OTHER's
+    markers = _half_done(cm, rc, before)
     looks = _looks(monkeypatch)
     other = threading.Timer(0.2, _finish, (rc, markers))
     other.start()
-    out = ids.seed(cm, archive)  # type: ignore[arg-type]
-    other.join()
+    try:
+        out = _seed_within(cm, archive)
+    finally:
+        other.cancel()
+        other.join()
     assert out.agents == 0  # nothing seeded: the other seeding did it
     assert out.tokens == (OTHER,) * 3
     assert [rc.get(k) for k in markers] == [OTHER] * 3
     assert not any(rc.exists(k + ":seeding") for k in markers)
     assert _retired_keys(cm) == 0
-    assert len(looks) >= 2
+    assert 2 <= len(looks) < 100  # looked again, 10 ms apart
     assert looks[-1] == [OTHER] * 3
+    assert ids.watch_restarts(cm, out)  # type: ignore[arg-type]  # the tokens it keeps
+
+
+def test_a_seeding_running_on_every_master_is_joined_at_once(
+        cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    markers = ids._markers(cm)  # type: ignore[arg-type]
+    for k in markers:  # still raising the marks: no marker set yet
+        rc.set(k + ":seeding", OTHER)
+    looks = _looks(monkeypatch)
+    out = _seed_within(cm, archive)
+    assert len(looks) == 1  # no waiting
+    assert out.agents == AGENTS  # joined: raised the marks too
+    assert out.tokens == (OTHER,) * 3  # and set the markers to the seeding's token
+    assert [rc.get(k) for k in markers] == [OTHER] * 3
+    assert not any(rc.exists(k + ":seeding") for k in markers)
+
+
+def test_a_seeded_cluster_is_taken_at_once(
+        cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    markers = ids._markers(cm)  # type: ignore[arg-type]
+    for k in markers:
+        rc.set(k, BEFORE)
+    looks = _looks(monkeypatch)
+    out = _seed_within(cm, archive)
+    assert len(looks) == 1
+    assert out.agents == 0
+    assert out.tokens == (BEFORE,) * 3
+    assert _retired_keys(cm) == 0
 
 
 def test_a_master_that_lost_its_marker_with_no_seeding_running_is_seeded_at_once(
@@ -124,7 +177,7 @@ def test_a_master_that_lost_its_marker_with_no_seeding_running_is_seeded_at_once
     markers = ids._markers(cm)  # type: ignore[arg-type]
     rc.set(markers[0], OTHER)  # the others lost theirs (a restart): no sentinel
     looks = _looks(monkeypatch)
-    out = ids.seed(cm, archive)  # type: ignore[arg-type]
+    out = _seed_within(cm, archive)
     assert len(looks) == 1  # no waiting
     assert out.agents == AGENTS
     assert len(set(out.tokens)) == 1
@@ -139,7 +192,7 @@ def test_a_sentinel_left_by_a_writer_that_died_is_joined_after_the_wait(
     markers = _half_done(cm, rc)  # ... and its writer died there
     monkeypatch.setattr(ids, "SEED_WAIT", 0.3)
     looks = _looks(monkeypatch)
-    out = ids.seed(cm, archive)  # type: ignore[arg-type]
+    out = _seed_within(cm, archive)
     assert len(looks) >= 3  # looked again while it waited
     assert out.agents == AGENTS  # then joined the sentinels and seeded
     assert [rc.get(k) for k in markers] == list(out.tokens)
