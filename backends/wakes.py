@@ -88,12 +88,17 @@ class ReplyMarks:
         sock = self._sock
         if sock is None or due < 2 or not _idle_reader(self._conn):
             return
-        sock.setsockopt(socket.SOL_SOCKET, _LOWAT, LEAST_REPLY * due)
         try:
-            ready = self._poll.poll(self._timeout)
-        finally:
-            sock.setsockopt(socket.SOL_SOCKET, _LOWAT, 1)
-        if not ready and _queued(sock) == 0:  # no byte for the whole timeout
+            sock.setsockopt(socket.SOL_SOCKET, _LOWAT, LEAST_REPLY * due)
+            try:
+                ready = self._poll.poll(self._timeout)
+            finally:
+                sock.setsockopt(socket.SOL_SOCKET, _LOWAT, 1)
+            idle = not ready and _queued(sock) == 0
+        except OSError as exc:  # closed meanwhile (another thread), reset: as a read's
+            raise redis.exceptions.ConnectionError(
+                f"Error while reading from socket: {exc}") from exc
+        if idle:  # no byte for the whole timeout
             raise redis.exceptions.TimeoutError("Timeout reading from socket")
 
 

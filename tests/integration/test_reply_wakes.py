@@ -196,3 +196,21 @@ def test_a_socket_timeout_fails_a_read_only_when_no_byte_came_for_that_long(
     with pytest.raises(agentmem.Unavailable):
         mem.runner.run(Plan(_calls("status", 0.0, 3) + _calls("status", 1.0, 3),
                             every_reply))
+
+
+def test_a_store_closed_by_another_thread_during_the_wait_fails_as_unavailable(
+        server: Any, connect: Any) -> None:
+    # the socket is shut and closed under the wait's poll: the read fails as a read of
+    # a closed connection does (Unavailable), not with the socket's own OSError
+    for delay in (0.05, 0.3, 0.6):
+        mem = connect(spin_us=0)
+        mem.runner.run(Plan((command("PING"),), every_reply))
+        closer = threading.Timer(delay, mem.close)
+        closer.start()
+        try:
+            with pytest.raises(agentmem.Unavailable):
+                _within(30, lambda m=mem: m.runner.run(
+                    Plan(_calls("status", 0.2, 10), every_reply)))
+        finally:
+            closer.cancel()
+            closer.join()
