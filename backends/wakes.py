@@ -17,10 +17,12 @@ then set back to 1 before the parser reads: a blocking ``recv`` on TCP that copi
 some bytes would otherwise sleep until the mark's worth *more* were queued, which may
 never come. So the mark is only ever used by this wait.
 
-The socket's timeout keeps its meaning: the read fails with redis-py's ``TimeoutError``
-only when no byte came for that long (``poll`` timed out and nothing is queued); a
-wait that times out with bytes queued goes on to read them, as a read of one reply
-would have.
+The socket's timeout: the read fails with redis-py's ``TimeoutError`` only when no
+byte came for that long (``poll`` timed out and nothing is queued), so a healthy server
+never fails a read the per-reply reads would have passed; a wait that times out with
+bytes queued goes on to read them. A server that stops after sending a few replies is
+found within twice the timeout of its last byte (once, read reply by reply): the wait
+that saw those bytes queued lasted the timeout, and the next one lasts it again.
 
 Only a plain TCP socket whose parser is hiredis's (it says whether it holds unread
 bytes) is waited on so: a TLS socket may hold decrypted bytes in OpenSSL that the
@@ -41,6 +43,11 @@ try:
     import termios
 except ImportError:  # pragma: no cover - not on Windows: no waits there
     fcntl = termios = None  # type: ignore[assignment]
+
+_NOT_YET: Any = getattr(getattr(getattr(redis, "_parsers", None), "hiredis", None),
+                        "NOT_ENOUGH_DATA", False)
+"""What redis-py 5.0.8-7.x keep in the parser's ``_next_response`` when it holds no
+parsed reply (``False`` before 5.0.8; the attribute is gone in 8)."""
 
 __all__ = ["LEAST_REPLY", "ReplyMarks"]
 
@@ -110,7 +117,8 @@ def _idle_reader(conn: Any) -> bool | None:
     has_data = getattr(reader, "has_data", None)
     if has_data is None:
         return None
-    if getattr(parser, "_next_response", False) is not False:  # redis-py 5's can_read
+    held = getattr(parser, "_next_response", False)  # redis-py 5-7's can_read
+    if held is not False and held is not _NOT_YET:
         return False
     return not has_data()
 
