@@ -25,7 +25,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from agentmem.backends import sqlreads
 from agentmem.backends.redis import Memory
@@ -154,12 +154,10 @@ def _seed_once(memory: Memory, archive: Archive, holds: Callable[[], Iterable[Ac
     (:data:`SEED_WAIT`)."""
     run = memory.runner.run
     markers = _markers(memory)
-    found, run_id = _state(memory, markers)
-    if patient and len(markers) > 1:  # a cluster: is another seeding finishing?
-        held = [int(x) for x in run(Plan(tuple(command("EXISTS", k + ":seeding")
-                                                for k in markers), every_reply))]
-        if any(held) and not all(held):
-            return _FINISHING
+    look = _look(memory, markers, patient)
+    if look is _FINISHING:
+        return _FINISHING
+    found, run_id = cast(tuple[list[bytes | None], bytes | None], look)
     if all(t is not None for t in found):
         held_marks, held_seqs = _marks_of(holds())  # lost after: the marker goes too
         if known is not None and tuple(found) != known:  # seeded by another since
@@ -220,6 +218,21 @@ def _raise_marks(memory: Memory, marks: dict[tuple[str, str], int],
     for start in range(0, len(calls), 1000):
         run(Plan(tuple(calls[start:start + 1000]), every_reply))
     return len(calls)
+
+
+def _look(memory: Memory, markers: list[str], patient: bool
+          ) -> tuple[list[bytes | None], bytes | None] | object:
+    """:func:`_state`; with ``patient`` on a cluster, :data:`_FINISHING` instead when some
+    masters hold a seeding's sentinel and others none. The sentinels are looked at
+    first: a master's marker is set and its sentinel deleted in one script, so markers
+    read after no sentinel was found are final (read before, a seeding that finished in
+    between would leave markers about to change taken)."""
+    if patient and len(markers) > 1:  # a cluster: is another seeding finishing?
+        held = [int(x) for x in memory.runner.run(
+            Plan(tuple(command("EXISTS", k + ":seeding") for k in markers), every_reply))]
+        if any(held) and not all(held):
+            return _FINISHING
+    return _state(memory, markers)
 
 
 def _state(memory: Memory, markers: list[str]) -> tuple[list[bytes | None], bytes | None]:

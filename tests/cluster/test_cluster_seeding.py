@@ -98,15 +98,16 @@ def _finish(rc: redis.RedisCluster, markers: list[str]) -> None:
 
 
 def _looks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Each look's outcome: the markers found, or ids._FINISHING."""
     seen: list[Any] = []
-    real = ids._state
+    real = ids._look
 
-    def counted(memory: Any, markers: list[str]) -> Any:
-        got = real(memory, markers)
-        seen.append(got[0])
+    def counted(memory: Any, markers: list[str], patient: bool) -> Any:
+        got = real(memory, markers, patient)
+        seen.append(got if got is ids._FINISHING else got[0])
         return got
 
-    monkeypatch.setattr(ids, "_state", counted)
+    monkeypatch.setattr(ids, "_look", counted)
     return seen
 
 
@@ -140,6 +141,34 @@ def test_a_seeding_finishing_master_by_master_is_waited_for_and_taken(
     assert 2 <= len(looks) < 100  # looked again, 10 ms apart
     assert looks[-1] == [OTHER] * 3
     assert ids.watch_restarts(cm, out)  # type: ignore[arg-type]  # the tokens it keeps
+
+
+def test_markers_read_just_before_a_seeding_finishes_are_not_taken(
+        cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the other seeding finishes right after a read of the markers (and at the latest
+    # 0.2 s in): before the fix the sentinels were looked at after the markers, found
+    # gone, and the markers read before (OTHER, BEFORE, BEFORE) taken
+    markers = _half_done(cm, rc, BEFORE)
+    real = ids._state
+
+    def finishing_after(memory: Any, keys: list[str]) -> Any:
+        got = real(memory, keys)
+        _finish(rc, markers)
+        return got
+
+    monkeypatch.setattr(ids, "_state", finishing_after)
+    other = threading.Timer(0.2, _finish, (rc, markers))
+    other.start()
+    try:
+        out = _seed_within(cm, archive)
+    finally:
+        other.cancel()
+        other.join()
+    assert out.tokens == (OTHER,) * 3
+    assert out.agents == 0
+    assert _retired_keys(cm) == 0
+    assert ids.watch_restarts(cm, out)  # type: ignore[arg-type]
 
 
 def test_a_seeding_running_on_every_master_is_joined_at_once(
