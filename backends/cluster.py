@@ -370,7 +370,7 @@ class ClusterRunner:
                         self._spin_us, host=node.host, unix=False)
                 if spin:
                     wait_readable(conn, spin)
-            marks = ReplyMarks(conn, len(calls))
+            marks = ReplyMarks(conn, calls)
             for i in idx:
                 if i in asking:
                     marks.next()

@@ -62,7 +62,8 @@ def _with_source(call: Call) -> Call:
     process killed after the send); the server hashes the text and runs its cached copy."""
     if call.script is None or call.args[0] != "EVALSHA":
         return call
-    return Call(("EVAL", call.script.source, *call.args[2:]), call.script, call.route)
+    return Call(("EVAL", call.script.source, *call.args[2:]), call.script, call.route,
+                call.least_reply)
 
 
 class RedisRunner:
@@ -248,7 +249,7 @@ class RedisRunner:
     def _replies(self, conn: Any, sent: list[Call]) -> list[Any]:
         client: Any = self.client
         replies: list[Any] = []
-        marks = ReplyMarks(conn, len(sent))
+        marks = ReplyMarks(conn, sent)
         for call in sent:
             marks.next()
             try:

@@ -9,8 +9,10 @@ action.
 
 Before the next reply is read, when the connection's parser holds nothing of it, the
 reader waits in ``poll`` with the socket's ``SO_RCVLOWAT`` set to the bytes the replies
-still due take at least: every RESP reply is at least :data:`LEAST_REPLY` bytes
-(``+\\r\\n``, or RESP3's null ``_\\r\\n``), and none of theirs has been read. ``poll``
+still due take at least, and none of theirs has been read: each call's
+:attr:`~agentmem.plans.plan.Call.least_reply`, :data:`LEAST_REPLY` (``+\\r\\n``, or
+RESP3's null ``_\\r\\n``) unless its plan knows more (a write's reply is an array
+whose first element is a text: 11 bytes at least). ``poll``
 compares the mark with the bytes queued on the socket, so it never waits past the
 pipeline's last byte, and a closed connection or an error wakes it at once. The mark is
 then set back to 1 before the parser reads: a blocking ``recv`` on TCP that copied
@@ -24,6 +26,12 @@ bytes queued goes on to read them. A server that stops after sending a few repli
 found within twice the timeout of its last byte (once, read reply by reply): the wait
 that saw those bytes queued lasted the timeout, and the next one lasts it again.
 
+A call that states more than :data:`LEAST_REPLY` bytes states a bound its reply
+never falls short of. Were one wrong, the last wait would not end when the last byte
+came but after the socket's timeout (then the bytes queued are read, with no error);
+without a socket timeout such a wait lasts at most a second (:data:`_BOUNDED`), after
+which the reader reads, blocking, as it would have without the wait.
+
 Only a plain TCP socket whose parser is hiredis's (it says whether it holds unread
 bytes) is waited on so: a TLS socket may hold decrypted bytes in OpenSSL that the
 kernel no longer counts, and ``poll`` on a Unix socket ignores the mark.
@@ -34,9 +42,12 @@ from __future__ import annotations
 import select
 import socket
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import redis
+
+from agentmem.plans.plan import LEAST_REPLY, Call
 
 try:
     import fcntl
@@ -51,9 +62,6 @@ parsed reply (``False`` before 5.0.8; the attribute is gone in 8)."""
 
 __all__ = ["LEAST_REPLY", "ReplyMarks"]
 
-LEAST_REPLY = 3
-"""Bytes of the shortest RESP reply: an empty status ``+\\r\\n`` or RESP3's ``_\\r\\n``."""
-
 _MARKED = 4
 """Fewer replies than this are read as they come: the wait would save at most a wake
 or two and costs three system calls."""
@@ -64,15 +72,24 @@ _LOWAT: Any = getattr(socket, "SO_RCVLOWAT", None)
 _EVENTS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
+_BOUNDED = 1000.0
+"""Without a socket timeout, a wait whose mark counts on more than
+:data:`LEAST_REPLY` bytes per reply lasts at most this long (ms) before the reader
+reads what came: a bound that was wrong then costs a second, never a hang."""
+
+
 class ReplyMarks:
-    """The waits of one connection's reads of ``replies`` replies: call :meth:`next`
-    before reading each of them, in order."""
+    """The waits of one connection's reads of the replies of ``calls``: call
+    :meth:`next` before reading each of them, in order."""
 
-    __slots__ = ("_conn", "_left", "_poll", "_sock", "_timeout")
+    __slots__ = ("_bytes", "_calls", "_conn", "_left", "_poll", "_sock", "_timeout")
 
-    def __init__(self, conn: Any, replies: int) -> None:
+    def __init__(self, conn: Any, calls: Sequence[Call]) -> None:
+        replies = len(calls)
         self._conn = conn
+        self._calls = calls
         self._left = replies
+        self._bytes = 0
         self._sock: socket.socket | None = None
         self._poll: Any = None
         self._timeout: float | None = None
@@ -86,6 +103,7 @@ class ReplyMarks:
             self._poll.register(sock.fileno(), _EVENTS)
             timeout = sock.gettimeout()
             self._timeout = None if timeout is None else timeout * 1000
+            self._bytes = sum(c.least_reply for c in calls)
 
     def next(self) -> None:
         """Before reading the next reply: when the parser holds nothing of it, sleep
@@ -93,19 +111,26 @@ class ReplyMarks:
         due = self._left
         self._left = due - 1
         sock = self._sock
-        if sock is None or due < 2 or not _idle_reader(self._conn):
+        if sock is None or due < 1:
             return
+        mark = self._bytes
+        self._bytes = mark - self._calls[-due].least_reply
+        if due < 2 or not _idle_reader(self._conn):
+            return
+        timeout = bounded = self._timeout
+        if bounded is None and mark > LEAST_REPLY * due:
+            bounded = _BOUNDED
         try:
-            sock.setsockopt(socket.SOL_SOCKET, _LOWAT, LEAST_REPLY * due)
+            sock.setsockopt(socket.SOL_SOCKET, _LOWAT, mark)
             try:
-                ready = self._poll.poll(self._timeout)
+                ready = self._poll.poll(bounded)
             finally:
                 sock.setsockopt(socket.SOL_SOCKET, _LOWAT, 1)
-            idle = not ready and _queued(sock) == 0
+            idle = not ready and timeout is not None and _queued(sock) == 0
         except OSError as exc:  # closed meanwhile (another thread), reset: as a read's
             raise redis.exceptions.ConnectionError(
                 f"Error while reading from socket: {exc}") from exc
-        if idle:  # no byte for the whole timeout
+        if idle:  # no byte for the whole timeout (without one: read, blocking, as before)
             raise redis.exceptions.TimeoutError("Timeout reading from socket")
 
 

@@ -202,6 +202,7 @@ class ColumnBatcher:
             planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
         self.ttl = str(planner.spec.ttl or 0)
+        self.least_reply = planner.least_reply  # (the same reply as core/write.lua's)
         self._outbox, self._marker = planner.outbox, planner.marker
 
     def takes(self, records: Sequence[Prepared]) -> bool:
@@ -364,7 +365,7 @@ class ColumnBatcher:
             group = outbox_group(self._outbox, self._marker)
             ob = [group[1], *group[3:]]
         arg = packb([self.plan, n, self.ttl, "g", bases, False, wire, keys, ob], 6)
-        return script_call(WRITE_COLS, [arg]), list(bases)
+        return script_call(WRITE_COLS, [arg], least_reply=self.least_reply), list(bases)
 
     def _keys(self, k: int, cols: Sequence[Sequence[Any] | None], n: int,
               memo: dict[Any, Any]) -> list[Any]:

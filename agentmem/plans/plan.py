@@ -22,6 +22,14 @@ T = TypeVar("T")
 U = TypeVar("U")
 Arg = str | bytes | int | float
 
+LEAST_REPLY = 3
+"""Bytes of the shortest RESP reply: an empty status ``+\\r\\n`` or RESP3's ``_\\r\\n``."""
+
+LEAST_TEXT_FIRST = 11
+"""Bytes of the shortest array whose first element is a text, ``*1\\r\\n$1\\r\\nx\\r\\n``
+(and of any error reply the server gives a script call: ``-ERR ...``, ``-NOSCRIPT
+...``, ``-BUSY ...``, every one longer)."""
+
 
 @dataclass(frozen=True)
 class Call:
@@ -33,11 +41,17 @@ class Call:
     """A cluster runner's routing key (not sent): the call runs on this key's slot.
     ``None``: the first key of the command (for a script, ``KEYS[1]`` or else its
     first argument). One server ignores it."""
+    least_reply: int = LEAST_REPLY
+    """Bytes its reply takes at least, whatever it is (an error too): the reply wait
+    (:mod:`agentmem.backends.wakes`) sleeps until the replies due can have come whole.
+    A bound, never a guess: a reply shorter than this makes the reader wait out the
+    socket's timeout (or a second, without one) before it reads."""
 
 
 def script_call(script: Script, argv: Sequence[Arg], keys: Sequence[str] = (),
-                route: str | None = None) -> Call:
-    return Call(("EVALSHA", script.sha, len(keys), *keys, *argv), script, route)
+                route: str | None = None, least_reply: int = LEAST_REPLY) -> Call:
+    return Call(("EVALSHA", script.sha, len(keys), *keys, *argv), script, route,
+                least_reply)
 
 
 def command(*args: Arg) -> Call:

@@ -40,7 +40,7 @@ from agentmem.model.schema import (
     Template,
 )
 from agentmem.plans.keyspace import hash_tag
-from agentmem.plans.plan import Arg, Call, script_call
+from agentmem.plans.plan import LEAST_REPLY, LEAST_TEXT_FIRST, Arg, Call, script_call
 from agentmem.plans.writeargs import (
     MAX_SCORE_INT,
     Marker,
@@ -96,6 +96,10 @@ class WritePlanner(Generic[M]):
         self.id_field = codec.wire(spec.id)
         """The hash field of the id (the storage name unless the layout renames it)."""
         self.stamp_field = codec.wire(self.stamp_name) if stamp else ""
+        # a write's reply (lib/write_body.lua): {stamp, changed...}, or an array of a
+        # '\0' text and more, when nothing was written; without a stamp, {changed...}
+        # may be empty (*0)
+        self.least_reply = LEAST_TEXT_FIRST if stamp else LEAST_REPLY
         """The hash field of the write time ('': none)."""
         skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
         self.hash_pos = [i for i in range(len(names)) if i not in skip]
@@ -460,9 +464,11 @@ class WritePlanner(Generic[M]):
         if self.outbox is not None and not self.cluster:
             argv[at] = int(argv[at]) + 1
             argv += outbox_group(self.outbox, self.marker)
+        least = self.least_reply
         if self.cluster and scopes:  # routed to the slot of the records' keys
-            return script_call(WRITE, [pack(argv)], route=str(argv[5])), guessed
-        return script_call(WRITE, [pack(argv)]), guessed
+            return script_call(WRITE, [pack(argv)], route=str(argv[5]),
+                               least_reply=least), guessed
+        return script_call(WRITE, [pack(argv)], least_reply=least), guessed
 
     def record_keys(self, rec: Prepared) -> set[str]:
         """Every index key ``rec`` writes to (to tell which records a bad key refuses)."""

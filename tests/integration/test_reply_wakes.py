@@ -7,18 +7,20 @@ no byte came for that long; the connection goes back to its pool as it came."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 import threading
 import time
 from typing import Any
 
+import hiredis
 import pytest
 import redis
 
 import agentmem
 from agentmem.backends import wakes
-from agentmem.plans.plan import Call, Plan, command, every_reply
+from agentmem.plans.plan import LEAST_TEXT_FIRST, Call, Plan, command, every_reply
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="counts wakes in /proc/thread-self/status")
@@ -214,3 +216,104 @@ def test_a_store_closed_by_another_thread_during_the_wait_fails_as_unavailable(
         finally:
             closer.cancel()
             closer.join()
+
+
+def _stated(calls: tuple[Call, ...], least: int) -> tuple[Call, ...]:
+    return tuple(dataclasses.replace(c, least_reply=least) for c in calls)
+
+
+def test_calls_that_state_longer_replies_are_read_with_fewer_wakes(
+        plain: agentmem.Memory) -> None:
+    # "abc" comes as "$3\r\nabc\r\n", 9 bytes: stated, the mark counts on 9 bytes per
+    # reply due and the reader wakes about once when they are all there; at 3 bytes
+    # each wake waits for a third of what is due (11-20 wakes measured)
+    plain.runner.run(Plan(_calls("abc", 0.0, 4), every_reply))  # connected, cached
+
+    def sleeps(calls: tuple[Call, ...]) -> int:
+        pending = plain.runner.start(Plan(calls, every_reply))
+        before = _sleeps()
+        assert pending.result() == [b"abc"] * CALLS
+        return _sleeps() - before
+
+    default = sleeps(_calls("abc"))
+    stated = sleeps(_stated(_calls("abc"), 9))
+    assert stated <= 5, stated
+    assert stated * 2 <= default, (stated, default)
+    assert _low_water(plain) == 1
+
+
+@pytest.mark.parametrize("timeout", [None, 0.3])
+def test_a_stated_length_the_replies_fall_short_of_delays_the_read_and_never_hangs_it(
+        server: Any, connect: Any, timeout: float | None) -> None:
+    # the calls state 50 bytes, their replies take 3 ("+\r\n"): once they have all
+    # come, the mark is never reached; the wait lasts the socket's timeout (or, with
+    # none, a second) and the reader then reads them all, with no timeout error
+    mem = connect(spin_us=0, client=_client(server, timeout))
+    calls = _stated(_calls("status", 0.0, 10), 50)
+    t0 = time.perf_counter()
+    assert _within(30, lambda: mem.runner.run(Plan(calls, every_reply))) == [b""] * 10
+    assert time.perf_counter() - t0 >= (0.25 if timeout else 0.9)  # it did wait
+    assert _low_water(mem) == 1
+
+
+def _reply_bytes(server: Any, call: Call) -> tuple[int, Any]:
+    """The bytes of ``call``'s reply, read off a connection of its own, and the reply."""
+    conn: Any = redis.Redis.from_url(server.url, protocol=2).connection_pool.get_connection()
+    try:
+        sock = conn._sock  # connected, its database selected
+        sock.sendall(b"".join(conn.pack_command(*call.args)))
+        reader = hiredis.Reader()
+        size = 0
+        while True:
+            data = sock.recv(65536)
+            assert data, "closed"
+            size += len(data)
+            reader.feed(data)
+            got = reader.gets()
+            if got is not False:
+                return size, got
+    finally:
+        conn.disconnect()
+
+
+@pytest.mark.parametrize("path", ["add_rows", "add_columns"])
+def test_a_writes_replies_take_at_least_what_its_calls_state(
+        server: Any, connect: Any, r: redis.Redis, path: str) -> None:
+    # a write's calls state LEAST_TEXT_FIRST bytes: its reply written, refused (a key of
+    # another type), and refused by a server that lacks the script, each at least that
+    mem = connect(spin_us=0)
+    repo = mem.actions
+    rows = [{"agent_id": f"a{i % 10}", "simulation_id": "s", "step_number": i,
+             "action_type": "move", "reward": 0.5} for i in range(100)]
+    repo.add_rows(rows[:1])  # the scripts loaded, the grid cell recorded
+    build = getattr(type(repo), path).build
+
+    def first_call() -> Call:
+        made = build(repo, rows if path == "add_rows" else
+                     {k: [row[k] for row in rows] for k in rows[0]})
+        call = next(iter(made.calls))
+        assert call.least_reply == LEAST_TEXT_FIRST
+        return call
+
+    size, reply = _reply_bytes(server, first_call())  # written
+    assert isinstance(reply, list) and size >= LEAST_TEXT_FIRST
+    r.delete(*r.keys("agent:a3:action:types:*"))
+    r.delete("agent:a3:action:timeline")
+    r.set("agent:a3:action:timeline", "x")  # an index key of another type
+    size, reply = _reply_bytes(server, first_call())
+    assert isinstance(reply, list) and reply[0] == b"\0WRONGTYPE"
+    assert size >= LEAST_TEXT_FIRST
+    r.script_flush()
+    size, reply = _reply_bytes(server, first_call())
+    assert isinstance(reply, hiredis.ReplyError) and size >= LEAST_TEXT_FIRST
+
+
+def test_without_a_socket_timeout_calls_slower_than_the_bounded_wait_are_waited_for(
+        server: Any, connect: Any) -> None:
+    # no socket timeout, replies that fill what they state, each call 1.1 s: the wait
+    # gives up after a second with nothing queued, and the reader goes on to wait in
+    # its read, as it would have without the wait, instead of failing
+    mem = connect(spin_us=0, client=_client(server, None))
+    calls = _stated(_calls("abc", 1.1, 4), 9)
+    assert _within(60, lambda: mem.runner.run(Plan(calls, every_reply))) == [b"abc"] * 4
+    assert _low_water(mem) == 1
