@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,33 +25,18 @@ from agentmem.errors import LayoutError
 from agentmem.migrations import redis as mig
 from agentmem.model.records import Action
 from agentmem.plans.keyspace import LAYOUT_KEY
-from agentmem.servers.local import LocalCluster, find_binary
+from agentmem.servers.local import LocalCluster
 
 AGENTS = 40
 
 
-@pytest.fixture(scope="module", params=["redis", "valkey"])
-def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
-    if find_binary(request.param) is None:
-        pytest.skip(f"no {request.param} server binary")
-    c = LocalCluster(request.param).start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 @pytest.fixture
-def cm(cluster: LocalCluster) -> Iterator[ClusterMemory]:
-    mem = connect_cluster(cluster.url)
-    for node in mem.runner.primaries():
-        mem.runner.node_client(node).flushall()
-    mem.actions.add_many([
+def cm(cm: ClusterMemory) -> ClusterMemory:  # (conftest's: every master flushed)
+    cm.actions.add_many([
         Action(agent_id=f"a{i % AGENTS}", simulation_id=f"s{i % 3}", step_number=i,
                action_type=("move", "eat")[i % 2], reward=i / 7, details={"i": i, "é": [i]},
                action_target_id=f"t{i % 5}") for i in range(1200)])
-    yield mem
-    mem.close()
+    return cm
 
 
 def _everything(mem: ClusterMemory) -> dict[str, Any]:

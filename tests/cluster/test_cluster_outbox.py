@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,30 +28,10 @@ from agentmem.dualwrite.writer import DualWriter
 from agentmem.errors import WriteError
 from agentmem.model.records import Action
 from agentmem.plans.keyspace import LAYOUT_KEY
-from agentmem.servers.local import LocalCluster, find_binary
+from agentmem.servers.local import LocalCluster
 
 SIM = "sim_cluster_outbox"
 LEASE = 0.3
-
-
-@pytest.fixture(scope="module", params=["redis", "valkey"])
-def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
-    if find_binary(request.param) is None:
-        pytest.skip(f"no {request.param} server binary")
-    c = LocalCluster(request.param).start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-@pytest.fixture
-def cm(cluster: LocalCluster) -> Iterator[ClusterMemory]:
-    mem = connect_cluster(cluster.url)
-    for node in mem.runner.primaries():
-        mem.runner.node_client(node).flushall()
-    yield mem
-    mem.close()
 
 
 def _client(cluster: LocalCluster) -> redis.RedisCluster:

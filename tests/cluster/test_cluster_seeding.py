@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import redis
 
-from agentmem.backends.cluster import ClusterMemory, connect_cluster
+from agentmem.backends.cluster import ClusterMemory
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.dualwrite import ids
 from agentmem.model.records import Action
-from agentmem.servers.local import LocalCluster, find_binary
+from agentmem.servers.local import LocalCluster
 
 SIM = "sim_cluster_seeding"
 AGENTS = 50
@@ -28,25 +28,10 @@ OTHER = b"other0writer0tok"  # the token of the seeding already running
 BEFORE = b"before0seeding00"  # the markers' token before it (a reseed replaces them)
 
 
-@pytest.fixture(scope="module", params=["redis", "valkey"])
-def cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
-    if find_binary(request.param) is None:
-        pytest.skip(f"no {request.param} server binary")
-    c = LocalCluster(request.param).start()
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 @pytest.fixture
-def cm(cluster: LocalCluster) -> Iterator[ClusterMemory]:
-    mem = connect_cluster(cluster.url)
-    for node in mem.runner.primaries():
-        mem.runner.node_client(node).flushall()
-    mem.runner.check_layout()  # layout 2 claimed while the cluster is empty
-    yield mem
-    mem.close()
+def cm(cm: ClusterMemory) -> ClusterMemory:
+    cm.runner.check_layout()  # layout 2 claimed while the cluster is empty
+    return cm
 
 
 @pytest.fixture
