@@ -82,6 +82,18 @@ def _finish(rc: redis.RedisCluster, markers: list[str]) -> None:
         rc.delete(k + ":seeding")
 
 
+def _seed_while_finishing(cm: ClusterMemory, rc: redis.RedisCluster, archive: Archive,
+                          markers: list[str]) -> ids.Seeded:
+    """:func:`_seed_within`, the other seeding (:func:`_half_done`) finishing 0.2 s in."""
+    other = threading.Timer(0.2, _finish, (rc, markers))
+    other.start()
+    try:
+        return _seed_within(cm, archive)
+    finally:
+        other.cancel()
+        other.join()
+
+
 def _looks(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Each look's outcome: the markers found, or ids._FINISHING."""
     seen: list[Any] = []
@@ -111,13 +123,7 @@ def test_a_seeding_finishing_master_by_master_is_waited_for_and_taken(
     # and its restart guard tripped when they became OTHER's
     markers = _half_done(cm, rc, before)
     looks = _looks(monkeypatch)
-    other = threading.Timer(0.2, _finish, (rc, markers))
-    other.start()
-    try:
-        out = _seed_within(cm, archive)
-    finally:
-        other.cancel()
-        other.join()
+    out = _seed_while_finishing(cm, rc, archive, markers)
     assert out.agents == 0  # nothing seeded: the other seeding did it
     assert out.tokens == (OTHER,) * 3
     assert [rc.get(k) for k in markers] == [OTHER] * 3
@@ -143,13 +149,7 @@ def test_markers_read_just_before_a_seeding_finishes_are_not_taken(
         return got
 
     monkeypatch.setattr(ids, "_state", finishing_after)
-    other = threading.Timer(0.2, _finish, (rc, markers))
-    other.start()
-    try:
-        out = _seed_within(cm, archive)
-    finally:
-        other.cancel()
-        other.join()
+    out = _seed_while_finishing(cm, rc, archive, markers)
     assert out.tokens == (OTHER,) * 3
     assert out.agents == 0
     assert _retired_keys(cm) == 0
