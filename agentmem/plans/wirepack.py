@@ -31,7 +31,7 @@ import msgpack  # type: ignore[import-untyped]
 import numpy as np
 import orjson
 
-__all__ = ["Packed", "Raw", "packb", "packed_texts"]
+__all__ = ["Packed", "Raw", "packb", "packed_texts", "raw"]
 
 _PLAIN = b"0123456789.,-[]"
 _FEW = 64
@@ -137,15 +137,30 @@ def _array_header(n: int) -> bytes:
 
 
 def packb(items: Sequence[Any], nested: int) -> bytes:
-    """``msgpack.packb(items, use_bin_type=False)`` where ``items[nested]`` is a list
-    whose :class:`Raw` elements go in as they are."""
+    """``msgpack.packb(items, use_bin_type=False)`` where :class:`Raw` elements of
+    ``items``, and of the list ``items[nested]``, go in as they are."""
     inner = items[nested]
-    if not any(type(x) is Raw for x in inner):
+    if not any(type(x) is Raw for x in inner) and not any(type(x) is Raw for x in items):
         out: bytes = msgpack.packb(items, use_bin_type=False)
         return out
-    pieces = [_array_header(len(items)), _bare(items[:nested]), _array_header(len(inner))]
+    pieces = [_array_header(len(items))]
+    _runs(pieces, items[:nested])
+    pieces.append(_array_header(len(inner)))
+    _runs(pieces, inner)
+    _runs(pieces, items[nested + 1:])
+    return b"".join(pieces)
+
+
+def raw(value: Any) -> Raw:
+    """``value`` packed once, to go in a :func:`packb` as it is (a call's constant part)."""
+    return Raw(msgpack.packb(value, use_bin_type=False))
+
+
+def _runs(pieces: list[bytes], items: Sequence[Any]) -> None:
+    """The MessagePack of ``items``, one after the other, appended to ``pieces``: the
+    :class:`Raw` ones as they are, each run of others packed at once."""
     run: list[Any] = []
-    for x in inner:
+    for x in items:
         if type(x) is Raw:
             if run:
                 pieces.append(_bare(run))
@@ -153,9 +168,8 @@ def packb(items: Sequence[Any], nested: int) -> bytes:
             pieces.append(x)
         else:
             run.append(x)
-    pieces.append(_bare(run))
-    pieces.append(_bare(items[nested + 1:]))
-    return b"".join(pieces)
+    if run:
+        pieces.append(_bare(run))
 
 
 def _bare(items: Sequence[Any]) -> bytes:

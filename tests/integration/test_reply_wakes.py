@@ -298,16 +298,19 @@ def test_a_writes_replies_take_at_least_what_its_calls_state(
         return call
 
     size, reply = _reply_bytes(server, first_call())  # written
-    assert isinstance(reply, list) and size >= LEAST_TEXT_FIRST
+    assert isinstance(reply, list)
+    assert size >= LEAST_TEXT_FIRST
     r.delete(*r.keys("agent:a3:action:types:*"))
     r.delete("agent:a3:action:timeline")
     r.set("agent:a3:action:timeline", "x")  # an index key of another type
     size, reply = _reply_bytes(server, first_call())
-    assert isinstance(reply, list) and reply[0] == b"\0WRONGTYPE"
+    assert isinstance(reply, list)
+    assert reply[0] == b"\0WRONGTYPE"
     assert size >= LEAST_TEXT_FIRST
     r.script_flush()
     size, reply = _reply_bytes(server, first_call())
-    assert isinstance(reply, hiredis.ReplyError) and size >= LEAST_TEXT_FIRST
+    assert isinstance(reply, hiredis.ReplyError)
+    assert size >= LEAST_TEXT_FIRST
 
 
 def test_without_a_socket_timeout_calls_slower_than_the_bounded_wait_are_waited_for(

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from agentmem.plans.numtext import column_texts
-from agentmem.plans.wirepack import Packed, Raw, packb, packed_texts
+from agentmem.plans.wirepack import Packed, Raw, packb, packed_texts, raw
 
 
 def _floats(rnd: random.Random, n: int, ordinary: bool = True) -> list[float]:
@@ -137,4 +137,7 @@ def test_packb_with_raw_parts_is_msgpack_of_the_same_values(seed: int) -> None:
     tail = [[["k1", "k2"], True], rnd.choice([False, ["o", 1]])]
     got = packb([*head, wire, *tail], 6)
     assert got == msgpack.packb([*head, plain, *tail], use_bin_type=False)
+    # parts of the call itself packed ahead (raw) go in as they are too
+    ahead = [raw(x) if rnd.random() < 0.5 else x for x in head]
+    assert packb([*ahead, wire, *tail], 6) == got
     assert type(got) is not Raw or not any(type(x) is Raw for x in wire)
