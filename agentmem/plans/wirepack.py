@@ -42,6 +42,10 @@ _TINY = (b"[0.0000", b",0.0000", b"-0.0000")
 that ``repr`` writes otherwise (``0.00001`` for ``1e-05``): those few are written by
 ``repr`` in the packed text. ``0.0000`` elsewhere in a text (``20.00001``) is ``repr``'s
 too."""
+_ZEROS = b"0.0000"
+"""What each of :data:`_TINY` ends with: a column whose text lacks it has no tiny value."""
+_OPENS = b"[,"
+_MINUS = ord("-")
 _COMMA = ord(",")
 _FIXSTR = 0xA0
 _FIXSTR_MAX = 31
@@ -82,7 +86,7 @@ def packed_texts(col: Sequence[Any], fn: Callable[[Any], str]) -> Packed | None:
         return None
     if whole.translate(None, _PLAIN):
         return None  # a letter (a bool, e-05, null, e+16): value by value
-    if any(m in whole for m in _TINY):
+    if _ZEROS in whole:  # (one search for the three: each holds it)
         spliced = _tiny_by_fn(whole, col, fn)
         if spliced is None:
             return None
@@ -106,18 +110,20 @@ def _tiny_by_fn(whole: bytes, col: Sequence[Any], fn: Callable[[Any], str]
                 ) -> bytes | None:
     """``whole`` with each text of a tiny value (see :data:`_TINY`) written by ``fn``
     instead (``1e-05`` for orjson's ``0.00001``); None beyond :data:`_FEW` of them."""
-    starts: set[int] = set()
-    for mark in _TINY:
-        skip = 0 if mark[0] == ord("-") else 1  # ",0.0000": the text after the comma
-        at = whole.find(mark)
-        while at >= 0:
-            starts.add(at + skip)
-            if len(starts) > _FEW:
-                return None
-            at = whole.find(mark, at + 1)
+    starts: list[int] = []  # (one pass: each of _TINY is a byte, then _ZEROS)
+    at = whole.find(_ZEROS)
+    while at >= 0:
+        before = whole[at - 1]  # (at >= 1: whole begins with "[")
+        if before in _OPENS:  # "[0.0000", ",0.0000": the text after the comma
+            starts.append(at)
+        elif before == _MINUS:  # "-0.0000": the text from the sign
+            starts.append(at - 1)
+        if len(starts) > _FEW:
+            return None
+        at = whole.find(_ZEROS, at + 1)
     pieces: list[bytes] = []
     i = last = 0  # the text at ``last`` (a position in whole) is col[i]
-    for at in sorted(starts):
+    for at in starts:
         i += whole.count(b",", last, at)
         end = whole.find(b",", at)
         if end < 0:

@@ -93,6 +93,27 @@ def test_the_texts_of_tiny_values_are_written_by_repr(col: list[float]) -> None:
     assert got.part(0, len(col)) == msgpack.packb(list(map(repr, col)), use_bin_type=False)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_tiny_values_among_texts_holding_four_zeros_are_each_written_by_repr(
+        seed: int) -> None:
+    # tiny values of either sign, first, last and next to each other, among texts that
+    # hold "0.0000" without being tiny (10.00001, -5351620.000013216): the one pass
+    # that finds them must take exactly the tiny ones
+    rnd = random.Random(seed)
+    near = [10.00001, -10.00001, 20.000001, -5351620.000013216, 0.0001, -0.0001, 0.0, -0.0]
+    col: list[float] = []
+    n_tiny = 0
+    for _ in range(rnd.randrange(1, 120)):
+        if n_tiny < 64 and rnd.random() < 0.3:
+            col.append(rnd.uniform(1e-05, 9.99e-05) * rnd.choice([1, -1]))
+            n_tiny += 1
+        else:
+            col.append(rnd.choice(near) if rnd.random() < 0.5 else rnd.uniform(-5, 5))
+    got = packed_texts(col, repr)
+    assert got is not None
+    assert got.part(0, len(col)) == msgpack.packb(list(map(repr, col)), use_bin_type=False)
+
+
 def test_a_column_of_more_than_64_tiny_values_is_left_to_the_value_path() -> None:
     assert packed_texts([2.0, *[1e-05] * 65], repr) is None
 
