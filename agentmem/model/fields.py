@@ -36,6 +36,18 @@ SURROGATES = "\ud800-\udfff"
 write path; not in :data:`ID_PATTERN`, which pydantic's Rust regex engine cannot
 hold (it would fall back to a slower engine for every id of every model)."""
 FORBIDDEN = re.compile(r"[\s:{}\x00-\x1f\x7f-\x9f" + INVISIBLE + SURROGATES + "]")
+_ASCII_FORBIDDEN = bytes(c for c in range(128) if FORBIDDEN.match(chr(c)))
+"""The ASCII characters :data:`FORBIDDEN` matches, as bytes."""
+
+
+def has_forbidden(text: str) -> bool:
+    """Whether ``text`` holds a character :data:`FORBIDDEN` matches: for an ASCII text
+    (most ids, joined by the thousand) by ``bytes.translate``, about a sixth of the
+    regular expression's time; else by the expression."""
+    if text.isascii():
+        raw = text.encode()
+        return len(raw.translate(None, _ASCII_FORBIDDEN)) != len(raw)
+    return FORBIDDEN.search(text) is not None
 
 
 def check_id(value: str, *, what: str = "id", max_length: int = ID_MAX_LENGTH) -> str:

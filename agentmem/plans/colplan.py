@@ -29,13 +29,12 @@ from pydantic import BaseModel
 from agentmem.model import colcodec
 from agentmem.model.codec import FieldMap, _enc_bool, _enc_float, _enc_int
 from agentmem.model.colcodec import ColCodec
-from agentmem.model.fields import FORBIDDEN
+from agentmem.model.fields import has_forbidden
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import MAX_SCORE_INT
 
 M = TypeVar("M", bound=BaseModel)
 
-_FORBIDDEN = FORBIDDEN.search
 _MAX_KEY = 128
 
 Column = Sequence[Any]
@@ -113,7 +112,7 @@ def _key_texts_ok(values: AbstractSet[Any]) -> bool:
     if not texts:
         return True
     return "" not in values and max(map(len, texts)) <= _MAX_KEY and \
-        _FORBIDDEN("".join(texts)) is None
+        not has_forbidden("".join(texts))
 
 
 class ColumnPlanner(Generic[M]):
@@ -238,4 +237,4 @@ class ColumnPlanner(Generic[M]):
         """:meth:`WritePlanner._check_id` of every id: non-empty, at most 128
         characters, none forbidden, not reserved."""
         return bool(ids) and "" not in ids and max(map(len, ids)) <= _MAX_KEY and \
-            _FORBIDDEN("".join(ids)) is None and self._reserved.isdisjoint(ids)
+            not has_forbidden("".join(ids)) and self._reserved.isdisjoint(ids)

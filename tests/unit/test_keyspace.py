@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import agentmem
 from agentmem.errors import AgentMemError, InvalidId, LayoutError
-from agentmem.model.fields import check_id
+from agentmem.model.fields import FORBIDDEN, check_id, has_forbidden
 from agentmem.plans import keyspace
 
 LAYOUT = keyspace.layout(1)
@@ -439,3 +439,18 @@ def test_the_layout_error_names_the_migration_to_the_stores_layout() -> None:
         keyspace.parse_layout_value("3>2")
     with pytest.raises(LayoutError, match="finish it with `agentmem migrate upgrade` "):
         keyspace.parse_layout_value("2>3")
+
+
+def test_has_forbidden_agrees_with_the_expression_on_every_character() -> None:
+    # the ASCII path (bytes.translate) and the expression, one character at a time and
+    # each character inside an ASCII id: the same answer for all of Unicode
+    for c in range(0x110000):
+        ch = chr(c)
+        want = FORBIDDEN.search(ch) is not None
+        assert has_forbidden(ch) is want, hex(c)
+        assert has_forbidden(f"agent_{c}-{ch}-move") is want, hex(c)
+
+
+@given(st.text(max_size=60))
+def test_has_forbidden_agrees_with_the_expression_on_any_text(text: str) -> None:
+    assert has_forbidden(text) is (FORBIDDEN.search(text) is not None)
