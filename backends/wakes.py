@@ -12,7 +12,7 @@ reader waits in ``poll`` with the socket's ``SO_RCVLOWAT`` set to the bytes the 
 still due take at least, and none of theirs has been read: each call's
 :attr:`~agentmem.plans.plan.Call.least_reply`, :data:`LEAST_REPLY` (``+\\r\\n``, or
 RESP3's null ``_\\r\\n``) unless its plan knows more (a write's reply is an array
-whose first element is a text: 11 bytes at least). ``poll``
+whose first element is a text: 10 bytes at least). ``poll``
 compares the mark with the bytes queued on the socket, so it never waits past the
 pipeline's last byte, and a closed connection or an error wakes it at once. The mark is
 then set back to 1 before the parser reads: a blocking ``recv`` on TCP that copied

@@ -40,7 +40,7 @@ from agentmem.model.schema import (
     Template,
 )
 from agentmem.plans.keyspace import hash_tag
-from agentmem.plans.plan import LEAST_REPLY, LEAST_TEXT_FIRST, Arg, Call, script_call
+from agentmem.plans.plan import LEAST_TEXT_FIRST, Arg, Call, script_call
 from agentmem.plans.writeargs import (
     MAX_SCORE_INT,
     Marker,
@@ -96,11 +96,11 @@ class WritePlanner(Generic[M]):
         self.id_field = codec.wire(spec.id)
         """The hash field of the id (the storage name unless the layout renames it)."""
         self.stamp_field = codec.wire(self.stamp_name) if stamp else ""
-        # a write's reply (lib/write_body.lua): {stamp, changed...}, or an array of a
-        # '\0' text and more, when nothing was written; without a stamp, {changed...}
-        # may be empty (*0)
-        self.least_reply = LEAST_TEXT_FIRST if stamp else LEAST_REPLY
         """The hash field of the write time ('': none)."""
+        self.least_reply = LEAST_TEXT_FIRST
+        """The bytes a write call's reply takes at least (:attr:`Call.least_reply`): it
+        is an array whose first element is a text (``lib/write_body.lua``: the stamp, or
+        ``''`` without one; when nothing was written, a ``'\\0'`` text naming why)."""
         skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
         self.hash_pos = [i for i in range(len(names)) if i not in skip]
         self.key_pos = [i for i, n in enumerate(names) if n in spec.key_fields and i != self.id_pos]
@@ -223,7 +223,8 @@ class WritePlanner(Generic[M]):
         for part in by_tag.values():
             argv: list[Arg] = [0, "0", self.id_field, "", 0, 0]
             _append_groups(argv, part, meta)
-            calls.append(script_call(WRITE, [pack(argv)], route=next(iter(part))))
+            calls.append(script_call(WRITE, [pack(argv)], route=next(iter(part)),
+                                     least_reply=self.least_reply))
         return calls
 
     def _compile_fast(self) -> Callable[[list[Arg | None]], Prepared | None]:

@@ -20,7 +20,9 @@ import redis
 
 import agentmem
 from agentmem.backends import wakes
-from agentmem.plans.plan import LEAST_TEXT_FIRST, Call, Plan, command, every_reply
+from agentmem.lua.loader import Script
+from agentmem.model.records import Action
+from agentmem.plans.plan import LEAST_TEXT_FIRST, Call, Plan, command, every_reply, script_call
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="counts wakes in /proc/thread-self/status")
@@ -241,7 +243,34 @@ def test_calls_that_state_longer_replies_are_read_with_fewer_wakes(
     stated = sleeps(_stated(_calls("abc"), 9))
     assert stated <= 5, stated
     assert stated * 2 <= default, (stated, default)
+    # a script's calls, which start() sends as EVAL with the script's text: the length
+    # they state goes with them
+    slow = Script("slow", SLOW)
+    scripted = tuple(script_call(slow, ("x" * 70_000, "abc", "0.002"), least_reply=9)
+                     for _ in range(CALLS))
+    assert sleeps(scripted) <= 5
     assert _low_water(plain) == 1
+
+
+@pytest.mark.parametrize("order", ["under first", "exact first", "interleaved"])
+def test_each_reply_takes_off_the_mark_what_its_own_call_stated(
+        server: Any, connect: Any, order: str) -> None:
+    # replies of 9 bytes ("abc") from calls stating 3 (under), and of 27 (a text of 20)
+    # from calls stating 27 (exact), in one pipeline: a wait wakes before all are due,
+    # the parser then reads several
+    # replies with no wait, and the next wait's mark must be what the replies still due
+    # state. Taken off for another call's length, or only where the reader waited, the
+    # mark exceeds what is still to come, and the read stalls until the socket's
+    # timeout (10 s here) instead of ending with the last reply
+    mem = connect(spin_us=0, client=_client(server, 10.0))
+    under = _stated(_calls("abc", 0.02, 20), 3)
+    exact = _stated(_calls("t" * 20, 0.02, 20), 27)
+    calls = {"under first": under + exact, "exact first": exact + under,
+             "interleaved": tuple(c for pair in zip(under, exact, strict=True)
+                                  for c in pair)}[order]
+    got = _within(7, lambda: mem.runner.run(Plan(calls, every_reply)))
+    assert got == [b"abc" if c in under else b"t" * 20 for c in calls]
+    assert _low_water(mem) == 1
 
 
 @pytest.mark.parametrize("timeout", [None, 0.3])
@@ -278,11 +307,12 @@ def _reply_bytes(server: Any, call: Call) -> tuple[int, Any]:
         conn.disconnect()
 
 
-@pytest.mark.parametrize("path", ["add_rows", "add_columns"])
+@pytest.mark.parametrize("path", ["add_many", "add_rows", "add_columns"])
 def test_a_writes_replies_take_at_least_what_its_calls_state(
         server: Any, connect: Any, r: redis.Redis, path: str) -> None:
     # a write's calls state LEAST_TEXT_FIRST bytes: its reply written, refused (a key of
-    # another type), and refused by a server that lacks the script, each at least that
+    # another type), and refused by a server that lacks the script, each at least that;
+    # add_many's calls (core/write.lua) as well as the columns' (core/write_cols.lua)
     mem = connect(spin_us=0)
     repo = mem.actions
     rows = [{"agent_id": f"a{i % 10}", "simulation_id": "s", "step_number": i,
@@ -291,7 +321,8 @@ def test_a_writes_replies_take_at_least_what_its_calls_state(
     build = getattr(type(repo), path).build
 
     def first_call() -> Call:
-        made = build(repo, rows if path == "add_rows" else
+        made = build(repo, [Action(**row) for row in rows] if path == "add_many" else
+                     rows if path == "add_rows" else
                      {k: [row[k] for row in rows] for k in rows[0]})
         call = next(iter(made.calls))
         assert call.least_reply == LEAST_TEXT_FIRST
