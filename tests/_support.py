@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +21,16 @@ from hypothesis.extra import numpy as hnp
 
 from agentmem import Action, Identifier, Record, Split
 from agentmem.model.fields import check_id
+from agentmem.servers.local import LocalServer
+
+
+@dataclass(frozen=True)
+class Server:
+    """A server of the session's ``server`` fixture (tests/conftest.py)."""
+
+    kind: str
+    url: str
+    local: LocalServer | None
 
 
 def act(agent_id: str = "a1", step: int = 1, action_type: str = "move", *,

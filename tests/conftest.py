@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
-from _support import CountingProxy
+from _support import CountingProxy, Server
 from hypothesis import settings
 
 import agentmem
@@ -27,13 +26,6 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "agentmem"))
 
 KINDS = ["redis", "valkey"]
 URL_ENV = "AGENTMEM_TEST_REDIS_URL"
-
-
-@dataclass(frozen=True)
-class Server:
-    kind: str
-    url: str
-    local: LocalServer | None
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:

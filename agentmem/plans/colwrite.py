@@ -38,7 +38,7 @@ from agentmem.model.schema import Template
 from agentmem.plans.colplan import ColumnRows
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
 from agentmem.plans.numtext import column_texts
-from agentmem.plans.plan import Call, script_call
+from agentmem.plans.plan import LEAST_TEXT_FIRST, Call, script_call
 from agentmem.plans.wirepack import Packed, packb, packed_texts, raw
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts, outbox_group
@@ -202,7 +202,6 @@ class ColumnBatcher:
             planner.id_field, planner.stamp_field, hash_args, prefix, suffix, probe, retired,
             rs_col, ro_col, moved[0], moved[1], [c(p) for p in scope_pos], indexes]
         self.ttl = str(planner.spec.ttl or 0)
-        self.least_reply = planner.least_reply  # (the same reply as core/write.lua's)
         self.head = raw(self.plan)  # (packed once: the same in every call)
         self._outbox, self._marker = planner.outbox, planner.marker
 
@@ -366,7 +365,7 @@ class ColumnBatcher:
             group = outbox_group(self._outbox, self._marker)
             ob = [group[1], *group[3:]]
         arg = packb([self.head, n, self.ttl, "g", bases, False, wire, keys, ob], 6)
-        return script_call(WRITE_COLS, [arg], least_reply=self.least_reply), list(bases)
+        return script_call(WRITE_COLS, [arg], least_reply=LEAST_TEXT_FIRST), list(bases)
 
     def _keys(self, k: int, cols: Sequence[Sequence[Any] | None], n: int,
               memo: dict[Any, Any]) -> list[Any]:

@@ -28,7 +28,10 @@ LEAST_REPLY = 3
 LEAST_TEXT_FIRST = 10
 """Bytes of the shortest array whose first element is a text, ``*1\\r\\n$0\\r\\n\\r\\n``
 (any error reply the server gives a script call is longer: ``-NOSCRIPT ...`` 31
-bytes, ``-NOAUTH ...`` 34, ``-ERR ...`` of a script 76 or more, measured)."""
+bytes, ``-NOAUTH ...`` 34, ``-ERR ...`` of a script 76 or more, measured). What a write
+call states (``plans/write.py``, ``plans/colwrite.py``): the reply of
+``lib/write_body.lua`` is such an array, its first element the stamp (``''`` for a
+model without one) or, when nothing was written, a ``'\\0'`` text naming why."""
 
 
 @dataclass(frozen=True)

@@ -97,10 +97,6 @@ class WritePlanner(Generic[M]):
         """The hash field of the id (the storage name unless the layout renames it)."""
         self.stamp_field = codec.wire(self.stamp_name) if stamp else ""
         """The hash field of the write time ('': none)."""
-        self.least_reply = LEAST_TEXT_FIRST
-        """The bytes a write call's reply takes at least (:attr:`Call.least_reply`): it
-        is an array whose first element is a text (``lib/write_body.lua``: the stamp, or
-        ``''`` without one; when nothing was written, a ``'\\0'`` text naming why)."""
         skip = {self.id_pos} | ({names.index(self.stamp_name)} if stamp else set())
         self.hash_pos = [i for i in range(len(names)) if i not in skip]
         self.key_pos = [i for i, n in enumerate(names) if n in spec.key_fields and i != self.id_pos]
@@ -223,8 +219,7 @@ class WritePlanner(Generic[M]):
         for part in by_tag.values():
             argv: list[Arg] = [0, "0", self.id_field, "", 0, 0]
             _append_groups(argv, part, meta)
-            calls.append(script_call(WRITE, [pack(argv)], route=next(iter(part)),
-                                     least_reply=self.least_reply))
+            calls.append(script_call(WRITE, [pack(argv)], route=next(iter(part))))
         return calls
 
     def _compile_fast(self) -> Callable[[list[Arg | None]], Prepared | None]:
@@ -465,11 +460,9 @@ class WritePlanner(Generic[M]):
         if self.outbox is not None and not self.cluster:
             argv[at] = int(argv[at]) + 1
             argv += outbox_group(self.outbox, self.marker)
-        least = self.least_reply
-        if self.cluster and scopes:  # routed to the slot of the records' keys
-            return script_call(WRITE, [pack(argv)], route=str(argv[5]),
-                               least_reply=least), guessed
-        return script_call(WRITE, [pack(argv)], least_reply=least), guessed
+        route = str(argv[5]) if self.cluster and scopes else None  # the records' slot
+        call = script_call(WRITE, [pack(argv)], route=route, least_reply=LEAST_TEXT_FIRST)
+        return call, guessed
 
     def record_keys(self, rec: Prepared) -> set[str]:
         """Every index key ``rec`` writes to (to tell which records a bad key refuses)."""

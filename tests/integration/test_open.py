@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import Server
+from _support import Server
 from pydantic import BaseModel
 
 import agentmem
