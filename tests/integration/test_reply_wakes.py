@@ -193,14 +193,16 @@ def test_a_batch_of_thousands_of_short_replies_is_read_whole(
 
 def test_a_socket_timeout_fails_a_read_only_when_no_byte_came_for_that_long(
         server: Any, connect: Any) -> None:
-    # 12 calls of 80 ms on a 0.3 s timeout: the whole pipeline takes about a second,
-    # but a reply comes every 80 ms, as each read of one reply would see it
-    mem = connect(spin_us=0, client=_client(server, 0.3))
-    assert mem.runner.run(Plan(_calls("status", 0.08, 12), every_reply)) == [b""] * 12
+    # 15 calls of 100 ms on a 0.6 s timeout: the whole pipeline takes about 1.5 s, but
+    # a reply comes every 100 ms, as each read of one reply would see it (0.6 s: on
+    # Valkey a call's time is the server's CPU time, which a loaded machine stretched
+    # past 0.3 s once with 80 ms calls)
+    mem = connect(spin_us=0, client=_client(server, 0.6))
+    assert mem.runner.run(Plan(_calls("status", 0.1, 15), every_reply)) == [b""] * 15
     assert _low_water(mem) == 1
-    # a call of 1 s: no byte for the timeout, the read fails as before
+    # a call of 1.5 s: no byte for the timeout, the read fails as before
     with pytest.raises(agentmem.Unavailable):
-        mem.runner.run(Plan(_calls("status", 0.0, 3) + _calls("status", 1.0, 3),
+        mem.runner.run(Plan(_calls("status", 0.0, 3) + _calls("status", 1.5, 1),
                             every_reply))
 
 
