@@ -110,17 +110,9 @@ def _tiny_by_fn(whole: bytes, col: Sequence[Any], fn: Callable[[Any], str]
                 ) -> bytes | None:
     """``whole`` with each text of a tiny value (see :data:`_TINY`) written by ``fn``
     instead (``1e-05`` for orjson's ``0.00001``); None beyond :data:`_FEW` of them."""
-    starts: list[int] = []  # (one pass: each of _TINY is a byte, then _ZEROS)
-    at = whole.find(_ZEROS)
-    while at >= 0:
-        before = whole[at - 1]  # (at >= 1: whole begins with "[")
-        if before in _OPENS:  # "[0.0000", ",0.0000": the text after the comma
-            starts.append(at)
-        elif before == _MINUS:  # "-0.0000": the text from the sign
-            starts.append(at - 1)
-        if len(starts) > _FEW:
-            return None
-        at = whole.find(_ZEROS, at + 1)
+    starts = _starts(whole)
+    if starts is None:
+        return None
     pieces: list[bytes] = []
     i = last = 0  # the text at ``last`` (a position in whole) is col[i]
     for at in starts:
@@ -134,6 +126,34 @@ def _tiny_by_fn(whole: bytes, col: Sequence[Any], fn: Callable[[Any], str]
     return b"".join(pieces)
 
 
+def _starts(whole: bytes) -> list[int] | None:
+    """Where each tiny value's text begins in ``whole``, in order; None beyond
+    :data:`_FEW`. Each of :data:`_TINY` is one byte then :data:`_ZEROS`: with few
+    ``0.0000`` in the text, one pass over them, taking the byte before each; with many
+    (texts such as ``10.00001``, which are not tiny), a search for each mark, so that
+    the work follows the tiny values, not those texts."""
+    starts: list[int] = []
+    if whole.count(_ZEROS) <= 2 * _FEW:
+        at = whole.find(_ZEROS)
+        while at >= 0:
+            before = whole[at - 1]  # (at >= 1: whole begins with "[")
+            if before in _OPENS:  # "[0.0000", ",0.0000": the text after the comma
+                starts.append(at)
+            elif before == _MINUS:  # "-0.0000": the text from the sign
+                starts.append(at - 1)
+            at = whole.find(_ZEROS, at + 1)
+        return starts if len(starts) <= _FEW else None
+    for mark in _TINY:
+        skip = 0 if mark[0] == _MINUS else 1  # ",0.0000": the text after the comma
+        at = whole.find(mark)
+        while at >= 0:
+            starts.append(at + skip)
+            if len(starts) > _FEW:
+                return None
+            at = whole.find(mark, at + 1)
+    return sorted(starts)
+
+
 def _array_header(n: int) -> bytes:
     if n < 16:
         return bytes((0x90 | n,))
@@ -144,7 +164,8 @@ def _array_header(n: int) -> bytes:
 
 def packb(items: Sequence[Any], nested: int) -> bytes:
     """``msgpack.packb(items, use_bin_type=False)`` where :class:`Raw` elements of
-    ``items``, and of the list ``items[nested]``, go in as they are."""
+    ``items``, and of the list ``items[nested]`` (a list: never itself a :class:`Raw`),
+    go in as they are."""
     inner = items[nested]
     if not any(type(x) is Raw for x in inner) and not any(type(x) is Raw for x in items):
         out: bytes = msgpack.packb(items, use_bin_type=False)

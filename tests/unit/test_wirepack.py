@@ -114,6 +114,22 @@ def test_tiny_values_among_texts_holding_four_zeros_are_each_written_by_repr(
     assert got.part(0, len(col)) == msgpack.packb(list(map(repr, col)), use_bin_type=False)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_tiny_values_among_hundreds_of_texts_holding_four_zeros_are_found_by_their_marks(
+        seed: int) -> None:
+    # hundreds of "0.0000" that are not tiny values (10.00001): the tiny ones are found
+    # by a search per mark, not a pass over every "0.0000"; the same texts either way
+    rnd = random.Random(seed)
+    col = [rnd.choice([10.00001, -20.000001, 30.00001, 100.00000000000001])
+           for _ in range(400)]
+    for _ in range(rnd.randrange(0, 65)):
+        col.insert(rnd.randrange(len(col) + 1), rnd.uniform(1e-05, 9.99e-05) * rnd.choice([1, -1]))
+    got = packed_texts(col, repr)
+    assert got is not None
+    assert got.part(0, len(col)) == msgpack.packb(list(map(repr, col)), use_bin_type=False)
+    assert packed_texts([*col, *[1e-05] * 65], repr) is None  # more than 64: value path
+
+
 def test_a_column_of_more_than_64_tiny_values_is_left_to_the_value_path() -> None:
     assert packed_texts([2.0, *[1e-05] * 65], repr) is None
 
@@ -158,7 +174,9 @@ def test_packb_with_raw_parts_is_msgpack_of_the_same_values(seed: int) -> None:
     tail = [[["k1", "k2"], True], rnd.choice([False, ["o", 1]])]
     got = packb([*head, wire, *tail], 6)
     assert got == msgpack.packb([*head, plain, *tail], use_bin_type=False)
-    # parts of the call itself packed ahead (raw) go in as they are too
+    # parts of the call itself packed ahead (raw), before its list or after it, go in
+    # as they are too
     ahead = [raw(x) if rnd.random() < 0.5 else x for x in head]
-    assert packb([*ahead, wire, *tail], 6) == got
+    behind = [raw(x) if rnd.random() < 0.5 else x for x in tail]
+    assert packb([*ahead, wire, *behind], 6) == got
     assert type(got) is not Raw or not any(type(x) is Raw for x in wire)
