@@ -1,8 +1,9 @@
 """A simulation's steps, logged as columns and written many steps per write.
 
-    with mem.actions.step_log(every=10_000) as log:
+    with mem.actions.step_log(every=10_000, within=5.0) as log:
         for step in range(steps):
-            log.add(columns_of(step))     # validated now; written every 10,000 records
+            log.add(columns_of(step))     # validated now; written every 10,000 records,
+                                          # or by the first add 5 s after the oldest held
 
 A step of a few hundred records written at once (``add_columns``) pays a write's
 fixed cost, a round trip and a wait for the server on every step: about twice the
@@ -18,19 +19,23 @@ held steps are due, they are cut where their ids are alike or hold a ``.``
 
 Durability (``docs/durability.md``): a step held by the log is in this process only.
 It is acknowledged when the call that writes it returns (the ``add`` that reached
-``every``, :meth:`StepLog.flush`, or leaving the ``with`` block, which flushes whether
-or not the block raised); until then a crash of the process loses it, and readers of
-the store do not see it. A write that raises has taken its own steps with it (what it
-stored stays stored; the exception carries a note), and what was held after them stays
-held. One log per thread or asyncio task (it is not locked). :class:`StepLog` and
-:class:`AsyncStepLog` share everything but the line that runs a write. Imports the
-repository and the plans.
+``every``, or that came ``within`` seconds or more after the oldest held step was added,
+:meth:`StepLog.flush`, or leaving the ``with`` block, which flushes whether or not the
+block raised); until then a crash of the process loses it, and readers of the store do
+not see it. ``within`` bounds how long a step is held only while steps are added: no
+timer runs, so a log with no ``add`` holds its steps until ``flush``. A write that
+raises has taken its own steps with it (what it stored stays stored; the exception
+carries a note), and what was held after them stays held. One log per thread or
+asyncio task (it is not locked). :class:`StepLog` and :class:`AsyncStepLog` share
+everything but the line that runs a write. Imports the repository and the plans.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from math import isfinite
+from time import monotonic
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from agentmem.errors import ConfigError
@@ -57,9 +62,11 @@ class _Run:
     once: the garbage collector's young generation does not fill with held lists).
     Whether joined steps do share a write is decided when it is due (:func:`_split`)."""
 
-    __slots__ = ("absent", "bases", "cols", "count", "due", "part", "sizes")
+    __slots__ = ("absent", "bases", "born", "cols", "count", "due", "part", "sizes")
 
     def __init__(self, part: Sequence[Prepared], bases: Sequence[str], alone: bool) -> None:
+        self.born = monotonic()
+        """When the run's first step was added (a step log's ``within``)."""
         self.count = len(part)
         self.due = alone
         """Written at the next write, whatever ``every`` says, and joined to no later
@@ -144,10 +151,15 @@ def _columns(part: Sequence[Prepared]) -> tuple[Sequence[Sequence[Any]],
 class _StepLogBase(Generic[R]):
     """What a blocking and an asyncio step log share: the validation and the held steps."""
 
-    def __init__(self, repo: RecordOps[Any], runner: R, every: int) -> None:
+    def __init__(self, repo: RecordOps[Any], runner: R, every: int,
+                 within: float | None = None) -> None:
         if type(every) is not int or every < 1:
             raise ConfigError(f"every must be a positive int (records per write), "
                               f"got {every!r}")
+        if within is not None and not (type(within) in (int, float) and isfinite(within)
+                                       and within >= 0):
+            raise ConfigError(f"within must be None or a number of seconds, 0 or more, "
+                              f"got {within!r}")
         refusal = getattr(runner, "refusal", None)  # a store that archives its actions
         why = refusal(repo.spec.key.pattern) if refusal is not None else None
         if why:
@@ -156,6 +168,10 @@ class _StepLogBase(Generic[R]):
         self._runner: R = runner
         self.every = every
         """Records held before a write (the ``add`` that reaches it writes them all)."""
+        self.within = within
+        """Seconds a step is held at most, counted at each ``add``: the first ``add`` this
+        long or longer after the oldest held step was added writes what is held (None:
+        no bound; no timer runs between adds)."""
         self._runs: list[_Run] = []
         self._merge = repo._column_batcher() is not None or ColumnBatcher(repo.writer).ok
         """Whether steps may share a write: the model's indexes store the same whether
@@ -193,13 +209,16 @@ class _StepLogBase(Generic[R]):
 
     def _next(self, everything: bool) -> Plan[list[str]] | None:
         """The next write, its steps no longer held, or None: the oldest held write once
-        it is due (a later one began, it is due itself, or it holds ``every`` records),
-        or with ``everything``, whatever is held. Joined steps are cut first where they
+        it is due (a later one began, it is due itself, it holds ``every`` records, or
+        its first step was added ``within`` seconds ago or more), or with
+        ``everything``, whatever is held. Joined steps are cut first where they
         may not share a write (:func:`_split`): the writes after the first are due,
         first in line."""
         runs = self._runs
         if not runs or not (everything or len(runs) > 1 or runs[0].due
-                            or runs[0].count >= self.every):
+                            or runs[0].count >= self.every
+                            or (self.within is not None
+                                and monotonic() - runs[0].born >= self.within)):
             return None
         run = runs.pop(0)
         if run.part is not None:
@@ -240,8 +259,9 @@ class StepLog(_StepLogBase[SyncRunner]):
     def add(self, columns: Mapping[str, Sequence[Any]]) -> list[str]:
         """Validate one step's records, given as ``add_columns`` takes them (field name
         to a sequence of values, one per record), and hold them. Returns the ids of the
-        records this call wrote, in order: every held record once ``every`` are held
-        (this step's last), else none (an empty list). A step that gives ids (see
+        records this call wrote, in order: every held record once ``every`` are held,
+        or once the oldest was added ``within`` seconds ago or more (this step's last),
+        else none (an empty list). A step that gives ids (see
         :meth:`_hold`) is written now, alone, after what is held before it."""
         self._hold(columns)
         return self._write(False)
@@ -298,12 +318,14 @@ class StepLogs:
 
     runner: SyncRunner
 
-    def step_log(self, every: int = STEP_LOG_EVERY) -> StepLog:
+    def step_log(self, every: int = STEP_LOG_EVERY, within: float | None = None
+                 ) -> StepLog:
         """A :class:`StepLog` of this repository's records: steps added as columns,
-        validated at once, written ``every`` records at a time (see
+        validated at once, written ``every`` records at a time, or by the first ``add``
+        ``within`` seconds or more after the oldest held step was added (see
         :mod:`agentmem.repository.steplog`)."""
         repo: RecordOps[Any] = self  # type: ignore[assignment]
-        return StepLog(repo, self.runner, every)
+        return StepLog(repo, self.runner, every, within)
 
 
 class AsyncStepLogs:
@@ -311,7 +333,8 @@ class AsyncStepLogs:
 
     runner: AsyncRunner
 
-    def step_log(self, every: int = STEP_LOG_EVERY) -> AsyncStepLog:
+    def step_log(self, every: int = STEP_LOG_EVERY, within: float | None = None
+                 ) -> AsyncStepLog:
         """As :meth:`StepLogs.step_log`, for asyncio (``await log.add(...)``)."""
         repo: RecordOps[Any] = self  # type: ignore[assignment]
-        return AsyncStepLog(repo, self.runner, every)
+        return AsyncStepLog(repo, self.runner, every, within)

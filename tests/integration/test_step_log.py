@@ -5,13 +5,15 @@ declared model with ids given and generated, a step whose given id an earlier st
 generates, a given id the server refuses), returns the ids of what each call wrote,
 refuses a bad step at its ``add`` with nothing of it held, keeps what was added whatever
 the caller changes afterwards, writes what it holds when its block is left (even by an
-exception), says what a failed write took, and refuses to be made on a store whose
-actions are archived."""
+exception), says what a failed write took, refuses to be made on a store whose
+actions are archived, and with ``within`` writes at the first add that long after the
+oldest held step was added."""
 
 from __future__ import annotations
 
 import math
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +139,58 @@ def test_leaving_the_block_writes_what_is_held_even_when_it_raised(
 def test_every_must_be_a_positive_int(mem: agentmem.Memory, every: Any) -> None:
     with pytest.raises(ConfigError, match="every"):
         mem.actions.step_log(every=every)
+
+
+def test_within_an_add_that_long_after_the_oldest_held_step_writes_what_is_held(
+        r: redis.Redis, mem: agentmem.Memory) -> None:
+    cols = step_columns(40, 4)
+    log = mem.actions.step_log(every=10_000, within=1.0)
+    assert log.add(cols[0]) == []
+    time.sleep(1.05)
+    ids = log.add(cols[1])  # the oldest held step was added over a second ago
+    assert len(ids) == 80
+    assert len(log) == 0
+    assert mem.actions.count("timeline", agent_id="agent_0") == 2
+    assert log.add(cols[2]) == []  # the bound counts from the oldest step held now
+    assert len(log) == 40
+    assert len(log.flush()) == 40
+
+
+def test_within_none_and_a_long_bound_hold_until_every(r: redis.Redis,
+                                                       mem: agentmem.Memory) -> None:
+    cols = step_columns(40, 3)
+    for within in (None, 3600):
+        log = mem.actions.step_log(every=100, within=within)
+        assert log.add(cols[0]) == []
+        assert log.add(cols[1]) == []
+        assert r.dbsize() == 0
+        assert len(log.add(cols[2])) == 120  # every reached
+        r.flushdb()
+
+
+def test_within_zero_writes_every_step_as_it_is_added(r: redis.Redis,
+                                                      mem: agentmem.Memory) -> None:
+    cols = step_columns(40, 3)
+    log = mem.actions.step_log(every=10_000, within=0)
+    for c in cols:
+        assert len(log.add(c)) == 40
+        assert len(log) == 0
+    assert mem.actions.count("timeline", agent_id="agent_0") == 3
+
+
+@pytest.mark.parametrize("within", [-1, -0.5, math.nan, math.inf, "1", True])
+def test_within_must_be_none_or_seconds(mem: agentmem.Memory, within: Any) -> None:
+    with pytest.raises(ConfigError, match="within"):
+        mem.actions.step_log(within=within)
+
+
+async def test_an_asyncio_step_log_within(r: redis.Redis, amem: agentmem.AsyncMemory) -> None:
+    cols = step_columns(40, 2)
+    log = amem.actions.step_log(every=10_000, within=0.2)
+    assert await log.add(cols[0]) == []
+    time.sleep(0.25)
+    assert len(await log.add(cols[1])) == 80
+    assert await amem.actions.count("timeline", agent_id="agent_0") == 2
 
 
 def test_a_declared_model_with_ids_given_and_generated(r: redis.Redis, connect: Any) -> None:
