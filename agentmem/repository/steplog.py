@@ -23,7 +23,8 @@ It is acknowledged when the call that writes it returns (the ``add`` that reache
 :meth:`StepLog.flush`, or leaving the ``with`` block, which flushes whether or not the
 block raised); until then a crash of the process loses it, and readers of the store do
 not see it. ``within`` bounds how long a step is held only while steps are added: no
-timer runs, so a log with no ``add`` holds its steps until ``flush``. A write that
+timer runs, so a log with no ``add`` holds its steps until ``flush``, and an ``add``
+that raises (a bad step) writes nothing. A write that
 raises has taken its own steps with it (what it stored stays stored; the exception
 carries a note), and what was held after them stays held. One log per thread or
 asyncio task (it is not locked). :class:`StepLog` and :class:`AsyncStepLog` share
@@ -32,9 +33,10 @@ everything but the line that runs a write. Imports the repository and the plans.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from math import isfinite
+from numbers import Real
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -156,10 +158,16 @@ class _StepLogBase(Generic[R]):
         if type(every) is not int or every < 1:
             raise ConfigError(f"every must be a positive int (records per write), "
                               f"got {every!r}")
-        if within is not None and not (type(within) in (int, float) and isfinite(within)
-                                       and within >= 0):
-            raise ConfigError(f"within must be None or a number of seconds, 0 or more, "
-                              f"got {within!r}")
+        if within is not None:
+            try:
+                seconds = float(within) if isinstance(within, Real) \
+                    and not isinstance(within, bool) else math.nan
+            except (OverflowError, ValueError):
+                seconds = math.nan
+            if not (math.isfinite(seconds) and seconds >= 0):
+                raise ConfigError(f"within must be None or a finite number of seconds, "
+                                  f"0 or more, got {within!r}")
+            within = seconds
         refusal = getattr(runner, "refusal", None)  # a store that archives its actions
         why = refusal(repo.spec.key.pattern) if refusal is not None else None
         if why:

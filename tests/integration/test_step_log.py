@@ -11,6 +11,7 @@ oldest held step was added."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
 import time
@@ -144,10 +145,11 @@ def test_every_must_be_a_positive_int(mem: agentmem.Memory, every: Any) -> None:
 def test_within_an_add_that_long_after_the_oldest_held_step_writes_what_is_held(
         r: redis.Redis, mem: agentmem.Memory) -> None:
     cols = step_columns(40, 4)
-    log = mem.actions.step_log(every=10_000, within=1.0)
-    assert log.add(cols[0]) == []
-    time.sleep(1.05)
-    ids = log.add(cols[1])  # the oldest held step was added over a second ago
+    log = mem.actions.step_log(every=10_000, within=0.5)
+    time.sleep(0.55)
+    assert log.add(cols[0]) == []  # counted from the oldest held step, not from the log
+    time.sleep(0.55)
+    ids = log.add(cols[1])  # the oldest held step was added over half a second ago
     assert len(ids) == 80
     assert len(log) == 0
     assert mem.actions.count("timeline", agent_id="agent_0") == 2
@@ -178,17 +180,39 @@ def test_within_zero_writes_every_step_as_it_is_added(r: redis.Redis,
     assert mem.actions.count("timeline", agent_id="agent_0") == 3
 
 
-@pytest.mark.parametrize("within", [-1, -0.5, math.nan, math.inf, "1", True])
+@pytest.mark.parametrize("within", [-1, -0.5, math.nan, math.inf, "1", True, 10**400,
+                                    np.float64(-1.0)])
 def test_within_must_be_none_or_seconds(mem: agentmem.Memory, within: Any) -> None:
     with pytest.raises(ConfigError, match="within"):
         mem.actions.step_log(within=within)
+
+
+@pytest.mark.parametrize("within", [np.float64(2.5), np.int64(3), 2])
+def test_within_takes_numpy_numbers_as_seconds(mem: agentmem.Memory, within: Any) -> None:
+    log = mem.actions.step_log(within=within)
+    assert log.within == float(within)
+    assert type(log.within) is float
+
+
+def test_an_add_refused_past_the_bound_writes_nothing(r: redis.Redis,
+                                                      mem: agentmem.Memory) -> None:
+    cols = step_columns(40, 2)
+    log = mem.actions.step_log(every=10_000, within=0.1)
+    assert log.add(cols[0]) == []
+    time.sleep(0.15)
+    bad = dict(cols[1], step_number=[-1] * 40)
+    with pytest.raises(InvalidInput):
+        log.add(bad)
+    assert len(log) == 40
+    assert r.dbsize() == 0
+    assert len(log.add(cols[1])) == 80
 
 
 async def test_an_asyncio_step_log_within(r: redis.Redis, amem: agentmem.AsyncMemory) -> None:
     cols = step_columns(40, 2)
     log = amem.actions.step_log(every=10_000, within=0.2)
     assert await log.add(cols[0]) == []
-    time.sleep(0.25)
+    await asyncio.sleep(0.25)
     assert len(await log.add(cols[1])) == 80
     assert await amem.actions.count("timeline", agent_id="agent_0") == 2
 
