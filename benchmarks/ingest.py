@@ -49,6 +49,16 @@ For each path, in the same rounds (round robin, each into a flushed database):
 The lower bound of any row path in Python: reading every field of every row once
 (``for d in data: for k in FIELDS: d.get(k)``) is printed too, and so is that of one
 call per step: a ``PING`` round trip per step, its client CPU per call.
+
+That read is also the run's yardstick of the machine's speed. The VMs these runs
+land on differ by up to 2.6x in how fast they run Python (the read took 0.43 µs
+per action on the VM where issue 19 set its 3 µs target, 1.1 on a later one), so
+each path's client CPU is also given in reads: its CPU divided by the read's, round
+by round, the median of those ratios (the read's fastest of ``TOUCH_PASSES`` passes in
+each round: one pass of 10,000 rows varied by up to 1.6x between rounds). The target in
+those units is ``TARGET_US / TARGET_READ_US`` = 3 / 0.43 = 7.0 reads per action; the
+0.43 was one pass, which the fastest of five can only undercut, so the ratio errs on
+the strict side.
 """
 
 from __future__ import annotations
@@ -72,6 +82,9 @@ from benchmarks.floor import floor_writer
 from benchmarks.servers import add_server_args, target_server
 
 FIELDS = tuple(Action.model_fields)
+TARGET_US = 3.0  # issue 19 item 3: client CPU per action ...
+TARGET_READ_US = 0.43  # ... on the VM whose read of every field took this long
+TOUCH_PASSES = 5  # the read's passes per round, the fastest taken (the yardstick)
 
 
 def to_columns(data: list[dict[str, Any]]) -> dict[str, Any]:
@@ -220,11 +233,14 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
             raw.ping()
         pings.append((time.process_time() - c0) / len(cur["steps"]) * 1e6)
         gc.collect()
-        c0 = time.process_time()
-        for d in cur["data"]:
-            for k in FIELDS:
-                d.get(k)
-        touch.append((time.process_time() - c0) / n * 1e6)
+        passes = []
+        for _ in range(TOUCH_PASSES):
+            c0 = time.process_time()
+            for d in cur["data"]:
+                for k in FIELDS:
+                    d.get(k)
+            passes.append((time.process_time() - c0) / n * 1e6)
+        touch.append(min(passes))
     admin.flushdb()
     raw.connection_pool.release(conn)
     mem.close()
@@ -240,6 +256,9 @@ def run(url: str, label: str, args: argparse.Namespace) -> int:
                          "build_pack_us": median(packed.get(name, []))}
                   for name in paths},
         "touch_every_field_us": median(touch),
+        "client_cpu_reads": {name: median([c / t for c, t in zip(cpu[name], touch, strict=True)])
+                             for name in paths},
+        "target_reads": TARGET_US / TARGET_READ_US,
         "per_step_build_sleeping_us": median(sleepy),
         "ping_per_call_us": median(pings), "agents": args.agents,
     }
@@ -259,8 +278,8 @@ def render(result: dict[str, Any]) -> str:
         "",
         "| path | client CPU µs/action | validate µs/action | build µs/action (no server) "
         "| build + pack µs/action | actions/s | CPU vs add_many | validate vs add_many "
-        "| actions/s vs add_many | actions/s vs floor |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| actions/s vs add_many | actions/s vs floor | client CPU in reads |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, row in p.items():
         def us(x: float, unit: str = "") -> str:
@@ -270,9 +289,13 @@ def render(result: dict[str, Any]) -> str:
             f"{us(row['build_us'])} | {us(row['build_pack_us'])} | {row['rate']:,.0f} | "
             f"{row['client_cpu_us'] / many['client_cpu_us']:.2f}x | "
             f"{us(row['validate_us'] / many['validate_us'], 'x')} | "
-            f"{row['rate'] / many['rate']:.2f}x | {row['rate'] / fl['rate']:.2f}x |")
+            f"{row['rate'] / many['rate']:.2f}x | {row['rate'] / fl['rate']:.2f}x | "
+            f"{result['client_cpu_reads'][name]:.2f} |")
     lines += ["", f"Reading every field of every row once (the floor of any row path in "
-              f"Python): {result['touch_every_field_us']:.2f} µs/action",
+              f"Python, and the yardstick of the last column): "
+              f"{result['touch_every_field_us']:.2f} µs/action; issue 19's "
+              f"{TARGET_US:g} µs target, set where it took {TARGET_READ_US} µs, is "
+              f"{result['target_reads']:.2f} reads",
               "", f"add_columns per step built with a 2.5 ms sleep after each call (no "
               f"server; back to back above): {result['per_step_build_sleeping_us']:.2f} "
               f"µs/action",

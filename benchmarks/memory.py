@@ -18,7 +18,8 @@ value, on a private server of its own:
    two-letter names, layout 4 also its type and target indices as sorted sets,
    ``docs/layouts.md``), and layout 3's hashes also without the two
    fields their key already holds (``agent_id``, ``action_id``: no layout drops them;
-   measured by deleting them after the write).
+   measured by deleting them after the write), and the floor of the specification's
+   families (:func:`floor`) in the same run.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import agentmem
 from agentmem.plans import keyspace
 from agentmem.servers.local import LocalServer, find_binary
 from benchmarks.bench import flush, make_actions
-from benchmarks.tiers import per_action
+from benchmarks.tiers import per_action, used
 
 _ID = re.compile(r"[^:{}]*\d[^:{}]*")
 
@@ -95,7 +96,101 @@ def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, flo
     mem.close()
     flush(r)
     r.close()
+    for label, parse, ordered in (("floor of layouts 1-3's families, ids of any form",
+                                   False, False),
+                                  ("floor of layout 4's families, ids of any form",
+                                   False, True),
+                                  ("floor of layout 4's families, step and type read "
+                                   "from the ids", True, True)):
+        out[label + " (plain commands, not a layout)"] = (
+            floor(url, agents, per_agent, parse_ids=parse, sorted_indices=ordered),
+            float("nan"))
     return out
+
+
+def floor(url: str, agents: int, per_agent: int, *, parse_ids: bool = True,
+          sorted_indices: bool = False) -> float:
+    """Bytes per action of the specification's key families at their least: what
+    layout 3 stores (``grids=False``; values as it writes them, read back from its
+    hashes), written by plain commands into the same families, types, members and
+    scores, with a TTL on each action hash, but every name as short as it can be:
+
+    - the action hash's key is the action id alone, and it keeps only the fields
+      nothing else holds: not ``action_id`` (the key), nor ``agent_id``,
+      ``step_number`` and ``action_type``, which an id of the specification's form
+      ``{agent_id}-{step}-{type}`` holds (the benchmark's ids are of that form);
+      the other fields under layout 3's one- or two-letter names (``parse_ids=False``:
+      ``step_number`` and ``action_type`` kept and the key ``<agent_id>:<action_id>``,
+      as for ids of any form, such as the ones a caller gives, which need not hold
+      them and are unique only among one agent's);
+    - each index under a key of two or three characters and the ids it names
+      (``t`` timeline, ``r`` relative index trimmed to 20, ``y`` types, ``g`` targets,
+      ``w`` rewards; the simulation's list, step sets, steps and counts by type); the
+      type and target indices sets, as layouts 1-3 and the specification have them,
+      or with ``sorted_indices`` sorted sets scored by step, as layout 4 has them
+      (on Redis 7.0, which has no listpack encoding for sets, these take less).
+
+    No layout can store the same data in the same families in fewer bytes on this
+    server: a name shorter than these, or a value or member dropped, would leave some
+    read without what it reads. Written twice, the second measured (as ``per_action``).
+    """
+    r = redis.Redis.from_url(url)
+    flush(r)
+    mem = agentmem.connect(url, grids=False, layout_version=3)
+    mem.actions.add_many([agentmem.Action(**d) for d in make_actions(agents, per_agent, 1)])
+    lay = keyspace.layout(3)
+    wire = lay.action.codec.wire
+    drop = {wire(f) for f in ("action_id", "agent_id") + (
+        ("step_number", "action_type") if parse_ids else ())}
+    keys = [k for k in r.scan_iter(match="agent:*:action:*", count=1000)
+            if (lay.parse(k.decode()) or ("",))[0] == "action"]
+    pipe = r.pipeline(transaction=False)
+    for k in keys:
+        pipe.hgetall(k)
+        pipe.ttl(k)
+    got = pipe.execute()
+    mem.close()
+    records = [(h, ttl) for h, ttl in zip(got[::2], got[1::2], strict=True)]
+    n = len(records)
+    f = {name: wire(name).encode() for name in (
+        "action_id", "agent_id", "simulation_id", "step_number", "action_type",
+        "action_target_id", "reward")}
+    size = 0.0
+    for _ in range(2):
+        flush(r)
+        base = used(r)
+        pipe = r.pipeline(transaction=False)
+        for h, ttl in records:
+            aid, agent, sim = h[f["action_id"]], h[f["agent_id"]], h[f["simulation_id"]]
+            step, kind = h[f["step_number"]], h[f["action_type"]]
+            assert aid == b"%b-%b-%b" % (agent, step, kind), aid  # the spec's id form
+            key = aid if parse_ids else b"%b:%b" % (agent, aid)
+            pipe.hset(key, mapping={k: v for k, v in h.items() if k.decode() not in drop})
+            pipe.expire(key, ttl)
+            pipe.zadd(b"t" + agent, {aid: int(step)})
+            pipe.zadd(b"r" + agent, {aid: int(step)})
+            pipe.zremrangebyrank(b"r" + agent, 0, -21)
+            at = [b"y%b:%b" % (agent, kind)]
+            if f["action_target_id"] in h:
+                at.append(b"g%b:%b" % (agent, h[f["action_target_id"]]))
+            for index in at:
+                if sorted_indices:
+                    pipe.zadd(index, {aid: int(step)})
+                else:
+                    pipe.sadd(index, aid)
+            if f["reward"] in h:
+                pipe.zadd(b"w" + agent, {aid: float(h[f["reward"]])})
+            pipe.rpush(b"s" + sim, aid)
+            pipe.sadd(b"s%b:%b" % (sim, step), aid)
+            pipe.zadd(b"s%b:" % sim, {step: int(step)})
+            pipe.hincrby(b"s%b;" % sim, kind, 1)
+            if len(pipe) > 5000:
+                pipe.execute()
+        pipe.execute()
+        size = (used(r) - base) / n
+    flush(r)
+    r.close()
+    return size
 
 
 def main(argv: list[str] | None = None) -> int:
