@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, delete, select
 
-from agentmem.backends import sqlreads
-from agentmem.backends.sql import Archive, agent_actions, backend_error
+from agentmem.backends.sql import Archive, agent_actions
 from agentmem.backends.sqltables import action_extras
+from agentmem.backends.sqlwrite import Attempt
 from agentmem.errors import DuplicateId
 from agentmem.model.records import Action
 
@@ -22,32 +21,59 @@ __all__ = ["delete_archived", "write_updating"]
 
 
 def write_updating(archive: Archive, actions: Sequence[Action]) -> tuple[int, list[int]]:
-    """Archive ``actions`` (one transaction); return the rows inserted and the positions
-    of the actions refused: the archive holds another action under their id.
+    """Archive ``actions``; return the rows inserted and the positions of the actions
+    refused: the archive holds another action under their id.
 
     The archive refuses an action whose id it holds with other content. When the held
     row has the action's identity and write time (``stored_at``), it is the same action
     updated in Redis after it was archived (``actions.update`` keeps both): the archived
-    row is replaced by this newer version instead."""
+    row is replaced by this newer version instead, in one write transaction (the old
+    row deleted and the new one inserted together: no reader, and no crash, ever finds
+    the action in neither). A row that went since the first write looked (another
+    process replaced it) is looked for again in that transaction, not refused."""
     try:
         return archive.write(actions), []
     except DuplicateId as exc:
         inserted = len(exc.stored)
         failed = sorted(exc.failed)
-    updated, refused = [], []
-    for n in failed:
-        a = actions[n]
-        held = sqlreads.get(archive, a.agent_id, str(a.action_id),
-                            simulation_id=a.simulation_id)
-        if (held is not None and held.stored_at is not None and held.stored_at == a.stored_at):
-            updated.append(a)  # the same action, updated since it was archived
-        else:
-            refused.append(n)
-    for a in updated:  # if this stops half-way, the next write does it again
-        delete_archived(archive, a.agent_id, str(a.action_id), a.simulation_id)
-    if updated:
-        inserted += archive.write(updated)
-    return inserted, refused
+    x = action_extras.c
+
+    def replace(conn: Connection) -> tuple[int, list[int]]:
+        held: dict[tuple[str, str, str], list[tuple[int, int | None]]] = {}
+        groups: dict[tuple[str, str], list[str]] = {}
+        for n in failed:
+            a = actions[n]
+            groups.setdefault((a.simulation_id, a.agent_id), []).append(str(a.action_id))
+        for (sim, agent), ids in groups.items():
+            for i in range(0, len(ids), 500):
+                for row in conn.execute(select(x.action_id, x.row_id, x.stored_at).where(
+                        x.simulation_id == sim, x.agent_id == agent,
+                        x.action_id.in_(ids[i:i + 500]))):
+                    held.setdefault((sim, agent, row[0]), []).append((row[1], row[2]))
+        updated: list[int] = []
+        refused: list[int] = []
+        rows: list[int] = []
+        for n in failed:
+            a = actions[n]
+            got = held.get((a.simulation_id, a.agent_id, str(a.action_id)), [])
+            if not got or (a.stored_at is not None
+                           and all(w == a.stored_at for _, w in got)):
+                updated.append(n)  # the same action, updated since it was archived (or
+                rows += [r for r, _ in got]  # its row went since the first write looked)
+            else:
+                refused.append(n)
+        for i in range(0, len(rows), 500):
+            part = rows[i:i + 500]
+            conn.execute(delete(action_extras).where(x.row_id.in_(part)))
+            conn.execute(delete(agent_actions).where(agent_actions.c.action_id.in_(part)))
+        if not updated:
+            return 0, refused
+        batch = archive._write(conn, [actions[n] for n in updated], Attempt(False))
+        refused += [updated[k] for k in batch.conflicts]  # changed again meanwhile
+        return len(batch.main), sorted(refused)
+
+    more, refused = archive._transact(replace)
+    return inserted + more, refused
 
 
 def delete_archived(archive: Archive, agent_id: str, action_id: str,
@@ -58,13 +84,13 @@ def delete_archived(archive: Archive, agent_id: str, action_id: str,
     where = [x.agent_id == agent_id, x.action_id == action_id]
     if simulation_id is not None:
         where.append(x.simulation_id == simulation_id)
-    try:
-        with archive.engine.begin() as conn:
-            rows = list(conn.execute(select(x.row_id).where(*where)).scalars())
-            if not rows:
-                return 0
+
+    def run(conn: Connection) -> int:
+        rows = list(conn.execute(select(x.row_id).where(*where)).scalars())
+        if rows:
             conn.execute(delete(action_extras).where(x.row_id.in_(rows)))
             conn.execute(delete(agent_actions).where(agent_actions.c.action_id.in_(rows)))
-            return len(rows)
-    except SQLAlchemyError as exc:
-        raise backend_error(exc) from exc
+        return len(rows)
+
+    # a write transaction (SQLite: BEGIN IMMEDIATE), run again when it lost a race
+    return archive._transact(run)
