@@ -18,8 +18,9 @@ value, on a private server of its own:
    two-letter names, layout 4 also its type and target indices as sorted sets,
    ``docs/layouts.md``), and layout 3's hashes also without the two
    fields their key already holds (``agent_id``, ``action_id``: no layout drops them;
-   measured by deleting them after the write), and the floor of the specification's
-   families (:func:`floor`) in the same run.
+   measured by deleting them after the write), layout 4's with them dropped and the
+   action key ``{agent_id}:<action_id>`` (:func:`layout4_short_key`), and the floor of
+   the specification's families (:func:`floor`) in the same run.
 """
 
 from __future__ import annotations
@@ -96,6 +97,8 @@ def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, flo
     mem.close()
     flush(r)
     r.close()
+    out["layout 4, action key {agent_id}:<id>, without agent_id/action_id (not built)"] = (
+        layout4_short_key(url, agents, per_agent), float("nan"))
     for label, parse, ordered in (("floor of layouts 1-3's families, ids of any form",
                                    False, False),
                                   ("floor of layout 4's families, ids of any form",
@@ -106,6 +109,40 @@ def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, flo
             floor(url, agents, per_agent, parse_ids=parse, sorted_indices=ordered),
             float("nan"))
     return out
+
+
+def layout4_short_key(url: str, agents: int, per_agent: int) -> float:
+    """Bytes per action of layout 4 (``grids=False``) with each action hash renamed to
+    ``{<agent_id>}:<action_id>`` and without the two fields that key holds (``agent_id``,
+    ``action_id``), every other key as layout 4 has it: what the action hash alone of a
+    layout beyond 4 would save (no layout does this; done by ``RENAME`` and ``HDEL`` after
+    the write). Written twice, the second measured."""
+    lay = keyspace.layout(4)
+    drop = (lay.action.codec.wire("agent_id"), lay.action.codec.wire("action_id"))
+    size = 0.0
+    r = redis.Redis.from_url(url)
+    mem = agentmem.connect(url, grids=False, layout_version=4)
+    for _ in range(2):
+        flush(r)
+        base = used(r)
+        # the actions of per_action's rows (the same seed)
+        actions = [agentmem.Action(**d) for d in make_actions(agents, per_agent, 1)]
+        n = len(actions)
+        mem.actions.add_many(actions)
+        pipe = r.pipeline(transaction=False)
+        for key in r.scan_iter(match="agent:*:action:*", count=1000):
+            parsed = lay.parse(key.decode())
+            if parsed is not None and parsed[0] == "action":
+                pipe.hdel(key, *drop)
+                agent, aid = parsed[1]["agent_id"], parsed[1]["action_id"]
+                pipe.rename(key, f"{{{agent}}}:{aid}")
+        assert len(pipe) == 2 * n, (len(pipe), n)
+        pipe.execute()
+        size = (used(r) - base) / n
+    mem.close()
+    flush(r)
+    r.close()
+    return size
 
 
 def floor(url: str, agents: int, per_agent: int, *, parse_ids: bool = True,
