@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from agentmem.errors import DecodeError, InvalidInput, SchemaError
 from agentmem.model import jsonvalue
 from agentmem.model.fields import AsJson, Split, StoredAs, Vector, WriteTime
+from agentmem.model.generated import run_source
 
 M = TypeVar("M", bound=BaseModel)
 Raw = str | bytes | int | float
@@ -275,7 +276,7 @@ def _compile_encoder(fields: Sequence[FieldMap]) -> Callable[[dict[str, Any]], l
         lines.append("        except (ValueError, TypeError) as exc:")
         lines.append(f"            _bad({name!r}, exc)")
     lines.append("    return out")
-    exec("\n".join(lines), env)  # source built above from the model's fields
+    run_source(lines, env)  # source built above from the model's fields
     encode: Callable[[dict[str, Any]], list[Any]] = env["encode"]
     return encode
 
@@ -353,7 +354,7 @@ def _compile_decoder(model: type[BaseModel], fields: Sequence[FieldMap],
                 lines.append(f"        d[{f.name!r}] = dec{n}(v)")
             lines.append(f"        present.add({f.name!r})")
     lines.append("    return d, present")
-    exec("\n".join(lines), env)  # source built above from the model's fields
+    run_source(lines, env)  # source built above from the model's fields
     decode: Callable[[Mapping[bytes, bytes]], tuple[dict[str, Any], set[str]]] = env["decode"]
     return decode
 

@@ -42,6 +42,7 @@ from pydantic.fields import FieldInfo
 
 from agentmem.model import jsonvalue
 from agentmem.model.codec import SCALAR_ENCODERS, Codec, FieldMap
+from agentmem.model.generated import run_source
 from agentmem.model.rowcodec import (
     _EXACT_FLOAT,
     _SURROGATE,
@@ -87,7 +88,7 @@ def _encoder(info: FieldInfo, fm: FieldMap, fv: list[Any]) -> Callable[[Any], An
     start, end = src.pattern_checks()
     source = ["def enc(v0):", "  try:", "    miss = 0", *start, *src.lines, *end,
               f"    return ({', '.join(outs)},)", "  except Exception:", "    return None"]
-    exec("\n".join(source), src.env)  # source built from the declaration (rowcodec)
+    run_source(source, src.env)  # source built from the declaration (rowcodec)
     enc: Callable[[Any], Any] = src.env["enc"]
     return enc
 

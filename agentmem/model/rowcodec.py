@@ -36,6 +36,7 @@ from pydantic.fields import FieldInfo
 from agentmem.model import jsonvalue
 from agentmem.model.codec import Codec, FieldMap
 from agentmem.model.fields import AsJson, Split, StoredAs, Vector, WriteTime
+from agentmem.model.generated import run_source
 
 __all__ = ["MISSING", "RowCodec"]
 
@@ -346,7 +347,7 @@ def _compile(model: type[BaseModel], codec: Codec[Any]) -> tuple[Fast, Fast]:
     source = [f"def fast(given, {args}):", "  try:", *body,
               "def fast_row(row):", "  try:", "    g = row.get", "    given = len(row)",
               *gets, *body]
-    exec("\n".join(source), src.env)  # source built above from the model
+    run_source(source, src.env)  # source built above from the model
     return src.env["fast"], src.env["fast_row"]
 
 

@@ -29,6 +29,7 @@ from agentmem.lua.dualwrite import OUTBOX_APPEND
 from agentmem.lua.scripts import WRITE
 from agentmem.model.codec import _enc_int, _enc_str
 from agentmem.model.fields import FORBIDDEN, check_id
+from agentmem.model.generated import run_source
 from agentmem.model.schema import (
     ID,
     CounterIndex,
@@ -270,7 +271,7 @@ class WritePlanner(Generic[M]):
             if self._check_generated:
                 lines.append("    check_id(base)")
             lines.append("    return Prepared('g', base, vals)")
-        exec("\n".join(lines), env)  # source built above from the declaration
+        run_source(lines, env)  # source built above from the declaration
         fast: Callable[[list[Arg | None]], Prepared | None] = env["fast"]
         return fast
 

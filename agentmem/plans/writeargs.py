@@ -36,6 +36,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from agentmem.errors import ConfigError
 from agentmem.model.codec import _enc_float, _enc_int
+from agentmem.model.generated import run_source
 from agentmem.model.schema import (
     Template,
 )
@@ -252,7 +253,7 @@ def _compile_emit(hash_pos: Sequence[tuple[int, str]], indexes: Sequence[_Index]
         else:
             lines += ["            " + x for x in find]
         lines.append(f"            {add}")
-    exec("\n".join(head + lines), env)  # source built above from the declaration
+    run_source(head + lines, env)  # source built above from the declaration
     emit: Emit = env["emit"]
     return emit
 
