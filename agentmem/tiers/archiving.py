@@ -7,18 +7,30 @@ keeps the identity and the write time ``stored_at``): the STM hash is the newest
 version, so the archived row is replaced by it. An action under an id the archive
 holds for another action (another write time) is not archived and stays in STM,
 reported as refused, so the others still move. See ``docs/tiers.md``.
+
+What is archived is the version the leaving actions were read in; an update between that
+read and the move (``to_im``) would move its new version to IM and leave the archive
+with the old one. So the actions are read with the digest of each hash as read
+(:func:`read_versions`), and ``to_im`` moves only a hash whose digest is the same then;
+one changed meanwhile stays in STM for the next ``maintain``, which archives its new
+version before it moves it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from agentmem.backends.archivedelete import write_updating
+from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.model.records import Action
+from agentmem.plans.plan import Plan
+from agentmem.repository.actions import ActionOps
 
-__all__ = ["archive_leaving"]
+__all__ = ["archive_leaving", "hash_digest", "read_versions"]
 
 log = logging.getLogger("agentmem.tiers.archiving")
 
@@ -33,3 +45,29 @@ def archive_leaving(archive: Archive, actions: Sequence[Action]) -> tuple[int, l
                   "they stay in STM: %s", len(refused),
                   [str(a.action_id) for a in refused[:5]])
     return inserted, refused
+
+
+def hash_digest(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> str:
+    """The digest ``to_im`` compares (``lib/to_im_check.lua``): sha1 of a hash's
+    ``HGETALL`` reply, each name and value as ``<length>:<bytes>``, in the reply's
+    order (a hash that did not change gives its fields in the same order)."""
+    flat = [x for pair in raw.items() for x in pair] if isinstance(raw, Mapping) else raw
+    return hashlib.sha1(b"".join(b"%d:%b" % (len(x), x) for x in flat)).hexdigest()
+
+
+def read_versions(memory: Memory, agent_id: str, ids: Sequence[str]
+                  ) -> Plan[list[tuple[Action, str] | None]]:
+    """``actions.get_many(ids, agent_id=...)``'s calls (one round trip), each action with
+    the :func:`hash_digest` of its hash as read; None where it is gone."""
+    built = ActionOps.get_many.build(memory.actions, ids, agent_id=agent_id)
+    decode = memory.actions.spec.codec.decode
+
+    def parse(raw: list[Any]) -> list[tuple[Action, str] | None]:
+        out: list[tuple[Action, str] | None] = []
+        for part in raw:  # (get_many's replies: a list of HGETALL replies per call)
+            if isinstance(part, Exception):
+                raise part
+            out += [(decode(h), hash_digest(h)) if h else None for h in part]
+        return out
+
+    return Plan(built.calls, parse)

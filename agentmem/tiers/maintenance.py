@@ -34,9 +34,8 @@ from agentmem.model.records import Action
 from agentmem.plans.keyspace import check_part
 from agentmem.plans.keyspace import key_pieces as _pieces
 from agentmem.plans.plan import Plan, command, every_reply, script_call, single
-from agentmem.repository.actions import ActionOps
 from agentmem.repository.base import RecordOps
-from agentmem.tiers.archiving import archive_leaving
+from agentmem.tiers.archiving import archive_leaving, read_versions
 from agentmem.tiers.policy import (
     DEFAULT_IM_TTL,
     MaintainReport,
@@ -48,8 +47,9 @@ from agentmem.tiers.shapes import Shapes, _gather, _glob, _pairs, _text
 
 __all__ = ["DEFAULT_IM_TTL", "MaintainReport", "Shapes", "TierPolicy", "Tiers"]
 
-Moved = tuple[list[str], list[str], list[str], list[str], list[str]]
-"""A move's reply: moved, missing, refused ids, the simulation parts (a cluster), pinned."""
+Moved = tuple[list[str], list[str], list[str], list[str], list[str], list[str]]
+"""A move's reply: moved, missing, refused ids, the simulation parts (a cluster), pinned,
+changed (updated since they were read: left in STM)."""
 
 SLICE = 50
 """Actions per script call of a transition or an eviction: each call stays within a few
@@ -105,23 +105,27 @@ class Tiers:
 
     # -- moving ----------------------------------------------------------------------------
 
-    def _to_im_plan(self, agent_id: str, moves: Sequence[tuple[str, float]]) -> Plan[Moved]:
+    def _to_im_plan(self, agent_id: str, moves: Sequence[tuple[str, float, str]]
+                    ) -> Plan[Moved]:
         """One agent's move: TO_IM on one server (atomic per action); on a cluster its
         agent-slot part, TO_IM_AGENT, which also reports (simulation, id, step, type)
-        flattened, for :meth:`_to_im_sim_plans`. A pinned id is left where it is (the
-        script checks the pinned set in the same atomic step)."""
+        flattened, for :meth:`_to_im_sim_plans`. ``moves``: (id, importance, the digest of
+        the hash as read and archived, :func:`~agentmem.tiers.archiving.hash_digest`). A
+        pinned id is left where it is, and so is one whose hash changed since it was read
+        (the script checks both in the same atomic step)."""
         sh = self._shapes(agent_id)
         argv: list[Any] = [self.policy.im_ttl or 0, *sh.argv(), len(moves)]
-        for aid, importance in moves:
+        for aid, importance, _ in moves:
             argv += (aid, _importance_text(importance))
         argv += (sh.retired, self._pinned_key(agent_id), sh.families_kind)
+        argv += [seen for _, _, seen in moves]
         cluster = self.cluster
 
         def parse(raw: Any) -> Moved:
             parts = [[_text(x) for x in part] for part in raw]
-            if cluster:  # moved, missing, refused, simulation parts, pinned
-                return parts[0], parts[1], parts[2], parts[3], parts[4]
-            return parts[0], parts[1], parts[2], [], parts[3]
+            if cluster:  # moved, missing, refused, simulation parts, pinned, changed
+                return parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]
+            return parts[0], parts[1], parts[2], [], parts[3], parts[4]
 
         if cluster:
             return single(script_call(TO_IM_AGENT, argv, route=sh.timeline), parse)
@@ -153,17 +157,18 @@ class Tiers:
         for i in ids:
             check_part("action_id", i)
         pinned = self.pinned(agent_id)
-        actions = [a for a in self.memory.actions.get_many(ids, agent_id=agent_id)
-                   if a is not None and str(a.action_id) not in pinned]
+        read = self.memory.runner.run(read_versions(self.memory, agent_id, ids))
+        actions = [x for x in read if x is not None and str(x[0].action_id) not in pinned]
         report = MaintainReport()
         moved = self._move_many([(agent_id, actions)], report)
         return [i for i in ids if i in moved]
 
-    def _move_many(self, leaving: Sequence[tuple[str, list[Action]]],
+    def _move_many(self, leaving: Sequence[tuple[str, list[tuple[Action, str]]]],
                    report: MaintainReport) -> set[str]:
-        """Archive every leaving action (one transaction), then move each agent's to IM;
-        return the ids moved."""
-        everything = [a for _, acts in leaving for a in acts]
+        """Archive every leaving action (one transaction), then move each agent's to IM
+        unless its hash changed since it was read (each action comes with the digest of its
+        hash as read); return the ids moved."""
+        everything = [a for _, acts in leaving for a, _ in acts]
         if not everything:
             return set()
         if self.archive is not None:  # before anything leaves Redis
@@ -172,22 +177,24 @@ class Tiers:
             if kept:  # the archive holds other actions under these ids: they stay
                 report.refused += [str(a.action_id) for a in kept]
                 stay = {id(a) for a in kept}
-                leaving = [(agent_id, [a for a in acts if id(a) not in stay])
+                leaving = [(agent_id, [(a, seen) for a, seen in acts if id(a) not in stay])
                            for agent_id, acts in leaving]
         imp = self.policy.importance
         plans = []
         for agent_id, actions in leaving:
-            moves = [(str(a.action_id), _checked_importance(imp(a))) for a in actions]
+            moves = [(str(a.action_id), _checked_importance(imp(a)), seen)
+                     for a, seen in actions]
             plans += [self._to_im_plan(agent_id, moves[start:start + SLICE])
                       for start in range(0, len(moves), SLICE)]
         sims: list[str] = []
         done: set[str] = set()
-        for moved, missing, refused, sim_parts, pinned in self.memory.runner.run(
+        for moved, missing, refused, sim_parts, pinned, changed in self.memory.runner.run(
                 _gather(plans)):
             done.update(moved)
             report.to_im += len(moved)
             report.missing += len(missing)
             report.pinned += len(pinned)
+            report.changed += len(changed)
             report.refused += refused
             sims += sim_parts
             if refused:
@@ -318,24 +325,25 @@ class Tiers:
         # the actions each agent's rules need, read for all agents in one round trip
         wanted = [self._candidates(stm_ids, now_step) for stm_ids in stms]
         fetched = self.memory.runner.run(_gather([
-            ActionOps.get_many.build(self.memory.actions, ids, agent_id=agent_id)
+            read_versions(self.memory, agent_id, ids)
             for agent_id, ids in zip(agents, wanted, strict=True)])) if any(wanted) else \
             [[] for _ in agents]
-        leaving: list[tuple[str, list[Action]]] = []
+        leaving: list[tuple[str, list[tuple[Action, str]]]] = []
         for n, agent_id in enumerate(agents):
-            got = [a for a in fetched[n] if a is not None]
+            read = [x for x in fetched[n] if x is not None]
+            seen = {id(a): digest for a, digest in read}
             # timeline ids whose hash had already expired (left to integrity.repair)
-            report.missing += len(fetched[n]) - len(got)
-            leave = self._stm_leavers(stms[n], got, now_step, now)
-            leaving.append((agent_id, leave))
+            report.missing += len(fetched[n]) - len(read)
+            leave = self._stm_leavers(stms[n], [a for a, _ in read], now_step, now)
+            leaving.append((agent_id, [(a, seen[id(a)]) for a in leave]))
             ims[n] += len(leave)
         report.agents += len(agents)
         if report.dry_run:
-            for (agent_id, leave), im_count, pinned, stm in zip(leaving, ims, pins, timelines,
+            for (agent_id, going), im_count, pinned, stm in zip(leaving, ims, pins, timelines,
                                                                 strict=True):
-                if leave:
-                    report.moving[agent_id] = [str(a.action_id) for a in leave]
-                report.to_im += len(leave)
+                if going:
+                    report.moving[agent_id] = [str(a.action_id) for a, _ in going]
+                report.to_im += len(going)
                 in_im = len(pinned - {_text(m) for m, _ in stm})  # pins not in STM
                 if p.im_capacity is not None:
                     report.evicted += max(0, im_count - in_im - p.im_capacity)

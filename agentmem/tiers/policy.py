@@ -77,6 +77,7 @@ class MaintainReport:
     missing: int = 0  # ids in the STM timeline whose hash had expired
     refused: list[str] = field(default_factory=list)  # ids a key of the wrong type kept
     pinned: int = 0  # ids about to move that were pinned meanwhile (left in place)
+    changed: int = 0  # updated while being moved (left in STM: the next maintain moves them)
     dry_run: bool = False  # a plan (Tiers.plan): nothing was changed
     moving: dict[str, list[str]] = field(default_factory=dict)
     """A plan only: per agent, the ids that would move STM -> IM (``evicted`` is then the

@@ -142,9 +142,9 @@ def _to_im_argv(agent: str, moves: list[tuple[str, str]], im_ttl: int = 100) -> 
 
 def test_to_im_moves_out_of_every_stm_index(mem: agentmem.Memory, r: redis.Redis) -> None:
     mem.actions.add_many([act(1, reward=0.25, action_target_id="b"), act(2)])
-    moved, missing, refused, pinned = run(r, tiers.TO_IM, *_to_im_argv(
+    moved, missing, refused, pinned, changed = run(r, tiers.TO_IM, *_to_im_argv(
         "a1", [("a1-1-move", "0.75"), ("a1-9-gone", "0.1")]))
-    assert pinned == []
+    assert (pinned, changed) == ([], [])
     assert (moved, missing, refused) == ([b"a1-1-move"], [b"a1-9-gone"], [])
     assert not r.exists("agent:a1:action:a1-1-move")
     assert r.zrange("agent:a1:action:timeline", 0, -1) == [b"a1-2-move"]
@@ -163,7 +163,7 @@ def test_to_im_refuses_when_an_index_has_the_wrong_type(mem: agentmem.Memory,
     mem.actions.add(act(1))
     r.delete("agent:a1:action:types:move")
     r.set("agent:a1:action:types:move", "x")
-    moved, missing, refused, _ = run(r, tiers.TO_IM, *_to_im_argv("a1", [("a1-1-move", "1")]))
+    moved, missing, refused, _, _ = run(r, tiers.TO_IM, *_to_im_argv("a1", [("a1-1-move", "1")]))
     assert (moved, missing, refused) == ([], [], [b"a1-1-move"])
     assert r.exists("agent:a1:action:a1-1-move")  # left in STM, whole
     assert not r.exists("agent:a1:retired")

@@ -17,6 +17,7 @@ from agentmem.lua import cluster, integrity, tiers
 from agentmem.lua.loader import Script
 from agentmem.plans.keyspace import layout
 from agentmem.tiers import Shapes, Tiers
+from agentmem.tiers.archiving import hash_digest
 
 PRE = "agent:a1:action:"  # layout 1: the action hash is PRE + id
 TL, REL, RW, GRID = PRE + "timeline", PRE + "relative_index", PRE + "rewards", PRE + "grid"
@@ -66,7 +67,8 @@ def test_shapes_are_the_documented_argv() -> None:
 def test_to_im_moves_from_every_stm_index_to_im(mem: agentmem.Memory, r: redis.Redis) -> None:
     _two(mem)
     out = _run(r, tiers.TO_IM, [], 3600, *SHAPES, 2, "a1-1-move", "0.75", "a1-9-move", "1")
-    assert out == [[b"a1-1-move"], [b"a1-9-move"], [], []]  # moved, missing, refused, pinned
+    # moved, missing, refused, pinned, changed
+    assert out == [[b"a1-1-move"], [b"a1-9-move"], [], [], []]
     aid = b"a1-1-move"
     assert r.hgetall(IPRE + "a1-1-move") == {
         b"action_id": aid, b"simulation_id": b"s1", b"step_number": b"1", b"agent_id": b"a1",
@@ -90,7 +92,7 @@ def test_to_im_refuses_an_action_whose_key_has_the_wrong_type(
     r.set(IPRE + "a1-1-move", "not a hash")
     before = {k: r.dump(k) for k in r.keys("*")}
     out = _run(r, tiers.TO_IM, [], 3600, *SHAPES, 1, "a1-1-move", "0.5")
-    assert out == [[], [], [b"a1-1-move"], []]
+    assert out == [[], [], [b"a1-1-move"], [], []]
     assert {k: r.dump(k) for k in r.keys("*")} == before  # nothing moved
 
 
@@ -105,10 +107,38 @@ def test_to_im_leaves_a_pinned_action_untouched(mem: agentmem.Memory, r: redis.R
                    "agent:a1:retired", "agent:a1:pinned")
         assert isinstance(out, list)
         assert out[0] == [b"a1-2-eat"]
-        assert out[-1] == [b"a1-1-move"]
+        assert out[-2:] == [[b"a1-1-move"], []]  # pinned, changed
         assert r.exists(PRE + "a1-1-move")
         assert not r.exists(IPRE + "a1-1-move")
         assert r.zscore(TL, "a1-1-move") == 1
+        r.flushall()
+        for k, v in before.items():
+            r.restore(k, 0, v)
+
+
+def test_to_im_leaves_an_action_changed_since_it_was_read_untouched(
+        mem: agentmem.Memory, r: redis.Redis) -> None:
+    """After the kind of the types and targets keys, one digest per pair of the hash as
+    the caller read it (``hash_digest`` of its HGETALL reply): a hash that differs now
+    (updated since) is reported as changed and left whole in STM, one that is the same
+    moves, whole or cluster agent part; a text of several bytes per character counts
+    its bytes on both sides."""
+    mem.actions.add_many([_act(1, reward=0.5, details={"note": "café ✓"}),
+                          _act(2, "eat", details={"note": "naïve"})])
+    seen = [hash_digest(r.hgetall(PRE + i)) for i in ("a1-1-move", "a1-2-eat")]
+    r.hset(PRE + "a1-1-move", "reward", "0.9")  # an update after the read
+    before = {k: r.dump(k) for k in r.keys("*")}
+    for script in (tiers.TO_IM, tiers.TO_IM_AGENT):
+        out = _run(r, script, [], 3600, *SHAPES, 2, "a1-1-move", "0.5", "a1-2-eat", "0.5",
+                   "agent:a1:retired", "", "", *seen)
+        assert isinstance(out, list)
+        assert out[0] == [b"a1-2-eat"]
+        assert out[-1] == [b"a1-1-move"]  # changed
+        assert r.hget(PRE + "a1-1-move", "reward") == b"0.9"
+        assert not r.exists(IPRE + "a1-1-move")
+        assert r.zscore(TL, "a1-1-move") == 1
+        assert r.exists(IPRE + "a1-2-eat")
+        assert not r.exists(PRE + "a1-2-eat")
         r.flushall()
         for k, v in before.items():
             r.restore(k, 0, v)
@@ -122,7 +152,7 @@ def test_to_im_agent_moves_the_agent_part_and_reports_the_simulation_part(
     _two(mem)
     sim_before = {k: r.dump(k) for k in r.keys("simulation:*")}
     out = _run(r, tiers.TO_IM_AGENT, [], 0, *SHAPES, 1, "a1-1-move", "0.5")
-    assert out == [[b"a1-1-move"], [], [], [b"s1", b"a1-1-move", b"1", b"move"], []]
+    assert out == [[b"a1-1-move"], [], [], [b"s1", b"a1-1-move", b"1", b"move"], [], []]
     assert r.hget(IPRE + "a1-1-move", "importance") == b"0.5"
     assert r.ttl(IPRE + "a1-1-move") == -1  # im_ttl 0: no expiry
     assert not r.exists(PRE + "a1-1-move", PRE + "types:move", PRE + "targets:a2", RW)

@@ -22,6 +22,16 @@ local pins = A[43 + 2 * n] or ''
 -- then the kind of the types and targets keys: 'z' sorted sets (layout 4), else sets
 local ixt = (A[44 + 2 * n] or '') == 'z' and 'zset' or 'set'
 local ixrem = ixt == 'zset' and 'ZREM' or 'SREM'
+-- then, for each pair in order, the digest of its STM hash as the caller read it (and
+-- archived it): sha1 of its HGETALL reply, each name and value as <length>:<bytes>
+-- ('' or absent: not compared). A hash that differs now was changed since
+-- (actions.update): it stays where it is, reported in changed ids, and the next
+-- maintain archives the version it holds before it moves it.
+local function digest(key)
+  local h = redis.call('HGETALL', key)
+  for j = 1, #h do h[j] = #h[j] .. ':' .. h[j] end
+  return redis.sha1hex(table.concat(h))
+end
 local function ok(key, typ)
   local t = redis.call('TYPE', key)['ok']
   return t == 'none' or t == typ
@@ -29,9 +39,10 @@ end
 local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
   and ok(grid, 'zset') and (retired == '' or ok(retired, 'hash'))
   and (pins == '' or ok(pins, 'set'))
-local moved, missing, refused, sims, pinned = {}, {}, {}, {}, {}
+local moved, missing, refused, sims, pinned, changed = {}, {}, {}, {}, {}, {}
 for i = 0, n - 1 do
   local id, imp = A[42 + 2 * i], A[43 + 2 * i]
+  local seen = A[45 + 2 * n + i] or ''
   local key = hpre .. id .. hsuf
   local ikey = ipre .. id .. isuf
   local h = redis.call('HMGET', key, unpack(stm_fields))
@@ -40,6 +51,8 @@ for i = 0, n - 1 do
     pinned[#pinned + 1] = id
   elseif not typ or not step or not agent then
     missing[#missing + 1] = id
+  elseif seen ~= '' and digest(key) ~= seen then
+    changed[#changed + 1] = id
   else
     local good = fixed and ok(key, 'hash') and ok(ikey, 'hash') and ok(tpre .. typ .. tsuf, ixt)
     if good and tgt then good = ok(xpre .. tgt .. xsuf, ixt) end

@@ -1,12 +1,14 @@
 #!lua
 -- to_im: move actions of one agent from STM to IM (one server).
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
--- ARGV: im_ttl, the key shapes and hash fields (Shapes.argv), n, n pairs (action id, importance), the retired marks key, the pinned set ('' none), the types/targets kind ('z' sorted sets, layout 4; else sets)
--- Reply: {moved ids, missing ids, refused ids, pinned ids}
+-- ARGV: im_ttl, the key shapes and hash fields (Shapes.argv), n, n pairs (action id, importance), the retired marks key, the pinned set ('' none), the types/targets kind ('z' sorted sets, layout 4; else sets), n digests of the hashes as read ('' not compared)
+-- Reply: {moved ids, missing ids, refused ids, pinned ids, changed ids}
 -- ARGV: im_ttl, then the key shapes and the hash field names (see
 -- agentmem/tiers/shapes.py Shapes.argv), then n and n pairs (action id, importance),
--- the retired marks key, the agent's pinned set.
--- A pinned id stays where it is, untouched (reported in pinned ids).
+-- the retired marks key, the agent's pinned set, the kind of the types and targets keys,
+-- then per pair the digest of its hash as the caller read it (lib/to_im_check.lua).
+-- A pinned id stays where it is, untouched (reported in pinned ids); so does one whose
+-- hash changed since the caller read it (changed ids).
 --!include lib/to_im_check.lua
     local sa, sk, st, sb, sg
     if good and sim then
@@ -27,4 +29,4 @@
     end
   end
 end
-return {moved, missing, refused, pinned}
+return {moved, missing, refused, pinned, changed}
