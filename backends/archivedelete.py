@@ -17,10 +17,11 @@ from agentmem.backends.sqlwrite import Attempt
 from agentmem.errors import DuplicateId
 from agentmem.model.records import Action
 
-__all__ = ["delete_archived", "write_updating"]
+__all__ = ["delete_archived", "write_updated", "write_updating"]
 
 
-def write_updating(archive: Archive, actions: Sequence[Action]) -> tuple[int, list[int]]:
+def write_updating(archive: Archive, actions: Sequence[Action], *, as_written: int = 0
+                   ) -> tuple[int, list[int]]:
     """Archive ``actions``; return the rows inserted and the positions of the actions
     refused: the archive holds another action under their id.
 
@@ -30,7 +31,13 @@ def write_updating(archive: Archive, actions: Sequence[Action]) -> tuple[int, li
     row is replaced by this newer version instead, in one write transaction (the old
     row deleted and the new one inserted together: no reader, and no crash, ever finds
     the action in neither). A row that went since the first write looked (another
-    process replaced it) is looked for again in that transaction, not refused."""
+    process replaced it) is looked for again in that transaction, not refused.
+
+    ``as_written``: the first ``as_written`` actions are copies taken when they were
+    written (a dual writer's buffer), the first version of each: a row the archive holds
+    under the same identity and write time with other content is a later version of the
+    action (``maintain`` or a drain archived it after an update), so it is kept, and the
+    copy counts as archived."""
     try:
         return archive.write(actions), []
     except DuplicateId as exc:
@@ -56,8 +63,11 @@ def write_updating(archive: Archive, actions: Sequence[Action]) -> tuple[int, li
         for n in failed:
             a = actions[n]
             got = held.get((a.simulation_id, a.agent_id, str(a.action_id)), [])
-            if not got or (a.stored_at is not None
-                           and all(w == a.stored_at for _, w in got)):
+            same = bool(got) and a.stored_at is not None and \
+                all(w == a.stored_at for _, w in got)
+            if same and n < as_written:
+                continue  # a later version of it is archived
+            if not got or same:
                 updated.append(n)  # the same action, updated since it was archived (or
                 rows += [r for r, _ in got]  # its row went since the first write looked)
             else:
@@ -74,6 +84,24 @@ def write_updating(archive: Archive, actions: Sequence[Action]) -> tuple[int, li
 
     more, refused = archive._transact(replace)
     return inserted + more, refused
+
+
+def write_updated(archive: Archive, actions: Sequence[Action], *, as_written: int = 0
+                  ) -> int:
+    """:func:`write_updating`; the rows inserted. An action refused (the archive holds
+    another action under its id) raises :class:`~agentmem.errors.DuplicateId` once the
+    others are archived, as :meth:`Archive.write <agentmem.backends.sql.Archive.write>`
+    does, with ``stored`` (the ids archived or held) and ``failed`` (position ->
+    reason)."""
+    inserted, refused = write_updating(archive, actions, as_written=as_written)
+    if refused:
+        out = set(refused)
+        raise DuplicateId(
+            f"{len(refused)} of {len(actions)} actions not archived: the archive holds "
+            f"other actions under their ids ({[str(actions[n].action_id) for n in refused[:5]]})",
+            stored=[str(a.action_id) for n, a in enumerate(actions) if n not in out],
+            failed=dict.fromkeys(refused, "EXISTS: the archive holds another action"))
+    return inserted
 
 
 def delete_archived(archive: Archive, agent_id: str, action_id: str,

@@ -49,6 +49,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from agentmem.backends.archivedelete import write_updated
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.dualwrite.failover import Failover
@@ -208,7 +209,12 @@ class ArchiveSide:
         batch = own + extra
         try:
             with self._sql:  # archive_paused() waits for it
-                n = self.archive.write(batch) if batch else 0
+                # ``own``: copies taken at the write, whose row the archive may hold in a
+                # later version (updated, then archived by maintain); ``extra``: Redis's
+                # versions, which replace an older archived row
+                n = write_updated(self.archive, batch, as_written=len(own)) if batch else 0
+        except AgentMemError:  # (DuplicateId: the others are archived, these stay)
+            raise
         except Exception as exc:
             raise as_agentmem_error(exc, "the archive write failed") from exc
         acked = False

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from agentmem.backends.archivedelete import write_updated
 from agentmem.dualwrite.ids import held, held_in_im
 from agentmem.errors import DuplicateId, InvalidInput, WriteError
 from agentmem.model.records import Action, IMAction, same_action
@@ -41,7 +42,9 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
 
     Reads ``simulation:{sim}:actions`` in slices of ``chunk`` ids (write order)
     with ``simulation_actions`` and hands each slice to ``Archive.write``, which
-    skips every action whose string id is archived already. Actions whose hash
+    skips every action whose string id is archived already; an action updated in Redis
+    since it was archived (the same identity and write time) replaces its archived row
+    (``archivedelete.write_updated``). Actions whose hash
     has expired are not in Redis any more and are not written. Returns the rows
     inserted (0 on a second run). ``progress(done, total)`` is called after each slice
     (list entries read, the list's length).
@@ -52,8 +55,8 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
     inserted = 0
     for start in range(0, total, chunk):
         actions = memory.actions.simulation_actions(simulation_id, start, start + chunk - 1)
-        if actions:
-            inserted += archive.write(actions)
+        if actions:  # (an archived row of an action updated since: replaced by it)
+            inserted += write_updated(archive, actions)
         if progress is not None:
             progress(min(start + chunk, total), total)
     return inserted
