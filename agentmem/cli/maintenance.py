@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 import click
@@ -148,8 +148,12 @@ def _stepper(bar: Any) -> Any:
 
 
 def _add(total: MaintainReport, part: MaintainReport) -> None:
-    for name in ("agents", "to_im", "archived", "evicted", "missing", "pinned"):
-        setattr(total, name, getattr(total, name) + getattr(part, name))
+    """``part``'s counts added to ``total``'s (every count the report has), its ids and
+    plan joined."""
+    for f in fields(total):
+        value = getattr(part, f.name)
+        if type(value) is int:
+            setattr(total, f.name, getattr(total, f.name) + value)
     total.refused += part.refused
     total.moving.update(part.moving)
 
