@@ -193,16 +193,16 @@ def test_a_batch_of_thousands_of_short_replies_is_read_whole(
 
 def test_a_socket_timeout_fails_a_read_only_when_no_byte_came_for_that_long(
         server: Any, connect: Any) -> None:
-    # 15 calls of 100 ms on a 0.6 s timeout: the whole pipeline takes about 1.5 s, but
-    # a reply comes every 100 ms, as each read of one reply would see it (0.6 s: on
-    # Valkey a call's time is the server's CPU time, which a loaded machine stretched
-    # past 0.3 s once with 80 ms calls)
-    mem = connect(spin_us=0, client=_client(server, 0.6))
-    assert mem.runner.run(Plan(_calls("status", 0.1, 15), every_reply)) == [b""] * 15
+    # 30 calls of 100 ms on a 1.2 s timeout: the whole pipeline takes about 3 s, but a
+    # reply comes every 100 ms, as each read of one reply would see it (1.2 s: on Valkey
+    # a call's time is the server's CPU time, which a loaded machine stretched past 0.3 s
+    # with 80 ms calls, and past 0.6 s once with 100 ms calls)
+    mem = connect(spin_us=0, client=_client(server, 1.2))
+    assert mem.runner.run(Plan(_calls("status", 0.1, 30), every_reply)) == [b""] * 30
     assert _low_water(mem) == 1
-    # a call of 1.5 s: no byte for the timeout, the read fails as before
+    # a call of 3 s: no byte for the timeout, the read fails as before
     with pytest.raises(agentmem.Unavailable):
-        mem.runner.run(Plan(_calls("status", 0.0, 3) + _calls("status", 1.5, 1),
+        mem.runner.run(Plan(_calls("status", 0.0, 3) + _calls("status", 3.0, 1),
                             every_reply))
 
 
