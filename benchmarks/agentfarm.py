@@ -28,6 +28,12 @@ as ``action_target_id``, and 5% decision-module rows with ``module_type``,
                          the same with the archive writes in a thread of their own
   drop-in background     the same with ``background=True``
   drop-in redis          ``durability="redis"`` (each call stored in Redis)
+  drop-in buffered, write_columns=True
+                         buffered over a store opened with ``write_columns=True``
+                         (``connect``'s option): each step's Redis write sent as
+                         columns (``core/write_cols.lua``), not as rows
+  drop-in, write_columns, archive_thread
+                         the same with ``archive_thread=True``
   floor: lua_batch       the reference ``lua_batch`` path of ``../shared/bench/
                          limits.py`` (Redis only, batches of 500; skipped when absent)
 
@@ -259,7 +265,9 @@ def run_dropin(mode: str, mem: Any, admin: redis.Redis, steps: list[list[dict[st
     options: dict[str, Any] = {"buffered": {}, "background": {"background": True},
                                "redis": {"durability": "redis"},
                                "thread": {"archive_thread": True},
-                               "waiting": {"send_ahead": False}}[mode]
+                               "waiting": {"send_ahead": False},
+                               "columns": {},
+                               "columns_thread": {"archive_thread": True}}[mode]
     logger = AgentFarmLogger(mem, archive, SIM, **options)
     logger.log_agents_batch(agent_batch(SIM))
     log, tick = logger.log_agent_action, logger.flush_if_needed
@@ -310,6 +318,8 @@ ROWS = {
     "waiting": "drop-in buffered, send_ahead=False",
     "background": "drop-in background=True",
     "redis": "drop-in durability='redis'",
+    "columns": "drop-in buffered, write_columns=True",
+    "columns_thread": "drop-in, write_columns, archive_thread",
     "floor": "floor: lua_batch (limits.py, Redis only)",
 }
 
@@ -321,6 +331,9 @@ def benchmark(args: argparse.Namespace) -> int:
     limits = load_limits()
     admin = redis.Redis.from_url(args.url)
     mem = agentmem.connect(args.url)
+    # the Redis writes sent as columns (connect's write_columns=True): a dual writer's
+    # writes of 32 records or more, each step's here
+    cols = agentmem.connect(args.url, write_columns=True)
     admin.flushdb()
     steps = make_steps(args.n)
     warm = make_steps(min(args.n, 1000), seed=3)
@@ -329,6 +342,8 @@ def benchmark(args: argparse.Namespace) -> int:
         paths.append(("agentfarm", lambda s, t: run_agentfarm(fdb, s, t)))
     for mode in ("buffered", "waiting", "thread", "background", "redis"):
         paths.append((mode, lambda s, t, m=mode: run_dropin(m, mem, admin, s, t)))
+    for mode in ("columns", "columns_thread"):
+        paths.append((mode, lambda s, t, m=mode: run_dropin(m, cols, admin, s, t)))
     if limits is not None:
         paths.append(("floor", lambda s, t: run_floor(
             limits, admin, sum(len(x) for x in s))))
