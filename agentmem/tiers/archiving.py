@@ -48,11 +48,18 @@ def archive_leaving(archive: Archive, actions: Sequence[Action]) -> tuple[int, l
 
 
 def hash_digest(raw: Mapping[bytes, bytes] | Sequence[bytes]) -> str:
-    """The digest ``to_im`` compares (``lib/to_im_check.lua``): sha1 of a hash's
-    ``HGETALL`` reply, each name and value as ``<length>:<bytes>``, in the reply's
-    order (a hash that did not change gives its fields in the same order)."""
-    flat = [x for pair in raw.items() for x in pair] if isinstance(raw, Mapping) else raw
-    return hashlib.sha1(b"".join(b"%d:%b" % (len(x), x) for x in flat)).hexdigest()
+    """The digest ``to_im`` compares (``lib/to_im_check.lua``) of a hash's ``HGETALL``
+    reply, whatever the order of its fields (a hash table gives them in another order
+    as it rehashes, with no write): for each field, sha1 of
+    ``<length>:<name><length>:<value>``; each 8-hex-digit fifth of those summed over the
+    fields, modulo 2**32; the five sums as decimals joined by ``.``."""
+    pairs = raw.items() if isinstance(raw, Mapping) else zip(raw[::2], raw[1::2], strict=True)
+    sums = [0] * 5
+    for name, value in pairs:
+        d = hashlib.sha1(b"%d:%b%d:%b" % (len(name), name, len(value), value)).hexdigest()
+        for k in range(5):
+            sums[k] += int(d[8 * k:8 * k + 8], 16)
+    return ".".join(str(s % 2**32) for s in sums)
 
 
 def read_versions(memory: Memory, agent_id: str, ids: Sequence[str]

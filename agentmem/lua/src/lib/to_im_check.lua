@@ -23,14 +23,24 @@ local pins = A[43 + 2 * n] or ''
 local ixt = (A[44 + 2 * n] or '') == 'z' and 'zset' or 'set'
 local ixrem = ixt == 'zset' and 'ZREM' or 'SREM'
 -- then, for each pair in order, the digest of its STM hash as the caller read it (and
--- archived it): sha1 of its HGETALL reply, each name and value as <length>:<bytes>
--- ('' or absent: not compared). A hash that differs now was changed since
+-- archived it) ('' or absent: not compared). A hash that differs now was changed since
 -- (actions.update): it stays where it is, reported in changed ids, and the next
--- maintain archives the version it holds before it moves it.
+-- maintain archives the version it holds before it moves it. The digest does not
+-- depend on the order HGETALL gives the fields in (a hash table changes it as it
+-- rehashes, with no write): for each field, sha1 of <length>:<name><length>:<value>;
+-- each 8-hex-digit fifth of those summed over the fields, modulo 2^32; the five sums
+-- as decimals joined by '.' (agentmem/tiers/archiving.py hash_digest).
 local function digest(key)
   local h = redis.call('HGETALL', key)
-  for j = 1, #h do h[j] = #h[j] .. ':' .. h[j] end
-  return redis.sha1hex(table.concat(h))
+  local sums = {0, 0, 0, 0, 0}
+  for j = 1, #h, 2 do
+    local d = redis.sha1hex(#h[j] .. ':' .. h[j] .. #h[j + 1] .. ':' .. h[j + 1])
+    for k = 1, 5 do
+      sums[k] = (sums[k] + tonumber(string.sub(d, 8 * k - 7, 8 * k), 16)) % 4294967296
+    end
+  end
+  for k = 1, 5 do sums[k] = string.format('%d', sums[k]) end
+  return table.concat(sums, '.')
 end
 local function ok(key, typ)
   local t = redis.call('TYPE', key)['ok']
