@@ -20,24 +20,28 @@ from agentmem.model.records import Action
 __all__ = ["delete_archived", "write_updated", "write_updating"]
 
 
-def write_updating(archive: Archive, actions: Sequence[Action], *, as_written: int = 0
+def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool
                    ) -> tuple[int, list[int]]:
     """Archive ``actions``; return the rows inserted and the positions of the actions
     refused: the archive holds another action under their id.
 
     The archive refuses an action whose id it holds with other content. When the held
     row has the action's identity and write time (``stored_at``), it is the same action
-    updated in Redis after it was archived (``actions.update`` keeps both): the archived
-    row is replaced by this newer version instead, in one write transaction (the old
-    row deleted and the new one inserted together: no reader, and no crash, ever finds
-    the action in neither). A row that went since the first write looked (another
-    process replaced it) is looked for again in that transaction, not refused.
+    in another version (``actions.update`` keeps both): then
 
-    ``as_written``: the first ``as_written`` actions are copies taken when they were
-    written (a dual writer's buffer), the first version of each: a row the archive holds
-    under the same identity and write time with other content is a later version of the
-    action (``maintain`` or a drain archived it after an update), so it is kept, and the
-    copy counts as archived."""
+    - ``replace``: the archived row is replaced by this version, in one write
+      transaction (the old row deleted and the new one inserted together: no reader,
+      and no crash, ever finds the action in neither). Only ``maintain`` replaces: it
+      archives the version it read, then moves the hash only if it is still that
+      version (``tiers/archiving.py``), so what it archived is the newest.
+    - else the archived row is kept and the action counts as archived: a copy taken
+      when the action was written (a dual writer's buffer) is its first version, and one
+      read from Redis earlier (a drain, a sync) may be older than a row that
+      ``maintain`` archived meanwhile; the version STM holds reaches the archive when
+      ``maintain`` moves the action.
+
+    A row that went since the first write looked (another process replaced it) is looked
+    for again in that transaction, not refused."""
     try:
         return archive.write(actions), []
     except DuplicateId as exc:
@@ -45,7 +49,7 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, as_written: i
         failed = sorted(exc.failed)
     x = action_extras.c
 
-    def replace(conn: Connection) -> tuple[int, list[int]]:
+    def run(conn: Connection) -> tuple[int, list[int]]:
         held: dict[tuple[str, str, str], list[tuple[int, int | None]]] = {}
         groups: dict[tuple[str, str], list[str]] = {}
         for n in failed:
@@ -65,8 +69,8 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, as_written: i
             got = held.get((a.simulation_id, a.agent_id, str(a.action_id)), [])
             same = bool(got) and a.stored_at is not None and \
                 all(w == a.stored_at for _, w in got)
-            if same and n < as_written:
-                continue  # a later version of it is archived
+            if same and not replace:
+                continue  # archived, in a version that may be newer than this one
             if not got or same:
                 updated.append(n)  # the same action, updated since it was archived (or
                 rows += [r for r, _ in got]  # its row went since the first write looked)
@@ -82,18 +86,17 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, as_written: i
         refused += [updated[k] for k in batch.conflicts]  # changed again meanwhile
         return len(batch.main), sorted(refused)
 
-    more, refused = archive._transact(replace)
+    more, refused = archive._transact(run)
     return inserted + more, refused
 
 
-def write_updated(archive: Archive, actions: Sequence[Action], *, as_written: int = 0
-                  ) -> int:
+def write_updated(archive: Archive, actions: Sequence[Action], *, replace: bool) -> int:
     """:func:`write_updating`; the rows inserted. An action refused (the archive holds
     another action under its id) raises :class:`~agentmem.errors.DuplicateId` once the
     others are archived, as :meth:`Archive.write <agentmem.backends.sql.Archive.write>`
     does, with ``stored`` (the ids archived or held) and ``failed`` (position ->
     reason)."""
-    inserted, refused = write_updating(archive, actions, as_written=as_written)
+    inserted, refused = write_updating(archive, actions, replace=replace)
     if refused:
         out = set(refused)
         raise DuplicateId(

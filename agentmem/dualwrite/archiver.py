@@ -209,10 +209,10 @@ class ArchiveSide:
         batch = own + extra
         try:
             with self._sql:  # archive_paused() waits for it
-                # ``own``: copies taken at the write, whose row the archive may hold in a
-                # later version (updated, then archived by maintain); ``extra``: Redis's
-                # versions, which replace an older archived row
-                n = write_updated(self.archive, batch, as_written=len(own)) if batch else 0
+                # an archived row of the same action (maintain archived it after an
+                # update) is kept: ``own`` holds the versions written, ``extra`` versions
+                # read before the row may have been archived
+                n = write_updated(self.archive, batch, replace=False) if batch else 0
         except AgentMemError:  # (DuplicateId: the others are archived, these stay)
             raise
         except Exception as exc:

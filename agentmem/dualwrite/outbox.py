@@ -292,7 +292,9 @@ def _drain_list(memory: Memory, names: Names, archive: Archive, key: str, token:
             return False
         actions, missing = read_actions(memory, keys)
         report.read += len(keys)
-        inserted, refused = write_updating(archive, actions) if actions else (0, [])
+        # (an archived row of the same action is kept: see write_updating)
+        inserted, refused = write_updating(archive, actions, replace=False) if actions \
+            else (0, [])
         report.archived += inserted
         if refused:  # left listed: drained again once resolved
             raise DuplicateId(

@@ -42,9 +42,10 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
 
     Reads ``simulation:{sim}:actions`` in slices of ``chunk`` ids (write order)
     with ``simulation_actions`` and hands each slice to ``Archive.write``, which
-    skips every action whose string id is archived already; an action updated in Redis
-    since it was archived (the same identity and write time) replaces its archived row
-    (``archivedelete.write_updated``). Actions whose hash
+    skips every action whose string id is archived already, even one updated in Redis
+    since (the same identity and write time; ``archivedelete.write_updated``: what was
+    read may be older than a row ``maintain`` archived meanwhile; STM's version reaches
+    the archive when ``maintain`` moves the action). Actions whose hash
     has expired are not in Redis any more and are not written. Returns the rows
     inserted (0 on a second run). ``progress(done, total)`` is called after each slice
     (list entries read, the list's length).
@@ -55,8 +56,8 @@ def archive_to_sql(memory: Memory, archive: Archive, simulation_id: str, *,
     inserted = 0
     for start in range(0, total, chunk):
         actions = memory.actions.simulation_actions(simulation_id, start, start + chunk - 1)
-        if actions:  # (an archived row of an action updated since: replaced by it)
-            inserted += write_updated(archive, actions)
+        if actions:  # (an action updated since it was archived: the archived row stays)
+            inserted += write_updated(archive, actions, replace=False)
         if progress is not None:
             progress(min(start + chunk, total), total)
     return inserted

@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -272,8 +272,7 @@ class WritePlanner(Generic[M]):
                 lines.append("    check_id(base)")
             lines.append("    return Prepared('g', base, vals)")
         run_source(lines, env)  # source built above from the declaration
-        fast: Callable[[list[Arg | None]], Prepared | None] = env["fast"]
-        return fast
+        return cast("Callable[[list[Arg | None]], Prepared | None]", env["fast"])
 
     # -- phase 1: validate and encode (may raise; nothing has been sent) ------
 

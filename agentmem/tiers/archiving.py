@@ -38,7 +38,7 @@ log = logging.getLogger("agentmem.tiers.archiving")
 def archive_leaving(archive: Archive, actions: Sequence[Action]) -> tuple[int, list[Action]]:
     """Archive ``actions`` (one transaction); return the rows inserted and the actions
     that must stay in STM (the archive holds another action under their id)."""
-    inserted, failed = write_updating(archive, actions)
+    inserted, failed = write_updating(archive, actions, replace=True)
     refused = [actions[n] for n in failed]
     if refused:
         log.error("the archive holds other actions under the ids of %d actions leaving STM; "

@@ -37,7 +37,7 @@ from agentmem.backends.sql import Archive, open_archive
 from agentmem.dualwrite.writer import DualWriter
 from agentmem.errors import BackendError, ConfigError
 from agentmem.integrations.agentfarm import AgentFarmLogger
-from agentmem.tiers.maintenance import Tiers
+from agentmem.tiers.maintenance import TierPolicy, Tiers
 
 
 class SharedLock(Lock):
@@ -405,8 +405,10 @@ def test_a_writer_that_stopped_with_archived_keys_listed_is_drained_after_an_upd
     """The thread archived its copy and left its keys listed (not the outbox's head); the
     process stops before its next write, and one of those actions is updated in Redis.
     The next writer drains the outbox: the action it reads back is the archived one,
-    updated; it replaces the archived row (as maintain does) instead of raising
-    DuplicateId, which kept every later writer from opening."""
+    updated; it counts as archived (the row stays: what a drain reads may be older than
+    a row maintain archived meanwhile) instead of raising DuplicateId, which kept every
+    later writer from opening; the update reaches the archive when the action leaves
+    STM."""
     w, first = _archived_not_head(mem, archive)
     assert len(w.outbox.listed()) == 21
     mem.actions.update(first[3].model_copy(update={"reward": 9.0}))
@@ -417,5 +419,9 @@ def test_a_writer_that_stopped_with_archived_keys_listed_is_drained_after_an_upd
     assert nxt.recovered.read == 21
     nxt.close()
     assert archive.count() == 21
+    got = {a.action_id: a.reward for a in archive.read(SIM)}
+    assert got["a1-3-move"] == first[3].reward != 9.0
+    assert Tiers(mem, TierPolicy(), archive=archive).transition("a1", ["a1-3-move"]) \
+        == ["a1-3-move"]
     got = {a.action_id: a.reward for a in archive.read(SIM)}
     assert got["a1-3-move"] == 9.0

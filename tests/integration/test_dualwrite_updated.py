@@ -7,8 +7,10 @@ sync) has archived the updated version, the archive holds a row of the same iden
 write time with other content, which ``Archive.write`` refuses (``DuplicateId``): every
 later flush raised, the buffer never emptied, and neither did ``close()``. The
 buffered copy is the action's first version, so the archived row is kept and the copy
-counts as archived. ``archive_to_sql`` of an action updated since it was archived
-replaces the archived row with Redis's version (it raised ``DuplicateId`` too).
+counts as archived. ``archive_to_sql`` (and the outbox drain) of an action updated
+since it was archived keeps the archived row (it raised ``DuplicateId``): what it read
+from Redis may be older than a row ``maintain`` archived meanwhile (review 100), and
+STM's version reaches the archive when ``maintain`` moves the action.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from agentmem import Action
 from agentmem.backends.sql import open_archive
 from agentmem.dualwrite.sync import archive_to_sql
 from agentmem.errors import DuplicateId
+from agentmem.tiers import TierPolicy, Tiers
 
 SIM = "sim_dwu"
 
@@ -80,15 +83,17 @@ def test_a_buffered_action_under_an_id_of_another_action_is_still_refused(
     store.close()
 
 
-def test_archive_to_sql_replaces_the_row_of_an_action_updated_since(
+def test_archive_to_sql_keeps_the_row_of_an_action_updated_since_until_it_moves(
         server: Any, r: redis.Redis, db: Db) -> None:  # noqa: F811
     mem = agentmem.connect(server.url)
     stored = mem.actions.add_many(_acts(3))
     with open_archive(db.url) as archive:
         assert archive.write(stored) == 3
         mem.actions.update(stored[1].model_copy(update={"reward": 0.9, "details": {"v": 2}}))
-        assert archive_to_sql(mem, archive, SIM) == 1  # the replaced row
-        assert archive_to_sql(mem, archive, SIM) == 0
+        assert archive_to_sql(mem, archive, SIM) == 0  # archived: no DuplicateId
+        assert _archived(db.url)["x-1-move"] == (0.1, {"v": 1})
+        report = Tiers(mem, TierPolicy(stm_steps=1), archive=archive).maintain(now_step=2)
+        assert report.to_im == 2
     rows = _archived(db.url)
     assert rows == {"x-0-move": (0.1, {"v": 1}), "x-1-move": (0.9, {"v": 2}),
                     "x-2-move": (0.1, {"v": 1})}

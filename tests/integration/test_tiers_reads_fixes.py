@@ -175,20 +175,25 @@ def test_maintain_archives_an_updated_action_whose_id_another_simulation_archive
     assert archive.count("s2") == 1
 
 
-def test_the_outbox_drain_replaces_an_updated_action_whose_id_another_simulation_holds(
+def test_maintain_replaces_an_updated_action_whose_id_another_simulation_holds(
         archive: Archive) -> None:
-    """``write_updating`` (the drain's and maintain's archive write) compares the row of
+    """``write_updating`` (maintain's archive write, ``replace=True``) compares the row of
     the action's own simulation: the s2 action replaces s2's row, s1's is untouched, and
-    a different action under s2's id (another write time) is still refused."""
+    a different action under s2's id (another write time) is still refused. Without
+    ``replace`` (a drain, a sync, a dual writer) the archived row stays and the action
+    counts as archived; another action under the id is refused the same."""
     s1 = act(5, sim="s1", action_id="a1-5-move", stored_at=10, reward=1.0)
     s2 = act(5, sim="s2", action_id="a1-5-move", stored_at=20, reward=2.0)
     archive.write([s1, s2])
     newer = s2.model_copy(update={"reward": 3.0})
-    assert write_updating(archive, [newer]) == (1, [])
+    assert write_updating(archive, [newer], replace=False) == (0, [])
+    assert archived(archive, "s2") == [s2]
+    assert write_updating(archive, [newer], replace=True) == (1, [])
     assert archived(archive, "s2") == [newer]
     assert archived(archive, "s1") == [s1]
     other = s2.model_copy(update={"reward": 4.0, "stored_at": 30})
-    assert write_updating(archive, [other]) == (0, [0])
+    for replace in (True, False):
+        assert write_updating(archive, [other], replace=replace) == (0, [0])
     assert archived(archive, "s2") == [newer]
 
 

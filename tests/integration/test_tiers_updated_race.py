@@ -84,7 +84,7 @@ def test_two_maintainers_replace_updated_actions_each_archived_once_updated(
         report = tiers.maintain(now_step=10_000)
         assert report.refused == []
         in_stm = [a for n in range(20) for a in mem.actions.timeline(f"a{n}")]
-        assert write_updating(archive, in_stm)[1] == []
+        assert write_updating(archive, in_stm, replace=True)[1] == []
         rows = archive.read(SIM)
     mem.close()
     keys = [(a.agent_id, a.action_id) for a in rows]
