@@ -22,6 +22,7 @@ try:  # FIONREAD: how many bytes a socket holds (POSIX)
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from agentmem.backends.failures import LINK_ERRORS
 from agentmem.backends.replies import (
     check_client,
     command_name,
@@ -91,7 +92,7 @@ class AsyncRedisRunner:
                 _, again = await self._send(sent[i] for i in missing)
                 for i, r in zip(missing, again, strict=True):
                     replies[i] = r
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # replies are kept: the connection's handshake
             raise ping_refused(exc, "the connection's handshake") from exc

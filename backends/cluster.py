@@ -33,7 +33,7 @@ from redis.exceptions import (
 
 from agentmem.backends.clusterroute import mapped, name_of, route_of, wire
 from agentmem.backends.clusterurl import _node_of, cluster_client
-from agentmem.backends.failures import connection_failure
+from agentmem.backends.failures import CLUSTER_LINK_ERRORS, LINK_ERRORS, connection_failure
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.replies import script_error
 from agentmem.backends.restarts import RestartGuard
@@ -118,7 +118,7 @@ class ClusterRunner:
         with self._lock:
             try:
                 self.client.nodes_manager.initialize()
-            except (RedisClusterException, redis.ConnectionError, redis.TimeoutError) as exc:
+            except CLUSTER_LINK_ERRORS as exc:
                 raise _unavailable("has no reachable node", exc) from exc
             self._stale = False
 
@@ -153,7 +153,7 @@ class ClusterRunner:
             return
         try:
             empty = all(int(self.node_client(n).dbsize()) == 0 for n in self.primaries())
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             self._stale = True
             raise _unavailable("is unreachable", exc) from exc
         call = Call(("EVAL", CLAIM_LAYOUT_CLUSTER.source, 1, LAYOUT_KEY, str(version),
@@ -194,7 +194,7 @@ class ClusterRunner:
                 groups.setdefault(node.name, (node, []))[1].append(i)
             for node, idx in groups.values():  # no call may run late after a NOSCRIPT
                 pool = self.node_client(node).connection_pool  # (re)connected now, where
-                with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
+                with contextlib.suppress(*LINK_ERRORS):
                     if not attempt and len(idx) > 1:  # a call follows another (not on a
                         pool.release(self._watch(pool.get_connection()))  # failed node)
                 known = self._scripts.setdefault(node.name, set())
@@ -255,12 +255,12 @@ class ClusterRunner:
             pool = self.node_client(node).connection_pool
             try:
                 conn: Any = pool.get_connection()
-            except (redis.ConnectionError, redis.TimeoutError):
+            except LINK_ERRORS:
                 continue
             try:
                 conn.connect()
                 self.guard.admit(conn, True, node.name)
-            except (redis.ConnectionError, redis.TimeoutError):
+            except LINK_ERRORS:
                 conn.disconnect()
             finally:
                 pool.release(conn)
@@ -290,7 +290,7 @@ class ClusterRunner:
                 self._scripts.setdefault(node.name, set()).add(script.sha)
                 return
             raise err from exc
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             self._stale = True
             raise _unavailable(f"node {node.name} is unreachable", exc) from exc
 
@@ -341,7 +341,7 @@ class ClusterRunner:
         pool = client.connection_pool
         try:
             conn: Any = pool.get_connection()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             unsent = _Unsent(str(exc))
             unsent.__cause__ = exc
             return unsent
@@ -350,7 +350,7 @@ class ClusterRunner:
         try:
             try:
                 conn.connect()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except LINK_ERRORS as exc:
                 conn.disconnect()
                 unsent = _Unsent(str(exc))
                 unsent.__cause__ = exc
@@ -381,7 +381,7 @@ class ClusterRunner:
                     replies.append(client.parse_response(conn, name_of(wires[i])))
                 except redis.ResponseError as exc:
                     replies.append(exc)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             conn.disconnect()
             self._stale = True
             raise _unavailable(f"node {node.name} is unreachable (calls in flight may or may "
@@ -434,7 +434,7 @@ class ClusterMemory:
         """Every master answers."""
         try:
             return all(bool(self.runner.node_client(n).ping()) for n in self.runner.primaries())
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             self.runner._stale = True
             raise _unavailable("is unreachable", exc) from exc
 

@@ -9,9 +9,8 @@ from urllib.parse import unquote
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
-from redis.exceptions import RedisClusterException
 
-from agentmem.backends.failures import connection_failure
+from agentmem.backends.failures import CLUSTER_LINK_ERRORS, connection_failure
 from agentmem.errors import BackendError, ConfigError
 
 __all__ = ["SCHEMES", "cluster_client", "is_cluster_url", "parse_nodes"]
@@ -84,7 +83,7 @@ def cluster_client(url_or_nodes: str | Sequence[str | tuple[str, int]],
     try:
         return RedisCluster(startup_nodes=[_node_of(h, p) for h, p in nodes],
                             decode_responses=False, **{**parsed, **options})
-    except (RedisClusterException, redis.ConnectionError, redis.TimeoutError) as exc:
+    except CLUSTER_LINK_ERRORS as exc:
         raise connection_failure(f"Redis Cluster (at {nodes} is unreachable)", exc) from exc
     except redis.AuthenticationError as exc:
         raise BackendError(f"Redis Cluster refused the credentials: {exc}") from exc

@@ -8,9 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import redis
-
-from agentmem.backends.failures import connection_failure
+from agentmem.backends.failures import LINK_ERRORS, connection_failure
 from agentmem.lua.cluster import AGENT_CHECK, SET_COUNTERS, SIM_CHECK, SIM_ORPHANS
 from agentmem.lua.integrity import INDEXED_FIELDS, RETIRE
 from agentmem.plans.keyspace import candidate_agents
@@ -73,7 +71,7 @@ class ClusterWalk:
                         sims.add(parsed[1]["simulation_id"])
                         if parsed[0] == "sim_grid":
                             self.grids[parsed[1]["simulation_id"]].append(_text(raw))
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except LINK_ERRORS as exc:
                 raise connection_failure(f"Redis Cluster node {node.name}", exc) from exc
         for sim in sorted(sims):
             self._sim_orphans(sim)
@@ -98,7 +96,7 @@ class ClusterWalk:
                     if len(pending) >= self.batch:
                         self._actions(pending)
                         pending = []
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except LINK_ERRORS as exc:
                 raise connection_failure(f"Redis Cluster node {node.name}", exc) from exc
             self._actions(pending)
 

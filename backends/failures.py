@@ -20,11 +20,21 @@ from redis.exceptions import (
     AuthorizationError,
     InvalidResponse,
     NoPermissionError,
+    RedisClusterException,
 )
 
 from agentmem.errors import BackendError, Refused, Unavailable
 
-__all__ = ["PERMANENT_MARKERS", "connection_failure", "is_permanent"]
+__all__ = ["CLUSTER_LINK_ERRORS", "LINK_ERRORS", "PERMANENT_MARKERS", "connection_failure",
+           "is_permanent"]
+
+LINK_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError,
+                                            InvalidResponse)
+"""What redis-py raises when the link to the server fails, or when what answers does not
+speak its protocol (``InvalidResponse``: :func:`connection_failure` makes that one
+:class:`~agentmem.errors.Refused`, never retried)."""
+CLUSTER_LINK_ERRORS: tuple[type[Exception], ...] = (RedisClusterException, *LINK_ERRORS)
+"""The same of a cluster client, which also raises its own errors of the cluster."""
 
 PERMANENT_MARKERS = ("WRONGPASS", "NOAUTH", "NOPERM", "invalid password", "invalid username",
                      "certificate verify failed", "CERTIFICATE_VERIFY_FAILED",

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from agentmem.backends.failures import connection_failure
+from agentmem.backends.failures import LINK_ERRORS, connection_failure
 from agentmem.backends.redis import Memory, RedisRunner
 from agentmem.plans.plan import Plan, command, every_reply
 
@@ -33,7 +33,7 @@ def _guarded(call: Callable[[], T]) -> T:
     """``call()``, a lost or refused connection raised as Unavailable or Refused."""
     try:
         return call()
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except LINK_ERRORS as exc:
         raise connection_failure("Redis", exc) from exc
 
 

@@ -18,6 +18,7 @@ import redis.asyncio
 from pydantic import BaseModel
 
 from agentmem.backends.aiorunner import AsyncRedisRunner
+from agentmem.backends.failures import LINK_ERRORS
 from agentmem.backends.inflight import Pending
 from agentmem.backends.options import check_settings, options_of
 from agentmem.backends.redisurl import parse_url
@@ -124,7 +125,7 @@ class RedisRunner:
         pool: Any = self.client.connection_pool
         try:
             conn = pool.get_connection()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # a reconnection's handshake
             raise ping_refused(exc, "the connection's handshake") from exc
@@ -139,7 +140,7 @@ class RedisRunner:
         except BaseException as exc:
             conn.disconnect()
             pool.release(conn)
-            if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            if isinstance(exc, LINK_ERRORS):
                 raise unavailable(exc) from exc
             if isinstance(exc, redis.ResponseError):  # the connection's handshake
                 raise ping_refused(exc, "the connection's handshake") from exc
@@ -168,7 +169,7 @@ class RedisRunner:
     def _run_once(self, plan: Plan[T]) -> T | FollowUp:
         try:
             sent, replies = self._send(plan.calls, plan.guarded, plan.bulk)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # replies are kept: the connection's handshake
             raise ping_refused(exc, "the connection's handshake") from exc
@@ -187,7 +188,7 @@ class RedisRunner:
         first; a follow-up plan returned, not run."""
         try:
             self._reload_missing(sent, replies, plan.guarded)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             raise unavailable(exc) from exc
         try:
             return plan.parse(mapped(replies))
@@ -306,7 +307,7 @@ class Memory(_Memory[RedisRunner]):
     def ping(self) -> bool:
         try:
             return bool(self.runner.client.ping())
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
             raise ping_refused(exc) from exc
@@ -345,7 +346,7 @@ class AsyncMemory(_Memory[AsyncRedisRunner]):
     async def ping(self) -> bool:
         try:
             return bool(await self.runner.client.ping())
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except LINK_ERRORS as exc:
             raise unavailable(exc) from exc
         except redis.ResponseError as exc:  # the connection's handshake (AUTH, SELECT)
             raise ping_refused(exc) from exc

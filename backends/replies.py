@@ -15,7 +15,7 @@ from typing import Any
 import redis
 from redis.exceptions import NoScriptError
 
-from agentmem.backends.failures import connection_failure, is_permanent
+from agentmem.backends.failures import LINK_ERRORS, connection_failure, is_permanent
 from agentmem.errors import BackendError, ConfigError, Refused
 from agentmem.plans.plan import Call
 
@@ -35,7 +35,7 @@ def mapped(replies: list[Any]) -> list[Any]:
     """Replies with redis-py errors turned into agentmem errors (not raised)."""
     out = []
     for r in replies:
-        if isinstance(r, (redis.ConnectionError, redis.TimeoutError)):
+        if isinstance(r, LINK_ERRORS):
             raise unavailable(r)
         if isinstance(r, Exception):
             err = (Refused(f"Redis refused a command ({type(r).__name__}): {r}")
@@ -59,7 +59,7 @@ def layout_errors() -> Iterator[None]:
     """The layout check's redis-py errors as agentmem errors (blocking and asyncio)."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
+    except LINK_ERRORS as exc:
         raise unavailable(exc) from exc
     except redis.ResponseError as exc:
         if is_permanent(exc):
