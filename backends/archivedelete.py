@@ -7,7 +7,7 @@ row, keyed by (simulation, agent, agentmem id); both go in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from sqlalchemy import Connection, delete, select
 
@@ -17,11 +17,16 @@ from agentmem.backends.sqlwrite import Attempt
 from agentmem.errors import DuplicateId
 from agentmem.model.records import Action
 
-__all__ = ["delete_archived", "write_updated", "write_updating"]
+__all__ = ["Current", "delete_archived", "write_updated", "write_updating"]
 
 
-def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool
-                   ) -> tuple[int, list[int]]:
+Current = Callable[[Sequence[int]], Collection[int]]
+"""Given the positions of actions about to replace their archived rows, the positions
+whose version is still the one Redis holds (``tiers/archiving.current_in_stm``)."""
+
+
+def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool,
+                   current: Current | None = None) -> tuple[int, list[int]]:
     """Archive ``actions``; return the rows inserted and the positions of the actions
     refused: the archive holds another action under their id.
 
@@ -39,6 +44,21 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool
       read from Redis earlier (a drain, a sync) may be older than a row that
       ``maintain`` archived meanwhile; the version STM holds reaches the archive when
       ``maintain`` moves the action.
+
+    ``current`` (with ``replace``): asked in that write transaction, after the held rows
+    are looked up, which of the actions about to replace theirs are still the version
+    Redis holds; the others are not written, their archived row kept and counted as
+    archived (as without ``replace``). Two ``maintain`` runs on one agent while it is
+    updated: the first reads a version, the second reads the update, archives it and
+    moves it to IM; the first must not then replace the update's row with the older
+    version it read. The check is atomic relative to the other's archive and move: on
+    SQLite the write transaction holds the write lock from ``BEGIN`` (``BEGIN
+    IMMEDIATE``), and a maintainer moves only after its archive transaction committed.
+    On PostgreSQL two write transactions may overlap; one that replaces the row after
+    this one looked it up deletes it and inserts a row of its own, so this one finds the
+    identity taken when it inserts: refused (``batch.conflicts`` below: the action
+    stays in STM), or, taken after it looked, the transaction is run again
+    (``_transact``) and asks ``current`` again. It never overwrites the other's row.
 
     A row that went since the first write looked (another process replaced it) is looked
     for again in that transaction, not refused."""
@@ -64,14 +84,25 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool
         updated: list[int] = []
         refused: list[int] = []
         rows: list[int] = []
+        got_of: dict[int, list[tuple[int, int | None]]] = {}
+        replacing: list[int] = []
         for n in failed:
             a = actions[n]
-            got = held.get((a.simulation_id, a.agent_id, str(a.action_id)), [])
-            same = bool(got) and a.stored_at is not None and \
-                all(w == a.stored_at for _, w in got)
-            if same and not replace:
-                continue  # archived, in a version that may be newer than this one
-            if not got or same:
+            got = got_of[n] = held.get((a.simulation_id, a.agent_id, str(a.action_id)), [])
+            if got and a.stored_at is not None and all(w == a.stored_at for _, w in got):
+                replacing.append(n)
+        same = set(replacing)
+        if not replace:  # archived, in a version that may be newer than this one
+            kept = same
+        elif current is not None and replacing:  # no longer the version Redis holds
+            kept = same - set(current(replacing))
+        else:
+            kept = set()
+        for n in failed:
+            got = got_of[n]
+            if n in kept:
+                continue
+            if not got or n in same:
                 updated.append(n)  # the same action, updated since it was archived (or
                 rows += [r for r, _ in got]  # its row went since the first write looked)
             else:
@@ -90,13 +121,15 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool
     return inserted + more, refused
 
 
-def write_updated(archive: Archive, actions: Sequence[Action], *, replace: bool) -> int:
-    """:func:`write_updating`; the rows inserted. An action refused (the archive holds
-    another action under its id) raises :class:`~agentmem.errors.DuplicateId` once the
-    others are archived, as :meth:`Archive.write <agentmem.backends.sql.Archive.write>`
-    does, with ``stored`` (the ids archived or held) and ``failed`` (position ->
-    reason)."""
-    inserted, refused = write_updating(archive, actions, replace=replace)
+def write_updated(archive: Archive, actions: Sequence[Action], *, replace: bool,
+                  current: Current | None = None) -> int:
+    """:func:`write_updating` (``current`` as there); the rows inserted. An action
+    refused (the archive holds another action under its id) raises
+    :class:`~agentmem.errors.DuplicateId` once the others are archived, as
+    :meth:`Archive.write <agentmem.backends.sql.Archive.write>` does, with ``stored``
+    (the ids archived or held) and ``failed`` (position -> reason)."""
+    inserted, refused = write_updating(archive, actions, replace=replace,
+                                       current=current)
     if refused:
         out = set(refused)
         raise DuplicateId(

@@ -14,6 +14,13 @@ with the old one. So the actions are read with the digest of each hash as read
 (:func:`read_versions`), and ``to_im`` moves only a hash whose digest is the same then;
 one changed meanwhile stays in STM for the next ``maintain``, which archives its new
 version before it moves it.
+
+Two ``maintain`` runs on one agent while it is updated: the first reads a version and is
+slow to archive it; the update comes; the second reads it, archives it and moves it to
+IM. The first must then keep the archived row, not replace it with the older version
+(its move finds the hash gone): :func:`current_in_stm` tells ``write_updating``, in its
+write transaction, which actions about to replace their rows are still the version STM
+holds.
 """
 
 from __future__ import annotations
@@ -23,22 +30,30 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentmem.backends.archivedelete import write_updating
+from agentmem.backends.archivedelete import Current, write_updating
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.model.records import Action
-from agentmem.plans.plan import Plan
+from agentmem.plans.plan import Plan, command, every_reply
 from agentmem.repository.actions import ActionOps
+from agentmem.tiers.shapes import Shapes, _gather
 
-__all__ = ["archive_leaving", "hash_digest", "read_versions"]
+__all__ = ["archive_leaving", "current_in_stm", "hash_digest", "read_versions"]
 
 log = logging.getLogger("agentmem.tiers.archiving")
 
 
-def archive_leaving(archive: Archive, actions: Sequence[Action]) -> tuple[int, list[Action]]:
-    """Archive ``actions`` (one transaction); return the rows inserted and the actions
-    that must stay in STM (the archive holds another action under their id)."""
-    inserted, failed = write_updating(archive, actions, replace=True)
+def archive_leaving(memory: Memory, archive: Archive,
+                    leaving: Sequence[tuple[str, Sequence[tuple[Action, str]]]]
+                    ) -> tuple[int, list[Action]]:
+    """Archive the leaving actions (per agent, each with the digest of its hash as read)
+    in one transaction; return the rows inserted and the actions that must stay in STM
+    (the archive holds another action under their id). The archived row of the same
+    action is replaced only while STM still holds the version read
+    (:func:`current_in_stm`); else it is kept, as newer."""
+    actions = [a for _, acts in leaving for a, _ in acts]
+    inserted, failed = write_updating(archive, actions, replace=True,
+                                      current=current_in_stm(memory, leaving))
     refused = [actions[n] for n in failed]
     if refused:
         log.error("the archive holds other actions under the ids of %d actions leaving STM; "
@@ -78,3 +93,55 @@ def read_versions(memory: Memory, agent_id: str, ids: Sequence[str]
         return out
 
     return Plan(built.calls, parse)
+
+
+def current_in_stm(memory: Memory, leaving: Sequence[tuple[str, Sequence[tuple[Action, str]]]]
+                   ) -> Current:
+    """For :func:`archive_leaving`: which of the leaving actions (positions in ``leaving``
+    flattened, each action with the digest of its hash as read) STM still holds in the
+    version read, asked in one round trip (per agent, ``get_many``'s calls and a
+    ``ZSCORE`` of its STM timeline per id: the agent's slot on a cluster):
+
+    - the hash is there with the digest read: current;
+    - the hash is there with another digest: not current (updated again; the move finds
+      it changed and keeps it in STM, and the next ``maintain`` archives that version);
+    - the hash is gone and its id not in the timeline: not current (another ``maintain``
+      moved it, after it archived a version at least as new; or it was deleted);
+    - the hash is gone but its id is in the timeline: current (the hash expired after
+      it was read: the version read is the newest there was)."""
+    flat = [(agent_id, str(a.action_id), seen) for agent_id, acts in leaving
+            for a, seen in acts]
+
+    def current(positions: Sequence[int]) -> list[int]:
+        per_agent: dict[str, list[int]] = {}
+        for n in positions:
+            per_agent.setdefault(flat[n][0], []).append(n)
+        found = memory.runner.run(_gather([
+            _in_stm(memory, agent_id, [flat[n][1] for n in ns])
+            for agent_id, ns in per_agent.items()]))
+        out = []
+        for ns, states in zip(per_agent.values(), found, strict=True):
+            for n, (digest, listed) in zip(ns, states, strict=True):
+                if digest == flat[n][2] or (digest is None and listed):
+                    out.append(n)
+        return sorted(out)
+
+    return current
+
+
+def _in_stm(memory: Memory, agent_id: str, ids: Sequence[str]
+            ) -> Plan[list[tuple[str | None, bool]]]:
+    """Per id: the digest of its STM hash (None: gone), and whether the agent's STM
+    timeline lists it."""
+    versions = read_versions(memory, agent_id, ids)
+    calls = list(versions.calls)
+    timeline = Shapes(memory.actions.layout, agent_id).timeline
+    scores = [command("ZSCORE", timeline, i) for i in ids]
+
+    def parse(raw: list[Any]) -> list[tuple[str | None, bool]]:
+        read = versions.parse(raw[:len(calls)])
+        listed = every_reply(raw[len(calls):])
+        return [(None if v is None else v[1], s is not None)
+                for v, s in zip(read, listed, strict=True)]
+
+    return Plan([*calls, *scores], parse)

@@ -172,7 +172,7 @@ class Tiers:
         if not everything:
             return set()
         if self.archive is not None:  # before anything leaves Redis
-            inserted, kept = archive_leaving(self.archive, everything)
+            inserted, kept = archive_leaving(self.memory, self.archive, leaving)
             report.archived += inserted
             if kept:  # the archive holds other actions under these ids: they stay
                 report.refused += [str(a.action_id) for a in kept]
