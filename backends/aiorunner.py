@@ -22,6 +22,7 @@ try:  # FIONREAD: how many bytes a socket holds (POSIX)
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from agentmem.backends.aioreplies import read_replies
 from agentmem.backends.failures import LINK_ERRORS
 from agentmem.backends.replies import (
     check_client,
@@ -107,7 +108,6 @@ class AsyncRedisRunner:
         pool = client.connection_pool
         conn = await pool.get_connection()
         sent: list[Call] = []
-        replies: list[Any] = []
         injected: dict[int, str] = {}
         try:
             self.scripts.watch(conn)
@@ -118,11 +118,7 @@ class AsyncRedisRunner:
             calls = inline_loads(calls, self.scripts.shas, injected, bulk)
             for n, chunk in enumerate(packed_chunks(conn, calls, sent)):
                 await conn.send_packed_command([chunk], check_health=n == 0)
-            for call in sent:
-                try:
-                    replies.append(await client.parse_response(conn, command_name(call)))
-                except redis.ResponseError as exc:
-                    replies.append(exc)
+            replies = await read_replies(client, conn, [command_name(c) for c in sent])
         except BaseException:
             await conn.disconnect()
             raise

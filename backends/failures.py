@@ -7,7 +7,9 @@ means the server or the connection turned this client away for a reason that
 waiting does not fix: wrong credentials (``WRONGPASS``, ``NOAUTH``), an ACL
 that does not grant a command or key (``NOPERM``), a TLS certificate that does
 not verify, a protocol the client cannot speak. Those raise at once, naming the
-cause; nothing is journaled for them.
+cause; nothing is journaled for them. A full connection pool (``max_connections``
+connections in use, redis-py's ``MaxConnectionsError``) asked no server: it is a plain
+:class:`~agentmem.errors.BackendError` saying so, not an outage.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from redis.exceptions import (
 from agentmem.errors import BackendError, Refused, Unavailable
 
 __all__ = ["CLUSTER_LINK_ERRORS", "LINK_ERRORS", "PERMANENT_MARKERS", "connection_failure",
-           "is_permanent"]
+           "is_permanent", "pool_exhausted"]
 
 LINK_ERRORS: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError,
                                             InvalidResponse)
@@ -67,9 +69,25 @@ def is_permanent(exc: BaseException) -> bool:
     return False
 
 
+def pool_exhausted(exc: BaseException) -> bool:
+    """Whether ``exc`` is redis-py's connection pool refusing one more connection
+    (``max_connections`` in use): no server was asked."""
+    exhausted = getattr(redis.exceptions, "MaxConnectionsError", None)
+    return (exhausted is not None and isinstance(exc, exhausted)) or (
+        isinstance(exc, redis.ConnectionError) and str(exc) == "Too many connections")
+
+
 def connection_failure(what: str, exc: BaseException) -> BackendError:
     """The agentmem error for a failed connection or call: :class:`Refused` when the
-    cause is permanent, else :class:`Unavailable`; ``what`` names the server."""
+    cause is permanent, else :class:`Unavailable`; ``what`` names the server. A full
+    connection pool is neither: a :class:`BackendError` that says so (no server was
+    asked: the client made more calls at once than its pool has connections, which
+    is no outage to journal and wait out)."""
+    if pool_exhausted(exc):
+        return BackendError(
+            f"{what}: the client's connection pool is exhausted ({exc}): more calls at "
+            "once than its max_connections; raise max_connections, or pass a client "
+            "whose pool waits for a free connection (redis-py's BlockingConnectionPool)")
     if is_permanent(exc):
         return Refused(f"{what} refused this client ({type(exc).__name__}): {exc}; "
                        "check the credentials, the ACL, the TLS settings or the URL")
