@@ -20,6 +20,15 @@ from agentmem.model.records import Action
 __all__ = ["Current", "delete_archived", "write_updated", "write_updating"]
 
 
+RACE_LOOKS = 5
+"""How many times :func:`write_updating` looks again at rows another writer archived
+while it wrote (PostgreSQL, where write transactions overlap) before it refuses them."""
+
+
+class _Raced(Exception):
+    """A row this write was to insert was archived meanwhile by another writer."""
+
+
 Current = Callable[[Sequence[int]], Collection[int]]
 """Given the positions of actions about to replace their archived rows, the positions
 whose version is still the one Redis holds (``tiers/archiving.current_in_stm``)."""
@@ -56,9 +65,12 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool
     IMMEDIATE``), and a maintainer moves only after its archive transaction committed.
     On PostgreSQL two write transactions may overlap; one that replaces the row after
     this one looked it up deletes it and inserts a row of its own, so this one finds the
-    identity taken when it inserts: refused (``batch.conflicts`` below: the action
-    stays in STM), or, taken after it looked, the transaction is run again
-    (``_transact``) and asks ``current`` again. It never overwrites the other's row.
+    identity taken when it inserts, and the transaction is rolled back and run again
+    (:data:`RACE_LOOKS` times at most, then the action is refused and stays in STM),
+    asking ``current`` again: it never overwrites the other's row. The same second look
+    tells an action another writer archived meanwhile (kept or replaced by the rules
+    above) from another action under its id (refused) (review 105: the race was
+    reported as ``refused``, logged as an id taken by another action).
 
     A row that went since the first write looked (another process replaced it) is looked
     for again in that transaction, not refused."""
@@ -114,11 +126,19 @@ def write_updating(archive: Archive, actions: Sequence[Action], *, replace: bool
         if not updated:
             return 0, refused
         batch = archive._write(conn, [actions[n] for n in updated], Attempt(False))
-        refused += [updated[k] for k in batch.conflicts]  # changed again meanwhile
+        if batch.conflicts and looks[0] < RACE_LOOKS:
+            raise _Raced  # another writer archived it since this one looked: look again
+        refused += [updated[k] for k in batch.conflicts]
         return len(batch.main), sorted(refused)
 
-    more, refused = archive._transact(run)
-    return inserted + more, refused
+    looks = [0]
+    while True:
+        try:
+            more, refused = archive._transact(run)  # (rolled back when _Raced)
+        except _Raced:
+            looks[0] += 1
+            continue
+        return inserted + more, refused
 
 
 def write_updated(archive: Archive, actions: Sequence[Action], *, replace: bool,

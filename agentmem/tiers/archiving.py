@@ -34,9 +34,9 @@ from agentmem.backends.archivedelete import Current, write_updating
 from agentmem.backends.redis import Memory
 from agentmem.backends.sql import Archive
 from agentmem.model.records import Action
-from agentmem.plans.plan import Plan, command, every_reply
+from agentmem.plans.plan import Plan
 from agentmem.repository.actions import ActionOps
-from agentmem.tiers.shapes import Shapes, _gather
+from agentmem.tiers.shapes import _gather
 
 __all__ = ["archive_leaving", "current_in_stm", "hash_digest", "read_versions"]
 
@@ -99,16 +99,16 @@ def current_in_stm(memory: Memory, leaving: Sequence[tuple[str, Sequence[tuple[A
                    ) -> Current:
     """For :func:`archive_leaving`: which of the leaving actions (positions in ``leaving``
     flattened, each action with the digest of its hash as read) STM still holds in the
-    version read, asked in one round trip (per agent, ``get_many``'s calls and a
-    ``ZSCORE`` of its STM timeline per id: the agent's slot on a cluster):
+    version read: its hash there with the digest read, asked in one round trip (per
+    agent, ``get_many``'s calls: the agent's slot on a cluster).
 
-    - the hash is there with the digest read: current;
-    - the hash is there with another digest: not current (updated again; the move finds
-      it changed and keeps it in STM, and the next ``maintain`` archives that version);
-    - the hash is gone and its id not in the timeline: not current (another ``maintain``
-      moved it, after it archived a version at least as new; or it was deleted);
-    - the hash is gone but its id is in the timeline: current (the hash expired after
-      it was read: the version read is the newest there was)."""
+    Any other state keeps the archived row. The hash updated since: the move finds it
+    changed and keeps it in STM, and the next ``maintain`` archives that version. The
+    hash gone: another ``maintain`` moved it after it archived a version at least as
+    new, it was deleted, or it expired, when the archived row may be newer than the
+    version read too (an update archived by ``archive_to_sql`` before it expired,
+    review 105): an update that expires in STM keeps the version the archive has
+    (``docs/durability.md``)."""
     flat = [(agent_id, str(a.action_id), seen) for agent_id, acts in leaving
             for a, seen in acts]
 
@@ -117,31 +117,13 @@ def current_in_stm(memory: Memory, leaving: Sequence[tuple[str, Sequence[tuple[A
         for n in positions:
             per_agent.setdefault(flat[n][0], []).append(n)
         found = memory.runner.run(_gather([
-            _in_stm(memory, agent_id, [flat[n][1] for n in ns])
+            read_versions(memory, agent_id, [flat[n][1] for n in ns])
             for agent_id, ns in per_agent.items()]))
         out = []
-        for ns, states in zip(per_agent.values(), found, strict=True):
-            for n, (digest, listed) in zip(ns, states, strict=True):
-                if digest == flat[n][2] or (digest is None and listed):
+        for ns, read in zip(per_agent.values(), found, strict=True):
+            for n, got in zip(ns, read, strict=True):
+                if got is not None and got[1] == flat[n][2]:
                     out.append(n)
         return sorted(out)
 
     return current
-
-
-def _in_stm(memory: Memory, agent_id: str, ids: Sequence[str]
-            ) -> Plan[list[tuple[str | None, bool]]]:
-    """Per id: the digest of its STM hash (None: gone), and whether the agent's STM
-    timeline lists it."""
-    versions = read_versions(memory, agent_id, ids)
-    calls = list(versions.calls)
-    timeline = Shapes(memory.actions.layout, agent_id).timeline
-    scores = [command("ZSCORE", timeline, i) for i in ids]
-
-    def parse(raw: list[Any]) -> list[tuple[str | None, bool]]:
-        read = versions.parse(raw[:len(calls)])
-        listed = every_reply(raw[len(calls):])
-        return [(None if v is None else v[1], s is not None)
-                for v, s in zip(read, listed, strict=True)]
-
-    return Plan([*calls, *scores], parse)

@@ -74,7 +74,7 @@ class MaintainReport:
     to_im: int = 0  # actions moved STM -> IM
     archived: int = 0  # rows the archive inserted on the way
     evicted: int = 0  # IM entries removed (archived before)
-    missing: int = 0  # ids in the STM timeline whose hash had expired
+    missing: int = 0  # timeline ids whose hash was gone (expired, or another maintain moved it)
     refused: list[str] = field(default_factory=list)  # ids a key of the wrong type kept
     pinned: int = 0  # ids about to move that were pinned meanwhile (left in place)
     changed: int = 0  # updated while being moved (left in STM: the next maintain moves them)

@@ -33,6 +33,8 @@ from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import create_engine, text
+from test_sql_archive import db_of
 
 import agentmem
 from agentmem import Action
@@ -134,9 +136,10 @@ def test_a_slow_maintainer_keeps_the_version_another_archived_and_moved(
 
 def test_current_in_stm_rules(server: Any, r: redis.Redis, tmp_path: Path) -> None:
     """Which versions read are still the ones STM holds: unchanged -> yes; updated since
-    -> no; the hash gone and its id out of the timeline (moved by another maintainer, or
-    deleted) -> no; the hash gone but its id in the timeline (it expired) -> yes. Then
-    ``maintain``'s archive write replaces the archived rows of the current ones only."""
+    -> no; the hash gone (moved by another maintainer, deleted, or expired with its id
+    still in the timeline) -> no: an expired update may have been archived by a sync
+    before it expired, newer than the version read (review 105). Then ``maintain``'s
+    archive write replaces the archived rows of the current ones only."""
     mem = agentmem.connect(server.url)
     stored = mem.actions.add_many(
         [Action(agent_id=agent, simulation_id=SIM, step_number=s, action_type="move",
@@ -155,8 +158,8 @@ def test_current_in_stm_rules(server: Any, r: redis.Redis, tmp_path: Path) -> No
     assert r.delete(sh.hash[0] + "x-4-move" + sh.hash[1]) == 1  # only the hash key
     assert r.zscore(sh.timeline, "x-4-move") is not None
     current = current_in_stm(mem, leaving)
-    assert list(current(range(6))) == [0, 4, 5]
-    assert list(current([1, 3])) == []
+    assert list(current(range(6))) == [0, 5]
+    assert list(current([1, 3, 4])) == []
     assert list(current([])) == []
 
     # the archive write: every row archived (v0 content), then each read version
@@ -168,12 +171,13 @@ def test_current_in_stm_rules(server: Any, r: redis.Redis, tmp_path: Path) -> No
         changed = [(agent, [(a.model_copy(update={"details": {"v": 9}}), seen)
                             for a, seen in acts]) for agent, acts in leaving]
         inserted, kept = archive_leaving(mem, archive, changed)
-        assert (inserted, kept) == (3, [])
+        assert (inserted, kept) == (2, [])
         rows = {a.action_id: a.details for a in archive.read(SIM)}
     assert {a.action_id for a in flat} <= set(rows)
     assert {k: v for k, v in rows.items() if v == {"v": 9}}.keys() == {
-        "x-0-move", "x-4-move", "y-0-move"}
-    assert rows["x-1-move"] == rows["x-2-move"] == rows["x-3-move"] == {"v": 1}
+        "x-0-move", "y-0-move"}
+    assert rows["x-1-move"] == rows["x-2-move"] == rows["x-3-move"] == rows["x-4-move"] \
+        == {"v": 1}
     mem.close()
 
 
@@ -197,4 +201,88 @@ def test_write_updating_without_a_callback_unchanged(
                               current=None if replace else never) == (2 if replace else 0, [])
         details = {a.details["v"] for a in archive.read(SIM) if a.details}
     assert details == ({2} if replace else {1})
+    mem.close()
+
+
+def _blocked_behind(engine: Any, holder: int) -> int:
+    """How many sessions wait, directly or through another waiter, on backend ``holder``."""
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "WITH first AS (SELECT pid FROM pg_stat_activity"
+            " WHERE :h = ANY(pg_blocking_pids(pid)))"
+            " SELECT count(*) FROM pg_stat_activity WHERE :h = ANY(pg_blocking_pids(pid))"
+            " OR pg_blocking_pids(pid) && ARRAY(SELECT pid FROM first)"), {"h": holder}
+        ).scalar())
+
+
+def test_on_postgresql_a_maintainer_that_finds_the_row_archived_meanwhile_looks_again(
+        server: Any, r: redis.Redis, tmp_path: Path) -> None:
+    """PostgreSQL's write transactions overlap: A archives v1 and B, which read v2 and
+    looked up the row before A committed, finds the identity taken by A's row when it
+    inserts. B looks again (a new transaction): the same action, STM still holds v2, so
+    it replaces A's row and moves v2. Before, B reported it ``refused`` (logged as an id
+    another action holds) and left v1 archived until the next ``maintain``.
+
+    The order is forced by a row lock a third session holds on the action's row (no
+    sleep): A waits on it after its checks, B waits behind A."""
+    location = db_of("postgresql", tmp_path)
+    db = next(location)
+    try:
+        _race_on_postgresql(server, tmp_path, db.url)
+    finally:
+        location.close()  # the schema dropped
+
+
+def _race_on_postgresql(server: Any, tmp_path: Path, url: str) -> None:
+    mem = agentmem.connect(server.url)
+    stored = mem.actions.add_many([Action(agent_id="x", simulation_id=SIM, step_number=s,
+                                          action_type="move", reward=0.0, details={"v": 0})
+                                   for s in range(6)])
+    with open_archive(url) as archive:
+        archive.write(stored)  # v0, as a dual writer archives them
+    v1 = stored[0].model_copy(update={"details": {"v": 1}, "reward": 0.1})
+    mem.actions.update(v1)
+    script = tmp_path / "maintainer.py"
+    script.write_text(MAINTAINER)
+    kids = [subprocess.Popen([sys.executable, str(script), server.url, url],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    engine = create_engine(url)
+    try:
+        for kid in kids:
+            assert kid.stdout is not None
+            assert kid.stdout.readline().strip() == "ready"
+        second = kids[1]
+        with engine.connect() as lock, lock.begin():
+            holder = int(lock.execute(text("SELECT pg_backend_pid()")).scalar_one())
+            lock.execute(text("SELECT row_id FROM agentmem_action_extras WHERE "
+                              "action_id = 'x-0-move' FOR UPDATE")).all()
+            for n, kid in enumerate(kids, 1):
+                assert kid.stdin is not None
+                if kid is second:  # B reads v2
+                    mem.actions.update(v1.model_copy(
+                        update={"details": {"v": 2}, "reward": 0.2}))
+                kid.stdin.write("go\n")
+                kid.stdin.flush()
+                deadline = time.monotonic() + 60
+                while _blocked_behind(engine, holder) < n:
+                    assert kid.poll() is None, "a maintainer did not wait"
+                    assert time.monotonic() < deadline, "no maintainer waited"
+                    time.sleep(0.01)
+        reports = [json.loads(kid.communicate(timeout=120)[0].strip().splitlines()[-1])
+                   for kid in kids]
+    finally:
+        for kid in kids:
+            if kid.poll() is None:
+                kid.kill()
+                kid.wait()
+        engine.dispose()
+    assert [kid.returncode for kid in kids] == [0, 0]
+    # A archived v1, then found v2 in STM (changed: left for later); B archived v2, moved it
+    assert reports[0] == {"to_im": 2, "missing": 0, "changed": 1, "refused": []}
+    assert reports[1] == {"to_im": 1, "missing": 2, "changed": 0, "refused": []}
+    with open_archive(url) as archive:
+        rows = {a.action_id: a for a in archive.read(SIM)}
+    assert (rows["x-0-move"].reward, rows["x-0-move"].details) == (0.2, {"v": 2})
+    assert mem.actions.get("x-0-move", agent_id="x") is None
     mem.close()
