@@ -8,8 +8,8 @@ archive transaction; the action was updated to v2; the second maintainer read v2
 archived it and moved it to IM (whose compressed form keeps no details). The first
 then replaced the archived v2 with v1, and its move found the hash gone: v2 was lost
 from every tier. Now the archive write asks, in its write transaction, whether STM
-still holds the version read (``tiers/archiving.current_in_stm``): the hash is gone and
-its id left the timeline, so the first keeps the archived v2.
+still holds the version read (``tiers/archiving.current_in_stm``): the hash is gone, so
+the first keeps the archived v2.
 
 The first maintainer is held after its read without a sleep: the test holds the
 archive's write lock (``BEGIN IMMEDIATE`` from another connection), waits until the
