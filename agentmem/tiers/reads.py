@@ -19,6 +19,7 @@ from agentmem.backends.sql import Archive
 from agentmem.errors import InvalidInput
 from agentmem.model.records import Action, IMAction
 from agentmem.plans.keyspace import check_part
+from agentmem.plans.paging import MAX_PAGE
 from agentmem.plans.plan import check_limit, command, single
 
 __all__ = ["by_target", "by_type", "find", "high_reward", "history", "known", "recent",
@@ -98,15 +99,16 @@ IM_PAGE = 256
 def _newest(memory: Memory, agent_id: str, stm: list[Action],
             keep: Callable[[Action | IMAction], bool], n: int) -> list[Action | IMAction]:
     """The ``n`` newest of ``stm`` (STM's matches, at most ``n``) and IM's matches: IM
-    is read newest first, a page of at least ``IM_PAGE`` entries per round trip, until
-    ``n`` match or it ends, so the work follows ``n`` and where the matches are, not
-    the agent's whole history. Newest: by step, then id, as :func:`history` orders. An
-    action moved from STM to IM between the reads is taken once."""
+    is read newest first, a page of at least ``IM_PAGE`` (at most ``MAX_PAGE``) entries
+    per round trip, until ``n`` match or it ends, so the work follows ``n`` and where
+    the matches are, not the agent's whole history. Newest: by step, then id, as
+    :func:`history` orders. An action moved from STM to IM between the reads is taken
+    once."""
     im: list[IMAction] = []
     cursor: str | None = None
     while len(im) < n:
         page = memory.im_actions.page("range", "im_timeline", newest_first=True,
-                                      cursor=cursor, size=max(IM_PAGE, n),
+                                      cursor=cursor, size=min(max(IM_PAGE, n), MAX_PAGE),
                                       agent_id=agent_id)
         im.extend(a for a in page.items if keep(a))
         cursor = page.cursor

@@ -21,6 +21,7 @@ from agentmem.backends import sqlreads
 from agentmem.backends.archivedelete import write_updating
 from agentmem.backends.sql import Archive, open_archive
 from agentmem.errors import AgentMemError
+from agentmem.tiers import reads
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 from agentmem.tiers.reads import find, history, recent, relative
 
@@ -84,6 +85,22 @@ def test_recent_relative_and_history_skip_gone_stm_hashes_and_fill_their_limit(
     assert second.action_id == "a1-2-move"
     assert relative(mem, "a1", -4) is None
     assert ids(recent(mem, "a1", 10)) == ["a1-3-move", "a1-2-move", "a1-1-move", "a1-0-move"]
+
+
+@pytest.mark.parametrize("read", ["by_type", "by_target", "high_reward"])
+def test_reads_across_tiers_take_any_limit_a_query_takes(
+        connect: Callable[..., agentmem.Memory], read: str) -> None:
+    """A limit above a page's 10,000 is a limit like any other (review 104: by_type and
+    by_target raised InvalidInput about a page size for 10,001): IM is read in pages of
+    at most 10,000."""
+    mem = connect()
+    mem.actions.add_many([act(s, action_target_id="t", reward=1.0) for s in range(6)])
+    Tiers(mem).transition("a1", ["a1-0-move", "a1-1-move", "a1-2-move"])
+    args = {"by_type": ("move",), "by_target": ("t",), "high_reward": (0.5,)}[read]
+    whole = ids(getattr(reads, read)(mem, "a1", *args))
+    assert len(whole) == 6
+    for limit in (10_000, 10_001, 10**6, 10**12):
+        assert ids(getattr(reads, read)(mem, "a1", *args, limit=limit)) == whole
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
