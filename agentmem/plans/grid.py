@@ -133,8 +133,16 @@ def _walk(x0: int, x1: int, y0: int, y1: int, max_ranges: int
     return out
 
 
+QUERY_MAX = 1e150
+"""The largest magnitude of a query's point and radius: every distance within the radius
+then squares to a finite float (``near.lua`` compares squared distances; beyond it they
+overflowed to infinity and results came by id, not nearest first). Stored positions may
+be any finite floats: one farther than the radius from such a point is left out."""
+
+
 def check_query(x: object, y: object, radius: object) -> tuple[float, float, float]:
-    """The query point and radius as floats: finite, radius >= 0."""
+    """The query point and radius as floats: finite, at most :data:`QUERY_MAX` in
+    magnitude, radius >= 0."""
     vals = []
     for name, v in (("x", x), ("y", y), ("radius", radius)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -145,6 +153,9 @@ def check_query(x: object, y: object, radius: object) -> tuple[float, float, flo
             f = math.inf
         if not math.isfinite(f):
             raise InvalidInput(f"{name} must be a finite number, got {v!r}")
+        if abs(f) > QUERY_MAX:
+            raise InvalidInput(f"{name} must be at most {QUERY_MAX:g} in magnitude (its "
+                               f"square must be a finite float), got {v!r}")
         vals.append(f)
     if vals[2] < 0:
         raise InvalidInput(f"radius must be >= 0, got {radius!r}")

@@ -116,3 +116,12 @@ def test_radius_query_overflow_is_invalid_input() -> None:
         with pytest.raises(InvalidInput, match="finite number"):
             check_query(*args)
     assert check_query(2**60, 0, 1) == (float(2**60), 0.0, 1.0)
+
+
+def test_radius_query_beyond_squares_that_overflow_is_invalid_input() -> None:
+    """Review 104: a point or radius near 1e308 squared to infinity in near.lua, and the
+    results came by id, not nearest first."""
+    for args in ((1e308, 0, 1), (0, -1e151, 1), (0, 0, 1e200)):
+        with pytest.raises(InvalidInput, match="at most 1e\\+150"):
+            check_query(*args)
+    assert check_query(-1e150, 1e150, 1e150) == (-1e150, 1e150, 1e150)
