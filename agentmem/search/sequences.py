@@ -19,17 +19,16 @@ round trip, and :func:`analyze` runs every analysis over it. Definitions are in
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from agentmem.backends.redis import Memory
 from agentmem.errors import InvalidInput
 from agentmem.lua.search import SEQUENCE
-from agentmem.plans.plan import Arg, script_call, single
+from agentmem.plans.plan import Arg, check_limit, script_call, single
 
 Types = Sequence[str] | np.ndarray
 Rewards = Sequence[float | None] | np.ndarray
@@ -225,18 +224,18 @@ def read_window(memory: Memory, agent_id: str, start: int | None = None,
     """The agent's actions with ``start <= step <= end`` in short-term memory (or, with
     ``tiers="all"``, short-term and intermediate), oldest first; one round trip.
 
-    ``limit`` keeps the newest ``limit``. Actions whose hash is gone are skipped.
+    ``limit`` keeps the newest ``limit`` (at most 10**12). Actions whose hash is gone
+    are skipped and the timelines read on past them, so a limit is filled with the newest
+    actions that exist, as ``history(..., newest_first=True, limit=limit)`` (reversed).
     The order is that of ``memory.actions.history``: step, then id.
     """
     if tiers not in ("stm", "all"):
         raise InvalidInput(f"tiers must be 'stm' or 'all', got {tiers!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                              or limit < 0):
-        raise InvalidInput(f"limit must be a non-negative int or None, got {limit!r}")
+    n = check_limit(limit)
     lay = memory.actions.layout
     lo = "-inf" if start is None else str(int(start))
     hi = "+inf" if end is None else str(int(end))
-    argv: list[Arg] = [lo, hi, -1 if limit is None else limit, "1" if limit is not None else "0"]
+    argv: list[Arg] = [lo, hi, n, "1" if limit is not None else "0"]
     prefix, suffix = lay.record_key_parts("action", agent_id=agent_id)
     wire = lay.action.codec.wire
     argv += ["s", lay.key("timeline", agent_id=agent_id), prefix, suffix,
@@ -249,23 +248,17 @@ def read_window(memory: Memory, agent_id: str, start: int | None = None,
     # the agent's keys share one slot (layout 2): the call runs there on a cluster
     route = lay.key("timeline", agent_id=agent_id)
     raw = memory.runner.run(single(script_call(SEQUENCE, argv, route=route), lambda r: r))
-    parts: dict[bytes, list[tuple[float, bytes, bytes, Any, bytes]]] = {b"s": [], b"i": []}
-    for i in range(0, len(raw), 5):
-        tier, aid, step, typ, rwd = raw[i:i + 5]
-        parts[tier].append((float(step), aid, typ, rwd, tier))
-    if limit is not None:  # newest first from the server: put them back in time order
-        for rows in parts.values():
-            rows.reverse()
-    merged = list(heapq.merge(parts[b"s"], parts[b"i"], key=lambda row: (row[0], row[1])))
+    # one sequence, merged by the script: newest first with a limit, put back in time order
+    rows = [raw[i:i + 5] for i in range(0, len(raw), 5)]
     if limit is not None:
-        merged = merged[max(0, len(merged) - limit):]
+        rows.reverse()
     return Window(
-        ids=[row[1].decode() for row in merged],
-        steps=np.array([row[0] for row in merged], dtype=np.float64),
-        types=[row[2].decode() for row in merged],
-        rewards=np.array([np.nan if row[3] is None else float(row[3]) for row in merged],
+        ids=[row[1].decode() for row in rows],
+        steps=np.array([float(row[2]) for row in rows], dtype=np.float64),
+        types=[row[3].decode() for row in rows],
+        rewards=np.array([np.nan if row[4] is None else float(row[4]) for row in rows],
                          dtype=np.float64),
-        tiers=[row[4].decode() for row in merged],
+        tiers=[row[0].decode() for row in rows],
     )
 
 

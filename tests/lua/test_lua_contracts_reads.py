@@ -168,12 +168,20 @@ def test_sequence_reads_tier_id_step_type_reward(mem: agentmem.Memory, r: redis.
     assert out[1::5] == [b"a1-3-move"]  # a gone hash is skipped
 
 
-def test_sequence_newest_per_timeline_over_both_tiers(
+def test_sequence_newest_merged_over_both_tiers(
         mem: agentmem.Memory, r: redis.Redis) -> None:
     mem.actions.add_many([_act(i, reward=1.0) for i in range(1, 6)])
     Tiers(mem).transition("a1", ["a1-1-move", "a1-2-move", "a1-3-move"])
     itl, ipre = "agent:a1:im:action:timeline", "agent:a1:im:action:"
-    out = _run(r, search.SEQUENCE, [], "-inf", "+inf", 2, "1", "s", TL, PRE, "", *TR,
-               "i", itl, ipre, "", *TR)
-    assert [(out[i], out[i + 1]) for i in range(0, len(out), 5)] == [
-        (b"s", b"a1-5-move"), (b"s", b"a1-4-move"), (b"i", b"a1-3-move"), (b"i", b"a1-2-move")]
+
+    def newest(limit: int) -> list[tuple[bytes, bytes]]:
+        out = _run(r, search.SEQUENCE, [], "-inf", "+inf", limit, "1", "s", TL, PRE, "", *TR,
+                   "i", itl, ipre, "", *TR)
+        return [(out[i], out[i + 1]) for i in range(0, len(out), 5)]
+
+    # the timelines merged by (step, id), newest first, at most limit in all
+    assert newest(3) == [(b"s", b"a1-5-move"), (b"s", b"a1-4-move"), (b"i", b"a1-3-move")]
+    # gone hashes (STM and IM) are skipped and the timelines read on to fill the limit
+    r.delete(PRE + "a1-4-move", ipre + "a1-3-move")
+    assert newest(2) == [(b"s", b"a1-5-move"), (b"i", b"a1-2-move")]
+    assert newest(0) == []
