@@ -93,8 +93,9 @@ class RedisSettings(Settings):
     spin_us: Annotated[int, Field(ge=0, le=MAX_SPIN_US)] | None = None
     """Microseconds a blocking call polls for its reply (``None``: automatic)."""
     socket_timeout: Seconds | None = None
-    """Seconds a reply may stay silent: a call fails when no byte of it came for this
-    long (``None``: redis-py's default: 5 s with redis-py 8, none with 5-7)."""
+    """Seconds a reply may stay silent: a call fails once no byte of it came for this
+    long, within about twice it (``None``: redis-py's default: 5 s with redis-py 8,
+    none with 5-7)."""
     socket_connect_timeout: Seconds | None = None
     """Seconds connecting may take (``None``: redis-py's default: 5 s with
     redis-py 8, none with 5-7)."""
