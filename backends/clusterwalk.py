@@ -55,6 +55,9 @@ class ClusterWalk:
         self.retired: dict[tuple[str, str], str] = {}
         """(agent, id) of simulation-level orphans a fix removed -> their simulation, whose
         retired mark was raised (as ``agentmem.integrity``'s walk does)."""
+        self.shrunk: set[str] = set()
+        """Agents whose timeline or relative index lost orphans: their relative index is
+        refilled from the timeline at the end (``integrity_relative``)."""
 
     def run(self) -> None:
         runner = self.memory.runner
@@ -99,6 +102,13 @@ class ClusterWalk:
             except LINK_ERRORS as exc:
                 raise connection_failure(f"Redis Cluster node {node.name}", exc) from exc
             self._actions(pending)
+        from agentmem.lua.integrity import RELATIVE
+
+        size = getattr(self.memory.actions.spec.index("relative_index"), "cap", None) or 0
+        for agent in sorted(self.shrunk):
+            rel = self.layout.key("relative_index", agent_id=agent)
+            runner.run(Plan((script_call(RELATIVE, [self.mode, rel, self.layout.key(
+                "timeline", agent_id=agent), size], route=rel),), every_reply))
 
     def _actions(self, pairs: list[tuple[str, str]]) -> None:
         if not pairs:
@@ -181,6 +191,8 @@ class ClusterWalk:
             cursor = _text(out[0])
             found = [_text(m) for m in out[1:]]
             self.report.add("orphans", family, [f"{key} {m}" for m in found])
+            if found and self.fix and family in ("timeline", "relative_index"):
+                self.shrunk.add(agent)
             if timeline and found:
                 pairs = [x for m in found for x in (m, self.retired.get((agent, m), ""))]
                 self.memory.runner.run(Plan((script_call(

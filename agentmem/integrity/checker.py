@@ -247,18 +247,21 @@ class _Walk:
             lambda agent: _fill(self.p["retired"], {"agent_id": agent})))
         self.retired.update(dict.fromkeys(marked, sim))
 
-    def _timeline(self, key: str, agent: str, pre: str, suf: str) -> None:
+    def _timeline(self, key: str, agent: str, pre: str, suf: str) -> bool:
         """An agent's timeline orphans: found (read only), then each removed with its
         retired mark raised first (:data:`~agentmem.lua.integrity.RETIRE`): the mark of
         its simulation when a simulation-level orphan named it, else ``:any``, a mark
         of every simulation (no other key says which simulation the id was given in)."""
         retired = _fill(self.p["retired"], {"agent_id": agent})
+        removed = False
         for found in self._scan_members(lua.ORPHANS, key, "timeline", "z", "a", pre, suf, "",
                                         0, mode="check"):
             pairs = [x for aid in found for x in (aid, self.retired.get((agent, aid), ""))]
             if pairs:
-                self.memory.runner.run(single(script_call(
+                removed = bool(self.memory.runner.run(single(script_call(
                     lua.RETIRE, [key, pre, suf, retired, *pairs]), lambda reply: reply))
+                    ) or removed
+        return removed
 
     # -- the walk -----------------------------------------------------------
 
@@ -308,6 +311,7 @@ class _Walk:
             f"{head}{_glob_escape(a)}{sep[0]}*" for a in self.agents]
         actions: list[tuple[str, str]] = []
         ims: list[tuple[str, str]] = []
+        shrunk: set[str] = set()
         for match in matches:
             for key, g in self._scan(match):
                 family, agent = g["family"], g.get("agent_id", "")
@@ -327,15 +331,23 @@ class _Walk:
                     pre, suf = _fill(self.p[hfam], {"agent_id": agent, "action_id": "\x02"}
                                      ).split("\x02")
                     if family == "timeline" and self.fix:
-                        self._timeline(key, agent, pre, suf)
+                        if self._timeline(key, agent, pre, suf):
+                            shrunk.add(agent)
                         continue
                     kind = self.memory.actions.families_kind if family in (
                         "types", "targets") else "z"
-                    for _ in self._scan_members(lua.ORPHANS, key, family, kind, "a", pre, suf,
-                                                "", 0):
-                        pass
+                    for found in self._scan_members(lua.ORPHANS, key, family, kind, "a", pre,
+                                                    suf, "", 0):
+                        if found and family == "relative_index" and self.fix:
+                            shrunk.add(agent)
         self._actions(actions)
         self._ims(ims)
+        # the relative index of an agent whose timeline or relative index lost orphans
+        # gets the timeline's next entries back (docs/keyspace.md: the newest N)
+        size = getattr(self.memory.actions.spec.index("relative_index"), "cap", None) or 0
+        for agent in sorted(shrunk):
+            self._call(lua.RELATIVE, _fill(self.p["relative_index"], {"agent_id": agent}),
+                       _fill(self.p["timeline"], {"agent_id": agent}), size)
 
     def _actions(self, pairs: list[tuple[str, str]]) -> None:
         if not pairs:

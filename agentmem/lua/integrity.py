@@ -15,7 +15,7 @@ from __future__ import annotations
 from agentmem.lua.loader import load
 
 __all__ = ["ACTIONS", "ALL", "COUNTS", "IM", "INDEXED_FIELDS", "LIST", "LISTED", "ORPHANS",
-           "RETIRE", "STEPS"]
+           "RELATIVE", "RETIRE", "STEPS"]
 
 INDEXED_FIELDS = ("simulation_id", "step_number", "action_type", "action_target_id", "reward",
                   "position_x", "position_y")
@@ -32,5 +32,6 @@ LISTED = load("integrity/integrity_listed.lua", "integrity_listed")
 IM = load("integrity/integrity_im.lua", "integrity_im")
 COUNTS = load("integrity/integrity_counts.lua", "integrity_counts")
 RETIRE = load("integrity/integrity_retire.lua", "integrity_retire")
+RELATIVE = load("integrity/integrity_relative.lua", "integrity_relative")
 
-ALL = (ORPHANS, LIST, STEPS, ACTIONS, LISTED, IM, COUNTS, RETIRE)
+ALL = (ORPHANS, LIST, STEPS, ACTIONS, LISTED, IM, COUNTS, RETIRE, RELATIVE)

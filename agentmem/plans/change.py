@@ -65,9 +65,23 @@ def _witness(ix: Index, spec: RecordSpec[Any]) -> list[Arg]:
     return [0]
 
 
+def _source(ix: SortedIndex, spec: RecordSpec[Any]) -> SortedIndex | None:
+    """For a capped sorted index of record ids, the uncapped sorted index of ids it
+    holds the highest entries of (same score, key of the same fields: the timeline of
+    the relative index), from which the delete and update scripts refill it when an
+    entry leaves it; None: none is declared (it is not refilled)."""
+    fields = set(Template.parse(ix.key).fields)
+    for other in spec.indexes:
+        if (isinstance(other, SortedIndex) and other.cap is None and other.member == ID
+                and other.score == ix.score and set(Template.parse(other.key).fields) == fields):
+            return other
+    return None
+
+
 def unindex_body(spec: RecordSpec[Any]) -> list[Arg]:
     """The declaration's part of a section of the delete and update scripts: its
-    indices (kind, member, key template, witness) and its retired marks."""
+    indices (kind, member, key template, witness) and its retired marks. A capped sorted
+    index of ids with a :func:`_source` is ``z<cap>`` and its witness is that source."""
     wire = spec.codec.wire
     out: list[Arg] = [len(spec.indexes)]
     for ix in spec.indexes:
@@ -76,6 +90,11 @@ def unindex_body(spec: RecordSpec[Any]) -> list[Arg]:
         else:
             kind = "s" if isinstance(ix, SetIndex) else "l" if isinstance(ix, ListIndex) else "z"
             member = "" if ix.member == ID else wire(ix.member)
+        if isinstance(ix, SortedIndex) and ix.cap is not None and ix.member == ID:
+            source = _source(ix, spec)
+            if source is not None:
+                out += (f"z{ix.cap}", member, *_parts(ix.key, spec), *_parts(source.key, spec))
+                continue
         out += (kind, member, *_parts(ix.key, spec), *_witness(ix, spec))
     if spec.retired is None:
         out.append(0)

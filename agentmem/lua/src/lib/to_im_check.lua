@@ -1,4 +1,5 @@
 -- lib/to_im_check.lua: a part included by scripts (see agentmem/lua/loader.py).
+--!include lib/refill.lua
 local A = ARGV
 local ttl = tonumber(A[1])
 local hpre, hsuf, tl, rel, rw = A[2], A[3], A[4], A[5], A[6]
@@ -49,6 +50,9 @@ end
 local fixed = ok(tl, 'zset') and ok(rel, 'zset') and ok(rw, 'zset') and ok(itl, 'zset')
   and ok(grid, 'zset') and (retired == '' or ok(retired, 'hash'))
   and (pins == '' or ok(pins, 'set'))
+-- the relative index's size before the moves: refilled to it from the timeline after them
+-- (lib/refill.lua), so that it still holds the newest entries of the timeline
+local relsize = fixed and redis.call('ZCARD', rel)
 local moved, missing, refused, sims, pinned, changed = {}, {}, {}, {}, {}, {}
 for i = 0, n - 1 do
   local id, imp = A[42 + 2 * i], A[43 + 2 * i]

@@ -3,10 +3,15 @@
 -- their removal. A section of ARGV (agentmem/plans/change.py writes it):
 --   hash_key id nix <nix indices> retired nextra <nextra set keys>
 -- an index: kind member nparts <parts> nwitness <parts>; kind 'z' sorted set, 's' set,
--- 'l' list, 'h' counter; member '' for the record id, else the hash field whose value is
+-- 'l' list, 'h' counter ('z<cap>': a sorted set capped to its highest <cap>, as the
+-- write's group codes); member '' for the record id, else the hash field whose value is
 -- the member (the counted field of a counter); a part 'L<text>' or 'F<field>'; the
 -- witness (sorted sets and sets of field values): a set of ids whose emptiness
--- removes the value; retired: nparts <parts> scope_field order_field (nparts 0: none).
+-- removes the value; of a capped sorted set of ids: the sorted set it holds the highest
+-- entries of (the timeline of the relative index), from which it is refilled once an
+-- entry left it (lib/refill.lua); retired: nparts <parts> scope_field order_field
+-- (nparts 0: none).
+--!include lib/refill.lua
 local function template(pos)
   local n = tonumber(ARGV[pos])
   local parts = {}
@@ -29,7 +34,9 @@ local function section(pos)
   local sec = {key = ARGV[pos], id = ARGV[pos + 1], ix = {}, extra = {}}
   pos = pos + 3
   for i = 1, tonumber(ARGV[pos - 1]) do
-    local ix = {kind = ARGV[pos], member = ARGV[pos + 1]}
+    local code = ARGV[pos]
+    local ix = {kind = string.sub(code, 1, 1), cap = tonumber(string.sub(code, 2)),
+      member = ARGV[pos + 1]}
     ix.parts, pos = template(pos + 2)
     ix.witness, pos = template(pos)
     sec.ix[i] = ix
@@ -49,7 +56,8 @@ local function as_map(flat)
   return h
 end
 local TYPES = {z = 'zset', s = 'set', l = 'list', h = 'hash'}
--- the entries of the record of hash h: {kind, key, member, witness key or false, by value}
+-- the entries of the record of hash h: {kind, key, member, witness key or false, by value,
+-- cap or nil}
 local function entries(sec, h)
   local out = {}
   for _, ix in ipairs(sec.ix) do
@@ -59,7 +67,7 @@ local function entries(sec, h)
     if key and member then
       local w = false
       if #ix.witness > 0 then w = render(ix.witness, h) or false end
-      out[#out + 1] = {ix.kind, key, member, w, ix.member ~= ''}
+      out[#out + 1] = {ix.kind, key, member, w, ix.member ~= '', ix.cap}
     end
   end
   return out
@@ -73,8 +81,12 @@ local function wrong_type(ops)
   return nil
 end
 -- remove the entries (skip[key .. '\0' .. member]: a list entry kept in place); the
--- members that are field values are left to drop_values
+-- members that are field values are left to drop_values. A capped sorted set that lost
+-- the member is refilled from its witness once every entry is removed (so that it holds
+-- the highest entries of what remains: docs/keyspace.md, the relative index), to its cap
+-- or to the size it had, whichever is larger.
 local function unindex(ops, skip)
+  local refills = {}
   for _, op in ipairs(ops) do
     local kind, key, member = op[1], op[2], op[3]
     if kind == 'h' then
@@ -82,9 +94,15 @@ local function unindex(ops, skip)
     elseif kind == 'l' then
       if not skip[key .. '\0' .. member] then redis.call('LREM', key, 1, member) end
     elseif not op[5] then
-      if kind == 'z' then redis.call('ZREM', key, member) else redis.call('SREM', key, member) end
+      if kind == 'z' then
+        local size = op[6] and op[4] and redis.call('ZCARD', key)
+        if redis.call('ZREM', key, member) == 1 and size then
+          refills[#refills + 1] = {key, op[4], math.max(op[6], size)}
+        end
+      else redis.call('SREM', key, member) end
     end
   end
+  for _, r in ipairs(refills) do refill(r[1], r[2], r[3]) end
 end
 -- sorted sets and sets of field values: a value goes when its witness set is empty
 local function drop_values(ops)

@@ -29,4 +29,5 @@
     end
   end
 end
+if relsize then refill(rel, tl, relsize) end
 return {moved, missing, refused, pinned, changed}

@@ -18,4 +18,5 @@
     end
   end
 end
+if relsize then refill(rel, tl, relsize) end
 return {moved, missing, refused, sims, pinned, changed}
