@@ -1,5 +1,5 @@
-"""Reading a pipeline's replies on asyncio: the socket timeout counts the server's
-silence, not the event loop's other work.
+"""Reading replies on asyncio: the socket timeout counts the server's silence, not the
+event loop's other work.
 
 redis-py's asyncio client bounds each reply's read with its ``socket_timeout`` measured
 on the loop's clock from the moment the read starts. A loop busy with other tasks (one
@@ -10,9 +10,9 @@ raised ``TimeoutError``, that is :class:`~agentmem.errors.Unavailable`, from a h
 server (review 101: 50 tasks each reading 5,000 actions at once on a 2 s timeout, 22
 failed; 100 tasks on 5 s, 99).
 
-So the runner reads the replies without redis-py's timer (``read_response`` with no
-timeout) and watches the connection itself: a check every ``socket_timeout`` of the
-loop's clock (later when the loop is busy), which lets the read go on when
+So replies are read without redis-py's timer (``read_response`` with no timeout) under a
+watch of the connection: a check every ``socket_timeout`` of the loop's clock (later
+when the loop is busy), which lets the read go on when
 
 - bytes are waiting that the client has not taken yet: in the connection's
   ``StreamReader``, or on the socket (``FIONREAD``), where a busy loop leaves them; or
@@ -26,6 +26,17 @@ between two checks, at least the timeout. As the blocking runner's
 and a server that stops (a crash, ``SIGSTOP``) fails it within twice the timeout of its
 last byte, plus what the loop is late. A cancelled read is cancelled as before; an
 interrupted read closes the connection, as redis-py's own do.
+
+Two places use the watch. The connections of the clients :func:`connect_async
+<agentmem.backends.redis.connect_async>` creates are :class:`SilenceWatch` ones (their
+``read_response`` is watched): every read of theirs, the handshake of a new connection,
+``EVAL``, ``SCRIPT LOAD`` and ``PING`` included. And the runner reads a plan's replies
+with :func:`read_replies`, one watch for them all, on any client's connection: a client
+the user passes keeps redis-py's timer for its other reads.
+
+Over TLS the watch sees bytes a whole record at a time (up to 16 KB): the SSL layer takes
+the socket's bytes (``FIONREAD`` sees none) and hands the stream nothing until a record
+is complete.
 """
 
 from __future__ import annotations
@@ -33,9 +44,12 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-from typing import Any
+from collections.abc import Awaitable, Sized
+from typing import Any, TypeVar, cast
 
 import redis
+import redis.asyncio
+import redis.asyncio.connection
 
 try:  # FIONREAD: how many bytes a socket holds (POSIX)
     import fcntl
@@ -43,7 +57,9 @@ try:  # FIONREAD: how many bytes a socket holds (POSIX)
 except ImportError:  # pragma: no cover - Windows: the stream's bytes only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["read_replies"]
+__all__ = ["SilenceWatch", "read_replies", "watched_options"]
+
+T = TypeVar("T")
 
 
 async def read_replies(client: Any, conn: Any, names: list[str]) -> list[Any]:
@@ -51,25 +67,29 @@ async def read_replies(client: Any, conn: Any, names: list[str]) -> list[Any]:
     as its ``ResponseError``); redis-py's ``TimeoutError`` when the server was silent
     for the connection's ``socket_timeout`` (see above)."""
     replies: list[Any] = []
-    timeout = conn.socket_timeout
-    if not timeout:  # no timeout: nothing to watch
+
+    async def read(target: Any) -> list[Any]:
         for name in names:
             try:
-                replies.append(await client.parse_response(conn, name))
+                replies.append(await client.parse_response(target, name))
             except redis.ResponseError as exc:
                 replies.append(exc)
         return replies
-    untimed = _Untimed(conn)
+
+    timeout = conn.socket_timeout
+    if not timeout:  # no timeout: nothing to watch
+        return await read(conn)
+    return await _watched(conn, timeout, replies, read(_Untimed(conn)))
+
+
+async def _watched(conn: Any, timeout: float, replies: Sized, read: Awaitable[T]) -> T:
+    """``read`` (of replies on ``conn``, counted in ``replies``) under the silence watch."""
     limit = asyncio.timeout(None)
     try:
         async with limit:
             watch = _Silence(conn, limit, replies, timeout)
             try:
-                for name in names:
-                    try:
-                        replies.append(await client.parse_response(untimed, name))
-                    except redis.ResponseError as exc:
-                        replies.append(exc)
+                return await read
             finally:
                 watch.stop()
     except TimeoutError:
@@ -77,7 +97,57 @@ async def read_replies(client: Any, conn: Any, names: list[str]) -> list[Any]:
             raise
         raise redis.exceptions.TimeoutError(  # what redis-py's own timeout raises
             f"Timeout reading from socket: no byte for {timeout} s") from None
-    return replies
+
+
+class SilenceWatch:
+    """A redis-py asyncio connection whose replies are read under the silence watch
+    (mixed in before the connection class): a read with no timeout of its own (the
+    connection's ``socket_timeout``) fails only when the server was silent that long.
+    A read given a timeout (a pub/sub poll, :class:`_Untimed`'s none) is redis-py's."""
+
+    __slots__ = ()
+
+    socket_timeout: float | None
+
+    async def read_response(self, disable_decoding: bool = False,
+                            timeout: float | None = None, **kwargs: Any) -> Any:
+        base = cast(Any, super())
+        watch = self.socket_timeout if timeout is None else None
+        if not watch:
+            return await base.read_response(disable_decoding, timeout, **kwargs)
+        read = base.read_response(disable_decoding, math.inf, **kwargs)
+        return await _watched(self, watch, (), read)
+
+
+class _WatchedConnection(SilenceWatch, redis.asyncio.Connection):
+    pass
+
+
+class _WatchedSSLConnection(SilenceWatch, redis.asyncio.SSLConnection):
+    pass
+
+
+class _WatchedUnixConnection(SilenceWatch, redis.asyncio.UnixDomainSocketConnection):
+    pass
+
+
+_WATCHED: dict[type, type] = {
+    redis.asyncio.Connection: _WatchedConnection,
+    redis.asyncio.SSLConnection: _WatchedSSLConnection,
+    redis.asyncio.UnixDomainSocketConnection: _WatchedUnixConnection,
+}
+
+
+def watched_options(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The pool options of an asyncio client of ``url`` whose connections are watched:
+    redis-py's class for the URL's scheme (TCP, TLS, Unix socket) with
+    :class:`SilenceWatch` mixed in. A ``connection_class`` of the caller's is kept.
+    ``ValueError`` for a URL redis-py does not take."""
+    if "connection_class" in options:
+        return options
+    kind = redis.asyncio.connection.parse_url(url).get(
+        "connection_class", redis.asyncio.Connection)
+    return {**options, "connection_class": _WATCHED.get(kind, kind)}
 
 
 class _Untimed:
@@ -104,7 +174,7 @@ class _Silence:
     __slots__ = ("_conn", "_handle", "_limit", "_loop", "_read", "_replies", "_timeout",
                  "_waiter")
 
-    def __init__(self, conn: Any, limit: asyncio.Timeout, replies: list[Any],
+    def __init__(self, conn: Any, limit: asyncio.Timeout, replies: Sized,
                  timeout: float) -> None:
         self._conn = conn
         self._limit = limit

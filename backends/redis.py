@@ -17,6 +17,7 @@ import redis
 import redis.asyncio
 from pydantic import BaseModel
 
+from agentmem.backends.aioreplies import watched_options
 from agentmem.backends.aiorunner import AsyncRedisRunner
 from agentmem.backends.failures import LINK_ERRORS
 from agentmem.backends.inflight import Pending
@@ -431,7 +432,8 @@ def connect_async(
     if client is None:
         url, _ = parse_url(url)
         try:
-            client = redis.asyncio.Redis.from_url(url, decode_responses=False, **pool_options)
+            client = redis.asyncio.Redis.from_url(  # every read under the silence watch
+                url, decode_responses=False, **watched_options(url, pool_options))
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"bad Redis URL or option: {exc}") from None
     runner = AsyncRedisRunner(client, s.layout_version)

@@ -1,7 +1,8 @@
 """The asyncio API's socket timeout counts the server's silence, not the event loop's
 other work (``agentmem.backends.aioreplies``, review 101): a read in flight while
 another task holds the loop for longer than the timeout (decoding a large reply, say)
-gets its reply from a healthy server; a server that stops (``SIGSTOP``) still fails the
+gets its reply from a healthy server, also on new connections (their handshake) and in
+a fresh store's layout check; a server that stops (``SIGSTOP``) still fails the
 read with ``Unavailable``, busy loop or not, within about twice the timeout; a read so
 stopped can still be cancelled. A full connection pool is no outage: a ``BackendError``
 saying so, not ``Unavailable``, blocking and asyncio alike.
@@ -101,6 +102,80 @@ def test_many_large_reads_share_a_loop_that_decodes_without_timing_out(
             await amem.close()
 
     assert asyncio.run(go()) == [1000] * 20
+
+
+def test_new_connections_made_while_the_loop_is_held_past_the_timeout_succeed(
+        srv: LocalServer) -> None:
+    """A cold pool (review 106): ten reads at once need nine new connections, whose
+    handshakes (``CLIENT SETINFO``) are answered late (``CLIENT PAUSE``, 0.3 s) while
+    another task holds the loop for three times the timeout. The handshake's read is
+    the connection's own, not the runner's: it must be watched too (before, nine of ten
+    raised ``Unavailable``)."""
+    async def go() -> list[int]:
+        amem = agentmem.connect_async(srv.url, socket_timeout=TIMEOUT)
+        try:
+            await amem.actions.add_many(actions(20))
+            assert len(amem.client.connection_pool._available_connections) == 1
+            with redis.Redis(port=srv.port) as r:
+                r.client_pause(300)
+            reads = [asyncio.create_task(amem.actions.recent("a1", 5)) for _ in range(10)]
+            await asyncio.sleep(0.05)  # connected, the handshakes sent
+            hold_the_loop(HOLD)
+            return [len(got) for got in await asyncio.gather(*reads)]
+        finally:
+            await amem.close()
+
+    assert asyncio.run(go()) == [5] * 10
+
+
+def test_the_first_call_s_layout_check_while_the_loop_is_held_succeeds(
+        srv: LocalServer) -> None:
+    """A fresh store's first call checks the layout (``EVAL`` on the client, not the
+    runner's pipeline) and its reply comes while the loop is held past the timeout: it
+    must be read, not time out (before: ``Unavailable``)."""
+    async def go() -> int:
+        amem = agentmem.connect_async(srv.url, socket_timeout=TIMEOUT)
+        try:
+            assert await amem.ping()  # connected; the layout is not checked yet
+            assert amem.runner.pending_layout is not None
+            with redis.Redis(port=srv.port) as r:
+                r.client_pause(300)
+            read = asyncio.create_task(amem.actions.recent("a1", 5))
+            await asyncio.sleep(0.05)
+            hold_the_loop(HOLD)
+            got = await read
+            assert amem.runner.pending_layout is None
+            return len(got)
+        finally:
+            await amem.close()
+
+    assert asyncio.run(go()) == 0
+
+
+def test_a_stopped_server_fails_a_new_connection_s_handshake(srv: LocalServer) -> None:
+    """The watch bounds the handshake's read: a server stopped (``SIGSTOP``) before a
+    store connects takes the connection (the kernel does) and never answers, and the
+    first call raises ``Unavailable`` within about twice the timeout, loop held or
+    not."""
+    async def go() -> float:
+        amem = agentmem.connect_async(srv.url, socket_timeout=TIMEOUT,
+                                      socket_connect_timeout=TIMEOUT)
+        try:
+            assert srv.process is not None
+            os.kill(srv.process.pid, signal.SIGSTOP)
+            try:
+                t0 = time.perf_counter()
+                with pytest.raises(Unavailable, match="Timeout"):
+                    await amem.actions.recent("a1", 1)
+                took = time.perf_counter() - t0
+            finally:
+                os.kill(srv.process.pid, signal.SIGCONT)
+            assert await amem.actions.recent("a1", 1) == []
+            return took
+        finally:
+            await amem.close()
+
+    assert asyncio.run(go()) < 2 * TIMEOUT + 3.0
 
 
 @pytest.mark.parametrize("held", [False, True], ids=["idle loop", "held loop"])
