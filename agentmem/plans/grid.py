@@ -134,15 +134,16 @@ def _walk(x0: int, x1: int, y0: int, y1: int, max_ranges: int
 
 
 QUERY_MAX = 1e150
-"""The largest magnitude of a query's point and radius: every distance within the radius
-then squares to a finite float (``near.lua`` compares squared distances; beyond it they
-overflowed to infinity and results came by id, not nearest first). Stored positions may
-be any finite floats: one farther than the radius from such a point is left out."""
+"""The largest radius of a query: every distance within it then squares to a finite
+float (``near.lua`` compares squared distances; with a radius near 1e308 they overflowed
+to infinity and results came by id, not nearest first). Points, stored or queried, may
+be any finite floats: a difference of two that overflows, or squares to infinity, is
+farther than such a radius, and is left out as it should be."""
 
 
 def check_query(x: object, y: object, radius: object) -> tuple[float, float, float]:
-    """The query point and radius as floats: finite, at most :data:`QUERY_MAX` in
-    magnitude, radius >= 0."""
+    """The query point and radius as floats: finite, the radius from 0 to
+    :data:`QUERY_MAX`."""
     vals = []
     for name, v in (("x", x), ("y", y), ("radius", radius)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -153,12 +154,12 @@ def check_query(x: object, y: object, radius: object) -> tuple[float, float, flo
             f = math.inf
         if not math.isfinite(f):
             raise InvalidInput(f"{name} must be a finite number, got {v!r}")
-        if abs(f) > QUERY_MAX:
-            raise InvalidInput(f"{name} must be at most {QUERY_MAX:g} in magnitude (its "
-                               f"square must be a finite float), got {v!r}")
         vals.append(f)
     if vals[2] < 0:
         raise InvalidInput(f"radius must be >= 0, got {radius!r}")
+    if vals[2] > QUERY_MAX:
+        raise InvalidInput(f"radius must be at most {QUERY_MAX:g} (its square must be a "
+                           f"finite float), got {radius!r}")
     return vals[0], vals[1], vals[2]
 
 

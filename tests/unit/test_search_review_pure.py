@@ -119,9 +119,10 @@ def test_radius_query_overflow_is_invalid_input() -> None:
 
 
 def test_radius_query_beyond_squares_that_overflow_is_invalid_input() -> None:
-    """Review 104: a point or radius near 1e308 squared to infinity in near.lua, and the
-    results came by id, not nearest first."""
-    for args in ((1e308, 0, 1), (0, -1e151, 1), (0, 0, 1e200)):
-        with pytest.raises(InvalidInput, match="at most 1e\\+150"):
-            check_query(*args)
-    assert check_query(-1e150, 1e150, 1e150) == (-1e150, 1e150, 1e150)
+    """Review 104: a radius near 1e308 squared to infinity in near.lua, and the results
+    came by id, not nearest first. A point may be any finite float (a far stored
+    position is found from a point beside it)."""
+    for radius in (1e151, 1e200, 1.7e308):
+        with pytest.raises(InvalidInput, match="radius must be at most 1e\\+150"):
+            check_query(0, 0, radius)
+    assert check_query(-1.7e308, 1.7e308, 1e150) == (-1.7e308, 1.7e308, 1e150)
