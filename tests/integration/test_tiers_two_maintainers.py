@@ -35,6 +35,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 from test_sql_archive import db_of
+from test_tiers_update_during_move import MAINTAINER, scripts_run
 
 import agentmem
 from agentmem import Action
@@ -45,29 +46,6 @@ from agentmem.tiers.maintenance import TierPolicy, Tiers
 from agentmem.tiers.shapes import Shapes
 
 SIM = "sim_two"
-
-MAINTAINER = """
-import json, sys
-import agentmem
-from agentmem.backends.sql import open_archive
-from agentmem.tiers.maintenance import TierPolicy, Tiers
-url, archive_url = sys.argv[1], sys.argv[2]
-mem = agentmem.connect(url)
-with open_archive(archive_url) as archive:
-    tiers = Tiers(mem, TierPolicy(stm_steps=3), archive=archive)
-    mem.actions.get("x-5-move", agent_id="x")  # connected, scripts loaded
-    print("ready", flush=True)
-    sys.stdin.readline()
-    report = tiers.maintain(agent_ids=["x"], now_step=5)
-    print(json.dumps({"to_im": report.to_im, "missing": report.missing,
-                      "changed": report.changed, "refused": report.refused}), flush=True)
-mem.close()
-"""
-
-
-def _scripts_run(r: redis.Redis) -> int:
-    stats = r.info("commandstats")
-    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
 
 
 def test_a_slow_maintainer_keeps_the_version_another_archived_and_moved(
@@ -91,11 +69,11 @@ def test_a_slow_maintainer_keeps_the_version_another_archived_and_moved(
         lock = sqlite3.connect(path, isolation_level=None)
         try:
             lock.execute("BEGIN IMMEDIATE")
-            before = _scripts_run(r)
+            before = scripts_run(r)
             kid.stdin.write("go\n")
             kid.stdin.flush()
             deadline = time.monotonic() + 60
-            while _scripts_run(r) == before:  # M1's read (get_many) has run: v1
+            while scripts_run(r) == before:  # M1's read (get_many) has run: v1
                 assert time.monotonic() < deadline, "the maintainer never read STM"
                 time.sleep(0.005)
             os.kill(kid.pid, signal.SIGSTOP)  # before its archive transaction
