@@ -57,7 +57,11 @@ try:  # FIONREAD: how many bytes a socket holds (POSIX)
 except ImportError:  # pragma: no cover - Windows: the stream's bytes only
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SilenceWatch", "read_replies", "watched_options"]
+HAS_FIONREAD = fcntl is not None
+"""Whether :func:`queued_bytes` can ask a socket (POSIX)."""
+
+__all__ = ["HAS_FIONREAD", "SilenceWatch", "queued_bytes", "read_replies", "socket_of",
+           "watched_options"]
 
 T = TypeVar("T")
 
@@ -208,14 +212,26 @@ def _waiting(conn: Any, stream: Any) -> bool:
     socket (the loop has not read it)."""
     if getattr(stream, "_buffer", None):
         return True
-    writer = getattr(conn, "_writer", None)
-    transport = getattr(writer, "transport", None)
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None or fcntl is None:
+    sock = socket_of(conn)
+    if sock is None:
         return False
     try:
-        got = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+        return queued_bytes(sock.fileno()) > 0
     except (OSError, ValueError):  # closed: the read learns it
         return False
+
+
+def socket_of(conn: Any) -> Any:
+    """The socket of a connected redis-py asyncio connection (None: not connected)."""
+    transport = getattr(getattr(conn, "_writer", None), "transport", None)
+    return transport.get_extra_info("socket") if transport is not None else None
+
+
+def queued_bytes(fd: int) -> int:
+    """How many bytes socket ``fd`` holds unread (``FIONREAD``; 0 where there is no
+    ``fcntl``); ``OSError`` or ``ValueError`` for a closed one."""
+    if fcntl is None:
+        return 0
+    got = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
     queued: int = struct.unpack("i", got)[0]
-    return queued > 0
+    return queued

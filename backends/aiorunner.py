@@ -8,7 +8,6 @@ redis-py's errors mapped onto :mod:`agentmem.errors`.
 
 from __future__ import annotations
 
-import array
 import select
 from collections.abc import Iterable
 from typing import Any, TypeVar
@@ -16,13 +15,7 @@ from typing import Any, TypeVar
 import redis
 import redis.asyncio
 
-try:  # FIONREAD: how many bytes a socket holds (POSIX)
-    import fcntl
-    import termios
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-from agentmem.backends.aioreplies import read_replies
+from agentmem.backends.aioreplies import HAS_FIONREAD, queued_bytes, read_replies, socket_of
 from agentmem.backends.failures import LINK_ERRORS
 from agentmem.backends.replies import (
     check_client,
@@ -143,10 +136,8 @@ def closed_by_peer(conn: Any) -> bool:
     notification left unread); elsewhere a readable socket with no byte waiting
     (``FIONREAD``) is a close. Bytes waiting on a live connection (push notifications)
     are left to redis-py's pool, which reads them once its stream has them."""
-    writer = getattr(conn, "_writer", None)
-    transport = getattr(writer, "transport", None)
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is None or fcntl is None:
+    sock = socket_of(conn)
+    if sock is None or not HAS_FIONREAD:
         return False  # not connected (the pool connects it), closed already, or Windows
     try:
         fd = sock.fileno()
@@ -159,11 +150,9 @@ def closed_by_peer(conn: Any) -> bool:
             return True
         if _RDHUP:
             return False  # bytes of a live connection
-        waiting = array.array("i", [0])
-        fcntl.ioctl(fd, termios.FIONREAD, waiting)
+        return queued_bytes(fd) == 0
     except (OSError, ValueError):
         return True
-    return waiting[0] == 0
 
 
 _RDHUP: int = getattr(select, "POLLRDHUP", 0)
