@@ -37,18 +37,32 @@ from agentmem.model.keyshape import may_coincide, segments
 from agentmem.model.schema import Template
 from agentmem.plans.colplan import ColumnRows
 from agentmem.plans.grid import _SPREAD13, OFFSET, TOP
+from agentmem.plans.grid import code as cell_code
 from agentmem.plans.numtext import column_texts
 from agentmem.plans.plan import LEAST_TEXT_FIRST, Call, script_call
 from agentmem.plans.wirepack import Packed, packb, packed_texts, raw
 from agentmem.plans.write import Prepared, WritePlanner
 from agentmem.plans.writeargs import KEY_CACHE, _Compiled, _split, number_texts, outbox_group
 
-__all__ = ["MIN_RECORDS", "ColumnBatcher", "grid_codes"]
+__all__ = ["GRID_LOOP_MAX", "MIN_RECORDS", "PACK_MIN", "ColumnBatcher", "grid_codes"]
 
 MIN_RECORDS = 32
 """A write of fewer records goes as rows: the column script's cost per call (its plan
 unpacked, its tables built) outweighs what columns save below about this many
 (``docs/performance.md``, "Write calls as columns")."""
+
+PACK_MIN = 512
+"""A write of at least this many records sends its number columns packed a whole column
+at a time (:func:`~agentmem.plans.wirepack.packed_texts`: numpy passes, some 30 µs a
+column whatever its length); a smaller one, the texts of
+:func:`~agentmem.plans.numtext.column_texts`, which ``msgpack`` packs one by one (about
+0.1 µs each): below a few hundred values, the cheaper of the two (``docs/performance.md``,
+"Small writes as columns")."""
+
+GRID_LOOP_MAX = 128
+""":func:`grid_codes` of at most this many positions runs :func:`agentmem.plans.grid.code`
+on each (about 1 µs each); of more, numpy passes over the whole columns (some 60 µs
+whatever their length)."""
 
 _SPREAD = np.asarray(_SPREAD13, dtype=np.int64)
 
@@ -60,6 +74,9 @@ def grid_codes(xs: Sequence[float | None], ys: Sequence[float | None], cell: flo
     comparisons. ``present``: the caller knows every x and y is present; ``pack``: a
     :class:`~agentmem.plans.wirepack.Packed` column then, where it can be."""
     n = len(xs)
+    if n <= GRID_LOOP_MAX:
+        return [None if x is None or y is None else str(cell_code(x, y, cell))
+                for x, y in zip(xs, ys, strict=True)]
     have = [i for i in range(n) if xs[i] is not None and ys[i] is not None] \
         if not present and (None in xs or None in ys) else None
     if have is None:
@@ -344,12 +361,14 @@ class ColumnBatcher:
                     continue
                 out.append((col if fn is None else
                             [None if v is None else fn(v) for v in col], True))
+            elif fn is None:
+                out.append((col, False))
             else:
-                out.append((col if fn is None else
-                            packed_texts(col, fn) or column_texts(col, fn), False))
+                out.append(((n >= PACK_MIN and packed_texts(col, fn)) or column_texts(col, fn),
+                            False))
         for xi, yi, cell in self.grids:
             present = absent is not None and absent[xi] is False and absent[yi] is False
-            codes = grid_codes(cols[xi], cols[yi], cell, present, True)
+            codes = grid_codes(cols[xi], cols[yi], cell, present, n >= PACK_MIN)
             out.append((codes, not present and type(codes) is not Packed and None in codes))
         return out
 

@@ -24,7 +24,7 @@ from agentmem import CounterIndex, Identifier, ListIndex, Record, SetIndex, Sort
 from agentmem.errors import ConfigError, WriteError
 from agentmem.lua.scripts import WRITE, WRITE_COLS
 from agentmem.model.records import Action
-from agentmem.plans.colwrite import MIN_RECORDS, grid_codes
+from agentmem.plans.colwrite import GRID_LOOP_MAX, MIN_RECORDS, PACK_MIN, grid_codes
 from agentmem.plans.grid import code
 from agentmem.plans.wirepack import packed_texts
 
@@ -269,6 +269,14 @@ def test_grid_codes_of_whole_columns_are_those_of_each_position(cell: float) -> 
     want = [None if x is None or y is None else str(code(x, y, cell))
             for x, y in zip(xs, ys, strict=True)]
     assert grid_codes(xs, ys, cell) == want
+    # at most GRID_LOOP_MAX positions: one at a time, the same codes (the edges among them)
+    assert len(xs) > GRID_LOOP_MAX
+    for a in range(0, len(xs) - GRID_LOOP_MAX, GRID_LOOP_MAX):
+        b = a + GRID_LOOP_MAX
+        assert grid_codes(xs[a:b], ys[a:b], cell) == want[a:b]
+        assert grid_codes(edge, xs[a:a + len(edge)], cell) == [
+            None if y is None else str(code(x, y, cell))
+            for x, y in zip(edge, xs[a:a + len(edge)], strict=True)]
     some = [x for x in xs if x is not None][:9]
     assert [c.decode() if type(c) is bytes else c  # (texts of a whole column as bytes)
             for c in grid_codes(some, edge[:9], cell)] == [
@@ -624,6 +632,37 @@ def test_a_batchs_repositories_follow_write_columns(r: redis.Redis, traced: Trac
             assert traced.ran(lambda write=write: queued(write)) == form, setting
 
 
+@pytest.mark.parametrize("n", [MIN_RECORDS, 100, GRID_LOOP_MAX, GRID_LOOP_MAX + 1,
+                               PACK_MIN - 1, PACK_MIN])
+@pytest.mark.parametrize("present", [True, False])
+def test_writes_either_side_of_the_packing_and_grid_sizes_store_what_add_many_stores(
+        r: redis.Redis, connect: Any, traced: Traced, n: int, present: bool) -> None:
+    """A write of fewer than PACK_MIN records sends its numbers' texts one by one, of
+    at most GRID_LOOP_MAX its grid codes computed one at a time: the same bytes stored
+    as add_many's, with every position given and with some absent, odd numbers among
+    them (tiny, negative zero, 2**40)."""
+    rnd = random.Random(n)
+    odd = [-0.0, 0.0, 1e-05, 1 / 3, 1e15, -123456.000001, 2.5, 5e-324]
+    data = [{"agent_id": f"a{i % 25}", "simulation_id": "s", "step_number": i // 25,
+             "action_type": "move", "reward": rnd.choice(odd) if i % 9 == 0
+             else rnd.uniform(-1, 1), "resources_before": round(rnd.uniform(0, 50), 2),
+             "resources_after": rnd.choice([0, -1, 2 ** 40, i]),
+             "position": (rnd.uniform(-50, 50), float(i % 9))
+             if present or i % 4 else None} for i in range(n)]
+    stored = [a.action_id for a in connect().actions.add_many([Action(**d) for d in data])]
+    want = snapshot(r)
+    r.flushdb()
+    cols = as_columns(data)
+    cols["reward"] = np.array(cols["reward"])
+    if present:
+        cols["position"] = np.array(cols["position"])
+    mem = traced.connect()
+    ids: list[str] = []
+    assert traced.ran(lambda: ids.extend(mem.actions.add_columns(cols))) == (False, True)
+    assert ids == stored
+    assert snapshot(r) == want
+
+
 @pytest.mark.parametrize("tiny", [0, 3, 65])
 def test_numbers_of_every_kind_as_whole_columns_store_what_add_many_stores(
         r: redis.Redis, connect: Any, tiny: int) -> None:
@@ -632,7 +671,7 @@ def test_numbers_of_every_kind_as_whole_columns_store_what_add_many_stores(
     writes ``0.00001``) by ``repr``, up to 64 of them; more, value by value."""
     rnd = random.Random(tiny)
     odd = [-0.0, 0.0, 1e-4, 1 / 3, 0.1 + 0.2, 1e15, -123456.000001, 20.00001, 2.5]
-    n = 400
+    n = PACK_MIN + 100  # packed: a write of fewer records sends the texts one by one
     rewards = [rnd.choice(odd) if i % 7 == 0 else round(rnd.uniform(-5, 5), rnd.randrange(6))
                for i in range(n)]
     for i in rnd.sample(range(n), tiny):
