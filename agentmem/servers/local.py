@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shutil
 import signal
 import socket
@@ -103,6 +104,11 @@ class LocalServer:
     appendonly: bool = False
     extra_args: tuple[str, ...] = ()
     config_file: Path | None = None  # read first (e.g. a requirepass kept off the command line)
+    env: dict[str, str] = field(default_factory=lambda: {"LC_ALL": "C"})
+    """Variables set for the server process over this one's environment. ``LC_ALL=C``
+    by default: the server's Lua compares strings in the collation locale it starts in,
+    and under C that is byte order, which agentmem's scripts then use as it is
+    (``docs/configuration.md``, "The server's locale")."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
 
@@ -131,7 +137,8 @@ class LocalServer:
                 with self._stderr() as errors, _signals_held():
                     self.process = subprocess.Popen(self._args(binary),
                                                     stdout=subprocess.DEVNULL,
-                                                    stderr=errors)
+                                                    stderr=errors,
+                                                    env={**os.environ, **self.env})
                 self._wait_started(timeout)
                 return self
             except ServerExited as exc:

@@ -13,6 +13,7 @@
 -- and a hash of another simulation than the simulation id skipped (its hash field that
 -- holds the simulation id: the simulation id field, the layout's name for it).
 --!include lib/sim_agents.lua
+--!include lib/bytewise.lua
 local mode, key, okey, lo, hi = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local rev, size, cscore, cmember = ARGV[6] == '1', tonumber(ARGV[7]), ARGV[8], ARGV[9]
 local prefix, suffix, middle, sim, step = ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]
@@ -69,7 +70,7 @@ local function sorted_walk(zkey)
       -- past the cursor: entries of its score up to its id (in this direction) were read
       local skip = false
       if cscore ~= '' and tonumber(e[2]) == tonumber(cscore) then
-        if rev then skip = e[1] >= cmember else skip = e[1] <= cmember end
+        if rev then skip = not blt(e[1], cmember) else skip = not blt(cmember, e[1]) end
       end
       if not skip then return e[1], e[2] end
     end
@@ -105,8 +106,8 @@ elseif mode == 's' or mode == 'S' then
         local inside = (sc > lon or (sc == lon and not lox)) and (sc < hin or (sc == hin and not hix))
         local after = true
         if csn then
-          if rev then after = sc < csn or (sc == csn and id < cm)
-          else after = sc > csn or (sc == csn and id > cm) end
+          if rev then after = sc < csn or (sc == csn and blt(id, cm))
+          else after = sc > csn or (sc == csn and blt(cm, id)) end
         end
         if inside and after then return id, raw end
       end
@@ -160,13 +161,13 @@ elseif mode == 's' or mode == 'S' then
   end
 elseif mode == 'i' then
   local ids = redis.call('SMEMBERS', key)
-  table.sort(ids)
+  sort_ids(ids)
   local i = 1
   nextf = function()
     while i <= #ids do
       local id = ids[i]
       i = i + 1
-      if cmember == '' or id > cmember then return id, 'i' end
+      if cmember == '' or blt(cmember, id) then return id, 'i' end
     end
     return nil
   end

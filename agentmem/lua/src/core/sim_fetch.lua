@@ -4,6 +4,7 @@
 -- ARGV: source key, 'set'|'list', start, stop, prefix, middle, suffix, limit, step, simulation id, simulation id field (absent: 'simulation_id')
 -- Reply: the HGETALL of each id whose hash exists and is of the simulation, in index order, at most limit
 --!include lib/sim_agents.lua
+--!include lib/bytewise.lua
 
 -- Resolve action ids of a simulation-level index to their agent's hash and fetch them.
 -- ARGV: source key, 'set'|'list', start, stop, prefix, middle, suffix, limit (-1: all),
@@ -21,7 +22,7 @@ local sf = ARGV[11]
 local ids
 if kind == 'set' then
   ids = redis.call('SMEMBERS', src)
-  table.sort(ids)
+  sort_ids(ids)
 else
   ids = redis.call('LRANGE', src, start, stop)
 end

@@ -3,6 +3,7 @@
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
 -- ARGV: mode, pre, mid, suf, x field, y field, x, y, radius squared, limit, filters, keys, code ranges, simulation id, simulation id field (absent: 'simulation_id'; documented below)
 -- Reply: {id, distance, hash, ...} nearest first; mode 'c': candidates {id, step, ...}
+--!include lib/bytewise.lua
 --!include lib/sim_agents.lua
 
 -- ARGV:
@@ -72,7 +73,7 @@ end
 local rows, cands = {}, {}
 local function nearer(a, b)
   if a[1] ~= b[1] then return a[1] < b[1] end
-  return a[2] < b[2]
+  return blt(a[2], b[2])
 end
 -- one member of a key of step `step`: a candidate (mode 'c') or, when its position is
 -- within the radius and it passes the filters, a row

@@ -3,6 +3,7 @@
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
 -- ARGV: min, max, limit, newest, then per timeline: tier, key, prefix, suffix, type field, reward field
 -- Reply: {tier, id, step, type, reward, ...} per action whose hash exists, merged by (step, id), at most limit
+--!include lib/bytewise.lua
 -- ARGV: min, max, limit (-1: all; the newest when newest = '1'), newest ('1'|'0'),
 -- then per timeline: tier letter, timeline key, hash prefix, hash suffix, and the hash
 -- fields of the action type and the reward (as the tier's hashes name them).
@@ -81,8 +82,8 @@ local function before(c, d)
     return c.score < d.score
   end
   local x, y = c.page[2 * c.pos - 1], d.page[2 * d.pos - 1]
-  if newest then return x > y end
-  return x < y
+  if newest then return blt(y, x) end
+  return blt(x, y)
 end
 
 local one = #cursors == 1

@@ -3,6 +3,7 @@
 -- KEYS: none: every key is built from ARGV (a cluster call is routed by its plan)
 -- ARGV: IM hash prefix, suffix, IM timeline, pinned set, importance field, simulation id field, capacity, weight, most (optional: victims named at most)
 -- Reply: {id, simulation id, ...} of the lowest-ranked entries over capacity
+--!include lib/bytewise.lua
 -- ARGV: IM hash prefix, suffix, IM timeline, pinned set, the IM hash fields of the
 -- importance and of the simulation id (as the layout names them), capacity, weight.
 -- Ranks the agent's unpinned IM entries by (step + importance * weight, importance, id)
@@ -57,7 +58,7 @@ end
 table.sort(rows, function(x, y)
   if x[1] ~= y[1] then return x[1] < y[1] end
   if x[2] ~= y[2] then return x[2] < y[2] end
-  return x[3] < y[3]
+  return blt(x[3], y[3])
 end)
 local out = {}
 for i = 1, excess do out[#out + 1] = rows[i][3]; out[#out + 1] = rows[i][4] end

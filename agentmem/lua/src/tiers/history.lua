@@ -4,6 +4,7 @@
 -- ARGV: STM timeline, prefix, suffix, IM timeline, prefix, suffix, min, max, rev, limit
 -- Reply: {tier, hash, tier, hash, ...}, tier 's' or 'i', ordered by (step, id), at most
 -- limit pairs
+--!include lib/bytewise.lua
 -- ARGV: STM timeline, STM prefix, suffix, IM timeline, IM prefix, suffix,
 -- min, max, rev ('1'|'0'), limit (-1: all). Both timelines are read by score (step) in
 -- pages, through one cursor each, and merged by (step, id) as they are read: each row
@@ -67,8 +68,8 @@ local function before(x, y)
     if rev then return x[1] > y[1] end
     return x[1] < y[1]
   end
-  if rev then return x[2] > y[2] end
-  return x[2] < y[2]
+  if rev then return blt(y[2], x[2]) end
+  return blt(x[2], y[2])
 end
 
 local stm, im = cursor(tl, 's', hpre, hsuf), cursor(itl, 'i', ipre, isuf)
