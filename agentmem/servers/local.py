@@ -104,11 +104,12 @@ class LocalServer:
     appendonly: bool = False
     extra_args: tuple[str, ...] = ()
     config_file: Path | None = None  # read first (e.g. a requirepass kept off the command line)
-    env: dict[str, str] = field(default_factory=lambda: {"LC_ALL": "C"})
-    """Variables set for the server process over this one's environment. ``LC_ALL=C``
-    by default: the server's Lua compares strings in the collation locale it starts in,
-    and under C that is byte order, which agentmem's scripts then use as it is
-    (``docs/configuration.md``, "The server's locale")."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Variables set for the server process over this one's environment and over
+    ``LC_ALL=C``, which every server gets unless ``env`` names ``LC_ALL``: the server's
+    Lua compares strings in the collation locale it starts in, and under C that is byte
+    order, which agentmem's scripts then use as it is (``docs/configuration.md``, "The
+    server's locale")."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
 
@@ -138,7 +139,8 @@ class LocalServer:
                     self.process = subprocess.Popen(self._args(binary),
                                                     stdout=subprocess.DEVNULL,
                                                     stderr=errors,
-                                                    env={**os.environ, **self.env})
+                                                    env={**os.environ, "LC_ALL": "C",
+                                                         **self.env})
                 self._wait_started(timeout)
                 return self
             except ServerExited as exc:

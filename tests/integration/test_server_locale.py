@@ -31,18 +31,25 @@ from agentmem.search.sequences import read_window
 from agentmem.servers.local import LocalServer, find_binary
 from agentmem.tiers.maintenance import TierPolicy, Tiers
 
-TYPES = ["move", "Move", "_idle", "aa", "a_b", "B", "ab"]
+TYPES = ["move", "Move", "_idle", "aa", "a_b", "B", "ab", "\u00e7", "\u00e9", "\u03a9",
+         "\U0001f600"]
 AGENT = "a-1"
 
 
 @pytest.fixture(scope="module")
 def en_us(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding the en_US.UTF-8 locale (for ``LOCPATH``)."""
+    """A directory holding the en_US.UTF-8 locale and a forced ja_JP.ISO-8859-1 build
+    (for ``LOCPATH``): the second keeps ASCII in byte order, not its high bytes."""
     if shutil.which("localedef") is None or not Path("/usr/share/i18n/locales/en_US").exists():
         pytest.skip("no localedef or no locale sources on this machine")
     where = tmp_path_factory.mktemp("locales")
     subprocess.run(["localedef", "-i", "en_US", "-f", "UTF-8", str(where / "en_US.UTF-8")],
                    check=True, capture_output=True)
+    # -c: built despite its warnings (exit 1 then), as review 121 built it
+    subprocess.run(["localedef", "-c", "-i", "ja_JP", "-f", "ISO-8859-1",
+                    str(where / "ja_JP.ISO-8859-1")], check=False, capture_output=True)
+    if not (where / "ja_JP.ISO-8859-1").exists():
+        pytest.skip("localedef could not build ja_JP.ISO-8859-1 here")
     return where
 
 
@@ -50,15 +57,18 @@ def _started(kind: str, env: dict[str, str]) -> LocalServer:
     return LocalServer(kind, env=env).start()  # type: ignore[arg-type]
 
 
-@pytest.fixture(params=["redis", "valkey"])
+@pytest.fixture(params=[(k, loc) for k in ("redis", "valkey")
+                        for loc in ("en_US.UTF-8", "ja_JP.ISO-8859-1")],
+                ids=lambda p: "-".join(p))
 def pair(request: pytest.FixtureRequest, en_us: Path) -> Iterator[tuple[str, str]]:
-    """The URLs of a server of one kind started under C, and one under en_US.UTF-8."""
-    kind = request.param
+    """The URLs of a server of one kind started under C, and one under a collating
+    locale."""
+    kind, loc = request.param
     if find_binary(kind) is None:
         pytest.skip(f"no {kind} server binary")
     c = _started(kind, {"LC_ALL": "C"})
     try:
-        e = _started(kind, {"LC_ALL": "en_US.UTF-8", "LOCPATH": str(en_us)})
+        e = _started(kind, {"LC_ALL": loc, "LOCPATH": str(en_us)})
         try:
             yield c.url, e.url
         finally:
@@ -68,10 +78,21 @@ def pair(request: pytest.FixtureRequest, en_us: Path) -> Iterator[tuple[str, str
 
 
 def _collates(url: str) -> bool:
-    """Whether the server's Lua orders 'a-b' after 'aa' (a collating locale)."""
+    """Whether the server's Lua orders two strings otherwise than their bytes ('a-b'
+    after 'aa', or the byte 0xd0 before 0x93)."""
+    client = redis.Redis.from_url(url)
+    try:  # false -> nil
+        return client.eval("return ('a-b' < 'aa') and ('\\147' < '\\208')", 0) is None
+    finally:
+        client.close()
+
+
+def _probe(url: str) -> bool:
+    """lib/bytewise.lua's verdict on the server: whether its < is byte order."""
+    lib = (Path(agentmem.__file__).parent / "lua" / "src" / "lib" / "bytewise.lua").read_text()
     client = redis.Redis.from_url(url)
     try:
-        return client.eval("return 'a-b' < 'aa'", 0) is None  # false -> nil
+        return client.eval(lib + "\nreturn BYTEWISE and 1 or 0", 0) == 1
     finally:
         client.close()
 
@@ -137,6 +158,7 @@ def test_a_server_under_a_collating_locale_answers_as_one_under_c(
     c_url, en_url = pair
     assert not _collates(c_url)
     assert _collates(en_url)  # the premise: without it this test proves nothing
+    assert (_probe(c_url), _probe(en_url)) == (True, False)
     want = _answers(c_url, layout)
     got = _answers(en_url, layout)
     # the C server's answers are in byte order (ids as str: code point order is UTF-8's)
@@ -161,8 +183,25 @@ def test_servers_agentmem_starts_compare_bytes_whatever_its_own_locale(
         assert not _collates(server.url)
     finally:
         server.close()
-    inherited = LocalServer(kind, env={}).start()  # type: ignore[arg-type]
+    told = LocalServer(kind, env={"LC_ALL": "en_US.UTF-8"}).start()  # type: ignore[arg-type]
     try:
-        assert _collates(inherited.url)  # the premise: the environment would collate
+        assert _collates(told.url)  # the premise: the environment would collate
     finally:
-        inherited.close()
+        told.close()
+    other = LocalServer(kind, env={"X_AGENTMEM": "1"}).start()  # type: ignore[arg-type]
+    try:
+        assert not _collates(other.url)  # other variables keep LC_ALL=C
+    finally:
+        other.close()
+
+
+def test_the_probe_takes_c_utf8_for_byte_order(en_us: Path) -> None:
+    """C.UTF-8 (glibc's, built in) collates by code point, which is byte order: the
+    scripts' fast path."""
+    kind = "valkey" if find_binary("valkey") is not None else "redis"
+    server = LocalServer(kind, env={"LC_ALL": "C.UTF-8"}).start()  # type: ignore[arg-type]
+    try:
+        assert not _collates(server.url)
+        assert _probe(server.url)
+    finally:
+        server.close()

@@ -4,13 +4,20 @@
 -- strcoll, and Redis and Valkey take LC_COLLATE from the environment they start in
 -- (setlocale(LC_COLLATE, "")): started under en_US.UTF-8, 'a-b' < 'aa' is false and
 -- 'B' < 'a' too, while sorted sets, the client and the cursors a script hands out order
--- by bytes. BYTEWISE: < is byte order here (the C, POSIX and C.UTF-8 locales; each pair
--- below is in byte order and a collating locale puts one of them otherwise: it ignores
--- punctuation, or case, first). Then blt is <, and sort_ids table.sort; else both
--- compare byte by byte (some 20x slower: docs/configuration.md, "The server's locale").
-local BYTEWISE = ('-' < '.') and ('.' < '0') and ('0' < 'A') and ('A' < 'B')
-  and ('Z' < '_') and ('_' < 'a') and ('a-b' < 'aa') and ('aB' < 'a_') and ('a' < 'a-')
-  and ('B' < 'a') and ('~' < '\127') and ('\127' < '\128') and ('\194\128' < '\255')
+-- by bytes. BYTEWISE: < is byte order here (the C, POSIX and C.UTF-8 locales): each
+-- string of BW_PROBE comes before the next in byte order, and a collating locale puts
+-- some pair otherwise (it ignores punctuation or case first, or ranks single high
+-- bytes or multibyte characters by its own table: review 121 found a forced
+-- ja_JP.ISO-8859-1 build that keeps ASCII in byte order but not 0x93 and 0xd0). Then
+-- blt is <, and sort_ids table.sort; else both compare byte by byte (some 20x slower:
+-- docs/configuration.md, "The server's locale").
+local BW_PROBE = {'', '\1', '\31', ' ', '-', '.', '0', '9', 'A', 'B', 'Z', '_', 'a', 'a-',
+  'a-b', 'aB', 'a_', 'aa', 'b', '~', '\127', '\128', '\147', '\160', '\187', '\194\128',
+  '\195\167', '\206\169', '\208', '\224', '\240\159\152\128', '\255'}
+local BYTEWISE = true
+for bw_i = 2, #BW_PROBE do
+  if not (BW_PROBE[bw_i - 1] < BW_PROBE[bw_i]) then BYTEWISE = false; break end
+end
 
 local bw_byte, bw_sub = string.byte, string.sub
 
