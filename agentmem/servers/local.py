@@ -110,6 +110,10 @@ class LocalServer:
     Lua compares strings in the collation locale it starts in, and under C that is byte
     order, which agentmem's scripts then use as it is (``docs/configuration.md``, "The
     server's locale")."""
+    on_spawn: Callable[[LocalServer], None] | None = field(default=None, repr=False)
+    """Called with this server right after each process is spawned (``process`` and
+    ``port`` set), before it answers: the embedded server records it there, so that a
+    command killed while the server starts leaves it findable."""
     process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
 
@@ -141,6 +145,8 @@ class LocalServer:
                                                     stderr=errors,
                                                     env={**os.environ, "LC_ALL": "C",
                                                          **self.env})
+                    if self.on_spawn is not None:
+                        self.on_spawn(self)
                 self._wait_started(timeout)
                 return self
             except ServerExited as exc:

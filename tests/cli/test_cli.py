@@ -257,7 +257,7 @@ def test_a_stale_state_file_is_replaced(tmp_path: Path) -> None:
 def test_two_commands_never_share_a_folder_at_once(tmp_path: Path) -> None:
     data = tmp_path / "data"
     with Embedded(data):
-        with pytest.raises(ConfigError, match="another agentmem command"):
+        with pytest.raises(ConfigError, match="another agentmem process"):
             Embedded(data, wait=0.2).start()
         assert len(_valkeys(data)) == 1
 
