@@ -19,7 +19,8 @@ value, on a private server of its own:
    ``docs/layouts.md``), and layout 3's hashes also without the two
    fields their key already holds (``agent_id``, ``action_id``: no layout drops them;
    measured by deleting them after the write), layout 4's with them dropped and the
-   action key ``{agent_id}:<action_id>`` (:func:`layout4_short_key`), and the floor of
+   action key ``{agent_id}:<action_id>`` (:func:`layout4_short_key`; also with every key
+   under a short name), and the floor of
    the specification's families (:func:`floor`) in the same run.
 """
 
@@ -99,6 +100,8 @@ def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, flo
     r.close()
     out["layout 4, action key {agent_id}:<id>, without agent_id/action_id (not built)"] = (
         layout4_short_key(url, agents, per_agent), float("nan"))
+    out["layout 4, every key short (SHORT_NAMES), without agent_id/action_id (not built)"] = (
+        layout4_short_key(url, agents, per_agent, every_key=True), float("nan"))
     for label, parse, ordered in (("floor of layouts 1-3's families, ids of any form",
                                    False, False),
                                   ("floor of layout 4's families, ids of any form",
@@ -111,12 +114,27 @@ def layouts(url: str, agents: int, per_agent: int) -> dict[str, tuple[float, flo
     return out
 
 
-def layout4_short_key(url: str, agents: int, per_agent: int) -> float:
+SHORT_NAMES = {
+    "action": "{{{agent_id}}}:{action_id}", "timeline": "{{{agent_id}}}#t",
+    "relative_index": "{{{agent_id}}}#r", "types": "{{{agent_id}}}#y:{action_type}",
+    "targets": "{{{agent_id}}}#g:{action_target_id}", "rewards": "{{{agent_id}}}#w",
+    "sim_actions": "{{{simulation_id}}}$a", "sim_step": "{{{simulation_id}}}${step_number}",
+    "sim_steps": "{{{simulation_id}}}$s", "sim_by_type": "{{{simulation_id}}}$b",
+    "im_action": "{{{agent_id}}}#i:{action_id}", "im_timeline": "{{{agent_id}}}#it"}
+"""Short names for every family of layout 4 (``grids=False``) that a layout beyond 4
+could use (:func:`layout4_short_key` with ``every_key``): the action hash under
+``{agent_id}:<id>``, every other key of an agent under ``{agent_id}#...`` and of a
+simulation under ``{simulation_id}$...``, so no action id can name another key."""
+
+
+def layout4_short_key(url: str, agents: int, per_agent: int, *,
+                      every_key: bool = False) -> float:
     """Bytes per action of layout 4 (``grids=False``) with each action hash renamed to
     ``{<agent_id>}:<action_id>`` and without the two fields that key holds (``agent_id``,
     ``action_id``), every other key as layout 4 has it: what the action hash alone of a
     layout beyond 4 would save (no layout does this; done by ``RENAME`` and ``HDEL`` after
-    the write). Written twice, the second measured."""
+    the write). ``every_key``: every other key renamed too (:data:`SHORT_NAMES`). Written
+    twice, the second measured."""
     lay = keyspace.layout(4)
     drop = (lay.action.codec.wire("agent_id"), lay.action.codec.wire("action_id"))
     size = 0.0
@@ -130,13 +148,19 @@ def layout4_short_key(url: str, agents: int, per_agent: int) -> float:
         n = len(actions)
         mem.actions.add_many(actions)
         pipe = r.pipeline(transaction=False)
-        for key in r.scan_iter(match="agent:*:action:*", count=1000):
+        hashes = 0
+        for key in r.scan_iter(match=None if every_key else "agent:*:action:*", count=1000):
             parsed = lay.parse(key.decode())
-            if parsed is not None and parsed[0] == "action":
+            if parsed is None:
+                continue
+            family, parts = parsed
+            if family == "action":
+                hashes += 1
                 pipe.hdel(key, *drop)
-                agent, aid = parsed[1]["agent_id"], parsed[1]["action_id"]
-                pipe.rename(key, f"{{{agent}}}:{aid}")
-        assert len(pipe) == 2 * n, (len(pipe), n)
+                pipe.rename(key, f"{{{parts['agent_id']}}}:{parts['action_id']}")
+            elif every_key:
+                pipe.rename(key, SHORT_NAMES[family].format(**parts))
+        assert hashes == n, (hashes, n)
         pipe.execute()
         size = (used(r) - base) / n
     mem.close()
