@@ -214,7 +214,11 @@ class DualWriter(SendAhead, ArchiveSide, FallbackReads, RestartWatch):
         Blocking mode: returns the stored actions. Background mode: ``None``.
         """
         self._check_open()
-        items = list(actions)
+        try:
+            items = list(actions)
+        except TypeError:  # None, a number: not an iterable
+            raise InvalidInput("add_many takes an iterable of actions, "
+                               f"got {type(actions).__name__}") from None
         for n, a in enumerate(items):
             if not isinstance(a, Action):
                 raise InvalidInput(f"record {n}: expected an Action, got {type(a).__name__}")

@@ -141,7 +141,7 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         some (an id that exists, a key of the wrong type), the others are stored
         and :class:`~agentmem.errors.WriteError` lists both.
         """
-        return self._write_plan(list(records))
+        return self._write_plan(_listed(records, "add_many", "records"))
 
     def _row_planner(self) -> RowPlanner[M]:
         if self._rows is None:
@@ -187,7 +187,8 @@ class RecordOps(RecordVerbs[M], Generic[M]):
         """
         values, fast = self._row_checks()
         with paused_gc(True):
-            prepared = self._row_planner().prepare_rows(rows, self.check, values, fast)
+            prepared = self._row_planner().prepare_rows(_listed(rows, "add_rows", "mappings"),
+                                                        self.check, values, fast)
         return self._rows_plan(prepared)
 
     @operation
@@ -345,6 +346,18 @@ class AsyncRepository(RecordOps[M], Asynchronous, AsyncStepLogs):
 
 
 _OWNERS: dict[tuple[Any, ...], tuple[bool, bool, bool]] = {}
+
+
+def _listed(items: Any, verb: str, what: str) -> list[Any]:
+    """``items`` as a list; not an iterable (``None``, a number): :class:`InvalidInput`
+    (review 120: ``add_rows(None)`` raised a bare ``TypeError``)."""
+    if isinstance(items, list):
+        return items
+    try:
+        return list(items)
+    except TypeError:
+        raise InvalidInput(f"{verb} takes an iterable of {what}, "
+                           f"got {type(items).__name__}") from None
 
 
 def _owners(cls: type) -> tuple[bool, bool, bool]:

@@ -170,6 +170,15 @@ def test_bad_options_are_refused(mem: Memory, archive: Archive, bad: dict[str, A
         DualWriter(mem, archive, **bad)
 
 
+@pytest.mark.parametrize("bad", [None, 5])
+def test_not_an_iterable_of_actions_is_invalid_input(mem: Memory, archive: Archive,
+                                                     bad: Any) -> None:
+    """(review 120: a bare TypeError before) nothing stored, nothing archived."""
+    with DualWriter(mem, archive) as w, pytest.raises(InvalidInput, match="iterable of act"):
+        w.add_many(bad)
+    assert archive.count() == 0
+
+
 def test_close_and_with_exit_flush(mem: Memory, archive: Archive) -> None:
     w = DualWriter(mem, archive)
     w.add(act(step=1))

@@ -130,6 +130,19 @@ def test_rows_from_a_generator(r: redis.Redis, mem: agentmem.Memory) -> None:
                                         for s in ("sim0", "sim1"))
 
 
+@pytest.mark.parametrize("bad", [None, 5, 2.5])
+def test_not_an_iterable_of_records_is_invalid_input(r: redis.Redis, mem: agentmem.Memory,
+                                                     bad: Any) -> None:
+    """``add_rows(None)`` and ``add_many(5)`` raised a bare TypeError (review 120): now
+    InvalidInput, as ``add_columns(None)`` and a step log's ``add(None)`` give, and
+    nothing is written."""
+    for write in (mem.actions.add_rows, mem.actions.add_many, mem.actions.add_columns,
+                  lambda x: mem.actions.step_log().add(x)):
+        with pytest.raises(InvalidInput):
+            write(bad)
+    assert r.dbsize() == 0
+
+
 def test_a_bad_row_writes_nothing(r: redis.Redis, mem: agentmem.Memory) -> None:
     data = rows(50)
     data[37] = {**data[37], "reward": float("nan")}
